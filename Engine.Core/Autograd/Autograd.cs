@@ -1,0 +1,108 @@
+// Reverse-mode automatic differentiation.
+//
+// Each op that sees an input requiring grad (with grad mode on) attaches a GradNode to its output: the op's
+// name, its inputs, and a closure written beside the forward math that maps the output gradient to one gradient
+// per input. Tensor.Backward sorts the graph topologically (iteratively, so deep networks cannot overflow the
+// stack), walks it from the output, sums the gradients that reach a tensor from several uses, accumulates (+=)
+// into the Grad of leaves that require grad, and finally releases the graph: a second Backward through the same
+// graph is an error, as in PyTorch.
+using System.Numerics;
+
+namespace Engine.Core.Autograd;
+
+/// <summary>Turns gradient recording off for a block: <c>using (GradMode.NoGrad()) { … }</c>.</summary>
+public static class GradMode
+{
+    [ThreadStatic] private static int _disabledDepth;
+
+    /// <summary>True unless inside a NoGrad block on this thread.</summary>
+    public static bool IsEnabled => _disabledDepth == 0;
+
+    public static IDisposable NoGrad()
+    {
+        _disabledDepth++;
+        return new Restore();
+    }
+
+    private sealed class Restore : IDisposable
+    {
+        private bool _done;
+
+        public void Dispose()
+        {
+            if (_done) return;
+            _done = true;
+            _disabledDepth--;
+        }
+    }
+}
+
+/// <summary>Maps the gradient of an op's output to the gradients of its inputs (null where none flows).</summary>
+internal delegate Tensor<T>?[] BackwardFunction<T>(Tensor<T> outputGrad) where T : unmanaged, INumber<T>;
+
+/// <summary>The record an op leaves on its output.</summary>
+internal sealed class GradNode<T>(string op, Tensor<T>[] inputs, BackwardFunction<T> backward)
+    where T : unmanaged, INumber<T>
+{
+    public string Op { get; } = op;
+    public Tensor<T>[] Inputs { get; private set; } = inputs;
+    public BackwardFunction<T> Backward { get; private set; } = backward;
+    public bool Released { get; private set; }
+
+    public void Release()
+    {
+        Released = true;
+        Inputs = [];
+        Backward = static _ => [];
+    }
+}
+
+internal static class Graph
+{
+    /// <summary>Attaches a node to <paramref name="output"/> when grad mode is on and an input requires grad.</summary>
+    public static Tensor<T> Record<T>(Tensor<T> output, string op, Tensor<T>[] inputs, BackwardFunction<T> backward)
+        where T : unmanaged, INumber<T>
+    {
+        if (!GradMode.IsEnabled) return output;
+        foreach (var input in inputs)
+            if (input.RequiresGrad)
+            {
+                output.SetNode(new GradNode<T>(op, inputs, backward));
+                break;
+            }
+        return output;
+    }
+
+    /// <summary>Tensors that require grad reachable from <paramref name="root"/>, each after every tensor that
+    /// uses it (reverse post-order of an iterative depth-first search).</summary>
+    public static List<Tensor<T>> TopologicalOrder<T>(Tensor<T> root) where T : unmanaged, INumber<T>
+    {
+        var postOrder = new List<Tensor<T>>();
+        var visited = new HashSet<Tensor<T>>(ReferenceEqualityComparer.Instance);
+        var stack = new Stack<(Tensor<T> Tensor, int NextInput)>();
+        visited.Add(root);
+        stack.Push((root, 0));
+        while (stack.Count > 0)
+        {
+            var (tensor, next) = stack.Pop();
+            var inputs = tensor.Node?.Inputs ?? [];
+            if (tensor.Node is { Released: true })
+                throw new InvalidOperationException(
+                    $"Backward through the graph of '{tensor.Node.Op}' ({tensor.Shape}) a second time: the graph " +
+                    "was released by the first Backward. Run the forward pass again.");
+            if (next < inputs.Length)
+            {
+                stack.Push((tensor, next + 1));
+                var input = inputs[next];
+                if (input.RequiresGrad && visited.Add(input))
+                    stack.Push((input, 0));
+            }
+            else
+            {
+                postOrder.Add(tensor);
+            }
+        }
+        postOrder.Reverse();
+        return postOrder;
+    }
+}

@@ -1,0 +1,169 @@
+// Device: where tensors live and ops run. A device wraps one backend (for the ILGPU kinds: one ILGPU context and
+// accelerator with its cache of loaded kernels) and a pool of freed buffers, so that a training loop reuses memory
+// instead of allocating it.
+//
+// Chosen, in order of precedence: explicitly by API (Device.Create) or by a CLI flag (Device.Select("--device"
+// value)), by the ENGINE_DEVICE environment variable, or by default: CUDA, then OpenCL, then ILGPU's CPU
+// accelerator. SelectionReason says which rule picked it.
+using System.Numerics;
+using Engine.Kernels;
+using Engine.Kernels.Ilgpu;
+
+namespace Engine.Core;
+
+public sealed class Device : IDisposable
+{
+    /// <summary>Environment variable naming the default device kind.</summary>
+    public const string EnvironmentVariable = "ENGINE_DEVICE";
+
+    /// <summary>Every device kind, in the order the default tries them.</summary>
+    public static IReadOnlyList<string> Kinds { get; } = ["cuda", "opencl", "ilgpu-cpu"];
+
+    private static readonly Lock DefaultLock = new();
+    private static Device? _default;
+    private static int _nextId;
+
+    private readonly Lock _poolLock = new();
+    private readonly Dictionary<(Type Element, long Length), Stack<object>> _pool = new();
+    private long _liveBuffers;
+    private long _pooledBuffers;
+    private bool _disposed;
+
+    private Device(IBackend backend, string selectionReason)
+    {
+        Backend = backend;
+        SelectionReason = selectionReason;
+        Id = Interlocked.Increment(ref _nextId);
+    }
+
+    /// <summary>The backend that runs this device's ops.</summary>
+    public IBackend Backend { get; }
+
+    /// <summary>Device kind: cuda, opencl or ilgpu-cpu.</summary>
+    public string Kind => Backend.Kind;
+
+    /// <summary>Distinguishes devices of the same kind in messages.</summary>
+    public int Id { get; }
+
+    /// <summary>Why this device was chosen (API, CLI flag, environment variable, or the default order).</summary>
+    public string SelectionReason { get; }
+
+    /// <summary>Buffers handed out and not yet returned.</summary>
+    public long LiveBuffers => Interlocked.Read(ref _liveBuffers);
+
+    /// <summary>Freed buffers kept for reuse.</summary>
+    public long PooledBuffers => Interlocked.Read(ref _pooledBuffers);
+
+    public override string ToString() => $"{Kind}#{Id}";
+
+    /// <summary>True when a device of <paramref name="kind"/> is present on this machine.</summary>
+    public static bool IsAvailable(string kind) => IlgpuBackend.IsAvailable(ParseKind(kind));
+
+    /// <summary>Creates a device of the given kind.</summary>
+    /// <exception cref="ArgumentException">Unknown kind.</exception>
+    /// <exception cref="InvalidOperationException">The kind is not present on this machine.</exception>
+    public static Device Create(string kind, string selectionReason = "chosen by API") =>
+        new(IlgpuBackend.Create(ParseKind(kind)), selectionReason);
+
+    /// <summary>
+    /// The device for a program: <paramref name="requested"/> (a CLI flag's value) if given, else
+    /// ENGINE_DEVICE if set, else the first kind present in <see cref="Kinds"/> order.
+    /// </summary>
+    public static Device Select(string? requested)
+    {
+        if (!string.IsNullOrWhiteSpace(requested))
+            return Create(requested, $"chosen by --device {requested}");
+        string? fromEnvironment = Environment.GetEnvironmentVariable(EnvironmentVariable);
+        if (!string.IsNullOrWhiteSpace(fromEnvironment))
+            return Create(fromEnvironment, $"chosen by {EnvironmentVariable}={fromEnvironment}");
+        var absent = new List<string>();
+        foreach (string kind in Kinds)
+        {
+            if (IsAvailable(kind))
+                return Create(kind, absent.Count == 0
+                    ? $"default: first of {string.Join(", ", Kinds)}"
+                    : $"default: no {string.Join(" or ", absent)} device present");
+            absent.Add(kind);
+        }
+        throw new InvalidOperationException("No device is present.");
+    }
+
+    /// <summary>The process-wide default device (see <see cref="Select"/>), created on first use.</summary>
+    public static Device Default
+    {
+        get
+        {
+            lock (DefaultLock) return _default ??= Select(null);
+        }
+    }
+
+    private static IlgpuKind ParseKind(string kind) => kind.Trim().ToLowerInvariant() switch
+    {
+        "cuda" => IlgpuKind.Cuda,
+        "opencl" => IlgpuKind.OpenCL,
+        "ilgpu-cpu" => IlgpuKind.Cpu,
+        _ => throw new ArgumentException(
+            $"Unknown device '{kind}'. Known devices: {string.Join(", ", Kinds)}.", nameof(kind)),
+    };
+
+    /// <summary>A buffer of exactly <paramref name="length"/> elements, reused from the pool when one is free.
+    /// Its contents are undefined.</summary>
+    internal DeviceBuffer<T> Rent<T>(long length) where T : unmanaged, INumber<T>
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        Interlocked.Increment(ref _liveBuffers);
+        lock (_poolLock)
+        {
+            if (_pool.TryGetValue((typeof(T), length), out var stack) && stack.Count > 0)
+            {
+                _pooledBuffers--;
+                return (DeviceBuffer<T>)stack.Pop();
+            }
+        }
+        return Backend.Allocate<T>(length);
+    }
+
+    /// <summary>Gives a buffer back for reuse.</summary>
+    internal void Return<T>(DeviceBuffer<T> buffer) where T : unmanaged, INumber<T>
+    {
+        Interlocked.Decrement(ref _liveBuffers);
+        if (_disposed)
+        {
+            buffer.Dispose();
+            return;
+        }
+        lock (_poolLock)
+        {
+            var key = (typeof(T), buffer.Length);
+            if (!_pool.TryGetValue(key, out var stack)) _pool[key] = stack = new Stack<object>();
+            stack.Push(buffer);
+            _pooledBuffers++;
+        }
+    }
+
+    /// <summary>Frees every pooled buffer (live tensors are untouched).</summary>
+    public void ReleasePooledBuffers()
+    {
+        lock (_poolLock)
+        {
+            foreach (var stack in _pool.Values)
+                foreach (var buffer in stack)
+                    ((IDisposable)buffer).Dispose();
+            _pool.Clear();
+            _pooledBuffers = 0;
+        }
+    }
+
+    /// <summary>Waits for every queued op.</summary>
+    public void Synchronize() => Backend.Synchronize();
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        ReleasePooledBuffers();
+        _disposed = true;
+        Backend.Dispose();
+        lock (DefaultLock)
+            if (ReferenceEquals(_default, this)) _default = null;
+    }
+}

@@ -1,0 +1,88 @@
+// Elementwise tensor ops with their gradients: add (the residual add), multiply, scale, ReLU, clone, and the
+// in-place fill and copy. Each forward is followed by its backward closure; shapes must match exactly.
+using System.Numerics;
+using Engine.Core.Autograd;
+using Engine.Core.Ops;
+
+namespace Engine.Core;
+
+public sealed partial class Tensor<T>
+{
+    /// <summary>a + b (same shape). Backward: both inputs receive the output gradient.</summary>
+    public static Tensor<T> Add(Tensor<T> a, Tensor<T> b)
+    {
+        Check.Elementwise("add", a, b);
+        var y = new Tensor<T>(a.Device, a.Shape);
+        a.Device.Backend.Add(a.Buffer, b.Buffer, y.Buffer);
+        return Graph.Record(y, "add", [a, b], dy => [dy, dy]);
+    }
+
+    /// <summary>a ⊙ b (same shape). Backward: da = dy ⊙ b, db = dy ⊙ a.</summary>
+    public static Tensor<T> Multiply(Tensor<T> a, Tensor<T> b)
+    {
+        Check.Elementwise("multiply", a, b);
+        var y = new Tensor<T>(a.Device, a.Shape);
+        a.Device.Backend.Multiply(a.Buffer, b.Buffer, y.Buffer);
+        return Graph.Record(y, "multiply", [a, b], dy => [
+            a.RequiresGrad ? Multiply(dy, b) : null,
+            b.RequiresGrad ? Multiply(dy, a) : null,
+        ]);
+    }
+
+    /// <summary>alpha · x. Backward: dx = alpha · dy.</summary>
+    public Tensor<T> Scale(T alpha)
+    {
+        var y = new Tensor<T>(Device, Shape);
+        Device.Backend.Scale(Buffer, alpha, y.Buffer);
+        return Graph.Record(y, "scale", [this], dy => [dy.Scale(alpha)]);
+    }
+
+    /// <summary>max(x, 0). Backward: dx = dy where the output is positive, else 0 (the subgradient 0 at 0).</summary>
+    public Tensor<T> Relu()
+    {
+        var y = new Tensor<T>(Device, Shape);
+        Device.Backend.Relu(Buffer, y.Buffer);
+        return Graph.Record(y, "relu", [this], dy =>
+        {
+            var dx = new Tensor<T>(dy.Device, dy.Shape);
+            dy.Device.Backend.ReluBackward(y.Buffer, dy.Buffer, dx.Buffer);
+            return [dx];
+        });
+    }
+
+    /// <summary>A copy of the data; gradients flow through it unchanged.</summary>
+    public Tensor<T> Clone()
+    {
+        var y = new Tensor<T>(Device, Shape);
+        Device.Backend.Copy(Buffer, y.Buffer);
+        return Graph.Record(y, "clone", [this], dy => [dy]);
+    }
+
+    /// <summary>Sets every element to <paramref name="value"/> in place (no gradient).</summary>
+    public Tensor<T> Fill(T value)
+    {
+        CheckInPlace("Fill");
+        Device.Backend.Fill(Buffer, value);
+        return this;
+    }
+
+    /// <summary>Copies <paramref name="source"/> into this tensor in place (same shape and device; no gradient).</summary>
+    public Tensor<T> CopyFrom(Tensor<T> source)
+    {
+        CheckInPlace("CopyFrom");
+        Check.SameShape("CopyFrom", this, "destination", source, "source");
+        Check.SameDevice("CopyFrom", this, source);
+        Device.Backend.Copy(source.Buffer, Buffer);
+        return this;
+    }
+
+    public static Tensor<T> operator +(Tensor<T> a, Tensor<T> b) => Add(a, b);
+
+    public static Tensor<T> operator *(Tensor<T> a, Tensor<T> b) => Multiply(a, b);
+
+    public static Tensor<T> operator *(Tensor<T> x, T alpha) => x.Scale(alpha);
+
+    public static Tensor<T> operator *(T alpha, Tensor<T> x) => x.Scale(alpha);
+
+    public static Tensor<T> operator -(Tensor<T> a, Tensor<T> b) => Add(a, b.Scale(-T.One));
+}

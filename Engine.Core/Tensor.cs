@@ -1,0 +1,194 @@
+// Tensor<T>: a dense, row-major (NCHW for images) array of float or double on one device, with the autograd
+// fields (RequiresGrad, Grad, the node that produced it). Ops live in Ops/*.cs as further parts of this class;
+// the static class Tensor creates tensors (from arrays, zeros/ones/full, seeded normal/uniform).
+//
+// Memory: a tensor's buffer comes from its device's pool and goes back on Dispose. Tensors created inside a
+// TensorScope are disposed with it; parameters and gradients are created outside any scope and live until
+// disposed explicitly.
+using System.Numerics;
+using Engine.Core.Autograd;
+using Engine.Kernels;
+
+namespace Engine.Core;
+
+public sealed partial class Tensor<T> : ITensorScoped where T : unmanaged, INumber<T>
+{
+    private DeviceBuffer<T>? _buffer;
+    private bool _requiresGrad;
+
+    internal Tensor(Device device, Shape shape, bool inScope = true)
+    {
+        if (typeof(T) != typeof(float) && typeof(T) != typeof(double))
+            throw new NotSupportedException($"Tensor element type must be float or double; got {typeof(T).Name}.");
+        Device = device;
+        Shape = shape;
+        _buffer = device.Rent<T>(shape.Length);
+        if (inScope) TensorScope.Adopt(this);
+    }
+
+    public Device Device { get; }
+
+    public Shape Shape { get; }
+
+    /// <summary>Number of elements.</summary>
+    public long Length => Shape.Length;
+
+    public int Rank => Shape.Rank;
+
+    /// <summary>float32 or float64.</summary>
+    public string DType => DTypeName;
+
+    internal static string DTypeName => typeof(T) == typeof(float) ? "float32" : "float64";
+
+    public TensorScope? Scope { get; internal set; }
+
+    public bool IsDisposed => _buffer is null;
+
+    internal DeviceBuffer<T> Buffer => _buffer ?? throw new ObjectDisposedException(
+        nameof(Tensor<T>), $"Tensor {Shape} {DType} on {Device} has been disposed.");
+
+    /// <summary>Whether gradients flow to this tensor. Settable on leaves only (tensors no op produced).</summary>
+    public bool RequiresGrad
+    {
+        get => _requiresGrad;
+        set
+        {
+            if (!IsLeaf)
+                throw new InvalidOperationException(
+                    $"RequiresGrad can only be set on leaf tensors; this {Shape} tensor was produced by '{Node!.Op}'.");
+            _requiresGrad = value;
+        }
+    }
+
+    /// <summary>Accumulated gradient of a leaf after Backward; null until then.</summary>
+    public Tensor<T>? Grad { get; internal set; }
+
+    /// <summary>The op that produced this tensor, or null for a leaf.</summary>
+    internal GradNode<T>? Node { get; private set; }
+
+    public bool IsLeaf => Node is null;
+
+    /// <summary>Attaches the op that produced this tensor (called by ops when grad mode is on).</summary>
+    internal void SetNode(GradNode<T> node)
+    {
+        Node = node;
+        _requiresGrad = true;
+    }
+
+    /// <summary>Copies the data to a new host array.</summary>
+    public T[] ToArray()
+    {
+        var data = new T[checked((int)Length)];
+        Buffer.CopyToHost(data);
+        return data;
+    }
+
+    /// <summary>The value of a one-element tensor.</summary>
+    public T Item()
+    {
+        if (Length != 1)
+            throw new InvalidOperationException($"Item() needs a one-element tensor; this one has shape {Shape}.");
+        return ToArray()[0];
+    }
+
+    /// <summary>Overwrites the data from the host (no gradient is recorded).</summary>
+    public void CopyFrom(ReadOnlySpan<T> data)
+    {
+        CheckInPlace("CopyFrom");
+        if (data.Length != Length)
+            throw new ArgumentException($"CopyFrom: {data.Length} values given for a tensor of shape {Shape}.");
+        Buffer.CopyFromHost(data);
+    }
+
+    /// <summary>Drops the accumulated gradient.</summary>
+    public void ZeroGrad()
+    {
+        Grad?.Dispose();
+        Grad = null;
+    }
+
+    /// <summary>In-place writes are allowed on tensors outside any graph, or on anything under NoGrad.</summary>
+    internal void CheckInPlace(string op)
+    {
+        if (!GradMode.IsEnabled) return;
+        if (!IsLeaf)
+            throw new InvalidOperationException(
+                $"{op}: in-place write to a {Shape} tensor produced by '{Node!.Op}' would corrupt its graph.");
+        if (RequiresGrad)
+            throw new InvalidOperationException(
+                $"{op}: in-place write to a leaf {Shape} tensor that requires grad; wrap it in GradMode.NoGrad().");
+    }
+
+    public override string ToString() => $"Tensor {Shape} {DType} on {Device}";
+
+    public void Dispose()
+    {
+        var buffer = Interlocked.Exchange(ref _buffer, null);
+        if (buffer is null) return;
+        Device.Return(buffer);
+        Grad?.Dispose();
+        Grad = null;
+        Node = null;
+    }
+}
+
+/// <summary>Creates tensors.</summary>
+public static class Tensor
+{
+    /// <summary>A tensor holding <paramref name="data"/> (row-major) with the given shape.</summary>
+    public static Tensor<T> FromArray<T>(T[] data, Shape shape, Device? device = null) where T : unmanaged, INumber<T>
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        if (data.LongLength != shape.Length)
+            throw new ArgumentException($"FromArray: {data.Length} values do not fill shape {shape} ({shape.Length}).");
+        var tensor = new Tensor<T>(device ?? Device.Default, shape);
+        tensor.Buffer.CopyFromHost(data);
+        return tensor;
+    }
+
+    /// <summary>A tensor with every element equal to <paramref name="value"/>.</summary>
+    public static Tensor<T> Full<T>(Shape shape, T value, Device? device = null) where T : unmanaged, INumber<T>
+    {
+        var tensor = new Tensor<T>(device ?? Device.Default, shape);
+        tensor.Device.Backend.Fill(tensor.Buffer, value);
+        return tensor;
+    }
+
+    public static Tensor<T> Zeros<T>(Shape shape, Device? device = null) where T : unmanaged, INumber<T> =>
+        Full(shape, T.Zero, device);
+
+    public static Tensor<T> Ones<T>(Shape shape, Device? device = null) where T : unmanaged, INumber<T> =>
+        Full(shape, T.One, device);
+
+    /// <summary>Samples of N(mean, std²) from a seeded generator: the same seed gives the same tensor on every
+    /// device.</summary>
+    public static Tensor<T> RandomNormal<T>(Shape shape, int seed, double mean = 0, double std = 1,
+        Device? device = null) where T : unmanaged, INumber<T>
+    {
+        var random = new Random(seed);
+        var data = new T[checked((int)shape.Length)];
+        for (int i = 0; i < data.Length; i++)
+        {
+            // Box–Muller; 1 - NextDouble() is in (0, 1], so the log is finite.
+            double u1 = 1.0 - random.NextDouble(), u2 = random.NextDouble();
+            double z = Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(2.0 * Math.PI * u2);
+            data[i] = T.CreateChecked(mean + std * z);
+        }
+        return FromArray(data, shape, device);
+    }
+
+    /// <summary>Samples of U[low, high) from a seeded generator.</summary>
+    public static Tensor<T> RandomUniform<T>(Shape shape, int seed, double low = 0, double high = 1,
+        Device? device = null) where T : unmanaged, INumber<T>
+    {
+        var random = new Random(seed);
+        var data = new T[checked((int)shape.Length)];
+        for (int i = 0; i < data.Length; i++)
+            data[i] = T.CreateChecked(low + (high - low) * random.NextDouble());
+        return FromArray(data, shape, device);
+    }
+
+    /// <summary>A tensor that belongs to no scope (parameters, gradients, anything long-lived).</summary>
+    internal static Tensor<T> Unscoped<T>(Shape shape, Device device) where T : unmanaged, INumber<T> =>
+        new(device, shape, inScope: false);
+}

@@ -1,0 +1,169 @@
+// Elementwise ops as ILGPU kernels: fill, copy, add, multiply, scale, axpy, ReLU forward and backward, and the
+// scalar broadcast that sum/mean backward use. All buffers are flat with n elements.
+//
+// One generic grid-stride kernel per arity (Unary, Binary) serves every op: the op is a struct implementing
+// IUnaryOp/IBinaryOp, passed by value as a kernel argument (so it can carry a scalar such as alpha), and ILGPU
+// compiles one specialised kernel per (T, op) pair. Thread t handles elements t, t+stride, t+2*stride, …
+using System.Numerics;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace Engine.Kernels.Ilgpu;
+
+public interface IUnaryOp<T> where T : unmanaged, INumber<T>
+{
+    T Apply(T x);
+}
+
+public interface IBinaryOp<T> where T : unmanaged, INumber<T>
+{
+    T Apply(T a, T b);
+}
+
+public readonly struct IdentityOp<T> : IUnaryOp<T> where T : unmanaged, INumber<T>
+{
+    public T Apply(T x) => x;
+}
+
+public readonly struct ScaleOp<T>(T alpha) : IUnaryOp<T> where T : unmanaged, INumber<T>
+{
+    private readonly T _alpha = alpha;
+    public T Apply(T x) => _alpha * x;
+}
+
+public readonly struct ReluOp<T> : IUnaryOp<T> where T : unmanaged, INumber<T>
+{
+    public T Apply(T x) => x > T.Zero ? x : T.Zero;
+}
+
+public readonly struct AddOp<T> : IBinaryOp<T> where T : unmanaged, INumber<T>
+{
+    public T Apply(T a, T b) => a + b;
+}
+
+public readonly struct MultiplyOp<T> : IBinaryOp<T> where T : unmanaged, INumber<T>
+{
+    public T Apply(T a, T b) => a * b;
+}
+
+/// <summary>alpha * a + b.</summary>
+public readonly struct AxpyOp<T>(T alpha) : IBinaryOp<T> where T : unmanaged, INumber<T>
+{
+    private readonly T _alpha = alpha;
+    public T Apply(T a, T b) => _alpha * a + b;
+}
+
+/// <summary>a is ReLU's output, b the output gradient: b where a &gt; 0, else 0.</summary>
+public readonly struct ReluBackwardOp<T> : IBinaryOp<T> where T : unmanaged, INumber<T>
+{
+    public T Apply(T a, T b) => a > T.Zero ? b : T.Zero;
+}
+
+public static class ElementwiseKernels
+{
+    /// <summary>y[i] = value.</summary>
+    public static void Fill<T>(Index1D thread, ArrayView<T> y, T value, int stride) where T : unmanaged, INumber<T>
+    {
+        for (long i = thread; i < y.Length; i += stride)
+            y[i] = value;
+    }
+
+    /// <summary>y[i] = op(x[i]).</summary>
+    public static void Unary<T, TOp>(Index1D thread, ArrayView<T> x, ArrayView<T> y, TOp op, int stride)
+        where T : unmanaged, INumber<T> where TOp : struct, IUnaryOp<T>
+    {
+        for (long i = thread; i < y.Length; i += stride)
+            y[i] = op.Apply(x[i]);
+    }
+
+    /// <summary>y[i] = op(a[i], b[i]); y may alias a or b.</summary>
+    public static void Binary<T, TOp>(Index1D thread, ArrayView<T> a, ArrayView<T> b, ArrayView<T> y, TOp op,
+        int stride) where T : unmanaged, INumber<T> where TOp : struct, IBinaryOp<T>
+    {
+        for (long i = thread; i < y.Length; i += stride)
+            y[i] = op.Apply(a[i], b[i]);
+    }
+
+    /// <summary>y[i] = alpha * scalar[0].</summary>
+    public static void BroadcastScalar<T>(Index1D thread, ArrayView<T> scalar, ArrayView<T> y, T alpha, int stride)
+        where T : unmanaged, INumber<T>
+    {
+        T value = alpha * scalar[0];
+        for (long i = thread; i < y.Length; i += stride)
+            y[i] = value;
+    }
+}
+
+public sealed partial class IlgpuBackend
+{
+    public void Fill<T>(DeviceBuffer<T> y, T value) where T : unmanaged, INumber<T>
+    {
+        Validate.Owned(this, "fill", nameof(y), y);
+        if (y.Length == 0) return;
+        var kernel = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, T, int>>(nameof(Fill),
+            static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, T, int>(ElementwiseKernels.Fill));
+        int extent = StreamExtent(y.Length);
+        kernel(_accelerator.DefaultStream, extent, View(y), value, extent);
+    }
+
+    public void Copy<T>(DeviceBuffer<T> x, DeviceBuffer<T> y) where T : unmanaged, INumber<T> =>
+        LaunchUnary("copy", x, y, new IdentityOp<T>());
+
+    public void Scale<T>(DeviceBuffer<T> x, T alpha, DeviceBuffer<T> y) where T : unmanaged, INumber<T> =>
+        LaunchUnary("scale", x, y, new ScaleOp<T>(alpha));
+
+    public void Relu<T>(DeviceBuffer<T> x, DeviceBuffer<T> y) where T : unmanaged, INumber<T> =>
+        LaunchUnary("relu", x, y, new ReluOp<T>());
+
+    public void Add<T>(DeviceBuffer<T> a, DeviceBuffer<T> b, DeviceBuffer<T> y) where T : unmanaged, INumber<T> =>
+        LaunchBinary("add", a, b, y, new AddOp<T>());
+
+    public void Multiply<T>(DeviceBuffer<T> a, DeviceBuffer<T> b, DeviceBuffer<T> y)
+        where T : unmanaged, INumber<T> => LaunchBinary("multiply", a, b, y, new MultiplyOp<T>());
+
+    public void Axpy<T>(T alpha, DeviceBuffer<T> x, DeviceBuffer<T> y) where T : unmanaged, INumber<T> =>
+        LaunchBinary("axpy", x, y, y, new AxpyOp<T>(alpha));
+
+    public void ReluBackward<T>(DeviceBuffer<T> y, DeviceBuffer<T> dy, DeviceBuffer<T> dx)
+        where T : unmanaged, INumber<T> => LaunchBinary("relu backward", y, dy, dx, new ReluBackwardOp<T>());
+
+    public void BroadcastScalar<T>(DeviceBuffer<T> scalar, T alpha, DeviceBuffer<T> y) where T : unmanaged, INumber<T>
+    {
+        Validate.Buffer(this, "broadcast scalar", nameof(scalar), scalar, 1);
+        Validate.Owned(this, "broadcast scalar", nameof(y), y);
+        if (y.Length == 0) return;
+        var kernel = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, T, int>>(
+            nameof(BroadcastScalar),
+            static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<T>, T, int>(
+                ElementwiseKernels.BroadcastScalar));
+        int extent = StreamExtent(y.Length);
+        kernel(_accelerator.DefaultStream, extent, View(scalar), View(y), alpha, extent);
+    }
+
+    private void LaunchUnary<T, TOp>(string op, DeviceBuffer<T> x, DeviceBuffer<T> y, TOp unary)
+        where T : unmanaged, INumber<T> where TOp : struct, IUnaryOp<T>
+    {
+        Validate.SameLength(this, op, x, nameof(x), y, nameof(y));
+        if (y.Length == 0) return;
+        var kernel = Kernel<TOp, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, TOp, int>>(
+            nameof(ElementwiseKernels.Unary),
+            static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<T>, TOp, int>(
+                ElementwiseKernels.Unary));
+        int extent = StreamExtent(y.Length);
+        kernel(_accelerator.DefaultStream, extent, View(x), View(y), unary, extent);
+    }
+
+    private void LaunchBinary<T, TOp>(string op, DeviceBuffer<T> a, DeviceBuffer<T> b, DeviceBuffer<T> y,
+        TOp binary) where T : unmanaged, INumber<T> where TOp : struct, IBinaryOp<T>
+    {
+        Validate.SameLength(this, op, a, nameof(a), b, nameof(b), y, nameof(y));
+        if (y.Length == 0) return;
+        var kernel = Kernel<TOp,
+            Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, TOp, int>>(
+            nameof(ElementwiseKernels.Binary),
+            static acc => acc.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, TOp, int>(
+                ElementwiseKernels.Binary));
+        int extent = StreamExtent(y.Length);
+        kernel(_accelerator.DefaultStream, extent, View(a), View(b), View(y), binary, extent);
+    }
+}

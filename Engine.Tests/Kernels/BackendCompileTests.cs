@@ -1,0 +1,87 @@
+// Every ILGPU kernel of Engine.Kernels, for float and double and every op struct it accepts, must compile with
+// ILGPU's PTX backend (CUDA, sm_90) and its OpenCL C backend — without a GPU. A kernel that only the CPU
+// accelerator accepts fails here, in CI, instead of on the first GPU.
+using System.Reflection;
+using Engine.Kernels.Ilgpu;
+using ILGPU;
+using ILGPU.Algorithms;
+using ILGPU.Backends;
+using ILGPU.Backends.EntryPoints;
+using ILGPU.Backends.OpenCL;
+using ILGPU.Backends.PTX;
+using ILGPU.Runtime;
+using ILGPU.Runtime.Cuda;
+using ILGPU.Runtime.OpenCL;
+using NUnit.Framework;
+
+namespace Engine.Tests.Kernels;
+
+public sealed class BackendCompileTests
+{
+    /// <summary>Every concrete kernel: each public static method of a *Kernels class in Engine.Kernels.Ilgpu,
+    /// instantiated for float and double and, for op-generic kernels, every op struct its constraints allow.</summary>
+    public static IEnumerable<TestCaseData> Kernels()
+    {
+        var assembly = typeof(IlgpuBackend).Assembly;
+        var kernelClasses = assembly.GetTypes()
+            .Where(t => t.Namespace == typeof(IlgpuBackend).Namespace && t.Name.EndsWith("Kernels") && t.IsAbstract && t.IsSealed);
+        var opDefinitions = assembly.GetTypes().Where(t => t.IsValueType && t.IsGenericTypeDefinition).ToArray();
+        foreach (var kernel in kernelClasses.SelectMany(c => c.GetMethods(BindingFlags.Public | BindingFlags.Static)))
+            foreach (var element in new[] { typeof(float), typeof(double) })
+                foreach (var method in Instantiate(kernel, element, opDefinitions))
+                    yield return new TestCaseData(method).SetArgDisplayNames(Describe(method));
+    }
+
+    private static IEnumerable<MethodInfo> Instantiate(MethodInfo kernel, Type element, Type[] opDefinitions)
+    {
+        int arity = kernel.GetGenericArguments().Length;
+        if (arity == 0) { yield return kernel; yield break; }
+        var candidates = arity == 1
+            ? new[] { new[] { element } }
+            : opDefinitions.Select(op => new[] { element, op.MakeGenericType(element) }).ToArray();
+        foreach (var arguments in candidates)
+        {
+            MethodInfo? method = null;
+            try { method = kernel.MakeGenericMethod(arguments); }
+            catch (ArgumentException) { } // constraints not met: this op does not fit this kernel
+            if (method is not null) yield return method;
+        }
+    }
+
+    private static string Describe(MethodInfo method) =>
+        $"{method.DeclaringType!.Name}.{method.Name}<{string.Join(", ", method.GetGenericArguments().Select(t => t.IsGenericType ? t.Name.Split('`')[0] : t.Name))}>";
+
+    private static EntryPointDescription EntryPoint(MethodInfo method) =>
+        method.GetParameters()[0].ParameterType == typeof(Index1D)
+            ? EntryPointDescription.FromImplicitlyGroupedKernel(method)
+            : EntryPointDescription.FromExplicitlyGroupedKernel(method);
+
+    [TestCaseSource(nameof(Kernels))]
+    public void CompilesToPtx(MethodInfo method)
+    {
+        // A fresh context per kernel: after one failed compile ILGPU's backends may fail later ones.
+        using var context = Context.Create(b => b.Cuda().EnableAlgorithms().Optimize(OptimizationLevel.O2));
+        using var backend = new PTXBackend(context, CudaArchitecture.SM_90, CudaInstructionSet.ISA_80, null!);
+        var compiled = (PTXCompiledKernel)backend.Compile(EntryPoint(method), KernelSpecialization.Empty);
+        Assert.That(compiled.PTXAssembly, Does.Contain(".entry"));
+        Assert.That(compiled.PTXAssembly, Does.Not.Contain(".local"), "accumulators spilled to local memory");
+    }
+
+    [TestCaseSource(nameof(Kernels))]
+    public void CompilesToOpenCL(MethodInfo method)
+    {
+        using var context = Context.Create(b => b.OpenCL().EnableAlgorithms().Optimize(OptimizationLevel.O2));
+        var capabilities = new CLCapabilityContext(float16: false, float64: true, genericAddressSpace: true,
+            int64_Atomics: true, subGroups: false);
+        using var backend = new CLBackend(context, capabilities, CLDeviceVendor.Nvidia, CLCVersion.CL20);
+        var compiled = (CLCompiledKernel)backend.Compile(EntryPoint(method), KernelSpecialization.Empty);
+        Assert.That(compiled.Source, Does.Contain("kernel"));
+    }
+
+    [Test]
+    public void EveryKernelClassIsCovered()
+    {
+        Assert.That(Kernels().Count(), Is.GreaterThanOrEqualTo(2 * (2 + 3 + 4 + 1)),
+            "fill, broadcast and sum per element type, three unary and four binary ops, per element type");
+    }
+}
