@@ -108,7 +108,7 @@ public sealed class Device : IDisposable
 
     /// <summary>A buffer of exactly <paramref name="length"/> elements, reused from the pool when one is free.
     /// Its contents are undefined.</summary>
-    internal DeviceBuffer<T> Rent<T>(long length) where T : unmanaged, INumber<T>
+    internal DeviceBuffer<T> Rent<T>(long length) where T : unmanaged
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         Interlocked.Increment(ref _liveBuffers);
@@ -124,7 +124,7 @@ public sealed class Device : IDisposable
     }
 
     /// <summary>Gives a buffer back for reuse.</summary>
-    internal void Return<T>(DeviceBuffer<T> buffer) where T : unmanaged, INumber<T>
+    internal void Return<T>(DeviceBuffer<T> buffer) where T : unmanaged
     {
         Interlocked.Decrement(ref _liveBuffers);
         if (_disposed)

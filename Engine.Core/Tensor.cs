@@ -11,7 +11,7 @@ using Engine.Kernels;
 
 namespace Engine.Core;
 
-public sealed partial class Tensor<T> : ITensorScoped where T : unmanaged, INumber<T>
+public sealed partial class Tensor<T> : ITensorScoped where T : unmanaged, IFloatingPointIeee754<T>
 {
     private DeviceBuffer<T>? _buffer;
     private bool _requiresGrad;
@@ -136,7 +136,7 @@ public sealed partial class Tensor<T> : ITensorScoped where T : unmanaged, INumb
 public static class Tensor
 {
     /// <summary>A tensor holding <paramref name="data"/> (row-major) with the given shape.</summary>
-    public static Tensor<T> FromArray<T>(T[] data, Shape shape, Device? device = null) where T : unmanaged, INumber<T>
+    public static Tensor<T> FromArray<T>(T[] data, Shape shape, Device? device = null) where T : unmanaged, IFloatingPointIeee754<T>
     {
         ArgumentNullException.ThrowIfNull(data);
         if (data.LongLength != shape.Length)
@@ -147,23 +147,23 @@ public static class Tensor
     }
 
     /// <summary>A tensor with every element equal to <paramref name="value"/>.</summary>
-    public static Tensor<T> Full<T>(Shape shape, T value, Device? device = null) where T : unmanaged, INumber<T>
+    public static Tensor<T> Full<T>(Shape shape, T value, Device? device = null) where T : unmanaged, IFloatingPointIeee754<T>
     {
         var tensor = new Tensor<T>(device ?? Device.Default, shape);
         tensor.Device.Backend.Fill(tensor.Buffer, value);
         return tensor;
     }
 
-    public static Tensor<T> Zeros<T>(Shape shape, Device? device = null) where T : unmanaged, INumber<T> =>
+    public static Tensor<T> Zeros<T>(Shape shape, Device? device = null) where T : unmanaged, IFloatingPointIeee754<T> =>
         Full(shape, T.Zero, device);
 
-    public static Tensor<T> Ones<T>(Shape shape, Device? device = null) where T : unmanaged, INumber<T> =>
+    public static Tensor<T> Ones<T>(Shape shape, Device? device = null) where T : unmanaged, IFloatingPointIeee754<T> =>
         Full(shape, T.One, device);
 
     /// <summary>Samples of N(mean, std²) from a seeded generator: the same seed gives the same tensor on every
     /// device.</summary>
     public static Tensor<T> RandomNormal<T>(Shape shape, int seed, double mean = 0, double std = 1,
-        Device? device = null) where T : unmanaged, INumber<T>
+        Device? device = null) where T : unmanaged, IFloatingPointIeee754<T>
     {
         var random = new Random(seed);
         var data = new T[checked((int)shape.Length)];
@@ -179,7 +179,7 @@ public static class Tensor
 
     /// <summary>Samples of U[low, high) from a seeded generator.</summary>
     public static Tensor<T> RandomUniform<T>(Shape shape, int seed, double low = 0, double high = 1,
-        Device? device = null) where T : unmanaged, INumber<T>
+        Device? device = null) where T : unmanaged, IFloatingPointIeee754<T>
     {
         var random = new Random(seed);
         var data = new T[checked((int)shape.Length)];
@@ -189,6 +189,6 @@ public static class Tensor
     }
 
     /// <summary>A tensor that belongs to no scope (parameters, gradients, anything long-lived).</summary>
-    internal static Tensor<T> Unscoped<T>(Shape shape, Device device) where T : unmanaged, INumber<T> =>
+    internal static Tensor<T> Unscoped<T>(Shape shape, Device device) where T : unmanaged, IFloatingPointIeee754<T> =>
         new(device, shape, inScope: false);
 }

@@ -26,7 +26,7 @@ public sealed class TensorScope : IDisposable
     /// <summary>Number of tensors the scope owns.</summary>
     public int Count => _owned.Count;
 
-    internal static void Adopt<T>(Tensor<T> tensor) where T : unmanaged, System.Numerics.INumber<T>
+    internal static void Adopt<T>(Tensor<T> tensor) where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
     {
         if (_current is null) return;
         tensor.Scope = _current;
@@ -35,7 +35,7 @@ public sealed class TensorScope : IDisposable
 
     /// <summary>Moves <paramref name="tensor"/> to the enclosing scope (or out of every scope), so it survives
     /// this one.</summary>
-    public Tensor<T> Keep<T>(Tensor<T> tensor) where T : unmanaged, System.Numerics.INumber<T>
+    public Tensor<T> Keep<T>(Tensor<T> tensor) where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
     {
         if (!ReferenceEquals(tensor.Scope, this))
             throw new InvalidOperationException($"Keep: {tensor} does not belong to this scope.");

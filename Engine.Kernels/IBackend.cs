@@ -3,7 +3,7 @@
 // A backend owns device memory (DeviceBuffer<T>) and runs every op on it. Buffers are flat, densely packed
 // arrays; shapes are the caller's business, but every method validates the lengths it is given before any launch
 // and throws ArgumentException naming them, so an out-of-bounds access inside a kernel cannot be reached.
-// Element types are float and double (any T : unmanaged, INumber<T> compiles; the engine uses those two).
+// Element types are float and double (any T : unmanaged, IFloatingPointIeee754<T> compiles; the engine uses those two).
 //
 // Gradient rule (as in llm.c): forward ops write their output (=); the autograd engine accumulates gradients
 // with Axpy (+=).
@@ -12,7 +12,7 @@ using System.Numerics;
 namespace Engine.Kernels;
 
 /// <summary>A flat array of <typeparamref name="T"/> living on one backend.</summary>
-public abstract class DeviceBuffer<T> : IDisposable where T : unmanaged, INumber<T>
+public abstract class DeviceBuffer<T> : IDisposable where T : unmanaged
 {
     /// <summary>Number of elements.</summary>
     public abstract long Length { get; }
@@ -48,7 +48,7 @@ public interface IBackend : IDisposable
     int LoadedKernelCount { get; }
 
     /// <summary>Allocates an uninitialised buffer of <paramref name="length"/> elements.</summary>
-    DeviceBuffer<T> Allocate<T>(long length) where T : unmanaged, INumber<T>;
+    DeviceBuffer<T> Allocate<T>(long length) where T : unmanaged;
 
     /// <summary>Waits until every queued op has finished.</summary>
     void Synchronize();
@@ -56,34 +56,144 @@ public interface IBackend : IDisposable
     // ---- elementwise (Elementwise.cs) ----
 
     /// <summary>y[i] = value.</summary>
-    void Fill<T>(DeviceBuffer<T> y, T value) where T : unmanaged, INumber<T>;
+    void Fill<T>(DeviceBuffer<T> y, T value) where T : unmanaged, IFloatingPointIeee754<T>;
 
     /// <summary>y[i] = x[i].</summary>
-    void Copy<T>(DeviceBuffer<T> x, DeviceBuffer<T> y) where T : unmanaged, INumber<T>;
+    void Copy<T>(DeviceBuffer<T> x, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T>;
 
     /// <summary>y[i] = a[i] + b[i].</summary>
-    void Add<T>(DeviceBuffer<T> a, DeviceBuffer<T> b, DeviceBuffer<T> y) where T : unmanaged, INumber<T>;
+    void Add<T>(DeviceBuffer<T> a, DeviceBuffer<T> b, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T>;
 
     /// <summary>y[i] = a[i] * b[i].</summary>
-    void Multiply<T>(DeviceBuffer<T> a, DeviceBuffer<T> b, DeviceBuffer<T> y) where T : unmanaged, INumber<T>;
+    void Multiply<T>(DeviceBuffer<T> a, DeviceBuffer<T> b, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T>;
 
     /// <summary>y[i] = alpha * x[i].</summary>
-    void Scale<T>(DeviceBuffer<T> x, T alpha, DeviceBuffer<T> y) where T : unmanaged, INumber<T>;
+    void Scale<T>(DeviceBuffer<T> x, T alpha, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T>;
 
     /// <summary>y[i] += alpha * x[i] (gradient accumulation).</summary>
-    void Axpy<T>(T alpha, DeviceBuffer<T> x, DeviceBuffer<T> y) where T : unmanaged, INumber<T>;
+    void Axpy<T>(T alpha, DeviceBuffer<T> x, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T>;
 
     /// <summary>y[i] = max(x[i], 0).</summary>
-    void Relu<T>(DeviceBuffer<T> x, DeviceBuffer<T> y) where T : unmanaged, INumber<T>;
+    void Relu<T>(DeviceBuffer<T> x, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T>;
 
     /// <summary>dx[i] = y[i] &gt; 0 ? dy[i] : 0, where y is ReLU's output.</summary>
-    void ReluBackward<T>(DeviceBuffer<T> y, DeviceBuffer<T> dy, DeviceBuffer<T> dx) where T : unmanaged, INumber<T>;
+    void ReluBackward<T>(DeviceBuffer<T> y, DeviceBuffer<T> dy, DeviceBuffer<T> dx) where T : unmanaged, IFloatingPointIeee754<T>;
 
     /// <summary>y[i] = alpha * scalar[0] (spreads a scalar gradient, e.g. the backward of sum and mean).</summary>
-    void BroadcastScalar<T>(DeviceBuffer<T> scalar, T alpha, DeviceBuffer<T> y) where T : unmanaged, INumber<T>;
+    void BroadcastScalar<T>(DeviceBuffer<T> scalar, T alpha, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T>;
 
     // ---- reductions (Reduction.cs) ----
 
     /// <summary>result[0] = alpha * sum(x). Deterministic: the same inputs give the same bits on every run.</summary>
-    void Sum<T>(DeviceBuffer<T> x, T alpha, DeviceBuffer<T> result) where T : unmanaged, INumber<T>;
+    void Sum<T>(DeviceBuffer<T> x, T alpha, DeviceBuffer<T> result) where T : unmanaged, IFloatingPointIeee754<T>;
+
+    /// <summary>result[c] = sum over n and hw of x[n, c, hw], for x [N, C, HW] (bias gradients).</summary>
+    void SumPerChannel<T>(int batch, int channels, int spatial, DeviceBuffer<T> x, DeviceBuffer<T> result)
+        where T : unmanaged, IFloatingPointIeee754<T>;
+
+    /// <summary>y[n, c, hw] += bias[c], for y [N, C, HW].</summary>
+    void AddPerChannel<T>(int batch, int channels, int spatial, DeviceBuffer<T> bias, DeviceBuffer<T> y)
+        where T : unmanaged, IFloatingPointIeee754<T>;
+
+    // ---- convolution (Convolution.cs): x [N,C,H,W], w [K,C,R,S], bias [K], y [N,K,OH,OW] ----
+
+    /// <summary>y = conv(x, w) (+ bias when given).</summary>
+    void Conv2dForward<T>(ConvGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> w, DeviceBuffer<T>? bias,
+        DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T>;
+
+    /// <summary>dx = the gradient of the input (overwritten).</summary>
+    void Conv2dBackwardData<T>(ConvGeometry g, DeviceBuffer<T> dy, DeviceBuffer<T> w, DeviceBuffer<T> dx)
+        where T : unmanaged, IFloatingPointIeee754<T>;
+
+    /// <summary>dw = the gradient of the weight (overwritten).</summary>
+    void Conv2dBackwardWeight<T>(ConvGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> dy, DeviceBuffer<T> dw)
+        where T : unmanaged, IFloatingPointIeee754<T>;
+
+    // ---- matrix multiply (Linear.cs): row-major matrices ----
+
+    /// <summary>C[m×n] = alpha · op(A) · op(B) + beta · C, op(A) m×k and op(B) k×n; op transposes when asked
+    /// (A is stored k×m when transposed, B n×k). beta = 0 ignores C's old contents.</summary>
+    void Gemm<T>(bool transposeA, bool transposeB, int m, int n, int k, T alpha, DeviceBuffer<T> a,
+        DeviceBuffer<T> b, T beta, DeviceBuffer<T> c) where T : unmanaged, IFloatingPointIeee754<T>;
+
+    // ---- batch normalisation (BatchNorm.cs): x, y [N, C, HW]; per-channel vectors [C] ----
+
+    /// <summary>Training mode: normalises with the batch mean and biased variance, saves the mean and
+    /// 1/sqrt(var + eps) for backward, and updates the running statistics with <paramref name="momentum"/>
+    /// (running variance from the unbiased batch variance), as PyTorch.</summary>
+    void BatchNormForwardTraining<T>(int batch, int channels, int spatial, DeviceBuffer<T> x, DeviceBuffer<T> gamma,
+        DeviceBuffer<T> beta, DeviceBuffer<T> runningMean, DeviceBuffer<T> runningVar, double momentum,
+        double epsilon, DeviceBuffer<T> y, DeviceBuffer<T> savedMean, DeviceBuffer<T> savedInvStd)
+        where T : unmanaged, IFloatingPointIeee754<T>;
+
+    /// <summary>Eval mode: normalises with the running statistics.</summary>
+    void BatchNormForwardInference<T>(int batch, int channels, int spatial, DeviceBuffer<T> x, DeviceBuffer<T> gamma,
+        DeviceBuffer<T> beta, DeviceBuffer<T> runningMean, DeviceBuffer<T> runningVar, double epsilon,
+        DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T>;
+
+    /// <summary>Gradients of input, gamma and beta (all overwritten). <paramref name="mean"/> and
+    /// <paramref name="invStd"/> are what normalised x; with <paramref name="batchStatistics"/> they depend on x
+    /// (training mode), otherwise they are constants (eval mode).</summary>
+    void BatchNormBackward<T>(int batch, int channels, int spatial, DeviceBuffer<T> x, DeviceBuffer<T> dy,
+        DeviceBuffer<T> gamma, DeviceBuffer<T> mean, DeviceBuffer<T> invStd, bool batchStatistics,
+        DeviceBuffer<T> dx, DeviceBuffer<T> dgamma, DeviceBuffer<T> dbeta) where T : unmanaged, IFloatingPointIeee754<T>;
+
+    /// <summary>invStd[c] = 1 / sqrt(variance[c] + epsilon) (eval-mode statistics for BatchNormBackward).</summary>
+    void InverseStandardDeviation<T>(DeviceBuffer<T> variance, double epsilon, DeviceBuffer<T> invStd)
+        where T : unmanaged, IFloatingPointIeee754<T>;
+
+    // ---- pooling (Pooling.cs) ----
+
+    /// <summary>Max pooling; argmax[o] is the flat index within the (n, c) input plane of the maximum (the first
+    /// in row-major window order on ties).</summary>
+    void MaxPoolForward<T>(PoolGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> y, DeviceBuffer<int> argmax)
+        where T : unmanaged, IFloatingPointIeee754<T>;
+
+    /// <summary>dx (overwritten) receives each dy at its argmax, summed where windows overlap.</summary>
+    void MaxPoolBackward<T>(PoolGeometry g, DeviceBuffer<T> dy, DeviceBuffer<int> argmax, DeviceBuffer<T> dx)
+        where T : unmanaged, IFloatingPointIeee754<T>;
+
+    /// <summary>y[n, c] = mean over hw of x[n, c, hw].</summary>
+    void GlobalAveragePoolForward<T>(int batch, int channels, int spatial, DeviceBuffer<T> x, DeviceBuffer<T> y)
+        where T : unmanaged, IFloatingPointIeee754<T>;
+
+    /// <summary>dx[n, c, hw] = dy[n, c] / HW.</summary>
+    void GlobalAveragePoolBackward<T>(int batch, int channels, int spatial, DeviceBuffer<T> dy, DeviceBuffer<T> dx)
+        where T : unmanaged, IFloatingPointIeee754<T>;
+
+    // ---- loss (Loss.cs): logits [N, classes], labels [N] in [0, classes) ----
+
+    /// <summary>probabilities = softmax(logits) per row; losses[i] = −log p[i, label[i]], computed stably
+    /// (log-sum-exp with the row maximum subtracted).</summary>
+    void SoftmaxCrossEntropyForward<T>(int batch, int classes, DeviceBuffer<T> logits, DeviceBuffer<int> labels,
+        DeviceBuffer<T> probabilities, DeviceBuffer<T> losses) where T : unmanaged, IFloatingPointIeee754<T>;
+
+    /// <summary>dlogits = (probabilities − onehot(labels)) · alpha · lossGrad[0].</summary>
+    void SoftmaxCrossEntropyBackward<T>(int batch, int classes, DeviceBuffer<T> probabilities,
+        DeviceBuffer<int> labels, DeviceBuffer<T> lossGrad, T alpha, DeviceBuffer<T> dlogits)
+        where T : unmanaged, IFloatingPointIeee754<T>;
+
+    /// <summary>correct[i] = 1 when label[i] is among the <paramref name="k"/> largest logits of row i (ties go to
+    /// the lower class index), else 0.</summary>
+    void TopKCorrect<T>(int batch, int classes, int k, DeviceBuffer<T> logits, DeviceBuffer<int> labels,
+        DeviceBuffer<int> correct) where T : unmanaged, IFloatingPointIeee754<T>;
+
+    // ---- option-A shortcut (Shortcut.cs) ----
+
+    /// <summary>Subsamples by the stride and places the input channels at PadFront, zeros elsewhere.</summary>
+    void ShortcutForward<T>(ShortcutGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> y)
+        where T : unmanaged, IFloatingPointIeee754<T>;
+
+    /// <summary>dx (overwritten) = dy at the kept positions and channels, 0 at the skipped positions.</summary>
+    void ShortcutBackward<T>(ShortcutGeometry g, DeviceBuffer<T> dy, DeviceBuffer<T> dx)
+        where T : unmanaged, IFloatingPointIeee754<T>;
+
+    // ---- optimizer (Optimizer.cs) ----
+
+    /// <summary>One SGD step on one parameter, in place, with PyTorch's semantics: g = grad + wd·param;
+    /// with momentum, buf = g on the first step, else momentum·buf + (1 − dampening)·g, and g = buf (or
+    /// g + momentum·buf with Nesterov); param −= lr·g. <paramref name="momentumBuffer"/> may be null when
+    /// momentum is 0.</summary>
+    void SgdStep<T>(SgdParameters p, DeviceBuffer<T> param, DeviceBuffer<T> grad, DeviceBuffer<T>? momentumBuffer,
+        bool firstStep) where T : unmanaged, IFloatingPointIeee754<T>;
 }

@@ -9,7 +9,7 @@ public static class Validate
     /// <summary>Checks that <paramref name="buffer"/> is live, belongs to <paramref name="backend"/> and has
     /// exactly <paramref name="expectedLength"/> elements.</summary>
     public static void Buffer<T>(IBackend backend, string op, string name, DeviceBuffer<T> buffer, long expectedLength)
-        where T : unmanaged, INumber<T>
+        where T : unmanaged
     {
         Owned(backend, op, name, buffer);
         if (buffer.Length != expectedLength)
@@ -19,7 +19,7 @@ public static class Validate
 
     /// <summary>Checks that <paramref name="buffer"/> is live and belongs to <paramref name="backend"/>.</summary>
     public static void Owned<T>(IBackend backend, string op, string name, DeviceBuffer<T> buffer)
-        where T : unmanaged, INumber<T>
+        where T : unmanaged
     {
         ArgumentNullException.ThrowIfNull(buffer, name);
         if (buffer.IsDisposed)
@@ -31,7 +31,7 @@ public static class Validate
 
     /// <summary>Checks that two buffers have the same number of elements.</summary>
     public static void SameLength<T>(IBackend backend, string op, DeviceBuffer<T> a, string aName,
-        DeviceBuffer<T> b, string bName) where T : unmanaged, INumber<T>
+        DeviceBuffer<T> b, string bName) where T : unmanaged
     {
         Owned(backend, op, aName, a);
         Buffer(backend, op, bName, b, a.Length);
@@ -39,7 +39,7 @@ public static class Validate
 
     /// <summary>Checks that three buffers have the same number of elements.</summary>
     public static void SameLength<T>(IBackend backend, string op, DeviceBuffer<T> a, string aName,
-        DeviceBuffer<T> b, string bName, DeviceBuffer<T> c, string cName) where T : unmanaged, INumber<T>
+        DeviceBuffer<T> b, string bName, DeviceBuffer<T> c, string cName) where T : unmanaged
     {
         SameLength(backend, op, a, aName, b, bName);
         Buffer(backend, op, cName, c, a.Length);

@@ -40,7 +40,7 @@ public abstract class DeviceFixture(string kind)
     [TearDown]
     public void CloseScope() => _scope?.Dispose();
 
-    protected Tensor<T> Normal<T>(Shape shape, int seed) where T : unmanaged, System.Numerics.INumber<T> =>
+    protected Tensor<T> Normal<T>(Shape shape, int seed) where T : unmanaged, System.Numerics.IFloatingPointIeee754<T> =>
         Tensor.RandomNormal<T>(shape, seed, device: Device);
 
     /// <summary>A leaf that requires grad, with values away from zero (so kinks such as ReLU's are not within ε).</summary>

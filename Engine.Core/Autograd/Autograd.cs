@@ -38,11 +38,11 @@ public static class GradMode
 }
 
 /// <summary>Maps the gradient of an op's output to the gradients of its inputs (null where none flows).</summary>
-internal delegate Tensor<T>?[] BackwardFunction<T>(Tensor<T> outputGrad) where T : unmanaged, INumber<T>;
+internal delegate Tensor<T>?[] BackwardFunction<T>(Tensor<T> outputGrad) where T : unmanaged, IFloatingPointIeee754<T>;
 
 /// <summary>The record an op leaves on its output.</summary>
 internal sealed class GradNode<T>(string op, Tensor<T>[] inputs, BackwardFunction<T> backward)
-    where T : unmanaged, INumber<T>
+    where T : unmanaged, IFloatingPointIeee754<T>
 {
     public string Op { get; } = op;
     public Tensor<T>[] Inputs { get; private set; } = inputs;
@@ -61,7 +61,7 @@ internal static class Graph
 {
     /// <summary>Attaches a node to <paramref name="output"/> when grad mode is on and an input requires grad.</summary>
     public static Tensor<T> Record<T>(Tensor<T> output, string op, Tensor<T>[] inputs, BackwardFunction<T> backward)
-        where T : unmanaged, INumber<T>
+        where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (!GradMode.IsEnabled) return output;
         foreach (var input in inputs)
@@ -75,7 +75,7 @@ internal static class Graph
 
     /// <summary>Tensors that require grad reachable from <paramref name="root"/>, each after every tensor that
     /// uses it (reverse post-order of an iterative depth-first search).</summary>
-    public static List<Tensor<T>> TopologicalOrder<T>(Tensor<T> root) where T : unmanaged, INumber<T>
+    public static List<Tensor<T>> TopologicalOrder<T>(Tensor<T> root) where T : unmanaged, IFloatingPointIeee754<T>
     {
         var postOrder = new List<Tensor<T>>();
         var visited = new HashSet<Tensor<T>>(ReferenceEqualityComparer.Instance);

@@ -7,13 +7,13 @@ namespace Engine.Core.Ops;
 internal static class Check
 {
     public static void SameShape<T>(string op, Tensor<T> a, string aName, Tensor<T> b, string bName)
-        where T : unmanaged, INumber<T>
+        where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (a.Shape != b.Shape)
             throw new ArgumentException($"{op}: {aName} has shape {a.Shape} but {bName} has shape {b.Shape}.");
     }
 
-    public static void SameDevice<T>(string op, Tensor<T> a, Tensor<T> b) where T : unmanaged, INumber<T>
+    public static void SameDevice<T>(string op, Tensor<T> a, Tensor<T> b) where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (!ReferenceEquals(a.Device, b.Device))
             throw new ArgumentException(
@@ -21,7 +21,7 @@ internal static class Check
     }
 
     /// <summary>Same shape and device: what every elementwise binary op needs.</summary>
-    public static void Elementwise<T>(string op, Tensor<T> a, Tensor<T> b) where T : unmanaged, INumber<T>
+    public static void Elementwise<T>(string op, Tensor<T> a, Tensor<T> b) where T : unmanaged, IFloatingPointIeee754<T>
     {
         SameShape(op, a, "left operand", b, "right operand");
         SameDevice(op, a, b);

@@ -10,51 +10,51 @@ using ILGPU.Runtime;
 
 namespace Engine.Kernels.Ilgpu;
 
-public interface IUnaryOp<T> where T : unmanaged, INumber<T>
+public interface IUnaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     T Apply(T x);
 }
 
-public interface IBinaryOp<T> where T : unmanaged, INumber<T>
+public interface IBinaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     T Apply(T a, T b);
 }
 
-public readonly struct IdentityOp<T> : IUnaryOp<T> where T : unmanaged, INumber<T>
+public readonly struct IdentityOp<T> : IUnaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     public T Apply(T x) => x;
 }
 
-public readonly struct ScaleOp<T>(T alpha) : IUnaryOp<T> where T : unmanaged, INumber<T>
+public readonly struct ScaleOp<T>(T alpha) : IUnaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     private readonly T _alpha = alpha;
     public T Apply(T x) => _alpha * x;
 }
 
-public readonly struct ReluOp<T> : IUnaryOp<T> where T : unmanaged, INumber<T>
+public readonly struct ReluOp<T> : IUnaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     public T Apply(T x) => x > T.Zero ? x : T.Zero;
 }
 
-public readonly struct AddOp<T> : IBinaryOp<T> where T : unmanaged, INumber<T>
+public readonly struct AddOp<T> : IBinaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     public T Apply(T a, T b) => a + b;
 }
 
-public readonly struct MultiplyOp<T> : IBinaryOp<T> where T : unmanaged, INumber<T>
+public readonly struct MultiplyOp<T> : IBinaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     public T Apply(T a, T b) => a * b;
 }
 
 /// <summary>alpha * a + b.</summary>
-public readonly struct AxpyOp<T>(T alpha) : IBinaryOp<T> where T : unmanaged, INumber<T>
+public readonly struct AxpyOp<T>(T alpha) : IBinaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     private readonly T _alpha = alpha;
     public T Apply(T a, T b) => _alpha * a + b;
 }
 
 /// <summary>a is ReLU's output, b the output gradient: b where a &gt; 0, else 0.</summary>
-public readonly struct ReluBackwardOp<T> : IBinaryOp<T> where T : unmanaged, INumber<T>
+public readonly struct ReluBackwardOp<T> : IBinaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     public T Apply(T a, T b) => a > T.Zero ? b : T.Zero;
 }
@@ -62,7 +62,7 @@ public readonly struct ReluBackwardOp<T> : IBinaryOp<T> where T : unmanaged, INu
 public static class ElementwiseKernels
 {
     /// <summary>y[i] = value.</summary>
-    public static void Fill<T>(Index1D thread, ArrayView<T> y, T value, int stride) where T : unmanaged, INumber<T>
+    public static void Fill<T>(Index1D thread, ArrayView<T> y, T value, int stride) where T : unmanaged, IFloatingPointIeee754<T>
     {
         for (long i = thread; i < y.Length; i += stride)
             y[i] = value;
@@ -70,7 +70,7 @@ public static class ElementwiseKernels
 
     /// <summary>y[i] = op(x[i]).</summary>
     public static void Unary<T, TOp>(Index1D thread, ArrayView<T> x, ArrayView<T> y, TOp op, int stride)
-        where T : unmanaged, INumber<T> where TOp : struct, IUnaryOp<T>
+        where T : unmanaged, IFloatingPointIeee754<T> where TOp : struct, IUnaryOp<T>
     {
         for (long i = thread; i < y.Length; i += stride)
             y[i] = op.Apply(x[i]);
@@ -78,7 +78,7 @@ public static class ElementwiseKernels
 
     /// <summary>y[i] = op(a[i], b[i]); y may alias a or b.</summary>
     public static void Binary<T, TOp>(Index1D thread, ArrayView<T> a, ArrayView<T> b, ArrayView<T> y, TOp op,
-        int stride) where T : unmanaged, INumber<T> where TOp : struct, IBinaryOp<T>
+        int stride) where T : unmanaged, IFloatingPointIeee754<T> where TOp : struct, IBinaryOp<T>
     {
         for (long i = thread; i < y.Length; i += stride)
             y[i] = op.Apply(a[i], b[i]);
@@ -86,7 +86,7 @@ public static class ElementwiseKernels
 
     /// <summary>y[i] = alpha * scalar[0].</summary>
     public static void BroadcastScalar<T>(Index1D thread, ArrayView<T> scalar, ArrayView<T> y, T alpha, int stride)
-        where T : unmanaged, INumber<T>
+        where T : unmanaged, IFloatingPointIeee754<T>
     {
         T value = alpha * scalar[0];
         for (long i = thread; i < y.Length; i += stride)
@@ -96,7 +96,7 @@ public static class ElementwiseKernels
 
 public sealed partial class IlgpuBackend
 {
-    public void Fill<T>(DeviceBuffer<T> y, T value) where T : unmanaged, INumber<T>
+    public void Fill<T>(DeviceBuffer<T> y, T value) where T : unmanaged, IFloatingPointIeee754<T>
     {
         Validate.Owned(this, "fill", nameof(y), y);
         if (y.Length == 0) return;
@@ -106,28 +106,28 @@ public sealed partial class IlgpuBackend
         kernel(_accelerator.DefaultStream, extent, View(y), value, extent);
     }
 
-    public void Copy<T>(DeviceBuffer<T> x, DeviceBuffer<T> y) where T : unmanaged, INumber<T> =>
+    public void Copy<T>(DeviceBuffer<T> x, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T> =>
         LaunchUnary("copy", x, y, new IdentityOp<T>());
 
-    public void Scale<T>(DeviceBuffer<T> x, T alpha, DeviceBuffer<T> y) where T : unmanaged, INumber<T> =>
+    public void Scale<T>(DeviceBuffer<T> x, T alpha, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T> =>
         LaunchUnary("scale", x, y, new ScaleOp<T>(alpha));
 
-    public void Relu<T>(DeviceBuffer<T> x, DeviceBuffer<T> y) where T : unmanaged, INumber<T> =>
+    public void Relu<T>(DeviceBuffer<T> x, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T> =>
         LaunchUnary("relu", x, y, new ReluOp<T>());
 
-    public void Add<T>(DeviceBuffer<T> a, DeviceBuffer<T> b, DeviceBuffer<T> y) where T : unmanaged, INumber<T> =>
+    public void Add<T>(DeviceBuffer<T> a, DeviceBuffer<T> b, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T> =>
         LaunchBinary("add", a, b, y, new AddOp<T>());
 
     public void Multiply<T>(DeviceBuffer<T> a, DeviceBuffer<T> b, DeviceBuffer<T> y)
-        where T : unmanaged, INumber<T> => LaunchBinary("multiply", a, b, y, new MultiplyOp<T>());
+        where T : unmanaged, IFloatingPointIeee754<T> => LaunchBinary("multiply", a, b, y, new MultiplyOp<T>());
 
-    public void Axpy<T>(T alpha, DeviceBuffer<T> x, DeviceBuffer<T> y) where T : unmanaged, INumber<T> =>
+    public void Axpy<T>(T alpha, DeviceBuffer<T> x, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T> =>
         LaunchBinary("axpy", x, y, y, new AxpyOp<T>(alpha));
 
     public void ReluBackward<T>(DeviceBuffer<T> y, DeviceBuffer<T> dy, DeviceBuffer<T> dx)
-        where T : unmanaged, INumber<T> => LaunchBinary("relu backward", y, dy, dx, new ReluBackwardOp<T>());
+        where T : unmanaged, IFloatingPointIeee754<T> => LaunchBinary("relu backward", y, dy, dx, new ReluBackwardOp<T>());
 
-    public void BroadcastScalar<T>(DeviceBuffer<T> scalar, T alpha, DeviceBuffer<T> y) where T : unmanaged, INumber<T>
+    public void BroadcastScalar<T>(DeviceBuffer<T> scalar, T alpha, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T>
     {
         Validate.Buffer(this, "broadcast scalar", nameof(scalar), scalar, 1);
         Validate.Owned(this, "broadcast scalar", nameof(y), y);
@@ -141,7 +141,7 @@ public sealed partial class IlgpuBackend
     }
 
     private void LaunchUnary<T, TOp>(string op, DeviceBuffer<T> x, DeviceBuffer<T> y, TOp unary)
-        where T : unmanaged, INumber<T> where TOp : struct, IUnaryOp<T>
+        where T : unmanaged, IFloatingPointIeee754<T> where TOp : struct, IUnaryOp<T>
     {
         Validate.SameLength(this, op, x, nameof(x), y, nameof(y));
         if (y.Length == 0) return;
@@ -154,7 +154,7 @@ public sealed partial class IlgpuBackend
     }
 
     private void LaunchBinary<T, TOp>(string op, DeviceBuffer<T> a, DeviceBuffer<T> b, DeviceBuffer<T> y,
-        TOp binary) where T : unmanaged, INumber<T> where TOp : struct, IBinaryOp<T>
+        TOp binary) where T : unmanaged, IFloatingPointIeee754<T> where TOp : struct, IBinaryOp<T>
     {
         Validate.SameLength(this, op, a, nameof(a), b, nameof(b), y, nameof(y));
         if (y.Length == 0) return;

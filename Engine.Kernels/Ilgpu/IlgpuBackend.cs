@@ -119,7 +119,7 @@ public sealed partial class IlgpuBackend : IBackend
         _ => AcceleratorType.CPU,
     };
 
-    public DeviceBuffer<T> Allocate<T>(long length) where T : unmanaged, INumber<T>
+    public DeviceBuffer<T> Allocate<T>(long length) where T : unmanaged
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentOutOfRangeException.ThrowIfNegative(length);
@@ -140,7 +140,7 @@ public sealed partial class IlgpuBackend : IBackend
     private int StreamExtent(long n) => (int)Math.Min(n, _maxThreads);
 
     /// <summary>The dense view behind a buffer of this backend.</summary>
-    private static ArrayView<T> View<T>(DeviceBuffer<T> buffer) where T : unmanaged, INumber<T> =>
+    private static ArrayView<T> View<T>(DeviceBuffer<T> buffer) where T : unmanaged =>
         ((IlgpuBuffer<T>)buffer).Memory.View;
 
     public void Dispose()
@@ -154,7 +154,7 @@ public sealed partial class IlgpuBackend : IBackend
 
     /// <summary>Device memory of an <see cref="IlgpuBackend"/>.</summary>
     private sealed class IlgpuBuffer<T>(IlgpuBackend backend, MemoryBuffer1D<T, Stride1D.Dense> memory)
-        : DeviceBuffer<T> where T : unmanaged, INumber<T>
+        : DeviceBuffer<T> where T : unmanaged
     {
         public MemoryBuffer1D<T, Stride1D.Dense> Memory { get; } = memory;
         public override long Length => Memory.Length;

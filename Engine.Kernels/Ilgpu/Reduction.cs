@@ -15,7 +15,7 @@ public static class ReductionKernels
 {
     /// <summary>partial[t] = alpha * sum over i ≡ t (mod partial.Length) of x[i].</summary>
     public static void StridedSum<T>(Index1D thread, ArrayView<T> x, ArrayView<T> partial, T alpha)
-        where T : unmanaged, INumber<T>
+        where T : unmanaged, IFloatingPointIeee754<T>
     {
         long stride = partial.Length;
         T sum = T.Zero;
@@ -30,7 +30,7 @@ public sealed partial class IlgpuBackend
     /// <summary>Each pass sums at least this many elements per thread.</summary>
     private const int FanIn = 32;
 
-    public void Sum<T>(DeviceBuffer<T> x, T alpha, DeviceBuffer<T> result) where T : unmanaged, INumber<T>
+    public void Sum<T>(DeviceBuffer<T> x, T alpha, DeviceBuffer<T> result) where T : unmanaged, IFloatingPointIeee754<T>
     {
         Validate.Owned(this, "sum", nameof(x), x);
         Validate.Buffer(this, "sum", nameof(result), result, 1);
@@ -65,7 +65,7 @@ public sealed partial class IlgpuBackend
     private readonly Dictionary<Type, object> _scratch = new();
 
     /// <summary>Two ping-pong buffers of at least <paramref name="length"/> elements, kept for reuse.</summary>
-    private MemoryBuffer1D<T, Stride1D.Dense>[] Scratch<T>(long length) where T : unmanaged, INumber<T>
+    private MemoryBuffer1D<T, Stride1D.Dense>[] Scratch<T>(long length) where T : unmanaged, IFloatingPointIeee754<T>
     {
         length = Math.Max(length, 1);
         if (_scratch.TryGetValue(typeof(T), out var found) &&
