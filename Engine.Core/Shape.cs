@@ -22,6 +22,8 @@ public sealed class Shape : IEquatable<Shape>, IReadOnlyList<int>
 
     public static Shape Create(ReadOnlySpan<int> dims) => new(dims);
 
+    public static implicit operator Shape(int[] dims) => new(dims);
+
     /// <summary>The scalar shape [] (one element).</summary>
     public static Shape Scalar { get; } = new();
 

@@ -15,6 +15,7 @@ public sealed partial class Tensor<T> : ITensorScoped where T : unmanaged, IFloa
 {
     private DeviceBuffer<T>? _buffer;
     private bool _requiresGrad;
+    private List<IDisposable>? _attachments;
 
     internal Tensor(Device device, Shape shape, bool inScope = true)
     {
@@ -41,6 +42,12 @@ public sealed partial class Tensor<T> : ITensorScoped where T : unmanaged, IFloa
     internal static string DTypeName => typeof(T) == typeof(float) ? "float32" : "float64";
 
     public TensorScope? Scope { get; internal set; }
+
+    TensorScope? ITensorScoped.Scope
+    {
+        get => Scope;
+        set => Scope = value;
+    }
 
     public bool IsDisposed => _buffer is null;
 
@@ -73,6 +80,32 @@ public sealed partial class Tensor<T> : ITensorScoped where T : unmanaged, IFloa
     {
         Node = node;
         _requiresGrad = true;
+    }
+
+    /// <summary>Ties <paramref name="resource"/> (e.g. what an op saved for its backward) to this tensor's
+    /// lifetime: it is disposed with the tensor.</summary>
+    internal void Attach(IDisposable resource) => (_attachments ??= []).Add(resource);
+
+    /// <summary>A device buffer of another element type (labels, argmax indices) that lives as long as this
+    /// tensor.</summary>
+    internal DeviceBuffer<TOther> AttachBuffer<TOther>(long length) where TOther : unmanaged
+    {
+        var buffer = Device.Rent<TOther>(length);
+        Attach(new PooledBuffer<TOther>(Device, buffer));
+        return buffer;
+    }
+
+    /// <summary>Returns a rented buffer to its device's pool when disposed.</summary>
+    private sealed class PooledBuffer<TOther>(Device device, DeviceBuffer<TOther> buffer) : IDisposable
+        where TOther : unmanaged
+    {
+        private DeviceBuffer<TOther>? _buffer = buffer;
+
+        public void Dispose()
+        {
+            var taken = Interlocked.Exchange(ref _buffer, null);
+            if (taken is not null) device.Return(taken);
+        }
     }
 
     /// <summary>Copies the data to a new host array.</summary>
@@ -126,6 +159,9 @@ public sealed partial class Tensor<T> : ITensorScoped where T : unmanaged, IFloa
         var buffer = Interlocked.Exchange(ref _buffer, null);
         if (buffer is null) return;
         Device.Return(buffer);
+        if (_attachments is not null)
+            foreach (var attachment in _attachments) attachment.Dispose();
+        _attachments = null;
         Grad?.Dispose();
         Grad = null;
         Node = null;

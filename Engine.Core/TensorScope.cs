@@ -26,7 +26,7 @@ public sealed class TensorScope : IDisposable
     /// <summary>Number of tensors the scope owns.</summary>
     public int Count => _owned.Count;
 
-    internal static void Adopt<T>(Tensor<T> tensor) where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
+    internal static void Adopt(ITensorScoped tensor)
     {
         if (_current is null) return;
         tensor.Scope = _current;
@@ -61,5 +61,5 @@ public sealed class TensorScope : IDisposable
 /// <summary>What a scope needs to know of a tensor, whatever its element type.</summary>
 internal interface ITensorScoped : IDisposable
 {
-    TensorScope? Scope { get; }
+    TensorScope? Scope { get; set; }
 }

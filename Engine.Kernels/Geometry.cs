@@ -14,7 +14,7 @@ public readonly record struct ConvGeometry(
     /// <summary>Square kernel, equal strides, the same padding on every side.</summary>
     public static ConvGeometry Square(int batch, int inChannels, int height, int width, int outChannels,
         int kernel, int stride, int padding) =>
-        new(batch, inChannels, height, width, outChannels, kernel, kernel, stride, stride,
+        new ConvGeometry(batch, inChannels, height, width, outChannels, kernel, kernel, stride, stride,
             padding, padding, padding, padding).Validated();
 
     public int OutHeight => (InHeight + PadTop + PadBottom - KernelHeight) / StrideHeight + 1;

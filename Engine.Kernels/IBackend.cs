@@ -109,7 +109,7 @@ public interface IBackend : IDisposable
     void Conv2dBackwardWeight<T>(ConvGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> dy, DeviceBuffer<T> dw)
         where T : unmanaged, IFloatingPointIeee754<T>;
 
-    // ---- matrix multiply (Linear.cs): row-major matrices ----
+    // ---- matrix multiply (Gemm.cs): row-major matrices ----
 
     /// <summary>C[m×n] = alpha · op(A) · op(B) + beta · C, op(A) m×k and op(B) k×n; op transposes when asked
     /// (A is stored k×m when transposed, B n×k). beta = 0 ignores C's old contents.</summary>

@@ -45,3 +45,162 @@ public static class Reference
                         $"(atol {atol}, rtol {rtol}).");
     }
 }
+
+/// <summary>Plain-loop float64 references for the structured ops (NCHW, row-major).</summary>
+public static class ReferenceOps
+{
+    public sealed record Conv(int N, int C, int H, int W, int K, int R, int S, int StrideH, int StrideW, int PadTop,
+        int PadBottom, int PadLeft, int PadRight)
+    {
+        public int OH => (H + PadTop + PadBottom - R) / StrideH + 1;
+        public int OW => (W + PadLeft + PadRight - S) / StrideW + 1;
+        public int[] InputShape => [N, C, H, W];
+        public int[] WeightShape => [K, C, R, S];
+        public int[] OutputShape => [N, K, OH, OW];
+
+        /// <summary>Calls f(n, k, oh, ow, c, r, s, inputIndex, weightIndex, outputIndex) for every in-range tap.</summary>
+        public void ForEachTap(Action<int, int, int> f)
+        {
+            for (int n = 0; n < N; n++)
+            for (int k = 0; k < K; k++)
+            for (int oh = 0; oh < OH; oh++)
+            for (int ow = 0; ow < OW; ow++)
+            for (int c = 0; c < C; c++)
+            for (int r = 0; r < R; r++)
+            for (int s = 0; s < S; s++)
+            {
+                int h = oh * StrideH - PadTop + r, w = ow * StrideW - PadLeft + s;
+                if (h < 0 || h >= H || w < 0 || w >= W) continue;
+                f(((n * C + c) * H + h) * W + w, ((k * C + c) * R + r) * S + s, ((n * K + k) * OH + oh) * OW + ow);
+            }
+        }
+    }
+
+    public static double[] ConvForward(Conv g, double[] x, double[] w, double[]? bias)
+    {
+        var y = new double[g.N * g.K * g.OH * g.OW];
+        if (bias is not null)
+            for (int i = 0; i < y.Length; i++) y[i] = bias[i / (g.OH * g.OW) % g.K];
+        g.ForEachTap((xi, wi, yi) => y[yi] += x[xi] * w[wi]);
+        return y;
+    }
+
+    public static double[] ConvBackwardData(Conv g, double[] dy, double[] w)
+    {
+        var dx = new double[g.N * g.C * g.H * g.W];
+        g.ForEachTap((xi, wi, yi) => dx[xi] += dy[yi] * w[wi]);
+        return dx;
+    }
+
+    public static double[] ConvBackwardWeight(Conv g, double[] x, double[] dy)
+    {
+        var dw = new double[g.K * g.C * g.R * g.S];
+        g.ForEachTap((xi, wi, yi) => dw[wi] += dy[yi] * x[xi]);
+        return dw;
+    }
+
+    /// <summary>C = op(A)·op(B), A stored m×k (k×m if transposed), B k×n (n×k if transposed).</summary>
+    public static double[] MatMul(bool transposeA, bool transposeB, int m, int n, int k, double[] a, double[] b)
+    {
+        var c = new double[m * n];
+        for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++)
+        {
+            double sum = 0;
+            for (int p = 0; p < k; p++)
+                sum += (transposeA ? a[p * m + i] : a[i * k + p]) * (transposeB ? b[j * k + p] : b[p * n + j]);
+            c[i * n + j] = sum;
+        }
+        return c;
+    }
+}
+
+/// <summary>Plain-loop float64 references for batch-norm, pooling, loss, shortcut and SGD.</summary>
+public static class ReferenceLayers
+{
+    /// <summary>Training-mode batch norm over [N, C, HW]: y, batch mean, biased variance.</summary>
+    public static (double[] Y, double[] Mean, double[] Var) BatchNormTrain(int n, int c, int hw, double[] x,
+        double[] gamma, double[] beta, double eps)
+    {
+        var mean = new double[c];
+        var variance = new double[c];
+        int m = n * hw;
+        for (int ch = 0; ch < c; ch++)
+        {
+            double sum = 0;
+            for (int i = 0; i < n; i++) for (int p = 0; p < hw; p++) sum += x[(i * c + ch) * hw + p];
+            mean[ch] = sum / m;
+            double sq = 0;
+            for (int i = 0; i < n; i++)
+            for (int p = 0; p < hw; p++)
+            {
+                double d = x[(i * c + ch) * hw + p] - mean[ch];
+                sq += d * d;
+            }
+            variance[ch] = sq / m;
+        }
+        var y = new double[x.Length];
+        for (int i = 0; i < x.Length; i++)
+        {
+            int ch = i / hw % c;
+            y[i] = (x[i] - mean[ch]) / Math.Sqrt(variance[ch] + eps) * gamma[ch] + beta[ch];
+        }
+        return (y, mean, variance);
+    }
+
+    public static (double[] Y, int[] Argmax) MaxPool(int n, int c, int h, int w, int k, int s, int p, double[] x)
+    {
+        int oh = (h + 2 * p - k) / s + 1, ow = (w + 2 * p - k) / s + 1;
+        var y = new double[n * c * oh * ow];
+        var argmax = new int[y.Length];
+        for (int plane = 0; plane < n * c; plane++)
+        for (int i = 0; i < oh; i++)
+        for (int j = 0; j < ow; j++)
+        {
+            double best = double.NegativeInfinity;
+            int at = -1;
+            for (int r = 0; r < k; r++)
+            for (int q = 0; q < k; q++)
+            {
+                int hh = i * s - p + r, ww = j * s - p + q;
+                if (hh < 0 || hh >= h || ww < 0 || ww >= w) continue;
+                double v = x[plane * h * w + hh * w + ww];
+                if (v > best) { best = v; at = hh * w + ww; }
+            }
+            int o = (plane * oh + i) * ow + j;
+            y[o] = best;
+            argmax[o] = at;
+        }
+        return (y, argmax);
+    }
+
+    /// <summary>Mean cross-entropy and its gradient with respect to the logits.</summary>
+    public static (double Loss, double[] Grad) CrossEntropy(int n, int classes, double[] logits, int[] labels)
+    {
+        double loss = 0;
+        var grad = new double[logits.Length];
+        for (int i = 0; i < n; i++)
+        {
+            double max = double.NegativeInfinity;
+            for (int j = 0; j < classes; j++) max = Math.Max(max, logits[i * classes + j]);
+            double sum = 0;
+            for (int j = 0; j < classes; j++) sum += Math.Exp(logits[i * classes + j] - max);
+            loss += Math.Log(sum) + max - logits[i * classes + labels[i]];
+            for (int j = 0; j < classes; j++)
+                grad[i * classes + j] = (Math.Exp(logits[i * classes + j] - max) / sum - (j == labels[i] ? 1 : 0)) / n;
+        }
+        return (loss / n, grad);
+    }
+
+    public static double[] Shortcut(int n, int c, int h, int w, int k, int stride, int padFront, double[] x)
+    {
+        int oh = (h - 1) / stride + 1, ow = (w - 1) / stride + 1;
+        var y = new double[n * k * oh * ow];
+        for (int i = 0; i < n; i++)
+        for (int ch = 0; ch < c; ch++)
+        for (int a = 0; a < oh; a++)
+        for (int b = 0; b < ow; b++)
+            y[((i * k + ch + padFront) * oh + a) * ow + b] = x[((i * c + ch) * h + a * stride) * w + b * stride];
+        return y;
+    }
+}

@@ -1,5 +1,6 @@
-// Elementwise ops as ILGPU kernels: fill, copy, add, multiply, scale, axpy, ReLU forward and backward, and the
-// scalar broadcast that sum/mean backward use. All buffers are flat with n elements.
+// Elementwise ops as ILGPU kernels: fill, copy, add, multiply, scale, axpy, ReLU forward and backward, the
+// scalar broadcast that sum/mean backward use, and the per-channel bias add. Buffers are flat with n elements
+// (per-channel: [N, C, HW]).
 //
 // One generic grid-stride kernel per arity (Unary, Binary) serves every op: the op is a struct implementing
 // IUnaryOp/IBinaryOp, passed by value as a kernel argument (so it can carry a scalar such as alpha), and ILGPU
@@ -84,6 +85,14 @@ public static class ElementwiseKernels
             y[i] = op.Apply(a[i], b[i]);
     }
 
+    /// <summary>y[n, c, hw] += bias[c].</summary>
+    public static void AddPerChannel<T>(Index1D thread, ArrayView<T> bias, ArrayView<T> y, int channels, int spatial,
+        int stride) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        for (long i = thread; i < y.Length; i += stride)
+            y[i] += bias[(int)(i / spatial % channels)];
+    }
+
     /// <summary>y[i] = alpha * scalar[0].</summary>
     public static void BroadcastScalar<T>(Index1D thread, ArrayView<T> scalar, ArrayView<T> y, T alpha, int stride)
         where T : unmanaged, IFloatingPointIeee754<T>
@@ -138,6 +147,20 @@ public sealed partial class IlgpuBackend
                 ElementwiseKernels.BroadcastScalar));
         int extent = StreamExtent(y.Length);
         kernel(_accelerator.DefaultStream, extent, View(scalar), View(y), alpha, extent);
+    }
+
+    public void AddPerChannel<T>(int batch, int channels, int spatial, DeviceBuffer<T> bias, DeviceBuffer<T> y)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        Validate.Buffer(this, "add per channel", nameof(bias), bias, channels);
+        Validate.Buffer(this, "add per channel", nameof(y), y, (long)batch * channels * spatial);
+        if (y.Length == 0) return;
+        var kernel = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, int, int, int>>(
+            nameof(AddPerChannel),
+            static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<T>, int, int, int>(
+                ElementwiseKernels.AddPerChannel));
+        int extent = StreamExtent(y.Length);
+        kernel(_accelerator.DefaultStream, extent, View(bias), View(y), channels, spatial, extent);
     }
 
     private void LaunchUnary<T, TOp>(string op, DeviceBuffer<T> x, DeviceBuffer<T> y, TOp unary)

@@ -1,10 +1,15 @@
 // Reductions as ILGPU kernels: the sum of a whole buffer (sum and mean of a tensor, and their backward through
-// BroadcastScalar in Elementwise.cs).
+// BroadcastScalar in Elementwise.cs), the per-channel sum of an [N, C, HW] tensor (bias gradients), and the
+// group-wide sum that the per-channel kernels here and in BatchNorm.cs share.
 //
 // Deterministic by construction: no atomics (ILGPU.Algorithms' Reduce ends in Atomic.Add, whose float results
 // change from run to run) and no group barriers (which crawl on the CPU accelerator). Each pass has `partials`
 // threads; thread t sums x[t], x[t + partials], … in a fixed order (coalesced on a GPU) and writes one partial.
 // Every pass divides the length by at least FanIn, so 1M elements take 4 launches; the last pass scales by alpha.
+//
+// Per-channel reductions run one group per channel (grid = C): thread t of G sums elements t, t+G, … of the
+// channel's N·HW values (neighbouring threads read neighbouring addresses), then the group adds its G partials
+// in a fixed tree in shared memory. G is a power of two; the order never changes, so results are reproducible.
 using System.Numerics;
 using ILGPU;
 using ILGPU.Runtime;
@@ -22,6 +27,43 @@ public static class ReductionKernels
         for (long i = thread; i < x.Length; i += stride)
             sum += x[i];
         partial[thread] = alpha * sum;
+    }
+
+    /// <summary>The sum of <paramref name="value"/> over the group's threads, returned to every thread.
+    /// <paramref name="scratch"/> holds Group.DimX elements; Group.DimX must be a power of two.</summary>
+    internal static T GroupSum<T>(T value, ArrayView<T> scratch) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int thread = Group.IdxX;
+        scratch[thread] = value;
+        Group.Barrier();
+        for (int half = Group.DimX / 2; half > 0; half /= 2)
+        {
+            if (thread < half) scratch[thread] += scratch[thread + half];
+            Group.Barrier();
+        }
+        T total = scratch[0];
+        Group.Barrier(); // every thread has read the total before the scratch is reused
+        return total;
+    }
+
+    /// <summary>Element <paramref name="i"/> (of N·HW) of channel <paramref name="channel"/> in an [N, C, HW]
+    /// tensor.</summary>
+    internal static long ChannelElement(int i, int channel, int channels, int spatial)
+    {
+        int image = i / spatial;
+        return ((long)image * channels + channel) * spatial + (i - image * spatial);
+    }
+
+    /// <summary>result[c] = Σ_{n, hw} x[n, c, hw]; one group per channel.</summary>
+    public static void SumPerChannel<T>(ArrayView<T> x, ArrayView<T> result, int channels, int spatial, int count)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int channel = Grid.IdxX;
+        T sum = T.Zero;
+        for (int i = Group.IdxX; i < count; i += Group.DimX)
+            sum += x[ChannelElement(i, channel, channels, spatial)];
+        T total = GroupSum(sum, SharedMemory.GetDynamic<T>());
+        if (Group.IdxX == 0) result[channel] = total;
     }
 }
 
@@ -58,6 +100,35 @@ public sealed partial class IlgpuBackend
         }
 
         if (x.Length == 1) Scale(x, alpha, result);
+    }
+
+    /// <summary>Threads per group for the per-channel reductions: a power of two, 256 where the device allows.</summary>
+    private int ChannelGroupSize()
+    {
+        int size = 1;
+        while (size * 2 <= Math.Min(256, MaxGroupSize)) size *= 2;
+        return size;
+    }
+
+    /// <summary>One group per channel with <see cref="ChannelGroupSize"/> threads and scratch for GroupSum.</summary>
+    private KernelConfig PerChannelConfig<T>(int channels) where T : unmanaged
+    {
+        int group = ChannelGroupSize();
+        return new KernelConfig(new Index3D(channels, 1, 1), new Index3D(group, 1, 1),
+            SharedMemoryConfig.RequestDynamic<T>(group));
+    }
+
+    public void SumPerChannel<T>(int batch, int channels, int spatial, DeviceBuffer<T> x, DeviceBuffer<T> result)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        Validate.Buffer(this, "sum per channel", nameof(x), x, (long)batch * channels * spatial);
+        Validate.Buffer(this, "sum per channel", nameof(result), result, channels);
+        if (channels == 0) return;
+        var kernel = Kernel<T, Action<AcceleratorStream, KernelConfig, ArrayView<T>, ArrayView<T>, int, int, int>>(
+            nameof(ReductionKernels.SumPerChannel),
+            static a => a.LoadKernel<ArrayView<T>, ArrayView<T>, int, int, int>(ReductionKernels.SumPerChannel));
+        kernel(_accelerator.DefaultStream, PerChannelConfig<T>(channels), View(x), View(result), channels, spatial,
+            checked(batch * spatial));
     }
 
     private long PartialCount(long n) => n <= FanIn ? 1 : Math.Min((n + FanIn - 1) / FanIn, _maxThreads);

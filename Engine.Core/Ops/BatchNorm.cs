@@ -1,0 +1,63 @@
+// Batch normalisation over the channels of an NCHW (or [N, C]) tensor with its gradients, PyTorch's semantics:
+// training mode normalises with batch statistics and updates the running mean and variance in place (momentum
+// 0.1, unbiased variance); eval mode normalises with the running statistics.
+using Engine.Core.Autograd;
+using Engine.Core.Ops;
+
+namespace Engine.Core;
+
+public sealed partial class Tensor<T>
+{
+    /// <summary>Batch norm of x [N, C, …] with per-channel gamma, beta, runningMean, runningVar [C].
+    /// Backward: dx, dgamma, dbeta (the running statistics get no gradient).</summary>
+    public Tensor<T> BatchNorm(Tensor<T> gamma, Tensor<T> beta, Tensor<T> runningMean, Tensor<T> runningVar,
+        bool training, double momentum = 0.1, double epsilon = 1e-5)
+    {
+        var x = this;
+        if (x.Rank < 2)
+            throw new ArgumentException($"batch-norm: input {x.Shape} must be at least [N, C].");
+        int batch = x.Shape[0], channels = x.Shape[1];
+        int spatial = checked((int)(x.Length / Math.Max(1L, (long)batch * channels)));
+        foreach (var (vector, name) in new[] { (gamma, "gamma"), (beta, "beta"), (runningMean, "running mean"),
+                     (runningVar, "running variance") })
+        {
+            if (vector.Shape != new Shape(channels))
+                throw new ArgumentException($"batch-norm: {name} {vector.Shape} must be [{channels}] for input {x.Shape}.");
+            Check.SameDevice("batch-norm", x, vector);
+        }
+        if (training && (long)batch * spatial < 2)
+            throw new ArgumentException(
+                $"batch-norm: training needs more than one value per channel; input {x.Shape} has one.");
+
+        var backend = Device.Backend;
+        var y = new Tensor<T>(Device, x.Shape);
+        var mean = Tensor.Unscoped<T>([channels], Device);
+        var invStd = Tensor.Unscoped<T>([channels], Device);
+        y.Attach(mean);
+        y.Attach(invStd);
+        if (training)
+        {
+            backend.BatchNormForwardTraining(batch, channels, spatial, x.Buffer, gamma.Buffer, beta.Buffer,
+                runningMean.Buffer, runningVar.Buffer, momentum, epsilon, y.Buffer, mean.Buffer, invStd.Buffer);
+        }
+        else
+        {
+            backend.BatchNormForwardInference(batch, channels, spatial, x.Buffer, gamma.Buffer, beta.Buffer,
+                runningMean.Buffer, runningVar.Buffer, epsilon, y.Buffer);
+            if (GradMode.IsEnabled && (x.RequiresGrad || gamma.RequiresGrad || beta.RequiresGrad))
+            {
+                backend.Copy(runningMean.Buffer, mean.Buffer);
+                backend.InverseStandardDeviation(runningVar.Buffer, epsilon, invStd.Buffer);
+            }
+        }
+        return Graph.Record(y, training ? "batch-norm (train)" : "batch-norm (eval)", [x, gamma, beta], dy =>
+        {
+            var dx = new Tensor<T>(dy.Device, x.Shape);
+            var dgamma = new Tensor<T>(dy.Device, gamma.Shape);
+            var dbeta = new Tensor<T>(dy.Device, beta.Shape);
+            backend.BatchNormBackward(batch, channels, spatial, x.Buffer, dy.Buffer, gamma.Buffer, mean.Buffer,
+                invStd.Buffer, training, dx.Buffer, dgamma.Buffer, dbeta.Buffer);
+            return [x.RequiresGrad ? dx : null, gamma.RequiresGrad ? dgamma : null, beta.RequiresGrad ? dbeta : null];
+        });
+    }
+}

@@ -1,0 +1,71 @@
+// 2-D convolution with its gradients: x [N, C, H, W], weight [K, C, R, S], optional bias [K] → y [N, K, OH, OW].
+// Zero padding per side (top, bottom, left, right) and separate strides; the common symmetric case has its own
+// overload.
+using Engine.Core.Autograd;
+using Engine.Core.Ops;
+using Engine.Kernels;
+
+namespace Engine.Core;
+
+public sealed partial class Tensor<T>
+{
+    /// <summary>Convolution with a square stride and the same zero padding on every side.</summary>
+    public Tensor<T> Conv2d(Tensor<T> weight, Tensor<T>? bias = null, int stride = 1, int padding = 0) =>
+        Conv2d(weight, bias, stride, stride, padding, padding, padding, padding);
+
+    /// <summary>Convolution with per-axis strides and per-side zero padding. Backward: dx (backward data), dweight
+    /// (backward weight), dbias (sum of dy per output channel).</summary>
+    public Tensor<T> Conv2d(Tensor<T> weight, Tensor<T>? bias, int strideHeight, int strideWidth, int padTop,
+        int padBottom, int padLeft, int padRight)
+    {
+        var x = this;
+        if (x.Rank != 4 || weight.Rank != 4)
+            throw new ArgumentException($"conv2d: input {x.Shape} and weight {weight.Shape} must both be 4-D " +
+                                        "([N, C, H, W] and [K, C, R, S]).");
+        if (weight.Shape[1] != x.Shape[1])
+            throw new ArgumentException($"conv2d: weight {weight.Shape} expects {weight.Shape[1]} input channels; " +
+                                        $"input {x.Shape} has {x.Shape[1]}.");
+        Check.SameDevice("conv2d", x, weight);
+        if (bias is not null)
+        {
+            if (bias.Shape != new Shape(weight.Shape[0]))
+                throw new ArgumentException($"conv2d: bias {bias.Shape} must be [{weight.Shape[0]}].");
+            Check.SameDevice("conv2d", x, bias);
+        }
+        ConvGeometry g;
+        try
+        {
+            g = new ConvGeometry(x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3], weight.Shape[0], weight.Shape[2],
+                weight.Shape[3], strideHeight, strideWidth, padTop, padBottom, padLeft, padRight).Validated();
+        }
+        catch (ArgumentException e)
+        {
+            throw new ArgumentException($"conv2d: input {x.Shape}, weight {weight.Shape}: {e.Message}", e);
+        }
+
+        var backend = Device.Backend;
+        var y = new Tensor<T>(Device, [g.Batch, g.OutChannels, g.OutHeight, g.OutWidth]);
+        backend.Conv2dForward(g, x.Buffer, weight.Buffer, bias?.Buffer, y.Buffer);
+        Tensor<T>[] inputs = bias is null ? [x, weight] : [x, weight, bias];
+        return Graph.Record(y, "conv2d", inputs, dy =>
+        {
+            Tensor<T>? dx = null, dw = null, db = null;
+            if (x.RequiresGrad)
+            {
+                dx = new Tensor<T>(dy.Device, x.Shape);
+                backend.Conv2dBackwardData(g, dy.Buffer, weight.Buffer, dx.Buffer);
+            }
+            if (weight.RequiresGrad)
+            {
+                dw = new Tensor<T>(dy.Device, weight.Shape);
+                backend.Conv2dBackwardWeight(g, x.Buffer, dy.Buffer, dw.Buffer);
+            }
+            if (bias is { RequiresGrad: true })
+            {
+                db = new Tensor<T>(dy.Device, bias.Shape);
+                backend.SumPerChannel(g.Batch, g.OutChannels, g.OutHeight * g.OutWidth, dy.Buffer, db.Buffer);
+            }
+            return bias is null ? [dx, dw] : [dx, dw, db];
+        });
+    }
+}

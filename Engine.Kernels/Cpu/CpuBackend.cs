@@ -1,0 +1,249 @@
+// The managed-SIMD CPU backend: buffers in 64-byte-aligned native memory, a pool of worker threads sized to the
+// cores, and per-worker scratch memory reused by every op. The op families live in the other files of this folder
+// as partial classes, each with its forward and backward side by side.
+//
+// Every op runs synchronously on the calling thread and its helpers, so Synchronize has nothing to wait for.
+// Work is cut into tasks whose results do not depend on which thread runs them or in which order they are claimed:
+// a task owns its outputs and sums in a fixed order, so the same inputs give the same bits on every run.
+//
+// float is the fast path: AVX-512 (8x32 micro-tiles) or AVX2+FMA (6x16) packed GEMM for Gemm and convolution.
+// double (used for gradient checks), and float on a machine with neither, take the plain generic loops in
+// Reference.cs, which compute the same math.
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+
+namespace Engine.Kernels.Cpu;
+
+public sealed unsafe partial class CpuBackend : IBackend
+{
+    private readonly WorkerPool _pool;
+    private readonly Scratch[] _scratch;
+    private bool _disposed;
+
+    public CpuBackend()
+    {
+        _pool = new WorkerPool(Environment.ProcessorCount);
+        _scratch = new Scratch[_pool.ThreadCount];
+        for (int i = 0; i < _scratch.Length; i++) _scratch[i] = new Scratch();
+    }
+
+    public string Kind => "cpu";
+
+    public string Description =>
+        $"Managed SIMD CPU ({PackedGemm.InstructionSet}, {PackedGemm.TileRows}x{PackedGemm.TileColumns} GEMM " +
+        $"micro-tiles for float; {_pool.ThreadCount} threads on {Environment.ProcessorCount} cores)";
+
+    /// <summary>Nothing is compiled at run time beyond the .NET JIT.</summary>
+    public int LoadedKernelCount => 0;
+
+    /// <summary>Threads that run the tasks of one op (the caller and its helpers).</summary>
+    public int ThreadCount => _pool.ThreadCount;
+
+    public DeviceBuffer<T> Allocate<T>(long length) where T : unmanaged
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        return new CpuBuffer<T>(this, length);
+    }
+
+    public void Synchronize() => ObjectDisposedException.ThrowIf(_disposed, this);
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _pool.Dispose();
+        foreach (var scratch in _scratch) scratch.Dispose();
+    }
+
+    /// <summary>The memory behind a buffer already validated as owned by this backend.</summary>
+    private static T* Data<T>(DeviceBuffer<T> buffer) where T : unmanaged => ((CpuBuffer<T>)buffer).Data;
+
+    /// <summary>Scratch memory of one worker: at least <paramref name="bytes"/>, 64-byte aligned, kept for reuse.
+    /// <paramref name="slot"/> distinguishes buffers that one task needs at the same time.</summary>
+    private void* WorkerScratch(int worker, int slot, long bytes) => _scratch[worker].Get(slot, bytes);
+
+    /// <summary>Runs <paramref name="job"/> for tasks 0 … <paramref name="taskCount"/> − 1 on the pool.</summary>
+    private void Parallel<TJob>(int taskCount, ref TJob job) where TJob : struct, IParallelJob
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        _pool.Run(taskCount, ref job);
+    }
+
+    /// <summary>Memory of a <see cref="CpuBackend"/>: native, 64-byte aligned, released on Dispose.</summary>
+    private sealed class CpuBuffer<T> : DeviceBuffer<T> where T : unmanaged
+    {
+        private readonly CpuBackend _backend;
+        private T* _data;
+
+        public CpuBuffer(CpuBackend backend, long length)
+        {
+            _backend = backend;
+            Length = length;
+            _data = (T*)NativeMemory.AlignedAlloc((nuint)Math.Max(length * sizeof(T), 1), 64);
+        }
+
+        ~CpuBuffer() => Release();
+
+        public T* Data => _data;
+        public override long Length { get; }
+        public override IBackend Backend => _backend;
+        public override bool IsDisposed => _data == null;
+
+        public override void CopyFromHost(ReadOnlySpan<T> source)
+        {
+            CheckHostLength(source.Length);
+            source.CopyTo(new Span<T>(_data, checked((int)Length)));
+        }
+
+        public override void CopyToHost(Span<T> destination)
+        {
+            CheckHostLength(destination.Length);
+            new ReadOnlySpan<T>(_data, checked((int)Length)).CopyTo(destination);
+        }
+
+        private void CheckHostLength(int hostLength)
+        {
+            ObjectDisposedException.ThrowIf(IsDisposed, this);
+            if (hostLength != Length)
+                throw new ArgumentException($"Host span has {hostLength} elements; the device buffer has {Length}.");
+        }
+
+        public override void Dispose()
+        {
+            Release();
+            GC.SuppressFinalize(this);
+        }
+
+        private void Release()
+        {
+            if (_data == null) return;
+            NativeMemory.AlignedFree(_data);
+            _data = null;
+        }
+    }
+
+    /// <summary>A few growable native blocks owned by one worker.</summary>
+    private sealed class Scratch : IDisposable
+    {
+        private const int Slots = 4;
+        private readonly void*[] _blocks = new void*[Slots];
+        private readonly long[] _sizes = new long[Slots];
+
+        public void* Get(int slot, long bytes)
+        {
+            if (_sizes[slot] < bytes)
+            {
+                NativeMemory.AlignedFree(_blocks[slot]);
+                long size = Math.Max(bytes, _sizes[slot] * 2);
+                _blocks[slot] = NativeMemory.AlignedAlloc((nuint)size, 64);
+                _sizes[slot] = size;
+            }
+            return _blocks[slot];
+        }
+
+        public void Dispose()
+        {
+            for (int i = 0; i < Slots; i++)
+            {
+                NativeMemory.AlignedFree(_blocks[i]);
+                _blocks[i] = null;
+                _sizes[i] = 0;
+            }
+        }
+    }
+}
+
+/// <summary>One parallel op: <see cref="Execute"/> runs task <c>task</c> on worker <c>worker</c>
+/// (0 is the calling thread), and must write only what that task owns.</summary>
+internal interface IParallelJob
+{
+    void Execute(int task, int worker);
+}
+
+/// <summary>
+/// Persistent worker threads (one fewer than <c>threads</c>: the caller works too). A run publishes a job and a
+/// task count, wakes the helpers, and every thread claims task indices from one shared counter until none are left;
+/// the caller returns once every helper is done. Runs are serialised, so a backend may be called from any thread.
+/// Nothing is allocated per run: the job is a struct on the caller's stack, reached through a pointer.
+/// </summary>
+internal sealed unsafe class WorkerPool : IDisposable
+{
+    private readonly Thread[] _helpers;
+    private readonly SemaphoreSlim _wake = new(0);
+    private readonly object _gate = new();
+    private delegate*<void*, int, int, void> _body;
+    private void* _job;
+    private int _taskCount;
+    private int _nextTask;
+    private int _busyHelpers;
+    private volatile bool _stopping;
+
+    public WorkerPool(int threads)
+    {
+        ThreadCount = Math.Max(1, threads);
+        _helpers = new Thread[ThreadCount - 1];
+        for (int i = 0; i < _helpers.Length; i++)
+        {
+            _helpers[i] = new Thread(HelperLoop) { IsBackground = true, Name = $"cpu-backend-{i + 1}" };
+            _helpers[i].Start(i + 1);
+        }
+    }
+
+    public int ThreadCount { get; }
+
+    public void Run<TJob>(int taskCount, ref TJob job) where TJob : struct, IParallelJob
+    {
+        if (taskCount <= 0) return;
+        lock (_gate)
+        {
+            int helpers = Math.Min(_helpers.Length, taskCount - 1);
+            if (helpers == 0)
+            {
+                for (int task = 0; task < taskCount; task++) job.Execute(task, 0);
+                return;
+            }
+
+            _body = &Execute<TJob>;
+            _job = Unsafe.AsPointer(ref job);
+            _taskCount = taskCount;
+            _nextTask = 0;
+            Volatile.Write(ref _busyHelpers, helpers);
+            _wake.Release(helpers);
+            Work(0);
+            var spin = new SpinWait();
+            while (Volatile.Read(ref _busyHelpers) != 0) spin.SpinOnce(sleep1Threshold: -1);
+            _job = null;
+        }
+    }
+
+    private static void Execute<TJob>(void* job, int task, int worker) where TJob : struct, IParallelJob =>
+        Unsafe.AsRef<TJob>(job).Execute(task, worker);
+
+    private void Work(int worker)
+    {
+        int task;
+        while ((task = Interlocked.Increment(ref _nextTask) - 1) < _taskCount)
+            _body(_job, task, worker);
+    }
+
+    private void HelperLoop(object? id)
+    {
+        int worker = (int)id!;
+        while (true)
+        {
+            _wake.Wait();
+            if (_stopping) return;
+            Work(worker);
+            Interlocked.Decrement(ref _busyHelpers);
+        }
+    }
+
+    public void Dispose()
+    {
+        _stopping = true;
+        _wake.Release(_helpers.Length);
+    }
+}

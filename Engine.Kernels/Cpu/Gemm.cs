@@ -1,0 +1,457 @@
+// Matrix multiply, C[m×n] = alpha · op(A)[m×k] · op(B)[k×n] + beta · C, row-major; and the packed, cache-blocked
+// float GEMM engine that Gemm and the convolutions (Convolution.cs) share.
+//
+// Engine (BLIS-style, vectorised along the rows of C):
+//   columns of C are cut into panels of NR (a panel never crosses a column group: one image of a batched conv
+//   output); a task owns up to MaxPanelsPerTask consecutive panels and computes every row of them, so no two
+//   tasks write the same element and each element is summed in the same order whoever runs it.
+//   for each depth block of KC:        pack the task's B panels, [kc][NR] each        (L2)
+//     for each row block of MC:        pack A, [kc][MR] per MR rows                    (L2)
+//       for each B panel:              the panel stays in L1 while …
+//         for each MR rows:            … the micro-kernel runs: MR×NR accumulators in registers, one k step is
+//                                      NR/16 vector loads of B, MR broadcasts of A, MR·NR/16 FMAs.
+//   Micro-tiles: 8x32 with AVX-512 (16 zmm accumulators), 6x16 with AVX2+FMA (12 ymm). Edges of C go through a
+//   tile in scratch; packed panels are zero-padded, so the micro-kernel never branches on shape.
+//   Operands are structs implementing IGemmOperands: plain matrices here, implicit im2col in Convolution.cs.
+//
+// double (and float on a CPU without AVX2+FMA) takes GenericGemm: per row of C, a row accumulator over k.
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace Engine.Kernels.Cpu;
+
+/// <summary>The two operands of one packed GEMM, packed on demand (A: m×k, B: k×n in column groups).</summary>
+internal unsafe interface IGemmOperands
+{
+    /// <summary>Rows [row0, row0 + rows) × depth [k0, k0 + kc) of A into dst[kk·MR + r]; rows ≥ rows are zero.</summary>
+    void PackA(float* dst, int row0, int rows, int k0, int kc);
+
+    /// <summary>Depth [k0, k0 + kc) × columns [col0, col0 + cols) of column group <paramref name="group"/> of B
+    /// into dst[kk·NR + j]; columns ≥ cols are zero.</summary>
+    void PackB(float* dst, int group, int col0, int cols, int k0, int kc);
+}
+
+/// <summary>Where C lives: row i, column j of group g is C[g·GroupStride + i·RowStride + j].</summary>
+internal unsafe struct GemmOutput
+{
+    public float* C;
+    public int Rows, Depth, Groups, GroupColumns;
+    public long GroupStride, RowStride;
+    public float Alpha, Beta;
+}
+
+internal static unsafe class PackedGemm
+{
+    public static bool IsSupported => Avx512F.IsSupported || (Avx2.IsSupported && Fma.IsSupported);
+
+    public static string InstructionSet =>
+        Avx512F.IsSupported ? "AVX-512" : IsSupported ? "AVX2+FMA" : "scalar";
+
+    /// <summary>MR: rows of a micro-tile.</summary>
+    public static int TileRows => Avx512F.IsSupported ? 8 : 6;
+
+    /// <summary>NR: columns of a micro-tile.</summary>
+    public static int TileColumns => Avx512F.IsSupported ? 32 : 16;
+
+    /// <summary>KC: the packed B panel (KC·NR floats, 32 KiB with AVX-512) stays in the 48 KiB L1.</summary>
+    public const int DepthBlock = 256;
+
+    /// <summary>MC: the packed A block (MC·KC floats, 240 KiB) stays in L2 beside the task's B panels.</summary>
+    public const int RowBlock = 240;
+
+    /// <summary>NC / NR: the task's packed B (up to 256 KiB) stays in L2.</summary>
+    public const int MaxPanelsPerTask = 8;
+
+    /// <summary>Depth of each block: K split into equal blocks of at most KC.</summary>
+    public static int BlockDepth(int depth)
+    {
+        int blocks = (depth + DepthBlock - 1) / DepthBlock;
+        return (depth + blocks - 1) / blocks;
+    }
+
+    /// <summary>c[MR×NR] (rows rowStride apart) = alpha · a·b + beta · c, a packed [kc][MR], b packed [kc][NR];
+    /// beta = 0 never reads c.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void MicroKernel(float* a, float* b, int kc, float* c, long rowStride, float alpha, float beta)
+    {
+        if (Avx512F.IsSupported) MicroKernel8x32(a, b, kc, c, rowStride, alpha, beta);
+        else MicroKernel6x16(a, b, kc, c, rowStride, alpha, beta);
+    }
+
+    /// <summary>The scalar form of the micro-kernel's store, for edge tiles: alpha·acc + beta·old, fused.</summary>
+    public static float Combine(float acc, float alpha, float beta, float old) =>
+        beta == 0f ? acc * alpha : MathF.FusedMultiplyAdd(old, beta, acc * alpha);
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void MicroKernel8x32(float* a, float* b, int kc, float* c, long rowStride, float alpha, float beta)
+    {
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default,
+            c20 = default, c21 = default, c30 = default, c31 = default,
+            c40 = default, c41 = default, c50 = default, c51 = default,
+            c60 = default, c61 = default, c70 = default, c71 = default;
+        for (int k = 0; k < kc; k++, a += 8, b += 32)
+        {
+            var b0 = Avx512F.LoadAlignedVector512(b);
+            var b1 = Avx512F.LoadAlignedVector512(b + 16);
+            var x = Vector512.Create(a[0]);
+            c00 = Avx512F.FusedMultiplyAdd(x, b0, c00);
+            c01 = Avx512F.FusedMultiplyAdd(x, b1, c01);
+            x = Vector512.Create(a[1]);
+            c10 = Avx512F.FusedMultiplyAdd(x, b0, c10);
+            c11 = Avx512F.FusedMultiplyAdd(x, b1, c11);
+            x = Vector512.Create(a[2]);
+            c20 = Avx512F.FusedMultiplyAdd(x, b0, c20);
+            c21 = Avx512F.FusedMultiplyAdd(x, b1, c21);
+            x = Vector512.Create(a[3]);
+            c30 = Avx512F.FusedMultiplyAdd(x, b0, c30);
+            c31 = Avx512F.FusedMultiplyAdd(x, b1, c31);
+            x = Vector512.Create(a[4]);
+            c40 = Avx512F.FusedMultiplyAdd(x, b0, c40);
+            c41 = Avx512F.FusedMultiplyAdd(x, b1, c41);
+            x = Vector512.Create(a[5]);
+            c50 = Avx512F.FusedMultiplyAdd(x, b0, c50);
+            c51 = Avx512F.FusedMultiplyAdd(x, b1, c51);
+            x = Vector512.Create(a[6]);
+            c60 = Avx512F.FusedMultiplyAdd(x, b0, c60);
+            c61 = Avx512F.FusedMultiplyAdd(x, b1, c61);
+            x = Vector512.Create(a[7]);
+            c70 = Avx512F.FusedMultiplyAdd(x, b0, c70);
+            c71 = Avx512F.FusedMultiplyAdd(x, b1, c71);
+        }
+        var va = Vector512.Create(alpha);
+        var vb = Vector512.Create(beta);
+        bool read = beta != 0f;
+        Store(c, c00, c01, va, vb, read);
+        Store(c + rowStride, c10, c11, va, vb, read);
+        Store(c + 2 * rowStride, c20, c21, va, vb, read);
+        Store(c + 3 * rowStride, c30, c31, va, vb, read);
+        Store(c + 4 * rowStride, c40, c41, va, vb, read);
+        Store(c + 5 * rowStride, c50, c51, va, vb, read);
+        Store(c + 6 * rowStride, c60, c61, va, vb, read);
+        Store(c + 7 * rowStride, c70, c71, va, vb, read);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store(float* c, Vector512<float> lo, Vector512<float> hi, Vector512<float> alpha,
+        Vector512<float> beta, bool read)
+    {
+        lo = Avx512F.Multiply(lo, alpha);
+        hi = Avx512F.Multiply(hi, alpha);
+        if (read)
+        {
+            lo = Avx512F.FusedMultiplyAdd(Vector512.Load(c), beta, lo);
+            hi = Avx512F.FusedMultiplyAdd(Vector512.Load(c + 16), beta, hi);
+        }
+        lo.Store(c);
+        hi.Store(c + 16);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void MicroKernel6x16(float* a, float* b, int kc, float* c, long rowStride, float alpha, float beta)
+    {
+        Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
+            c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        for (int k = 0; k < kc; k++, a += 6, b += 16)
+        {
+            var b0 = Avx.LoadAlignedVector256(b);
+            var b1 = Avx.LoadAlignedVector256(b + 8);
+            var x = Vector256.Create(a[0]);
+            c00 = Fma.MultiplyAdd(x, b0, c00);
+            c01 = Fma.MultiplyAdd(x, b1, c01);
+            x = Vector256.Create(a[1]);
+            c10 = Fma.MultiplyAdd(x, b0, c10);
+            c11 = Fma.MultiplyAdd(x, b1, c11);
+            x = Vector256.Create(a[2]);
+            c20 = Fma.MultiplyAdd(x, b0, c20);
+            c21 = Fma.MultiplyAdd(x, b1, c21);
+            x = Vector256.Create(a[3]);
+            c30 = Fma.MultiplyAdd(x, b0, c30);
+            c31 = Fma.MultiplyAdd(x, b1, c31);
+            x = Vector256.Create(a[4]);
+            c40 = Fma.MultiplyAdd(x, b0, c40);
+            c41 = Fma.MultiplyAdd(x, b1, c41);
+            x = Vector256.Create(a[5]);
+            c50 = Fma.MultiplyAdd(x, b0, c50);
+            c51 = Fma.MultiplyAdd(x, b1, c51);
+        }
+        var va = Vector256.Create(alpha);
+        var vb = Vector256.Create(beta);
+        bool read = beta != 0f;
+        Store(c, c00, c01, va, vb, read);
+        Store(c + rowStride, c10, c11, va, vb, read);
+        Store(c + 2 * rowStride, c20, c21, va, vb, read);
+        Store(c + 3 * rowStride, c30, c31, va, vb, read);
+        Store(c + 4 * rowStride, c40, c41, va, vb, read);
+        Store(c + 5 * rowStride, c50, c51, va, vb, read);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store(float* c, Vector256<float> lo, Vector256<float> hi, Vector256<float> alpha,
+        Vector256<float> beta, bool read)
+    {
+        lo = Avx.Multiply(lo, alpha);
+        hi = Avx.Multiply(hi, alpha);
+        if (read)
+        {
+            lo = Fma.MultiplyAdd(Vector256.Load(c), beta, lo);
+            hi = Fma.MultiplyAdd(Vector256.Load(c + 8), beta, hi);
+        }
+        lo.Store(c);
+        hi.Store(c + 8);
+    }
+
+    /// <summary>dst[0 … count) = src[0 … count).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void CopyRow(float* src, float* dst, int count)
+    {
+        int i = 0;
+        for (; i + 8 <= count; i += 8) Vector256.Store(Vector256.Load(src + i), dst + i);
+        for (; i < count; i++) dst[i] = src[i];
+    }
+
+    /// <summary>dst[0 … count) = 0.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void ZeroRow(float* dst, int count)
+    {
+        int i = 0;
+        for (; i + 8 <= count; i += 8) Vector256<float>.Zero.Store(dst + i);
+        for (; i < count; i++) dst[i] = 0f;
+    }
+}
+
+/// <summary>Plain row-major matrices: op(A) m×k (A stored k×m when transposed), op(B) k×n (B stored n×k).</summary>
+internal unsafe struct MatrixOperands : IGemmOperands
+{
+    public float* A, B;
+    public int M, N, K;
+    public bool TransposeA, TransposeB;
+
+    public void PackA(float* dst, int row0, int rows, int k0, int kc)
+    {
+        int mr = PackedGemm.TileRows;
+        if (TransposeA)
+        {
+            for (int kk = 0; kk < kc; kk++)
+            {
+                float* d = dst + kk * mr;
+                PackedGemm.CopyRow(A + (long)(k0 + kk) * M + row0, d, rows);
+                PackedGemm.ZeroRow(d + rows, mr - rows);
+            }
+            return;
+        }
+        for (int r = 0; r < mr; r++)
+        {
+            float* d = dst + r;
+            if (r < rows)
+            {
+                float* src = A + (long)(row0 + r) * K + k0;
+                for (int kk = 0; kk < kc; kk++) d[kk * mr] = src[kk];
+            }
+            else
+            {
+                for (int kk = 0; kk < kc; kk++) d[kk * mr] = 0f;
+            }
+        }
+    }
+
+    public void PackB(float* dst, int group, int col0, int cols, int k0, int kc)
+    {
+        int nr = PackedGemm.TileColumns;
+        if (!TransposeB)
+        {
+            for (int kk = 0; kk < kc; kk++)
+            {
+                float* d = dst + kk * nr;
+                PackedGemm.CopyRow(B + (long)(k0 + kk) * N + col0, d, cols);
+                PackedGemm.ZeroRow(d + cols, nr - cols);
+            }
+            return;
+        }
+        for (int j = 0; j < nr; j++)
+        {
+            float* d = dst + j;
+            if (j < cols)
+            {
+                float* src = B + (long)(col0 + j) * K + k0;
+                for (int kk = 0; kk < kc; kk++) d[kk * nr] = src[kk];
+            }
+            else
+            {
+                for (int kk = 0; kk < kc; kk++) d[kk * nr] = 0f;
+            }
+        }
+    }
+}
+
+public sealed unsafe partial class CpuBackend
+{
+    public void Gemm<T>(bool transposeA, bool transposeB, int m, int n, int k, T alpha, DeviceBuffer<T> a,
+        DeviceBuffer<T> b, T beta, DeviceBuffer<T> c) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (m < 0 || n < 0 || k < 0)
+            throw new ArgumentException($"gemm: negative extent (m {m}, n {n}, k {k}).");
+        Validate.Buffer(this, "gemm", nameof(a), a, (long)m * k);
+        Validate.Buffer(this, "gemm", nameof(b), b, (long)k * n);
+        Validate.Buffer(this, "gemm", nameof(c), c, (long)m * n);
+        if (m == 0 || n == 0) return;
+        if (k == 0)
+        {
+            if (beta == T.Zero) Fill(c, T.Zero);
+            else Scale(c, beta, c);
+            return;
+        }
+
+        if (typeof(T) == typeof(float) && PackedGemm.IsSupported)
+        {
+            var operands = new MatrixOperands
+            {
+                A = (float*)Data(a), B = (float*)Data(b), M = m, N = n, K = k,
+                TransposeA = transposeA, TransposeB = transposeB,
+            };
+            var output = new GemmOutput
+            {
+                C = (float*)Data(c), Rows = m, Depth = k, Groups = 1, GroupColumns = n, GroupStride = 0,
+                RowStride = n, Alpha = float.CreateTruncating(alpha), Beta = float.CreateTruncating(beta),
+            };
+            RunPackedGemm(operands, output);
+            return;
+        }
+
+        var job = new GenericGemmJob<T>
+        {
+            A = Data(a), B = Data(b), C = Data(c), M = m, N = n, K = k, Alpha = alpha, Beta = beta,
+            TransposeA = transposeA, TransposeB = transposeB, Backend = this,
+        };
+        Parallel(m, ref job);
+    }
+
+    /// <summary>Runs one packed float GEMM over the pool (see the file header for the loop nest).</summary>
+    private void RunPackedGemm<TOperands>(TOperands operands, GemmOutput output)
+        where TOperands : struct, IGemmOperands
+    {
+        int nr = PackedGemm.TileColumns;
+        int panelsPerGroup = (output.GroupColumns + nr - 1) / nr;
+        int panels = output.Groups * panelsPerGroup;
+        int panelsPerTask = Math.Clamp((panels + 4 * ThreadCount - 1) / (4 * ThreadCount), 1,
+            PackedGemm.MaxPanelsPerTask);
+        var job = new PackedGemmJob<TOperands>
+        {
+            Operands = operands, Output = output, PanelsPerGroup = panelsPerGroup, Panels = panels,
+            PanelsPerTask = panelsPerTask, Backend = this,
+        };
+        Parallel((panels + panelsPerTask - 1) / panelsPerTask, ref job);
+    }
+
+    /// <summary>One task: every row of C over PanelsPerTask consecutive column panels.</summary>
+    private struct PackedGemmJob<TOperands> : IParallelJob where TOperands : struct, IGemmOperands
+    {
+        public TOperands Operands;
+        public GemmOutput Output;
+        public int PanelsPerGroup, Panels, PanelsPerTask;
+        public CpuBackend Backend;
+
+        public void Execute(int task, int worker)
+        {
+            int mr = PackedGemm.TileRows, nr = PackedGemm.TileColumns;
+            int firstPanel = task * PanelsPerTask;
+            int panelCount = Math.Min(PanelsPerTask, Panels - firstPanel);
+            int blockDepth = PackedGemm.BlockDepth(Output.Depth);
+            int rowBlock = Math.Min(PackedGemm.RowBlock, (Output.Rows + mr - 1) / mr * mr);
+            var packedB = (float*)Backend.WorkerScratch(worker, 0, (long)panelCount * blockDepth * nr * sizeof(float));
+            var packedA = (float*)Backend.WorkerScratch(worker, 1, (long)rowBlock * blockDepth * sizeof(float));
+            var edge = (float*)Backend.WorkerScratch(worker, 2, mr * nr * sizeof(float));
+
+            for (int k0 = 0; k0 < Output.Depth; k0 += blockDepth)
+            {
+                int kc = Math.Min(blockDepth, Output.Depth - k0);
+                float beta = k0 == 0 ? Output.Beta : 1f;
+                for (int p = 0; p < panelCount; p++)
+                {
+                    var (group, col0, cols) = Panel(firstPanel + p);
+                    Operands.PackB(packedB + (long)p * kc * nr, group, col0, cols, k0, kc);
+                }
+
+                for (int row0 = 0; row0 < Output.Rows; row0 += rowBlock)
+                {
+                    int rows = Math.Min(rowBlock, Output.Rows - row0);
+                    for (int r = 0; r < rows; r += mr)
+                        Operands.PackA(packedA + (long)r * kc, row0 + r, Math.Min(mr, rows - r), k0, kc);
+
+                    for (int p = 0; p < panelCount; p++)
+                    {
+                        var (group, col0, cols) = Panel(firstPanel + p);
+                        float* panelB = packedB + (long)p * kc * nr;
+                        float* c = Output.C + group * Output.GroupStride + row0 * Output.RowStride + col0;
+                        for (int r = 0; r < rows; r += mr, c += mr * Output.RowStride)
+                        {
+                            int tileRows = Math.Min(mr, rows - r);
+                            if (tileRows == mr && cols == nr)
+                            {
+                                PackedGemm.MicroKernel(packedA + (long)r * kc, panelB, kc, c, Output.RowStride,
+                                    Output.Alpha, beta);
+                                continue;
+                            }
+                            PackedGemm.MicroKernel(packedA + (long)r * kc, panelB, kc, edge, nr, 1f, 0f);
+                            for (int i = 0; i < tileRows; i++)
+                            for (int j = 0; j < cols; j++)
+                            {
+                                float* target = c + i * Output.RowStride + j;
+                                *target = PackedGemm.Combine(edge[i * nr + j], Output.Alpha, beta, beta == 0f ? 0f : *target);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+
+        private readonly (int Group, int Col0, int Cols) Panel(int panel)
+        {
+            int group = panel / PanelsPerGroup;
+            int col0 = panel % PanelsPerGroup * PackedGemm.TileColumns;
+            return (group, col0, Math.Min(PackedGemm.TileColumns, Output.GroupColumns - col0));
+        }
+    }
+
+    /// <summary>Row <c>task</c> of C: a row accumulator over k (B untransposed) or one dot product per element.</summary>
+    private struct GenericGemmJob<T> : IParallelJob where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public T* A, B, C;
+        public int M, N, K;
+        public T Alpha, Beta;
+        public bool TransposeA, TransposeB;
+        public CpuBackend Backend;
+
+        public void Execute(int task, int worker)
+        {
+            int i = task;
+            T* row = C + (long)i * N;
+            var sums = (T*)Backend.WorkerScratch(worker, 0, (long)N * sizeof(T));
+            if (TransposeB)
+            {
+                for (int j = 0; j < N; j++)
+                {
+                    T sum = T.Zero;
+                    T* bRow = B + (long)j * K;
+                    for (int p = 0; p < K; p++) sum += ElementA(i, p) * bRow[p];
+                    sums[j] = sum;
+                }
+            }
+            else
+            {
+                for (int j = 0; j < N; j++) sums[j] = T.Zero;
+                for (int p = 0; p < K; p++)
+                {
+                    T a = ElementA(i, p);
+                    T* bRow = B + (long)p * N;
+                    for (int j = 0; j < N; j++) sums[j] += a * bRow[j];
+                }
+            }
+            for (int j = 0; j < N; j++)
+                row[j] = Beta == T.Zero ? Alpha * sums[j] : Alpha * sums[j] + Beta * row[j];
+        }
+
+        private readonly T ElementA(int i, int p) => TransposeA ? A[(long)p * M + i] : A[(long)i * K + p];
+    }
+}

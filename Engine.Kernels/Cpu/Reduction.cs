@@ -1,0 +1,139 @@
+// Reductions: the sum of a whole buffer (sum and mean of a tensor, and their backward through BroadcastScalar),
+// and the per-channel sum and add of [N, C, HW] tensors (bias gradients and bias add).
+//
+// Deterministic by construction: the whole-buffer sum cuts x into fixed chunks of ChunkLength elements (whatever
+// the thread count), sums each chunk with the same vector loop into its own partial, then adds the partials in
+// order on the calling thread. Per-channel sums are one task per channel.
+using System.Numerics;
+using System.Runtime.Intrinsics;
+
+namespace Engine.Kernels.Cpu;
+
+public sealed unsafe partial class CpuBackend
+{
+    /// <summary>Scratch slot the calling thread uses outside jobs (per-chunk partial sums).</summary>
+    private const int CallerSlot = 3;
+
+    public void Sum<T>(DeviceBuffer<T> x, T alpha, DeviceBuffer<T> result) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        Validate.Owned(this, "sum", nameof(x), x);
+        Validate.Buffer(this, "sum", nameof(result), result, 1);
+        int chunks = ChunkCount(x.Length);
+        var partials = (T*)WorkerScratch(0, CallerSlot, Math.Max(chunks, 1) * sizeof(T));
+        var job = new ChunkSumJob<T> { X = Data(x), Length = x.Length, Partials = partials };
+        Parallel(chunks, ref job);
+        T total = T.Zero;
+        for (int i = 0; i < chunks; i++) total += partials[i];
+        Data(result)[0] = alpha * total;
+    }
+
+    public void SumPerChannel<T>(int batch, int channels, int spatial, DeviceBuffer<T> x, DeviceBuffer<T> result)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        CheckNcs("sum per channel", batch, channels, spatial);
+        Validate.Buffer(this, "sum per channel", nameof(x), x, (long)batch * channels * spatial);
+        Validate.Buffer(this, "sum per channel", nameof(result), result, channels);
+        var job = new ChannelSumJob<T>
+            { X = Data(x), Result = Data(result), Batch = batch, Channels = channels, Spatial = spatial };
+        Parallel(channels, ref job);
+    }
+
+    public void AddPerChannel<T>(int batch, int channels, int spatial, DeviceBuffer<T> bias, DeviceBuffer<T> y)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        CheckNcs("add per channel", batch, channels, spatial);
+        Validate.Buffer(this, "add per channel", nameof(bias), bias, channels);
+        Validate.Buffer(this, "add per channel", nameof(y), y, (long)batch * channels * spatial);
+        AddPerChannel(batch, channels, spatial, Data(bias), Data(y));
+    }
+
+    private void AddPerChannel<T>(int batch, int channels, int spatial, T* bias, T* y)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int planesPerTask = Math.Max(1, ChunkLength / Math.Max(spatial, 1));
+        int planes = batch * channels;
+        var job = new ChannelAddJob<T>
+        {
+            Bias = bias, Y = y, Channels = channels, Spatial = spatial, Planes = planes, PlanesPerTask = planesPerTask,
+        };
+        Parallel((planes + planesPerTask - 1) / planesPerTask, ref job);
+    }
+
+    private static void CheckNcs(string op, int batch, int channels, int spatial)
+    {
+        if (batch < 0 || channels < 0 || spatial < 0)
+            throw new ArgumentException($"{op}: negative extent (batch {batch}, channels {channels}, spatial {spatial}).");
+    }
+
+    /// <summary>Sum of x[0 … n−1], always in the same order.</summary>
+    internal static T Sum<T>(T* x, long n) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var acc0 = Vector256<T>.Zero;
+        var acc1 = Vector256<T>.Zero;
+        long i = 0;
+        int width = Vector256<T>.Count;
+        for (; i + 2 * width <= n; i += 2 * width)
+        {
+            acc0 += Vector256.Load(x + i);
+            acc1 += Vector256.Load(x + i + width);
+        }
+        if (i + width <= n)
+        {
+            acc0 += Vector256.Load(x + i);
+            i += width;
+        }
+        T sum = Vector256.Sum(acc0 + acc1);
+        for (; i < n; i++) sum += x[i];
+        return sum;
+    }
+
+    /// <summary>partials[task] = sum of chunk <c>task</c>.</summary>
+    private struct ChunkSumJob<T> : IParallelJob where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public T* X, Partials;
+        public long Length;
+
+        public void Execute(int task, int worker)
+        {
+            long start = (long)task * ChunkLength;
+            Partials[task] = Sum(X + start, Math.Min(ChunkLength, Length - start));
+        }
+    }
+
+    /// <summary>result[c] = sum over n of the sum of plane (n, c), for channel c = task.</summary>
+    private struct ChannelSumJob<T> : IParallelJob where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public T* X, Result;
+        public int Batch, Channels, Spatial;
+
+        public void Execute(int task, int worker)
+        {
+            T sum = T.Zero;
+            for (int n = 0; n < Batch; n++)
+                sum += Sum(X + ((long)n * Channels + task) * Spatial, Spatial);
+            Result[task] = sum;
+        }
+    }
+
+    /// <summary>y[plane] += bias[plane mod C] for PlanesPerTask planes.</summary>
+    private struct ChannelAddJob<T> : IParallelJob where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public T* Bias, Y;
+        public int Channels, Spatial, Planes, PlanesPerTask;
+
+        public void Execute(int task, int worker)
+        {
+            int end = Math.Min(Planes, (task + 1) * PlanesPerTask);
+            for (int plane = task * PlanesPerTask; plane < end; plane++)
+            {
+                T* row = Y + (long)plane * Spatial;
+                T b = Bias[plane % Channels];
+                var bv = Vector256.Create(b);
+                int i = 0;
+                for (; i + Vector256<T>.Count <= Spatial; i += Vector256<T>.Count)
+                    (Vector256.Load(row + i) + bv).Store(row + i);
+                for (; i < Spatial; i++) row[i] += b;
+            }
+        }
+    }
+}

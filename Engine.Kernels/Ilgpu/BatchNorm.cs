@@ -1,0 +1,221 @@
+// Batch normalisation over [N, C, HW] tensors, per channel c (vectors gamma, beta, running and saved statistics
+// are [C]), with PyTorch's semantics: training mode normalises with the batch mean and the biased variance and
+// folds the unbiased variance into the running variance with the given momentum; eval mode uses the running
+// statistics.
+//
+// Statistics: one group per channel (see Reduction.cs) computes the mean, then the sum of squared deviations
+// from it in a second pass over the data — two passes, so no E[x²] − E[x]² cancellation. Normalisation and the
+// input gradient are grid-stride elementwise kernels. Backward needs Σdy and Σdy·x̂ per channel (the gradients
+// of beta and gamma), then
+//   dx = gamma·invStd · (dy − Σdy/M − x̂·Σdy·x̂/M)   with batch statistics (M = N·HW),
+//   dx = gamma·invStd · dy                           with running statistics (constants in eval mode).
+using System.Numerics;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace Engine.Kernels.Ilgpu;
+
+public static class BatchNormKernels
+{
+    /// <summary>Per channel (one group each): batch mean and 1/sqrt(biased var + eps) into the saved vectors,
+    /// and the running statistics updated in place.</summary>
+    public static void Statistics<T>(ArrayView<T> x, ArrayView<T> savedMean, ArrayView<T> savedInvStd,
+        ArrayView<T> runningMean, ArrayView<T> runningVar, int channels, int spatial, int count, T inverseCount,
+        T unbiasFactor, T momentum, T epsilon) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int channel = Grid.IdxX;
+        var scratch = SharedMemory.GetDynamic<T>();
+        T sum = T.Zero;
+        for (int i = Group.IdxX; i < count; i += Group.DimX)
+            sum += x[ReductionKernels.ChannelElement(i, channel, channels, spatial)];
+        T mean = ReductionKernels.GroupSum(sum, scratch) * inverseCount;
+
+        T squares = T.Zero;
+        for (int i = Group.IdxX; i < count; i += Group.DimX)
+        {
+            T deviation = x[ReductionKernels.ChannelElement(i, channel, channels, spatial)] - mean;
+            squares += deviation * deviation;
+        }
+        T variance = ReductionKernels.GroupSum(squares, scratch) * inverseCount;
+
+        if (Group.IdxX != 0) return;
+        savedMean[channel] = mean;
+        savedInvStd[channel] = T.One / T.Sqrt(variance + epsilon);
+        runningMean[channel] = (T.One - momentum) * runningMean[channel] + momentum * mean;
+        runningVar[channel] = (T.One - momentum) * runningVar[channel] + momentum * variance * unbiasFactor;
+    }
+
+    /// <summary>y = (x − mean[c])·invStd[c]·gamma[c] + beta[c], grid-stride.</summary>
+    public static void Normalize<T>(Index1D thread, ArrayView<T> x, ArrayView<T> mean, ArrayView<T> invStd,
+        ArrayView<T> gamma, ArrayView<T> beta, ArrayView<T> y, int channels, int spatial, int stride)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        for (long i = thread; i < y.Length; i += stride)
+        {
+            int c = (int)(i / spatial % channels);
+            y[i] = (x[i] - mean[c]) * invStd[c] * gamma[c] + beta[c];
+        }
+    }
+
+    /// <summary>Eval mode: y = (x − runningMean[c]) / sqrt(runningVar[c] + eps)·gamma[c] + beta[c].</summary>
+    public static void NormalizeWithRunningStatistics<T>(Index1D thread, ArrayView<T> x, ArrayView<T> runningMean,
+        ArrayView<T> runningVar, ArrayView<T> gamma, ArrayView<T> beta, ArrayView<T> y, int channels, int spatial,
+        T epsilon, int stride) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        for (long i = thread; i < y.Length; i += stride)
+        {
+            int c = (int)(i / spatial % channels);
+            y[i] = (x[i] - runningMean[c]) / T.Sqrt(runningVar[c] + epsilon) * gamma[c] + beta[c];
+        }
+    }
+
+    /// <summary>invStd[c] = 1 / sqrt(variance[c] + eps).</summary>
+    public static void InverseStandardDeviation<T>(Index1D c, ArrayView<T> variance, ArrayView<T> invStd, T epsilon)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        invStd[c] = T.One / T.Sqrt(variance[c] + epsilon);
+    }
+
+    /// <summary>Per channel (one group each): dbeta = Σdy, dgamma = Σdy·x̂.</summary>
+    public static void ParameterGradients<T>(ArrayView<T> x, ArrayView<T> dy, ArrayView<T> mean,
+        ArrayView<T> invStd, ArrayView<T> dgamma, ArrayView<T> dbeta, int channels, int spatial, int count)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int channel = Grid.IdxX;
+        var scratch = SharedMemory.GetDynamic<T>();
+        T m = mean[channel], s = invStd[channel];
+        T sumDy = T.Zero, sumDyXhat = T.Zero;
+        for (int i = Group.IdxX; i < count; i += Group.DimX)
+        {
+            long index = ReductionKernels.ChannelElement(i, channel, channels, spatial);
+            sumDy += dy[index];
+            sumDyXhat += dy[index] * (x[index] - m) * s;
+        }
+        T totalDy = ReductionKernels.GroupSum(sumDy, scratch);
+        T totalDyXhat = ReductionKernels.GroupSum(sumDyXhat, scratch);
+        if (Group.IdxX != 0) return;
+        dbeta[channel] = totalDy;
+        dgamma[channel] = totalDyXhat;
+    }
+
+    /// <summary>dx per element, grid-stride; <paramref name="batchStatistics"/> ≠ 0 adds the terms through the
+    /// batch mean and variance.</summary>
+    public static void InputGradient<T>(Index1D thread, ArrayView<T> x, ArrayView<T> dy, ArrayView<T> gamma,
+        ArrayView<T> mean, ArrayView<T> invStd, ArrayView<T> dgamma, ArrayView<T> dbeta, ArrayView<T> dx,
+        int channels, int spatial, int batchStatistics, T inverseCount, int stride)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        for (long i = thread; i < dx.Length; i += stride)
+        {
+            int c = (int)(i / spatial % channels);
+            T scale = gamma[c] * invStd[c];
+            if (batchStatistics != 0)
+            {
+                T xhat = (x[i] - mean[c]) * invStd[c];
+                dx[i] = scale * (dy[i] - dbeta[c] * inverseCount - xhat * dgamma[c] * inverseCount);
+            }
+            else
+            {
+                dx[i] = scale * dy[i];
+            }
+        }
+    }
+}
+
+public sealed partial class IlgpuBackend
+{
+    private void ValidateBatchNorm<T>(string op, int batch, int channels, int spatial, DeviceBuffer<T> x,
+        DeviceBuffer<T> y, params ReadOnlySpan<DeviceBuffer<T>> perChannel) where T : unmanaged
+    {
+        if (batch < 1 || channels < 1 || spatial < 1)
+            throw new ArgumentException($"{op}: invalid shape N={batch} C={channels} HW={spatial}.");
+        long length = (long)batch * channels * spatial;
+        if (length > int.MaxValue) throw new ArgumentException($"{op}: tensors over 2^31 elements are not supported.");
+        Validate.Buffer(this, op, "x", x, length);
+        Validate.Buffer(this, op, "y", y, length);
+        for (int i = 0; i < perChannel.Length; i++)
+            Validate.Buffer(this, op, $"per-channel vector {i}", perChannel[i], channels);
+    }
+
+    public void BatchNormForwardTraining<T>(int batch, int channels, int spatial, DeviceBuffer<T> x,
+        DeviceBuffer<T> gamma, DeviceBuffer<T> beta, DeviceBuffer<T> runningMean, DeviceBuffer<T> runningVar,
+        double momentum, double epsilon, DeviceBuffer<T> y, DeviceBuffer<T> savedMean, DeviceBuffer<T> savedInvStd)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        ValidateBatchNorm("batch-norm forward", batch, channels, spatial, x, y,
+            gamma, beta, runningMean, runningVar, savedMean, savedInvStd);
+        int count = batch * spatial;
+        var statistics = Kernel<T, Action<AcceleratorStream, KernelConfig, ArrayView<T>, ArrayView<T>, ArrayView<T>,
+            ArrayView<T>, ArrayView<T>, int, int, int, T, T, T, T>>(nameof(BatchNormKernels.Statistics),
+            static a => a.LoadKernel<ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int,
+                int, T, T, T, T>(BatchNormKernels.Statistics));
+        statistics(_accelerator.DefaultStream, PerChannelConfig<T>(channels), View(x), View(savedMean),
+            View(savedInvStd), View(runningMean), View(runningVar), channels, spatial, count,
+            T.One / T.CreateChecked(count), count > 1 ? T.CreateChecked(count / (count - 1.0)) : T.One,
+            T.CreateChecked(momentum), T.CreateChecked(epsilon));
+
+        var normalize = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>,
+            ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int>>(nameof(BatchNormKernels.Normalize),
+            static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>,
+                ArrayView<T>, ArrayView<T>, int, int, int>(BatchNormKernels.Normalize));
+        int extent = StreamExtent(y.Length);
+        normalize(_accelerator.DefaultStream, extent, View(x), View(savedMean), View(savedInvStd), View(gamma),
+            View(beta), View(y), channels, spatial, extent);
+    }
+
+    public void BatchNormForwardInference<T>(int batch, int channels, int spatial, DeviceBuffer<T> x,
+        DeviceBuffer<T> gamma, DeviceBuffer<T> beta, DeviceBuffer<T> runningMean, DeviceBuffer<T> runningVar,
+        double epsilon, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        ValidateBatchNorm("batch-norm inference", batch, channels, spatial, x, y, gamma, beta, runningMean,
+            runningVar);
+        var normalize = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>,
+            ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, T, int>>(
+            nameof(BatchNormKernels.NormalizeWithRunningStatistics),
+            static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>,
+                ArrayView<T>, ArrayView<T>, int, int, T, int>(BatchNormKernels.NormalizeWithRunningStatistics));
+        int extent = StreamExtent(y.Length);
+        normalize(_accelerator.DefaultStream, extent, View(x), View(runningMean), View(runningVar), View(gamma),
+            View(beta), View(y), channels, spatial, T.CreateChecked(epsilon), extent);
+    }
+
+    public void InverseStandardDeviation<T>(DeviceBuffer<T> variance, double epsilon, DeviceBuffer<T> invStd)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        Validate.SameLength(this, "inverse standard deviation", variance, nameof(variance), invStd, nameof(invStd));
+        if (variance.Length == 0) return;
+        var kernel = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, T>>(
+            nameof(BatchNormKernels.InverseStandardDeviation),
+            static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<T>, T>(
+                BatchNormKernels.InverseStandardDeviation));
+        kernel(_accelerator.DefaultStream, (int)variance.Length, View(variance), View(invStd),
+            T.CreateChecked(epsilon));
+    }
+
+    public void BatchNormBackward<T>(int batch, int channels, int spatial, DeviceBuffer<T> x, DeviceBuffer<T> dy,
+        DeviceBuffer<T> gamma, DeviceBuffer<T> mean, DeviceBuffer<T> invStd, bool batchStatistics,
+        DeviceBuffer<T> dx, DeviceBuffer<T> dgamma, DeviceBuffer<T> dbeta) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        ValidateBatchNorm("batch-norm backward", batch, channels, spatial, x, dy, gamma, mean, invStd, dgamma,
+            dbeta);
+        Validate.Buffer(this, "batch-norm backward", nameof(dx), dx, x.Length);
+        int count = batch * spatial;
+        var parameters = Kernel<T, Action<AcceleratorStream, KernelConfig, ArrayView<T>, ArrayView<T>, ArrayView<T>,
+            ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int>>(nameof(BatchNormKernels.ParameterGradients),
+            static a => a.LoadKernel<ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>,
+                ArrayView<T>, int, int, int>(BatchNormKernels.ParameterGradients));
+        parameters(_accelerator.DefaultStream, PerChannelConfig<T>(channels), View(x), View(dy), View(mean),
+            View(invStd), View(dgamma), View(dbeta), channels, spatial, count);
+
+        var input = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>,
+            ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int, T, int>>(
+            nameof(BatchNormKernels.InputGradient),
+            static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>,
+                ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int, T, int>(
+                BatchNormKernels.InputGradient));
+        int extent = StreamExtent(dx.Length);
+        input(_accelerator.DefaultStream, extent, View(x), View(dy), View(gamma), View(mean), View(invStd),
+            View(dgamma), View(dbeta), View(dx), channels, spatial, batchStatistics ? 1 : 0,
+            T.One / T.CreateChecked(count), extent);
+    }
+}

@@ -1,0 +1,128 @@
+// Softmax cross-entropy over integer labels, and top-k accuracy. logits and probabilities are [N, classes],
+// labels [N] with values in [0, classes) (checked on the host by the caller, which owns the label data).
+//
+// Forward: one thread per sample (grid-stride): the row maximum m, then Σexp(z − m), so exp never overflows;
+// loss = log Σexp(z − m) − (z_label − m). Backward: dlogits = (p − onehot) · alpha · dL, elementwise (alpha = 1/N
+// for the batch mean).
+using System.Numerics;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace Engine.Kernels.Ilgpu;
+
+public static class LossKernels
+{
+    public static void SoftmaxCrossEntropyForward<T>(Index1D thread, ArrayView<T> logits, ArrayView<int> labels,
+        ArrayView<T> probabilities, ArrayView<T> losses, int classes, int stride)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        for (long sample = thread; sample < losses.Length; sample += stride)
+        {
+            long row = sample * classes;
+            T max = logits[row];
+            for (int j = 1; j < classes; j++) max = T.Max(max, logits[row + j]);
+            T sum = T.Zero;
+            for (int j = 0; j < classes; j++)
+            {
+                T e = T.Exp(logits[row + j] - max);
+                probabilities[row + j] = e;
+                sum += e;
+            }
+            T inverse = T.One / sum;
+            for (int j = 0; j < classes; j++) probabilities[row + j] *= inverse;
+            losses[sample] = T.Log(sum) - (logits[row + labels[sample]] - max);
+        }
+    }
+
+    public static void SoftmaxCrossEntropyBackward<T>(Index1D thread, ArrayView<T> probabilities,
+        ArrayView<int> labels, ArrayView<T> lossGrad, T alpha, ArrayView<T> dlogits, int classes, int stride)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        T scale = alpha * lossGrad[0];
+        for (long i = thread; i < dlogits.Length; i += stride)
+        {
+            long sample = i / classes;
+            int j = (int)(i - sample * classes);
+            T target = labels[sample] == j ? T.One : T.Zero;
+            dlogits[i] = (probabilities[i] - target) * scale;
+        }
+    }
+
+    /// <summary>correct[i] = 1 when fewer than k classes rank above the label (a class ranks above when its
+    /// logit is larger, or equal with a lower index).</summary>
+    public static void TopKCorrect<T>(Index1D thread, ArrayView<T> logits, ArrayView<int> labels,
+        ArrayView<int> correct, int classes, int k, int stride) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        for (long sample = thread; sample < correct.Length; sample += stride)
+        {
+            long row = sample * classes;
+            int label = labels[sample];
+            T target = logits[row + label];
+            int above = 0;
+            for (int j = 0; j < classes; j++)
+            {
+                T value = logits[row + j];
+                if (value > target || (value == target && j < label)) above++;
+            }
+            correct[sample] = above < k ? 1 : 0;
+        }
+    }
+}
+
+public sealed partial class IlgpuBackend
+{
+    private void ValidateClassification<T>(string op, int batch, int classes, DeviceBuffer<T> logits,
+        DeviceBuffer<int> labels) where T : unmanaged
+    {
+        if (batch < 1 || classes < 1)
+            throw new ArgumentException($"{op}: invalid shape N={batch} classes={classes}.");
+        Validate.Buffer(this, op, "logits", logits, (long)batch * classes);
+        Validate.Buffer(this, op, "labels", labels, batch);
+    }
+
+    public void SoftmaxCrossEntropyForward<T>(int batch, int classes, DeviceBuffer<T> logits,
+        DeviceBuffer<int> labels, DeviceBuffer<T> probabilities, DeviceBuffer<T> losses)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        ValidateClassification("softmax cross-entropy", batch, classes, logits, labels);
+        Validate.Buffer(this, "softmax cross-entropy", nameof(probabilities), probabilities, logits.Length);
+        Validate.Buffer(this, "softmax cross-entropy", nameof(losses), losses, batch);
+        var kernel = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<int>, ArrayView<T>,
+            ArrayView<T>, int, int>>(nameof(LossKernels.SoftmaxCrossEntropyForward),
+            static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<int>, ArrayView<T>, ArrayView<T>,
+                int, int>(LossKernels.SoftmaxCrossEntropyForward));
+        int extent = StreamExtent(batch);
+        kernel(_accelerator.DefaultStream, extent, View(logits), View(labels), View(probabilities), View(losses),
+            classes, extent);
+    }
+
+    public void SoftmaxCrossEntropyBackward<T>(int batch, int classes, DeviceBuffer<T> probabilities,
+        DeviceBuffer<int> labels, DeviceBuffer<T> lossGrad, T alpha, DeviceBuffer<T> dlogits)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        ValidateClassification("softmax cross-entropy backward", batch, classes, probabilities, labels);
+        Validate.Buffer(this, "softmax cross-entropy backward", nameof(lossGrad), lossGrad, 1);
+        Validate.Buffer(this, "softmax cross-entropy backward", nameof(dlogits), dlogits, probabilities.Length);
+        var kernel = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<int>, ArrayView<T>, T,
+            ArrayView<T>, int, int>>(nameof(LossKernels.SoftmaxCrossEntropyBackward),
+            static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<int>, ArrayView<T>, T, ArrayView<T>,
+                int, int>(LossKernels.SoftmaxCrossEntropyBackward));
+        int extent = StreamExtent(dlogits.Length);
+        kernel(_accelerator.DefaultStream, extent, View(probabilities), View(labels), View(lossGrad), alpha,
+            View(dlogits), classes, extent);
+    }
+
+    public void TopKCorrect<T>(int batch, int classes, int k, DeviceBuffer<T> logits, DeviceBuffer<int> labels,
+        DeviceBuffer<int> correct) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        ValidateClassification("top-k accuracy", batch, classes, logits, labels);
+        Validate.Buffer(this, "top-k accuracy", nameof(correct), correct, batch);
+        if (k < 1) throw new ArgumentException($"top-k accuracy: k must be at least 1; got {k}.");
+        var kernel = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<int>, ArrayView<int>, int,
+            int, int>>(nameof(LossKernels.TopKCorrect),
+            static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<int>, ArrayView<int>, int, int, int>(
+                LossKernels.TopKCorrect));
+        int extent = StreamExtent(batch);
+        kernel(_accelerator.DefaultStream, extent, View(logits), View(labels), View(correct), classes, k, extent);
+    }
+}

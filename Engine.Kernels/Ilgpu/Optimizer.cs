@@ -1,0 +1,65 @@
+// SGD with momentum, dampening, Nesterov and weight decay, with torch.optim.SGD's semantics, one parameter
+// tensor per launch (grid-stride over its elements):
+//   g = grad + wd·param
+//   buf = g (first step) | momentum·buf + (1 − dampening)·g;  g = buf, or g + momentum·buf with Nesterov
+//   param −= lr·g
+using System.Numerics;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace Engine.Kernels.Ilgpu;
+
+/// <summary>SgdParameters in the element type, for kernels.</summary>
+public readonly struct SgdCoefficients<T>(SgdParameters p, bool firstStep) where T : unmanaged, IFloatingPointIeee754<T>
+{
+    public readonly T LearningRate = T.CreateChecked(p.LearningRate);
+    public readonly T Momentum = T.CreateChecked(p.Momentum);
+    public readonly T OneMinusDampening = T.CreateChecked(1 - p.Dampening);
+    public readonly T WeightDecay = T.CreateChecked(p.WeightDecay);
+    public readonly int Nesterov = p.Nesterov ? 1 : 0;
+    public readonly int UsesMomentum = p.Momentum != 0 ? 1 : 0;
+    public readonly int FirstStep = firstStep ? 1 : 0;
+}
+
+public static class OptimizerKernels
+{
+    public static void SgdStep<T>(Index1D thread, ArrayView<T> param, ArrayView<T> grad, ArrayView<T> buffer,
+        SgdCoefficients<T> k, int stride) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        for (long i = thread; i < param.Length; i += stride)
+        {
+            T g = grad[i] + k.WeightDecay * param[i];
+            if (k.UsesMomentum != 0)
+            {
+                T b = k.FirstStep != 0 ? g : k.Momentum * buffer[i] + k.OneMinusDampening * g;
+                buffer[i] = b;
+                g = k.Nesterov != 0 ? g + k.Momentum * b : b;
+            }
+            param[i] -= k.LearningRate * g;
+        }
+    }
+}
+
+public sealed partial class IlgpuBackend
+{
+    public void SgdStep<T>(SgdParameters p, DeviceBuffer<T> param, DeviceBuffer<T> grad,
+        DeviceBuffer<T>? momentumBuffer, bool firstStep) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        p = p.Validated();
+        Validate.SameLength(this, "SGD step", param, nameof(param), grad, nameof(grad));
+        if (p.Momentum != 0)
+        {
+            if (momentumBuffer is null)
+                throw new ArgumentException("SGD step: momentum needs a momentum buffer.", nameof(momentumBuffer));
+            Validate.Buffer(this, "SGD step", nameof(momentumBuffer), momentumBuffer, param.Length);
+        }
+        if (param.Length == 0) return;
+        var kernel = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>,
+            SgdCoefficients<T>, int>>(nameof(OptimizerKernels.SgdStep),
+            static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, SgdCoefficients<T>,
+                int>(OptimizerKernels.SgdStep));
+        int extent = StreamExtent(param.Length);
+        kernel(_accelerator.DefaultStream, extent, View(param), View(grad),
+            momentumBuffer is null ? View(grad) : View(momentumBuffer), new SgdCoefficients<T>(p, firstStep), extent);
+    }
+}

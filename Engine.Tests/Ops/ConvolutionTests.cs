@@ -1,0 +1,80 @@
+// conv2d: float32 forward and both backward passes against plain-loop float64 references on awkward shapes
+// (5x5 and 7x7 inputs, odd channel counts, batch 1, stride 2 on odd sizes, asymmetric padding, 1x1/3x3/7x7),
+// and the float64 gradient check of x, weight and bias. Shapes stay small: the tiled kernel synchronises its
+// group, which is slow on ILGPU's CPU accelerator.
+using Engine.Core;
+using NUnit.Framework;
+using static Engine.Tests.ReferenceOps;
+
+namespace Engine.Tests.Ops;
+
+public sealed class ConvolutionTests(string kind) : DeviceFixture(kind)
+{
+    public static readonly Conv[] Geometries =
+    [
+        new(2, 3, 5, 5, 4, 3, 3, 1, 1, 1, 1, 1, 1),   // 3x3 same padding, 5x5
+        new(1, 5, 7, 7, 3, 3, 3, 2, 2, 1, 1, 1, 1),   // batch 1, stride 2 on an odd size
+        new(2, 3, 7, 7, 5, 7, 7, 2, 2, 3, 3, 3, 3),   // 7x7/2 stem shape
+        new(2, 6, 5, 5, 7, 1, 1, 2, 2, 0, 0, 0, 0),   // 1x1 stride-2 projection
+        new(1, 4, 6, 5, 3, 1, 1, 1, 1, 0, 0, 0, 0),   // 1x1 stride 1, non-square
+        new(2, 3, 5, 6, 2, 3, 3, 2, 1, 0, 1, 2, 0),   // asymmetric padding and strides
+    ];
+
+    private (Tensor<float> X, Tensor<float> W, Tensor<float> B) Inputs(Conv g, int seed) =>
+        (Normal<float>(g.InputShape, seed), Normal<float>(g.WeightShape, seed + 1), Normal<float>([g.K], seed + 2));
+
+    private static Tensor<float> Forward(Conv g, Tensor<float> x, Tensor<float> w, Tensor<float>? b) =>
+        x.Conv2d(w, b, g.StrideH, g.StrideW, g.PadTop, g.PadBottom, g.PadLeft, g.PadRight);
+
+    [TestCaseSource(nameof(Geometries))]
+    public void Float32ForwardMatchesReference(Conv g)
+    {
+        var (x, w, b) = Inputs(g, 1);
+        var expected = ConvForward(g, Reference.ToDouble(x.ToArray()), Reference.ToDouble(w.ToArray()),
+            Reference.ToDouble(b.ToArray()));
+        var y = Forward(g, x, w, b);
+        Assert.That(y.Shape, Is.EqualTo(new Shape(g.OutputShape)));
+        Reference.AssertClose(expected, Reference.ToDouble(y.ToArray()), 1e-5, 1e-4, $"conv forward {g}");
+        var noBias = ConvForward(g, Reference.ToDouble(x.ToArray()), Reference.ToDouble(w.ToArray()), null);
+        Reference.AssertClose(noBias, Reference.ToDouble(Forward(g, x, w, null).ToArray()), 1e-5, 1e-4,
+            $"conv forward without bias {g}");
+    }
+
+    [TestCaseSource(nameof(Geometries))]
+    public void Float32BackwardMatchesReference(Conv g)
+    {
+        var (x, w, b) = Inputs(g, 4);
+        x.RequiresGrad = w.RequiresGrad = b.RequiresGrad = true;
+        var dy = Normal<float>(g.OutputShape, 7);
+        Forward(g, x, w, b).Backward(dy);
+        double[] xs = Reference.ToDouble(x.ToArray()), ws = Reference.ToDouble(w.ToArray()),
+            dys = Reference.ToDouble(dy.ToArray());
+        Reference.AssertClose(ConvBackwardData(g, dys, ws), Reference.ToDouble(x.Grad!.ToArray()), 1e-5, 1e-4,
+            $"conv dx {g}");
+        Reference.AssertClose(ConvBackwardWeight(g, xs, dys), Reference.ToDouble(w.Grad!.ToArray()), 1e-4, 1e-4,
+            $"conv dw {g}");
+        var db = new double[g.K];
+        for (int i = 0; i < dys.Length; i++) db[i / (g.OH * g.OW) % g.K] += dys[i];
+        Reference.AssertClose(db, Reference.ToDouble(b.Grad!.ToArray()), 1e-4, 1e-4, $"conv dbias {g}");
+    }
+
+    [TestCaseSource(nameof(Geometries))]
+    public void BackwardPassesGradientCheck(Conv g)
+    {
+        var x = Variable(g.InputShape, 10);
+        var w = Variable(g.WeightShape, 11);
+        var b = Variable([g.K], 12);
+        GradCheck.Run(() => x.Conv2d(w, b, g.StrideH, g.StrideW, g.PadTop, g.PadBottom, g.PadLeft, g.PadRight),
+            [x, w, b], new GradCheckOptions { InputNames = ["x", "weight", "bias"] }).EnsurePassed();
+    }
+
+    [Test]
+    public void MismatchedChannelsAreRejected()
+    {
+        var x = Normal<float>([1, 3, 5, 5], 1);
+        var w = Normal<float>([4, 2, 3, 3], 2);
+        var error = Assert.Throws<ArgumentException>(() => x.Conv2d(w))!;
+        Assert.That(error.Message, Does.Contain("[1, 3, 5, 5]").And.Contain("[4, 2, 3, 3]"));
+        Assert.Throws<ArgumentException>(() => x.Conv2d(Normal<float>([4, 3, 7, 7], 3)));
+    }
+}
