@@ -4,8 +4,8 @@
 // output gradient w) gives the analytic ∂L/∂x for every input x; the numeric side perturbs inputs by ±ε:
 //   Full mode — every element of every input: (L(x + εeᵢ) − L(x − εeᵢ)) / 2ε against the analytic ∂L/∂xᵢ.
 //     Two forward passes per element: for small inputs.
-//   Fast mode — random directions v over all inputs at once: (L(x + εv) − L(x − εv)) / 2ε against Σ ∂L/∂x · v
-//     (PyTorch's fast gradcheck idea), two forward passes per direction: for whole networks.
+//   Fast mode — random unit directions v over all inputs at once: (L(x + εv) − L(x − εv)) / 2ε against
+//     Σ ∂L/∂x · v (PyTorch's fast gradcheck idea), two forward passes per direction: for whole networks.
 // An element passes when |analytic − numeric| ≤ atol + rtol·|numeric| (PyTorch's defaults: ε 1e-6, atol 1e-5,
 // rtol 1e-3). Backward also runs twice and must give identical bits.
 //
@@ -114,7 +114,7 @@ public static class GradCheck
         {
             for (int d = 0; d < options.Directions; d++)
             {
-                double[][] direction = data.Select(x => x.Select(_ => Normal(random)).ToArray()).ToArray();
+                double[][] direction = UnitDirection(data, random);
                 double plus = EvaluateShifted(function, inputs, data, direction, eps, weights);
                 double minus = EvaluateShifted(function, inputs, data, direction, -eps, weights);
                 double directional = 0;
@@ -186,6 +186,17 @@ public static class GradCheck
     {
         using var noGrad = GradMode.NoGrad();
         for (int k = 0; k < inputs.Count; k++) inputs[k].CopyFrom(data[k]);
+    }
+
+    /// <summary>A random direction of unit length over all inputs together (as PyTorch's fast mode), so the
+    /// ±ε step moves the whole network by ε and rarely crosses a ReLU kink.</summary>
+    private static double[][] UnitDirection(double[][] data, Random random)
+    {
+        double[][] direction = data.Select(x => x.Select(_ => Normal(random)).ToArray()).ToArray();
+        double norm = Math.Sqrt(direction.Sum(d => d.Sum(v => v * v)));
+        foreach (var d in direction)
+            for (int i = 0; i < d.Length; i++) d[i] /= norm;
+        return direction;
     }
 
     private static double Normal(Random random) =>

@@ -1,0 +1,90 @@
+// Module: a layer or network with named parameters (learned, RequiresGrad) and buffers (state such as batch-norm
+// running statistics), child modules, and a training/eval mode. Names compose with dots, as in PyTorch's
+// state_dict: "layer1.0.bn1.running_mean".
+using System.Numerics;
+
+namespace Engine.Core.Modules;
+
+public abstract class Module<T> : IDisposable where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private readonly List<(string Name, Tensor<T> Tensor)> _parameters = [];
+    private readonly List<(string Name, Tensor<T> Tensor)> _buffers = [];
+    private readonly List<(string Name, Module<T> Module)> _children = [];
+
+    /// <summary>True in training mode (batch statistics), false in eval mode (running statistics).</summary>
+    public bool Training { get; private set; } = true;
+
+    public abstract Tensor<T> Forward(Tensor<T> x);
+
+    /// <summary>Sets training (true) or eval (false) mode on this module and every descendant.</summary>
+    public Module<T> Train(bool training = true)
+    {
+        Training = training;
+        foreach (var (_, child) in _children) child.Train(training);
+        return this;
+    }
+
+    public Module<T> Eval() => Train(false);
+
+    /// <summary>Every parameter with its dotted name, depth-first in registration order.</summary>
+    public IEnumerable<(string Name, Tensor<T> Tensor)> NamedParameters() => Walk(m => m._parameters);
+
+    /// <summary>Every buffer with its dotted name.</summary>
+    public IEnumerable<(string Name, Tensor<T> Tensor)> NamedBuffers() => Walk(m => m._buffers);
+
+    /// <summary>Parameters then buffers: everything a checkpoint holds.</summary>
+    public IEnumerable<(string Name, Tensor<T> Tensor)> StateDict() => NamedParameters().Concat(NamedBuffers());
+
+    public IEnumerable<Tensor<T>> Parameters() => NamedParameters().Select(p => p.Tensor);
+
+    public IEnumerable<(string Name, Module<T> Module)> NamedChildren() => _children;
+
+    private IEnumerable<(string, Tensor<T>)> Walk(Func<Module<T>, List<(string, Tensor<T>)>> select, string prefix = "")
+    {
+        foreach (var (name, tensor) in select(this)) yield return (prefix + name, tensor);
+        foreach (var (name, child) in _children)
+            foreach (var item in child.Walk(select, prefix + name + "."))
+                yield return item;
+    }
+
+    /// <summary>Registers a learned tensor (made a leaf that requires grad).</summary>
+    protected Tensor<T> Parameter(string name, Tensor<T> tensor)
+    {
+        CheckName(name);
+        tensor.RequiresGrad = true;
+        _parameters.Add((name, tensor));
+        return tensor;
+    }
+
+    /// <summary>Registers non-learned state saved with the model.</summary>
+    protected Tensor<T> Buffer(string name, Tensor<T> tensor)
+    {
+        CheckName(name);
+        _buffers.Add((name, tensor));
+        return tensor;
+    }
+
+    protected TModule Child<TModule>(string name, TModule module) where TModule : Module<T>
+    {
+        CheckName(name);
+        _children.Add((name, module));
+        return module;
+    }
+
+    private void CheckName(string name)
+    {
+        if (string.IsNullOrEmpty(name) || name.Contains('.'))
+            throw new ArgumentException($"Invalid module entry name '{name}'.");
+        if (_parameters.Any(p => p.Name == name) || _buffers.Any(b => b.Name == name) ||
+            _children.Any(c => c.Name == name))
+            throw new ArgumentException($"Duplicate module entry name '{name}'.");
+    }
+
+    /// <summary>Disposes every parameter, buffer and child.</summary>
+    public virtual void Dispose()
+    {
+        foreach (var (_, tensor) in _parameters) tensor.Dispose();
+        foreach (var (_, tensor) in _buffers) tensor.Dispose();
+        foreach (var (_, child) in _children) child.Dispose();
+    }
+}
