@@ -65,6 +65,10 @@ public sealed class Device : IDisposable
     public static Device Create(string kind, string selectionReason = "chosen by API") =>
         new(IlgpuBackend.Create(ParseKind(kind)), selectionReason);
 
+    /// <summary>A device over an existing backend (e.g. a specially configured one); the device owns it.</summary>
+    public static Device FromBackend(IBackend backend, string selectionReason = "chosen by API") =>
+        new(backend, selectionReason);
+
     /// <summary>
     /// The device for a program: <paramref name="requested"/> (a CLI flag's value) if given, else
     /// ENGINE_DEVICE if set, else the first kind present in <see cref="Kinds"/> order.

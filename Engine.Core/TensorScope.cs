@@ -33,6 +33,10 @@ public sealed class TensorScope : IDisposable
         _current._owned.Add(tensor);
     }
 
+    /// <summary>Takes a tensor out of whatever scope owns it: it then lives until disposed explicitly (module
+    /// parameters and buffers).</summary>
+    internal static void Release(ITensorScoped tensor) => tensor.Scope = null;
+
     /// <summary>Moves <paramref name="tensor"/> to the enclosing scope (or out of every scope), so it survives
     /// this one.</summary>
     public Tensor<T> Keep<T>(Tensor<T> tensor) where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>

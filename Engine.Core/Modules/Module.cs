@@ -47,19 +47,22 @@ public abstract class Module<T> : IDisposable where T : unmanaged, IFloatingPoin
                 yield return item;
     }
 
-    /// <summary>Registers a learned tensor (made a leaf that requires grad).</summary>
+    /// <summary>Registers a learned tensor (made a leaf that requires grad). The module owns it: it leaves any
+    /// TensorScope and is disposed with the module.</summary>
     protected Tensor<T> Parameter(string name, Tensor<T> tensor)
     {
         CheckName(name);
+        TensorScope.Release(tensor);
         tensor.RequiresGrad = true;
         _parameters.Add((name, tensor));
         return tensor;
     }
 
-    /// <summary>Registers non-learned state saved with the model.</summary>
+    /// <summary>Registers non-learned state saved with the model (owned like a parameter).</summary>
     protected Tensor<T> Buffer(string name, Tensor<T> tensor)
     {
         CheckName(name);
+        TensorScope.Release(tensor);
         _buffers.Add((name, tensor));
         return tensor;
     }

@@ -71,7 +71,7 @@ public sealed partial class IlgpuBackend : IBackend
         if (kind == IlgpuKind.Cpu) return true;
         try
         {
-            using var context = CreateContext(kind);
+            using var context = CreateContext(kind, CpuDevice);
             return context.Devices.Any(d => d.AcceleratorType == ToAcceleratorType(kind));
         }
         catch (Exception)
@@ -80,11 +80,12 @@ public sealed partial class IlgpuBackend : IBackend
         }
     }
 
-    /// <summary>Creates a backend on the first device of <paramref name="kind"/>.</summary>
+    /// <summary>Creates a backend on the first device of <paramref name="kind"/>. <paramref name="cpuDevice"/>
+    /// overrides the CPU accelerator's shape (tests use a GPU-sized one to run the kernels with 16x16 groups).</summary>
     /// <exception cref="InvalidOperationException">No such device is present.</exception>
-    public static IlgpuBackend Create(IlgpuKind kind)
+    public static IlgpuBackend Create(IlgpuKind kind, CPUDevice? cpuDevice = null)
     {
-        var context = CreateContext(kind);
+        var context = CreateContext(kind, cpuDevice ?? CpuDevice);
         try
         {
             var device = context.Devices.FirstOrDefault(d => d.AcceleratorType == ToAcceleratorType(kind))
@@ -100,7 +101,7 @@ public sealed partial class IlgpuBackend : IBackend
         }
     }
 
-    private static Context CreateContext(IlgpuKind kind) => Context.Create(builder =>
+    private static Context CreateContext(IlgpuKind kind, CPUDevice cpuDevice) => Context.Create(builder =>
     {
         builder.EnableAlgorithms(); // XMath intrinsics (exp, log, sqrt) for every backend
         builder.Optimize(OptimizationLevel.O2);
@@ -108,7 +109,7 @@ public sealed partial class IlgpuBackend : IBackend
         {
             IlgpuKind.Cuda => builder.Cuda(),
             IlgpuKind.OpenCL => builder.OpenCL(),
-            _ => builder.CPU(CpuDevice),
+            _ => builder.CPU(cpuDevice),
         };
     });
 

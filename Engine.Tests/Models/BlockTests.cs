@@ -71,6 +71,16 @@ public sealed class BlockTests(string kind) : DeviceFixture(kind)
     }
 
     [Test]
+    public void ModelBuiltInsideAScopeKeepsItsParameters()
+    {
+        ResNet<float> model;
+        using (TensorScope.Begin()) model = ModelRegistry.Create<float>("resnet20-a", Device, seed: 12);
+        using (model)
+            Assert.That(model.StateDict().All(e => !e.Tensor.IsDisposed), Is.True);
+        Assert.That(model.StateDict().All(e => e.Tensor.IsDisposed), Is.True, "disposed with the model");
+    }
+
+    [Test]
     public void ImageNetNetworkRunsForwardOnASmallInput()
     {
         using var model = ModelRegistry.Create<float>("resnet18", Device, seed: 10, classes: 7);

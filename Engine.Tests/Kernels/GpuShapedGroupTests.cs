@@ -1,0 +1,89 @@
+// The ILGPU kernels size their groups from the device: 16x16 threads (64x64 GEMM tiles) and 256-thread
+// per-channel reductions on a GPU, tiny groups on the default CPU accelerator. This fixture runs the shared-memory
+// kernels on a CPU accelerator shaped like a GPU (256 threads per group) so the GPU tiling itself — tile edges,
+// staging loops, the reduction tree — is checked in CI against the default device's results. Sizes stay tiny:
+// every barrier wakes 256 simulated threads.
+using Engine.Core;
+using Engine.Kernels.Ilgpu;
+using ILGPU.Runtime.CPU;
+using NUnit.Framework;
+
+namespace Engine.Tests.Kernels;
+
+[NonParallelizable]
+public sealed class GpuShapedGroupTests
+{
+    private Device? _gpuShaped, _default;
+    private TensorScope? _scope;
+
+    [OneTimeSetUp]
+    public void CreateDevices()
+    {
+        var backend = IlgpuBackend.Create(IlgpuKind.Cpu, new CPUDevice(32, 8, 1));
+        Assert.That(backend.MaxGroupSize, Is.EqualTo(256));
+        _gpuShaped = Device.FromBackend(backend);
+        _default = Device.Create("ilgpu-cpu");
+    }
+
+    [OneTimeTearDown]
+    public void DisposeDevices()
+    {
+        _gpuShaped?.Dispose();
+        _default?.Dispose();
+    }
+
+    [SetUp]
+    public void OpenScope() => _scope = TensorScope.Begin();
+
+    [TearDown]
+    public void CloseScope() => _scope?.Dispose();
+
+    private (Tensor<double> OnGpuShaped, Tensor<double> OnDefault) Pair(Shape shape, int seed) =>
+        (Tensor.RandomNormal<double>(shape, seed, device: _gpuShaped), Tensor.RandomNormal<double>(shape, seed, device: _default));
+
+    [Test]
+    public void ConvolutionForwardAndBackwardAgree()
+    {
+        // 70 output pixels and 9 output channels: two 64-row tiles, the second ragged.
+        var (x1, x2) = Pair([2, 5, 7, 5], 1);
+        var (w1, w2) = Pair([9, 5, 3, 3], 2);
+        var (b1, b2) = Pair([9], 3);
+        foreach (var t in new[] { x1, x2, w1, w2, b1, b2 }) t.RequiresGrad = true;
+        var y1 = x1.Conv2d(w1, b1, stride: 1, padding: 1);
+        var y2 = x2.Conv2d(w2, b2, stride: 1, padding: 1);
+        Reference.AssertClose(y2.ToArray(), y1.ToArray(), 1e-12, 1e-12, "forward");
+        y1.Sum().Backward();
+        y2.Sum().Backward();
+        Reference.AssertClose(x2.Grad!.ToArray(), x1.Grad!.ToArray(), 1e-12, 1e-12, "dx");
+        Reference.AssertClose(w2.Grad!.ToArray(), w1.Grad!.ToArray(), 1e-12, 1e-12, "dw");
+        Reference.AssertClose(b2.Grad!.ToArray(), b1.Grad!.ToArray(), 1e-12, 1e-12, "dbias");
+    }
+
+    [Test]
+    public void BatchNormTrainingAndBackwardAgree()
+    {
+        var (x1, x2) = Pair([3, 4, 5, 5], 4);
+        var (g1, g2) = Pair([4], 5);
+        var (b1, b2) = Pair([4], 6);
+        var (m1, m2) = Pair([4], 7);
+        var (v1, v2) = (Tensor.Ones<double>([4], _gpuShaped), Tensor.Ones<double>([4], _default));
+        foreach (var t in new[] { x1, x2, g1, g2 }) t.RequiresGrad = true;
+        var y1 = x1.BatchNorm(g1, b1, m1, v1, training: true);
+        var y2 = x2.BatchNorm(g2, b2, m2, v2, training: true);
+        Reference.AssertClose(y2.ToArray(), y1.ToArray(), 1e-12, 1e-12, "forward");
+        Reference.AssertClose(v2.ToArray(), v1.ToArray(), 1e-12, 1e-12, "running variance");
+        (y1 * y1).Sum().Backward();
+        (y2 * y2).Sum().Backward();
+        Reference.AssertClose(x2.Grad!.ToArray(), x1.Grad!.ToArray(), 1e-12, 1e-12, "dx");
+        Reference.AssertClose(g2.Grad!.ToArray(), g1.Grad!.ToArray(), 1e-12, 1e-12, "dgamma");
+    }
+
+    [Test]
+    public void GemmAgreesAcrossTileEdges()
+    {
+        var (a1, a2) = Pair([67, 5], 8);
+        var (b1, b2) = Pair([5, 70], 9);
+        Reference.AssertClose(Tensor<double>.MatMul(a2, b2).ToArray(), Tensor<double>.MatMul(a1, b1).ToArray(),
+            1e-12, 1e-12, "matmul 67x5·5x70");
+    }
+}
