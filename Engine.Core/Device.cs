@@ -2,11 +2,13 @@
 // accelerator with its cache of loaded kernels) and a pool of freed buffers, so that a training loop reuses memory
 // instead of allocating it.
 //
-// Chosen, in order of precedence: explicitly by API (Device.Create) or by a CLI flag (Device.Select("--device"
-// value)), by the ENGINE_DEVICE environment variable, or by default: CUDA, then OpenCL, then ILGPU's CPU
-// accelerator. SelectionReason says which rule picked it.
+// Kinds: cuda and opencl (ILGPU kernels on a GPU), cpu (the managed-SIMD CPU backend) and ilgpu-cpu (the same
+// ILGPU kernels on ILGPU's CPU accelerator: slow, for verifying them). Chosen, in order of precedence: explicitly
+// by API (Device.Create) or by a CLI flag (Device.Select("--device" value)), by the ENGINE_DEVICE environment
+// variable, or by default: CUDA, then OpenCL, then cpu. SelectionReason says which rule picked it.
 using System.Numerics;
 using Engine.Kernels;
+using Engine.Kernels.Cpu;
 using Engine.Kernels.Ilgpu;
 
 namespace Engine.Core;
@@ -16,8 +18,11 @@ public sealed class Device : IDisposable
     /// <summary>Environment variable naming the default device kind.</summary>
     public const string EnvironmentVariable = "ENGINE_DEVICE";
 
-    /// <summary>Every device kind, in the order the default tries them.</summary>
-    public static IReadOnlyList<string> Kinds { get; } = ["cuda", "opencl", "ilgpu-cpu"];
+    /// <summary>Every device kind.</summary>
+    public static IReadOnlyList<string> Kinds { get; } = ["cuda", "opencl", "cpu", "ilgpu-cpu"];
+
+    /// <summary>The kinds the default tries, in order.</summary>
+    public static IReadOnlyList<string> DefaultOrder { get; } = ["cuda", "opencl", "cpu"];
 
     private static readonly Lock DefaultLock = new();
     private static Device? _default;
@@ -57,13 +62,14 @@ public sealed class Device : IDisposable
     public override string ToString() => $"{Kind}#{Id}";
 
     /// <summary>True when a device of <paramref name="kind"/> is present on this machine.</summary>
-    public static bool IsAvailable(string kind) => IlgpuBackend.IsAvailable(ParseKind(kind));
+    public static bool IsAvailable(string kind) =>
+        ParseKind(kind) is not { } ilgpu || IlgpuBackend.IsAvailable(ilgpu);
 
     /// <summary>Creates a device of the given kind.</summary>
     /// <exception cref="ArgumentException">Unknown kind.</exception>
     /// <exception cref="InvalidOperationException">The kind is not present on this machine.</exception>
     public static Device Create(string kind, string selectionReason = "chosen by API") =>
-        new(IlgpuBackend.Create(ParseKind(kind)), selectionReason);
+        new(ParseKind(kind) is { } ilgpu ? IlgpuBackend.Create(ilgpu) : new CpuBackend(), selectionReason);
 
     /// <summary>A device over an existing backend (e.g. a specially configured one); the device owns it.</summary>
     public static Device FromBackend(IBackend backend, string selectionReason = "chosen by API") =>
@@ -81,11 +87,11 @@ public sealed class Device : IDisposable
         if (!string.IsNullOrWhiteSpace(fromEnvironment))
             return Create(fromEnvironment, $"chosen by {EnvironmentVariable}={fromEnvironment}");
         var absent = new List<string>();
-        foreach (string kind in Kinds)
+        foreach (string kind in DefaultOrder)
         {
             if (IsAvailable(kind))
                 return Create(kind, absent.Count == 0
-                    ? $"default: first of {string.Join(", ", Kinds)}"
+                    ? $"default: first of {string.Join(", ", DefaultOrder)}"
                     : $"default: no {string.Join(" or ", absent)} device present");
             absent.Add(kind);
         }
@@ -101,11 +107,13 @@ public sealed class Device : IDisposable
         }
     }
 
-    private static IlgpuKind ParseKind(string kind) => kind.Trim().ToLowerInvariant() switch
+    /// <summary>The ILGPU accelerator of a kind, or null for the managed-SIMD cpu backend.</summary>
+    private static IlgpuKind? ParseKind(string kind) => kind.Trim().ToLowerInvariant() switch
     {
         "cuda" => IlgpuKind.Cuda,
         "opencl" => IlgpuKind.OpenCL,
         "ilgpu-cpu" => IlgpuKind.Cpu,
+        "cpu" => null,
         _ => throw new ArgumentException(
             $"Unknown device '{kind}'. Known devices: {string.Join(", ", Kinds)}.", nameof(kind)),
     };

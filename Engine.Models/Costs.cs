@@ -71,6 +71,15 @@ public static class CostCounter
         return new CostReport(model.Spec.Name, rows);
     }
 
+    /// <summary>Costs of one block on an input of (channels, height, width) per image.</summary>
+    public static CostReport CountBlock<T>(ResidualBlock<T> block, string name, int height, int width)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var rows = new List<CostRow>();
+        Block(rows, name, block, (block.InChannels, height, width));
+        return new CostReport(name, rows);
+    }
+
     private static (int C, int H, int W) Block<T>(List<CostRow> rows, string name, ResidualBlock<T> block,
         (int C, int H, int W) input) where T : unmanaged, IFloatingPointIeee754<T>
     {

@@ -6,9 +6,10 @@
 // Work is cut into tasks whose results do not depend on which thread runs them or in which order they are claimed:
 // a task owns its outputs and sums in a fixed order, so the same inputs give the same bits on every run.
 //
-// float is the fast path: AVX-512 (8x32 micro-tiles) or AVX2+FMA (6x16) packed GEMM for Gemm and convolution.
-// double (used for gradient checks), and float on a machine with neither, take the plain generic loops in
-// Reference.cs, which compute the same math.
+// float is the fast path: a packed GEMM with AVX-512 (8x32 micro-tiles) or AVX2+FMA (6x16) for Gemm and the
+// convolutions (Gemm.cs, Convolution.cs). double (used for gradient checks), and float on a CPU with neither, take
+// plain generic loops beside them that compute the same math. The other families are generic over T, with
+// Vector256<T> loops where they stream.
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
@@ -31,9 +32,10 @@ public sealed unsafe partial class CpuBackend : IBackend
 
     public string Kind => "cpu";
 
-    public string Description =>
-        $"Managed SIMD CPU ({PackedGemm.InstructionSet}, {PackedGemm.TileRows}x{PackedGemm.TileColumns} GEMM " +
-        $"micro-tiles for float; {_pool.ThreadCount} threads on {Environment.ProcessorCount} cores)";
+    public string Description => PackedGemm.IsSupported
+        ? $"Managed SIMD CPU ({PackedGemm.InstructionSet}, {PackedGemm.TileRows}x{PackedGemm.TileColumns} GEMM " +
+          $"micro-tiles for float; {_pool.ThreadCount} threads on {Environment.ProcessorCount} cores)"
+        : $"Managed CPU (scalar loops; {_pool.ThreadCount} threads on {Environment.ProcessorCount} cores)";
 
     /// <summary>Nothing is compiled at run time beyond the .NET JIT.</summary>
     public int LoadedKernelCount => 0;
@@ -61,8 +63,12 @@ public sealed unsafe partial class CpuBackend : IBackend
     /// <summary>The memory behind a buffer already validated as owned by this backend.</summary>
     private static T* Data<T>(DeviceBuffer<T> buffer) where T : unmanaged => ((CpuBuffer<T>)buffer).Data;
 
-    /// <summary>Scratch memory of one worker: at least <paramref name="bytes"/>, 64-byte aligned, kept for reuse.
-    /// <paramref name="slot"/> distinguishes buffers that one task needs at the same time.</summary>
+    // Scratch slots: buffers one task needs at the same time. PartialsSlot of worker 0 belongs to the calling
+    // thread, which sets it up before a run (per-chunk or per-slice partial sums) and reads it afterwards.
+    private const int PackedBSlot = 0, PackedASlot = 1, EdgeTileSlot = 2, PartialsSlot = 3, PackWorkSlot = 4,
+        ColumnsSlot = 5;
+
+    /// <summary>Scratch memory of one worker: at least <paramref name="bytes"/>, 64-byte aligned, kept for reuse.</summary>
     private void* WorkerScratch(int worker, int slot, long bytes) => _scratch[worker].Get(slot, bytes);
 
     /// <summary>Runs <paramref name="job"/> for tasks 0 … <paramref name="taskCount"/> − 1 on the pool.</summary>
@@ -128,7 +134,7 @@ public sealed unsafe partial class CpuBackend : IBackend
     /// <summary>A few growable native blocks owned by one worker.</summary>
     private sealed class Scratch : IDisposable
     {
-        private const int Slots = 4;
+        private const int Slots = 6;
         private readonly void*[] _blocks = new void*[Slots];
         private readonly long[] _sizes = new long[Slots];
 

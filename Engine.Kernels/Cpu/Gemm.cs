@@ -11,7 +11,10 @@
 //         for each MR rows:            … the micro-kernel runs: MR×NR accumulators in registers, one k step is
 //                                      NR/16 vector loads of B, MR broadcasts of A, MR·NR/16 FMAs.
 //   Micro-tiles: 8x32 with AVX-512 (16 zmm accumulators), 6x16 with AVX2+FMA (12 ymm). Edges of C go through a
-//   tile in scratch; packed panels are zero-padded, so the micro-kernel never branches on shape.
+//   tile in scratch; packed panels are zero-padded, so the micro-kernel never branches on shape. Packing that
+//   turns rows into columns goes through 8x8 register transposes.
+//   A single column group with few panels (a weight gradient: small C, deep K) also splits K into slices whose
+//   partial C are summed in order afterwards; the slice count depends on the shape, never on the thread count.
 //   Operands are structs implementing IGemmOperands: plain matrices here, implicit im2col in Convolution.cs.
 //
 // double (and float on a CPU without AVX2+FMA) takes GenericGemm: per row of C, a row accumulator over k.
@@ -25,12 +28,13 @@ namespace Engine.Kernels.Cpu;
 /// <summary>The two operands of one packed GEMM, packed on demand (A: m×k, B: k×n in column groups).</summary>
 internal unsafe interface IGemmOperands
 {
-    /// <summary>Rows [row0, row0 + rows) × depth [k0, k0 + kc) of A into dst[kk·MR + r]; rows ≥ rows are zero.</summary>
-    void PackA(float* dst, int row0, int rows, int k0, int kc);
+    /// <summary>Rows [row0, row0 + rows) × depth [k0, k0 + kc) of A into dst[kk·MR + r]; rows ≥ rows are zero.
+    /// <paramref name="work"/> holds PackWorkFloats floats the packer may use.</summary>
+    void PackA(float* dst, int row0, int rows, int k0, int kc, float* work);
 
     /// <summary>Depth [k0, k0 + kc) × columns [col0, col0 + cols) of column group <paramref name="group"/> of B
     /// into dst[kk·NR + j]; columns ≥ cols are zero.</summary>
-    void PackB(float* dst, int group, int col0, int cols, int k0, int kc);
+    void PackB(float* dst, int group, int col0, int cols, int k0, int kc, float* work);
 }
 
 /// <summary>Where C lives: row i, column j of group g is C[g·GroupStride + i·RowStride + j].</summary>
@@ -63,6 +67,12 @@ internal static unsafe class PackedGemm
 
     /// <summary>NC / NR: the task's packed B (up to 256 KiB) stays in L2.</summary>
     public const int MaxPanelsPerTask = 8;
+
+    /// <summary>A single column group with fewer panels than this splits its depth into slices.</summary>
+    public const int SlicingPanels = 32;
+
+    /// <summary>Rows of KC floats in a packer's work buffer (rows gathered before a transposing pack).</summary>
+    public const int PackWorkRows = 32;
 
     /// <summary>Depth of each block: K split into equal blocks of at most KC.</summary>
     public static int BlockDepth(int depth)
@@ -202,6 +212,78 @@ internal static unsafe class PackedGemm
         hi.Store(c + 8);
     }
 
+    /// <summary>A panel from rows <paramref name="rowStride"/> apart: dst[kk·MR + r] = src[r·rowStride + kk],
+    /// zero for r ≥ rows.</summary>
+    public static void PackRows(float* dst, float* src, long rowStride, int rows, int kc)
+    {
+        int mr = TileRows;
+        if (mr == 8 && rows == 8)
+        {
+            Transpose8(src, rowStride, dst, 8, kc);
+            return;
+        }
+        for (int r = 0; r < mr; r++)
+        {
+            float* d = dst + r;
+            if (r < rows)
+            {
+                float* row = src + r * rowStride;
+                for (int kk = 0; kk < kc; kk++) d[kk * mr] = row[kk];
+            }
+            else
+            {
+                for (int kk = 0; kk < kc; kk++) d[kk * mr] = 0f;
+            }
+        }
+    }
+
+    /// <summary>Eight rows to eight columns: dst[kk·dstStride + r] = src[r·srcStride + kk] for r &lt; 8, kk &lt; kc,
+    /// in 8x8 register transposes (unpack, shuffle, lane permute).</summary>
+    public static void Transpose8(float* src, long srcStride, float* dst, int dstStride, int kc)
+    {
+        int kk = 0;
+        for (; kk + 8 <= kc; kk += 8)
+        {
+            float* s = src + kk;
+            var r0 = Vector256.Load(s);
+            var r1 = Vector256.Load(s + srcStride);
+            var r2 = Vector256.Load(s + 2 * srcStride);
+            var r3 = Vector256.Load(s + 3 * srcStride);
+            var r4 = Vector256.Load(s + 4 * srcStride);
+            var r5 = Vector256.Load(s + 5 * srcStride);
+            var r6 = Vector256.Load(s + 6 * srcStride);
+            var r7 = Vector256.Load(s + 7 * srcStride);
+            var t0 = Avx.UnpackLow(r0, r1);
+            var t1 = Avx.UnpackHigh(r0, r1);
+            var t2 = Avx.UnpackLow(r2, r3);
+            var t3 = Avx.UnpackHigh(r2, r3);
+            var t4 = Avx.UnpackLow(r4, r5);
+            var t5 = Avx.UnpackHigh(r4, r5);
+            var t6 = Avx.UnpackLow(r6, r7);
+            var t7 = Avx.UnpackHigh(r6, r7);
+            var u0 = Avx.Shuffle(t0, t2, 0x44);
+            var u1 = Avx.Shuffle(t0, t2, 0xEE);
+            var u2 = Avx.Shuffle(t1, t3, 0x44);
+            var u3 = Avx.Shuffle(t1, t3, 0xEE);
+            var u4 = Avx.Shuffle(t4, t6, 0x44);
+            var u5 = Avx.Shuffle(t4, t6, 0xEE);
+            var u6 = Avx.Shuffle(t5, t7, 0x44);
+            var u7 = Avx.Shuffle(t5, t7, 0xEE);
+            float* d = dst + (long)kk * dstStride;
+            Avx.Permute2x128(u0, u4, 0x20).Store(d);
+            Avx.Permute2x128(u1, u5, 0x20).Store(d + dstStride);
+            Avx.Permute2x128(u2, u6, 0x20).Store(d + 2 * dstStride);
+            Avx.Permute2x128(u3, u7, 0x20).Store(d + 3 * dstStride);
+            Avx.Permute2x128(u0, u4, 0x31).Store(d + 4 * dstStride);
+            Avx.Permute2x128(u1, u5, 0x31).Store(d + 5 * dstStride);
+            Avx.Permute2x128(u2, u6, 0x31).Store(d + 6 * dstStride);
+            Avx.Permute2x128(u3, u7, 0x31).Store(d + 7 * dstStride);
+        }
+        for (; kk < kc; kk++)
+        for (int r = 0; r < 8; r++)
+            dst[(long)kk * dstStride + r] = src[r * srcStride + kk];
+    }
+
     /// <summary>dst[0 … count) = src[0 … count).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void CopyRow(float* src, float* dst, int count)
@@ -228,7 +310,7 @@ internal unsafe struct MatrixOperands : IGemmOperands
     public int M, N, K;
     public bool TransposeA, TransposeB;
 
-    public void PackA(float* dst, int row0, int rows, int k0, int kc)
+    public void PackA(float* dst, int row0, int rows, int k0, int kc, float* work)
     {
         int mr = PackedGemm.TileRows;
         if (TransposeA)
@@ -241,22 +323,10 @@ internal unsafe struct MatrixOperands : IGemmOperands
             }
             return;
         }
-        for (int r = 0; r < mr; r++)
-        {
-            float* d = dst + r;
-            if (r < rows)
-            {
-                float* src = A + (long)(row0 + r) * K + k0;
-                for (int kk = 0; kk < kc; kk++) d[kk * mr] = src[kk];
-            }
-            else
-            {
-                for (int kk = 0; kk < kc; kk++) d[kk * mr] = 0f;
-            }
-        }
+        PackedGemm.PackRows(dst, A + (long)row0 * K + k0, K, rows, kc);
     }
 
-    public void PackB(float* dst, int group, int col0, int cols, int k0, int kc)
+    public void PackB(float* dst, int group, int col0, int cols, int k0, int kc, float* work)
     {
         int nr = PackedGemm.TileColumns;
         if (!TransposeB)
@@ -267,6 +337,12 @@ internal unsafe struct MatrixOperands : IGemmOperands
                 PackedGemm.CopyRow(B + (long)(k0 + kk) * N + col0, d, cols);
                 PackedGemm.ZeroRow(d + cols, nr - cols);
             }
+            return;
+        }
+        if (cols == nr)
+        {
+            for (int j = 0; j < nr; j += 8)
+                PackedGemm.Transpose8(B + (long)(col0 + j) * K + k0, K, dst + j, nr, kc);
             return;
         }
         for (int j = 0; j < nr; j++)
@@ -327,7 +403,12 @@ public sealed unsafe partial class CpuBackend
         Parallel(m, ref job);
     }
 
-    /// <summary>Runs one packed float GEMM over the pool (see the file header for the loop nest).</summary>
+    /// <summary>
+    /// Runs one packed float GEMM over the pool (see the file header for the loop nest). A single column group
+    /// with few panels (a weight gradient: small C, deep K) also splits the depth into Slices fixed ranges; each
+    /// (slice, chunk) task writes its own partial C, and the slices are summed in order afterwards. The slice count
+    /// depends on the shape only, never on the thread count, so the bits do not either.
+    /// </summary>
     private void RunPackedGemm<TOperands>(TOperands operands, GemmOutput output)
         where TOperands : struct, IGemmOperands
     {
@@ -336,69 +417,116 @@ public sealed unsafe partial class CpuBackend
         int panels = output.Groups * panelsPerGroup;
         int panelsPerTask = Math.Clamp((panels + 4 * ThreadCount - 1) / (4 * ThreadCount), 1,
             PackedGemm.MaxPanelsPerTask);
+        int chunks = (panels + panelsPerTask - 1) / panelsPerTask;
+        int blockDepth = PackedGemm.BlockDepth(output.Depth);
+        int depthBlocks = (output.Depth + blockDepth - 1) / blockDepth;
+        int slices = output.Groups == 1
+            ? Math.Clamp(Math.Min((PackedGemm.SlicingPanels + panels - 1) / panels, depthBlocks / 4), 1, depthBlocks)
+            : 1;
+        int blocksPerSlice = (depthBlocks + slices - 1) / slices;
+        slices = (depthBlocks + blocksPerSlice - 1) / blocksPerSlice;
+        long sliceLength = (long)output.Rows * output.GroupColumns;
         var job = new PackedGemmJob<TOperands>
         {
             Operands = operands, Output = output, PanelsPerGroup = panelsPerGroup, Panels = panels,
-            PanelsPerTask = panelsPerTask, Backend = this,
+            PanelsPerTask = panelsPerTask, Chunks = chunks, BlockDepth = blockDepth,
+            SliceDepth = blocksPerSlice * blockDepth, Backend = this,
+            Partials = slices > 1 ? (float*)WorkerScratch(0, PartialsSlot, slices * sliceLength * sizeof(float)) : null,
         };
-        Parallel((panels + panelsPerTask - 1) / panelsPerTask, ref job);
+        Parallel(chunks * slices, ref job);
+        if (slices == 1) return;
+
+        var reduce = new SliceSumJob
+            { Partials = job.Partials, Slices = slices, Output = output, SliceLength = sliceLength };
+        Parallel(output.Rows, ref reduce);
     }
 
-    /// <summary>One task: every row of C over PanelsPerTask consecutive column panels.</summary>
+    /// <summary>The same GEMM run entirely by one worker, inside a task of another job (no slicing).</summary>
+    private void RunPackedGemmOnWorker<TOperands>(TOperands operands, GemmOutput output, int worker)
+        where TOperands : struct, IGemmOperands
+    {
+        int panels = (output.GroupColumns + PackedGemm.TileColumns - 1) / PackedGemm.TileColumns * output.Groups;
+        int blockDepth = PackedGemm.BlockDepth(output.Depth);
+        var job = new PackedGemmJob<TOperands>
+        {
+            Operands = operands, Output = output, PanelsPerGroup = panels / output.Groups, Panels = panels,
+            PanelsPerTask = PackedGemm.MaxPanelsPerTask,
+            Chunks = (panels + PackedGemm.MaxPanelsPerTask - 1) / PackedGemm.MaxPanelsPerTask,
+            BlockDepth = blockDepth, SliceDepth = (output.Depth + blockDepth - 1) / blockDepth * blockDepth,
+            Backend = this,
+        };
+        for (int task = 0; task < job.Chunks; task++) job.Execute(task, worker);
+    }
+
+    /// <summary>One task: every row of C over PanelsPerTask consecutive column panels, over one depth slice.</summary>
     private struct PackedGemmJob<TOperands> : IParallelJob where TOperands : struct, IGemmOperands
     {
         public TOperands Operands;
         public GemmOutput Output;
-        public int PanelsPerGroup, Panels, PanelsPerTask;
+        public int PanelsPerGroup, Panels, PanelsPerTask, Chunks, BlockDepth, SliceDepth;
+        public float* Partials;
         public CpuBackend Backend;
 
         public void Execute(int task, int worker)
         {
             int mr = PackedGemm.TileRows, nr = PackedGemm.TileColumns;
-            int firstPanel = task * PanelsPerTask;
+            int slice = task / Chunks;
+            int firstPanel = task % Chunks * PanelsPerTask;
             int panelCount = Math.Min(PanelsPerTask, Panels - firstPanel);
-            int blockDepth = PackedGemm.BlockDepth(Output.Depth);
             int rowBlock = Math.Min(PackedGemm.RowBlock, (Output.Rows + mr - 1) / mr * mr);
-            var packedB = (float*)Backend.WorkerScratch(worker, 0, (long)panelCount * blockDepth * nr * sizeof(float));
-            var packedA = (float*)Backend.WorkerScratch(worker, 1, (long)rowBlock * blockDepth * sizeof(float));
-            var edge = (float*)Backend.WorkerScratch(worker, 2, mr * nr * sizeof(float));
+            var packedB = (float*)Backend.WorkerScratch(worker, PackedBSlot,
+                (long)panelCount * BlockDepth * nr * sizeof(float));
+            var packedA = (float*)Backend.WorkerScratch(worker, PackedASlot, (long)rowBlock * BlockDepth * sizeof(float));
+            var edge = (float*)Backend.WorkerScratch(worker, EdgeTileSlot, mr * nr * sizeof(float));
+            var work = (float*)Backend.WorkerScratch(worker, PackWorkSlot,
+                (long)PackedGemm.PackWorkRows * BlockDepth * sizeof(float));
 
-            for (int k0 = 0; k0 < Output.Depth; k0 += blockDepth)
+            float* target = Output.C;
+            long groupStride = Output.GroupStride, rowStride = Output.RowStride;
+            float alpha = Output.Alpha, firstBeta = Output.Beta;
+            if (Partials != null)
             {
-                int kc = Math.Min(blockDepth, Output.Depth - k0);
-                float beta = k0 == 0 ? Output.Beta : 1f;
+                target = Partials + slice * (long)Output.Rows * Output.GroupColumns;
+                rowStride = Output.GroupColumns;
+                (alpha, firstBeta) = (1f, 0f);
+            }
+
+            int depthStart = slice * SliceDepth, depthEnd = Math.Min(Output.Depth, depthStart + SliceDepth);
+            for (int k0 = depthStart; k0 < depthEnd; k0 += BlockDepth)
+            {
+                int kc = Math.Min(BlockDepth, depthEnd - k0);
+                float beta = k0 == depthStart ? firstBeta : 1f;
                 for (int p = 0; p < panelCount; p++)
                 {
                     var (group, col0, cols) = Panel(firstPanel + p);
-                    Operands.PackB(packedB + (long)p * kc * nr, group, col0, cols, k0, kc);
+                    Operands.PackB(packedB + (long)p * kc * nr, group, col0, cols, k0, kc, work);
                 }
 
                 for (int row0 = 0; row0 < Output.Rows; row0 += rowBlock)
                 {
                     int rows = Math.Min(rowBlock, Output.Rows - row0);
                     for (int r = 0; r < rows; r += mr)
-                        Operands.PackA(packedA + (long)r * kc, row0 + r, Math.Min(mr, rows - r), k0, kc);
+                        Operands.PackA(packedA + (long)r * kc, row0 + r, Math.Min(mr, rows - r), k0, kc, work);
 
                     for (int p = 0; p < panelCount; p++)
                     {
                         var (group, col0, cols) = Panel(firstPanel + p);
                         float* panelB = packedB + (long)p * kc * nr;
-                        float* c = Output.C + group * Output.GroupStride + row0 * Output.RowStride + col0;
-                        for (int r = 0; r < rows; r += mr, c += mr * Output.RowStride)
+                        float* c = target + group * groupStride + row0 * rowStride + col0;
+                        for (int r = 0; r < rows; r += mr, c += mr * rowStride)
                         {
                             int tileRows = Math.Min(mr, rows - r);
                             if (tileRows == mr && cols == nr)
                             {
-                                PackedGemm.MicroKernel(packedA + (long)r * kc, panelB, kc, c, Output.RowStride,
-                                    Output.Alpha, beta);
+                                PackedGemm.MicroKernel(packedA + (long)r * kc, panelB, kc, c, rowStride, alpha, beta);
                                 continue;
                             }
                             PackedGemm.MicroKernel(packedA + (long)r * kc, panelB, kc, edge, nr, 1f, 0f);
                             for (int i = 0; i < tileRows; i++)
                             for (int j = 0; j < cols; j++)
                             {
-                                float* target = c + i * Output.RowStride + j;
-                                *target = PackedGemm.Combine(edge[i * nr + j], Output.Alpha, beta, beta == 0f ? 0f : *target);
+                                float* element = c + i * rowStride + j;
+                                *element = PackedGemm.Combine(edge[i * nr + j], alpha, beta, beta == 0f ? 0f : *element);
                             }
                         }
                     }
@@ -411,6 +539,27 @@ public sealed unsafe partial class CpuBackend
             int group = panel / PanelsPerGroup;
             int col0 = panel % PanelsPerGroup * PackedGemm.TileColumns;
             return (group, col0, Math.Min(PackedGemm.TileColumns, Output.GroupColumns - col0));
+        }
+    }
+
+    /// <summary>Row <c>task</c> of C (one column group): C = alpha · Σ over slices, in order, + beta · C.</summary>
+    private struct SliceSumJob : IParallelJob
+    {
+        public float* Partials;
+        public int Slices;
+        public long SliceLength;
+        public GemmOutput Output;
+
+        public void Execute(int task, int worker)
+        {
+            float* row = Output.C + task * Output.RowStride;
+            float* partial = Partials + (long)task * Output.GroupColumns;
+            for (int j = 0; j < Output.GroupColumns; j++)
+            {
+                float sum = partial[j];
+                for (int s = 1; s < Slices; s++) sum += partial[s * SliceLength + j];
+                row[j] = PackedGemm.Combine(sum, Output.Alpha, Output.Beta, Output.Beta == 0f ? 0f : row[j]);
+            }
         }
     }
 
@@ -427,7 +576,7 @@ public sealed unsafe partial class CpuBackend
         {
             int i = task;
             T* row = C + (long)i * N;
-            var sums = (T*)Backend.WorkerScratch(worker, 0, (long)N * sizeof(T));
+            var sums = (T*)Backend.WorkerScratch(worker, PackedBSlot, (long)N * sizeof(T));
             if (TransposeB)
             {
                 for (int j = 0; j < N; j++)

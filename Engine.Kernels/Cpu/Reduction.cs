@@ -11,15 +11,12 @@ namespace Engine.Kernels.Cpu;
 
 public sealed unsafe partial class CpuBackend
 {
-    /// <summary>Scratch slot the calling thread uses outside jobs (per-chunk partial sums).</summary>
-    private const int CallerSlot = 3;
-
     public void Sum<T>(DeviceBuffer<T> x, T alpha, DeviceBuffer<T> result) where T : unmanaged, IFloatingPointIeee754<T>
     {
         Validate.Owned(this, "sum", nameof(x), x);
         Validate.Buffer(this, "sum", nameof(result), result, 1);
         int chunks = ChunkCount(x.Length);
-        var partials = (T*)WorkerScratch(0, CallerSlot, Math.Max(chunks, 1) * sizeof(T));
+        var partials = (T*)WorkerScratch(0, PartialsSlot, Math.Max(chunks, 1) * sizeof(T));
         var job = new ChunkSumJob<T> { X = Data(x), Length = x.Length, Partials = partials };
         Parallel(chunks, ref job);
         T total = T.Zero;

@@ -19,26 +19,45 @@ namespace Engine.Tests.Kernels;
 public sealed class BackendCompileTests
 {
     /// <summary>Every concrete kernel: each public static method of a *Kernels class in Engine.Kernels.Ilgpu,
-    /// instantiated for float and double and, for op-generic kernels, every op struct its constraints allow.</summary>
+    /// instantiated for float and double and, for op-generic kernels, every op struct its constraints allow; the
+    /// tiled GEMM for each (loader, loader, store) combination the backend launches.</summary>
     public static IEnumerable<TestCaseData> Kernels()
     {
         var assembly = typeof(IlgpuBackend).Assembly;
         var kernelClasses = assembly.GetTypes()
             .Where(t => t.Namespace == typeof(IlgpuBackend).Namespace && t.Name.EndsWith("Kernels") && t.IsAbstract && t.IsSealed);
-        var opDefinitions = assembly.GetTypes().Where(t => t.IsValueType && t.IsGenericTypeDefinition).ToArray();
+        var opDefinitions = assembly.GetTypes()
+            .Where(t => t.Namespace == typeof(IlgpuBackend).Namespace && t.IsValueType && t.IsGenericTypeDefinition &&
+                        t.GetGenericArguments().Length == 1)
+            .ToArray();
         foreach (var kernel in kernelClasses.SelectMany(c => c.GetMethods(BindingFlags.Public | BindingFlags.Static)))
             foreach (var element in new[] { typeof(float), typeof(double) })
                 foreach (var method in Instantiate(kernel, element, opDefinitions))
                     yield return new TestCaseData(method).SetArgDisplayNames(Describe(method));
     }
 
+    /// <summary>The operand combinations IlgpuBackend launches the tiled GEMM with (Gemm.cs, Convolution.cs).</summary>
+    private static readonly Type[][] GemmOperands =
+    [
+        [typeof(RowMajorLoader<>), typeof(RowMajorLoader<>), typeof(ScaledRowMajorStore<>)],
+        [typeof(Im2ColLoader<>), typeof(RowMajorLoader<>), typeof(PixelMatrixStore<>)],
+        [typeof(OutputGradientGatherLoader<>), typeof(WeightByInputChannelLoader<>), typeof(PixelMatrixStore<>)],
+        [typeof(PixelMatrixLoader<>), typeof(Im2ColLoader<>), typeof(ScaledRowMajorStore<>)],
+    ];
+
     private static IEnumerable<MethodInfo> Instantiate(MethodInfo kernel, Type element, Type[] opDefinitions)
     {
         int arity = kernel.GetGenericArguments().Length;
-        if (arity == 0) { yield return kernel; yield break; }
-        var candidates = arity == 1
-            ? new[] { new[] { element } }
-            : opDefinitions.Select(op => new[] { element, op.MakeGenericType(element) }).ToArray();
+        var candidates = arity switch
+        {
+            0 => [],
+            1 => [[element]],
+            2 => opDefinitions.Select(op => new[] { element, op.MakeGenericType(element) }).ToArray(),
+            4 => GemmOperands.Select(ops => ops.Select(op => op.MakeGenericType(element)).Prepend(element).ToArray())
+                .ToArray(),
+            _ => throw new InvalidOperationException($"No instantiation rule for {kernel.Name} with {arity} type parameters."),
+        };
+        if (arity == 0) yield return kernel;
         foreach (var arguments in candidates)
         {
             MethodInfo? method = null;
@@ -84,7 +103,9 @@ public sealed class BackendCompileTests
     [Test]
     public void EveryKernelClassIsCovered()
     {
-        Assert.That(Kernels().Count(), Is.GreaterThanOrEqualTo(2 * (2 + 3 + 4 + 1)),
-            "fill, broadcast and sum per element type, three unary and four binary ops, per element type");
+        var names = Kernels().Select(c => c.TestName ?? c.Arguments[0]!.ToString()!).ToList();
+        Assert.That(Kernels().Count(c => ((MethodInfo)c.Arguments[0]!).Name == nameof(GemmKernels.Tiled)),
+            Is.EqualTo(2 * GemmOperands.Length), "tiled GEMM per operand combination and element type");
+        Assert.That(Kernels().Count(), Is.GreaterThanOrEqualTo(50), string.Join(", ", names));
     }
 }

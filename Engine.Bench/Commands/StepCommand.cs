@@ -1,0 +1,43 @@
+// `step --model NAME --batch N --mode train|infer [--device D] [--iters K] [--warmup W]`: times forward
+// (infer) or a full training step (forward, loss, backward, SGD) and prints the median as its last line,
+// `median_ms=<number>`.
+using System.CommandLine;
+using System.Globalization;
+using Engine.Bench.Measurement;
+using Engine.Models;
+
+namespace Engine.Bench.Commands;
+
+internal static class StepCommand
+{
+    public static Command Create()
+    {
+        var model = new Option<string>("--model") { Description = "Model name, e.g. resnet20-a.", Required = true };
+        var batch = new Option<int>("--batch") { Description = "Batch size.", DefaultValueFactory = _ => 128 };
+        var mode = new Option<StepMode>("--mode") { Description = "infer or train.", DefaultValueFactory = _ => StepMode.Train };
+        var iterations = new Option<int>("--iters") { Description = "Timed iterations.", DefaultValueFactory = _ => 10 };
+        var warmup = new Option<int>("--warmup") { Description = "Untimed iterations first.", DefaultValueFactory = _ => 2 };
+        var device = CommonOptions.Device();
+        var command = new Command("step", "Times inference or one training step of a model.")
+            { model, batch, mode, iterations, warmup, device };
+        command.SetAction(result => Run(result.GetValue(model)!, result.GetValue(batch), result.GetValue(mode),
+            result.GetValue(iterations), result.GetValue(warmup), result.GetValue(device)));
+        return command;
+    }
+
+    private static int Run(string modelName, int batch, StepMode mode, int iterations, int warmup, string? deviceName)
+    {
+        if (batch < 1 || iterations < 1 || warmup < 0)
+            throw new ArgumentException($"--batch and --iters must be at least 1 and --warmup at least 0 " +
+                                        $"(got {batch}, {iterations}, {warmup}).");
+        var spec = ModelRegistry.Parse(modelName);
+        using var device = CommonOptions.OpenDevice(deviceName);
+        using var model = ModelRegistry.Create<float>(modelName, device);
+        var timing = StepTimer.Time(model, [batch, 3, spec.InputSize, spec.InputSize], mode, warmup, iterations);
+        Console.WriteLine($"{spec.Name} {mode.ToString().ToLowerInvariant()} batch {batch}: median " +
+                          $"{timing.MedianMs:F1} ms (min {timing.MinMs:F1}, max {timing.MaxMs:F1}, " +
+                          $"{timing.Iterations} iterations), {batch * 1000 / timing.MedianMs:F1} images/s");
+        Console.WriteLine($"median_ms={timing.MedianMs.ToString("F3", CultureInfo.InvariantCulture)}");
+        return 0;
+    }
+}

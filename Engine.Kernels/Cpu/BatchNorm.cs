@@ -1,0 +1,239 @@
+// Batch normalisation over x, y [N, C, HW] with per-channel vectors [C]: training forward (batch statistics,
+// running-statistics update as PyTorch), inference forward, backward for both modes, and 1/sqrt(var + eps).
+//
+// One task per channel: it reads the channel's N planes, so its statistics are summed in a fixed order. The mean
+// and the biased variance are two passes (the variance sums (x − mean)², never x² − mean²).
+using System.Numerics;
+using System.Runtime.Intrinsics;
+
+namespace Engine.Kernels.Cpu;
+
+public sealed unsafe partial class CpuBackend
+{
+    public void BatchNormForwardTraining<T>(int batch, int channels, int spatial, DeviceBuffer<T> x,
+        DeviceBuffer<T> gamma, DeviceBuffer<T> beta, DeviceBuffer<T> runningMean, DeviceBuffer<T> runningVar,
+        double momentum, double epsilon, DeviceBuffer<T> y, DeviceBuffer<T> savedMean, DeviceBuffer<T> savedInvStd)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        const string op = "batch-norm forward (training)";
+        ValidateBatchNorm(op, batch, channels, spatial, x, gamma, y);
+        Validate.Buffer(this, op, nameof(beta), beta, channels);
+        Validate.Buffer(this, op, nameof(runningMean), runningMean, channels);
+        Validate.Buffer(this, op, nameof(runningVar), runningVar, channels);
+        Validate.Buffer(this, op, nameof(savedMean), savedMean, channels);
+        Validate.Buffer(this, op, nameof(savedInvStd), savedInvStd, channels);
+        if ((long)batch * spatial < 2)
+            throw new ArgumentException(
+                $"{op}: expected more than 1 value per channel when training (batch {batch}, spatial {spatial}).");
+        var job = new BatchNormTrainingJob<T>
+        {
+            X = Data(x), Gamma = Data(gamma), Beta = Data(beta), RunningMean = Data(runningMean),
+            RunningVar = Data(runningVar), Y = Data(y), SavedMean = Data(savedMean), SavedInvStd = Data(savedInvStd),
+            Batch = batch, Channels = channels, Spatial = spatial, Momentum = T.CreateTruncating(momentum),
+            Epsilon = T.CreateTruncating(epsilon),
+        };
+        Parallel(channels, ref job);
+    }
+
+    public void BatchNormForwardInference<T>(int batch, int channels, int spatial, DeviceBuffer<T> x,
+        DeviceBuffer<T> gamma, DeviceBuffer<T> beta, DeviceBuffer<T> runningMean, DeviceBuffer<T> runningVar,
+        double epsilon, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        const string op = "batch-norm forward (inference)";
+        ValidateBatchNorm(op, batch, channels, spatial, x, gamma, y);
+        Validate.Buffer(this, op, nameof(beta), beta, channels);
+        Validate.Buffer(this, op, nameof(runningMean), runningMean, channels);
+        Validate.Buffer(this, op, nameof(runningVar), runningVar, channels);
+        var job = new BatchNormInferenceJob<T>
+        {
+            X = Data(x), Gamma = Data(gamma), Beta = Data(beta), RunningMean = Data(runningMean),
+            RunningVar = Data(runningVar), Y = Data(y), Batch = batch, Channels = channels, Spatial = spatial,
+            Epsilon = T.CreateTruncating(epsilon),
+        };
+        Parallel(channels, ref job);
+    }
+
+    public void BatchNormBackward<T>(int batch, int channels, int spatial, DeviceBuffer<T> x, DeviceBuffer<T> dy,
+        DeviceBuffer<T> gamma, DeviceBuffer<T> mean, DeviceBuffer<T> invStd, bool batchStatistics,
+        DeviceBuffer<T> dx, DeviceBuffer<T> dgamma, DeviceBuffer<T> dbeta) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        const string op = "batch-norm backward";
+        ValidateBatchNorm(op, batch, channels, spatial, x, gamma, dx);
+        Validate.Buffer(this, op, nameof(dy), dy, x.Length);
+        Validate.Buffer(this, op, nameof(mean), mean, channels);
+        Validate.Buffer(this, op, nameof(invStd), invStd, channels);
+        Validate.Buffer(this, op, nameof(dgamma), dgamma, channels);
+        Validate.Buffer(this, op, nameof(dbeta), dbeta, channels);
+        var job = new BatchNormBackwardJob<T>
+        {
+            X = Data(x), DY = Data(dy), Gamma = Data(gamma), Mean = Data(mean), InvStd = Data(invStd),
+            DX = Data(dx), DGamma = Data(dgamma), DBeta = Data(dbeta), Batch = batch, Channels = channels,
+            Spatial = spatial, BatchStatistics = batchStatistics,
+        };
+        Parallel(channels, ref job);
+    }
+
+    public void InverseStandardDeviation<T>(DeviceBuffer<T> variance, double epsilon, DeviceBuffer<T> invStd)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        Validate.SameLength(this, "inverse standard deviation", variance, nameof(variance), invStd, nameof(invStd));
+        T eps = T.CreateTruncating(epsilon);
+        T* v = Data(variance), result = Data(invStd);
+        for (long c = 0; c < variance.Length; c++) result[c] = T.One / T.Sqrt(v[c] + eps);
+    }
+
+    private void ValidateBatchNorm<T>(string op, int batch, int channels, int spatial, DeviceBuffer<T> x,
+        DeviceBuffer<T> gamma, DeviceBuffer<T> y) where T : unmanaged
+    {
+        CheckNcs(op, batch, channels, spatial);
+        long length = (long)batch * channels * spatial;
+        Validate.Buffer(this, op, nameof(x), x, length);
+        Validate.Buffer(this, op, nameof(gamma), gamma, channels);
+        Validate.Buffer(this, op, "y", y, length);
+    }
+
+    /// <summary>y = (x − mean) · invStd · gamma + beta over the N planes of one channel.</summary>
+    private static void Normalize<T>(T* x, T* y, int batch, int channels, int spatial, int c, T mean, T invStd,
+        T gamma, T beta) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var vm = Vector256.Create(mean);
+        var vs = Vector256.Create(invStd);
+        var vg = Vector256.Create(gamma);
+        var vb = Vector256.Create(beta);
+        for (int n = 0; n < batch; n++)
+        {
+            long offset = ((long)n * channels + c) * spatial;
+            T* xs = x + offset, ys = y + offset;
+            int i = 0;
+            for (; i + Vector256<T>.Count <= spatial; i += Vector256<T>.Count)
+                ((Vector256.Load(xs + i) - vm) * vs * vg + vb).Store(ys + i);
+            for (; i < spatial; i++) ys[i] = (xs[i] - mean) * invStd * gamma + beta;
+        }
+    }
+
+    /// <summary>Channel <c>task</c>: batch statistics, normalisation, running-statistics update.</summary>
+    private struct BatchNormTrainingJob<T> : IParallelJob where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public T* X, Gamma, Beta, RunningMean, RunningVar, Y, SavedMean, SavedInvStd;
+        public int Batch, Channels, Spatial;
+        public T Momentum, Epsilon;
+
+        public void Execute(int task, int worker)
+        {
+            int c = task;
+            T count = T.CreateTruncating((long)Batch * Spatial);
+            T sum = T.Zero;
+            for (int n = 0; n < Batch; n++) sum += Sum(X + ((long)n * Channels + c) * Spatial, Spatial);
+            T mean = sum / count;
+
+            T squares = T.Zero;
+            var vm = Vector256.Create(mean);
+            for (int n = 0; n < Batch; n++)
+            {
+                T* xs = X + ((long)n * Channels + c) * Spatial;
+                var acc = Vector256<T>.Zero;
+                int i = 0;
+                for (; i + Vector256<T>.Count <= Spatial; i += Vector256<T>.Count)
+                {
+                    var d = Vector256.Load(xs + i) - vm;
+                    acc += d * d;
+                }
+                T plane = Vector256.Sum(acc);
+                for (; i < Spatial; i++) plane += (xs[i] - mean) * (xs[i] - mean);
+                squares += plane;
+            }
+            T variance = squares / count;
+            T invStd = T.One / T.Sqrt(variance + Epsilon);
+
+            Normalize(X, Y, Batch, Channels, Spatial, c, mean, invStd, Gamma[c], Beta[c]);
+            SavedMean[c] = mean;
+            SavedInvStd[c] = invStd;
+            T unbiased = squares / (count - T.One);
+            RunningMean[c] = (T.One - Momentum) * RunningMean[c] + Momentum * mean;
+            RunningVar[c] = (T.One - Momentum) * RunningVar[c] + Momentum * unbiased;
+        }
+    }
+
+    /// <summary>Channel <c>task</c> normalised with the running statistics.</summary>
+    private struct BatchNormInferenceJob<T> : IParallelJob where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public T* X, Gamma, Beta, RunningMean, RunningVar, Y;
+        public int Batch, Channels, Spatial;
+        public T Epsilon;
+
+        public void Execute(int task, int worker)
+        {
+            int c = task;
+            T invStd = T.One / T.Sqrt(RunningVar[c] + Epsilon);
+            Normalize(X, Y, Batch, Channels, Spatial, c, RunningMean[c], invStd, Gamma[c], Beta[c]);
+        }
+    }
+
+    /// <summary>
+    /// Channel <c>task</c>: dbeta = Σ dy, dgamma = Σ dy · x̂ with x̂ = (x − mean) · invStd; then
+    /// dx = (dy − dbeta/m − x̂ · dgamma/m) · gamma · invStd with batch statistics, dx = dy · gamma · invStd without.
+    /// </summary>
+    private struct BatchNormBackwardJob<T> : IParallelJob where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public T* X, DY, Gamma, Mean, InvStd, DX, DGamma, DBeta;
+        public int Batch, Channels, Spatial;
+        public bool BatchStatistics;
+
+        public void Execute(int task, int worker)
+        {
+            int c = task;
+            T mean = Mean[c], invStd = InvStd[c];
+            var vm = Vector256.Create(mean);
+            var vs = Vector256.Create(invStd);
+            T sumDy = T.Zero, sumDyXhat = T.Zero;
+            for (int n = 0; n < Batch; n++)
+            {
+                long offset = ((long)n * Channels + c) * Spatial;
+                T* xs = X + offset, dys = DY + offset;
+                var accDy = Vector256<T>.Zero;
+                var accDyXhat = Vector256<T>.Zero;
+                int i = 0;
+                for (; i + Vector256<T>.Count <= Spatial; i += Vector256<T>.Count)
+                {
+                    var dy = Vector256.Load(dys + i);
+                    accDy += dy;
+                    accDyXhat += dy * ((Vector256.Load(xs + i) - vm) * vs);
+                }
+                T planeDy = Vector256.Sum(accDy), planeDyXhat = Vector256.Sum(accDyXhat);
+                for (; i < Spatial; i++)
+                {
+                    planeDy += dys[i];
+                    planeDyXhat += dys[i] * ((xs[i] - mean) * invStd);
+                }
+                sumDy += planeDy;
+                sumDyXhat += planeDyXhat;
+            }
+            DBeta[c] = sumDy;
+            DGamma[c] = sumDyXhat;
+
+            T scale = Gamma[c] * invStd;
+            T count = T.CreateTruncating((long)Batch * Spatial);
+            T meanDy = BatchStatistics ? sumDy / count : T.Zero;
+            T meanDyXhat = BatchStatistics ? sumDyXhat / count : T.Zero;
+            var vScale = Vector256.Create(scale);
+            var vMeanDy = Vector256.Create(meanDy);
+            var vMeanDyXhat = Vector256.Create(meanDyXhat);
+            for (int n = 0; n < Batch; n++)
+            {
+                long offset = ((long)n * Channels + c) * Spatial;
+                T* xs = X + offset, dys = DY + offset, dxs = DX + offset;
+                int i = 0;
+                for (; i + Vector256<T>.Count <= Spatial; i += Vector256<T>.Count)
+                {
+                    var xhat = (Vector256.Load(xs + i) - vm) * vs;
+                    ((Vector256.Load(dys + i) - vMeanDy - xhat * vMeanDyXhat) * vScale).Store(dxs + i);
+                }
+                for (; i < Spatial; i++)
+                {
+                    T xhat = (xs[i] - mean) * invStd;
+                    dxs[i] = (dys[i] - meanDy - xhat * meanDyXhat) * scale;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,519 @@
+// 2-D convolution, forward and both backward passes: x [N,C,H,W], w [K,C,R,S], bias [K], y [N,K,OH,OW].
+//
+// float runs as implicit GEMM on the packed engine (Gemm.cs): the patch (im2col) matrix is never stored, its
+// panels are gathered straight from the image while packing, one row segment at a time.
+//   forward:         y[n] (K × OH·OW)   = w (K × C·R·S)            · patches of x[n] (C·R·S × OH·OW)
+//   backward data:   dx[n] (C × H·W)    = w permuted (C × K·R·S)   · patches of dy[n] (K·R·S × H·W), the
+//                    transposed convolution: tap (r, s) reads dy at ((i + PadTop − r) / stride, …) where that
+//                    divides exactly (all of it at stride 1; a quarter at stride 2, the rest packed as zeros)
+//   backward weight: dw (K × C·R·S)     = dy (K × N·OH·OW)         · patches of x, transposed (N·OH·OW × C·R·S)
+// Every output element is owned by one task and summed in a fixed order, so results are deterministic.
+//
+// double (and float without AVX2+FMA) runs direct loops, one task per output plane, gathering (never
+// scattering) so that no two tasks touch one element.
+using System.Numerics;
+using System.Runtime.CompilerServices;
+
+namespace Engine.Kernels.Cpu;
+
+/// <summary>
+/// The implicit patch matrix of a convolution, rows (ch, r, s), columns the positions (y, x) of one image's grid:
+/// P[(ch, r, s)][(y, x)] = source[n, ch, ty / DivY, tx / DivX] with ty = y·MulY + BaseY + Direction·r (and tx
+/// likewise), or 0 where ty is negative, not a multiple of DivY, or past the source.
+/// </summary>
+internal unsafe struct PatchMatrix
+{
+    public float* Source;
+    public int Channels, Height, Width;
+    public int GridHeight, GridWidth;
+    public int MulY, MulX, BaseY, BaseX, Direction, DivY, DivX;
+
+    /// <summary>True when a patch row is the source plane itself (1x1 kernel, stride 1, no padding).</summary>
+    public bool IsPlane;
+
+    /// <summary>Patches of x for the forward pass and the weight gradient.</summary>
+    public static PatchMatrix OfInput(ConvGeometry g, float* x) => new()
+    {
+        Source = x, Channels = g.InChannels, Height = g.InHeight, Width = g.InWidth,
+        GridHeight = g.OutHeight, GridWidth = g.OutWidth,
+        MulY = g.StrideHeight, MulX = g.StrideWidth, BaseY = -g.PadTop, BaseX = -g.PadLeft, Direction = 1,
+        DivY = 1, DivX = 1,
+        IsPlane = g.KernelHeight == 1 && g.KernelWidth == 1 && g.StrideHeight == 1 && g.StrideWidth == 1 &&
+                  g.PadTop == 0 && g.PadLeft == 0 && g.OutHeight == g.InHeight && g.OutWidth == g.InWidth,
+    };
+
+    /// <summary>Patches of dy for the data gradient (the transposed convolution over the input grid).</summary>
+    public static PatchMatrix OfOutputGradient(ConvGeometry g, float* dy) => new()
+    {
+        Source = dy, Channels = g.OutChannels, Height = g.OutHeight, Width = g.OutWidth,
+        GridHeight = g.InHeight, GridWidth = g.InWidth,
+        MulY = 1, MulX = 1, BaseY = g.PadTop, BaseX = g.PadLeft, Direction = -1,
+        DivY = g.StrideHeight, DivX = g.StrideWidth,
+    };
+
+    /// <summary>dst[t·step] = P[(ch, r, s)][pos0 + t] of image n, for t &lt; count.</summary>
+    public readonly void Row(float* dst, int step, int n, int ch, int r, int s, int pos0, int count)
+    {
+        float* plane = Source + ((long)n * Channels + ch) * Height * Width;
+        if (IsPlane)
+        {
+            if (step == 1) PackedGemm.CopyRow(plane + pos0, dst, count);
+            else for (int t = 0; t < count; t++) dst[t * step] = plane[pos0 + t];
+            return;
+        }
+
+        int y = pos0 / GridWidth, x = pos0 % GridWidth;
+        int rowOffset = BaseY + Direction * r, columnOffset = BaseX + Direction * s;
+        while (count > 0)
+        {
+            int segment = Math.Min(GridWidth - x, count);
+            int ty = y * MulY + rowOffset;
+            if (ty < 0 || ty % DivY != 0 || ty / DivY >= Height)
+                Zero(dst, step, segment);
+            else if (MulX == 1 && DivX == 1)
+                CopyClipped(plane + (long)(ty / DivY) * Width, x + columnOffset, dst, step, segment);
+            else
+                Gather(plane + (long)(ty / DivY) * Width, x, columnOffset, dst, step, segment);
+            dst += segment * step;
+            count -= segment;
+            x = 0;
+            y++;
+        }
+    }
+
+    /// <summary>dst[t·step] = row[tx + t], or 0 where tx + t is outside [0, Width).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private readonly void CopyClipped(float* row, int tx, float* dst, int step, int segment)
+    {
+        int lo = Math.Clamp(-tx, 0, segment);
+        int hi = Math.Clamp(Width - tx, lo, segment);
+        if (step == 1)
+        {
+            PackedGemm.ZeroRow(dst, lo);
+            PackedGemm.CopyRow(row + tx + lo, dst + lo, hi - lo);
+            PackedGemm.ZeroRow(dst + hi, segment - hi);
+            return;
+        }
+        for (int t = 0; t < lo; t++) dst[t * step] = 0f;
+        for (int t = lo; t < hi; t++) dst[t * step] = row[tx + t];
+        for (int t = hi; t < segment; t++) dst[t * step] = 0f;
+    }
+
+    /// <summary>The strided (MulX &gt; 1) or dilated (DivX &gt; 1) form of CopyClipped: the valid range, or the
+    /// first valid element and its period, is found once per segment, never by a division per element.</summary>
+    private readonly void Gather(float* row, int x, int columnOffset, float* dst, int step, int segment)
+    {
+        int tx = x * MulX + columnOffset;
+        if (DivX == 1)
+        {
+            int lo = tx >= 0 ? 0 : Math.Min((-tx + MulX - 1) / MulX, segment);
+            int hi = tx >= Width ? lo : Math.Clamp((Width - tx + MulX - 1) / MulX, lo, segment);
+            for (int t = 0; t < lo; t++) dst[t * step] = 0f;
+            for (int t = lo; t < hi; t++) dst[t * step] = row[tx + t * MulX];
+            for (int t = hi; t < segment; t++) dst[t * step] = 0f;
+            return;
+        }
+
+        Zero(dst, step, segment);
+        int first = tx >= 0 ? (DivX - tx % DivX) % DivX : -tx;
+        for (int t = first, source = (tx + first) / DivX; t < segment && source < Width; t += DivX, source++)
+            dst[t * step] = row[source];
+    }
+
+    private static void Zero(float* dst, int step, int count)
+    {
+        if (step == 1) PackedGemm.ZeroRow(dst, count);
+        else for (int t = 0; t < count; t++) dst[t * step] = 0f;
+    }
+}
+
+/// <summary>Forward: A = w (K × C·R·S), B = patches of x, one column group per image.</summary>
+internal unsafe struct ConvForwardOperands : IGemmOperands
+{
+    public float* Weight;
+    public int Depth, KernelWidth, KernelArea;
+    public PatchMatrix Patches;
+
+    public void PackA(float* dst, int row0, int rows, int k0, int kc, float* work) =>
+        PackedGemm.PackRows(dst, Weight + (long)row0 * Depth + k0, Depth, rows, kc);
+
+    public void PackB(float* dst, int group, int col0, int cols, int k0, int kc, float* work) =>
+        PackPatchRows(Patches, KernelWidth, KernelArea, dst, group, col0, cols, k0, kc);
+
+    /// <summary>dst[kk·NR + j] = P[k0 + kk][col0 + j] of image n, zero for j ≥ cols.</summary>
+    public static void PackPatchRows(in PatchMatrix patches, int kernelWidth, int kernelArea, float* dst, int n,
+        int col0, int cols, int k0, int kc)
+    {
+        int nr = PackedGemm.TileColumns;
+        int ch = k0 / kernelArea, r = k0 % kernelArea / kernelWidth, s = k0 % kernelWidth;
+        for (int kk = 0; kk < kc; kk++, dst += nr)
+        {
+            patches.Row(dst, 1, n, ch, r, s, col0, cols);
+            PackedGemm.ZeroRow(dst + cols, nr - cols);
+            if (++s == kernelWidth)
+            {
+                s = 0;
+                if (++r * kernelWidth == kernelArea)
+                {
+                    r = 0;
+                    ch++;
+                }
+            }
+        }
+    }
+}
+
+/// <summary>Backward data: A[c][(k, r, s)] = w[k, c, r, s], read from a copy of w permuted to [C][K·R·S] once per
+/// call; B = patches of dy over the input grid.</summary>
+internal unsafe struct ConvBackwardDataOperands : IGemmOperands
+{
+    public float* PermutedWeight;
+    public int Depth, KernelWidth, KernelArea;
+    public PatchMatrix Patches;
+
+    public void PackA(float* dst, int row0, int rows, int k0, int kc, float* work) =>
+        PackedGemm.PackRows(dst, PermutedWeight + (long)row0 * Depth + k0, Depth, rows, kc);
+
+    public void PackB(float* dst, int group, int col0, int cols, int k0, int kc, float* work) =>
+        ConvForwardOperands.PackPatchRows(Patches, KernelWidth, KernelArea, dst, group, col0, cols, k0, kc);
+
+    /// <summary>permuted[c, k, rs] = w[k, c, rs].</summary>
+    public static void Permute(float* weight, float* permuted, int outChannels, int inChannels, int kernelArea)
+    {
+        for (int c = 0; c < inChannels; c++)
+        for (int k = 0; k < outChannels; k++)
+            PackedGemm.CopyRow(weight + ((long)k * inChannels + c) * kernelArea,
+                permuted + ((long)c * outChannels + k) * kernelArea, kernelArea);
+    }
+}
+
+/// <summary>Backward weight: A[k][(n, p)] = dy[n, k, p], B[(n, p)][(c, r, s)] = patches of x, transposed; the
+/// depth runs over every image's positions.</summary>
+internal unsafe struct ConvBackwardWeightOperands : IGemmOperands
+{
+    public float* OutputGradient;
+    public int OutChannels, Positions, KernelWidth, KernelArea;
+    public PatchMatrix Patches;
+
+    public void PackA(float* dst, int row0, int rows, int k0, int kc, float* work)
+    {
+        int mr = PackedGemm.TileRows;
+        for (int r = 0; r < mr; r++)
+        {
+            float* row = work + r * kc;
+            if (r >= rows)
+            {
+                PackedGemm.ZeroRow(row, kc);
+                continue;
+            }
+            for (int kk = 0; kk < kc;)
+            {
+                int n = (k0 + kk) / Positions, p = (k0 + kk) % Positions;
+                int segment = Math.Min(Positions - p, kc - kk);
+                PackedGemm.CopyRow(OutputGradient + ((long)n * OutChannels + row0 + r) * Positions + p, row + kk, segment);
+                kk += segment;
+            }
+        }
+        TransposeRows(work, kc, mr, dst);
+    }
+
+    public void PackB(float* dst, int group, int col0, int cols, int k0, int kc, float* work)
+    {
+        int nr = PackedGemm.TileColumns;
+        for (int j = 0; j < nr; j++)
+        {
+            float* row = work + j * kc;
+            if (j >= cols)
+            {
+                PackedGemm.ZeroRow(row, kc);
+                continue;
+            }
+            int column = col0 + j;
+            int ch = column / KernelArea, r = column % KernelArea / KernelWidth, s = column % KernelWidth;
+            for (int kk = 0; kk < kc;)
+            {
+                int n = (k0 + kk) / Positions, p = (k0 + kk) % Positions;
+                int segment = Math.Min(Positions - p, kc - kk);
+                Patches.Row(row + kk, 1, n, ch, r, s, p, segment);
+                kk += segment;
+            }
+        }
+        TransposeRows(work, kc, nr, dst);
+    }
+
+    /// <summary>dst[kk·width + r] = rows[r·kc + kk]: the gathered rows become a packed panel.</summary>
+    private static void TransposeRows(float* rows, int kc, int width, float* dst)
+    {
+        if (width % 8 == 0)
+        {
+            for (int r = 0; r < width; r += 8) PackedGemm.Transpose8(rows + r * kc, kc, dst + r, width, kc);
+            return;
+        }
+        for (int kk = 0; kk < kc; kk++)
+        for (int r = 0; r < width; r++)
+            dst[kk * width + r] = rows[r * kc + kk];
+    }
+}
+
+public sealed unsafe partial class CpuBackend
+{
+    public void Conv2dForward<T>(ConvGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> w, DeviceBuffer<T>? bias,
+        DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        g = g.Validated();
+        Validate.Buffer(this, "conv2d forward", nameof(x), x, g.InputLength);
+        Validate.Buffer(this, "conv2d forward", nameof(w), w, g.WeightLength);
+        if (bias is not null) Validate.Buffer(this, "conv2d forward", nameof(bias), bias, g.OutChannels);
+        Validate.Buffer(this, "conv2d forward", nameof(y), y, g.OutputLength);
+        T* biasData = bias is null ? null : Data(bias);
+
+        if (typeof(T) == typeof(float) && PackedGemm.IsSupported)
+        {
+            int positions = g.OutHeight * g.OutWidth;
+            var operands = new ConvForwardOperands
+            {
+                Weight = (float*)Data(w), Depth = g.InChannels * g.KernelHeight * g.KernelWidth,
+                KernelWidth = g.KernelWidth, KernelArea = g.KernelHeight * g.KernelWidth,
+                Patches = PatchMatrix.OfInput(g, (float*)Data(x)),
+            };
+            RunPackedGemm(operands, new GemmOutput
+            {
+                C = (float*)Data(y), Rows = g.OutChannels, Depth = operands.Depth, Groups = g.Batch,
+                GroupColumns = positions, GroupStride = (long)g.OutChannels * positions, RowStride = positions,
+                Alpha = 1f, Beta = 0f,
+            });
+            if (biasData != null) AddPerChannel(g.Batch, g.OutChannels, positions, biasData, Data(y));
+            return;
+        }
+
+        var job = new DirectConvForwardJob<T> { G = g, X = Data(x), W = Data(w), Bias = biasData, Y = Data(y) };
+        Parallel(g.Batch * g.OutChannels, ref job);
+    }
+
+    public void Conv2dBackwardData<T>(ConvGeometry g, DeviceBuffer<T> dy, DeviceBuffer<T> w, DeviceBuffer<T> dx)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        g = g.Validated();
+        Validate.Buffer(this, "conv2d backward data", nameof(dy), dy, g.OutputLength);
+        Validate.Buffer(this, "conv2d backward data", nameof(w), w, g.WeightLength);
+        Validate.Buffer(this, "conv2d backward data", nameof(dx), dx, g.InputLength);
+
+        if (typeof(T) == typeof(float) && PackedGemm.IsSupported && (g.StrideHeight > 1 || g.StrideWidth > 1))
+        {
+            var columns = new ColumnsBackwardDataJob
+                { G = g, DY = (float*)Data(dy), W = (float*)Data(w), DX = (float*)Data(dx), Backend = this };
+            Parallel(g.Batch, ref columns);
+            return;
+        }
+
+        if (typeof(T) == typeof(float) && PackedGemm.IsSupported)
+        {
+            int positions = g.InHeight * g.InWidth;
+            int kernelArea = g.KernelHeight * g.KernelWidth;
+            var permuted = (float*)WorkerScratch(0, PartialsSlot, g.WeightLength * sizeof(float));
+            ConvBackwardDataOperands.Permute((float*)Data(w), permuted, g.OutChannels, g.InChannels, kernelArea);
+            var operands = new ConvBackwardDataOperands
+            {
+                PermutedWeight = permuted, Depth = g.OutChannels * kernelArea,
+                KernelWidth = g.KernelWidth, KernelArea = kernelArea,
+                Patches = PatchMatrix.OfOutputGradient(g, (float*)Data(dy)),
+            };
+            RunPackedGemm(operands, new GemmOutput
+            {
+                C = (float*)Data(dx), Rows = g.InChannels, Depth = operands.Depth,
+                Groups = g.Batch, GroupColumns = positions, GroupStride = (long)g.InChannels * positions,
+                RowStride = positions, Alpha = 1f, Beta = 0f,
+            });
+            return;
+        }
+
+        var job = new DirectConvBackwardDataJob<T> { G = g, DY = Data(dy), W = Data(w), DX = Data(dx) };
+        Parallel(g.Batch * g.InChannels, ref job);
+    }
+
+    public void Conv2dBackwardWeight<T>(ConvGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> dy, DeviceBuffer<T> dw)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        g = g.Validated();
+        Validate.Buffer(this, "conv2d backward weight", nameof(x), x, g.InputLength);
+        Validate.Buffer(this, "conv2d backward weight", nameof(dy), dy, g.OutputLength);
+        Validate.Buffer(this, "conv2d backward weight", nameof(dw), dw, g.WeightLength);
+
+        if (typeof(T) == typeof(float) && PackedGemm.IsSupported)
+        {
+            int positions = g.OutHeight * g.OutWidth;
+            int kernelArea = g.KernelHeight * g.KernelWidth;
+            var operands = new ConvBackwardWeightOperands
+            {
+                OutputGradient = (float*)Data(dy), OutChannels = g.OutChannels, Positions = positions,
+                KernelWidth = g.KernelWidth, KernelArea = kernelArea,
+                Patches = PatchMatrix.OfInput(g, (float*)Data(x)),
+            };
+            RunPackedGemm(operands, new GemmOutput
+            {
+                C = (float*)Data(dw), Rows = g.OutChannels, Depth = g.Batch * positions, Groups = 1,
+                GroupColumns = g.InChannels * kernelArea, GroupStride = 0, RowStride = g.InChannels * kernelArea,
+                Alpha = 1f, Beta = 0f,
+            });
+            return;
+        }
+
+        var job = new DirectConvBackwardWeightJob<T> { G = g, X = Data(x), DY = Data(dy), DW = Data(dw) };
+        Parallel(g.OutChannels * g.InChannels, ref job);
+    }
+
+    /// <summary>
+    /// Strided data gradient of image <c>task</c>, without the zeros of the transposed convolution: the patch
+    /// gradients columns = wᵀ (C·R·S × K) · dy[n] (K × OH·OW) on this worker, then col2im, which adds each column
+    /// entry into dx[n] in a fixed order.
+    /// </summary>
+    private struct ColumnsBackwardDataJob : IParallelJob
+    {
+        public ConvGeometry G;
+        public float* DY, W, DX;
+        public CpuBackend Backend;
+
+        public void Execute(int task, int worker)
+        {
+            int positions = G.OutHeight * G.OutWidth, kernelArea = G.KernelHeight * G.KernelWidth;
+            int rows = G.InChannels * kernelArea;
+            var columns = (float*)Backend.WorkerScratch(worker, ColumnsSlot, (long)rows * positions * sizeof(float));
+            var operands = new MatrixOperands
+            {
+                A = W, B = DY + (long)task * G.OutChannels * positions, M = rows, N = positions, K = G.OutChannels,
+                TransposeA = true,
+            };
+            Backend.RunPackedGemmOnWorker(operands, new GemmOutput
+            {
+                C = columns, Rows = rows, Depth = G.OutChannels, Groups = 1, GroupColumns = positions,
+                RowStride = positions, Alpha = 1f, Beta = 0f,
+            }, worker);
+
+            int planeSize = G.InHeight * G.InWidth;
+            float* image = DX + (long)task * G.InChannels * planeSize;
+            new Span<float>(image, G.InChannels * planeSize).Clear();
+            for (int row = 0; row < rows; row++)
+            {
+                int c = row / kernelArea, r = row % kernelArea / G.KernelWidth, s = row % G.KernelWidth;
+                float* plane = image + (long)c * planeSize;
+                float* column = columns + (long)row * positions;
+                for (int oh = 0; oh < G.OutHeight; oh++)
+                {
+                    int ih = oh * G.StrideHeight - G.PadTop + r;
+                    if (ih < 0 || ih >= G.InHeight) continue;
+                    float* target = plane + ih * G.InWidth;
+                    float* source = column + oh * G.OutWidth;
+                    int iw = s - G.PadLeft;
+                    for (int ow = 0; ow < G.OutWidth; ow++, iw += G.StrideWidth)
+                        if ((uint)iw < (uint)G.InWidth) target[iw] += source[ow];
+                }
+            }
+        }
+    }
+
+    /// <summary>y[n, k] for plane task = n·K + k: each output is the sum over (c, r, s), then + bias[k].</summary>
+    private struct DirectConvForwardJob<T> : IParallelJob where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public ConvGeometry G;
+        public T* X, W, Bias, Y;
+
+        public void Execute(int task, int worker)
+        {
+            int n = task / G.OutChannels, k = task % G.OutChannels;
+            T* y = Y + (long)task * G.OutHeight * G.OutWidth;
+            for (int oh = 0; oh < G.OutHeight; oh++)
+            for (int ow = 0; ow < G.OutWidth; ow++)
+            {
+                T sum = T.Zero;
+                for (int c = 0; c < G.InChannels; c++)
+                {
+                    T* plane = X + ((long)n * G.InChannels + c) * G.InHeight * G.InWidth;
+                    T* kernel = W + ((long)k * G.InChannels + c) * G.KernelHeight * G.KernelWidth;
+                    for (int r = 0; r < G.KernelHeight; r++)
+                    {
+                        int ih = oh * G.StrideHeight - G.PadTop + r;
+                        if (ih < 0 || ih >= G.InHeight) continue;
+                        for (int s = 0; s < G.KernelWidth; s++)
+                        {
+                            int iw = ow * G.StrideWidth - G.PadLeft + s;
+                            if (iw < 0 || iw >= G.InWidth) continue;
+                            sum += kernel[r * G.KernelWidth + s] * plane[ih * G.InWidth + iw];
+                        }
+                    }
+                }
+                y[oh * G.OutWidth + ow] = Bias == null ? sum : sum + Bias[k];
+            }
+        }
+    }
+
+    /// <summary>dx[n, c] for plane task = n·C + c: each input position gathers every (k, r, s) that read it.</summary>
+    private struct DirectConvBackwardDataJob<T> : IParallelJob where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public ConvGeometry G;
+        public T* DY, W, DX;
+
+        public void Execute(int task, int worker)
+        {
+            int n = task / G.InChannels, c = task % G.InChannels;
+            T* dx = DX + (long)task * G.InHeight * G.InWidth;
+            for (int ih = 0; ih < G.InHeight; ih++)
+            for (int iw = 0; iw < G.InWidth; iw++)
+            {
+                T sum = T.Zero;
+                for (int k = 0; k < G.OutChannels; k++)
+                {
+                    T* plane = DY + ((long)n * G.OutChannels + k) * G.OutHeight * G.OutWidth;
+                    T* kernel = W + ((long)k * G.InChannels + c) * G.KernelHeight * G.KernelWidth;
+                    for (int r = 0; r < G.KernelHeight; r++)
+                    {
+                        int ty = ih + G.PadTop - r;
+                        if (ty < 0 || ty % G.StrideHeight != 0 || ty / G.StrideHeight >= G.OutHeight) continue;
+                        for (int s = 0; s < G.KernelWidth; s++)
+                        {
+                            int tx = iw + G.PadLeft - s;
+                            if (tx < 0 || tx % G.StrideWidth != 0 || tx / G.StrideWidth >= G.OutWidth) continue;
+                            sum += kernel[r * G.KernelWidth + s] *
+                                   plane[ty / G.StrideHeight * G.OutWidth + tx / G.StrideWidth];
+                        }
+                    }
+                }
+                dx[ih * G.InWidth + iw] = sum;
+            }
+        }
+    }
+
+    /// <summary>dw[k, c] for task = k·C + c: each tap sums dy · x over every image and output position.</summary>
+    private struct DirectConvBackwardWeightJob<T> : IParallelJob where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public ConvGeometry G;
+        public T* X, DY, DW;
+
+        public void Execute(int task, int worker)
+        {
+            int k = task / G.InChannels, c = task % G.InChannels;
+            T* dw = DW + (long)task * G.KernelHeight * G.KernelWidth;
+            for (int r = 0; r < G.KernelHeight; r++)
+            for (int s = 0; s < G.KernelWidth; s++)
+            {
+                T sum = T.Zero;
+                for (int n = 0; n < G.Batch; n++)
+                {
+                    T* plane = X + ((long)n * G.InChannels + c) * G.InHeight * G.InWidth;
+                    T* grad = DY + ((long)n * G.OutChannels + k) * G.OutHeight * G.OutWidth;
+                    for (int oh = 0; oh < G.OutHeight; oh++)
+                    {
+                        int ih = oh * G.StrideHeight - G.PadTop + r;
+                        if (ih < 0 || ih >= G.InHeight) continue;
+                        for (int ow = 0; ow < G.OutWidth; ow++)
+                        {
+                            int iw = ow * G.StrideWidth - G.PadLeft + s;
+                            if (iw < 0 || iw >= G.InWidth) continue;
+                            sum += grad[oh * G.OutWidth + ow] * plane[ih * G.InWidth + iw];
+                        }
+                    }
+                }
+                dw[r * G.KernelWidth + s] = sum;
+            }
+        }
+    }
+}

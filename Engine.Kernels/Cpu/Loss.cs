@@ -1,0 +1,112 @@
+// Softmax cross-entropy (forward and backward) and top-k accuracy; logits [N, classes], labels [N] in
+// [0, classes), checked on the host before any compute. The forward (exp and log per element) runs one task per
+// block of rows; the backward and top-k are a few operations per element and run on the calling thread.
+using System.Numerics;
+
+namespace Engine.Kernels.Cpu;
+
+public sealed unsafe partial class CpuBackend
+{
+    public void SoftmaxCrossEntropyForward<T>(int batch, int classes, DeviceBuffer<T> logits, DeviceBuffer<int> labels,
+        DeviceBuffer<T> probabilities, DeviceBuffer<T> losses) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        const string op = "softmax cross-entropy forward";
+        ValidateLoss(op, batch, classes, logits, labels);
+        Validate.Buffer(this, op, nameof(probabilities), probabilities, (long)batch * classes);
+        Validate.Buffer(this, op, nameof(losses), losses, batch);
+        var job = new SoftmaxCrossEntropyJob<T>
+        {
+            Logits = Data(logits), Labels = Data(labels), Probabilities = Data(probabilities), Losses = Data(losses),
+            Batch = batch, Classes = classes,
+        };
+        Parallel(RowTasks(batch, classes), ref job);
+    }
+
+    public void SoftmaxCrossEntropyBackward<T>(int batch, int classes, DeviceBuffer<T> probabilities,
+        DeviceBuffer<int> labels, DeviceBuffer<T> lossGrad, T alpha, DeviceBuffer<T> dlogits)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        const string op = "softmax cross-entropy backward";
+        ValidateLoss(op, batch, classes, probabilities, labels);
+        Validate.Buffer(this, op, nameof(lossGrad), lossGrad, 1);
+        Validate.Buffer(this, op, nameof(dlogits), dlogits, (long)batch * classes);
+        T scale = alpha * Data(lossGrad)[0];
+        T* p = Data(probabilities), d = Data(dlogits);
+        int* label = Data(labels);
+        for (int i = 0; i < batch; i++)
+        for (int j = 0; j < classes; j++)
+        {
+            long at = (long)i * classes + j;
+            d[at] = (j == label[i] ? p[at] - T.One : p[at]) * scale;
+        }
+    }
+
+    public void TopKCorrect<T>(int batch, int classes, int k, DeviceBuffer<T> logits, DeviceBuffer<int> labels,
+        DeviceBuffer<int> correct) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        const string op = "top-k correct";
+        if (k < 1) throw new ArgumentException($"{op}: k must be at least 1, not {k}.", nameof(k));
+        ValidateLoss(op, batch, classes, logits, labels);
+        Validate.Buffer(this, op, nameof(correct), correct, batch);
+        T* x = Data(logits);
+        int* label = Data(labels), result = Data(correct);
+        for (int i = 0; i < batch; i++)
+        {
+            T* row = x + (long)i * classes;
+            int target = label[i];
+            T value = row[target];
+            int ahead = 0;
+            for (int j = 0; j < classes; j++)
+                if (row[j] > value || (row[j] == value && j < target)) ahead++;
+            result[i] = ahead < k ? 1 : 0;
+        }
+    }
+
+    private void ValidateLoss<T>(string op, int batch, int classes, DeviceBuffer<T> scores, DeviceBuffer<int> labels)
+        where T : unmanaged
+    {
+        if (batch < 0 || classes < 1)
+            throw new ArgumentException($"{op}: invalid extent (batch {batch}, classes {classes}).");
+        Validate.Buffer(this, op, "logits", scores, (long)batch * classes);
+        Validate.Buffer(this, op, nameof(labels), labels, batch);
+        int* label = Data(labels);
+        for (int i = 0; i < batch; i++)
+            if ((uint)label[i] >= (uint)classes)
+                throw new ArgumentException($"{op}: labels[{i}] = {label[i]} is outside [0, {classes}).",
+                    nameof(labels));
+    }
+
+    private static int RowsPerTask(int classes) => Math.Max(1, ChunkLength / 8 / classes);
+
+    private static int RowTasks(int batch, int classes) =>
+        (batch + RowsPerTask(classes) - 1) / RowsPerTask(classes);
+
+    /// <summary>Rows of task <c>task</c>: p = exp(x − max) / Σ exp(x − max); loss = log Σ − (x[label] − max).</summary>
+    private struct SoftmaxCrossEntropyJob<T> : IParallelJob where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public T* Logits, Probabilities, Losses;
+        public int* Labels;
+        public int Batch, Classes;
+
+        public void Execute(int task, int worker)
+        {
+            int perTask = RowsPerTask(Classes);
+            int end = Math.Min(Batch, (task + 1) * perTask);
+            for (int i = task * perTask; i < end; i++)
+            {
+                T* x = Logits + (long)i * Classes, p = Probabilities + (long)i * Classes;
+                T max = x[0];
+                for (int j = 1; j < Classes; j++)
+                    if (x[j] > max) max = x[j];
+                T sum = T.Zero;
+                for (int j = 0; j < Classes; j++)
+                {
+                    p[j] = T.Exp(x[j] - max);
+                    sum += p[j];
+                }
+                for (int j = 0; j < Classes; j++) p[j] /= sum;
+                Losses[i] = T.Log(sum) - (x[Labels[i]] - max);
+            }
+        }
+    }
+}

@@ -1,0 +1,144 @@
+// Pooling: max pooling (square window, equal strides, symmetric padding that counts as −∞) with its argmax, and
+// global average pooling; x [N, C, H, W], y [N, C, OH, OW] (global: y [N, C]).
+//
+// Max pooling is one task per (n, c) plane. Its backward gathers nothing across planes: each task zeroes its dx
+// plane and adds every dy of the plane at its argmax in output order, so overlapping windows sum
+// deterministically. argmax values are checked on the host before any write.
+using System.Numerics;
+
+namespace Engine.Kernels.Cpu;
+
+public sealed unsafe partial class CpuBackend
+{
+    public void MaxPoolForward<T>(PoolGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> y, DeviceBuffer<int> argmax)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        g = g.Validated();
+        Validate.Buffer(this, "max-pool forward", nameof(x), x, g.InputLength);
+        Validate.Buffer(this, "max-pool forward", nameof(y), y, g.OutputLength);
+        Validate.Buffer(this, "max-pool forward", nameof(argmax), argmax, g.OutputLength);
+        var job = new MaxPoolForwardJob<T> { G = g, X = Data(x), Y = Data(y), Argmax = Data(argmax) };
+        Parallel(g.Batch * g.Channels, ref job);
+    }
+
+    public void MaxPoolBackward<T>(PoolGeometry g, DeviceBuffer<T> dy, DeviceBuffer<int> argmax, DeviceBuffer<T> dx)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        g = g.Validated();
+        Validate.Buffer(this, "max-pool backward", nameof(dy), dy, g.OutputLength);
+        Validate.Buffer(this, "max-pool backward", nameof(argmax), argmax, g.OutputLength);
+        Validate.Buffer(this, "max-pool backward", nameof(dx), dx, g.InputLength);
+        int planeSize = g.InHeight * g.InWidth;
+        int* indices = Data(argmax);
+        for (long o = 0; o < g.OutputLength; o++)
+            if ((uint)indices[o] >= (uint)planeSize)
+                throw new ArgumentException(
+                    $"max-pool backward: argmax[{o}] = {indices[o]} is outside the {g.InHeight}x{g.InWidth} plane.",
+                    nameof(argmax));
+        var job = new MaxPoolBackwardJob<T> { G = g, DY = Data(dy), Argmax = indices, DX = Data(dx) };
+        Parallel(g.Batch * g.Channels, ref job);
+    }
+
+    public void GlobalAveragePoolForward<T>(int batch, int channels, int spatial, DeviceBuffer<T> x, DeviceBuffer<T> y)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        CheckNcs("global average pool forward", batch, channels, spatial);
+        Validate.Buffer(this, "global average pool forward", nameof(x), x, (long)batch * channels * spatial);
+        Validate.Buffer(this, "global average pool forward", nameof(y), y, (long)batch * channels);
+        var job = new GlobalAveragePoolJob<T>
+            { X = Data(x), Y = Data(y), Planes = batch * channels, Spatial = spatial, Forward = true };
+        Parallel(PlaneTasks(batch * channels, spatial), ref job);
+    }
+
+    public void GlobalAveragePoolBackward<T>(int batch, int channels, int spatial, DeviceBuffer<T> dy,
+        DeviceBuffer<T> dx) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        CheckNcs("global average pool backward", batch, channels, spatial);
+        Validate.Buffer(this, "global average pool backward", nameof(dy), dy, (long)batch * channels);
+        Validate.Buffer(this, "global average pool backward", nameof(dx), dx, (long)batch * channels * spatial);
+        var job = new GlobalAveragePoolJob<T>
+            { X = Data(dx), Y = Data(dy), Planes = batch * channels, Spatial = spatial, Forward = false };
+        Parallel(PlaneTasks(batch * channels, spatial), ref job);
+    }
+
+    /// <summary>Planes per task of a plane-wise streaming op: about ChunkLength elements.</summary>
+    private static int PlanesPerTask(int spatial) => Math.Max(1, ChunkLength / Math.Max(spatial, 1));
+
+    private static int PlaneTasks(int planes, int spatial) =>
+        (planes + PlanesPerTask(spatial) - 1) / PlanesPerTask(spatial);
+
+    /// <summary>Plane <c>task</c>: each output is the window maximum (first in row-major order on ties; NaN wins,
+    /// as PyTorch) and argmax its flat index in the input plane.</summary>
+    private struct MaxPoolForwardJob<T> : IParallelJob where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public PoolGeometry G;
+        public T* X, Y;
+        public int* Argmax;
+
+        public void Execute(int task, int worker)
+        {
+            T* plane = X + (long)task * G.InHeight * G.InWidth;
+            long outOffset = (long)task * G.OutHeight * G.OutWidth;
+            T* y = Y + outOffset;
+            int* argmax = Argmax + outOffset;
+            for (int oh = 0; oh < G.OutHeight; oh++)
+            for (int ow = 0; ow < G.OutWidth; ow++)
+            {
+                T best = T.NegativeInfinity;
+                int bestIndex = -1;
+                int h0 = oh * G.Stride - G.Padding, w0 = ow * G.Stride - G.Padding;
+                for (int ih = Math.Max(h0, 0); ih < Math.Min(h0 + G.Kernel, G.InHeight); ih++)
+                for (int iw = Math.Max(w0, 0); iw < Math.Min(w0 + G.Kernel, G.InWidth); iw++)
+                {
+                    T v = plane[ih * G.InWidth + iw];
+                    if (bestIndex < 0 || v > best || T.IsNaN(v))
+                    {
+                        best = v;
+                        bestIndex = ih * G.InWidth + iw;
+                    }
+                }
+                y[oh * G.OutWidth + ow] = best;
+                argmax[oh * G.OutWidth + ow] = Math.Max(bestIndex, 0);
+            }
+        }
+    }
+
+    /// <summary>Plane <c>task</c>: dx = 0, then dx[argmax[o]] += dy[o] in output order.</summary>
+    private struct MaxPoolBackwardJob<T> : IParallelJob where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public PoolGeometry G;
+        public T* DY, DX;
+        public int* Argmax;
+
+        public void Execute(int task, int worker)
+        {
+            int planeSize = G.InHeight * G.InWidth, outSize = G.OutHeight * G.OutWidth;
+            T* dx = DX + (long)task * planeSize;
+            T* dy = DY + (long)task * outSize;
+            int* argmax = Argmax + (long)task * outSize;
+            new Span<T>(dx, planeSize).Clear();
+            for (int o = 0; o < outSize; o++) dx[argmax[o]] += dy[o];
+        }
+    }
+
+    /// <summary>Forward: y[p] = sum of plane p / HW. Backward: every element of plane p of x is y[p] / HW.</summary>
+    private struct GlobalAveragePoolJob<T> : IParallelJob where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public T* X, Y;
+        public int Planes, Spatial;
+        public bool Forward;
+
+        public void Execute(int task, int worker)
+        {
+            int perTask = PlanesPerTask(Spatial);
+            int end = Math.Min(Planes, (task + 1) * perTask);
+            T count = T.CreateTruncating(Spatial);
+            for (int p = task * perTask; p < end; p++)
+            {
+                T* plane = X + (long)p * Spatial;
+                if (Forward) Y[p] = Sum(plane, Spatial) / count;
+                else new Span<T>(plane, Spatial).Fill(Y[p] / count);
+            }
+        }
+    }
+}

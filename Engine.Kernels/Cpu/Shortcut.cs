@@ -1,0 +1,66 @@
+// The option-A shortcut: x [N, C, H, W] → y [N, K, OH, OW], subsampled by the stride, input channels placed at
+// PadFront, zeros elsewhere; and its backward. One task per output plane, so every element is written once.
+using System.Numerics;
+
+namespace Engine.Kernels.Cpu;
+
+public sealed unsafe partial class CpuBackend
+{
+    public void ShortcutForward<T>(ShortcutGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> y)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        g = g.Validated();
+        Validate.Buffer(this, "shortcut forward", nameof(x), x, g.InputLength);
+        Validate.Buffer(this, "shortcut forward", nameof(y), y, g.OutputLength);
+        var job = new ShortcutJob<T> { G = g, X = Data(x), Y = Data(y), Forward = true };
+        Parallel(g.Batch * g.OutChannels, ref job);
+    }
+
+    public void ShortcutBackward<T>(ShortcutGeometry g, DeviceBuffer<T> dy, DeviceBuffer<T> dx)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        g = g.Validated();
+        Validate.Buffer(this, "shortcut backward", nameof(dy), dy, g.OutputLength);
+        Validate.Buffer(this, "shortcut backward", nameof(dx), dx, g.InputLength);
+        var job = new ShortcutJob<T> { G = g, X = Data(dx), Y = Data(dy), Forward = false };
+        Parallel(g.Batch * g.InChannels, ref job);
+    }
+
+    /// <summary>Forward, task = n·K + k: y[n, k, i, j] = x[n, k − PadFront, i·s, j·s] or 0.
+    /// Backward, task = n·C + c: x[n, c, h, w] = y[n, c + PadFront, h/s, w/s] where s divides h and w, else 0.</summary>
+    private struct ShortcutJob<T> : IParallelJob where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public ShortcutGeometry G;
+        public T* X, Y;
+        public bool Forward;
+
+        public void Execute(int task, int worker)
+        {
+            int inPlane = G.InHeight * G.InWidth, outPlane = G.OutHeight * G.OutWidth;
+            if (Forward)
+            {
+                int n = task / G.OutChannels, c = task % G.OutChannels - G.PadFront;
+                T* y = Y + (long)task * outPlane;
+                if (c < 0 || c >= G.InChannels)
+                {
+                    new Span<T>(y, outPlane).Clear();
+                    return;
+                }
+                T* x = X + ((long)n * G.InChannels + c) * inPlane;
+                for (int i = 0; i < G.OutHeight; i++)
+                for (int j = 0; j < G.OutWidth; j++)
+                    y[i * G.OutWidth + j] = x[i * G.Stride * G.InWidth + j * G.Stride];
+                return;
+            }
+
+            int batch = task / G.InChannels, channel = task % G.InChannels;
+            T* dx = X + (long)task * inPlane;
+            T* dy = Y + ((long)batch * G.OutChannels + channel + G.PadFront) * outPlane;
+            for (int h = 0; h < G.InHeight; h++)
+            for (int w = 0; w < G.InWidth; w++)
+                dx[h * G.InWidth + w] = h % G.Stride == 0 && w % G.Stride == 0
+                    ? dy[h / G.Stride * G.OutWidth + w / G.Stride]
+                    : T.Zero;
+        }
+    }
+}
