@@ -49,7 +49,7 @@ public static class CostCounter
     {
         var rows = new List<CostRow>();
         int size = model.Spec.InputSize;
-        var shape = (C: 3, H: size, W: size);
+        var shape = (C: model.InputChannels, H: size, W: size);
         shape = Conv(rows, "conv1", model.Conv1, shape);
         shape = Norm(rows, "bn1", model.Bn1, shape);
         rows.Add(Plain("relu", "relu", shape));

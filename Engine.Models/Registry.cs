@@ -65,6 +65,6 @@ public static class ModelRegistry
 
     /// <summary>Builds the named network on <paramref name="device"/>.</summary>
     public static ResNet<T> Create<T>(string name, Device device, int seed = 0, int? classes = null,
-        bool zeroInitResidual = false) where T : unmanaged, IFloatingPointIeee754<T> =>
-        new(Parse(name), device, seed, classes, zeroInitResidual);
+        bool zeroInitResidual = false, int inputChannels = 3) where T : unmanaged, IFloatingPointIeee754<T> =>
+        new(Parse(name), device, seed, classes, zeroInitResidual, inputChannels);
 }

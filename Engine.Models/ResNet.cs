@@ -49,16 +49,18 @@ public sealed record ResNetSpec(ResNetFamily Family, int Depth, ShortcutOption O
 
 public sealed class ResNet<T> : Module<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
-    public ResNet(ResNetSpec spec, Device device, int seed = 0, int? classes = null, bool zeroInitResidual = false)
+    public ResNet(ResNetSpec spec, Device device, int seed = 0, int? classes = null, bool zeroInitResidual = false,
+        int inputChannels = 3)
     {
         Spec = spec;
+        InputChannels = inputChannels;
         Classes = classes ?? spec.DefaultClasses;
         var seeds = new SeedSequence(seed);
         bool cifar = spec.Family == ResNetFamily.Cifar;
         int stem = spec.StagePlanes[0];
         Conv1 = Child("conv1", cifar
-            ? new Conv2d<T>(device, 3, stem, 3, 1, 1, bias: false, seeds.Next())
-            : new Conv2d<T>(device, 3, stem, 7, 2, 3, bias: false, seeds.Next()));
+            ? new Conv2d<T>(device, inputChannels, stem, 3, 1, 1, bias: false, seeds.Next())
+            : new Conv2d<T>(device, inputChannels, stem, 7, 2, 3, bias: false, seeds.Next()));
         Bn1 = Child("bn1", new BatchNorm2d<T>(device, stem));
         int channels = stem;
         var stages = new List<Sequential<T>>();
@@ -84,6 +86,7 @@ public sealed class ResNet<T> : Module<T> where T : unmanaged, IFloatingPointIee
 
     public ResNetSpec Spec { get; }
     public int Classes { get; }
+    public int InputChannels { get; }
     public Conv2d<T> Conv1 { get; }
     public BatchNorm2d<T> Bn1 { get; }
     public IReadOnlyList<Sequential<T>> Stages { get; }
@@ -91,7 +94,7 @@ public sealed class ResNet<T> : Module<T> where T : unmanaged, IFloatingPointIee
 
     public IEnumerable<ResidualBlock<T>> Blocks => Stages.SelectMany(s => s.Layers.Cast<ResidualBlock<T>>());
 
-    /// <summary>x [N, 3, H, W] → logits [N, classes].</summary>
+    /// <summary>x [N, InputChannels, H, W] → logits [N, classes].</summary>
     public override Tensor<T> Forward(Tensor<T> x)
     {
         var h = Bn1.Forward(Conv1.Forward(x)).Relu();

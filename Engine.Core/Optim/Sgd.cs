@@ -46,6 +46,20 @@ public sealed class Sgd<T> : IDisposable where T : unmanaged, IFloatingPointIeee
         }
     }
 
+    /// <summary>The momentum buffers named "momentum.&lt;parameter name&gt;" for checkpoints. Buffers not created yet
+    /// are created (zero) so that a checkpoint can be loaded into them; loaded buffers continue as after a step.</summary>
+    public IEnumerable<(string Name, Tensor<T> Tensor)> State(IReadOnlyList<string> parameterNames)
+    {
+        if (parameterNames.Count != _parameters.Length)
+            throw new ArgumentException($"SGD state: {parameterNames.Count} names for {_parameters.Length} parameters.");
+        if (Hyper.Momentum == 0) yield break;
+        for (int i = 0; i < _parameters.Length; i++)
+        {
+            _momentumBuffers[i] ??= Tensor.Unscoped<T>(_parameters[i].Shape, _parameters[i].Device).Fill(T.Zero);
+            yield return ("momentum." + parameterNames[i], _momentumBuffers[i]!);
+        }
+    }
+
     /// <summary>Drops every parameter's gradient.</summary>
     public void ZeroGrad()
     {

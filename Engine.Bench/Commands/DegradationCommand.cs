@@ -1,0 +1,60 @@
+// `degradation`: the paper's degradation experiment (fig. 1 and 6) in one command — plain-20, plain-56,
+// ResNet-20 and ResNet-56 trained with the same options on the same data, one error-curve plot (thin dashed:
+// training error, bold: test error) and a table of final training and test errors. The default is a small
+// Fashion-MNIST subset so it finishes on a CPU; flags enlarge it.
+using System.CommandLine;
+using System.Globalization;
+using System.Text;
+using Engine.Bench.Reports;
+using Engine.Bench.Training;
+using Engine.Models.Training;
+using Spectre.Console;
+
+namespace Engine.Bench.Commands;
+
+internal static class DegradationCommand
+{
+    public static Command Create()
+    {
+        var binder = new TrainOptionsBinder();
+        var models = new Option<string[]>("--models") { Description = "Models to compare.", AllowMultipleArgumentsPerToken = true, DefaultValueFactory = _ => ["plain20", "plain56", "resnet20-a", "resnet56-a"] };
+        var output = new Option<string>("--out") { Description = "Folder for the runs, degradation.png and degradation.md.", DefaultValueFactory = _ => "out/degradation" };
+        var resume = new Option<bool>("--resume") { Description = "Continue runs from their checkpoints." };
+        var command = new Command("degradation", "Plain vs residual networks of 20 and 56 layers: training and test error.")
+            { models, output, resume };
+        binder.AddTo(command);
+        command.SetAction(result =>
+        {
+            string folder = result.GetValue(output)!;
+            var (train, test) = binder.LoadData(result);
+            Console.WriteLine($"data: {train.Count} training and {test.Count} evaluation images from {train.Source}");
+            using var device = CommonOptions.OpenDevice(result.GetValue(binder.Device));
+            var runs = new Dictionary<string, IReadOnlyList<EpochRecord>>();
+            foreach (string name in result.GetValue(models)!)
+            {
+                using var trainer = new Trainer(device, binder.Options(result, name), train, test);
+                TrainingRun.Execute(trainer, name, Path.Combine(folder, name), result.GetValue(resume));
+                runs[name] = trainer.History.ToList();
+            }
+            TrainingReport.SaveErrorCurves(Path.Combine(folder, "degradation.png"),
+                "Degradation: plain vs residual (dashed: training error, bold: test error)", runs);
+            var table = new StringBuilder("| model | final training error | final test error | images/s |\n|---|---|---|---|\n");
+            var console = new Table().AddColumns("model", "final training error", "final test error", "images/s");
+            foreach (var (name, history) in runs)
+            {
+                var last = history[^1];
+                string[] cells = [name, Percent(last.TrainError), Percent(last.TestError),
+                    history.Average(r => r.ImagesPerSecond).ToString("F0", CultureInfo.InvariantCulture)];
+                table.AppendLine("| " + string.Join(" | ", cells) + " |");
+                console.AddRow(cells);
+            }
+            TrainingReport.WriteAtomically(Path.Combine(folder, "degradation.md"), table.ToString());
+            AnsiConsole.Write(console);
+            Console.WriteLine($"wrote {Path.Combine(folder, "degradation.png")} and degradation.md");
+            return 0;
+        });
+        return command;
+    }
+
+    private static string Percent(double error) => (100 * error).ToString("F2", CultureInfo.InvariantCulture) + "%";
+}

@@ -1,0 +1,232 @@
+// `kernels`: the kernel microbenchmarks (Benchmarks/KernelBenchmarks.cs) under BenchmarkDotNet on the chosen
+// device, with GFLOP/s or GB/s computed from the measured medians; or, with --ptx DIR, the hot kernels compiled to
+// PTX (sm_90, O2, float32) without a GPU, written to DIR with a table of what each contains.
+//
+//   dotnet run --project Engine.Bench -c Release -- kernels [--device D] [--size small|large] [--filter Conv*]
+//   dotnet run --project Engine.Bench -c Release -- kernels --ptx /tmp/ptx
+using System.CommandLine;
+using System.Globalization;
+using System.Reflection;
+using System.Text;
+using System.Text.RegularExpressions;
+using BenchmarkDotNet.Columns;
+using BenchmarkDotNet.Configs;
+using BenchmarkDotNet.Filters;
+using BenchmarkDotNet.Jobs;
+using BenchmarkDotNet.Loggers;
+using BenchmarkDotNet.Running;
+using BenchmarkDotNet.Toolchains.InProcess.Emit;
+using Engine.Bench.Benchmarks;
+using Engine.Kernels.Ilgpu;
+using ILGPU;
+using ILGPU.Algorithms;
+using ILGPU.Backends;
+using ILGPU.Backends.EntryPoints;
+using ILGPU.Backends.PTX;
+using ILGPU.Runtime;
+using ILGPU.Runtime.Cuda;
+using Perfolizer.Horology;
+
+namespace Engine.Bench.Commands;
+
+internal static class KernelsCommand
+{
+    public static Command Create()
+    {
+        var device = CommonOptions.Device();
+        var size = new Option<string>("--size")
+        {
+            Description = "Problem sizes: small (about a minute on ILGPU's CPU accelerator) or large (ResNet " +
+                          "scale, for a GPU).",
+            DefaultValueFactory = _ => "small",
+        };
+        size.AcceptOnlyFromAmong("small", "large");
+        var filter = new Option<string[]>("--filter")
+        {
+            Description = "Benchmarks to run, by method name with * and ? wildcards (e.g. Conv* Gemm); default: all.",
+            AllowMultipleArgumentsPerToken = true,
+        };
+        var ptx = new Option<string?>("--ptx")
+        {
+            Description = "Instead of benchmarking, compile the hot kernels to PTX (sm_90, O2, float32) into " +
+                          "this folder and print what each contains.",
+        };
+        var command = new Command("kernels", "Kernel microbenchmarks (GFLOP/s, GB/s) or PTX inspection.")
+        {
+            device, size, filter, ptx,
+        };
+        command.SetAction(result =>
+        {
+            string? ptxFolder = result.GetValue(ptx);
+            return ptxFolder is not null
+                ? PtxReport.Run(ptxFolder)
+                : RunBenchmarks(result.GetValue(device), KernelShapes.Parse(result.GetValue(size) ?? "small"),
+                    result.GetValue(filter) ?? []);
+        });
+        return command;
+    }
+
+    private static int RunBenchmarks(string? requestedDevice, KernelShapes shapes, string[] patterns)
+    {
+        using var device = CommonOptions.OpenDevice(requestedDevice);
+        KernelBenchmarks.SharedDevice = device;
+        KernelBenchmarks.Shapes = shapes;
+        Console.WriteLine($"sizes: {shapes.Name}; float32; every call synchronises the device");
+
+        var config = ManualConfig.CreateEmpty()
+            .AddJob(BenchmarkJobs.Short())
+            .AddLogger(ConsoleLogger.Default)
+            .AddColumnProvider(DefaultColumnProviders.Descriptor, DefaultColumnProviders.Statistics)
+            .AddColumn(StatisticColumn.Median)
+            .AddColumn(new ThroughputColumn(ThroughputColumn.Kind.Shape),
+                new ThroughputColumn(ThroughputColumn.Kind.Work),
+                new ThroughputColumn(ThroughputColumn.Kind.Throughput))
+            .WithOptions(ConfigOptions.JoinSummary);
+        if (patterns.Length > 0)
+        {
+            var regexes = patterns.Select(Glob).ToArray();
+            config = config.AddFilter(new SimpleFilter(benchmarkCase =>
+                regexes.Any(r => r.IsMatch(benchmarkCase.Descriptor.WorkloadMethod.Name))));
+        }
+
+        var summary = BenchmarkRunner.Run<KernelBenchmarks>(config);
+        KernelBenchmarks.SharedDevice = null;
+        if (summary.Reports.Length == 0)
+        {
+            Console.Error.WriteLine($"No benchmark matched --filter {string.Join(" ", patterns)}.");
+            return 1;
+        }
+
+        // The table for docs/kernels.md, from the same medians.
+        var table = new StringBuilder();
+        table.AppendLine($"device: {device.Kind} — {device.Backend.Description}; sizes: {shapes.Name}; " +
+                         $"{DateTime.UtcNow:yyyy-MM-dd}");
+        table.AppendLine();
+        table.AppendLine("| kernel | shape | work/call | median | throughput |");
+        table.AppendLine("|---|---|---|---|---|");
+        foreach (var report in summary.Reports)
+        {
+            string method = report.BenchmarkCase.Descriptor.WorkloadMethod.Name;
+            double? median = report.ResultStatistics?.Median;
+            table.AppendLine($"| {method} | {KernelWork.Of(method, shapes).Shape} | " +
+                             $"{ThroughputColumn.Work(method, shapes)} | {FormatTime(median)} | " +
+                             $"{ThroughputColumn.Throughput(method, shapes, median)} |");
+        }
+        Console.WriteLine();
+        Console.WriteLine(table);
+        string path = Path.Combine(summary.ResultsDirectoryPath, $"kernels-{device.Kind}-{shapes.Name}.md");
+        File.WriteAllText(path, table.ToString());
+        Console.WriteLine($"table written to {path}");
+        return summary.Reports.All(r => r.Success) ? 0 : 1;
+    }
+
+    private static string FormatTime(double? ns) => ns switch
+    {
+        null => "NA",
+        >= 1e6 => (ns.Value / 1e6).ToString("F3", CultureInfo.InvariantCulture) + " ms",
+        >= 1e3 => (ns.Value / 1e3).ToString("F1", CultureInfo.InvariantCulture) + " µs",
+        _ => ns.Value.ToString("F0", CultureInfo.InvariantCulture) + " ns",
+    };
+
+    private static Regex Glob(string pattern) =>
+        new("^" + Regex.Escape(pattern).Replace(@"\*", ".*").Replace(@"\?", ".") + "$",
+            RegexOptions.IgnoreCase | RegexOptions.CultureInvariant);
+}
+
+/// <summary>Compiles the hot kernels to PTX as the CUDA backend would (sm_90, O2, ILGPU.Algorithms, float32) — no
+/// GPU needed — and counts what matters for speed in each.</summary>
+internal static class PtxReport
+{
+    private static MethodInfo Tiled(Type a, Type b, Type c) =>
+        typeof(GemmKernels).GetMethod(nameof(GemmKernels.Tiled))!.MakeGenericMethod(typeof(float), a, b, c);
+
+    private static MethodInfo Generic(Type owner, string name, params Type[] arguments) =>
+        owner.GetMethod(name)!.MakeGenericMethod(arguments.Length == 0 ? [typeof(float)] : arguments);
+
+    /// <summary>(file name, kernel) for every kernel the benchmarks time, float32.</summary>
+    public static IReadOnlyList<(string Name, MethodInfo Method)> Kernels() =>
+    [
+        ("conv-forward", Tiled(typeof(Im2ColLoader<float>), typeof(RowMajorLoader<float>),
+            typeof(PixelMatrixStore<float>))),
+        ("conv-backward-data", Tiled(typeof(OutputGradientGatherLoader<float>),
+            typeof(WeightByInputChannelLoader<float>), typeof(PixelMatrixStore<float>))),
+        ("conv-backward-weight", Tiled(typeof(PixelMatrixLoader<float>), typeof(Im2ColLoader<float>),
+            typeof(ScaledRowMajorStore<float>))),
+        ("gemm", Tiled(typeof(RowMajorLoader<float>), typeof(RowMajorLoader<float>),
+            typeof(ScaledRowMajorStore<float>))),
+        ("batchnorm-statistics", Generic(typeof(BatchNormKernels), nameof(BatchNormKernels.Statistics))),
+        ("batchnorm-normalize", Generic(typeof(BatchNormKernels), nameof(BatchNormKernels.Normalize))),
+        ("batchnorm-parameter-gradients",
+            Generic(typeof(BatchNormKernels), nameof(BatchNormKernels.ParameterGradients))),
+        ("batchnorm-input-gradient", Generic(typeof(BatchNormKernels), nameof(BatchNormKernels.InputGradient))),
+        ("add", Generic(typeof(ElementwiseKernels), nameof(ElementwiseKernels.Binary), typeof(float),
+            typeof(AddOp<float>))),
+        ("relu", Generic(typeof(ElementwiseKernels), nameof(ElementwiseKernels.Unary), typeof(float),
+            typeof(ReluOp<float>))),
+        ("maxpool-forward", Generic(typeof(PoolingKernels), nameof(PoolingKernels.MaxForward))),
+        ("maxpool-backward", Generic(typeof(PoolingKernels), nameof(PoolingKernels.MaxBackward))),
+        ("shortcut-forward", Generic(typeof(ShortcutKernels), nameof(ShortcutKernels.Forward))),
+        ("shortcut-backward", Generic(typeof(ShortcutKernels), nameof(ShortcutKernels.Backward))),
+        ("sgd-step", Generic(typeof(OptimizerKernels), nameof(OptimizerKernels.SgdStep))),
+        ("sum", Generic(typeof(ReductionKernels), nameof(ReductionKernels.StridedSum))),
+    ];
+
+    /// <summary>The PTX of <paramref name="method"/>, from a fresh context (a failed compile can poison one).</summary>
+    public static string Compile(MethodInfo method)
+    {
+        using var context = Context.Create(b => b.Cuda().EnableAlgorithms().Optimize(OptimizationLevel.O2));
+        using var backend = new PTXBackend(context, CudaArchitecture.SM_90, CudaInstructionSet.ISA_80, null!);
+        var entry = method.GetParameters()[0].ParameterType == typeof(Index1D)
+            ? EntryPointDescription.FromImplicitlyGroupedKernel(method)
+            : EntryPointDescription.FromExplicitlyGroupedKernel(method);
+        return ((PTXCompiledKernel)backend.Compile(entry, KernelSpecialization.Empty)).PTXAssembly;
+    }
+
+    public static int Run(string folder)
+    {
+        Directory.CreateDirectory(folder);
+        Console.WriteLine("PTX: sm_90 (ILGPU emits .target sm_80), O2, EnableAlgorithms, float32; static instruction " +
+                          "counts (an instruction inside a loop counts once); registers are PTX virtual registers");
+        Console.WriteLine();
+        Console.WriteLine("| kernel | instr | ld.global (v2/v4) | st.global | ld.shared (v4) | st.shared | fma.f32 | " +
+                          "mul.f32 | add.f32 | div/rem s32 | div/rem s64 | bar.sync | .local | registers declared |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        foreach (var (name, method) in Kernels())
+        {
+            string ptx = Compile(method);
+            File.WriteAllText(Path.Combine(folder, name + ".ptx"), ptx);
+            var c = Count(ptx);
+            Console.WriteLine($"| {name} | {c.Instructions} | {c.GlobalLoads} ({c.GlobalVectorLoads}) | " +
+                              $"{c.GlobalStores} | {c.SharedLoads} ({c.SharedVectorLoads}) | {c.SharedStores} | " +
+                              $"{c.Fma} | {c.Mul} | {c.Add} | {c.DivRem32} | {c.DivRem64} | {c.Barriers} | " +
+                              $"{(c.Local ? "yes" : "none")} | {c.Registers} |");
+        }
+        Console.WriteLine();
+        Console.WriteLine($"PTX written to {Path.GetFullPath(folder)}");
+        return 0;
+    }
+
+    public readonly record struct Counts(int Instructions, int GlobalLoads, int GlobalVectorLoads, int GlobalStores,
+        int SharedLoads, int SharedVectorLoads, int SharedStores, int Fma, int Mul, int Add, int DivRem32, int DivRem64,
+        int Barriers, bool Local, string Registers);
+
+    public static Counts Count(string ptx)
+    {
+        var instructions = ptx.Split('\n').Select(l => l.Trim())
+            .Where(l => l.EndsWith(';') && !l.StartsWith('.') && !l.StartsWith("//"))
+            .Select(l => l.StartsWith('@') ? l[(l.IndexOf(' ') + 1)..] : l) // drop predicates
+            .ToArray();
+        int Starting(string prefix) => instructions.Count(i => i.StartsWith(prefix, StringComparison.Ordinal));
+        int Matching(string pattern) => instructions.Count(i => Regex.IsMatch(i, pattern));
+        var registers = Regex.Matches(ptx, @"\.reg\s+\.(\w+)\s+%\w+<(\d+)>;")
+            .GroupBy(m => m.Groups[1].Value)
+            .Select(g => $"{g.Key} {g.Sum(m => int.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture))}");
+        return new Counts(
+            instructions.Length,
+            Starting("ld.global"), Matching(@"^ld\.global\S*\.v[24]\."), Starting("st.global"),
+            Starting("ld.shared"), Matching(@"^ld\.shared\S*\.v[24]\."), Starting("st.shared"),
+            Matching(@"^fma\.\S*f32"), Matching(@"^mul\.\S*f32"), Matching(@"^add\.\S*f32"),
+            Matching(@"^(div|rem)\.[su]32"), Matching(@"^(div|rem)\.[su]64"), Starting("bar.sync"),
+            ptx.Contains(".local", StringComparison.Ordinal), string.Join(", ", registers));
+    }
+}

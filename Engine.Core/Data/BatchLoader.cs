@@ -1,0 +1,132 @@
+// BatchLoader: turns an ImageDataset into mini-batches of normalised, augmented N×C×H×W floats for training.
+// Determinism: the sample order of epoch e is a permutation drawn from (seed, e) and each sample's augmentation
+// from (seed, e, sample index), so an epoch's batches depend only on (seed, epoch): a run resumed at epoch e sees
+// exactly the batches an uninterrupted run would, and prefetching changes nothing but timing.
+// Prefetching: while the caller works on batch k, batch k+1 is prepared on a thread-pool task.
+// Buffers: full batches alternate between two buffers per enumeration, and a final partial batch has its own
+// exactly-sized one, so a Batch's arrays always hold exactly Count images. A Batch is valid only until the next
+// MoveNext of the enumeration that produced it (the buffer is then refilled): copy what you keep, and do not
+// collect an epoch with ToList().
+namespace Engine.Core.Data;
+
+/// <summary>A mini-batch: <paramref name="Images"/> is Count×C×H×W normalised floats, <paramref name="Labels"/>
+/// the Count class indices.</summary>
+public sealed record Batch(float[] Images, int[] Labels, int Count);
+
+public sealed class BatchLoader : IDisposable
+{
+    private volatile bool _disposed;
+
+    /// <param name="dropLast">Leave out the final batch when it would be smaller than
+    /// <paramref name="batchSize"/>.</param>
+    public BatchLoader(ImageDataset data, int batchSize, bool shuffle, int seed, Normalization normalization,
+        Augmentation augmentation, bool dropLast = false)
+    {
+        if (batchSize <= 0)
+            throw new ArgumentOutOfRangeException(nameof(batchSize), $"Batch size must be positive; got {batchSize}.");
+        if (batchSize > data.Count)
+            throw new ArgumentException(
+                $"Batch size {batchSize} is larger than the dataset's {data.Count} images ({data.Source}).",
+                nameof(batchSize));
+        if (normalization.Channels != data.Channels)
+            throw new ArgumentException(
+                $"The normalization has {normalization.Channels} channels; the images have {data.Channels}.",
+                nameof(normalization));
+        normalization.CheckImageSize(data.ImageSize);
+        Data = data;
+        BatchSize = batchSize;
+        Shuffle = shuffle;
+        Seed = seed;
+        Normalization = normalization;
+        Augmentation = augmentation;
+        DropLast = dropLast;
+    }
+
+    public ImageDataset Data { get; }
+
+    public int BatchSize { get; }
+
+    public bool Shuffle { get; }
+
+    public int Seed { get; }
+
+    public Normalization Normalization { get; }
+
+    public Augmentation Augmentation { get; }
+
+    public bool DropLast { get; }
+
+    /// <summary>Prepare the next batch in the background while the caller uses the current one (default). Off,
+    /// batches are prepared on the caller's thread; the batches are the same either way.</summary>
+    public bool Prefetch { get; init; } = true;
+
+    public int BatchesPerEpoch => DropLast ? Data.Count / BatchSize : (Data.Count + BatchSize - 1) / BatchSize;
+
+    /// <summary>The batches of epoch <paramref name="epoch"/> (0-based), a function of (seed, epoch) only.</summary>
+    public IEnumerable<Batch> Epoch(int epoch)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(epoch);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return Batches(epoch);
+    }
+
+    /// <summary>Ends use of the loader: enumerations in progress stop at their next MoveNext.</summary>
+    public void Dispose() => _disposed = true;
+
+    private IEnumerable<Batch> Batches(int epoch)
+    {
+        int[] order = Shuffle
+            ? new DeterministicRandom(Seed, (long)RandomStream.Order, epoch).Permutation(Data.Count)
+            : Enumerable.Range(0, Data.Count).ToArray();
+        Batch[] fullBuffers = [NewBatch(BatchSize), NewBatch(BatchSize)];
+        Batch BufferFor(int index)
+        {
+            int count = Math.Min(BatchSize, Data.Count - index * BatchSize);
+            return count == BatchSize ? fullBuffers[index % 2] : NewBatch(count);
+        }
+        Batch Prepare(int index) => Fill(BufferFor(index), epoch, order.AsSpan(index * BatchSize));
+
+        Task<Batch>? next = null;
+        try
+        {
+            for (int index = 0; index < BatchesPerEpoch; index++)
+            {
+                Batch current = next is null ? Prepare(index) : next.GetAwaiter().GetResult();
+                int following = index + 1;
+                next = Prefetch && following < BatchesPerEpoch ? Task.Run(() => Prepare(following)) : null;
+                yield return current;
+                ObjectDisposedException.ThrowIf(_disposed, this);
+            }
+        }
+        finally
+        {
+            // An abandoned enumeration still lets its prefetch finish (WaitAny does not rethrow its failure:
+            // nobody asked for that batch).
+            if (next is not null) Task.WaitAny(next);
+        }
+    }
+
+    private Batch NewBatch(int count) => new(new float[count * Data.ImageSize], new int[count], count);
+
+    /// <summary>Fills <paramref name="batch"/> with the samples listed first in <paramref name="samples"/>.</summary>
+    private Batch Fill(Batch batch, int epoch, ReadOnlySpan<int> samples)
+    {
+        int size = Data.ImageSize;
+        var normalised = Augmentation.IsNone ? null : new float[size];
+        for (int i = 0; i < batch.Count; i++)
+        {
+            int sample = samples[i];
+            batch.Labels[i] = Data.Labels[sample];
+            var destination = batch.Images.AsSpan(i * size, size);
+            if (normalised is null)
+            {
+                Normalization.Apply(Data.Image(sample), destination);
+                continue;
+            }
+            Normalization.Apply(Data.Image(sample), normalised);
+            var random = new DeterministicRandom(Seed, (long)RandomStream.Augmentation, epoch, sample);
+            Augmentation.Draw(ref random).Apply(normalised, destination, Data.Channels, Data.Height, Data.Width);
+        }
+        return batch;
+    }
+}
