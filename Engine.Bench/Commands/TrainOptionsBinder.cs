@@ -6,11 +6,11 @@ using Engine.Models.Training;
 
 namespace Engine.Bench.Commands;
 
-internal sealed class TrainOptionsBinder
+internal sealed class TrainOptionsBinder(int defaultEpochs = 5, int defaultTrainSubset = 0, int defaultTestSubset = 0)
 {
     public Option<string> Data { get; } = new("--data") { Description = $"Dataset: {string.Join(", ", DataSources.Kinds)}.", DefaultValueFactory = _ => "fashion-mnist" };
     public Option<string?> DataPath { get; } = new("--data-path") { Description = "Folder of the dataset files (Fashion-MNIST defaults to Debian's dataset-fashion-mnist)." };
-    public Option<int> Epochs { get; } = new("--epochs") { Description = "Epochs to train.", DefaultValueFactory = _ => 5 };
+    public Option<int> Epochs { get; } = new("--epochs") { Description = "Epochs to train.", DefaultValueFactory = _ => defaultEpochs };
     public Option<int?> Iterations { get; } = new("--iters") { Description = "Iterations to train (instead of epochs)." };
     public Option<int> Batch { get; } = new("--batch") { Description = "Batch size.", DefaultValueFactory = _ => 128 };
     public Option<string> Schedule { get; } = new("--schedule") { Description = "multistep, cosine or constant.", DefaultValueFactory = _ => "multistep" };
@@ -24,8 +24,8 @@ internal sealed class TrainOptionsBinder
     public Option<bool> NoAugment { get; } = new("--no-augment") { Description = "No padding, cropping or flipping." };
     public Option<string> Normalize { get; } = new("--normalize") { Description = "channel (mean/std) or pixel (per-pixel mean).", DefaultValueFactory = _ => "channel" };
     public Option<int> Seed { get; } = new("--seed") { DefaultValueFactory = _ => 0 };
-    public Option<int> TrainSubset { get; } = new("--train-subset") { Description = "Use only the first N training images (0: all)." };
-    public Option<int> TestSubset { get; } = new("--test-subset") { Description = "Use only the first N test images (0: all)." };
+    public Option<int> TrainSubset { get; } = new("--train-subset") { Description = "Use only the first N training images (0: all).", DefaultValueFactory = _ => defaultTrainSubset };
+    public Option<int> TestSubset { get; } = new("--test-subset") { Description = "Use only the first N test images (0: all).", DefaultValueFactory = _ => defaultTestSubset };
     public Option<int> Validation { get; } = new("--validation") { Description = "Hold out N training images as the evaluation set (the paper: 5000)." };
     public Option<string?> Device { get; } = CommonOptions.Device();
 

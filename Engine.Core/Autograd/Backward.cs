@@ -37,8 +37,7 @@ public sealed partial class Tensor<T>
                 if (!grads.Remove(tensor, out var grad)) continue; // no gradient reached it
                 if (tensor.IsLeaf)
                 {
-                    AccumulateIntoLeaf(tensor, grad);
-                    grad.Dispose();
+                    if (!AccumulateIntoLeaf(tensor, grad)) grad.Dispose();
                     continue;
                 }
 
@@ -85,18 +84,18 @@ public sealed partial class Tensor<T>
         return false;
     }
 
-    private static void AccumulateIntoLeaf(Tensor<T> leaf, Tensor<T> grad)
+    /// <summary>Adds <paramref name="grad"/> (owned by the walk, shared with nothing) into the leaf's Grad;
+    /// returns true when the leaf took the tensor itself as its first gradient (no copy).</summary>
+    private static bool AccumulateIntoLeaf(Tensor<T> leaf, Tensor<T> grad)
     {
-        if (!leaf.RequiresGrad) return;
+        if (!leaf.RequiresGrad) return false;
         if (leaf.Grad is null)
         {
-            var fresh = Tensor.Unscoped<T>(leaf.Shape, leaf.Device);
-            leaf.Device.Backend.Copy(grad.Buffer, fresh.Buffer);
-            leaf.Grad = fresh;
+            TensorScope.Release(grad);
+            leaf.Grad = grad;
+            return true;
         }
-        else
-        {
-            leaf.Device.Backend.Axpy(T.One, grad.Buffer, leaf.Grad.Buffer);
-        }
+        leaf.Device.Backend.Axpy(T.One, grad.Buffer, leaf.Grad.Buffer);
+        return false;
     }
 }

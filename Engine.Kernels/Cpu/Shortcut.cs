@@ -36,7 +36,8 @@ public sealed unsafe partial class CpuBackend
 
         public void Execute(int task, int worker)
         {
-            int inPlane = G.InHeight * G.InWidth, outPlane = G.OutHeight * G.OutWidth;
+            int inWidth = G.InWidth, outHeight = G.OutHeight, outWidth = G.OutWidth, stride = G.Stride;
+            int inPlane = G.InHeight * inWidth, outPlane = outHeight * outWidth;
             if (Forward)
             {
                 int n = task / G.OutChannels, c = task % G.OutChannels - G.PadFront;
@@ -47,20 +48,26 @@ public sealed unsafe partial class CpuBackend
                     return;
                 }
                 T* x = X + ((long)n * G.InChannels + c) * inPlane;
-                for (int i = 0; i < G.OutHeight; i++)
-                for (int j = 0; j < G.OutWidth; j++)
-                    y[i * G.OutWidth + j] = x[i * G.Stride * G.InWidth + j * G.Stride];
+                for (int i = 0; i < outHeight; i++)
+                {
+                    T* source = x + (long)i * stride * inWidth;
+                    T* target = y + (long)i * outWidth;
+                    for (int j = 0; j < outWidth; j++) target[j] = source[j * stride];
+                }
                 return;
             }
 
+            // Backward: zero the plane, then place dy at the subsampled positions.
             int batch = task / G.InChannels, channel = task % G.InChannels;
             T* dx = X + (long)task * inPlane;
             T* dy = Y + ((long)batch * G.OutChannels + channel + G.PadFront) * outPlane;
-            for (int h = 0; h < G.InHeight; h++)
-            for (int w = 0; w < G.InWidth; w++)
-                dx[h * G.InWidth + w] = h % G.Stride == 0 && w % G.Stride == 0
-                    ? dy[h / G.Stride * G.OutWidth + w / G.Stride]
-                    : T.Zero;
+            new Span<T>(dx, inPlane).Clear();
+            for (int i = 0; i < outHeight; i++)
+            {
+                T* target = dx + (long)i * stride * inWidth;
+                T* source = dy + (long)i * outWidth;
+                for (int j = 0; j < outWidth; j++) target[j * stride] = source[j];
+            }
         }
     }
 }
