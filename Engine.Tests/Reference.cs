@@ -58,6 +58,9 @@ public static class ReferenceOps
         public int[] WeightShape => [K, C, R, S];
         public int[] OutputShape => [N, K, OH, OW];
 
+        public override string ToString() =>
+            $"N{N} C{C} {H}x{W} K{K} {R}x{S} stride {StrideH},{StrideW} pad {PadTop},{PadBottom},{PadLeft},{PadRight}";
+
         /// <summary>Calls f(n, k, oh, ow, c, r, s, inputIndex, weightIndex, outputIndex) for every in-range tap.</summary>
         public void ForEachTap(Action<int, int, int> f)
         {

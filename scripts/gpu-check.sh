@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The GPU check in one call: self-test, kernel throughput, model step timings, the shortcuts report, and the same
+# models in PyTorch, all written under one output folder.
+#
+#   scripts/gpu-check.sh OUT_DIR [DEVICE]          DEVICE defaults to cuda
+#   scripts/gpu-check.sh OUT_DIR cpu --dry         a fast rehearsal on a machine without a GPU
+#
+# Needs the single-file build in .gpu/ (see docs/gpu.md for the publish command) and, for the PyTorch side,
+# python3 with torch. Every step has its own time limit so one slow step cannot eat the whole budget: the limits
+# add up to about 8 minutes. A dry run on the CPU backend (`cpu --dry`) rehearses every step in about a minute.
+set -uo pipefail
+out=${1:?usage: gpu-check.sh OUT_DIR [DEVICE] [--dry]}
+device=${2:-cuda}
+dry=${3:-}
+here=$(cd "$(dirname "$0")/.." && pwd)
+bin="$here/.gpu/Engine.Bench"
+mkdir -p "$out"
+exec > >(tee -a "$out/gpu-check.log") 2>&1
+
+step() { # step NAME SECONDS COMMAND...
+  local name=$1 limit=$2; shift 2
+  echo "=== $name (limit ${limit}s): $*"
+  local start=$(date +%s.%N)
+  timeout "$limit" "$@" > "$out/$name.txt" 2>&1
+  local rc=$?
+  echo "=== $name: exit $rc in $(echo "$(date +%s.%N) - $start" | bc) s"
+  tail -n 5 "$out/$name.txt"
+  echo "$name,$rc" >> "$out/steps.csv"
+}
+
+echo "name,exit" > "$out/steps.csv"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv > "$out/gpu.csv" 2>&1 || true
+cat "$out/gpu.csv"
+
+if [ "$dry" = "--dry" ]; then
+  cifar_batch=8; r50_batch=1; iters=2; size=small; selftest_filter="Linear|Layer|Convolution"
+else
+  cifar_batch=128; r50_batch=32; iters=20; size=large; selftest_filter=""
+fi
+
+step selftest 100 "$bin" selftest --device "$device" ${selftest_filter:+--filter "$selftest_filter"}
+step kernels 80 "$bin" kernels --device "$device" --size "$size"
+for mode in infer train; do
+  step "resnet20-a-$mode" 30 "$bin" step --model resnet20-a --batch "$cifar_batch" --mode "$mode" --iters "$iters" --device "$device"
+  step "resnet50-$mode" 40 "$bin" step --model resnet50 --batch "$r50_batch" --mode "$mode" --iters "$iters" --device "$device"
+done
+step shortcuts 80 "$bin" shortcuts --device "$device" --iters "$iters" --warmup 1 --out "$out/shortcuts" \
+  $( [ "$dry" = "--dry" ] && echo "--cifar-batch 4 --block-batch 1 --imagenet-batch 0" )
+if python3 -c "import torch" 2>/dev/null; then
+  step torch-fp32 45 python3 "$here/scripts/torch_bench.py" --tf32 off --cifar-batch "$cifar_batch" --r50-batch "$r50_batch" --iters "$iters"
+  step torch-default 45 python3 "$here/scripts/torch_bench.py" --tf32 default --cifar-batch "$cifar_batch" --r50-batch "$r50_batch" --iters "$iters"
+else
+  echo "python3 with torch not found: PyTorch side skipped" | tee "$out/torch-skipped.txt"
+fi
+echo "=== done; results in $out"
+cat "$out/steps.csv"
