@@ -120,23 +120,26 @@ public interface IBackend : IDisposable
 
     /// <summary>Training mode: normalises with the batch mean and biased variance, saves the mean and
     /// 1/sqrt(var + eps) for backward, and updates the running statistics with <paramref name="momentum"/>
-    /// (running variance from the unbiased batch variance), as PyTorch.</summary>
+    /// (running variance from the unbiased batch variance), as PyTorch. With <paramref name="relu"/>, y is
+    /// max(batch-norm(x), 0) (the fused BN+ReLU of every ResNet block).</summary>
     void BatchNormForwardTraining<T>(int batch, int channels, int spatial, DeviceBuffer<T> x, DeviceBuffer<T> gamma,
         DeviceBuffer<T> beta, DeviceBuffer<T> runningMean, DeviceBuffer<T> runningVar, double momentum,
-        double epsilon, DeviceBuffer<T> y, DeviceBuffer<T> savedMean, DeviceBuffer<T> savedInvStd)
+        double epsilon, DeviceBuffer<T> y, DeviceBuffer<T> savedMean, DeviceBuffer<T> savedInvStd, bool relu)
         where T : unmanaged, IFloatingPointIeee754<T>;
 
-    /// <summary>Eval mode: normalises with the running statistics.</summary>
+    /// <summary>Eval mode: normalises with the running statistics (then ReLU when <paramref name="relu"/>).</summary>
     void BatchNormForwardInference<T>(int batch, int channels, int spatial, DeviceBuffer<T> x, DeviceBuffer<T> gamma,
         DeviceBuffer<T> beta, DeviceBuffer<T> runningMean, DeviceBuffer<T> runningVar, double epsilon,
-        DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T>;
+        DeviceBuffer<T> y, bool relu) where T : unmanaged, IFloatingPointIeee754<T>;
 
     /// <summary>Gradients of input, gamma and beta (all overwritten). <paramref name="mean"/> and
     /// <paramref name="invStd"/> are what normalised x; with <paramref name="batchStatistics"/> they depend on x
-    /// (training mode), otherwise they are constants (eval mode).</summary>
+    /// (training mode), otherwise they are constants (eval mode). <paramref name="reluOutput"/>, when given, is
+    /// the output of a fused BN+ReLU: dy counts only where it is positive.</summary>
     void BatchNormBackward<T>(int batch, int channels, int spatial, DeviceBuffer<T> x, DeviceBuffer<T> dy,
         DeviceBuffer<T> gamma, DeviceBuffer<T> mean, DeviceBuffer<T> invStd, bool batchStatistics,
-        DeviceBuffer<T> dx, DeviceBuffer<T> dgamma, DeviceBuffer<T> dbeta) where T : unmanaged, IFloatingPointIeee754<T>;
+        DeviceBuffer<T> dx, DeviceBuffer<T> dgamma, DeviceBuffer<T> dbeta, DeviceBuffer<T>? reluOutput)
+        where T : unmanaged, IFloatingPointIeee754<T>;
 
     /// <summary>invStd[c] = 1 / sqrt(variance[c] + epsilon) (eval-mode statistics for BatchNormBackward).</summary>
     void InverseStandardDeviation<T>(DeviceBuffer<T> variance, double epsilon, DeviceBuffer<T> invStd)

@@ -113,7 +113,7 @@ public sealed class BasicBlock<T> : ResidualBlock<T> where T : unmanaged, IFloat
     public override BatchNorm2d<T> LastBatchNorm => Bn2;
 
     protected override Tensor<T> Residual(Tensor<T> x) =>
-        Bn2.Forward(Conv2.Forward(Bn1.Forward(Conv1.Forward(x)).Relu()));
+        Bn2.Forward(Conv2.Forward(Bn1.Forward(Conv1.Forward(x), relu: true)));
 }
 
 public sealed class Bottleneck<T> : ResidualBlock<T> where T : unmanaged, IFloatingPointIeee754<T>
@@ -142,8 +142,8 @@ public sealed class Bottleneck<T> : ResidualBlock<T> where T : unmanaged, IFloat
 
     protected override Tensor<T> Residual(Tensor<T> x)
     {
-        var h = Bn1.Forward(Conv1.Forward(x)).Relu();
-        h = Bn2.Forward(Conv2.Forward(h)).Relu();
+        var h = Bn1.Forward(Conv1.Forward(x), relu: true);
+        h = Bn2.Forward(Conv2.Forward(h), relu: true);
         return Bn3.Forward(Conv3.Forward(h));
     }
 }

@@ -97,7 +97,7 @@ public sealed class ResNet<T> : Module<T> where T : unmanaged, IFloatingPointIee
     /// <summary>x [N, InputChannels, H, W] → logits [N, classes].</summary>
     public override Tensor<T> Forward(Tensor<T> x)
     {
-        var h = Bn1.Forward(Conv1.Forward(x)).Relu();
+        var h = Bn1.Forward(Conv1.Forward(x), relu: true);
         if (Spec.Family == ResNetFamily.ImageNet) h = h.MaxPool2d(3, 2, 1);
         foreach (var stage in Stages) h = stage.Forward(h);
         return Fc.Forward(h.GlobalAveragePool());

@@ -83,7 +83,7 @@ public readonly record struct KernelWork(string Shape, double Flops, double Byte
             nameof(KernelBenchmarks.Add) => new(act, n, F * 3.0 * n),
             nameof(KernelBenchmarks.Relu) => new(act, n, F * 2.0 * n),
             nameof(KernelBenchmarks.BatchNormForward) => new(act, 0, F * 4.0 * n),
-            nameof(KernelBenchmarks.BatchNormBackward) => new(act, 0, F * 5.0 * n),
+            nameof(KernelBenchmarks.BatchNormBackward) => new(act, 0, F * 7.0 * n), // x, dy and the ReLU mask, two passes
             nameof(KernelBenchmarks.MaxPoolForward) =>
                 new(act + " 3×3/2", 0, F * (double)(pool.InputLength + 2 * pool.OutputLength)),
             nameof(KernelBenchmarks.MaxPoolBackward) =>
@@ -279,7 +279,7 @@ public class KernelBenchmarks
     public void BatchNormForward()
     {
         _backend.BatchNormForwardTraining(_s.Batch, _s.Channels, _s.Size * _s.Size, _x, _gamma, _beta, _runningMean,
-            _runningVar, 0.1, 1e-5, _y, _mean, _invStd);
+            _runningVar, 0.1, 1e-5, _y, _mean, _invStd, relu: true);
         _backend.Synchronize();
     }
 
@@ -287,7 +287,7 @@ public class KernelBenchmarks
     public void BatchNormBackward()
     {
         _backend.BatchNormBackward(_s.Batch, _s.Channels, _s.Size * _s.Size, _x, _dy, _gamma, _mean, _invStd,
-            batchStatistics: true, _dx, _dgamma, _dbeta);
+            batchStatistics: true, _dx, _dgamma, _dbeta, reluOutput: _y);
         _backend.Synchronize();
     }
 

@@ -81,14 +81,14 @@ internal sealed class ProfilingBackend(IBackend inner) : IBackend
     public void Gemm<T>(bool transposeA, bool transposeB, int m, int n, int k, T alpha, DeviceBuffer<T> a, DeviceBuffer<T> b, T beta, DeviceBuffer<T> c) where T : unmanaged, IFloatingPointIeee754<T> =>
         Time("Gemm", () => _inner.Gemm(transposeA, transposeB, m, n, k, alpha, a, b, beta, c));
 
-    public void BatchNormForwardTraining<T>(int batch, int channels, int spatial, DeviceBuffer<T> x, DeviceBuffer<T> gamma, DeviceBuffer<T> beta, DeviceBuffer<T> runningMean, DeviceBuffer<T> runningVar, double momentum, double epsilon, DeviceBuffer<T> y, DeviceBuffer<T> savedMean, DeviceBuffer<T> savedInvStd) where T : unmanaged, IFloatingPointIeee754<T> =>
-        Time("BatchNormForwardTraining", () => _inner.BatchNormForwardTraining(batch, channels, spatial, x, gamma, beta, runningMean, runningVar, momentum, epsilon, y, savedMean, savedInvStd));
+    public void BatchNormForwardTraining<T>(int batch, int channels, int spatial, DeviceBuffer<T> x, DeviceBuffer<T> gamma, DeviceBuffer<T> beta, DeviceBuffer<T> runningMean, DeviceBuffer<T> runningVar, double momentum, double epsilon, DeviceBuffer<T> y, DeviceBuffer<T> savedMean, DeviceBuffer<T> savedInvStd, bool relu) where T : unmanaged, IFloatingPointIeee754<T> =>
+        Time("BatchNormForwardTraining", () => _inner.BatchNormForwardTraining(batch, channels, spatial, x, gamma, beta, runningMean, runningVar, momentum, epsilon, y, savedMean, savedInvStd, relu));
 
-    public void BatchNormForwardInference<T>(int batch, int channels, int spatial, DeviceBuffer<T> x, DeviceBuffer<T> gamma, DeviceBuffer<T> beta, DeviceBuffer<T> runningMean, DeviceBuffer<T> runningVar, double epsilon, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T> =>
-        Time("BatchNormForwardInference", () => _inner.BatchNormForwardInference(batch, channels, spatial, x, gamma, beta, runningMean, runningVar, epsilon, y));
+    public void BatchNormForwardInference<T>(int batch, int channels, int spatial, DeviceBuffer<T> x, DeviceBuffer<T> gamma, DeviceBuffer<T> beta, DeviceBuffer<T> runningMean, DeviceBuffer<T> runningVar, double epsilon, DeviceBuffer<T> y, bool relu) where T : unmanaged, IFloatingPointIeee754<T> =>
+        Time("BatchNormForwardInference", () => _inner.BatchNormForwardInference(batch, channels, spatial, x, gamma, beta, runningMean, runningVar, epsilon, y, relu));
 
-    public void BatchNormBackward<T>(int batch, int channels, int spatial, DeviceBuffer<T> x, DeviceBuffer<T> dy, DeviceBuffer<T> gamma, DeviceBuffer<T> mean, DeviceBuffer<T> invStd, bool batchStatistics, DeviceBuffer<T> dx, DeviceBuffer<T> dgamma, DeviceBuffer<T> dbeta) where T : unmanaged, IFloatingPointIeee754<T> =>
-        Time("BatchNormBackward", () => _inner.BatchNormBackward(batch, channels, spatial, x, dy, gamma, mean, invStd, batchStatistics, dx, dgamma, dbeta));
+    public void BatchNormBackward<T>(int batch, int channels, int spatial, DeviceBuffer<T> x, DeviceBuffer<T> dy, DeviceBuffer<T> gamma, DeviceBuffer<T> mean, DeviceBuffer<T> invStd, bool batchStatistics, DeviceBuffer<T> dx, DeviceBuffer<T> dgamma, DeviceBuffer<T> dbeta, DeviceBuffer<T>? reluOutput) where T : unmanaged, IFloatingPointIeee754<T> =>
+        Time("BatchNormBackward", () => _inner.BatchNormBackward(batch, channels, spatial, x, dy, gamma, mean, invStd, batchStatistics, dx, dgamma, dbeta, reluOutput));
 
     public void InverseStandardDeviation<T>(DeviceBuffer<T> variance, double epsilon, DeviceBuffer<T> invStd) where T : unmanaged, IFloatingPointIeee754<T> =>
         Time("InverseStandardDeviation", () => _inner.InverseStandardDeviation(variance, epsilon, invStd));

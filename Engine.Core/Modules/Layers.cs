@@ -60,8 +60,11 @@ public sealed class BatchNorm2d<T> : Module<T> where T : unmanaged, IFloatingPoi
     public Tensor<T> RunningMean { get; }
     public Tensor<T> RunningVar { get; }
 
-    public override Tensor<T> Forward(Tensor<T> x) =>
-        x.BatchNorm(Weight, Bias, RunningMean, RunningVar, Training, Momentum, Epsilon);
+    public override Tensor<T> Forward(Tensor<T> x) => Forward(x, relu: false);
+
+    /// <summary>Batch norm, then ReLU when <paramref name="relu"/> (fused into one pass).</summary>
+    public Tensor<T> Forward(Tensor<T> x, bool relu) =>
+        x.BatchNorm(Weight, Bias, RunningMean, RunningVar, Training, Momentum, Epsilon, relu);
 }
 
 public sealed class Linear<T> : Module<T> where T : unmanaged, IFloatingPointIeee754<T>

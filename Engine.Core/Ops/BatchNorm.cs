@@ -1,6 +1,7 @@
 // Batch normalisation over the channels of an NCHW (or [N, C]) tensor with its gradients, PyTorch's semantics:
 // training mode normalises with batch statistics and updates the running mean and variance in place (momentum
-// 0.1, unbiased variance); eval mode normalises with the running statistics.
+// 0.1, unbiased variance); eval mode normalises with the running statistics. With relu, the ReLU that follows
+// batch-norm in every ResNet block is fused into it (one pass over the activations each way instead of two).
 using Engine.Core.Autograd;
 using Engine.Core.Ops;
 
@@ -8,10 +9,11 @@ namespace Engine.Core;
 
 public sealed partial class Tensor<T>
 {
-    /// <summary>Batch norm of x [N, C, …] with per-channel gamma, beta, runningMean, runningVar [C].
-    /// Backward: dx, dgamma, dbeta (the running statistics get no gradient).</summary>
+    /// <summary>Batch norm of x [N, C, …] with per-channel gamma, beta, runningMean, runningVar [C], followed by
+    /// a ReLU when <paramref name="relu"/>. Backward: dx, dgamma, dbeta (the running statistics get no
+    /// gradient).</summary>
     public Tensor<T> BatchNorm(Tensor<T> gamma, Tensor<T> beta, Tensor<T> runningMean, Tensor<T> runningVar,
-        bool training, double momentum = 0.1, double epsilon = 1e-5)
+        bool training, double momentum = 0.1, double epsilon = 1e-5, bool relu = false)
     {
         var x = this;
         if (x.Rank < 2)
@@ -38,25 +40,26 @@ public sealed partial class Tensor<T>
         if (training)
         {
             backend.BatchNormForwardTraining(batch, channels, spatial, x.Buffer, gamma.Buffer, beta.Buffer,
-                runningMean.Buffer, runningVar.Buffer, momentum, epsilon, y.Buffer, mean.Buffer, invStd.Buffer);
+                runningMean.Buffer, runningVar.Buffer, momentum, epsilon, y.Buffer, mean.Buffer, invStd.Buffer, relu);
         }
         else
         {
             backend.BatchNormForwardInference(batch, channels, spatial, x.Buffer, gamma.Buffer, beta.Buffer,
-                runningMean.Buffer, runningVar.Buffer, epsilon, y.Buffer);
+                runningMean.Buffer, runningVar.Buffer, epsilon, y.Buffer, relu);
             if (GradMode.IsEnabled && (x.RequiresGrad || gamma.RequiresGrad || beta.RequiresGrad))
             {
                 backend.Copy(runningMean.Buffer, mean.Buffer);
                 backend.InverseStandardDeviation(runningVar.Buffer, epsilon, invStd.Buffer);
             }
         }
-        return Graph.Record(y, training ? "batch-norm (train)" : "batch-norm (eval)", [x, gamma, beta], dy =>
+        string op = (training ? "batch-norm (train)" : "batch-norm (eval)") + (relu ? " + relu" : "");
+        return Graph.Record(y, op, [x, gamma, beta], dy =>
         {
             var dx = new Tensor<T>(dy.Device, x.Shape);
             var dgamma = new Tensor<T>(dy.Device, gamma.Shape);
             var dbeta = new Tensor<T>(dy.Device, beta.Shape);
             backend.BatchNormBackward(batch, channels, spatial, x.Buffer, dy.Buffer, gamma.Buffer, mean.Buffer,
-                invStd.Buffer, training, dx.Buffer, dgamma.Buffer, dbeta.Buffer);
+                invStd.Buffer, training, dx.Buffer, dgamma.Buffer, dbeta.Buffer, relu ? y.Buffer : null);
             return [x.RequiresGrad ? dx : null, gamma.RequiresGrad ? dgamma : null, beta.RequiresGrad ? dbeta : null];
         });
     }

@@ -2,7 +2,8 @@
 // running-statistics update as PyTorch), inference forward, backward for both modes, and 1/sqrt(var + eps).
 //
 // One task per channel: it reads the channel's N planes, so its statistics are summed in a fixed order. The mean
-// and the biased variance are two passes (the variance sums (x − mean)², never x² − mean²).
+// and the biased variance are two passes (the variance sums (x − mean)², never x² − mean²). A ReLU that follows
+// batch-norm can be fused: forward clamps as it writes, backward reads dy only where the output is positive.
 using System.Numerics;
 using System.Runtime.Intrinsics;
 
@@ -12,8 +13,8 @@ public sealed unsafe partial class CpuBackend
 {
     public void BatchNormForwardTraining<T>(int batch, int channels, int spatial, DeviceBuffer<T> x,
         DeviceBuffer<T> gamma, DeviceBuffer<T> beta, DeviceBuffer<T> runningMean, DeviceBuffer<T> runningVar,
-        double momentum, double epsilon, DeviceBuffer<T> y, DeviceBuffer<T> savedMean, DeviceBuffer<T> savedInvStd)
-        where T : unmanaged, IFloatingPointIeee754<T>
+        double momentum, double epsilon, DeviceBuffer<T> y, DeviceBuffer<T> savedMean, DeviceBuffer<T> savedInvStd,
+        bool relu) where T : unmanaged, IFloatingPointIeee754<T>
     {
         const string op = "batch-norm forward (training)";
         ValidateBatchNorm(op, batch, channels, spatial, x, gamma, y);
@@ -30,14 +31,14 @@ public sealed unsafe partial class CpuBackend
             X = Data(x), Gamma = Data(gamma), Beta = Data(beta), RunningMean = Data(runningMean),
             RunningVar = Data(runningVar), Y = Data(y), SavedMean = Data(savedMean), SavedInvStd = Data(savedInvStd),
             Batch = batch, Channels = channels, Spatial = spatial, Momentum = T.CreateTruncating(momentum),
-            Epsilon = T.CreateTruncating(epsilon),
+            Epsilon = T.CreateTruncating(epsilon), Relu = relu,
         };
         Parallel(channels, ref job);
     }
 
     public void BatchNormForwardInference<T>(int batch, int channels, int spatial, DeviceBuffer<T> x,
         DeviceBuffer<T> gamma, DeviceBuffer<T> beta, DeviceBuffer<T> runningMean, DeviceBuffer<T> runningVar,
-        double epsilon, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T>
+        double epsilon, DeviceBuffer<T> y, bool relu) where T : unmanaged, IFloatingPointIeee754<T>
     {
         const string op = "batch-norm forward (inference)";
         ValidateBatchNorm(op, batch, channels, spatial, x, gamma, y);
@@ -48,14 +49,15 @@ public sealed unsafe partial class CpuBackend
         {
             X = Data(x), Gamma = Data(gamma), Beta = Data(beta), RunningMean = Data(runningMean),
             RunningVar = Data(runningVar), Y = Data(y), Batch = batch, Channels = channels, Spatial = spatial,
-            Epsilon = T.CreateTruncating(epsilon),
+            Epsilon = T.CreateTruncating(epsilon), Relu = relu,
         };
         Parallel(channels, ref job);
     }
 
     public void BatchNormBackward<T>(int batch, int channels, int spatial, DeviceBuffer<T> x, DeviceBuffer<T> dy,
         DeviceBuffer<T> gamma, DeviceBuffer<T> mean, DeviceBuffer<T> invStd, bool batchStatistics,
-        DeviceBuffer<T> dx, DeviceBuffer<T> dgamma, DeviceBuffer<T> dbeta) where T : unmanaged, IFloatingPointIeee754<T>
+        DeviceBuffer<T> dx, DeviceBuffer<T> dgamma, DeviceBuffer<T> dbeta, DeviceBuffer<T>? reluOutput)
+        where T : unmanaged, IFloatingPointIeee754<T>
     {
         const string op = "batch-norm backward";
         ValidateBatchNorm(op, batch, channels, spatial, x, gamma, dx);
@@ -64,9 +66,11 @@ public sealed unsafe partial class CpuBackend
         Validate.Buffer(this, op, nameof(invStd), invStd, channels);
         Validate.Buffer(this, op, nameof(dgamma), dgamma, channels);
         Validate.Buffer(this, op, nameof(dbeta), dbeta, channels);
+        if (reluOutput is not null) Validate.Buffer(this, op, nameof(reluOutput), reluOutput, x.Length);
         var job = new BatchNormBackwardJob<T>
         {
-            X = Data(x), DY = Data(dy), Gamma = Data(gamma), Mean = Data(mean), InvStd = Data(invStd),
+            X = Data(x), DY = Data(dy), ReluOutput = reluOutput is null ? null : Data(reluOutput),
+            Gamma = Data(gamma), Mean = Data(mean), InvStd = Data(invStd),
             DX = Data(dx), DGamma = Data(dgamma), DBeta = Data(dbeta), Batch = batch, Channels = channels,
             Spatial = spatial, BatchStatistics = batchStatistics,
         };
@@ -92,24 +96,34 @@ public sealed unsafe partial class CpuBackend
         Validate.Buffer(this, op, "y", y, length);
     }
 
-    /// <summary>y = (x − mean) · invStd · gamma + beta over the N planes of one channel.</summary>
+    /// <summary>y = (x − mean) · invStd · gamma + beta over the N planes of one channel, clamped at 0 when
+    /// <paramref name="relu"/>.</summary>
     private static void Normalize<T>(T* x, T* y, int batch, int channels, int spatial, int c, T mean, T invStd,
-        T gamma, T beta) where T : unmanaged, IFloatingPointIeee754<T>
+        T gamma, T beta, bool relu) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var vm = Vector256.Create(mean);
-        var vs = Vector256.Create(invStd);
-        var vg = Vector256.Create(gamma);
-        var vb = Vector256.Create(beta);
+        // y = x·scale + shift, with scale = invStd·gamma and shift = beta − mean·scale.
+        T scale = invStd * gamma, shift = beta - mean * scale;
+        var vScale = Vector256.Create(scale);
+        var vShift = Vector256.Create(shift);
+        var floor = relu ? Vector256<T>.Zero : Vector256.Create(T.NegativeInfinity);
+        T scalarFloor = relu ? T.Zero : T.NegativeInfinity;
         for (int n = 0; n < batch; n++)
         {
             long offset = ((long)n * channels + c) * spatial;
             T* xs = x + offset, ys = y + offset;
             int i = 0;
             for (; i + Vector256<T>.Count <= spatial; i += Vector256<T>.Count)
-                ((Vector256.Load(xs + i) - vm) * vs * vg + vb).Store(ys + i);
-            for (; i < spatial; i++) ys[i] = (xs[i] - mean) * invStd * gamma + beta;
+                Vector256.Max(Vector256.Load(xs + i) * vScale + vShift, floor).Store(ys + i);
+            for (; i < spatial; i++) ys[i] = T.Max(xs[i] * scale + shift, scalarFloor);
         }
     }
+
+    /// <summary>dy, or 0 where the fused ReLU's output is not positive.</summary>
+    private static Vector256<T> Masked<T>(Vector256<T> dy, T* reluOutput, long i) where T : unmanaged, IFloatingPointIeee754<T> =>
+        reluOutput is null ? dy : Vector256.ConditionalSelect(Vector256.GreaterThan(Vector256.Load(reluOutput + i), Vector256<T>.Zero), dy, Vector256<T>.Zero);
+
+    private static T Masked<T>(T dy, T* reluOutput, long i) where T : unmanaged, IFloatingPointIeee754<T> =>
+        reluOutput is null || reluOutput[i] > T.Zero ? dy : T.Zero;
 
     /// <summary>Channel <c>task</c>: batch statistics, normalisation, running-statistics update.</summary>
     private struct BatchNormTrainingJob<T> : IParallelJob where T : unmanaged, IFloatingPointIeee754<T>
@@ -117,6 +131,7 @@ public sealed unsafe partial class CpuBackend
         public T* X, Gamma, Beta, RunningMean, RunningVar, Y, SavedMean, SavedInvStd;
         public int Batch, Channels, Spatial;
         public T Momentum, Epsilon;
+        public bool Relu;
 
         public void Execute(int task, int worker)
         {
@@ -145,7 +160,7 @@ public sealed unsafe partial class CpuBackend
             T variance = squares / count;
             T invStd = T.One / T.Sqrt(variance + Epsilon);
 
-            Normalize(X, Y, Batch, Channels, Spatial, c, mean, invStd, Gamma[c], Beta[c]);
+            Normalize(X, Y, Batch, Channels, Spatial, c, mean, invStd, Gamma[c], Beta[c], Relu);
             SavedMean[c] = mean;
             SavedInvStd[c] = invStd;
             T unbiased = squares / (count - T.One);
@@ -160,12 +175,13 @@ public sealed unsafe partial class CpuBackend
         public T* X, Gamma, Beta, RunningMean, RunningVar, Y;
         public int Batch, Channels, Spatial;
         public T Epsilon;
+        public bool Relu;
 
         public void Execute(int task, int worker)
         {
             int c = task;
             T invStd = T.One / T.Sqrt(RunningVar[c] + Epsilon);
-            Normalize(X, Y, Batch, Channels, Spatial, c, RunningMean[c], invStd, Gamma[c], Beta[c]);
+            Normalize(X, Y, Batch, Channels, Spatial, c, RunningMean[c], invStd, Gamma[c], Beta[c], Relu);
         }
     }
 
@@ -175,7 +191,7 @@ public sealed unsafe partial class CpuBackend
     /// </summary>
     private struct BatchNormBackwardJob<T> : IParallelJob where T : unmanaged, IFloatingPointIeee754<T>
     {
-        public T* X, DY, Gamma, Mean, InvStd, DX, DGamma, DBeta;
+        public T* X, DY, ReluOutput, Gamma, Mean, InvStd, DX, DGamma, DBeta;
         public int Batch, Channels, Spatial;
         public bool BatchStatistics;
 
@@ -193,17 +209,19 @@ public sealed unsafe partial class CpuBackend
                 var accDy = Vector256<T>.Zero;
                 var accDyXhat = Vector256<T>.Zero;
                 int i = 0;
+                T* mask = ReluOutput is null ? null : ReluOutput + offset;
                 for (; i + Vector256<T>.Count <= Spatial; i += Vector256<T>.Count)
                 {
-                    var dy = Vector256.Load(dys + i);
+                    var dy = Masked(Vector256.Load(dys + i), mask, i);
                     accDy += dy;
                     accDyXhat += dy * ((Vector256.Load(xs + i) - vm) * vs);
                 }
                 T planeDy = Vector256.Sum(accDy), planeDyXhat = Vector256.Sum(accDyXhat);
                 for (; i < Spatial; i++)
                 {
-                    planeDy += dys[i];
-                    planeDyXhat += dys[i] * ((xs[i] - mean) * invStd);
+                    T dy = Masked(dys[i], mask, i);
+                    planeDy += dy;
+                    planeDyXhat += dy * ((xs[i] - mean) * invStd);
                 }
                 sumDy += planeDy;
                 sumDyXhat += planeDyXhat;
@@ -222,16 +240,17 @@ public sealed unsafe partial class CpuBackend
             {
                 long offset = ((long)n * Channels + c) * Spatial;
                 T* xs = X + offset, dys = DY + offset, dxs = DX + offset;
+                T* mask = ReluOutput is null ? null : ReluOutput + offset;
                 int i = 0;
                 for (; i + Vector256<T>.Count <= Spatial; i += Vector256<T>.Count)
                 {
                     var xhat = (Vector256.Load(xs + i) - vm) * vs;
-                    ((Vector256.Load(dys + i) - vMeanDy - xhat * vMeanDyXhat) * vScale).Store(dxs + i);
+                    ((Masked(Vector256.Load(dys + i), mask, i) - vMeanDy - xhat * vMeanDyXhat) * vScale).Store(dxs + i);
                 }
                 for (; i < Spatial; i++)
                 {
                     T xhat = (xs[i] - mean) * invStd;
-                    dxs[i] = (dys[i] - meanDy - xhat * meanDyXhat) * scale;
+                    dxs[i] = (Masked(dys[i], mask, i) - meanDy - xhat * meanDyXhat) * scale;
                 }
             }
         }

@@ -267,6 +267,12 @@ public sealed unsafe partial class CpuBackend
         Validate.Buffer(this, "conv2d forward", nameof(y), y, g.OutputLength);
         T* biasData = bias is null ? null : Data(bias);
 
+        if (typeof(T) == typeof(float) && UseDirectForward(g))
+        {
+            DirectForward(g, (float*)Data(x), (float*)Data(w), (float*)biasData, (float*)Data(y));
+            return;
+        }
+
         if (typeof(T) == typeof(float) && PackedGemm.IsSupported)
         {
             int positions = g.OutHeight * g.OutWidth;
@@ -297,6 +303,18 @@ public sealed unsafe partial class CpuBackend
         Validate.Buffer(this, "conv2d backward data", nameof(dy), dy, g.OutputLength);
         Validate.Buffer(this, "conv2d backward data", nameof(w), w, g.WeightLength);
         Validate.Buffer(this, "conv2d backward data", nameof(dx), dx, g.InputLength);
+
+        if (typeof(T) == typeof(float) && UseDirectBackwardData(g))
+        {
+            DirectBackwardData(g, (float*)Data(dy), (float*)Data(w), (float*)Data(dx));
+            return;
+        }
+
+        if (typeof(T) == typeof(float) && UseDirectStridedData(g))
+        {
+            DirectStridedData(g, (float*)Data(dy), (float*)Data(w), (float*)Data(dx));
+            return;
+        }
 
         if (typeof(T) == typeof(float) && PackedGemm.IsSupported && (g.StrideHeight > 1 || g.StrideWidth > 1))
         {
@@ -338,6 +356,12 @@ public sealed unsafe partial class CpuBackend
         Validate.Buffer(this, "conv2d backward weight", nameof(x), x, g.InputLength);
         Validate.Buffer(this, "conv2d backward weight", nameof(dy), dy, g.OutputLength);
         Validate.Buffer(this, "conv2d backward weight", nameof(dw), dw, g.WeightLength);
+
+        if (typeof(T) == typeof(float) && UseDirectBackwardWeight(g))
+        {
+            DirectBackwardWeight(g, (float*)Data(x), (float*)Data(dy), (float*)Data(dw));
+            return;
+        }
 
         if (typeof(T) == typeof(float) && PackedGemm.IsSupported)
         {

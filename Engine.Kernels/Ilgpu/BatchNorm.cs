@@ -1,7 +1,8 @@
 // Batch normalisation over [N, C, HW] tensors, per channel c (vectors gamma, beta, running and saved statistics
 // are [C]), with PyTorch's semantics: training mode normalises with the batch mean and the biased variance and
 // folds the unbiased variance into the running variance with the given momentum; eval mode uses the running
-// statistics.
+// statistics. Every kernel can fuse the ReLU that follows batch-norm in a ResNet block (y = max(bn(x), 0); in
+// backward, dy counts only where y > 0), saving a pass over the activations each way.
 //
 // Statistics: one group per channel (see Reduction.cs) computes the mean, then the sum of squared deviations
 // from it in a second pass over the data — two passes, so no E[x²] − E[x]² cancellation. Normalisation and the
@@ -45,29 +46,36 @@ public static class BatchNormKernels
         runningVar[channel] = (T.One - momentum) * runningVar[channel] + momentum * variance * unbiasFactor;
     }
 
-    /// <summary>y = (x − mean[c])·invStd[c]·gamma[c] + beta[c], grid-stride.</summary>
+    /// <summary>y = (x − mean[c])·invStd[c]·gamma[c] + beta[c] (then ReLU when relu ≠ 0), grid-stride.</summary>
     public static void Normalize<T>(Index1D thread, ArrayView<T> x, ArrayView<T> mean, ArrayView<T> invStd,
-        ArrayView<T> gamma, ArrayView<T> beta, ArrayView<T> y, int channels, int spatial, int stride)
+        ArrayView<T> gamma, ArrayView<T> beta, ArrayView<T> y, int channels, int spatial, int relu, int stride)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         for (long i = thread; i < y.Length; i += stride)
         {
             int c = (int)(i / spatial % channels);
-            y[i] = (x[i] - mean[c]) * invStd[c] * gamma[c] + beta[c];
+            T value = (x[i] - mean[c]) * invStd[c] * gamma[c] + beta[c];
+            y[i] = relu != 0 && value < T.Zero ? T.Zero : value;
         }
     }
 
-    /// <summary>Eval mode: y = (x − runningMean[c]) / sqrt(runningVar[c] + eps)·gamma[c] + beta[c].</summary>
+    /// <summary>Eval mode: y = (x − runningMean[c]) / sqrt(runningVar[c] + eps)·gamma[c] + beta[c] (then ReLU).</summary>
     public static void NormalizeWithRunningStatistics<T>(Index1D thread, ArrayView<T> x, ArrayView<T> runningMean,
         ArrayView<T> runningVar, ArrayView<T> gamma, ArrayView<T> beta, ArrayView<T> y, int channels, int spatial,
-        T epsilon, int stride) where T : unmanaged, IFloatingPointIeee754<T>
+        T epsilon, int relu, int stride) where T : unmanaged, IFloatingPointIeee754<T>
     {
         for (long i = thread; i < y.Length; i += stride)
         {
             int c = (int)(i / spatial % channels);
-            y[i] = (x[i] - runningMean[c]) / T.Sqrt(runningVar[c] + epsilon) * gamma[c] + beta[c];
+            T value = (x[i] - runningMean[c]) / T.Sqrt(runningVar[c] + epsilon) * gamma[c] + beta[c];
+            y[i] = relu != 0 && value < T.Zero ? T.Zero : value;
         }
     }
+
+    /// <summary>dy where the fused ReLU's output is positive (or everywhere without a fused ReLU).</summary>
+    private static T MaskedGradient<T>(ArrayView<T> dy, ArrayView<T> reluOutput, int relu, long index)
+        where T : unmanaged, IFloatingPointIeee754<T> =>
+        relu != 0 && reluOutput[index] <= T.Zero ? T.Zero : dy[index];
 
     /// <summary>invStd[c] = 1 / sqrt(variance[c] + eps).</summary>
     public static void InverseStandardDeviation<T>(Index1D c, ArrayView<T> variance, ArrayView<T> invStd, T epsilon)
@@ -77,9 +85,9 @@ public static class BatchNormKernels
     }
 
     /// <summary>Per channel (one group each): dbeta = Σdy, dgamma = Σdy·x̂.</summary>
-    public static void ParameterGradients<T>(ArrayView<T> x, ArrayView<T> dy, ArrayView<T> mean,
-        ArrayView<T> invStd, ArrayView<T> dgamma, ArrayView<T> dbeta, int channels, int spatial, int count)
-        where T : unmanaged, IFloatingPointIeee754<T>
+    public static void ParameterGradients<T>(ArrayView<T> x, ArrayView<T> dy, ArrayView<T> reluOutput,
+        ArrayView<T> mean, ArrayView<T> invStd, ArrayView<T> dgamma, ArrayView<T> dbeta, int channels, int spatial,
+        int count, int relu) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int channel = Grid.IdxX;
         var scratch = SharedMemory.GetDynamic<T>();
@@ -88,8 +96,9 @@ public static class BatchNormKernels
         for (int i = Group.IdxX; i < count; i += Group.DimX)
         {
             long index = ReductionKernels.ChannelElement(i, channel, channels, spatial);
-            sumDy += dy[index];
-            sumDyXhat += dy[index] * (x[index] - m) * s;
+            T g = MaskedGradient(dy, reluOutput, relu, index);
+            sumDy += g;
+            sumDyXhat += g * (x[index] - m) * s;
         }
         T totalDy = ReductionKernels.GroupSum(sumDy, scratch);
         T totalDyXhat = ReductionKernels.GroupSum(sumDyXhat, scratch);
@@ -100,23 +109,25 @@ public static class BatchNormKernels
 
     /// <summary>dx per element, grid-stride; <paramref name="batchStatistics"/> ≠ 0 adds the terms through the
     /// batch mean and variance.</summary>
-    public static void InputGradient<T>(Index1D thread, ArrayView<T> x, ArrayView<T> dy, ArrayView<T> gamma,
-        ArrayView<T> mean, ArrayView<T> invStd, ArrayView<T> dgamma, ArrayView<T> dbeta, ArrayView<T> dx,
-        int channels, int spatial, int batchStatistics, T inverseCount, int stride)
+    public static void InputGradient<T>(Index1D thread, ArrayView<T> x, ArrayView<T> dy, ArrayView<T> reluOutput,
+        ArrayView<T> gamma, ArrayView<T> mean, ArrayView<T> invStd, ArrayView<T> dgamma, ArrayView<T> dbeta,
+        ArrayView<T> dx, int channels, int spatial, int flags, T inverseCount, int stride)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        int batchStatistics = flags & 1, relu = flags & 2;
         for (long i = thread; i < dx.Length; i += stride)
         {
             int c = (int)(i / spatial % channels);
             T scale = gamma[c] * invStd[c];
+            T g = MaskedGradient(dy, reluOutput, relu, i);
             if (batchStatistics != 0)
             {
                 T xhat = (x[i] - mean[c]) * invStd[c];
-                dx[i] = scale * (dy[i] - dbeta[c] * inverseCount - xhat * dgamma[c] * inverseCount);
+                dx[i] = scale * (g - dbeta[c] * inverseCount - xhat * dgamma[c] * inverseCount);
             }
             else
             {
-                dx[i] = scale * dy[i];
+                dx[i] = scale * g;
             }
         }
     }
@@ -139,8 +150,8 @@ public sealed partial class IlgpuBackend
 
     public void BatchNormForwardTraining<T>(int batch, int channels, int spatial, DeviceBuffer<T> x,
         DeviceBuffer<T> gamma, DeviceBuffer<T> beta, DeviceBuffer<T> runningMean, DeviceBuffer<T> runningVar,
-        double momentum, double epsilon, DeviceBuffer<T> y, DeviceBuffer<T> savedMean, DeviceBuffer<T> savedInvStd)
-        where T : unmanaged, IFloatingPointIeee754<T>
+        double momentum, double epsilon, DeviceBuffer<T> y, DeviceBuffer<T> savedMean, DeviceBuffer<T> savedInvStd,
+        bool relu) where T : unmanaged, IFloatingPointIeee754<T>
     {
         ValidateBatchNorm("batch-norm forward", batch, channels, spatial, x, y,
             gamma, beta, runningMean, runningVar, savedMean, savedInvStd);
@@ -155,28 +166,28 @@ public sealed partial class IlgpuBackend
             T.CreateChecked(momentum), T.CreateChecked(epsilon));
 
         var normalize = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>,
-            ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int>>(nameof(BatchNormKernels.Normalize),
+            ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int, int>>(nameof(BatchNormKernels.Normalize),
             static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>,
-                ArrayView<T>, ArrayView<T>, int, int, int>(BatchNormKernels.Normalize));
+                ArrayView<T>, ArrayView<T>, int, int, int, int>(BatchNormKernels.Normalize));
         int extent = StreamExtent(y.Length);
         normalize(_accelerator.DefaultStream, extent, View(x), View(savedMean), View(savedInvStd), View(gamma),
-            View(beta), View(y), channels, spatial, extent);
+            View(beta), View(y), channels, spatial, relu ? 1 : 0, extent);
     }
 
     public void BatchNormForwardInference<T>(int batch, int channels, int spatial, DeviceBuffer<T> x,
         DeviceBuffer<T> gamma, DeviceBuffer<T> beta, DeviceBuffer<T> runningMean, DeviceBuffer<T> runningVar,
-        double epsilon, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T>
+        double epsilon, DeviceBuffer<T> y, bool relu) where T : unmanaged, IFloatingPointIeee754<T>
     {
         ValidateBatchNorm("batch-norm inference", batch, channels, spatial, x, y, gamma, beta, runningMean,
             runningVar);
         var normalize = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>,
-            ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, T, int>>(
+            ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, T, int, int>>(
             nameof(BatchNormKernels.NormalizeWithRunningStatistics),
             static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>,
-                ArrayView<T>, ArrayView<T>, int, int, T, int>(BatchNormKernels.NormalizeWithRunningStatistics));
+                ArrayView<T>, ArrayView<T>, int, int, T, int, int>(BatchNormKernels.NormalizeWithRunningStatistics));
         int extent = StreamExtent(y.Length);
         normalize(_accelerator.DefaultStream, extent, View(x), View(runningMean), View(runningVar), View(gamma),
-            View(beta), View(y), channels, spatial, T.CreateChecked(epsilon), extent);
+            View(beta), View(y), channels, spatial, T.CreateChecked(epsilon), relu ? 1 : 0, extent);
     }
 
     public void InverseStandardDeviation<T>(DeviceBuffer<T> variance, double epsilon, DeviceBuffer<T> invStd)
@@ -194,28 +205,33 @@ public sealed partial class IlgpuBackend
 
     public void BatchNormBackward<T>(int batch, int channels, int spatial, DeviceBuffer<T> x, DeviceBuffer<T> dy,
         DeviceBuffer<T> gamma, DeviceBuffer<T> mean, DeviceBuffer<T> invStd, bool batchStatistics,
-        DeviceBuffer<T> dx, DeviceBuffer<T> dgamma, DeviceBuffer<T> dbeta) where T : unmanaged, IFloatingPointIeee754<T>
+        DeviceBuffer<T> dx, DeviceBuffer<T> dgamma, DeviceBuffer<T> dbeta, DeviceBuffer<T>? reluOutput)
+        where T : unmanaged, IFloatingPointIeee754<T>
     {
         ValidateBatchNorm("batch-norm backward", batch, channels, spatial, x, dy, gamma, mean, invStd, dgamma,
             dbeta);
         Validate.Buffer(this, "batch-norm backward", nameof(dx), dx, x.Length);
+        if (reluOutput is not null) Validate.Buffer(this, "batch-norm backward", nameof(reluOutput), reluOutput, x.Length);
+        var mask = View(reluOutput ?? dy);
+        int relu = reluOutput is null ? 0 : 1;
         int count = batch * spatial;
         var parameters = Kernel<T, Action<AcceleratorStream, KernelConfig, ArrayView<T>, ArrayView<T>, ArrayView<T>,
-            ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int>>(nameof(BatchNormKernels.ParameterGradients),
+            ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int, int>>(
+            nameof(BatchNormKernels.ParameterGradients),
             static a => a.LoadKernel<ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>,
-                ArrayView<T>, int, int, int>(BatchNormKernels.ParameterGradients));
-        parameters(_accelerator.DefaultStream, PerChannelConfig<T>(channels), View(x), View(dy), View(mean),
-            View(invStd), View(dgamma), View(dbeta), channels, spatial, count);
+                ArrayView<T>, ArrayView<T>, int, int, int, int>(BatchNormKernels.ParameterGradients));
+        parameters(_accelerator.DefaultStream, PerChannelConfig<T>(channels), View(x), View(dy), mask, View(mean),
+            View(invStd), View(dgamma), View(dbeta), channels, spatial, count, relu);
 
         var input = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>,
-            ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int, T, int>>(
-            nameof(BatchNormKernels.InputGradient),
+            ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int, T,
+            int>>(nameof(BatchNormKernels.InputGradient),
             static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>,
-                ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int, T, int>(
+                ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int, T, int>(
                 BatchNormKernels.InputGradient));
         int extent = StreamExtent(dx.Length);
-        input(_accelerator.DefaultStream, extent, View(x), View(dy), View(gamma), View(mean), View(invStd),
-            View(dgamma), View(dbeta), View(dx), channels, spatial, batchStatistics ? 1 : 0,
+        input(_accelerator.DefaultStream, extent, View(x), View(dy), mask, View(gamma), View(mean), View(invStd),
+            View(dgamma), View(dbeta), View(dx), channels, spatial, (batchStatistics ? 1 : 0) | (relu << 1),
             T.One / T.CreateChecked(count), extent);
     }
 }

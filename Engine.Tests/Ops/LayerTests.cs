@@ -72,6 +72,26 @@ public sealed class LayerTests(string kind) : DeviceFixture(kind)
             new GradCheckOptions { InputNames = ["x", "gamma", "beta"] }).EnsurePassed();
     }
 
+    [TestCase(true)]
+    [TestCase(false)]
+    public void FusedBatchNormReluMatchesReferenceAndPassesGradientCheck(bool training)
+    {
+        var x = Normal<float>([2, 3, 5, 5], 40);
+        var (gamma, beta, runMean, runVar) = BatchNormParameters<float>(3, 41);
+        var unfused = x.BatchNorm(gamma, beta, runMean.Clone(), runVar.Clone(), training).ToArray()
+            .Select(v => Math.Max(v, 0f)).ToArray();
+        var fused = x.BatchNorm(gamma, beta, runMean, runVar, training, relu: true).ToArray();
+        Reference.AssertClose(Reference.ToDouble(unfused), Reference.ToDouble(fused), 1e-6, 1e-5, "bn+relu");
+        Assert.That(fused, Has.Some.EqualTo(0f).And.Some.GreaterThan(0f), "the ReLU clamps some and keeps others");
+
+        var xd = Variable([3, 4, 3, 3], 42);
+        var g = Variable([4], 43);
+        var b = Variable([4], 44);
+        var (_, _, rm, rv) = BatchNormParameters<double>(4, 45);
+        GradCheck.Run(() => xd.BatchNorm(g, b, rm, rv, training, relu: true), [xd, g, b],
+            new GradCheckOptions { InputNames = ["x", "gamma", "beta"] }).EnsurePassed();
+    }
+
     [TestCase(2, 3, 5, 5, 3, 2, 1)]
     [TestCase(1, 2, 7, 7, 3, 2, 1)]
     [TestCase(2, 2, 6, 5, 2, 2, 0)]

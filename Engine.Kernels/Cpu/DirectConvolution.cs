@@ -1,0 +1,611 @@
+// Direct float convolutions with AVX-512 (the whole of ResNet-style 3x3/1x1 layers, any shape whose per-image
+// buffer fits DirectImageLimit), replacing im2col packing, which costs as much as the arithmetic at small C or K.
+//
+// Each image is first copied, once per task, into a zero-padded buffer in the worker's scratch (L2-resident) laid
+// out so that every depth term (c, r, s) is a plane indexed by the output pixel p = oh·OW + ow (ShiftedSource):
+// 16 consecutive output pixels are one contiguous load, across row ends too. A depth term is then an offset into
+// the buffer, and the micro-kernels read the image in place, never packing it:
+//   forward / stride-1 data gradient: 8 output channels × 3 vectors of 16 output pixels in 24 zmm accumulators;
+//     per term, 3 loads of the padded image, 8 broadcasts of the (packed, zero-padded) weights, 24 FMAs.
+//     The data gradient is the forward convolution of dy with the kernel flipped and its channels swapped.
+//   strided data gradient: one output phase (a, b) of dx at a time, a stride-1 convolution over dy with only the
+//     taps that reach that phase (DirectStridedDataJob), its result written into dx's strided positions.
+//   weight gradient: 4 output channels × 6 depth terms in 24 zmm accumulators, summed over every pixel vector of
+//     a group of images, then reduced across lanes; each task owns a fixed range of images (the ranges depend on
+//     the shape only) and writes its own partial dw, and the partials are summed in order afterwards.
+// Every output element is summed in a fixed order whichever thread runs it, so results are deterministic.
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace Engine.Kernels.Cpu;
+
+/// <summary>
+/// One image of a source tensor copied, zero-padded, into a worker's scratch so that every depth term (c, r, s)
+/// of the convolution is a plane whose element p (p = oh·OW + ow, the output pixels in order) is the source value
+/// that output pixel p multiplies: 16 consecutive output pixels are one contiguous load, across row ends too.
+/// Stride-1 rows: planes per (c, s), PR = OH + R − 1 rows of OW, term (c, r, s) starts r rows in (the r taps share a
+/// plane). Strided rows: planes per (c, r, s) of OH·OW (an im2col of the image).
+/// plane(c, r, s)[oh][ow] = source[n, c, oh·sh + r − OriginY, ow·sw + s − OriginX], zero outside the source.
+/// </summary>
+internal unsafe struct ShiftedSource
+{
+    public float* Source;
+    public int Channels, Height, Width;
+    public int OutHeight, OutWidth, KernelHeight, KernelWidth, StrideH, StrideW, OriginY, OriginX;
+
+    private readonly bool SharedRows => StrideH == 1;
+    private readonly int PlaneRows => SharedRows ? OutHeight + KernelHeight - 1 : OutHeight;
+    private readonly long PlaneFloats => (long)PlaneRows * OutWidth;
+    private readonly long Planes => (long)Channels * KernelWidth * (SharedRows ? 1 : KernelHeight);
+
+    /// <summary>Floats of one image's buffer, with slack for the last vector's overrun.</summary>
+    public readonly long ImageFloats => (Planes * PlaneFloats + 16 + 15) / 16 * 16;
+
+    /// <summary>Where term (c, r, s) starts in the buffer: output pixel p reads buffer[Offset + p].</summary>
+    public readonly int Offset(int c, int r, int s) => checked((int)(SharedRows
+        ? ((long)c * KernelWidth + s) * PlaneFloats + (long)r * OutWidth
+        : (((long)c * KernelHeight + r) * KernelWidth + s) * PlaneFloats));
+
+    public readonly void Build(float* dst, int n)
+    {
+        int rows = PlaneRows, ow = OutWidth;
+        for (int c = 0; c < Channels; c++)
+        {
+            float* plane = Source + ((long)n * Channels + c) * Height * Width;
+            for (int r = 0; r < (SharedRows ? 1 : KernelHeight); r++)
+            for (int s = 0; s < KernelWidth; s++)
+            {
+                float* d = dst + Offset(c, r, s);
+                for (int pr = 0; pr < rows; pr++, d += ow)
+                {
+                    int ih = (SharedRows ? pr : pr * StrideH + r) - OriginY;
+                    if ((uint)ih >= (uint)Height) PackedGemm.ZeroRow(d, ow);
+                    else FillRow(plane + (long)ih * Width, Width, s - OriginX, StrideW, ow, d);
+                }
+            }
+        }
+        PackedGemm.ZeroRow(dst + Planes * PlaneFloats, (int)(ImageFloats - Planes * PlaneFloats));
+    }
+
+    /// <summary>d[j] = row[iw0 + j·sw] for j &lt; ow, zero where that is outside [0, width).</summary>
+    public static void FillRow(float* row, int width, int iw0, int sw, int ow, float* d)
+    {
+        int lo = iw0 >= 0 ? 0 : Math.Min((-iw0 + sw - 1) / sw, ow);
+        int hi = iw0 >= width ? lo : Math.Clamp((width - iw0 + sw - 1) / sw, lo, ow);
+        PackedGemm.ZeroRow(d, lo);
+        PackedGemm.ZeroRow(d + hi, ow - hi);
+        if (sw == 1)
+        {
+            PackedGemm.CopyRow(row + iw0 + lo, d + lo, hi - lo);
+            return;
+        }
+        int j = lo;
+        if (sw == 2)
+        {
+            var even = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+            // vector j … j + 15 reads row[iw0 + 2j … iw0 + 2j + 31]: inside the row while that end is < width.
+            for (; j + 16 <= hi && iw0 + 2 * j + 32 <= width; j += 16)
+            {
+                float* src = row + iw0 + 2 * j;
+                Avx512F.PermuteVar16x32x2(Vector512.Load(src), even, Vector512.Load(src + 16))
+                    .Store(d + j);
+            }
+        }
+        for (; j < hi; j++) d[j] = row[iw0 + j * sw];
+    }
+}
+
+/// <summary>out[n, k, p] = Σ over terms d of weight[k][d] · buffer_n[Offsets[d] + p] (+ bias[k]): task t builds the
+/// buffers of images [t·G, t·G + G) and computes all of their outputs, 8 channels × 3 pixel vectors at a time.</summary>
+internal unsafe struct DirectConvJob : IParallelJob
+{
+    public ShiftedSource Source;
+    public float* PackedWeight;
+    public int* Offsets;
+    public int Depth, OutChannels, Positions, Batch, GroupImages;
+    public float* Output, Bias;
+    public CpuBackend Backend;
+
+    public void Execute(int task, int worker)
+    {
+        int n0 = task * GroupImages, images = Math.Min(GroupImages, Batch - n0);
+        long imageFloats = Source.ImageFloats;
+        float* buffer = Backend.DirectSourceScratch(worker, images * imageFloats);
+        for (int i = 0; i < images; i++) Source.Build(buffer + i * imageFloats, n0 + i);
+        Tiles(buffer, imageFloats, images, Positions, PackedWeight, Offsets, Depth, OutChannels,
+            Output + (long)n0 * OutChannels * Positions, Bias);
+    }
+
+    /// <summary>out[i, k, p] = Σ_d weight[k][d] · buffer_i[Offsets[d] + p] (+ bias[k]) for images i &lt; images,
+    /// 8 channels × 3 pixel vectors at a time.</summary>
+    public static void Tiles(float* buffer, long imageFloats, int images, int positions, float* packedWeight,
+        int* offsets, int depth, int outChannels, float* output, float* bias)
+    {
+        int vectors = (positions + 15) / 16, slots = images * vectors;
+        int kBlocks = (outChannels + 7) / 8;
+        float* tile = stackalloc float[8 * 3 * 16 + 16];
+        tile = (float*)(((nint)tile + 63) & ~(nint)63);
+        float** bases = stackalloc float*[3];
+        int* image = stackalloc int[3];
+        int* pixel = stackalloc int[3];
+        for (int t0 = 0; t0 < slots; t0 += 3)
+        {
+            int count = Math.Min(3, slots - t0);
+            for (int j = 0; j < 3; j++)
+            {
+                int t = t0 + Math.Min(j, count - 1);
+                image[j] = t / vectors;
+                pixel[j] = t % vectors * 16;
+                bases[j] = buffer + image[j] * imageFloats + pixel[j];
+            }
+            for (int kb = 0; kb < kBlocks; kb++)
+            {
+                DirectKernels.Forward8x3(packedWeight + (long)kb * depth * 8, offsets, depth, bases[0], bases[1],
+                    bases[2], tile);
+                int kEnd = Math.Min(8, outChannels - kb * 8);
+                for (int j = 0; j < count; j++)
+                {
+                    int width = Math.Min(16, positions - pixel[j]);
+                    for (int i = 0; i < kEnd; i++)
+                    {
+                        int k = kb * 8 + i;
+                        float* dst = output + ((long)image[j] * outChannels + k) * positions + pixel[j];
+                        var v = Vector512.Load(tile + (i * 3 + j) * 16);
+                        if (bias != null) v += Vector512.Create(bias[k]);
+                        if (width == 16) v.Store(dst);
+                        else for (int l = 0; l < width; l++) dst[l] = v.GetElement(l);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// <summary>
+/// The strided data gradient, one output phase (a, b) at a time: dx[n, c, sh·i + a, sw·j + b] = Σ over the taps
+/// (r, s) with (a + PadTop − r) % sh = 0 and (b + PadLeft − s) % sw = 0 of w[k, c, r, s] · dy[n, k, i + dr, j + dc],
+/// dr = (a + PadTop − r) / sh (dc likewise): a stride-1 convolution over dy with those taps only, so none of the
+/// transposed convolution's zeros is multiplied. Its terms are planes of dy shifted by (dr, dc) over the phase grid;
+/// the phase result goes to scratch, then into dx's strided positions.
+/// </summary>
+internal unsafe struct DirectStridedDataJob : IParallelJob
+{
+    public ConvGeometry G;
+    public float* OutputGradient, InputGradient;
+    /// <summary>Per phase a·sw + b: first term, term count; per term: channel k, dr, dc; packed weights
+    /// [phase][cBlock][term][8] starting at PhaseWeights[phase].</summary>
+    public int* PhaseFirst, PhaseCount, TermChannel, TermRow, TermColumn, Offsets;
+    public long* PhaseWeights;
+    public float* PackedWeight;
+    public CpuBackend Backend;
+
+    public void Execute(int task, int worker)
+    {
+        int n = task, sh = G.StrideHeight, sw = G.StrideWidth;
+        int planeIn = G.InHeight * G.InWidth, planeOut = G.OutHeight * G.OutWidth;
+        float* dx = InputGradient + (long)n * G.InChannels * planeIn;
+        float* dy = OutputGradient + (long)n * G.OutChannels * planeOut;
+        for (int a = 0; a < sh; a++)
+        for (int b = 0; b < sw; b++)
+        {
+            int gh = (G.InHeight - a + sh - 1) / sh, gw = (G.InWidth - b + sw - 1) / sw;
+            if (gh <= 0 || gw <= 0) continue;
+            int phase = a * sw + b, first = PhaseFirst[phase], terms = PhaseCount[phase], grid = gh * gw;
+            float* result = Backend.DirectPhaseScratch(worker, (long)G.InChannels * grid);
+            if (terms == 0) new Span<float>(result, G.InChannels * grid).Clear();
+            else
+            {
+                long bufferFloats = ((long)terms * grid + 16 + 15) / 16 * 16;
+                float* buffer = Backend.DirectSourceScratch(worker, bufferFloats);
+                for (int t = 0; t < terms; t++)
+                {
+                    float* plane = dy + (long)TermChannel[first + t] * planeOut;
+                    float* d = buffer + (long)t * grid;
+                    int dr = TermRow[first + t], dc = TermColumn[first + t];
+                    for (int i = 0; i < gh; i++, d += gw)
+                    {
+                        int ih = i + dr;
+                        if ((uint)ih >= (uint)G.OutHeight) PackedGemm.ZeroRow(d, gw);
+                        else ShiftedSource.FillRow(plane + (long)ih * G.OutWidth, G.OutWidth, dc, 1, gw, d);
+                    }
+                }
+                PackedGemm.ZeroRow(buffer + (long)terms * grid, (int)(bufferFloats - (long)terms * grid));
+                DirectConvJob.Tiles(buffer, bufferFloats, 1, grid, PackedWeight + PhaseWeights[phase],
+                    Offsets + first, terms, G.InChannels, result, null);
+            }
+            for (int c = 0; c < G.InChannels; c++)
+            {
+                float* src = result + (long)c * grid;
+                float* plane = dx + (long)c * planeIn + a * G.InWidth + b;
+                for (int i = 0; i < gh; i++, src += gw)
+                {
+                    float* row = plane + (long)i * sh * G.InWidth;
+                    for (int j = 0; j < gw; j++) row[j * sw] = src[j];
+                }
+            }
+        }
+    }
+}
+
+/// <summary>Partial weight gradients: task p sums images [p·N/P, (p+1)·N/P), in groups of GroupImages, into
+/// Partials[p][k][d] = Σ dy[n, k, pixel] · buffer_n[Offsets[d] + pixel].</summary>
+internal unsafe struct DirectWeightJob : IParallelJob
+{
+    public ShiftedSource Source;
+    public int* Offsets;
+    public int Depth, PaddedDepth, OutChannels, Positions, Batch, Partitions, GroupImages;
+    public float* OutputGradient, Partials;
+    public CpuBackend Backend;
+
+    public void Execute(int task, int worker)
+    {
+        int n0 = (int)((long)task * Batch / Partitions), n1 = (int)((long)(task + 1) * Batch / Partitions);
+        float* partial = Partials + (long)task * OutChannels * Depth;
+        new Span<float>(partial, OutChannels * Depth).Clear();
+        long imageFloats = Source.ImageFloats;
+        float* buffer = Backend.DirectSourceScratch(worker, GroupImages * imageFloats);
+        float* sums = stackalloc float[24];
+        long positions = Positions;
+        for (int g0 = n0; g0 < n1; g0 += GroupImages)
+        {
+            int images = Math.Min(GroupImages, n1 - g0);
+            for (int i = 0; i < images; i++) Source.Build(buffer + i * imageFloats, g0 + i);
+            for (int k0 = 0; k0 < OutChannels; k0 += 4)
+            {
+                float* dy = OutputGradient + (long)g0 * OutChannels * positions;
+                int kCount = Math.Min(4, OutChannels - k0);
+                long o1 = Math.Min(1, kCount - 1) * positions, o2 = Math.Min(2, kCount - 1) * positions,
+                    o3 = Math.Min(3, kCount - 1) * positions;
+                for (int d0 = 0; d0 < PaddedDepth; d0 += 6)
+                {
+                    DirectKernels.Weight4x6(dy + k0 * positions, o1, o2, o3, OutChannels * positions, images,
+                        buffer, imageFloats, Offsets + d0, Positions, sums);
+                    int dCount = Math.Min(6, Depth - d0);
+                    for (int i = 0; i < kCount; i++)
+                    for (int j = 0; j < dCount; j++)
+                        partial[(long)(k0 + i) * Depth + d0 + j] += sums[i * 6 + j];
+                }
+            }
+        }
+    }
+}
+
+/// <summary>dw[k][d] = Σ over partitions p, in order, of Partials[p][k][d]; task k.</summary>
+internal unsafe struct PartialSumJob : IParallelJob
+{
+    public float* Partials, Output;
+    public int Partitions, RowLength;
+    public long PartitionLength;
+
+    public void Execute(int task, int worker)
+    {
+        float* dst = Output + (long)task * RowLength;
+        float* src = Partials + (long)task * RowLength;
+        int j = 0;
+        for (; j + 16 <= RowLength; j += 16)
+        {
+            var sum = Vector512.Load(src + j);
+            for (int p = 1; p < Partitions; p++) sum += Vector512.Load(src + p * PartitionLength + j);
+            sum.Store(dst + j);
+        }
+        for (; j < RowLength; j++)
+        {
+            float sum = src[j];
+            for (int p = 1; p < Partitions; p++) sum += src[p * PartitionLength + j];
+            dst[j] = sum;
+        }
+    }
+}
+
+internal static unsafe class DirectKernels
+{
+    public static bool IsSupported => Avx512F.IsSupported;
+
+    /// <summary>tile[(i·3 + j)·16 + l] = Σ_d w[d·8 + i] · b_j[offsets[d] + l].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Forward8x3(float* w, int* offsets, int depth, float* b0p, float* b1p, float* b2p, float* tile)
+    {
+        Vector512<float> c00 = default, c01 = default, c02 = default, c10 = default, c11 = default, c12 = default,
+            c20 = default, c21 = default, c22 = default, c30 = default, c31 = default, c32 = default,
+            c40 = default, c41 = default, c42 = default, c50 = default, c51 = default, c52 = default,
+            c60 = default, c61 = default, c62 = default, c70 = default, c71 = default, c72 = default;
+        for (int d = 0; d < depth; d++, w += 8)
+        {
+            int o = offsets[d];
+            var b0 = Vector512.Load(b0p + o);
+            var b1 = Vector512.Load(b1p + o);
+            var b2 = Vector512.Load(b2p + o);
+            var a = Vector512.Create(w[0]);
+            c00 = Avx512F.FusedMultiplyAdd(a, b0, c00);
+            c01 = Avx512F.FusedMultiplyAdd(a, b1, c01);
+            c02 = Avx512F.FusedMultiplyAdd(a, b2, c02);
+            a = Vector512.Create(w[1]);
+            c10 = Avx512F.FusedMultiplyAdd(a, b0, c10);
+            c11 = Avx512F.FusedMultiplyAdd(a, b1, c11);
+            c12 = Avx512F.FusedMultiplyAdd(a, b2, c12);
+            a = Vector512.Create(w[2]);
+            c20 = Avx512F.FusedMultiplyAdd(a, b0, c20);
+            c21 = Avx512F.FusedMultiplyAdd(a, b1, c21);
+            c22 = Avx512F.FusedMultiplyAdd(a, b2, c22);
+            a = Vector512.Create(w[3]);
+            c30 = Avx512F.FusedMultiplyAdd(a, b0, c30);
+            c31 = Avx512F.FusedMultiplyAdd(a, b1, c31);
+            c32 = Avx512F.FusedMultiplyAdd(a, b2, c32);
+            a = Vector512.Create(w[4]);
+            c40 = Avx512F.FusedMultiplyAdd(a, b0, c40);
+            c41 = Avx512F.FusedMultiplyAdd(a, b1, c41);
+            c42 = Avx512F.FusedMultiplyAdd(a, b2, c42);
+            a = Vector512.Create(w[5]);
+            c50 = Avx512F.FusedMultiplyAdd(a, b0, c50);
+            c51 = Avx512F.FusedMultiplyAdd(a, b1, c51);
+            c52 = Avx512F.FusedMultiplyAdd(a, b2, c52);
+            a = Vector512.Create(w[6]);
+            c60 = Avx512F.FusedMultiplyAdd(a, b0, c60);
+            c61 = Avx512F.FusedMultiplyAdd(a, b1, c61);
+            c62 = Avx512F.FusedMultiplyAdd(a, b2, c62);
+            a = Vector512.Create(w[7]);
+            c70 = Avx512F.FusedMultiplyAdd(a, b0, c70);
+            c71 = Avx512F.FusedMultiplyAdd(a, b1, c71);
+            c72 = Avx512F.FusedMultiplyAdd(a, b2, c72);
+        }
+        c00.Store(tile); c01.Store(tile + 16); c02.Store(tile + 32);
+        c10.Store(tile + 48); c11.Store(tile + 64); c12.Store(tile + 80);
+        c20.Store(tile + 96); c21.Store(tile + 112); c22.Store(tile + 128);
+        c30.Store(tile + 144); c31.Store(tile + 160); c32.Store(tile + 176);
+        c40.Store(tile + 192); c41.Store(tile + 208); c42.Store(tile + 224);
+        c50.Store(tile + 240); c51.Store(tile + 256); c52.Store(tile + 272);
+        c60.Store(tile + 288); c61.Store(tile + 304); c62.Store(tile + 320);
+        c70.Store(tile + 336); c71.Store(tile + 352); c72.Store(tile + 368);
+    }
+
+    /// <summary>sums[i·6 + j] = Σ over images, output rows and 16-wide pixel vectors of dy_i · x at offsets[j],
+    /// where dy_i is row k0 + i of dy (o1, o2, o3 its distances from row 0) and x the image's buffer; positions % 16 = 0.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Weight4x6(float* dy, long o1, long o2, long o3, long dyImageStride, int images, float* x,
+        long xImageStride, int* offsets, int positions, float* sums)
+    {
+        Vector512<float> c00 = default, c01 = default, c02 = default, c03 = default, c04 = default, c05 = default,
+            c10 = default, c11 = default, c12 = default, c13 = default, c14 = default, c15 = default,
+            c20 = default, c21 = default, c22 = default, c23 = default, c24 = default, c25 = default,
+            c30 = default, c31 = default, c32 = default, c33 = default, c34 = default, c35 = default;
+        int f0 = offsets[0], f1 = offsets[1], f2 = offsets[2], f3 = offsets[3], f4 = offsets[4], f5 = offsets[5];
+        for (int n = 0; n < images; n++, dy += dyImageStride, x += xImageStride)
+        {
+            for (int p = 0; p < positions; p += 16)
+            {
+                {
+                    float* g = dy + p, xp = x + p;
+                    var d0 = Vector512.Load(g);
+                    var d1 = Vector512.Load(g + o1);
+                    var d2 = Vector512.Load(g + o2);
+                    var d3 = Vector512.Load(g + o3);
+                    var b = Vector512.Load(xp + f0);
+                    c00 = Avx512F.FusedMultiplyAdd(d0, b, c00);
+                    c10 = Avx512F.FusedMultiplyAdd(d1, b, c10);
+                    c20 = Avx512F.FusedMultiplyAdd(d2, b, c20);
+                    c30 = Avx512F.FusedMultiplyAdd(d3, b, c30);
+                    b = Vector512.Load(xp + f1);
+                    c01 = Avx512F.FusedMultiplyAdd(d0, b, c01);
+                    c11 = Avx512F.FusedMultiplyAdd(d1, b, c11);
+                    c21 = Avx512F.FusedMultiplyAdd(d2, b, c21);
+                    c31 = Avx512F.FusedMultiplyAdd(d3, b, c31);
+                    b = Vector512.Load(xp + f2);
+                    c02 = Avx512F.FusedMultiplyAdd(d0, b, c02);
+                    c12 = Avx512F.FusedMultiplyAdd(d1, b, c12);
+                    c22 = Avx512F.FusedMultiplyAdd(d2, b, c22);
+                    c32 = Avx512F.FusedMultiplyAdd(d3, b, c32);
+                    b = Vector512.Load(xp + f3);
+                    c03 = Avx512F.FusedMultiplyAdd(d0, b, c03);
+                    c13 = Avx512F.FusedMultiplyAdd(d1, b, c13);
+                    c23 = Avx512F.FusedMultiplyAdd(d2, b, c23);
+                    c33 = Avx512F.FusedMultiplyAdd(d3, b, c33);
+                    b = Vector512.Load(xp + f4);
+                    c04 = Avx512F.FusedMultiplyAdd(d0, b, c04);
+                    c14 = Avx512F.FusedMultiplyAdd(d1, b, c14);
+                    c24 = Avx512F.FusedMultiplyAdd(d2, b, c24);
+                    c34 = Avx512F.FusedMultiplyAdd(d3, b, c34);
+                    b = Vector512.Load(xp + f5);
+                    c05 = Avx512F.FusedMultiplyAdd(d0, b, c05);
+                    c15 = Avx512F.FusedMultiplyAdd(d1, b, c15);
+                    c25 = Avx512F.FusedMultiplyAdd(d2, b, c25);
+                    c35 = Avx512F.FusedMultiplyAdd(d3, b, c35);
+                }
+            }
+        }
+        sums[0] = Vector512.Sum(c00); sums[1] = Vector512.Sum(c01); sums[2] = Vector512.Sum(c02);
+        sums[3] = Vector512.Sum(c03); sums[4] = Vector512.Sum(c04); sums[5] = Vector512.Sum(c05);
+        sums[6] = Vector512.Sum(c10); sums[7] = Vector512.Sum(c11); sums[8] = Vector512.Sum(c12);
+        sums[9] = Vector512.Sum(c13); sums[10] = Vector512.Sum(c14); sums[11] = Vector512.Sum(c15);
+        sums[12] = Vector512.Sum(c20); sums[13] = Vector512.Sum(c21); sums[14] = Vector512.Sum(c22);
+        sums[15] = Vector512.Sum(c23); sums[16] = Vector512.Sum(c24); sums[17] = Vector512.Sum(c25);
+        sums[18] = Vector512.Sum(c30); sums[19] = Vector512.Sum(c31); sums[20] = Vector512.Sum(c32);
+        sums[21] = Vector512.Sum(c33); sums[22] = Vector512.Sum(c34); sums[23] = Vector512.Sum(c35);
+    }
+}
+
+public sealed unsafe partial class CpuBackend
+{
+    /// <summary>A worker's padded-image buffer for the direct convolutions.</summary>
+    internal float* DirectSourceScratch(int worker, long floats) =>
+        (float*)WorkerScratch(worker, DirectSourceSlot, floats * sizeof(float));
+
+    /// <summary>A worker's buffer for one phase of a strided data gradient.</summary>
+    internal float* DirectPhaseScratch(int worker, long floats) =>
+        (float*)WorkerScratch(worker, ColumnsSlot, floats * sizeof(float));
+
+    /// <summary>Largest per-image buffer (floats) the direct convolutions use; bigger images take the GEMM path.</summary>
+    private const long DirectImageLimit = 1 << 20;
+
+    private static ShiftedSource ForwardSource(ConvGeometry g, float* x) => new()
+    {
+        Source = x, Channels = g.InChannels, Height = g.InHeight, Width = g.InWidth,
+        OutHeight = g.OutHeight, OutWidth = g.OutWidth, KernelHeight = g.KernelHeight, KernelWidth = g.KernelWidth,
+        StrideH = g.StrideHeight, StrideW = g.StrideWidth, OriginY = g.PadTop, OriginX = g.PadLeft,
+    };
+
+    /// <summary>dy seen as the source of the stride-1 data gradient: the flipped kernel, padding R−1−PadTop.</summary>
+    private static ShiftedSource DataSource(ConvGeometry g, float* dy) => new()
+    {
+        Source = dy, Channels = g.OutChannels, Height = g.OutHeight, Width = g.OutWidth,
+        OutHeight = g.InHeight, OutWidth = g.InWidth, KernelHeight = g.KernelHeight, KernelWidth = g.KernelWidth,
+        StrideH = 1, StrideW = 1, OriginY = g.KernelHeight - 1 - g.PadTop, OriginX = g.KernelWidth - 1 - g.PadLeft,
+    };
+
+    private static bool UseDirectForward(ConvGeometry g) =>
+        DirectKernels.IsSupported && ForwardSource(g, null).ImageFloats <= DirectImageLimit;
+
+    private static bool UseDirectBackwardData(ConvGeometry g) =>
+        DirectKernels.IsSupported && g.StrideHeight == 1 && g.StrideWidth == 1 &&
+        DataSource(g, null).ImageFloats <= DirectImageLimit;
+
+    private static bool UseDirectStridedData(ConvGeometry g) =>
+        DirectKernels.IsSupported && (long)g.OutChannels * g.KernelHeight * g.KernelWidth *
+        ((g.InHeight + g.StrideHeight - 1) / g.StrideHeight) * ((g.InWidth + g.StrideWidth - 1) / g.StrideWidth) <=
+        DirectImageLimit;
+
+    private static bool UseDirectBackwardWeight(ConvGeometry g) =>
+        DirectKernels.IsSupported && g.OutHeight * g.OutWidth % 16 == 0 &&
+        ForwardSource(g, null).ImageFloats <= DirectImageLimit;
+
+    /// <summary>Images per task: enough pixel vectors that the 3-vector tiles waste little.</summary>
+    private static int DirectGroup(int positions, int batch)
+    {
+        int vectors = (positions + 15) / 16;
+        return vectors % 3 == 0 || vectors >= 24 ? 1 : Math.Min(3, batch);
+    }
+
+    private void DirectForward(ConvGeometry g, float* x, float* w, float* bias, float* y)
+    {
+        int kernelArea = g.KernelHeight * g.KernelWidth, depth = g.InChannels * kernelArea;
+        int kBlocks = (g.OutChannels + 7) / 8;
+        var source = ForwardSource(g, x);
+        var packed = (float*)WorkerScratch(0, DirectWeightSlot, (long)kBlocks * depth * 8 * sizeof(float));
+        var offsets = (int*)WorkerScratch(0, DirectOffsetSlot, (long)depth * sizeof(int));
+        for (int c = 0, d = 0; c < g.InChannels; c++)
+        for (int r = 0; r < g.KernelHeight; r++)
+        for (int s = 0; s < g.KernelWidth; s++, d++)
+        {
+            offsets[d] = source.Offset(c, r, s);
+            for (int k = 0; k < kBlocks * 8; k++)
+                packed[((long)(k / 8) * depth + d) * 8 + k % 8] =
+                    k < g.OutChannels ? w[(long)k * depth + d] : 0f;
+        }
+        int positions = g.OutHeight * g.OutWidth, group = DirectGroup(positions, g.Batch);
+        var job = new DirectConvJob
+        {
+            Source = source, PackedWeight = packed, Offsets = offsets, Depth = depth, OutChannels = g.OutChannels,
+            Positions = positions, Batch = g.Batch, GroupImages = group, Output = y, Bias = bias, Backend = this,
+        };
+        Parallel((g.Batch + group - 1) / group, ref job);
+    }
+
+    /// <summary>dx = the stride-1 forward convolution of dy with w flipped and its channels swapped.</summary>
+    private void DirectBackwardData(ConvGeometry g, float* dy, float* w, float* dx)
+    {
+        int kernelArea = g.KernelHeight * g.KernelWidth, depth = g.OutChannels * kernelArea;
+        int cBlocks = (g.InChannels + 7) / 8;
+        var source = DataSource(g, dy);
+        var packed = (float*)WorkerScratch(0, DirectWeightSlot, (long)cBlocks * depth * 8 * sizeof(float));
+        var offsets = (int*)WorkerScratch(0, DirectOffsetSlot, (long)depth * sizeof(int));
+        for (int k = 0, d = 0; k < g.OutChannels; k++)
+        for (int r = 0; r < g.KernelHeight; r++)
+        for (int s = 0; s < g.KernelWidth; s++, d++)
+        {
+            offsets[d] = source.Offset(k, r, s);
+            int tap = (g.KernelHeight - 1 - r) * g.KernelWidth + g.KernelWidth - 1 - s;
+            for (int c = 0; c < cBlocks * 8; c++)
+                packed[((long)(c / 8) * depth + d) * 8 + c % 8] =
+                    c < g.InChannels ? w[((long)k * g.InChannels + c) * kernelArea + tap] : 0f;
+        }
+        int positions = g.InHeight * g.InWidth, group = DirectGroup(positions, g.Batch);
+        var job = new DirectConvJob
+        {
+            Source = source, PackedWeight = packed, Offsets = offsets, Depth = depth, OutChannels = g.InChannels,
+            Positions = positions, Batch = g.Batch, GroupImages = group, Output = dx, Bias = null, Backend = this,
+        };
+        Parallel((g.Batch + group - 1) / group, ref job);
+    }
+
+    private void DirectBackwardWeight(ConvGeometry g, float* x, float* dy, float* dw)
+    {
+        int kernelArea = g.KernelHeight * g.KernelWidth, depth = g.InChannels * kernelArea;
+        int paddedDepth = (depth + 5) / 6 * 6;
+        var source = ForwardSource(g, x);
+        var offsets = (int*)WorkerScratch(0, DirectOffsetSlot, (long)paddedDepth * sizeof(int));
+        for (int c = 0, d = 0; c < g.InChannels; c++)
+        for (int r = 0; r < g.KernelHeight; r++)
+        for (int s = 0; s < g.KernelWidth; s++, d++)
+            offsets[d] = source.Offset(c, r, s);
+        for (int d = depth; d < paddedDepth; d++) offsets[d] = 0;
+
+        int positions = g.OutHeight * g.OutWidth;
+        int partitions = Math.Min(g.Batch, 16);
+        int group = Math.Clamp(1024 / positions, 1, (g.Batch + partitions - 1) / partitions);
+        long partitionLength = (long)g.OutChannels * depth;
+        var partials = (float*)WorkerScratch(0, PartialsSlot, partitions * partitionLength * sizeof(float));
+        var job = new DirectWeightJob
+        {
+            Source = source, Offsets = offsets, Depth = depth, PaddedDepth = paddedDepth,
+            OutChannels = g.OutChannels, Positions = positions, Batch = g.Batch, Partitions = partitions,
+            GroupImages = group, OutputGradient = dy, Partials = partials, Backend = this,
+        };
+        Parallel(partitions, ref job);
+        var sum = new PartialSumJob
+        {
+            Partials = partials, Output = dw, Partitions = partitions, RowLength = depth,
+            PartitionLength = partitionLength,
+        };
+        Parallel(g.OutChannels, ref sum);
+    }
+
+    private void DirectStridedData(ConvGeometry g, float* dy, float* w, float* dx)
+    {
+        int sh = g.StrideHeight, sw = g.StrideWidth, phases = sh * sw;
+        int kernelArea = g.KernelHeight * g.KernelWidth, terms = g.OutChannels * kernelArea;
+        int cBlocks = (g.InChannels + 7) / 8;
+        var ints = (int*)WorkerScratch(0, DirectOffsetSlot, ((long)phases * 2 + (long)terms * 4) * sizeof(int));
+        int* first = ints, count = ints + phases, channel = ints + 2 * phases, row = channel + terms,
+            column = row + terms, offsets = column + terms;
+        var phaseWeights = stackalloc long[phases];
+        var packed = (float*)WorkerScratch(0, DirectWeightSlot, (long)cBlocks * 8 * terms * sizeof(float));
+        int next = 0;
+        long weightPos = 0;
+        for (int a = 0; a < sh; a++)
+        for (int b = 0; b < sw; b++)
+        {
+            int phase = a * sw + b, gh = (g.InHeight - a + sh - 1) / sh, gw = (g.InWidth - b + sw - 1) / sw;
+            first[phase] = next;
+            for (int k = 0; k < g.OutChannels; k++)
+            for (int r = 0; r < g.KernelHeight; r++)
+            for (int s = 0; s < g.KernelWidth; s++)
+            {
+                int ty = a + g.PadTop - r, tx = b + g.PadLeft - s;
+                if (((ty % sh) + sh) % sh != 0 || ((tx % sw) + sw) % sw != 0) continue;
+                channel[next] = k;
+                row[next] = (int)Math.Floor((double)ty / sh);
+                column[next] = (int)Math.Floor((double)tx / sw);
+                offsets[next] = (next - first[phase]) * Math.Max(gh, 0) * Math.Max(gw, 0);
+                next++;
+            }
+            count[phase] = next - first[phase];
+            phaseWeights[phase] = weightPos;
+            for (int t = 0; t < count[phase]; t++)
+            {
+                int term = first[phase] + t, k = channel[term];
+                int r = a + g.PadTop - row[term] * sh, s = b + g.PadLeft - column[term] * sw;
+                for (int c = 0; c < cBlocks * 8; c++)
+                    packed[weightPos + ((long)(c / 8) * count[phase] + t) * 8 + c % 8] =
+                        c < g.InChannels ? w[((long)k * g.InChannels + c) * kernelArea + r * g.KernelWidth + s] : 0f;
+            }
+            weightPos += (long)cBlocks * 8 * count[phase];
+        }
+        var job = new DirectStridedDataJob
+        {
+            G = g, OutputGradient = dy, InputGradient = dx, PhaseFirst = first, PhaseCount = count,
+            TermChannel = channel, TermRow = row, TermColumn = column, Offsets = offsets,
+            PhaseWeights = phaseWeights, PackedWeight = packed, Backend = this,
+        };
+        Parallel(g.Batch, ref job);
+    }
+}
