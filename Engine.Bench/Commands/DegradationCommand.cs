@@ -16,8 +16,11 @@ internal static class DegradationCommand
 {
     public static Command Create()
     {
-        // A small default: 5,000 Fashion-MNIST training images, 1,000 test images, 3 epochs (minutes on 2 cores).
-        var binder = new TrainOptionsBinder(defaultEpochs: 3, defaultTrainSubset: 5000, defaultTestSubset: 1000);
+        // A small default that finishes in minutes on 2 cores: 10,000 Fashion-MNIST training images, 2,000 test
+        // images, 4 epochs of batch 64 at learning rate 0.05 (÷10 at 50% and 75%). At 0.1 the 56-layer networks
+        // barely leave chance within so few iterations (the paper warms ResNet-110 up at 0.01 for the same reason).
+        var binder = new TrainOptionsBinder(defaultEpochs: 4, defaultTrainSubset: 10000, defaultTestSubset: 2000,
+            defaultBatch: 64, defaultLearningRate: 0.05);
         var models = new Option<string[]>("--models") { Description = "Models to compare.", AllowMultipleArgumentsPerToken = true, DefaultValueFactory = _ => ["plain20", "plain56", "resnet20-a", "resnet56-a"] };
         var output = new Option<string>("--out") { Description = "Folder for the runs, degradation.png and degradation.md.", DefaultValueFactory = _ => "out/degradation" };
         var resume = new Option<bool>("--resume") { Description = "Continue runs from their checkpoints." };

@@ -21,11 +21,11 @@ internal static class ShortcutsCommand
     public static Command Create()
     {
         var device = CommonOptions.Device();
-        var iterations = new Option<int>("--iters") { Description = "Timed iterations per measurement.", DefaultValueFactory = _ => 5 };
-        var warmup = new Option<int>("--warmup") { Description = "Untimed iterations first.", DefaultValueFactory = _ => 2 };
-        var cifarBatch = new Option<int>("--cifar-batch") { Description = "Batch for the CIFAR networks.", DefaultValueFactory = _ => 64 };
-        var blockBatch = new Option<int>("--block-batch") { Description = "Batch for the bottleneck block.", DefaultValueFactory = _ => 16 };
-        var imagenetBatch = new Option<int>("--imagenet-batch") { Description = "Batch for ResNet-50 (0 skips it).", DefaultValueFactory = _ => 2 };
+        var iterations = new Option<int>("--iters") { Description = "Timed iterations per measurement.", DefaultValueFactory = _ => 7 };
+        var warmup = new Option<int>("--warmup") { Description = "Untimed iterations first.", DefaultValueFactory = _ => 3 };
+        var cifarBatch = new Option<int>("--cifar-batch") { Description = "Batch for the CIFAR networks.", DefaultValueFactory = _ => 128 };
+        var blockBatch = new Option<int>("--block-batch") { Description = "Batch for the bottleneck block.", DefaultValueFactory = _ => 32 };
+        var imagenetBatch = new Option<int>("--imagenet-batch") { Description = "Batch for ResNet-50 (0 skips it).", DefaultValueFactory = _ => 4 };
         var deep = new Option<bool>("--deep") { Description = "Add ResNet-110 and ResNet-101 rows." };
         var output = new Option<string>("--out") { Description = "Folder for shortcuts.md, .csv and .png.", DefaultValueFactory = _ => "out/shortcuts" };
         var command = new Command("shortcuts", "Identity vs projection shortcuts: parameters, MACs, memory and time.")
@@ -73,6 +73,14 @@ internal static class ShortcutsCommand
             .Start(context =>
             {
                 var overall = context.AddTask("[bold]shortcuts[/]", maxValue: entries.Count * 2 * (warmup + iterations));
+                // The process is cold: warm the runtime (tiered JIT) and the device on the first entry, untimed.
+                using (var first = entries[0].Build(device))
+                {
+                    overall.Description = "warming up";
+                    Shape warmInput = [entries[0].Batch, .. entries[0].ImageShape];
+                    StepTimer.Time(first, warmInput, StepMode.Infer, warmup, 1);
+                    StepTimer.Time(first, warmInput, StepMode.Train, warmup, 1);
+                }
                 foreach (var entry in entries)
                 {
                     overall.Description = Markup.Escape($"{entry.Variant} (batch {entry.Batch})");

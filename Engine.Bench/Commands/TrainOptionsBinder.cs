@@ -6,15 +6,16 @@ using Engine.Models.Training;
 
 namespace Engine.Bench.Commands;
 
-internal sealed class TrainOptionsBinder(int defaultEpochs = 5, int defaultTrainSubset = 0, int defaultTestSubset = 0)
+internal sealed class TrainOptionsBinder(int defaultEpochs = 5, int defaultTrainSubset = 0, int defaultTestSubset = 0,
+    int defaultBatch = 128, double defaultLearningRate = 0.1)
 {
     public Option<string> Data { get; } = new("--data") { Description = $"Dataset: {string.Join(", ", DataSources.Kinds)}.", DefaultValueFactory = _ => "fashion-mnist" };
     public Option<string?> DataPath { get; } = new("--data-path") { Description = "Folder of the dataset files (Fashion-MNIST defaults to Debian's dataset-fashion-mnist)." };
     public Option<int> Epochs { get; } = new("--epochs") { Description = "Epochs to train.", DefaultValueFactory = _ => defaultEpochs };
     public Option<int?> Iterations { get; } = new("--iters") { Description = "Iterations to train (instead of epochs)." };
-    public Option<int> Batch { get; } = new("--batch") { Description = "Batch size.", DefaultValueFactory = _ => 128 };
+    public Option<int> Batch { get; } = new("--batch") { Description = "Batch size.", DefaultValueFactory = _ => defaultBatch };
     public Option<string> Schedule { get; } = new("--schedule") { Description = "multistep, cosine or constant.", DefaultValueFactory = _ => "multistep" };
-    public Option<double> LearningRate { get; } = new("--lr") { Description = "Base learning rate.", DefaultValueFactory = _ => 0.1 };
+    public Option<double> LearningRate { get; } = new("--lr") { Description = "Base learning rate.", DefaultValueFactory = _ => defaultLearningRate };
     public Option<int[]?> Milestones { get; } = new("--milestones") { Description = "Iterations where multistep divides the rate by 10 (default: 50% and 75%; the paper: 32000 48000).", AllowMultipleArgumentsPerToken = true };
     public Option<int> WarmupIterations { get; } = new("--warmup-iters") { Description = "Iterations at --warmup-lr first (the paper's ResNet-110: 400 at 0.01)." };
     public Option<double> WarmupRate { get; } = new("--warmup-lr") { Description = "Warm-up learning rate.", DefaultValueFactory = _ => 0.01 };
