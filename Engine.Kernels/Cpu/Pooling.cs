@@ -77,28 +77,39 @@ public sealed unsafe partial class CpuBackend
 
         public void Execute(int task, int worker)
         {
-            T* plane = X + (long)task * G.InHeight * G.InWidth;
-            long outOffset = (long)task * G.OutHeight * G.OutWidth;
+            // Locals, so the loops below keep the geometry in registers.
+            int height = G.InHeight, width = G.InWidth, outHeight = G.OutHeight, outWidth = G.OutWidth;
+            int kernel = G.Kernel, stride = G.Stride, padding = G.Padding;
+            T* plane = X + (long)task * height * width;
+            long outOffset = (long)task * outHeight * outWidth;
             T* y = Y + outOffset;
             int* argmax = Argmax + outOffset;
-            for (int oh = 0; oh < G.OutHeight; oh++)
-            for (int ow = 0; ow < G.OutWidth; ow++)
+            for (int oh = 0; oh < outHeight; oh++)
             {
-                T best = T.NegativeInfinity;
-                int bestIndex = -1;
-                int h0 = oh * G.Stride - G.Padding, w0 = ow * G.Stride - G.Padding;
-                for (int ih = Math.Max(h0, 0); ih < Math.Min(h0 + G.Kernel, G.InHeight); ih++)
-                for (int iw = Math.Max(w0, 0); iw < Math.Min(w0 + G.Kernel, G.InWidth); iw++)
+                int h0 = oh * stride - padding;
+                int hFirst = Math.Max(h0, 0), hEnd = Math.Min(h0 + kernel, height);
+                for (int ow = 0; ow < outWidth; ow++)
                 {
-                    T v = plane[ih * G.InWidth + iw];
-                    if (bestIndex < 0 || v > best || T.IsNaN(v))
+                    int w0 = ow * stride - padding;
+                    int wFirst = Math.Max(w0, 0), wEnd = Math.Min(w0 + kernel, width);
+                    int bestIndex = hFirst * width + wFirst;
+                    T best = plane[bestIndex];
+                    for (int ih = hFirst; ih < hEnd; ih++)
                     {
-                        best = v;
-                        bestIndex = ih * G.InWidth + iw;
+                        T* row = plane + (long)ih * width;
+                        for (int iw = wFirst; iw < wEnd; iw++)
+                        {
+                            T v = row[iw];
+                            if (v > best || (T.IsNaN(v) && !T.IsNaN(best)))
+                            {
+                                best = v;
+                                bestIndex = ih * width + iw;
+                            }
+                        }
                     }
+                    y[oh * outWidth + ow] = best;
+                    argmax[oh * outWidth + ow] = bestIndex;
                 }
-                y[oh * G.OutWidth + ow] = best;
-                argmax[oh * G.OutWidth + ow] = Math.Max(bestIndex, 0);
             }
         }
     }
