@@ -12,6 +12,11 @@
 // slice of A and a KTile × BN slice of B in shared memory (dynamic, sized at launch), synchronises, and every
 // thread runs the KTile-step product from shared memory with its inner loop unrolled by hand (ILGPU does not
 // unroll loops). Elements outside the matrices load as zero; stores are guarded.
+//
+// Split-K: when C has too few tiles to fill the device and K is deep (a convolution's weight gradient reduces over
+// N·OH·OW pixels into a small K×CRS matrix), the grid's z dimension splits K into equal ranges; each writes its
+// partial product to a scratch buffer, and SumSplits adds the partials in split order before the real store —
+// deterministic, no atomics.
 using System.Numerics;
 using ILGPU;
 using ILGPU.Runtime;
@@ -42,6 +47,18 @@ public readonly struct RowMajorLoader<T>(ArrayView<T> data, int columns, bool tr
         _transposed != 0 ? _data[(long)col * _columns + row] : _data[(long)row * _columns + col];
 }
 
+/// <summary>The partial product of split Grid.IdxZ, into partials[split][row][col].</summary>
+public readonly struct SplitPartialStore<T>(ArrayView<T> partials, int rows, int columns) : IMatrixStore<T>
+    where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private readonly ArrayView<T> _partials = partials;
+    private readonly int _rows = rows;
+    private readonly int _columns = columns;
+
+    public void Store(int row, int col, T value) =>
+        _partials[((long)Grid.IdxZ * _rows + row) * _columns + col] = value;
+}
+
 /// <summary>C = alpha · product + beta · C (beta = 0 ignores C's old contents, NaN included).</summary>
 public readonly struct ScaledRowMajorStore<T>(ArrayView<T> data, int columns, T alpha, T beta) : IMatrixStore<T>
     where T : unmanaged, IFloatingPointIeee754<T>
@@ -66,9 +83,9 @@ public static class GemmKernels
     /// <summary>Rows and columns of C per thread.</summary>
     public const int ThreadTile = 4;
 
-    /// <summary>C = A · B for A m×k, B k×n; grid (⌈m/BM⌉, ⌈n/BN⌉), group (GX, GY), dynamic shared memory
-    /// KTile · (BM + BN) elements.</summary>
-    public static void Tiled<T, TA, TB, TC>(TA a, TB b, TC c, int m, int n, int k)
+    /// <summary>C = A · B for A m×k, B k×n over depths [z·kPerSplit, (z+1)·kPerSplit) of split z = Grid.IdxZ;
+    /// grid (⌈m/BM⌉, ⌈n/BN⌉, splits), group (GX, GY), dynamic shared memory KTile · (BM + BN) elements.</summary>
+    public static void Tiled<T, TA, TB, TC>(TA a, TB b, TC c, int m, int n, int k, int kPerSplit)
         where T : unmanaged, IFloatingPointIeee754<T>
         where TA : struct, IMatrixLoader<T>
         where TB : struct, IMatrixLoader<T>
@@ -89,20 +106,21 @@ public static class GemmKernels
         T c20 = T.Zero, c21 = T.Zero, c22 = T.Zero, c23 = T.Zero;
         T c30 = T.Zero, c31 = T.Zero, c32 = T.Zero, c33 = T.Zero;
 
-        for (int k0 = 0; k0 < k; k0 += KTile)
+        int kBegin = Grid.IdxZ * kPerSplit, kEnd = Math.Min(k, kBegin + kPerSplit);
+        for (int k0 = kBegin; k0 < kEnd; k0 += KTile)
         {
             // Stage A (row-fastest: neighbouring threads gather neighbouring rows) and B (k-fastest).
             for (int index = thread; index < KTile * bm; index += threads)
             {
                 int kk = index / bm, mm = index - kk * bm;
                 int row = row0 + mm, depth = k0 + kk;
-                tileA[index] = row < m && depth < k ? a.Load(row, depth) : T.Zero;
+                tileA[index] = row < m && depth < kEnd ? a.Load(row, depth) : T.Zero;
             }
             for (int index = thread; index < KTile * bn; index += threads)
             {
                 int nn = index / KTile, kk = index - nn * KTile;
                 int col = col0 + nn, depth = k0 + kk;
-                tileB[kk * bn + nn] = col < n && depth < k ? b.Load(depth, col) : T.Zero;
+                tileB[kk * bn + nn] = col < n && depth < kEnd ? b.Load(depth, col) : T.Zero;
             }
             Group.Barrier();
 
@@ -126,6 +144,19 @@ public static class GemmKernels
         StoreRow(c, m, n, r0 + 3 * gx, q0, gy, c30, c31, c32, c33);
     }
 
+    /// <summary>C[row, col] = Σ_split partials[split][row][col], added in split order; grid-stride over m·n.</summary>
+    public static void SumSplits<T, TC>(Index1D thread, ArrayView<T> partials, TC c, int m, int n, int splits,
+        int stride) where T : unmanaged, IFloatingPointIeee754<T> where TC : struct, IMatrixStore<T>
+    {
+        long count = (long)m * n;
+        for (long i = thread; i < count; i += stride)
+        {
+            T sum = T.Zero;
+            for (int split = 0; split < splits; split++) sum += partials[split * count + i];
+            c.Store((int)(i / n), (int)(i % n), sum);
+        }
+    }
+
     private static void StoreRow<T, TC>(TC c, int m, int n, int row, int col, int step, T v0, T v1, T v2, T v3)
         where T : unmanaged, IFloatingPointIeee754<T> where TC : struct, IMatrixStore<T>
     {
@@ -147,7 +178,19 @@ public sealed partial class IlgpuBackend
         return (x, y);
     }
 
-    /// <summary>Launches <see cref="GemmKernels.Tiled{T,TA,TB,TC}"/> for an m×n×k product.</summary>
+    /// <summary>K is split only into ranges at least this deep.</summary>
+    private const int MinimumSplitDepth = 1024;
+
+    /// <summary>Splits for an m×n×k product with <paramref name="tiles"/> output tiles: enough for two groups per
+    /// multiprocessor, each split at least <see cref="MinimumSplitDepth"/> deep, at most 64.</summary>
+    private int SplitCount(int tiles, int k)
+    {
+        int wanted = (2 * _accelerator.NumMultiprocessors + tiles - 1) / tiles;
+        return Math.Clamp(Math.Min(wanted, k / MinimumSplitDepth), 1, 64);
+    }
+
+    /// <summary>Launches <see cref="GemmKernels.Tiled{T,TA,TB,TC}"/> for an m×n×k product, split along K (then
+    /// summed by <see cref="GemmKernels.SumSplits{T,TC}"/>) when C alone would leave the device idle.</summary>
     private void LaunchGemm<T, TA, TB, TC>(TA a, TB b, TC c, int m, int n, int k)
         where T : unmanaged, IFloatingPointIeee754<T>
         where TA : struct, IMatrixLoader<T>
@@ -155,17 +198,39 @@ public sealed partial class IlgpuBackend
         where TC : struct, IMatrixStore<T>
     {
         if (m == 0 || n == 0) return;
-        var kernel = Kernel<(T, TA, TB, TC), Action<AcceleratorStream, KernelConfig, TA, TB, TC, int, int, int>>(
-            nameof(GemmKernels.Tiled),
-            static acc => acc.LoadKernel<TA, TB, TC, int, int, int>(GemmKernels.Tiled<T, TA, TB, TC>));
         var (gx, gy) = GemmGroup();
         int bm = GemmKernels.ThreadTile * gx, bn = GemmKernels.ThreadTile * gy;
-        var config = new KernelConfig(
-            new Index3D((m + bm - 1) / bm, (n + bn - 1) / bn, 1),
-            new Index3D(gx, gy, 1),
+        int tilesM = (m + bm - 1) / bm, tilesN = (n + bn - 1) / bn;
+        int splits = SplitCount(tilesM * tilesN, k);
+        int kPerSplit = ((k + splits - 1) / splits + GemmKernels.KTile - 1) / GemmKernels.KTile * GemmKernels.KTile;
+        splits = (k + kPerSplit - 1) / kPerSplit;
+        var config = new KernelConfig(new Index3D(tilesM, tilesN, splits), new Index3D(gx, gy, 1),
             SharedMemoryConfig.RequestDynamic<T>(GemmKernels.KTile * (bm + bn)));
-        kernel(_accelerator.DefaultStream, config, a, b, c, m, n, k);
+        if (splits == 1)
+        {
+            TiledKernel<T, TA, TB, TC>()(_accelerator.DefaultStream, config, a, b, c, m, n, k, k);
+            return;
+        }
+
+        var partials = ScratchBuffer<T>(SplitSlot, (long)splits * m * n).View;
+        TiledKernel<T, TA, TB, SplitPartialStore<T>>()(_accelerator.DefaultStream, config, a, b,
+            new SplitPartialStore<T>(partials, m, n), m, n, k, kPerSplit);
+        var sum = Kernel<(T, TC), Action<AcceleratorStream, Index1D, ArrayView<T>, TC, int, int, int, int>>(
+            nameof(GemmKernels.SumSplits),
+            static acc => acc.LoadAutoGroupedKernel<Index1D, ArrayView<T>, TC, int, int, int, int>(
+                GemmKernels.SumSplits));
+        int extent = StreamExtent((long)m * n);
+        sum(_accelerator.DefaultStream, extent, partials, c, m, n, splits, extent);
     }
+
+    private Action<AcceleratorStream, KernelConfig, TA, TB, TC, int, int, int, int> TiledKernel<T, TA, TB, TC>()
+        where T : unmanaged, IFloatingPointIeee754<T>
+        where TA : struct, IMatrixLoader<T>
+        where TB : struct, IMatrixLoader<T>
+        where TC : struct, IMatrixStore<T> =>
+        Kernel<(T, TA, TB, TC), Action<AcceleratorStream, KernelConfig, TA, TB, TC, int, int, int, int>>(
+            nameof(GemmKernels.Tiled),
+            static acc => acc.LoadKernel<TA, TB, TC, int, int, int, int>(GemmKernels.Tiled<T, TA, TB, TC>));
 
     public void Gemm<T>(bool transposeA, bool transposeB, int m, int n, int k, T alpha, DeviceBuffer<T> a,
         DeviceBuffer<T> b, T beta, DeviceBuffer<T> c) where T : unmanaged, IFloatingPointIeee754<T>

@@ -62,6 +62,9 @@ public sealed partial class IlgpuBackend : IBackend
 
     public int LoadedKernelCount => _kernels.Count;
 
+    /// <summary>The kernels loaded so far, by name (diagnostics and tests).</summary>
+    public IEnumerable<string> LoadedKernelNames => _kernels.Keys.Select(key => key.Name);
+
     /// <summary>Largest group (thread block) the accelerator allows.</summary>
     public int MaxGroupSize => _accelerator.MaxNumThreadsPerGroup;
 

@@ -87,7 +87,9 @@ public sealed partial class IlgpuBackend
             static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<T>, T>(ReductionKernels.StridedSum));
 
         ArrayView<T> input = View(x);
-        var scratch = Scratch<T>(PartialCount(x.Length));
+        long partialLength = PartialCount(x.Length);
+        MemoryBuffer1D<T, Stride1D.Dense>[] scratch =
+            [ScratchBuffer<T>(SumSlotA, partialLength), ScratchBuffer<T>(SumSlotB, partialLength)];
         bool intoFirst = true;
         while (input.Length > 1)
         {
@@ -133,19 +135,26 @@ public sealed partial class IlgpuBackend
 
     private long PartialCount(long n) => n <= FanIn ? 1 : Math.Min((n + FanIn - 1) / FanIn, _maxThreads);
 
-    private readonly Dictionary<Type, object> _scratch = new();
+    /// <summary>Scratch slots: the sum's two ping-pong buffers, and the GEMM's split-K partials.</summary>
+    private const int SumSlotA = 0, SumSlotB = 1, SplitSlot = 2;
 
-    /// <summary>Two ping-pong buffers of at least <paramref name="length"/> elements, kept for reuse.</summary>
-    private MemoryBuffer1D<T, Stride1D.Dense>[] Scratch<T>(long length) where T : unmanaged, IFloatingPointIeee754<T>
+    private readonly Dictionary<(Type Element, int Slot), object> _scratch = new();
+
+    /// <summary>A device buffer of at least <paramref name="length"/> elements kept in <paramref name="slot"/> for
+    /// reuse (grown when too small; ops on the one stream never use a slot concurrently).</summary>
+    private MemoryBuffer1D<T, Stride1D.Dense> ScratchBuffer<T>(int slot, long length) where T : unmanaged
     {
         length = Math.Max(length, 1);
-        if (_scratch.TryGetValue(typeof(T), out var found) &&
-            found is MemoryBuffer1D<T, Stride1D.Dense>[] buffers && buffers[0].Length >= length)
-            return buffers;
-        if (found is MemoryBuffer1D<T, Stride1D.Dense>[] old)
-            foreach (var buffer in old) buffer.Dispose();
-        var fresh = new[] { _accelerator.Allocate1D<T>(length), _accelerator.Allocate1D<T>(length) };
-        _scratch[typeof(T)] = fresh;
+        if (_scratch.TryGetValue((typeof(T), slot), out var found) &&
+            found is MemoryBuffer1D<T, Stride1D.Dense> buffer && buffer.Length >= length)
+            return buffer;
+        if (found is IDisposable old)
+        {
+            _accelerator.Synchronize(); // queued kernels may still read the old buffer
+            old.Dispose();
+        }
+        var fresh = _accelerator.Allocate1D<T>(length);
+        _scratch[(typeof(T), slot)] = fresh;
         return fresh;
     }
 }

@@ -43,6 +43,11 @@ public sealed class BackendCompileTests
         [typeof(Im2ColLoader<>), typeof(RowMajorLoader<>), typeof(PixelMatrixStore<>)],
         [typeof(OutputGradientGatherLoader<>), typeof(WeightByInputChannelLoader<>), typeof(PixelMatrixStore<>)],
         [typeof(PixelMatrixLoader<>), typeof(Im2ColLoader<>), typeof(ScaledRowMajorStore<>)],
+        // Split-K partial products (then GemmKernels.SumSplits with the real store).
+        [typeof(RowMajorLoader<>), typeof(RowMajorLoader<>), typeof(SplitPartialStore<>)],
+        [typeof(Im2ColLoader<>), typeof(RowMajorLoader<>), typeof(SplitPartialStore<>)],
+        [typeof(OutputGradientGatherLoader<>), typeof(WeightByInputChannelLoader<>), typeof(SplitPartialStore<>)],
+        [typeof(PixelMatrixLoader<>), typeof(Im2ColLoader<>), typeof(SplitPartialStore<>)],
     ];
 
     private static IEnumerable<MethodInfo> Instantiate(MethodInfo kernel, Type element, Type[] opDefinitions)

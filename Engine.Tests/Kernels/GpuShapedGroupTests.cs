@@ -79,6 +79,25 @@ public sealed class GpuShapedGroupTests
     }
 
     [Test]
+    public void SplitKWeightGradientAgrees()
+    {
+        // 16 images of 16x16: 4,096 output pixels reduce into a 5 × 27 weight gradient — one 64x64 tile, so the
+        // K dimension is split (on the GPU-shaped device and on the default one alike, with their own tilings).
+        var (x1, x2) = Pair([16, 3, 16, 16], 11);
+        var (w1, w2) = Pair([5, 3, 3, 3], 12);
+        w1.RequiresGrad = w2.RequiresGrad = true;
+        x1.Conv2d(w1, null, stride: 1, padding: 1).Sum().Backward();
+        x2.Conv2d(w2, null, stride: 1, padding: 1).Sum().Backward();
+        Reference.AssertClose(w2.Grad!.ToArray(), w1.Grad!.ToArray(), 1e-10, 1e-10, "dw");
+        Assert.That(((IlgpuBackend)_gpuShaped!.Backend).LoadedKernelNames, Does.Contain(nameof(GemmKernels.SumSplits)),
+            "the weight gradient took the split-K path");
+        var xs = x1.ToArray();
+        var g = new ReferenceOps.Conv(16, 3, 16, 16, 5, 3, 3, 1, 1, 1, 1, 1, 1);
+        var expected = ReferenceOps.ConvBackwardWeight(g, xs, Enumerable.Repeat(1.0, 16 * 5 * 256).ToArray());
+        Reference.AssertClose(expected, w1.Grad!.ToArray(), 1e-10, 1e-10, "dw against the reference");
+    }
+
+    [Test]
     public void GemmAgreesAcrossTileEdges()
     {
         var (a1, a2) = Pair([67, 5], 8);
