@@ -70,6 +70,9 @@ public sealed partial class Tensor<T> : ITensorScoped where T : unmanaged, IFloa
     /// <summary>Accumulated gradient of a leaf after Backward; null until then.</summary>
     public Tensor<T>? Grad { get; internal set; }
 
+    /// <summary>Counts in-place writes, so that a backward can tell that a tensor it saved has changed since.</summary>
+    internal int Version { get; private set; }
+
     /// <summary>The op that produced this tensor, or null for a leaf.</summary>
     internal GradNode<T>? Node { get; private set; }
 
@@ -79,8 +82,12 @@ public sealed partial class Tensor<T> : ITensorScoped where T : unmanaged, IFloa
     internal void SetNode(GradNode<T> node)
     {
         Node = node;
+        NodeVersion = Version;
         _requiresGrad = true;
     }
+
+    /// <summary>This tensor's version when its node was attached.</summary>
+    internal int NodeVersion { get; private set; }
 
     /// <summary>Ties <paramref name="resource"/> (e.g. what an op saved for its backward) to this tensor's
     /// lifetime: it is disposed with the tensor.</summary>
@@ -140,16 +147,18 @@ public sealed partial class Tensor<T> : ITensorScoped where T : unmanaged, IFloa
         Grad = null;
     }
 
-    /// <summary>In-place writes are allowed on tensors outside any graph, or on anything under NoGrad.</summary>
+    /// <summary>Before an in-place write: refused on a graph's tensors while grad mode is on; otherwise allowed,
+    /// and counted (<see cref="Version"/>), so that a backward that saved this tensor refuses to run on the
+    /// changed values.</summary>
     internal void CheckInPlace(string op)
     {
-        if (!GradMode.IsEnabled) return;
-        if (!IsLeaf)
+        if (GradMode.IsEnabled && !IsLeaf)
             throw new InvalidOperationException(
                 $"{op}: in-place write to a {Shape} tensor produced by '{Node!.Op}' would corrupt its graph.");
-        if (RequiresGrad)
+        if (GradMode.IsEnabled && RequiresGrad)
             throw new InvalidOperationException(
                 $"{op}: in-place write to a leaf {Shape} tensor that requires grad; wrap it in GradMode.NoGrad().");
+        Version++;
     }
 
     public override string ToString() => $"Tensor {Shape} {DType} on {Device}";

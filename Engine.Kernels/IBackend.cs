@@ -7,6 +7,9 @@
 //
 // Gradient rule (as in llm.c): forward ops write their output (=); the autograd engine accumulates gradients
 // with Axpy (+=).
+//
+// Threads: a backend serves one calling thread at a time (its scratch memory and kernel streams are shared by
+// its ops); use one device per thread for concurrent work.
 using System.Numerics;
 
 namespace Engine.Kernels;

@@ -29,6 +29,22 @@ public static class Validate
                 $"{op}: buffer '{name}' lives on {buffer.Backend.Kind}, not on {backend.Kind}.", name);
     }
 
+    /// <summary>Checks the extents of an [N, C, HW] tensor: none negative (two negative factors would make a
+    /// positive length that passes the buffer checks).</summary>
+    public static void Extents(string op, int batch, int channels, int spatial)
+    {
+        if (batch < 0 || channels < 0 || spatial < 0)
+            throw new ArgumentException($"{op}: negative extent (N={batch}, C={channels}, HW={spatial}).");
+    }
+
+    /// <summary>Checks that every label lies in [0, classes) (labels index the logits inside kernels).</summary>
+    public static void Labels(string op, ReadOnlySpan<int> labels, int classes)
+    {
+        for (int i = 0; i < labels.Length; i++)
+            if ((uint)labels[i] >= (uint)classes)
+                throw new ArgumentException($"{op}: label {labels[i]} of sample {i} is outside [0, {classes}).");
+    }
+
     /// <summary>Checks that two buffers have the same number of elements.</summary>
     public static void SameLength<T>(IBackend backend, string op, DeviceBuffer<T> a, string aName,
         DeviceBuffer<T> b, string bName) where T : unmanaged

@@ -40,7 +40,8 @@ public static class GradMode
 /// <summary>Maps the gradient of an op's output to the gradients of its inputs (null where none flows).</summary>
 internal delegate Tensor<T>?[] BackwardFunction<T>(Tensor<T> outputGrad) where T : unmanaged, IFloatingPointIeee754<T>;
 
-/// <summary>The record an op leaves on its output.</summary>
+/// <summary>The record an op leaves on its output, with the versions of its inputs at the time (an input written
+/// in place before the backward would make its saved values stale).</summary>
 internal sealed class GradNode<T>(string op, Tensor<T>[] inputs, BackwardFunction<T> backward)
     where T : unmanaged, IFloatingPointIeee754<T>
 {
@@ -48,6 +49,20 @@ internal sealed class GradNode<T>(string op, Tensor<T>[] inputs, BackwardFunctio
     public Tensor<T>[] Inputs { get; private set; } = inputs;
     public BackwardFunction<T> Backward { get; private set; } = backward;
     public bool Released { get; private set; }
+    private readonly int[] _inputVersions = inputs.Select(input => input.Version).ToArray();
+
+    /// <summary>Throws when an input, or the output itself, was written in place after the forward pass.</summary>
+    public void CheckUnchanged(Tensor<T> output, int outputVersion)
+    {
+        for (int i = 0; i < Inputs.Length; i++)
+            if (Inputs[i].Version != _inputVersions[i])
+                throw new InvalidOperationException(
+                    $"Backward of '{Op}': input {i} ({Inputs[i].Shape}) was modified in place after the forward " +
+                    "pass; its gradient would be computed from the new values.");
+        if (output.Version != outputVersion)
+            throw new InvalidOperationException(
+                $"Backward of '{Op}': its output ({output.Shape}) was modified in place after the forward pass.");
+    }
 
     public void Release()
     {
@@ -86,6 +101,10 @@ internal static class Graph
         {
             var (tensor, next) = stack.Pop();
             var inputs = tensor.Node?.Inputs ?? [];
+            if (tensor.IsDisposed)
+                throw new InvalidOperationException(
+                    $"Backward reached a {tensor.Shape} tensor that was disposed before Backward; keep every tensor " +
+                    "of the graph alive (e.g. in its TensorScope) until Backward has run.");
             if (tensor.Node is { Released: true })
                 throw new InvalidOperationException(
                     $"Backward through the graph of '{tensor.Node.Op}' ({tensor.Shape}) a second time: the graph " +

@@ -42,6 +42,7 @@ public sealed partial class Tensor<T>
                 }
 
                 var node = tensor.Node!;
+                node.CheckUnchanged(tensor, tensor.NodeVersion);
                 var inputGrads = node.Backward(grad);
                 if (inputGrads.Length != node.Inputs.Length)
                     throw new InvalidOperationException(

@@ -328,7 +328,8 @@ public sealed unsafe partial class CpuBackend
         {
             int positions = g.InHeight * g.InWidth;
             int kernelArea = g.KernelHeight * g.KernelWidth;
-            var permuted = (float*)WorkerScratch(0, PartialsSlot, g.WeightLength * sizeof(float));
+            // Its own slot: RunPackedGemm's split-K partials live in PartialsSlot while the GEMM reads these weights.
+            var permuted = (float*)WorkerScratch(0, PermutedWeightSlot, g.WeightLength * sizeof(float));
             ConvBackwardDataOperands.Permute((float*)Data(w), permuted, g.OutChannels, g.InChannels, kernelArea);
             var operands = new ConvBackwardDataOperands
             {

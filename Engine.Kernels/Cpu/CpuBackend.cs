@@ -66,7 +66,7 @@ public sealed unsafe partial class CpuBackend : IBackend
     // Scratch slots: buffers one task needs at the same time. PartialsSlot of worker 0 belongs to the calling
     // thread, which sets it up before a run (per-chunk or per-slice partial sums) and reads it afterwards.
     private const int PackedBSlot = 0, PackedASlot = 1, EdgeTileSlot = 2, PartialsSlot = 3, PackWorkSlot = 4,
-        ColumnsSlot = 5, DirectSourceSlot = 6, DirectWeightSlot = 7, DirectOffsetSlot = 8;
+        ColumnsSlot = 5, DirectSourceSlot = 6, DirectWeightSlot = 7, DirectOffsetSlot = 8, PermutedWeightSlot = 9;
 
     /// <summary>Scratch memory of one worker: at least <paramref name="bytes"/>, 64-byte aligned, kept for reuse.</summary>
     private void* WorkerScratch(int worker, int slot, long bytes) => _scratch[worker].Get(slot, bytes);
@@ -102,12 +102,14 @@ public sealed unsafe partial class CpuBackend : IBackend
         {
             CheckHostLength(source.Length);
             source.CopyTo(new Span<T>(_data, checked((int)Length)));
+            GC.KeepAlive(this); // the finalizer must not free the memory while it is being written
         }
 
         public override void CopyToHost(Span<T> destination)
         {
             CheckHostLength(destination.Length);
             new ReadOnlySpan<T>(_data, checked((int)Length)).CopyTo(destination);
+            GC.KeepAlive(this); // the finalizer must not free the memory while it is being read
         }
 
         private void CheckHostLength(int hostLength)
@@ -134,7 +136,7 @@ public sealed unsafe partial class CpuBackend : IBackend
     /// <summary>A few growable native blocks owned by one worker.</summary>
     private sealed class Scratch : IDisposable
     {
-        private const int Slots = 9;
+        private const int Slots = 10;
         private readonly void*[] _blocks = new void*[Slots];
         private readonly long[] _sizes = new long[Slots];
 
@@ -172,7 +174,8 @@ internal interface IParallelJob
 /// <summary>
 /// Persistent worker threads (one fewer than <c>threads</c>: the caller works too). A run publishes a job and a
 /// task count, wakes the helpers, and every thread claims task indices from one shared counter until none are left;
-/// the caller returns once every helper is done. Runs are serialised, so a backend may be called from any thread.
+/// the caller returns once every helper is done. Runs are serialised, but the backend's scratch memory is not: a
+/// backend serves one calling thread at a time (see IBackend).
 /// Nothing is allocated per run: the job is a struct on the caller's stack, reached through a pointer.
 /// </summary>
 internal sealed unsafe class WorkerPool : IDisposable

@@ -459,8 +459,11 @@ public sealed unsafe partial class CpuBackend
         DirectKernels.IsSupported && g.StrideHeight == 1 && g.StrideWidth == 1 &&
         DataSource(g, null).ImageFloats <= DirectImageLimit;
 
+    /// <summary>Strided backward data splits dx into stride² phases; beyond this many the GEMM path serves.</summary>
+    private const int MaxStridePhases = 64;
+
     private static bool UseDirectStridedData(ConvGeometry g) =>
-        DirectKernels.IsSupported && (long)g.OutChannels * g.KernelHeight * g.KernelWidth *
+        DirectKernels.IsSupported && (long)g.StrideHeight * g.StrideWidth <= MaxStridePhases && (long)g.OutChannels * g.KernelHeight * g.KernelWidth *
         ((g.InHeight + g.StrideHeight - 1) / g.StrideHeight) * ((g.InWidth + g.StrideWidth - 1) / g.StrideWidth) <=
         DirectImageLimit;
 
@@ -567,7 +570,7 @@ public sealed unsafe partial class CpuBackend
         var ints = (int*)WorkerScratch(0, DirectOffsetSlot, ((long)phases * 2 + (long)terms * 4) * sizeof(int));
         int* first = ints, count = ints + phases, channel = ints + 2 * phases, row = channel + terms,
             column = row + terms, offsets = column + terms;
-        var phaseWeights = stackalloc long[phases];
+        var phaseWeights = stackalloc long[MaxStridePhases];
         var packed = (float*)WorkerScratch(0, DirectWeightSlot, (long)cBlocks * 8 * terms * sizeof(float));
         int next = 0;
         long weightPos = 0;

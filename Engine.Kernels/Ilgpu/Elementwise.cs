@@ -152,6 +152,7 @@ public sealed partial class IlgpuBackend
     public void AddPerChannel<T>(int batch, int channels, int spatial, DeviceBuffer<T> bias, DeviceBuffer<T> y)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        Validate.Extents("add per channel", batch, channels, spatial);
         Validate.Buffer(this, "add per channel", nameof(bias), bias, channels);
         Validate.Buffer(this, "add per channel", nameof(y), y, (long)batch * channels * spatial);
         if (y.Length == 0) return;

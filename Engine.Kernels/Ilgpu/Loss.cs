@@ -1,5 +1,5 @@
 // Softmax cross-entropy over integer labels, and top-k accuracy. logits and probabilities are [N, classes],
-// labels [N] with values in [0, classes) (checked on the host by the caller, which owns the label data).
+// labels [N] with values in [0, classes), checked on the host before every launch.
 //
 // Forward: one thread per sample (grid-stride): the row maximum m, then Σexp(z − m), so exp never overflows;
 // loss = log Σexp(z − m) − (z_label − m). Backward: dlogits = (p − onehot) · alpha · dL, elementwise (alpha = 1/N
@@ -78,6 +78,10 @@ public sealed partial class IlgpuBackend
             throw new ArgumentException($"{op}: invalid shape N={batch} classes={classes}.");
         Validate.Buffer(this, op, "logits", logits, (long)batch * classes);
         Validate.Buffer(this, op, "labels", labels, batch);
+        // Labels index the logits inside the kernels: check their values (N integers) on the host.
+        var values = new int[batch];
+        labels.CopyToHost(values);
+        Validate.Labels(op, values, classes);
     }
 
     public void SoftmaxCrossEntropyForward<T>(int batch, int classes, DeviceBuffer<T> logits,

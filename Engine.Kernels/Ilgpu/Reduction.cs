@@ -123,6 +123,7 @@ public sealed partial class IlgpuBackend
     public void SumPerChannel<T>(int batch, int channels, int spatial, DeviceBuffer<T> x, DeviceBuffer<T> result)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        Validate.Extents("sum per channel", batch, channels, spatial);
         Validate.Buffer(this, "sum per channel", nameof(x), x, (long)batch * channels * spatial);
         Validate.Buffer(this, "sum per channel", nameof(result), result, channels);
         if (channels == 0) return;

@@ -129,6 +129,28 @@ public sealed class AutogradTests(string kind) : DeviceFixture(kind)
     }
 
     [Test]
+    public void InPlaceWriteToASavedTensorIsCaughtAtBackward()
+    {
+        var x = Normal<double>([3], 20);
+        var w = Variable([3], 21);
+        var y = x * w;                      // multiply saves x for dw
+        x.Fill(100);                        // a constant, so the write itself is allowed
+        var error = Assert.Throws<InvalidOperationException>(() => y.Sum().Backward())!;
+        Assert.That(error.Message, Does.Contain("modified in place").And.Contain("multiply"));
+    }
+
+    [Test]
+    public void IntermediateDisposedBeforeBackwardIsReported()
+    {
+        var x = Variable([3], 22);
+        var a = x.Scale(2.0);
+        var b = a + x;
+        a.Dispose();
+        var error = Assert.Throws<InvalidOperationException>(() => b.Sum().Backward())!;
+        Assert.That(error.Message, Does.Contain("disposed before Backward"));
+    }
+
+    [Test]
     public void ScopeDisposesWhatItCreatedExceptKeptTensors()
     {
         long before = Device.LiveBuffers;

@@ -69,6 +69,34 @@ public sealed class ConvolutionTests(string kind) : DeviceFixture(kind)
     }
 
     [Test]
+    public void DeepSingleImageBackwardDataMatchesReference()
+    {
+        // Batch 1, a small image and a deep K·R·S: the CPU backend's GEMM path splits K here (its scratch for the
+        // permuted weights and for the split partials must not be shared).
+        var g = new Conv(1, 8, 6, 6, 256, 3, 3, 1, 1, 1, 1, 1, 1);
+        var (x, w, _) = Inputs(g, 30);
+        x.RequiresGrad = true;
+        var dy = Normal<float>(g.OutputShape, 31);
+        Forward(g, x, w, null).Backward(dy);
+        Reference.AssertClose(ConvBackwardData(g, Reference.ToDouble(dy.ToArray()), Reference.ToDouble(w.ToArray())),
+            Reference.ToDouble(x.Grad!.ToArray()), 1e-4, 1e-4, "dx");
+    }
+
+    [Test]
+    public void StrideLargerThanTheInputWorks()
+    {
+        var g = new Conv(1, 1, 4, 4, 1, 1, 1, 2000, 2000, 0, 0, 0, 0);
+        var (x, w, _) = Inputs(g, 32);
+        x.RequiresGrad = w.RequiresGrad = true;
+        var y = Forward(g, x, w, null);
+        Assert.That(y.Shape, Is.EqualTo(new Shape(1, 1, 1, 1)));
+        y.Sum().Backward();
+        var dx = x.Grad!.ToArray();
+        Assert.That(dx[0], Is.EqualTo(w.ToArray()[0]));
+        Assert.That(dx.Skip(1), Is.All.EqualTo(0f));
+    }
+
+    [Test]
     public void MismatchedChannelsAreRejected()
     {
         var x = Normal<float>([1, 3, 5, 5], 1);

@@ -165,6 +165,31 @@ public sealed class LayerTests(string kind) : DeviceFixture(kind)
     }
 
     [Test]
+    public void BackendRejectsOutOfRangeLabelsAndNegativeExtents()
+    {
+        var logits = Normal<float>([2, 3], 50);
+        var labels = Device.Backend.Allocate<int>(2);
+        try
+        {
+            labels.CopyFromHost([1, 1_000_000]);
+            var losses = Normal<float>([2], 51);
+            var probabilities = Normal<float>([2, 3], 52);
+            var error = Assert.Throws<ArgumentException>(() => Device.Backend.SoftmaxCrossEntropyForward(2, 3,
+                logits.Buffer, labels, probabilities.Buffer, losses.Buffer))!;
+            Assert.That(error.Message, Does.Contain("1000000"));
+            Assert.Throws<ArgumentException>(() => Device.Backend.TopKCorrect(2, 3, 1, logits.Buffer, labels, labels));
+        }
+        finally
+        {
+            labels.Dispose();
+        }
+        var x = Normal<float>([24], 53);
+        var sums = Normal<float>([3], 54);
+        Assert.Throws<ArgumentException>(() => Device.Backend.SumPerChannel(-2, 3, -4, x.Buffer, sums.Buffer));
+        Assert.Throws<ArgumentException>(() => Device.Backend.AddPerChannel(-2, 3, -4, sums.Buffer, x.Buffer));
+    }
+
+    [Test]
     public void TopKCountsLabelsAmongTheLargestLogits()
     {
         var logits = Tensor.FromArray(new float[]
