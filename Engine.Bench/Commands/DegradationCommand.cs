@@ -7,6 +7,7 @@ using System.Globalization;
 using System.Text;
 using Engine.Bench.Reports;
 using Engine.Bench.Training;
+using Engine.Models;
 using Engine.Models.Training;
 using Spectre.Console;
 
@@ -30,11 +31,17 @@ internal static class DegradationCommand
         command.SetAction(result =>
         {
             string folder = result.GetValue(output)!;
+            string[] names = result.GetValue(models)!;
+            // Everything that could stop a later run is checked before the first one trains.
+            foreach (string name in names) ModelRegistry.Parse(name);
+            if (names.Distinct(StringComparer.OrdinalIgnoreCase).Count() != names.Length)
+                throw new ArgumentException($"--models names a model twice: {string.Join(" ", names)}.");
             var (train, test) = binder.LoadData(result);
+            foreach (string name in names) TrainingRun.CheckOutput(Path.Combine(folder, name), result.GetValue(resume));
             Console.WriteLine($"data: {train.Count} training and {test.Count} evaluation images from {train.Source}");
             using var device = CommonOptions.OpenDevice(result.GetValue(binder.Device));
             var runs = new Dictionary<string, IReadOnlyList<EpochRecord>>();
-            foreach (string name in result.GetValue(models)!)
+            foreach (string name in names)
             {
                 using var trainer = new Trainer(device, binder.Options(result, name), train, test);
                 TrainingRun.Execute(trainer, name, Path.Combine(folder, name), result.GetValue(resume));
@@ -52,7 +59,7 @@ internal static class DegradationCommand
                 table.AppendLine("| " + string.Join(" | ", cells) + " |");
                 console.AddRow(cells);
             }
-            TrainingReport.WriteAtomically(Path.Combine(folder, "degradation.md"), table.ToString());
+            AtomicFile.WriteAllText(Path.Combine(folder, "degradation.md"), table.ToString());
             AnsiConsole.Write(console);
             Console.WriteLine($"wrote {Path.Combine(folder, "degradation.png")} and degradation.md");
             return 0;

@@ -97,20 +97,10 @@ internal static class ShortcutsCommand
         var report = new ShortcutReport($"{device.Kind}: {device.Backend.Description}", rows);
         report.WriteConsole();
         Directory.CreateDirectory(outputFolder);
-        WriteAtomically(Path.Combine(outputFolder, "shortcuts.md"), report.ToMarkdown());
-        WriteAtomically(Path.Combine(outputFolder, "shortcuts.csv"), report.ToCsv());
-        string png = Path.Combine(outputFolder, "shortcuts.png");
-        string temporary = png + ".tmp.png";
-        report.SavePng(temporary);
-        File.Move(temporary, png, overwrite: true);
+        AtomicFile.WriteAllText(Path.Combine(outputFolder, "shortcuts.md"), report.ToMarkdown());
+        AtomicFile.WriteAllText(Path.Combine(outputFolder, "shortcuts.csv"), report.ToCsv());
+        AtomicFile.Write(Path.Combine(outputFolder, "shortcuts.png"), report.SavePng);
         Console.WriteLine($"wrote {Path.Combine(outputFolder, "shortcuts.md")}, .csv and .png");
         return 0;
-    }
-
-    private static void WriteAtomically(string path, string text)
-    {
-        string temporary = path + ".tmp";
-        File.WriteAllText(temporary, text);
-        File.Move(temporary, path, overwrite: true);
     }
 }

@@ -23,6 +23,7 @@ internal static class TrainCommand
             string name = result.GetValue(model)!;
             ModelRegistry.Parse(name); // unknown names fail before any data is read
             var (train, test) = binder.LoadData(result);
+            TrainingRun.CheckOutput(result.GetValue(output)!, result.GetValue(resume)); // before any training
             Console.WriteLine($"data: {train.Count} training and {test.Count} evaluation images " +
                               $"{train.Channels}x{train.Height}x{train.Width} from {train.Source}");
             using var device = CommonOptions.OpenDevice(result.GetValue(binder.Device));

@@ -8,17 +8,17 @@ namespace Engine.Bench.Reports;
 
 public static class TrainingReport
 {
+    /// <summary>One row per epoch; learning_rate is the rate of the epoch's last iteration.</summary>
     public static void WriteCsv(string path, IReadOnlyList<EpochRecord> history)
     {
         var text = new StringBuilder("epoch,iteration,learning_rate,train_loss,train_error,test_loss,test_error," +
                                      "images_per_second,seconds\n");
         foreach (var r in history)
-            text.AppendLine(string.Join(',', new double[]
-            {
-                r.Epoch + 1, r.Iteration, r.LearningRate, r.TrainLoss, r.TrainError, r.TestLoss, r.TestError,
-                r.ImagesPerSecond, r.Seconds,
-            }.Select(v => v.ToString("G6", CultureInfo.InvariantCulture))));
-        WriteAtomically(path, text.ToString());
+            text.AppendLine(string.Join(',',
+                new[] { r.Epoch + 1, r.Iteration }.Select(v => v.ToString(CultureInfo.InvariantCulture)).Concat(
+                    new[] { r.LearningRate, r.TrainLoss, r.TrainError, r.TestLoss, r.TestError, r.ImagesPerSecond, r.Seconds }
+                        .Select(v => v.ToString("G6", CultureInfo.InvariantCulture)))));
+        AtomicFile.WriteAllText(path, text.ToString());
     }
 
     /// <summary>Error (%) against iterations for each named run.</summary>
@@ -46,15 +46,6 @@ public static class TrainingReport
         plot.XLabel("iteration");
         plot.YLabel("error (%)");
         plot.ShowLegend(ScottPlot.Edge.Right);
-        string temporary = path + ".tmp.png";
-        plot.SavePng(temporary, 1000, 560);
-        File.Move(temporary, path, overwrite: true);
-    }
-
-    public static void WriteAtomically(string path, string text)
-    {
-        string temporary = path + ".tmp";
-        File.WriteAllText(temporary, text);
-        File.Move(temporary, path, overwrite: true);
+        AtomicFile.Write(path, temporary => plot.SavePng(temporary, 1000, 560));
     }
 }

@@ -12,6 +12,9 @@ internal static class DataSources
     public static (ImageDataset Train, ImageDataset Test) Load(string kind, string? path, int trainSubset,
         int testSubset, int validation, int seed)
     {
+        if (trainSubset < 0 || testSubset < 0 || validation < 0)
+            throw new ArgumentException($"--train-subset, --test-subset and --validation must be 0 or more " +
+                                        $"(got {trainSubset}, {testSubset}, {validation}).");
         var (train, test) = kind.Trim().ToLowerInvariant() switch
         {
             "fashion-mnist" => (FashionMnist.ReadTrain(path ?? FashionMnist.DefaultFolder),

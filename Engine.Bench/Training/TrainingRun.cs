@@ -8,23 +8,32 @@ namespace Engine.Bench.Training;
 
 internal static class TrainingRun
 {
+    /// <summary>Checks, before any training, that the run can start and that <paramref name="outputFolder"/> can
+    /// take its files: a checkpoint to resume exists (or none to overwrite), and the folder is writable.</summary>
+    public static void CheckOutput(string outputFolder, bool resume)
+    {
+        string checkpoint = Path.Combine(outputFolder, Trainer.CheckpointFile);
+        if (resume && !File.Exists(checkpoint))
+            throw new FileNotFoundException($"--resume: no checkpoint at '{checkpoint}'.", checkpoint);
+        if (!resume && File.Exists(checkpoint))
+            throw new InvalidOperationException(
+                $"'{outputFolder}' already holds a checkpoint; pass --resume to continue it or choose another --out.");
+        Directory.CreateDirectory(outputFolder);
+        string probe = Path.Combine(outputFolder, $".write-test-{Guid.NewGuid():N}");
+        File.WriteAllText(probe, "");
+        File.Delete(probe);
+    }
+
     public static void Execute(Trainer trainer, string label, string outputFolder, bool resume,
         Action<Trainer>? afterEpoch = null)
     {
-        Directory.CreateDirectory(outputFolder);
+        CheckOutput(outputFolder, resume);
         string checkpoint = Path.Combine(outputFolder, Trainer.CheckpointFile);
         if (resume)
         {
-            if (!File.Exists(checkpoint))
-                throw new FileNotFoundException($"--resume: no checkpoint at '{checkpoint}'.", checkpoint);
             trainer.Resume(checkpoint);
             AnsiConsole.MarkupLine(Markup.Escape($"{label}: resumed at iteration {trainer.Iteration} " +
                                                  $"(epoch {trainer.History.Count}) from {checkpoint}"));
-        }
-        else if (File.Exists(checkpoint))
-        {
-            throw new InvalidOperationException(
-                $"'{outputFolder}' already holds a checkpoint; pass --resume to continue it or choose another --out.");
         }
 
         AnsiConsole.Progress()

@@ -11,10 +11,10 @@ public sealed class ImageDataset
     /// [0, classes).</summary>
     public ImageDataset(byte[] pixels, int[] labels, int channels, int height, int width, int classes, string source)
     {
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(channels);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(height);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(width);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(classes);
+        if (channels < 1 || height < 1 || width < 1 || classes < 1)
+            throw new InvalidDataException(
+                $"{source}: images of {channels}×{height}×{width} in {classes} classes are not a dataset " +
+                "(every extent must be at least 1).");
         long imageSize = (long)channels * height * width;
         if (pixels.LongLength != labels.LongLength * imageSize)
             throw new ArgumentException(

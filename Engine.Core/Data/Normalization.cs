@@ -33,6 +33,8 @@ public sealed record Normalization
     /// <summary>Per-channel mean and (population) standard deviation of <paramref name="train"/>'s pixels.</summary>
     public static Normalization PerChannel(ImageDataset train)
     {
+        if (train.Count == 0)
+            throw new InvalidDataException($"{train.Source}: no training images to compute the normalisation from.");
         int channels = train.Channels, plane = train.Height * train.Width;
         var sums = new long[channels];
         var squares = new long[channels];
@@ -51,6 +53,9 @@ public sealed record Normalization
             double mean255 = sums[c] / n;
             mean[c] = (float)(mean255 / 255);
             std[c] = (float)(Math.Sqrt(Math.Max(0, squares[c] / n - mean255 * mean255)) / 255);
+            if (!(std[c] > 0))
+                throw new InvalidDataException(
+                    $"{train.Source}: channel {c} is constant over the training images; it cannot be normalised.");
         }
         return new Normalization(mean, std);
     }
@@ -58,6 +63,8 @@ public sealed record Normalization
     /// <summary>The mean image of <paramref name="train"/> (one mean per pixel), std 1.</summary>
     public static Normalization PerPixelMean(ImageDataset train)
     {
+        if (train.Count == 0)
+            throw new InvalidDataException($"{train.Source}: no training images to compute the mean image from.");
         var sums = new long[train.ImageSize];
         for (int image = 0; image < train.Count; image++)
         {

@@ -8,6 +8,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using Engine.Core;
 using Engine.Core.Autograd;
 using Engine.Core.Data;
@@ -60,7 +61,12 @@ public sealed class Trainer : IDisposable
     private readonly Normalization _normalization;
     private readonly string[] _parameterNames;
     private readonly List<EpochRecord> _history = [];
+    private readonly string _dataFingerprint;
     private int _iteration;
+
+    /// <summary>History numbers may be NaN or infinite (a diverged run): written as named literals.</summary>
+    private static readonly JsonSerializerOptions HistoryJson =
+        new() { NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals };
 
     public Trainer(Device device, TrainOptions options, ImageDataset train, ImageDataset test)
     {
@@ -72,23 +78,43 @@ public sealed class Trainer : IDisposable
             throw new ArgumentException(
                 $"Training data ({train.Channels}x{train.Height}x{train.Width}, {train.Classes} classes, {train.Source}) " +
                 $"and test data ({test.Channels}x{test.Height}x{test.Width}, {test.Classes} classes, {test.Source}) differ.");
-        Model = ModelRegistry.Create<float>(options.Model, device, options.Seed, train.Classes,
-            inputChannels: train.Channels);
-        _parameterNames = Model.NamedParameters().Select(p => p.Name).ToArray();
-        _sgd = new Sgd<float>(Model.Parameters(), options.LearningRate, options.Momentum, 0, options.WeightDecay,
-            options.Nesterov);
+        if (options.Iterations is < 0 || options.Epochs < 0)
+            throw new ArgumentException($"Epochs ({options.Epochs}) and iterations ({options.Iterations}) must not be negative.");
+        if (!(options.WarmupRate >= 0) || options.WarmupIterations < 0)
+            throw new ArgumentException(
+                $"Warm-up rate ({options.WarmupRate}) and iterations ({options.WarmupIterations}) must not be negative.");
         _normalization = options.Normalize switch
         {
             "channel" => Normalization.PerChannel(train),
             "pixel" => Normalization.PerPixelMean(train),
             _ => throw new ArgumentException($"Unknown normalisation '{options.Normalize}': channel or pixel."),
         };
+        // A last batch of one image would give batch-norm a single value per channel in 1x1 stages: drop it.
         _trainLoader = new BatchLoader(train, options.BatchSize, shuffle: true, options.Seed, _normalization,
-            options.Augment ? new Augmentation() : Augmentation.None);
-        TotalIterations = options.Iterations ?? checked(options.Epochs * _trainLoader.BatchesPerEpoch);
-        if (TotalIterations < 1) throw new ArgumentException("Nothing to train: epochs and iterations are zero.");
+            options.Augment ? new Augmentation() : Augmentation.None, dropLast: train.Count % options.BatchSize == 1);
+        long total = options.Iterations ?? (long)options.Epochs * _trainLoader.BatchesPerEpoch;
+        if (total < 1) throw new ArgumentException("Nothing to train: epochs and iterations are zero.");
+        if (total > int.MaxValue)
+            throw new ArgumentException($"{options.Epochs} epochs of {_trainLoader.BatchesPerEpoch} batches exceed " +
+                                        $"{int.MaxValue} iterations.");
+        TotalIterations = (int)total;
         _schedule = LearningRateSchedule.Create(options.Schedule, options.LearningRate, TotalIterations,
             options.Milestones, options.WarmupIterations, options.WarmupRate);
+        _dataFingerprint = DataFingerprint(train, test);
+        Model = ModelRegistry.Create<float>(options.Model, device, options.Seed, train.Classes,
+            inputChannels: train.Channels);
+        _parameterNames = Model.NamedParameters().Select(p => p.Name).ToArray();
+        try
+        {
+            _sgd = new Sgd<float>(Model.Parameters(), options.LearningRate, options.Momentum, 0, options.WeightDecay,
+                options.Nesterov);
+        }
+        catch
+        {
+            Model.Dispose();
+            _trainLoader.Dispose();
+            throw;
+        }
     }
 
     public ResNet<float> Model { get; }
@@ -97,34 +123,85 @@ public sealed class Trainer : IDisposable
     public IReadOnlyList<EpochRecord> History => _history;
     public bool Finished => _iteration >= TotalIterations;
 
-    /// <summary>Loads a checkpoint written by <see cref="Save"/> for the same model and options.</summary>
+    /// <summary>Loads a checkpoint written by <see cref="Save"/> for the same model, options and data.</summary>
     public void Resume(string checkpointPath)
     {
-        var header = SafeTensors.ReadHeader(checkpointPath);
-        var metadata = header.Metadata;
-        string saved = metadata.GetValueOrDefault("options") ?? "";
-        if (saved != OptionsFingerprint())
+        var metadata = SafeTensors.ReadHeader(checkpointPath).Metadata;
+        var differences = new List<string>();
+        foreach (var (key, now) in Identity())
+        {
+            string saved = metadata.GetValueOrDefault(key) ?? "(missing)";
+            if (saved != now) differences.AddRange(Differences(key, saved, now));
+        }
+        if (differences.Count > 0)
             throw new InvalidDataException(
-                $"Checkpoint '{checkpointPath}' was written with other options:\n  saved: {saved}\n  now:   {OptionsFingerprint()}");
+                $"Checkpoint '{checkpointPath}' belongs to another run: {string.Join("; ", differences.Take(6))}" +
+                (differences.Count > 6 ? $"; and {differences.Count - 6} more" : "") + ".");
+        int iteration;
+        List<EpochRecord> history;
+        try
+        {
+            iteration = int.Parse(metadata["iteration"], CultureInfo.InvariantCulture);
+            history = JsonSerializer.Deserialize<List<EpochRecord>>(metadata["history"], HistoryJson) ?? [];
+        }
+        catch (Exception e) when (e is KeyNotFoundException or FormatException or OverflowException or JsonException)
+        {
+            throw new InvalidDataException($"Checkpoint '{checkpointPath}': its iteration or history is unreadable.", e);
+        }
         SafeTensors.Load(Model.StateDict().Concat(_sgd.State(_parameterNames)), checkpointPath);
-        _iteration = int.Parse(metadata["iteration"], CultureInfo.InvariantCulture);
+        _iteration = iteration;
         _history.Clear();
-        _history.AddRange(JsonSerializer.Deserialize<List<EpochRecord>>(metadata["history"]) ?? []);
+        _history.AddRange(history);
     }
 
     /// <summary>Writes the checkpoint atomically.</summary>
-    public void Save(string checkpointPath) =>
-        SafeTensors.Save(Model.StateDict().Concat(_sgd.State(_parameterNames)), checkpointPath,
-            new Dictionary<string, string>
-            {
-                ["model"] = _options.Model,
-                ["iteration"] = _iteration.ToString(CultureInfo.InvariantCulture),
-                ["options"] = OptionsFingerprint(),
-                ["history"] = JsonSerializer.Serialize(_history),
-            });
+    public void Save(string checkpointPath)
+    {
+        var metadata = Identity().ToDictionary(entry => entry.Key, entry => entry.Value);
+        metadata["iteration"] = _iteration.ToString(CultureInfo.InvariantCulture);
+        metadata["history"] = JsonSerializer.Serialize(_history, HistoryJson);
+        SafeTensors.Save(Model.StateDict().Concat(_sgd.State(_parameterNames)), checkpointPath, metadata);
+    }
 
-    private string OptionsFingerprint() => JsonSerializer.Serialize(_options with { Epochs = 0 }) +
-                                           $" data={_train.Count}/{_test.Count}";
+    /// <summary>What a checkpoint must match to be resumed: the options, the resolved length of the run (the
+    /// schedule depends on it) and the data.</summary>
+    private IEnumerable<(string Key, string Value)> Identity() =>
+    [
+        ("options", JsonSerializer.Serialize(_options)),
+        ("total_iterations", TotalIterations.ToString(CultureInfo.InvariantCulture)),
+        ("data", _dataFingerprint),
+    ];
+
+    /// <summary>The option fields that differ (or the whole entry when it is not an options object).</summary>
+    private static IEnumerable<string> Differences(string key, string saved, string now)
+    {
+        if (key != "options") return [$"{key} {saved} → {now}"];
+        try
+        {
+            using var before = JsonDocument.Parse(saved);
+            using var after = JsonDocument.Parse(now);
+            return after.RootElement.EnumerateObject()
+                .Where(p => !before.RootElement.TryGetProperty(p.Name, out var old) || old.GetRawText() != p.Value.GetRawText())
+                .Select(p => $"{p.Name} {(before.RootElement.TryGetProperty(p.Name, out var old) ? old.GetRawText() : "(missing)")} → {p.Value.GetRawText()}")
+                .ToList();
+        }
+        catch (JsonException)
+        {
+            return ["options unreadable"];
+        }
+    }
+
+    /// <summary>Identifies the data: sizes, sources and a 64-bit FNV-1a hash of every label and pixel.</summary>
+    private static string DataFingerprint(ImageDataset train, ImageDataset test)
+    {
+        ulong hash = 14695981039346656037;
+        foreach (var data in new[] { train, test })
+        {
+            foreach (int label in data.Labels) hash = (hash ^ (uint)label) * 1099511628211;
+            foreach (byte pixel in data.Pixels) hash = (hash ^ pixel) * 1099511628211;
+        }
+        return $"{train.Count}+{test.Count} images, hash {hash:x16}";
+    }
 
     /// <summary>Trains one epoch (or what remains of the iteration budget), evaluates, and returns its record.</summary>
     public EpochRecord RunEpoch(IProgress<TrainProgress>? progress = null)
@@ -145,10 +222,14 @@ public sealed class Trainer : IDisposable
                 var x = Tensor.FromArray(batch.Images, [batch.Count, _train.Channels, _train.Height, _train.Width], device);
                 var logits = Model.Forward(x);
                 var loss = logits.CrossEntropy(batch.Labels);
+                float value = loss.Item();
+                if (!float.IsFinite(value))
+                    throw new InvalidOperationException(
+                        $"Training diverged: the loss is {value} at iteration {_iteration}; try a lower learning rate.");
                 loss.Backward();
                 _sgd.Step();
                 _sgd.ZeroGrad();
-                lossSum += loss.Item() * batch.Count;
+                lossSum += value * batch.Count;
                 correct += logits.TopKCorrect(batch.Labels, 1);
                 seen += batch.Count;
             }

@@ -72,12 +72,37 @@ public sealed class TrainingTests
 
             using var other = new Trainer(_device!, options with { LearningRate = 0.2 }, train, test);
             var error = Assert.Throws<InvalidDataException>(() => other.Resume(checkpoint))!;
-            Assert.That(error.Message, Does.Contain("other options"));
+            Assert.That(error.Message, Does.Contain("another run").And.Contain("LearningRate 0.1 → 0.2"));
+
+            using var longer = new Trainer(_device!, options with { Epochs = 3 }, train, test);
+            error = Assert.Throws<InvalidDataException>(() => longer.Resume(checkpoint))!;
+            Assert.That(error.Message, Does.Contain("Epochs 2 → 3").And.Contain("total_iterations 6 → 9"),
+                "a longer run has another schedule");
+
+            var inverted = new ImageDataset(train.Pixels.Select(p => (byte)(255 - p)).ToArray(), train.Labels,
+                train.Channels, train.Height, train.Width, train.Classes, train.Source);
+            using var otherData = new Trainer(_device!, options, inverted, test);
+            error = Assert.Throws<InvalidDataException>(() => otherData.Resume(checkpoint))!;
+            Assert.That(error.Message, Does.Contain("data"), "same sizes, other pixels");
         }
         finally
         {
             Directory.Delete(folder, recursive: true);
         }
+    }
+
+    [Test]
+    public void DivergenceStopsWithAClearMessage()
+    {
+        var (train, test) = FashionMnistSubset(256, 32);
+        var options = new TrainOptions
+            { Model = "resnet20-a", Epochs = 3, BatchSize = 32, LearningRate = 1e30, Schedule = "constant" };
+        using var trainer = new Trainer(_device!, options, train, test);
+        var error = Assert.Throws<InvalidOperationException>(() =>
+        {
+            while (!trainer.Finished) trainer.RunEpoch();
+        })!;
+        Assert.That(error.Message, Does.Contain("diverged"));
     }
 
     [Test]

@@ -1,0 +1,30 @@
+// Report files written so that a reader never sees half of one: to a temporary name, flushed to disk, renamed.
+namespace Engine.Bench.Reports;
+
+public static class AtomicFile
+{
+    public static void WriteAllText(string path, string text) =>
+        Write(path, temporary =>
+        {
+            using var stream = new FileStream(temporary, FileMode.Create, FileAccess.Write);
+            stream.Write(System.Text.Encoding.UTF8.GetBytes(text));
+            stream.Flush(flushToDisk: true);
+        });
+
+    /// <summary>Lets <paramref name="write"/> create the file under a temporary name (ending in the same
+    /// extension, for writers that infer the format), then renames it over <paramref name="path"/>.</summary>
+    public static void Write(string path, Action<string> write)
+    {
+        string temporary = path + ".tmp" + Path.GetExtension(path);
+        try
+        {
+            write(temporary);
+            File.Move(temporary, path, overwrite: true);
+        }
+        catch
+        {
+            File.Delete(temporary);
+            throw;
+        }
+    }
+}
