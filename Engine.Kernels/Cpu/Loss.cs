@@ -69,11 +69,7 @@ public sealed unsafe partial class CpuBackend
             throw new ArgumentException($"{op}: invalid extent (batch {batch}, classes {classes}).");
         Validate.Buffer(this, op, "logits", scores, (long)batch * classes);
         Validate.Buffer(this, op, nameof(labels), labels, batch);
-        int* label = Data(labels);
-        for (int i = 0; i < batch; i++)
-            if ((uint)label[i] >= (uint)classes)
-                throw new ArgumentException($"{op}: labels[{i}] = {label[i]} is outside [0, {classes}).",
-                    nameof(labels));
+        Validate.Labels(op, new ReadOnlySpan<int>(Data(labels), batch), classes);
     }
 
     private static int RowsPerTask(int classes) => Math.Max(1, ChunkLength / 8 / classes);
