@@ -7,6 +7,7 @@ root.Subcommands.Add(ShortcutsCommand.Create());
 root.Subcommands.Add(DemoCommand.Create());
 root.Subcommands.Add(StepCommand.Create());
 root.Subcommands.Add(TrainCommand.Create());
+root.Subcommands.Add(PredictCommand.Create());
 root.Subcommands.Add(DegradationCommand.Create());
 root.Subcommands.Add(CostsCommand.Create());
 root.Subcommands.Add(KernelsCommand.Create());

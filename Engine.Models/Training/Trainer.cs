@@ -160,6 +160,7 @@ public sealed class Trainer : IDisposable
         var metadata = Identity().ToDictionary(entry => entry.Key, entry => entry.Value);
         metadata["iteration"] = _iteration.ToString(CultureInfo.InvariantCulture);
         metadata["history"] = JsonSerializer.Serialize(_history, HistoryJson);
+        foreach (var (key, value) in Prediction.ModelInput.Describe(_train, _normalization)) metadata[key] = value;
         SafeTensors.Save(Model.StateDict().Concat(_sgd.State(_parameterNames)), checkpointPath, metadata);
     }
 
