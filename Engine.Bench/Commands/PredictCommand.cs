@@ -71,19 +71,19 @@ internal static class PredictCommand
             foreach (var prediction in predictions)
                 if (folder)
                     Console.WriteLine($"{Path.GetFileName(prediction.Path)}: " +
-                                      string.Join(", ", prediction.Top.Select(c => $"{c.Name} {c.Probability:P1}")));
+                                      string.Join(", ", prediction.Top.Select(c => $"{c.Name} {100 * c.Probability:F1}%")));
                 else
                 {
                     Console.WriteLine(prediction.Path);
                     foreach (var c in prediction.Top)
-                        Console.WriteLine($"  {c.Probability,7:P2}  {c.Class,3}  {c.Name}");
+                        Console.WriteLine($"  {100 * c.Probability,6:F2}%  {c.Class,3}  {c.Name}");
                 }
             if (csvPath is not null)
             {
                 if (Path.GetDirectoryName(Path.GetFullPath(csvPath)) is { } parent) Directory.CreateDirectory(parent);
                 AtomicFile.WriteAllText(csvPath, Csv(predictions, k));
                 Console.WriteLine($"{predictions.Count} predictions written to {csvPath}" +
-                                  (skipped.Count > 0 ? $" ({skipped.Count} files skipped)" : ""));
+                                  (skipped.Count > 0 ? $"; skipped: {skipped.Count}" : ""));
             }
             return skipped.Count > 0 && predictions.Count == 0 ? 2 : 0;
         });
