@@ -9,7 +9,8 @@ public static class FashionMnist
 
     private const string MissingHint =
         "Install Debian's dataset-fashion-mnist package (apt-get install dataset-fashion-mnist), which puts the " +
-        "files in " + DefaultFolder + ", or pass a folder holding them";
+        "files in " + DefaultFolder + ", or pass a folder holding them (the source repository ships a small real " +
+        "subset in Engine.Tests/TestData/fashion-mnist-subset)";
 
     public static ImageDataset ReadTrain(string folder = DefaultFolder) =>
         Idx.ReadStandardPair(folder, "train", MissingHint);
