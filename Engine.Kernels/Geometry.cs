@@ -5,6 +5,19 @@
 namespace Engine.Kernels;
 
 /// <summary>A 2-D convolution: zero padding per side (imported models use asymmetric pads).</summary>
+/// <param name="Batch">N, images in the batch.</param>
+/// <param name="InChannels">C, channels of the input x.</param>
+/// <param name="InHeight">H, rows of the input.</param>
+/// <param name="InWidth">W, columns of the input.</param>
+/// <param name="OutChannels">K, filters (channels of the output y).</param>
+/// <param name="KernelHeight">R, rows of each filter.</param>
+/// <param name="KernelWidth">S, columns of each filter.</param>
+/// <param name="StrideHeight">Vertical stride.</param>
+/// <param name="StrideWidth">Horizontal stride.</param>
+/// <param name="PadTop">Zero rows above the input.</param>
+/// <param name="PadBottom">Zero rows below the input.</param>
+/// <param name="PadLeft">Zero columns left of the input.</param>
+/// <param name="PadRight">Zero columns right of the input.</param>
 public readonly record struct ConvGeometry(
     int Batch, int InChannels, int InHeight, int InWidth,
     int OutChannels, int KernelHeight, int KernelWidth,
@@ -17,15 +30,27 @@ public readonly record struct ConvGeometry(
         new ConvGeometry(batch, inChannels, height, width, outChannels, kernel, kernel, stride, stride,
             padding, padding, padding, padding).Validated();
 
+    /// <summary>OH = (H + PadTop + PadBottom − R) / StrideHeight + 1, rounded down (as PyTorch).</summary>
     public int OutHeight => (InHeight + PadTop + PadBottom - KernelHeight) / StrideHeight + 1;
+
+    /// <summary>OW = (W + PadLeft + PadRight − S) / StrideWidth + 1, rounded down.</summary>
     public int OutWidth => (InWidth + PadLeft + PadRight - KernelWidth) / StrideWidth + 1;
+
+    /// <summary>Elements of x [N, C, H, W].</summary>
     public long InputLength => (long)Batch * InChannels * InHeight * InWidth;
+
+    /// <summary>Elements of w [K, C, R, S].</summary>
     public long WeightLength => (long)OutChannels * InChannels * KernelHeight * KernelWidth;
+
+    /// <summary>Elements of y [N, K, OH, OW].</summary>
     public long OutputLength => (long)Batch * OutChannels * OutHeight * OutWidth;
 
     /// <summary>Multiply-accumulates of the forward pass.</summary>
     public long Macs => OutputLength * InChannels * KernelHeight * KernelWidth;
 
+    /// <summary>Returns this geometry once checked: extents and strides ≥ 1, paddings ≥ 0, the kernel no larger than
+    /// the padded input, every tensor under 2^31 elements.</summary>
+    /// <exception cref="ArgumentException">A check failed; the message shows the geometry.</exception>
     public ConvGeometry Validated()
     {
         if (Batch < 1 || InChannels < 1 || InHeight < 1 || InWidth < 1 || OutChannels < 1 ||
@@ -43,14 +68,32 @@ public readonly record struct ConvGeometry(
 }
 
 /// <summary>Max pooling with a square window, equal strides and symmetric padding (padding counts as −∞).</summary>
+/// <param name="Batch">N, images in the batch.</param>
+/// <param name="Channels">C, channels (pooled independently).</param>
+/// <param name="InHeight">H, rows of the input.</param>
+/// <param name="InWidth">W, columns of the input.</param>
+/// <param name="Kernel">Side of the square window.</param>
+/// <param name="Stride">Step between windows, both directions.</param>
+/// <param name="Padding">Rows and columns added on every side; they never win the maximum.</param>
 public readonly record struct PoolGeometry(int Batch, int Channels, int InHeight, int InWidth, int Kernel, int Stride,
     int Padding)
 {
+    /// <summary>OH = (H + 2·Padding − Kernel) / Stride + 1, rounded down (torch.nn.MaxPool2d with
+    /// ceil_mode=False).</summary>
     public int OutHeight => (InHeight + 2 * Padding - Kernel) / Stride + 1;
+
+    /// <summary>OW = (W + 2·Padding − Kernel) / Stride + 1, rounded down.</summary>
     public int OutWidth => (InWidth + 2 * Padding - Kernel) / Stride + 1;
+
+    /// <summary>Elements of x [N, C, H, W].</summary>
     public long InputLength => (long)Batch * Channels * InHeight * InWidth;
+
+    /// <summary>Elements of y [N, C, OH, OW] (and of the argmax buffer).</summary>
     public long OutputLength => (long)Batch * Channels * OutHeight * OutWidth;
 
+    /// <summary>Returns this geometry once checked: extents, window and stride ≥ 1, padding ≥ 0 and at most half the
+    /// window (as PyTorch requires), the window no larger than the padded input.</summary>
+    /// <exception cref="ArgumentException">A check failed; the message shows the geometry.</exception>
     public PoolGeometry Validated()
     {
         if (Batch < 1 || Channels < 1 || InHeight < 1 || InWidth < 1 || Kernel < 1 || Stride < 1 || Padding < 0)
@@ -65,6 +108,13 @@ public readonly record struct PoolGeometry(int Batch, int Channels, int InHeight
 
 /// <summary>The paper's option-A shortcut: y[n, k, i, j] = x[n, k − PadFront, i·s, j·s] when that channel exists,
 /// else 0.</summary>
+/// <param name="Batch">N, images in the batch.</param>
+/// <param name="InChannels">C, channels of the input x.</param>
+/// <param name="InHeight">H, rows of the input.</param>
+/// <param name="InWidth">W, columns of the input.</param>
+/// <param name="OutChannels">K ≥ C, channels of the output y.</param>
+/// <param name="Stride">Subsampling step: the output keeps rows and columns 0, s, 2s, …</param>
+/// <param name="PadFront">Zero channels placed before the input's (K − C − PadFront follow them).</param>
 public readonly record struct ShortcutGeometry(int Batch, int InChannels, int InHeight, int InWidth,
     int OutChannels, int Stride, int PadFront)
 {
@@ -74,11 +124,20 @@ public readonly record struct ShortcutGeometry(int Batch, int InChannels, int In
         new ShortcutGeometry(batch, inChannels, height, width, outChannels, stride,
             (outChannels - inChannels) / 2).Validated();
 
+    /// <summary>OH = ⌈H / Stride⌉, the same as a strided 1x1 or padded 3x3 convolution.</summary>
     public int OutHeight => (InHeight - 1) / Stride + 1;
+
+    /// <summary>OW = ⌈W / Stride⌉.</summary>
     public int OutWidth => (InWidth - 1) / Stride + 1;
+
+    /// <summary>Elements of x [N, C, H, W].</summary>
     public long InputLength => (long)Batch * InChannels * InHeight * InWidth;
+
+    /// <summary>Elements of y [N, K, OH, OW].</summary>
     public long OutputLength => (long)Batch * OutChannels * OutHeight * OutWidth;
 
+    /// <summary>Returns this geometry once checked: extents and stride ≥ 1, K ≥ C, 0 ≤ PadFront ≤ K − C.</summary>
+    /// <exception cref="ArgumentException">A check failed; the message shows the geometry.</exception>
     public ShortcutGeometry Validated()
     {
         if (Batch < 1 || InChannels < 1 || InHeight < 1 || InWidth < 1 || Stride < 1 || OutChannels < InChannels ||
@@ -89,9 +148,17 @@ public readonly record struct ShortcutGeometry(int Batch, int InChannels, int In
 }
 
 /// <summary>One SGD step's hyper-parameters, with PyTorch's semantics (torch.optim.SGD).</summary>
+/// <param name="LearningRate">lr ≥ 0.</param>
+/// <param name="Momentum">Momentum factor ≥ 0; 0 is plain SGD without a momentum buffer.</param>
+/// <param name="Dampening">Dampening ≥ 0 of the gradient added to the momentum buffer.</param>
+/// <param name="WeightDecay">L2 penalty ≥ 0, added to the gradient as WeightDecay·param.</param>
+/// <param name="Nesterov">Nesterov momentum (needs a momentum and zero dampening).</param>
 public readonly record struct SgdParameters(double LearningRate, double Momentum = 0, double Dampening = 0,
     double WeightDecay = 0, bool Nesterov = false)
 {
+    /// <summary>Returns these hyper-parameters once checked: none negative or NaN, and Nesterov only with a momentum
+    /// and zero dampening (as torch.optim.SGD).</summary>
+    /// <exception cref="ArgumentException">A check failed; the message names it.</exception>
     public SgdParameters Validated()
     {
         if (!(LearningRate >= 0) || !(Momentum >= 0) || !(WeightDecay >= 0) || Dampening < 0)

@@ -11,6 +11,8 @@ using Engine.Core.Modules;
 
 namespace Engine.Models;
 
+/// <summary>How a block's shortcut is built (He et al. 2015, sec. 3.3); <see cref="None"/> builds the paper's plain
+/// networks.</summary>
 public enum ShortcutOption
 {
     /// <summary>No shortcut: a plain network.</summary>
@@ -27,16 +29,29 @@ public enum ShortcutOption
 }
 
 /// <summary>Successive seeds for the layers of one network, so initialisation is reproducible.</summary>
+/// <param name="seed">The network's seed: the same seed gives the same initial weights.</param>
 public sealed class SeedSequence(int seed)
 {
     private int _next = seed * 7919;
 
-    public int Next() => _next += 2; // layers with a bias use seed and seed + 1
+    /// <summary>The next layer's seed; steps by 2, as a layer with a bias uses its seed and seed + 1.</summary>
+    public int Next() => _next += 2;
 }
 
 /// <summary>A residual (or plain) block: the residual function F and the shortcut that is added to it.</summary>
 public abstract class ResidualBlock<T> : Module<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <summary>Records the block's shape and shortcut; the subclass then adds its layers and calls
+    /// <see cref="AddProjectionIfNeeded"/>.</summary>
+    /// <param name="device">Where the block's parameters live.</param>
+    /// <param name="inChannels">Channels of the block's input.</param>
+    /// <param name="outChannels">Channels of its output (planes × expansion).</param>
+    /// <param name="stride">Stride of the block's strided convolution and of its shortcut: 2 where a stage starts
+    /// (except the first), else 1.</param>
+    /// <param name="option">How the shortcut is built.</param>
+    /// <param name="seeds">Seeds of the network's layers, drawn in construction order.</param>
+    /// <exception cref="ArgumentException">Option A with fewer output than input channels (zero-padding cannot drop
+    /// channels).</exception>
     protected ResidualBlock(Device device, int inChannels, int outChannels, int stride, ShortcutOption option,
         SeedSequence seeds)
     {
@@ -56,11 +71,23 @@ public abstract class ResidualBlock<T> : Module<T> where T : unmanaged, IFloatin
     private readonly Device _device;
     private readonly SeedSequence _seeds;
 
+    /// <summary>Channels of the block's input.</summary>
     public int InChannels { get; }
+
+    /// <summary>Channels of the block's output.</summary>
     public int OutChannels { get; }
+
+    /// <summary>The block's stride: its output has ⌈H / Stride⌉ × ⌈W / Stride⌉ pixels.</summary>
     public int Stride { get; }
+
+    /// <summary>How the block's shortcut is built.</summary>
     public ShortcutOption Option { get; }
+
+    /// <summary>True when the stride or the channel count changes, so the plain identity does not fit as
+    /// shortcut.</summary>
     public bool DimensionsChange { get; }
+
+    /// <summary>True when the shortcut is a projection: option C, or option B where dimensions change.</summary>
     protected bool ProjectionNeeded { get; }
 
     /// <summary>The projection shortcut (torchvision's "downsample": 0 = 1x1 conv, 1 = BN), or null.</summary>
@@ -78,6 +105,8 @@ public abstract class ResidualBlock<T> : Module<T> where T : unmanaged, IFloatin
     /// <summary>F(x): the residual branch, before the final addition and ReLU.</summary>
     protected abstract Tensor<T> Residual(Tensor<T> x);
 
+    /// <summary>relu(F(x) + shortcut(x)), or relu(F(x)) for a plain block: x [N, InChannels, H, W] →
+    /// [N, OutChannels, ⌈H / Stride⌉, ⌈W / Stride⌉].</summary>
     public override Tensor<T> Forward(Tensor<T> x)
     {
         var f = Residual(x);
@@ -92,10 +121,22 @@ public abstract class ResidualBlock<T> : Module<T> where T : unmanaged, IFloatin
     public abstract BatchNorm2d<T> LastBatchNorm { get; }
 }
 
+/// <summary>torchvision's BasicBlock (ResNet-18/34 and the CIFAR nets): 3x3 conv (stride) → BN → ReLU → 3x3 conv →
+/// BN, plus the shortcut, then ReLU.</summary>
 public sealed class BasicBlock<T> : ResidualBlock<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <summary>Output channels per plane: the block outputs <c>planes</c> channels.</summary>
     public const int Expansion = 1;
 
+    /// <summary>Builds conv1, bn1, conv2, bn2 and, where the option asks for one, the projection shortcut.</summary>
+    /// <param name="device">Where the block's parameters live.</param>
+    /// <param name="inChannels">Channels of the block's input.</param>
+    /// <param name="planes">Width of both convolutions and the block's output channels.</param>
+    /// <param name="stride">Stride of conv1 and of the shortcut.</param>
+    /// <param name="option">How the shortcut is built.</param>
+    /// <param name="seeds">Seeds of the network's layers, drawn in construction order.</param>
+    /// <exception cref="ArgumentException">Option A with <paramref name="planes"/> &lt;
+    /// <paramref name="inChannels"/>.</exception>
     public BasicBlock(Device device, int inChannels, int planes, int stride, ShortcutOption option,
         SeedSequence seeds) : base(device, inChannels, planes * Expansion, stride, option, seeds)
     {
@@ -106,20 +147,42 @@ public sealed class BasicBlock<T> : ResidualBlock<T> where T : unmanaged, IFloat
         AddProjectionIfNeeded();
     }
 
+    /// <summary>3x3 conv with the block's stride, InChannels → planes, no bias.</summary>
     public Conv2d<T> Conv1 { get; }
+
+    /// <summary>BN after conv1, fused with the ReLU that follows.</summary>
     public BatchNorm2d<T> Bn1 { get; }
+
+    /// <summary>3x3 conv, stride 1, planes → planes, no bias.</summary>
     public Conv2d<T> Conv2 { get; }
+
+    /// <summary>BN after conv2, before the addition (zeroed by zero-init-residual).</summary>
     public BatchNorm2d<T> Bn2 { get; }
+
+    /// <inheritdoc/>
     public override BatchNorm2d<T> LastBatchNorm => Bn2;
 
+    /// <inheritdoc/>
     protected override Tensor<T> Residual(Tensor<T> x) =>
         Bn2.Forward(Conv2.Forward(Bn1.Forward(Conv1.Forward(x), relu: true)));
 }
 
+/// <summary>torchvision's Bottleneck, v1.5 (ResNet-50/101/152): 1x1 conv → BN → ReLU → 3x3 conv (stride) → BN → ReLU
+/// → 1x1 conv to 4 × planes → BN, plus the shortcut, then ReLU.</summary>
 public sealed class Bottleneck<T> : ResidualBlock<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <summary>Output channels per plane: the block outputs 4 × <c>planes</c> channels.</summary>
     public const int Expansion = 4;
 
+    /// <summary>Builds conv1 … bn3 and, where the option asks for one, the projection shortcut.</summary>
+    /// <param name="device">Where the block's parameters live.</param>
+    /// <param name="inChannels">Channels of the block's input.</param>
+    /// <param name="planes">Width of the 1x1 reduction and the 3x3 conv; the output has 4 × planes channels.</param>
+    /// <param name="stride">Stride of the 3x3 conv (conv2) and of the shortcut.</param>
+    /// <param name="option">How the shortcut is built.</param>
+    /// <param name="seeds">Seeds of the network's layers, drawn in construction order.</param>
+    /// <exception cref="ArgumentException">Option A with 4 × <paramref name="planes"/> &lt;
+    /// <paramref name="inChannels"/>.</exception>
     public Bottleneck(Device device, int inChannels, int planes, int stride, ShortcutOption option,
         SeedSequence seeds) : base(device, inChannels, planes * Expansion, stride, option, seeds)
     {
@@ -132,14 +195,28 @@ public sealed class Bottleneck<T> : ResidualBlock<T> where T : unmanaged, IFloat
         AddProjectionIfNeeded();
     }
 
+    /// <summary>1x1 conv, InChannels → planes, no bias.</summary>
     public Conv2d<T> Conv1 { get; }
+
+    /// <summary>BN after conv1, fused with the ReLU that follows.</summary>
     public BatchNorm2d<T> Bn1 { get; }
+
+    /// <summary>3x3 conv with the block's stride, planes → planes, no bias.</summary>
     public Conv2d<T> Conv2 { get; }
+
+    /// <summary>BN after conv2, fused with the ReLU that follows.</summary>
     public BatchNorm2d<T> Bn2 { get; }
+
+    /// <summary>1x1 conv, planes → 4 × planes, no bias.</summary>
     public Conv2d<T> Conv3 { get; }
+
+    /// <summary>BN after conv3, before the addition (zeroed by zero-init-residual).</summary>
     public BatchNorm2d<T> Bn3 { get; }
+
+    /// <inheritdoc/>
     public override BatchNorm2d<T> LastBatchNorm => Bn3;
 
+    /// <inheritdoc/>
     protected override Tensor<T> Residual(Tensor<T> x)
     {
         var h = Bn1.Forward(Conv1.Forward(x), relu: true);

@@ -9,8 +9,17 @@ using Engine.Core.Modules;
 namespace Engine.Models;
 
 /// <summary>One traced layer: its dotted name, kind, output shape (C, H, W per image) and costs per image.</summary>
+/// <param name="Name">Dotted name as in the parameter names (layer1.0.conv1); relu, add and shortcut rows follow
+/// the same scheme.</param>
+/// <param name="Kind">What the layer is, for reading (conv 3x3/1 16→16, batch-norm, relu, …).</param>
+/// <param name="Channels">Output channels.</param>
+/// <param name="Height">Output rows.</param>
+/// <param name="Width">Output columns.</param>
+/// <param name="Parameters">Learnable parameters (weights and biases; BN's gamma and beta).</param>
+/// <param name="Macs">Multiply-accumulates per image (0 for everything but conv and fc).</param>
 public sealed record CostRow(string Name, string Kind, int Channels, int Height, int Width, long Parameters, long Macs)
 {
+    /// <summary>Elements of the output per image (C·H·W): the activation memory the layer adds.</summary>
     public long OutputElements => (long)Channels * Height * Width;
 
     /// <summary>The block (e.g. layer2.0) or part (stem, head) the layer belongs to.</summary>
@@ -19,20 +28,33 @@ public sealed record CostRow(string Name, string Kind, int Channels, int Height,
 }
 
 /// <summary>Costs of a group of rows (a block, or the whole network).</summary>
+/// <param name="Name">The group's name (layer2.0, stem, head) or the network's.</param>
+/// <param name="Parameters">Learnable parameters.</param>
+/// <param name="Macs">Multiply-accumulates per image.</param>
+/// <param name="ActivationElements">Activation elements per image: the sum of the rows' outputs.</param>
 public sealed record CostTotals(string Name, long Parameters, long Macs, long ActivationElements)
 {
     /// <summary>Activation bytes for a batch at the given element size (4 for float32).</summary>
     public long ActivationBytes(int batch, int elementSize = 4) => ActivationElements * batch * elementSize;
 }
 
+/// <summary>The costs of a network (or one block), layer by layer, with totals per group and overall; built by
+/// <see cref="CostCounter"/>.</summary>
+/// <param name="model">Name of the network or block.</param>
+/// <param name="rows">The traced layers in forward order.</param>
 public sealed class CostReport(string model, IReadOnlyList<CostRow> rows)
 {
+    /// <summary>Name of the network or block.</summary>
     public string Model { get; } = model;
+
+    /// <summary>The traced layers in forward order.</summary>
     public IReadOnlyList<CostRow> Rows { get; } = rows;
 
+    /// <summary>Totals of each group (stem, every block, head), in forward order.</summary>
     public IReadOnlyList<CostTotals> Groups => Rows.GroupBy(r => r.Group)
         .Select(g => Sum(g.Key, g)).ToList();
 
+    /// <summary>Totals of every row, named after <see cref="Model"/>.</summary>
     public CostTotals Total => Sum(Model, Rows);
 
     private static CostTotals Sum(string name, IEnumerable<CostRow> rows)
@@ -43,8 +65,12 @@ public sealed class CostReport(string model, IReadOnlyList<CostRow> rows)
     }
 }
 
+/// <summary>Parameters, MACs and activation memory of a network as built, traced from its layer shapes without
+/// running it (as fvcore's or ptflops' counters for PyTorch models).</summary>
 public static class CostCounter
 {
+    /// <summary>The costs of every layer of <paramref name="model"/> for one image of its spec's input size
+    /// (<see cref="ResNetSpec.InputSize"/>, with <see cref="ResNet{T}.InputChannels"/> channels).</summary>
     public static CostReport Count<T>(ResNet<T> model) where T : unmanaged, IFloatingPointIeee754<T>
     {
         var rows = new List<CostRow>();

@@ -6,10 +6,17 @@ using Engine.Core;
 
 namespace Engine.Models;
 
+/// <summary>Model names: parses resnet&lt;depth&gt;[-a|-b|-c] and plain&lt;depth&gt; into a
+/// <see cref="ResNetSpec"/> and builds the networks.</summary>
 public static class ModelRegistry
 {
+    /// <summary>Depths of the CIFAR nets, ResNet and plain (6n + 2): 20, 32, 44, 56, 110, 1202.</summary>
     public static IReadOnlyList<int> CifarDepths { get; } = [20, 32, 44, 56, 110, 1202];
+
+    /// <summary>Depths of the ImageNet ResNets: 18, 34, 50, 101, 152.</summary>
     public static IReadOnlyList<int> ImageNetDepths { get; } = [18, 34, 50, 101, 152];
+
+    /// <summary>Depths of the plain ImageNet nets (the paper's plain-18 and plain-34).</summary>
     public static IReadOnlyList<int> PlainImageNetDepths { get; } = [18, 34];
 
     /// <summary>Every accepted name, canonical forms first (resnet20-a …), then the short forms.</summary>

@@ -12,15 +12,25 @@ using Engine.Core.Modules;
 
 namespace Engine.Models;
 
+/// <summary>The paper's two network families.</summary>
 public enum ResNetFamily
 {
+    /// <summary>CIFAR-10 nets (sec. 4.2): 3x32x32 inputs, a 3x3 stem, 3 stages of 16/32/64 channels, basic
+    /// blocks.</summary>
     Cifar,
+
+    /// <summary>ImageNet nets (table 1): 3x224x224 inputs, a 7x7/2 stem and max-pool, 4 stages; bottleneck blocks
+    /// from depth 50.</summary>
     ImageNet,
 }
 
 /// <summary>What a model name denotes: family, depth and shortcut option (None for a plain net).</summary>
+/// <param name="Family">CIFAR or ImageNet.</param>
+/// <param name="Depth">Weighted layers: 6n + 2 for CIFAR (20 … 1202), 18/34/50/101/152 for ImageNet.</param>
+/// <param name="Option">The shortcut option of every block; None for a plain net.</param>
 public sealed record ResNetSpec(ResNetFamily Family, int Depth, ShortcutOption Option)
 {
+    /// <summary>True for ImageNet nets of depth 50 and more (bottleneck blocks), false for basic blocks.</summary>
     public bool Bottleneck => Family == ResNetFamily.ImageNet && Depth >= 50;
 
     /// <summary>Blocks per stage.</summary>
@@ -35,10 +45,13 @@ public sealed record ResNetSpec(ResNetFamily Family, int Depth, ShortcutOption O
             _ => throw new ArgumentException($"No ImageNet ResNet of depth {Depth}."),
         };
 
+    /// <summary>Planes (block width) of each stage: 16, 32, 64 (CIFAR) or 64, 128, 256, 512 (ImageNet).</summary>
     public int[] StagePlanes => Family == ResNetFamily.Cifar ? [16, 32, 64] : [64, 128, 256, 512];
 
+    /// <summary>Side of the square input images: 32 (CIFAR) or 224 (ImageNet).</summary>
     public int InputSize => Family == ResNetFamily.Cifar ? 32 : 224;
 
+    /// <summary>Classes when none are given: 10 (CIFAR-10) or 1000 (ImageNet).</summary>
     public int DefaultClasses => Family == ResNetFamily.Cifar ? 10 : 1000;
 
     /// <summary>The canonical name: resnet20-a, plain56, resnet50-b.</summary>
@@ -47,8 +60,21 @@ public sealed record ResNetSpec(ResNetFamily Family, int Depth, ShortcutOption O
         : $"resnet{Depth}-{Option.ToString().ToLowerInvariant()}";
 }
 
+/// <summary>A ResNet or plain network of the paper with torchvision's parameter names (conv1, bn1, layer1.0.conv1, …,
+/// fc); the ImageNet nets match torchvision.models.resnet18 … resnet152.</summary>
 public sealed class ResNet<T> : Module<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <summary>Builds and initialises the network: Kaiming normal (fan-out) convolutions, BN gamma 1 and
+    /// beta 0.</summary>
+    /// <param name="spec">Family, depth and shortcut option.</param>
+    /// <param name="device">Where the parameters live.</param>
+    /// <param name="seed">Seed of the initialisation: the same seed gives the same weights.</param>
+    /// <param name="classes">Outputs of fc; null for the spec's default.</param>
+    /// <param name="zeroInitResidual">Start each block's last BN gamma at 0, so every residual block starts as the
+    /// identity (torchvision's zero_init_residual).</param>
+    /// <param name="inputChannels">Channels of the input images (3 for RGB).</param>
+    /// <exception cref="ArgumentException"><paramref name="spec"/> names an ImageNet depth without a stage
+    /// layout.</exception>
     public ResNet(ResNetSpec spec, Device device, int seed = 0, int? classes = null, bool zeroInitResidual = false,
         int inputChannels = 3)
     {
@@ -84,14 +110,29 @@ public sealed class ResNet<T> : Module<T> where T : unmanaged, IFloatingPointIee
         Fc = Child("fc", new Linear<T>(device, channels, Classes, seeds.Next()));
     }
 
+    /// <summary>Family, depth and shortcut option.</summary>
     public ResNetSpec Spec { get; }
+
+    /// <summary>Outputs of fc (logits per image).</summary>
     public int Classes { get; }
+
+    /// <summary>Channels of the input images.</summary>
     public int InputChannels { get; }
+
+    /// <summary>The stem convolution: 3x3/1 to 16 channels (CIFAR) or 7x7/2 to 64 (ImageNet), no bias.</summary>
     public Conv2d<T> Conv1 { get; }
+
+    /// <summary>The stem's BN, fused with the ReLU that follows.</summary>
     public BatchNorm2d<T> Bn1 { get; }
+
+    /// <summary>The stages layer1, layer2, …: Sequentials of residual blocks; every stage but the first starts with a
+    /// stride-2 block.</summary>
     public IReadOnlyList<Sequential<T>> Stages { get; }
+
+    /// <summary>The classifier: globally average-pooled features → <see cref="Classes"/> logits.</summary>
     public Linear<T> Fc { get; }
 
+    /// <summary>Every residual block, stage by stage.</summary>
     public IEnumerable<ResidualBlock<T>> Blocks => Stages.SelectMany(s => s.Layers.Cast<ResidualBlock<T>>());
 
     /// <summary>x [N, InputChannels, H, W] → logits [N, classes].</summary>

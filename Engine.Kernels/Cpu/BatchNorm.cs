@@ -11,6 +11,7 @@ namespace Engine.Kernels.Cpu;
 
 public sealed unsafe partial class CpuBackend
 {
+    /// <inheritdoc/>
     public void BatchNormForwardTraining<T>(int batch, int channels, int spatial, DeviceBuffer<T> x,
         DeviceBuffer<T> gamma, DeviceBuffer<T> beta, DeviceBuffer<T> runningMean, DeviceBuffer<T> runningVar,
         double momentum, double epsilon, DeviceBuffer<T> y, DeviceBuffer<T> savedMean, DeviceBuffer<T> savedInvStd,
@@ -36,6 +37,7 @@ public sealed unsafe partial class CpuBackend
         Parallel(channels, ref job);
     }
 
+    /// <inheritdoc/>
     public void BatchNormForwardInference<T>(int batch, int channels, int spatial, DeviceBuffer<T> x,
         DeviceBuffer<T> gamma, DeviceBuffer<T> beta, DeviceBuffer<T> runningMean, DeviceBuffer<T> runningVar,
         double epsilon, DeviceBuffer<T> y, bool relu) where T : unmanaged, IFloatingPointIeee754<T>
@@ -54,6 +56,7 @@ public sealed unsafe partial class CpuBackend
         Parallel(channels, ref job);
     }
 
+    /// <inheritdoc/>
     public void BatchNormBackward<T>(int batch, int channels, int spatial, DeviceBuffer<T> x, DeviceBuffer<T> dy,
         DeviceBuffer<T> gamma, DeviceBuffer<T> mean, DeviceBuffer<T> invStd, bool batchStatistics,
         DeviceBuffer<T> dx, DeviceBuffer<T> dgamma, DeviceBuffer<T> dbeta, DeviceBuffer<T>? reluOutput)
@@ -77,6 +80,7 @@ public sealed unsafe partial class CpuBackend
         Parallel(channels, ref job);
     }
 
+    /// <inheritdoc/>
     public void InverseStandardDeviation<T>(DeviceBuffer<T> variance, double epsilon, DeviceBuffer<T> invStd)
         where T : unmanaged, IFloatingPointIeee754<T>
     {

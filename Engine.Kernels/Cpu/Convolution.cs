@@ -257,6 +257,7 @@ internal unsafe struct ConvBackwardWeightOperands : IGemmOperands
 
 public sealed unsafe partial class CpuBackend
 {
+    /// <inheritdoc/>
     public void Conv2dForward<T>(ConvGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> w, DeviceBuffer<T>? bias,
         DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -296,6 +297,7 @@ public sealed unsafe partial class CpuBackend
         Parallel(g.Batch * g.OutChannels, ref job);
     }
 
+    /// <inheritdoc/>
     public void Conv2dBackwardData<T>(ConvGeometry g, DeviceBuffer<T> dy, DeviceBuffer<T> w, DeviceBuffer<T> dx)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -350,6 +352,7 @@ public sealed unsafe partial class CpuBackend
         Parallel(g.Batch * g.InChannels, ref job);
     }
 
+    /// <inheritdoc/>
     public void Conv2dBackwardWeight<T>(ConvGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> dy, DeviceBuffer<T> dw)
         where T : unmanaged, IFloatingPointIeee754<T>
     {

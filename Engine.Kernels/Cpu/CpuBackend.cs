@@ -17,12 +17,18 @@ using System.Runtime.Intrinsics;
 
 namespace Engine.Kernels.Cpu;
 
+/// <summary>
+/// The managed-SIMD CPU backend (kind <c>cpu</c>): native 64-byte-aligned buffers, one worker thread per core, and a
+/// packed AVX-512 or AVX2+FMA GEMM for float. Every op runs synchronously and gives the same bits on every run.
+/// One calling thread at a time.
+/// </summary>
 public sealed unsafe partial class CpuBackend : IBackend
 {
     private readonly WorkerPool _pool;
     private readonly Scratch[] _scratch;
     private bool _disposed;
 
+    /// <summary>Starts one helper thread per core but one (the calling thread is the other worker).</summary>
     public CpuBackend()
     {
         _pool = new WorkerPool(Environment.ProcessorCount);
@@ -30,8 +36,11 @@ public sealed unsafe partial class CpuBackend : IBackend
         for (int i = 0; i < _scratch.Length; i++) _scratch[i] = new Scratch();
     }
 
+    /// <summary>Always <c>cpu</c>.</summary>
     public string Kind => "cpu";
 
+    /// <summary>The float GEMM's instruction set and micro-tile, and the thread count; "scalar loops" on a CPU with
+    /// neither AVX-512 nor AVX2+FMA.</summary>
     public string Description => PackedGemm.IsSupported
         ? $"Managed SIMD CPU ({PackedGemm.InstructionSet}, {PackedGemm.TileRows}x{PackedGemm.TileColumns} GEMM " +
           $"micro-tiles for float; {_pool.ThreadCount} threads on {Environment.ProcessorCount} cores)"
@@ -43,6 +52,9 @@ public sealed unsafe partial class CpuBackend : IBackend
     /// <summary>Threads that run the tasks of one op (the caller and its helpers).</summary>
     public int ThreadCount => _pool.ThreadCount;
 
+    /// <summary>Allocates <paramref name="length"/> uninitialised elements of native memory, 64-byte aligned.</summary>
+    /// <exception cref="ObjectDisposedException">The backend has been disposed.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="length"/> is negative.</exception>
     public DeviceBuffer<T> Allocate<T>(long length) where T : unmanaged
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -50,8 +62,12 @@ public sealed unsafe partial class CpuBackend : IBackend
         return new CpuBuffer<T>(this, length);
     }
 
+    /// <summary>Nothing to wait for: every op has finished when it returns.</summary>
+    /// <exception cref="ObjectDisposedException">The backend has been disposed.</exception>
     public void Synchronize() => ObjectDisposedException.ThrowIf(_disposed, this);
 
+    /// <summary>Stops the worker threads and frees their scratch memory; buffers keep their own memory until they are
+    /// disposed. A second call does nothing.</summary>
     public void Dispose()
     {
         if (_disposed) return;

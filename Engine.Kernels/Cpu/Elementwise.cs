@@ -85,36 +85,42 @@ public sealed unsafe partial class CpuBackend
 
     private static int ChunkCount(long n) => (int)((n + ChunkLength - 1) / ChunkLength);
 
+    /// <inheritdoc/>
     public void Fill<T>(DeviceBuffer<T> y, T value) where T : unmanaged, IFloatingPointIeee754<T>
     {
         Validate.Owned(this, "fill", nameof(y), y);
         RunUnary(y, y, new FillOp<T>(value));
     }
 
+    /// <inheritdoc/>
     public void Copy<T>(DeviceBuffer<T> x, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T>
     {
         Validate.SameLength(this, "copy", x, nameof(x), y, nameof(y));
         RunUnary(x, y, new IdentityOp<T>());
     }
 
+    /// <inheritdoc/>
     public void Scale<T>(DeviceBuffer<T> x, T alpha, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T>
     {
         Validate.SameLength(this, "scale", x, nameof(x), y, nameof(y));
         RunUnary(x, y, new ScaleOp<T>(alpha));
     }
 
+    /// <inheritdoc/>
     public void Relu<T>(DeviceBuffer<T> x, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T>
     {
         Validate.SameLength(this, "relu", x, nameof(x), y, nameof(y));
         RunUnary(x, y, new ReluOp<T>());
     }
 
+    /// <inheritdoc/>
     public void Add<T>(DeviceBuffer<T> a, DeviceBuffer<T> b, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T>
     {
         Validate.SameLength(this, "add", a, nameof(a), b, nameof(b), y, nameof(y));
         RunBinary(a, b, y, new AddOp<T>());
     }
 
+    /// <inheritdoc/>
     public void Multiply<T>(DeviceBuffer<T> a, DeviceBuffer<T> b, DeviceBuffer<T> y)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -122,12 +128,14 @@ public sealed unsafe partial class CpuBackend
         RunBinary(a, b, y, new MultiplyOp<T>());
     }
 
+    /// <inheritdoc/>
     public void Axpy<T>(T alpha, DeviceBuffer<T> x, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T>
     {
         Validate.SameLength(this, "axpy", x, nameof(x), y, nameof(y));
         RunBinary(x, y, y, new AxpyOp<T>(alpha));
     }
 
+    /// <inheritdoc/>
     public void ReluBackward<T>(DeviceBuffer<T> y, DeviceBuffer<T> dy, DeviceBuffer<T> dx)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -135,6 +143,7 @@ public sealed unsafe partial class CpuBackend
         RunBinary(y, dy, dx, new ReluBackwardOp<T>());
     }
 
+    /// <inheritdoc/>
     public void BroadcastScalar<T>(DeviceBuffer<T> scalar, T alpha, DeviceBuffer<T> y)
         where T : unmanaged, IFloatingPointIeee754<T>
     {

@@ -363,6 +363,7 @@ internal unsafe struct MatrixOperands : IGemmOperands
 
 public sealed unsafe partial class CpuBackend
 {
+    /// <inheritdoc/>
     public void Gemm<T>(bool transposeA, bool transposeB, int m, int n, int k, T alpha, DeviceBuffer<T> a,
         DeviceBuffer<T> b, T beta, DeviceBuffer<T> c) where T : unmanaged, IFloatingPointIeee754<T>
     {

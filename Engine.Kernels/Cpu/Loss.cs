@@ -7,6 +7,7 @@ namespace Engine.Kernels.Cpu;
 
 public sealed unsafe partial class CpuBackend
 {
+    /// <inheritdoc/>
     public void SoftmaxCrossEntropyForward<T>(int batch, int classes, DeviceBuffer<T> logits, DeviceBuffer<int> labels,
         DeviceBuffer<T> probabilities, DeviceBuffer<T> losses) where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -22,6 +23,7 @@ public sealed unsafe partial class CpuBackend
         Parallel(RowTasks(batch, classes), ref job);
     }
 
+    /// <inheritdoc/>
     public void SoftmaxCrossEntropyBackward<T>(int batch, int classes, DeviceBuffer<T> probabilities,
         DeviceBuffer<int> labels, DeviceBuffer<T> lossGrad, T alpha, DeviceBuffer<T> dlogits)
         where T : unmanaged, IFloatingPointIeee754<T>
@@ -41,6 +43,7 @@ public sealed unsafe partial class CpuBackend
         }
     }
 
+    /// <inheritdoc/>
     public void TopKCorrect<T>(int batch, int classes, int k, DeviceBuffer<T> logits, DeviceBuffer<int> labels,
         DeviceBuffer<int> correct) where T : unmanaged, IFloatingPointIeee754<T>
     {

@@ -10,6 +10,7 @@ namespace Engine.Kernels.Cpu;
 
 public sealed unsafe partial class CpuBackend
 {
+    /// <inheritdoc/>
     public void MaxPoolForward<T>(PoolGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> y, DeviceBuffer<int> argmax)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -21,6 +22,7 @@ public sealed unsafe partial class CpuBackend
         Parallel(g.Batch * g.Channels, ref job);
     }
 
+    /// <inheritdoc/>
     public void MaxPoolBackward<T>(PoolGeometry g, DeviceBuffer<T> dy, DeviceBuffer<int> argmax, DeviceBuffer<T> dx)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -39,6 +41,7 @@ public sealed unsafe partial class CpuBackend
         Parallel(g.Batch * g.Channels, ref job);
     }
 
+    /// <inheritdoc/>
     public void GlobalAveragePoolForward<T>(int batch, int channels, int spatial, DeviceBuffer<T> x, DeviceBuffer<T> y)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -50,6 +53,7 @@ public sealed unsafe partial class CpuBackend
         Parallel(PlaneTasks(batch * channels, spatial), ref job);
     }
 
+    /// <inheritdoc/>
     public void GlobalAveragePoolBackward<T>(int batch, int channels, int spatial, DeviceBuffer<T> dy,
         DeviceBuffer<T> dx) where T : unmanaged, IFloatingPointIeee754<T>
     {

@@ -11,6 +11,7 @@ namespace Engine.Kernels.Cpu;
 
 public sealed unsafe partial class CpuBackend
 {
+    /// <inheritdoc/>
     public void Sum<T>(DeviceBuffer<T> x, T alpha, DeviceBuffer<T> result) where T : unmanaged, IFloatingPointIeee754<T>
     {
         Validate.Owned(this, "sum", nameof(x), x);
@@ -24,6 +25,7 @@ public sealed unsafe partial class CpuBackend
         Data(result)[0] = alpha * total;
     }
 
+    /// <inheritdoc/>
     public void SumPerChannel<T>(int batch, int channels, int spatial, DeviceBuffer<T> x, DeviceBuffer<T> result)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -35,6 +37,7 @@ public sealed unsafe partial class CpuBackend
         Parallel(channels, ref job);
     }
 
+    /// <inheritdoc/>
     public void AddPerChannel<T>(int batch, int channels, int spatial, DeviceBuffer<T> bias, DeviceBuffer<T> y)
         where T : unmanaged, IFloatingPointIeee754<T>
     {

@@ -6,6 +6,7 @@ namespace Engine.Kernels.Cpu;
 
 public sealed unsafe partial class CpuBackend
 {
+    /// <inheritdoc/>
     public void ShortcutForward<T>(ShortcutGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> y)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -16,6 +17,7 @@ public sealed unsafe partial class CpuBackend
         Parallel(g.Batch * g.OutChannels, ref job);
     }
 
+    /// <inheritdoc/>
     public void ShortcutBackward<T>(ShortcutGeometry g, DeviceBuffer<T> dy, DeviceBuffer<T> dx)
         where T : unmanaged, IFloatingPointIeee754<T>
     {

@@ -16,6 +16,8 @@ using ILGPU.Runtime;
 
 namespace Engine.Kernels.Ilgpu;
 
+/// <summary>The batch-norm kernels over [N, C, HW]: per-channel reductions with one group per channel, and grid-stride
+/// elementwise passes.</summary>
 public static class BatchNormKernels
 {
     /// <summary>Per channel (one group each): batch mean and 1/sqrt(biased var + eps) into the saved vectors,
@@ -107,8 +109,8 @@ public static class BatchNormKernels
         dgamma[channel] = totalDyXhat;
     }
 
-    /// <summary>dx per element, grid-stride; <paramref name="batchStatistics"/> ≠ 0 adds the terms through the
-    /// batch mean and variance.</summary>
+    /// <summary>dx per element, grid-stride. Bit 0 of <paramref name="flags"/> (batch statistics) adds the terms
+    /// through the batch mean and variance; bit 1 (fused ReLU) counts dy only where reluOutput is positive.</summary>
     public static void InputGradient<T>(Index1D thread, ArrayView<T> x, ArrayView<T> dy, ArrayView<T> reluOutput,
         ArrayView<T> gamma, ArrayView<T> mean, ArrayView<T> invStd, ArrayView<T> dgamma, ArrayView<T> dbeta,
         ArrayView<T> dx, int channels, int spatial, int flags, T inverseCount, int stride)
@@ -148,6 +150,7 @@ public sealed partial class IlgpuBackend
             Validate.Buffer(this, op, $"per-channel vector {i}", perChannel[i], channels);
     }
 
+    /// <inheritdoc/>
     public void BatchNormForwardTraining<T>(int batch, int channels, int spatial, DeviceBuffer<T> x,
         DeviceBuffer<T> gamma, DeviceBuffer<T> beta, DeviceBuffer<T> runningMean, DeviceBuffer<T> runningVar,
         double momentum, double epsilon, DeviceBuffer<T> y, DeviceBuffer<T> savedMean, DeviceBuffer<T> savedInvStd,
@@ -174,6 +177,7 @@ public sealed partial class IlgpuBackend
             View(beta), View(y), channels, spatial, relu ? 1 : 0, extent);
     }
 
+    /// <inheritdoc/>
     public void BatchNormForwardInference<T>(int batch, int channels, int spatial, DeviceBuffer<T> x,
         DeviceBuffer<T> gamma, DeviceBuffer<T> beta, DeviceBuffer<T> runningMean, DeviceBuffer<T> runningVar,
         double epsilon, DeviceBuffer<T> y, bool relu) where T : unmanaged, IFloatingPointIeee754<T>
@@ -190,6 +194,7 @@ public sealed partial class IlgpuBackend
             View(beta), View(y), channels, spatial, T.CreateChecked(epsilon), relu ? 1 : 0, extent);
     }
 
+    /// <inheritdoc/>
     public void InverseStandardDeviation<T>(DeviceBuffer<T> variance, double epsilon, DeviceBuffer<T> invStd)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -203,6 +208,7 @@ public sealed partial class IlgpuBackend
             T.CreateChecked(epsilon));
     }
 
+    /// <inheritdoc/>
     public void BatchNormBackward<T>(int batch, int channels, int spatial, DeviceBuffer<T> x, DeviceBuffer<T> dy,
         DeviceBuffer<T> gamma, DeviceBuffer<T> mean, DeviceBuffer<T> invStd, bool batchStatistics,
         DeviceBuffer<T> dx, DeviceBuffer<T> dgamma, DeviceBuffer<T> dbeta, DeviceBuffer<T>? reluOutput)

@@ -17,8 +17,14 @@ namespace Engine.Kernels.Ilgpu;
 /// <summary>The integer shape a convolution's loaders need (ConvGeometry flattened for kernels).</summary>
 public readonly struct ConvShape(ConvGeometry g)
 {
+    /// <summary>Input channels C, rows H and columns W; output channels K.</summary>
     public readonly int C = g.InChannels, H = g.InHeight, W = g.InWidth, K = g.OutChannels;
+
+    /// <summary>Filter rows R and columns S; output rows OH and columns OW.</summary>
     public readonly int R = g.KernelHeight, S = g.KernelWidth, OH = g.OutHeight, OW = g.OutWidth;
+
+    /// <summary>Strides, and the zero rows above and columns left of the input (the far sides follow from OH and
+    /// OW).</summary>
     public readonly int StrideH = g.StrideHeight, StrideW = g.StrideWidth, PadTop = g.PadTop, PadLeft = g.PadLeft;
 }
 
@@ -29,6 +35,7 @@ public readonly struct Im2ColLoader<T>(ArrayView<T> x, ConvShape s) : IMatrixLoa
     private readonly ArrayView<T> _x = x;
     private readonly ConvShape _s = s;
 
+    /// <inheritdoc/>
     public T Load(int row, int col)
     {
         int ow = row % _s.OW, rest = row / _s.OW;
@@ -50,6 +57,7 @@ public readonly struct PixelMatrixLoader<T>(ArrayView<T> data, int channels, int
     private readonly int _pixels = pixelsPerImage;
     private readonly int _transposed = transposed ? 1 : 0;
 
+    /// <inheritdoc/>
     public T Load(int row, int col)
     {
         int pixel = _transposed != 0 ? col : row, channel = _transposed != 0 ? row : col;
@@ -68,6 +76,7 @@ public readonly struct PixelMatrixStore<T>(ArrayView<T> data, ArrayView<T> bias,
     private readonly int _channels = channels;
     private readonly int _pixels = pixelsPerImage;
 
+    /// <inheritdoc/>
     public void Store(int row, int col, T value)
     {
         int image = row / _pixels, within = row - image * _pixels;
@@ -83,6 +92,7 @@ public readonly struct OutputGradientGatherLoader<T>(ArrayView<T> dy, ConvShape 
     private readonly ArrayView<T> _dy = dy;
     private readonly ConvShape _s = s;
 
+    /// <inheritdoc/>
     public T Load(int row, int col)
     {
         int w = row % _s.W, rest = row / _s.W;
@@ -105,6 +115,7 @@ public readonly struct WeightByInputChannelLoader<T>(ArrayView<T> w, ConvShape s
     private readonly ArrayView<T> _w = w;
     private readonly ConvShape _s = s;
 
+    /// <inheritdoc/>
     public T Load(int row, int col)
     {
         int tap = row % (_s.R * _s.S), channel = row / (_s.R * _s.S);
@@ -114,6 +125,7 @@ public readonly struct WeightByInputChannelLoader<T>(ArrayView<T> w, ConvShape s
 
 public sealed partial class IlgpuBackend
 {
+    /// <inheritdoc/>
     public void Conv2dForward<T>(ConvGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> w, DeviceBuffer<T>? bias,
         DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -132,6 +144,7 @@ public sealed partial class IlgpuBackend
             g.Batch * pixels, g.OutChannels, taps);
     }
 
+    /// <inheritdoc/>
     public void Conv2dBackwardData<T>(ConvGeometry g, DeviceBuffer<T> dy, DeviceBuffer<T> w, DeviceBuffer<T> dx)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -148,6 +161,7 @@ public sealed partial class IlgpuBackend
             g.Batch * pixels, g.InChannels, g.OutChannels * g.KernelHeight * g.KernelWidth);
     }
 
+    /// <inheritdoc/>
     public void Conv2dBackwardWeight<T>(ConvGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> dy, DeviceBuffer<T> dw)
         where T : unmanaged, IFloatingPointIeee754<T>
     {

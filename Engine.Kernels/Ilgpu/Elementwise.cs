@@ -11,39 +11,57 @@ using ILGPU.Runtime;
 
 namespace Engine.Kernels.Ilgpu;
 
+/// <summary>A function of one element, passed by value to <see cref="ElementwiseKernels.Unary{T,TOp}"/>; ILGPU compiles
+/// one kernel per (T, op) pair.</summary>
 public interface IUnaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <summary>The result for element <paramref name="x"/>.</summary>
     T Apply(T x);
 }
 
+/// <summary>A function of two elements at the same index, passed by value to
+/// <see cref="ElementwiseKernels.Binary{T,TOp}"/>.</summary>
 public interface IBinaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <summary>The result for elements <paramref name="a"/> and <paramref name="b"/>.</summary>
     T Apply(T a, T b);
 }
 
+/// <summary>x (copy).</summary>
 public readonly struct IdentityOp<T> : IUnaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <inheritdoc/>
     public T Apply(T x) => x;
 }
 
+/// <summary>alpha · x.</summary>
+/// <param name="alpha">The scale factor.</param>
 public readonly struct ScaleOp<T>(T alpha) : IUnaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     private readonly T _alpha = alpha;
+
+    /// <inheritdoc/>
     public T Apply(T x) => _alpha * x;
 }
 
+/// <summary>max(x, 0).</summary>
 public readonly struct ReluOp<T> : IUnaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <inheritdoc/>
     public T Apply(T x) => x > T.Zero ? x : T.Zero;
 }
 
+/// <summary>a + b.</summary>
 public readonly struct AddOp<T> : IBinaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <inheritdoc/>
     public T Apply(T a, T b) => a + b;
 }
 
+/// <summary>a · b.</summary>
 public readonly struct MultiplyOp<T> : IBinaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <inheritdoc/>
     public T Apply(T a, T b) => a * b;
 }
 
@@ -51,15 +69,20 @@ public readonly struct MultiplyOp<T> : IBinaryOp<T> where T : unmanaged, IFloati
 public readonly struct AxpyOp<T>(T alpha) : IBinaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     private readonly T _alpha = alpha;
+
+    /// <inheritdoc/>
     public T Apply(T a, T b) => _alpha * a + b;
 }
 
 /// <summary>a is ReLU's output, b the output gradient: b where a &gt; 0, else 0.</summary>
 public readonly struct ReluBackwardOp<T> : IBinaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <inheritdoc/>
     public T Apply(T a, T b) => a > T.Zero ? b : T.Zero;
 }
 
+/// <summary>The elementwise kernels: grid-stride loops in which thread t handles elements t, t + stride, …, where
+/// stride is the number of threads launched.</summary>
 public static class ElementwiseKernels
 {
     /// <summary>y[i] = value.</summary>
@@ -105,6 +128,7 @@ public static class ElementwiseKernels
 
 public sealed partial class IlgpuBackend
 {
+    /// <inheritdoc/>
     public void Fill<T>(DeviceBuffer<T> y, T value) where T : unmanaged, IFloatingPointIeee754<T>
     {
         Validate.Owned(this, "fill", nameof(y), y);
@@ -115,27 +139,35 @@ public sealed partial class IlgpuBackend
         kernel(_accelerator.DefaultStream, extent, View(y), value, extent);
     }
 
+    /// <inheritdoc/>
     public void Copy<T>(DeviceBuffer<T> x, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T> =>
         LaunchUnary("copy", x, y, new IdentityOp<T>());
 
+    /// <inheritdoc/>
     public void Scale<T>(DeviceBuffer<T> x, T alpha, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T> =>
         LaunchUnary("scale", x, y, new ScaleOp<T>(alpha));
 
+    /// <inheritdoc/>
     public void Relu<T>(DeviceBuffer<T> x, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T> =>
         LaunchUnary("relu", x, y, new ReluOp<T>());
 
+    /// <inheritdoc/>
     public void Add<T>(DeviceBuffer<T> a, DeviceBuffer<T> b, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T> =>
         LaunchBinary("add", a, b, y, new AddOp<T>());
 
+    /// <inheritdoc/>
     public void Multiply<T>(DeviceBuffer<T> a, DeviceBuffer<T> b, DeviceBuffer<T> y)
         where T : unmanaged, IFloatingPointIeee754<T> => LaunchBinary("multiply", a, b, y, new MultiplyOp<T>());
 
+    /// <inheritdoc/>
     public void Axpy<T>(T alpha, DeviceBuffer<T> x, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T> =>
         LaunchBinary("axpy", x, y, y, new AxpyOp<T>(alpha));
 
+    /// <inheritdoc/>
     public void ReluBackward<T>(DeviceBuffer<T> y, DeviceBuffer<T> dy, DeviceBuffer<T> dx)
         where T : unmanaged, IFloatingPointIeee754<T> => LaunchBinary("relu backward", y, dy, dx, new ReluBackwardOp<T>());
 
+    /// <inheritdoc/>
     public void BroadcastScalar<T>(DeviceBuffer<T> scalar, T alpha, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T>
     {
         Validate.Buffer(this, "broadcast scalar", nameof(scalar), scalar, 1);
@@ -149,6 +181,7 @@ public sealed partial class IlgpuBackend
         kernel(_accelerator.DefaultStream, extent, View(scalar), View(y), alpha, extent);
     }
 
+    /// <inheritdoc/>
     public void AddPerChannel<T>(int batch, int channels, int spatial, DeviceBuffer<T> bias, DeviceBuffer<T> y)
         where T : unmanaged, IFloatingPointIeee754<T>
     {

@@ -26,12 +26,15 @@ namespace Engine.Kernels.Ilgpu;
 /// <summary>Produces element (row, col) of a matrix operand; called only with row and col in range.</summary>
 public interface IMatrixLoader<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <summary>Element (<paramref name="row"/>, <paramref name="col"/>) of the operand.</summary>
     T Load(int row, int col);
 }
 
 /// <summary>Receives element (row, col) of the product; called only with row and col in range.</summary>
 public interface IMatrixStore<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <summary>Writes <paramref name="value"/>, element (<paramref name="row"/>, <paramref name="col"/>) of the
+    /// product.</summary>
     void Store(int row, int col, T value);
 }
 
@@ -43,6 +46,7 @@ public readonly struct RowMajorLoader<T>(ArrayView<T> data, int columns, bool tr
     private readonly int _columns = columns;
     private readonly int _transposed = transposed ? 1 : 0;
 
+    /// <inheritdoc/>
     public T Load(int row, int col) =>
         _transposed != 0 ? _data[(long)col * _columns + row] : _data[(long)row * _columns + col];
 }
@@ -55,6 +59,7 @@ public readonly struct SplitPartialStore<T>(ArrayView<T> partials, int rows, int
     private readonly int _rows = rows;
     private readonly int _columns = columns;
 
+    /// <inheritdoc/>
     public void Store(int row, int col, T value) =>
         _partials[((long)Grid.IdxZ * _rows + row) * _columns + col] = value;
 }
@@ -68,6 +73,7 @@ public readonly struct ScaledRowMajorStore<T>(ArrayView<T> data, int columns, T 
     private readonly T _alpha = alpha;
     private readonly T _beta = beta;
 
+    /// <inheritdoc/>
     public void Store(int row, int col, T value)
     {
         long index = (long)row * _columns + col;
@@ -75,6 +81,8 @@ public readonly struct ScaledRowMajorStore<T>(ArrayView<T> data, int columns, T 
     }
 }
 
+/// <summary>The tiled GEMM kernel, generic over its loaders and store, and the split-K reduction; the file header
+/// gives the launch shape.</summary>
 public static class GemmKernels
 {
     /// <summary>Rows of K per shared-memory stage.</summary>
@@ -232,6 +240,7 @@ public sealed partial class IlgpuBackend
             nameof(GemmKernels.Tiled),
             static acc => acc.LoadKernel<TA, TB, TC, int, int, int, int>(GemmKernels.Tiled<T, TA, TB, TC>));
 
+    /// <inheritdoc/>
     public void Gemm<T>(bool transposeA, bool transposeB, int m, int n, int k, T alpha, DeviceBuffer<T> a,
         DeviceBuffer<T> b, T beta, DeviceBuffer<T> c) where T : unmanaged, IFloatingPointIeee754<T>
     {

@@ -19,11 +19,21 @@ namespace Engine.Kernels.Ilgpu;
 /// <summary>Which ILGPU accelerator a backend runs on.</summary>
 public enum IlgpuKind
 {
+    /// <summary>NVIDIA GPUs through CUDA (kind <c>cuda</c>).</summary>
     Cuda,
+
+    /// <summary>OpenCL GPUs of any vendor (kind <c>opencl</c>).</summary>
     OpenCL,
+
+    /// <summary>ILGPU's CPU accelerator, which runs the same kernels on managed threads (kind <c>ilgpu-cpu</c>);
+    /// always present.</summary>
     Cpu,
 }
 
+/// <summary>
+/// The backend that runs every op as an ILGPU kernel on one CUDA, OpenCL or CPU accelerator. Create it with
+/// <see cref="Create"/>; kernels are compiled on first use and cached per backend. One calling thread at a time.
+/// </summary>
 public sealed partial class IlgpuBackend : IBackend
 {
     /// <summary>
@@ -48,8 +58,10 @@ public sealed partial class IlgpuBackend : IBackend
         _maxThreads = Math.Max(1, accelerator.MaxNumThreads);
     }
 
+    /// <summary>The accelerator this backend runs on.</summary>
     public IlgpuKind IlgpuKind { get; }
 
+    /// <inheritdoc/>
     public string Kind => IlgpuKind switch
     {
         IlgpuKind.Cuda => "cuda",
@@ -57,9 +69,11 @@ public sealed partial class IlgpuBackend : IBackend
         _ => "ilgpu-cpu",
     };
 
+    /// <summary>The accelerator's name and type, its multiprocessor count and warp size.</summary>
     public string Description => $"{_accelerator.Name} ({_accelerator.AcceleratorType}, " +
                                  $"{_accelerator.NumMultiprocessors} multiprocessors, warp {_accelerator.WarpSize})";
 
+    /// <inheritdoc/>
     public int LoadedKernelCount => _kernels.Count;
 
     /// <summary>The kernels loaded so far, by name (diagnostics and tests).</summary>
@@ -123,6 +137,9 @@ public sealed partial class IlgpuBackend : IBackend
         _ => AcceleratorType.CPU,
     };
 
+    /// <summary>Allocates <paramref name="length"/> uninitialised elements of accelerator memory.</summary>
+    /// <exception cref="ObjectDisposedException">The backend has been disposed.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="length"/> is negative.</exception>
     public DeviceBuffer<T> Allocate<T>(long length) where T : unmanaged
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -130,6 +147,7 @@ public sealed partial class IlgpuBackend : IBackend
         return new IlgpuBuffer<T>(this, _accelerator.Allocate1D<T>(length));
     }
 
+    /// <inheritdoc/>
     public void Synchronize() => _accelerator.Synchronize();
 
     /// <summary>
@@ -147,6 +165,8 @@ public sealed partial class IlgpuBackend : IBackend
     private static ArrayView<T> View<T>(DeviceBuffer<T> buffer) where T : unmanaged =>
         ((IlgpuBuffer<T>)buffer).Memory.View;
 
+    /// <summary>Drops the loaded kernels and releases the accelerator and the ILGPU context; a second call does
+    /// nothing.</summary>
     public void Dispose()
     {
         if (_disposed) return;

@@ -10,8 +10,12 @@ using ILGPU.Runtime;
 
 namespace Engine.Kernels.Ilgpu;
 
+/// <summary>The kernels of softmax cross-entropy and top-k accuracy over logits [N, classes] and labels [N];
+/// grid-stride, one thread per sample (forward, top-k) or per logit (backward).</summary>
 public static class LossKernels
 {
+    /// <summary>Per sample: probabilities[n, :] = softmax(logits[n, :]) and losses[n] = −log p[n, labels[n]], with the
+    /// row maximum subtracted before exp (log-sum-exp), as torch.nn.functional.cross_entropy.</summary>
     public static void SoftmaxCrossEntropyForward<T>(Index1D thread, ArrayView<T> logits, ArrayView<int> labels,
         ArrayView<T> probabilities, ArrayView<T> losses, int classes, int stride)
         where T : unmanaged, IFloatingPointIeee754<T>
@@ -34,6 +38,7 @@ public static class LossKernels
         }
     }
 
+    /// <summary>Per logit: dlogits[n, j] = (p[n, j] − [j = labels[n]]) · alpha · lossGrad[0].</summary>
     public static void SoftmaxCrossEntropyBackward<T>(Index1D thread, ArrayView<T> probabilities,
         ArrayView<int> labels, ArrayView<T> lossGrad, T alpha, ArrayView<T> dlogits, int classes, int stride)
         where T : unmanaged, IFloatingPointIeee754<T>
@@ -84,6 +89,7 @@ public sealed partial class IlgpuBackend
         Validate.Labels(op, values, classes);
     }
 
+    /// <inheritdoc/>
     public void SoftmaxCrossEntropyForward<T>(int batch, int classes, DeviceBuffer<T> logits,
         DeviceBuffer<int> labels, DeviceBuffer<T> probabilities, DeviceBuffer<T> losses)
         where T : unmanaged, IFloatingPointIeee754<T>
@@ -100,6 +106,7 @@ public sealed partial class IlgpuBackend
             classes, extent);
     }
 
+    /// <inheritdoc/>
     public void SoftmaxCrossEntropyBackward<T>(int batch, int classes, DeviceBuffer<T> probabilities,
         DeviceBuffer<int> labels, DeviceBuffer<T> lossGrad, T alpha, DeviceBuffer<T> dlogits)
         where T : unmanaged, IFloatingPointIeee754<T>
@@ -116,6 +123,7 @@ public sealed partial class IlgpuBackend
             View(dlogits), classes, extent);
     }
 
+    /// <inheritdoc/>
     public void TopKCorrect<T>(int batch, int classes, int k, DeviceBuffer<T> logits, DeviceBuffer<int> labels,
         DeviceBuffer<int> correct) where T : unmanaged, IFloatingPointIeee754<T>
     {

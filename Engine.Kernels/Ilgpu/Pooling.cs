@@ -14,12 +14,19 @@ namespace Engine.Kernels.Ilgpu;
 /// <summary>PoolGeometry flattened for kernels.</summary>
 public readonly struct PoolShape(PoolGeometry g)
 {
+    /// <summary>Input rows H and columns W; output rows OH and columns OW.</summary>
     public readonly int H = g.InHeight, W = g.InWidth, OH = g.OutHeight, OW = g.OutWidth;
+
+    /// <summary>Window side, stride between windows, and padding on every side.</summary>
     public readonly int Kernel = g.Kernel, Stride = g.Stride, Padding = g.Padding;
 }
 
+/// <summary>The max-pool and global-average-pool kernels over NCHW tensors; grid-stride, one thread per output
+/// element.</summary>
 public static class PoolingKernels
 {
+    /// <summary>y[o] = the maximum of o's window (padding skipped, the first maximum in row-major window order wins)
+    /// and argmax[o] = its flat index h·W + w within the (n, c) plane.</summary>
     public static void MaxForward<T>(Index1D thread, ArrayView<T> x, ArrayView<T> y, ArrayView<int> argmax,
         PoolShape s, int stride) where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -53,6 +60,8 @@ public static class PoolingKernels
         }
     }
 
+    /// <summary>dx[i] = Σ dy[o] over the windows o that cover input element i and chose it: a gather, so overlapping
+    /// windows need no atomics.</summary>
     public static void MaxBackward<T>(Index1D thread, ArrayView<T> dy, ArrayView<int> argmax, ArrayView<T> dx,
         PoolShape s, int stride) where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -91,6 +100,7 @@ public static class PoolingKernels
         }
     }
 
+    /// <summary>dx[p·HW + i] = dy[p] · inverseSpatial for each (n, c) plane p.</summary>
     public static void GlobalAverageBackward<T>(Index1D thread, ArrayView<T> dy, ArrayView<T> dx, int spatial,
         T inverseSpatial, int stride) where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -101,6 +111,7 @@ public static class PoolingKernels
 
 public sealed partial class IlgpuBackend
 {
+    /// <inheritdoc/>
     public void MaxPoolForward<T>(PoolGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> y, DeviceBuffer<int> argmax)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -116,6 +127,7 @@ public sealed partial class IlgpuBackend
         kernel(_accelerator.DefaultStream, extent, View(x), View(y), View(argmax), new PoolShape(g), extent);
     }
 
+    /// <inheritdoc/>
     public void MaxPoolBackward<T>(PoolGeometry g, DeviceBuffer<T> dy, DeviceBuffer<int> argmax, DeviceBuffer<T> dx)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -131,6 +143,7 @@ public sealed partial class IlgpuBackend
         kernel(_accelerator.DefaultStream, extent, View(dy), View(argmax), View(dx), new PoolShape(g), extent);
     }
 
+    /// <inheritdoc/>
     public void GlobalAveragePoolForward<T>(int batch, int channels, int spatial, DeviceBuffer<T> x,
         DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -147,6 +160,7 @@ public sealed partial class IlgpuBackend
             extent);
     }
 
+    /// <inheritdoc/>
     public void GlobalAveragePoolBackward<T>(int batch, int channels, int spatial, DeviceBuffer<T> dy,
         DeviceBuffer<T> dx) where T : unmanaged, IFloatingPointIeee754<T>
     {

@@ -16,6 +16,8 @@ using ILGPU.Runtime;
 
 namespace Engine.Kernels.Ilgpu;
 
+/// <summary>The deterministic reduction kernels (no atomics: fixed summation orders) and the group-wide sum that the
+/// per-channel kernels share.</summary>
 public static class ReductionKernels
 {
     /// <summary>partial[t] = alpha * sum over i ≡ t (mod partial.Length) of x[i].</summary>
@@ -72,6 +74,7 @@ public sealed partial class IlgpuBackend
     /// <summary>Each pass sums at least this many elements per thread.</summary>
     private const int FanIn = 32;
 
+    /// <inheritdoc/>
     public void Sum<T>(DeviceBuffer<T> x, T alpha, DeviceBuffer<T> result) where T : unmanaged, IFloatingPointIeee754<T>
     {
         Validate.Owned(this, "sum", nameof(x), x);
@@ -120,6 +123,7 @@ public sealed partial class IlgpuBackend
             SharedMemoryConfig.RequestDynamic<T>(group));
     }
 
+    /// <inheritdoc/>
     public void SumPerChannel<T>(int batch, int channels, int spatial, DeviceBuffer<T> x, DeviceBuffer<T> result)
         where T : unmanaged, IFloatingPointIeee754<T>
     {

@@ -11,12 +11,20 @@ namespace Engine.Kernels.Ilgpu;
 /// <summary>ShortcutGeometry flattened for kernels.</summary>
 public readonly struct ShortcutShape(ShortcutGeometry g)
 {
+    /// <summary>Input channels C, rows H and columns W; output channels K.</summary>
     public readonly int C = g.InChannels, H = g.InHeight, W = g.InWidth, K = g.OutChannels;
+
+    /// <summary>Output rows OH and columns OW, the subsampling stride, and the zero channels before the
+    /// input's.</summary>
     public readonly int OH = g.OutHeight, OW = g.OutWidth, Stride = g.Stride, PadFront = g.PadFront;
 }
 
+/// <summary>The option-A shortcut kernels: grid-stride gathers over their output, so every element is
+/// written.</summary>
 public static class ShortcutKernels
 {
+    /// <summary>y[n, k, i, j] = x[n, k − PadFront, i·s.Stride, j·s.Stride] for the input's channels, 0 for the
+    /// others.</summary>
     public static void Forward<T>(Index1D thread, ArrayView<T> x, ArrayView<T> y, ShortcutShape s, int stride)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -35,6 +43,8 @@ public static class ShortcutKernels
         }
     }
 
+    /// <summary>dx[n, c, h, w] = dy[n, c + PadFront, h / s.Stride, w / s.Stride] where s.Stride divides h and w, else
+    /// 0.</summary>
     public static void Backward<T>(Index1D thread, ArrayView<T> dy, ArrayView<T> dx, ShortcutShape s, int stride)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -55,6 +65,7 @@ public static class ShortcutKernels
 
 public sealed partial class IlgpuBackend
 {
+    /// <inheritdoc/>
     public void ShortcutForward<T>(ShortcutGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> y)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -69,6 +80,7 @@ public sealed partial class IlgpuBackend
         kernel(_accelerator.DefaultStream, extent, View(x), View(y), new ShortcutShape(g), extent);
     }
 
+    /// <inheritdoc/>
     public void ShortcutBackward<T>(ShortcutGeometry g, DeviceBuffer<T> dy, DeviceBuffer<T> dx)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
