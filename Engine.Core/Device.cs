@@ -13,6 +13,10 @@ using Engine.Kernels.Ilgpu;
 
 namespace Engine.Core;
 
+/// <summary>Where tensors live and ops run: one backend (ILGPU on cuda, opencl or ilgpu-cpu; the managed-SIMD
+/// backend on cpu) plus a pool of freed buffers that tensors of the same length reuse. Counterpart of
+/// torch.device, except that it owns its resources: disposing it frees the backend and the pool. Use it from one
+/// thread at a time.</summary>
 public sealed class Device : IDisposable
 {
     /// <summary>Environment variable naming the default device kind.</summary>
@@ -44,7 +48,7 @@ public sealed class Device : IDisposable
     /// <summary>The backend that runs this device's ops.</summary>
     public IBackend Backend { get; }
 
-    /// <summary>Device kind: cuda, opencl or ilgpu-cpu.</summary>
+    /// <summary>Device kind: cuda, opencl, cpu or ilgpu-cpu.</summary>
     public string Kind => Backend.Kind;
 
     /// <summary>Distinguishes devices of the same kind in messages.</summary>
@@ -59,6 +63,7 @@ public sealed class Device : IDisposable
     /// <summary>Freed buffers kept for reuse.</summary>
     public long PooledBuffers => Interlocked.Read(ref _pooledBuffers);
 
+    /// <summary>Kind and id, e.g. <c>cuda#1</c>.</summary>
     public override string ToString() => $"{Kind}#{Id}";
 
     /// <summary>True when a device of <paramref name="kind"/> is present on this machine.</summary>
@@ -77,8 +82,11 @@ public sealed class Device : IDisposable
 
     /// <summary>
     /// The device for a program: <paramref name="requested"/> (a CLI flag's value) if given, else
-    /// ENGINE_DEVICE if set, else the first kind present in <see cref="Kinds"/> order.
+    /// ENGINE_DEVICE if set, else the first kind present in <see cref="DefaultOrder"/>.
     /// </summary>
+    /// <exception cref="ArgumentException">The requested or ENGINE_DEVICE kind is unknown.</exception>
+    /// <exception cref="InvalidOperationException">The requested or ENGINE_DEVICE kind is not present, or no
+    /// kind of the default order is.</exception>
     public static Device Select(string? requested)
     {
         if (!string.IsNullOrWhiteSpace(requested))
@@ -169,6 +177,8 @@ public sealed class Device : IDisposable
     /// <summary>Waits for every queued op.</summary>
     public void Synchronize() => Backend.Synchronize();
 
+    /// <summary>Frees the pooled buffers and the backend; buffers of live tensors are freed as those tensors are
+    /// disposed. If this was the default device, the next <see cref="Default"/> selects a new one.</summary>
     public void Dispose()
     {
         if (_disposed) return;

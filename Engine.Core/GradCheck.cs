@@ -15,6 +15,7 @@ using Engine.Core.Autograd;
 
 namespace Engine.Core;
 
+/// <summary>How <see cref="GradCheck.Run"/> probes the function numerically.</summary>
 public enum GradCheckMode
 {
     /// <summary>Every element of every input.</summary>
@@ -24,11 +25,17 @@ public enum GradCheckMode
     Fast,
 }
 
+/// <summary>Settings of <see cref="GradCheck.Run"/>; the defaults are PyTorch gradcheck's (ε 1e-6, atol 1e-5,
+/// rtol 1e-3). A comparison passes when |analytic − numeric| ≤ atol + rtol·|numeric|.</summary>
 public sealed record GradCheckOptions
 {
+    /// <summary>Element by element (<see cref="GradCheckMode.Full"/>, the default) or random directions.</summary>
     public GradCheckMode Mode { get; init; } = GradCheckMode.Full;
+    /// <summary>Step ε of the central differences (L(x + ε) − L(x − ε)) / 2ε.</summary>
     public double Epsilon { get; init; } = 1e-6;
+    /// <summary>atol: the error allowed whatever the size of the numeric value.</summary>
     public double AbsoluteTolerance { get; init; } = 1e-5;
+    /// <summary>rtol: the error allowed per unit of |numeric|.</summary>
     public double RelativeTolerance { get; init; } = 1e-3;
 
     /// <summary>Random directions in fast mode.</summary>
@@ -41,6 +48,18 @@ public sealed record GradCheckOptions
     public IReadOnlyList<string>? InputNames { get; init; }
 }
 
+/// <summary>The outcome of <see cref="GradCheck.Run"/>; <see cref="ToString"/> is a one-line report.</summary>
+/// <param name="Passed">True when every comparison was within tolerance and the backward was deterministic.</param>
+/// <param name="Mode">The mode the check ran in.</param>
+/// <param name="Comparisons">Analytic-numeric pairs compared: elements in full mode, directions in fast mode.</param>
+/// <param name="MaxAbsoluteError">Largest |analytic − numeric| over all comparisons.</param>
+/// <param name="MaxRelativeError">Largest |analytic − numeric| / |numeric| over comparisons with a non-zero
+/// error.</param>
+/// <param name="WorstLocation">Where the error was largest relative to its tolerance, e.g. <c>input 1 element
+/// 7</c> or <c>random direction 3</c>; <c>nowhere</c> if nothing was compared.</param>
+/// <param name="WorstAnalytic">The backward's value at <paramref name="WorstLocation"/>.</param>
+/// <param name="WorstNumeric">The finite-difference value at <paramref name="WorstLocation"/>.</param>
+/// <param name="BackwardDeterministic">True when two backward passes gave bit-identical gradients.</param>
 public sealed record GradCheckResult(
     bool Passed,
     GradCheckMode Mode,
@@ -52,6 +71,8 @@ public sealed record GradCheckResult(
     double WorstNumeric,
     bool BackwardDeterministic)
 {
+    /// <summary>One line: passed or FAILED, the mode, the count, the largest errors and the worst comparison (plus
+    /// a note when the backward is not deterministic).</summary>
     public override string ToString() =>
         $"gradient check {(Passed ? "passed" : "FAILED")} ({Mode}, {Comparisons} comparisons): " +
         $"max abs error {MaxAbsoluteError:E2}, max rel error {MaxRelativeError:E2}; worst at {WorstLocation}: " +
@@ -62,18 +83,28 @@ public sealed record GradCheckResult(
     public GradCheckResult EnsurePassed() => Passed ? this : throw new GradCheckException(this);
 }
 
+/// <summary>Thrown by <see cref="GradCheckResult.EnsurePassed"/> when a gradient check failed; the message is
+/// the result's one-line report.</summary>
+/// <param name="result">The failed check.</param>
 public sealed class GradCheckException(GradCheckResult result) : Exception(result.ToString())
 {
+    /// <summary>The failed check, with its worst comparison.</summary>
     public GradCheckResult Result { get; } = result;
 }
 
+/// <summary>Checks a function's backward against central finite differences in float64, as
+/// torch.autograd.gradcheck (full mode) or its fast mode (random directions).</summary>
 public static class GradCheck
 {
     /// <summary>
     /// Checks the gradients of <paramref name="function"/> with respect to each of <paramref name="inputs"/>
     /// (leaf float64 tensors that require grad: data inputs and parameters alike). The function must read the
-    /// inputs afresh on every call; it is called many times. Clears the inputs' Grad.
+    /// inputs afresh on every call; it is called many times. Clears the inputs' Grad and leaves their values as
+    /// they were.
     /// </summary>
+    /// <returns>The report; call <see cref="GradCheckResult.EnsurePassed"/> to throw on failure.</returns>
+    /// <exception cref="ArgumentException">No inputs; an input is not a leaf that requires grad; the output does not
+    /// depend on any input.</exception>
     public static GradCheckResult Run(Func<Tensor<double>> function, IReadOnlyList<Tensor<double>> inputs,
         GradCheckOptions? options = null)
     {

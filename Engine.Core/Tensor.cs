@@ -11,6 +11,12 @@ using Engine.Kernels;
 
 namespace Engine.Core;
 
+/// <summary>A dense, row-major (NCHW for images) array of float or double on one <see cref="Engine.Core.Device"/>,
+/// with its autograd state; the counterpart of torch.Tensor. Create one with the static <see cref="Tensor"/> class;
+/// ops (Ops/*.cs) record a backward when grad mode is on and an input requires grad. Its buffer goes back to the
+/// device's pool on <see cref="Dispose"/>, or when the <see cref="TensorScope"/> it was created in ends.</summary>
+/// <typeparam name="T">The element type: <see cref="float"/> or <see cref="double"/> (any other type throws
+/// <see cref="NotSupportedException"/> on creation).</typeparam>
 public sealed partial class Tensor<T> : ITensorScoped where T : unmanaged, IFloatingPointIeee754<T>
 {
     private DeviceBuffer<T>? _buffer;
@@ -27,13 +33,16 @@ public sealed partial class Tensor<T> : ITensorScoped where T : unmanaged, IFloa
         if (inScope) TensorScope.Adopt(this);
     }
 
+    /// <summary>The device that holds the data and runs this tensor's ops; every input of an op must share it.</summary>
     public Device Device { get; }
 
+    /// <summary>The dimensions, outermost first (NCHW for images).</summary>
     public Shape Shape { get; }
 
     /// <summary>Number of elements.</summary>
     public long Length => Shape.Length;
 
+    /// <summary>Number of dimensions (0 for a scalar).</summary>
     public int Rank => Shape.Rank;
 
     /// <summary>float32 or float64.</summary>
@@ -41,6 +50,9 @@ public sealed partial class Tensor<T> : ITensorScoped where T : unmanaged, IFloa
 
     internal static string DTypeName => typeof(T) == typeof(float) ? "float32" : "float64";
 
+    /// <summary>The scope that disposes this tensor when it ends, or null when it lives until disposed explicitly
+    /// (parameters, gradients, tensors created outside any scope or moved out with
+    /// <see cref="TensorScope.Keep{T}"/>).</summary>
     public TensorScope? Scope { get; internal set; }
 
     TensorScope? ITensorScoped.Scope
@@ -49,6 +61,8 @@ public sealed partial class Tensor<T> : ITensorScoped where T : unmanaged, IFloa
         set => Scope = value;
     }
 
+    /// <summary>True once the buffer went back to the pool; any further access to the data throws
+    /// <see cref="ObjectDisposedException"/>.</summary>
     public bool IsDisposed => _buffer is null;
 
     internal DeviceBuffer<T> Buffer => _buffer ?? throw new ObjectDisposedException(
@@ -76,6 +90,9 @@ public sealed partial class Tensor<T> : ITensorScoped where T : unmanaged, IFloa
     /// <summary>The op that produced this tensor, or null for a leaf.</summary>
     internal GradNode<T>? Node { get; private set; }
 
+    /// <summary>True when no recorded op produced this tensor (created from data, a parameter, or computed with grad
+    /// mode off or from inputs that do not require grad), as torch.Tensor.is_leaf. Backward accumulates into the
+    /// <see cref="Grad"/> of leaves only.</summary>
     public bool IsLeaf => Node is null;
 
     /// <summary>Attaches the op that produced this tensor (called by ops when grad mode is on).</summary>
@@ -161,8 +178,11 @@ public sealed partial class Tensor<T> : ITensorScoped where T : unmanaged, IFloa
         Version++;
     }
 
+    /// <summary>Shape, element type and device, e.g. <c>Tensor [2, 3] float32 on cuda#1</c> (never the data).</summary>
     public override string ToString() => $"Tensor {Shape} {DType} on {Device}";
 
+    /// <summary>Returns the buffer to the device's pool and disposes the gradient and whatever an op saved for the
+    /// backward with it; the graph link is dropped. Disposing twice has no further effect.</summary>
     public void Dispose()
     {
         var buffer = Interlocked.Exchange(ref _buffer, null);
@@ -199,9 +219,11 @@ public static class Tensor
         return tensor;
     }
 
+    /// <summary>A tensor of zeros, as torch.zeros.</summary>
     public static Tensor<T> Zeros<T>(Shape shape, Device? device = null) where T : unmanaged, IFloatingPointIeee754<T> =>
         Full(shape, T.Zero, device);
 
+    /// <summary>A tensor of ones, as torch.ones.</summary>
     public static Tensor<T> Ones<T>(Shape shape, Device? device = null) where T : unmanaged, IFloatingPointIeee754<T> =>
         Full(shape, T.One, device);
 

@@ -6,6 +6,9 @@
 //     using (var scope = TensorScope.Begin()) { var loss = model.Forward(x).Mean(); loss.Backward(); … }
 namespace Engine.Core;
 
+/// <summary>Owns every tensor created on this thread while it is the innermost scope, and disposes them when it
+/// ends (unless moved out with <see cref="Keep{T}"/>), so a training step reuses the same pooled memory on every
+/// iteration. Scopes nest and must be disposed innermost first.</summary>
 public sealed class TensorScope : IDisposable
 {
     [ThreadStatic] private static TensorScope? _current;
@@ -39,6 +42,8 @@ public sealed class TensorScope : IDisposable
 
     /// <summary>Moves <paramref name="tensor"/> to the enclosing scope (or out of every scope), so it survives
     /// this one.</summary>
+    /// <returns><paramref name="tensor"/> itself.</returns>
+    /// <exception cref="InvalidOperationException"><paramref name="tensor"/> is not owned by this scope.</exception>
     public Tensor<T> Keep<T>(Tensor<T> tensor) where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
     {
         if (!ReferenceEquals(tensor.Scope, this))
@@ -48,6 +53,9 @@ public sealed class TensorScope : IDisposable
         return tensor;
     }
 
+    /// <summary>Ends the scope: disposes every tensor it still owns and makes the enclosing scope current again.
+    /// Disposing twice has no further effect.</summary>
+    /// <exception cref="InvalidOperationException">A scope opened inside this one is still open.</exception>
     public void Dispose()
     {
         if (_disposed) return;

@@ -18,6 +18,10 @@ public static class GradMode
     /// <summary>True unless inside a NoGrad block on this thread.</summary>
     public static bool IsEnabled => _disabledDepth == 0;
 
+    /// <summary>Disables gradient recording on this thread until the returned handle is disposed (as
+    /// torch.no_grad): ops then attach no backward and their outputs do not require grad. Blocks nest; disposing
+    /// a handle twice has no further effect.</summary>
+    /// <returns>The handle that re-enables recording when disposed.</returns>
     public static IDisposable NoGrad()
     {
         _disabledDepth++;

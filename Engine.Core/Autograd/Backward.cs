@@ -9,8 +9,14 @@ public sealed partial class Tensor<T>
     /// <summary>
     /// Back-propagates from this tensor: a one-element tensor gets gradient 1; otherwise pass
     /// <paramref name="outputGrad"/> of the same shape. Gradients accumulate (+=) into the Grad of every leaf that
-    /// requires grad; intermediate gradients are freed as soon as they are used; the graph is released.
+    /// requires grad; intermediate gradients are freed as soon as they are used; the graph is released. As
+    /// torch.Tensor.backward.
     /// </summary>
+    /// <exception cref="InvalidOperationException">This tensor does not require grad; no
+    /// <paramref name="outputGrad"/> is given for a tensor of more than one element; the graph was already released
+    /// by an earlier Backward; a tensor of the graph was disposed, or one an op saved was written in place, since
+    /// the forward pass.</exception>
+    /// <exception cref="ArgumentException"><paramref name="outputGrad"/> differs in shape or device.</exception>
     public void Backward(Tensor<T>? outputGrad = null)
     {
         if (!RequiresGrad)

@@ -7,8 +7,18 @@
 // replayed and tested exactly.
 namespace Engine.Core.Data;
 
+/// <summary>The CIFAR-10 training augmentation of He et al. 2015: pad each side of the normalised C×H×W image by
+/// <paramref name="Padding"/> zeros, crop a random H×W window, and flip it horizontally with probability 1/2 when
+/// <paramref name="HorizontalFlip"/> (as torchvision's RandomCrop(32, padding=4) + RandomHorizontalFlip, but
+/// padding with the mean rather than black). Applied per sample by <see cref="BatchLoader"/>.</summary>
+/// <param name="Padding">Pixels of zero padding per side, i.e. the largest shift of the crop; 0 disables cropping.
+/// </param>
+/// <param name="HorizontalFlip">Whether to mirror each image left-right with probability 1/2.</param>
+/// <exception cref="ArgumentOutOfRangeException"><paramref name="Padding"/> is negative.</exception>
 public sealed record Augmentation(int Padding = 4, bool HorizontalFlip = true)
 {
+    /// <summary>Pixels of zero padding per side, the largest crop shift (non-negative).</summary>
+    /// <exception cref="ArgumentOutOfRangeException">Set to a negative value.</exception>
     public int Padding { get; init; } = Padding >= 0
         ? Padding
         : throw new ArgumentOutOfRangeException(nameof(Padding), $"Padding must be non-negative; got {Padding}.");
@@ -16,6 +26,7 @@ public sealed record Augmentation(int Padding = 4, bool HorizontalFlip = true)
     /// <summary>No padding, no flip: images pass through unchanged.</summary>
     public static Augmentation None { get; } = new(0, false);
 
+    /// <summary>True when this augmentation leaves every image unchanged (no padding, no flip).</summary>
     public bool IsNone => Padding == 0 && !HorizontalFlip;
 
     /// <summary>A random crop offset in [−Padding, Padding]² and, if enabled, a fair coin for the flip.</summary>
@@ -30,6 +41,9 @@ public sealed record Augmentation(int Padding = 4, bool HorizontalFlip = true)
 /// <summary>One crop-and-flip: output(c, y, x) = input(c, y + ShiftY, x' + ShiftX) with x' = W − 1 − x when
 /// flipped (else x), and 0 where that falls outside the image. A crop at offset (top, left) of the image padded
 /// by P is the shift (top − P, left − P).</summary>
+/// <param name="ShiftY">Row offset: output row y reads source row y + ShiftY.</param>
+/// <param name="ShiftX">Column offset: output column x reads source column x' + ShiftX.</param>
+/// <param name="Flip">Whether to mirror the result left-right.</param>
 public readonly record struct ImageTransform(int ShiftY, int ShiftX, bool Flip)
 {
     /// <summary>Writes the transformed C×H×W image to <paramref name="destination"/> (which must not overlap

@@ -11,14 +11,33 @@ namespace Engine.Core.Data;
 
 /// <summary>A mini-batch: <paramref name="Images"/> is Count×C×H×W normalised floats, <paramref name="Labels"/>
 /// the Count class indices.</summary>
+/// <param name="Images">Count×C×H×W normalised, augmented floats, planar per image.</param>
+/// <param name="Labels">The class index of each image.</param>
+/// <param name="Count">Images in the batch: the loader's batch size, or fewer in a final partial batch.</param>
 public sealed record Batch(float[] Images, int[] Labels, int Count);
 
+/// <summary>Turns an <see cref="ImageDataset"/> into mini-batches of normalised, augmented N×C×H×W floats, as a
+/// torch.utils.data.DataLoader: shuffled per epoch, prefetched one batch ahead, and deterministic (the batches of
+/// an epoch depend only on (<see cref="Seed"/>, epoch), so a resumed run sees what an uninterrupted one would).
+/// A <see cref="Batch"/> is valid only until the enumeration moves on: its arrays are reused.</summary>
 public sealed class BatchLoader : IDisposable
 {
     private volatile bool _disposed;
 
+    /// <summary>A loader over <paramref name="data"/>; nothing is read until an epoch is enumerated.</summary>
+    /// <param name="data">The images and labels.</param>
+    /// <param name="batchSize">Images per batch; at most the dataset's size.</param>
+    /// <param name="shuffle">Draw a new sample order each epoch (training); off, the dataset's order.</param>
+    /// <param name="seed">Seeds the order and the augmentation.</param>
+    /// <param name="normalization">Maps bytes to floats; must match the images' channels (and size, per pixel).
+    /// </param>
+    /// <param name="augmentation">Applied to each normalised image; <see cref="Augmentation.None"/> for
+    /// evaluation.</param>
     /// <param name="dropLast">Leave out the final batch when it would be smaller than
     /// <paramref name="batchSize"/>.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="batchSize"/> is not positive.</exception>
+    /// <exception cref="ArgumentException"><paramref name="batchSize"/> exceeds the dataset's size, or
+    /// <paramref name="normalization"/> does not fit the images.</exception>
     public BatchLoader(ImageDataset data, int batchSize, bool shuffle, int seed, Normalization normalization,
         Augmentation augmentation, bool dropLast = false)
     {
@@ -42,24 +61,33 @@ public sealed class BatchLoader : IDisposable
         DropLast = dropLast;
     }
 
+    /// <summary>The images and labels the batches are drawn from.</summary>
     public ImageDataset Data { get; }
 
+    /// <summary>Images per batch (the last one may hold fewer unless <see cref="DropLast"/>).</summary>
     public int BatchSize { get; }
 
+    /// <summary>Whether each epoch draws a new sample order from (<see cref="Seed"/>, epoch).</summary>
     public bool Shuffle { get; }
 
+    /// <summary>Seeds the sample order and each sample's augmentation.</summary>
     public int Seed { get; }
 
+    /// <summary>How image bytes become floats.</summary>
     public Normalization Normalization { get; }
 
+    /// <summary>The random crop and flip applied to each normalised image.</summary>
     public Augmentation Augmentation { get; }
 
+    /// <summary>Whether the final batch is left out when it would be smaller than <see cref="BatchSize"/>.</summary>
     public bool DropLast { get; }
 
     /// <summary>Prepare the next batch in the background while the caller uses the current one (default). Off,
     /// batches are prepared on the caller's thread; the batches are the same either way.</summary>
     public bool Prefetch { get; init; } = true;
 
+    /// <summary>Batches each epoch yields: ⌈Count / BatchSize⌉, or ⌊Count / BatchSize⌋ with
+    /// <see cref="DropLast"/>.</summary>
     public int BatchesPerEpoch => DropLast ? Data.Count / BatchSize : (Data.Count + BatchSize - 1) / BatchSize;
 
     /// <summary>The batches of epoch <paramref name="epoch"/> (0-based), a function of (seed, epoch) only.</summary>

@@ -5,8 +5,12 @@
 // test_batch.bin (10,000).
 namespace Engine.Core.Data;
 
+/// <summary>Reads the CIFAR-10 binary version (cifar-10-binary.tar.gz) into 3×32×32 <see cref="ImageDataset"/>s.
+/// Every reader throws <see cref="FileNotFoundException"/> for a missing file (saying where to download it) and
+/// <see cref="InvalidDataException"/> for a truncated file or a label outside 0–9.</summary>
 public static class Cifar10
 {
+    /// <summary>Number of classes (airplane … truck), labelled 0–9.</summary>
     public const int Classes = 10;
     private const int Channels = 3, Side = 32, ImageSize = Channels * Side * Side, RecordSize = 1 + ImageSize;
 
@@ -14,9 +18,12 @@ public static class Cifar10
         "Download cifar-10-binary.tar.gz from www.cs.toronto.edu/~kriz/cifar.html and pass the folder " +
         "cifar-10-batches-bin it unpacks to";
 
+    /// <summary>The 50,000 training images: data_batch_1.bin … data_batch_5.bin in <paramref name="folder"/>
+    /// (the cifar-10-batches-bin folder), in file order.</summary>
     public static ImageDataset ReadTrain(string folder) =>
         Read(Enumerable.Range(1, 5).Select(i => Path.Combine(folder, $"data_batch_{i}.bin")).ToArray());
 
+    /// <summary>The 10,000 test images: test_batch.bin in <paramref name="folder"/>.</summary>
     public static ImageDataset ReadTest(string folder) => Read(Path.Combine(folder, "test_batch.bin"));
 
     /// <summary>The records of <paramref name="files"/>, in order, as one dataset.</summary>

@@ -7,11 +7,21 @@ using System.Buffers.Binary;
 
 namespace Engine.Core.Data;
 
+/// <summary>Reads image/label file pairs in the idx format of MNIST and Fashion-MNIST (plain or gzip) into
+/// 1-channel <see cref="ImageDataset"/>s.</summary>
 public static class Idx
 {
     private const int ImagesMagic = 0x00000803;
     private const int LabelsMagic = 0x00000801;
 
+    /// <summary>The images of <paramref name="imagesPath"/> (idx3, N×H×W bytes) labelled by
+    /// <paramref name="labelsPath"/> (idx1, N bytes), as an N×1×H×W dataset.</summary>
+    /// <param name="imagesPath">The images file (magic 0x00000803), plain or gzip.</param>
+    /// <param name="labelsPath">The labels file (magic 0x00000801), plain or gzip.</param>
+    /// <param name="classes">Number of classes; every label must be below it.</param>
+    /// <exception cref="FileNotFoundException">A file does not exist.</exception>
+    /// <exception cref="InvalidDataException">A wrong magic number, a size that does not match the header,
+    /// differing image and label counts, or a label outside [0, <paramref name="classes"/>).</exception>
     public static ImageDataset Read(string imagesPath, string labelsPath, int classes = 10) =>
         ReadPair(imagesPath, labelsPath, classes, missingHint: null);
 

@@ -4,11 +4,19 @@
 // The arrays are shared, not copied, with whoever passed them in: treat them as read-only.
 namespace Engine.Core.Data;
 
+/// <summary>Labelled images held in memory as stored on disk: <see cref="Pixels"/> N×C×H×W bytes (0–255, planar)
+/// and one class index per image in <see cref="Labels"/>. Built by the readers (<see cref="Cifar10"/>,
+/// <see cref="Idx"/>, …) only when complete and valid; the arrays are shared, not copied: treat them as
+/// read-only.</summary>
 public sealed class ImageDataset
 {
     /// <summary>Wraps <paramref name="pixels"/> (N×C×H×W) and <paramref name="labels"/> (N) without copying.
     /// Throws InvalidDataException naming <paramref name="source"/>, the record and the value for a label outside
     /// [0, classes).</summary>
+    /// <exception cref="InvalidDataException">An extent or <paramref name="classes"/> is below 1, or a label is
+    /// outside [0, <paramref name="classes"/>).</exception>
+    /// <exception cref="ArgumentException"><paramref name="pixels"/> does not hold exactly one image per label.
+    /// </exception>
     public ImageDataset(byte[] pixels, int[] labels, int channels, int height, int width, int classes, string source)
     {
         if (channels < 1 || height < 1 || width < 1 || classes < 1)
@@ -33,17 +41,22 @@ public sealed class ImageDataset
         Source = source;
     }
 
+    /// <summary>Number of images N.</summary>
     public int Count => Labels.Length;
 
+    /// <summary>Channels per image C (3 for CIFAR-10, 1 for MNIST).</summary>
     public int Channels { get; }
 
+    /// <summary>Image height H in pixels.</summary>
     public int Height { get; }
 
+    /// <summary>Image width W in pixels.</summary>
     public int Width { get; }
 
     /// <summary>Bytes per image: Channels × Height × Width.</summary>
     public int ImageSize => Channels * Height * Width;
 
+    /// <summary>Number of classes; every label is in [0, Classes).</summary>
     public int Classes { get; }
 
     /// <summary>The file(s) the images came from, comma-separated.</summary>
@@ -52,6 +65,7 @@ public sealed class ImageDataset
     /// <summary>N×C×H×W raw pixel values, 0–255.</summary>
     public byte[] Pixels { get; }
 
+    /// <summary>The class index of each image, N values in [0, <see cref="Classes"/>).</summary>
     public int[] Labels { get; }
 
     /// <summary>The C×H×W bytes of image <paramref name="index"/>.</summary>
@@ -130,6 +144,8 @@ public sealed class ImageDataset
             string.Join(", ", parts.Select(part => part.Source)));
     }
 
+    /// <summary>Size, image shape, classes and source, e.g. <c>50000 images of 3×32×32, 10 classes, from …</c>.
+    /// </summary>
     public override string ToString() =>
         $"{Count} images of {Channels}×{Height}×{Width}, {Classes} classes, from {Source}";
 }

@@ -4,10 +4,15 @@
 // Statistics are computed from the training set on the 0–1 scale; images are C×H×W, planar.
 namespace Engine.Core.Data;
 
+/// <summary>Maps an image's bytes to floats as (byte / 255 − mean) / std, with one std per channel and a mean per
+/// channel (as torchvision's Normalize after ToTensor) or per pixel (the mean image of He et al. 2015's CIFAR-10
+/// preprocessing). Statistics are on the 0–1 scale; images are C×H×W, planar.</summary>
 public sealed record Normalization
 {
     /// <summary>Explicit statistics on the 0–1 scale: <paramref name="std"/> has one positive value per channel;
     /// <paramref name="mean"/> one per channel or one per pixel (C×H×W).</summary>
+    /// <exception cref="ArgumentException"><paramref name="std"/> is empty or has a value that is not positive and
+    /// finite, or the length of <paramref name="mean"/> is not a positive multiple of the channel count.</exception>
     public Normalization(float[] mean, float[] std)
     {
         if (std.Length == 0) throw new ArgumentException("Std needs one value per channel; got none.", nameof(std));
@@ -22,12 +27,17 @@ public sealed record Normalization
         Std = std;
     }
 
+    /// <summary>The means on the 0–1 scale: C values (per channel) or C×H×W (per pixel, planar).</summary>
     public float[] Mean { get; }
 
+    /// <summary>The standard deviations on the 0–1 scale, one per channel.</summary>
     public float[] Std { get; }
 
+    /// <summary>Channels C the statistics are for.</summary>
     public int Channels => Std.Length;
 
+    /// <summary>True when <see cref="Mean"/> holds a mean image (one value per pixel) rather than one per channel.
+    /// </summary>
     public bool IsPerPixel => Mean.Length != Std.Length;
 
     /// <summary>Per-channel mean and (population) standard deviation of <paramref name="train"/>'s pixels.</summary>
@@ -111,6 +121,8 @@ public sealed record Normalization
                 $"This normalization ({this}) does not fit images of {imageSize} values.");
     }
 
+    /// <summary>The statistics in brief, e.g. <c>per-channel mean [0.4914, 0.4822, 0.4465], std […]</c>; a mean
+    /// image is summarised by its size and average.</summary>
     public override string ToString() =>
         (IsPerPixel ? $"per-pixel mean ({Mean.Length} values, average {Mean.Average():0.####})"
             : $"per-channel mean {Format(Mean)}") + $", std {Format(Std)}";

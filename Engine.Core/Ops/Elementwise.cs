@@ -76,13 +76,26 @@ public sealed partial class Tensor<T>
         return this;
     }
 
+    /// <summary>Elementwise sum, as <see cref="Add"/> (same shape and device, no broadcasting; records a backward).
+    /// </summary>
+    /// <exception cref="ArgumentException">The operands differ in shape or device.</exception>
     public static Tensor<T> operator +(Tensor<T> a, Tensor<T> b) => Add(a, b);
 
+    /// <summary>Elementwise product, as <see cref="Multiply"/> (same shape and device, no broadcasting; records a
+    /// backward).</summary>
+    /// <exception cref="ArgumentException">The operands differ in shape or device.</exception>
     public static Tensor<T> operator *(Tensor<T> a, Tensor<T> b) => Multiply(a, b);
 
+    /// <summary>Every element times the scalar <paramref name="alpha"/>, as <see cref="Scale"/> (records a
+    /// backward).</summary>
     public static Tensor<T> operator *(Tensor<T> x, T alpha) => x.Scale(alpha);
 
+    /// <summary>Every element times the scalar <paramref name="alpha"/>, as <see cref="Scale"/> (records a
+    /// backward).</summary>
     public static Tensor<T> operator *(T alpha, Tensor<T> x) => x.Scale(alpha);
 
+    /// <summary>Elementwise difference a + (−1)·b (same shape and device, no broadcasting); records a backward
+    /// through the add and the scale.</summary>
+    /// <exception cref="ArgumentException">The operands differ in shape or device.</exception>
     public static Tensor<T> operator -(Tensor<T> a, Tensor<T> b) => Add(a, b.Scale(-T.One));
 }

@@ -21,16 +21,28 @@ namespace Engine.Core.Serialization;
 
 /// <summary>One tensor in a safetensors header. <see cref="Begin"/> and <see cref="End"/> are byte offsets into
 /// the data section (end exclusive).</summary>
+/// <param name="Name">The tensor's state-dict name, e.g. <c>layer1.0.bn1.running_mean</c>.</param>
+/// <param name="DType">The safetensors dtype code, e.g. <c>F32</c>, <c>F64</c>, <c>I64</c>.</param>
+/// <param name="Shape">The tensor's dimensions.</param>
+/// <param name="Begin">First byte of the data, counted from the start of the data section.</param>
+/// <param name="End">One past the last byte of the data.</param>
 public sealed record SafeTensorsEntry(string Name, string DType, Shape Shape, long Begin, long End);
 
 /// <summary>A validated safetensors header: the tensors in header order, the metadata, and where the data section
 /// starts in the file and how long it is.</summary>
+/// <param name="Tensors">Every tensor entry, in the order the header lists them.</param>
+/// <param name="Metadata">The free-form <c>__metadata__</c> strings (empty when absent).</param>
+/// <param name="DataStart">File offset of the data section: 8 + the header length.</param>
+/// <param name="DataLength">Bytes in the data section, which the tensors tile exactly.</param>
 public sealed record SafeTensorsHeader(
     IReadOnlyList<SafeTensorsEntry> Tensors,
     IReadOnlyDictionary<string, string> Metadata,
     long DataStart,
     long DataLength);
 
+/// <summary>Saves and loads a module's state dict in the safetensors format (huggingface/safetensors), so
+/// checkpoints exchange with PyTorch (safetensors.torch.save_file / load_file) under the same parameter names.
+/// Saving is atomic; loading validates the whole file against the model before copying anything in.</summary>
 public static class SafeTensors
 {
     /// <summary>The same bound as the reference implementation: larger headers are treated as corrupt.</summary>
