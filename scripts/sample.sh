@@ -19,6 +19,6 @@ version=${ENGINE_VERSION:-$(dotnet msbuild Engine.Models -getProperty:Version)}
 echo "sample: packing Engine $version into $ENGINE_PACKAGES"
 CI=true dotnet pack Engine.sln -c Release -o "$ENGINE_PACKAGES" -p:Version="$version" --nologo -v quiet
 sample=samples/FashionMnistClassifier
-dotnet build "$sample" -c Release --force --nologo -v quiet -p:EngineVersion="$version" \
+dotnet build "$sample" -c Release --force --nologo -v quiet -clp:NoSummary -p:EngineVersion="$version" \
   -p:RestorePackagesPath="$work/packages"
 dotnet "$sample/bin/Release/net10.0/FashionMnistClassifier.dll" "$data" "$@"
