@@ -16,9 +16,15 @@ trap 'rm -rf "$work"' EXIT
 export ENGINE_PACKAGES="$work/feed"     # the `local` source of samples/FashionMnistClassifier/nuget.config
 version=${ENGINE_VERSION:-$(dotnet msbuild Engine.Models -getProperty:Version)}
 
-echo "sample: packing Engine $version into $ENGINE_PACKAGES"
-CI=true dotnet pack Engine.sln -c Release -o "$ENGINE_PACKAGES" -p:Version="$version" --nologo -v quiet
+# Runs a build step quietly: its output is shown only when it fails.
+quietly() {
+  local output
+  output=$("$@" 2>&1) || { echo "$output"; echo "sample: failed: $*"; return 1; }
+}
+
+echo "sample: packing Engine $version into $ENGINE_PACKAGES, then building samples/FashionMnistClassifier with it"
+CI=true quietly dotnet pack Engine.sln -c Release -o "$ENGINE_PACKAGES" -p:Version="$version" --nologo
 sample=samples/FashionMnistClassifier
-dotnet build "$sample" -c Release --force --nologo -v quiet -clp:NoSummary -p:EngineVersion="$version" \
+quietly dotnet build "$sample" -c Release --force --nologo -p:EngineVersion="$version" \
   -p:RestorePackagesPath="$work/packages"
 dotnet "$sample/bin/Release/net10.0/FashionMnistClassifier.dll" "$data" "$@"
