@@ -24,6 +24,9 @@ public sealed record ImagePrediction(string Path, IReadOnlyList<ClassProbability
 public sealed record CheckpointOverrides(string? Model = null, ModelInput? Input = null,
     IReadOnlyList<string>? ClassNames = null);
 
+/// <summary>Classifies image files with a trained network: loads a checkpoint (its model, input size, normalisation
+/// and class names), preprocesses each image as in training and returns the top-k classes with softmax
+/// probabilities, in eval mode and in batches.</summary>
 public sealed partial class ImageClassifier : IDisposable
 {
     private ImageClassifier(ResNet<float> model, ModelInput input, IReadOnlyList<string> classNames)
@@ -210,5 +213,6 @@ public sealed partial class ImageClassifier : IDisposable
         return result;
     }
 
+    /// <summary>Releases the model's parameters and buffers.</summary>
     public void Dispose() => Model.Dispose();
 }

@@ -12,6 +12,8 @@ using SkiaSharp;
 
 namespace Engine.Models.Prediction;
 
+/// <summary>Decodes image files into planar C×H×W bytes sized and centre-cropped for a model's input (as
+/// torchvision's Resize + CenterCrop).</summary>
 public static class ImageReader
 {
     /// <summary>The extensions a folder is searched for.</summary>

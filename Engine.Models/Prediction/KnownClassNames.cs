@@ -4,6 +4,8 @@ using Engine.Core.Data;
 
 namespace Engine.Models.Prediction;
 
+/// <summary>Class names of the datasets the readers know (Fashion-MNIST, CIFAR-10), and recognition of training data
+/// as one of them.</summary>
 public static class KnownClassNames
 {
     /// <summary>Fashion-MNIST's ten labels, in label order.</summary>

@@ -86,6 +86,7 @@ public sealed record ModelInput(int Channels, int Height, int Width, Normalizati
     /// <summary>Values per image: C×H×W.</summary>
     public int ImageSize => Channels * Height * Width;
 
+    /// <summary>The input as "CxHxW, normalisation".</summary>
     public override string ToString() => $"{Channels}x{Height}x{Width}, {Normalization}";
 
     private sealed record StoredNormalization(float[] Mean, float[] Std);
