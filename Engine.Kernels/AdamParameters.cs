@@ -24,17 +24,17 @@ public readonly record struct AdamParameters(double LearningRate, double Beta1 =
     {
         string optimizer = DecoupledWeightDecay ? "AdamW" : "Adam";
         if (!(LearningRate >= 0) || !double.IsFinite(LearningRate))
-            throw new ArgumentOutOfRangeException("learningRate", LearningRate,
+            throw new ArgumentOutOfRangeException("learningRate",
                 $"{optimizer}: the learning rate must be finite and ≥ 0, got {LearningRate}.");
         if (!(Beta1 is >= 0 and < 1))
-            throw new ArgumentOutOfRangeException("beta1", Beta1, $"{optimizer}: beta1 must lie in [0, 1), got {Beta1}.");
+            throw new ArgumentOutOfRangeException("beta1", $"{optimizer}: beta1 must lie in [0, 1), got {Beta1}.");
         if (!(Beta2 is >= 0 and < 1))
-            throw new ArgumentOutOfRangeException("beta2", Beta2, $"{optimizer}: beta2 must lie in [0, 1), got {Beta2}.");
+            throw new ArgumentOutOfRangeException("beta2", $"{optimizer}: beta2 must lie in [0, 1), got {Beta2}.");
         if (!(Epsilon > 0) || !double.IsFinite(Epsilon))
-            throw new ArgumentOutOfRangeException("epsilon", Epsilon,
+            throw new ArgumentOutOfRangeException("epsilon",
                 $"{optimizer}: epsilon must be finite and > 0, got {Epsilon}.");
         if (!(WeightDecay >= 0) || !double.IsFinite(WeightDecay))
-            throw new ArgumentOutOfRangeException("weightDecay", WeightDecay,
+            throw new ArgumentOutOfRangeException("weightDecay",
                 $"{optimizer}: the weight decay must be finite and ≥ 0, got {WeightDecay}.");
         return this;
     }
@@ -47,7 +47,8 @@ public readonly struct AdamCoefficients<T> where T : unmanaged, IFloatingPointIe
     /// <summary>Computes the coefficients of step <paramref name="step"/> (≥ 1) of validated parameters.</summary>
     public AdamCoefficients(AdamParameters p, int step)
     {
-        if (step < 1) throw new ArgumentOutOfRangeException(nameof(step), step, "Adam: the step count starts at 1.");
+        if (step < 1)
+            throw new ArgumentOutOfRangeException(nameof(step), $"Adam: the step count starts at 1, got {step}.");
         StepSize = T.CreateChecked(p.LearningRate / (1 - Math.Pow(p.Beta1, step)));
         BiasCorrection2Sqrt = T.CreateChecked(Math.Sqrt(1 - Math.Pow(p.Beta2, step)));
         OneMinusBeta1 = T.CreateChecked(1 - p.Beta1);

@@ -76,7 +76,7 @@ public sealed record TrainOptions
         "adam" => (1e-3, 0),
         "adamw" => (1e-3, 0.01),
         _ => throw new ArgumentException(
-            $"Unknown optimizer '{optimizer}': {string.Join(", ", Optimizers)}.", nameof(optimizer)),
+            $"Unknown optimizer '{optimizer}': {string.Join(", ", Optimizers)}."),
     };
 }
 
