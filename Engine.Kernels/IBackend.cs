@@ -202,4 +202,12 @@ public interface IBackend : IDisposable
     /// momentum is 0.</summary>
     void SgdStep<T>(SgdParameters p, DeviceBuffer<T> param, DeviceBuffer<T> grad, DeviceBuffer<T>? momentumBuffer,
         bool firstStep) where T : unmanaged, IFloatingPointIeee754<T>;
+
+    /// <summary>Step <paramref name="step"/> (1-based) of Adam or AdamW on one parameter, in place, with PyTorch's
+    /// single-tensor semantics: g = grad + wd·param (Adam) or param ·= 1 − lr·wd (AdamW);
+    /// m += (1 − beta1)·(g − m); v = beta2·v + (1 − beta2)·g²; with AMSGrad vmax = max(vmax, v) replaces v below;
+    /// param −= lr / (1 − beta1^step) · m / (√v / √(1 − beta2^step) + eps). <paramref name="maxExpAvgSq"/> may be
+    /// null without AMSGrad.</summary>
+    void AdamStep<T>(AdamParameters p, int step, DeviceBuffer<T> param, DeviceBuffer<T> grad, DeviceBuffer<T> expAvg,
+        DeviceBuffer<T> expAvgSq, DeviceBuffer<T>? maxExpAvgSq) where T : unmanaged, IFloatingPointIeee754<T>;
 }

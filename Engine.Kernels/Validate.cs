@@ -45,6 +45,32 @@ public static class Validate
                 throw new ArgumentException($"{op}: label {labels[i]} of sample {i} is outside [0, {classes}).");
     }
 
+    /// <summary>Checks the buffers of one Adam step: grad and both moments as long as param, the maximum of the
+    /// second moment present (and as long) exactly when AMSGrad is on.</summary>
+    public static void AdamBuffers<T>(IBackend backend, AdamParameters p, DeviceBuffer<T> param, DeviceBuffer<T> grad,
+        DeviceBuffer<T> expAvg, DeviceBuffer<T> expAvgSq, DeviceBuffer<T>? maxExpAvgSq) where T : unmanaged
+    {
+        const string op = "Adam step";
+        SameLength(backend, op, param, nameof(param), grad, nameof(grad), expAvg, nameof(expAvg));
+        Buffer(backend, op, nameof(expAvgSq), expAvgSq, param.Length);
+        if (p.Amsgrad)
+        {
+            if (maxExpAvgSq is null)
+                throw new ArgumentException($"{op}: AMSGrad needs a buffer for the maximum of the second moment.",
+                    nameof(maxExpAvgSq));
+            Buffer(backend, op, nameof(maxExpAvgSq), maxExpAvgSq, param.Length);
+        }
+        else if (maxExpAvgSq is not null)
+            throw new ArgumentException($"{op}: a maximum of the second moment was given but AMSGrad is off.",
+                nameof(maxExpAvgSq));
+        DeviceBuffer<T>?[] buffers = [param, grad, expAvg, expAvgSq, maxExpAvgSq];
+        for (int i = 0; i < buffers.Length; i++)
+            for (int j = i + 1; j < buffers.Length; j++)
+                if (buffers[i] is not null && ReferenceEquals(buffers[i], buffers[j]))
+                    throw new ArgumentException($"{op}: param, grad, expAvg, expAvgSq and maxExpAvgSq must be " +
+                                                "distinct buffers.");
+    }
+
     /// <summary>Checks that two buffers have the same number of elements.</summary>
     public static void SameLength<T>(IBackend backend, string op, DeviceBuffer<T> a, string aName,
         DeviceBuffer<T> b, string bName) where T : unmanaged

@@ -1,5 +1,5 @@
-// `train`: trains a model by name on Fashion-MNIST, MNIST or CIFAR-10 with SGD and a schedule, with a live
-// progress bar, a per-epoch CSV, an error-curve PNG and an atomic checkpoint each epoch in --out; --resume
+// `train`: trains a model by name on Fashion-MNIST, MNIST or CIFAR-10 with SGD, Adam or AdamW and a schedule, with
+// a live progress bar, a per-epoch CSV, an error-curve PNG and an atomic checkpoint each epoch in --out; --resume
 // continues a run to bit-identical weights. The final test error is the last line printed.
 using System.CommandLine;
 using Engine.Bench.Training;
@@ -22,12 +22,13 @@ internal static class TrainCommand
         {
             string name = result.GetValue(model)!;
             ModelRegistry.Parse(name); // unknown names fail before any data is read
+            var options = binder.Options(result, name); // so does an unknown optimizer
             var (train, test) = binder.LoadData(result);
             TrainingRun.CheckOutput(result.GetValue(output)!, result.GetValue(resume)); // before any training
             Console.WriteLine($"data: {train.Count} training and {test.Count} evaluation images " +
                               $"{train.Channels}x{train.Height}x{train.Width} from {train.Source}");
             using var device = CommonOptions.OpenDevice(result.GetValue(binder.Device));
-            using var trainer = new Trainer(device, binder.Options(result, name), train, test);
+            using var trainer = new Trainer(device, options, train, test);
             TrainingRun.Execute(trainer, ModelRegistry.Parse(name).Name, result.GetValue(output)!, result.GetValue(resume));
             var last = trainer.History[^1];
             Console.WriteLine($"final test error: {100 * last.TestError:F2}% (train error {100 * last.TrainError:F2}%, " +

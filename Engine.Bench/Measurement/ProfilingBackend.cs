@@ -123,6 +123,9 @@ internal sealed class ProfilingBackend(IBackend inner) : IBackend
     public void SgdStep<T>(SgdParameters p, DeviceBuffer<T> param, DeviceBuffer<T> grad, DeviceBuffer<T>? momentumBuffer, bool firstStep) where T : unmanaged, IFloatingPointIeee754<T> =>
         Time("SgdStep", () => _inner.SgdStep(p, param, grad, momentumBuffer, firstStep));
 
+    public void AdamStep<T>(AdamParameters p, int step, DeviceBuffer<T> param, DeviceBuffer<T> grad, DeviceBuffer<T> expAvg, DeviceBuffer<T> expAvgSq, DeviceBuffer<T>? maxExpAvgSq) where T : unmanaged, IFloatingPointIeee754<T> =>
+        Time("AdamStep", () => _inner.AdamStep(p, step, param, grad, expAvg, expAvgSq, maxExpAvgSq));
+
     /// <summary>The wrapped backend belongs to its own device; nothing to release here.</summary>
     public void Dispose()
     {

@@ -5,69 +5,51 @@ using Engine.Kernels;
 
 namespace Engine.Core.Optim;
 
-public sealed class Sgd<T> : IDisposable where T : unmanaged, IFloatingPointIeee754<T>
+/// <summary>torch.optim.SGD: momentum, dampening, Nesterov and L2 weight decay.</summary>
+public sealed class Sgd<T> : Optimizer<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
-    private readonly Tensor<T>[] _parameters;
     private readonly Tensor<T>?[] _momentumBuffers;
 
+    /// <summary>SGD over <paramref name="parameters"/> with the given hyper-parameters (see
+    /// <see cref="SgdParameters"/>).</summary>
     public Sgd(IEnumerable<Tensor<T>> parameters, double learningRate, double momentum = 0, double dampening = 0,
-        double weightDecay = 0, bool nesterov = false)
+        double weightDecay = 0, bool nesterov = false) : base("SGD", parameters)
     {
-        _parameters = parameters.ToArray();
-        for (int i = 0; i < _parameters.Length; i++)
-            if (!_parameters[i].IsLeaf || !_parameters[i].RequiresGrad)
-                throw new ArgumentException($"SGD: parameter {i} ({_parameters[i].Shape}) is not a leaf that requires grad.");
         Hyper = new SgdParameters(learningRate, momentum, dampening, weightDecay, nesterov).Validated();
-        _momentumBuffers = new Tensor<T>?[_parameters.Length];
+        _momentumBuffers = new Tensor<T>?[Parameters.Count];
     }
 
+    /// <summary>The hyper-parameters of the next steps.</summary>
     public SgdParameters Hyper { get; private set; }
 
-    public double LearningRate
+    /// <inheritdoc/>
+    public override double LearningRate
     {
         get => Hyper.LearningRate;
         set => Hyper = (Hyper with { LearningRate = value }).Validated();
     }
 
-    /// <summary>Updates every parameter that has a gradient; parameters without one are skipped (as PyTorch).</summary>
-    public void Step()
+    /// <inheritdoc/>
+    protected override void Update(int index, Tensor<T> parameter, Tensor<T> grad)
     {
-        for (int i = 0; i < _parameters.Length; i++)
+        bool first = false;
+        if (Hyper.Momentum != 0 && _momentumBuffers[index] is null)
         {
-            var p = _parameters[i];
-            if (p.Grad is null) continue;
-            bool first = false;
-            if (Hyper.Momentum != 0 && _momentumBuffers[i] is null)
-            {
-                _momentumBuffers[i] = Tensor.Unscoped<T>(p.Shape, p.Device);
-                first = true;
-            }
-            p.Device.Backend.SgdStep(Hyper, p.Buffer, p.Grad.Buffer, _momentumBuffers[i]?.Buffer, first);
+            _momentumBuffers[index] = NewState(parameter.Shape, parameter.Device);
+            first = true;
         }
+        parameter.Device.Backend.SgdStep(Hyper, parameter.Buffer, grad.Buffer, _momentumBuffers[index]?.Buffer, first);
     }
 
-    /// <summary>The momentum buffers named "momentum.&lt;parameter name&gt;" for checkpoints. Buffers not created yet
-    /// are created (zero) so that a checkpoint can be loaded into them; loaded buffers continue as after a step.</summary>
-    public IEnumerable<(string Name, Tensor<T> Tensor)> State(IReadOnlyList<string> parameterNames)
+    /// <summary>The momentum buffers named "momentum.&lt;parameter name&gt;" (none without momentum); loaded buffers
+    /// continue as after a step.</summary>
+    protected override IEnumerable<(string Name, Tensor<T> Tensor)> NamedState(IReadOnlyList<string> parameterNames)
     {
-        if (parameterNames.Count != _parameters.Length)
-            throw new ArgumentException($"SGD state: {parameterNames.Count} names for {_parameters.Length} parameters.");
         if (Hyper.Momentum == 0) yield break;
-        for (int i = 0; i < _parameters.Length; i++)
+        for (int i = 0; i < Parameters.Count; i++)
         {
-            _momentumBuffers[i] ??= Tensor.Unscoped<T>(_parameters[i].Shape, _parameters[i].Device).Fill(T.Zero);
+            _momentumBuffers[i] ??= NewState(Parameters[i].Shape, Parameters[i].Device);
             yield return ("momentum." + parameterNames[i], _momentumBuffers[i]!);
         }
-    }
-
-    /// <summary>Drops every parameter's gradient.</summary>
-    public void ZeroGrad()
-    {
-        foreach (var p in _parameters) p.ZeroGrad();
-    }
-
-    public void Dispose()
-    {
-        foreach (var buffer in _momentumBuffers) buffer?.Dispose();
     }
 }

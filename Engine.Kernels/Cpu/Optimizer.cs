@@ -1,6 +1,7 @@
-// SGD with PyTorch's semantics (torch.optim.SGD), in place on one parameter; tasks are fixed chunks of
-// ChunkLength elements (Elementwise.cs), each element updated independently.
+// SGD and Adam/AdamW with PyTorch's semantics (torch.optim.SGD, Adam, AdamW), in place on one parameter; tasks
+// are fixed chunks of ChunkLength elements (Elementwise.cs), each element updated independently.
 using System.Numerics;
+using System.Runtime.Intrinsics;
 
 namespace Engine.Kernels.Cpu;
 
@@ -52,6 +53,80 @@ public sealed unsafe partial class CpuBackend
                     g = Nesterov ? g + Momentum * buf : buf;
                 }
                 Param[i] -= LearningRate * g;
+            }
+        }
+    }
+}
+
+public sealed unsafe partial class CpuBackend
+{
+    public void AdamStep<T>(AdamParameters p, int step, DeviceBuffer<T> param, DeviceBuffer<T> grad,
+        DeviceBuffer<T> expAvg, DeviceBuffer<T> expAvgSq, DeviceBuffer<T>? maxExpAvgSq)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        p = p.Validated();
+        Validate.AdamBuffers(this, p, param, grad, expAvg, expAvgSq, maxExpAvgSq);
+        var job = new AdamJob<T>
+        {
+            Param = Data(param), Grad = Data(grad), ExpAvg = Data(expAvg), ExpAvgSq = Data(expAvgSq),
+            MaxExpAvgSq = maxExpAvgSq is null ? null : Data(maxExpAvgSq), Length = param.Length,
+            K = new AdamCoefficients<T>(p, step),
+        };
+        Parallel(ChunkCount(param.Length), ref job);
+    }
+
+    /// <summary>One Adam step over one chunk, Vector256 then a scalar tail with the same operations in the same
+    /// order (no fused multiply-add), so an element's result does not depend on where it lies.</summary>
+    private struct AdamJob<T> : IParallelJob where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public T* Param, Grad, ExpAvg, ExpAvgSq, MaxExpAvgSq;
+        public long Length;
+        public AdamCoefficients<T> K;
+
+        public void Execute(int task, int worker)
+        {
+            long i = (long)task * ChunkLength, end = Math.Min(Length, i + ChunkLength);
+            var decay = Vector256.Create(K.GradientDecay);
+            var scale = Vector256.Create(K.ParameterScale);
+            var oneMinusBeta1 = Vector256.Create(K.OneMinusBeta1);
+            var beta2 = Vector256.Create(K.Beta2);
+            var oneMinusBeta2 = Vector256.Create(K.OneMinusBeta2);
+            var correction2 = Vector256.Create(K.BiasCorrection2Sqrt);
+            var epsilon = Vector256.Create(K.Epsilon);
+            var stepSize = Vector256.Create(K.StepSize);
+            for (; i + Vector256<T>.Count <= end; i += Vector256<T>.Count)
+            {
+                var p = Vector256.Load(Param + i);
+                var g = Vector256.Load(Grad + i) + decay * p;
+                p *= scale;
+                var m = Vector256.Load(ExpAvg + i);
+                m += oneMinusBeta1 * (g - m);
+                var v = beta2 * Vector256.Load(ExpAvgSq + i) + oneMinusBeta2 * (g * g);
+                m.Store(ExpAvg + i);
+                v.Store(ExpAvgSq + i);
+                if (MaxExpAvgSq != null)
+                {
+                    v = Vector256.Max(Vector256.Load(MaxExpAvgSq + i), v);
+                    v.Store(MaxExpAvgSq + i);
+                }
+                (p - stepSize * (m / (Vector256.Sqrt(v) / correction2 + epsilon))).Store(Param + i);
+            }
+            for (; i < end; i++)
+            {
+                T p = Param[i];
+                T g = Grad[i] + K.GradientDecay * p;
+                p *= K.ParameterScale;
+                T m = ExpAvg[i];
+                m += K.OneMinusBeta1 * (g - m);
+                T v = K.Beta2 * ExpAvgSq[i] + K.OneMinusBeta2 * (g * g);
+                ExpAvg[i] = m;
+                ExpAvgSq[i] = v;
+                if (MaxExpAvgSq != null)
+                {
+                    v = T.Max(MaxExpAvgSq[i], v);
+                    MaxExpAvgSq[i] = v;
+                }
+                Param[i] = p - K.StepSize * (m / (T.Sqrt(v) / K.BiasCorrection2Sqrt + K.Epsilon));
             }
         }
     }

@@ -1,8 +1,12 @@
-// SGD with momentum, dampening, Nesterov and weight decay, with torch.optim.SGD's semantics, one parameter
-// tensor per launch (grid-stride over its elements):
+// The optimizers with PyTorch's semantics, one parameter tensor per launch (grid-stride over its elements).
+// SGD with momentum, dampening, Nesterov and weight decay (torch.optim.SGD):
 //   g = grad + wd·param
 //   buf = g (first step) | momentum·buf + (1 − dampening)·g;  g = buf, or g + momentum·buf with Nesterov
 //   param −= lr·g
+// Adam and AdamW (torch.optim.Adam, AdamW; coefficients from AdamCoefficients):
+//   g = grad + wd·param (Adam) | param ·= 1 − lr·wd (AdamW)
+//   m += (1 − beta1)·(g − m);  v = beta2·v + (1 − beta2)·g²;  AMSGrad: vmax = max(vmax, v), used as v
+//   param −= lr / (1 − beta1^t) · m / (√v / √(1 − beta2^t) + eps)
 using System.Numerics;
 using ILGPU;
 using ILGPU.Runtime;
@@ -38,6 +42,30 @@ public static class OptimizerKernels
             param[i] -= k.LearningRate * g;
         }
     }
+
+    public static void AdamStep<T>(Index1D thread, ArrayView<T> param, ArrayView<T> grad, ArrayView<T> expAvg,
+        ArrayView<T> expAvgSq, ArrayView<T> maxExpAvgSq, AdamCoefficients<T> k, int stride)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        for (long i = thread; i < param.Length; i += stride)
+        {
+            T p = param[i];
+            T g = grad[i] + k.GradientDecay * p;
+            p *= k.ParameterScale;
+            T m = expAvg[i];
+            m += k.OneMinusBeta1 * (g - m);
+            T v = k.Beta2 * expAvgSq[i] + k.OneMinusBeta2 * (g * g);
+            expAvg[i] = m;
+            expAvgSq[i] = v;
+            if (k.Amsgrad != 0)
+            {
+                T max = maxExpAvgSq[i];
+                v = max > v ? max : v;
+                maxExpAvgSq[i] = v;
+            }
+            param[i] = p - k.StepSize * (m / (T.Sqrt(v) / k.BiasCorrection2Sqrt + k.Epsilon));
+        }
+    }
 }
 
 public sealed partial class IlgpuBackend
@@ -61,5 +89,25 @@ public sealed partial class IlgpuBackend
         int extent = StreamExtent(param.Length);
         kernel(_accelerator.DefaultStream, extent, View(param), View(grad),
             momentumBuffer is null ? View(grad) : View(momentumBuffer), new SgdCoefficients<T>(p, firstStep), extent);
+    }
+}
+
+public sealed partial class IlgpuBackend
+{
+    public void AdamStep<T>(AdamParameters p, int step, DeviceBuffer<T> param, DeviceBuffer<T> grad,
+        DeviceBuffer<T> expAvg, DeviceBuffer<T> expAvgSq, DeviceBuffer<T>? maxExpAvgSq)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        p = p.Validated();
+        Validate.AdamBuffers(this, p, param, grad, expAvg, expAvgSq, maxExpAvgSq);
+        var coefficients = new AdamCoefficients<T>(p, step);
+        if (param.Length == 0) return;
+        var kernel = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>,
+            ArrayView<T>, AdamCoefficients<T>, int>>(nameof(OptimizerKernels.AdamStep),
+            static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>,
+                ArrayView<T>, AdamCoefficients<T>, int>(OptimizerKernels.AdamStep));
+        int extent = StreamExtent(param.Length);
+        kernel(_accelerator.DefaultStream, extent, View(param), View(grad), View(expAvg), View(expAvgSq),
+            View(maxExpAvgSq ?? expAvgSq), coefficients, extent);
     }
 }

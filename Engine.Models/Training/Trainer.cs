@@ -1,7 +1,7 @@
-// Trainer: trains a ResNet on an image dataset with SGD and a learning-rate schedule, evaluates it on the test set
-// after every epoch, and checkpoints atomically after every epoch (model state, momentum buffers, iteration and
-// history in one safetensors file), so that Resume continues to bit-identical weights: batches depend only on
-// (seed, epoch) and every kernel is deterministic.
+// Trainer: trains a ResNet on an image dataset with SGD, Adam or AdamW and a learning-rate schedule, evaluates it on
+// the test set after every epoch, and checkpoints atomically after every epoch (model state, optimizer state,
+// iteration and history in one safetensors file), so that Resume continues to bit-identical weights: batches depend
+// only on (seed, epoch) and every kernel is deterministic.
 //
 // Training error is measured on the augmented training batches as they are trained on (train mode), as in the
 // paper's curves; test error in eval mode.
@@ -27,13 +27,36 @@ public sealed record TrainOptions
 
     public int BatchSize { get; init; } = 128;
     public string Schedule { get; init; } = "multistep";
+    /// <summary>"sgd" (torch.optim.SGD), "adam" (torch.optim.Adam) or "adamw" (torch.optim.AdamW).</summary>
+    public string Optimizer { get; init; } = "sgd";
+
+    /// <summary>The base learning rate of the schedule (SGD's usual 0.1 by default; see
+    /// <see cref="DefaultsFor"/>).</summary>
     public double LearningRate { get; init; } = 0.1;
     public IReadOnlyList<int>? Milestones { get; init; }
     public int WarmupIterations { get; init; }
     public double WarmupRate { get; init; } = 0.01;
+    /// <summary>SGD's momentum.</summary>
     public double Momentum { get; init; } = 0.9;
+
+    /// <summary>SGD's and Adam's L2 weight decay, AdamW's decoupled decay.</summary>
     public double WeightDecay { get; init; } = 1e-4;
+
+    /// <summary>SGD's Nesterov momentum.</summary>
     public bool Nesterov { get; init; }
+
+    /// <summary>Adam's and AdamW's decay of the first moment.</summary>
+    public double Beta1 { get; init; } = 0.9;
+
+    /// <summary>Adam's and AdamW's decay of the second moment.</summary>
+    public double Beta2 { get; init; } = 0.999;
+
+    /// <summary>Adam's and AdamW's term added to the denominator.</summary>
+    public double Epsilon { get; init; } = 1e-8;
+
+    /// <summary>Adam's and AdamW's AMSGrad variant.</summary>
+    public bool Amsgrad { get; init; }
+
     public int Seed { get; init; }
     public bool Augment { get; init; } = true;
 
@@ -41,6 +64,20 @@ public sealed record TrainOptions
     public string Normalize { get; init; } = "channel";
 
     public int EvaluationBatchSize { get; init; } = 500;
+
+    /// <summary>The optimizers <see cref="Optimizer"/> names.</summary>
+    public static IReadOnlyList<string> Optimizers { get; } = ["sgd", "adam", "adamw"];
+
+    /// <summary>The default learning rate and weight decay of an optimizer: SGD the ResNet paper's 0.1 and 1e-4,
+    /// Adam and AdamW PyTorch's (1e-3 with no decay, 1e-3 with decoupled decay 0.01).</summary>
+    public static (double LearningRate, double WeightDecay) DefaultsFor(string optimizer) => optimizer switch
+    {
+        "sgd" => (0.1, 1e-4),
+        "adam" => (1e-3, 0),
+        "adamw" => (1e-3, 0.01),
+        _ => throw new ArgumentException(
+            $"Unknown optimizer '{optimizer}': {string.Join(", ", Optimizers)}."),
+    };
 }
 
 public sealed record EpochRecord(int Epoch, int Iteration, double LearningRate, double TrainLoss, double TrainError,
@@ -55,7 +92,7 @@ public sealed class Trainer : IDisposable
 
     private readonly TrainOptions _options;
     private readonly ImageDataset _train, _test;
-    private readonly Sgd<float> _sgd;
+    private readonly Optimizer<float> _optimizer;
     private readonly LearningRateSchedule _schedule;
     private readonly BatchLoader _trainLoader;
     private readonly Normalization _normalization;
@@ -83,6 +120,11 @@ public sealed class Trainer : IDisposable
         if (!(options.WarmupRate >= 0) || options.WarmupIterations < 0)
             throw new ArgumentException(
                 $"Warm-up rate ({options.WarmupRate}) and iterations ({options.WarmupIterations}) must not be negative.");
+        TrainOptions.DefaultsFor(options.Optimizer); // an unknown name fails before any work
+        if (options.Optimizer == "sgd" && options.Amsgrad)
+            throw new ArgumentException("AMSGrad applies to adam and adamw, not to sgd.");
+        if (options.Optimizer != "sgd" && options.Nesterov)
+            throw new ArgumentException($"Nesterov momentum applies to sgd, not to {options.Optimizer}.");
         _normalization = options.Normalize switch
         {
             "channel" => Normalization.PerChannel(train),
@@ -106,8 +148,7 @@ public sealed class Trainer : IDisposable
         _parameterNames = Model.NamedParameters().Select(p => p.Name).ToArray();
         try
         {
-            _sgd = new Sgd<float>(Model.Parameters(), options.LearningRate, options.Momentum, 0, options.WeightDecay,
-                options.Nesterov);
+            _optimizer = CreateOptimizer(options, Model.Parameters());
         }
         catch
         {
@@ -116,6 +157,19 @@ public sealed class Trainer : IDisposable
             throw;
         }
     }
+
+    /// <summary>The optimizer <paramref name="options"/> name, with its hyper-parameters.</summary>
+    private static Optimizer<float> CreateOptimizer(TrainOptions options, IEnumerable<Tensor<float>> parameters) =>
+        options.Optimizer switch
+        {
+            "sgd" => new Sgd<float>(parameters, options.LearningRate, options.Momentum, 0, options.WeightDecay,
+                options.Nesterov),
+            "adam" => new Adam<float>(parameters, options.LearningRate, options.Beta1, options.Beta2, options.Epsilon,
+                options.WeightDecay, options.Amsgrad),
+            // "adamw": the name was checked before the model was built.
+            _ => new AdamW<float>(parameters, options.LearningRate, options.Beta1, options.Beta2, options.Epsilon,
+                options.WeightDecay, options.Amsgrad),
+        };
 
     public ResNet<float> Model { get; }
     public int TotalIterations { get; }
@@ -148,7 +202,7 @@ public sealed class Trainer : IDisposable
         {
             throw new InvalidDataException($"Checkpoint '{checkpointPath}': its iteration or history is unreadable.", e);
         }
-        SafeTensors.Load(Model.StateDict().Concat(_sgd.State(_parameterNames)), checkpointPath);
+        SafeTensors.Load(Model.StateDict().Concat(_optimizer.State(_parameterNames)), checkpointPath);
         _iteration = iteration;
         _history.Clear();
         _history.AddRange(history);
@@ -161,7 +215,7 @@ public sealed class Trainer : IDisposable
         metadata["iteration"] = _iteration.ToString(CultureInfo.InvariantCulture);
         metadata["history"] = JsonSerializer.Serialize(_history, HistoryJson);
         foreach (var (key, value) in Prediction.ModelInput.Describe(_train, _normalization)) metadata[key] = value;
-        SafeTensors.Save(Model.StateDict().Concat(_sgd.State(_parameterNames)), checkpointPath, metadata);
+        SafeTensors.Save(Model.StateDict().Concat(_optimizer.State(_parameterNames)), checkpointPath, metadata);
     }
 
     /// <summary>What a checkpoint must match to be resumed: the options, the resolved length of the run (the
@@ -173,7 +227,8 @@ public sealed class Trainer : IDisposable
         ("data", _dataFingerprint),
     ];
 
-    /// <summary>The option fields that differ (or the whole entry when it is not an options object).</summary>
+    /// <summary>The option fields that differ (or the whole entry when it is not an options object). An option
+    /// missing from the checkpoint (written before the option existed) matches its default value.</summary>
     private static IEnumerable<string> Differences(string key, string saved, string now)
     {
         if (key != "options") return [$"{key} {saved} → {now}"];
@@ -181,9 +236,14 @@ public sealed class Trainer : IDisposable
         {
             using var before = JsonDocument.Parse(saved);
             using var after = JsonDocument.Parse(now);
+            using var defaults = JsonDocument.Parse(JsonSerializer.Serialize(new TrainOptions { Model = "" }));
+            string Saved(JsonProperty p) =>
+                before.RootElement.TryGetProperty(p.Name, out var old) ? old.GetRawText()
+                : defaults.RootElement.TryGetProperty(p.Name, out var byDefault) && p.Name != nameof(TrainOptions.Model)
+                    ? byDefault.GetRawText() : "(missing)";
             return after.RootElement.EnumerateObject()
-                .Where(p => !before.RootElement.TryGetProperty(p.Name, out var old) || old.GetRawText() != p.Value.GetRawText())
-                .Select(p => $"{p.Name} {(before.RootElement.TryGetProperty(p.Name, out var old) ? old.GetRawText() : "(missing)")} → {p.Value.GetRawText()}")
+                .Where(p => Saved(p) != p.Value.GetRawText())
+                .Select(p => $"{p.Name} {Saved(p)} → {p.Value.GetRawText()}")
                 .ToList();
         }
         catch (JsonException)
@@ -217,7 +277,7 @@ public sealed class Trainer : IDisposable
         foreach (var batch in _trainLoader.Epoch(epoch))
         {
             if (Finished) break;
-            _sgd.LearningRate = _schedule.RateAt(_iteration);
+            _optimizer.LearningRate = _schedule.RateAt(_iteration);
             using (TensorScope.Begin())
             {
                 var x = Tensor.FromArray(batch.Images, [batch.Count, _train.Channels, _train.Height, _train.Width], device);
@@ -228,8 +288,8 @@ public sealed class Trainer : IDisposable
                     throw new InvalidOperationException(
                         $"Training diverged: the loss is {value} at iteration {_iteration}; try a lower learning rate.");
                 loss.Backward();
-                _sgd.Step();
-                _sgd.ZeroGrad();
+                _optimizer.Step();
+                _optimizer.ZeroGrad();
                 lossSum += value * batch.Count;
                 correct += logits.TopKCorrect(batch.Labels, 1);
                 seen += batch.Count;
@@ -271,7 +331,7 @@ public sealed class Trainer : IDisposable
     public void Dispose()
     {
         _trainLoader.Dispose();
-        _sgd.Dispose();
+        _optimizer.Dispose();
         Model.Dispose();
     }
 }
