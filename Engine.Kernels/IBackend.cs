@@ -32,6 +32,7 @@ public abstract class DeviceBuffer<T> : IDisposable where T : unmanaged
     /// <summary>Copies this buffer into <paramref name="destination"/> (exactly <see cref="Length"/> elements).</summary>
     public abstract void CopyToHost(Span<T> destination);
 
+    /// <summary>Releases the device memory; using the buffer afterwards is an error.</summary>
     public abstract void Dispose();
 }
 

@@ -4,6 +4,7 @@ using System.Numerics;
 
 namespace Engine.Kernels;
 
+/// <summary>The host-side argument checks the backends run before launching a kernel.</summary>
 public static class Validate
 {
     /// <summary>Checks that <paramref name="buffer"/> is live, belongs to <paramref name="backend"/> and has

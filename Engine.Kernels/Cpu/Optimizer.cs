@@ -7,6 +7,7 @@ namespace Engine.Kernels.Cpu;
 
 public sealed unsafe partial class CpuBackend
 {
+    /// <inheritdoc/>
     public void SgdStep<T>(SgdParameters p, DeviceBuffer<T> param, DeviceBuffer<T> grad,
         DeviceBuffer<T>? momentumBuffer, bool firstStep) where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -60,6 +61,7 @@ public sealed unsafe partial class CpuBackend
 
 public sealed unsafe partial class CpuBackend
 {
+    /// <inheritdoc/>
     public void AdamStep<T>(AdamParameters p, int step, DeviceBuffer<T> param, DeviceBuffer<T> grad,
         DeviceBuffer<T> expAvg, DeviceBuffer<T> expAvgSq, DeviceBuffer<T>? maxExpAvgSq)
         where T : unmanaged, IFloatingPointIeee754<T>

@@ -16,17 +16,26 @@ namespace Engine.Kernels.Ilgpu;
 /// <summary>SgdParameters in the element type, for kernels.</summary>
 public readonly struct SgdCoefficients<T>(SgdParameters p, bool firstStep) where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <summary>The learning rate.</summary>
     public readonly T LearningRate = T.CreateChecked(p.LearningRate);
+    /// <summary>The momentum factor.</summary>
     public readonly T Momentum = T.CreateChecked(p.Momentum);
+    /// <summary>1 − dampening.</summary>
     public readonly T OneMinusDampening = T.CreateChecked(1 - p.Dampening);
+    /// <summary>The L2 weight decay.</summary>
     public readonly T WeightDecay = T.CreateChecked(p.WeightDecay);
+    /// <summary>1 for Nesterov momentum, else 0.</summary>
     public readonly int Nesterov = p.Nesterov ? 1 : 0;
+    /// <summary>1 when momentum is non-zero, else 0.</summary>
     public readonly int UsesMomentum = p.Momentum != 0 ? 1 : 0;
+    /// <summary>1 on the first step (the momentum buffer is initialised with the gradient), else 0.</summary>
     public readonly int FirstStep = firstStep ? 1 : 0;
 }
 
+/// <summary>The optimizer kernels: one thread per parameter element.</summary>
 public static class OptimizerKernels
 {
+    /// <summary>One SGD step of element <paramref name="thread"/> (torch.optim.SGD's update).</summary>
     public static void SgdStep<T>(Index1D thread, ArrayView<T> param, ArrayView<T> grad, ArrayView<T> buffer,
         SgdCoefficients<T> k, int stride) where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -43,6 +52,7 @@ public static class OptimizerKernels
         }
     }
 
+    /// <summary>One Adam/AdamW step of element <paramref name="thread"/> (torch.optim.Adam/AdamW's update).</summary>
     public static void AdamStep<T>(Index1D thread, ArrayView<T> param, ArrayView<T> grad, ArrayView<T> expAvg,
         ArrayView<T> expAvgSq, ArrayView<T> maxExpAvgSq, AdamCoefficients<T> k, int stride)
         where T : unmanaged, IFloatingPointIeee754<T>
@@ -70,6 +80,7 @@ public static class OptimizerKernels
 
 public sealed partial class IlgpuBackend
 {
+    /// <inheritdoc/>
     public void SgdStep<T>(SgdParameters p, DeviceBuffer<T> param, DeviceBuffer<T> grad,
         DeviceBuffer<T>? momentumBuffer, bool firstStep) where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -94,6 +105,7 @@ public sealed partial class IlgpuBackend
 
 public sealed partial class IlgpuBackend
 {
+    /// <inheritdoc/>
     public void AdamStep<T>(AdamParameters p, int step, DeviceBuffer<T> param, DeviceBuffer<T> grad,
         DeviceBuffer<T> expAvg, DeviceBuffer<T> expAvgSq, DeviceBuffer<T>? maxExpAvgSq)
         where T : unmanaged, IFloatingPointIeee754<T>

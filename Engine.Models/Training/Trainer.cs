@@ -17,25 +17,41 @@ using Engine.Core.Serialization;
 
 namespace Engine.Models.Training;
 
+/// <summary>Everything that defines a training run; a checkpoint resumes only under the same options.</summary>
 public sealed record TrainOptions
 {
+    /// <summary>The registry name of the model, e.g. "resnet20-a".</summary>
     public required string Model { get; init; }
+
+    /// <summary>Passes over the training set.</summary>
     public int Epochs { get; init; } = 10;
 
     /// <summary>Stop after this many iterations instead of after <see cref="Epochs"/>.</summary>
     public int? Iterations { get; init; }
 
+    /// <summary>Images per training step.</summary>
     public int BatchSize { get; init; } = 128;
+
+    /// <summary>The learning-rate schedule: "multistep", "cosine" or "constant" (see
+    /// <see cref="LearningRateSchedule.Create"/>).</summary>
     public string Schedule { get; init; } = "multistep";
+
     /// <summary>"sgd" (torch.optim.SGD), "adam" (torch.optim.Adam) or "adamw" (torch.optim.AdamW).</summary>
     public string Optimizer { get; init; } = "sgd";
 
     /// <summary>The base learning rate of the schedule (SGD's usual 0.1 by default; see
     /// <see cref="DefaultsFor"/>).</summary>
     public double LearningRate { get; init; } = 0.1;
+
+    /// <summary>The multistep schedule's milestones (iterations); null: at 50 % and 75 % of the run.</summary>
     public IReadOnlyList<int>? Milestones { get; init; }
+
+    /// <summary>Iterations run at <see cref="WarmupRate"/> before the schedule starts.</summary>
     public int WarmupIterations { get; init; }
+
+    /// <summary>The learning rate during the warm-up.</summary>
     public double WarmupRate { get; init; } = 0.01;
+
     /// <summary>SGD's momentum.</summary>
     public double Momentum { get; init; } = 0.9;
 
@@ -57,12 +73,16 @@ public sealed record TrainOptions
     /// <summary>Adam's and AdamW's AMSGrad variant.</summary>
     public bool Amsgrad { get; init; }
 
+    /// <summary>Seeds the initial weights, the shuffling and the augmentation.</summary>
     public int Seed { get; init; }
+
+    /// <summary>Random crops with padding and horizontal flips on the training batches.</summary>
     public bool Augment { get; init; } = true;
 
     /// <summary>"channel" (per-channel mean and std) or "pixel" (the paper's per-pixel mean subtraction).</summary>
     public string Normalize { get; init; } = "channel";
 
+    /// <summary>Images per batch when evaluating (eval mode).</summary>
     public int EvaluationBatchSize { get; init; } = 500;
 
     /// <summary>The optimizers <see cref="Optimizer"/> names.</summary>
@@ -80,14 +100,34 @@ public sealed record TrainOptions
     };
 }
 
+/// <summary>One finished epoch, as written to the history CSV and the checkpoint.</summary>
+/// <param name="Epoch">The epoch number, from 1.</param>
+/// <param name="Iteration">Iterations completed at its end.</param>
+/// <param name="LearningRate">The rate of its last iteration.</param>
+/// <param name="TrainLoss">Mean cross-entropy over its training batches (train mode, augmented).</param>
+/// <param name="TrainError">Top-1 error over its training batches, 0–1.</param>
+/// <param name="TestLoss">Mean cross-entropy on the test set (eval mode).</param>
+/// <param name="TestError">Top-1 error on the test set, 0–1.</param>
+/// <param name="ImagesPerSecond">Training throughput.</param>
+/// <param name="Seconds">Wall time of the epoch, evaluation included.</param>
 public sealed record EpochRecord(int Epoch, int Iteration, double LearningRate, double TrainLoss, double TrainError,
     double TestLoss, double TestError, double ImagesPerSecond, double Seconds);
 
+/// <summary>A progress report after a training step.</summary>
+/// <param name="Epoch">The current epoch, from 1.</param>
+/// <param name="Iteration">Iterations completed.</param>
+/// <param name="TotalIterations">Iterations in the whole run.</param>
+/// <param name="Loss">The step's loss.</param>
+/// <param name="Accuracy">The step's top-1 accuracy on its batch, 0–1.</param>
+/// <param name="ImagesPerSecond">Recent training throughput.</param>
 public sealed record TrainProgress(int Epoch, int Iteration, int TotalIterations, double Loss, double Accuracy,
     double ImagesPerSecond);
 
+/// <summary>Trains a registry ResNet on an image dataset with the chosen optimizer and schedule, evaluates after
+/// every epoch and checkpoints atomically so that <see cref="Resume"/> continues to bit-identical weights.</summary>
 public sealed class Trainer : IDisposable
 {
+    /// <summary>The checkpoint's file name inside an output folder.</summary>
     public const string CheckpointFile = "checkpoint.safetensors";
 
     private readonly TrainOptions _options;
@@ -105,6 +145,9 @@ public sealed class Trainer : IDisposable
     private static readonly JsonSerializerOptions HistoryJson =
         new() { NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals };
 
+    /// <summary>Builds the model (seeded), the optimizer, the schedule and the loaders for a new run.</summary>
+    /// <exception cref="ArgumentException">The datasets' image shapes or class counts differ, or an option is
+    /// invalid (unknown model, optimizer or schedule, inapplicable optimizer options).</exception>
     public Trainer(Device device, TrainOptions options, ImageDataset train, ImageDataset test)
     {
         _options = options;
@@ -171,10 +214,19 @@ public sealed class Trainer : IDisposable
                 options.WeightDecay, options.Amsgrad),
         };
 
+    /// <summary>The network being trained.</summary>
     public ResNet<float> Model { get; }
+
+    /// <summary>The length of the run in iterations (from the epochs or the iteration limit).</summary>
     public int TotalIterations { get; }
+
+    /// <summary>Iterations completed so far.</summary>
     public int Iteration => _iteration;
+
+    /// <summary>The finished epochs.</summary>
     public IReadOnlyList<EpochRecord> History => _history;
+
+    /// <summary>True once <see cref="TotalIterations"/> have run.</summary>
     public bool Finished => _iteration >= TotalIterations;
 
     /// <summary>Loads a checkpoint written by <see cref="Save"/> for the same model, options and data.</summary>
@@ -328,6 +380,7 @@ public sealed class Trainer : IDisposable
         return (lossSum / data.Count, 1 - (double)correct / data.Count);
     }
 
+    /// <summary>Releases the model, the optimizer's state and the loader.</summary>
     public void Dispose()
     {
         _trainLoader.Dispose();
