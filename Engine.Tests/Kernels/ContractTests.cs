@@ -196,6 +196,16 @@ public sealed class ContractTests(string kind) : DeviceFixture(kind)
     }
 
     [Test]
+    public void BatchNormRejectsAnEmptyBatchInEveryMode()
+    {
+        var x = Tensor.Zeros<float>([0, 2, 3, 3], Device);
+        var gamma = Tensor.Full<float>([2], 1f, Device);
+        var beta = Tensor.Zeros<float>([2], Device);
+        foreach (bool training in new[] { true, false })
+            Rejected(() => x.BatchNorm(gamma, beta, beta, gamma, training), "batch-norm", "empty batch");
+    }
+
+    [Test]
     public void CrossEntropyRejectsLabelsOutOfRange()
     {
         var logits = Normal<float>([2, 3], 1);
