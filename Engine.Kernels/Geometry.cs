@@ -48,21 +48,37 @@ public readonly record struct ConvGeometry(
     /// <summary>Multiply-accumulates of the forward pass.</summary>
     public long Macs => OutputLength * InChannels * KernelHeight * KernelWidth;
 
-    /// <summary>Returns this geometry once checked: extents and strides ≥ 1, paddings ≥ 0, the kernel no larger than
-    /// the padded input, every tensor under 2^31 elements.</summary>
-    /// <exception cref="ArgumentException">A check failed; the message shows the geometry.</exception>
+    /// <summary>The shapes in words, for error messages (never the record itself, whose output sizes divide by the
+    /// strides).</summary>
+    private string Shapes =>
+        $"input [{Batch}, {InChannels}, {InHeight}, {InWidth}], weight [{OutChannels}, {InChannels}, " +
+        $"{KernelHeight}, {KernelWidth}]";
+
+    /// <summary>Returns this geometry once checked, before any arithmetic on it: a non-empty batch, extents, kernel
+    /// and strides ≥ 1, paddings ≥ 0, the kernel no larger than the padded input, every tensor under 2^31
+    /// elements.</summary>
+    /// <exception cref="ArgumentException">A check failed; the message names the argument and the shapes.</exception>
     public ConvGeometry Validated()
     {
-        if (Batch < 1 || InChannels < 1 || InHeight < 1 || InWidth < 1 || OutChannels < 1 ||
-            KernelHeight < 1 || KernelWidth < 1 || StrideHeight < 1 || StrideWidth < 1 ||
-            PadTop < 0 || PadBottom < 0 || PadLeft < 0 || PadRight < 0)
-            throw new ArgumentException($"conv2d: invalid geometry {this}.");
+        const string op = "conv2d";
+        if (Batch == 0)
+            throw new ArgumentException($"{op}: an empty batch is not supported ({Shapes}).");
+        if (Batch < 0 || InChannels < 1 || InHeight < 1 || InWidth < 1 || OutChannels < 1)
+            throw new ArgumentException($"{op}: every extent of the input and output channels must be at least 1 " +
+                                        $"({Shapes}).");
+        if (KernelHeight < 1 || KernelWidth < 1)
+            throw new ArgumentException($"{op}: kernel {KernelHeight}x{KernelWidth} must be at least 1x1 ({Shapes}).");
+        if (StrideHeight < 1 || StrideWidth < 1)
+            throw new ArgumentException($"{op}: stride {StrideHeight}x{StrideWidth} must be at least 1 ({Shapes}).");
+        if (PadTop < 0 || PadBottom < 0 || PadLeft < 0 || PadRight < 0)
+            throw new ArgumentException($"{op}: padding (top {PadTop}, bottom {PadBottom}, left {PadLeft}, right " +
+                                        $"{PadRight}) must not be negative ({Shapes}).");
         if (InHeight + PadTop + PadBottom < KernelHeight || InWidth + PadLeft + PadRight < KernelWidth)
             throw new ArgumentException(
-                $"conv2d: kernel {KernelHeight}x{KernelWidth} is larger than the padded input " +
-                $"{InHeight + PadTop + PadBottom}x{InWidth + PadLeft + PadRight}.");
+                $"{op}: kernel {KernelHeight}x{KernelWidth} is larger than the padded input " +
+                $"{InHeight + PadTop + PadBottom}x{InWidth + PadLeft + PadRight} ({Shapes}).");
         if (OutputLength > int.MaxValue || InputLength > int.MaxValue || WeightLength > int.MaxValue)
-            throw new ArgumentException($"conv2d: tensors over 2^31 elements are not supported ({this}).");
+            throw new ArgumentException($"{op}: tensors over 2^31 elements are not supported ({Shapes}).");
         return this;
     }
 }
@@ -91,17 +107,32 @@ public readonly record struct PoolGeometry(int Batch, int Channels, int InHeight
     /// <summary>Elements of y [N, C, OH, OW] (and of the argmax buffer).</summary>
     public long OutputLength => (long)Batch * Channels * OutHeight * OutWidth;
 
-    /// <summary>Returns this geometry once checked: extents, window and stride ≥ 1, padding ≥ 0 and at most half the
-    /// window (as PyTorch requires), the window no larger than the padded input.</summary>
-    /// <exception cref="ArgumentException">A check failed; the message shows the geometry.</exception>
+    /// <summary>The input shape and window in words, for error messages.</summary>
+    private string Shapes => $"input [{Batch}, {Channels}, {InHeight}, {InWidth}], window {Kernel}, stride {Stride}, " +
+                             $"padding {Padding}";
+
+    /// <summary>Returns this geometry once checked, before any arithmetic on it: a non-empty batch, extents, window
+    /// and stride ≥ 1, padding ≥ 0 and at most half the window (as PyTorch requires), the window no larger than the
+    /// padded input.</summary>
+    /// <exception cref="ArgumentException">A check failed; the message names the argument and the shapes.</exception>
     public PoolGeometry Validated()
     {
-        if (Batch < 1 || Channels < 1 || InHeight < 1 || InWidth < 1 || Kernel < 1 || Stride < 1 || Padding < 0)
-            throw new ArgumentException($"max-pool: invalid geometry {this}.");
+        const string op = "max-pool";
+        if (Batch == 0)
+            throw new ArgumentException($"{op}: an empty batch is not supported ({Shapes}).");
+        if (Batch < 0 || Channels < 1 || InHeight < 1 || InWidth < 1)
+            throw new ArgumentException($"{op}: every extent of the input must be at least 1 ({Shapes}).");
+        if (Kernel < 1)
+            throw new ArgumentException($"{op}: window {Kernel} must be at least 1 ({Shapes}).");
+        if (Stride < 1)
+            throw new ArgumentException($"{op}: stride {Stride} must be at least 1 ({Shapes}).");
+        if (Padding < 0)
+            throw new ArgumentException($"{op}: padding {Padding} must not be negative ({Shapes}).");
         if (2 * Padding > Kernel)
-            throw new ArgumentException($"max-pool: padding {Padding} exceeds half the window {Kernel}.");
+            throw new ArgumentException($"{op}: padding {Padding} must be at most half the window {Kernel} ({Shapes}).");
         if (InHeight + 2 * Padding < Kernel || InWidth + 2 * Padding < Kernel)
-            throw new ArgumentException($"max-pool: window {Kernel} is larger than the padded input ({this}).");
+            throw new ArgumentException($"{op}: window {Kernel} is larger than the padded input " +
+                                        $"{InHeight + 2 * Padding}x{InWidth + 2 * Padding} ({Shapes}).");
         return this;
     }
 }
@@ -137,12 +168,19 @@ public readonly record struct ShortcutGeometry(int Batch, int InChannels, int In
     public long OutputLength => (long)Batch * OutChannels * OutHeight * OutWidth;
 
     /// <summary>Returns this geometry once checked: extents and stride ≥ 1, K ≥ C, 0 ≤ PadFront ≤ K − C.</summary>
-    /// <exception cref="ArgumentException">A check failed; the message shows the geometry.</exception>
+    /// <exception cref="ArgumentException">A check failed; the message names the argument and the shapes.</exception>
     public ShortcutGeometry Validated()
     {
-        if (Batch < 1 || InChannels < 1 || InHeight < 1 || InWidth < 1 || Stride < 1 || OutChannels < InChannels ||
-            PadFront < 0 || PadFront > OutChannels - InChannels)
-            throw new ArgumentException($"shortcut A: invalid geometry {this}.");
+        const string op = "shortcut A";
+        string shapes = $"input [{Batch}, {InChannels}, {InHeight}, {InWidth}], {OutChannels} output channels, " +
+                        $"stride {Stride}, {PadFront} zero channels in front";
+        if (Batch < 1 || InChannels < 1 || InHeight < 1 || InWidth < 1)
+            throw new ArgumentException($"{op}: every extent of the input must be at least 1 ({shapes}).");
+        if (Stride < 1)
+            throw new ArgumentException($"{op}: stride {Stride} must be at least 1 ({shapes}).");
+        if (OutChannels < InChannels || PadFront < 0 || PadFront > OutChannels - InChannels)
+            throw new ArgumentException($"{op}: the output channels must hold the input's with 0 ≤ front zero " +
+                                        $"channels ≤ output − input channels ({shapes}).");
         return this;
     }
 }
@@ -162,7 +200,8 @@ public readonly record struct SgdParameters(double LearningRate, double Momentum
     public SgdParameters Validated()
     {
         if (!(LearningRate >= 0) || !(Momentum >= 0) || !(WeightDecay >= 0) || Dampening < 0)
-            throw new ArgumentException($"SGD: invalid hyper-parameters {this}.");
+            throw new ArgumentException($"SGD: learning rate {LearningRate}, momentum {Momentum}, dampening " +
+                                        $"{Dampening} and weight decay {WeightDecay} must all be at least 0.");
         if (Nesterov && (Momentum <= 0 || Dampening != 0))
             throw new ArgumentException("SGD: Nesterov momentum requires a momentum and zero dampening.");
         return this;

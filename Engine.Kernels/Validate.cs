@@ -4,7 +4,8 @@ using System.Numerics;
 
 namespace Engine.Kernels;
 
-/// <summary>The host-side argument checks the backends run before launching a kernel.</summary>
+/// <summary>The host-side argument checks shared by every backend; each failure names the op and the
+/// argument.</summary>
 public static class Validate
 {
     /// <summary>Checks that <paramref name="buffer"/> is live, belongs to <paramref name="backend"/> and has
@@ -36,6 +37,32 @@ public static class Validate
     {
         if (batch < 0 || channels < 0 || spatial < 0)
             throw new ArgumentException($"{op}: negative extent (N={batch}, C={channels}, HW={spatial}).");
+    }
+
+    /// <summary>Checks the extents of global average pooling's [N, C, H·W] input: an empty batch is allowed (an empty
+    /// output), an empty plane or no channel is not (as PyTorch's adaptive average pooling; a mean over nothing
+    /// would be 0/0).</summary>
+    public static void GlobalPoolExtents(string op, int batch, int channels, int spatial)
+    {
+        if (batch < 0 || channels < 1 || spatial < 1)
+            throw new ArgumentException($"{op}: input [N, C, H·W] = [{batch}, {channels}, {spatial}] needs at least " +
+                                        "one channel and a non-empty plane.");
+    }
+
+    /// <summary>Checks batch-norm's running-statistics momentum: in [0, 1] (0 keeps the running statistics, 1
+    /// replaces them by the batch's).</summary>
+    public static void Momentum(string op, double momentum)
+    {
+        if (!(momentum >= 0 && momentum <= 1))
+            throw new ArgumentException($"{op}: momentum {momentum} must lie in [0, 1].", nameof(momentum));
+    }
+
+    /// <summary>Checks batch-norm's epsilon, added to the variance under the square root: positive and
+    /// finite.</summary>
+    public static void Epsilon(string op, double epsilon)
+    {
+        if (!(epsilon > 0 && double.IsFinite(epsilon)))
+            throw new ArgumentException($"{op}: epsilon {epsilon} must be positive and finite.", nameof(epsilon));
     }
 
     /// <summary>Checks that every label lies in [0, classes) (labels index the logits inside kernels).</summary>

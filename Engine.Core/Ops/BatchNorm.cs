@@ -19,6 +19,8 @@ public sealed partial class Tensor<T>
         if (x.Rank < 2)
             throw new ArgumentException($"batch-norm: input {x.Shape} must be at least [N, C].");
         int batch = x.Shape[0], channels = x.Shape[1];
+        if (batch == 0 || channels == 0)
+            throw new ArgumentException($"batch-norm: input {x.Shape} is empty; an empty batch is not supported.");
         int spatial = checked((int)(x.Length / Math.Max(1L, (long)batch * channels)));
         foreach (var (vector, name) in new[] { (gamma, "gamma"), (beta, "beta"), (runningMean, "running mean"),
                      (runningVar, "running variance") })

@@ -32,16 +32,8 @@ public sealed partial class Tensor<T>
                 throw new ArgumentException($"conv2d: bias {bias.Shape} must be [{weight.Shape[0]}].");
             Check.SameDevice("conv2d", x, bias);
         }
-        ConvGeometry g;
-        try
-        {
-            g = new ConvGeometry(x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3], weight.Shape[0], weight.Shape[2],
-                weight.Shape[3], strideHeight, strideWidth, padTop, padBottom, padLeft, padRight).Validated();
-        }
-        catch (ArgumentException e)
-        {
-            throw new ArgumentException($"conv2d: input {x.Shape}, weight {weight.Shape}: {e.Message}", e);
-        }
+        var g = new ConvGeometry(x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3], weight.Shape[0], weight.Shape[2],
+            weight.Shape[3], strideHeight, strideWidth, padTop, padBottom, padLeft, padRight).Validated();
 
         var backend = Device.Backend;
         var y = new Tensor<T>(Device, [g.Batch, g.OutChannels, g.OutHeight, g.OutWidth]);

@@ -12,15 +12,7 @@ public sealed partial class Tensor<T>
     {
         var x = this;
         if (x.Rank != 4) throw new ArgumentException($"max-pool: input {x.Shape} must be [N, C, H, W].");
-        PoolGeometry g;
-        try
-        {
-            g = new PoolGeometry(x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3], kernel, stride, padding).Validated();
-        }
-        catch (ArgumentException e)
-        {
-            throw new ArgumentException($"max-pool: input {x.Shape}: {e.Message}", e);
-        }
+        var g = new PoolGeometry(x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3], kernel, stride, padding).Validated();
         var backend = Device.Backend;
         var y = new Tensor<T>(Device, [g.Batch, g.Channels, g.OutHeight, g.OutWidth]);
         var argmax = y.AttachBuffer<int>(y.Length);

@@ -14,16 +14,7 @@ public sealed partial class Tensor<T>
     {
         var x = this;
         if (x.Rank != 4) throw new ArgumentException($"shortcut A: input {x.Shape} must be [N, C, H, W].");
-        ShortcutGeometry g;
-        try
-        {
-            g = ShortcutGeometry.Centered(x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3], outChannels, stride);
-        }
-        catch (ArgumentException e)
-        {
-            throw new ArgumentException($"shortcut A: input {x.Shape} to {outChannels} channels, stride {stride}: " +
-                                        e.Message, e);
-        }
+        var g = ShortcutGeometry.Centered(x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3], outChannels, stride);
         var backend = Device.Backend;
         var y = new Tensor<T>(Device, [g.Batch, g.OutChannels, g.OutHeight, g.OutWidth]);
         backend.ShortcutForward(g, x.Buffer, y.Buffer);

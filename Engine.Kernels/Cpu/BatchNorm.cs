@@ -18,6 +18,8 @@ public sealed unsafe partial class CpuBackend
         bool relu) where T : unmanaged, IFloatingPointIeee754<T>
     {
         const string op = "batch-norm forward (training)";
+        Validate.Momentum(op, momentum);
+        Validate.Epsilon(op, epsilon);
         ValidateBatchNorm(op, batch, channels, spatial, x, gamma, y);
         Validate.Buffer(this, op, nameof(beta), beta, channels);
         Validate.Buffer(this, op, nameof(runningMean), runningMean, channels);
@@ -43,6 +45,7 @@ public sealed unsafe partial class CpuBackend
         double epsilon, DeviceBuffer<T> y, bool relu) where T : unmanaged, IFloatingPointIeee754<T>
     {
         const string op = "batch-norm forward (inference)";
+        Validate.Epsilon(op, epsilon);
         ValidateBatchNorm(op, batch, channels, spatial, x, gamma, y);
         Validate.Buffer(this, op, nameof(beta), beta, channels);
         Validate.Buffer(this, op, nameof(runningMean), runningMean, channels);
@@ -84,6 +87,7 @@ public sealed unsafe partial class CpuBackend
     public void InverseStandardDeviation<T>(DeviceBuffer<T> variance, double epsilon, DeviceBuffer<T> invStd)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        Validate.Epsilon("inverse standard deviation", epsilon);
         Validate.SameLength(this, "inverse standard deviation", variance, nameof(variance), invStd, nameof(invStd));
         T eps = T.CreateTruncating(epsilon);
         T* v = Data(variance), result = Data(invStd);
@@ -93,7 +97,7 @@ public sealed unsafe partial class CpuBackend
     private void ValidateBatchNorm<T>(string op, int batch, int channels, int spatial, DeviceBuffer<T> x,
         DeviceBuffer<T> gamma, DeviceBuffer<T> y) where T : unmanaged
     {
-        CheckNcs(op, batch, channels, spatial);
+        Validate.Extents(op, batch, channels, spatial);
         long length = (long)batch * channels * spatial;
         Validate.Buffer(this, op, nameof(x), x, length);
         Validate.Buffer(this, op, nameof(gamma), gamma, channels);
@@ -246,15 +250,18 @@ public sealed unsafe partial class CpuBackend
                 T* xs = X + offset, dys = DY + offset, dxs = DX + offset;
                 T* mask = ReluOutput is null ? null : ReluOutput + offset;
                 int i = 0;
+                // Without batch statistics dx reads no x: a NaN input then has the gradient its mask gives.
                 for (; i + Vector256<T>.Count <= Spatial; i += Vector256<T>.Count)
                 {
-                    var xhat = (Vector256.Load(xs + i) - vm) * vs;
-                    ((Masked(Vector256.Load(dys + i), mask, i) - vMeanDy - xhat * vMeanDyXhat) * vScale).Store(dxs + i);
+                    var g = Masked(Vector256.Load(dys + i), mask, i);
+                    if (BatchStatistics) g = g - vMeanDy - (Vector256.Load(xs + i) - vm) * vs * vMeanDyXhat;
+                    (g * vScale).Store(dxs + i);
                 }
                 for (; i < Spatial; i++)
                 {
-                    T xhat = (xs[i] - mean) * invStd;
-                    dxs[i] = (Masked(dys[i], mask, i) - meanDy - xhat * meanDyXhat) * scale;
+                    T g = Masked(dys[i], mask, i);
+                    if (BatchStatistics) g = g - meanDy - (xs[i] - mean) * invStd * meanDyXhat;
+                    dxs[i] = g * scale;
                 }
             }
         }

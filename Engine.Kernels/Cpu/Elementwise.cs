@@ -41,12 +41,14 @@ internal readonly struct ScaleOp<T>(T alpha) : IUnaryOp<T> where T : unmanaged, 
     public Vector256<T> Apply(Vector256<T> x) => Vector256.Create(_alpha) * x;
 }
 
+/// <summary>max(x, 0) that propagates NaN (as PyTorch): 0 where x ≤ 0, which is false for NaN, else x. One
+/// compare and a blend, since the SIMD max instructions drop a NaN operand.</summary>
 internal readonly struct ReluOp<T> : IUnaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
-    public T Apply(T x) => x > T.Zero ? x : T.Zero;
+    public T Apply(T x) => x <= T.Zero ? T.Zero : x;
 
     public Vector256<T> Apply(Vector256<T> x) =>
-        Vector256.ConditionalSelect(Vector256.GreaterThan(x, Vector256<T>.Zero), x, Vector256<T>.Zero);
+        Vector256.ConditionalSelect(Vector256.LessThanOrEqual(x, Vector256<T>.Zero), Vector256<T>.Zero, x);
 }
 
 internal readonly struct AddOp<T> : IBinaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
@@ -69,7 +71,8 @@ internal readonly struct AxpyOp<T>(T alpha) : IBinaryOp<T> where T : unmanaged, 
     public Vector256<T> Apply(Vector256<T> a, Vector256<T> b) => Vector256.Create(_alpha) * a + b;
 }
 
-/// <summary>a is ReLU's output, b the output gradient: b where a &gt; 0, else 0.</summary>
+/// <summary>a is ReLU's output, b the output gradient: b where a &gt; 0, else 0 (also where a is NaN, as PyTorch's
+/// threshold backward).</summary>
 internal readonly struct ReluBackwardOp<T> : IBinaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     public T Apply(T a, T b) => a > T.Zero ? b : T.Zero;

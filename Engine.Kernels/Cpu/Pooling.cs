@@ -45,7 +45,7 @@ public sealed unsafe partial class CpuBackend
     public void GlobalAveragePoolForward<T>(int batch, int channels, int spatial, DeviceBuffer<T> x, DeviceBuffer<T> y)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        CheckNcs("global average pool forward", batch, channels, spatial);
+        Validate.GlobalPoolExtents("global average pool", batch, channels, spatial);
         Validate.Buffer(this, "global average pool forward", nameof(x), x, (long)batch * channels * spatial);
         Validate.Buffer(this, "global average pool forward", nameof(y), y, (long)batch * channels);
         var job = new GlobalAveragePoolJob<T>
@@ -57,7 +57,7 @@ public sealed unsafe partial class CpuBackend
     public void GlobalAveragePoolBackward<T>(int batch, int channels, int spatial, DeviceBuffer<T> dy,
         DeviceBuffer<T> dx) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        CheckNcs("global average pool backward", batch, channels, spatial);
+        Validate.GlobalPoolExtents("global average pool backward", batch, channels, spatial);
         Validate.Buffer(this, "global average pool backward", nameof(dy), dy, (long)batch * channels);
         Validate.Buffer(this, "global average pool backward", nameof(dx), dx, (long)batch * channels * spatial);
         var job = new GlobalAveragePoolJob<T>
@@ -71,8 +71,8 @@ public sealed unsafe partial class CpuBackend
     private static int PlaneTasks(int planes, int spatial) =>
         (planes + PlanesPerTask(spatial) - 1) / PlanesPerTask(spatial);
 
-    /// <summary>Plane <c>task</c>: each output is the window maximum (first in row-major order on ties; NaN wins,
-    /// as PyTorch) and argmax its flat index in the input plane.</summary>
+    /// <summary>Plane <c>task</c>: each output is the window maximum and argmax its flat index in the input plane;
+    /// ties go to the first in row-major order, a NaN wins (the last NaN of the window, as PyTorch).</summary>
     private struct MaxPoolForwardJob<T> : IParallelJob where T : unmanaged, IFloatingPointIeee754<T>
     {
         public PoolGeometry G;
@@ -104,7 +104,7 @@ public sealed unsafe partial class CpuBackend
                         for (int iw = wFirst; iw < wEnd; iw++)
                         {
                             T v = row[iw];
-                            if (v > best || (T.IsNaN(v) && !T.IsNaN(best)))
+                            if (v > best || T.IsNaN(v))
                             {
                                 best = v;
                                 bestIndex = ih * width + iw;

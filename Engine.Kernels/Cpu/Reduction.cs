@@ -29,7 +29,7 @@ public sealed unsafe partial class CpuBackend
     public void SumPerChannel<T>(int batch, int channels, int spatial, DeviceBuffer<T> x, DeviceBuffer<T> result)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        CheckNcs("sum per channel", batch, channels, spatial);
+        Validate.Extents("sum per channel", batch, channels, spatial);
         Validate.Buffer(this, "sum per channel", nameof(x), x, (long)batch * channels * spatial);
         Validate.Buffer(this, "sum per channel", nameof(result), result, channels);
         var job = new ChannelSumJob<T>
@@ -41,7 +41,7 @@ public sealed unsafe partial class CpuBackend
     public void AddPerChannel<T>(int batch, int channels, int spatial, DeviceBuffer<T> bias, DeviceBuffer<T> y)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        CheckNcs("add per channel", batch, channels, spatial);
+        Validate.Extents("add per channel", batch, channels, spatial);
         Validate.Buffer(this, "add per channel", nameof(bias), bias, channels);
         Validate.Buffer(this, "add per channel", nameof(y), y, (long)batch * channels * spatial);
         AddPerChannel(batch, channels, spatial, Data(bias), Data(y));
@@ -57,12 +57,6 @@ public sealed unsafe partial class CpuBackend
             Bias = bias, Y = y, Channels = channels, Spatial = spatial, Planes = planes, PlanesPerTask = planesPerTask,
         };
         Parallel((planes + planesPerTask - 1) / planesPerTask, ref job);
-    }
-
-    private static void CheckNcs(string op, int batch, int channels, int spatial)
-    {
-        if (batch < 0 || channels < 0 || spatial < 0)
-            throw new ArgumentException($"{op}: negative extent (batch {batch}, channels {channels}, spatial {spatial}).");
     }
 
     /// <summary>Sum of x[0 … n−1], always in the same order.</summary>

@@ -74,10 +74,11 @@ public static class BatchNormKernels
         }
     }
 
-    /// <summary>dy where the fused ReLU's output is positive (or everywhere without a fused ReLU).</summary>
+    /// <summary>dy where the fused ReLU's output is positive (or everywhere without a fused ReLU); 0 where it is
+    /// not, NaN included.</summary>
     private static T MaskedGradient<T>(ArrayView<T> dy, ArrayView<T> reluOutput, int relu, long index)
         where T : unmanaged, IFloatingPointIeee754<T> =>
-        relu != 0 && reluOutput[index] <= T.Zero ? T.Zero : dy[index];
+        relu == 0 || reluOutput[index] > T.Zero ? dy[index] : T.Zero;
 
     /// <summary>invStd[c] = 1 / sqrt(variance[c] + eps).</summary>
     public static void InverseStandardDeviation<T>(Index1D c, ArrayView<T> variance, ArrayView<T> invStd, T epsilon)
@@ -156,7 +157,10 @@ public sealed partial class IlgpuBackend
         double momentum, double epsilon, DeviceBuffer<T> y, DeviceBuffer<T> savedMean, DeviceBuffer<T> savedInvStd,
         bool relu) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        ValidateBatchNorm("batch-norm forward", batch, channels, spatial, x, y,
+        const string op = "batch-norm forward (training)";
+        Validate.Momentum(op, momentum);
+        Validate.Epsilon(op, epsilon);
+        ValidateBatchNorm(op, batch, channels, spatial, x, y,
             gamma, beta, runningMean, runningVar, savedMean, savedInvStd);
         int count = batch * spatial;
         var statistics = Kernel<T, Action<AcceleratorStream, KernelConfig, ArrayView<T>, ArrayView<T>, ArrayView<T>,
@@ -182,8 +186,9 @@ public sealed partial class IlgpuBackend
         DeviceBuffer<T> gamma, DeviceBuffer<T> beta, DeviceBuffer<T> runningMean, DeviceBuffer<T> runningVar,
         double epsilon, DeviceBuffer<T> y, bool relu) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        ValidateBatchNorm("batch-norm inference", batch, channels, spatial, x, y, gamma, beta, runningMean,
-            runningVar);
+        const string op = "batch-norm forward (inference)";
+        Validate.Epsilon(op, epsilon);
+        ValidateBatchNorm(op, batch, channels, spatial, x, y, gamma, beta, runningMean, runningVar);
         var normalize = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>,
             ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, T, int, int>>(
             nameof(BatchNormKernels.NormalizeWithRunningStatistics),
@@ -198,6 +203,7 @@ public sealed partial class IlgpuBackend
     public void InverseStandardDeviation<T>(DeviceBuffer<T> variance, double epsilon, DeviceBuffer<T> invStd)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        Validate.Epsilon("inverse standard deviation", epsilon);
         Validate.SameLength(this, "inverse standard deviation", variance, nameof(variance), invStd, nameof(invStd));
         if (variance.Length == 0) return;
         var kernel = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, T>>(

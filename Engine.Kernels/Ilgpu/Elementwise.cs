@@ -44,11 +44,11 @@ public readonly struct ScaleOp<T>(T alpha) : IUnaryOp<T> where T : unmanaged, IF
     public T Apply(T x) => _alpha * x;
 }
 
-/// <summary>max(x, 0).</summary>
+/// <summary>max(x, 0) that propagates NaN (as PyTorch): 0 where x ≤ 0, which is false for NaN, else x.</summary>
 public readonly struct ReluOp<T> : IUnaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     /// <inheritdoc/>
-    public T Apply(T x) => x > T.Zero ? x : T.Zero;
+    public T Apply(T x) => x <= T.Zero ? T.Zero : x;
 }
 
 /// <summary>a + b.</summary>
@@ -74,7 +74,8 @@ public readonly struct AxpyOp<T>(T alpha) : IBinaryOp<T> where T : unmanaged, IF
     public T Apply(T a, T b) => _alpha * a + b;
 }
 
-/// <summary>a is ReLU's output, b the output gradient: b where a &gt; 0, else 0.</summary>
+/// <summary>a is ReLU's output, b the output gradient: b where a &gt; 0, else 0 (also where a is NaN, as PyTorch's
+/// threshold backward).</summary>
 public readonly struct ReluBackwardOp<T> : IBinaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     /// <inheritdoc/>

@@ -2,7 +2,7 @@
 // pad 1) and global average pool (x [N, C, HW] → y [N, C]).
 //
 // Max-pool forward: one thread per output (grid-stride); padding never wins; ties go to the first element in
-// row-major window order; argmax stores the winner's flat index within its (n, c) plane. Backward is a gather,
+// row-major window order, a NaN wins (the window's last NaN, as PyTorch); argmax stores the winner's flat index within its (n, c) plane. Backward is a gather,
 // not a scatter: each input element sums dy over the (few) windows that cover it and chose it, so overlapping
 // windows need no atomics and the result is reproducible.
 using System.Numerics;
@@ -25,8 +25,8 @@ public readonly struct PoolShape(PoolGeometry g)
 /// element.</summary>
 public static class PoolingKernels
 {
-    /// <summary>y[o] = the maximum of o's window (padding skipped, the first maximum in row-major window order wins)
-    /// and argmax[o] = its flat index h·W + w within the (n, c) plane.</summary>
+    /// <summary>y[o] = the maximum of o's window (padding skipped, the first maximum in row-major window order wins,
+    /// a NaN wins over any number) and argmax[o] = its flat index h·W + w within the (n, c) plane.</summary>
     public static void MaxForward<T>(Index1D thread, ArrayView<T> x, ArrayView<T> y, ArrayView<int> argmax,
         PoolShape s, int stride) where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -48,7 +48,7 @@ public static class PoolingKernels
                     int w = ow * s.Stride - s.Padding + q;
                     if (w < 0 || w >= s.W) continue;
                     T value = x[planeStart + h * s.W + w];
-                    if (best < 0 || value > bestValue)
+                    if (best < 0 || value > bestValue || T.IsNaN(value))
                     {
                         best = h * s.W + w;
                         bestValue = value;
@@ -147,10 +147,10 @@ public sealed partial class IlgpuBackend
     public void GlobalAveragePoolForward<T>(int batch, int channels, int spatial, DeviceBuffer<T> x,
         DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        if (batch < 1 || channels < 1 || spatial < 1)
-            throw new ArgumentException($"global average pool: invalid shape N={batch} C={channels} HW={spatial}.");
+        Validate.GlobalPoolExtents("global average pool", batch, channels, spatial);
         Validate.Buffer(this, "global average pool forward", nameof(x), x, (long)batch * channels * spatial);
         Validate.Buffer(this, "global average pool forward", nameof(y), y, (long)batch * channels);
+        if (y.Length == 0) return;
         var kernel = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, int, T, int>>(
             nameof(PoolingKernels.GlobalAverageForward),
             static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<T>, int, T, int>(
@@ -164,10 +164,10 @@ public sealed partial class IlgpuBackend
     public void GlobalAveragePoolBackward<T>(int batch, int channels, int spatial, DeviceBuffer<T> dy,
         DeviceBuffer<T> dx) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        if (batch < 1 || channels < 1 || spatial < 1)
-            throw new ArgumentException($"global average pool: invalid shape N={batch} C={channels} HW={spatial}.");
+        Validate.GlobalPoolExtents("global average pool backward", batch, channels, spatial);
         Validate.Buffer(this, "global average pool backward", nameof(dy), dy, (long)batch * channels);
         Validate.Buffer(this, "global average pool backward", nameof(dx), dx, (long)batch * channels * spatial);
+        if (dx.Length == 0) return;
         var kernel = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, int, T, int>>(
             nameof(PoolingKernels.GlobalAverageBackward),
             static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<T>, int, T, int>(

@@ -1,0 +1,225 @@
+// The edge-case contract every backend keeps, with PyTorch's answers: NaN and ±∞ through ReLU (plain and fused
+// into batch-norm) and max-pooling, empty inputs, and bad arguments (strides, pads, windows, batch-norm momentum
+// and epsilon, labels, devices) rejected on the host with one ArgumentException that names the op once.
+using Engine.Core;
+using Engine.Kernels;
+using NUnit.Framework;
+
+namespace Engine.Tests.Kernels;
+
+public sealed class ContractTests(string kind) : DeviceFixture(kind)
+{
+    private static readonly float[] Specials = [float.NaN, float.PositiveInfinity, float.NegativeInfinity, -1f, 0f, 2f];
+
+    /// <summary>The error <paramref name="action"/> throws, checked to name <paramref name="op"/> exactly once and to
+    /// mention <paramref name="argument"/>.</summary>
+    private static ArgumentException Rejected(TestDelegate action, string op, string argument)
+    {
+        var error = Assert.Throws<ArgumentException>(action)!;
+        Assert.That(error.Message, Does.StartWith(op));
+        int mentions = error.Message.Split(op).Length - 1;
+        Assert.That(mentions, Is.EqualTo(1), $"'{op}' once in: {error.Message}");
+        Assert.That(error.Message, Does.Contain(argument));
+        Assert.That(error.Message, Does.Not.Contain("Geometry {"), "no record dump");
+        return error;
+    }
+
+    [Test]
+    public void ReluPropagatesNaNAndInfinitiesAndItsGradientIsZeroWhereTheOutputIsNotPositive()
+    {
+        // 3 copies of the specials: 18 elements, so both the vector path and the scalar tail see each value.
+        float[] data = [.. Specials, .. Specials, .. Specials];
+        var x = Tensor.FromArray(data, [data.Length], Device);
+        x.RequiresGrad = true;
+        var y = x.Relu();
+        var dy = Enumerable.Range(1, data.Length).Select(i => (float)i).ToArray();
+        y.Backward(Tensor.FromArray(dy, [data.Length], Device));
+
+        float[] expected = [float.NaN, float.PositiveInfinity, 0f, 0f, 0f, 2f];
+        var output = y.ToArray();
+        var grad = x.Grad!.ToArray();
+        for (int i = 0; i < data.Length; i++)
+        {
+            Assert.That(output[i], Is.EqualTo(expected[i % Specials.Length]), $"relu({data[i]})");
+            float expectedGrad = data[i] > 0 ? dy[i] : 0f; // NaN > 0 is false: no gradient (torch's threshold_backward)
+            Assert.That(grad[i], Is.EqualTo(expectedGrad), $"relu'({data[i]})");
+        }
+    }
+
+    [Test]
+    public void FusedBatchNormReluPropagatesNaNAndMasksItsGradient()
+    {
+        var x = Tensor.FromArray([float.NaN, 1f, -1f, float.PositiveInfinity], [2, 2], Device);
+        x.RequiresGrad = true;
+        var gamma = Tensor.Full<float>([2], 1f, Device);
+        var beta = Tensor.Zeros<float>([2], Device);
+        var mean = Tensor.Zeros<float>([2], Device);
+        var variance = Tensor.Full<float>([2], 1f, Device);
+        var y = x.BatchNorm(gamma, beta, mean, variance, training: false, epsilon: 1e-5, relu: true);
+        y.Backward(Tensor.Full<float>([2, 2], 1f, Device));
+
+        var output = y.ToArray();
+        Assert.That(output[0], Is.NaN);
+        Assert.That(output[1], Is.EqualTo(1f).Within(1e-4));
+        Assert.That(output[2], Is.EqualTo(0f));
+        Assert.That(output[3], Is.EqualTo(float.PositiveInfinity));
+        var grad = x.Grad!.ToArray();
+        Assert.That(grad[0], Is.EqualTo(0f), "no gradient where the fused ReLU's output is NaN");
+        Assert.That(grad[1], Is.EqualTo(1f).Within(1e-4));
+        Assert.That(grad[2], Is.EqualTo(0f));
+    }
+
+    [Test]
+    public void MaxPoolPropagatesNaNAndItsGradientGoesToTheNaN()
+    {
+        var x = Tensor.FromArray([1f, float.NaN, 2f, 3f], [1, 1, 2, 2], Device);
+        x.RequiresGrad = true;
+        var y = x.MaxPool2d(kernel: 2, stride: 2);
+        y.Backward(Tensor.Full<float>([1, 1, 1, 1], 5f, Device));
+        Assert.That(y.ToArray()[0], Is.NaN);
+        Assert.That(x.Grad!.ToArray(), Is.EqualTo(new[] { 0f, 5f, 0f, 0f }));
+    }
+
+    [Test]
+    public void MaxPoolWithPaddingSpreadsANaNToEveryWindowThatCoversIt()
+    {
+        var data = new float[9];
+        for (int i = 0; i < 9; i++) data[i] = i;
+        data[4] = float.NaN;
+        var x = Tensor.FromArray(data, [1, 1, 3, 3], Device);
+        x.RequiresGrad = true;
+        var y = x.MaxPool2d(kernel: 3, stride: 1, padding: 1);
+        var dy = Enumerable.Range(1, 9).Select(i => (float)i).ToArray();
+        y.Backward(Tensor.FromArray(dy, [1, 1, 3, 3], Device));
+        Assert.That(y.ToArray(), Is.All.NaN);
+        var expected = new float[9];
+        expected[4] = dy.Sum();
+        Assert.That(x.Grad!.ToArray(), Is.EqualTo(expected));
+    }
+
+    [Test]
+    public void MaxPoolHandlesInfinities()
+    {
+        float inf = float.PositiveInfinity;
+        var x = Tensor.FromArray([-inf, -inf, 1f, inf, -inf, -inf, 2f, 3f], [1, 1, 2, 4], Device);
+        x.RequiresGrad = true;
+        var y = x.MaxPool2d(kernel: 2, stride: 2);
+        y.Backward(Tensor.FromArray([1f, 2f], [1, 1, 1, 2], Device));
+        Assert.That(y.ToArray(), Is.EqualTo(new[] { -inf, inf }));
+        Assert.That(x.Grad!.ToArray(), Is.EqualTo(new[] { 1f, 0f, 0f, 2f, 0f, 0f, 0f, 0f }));
+    }
+
+    [Test]
+    public void GlobalAveragePoolRejectsAnEmptyPlaneAndAcceptsAnEmptyBatch()
+    {
+        Rejected(() => Tensor.Zeros<float>([1, 2, 0, 0], Device).GlobalAveragePool(), "global average pool", "[1, 2, 0]");
+        Rejected(() => Tensor.Zeros<float>([1, 0, 2, 2], Device).GlobalAveragePool(), "global average pool", "[1, 0, 4]");
+        var empty = Tensor.Zeros<float>([0, 2, 3, 3], Device).GlobalAveragePool();
+        Assert.That(empty.Shape, Is.EqualTo(new Shape(0, 2)));
+    }
+
+    [Test]
+    public void ConvolutionRejectsBadStridesPadsAndKernels()
+    {
+        var x = Normal<float>([1, 3, 5, 5], 1);
+        var w = Normal<float>([4, 3, 3, 3], 2);
+        Rejected(() => x.Conv2d(w, null, 0, 1, 0, 0, 0, 0), "conv2d", "stride");
+        Rejected(() => x.Conv2d(w, stride: -2), "conv2d", "stride");
+        Rejected(() => x.Conv2d(w, padding: -1), "conv2d", "padding");
+        Rejected(() => x.Conv2d(Tensor.Zeros<float>([4, 3, 0, 3], Device)), "conv2d", "kernel");
+        Rejected(() => x.Conv2d(Normal<float>([4, 3, 7, 7], 3)), "conv2d", "larger than the padded input");
+        Rejected(() => Tensor.Zeros<float>([0, 3, 5, 5], Device).Conv2d(w), "conv2d", "empty batch");
+    }
+
+    [Test]
+    public void MaxPoolRejectsBadStridesPadsAndWindows()
+    {
+        var x = Normal<float>([1, 2, 6, 6], 1);
+        Rejected(() => x.MaxPool2d(kernel: 2, stride: 0), "max-pool", "stride");
+        Rejected(() => x.MaxPool2d(kernel: 3, stride: 1, padding: -1), "max-pool", "padding");
+        Rejected(() => x.MaxPool2d(kernel: 3, stride: 1, padding: 2), "max-pool", "half");
+        Rejected(() => x.MaxPool2d(kernel: 0, stride: 1), "max-pool", "window");
+        Rejected(() => x.MaxPool2d(kernel: 7, stride: 1), "max-pool", "larger than the padded input");
+    }
+
+    [Test]
+    public void BackendsRejectABadGeometryBeforeAnyArithmetic()
+    {
+        var backend = Device.Backend;
+        var x = Normal<float>([1, 1, 4, 4], 1);
+        var y = Tensor.Zeros<float>([1, 1, 2, 2], Device);
+        using var argmax = backend.Allocate<int>(4);
+        Rejected(() => backend.MaxPoolForward(new PoolGeometry(1, 1, 4, 4, 2, 0, 0), x.Buffer, y.Buffer, argmax),
+            "max-pool", "stride");
+        var w = Normal<float>([1, 1, 3, 3], 2);
+        Rejected(() => backend.Conv2dForward(new ConvGeometry(1, 1, 4, 4, 1, 3, 3, 1, 0, 0, 0, 0, 0), x.Buffer,
+            w.Buffer, null, y.Buffer), "conv2d", "stride");
+        Rejected(() => backend.ShortcutForward(new ShortcutGeometry(1, 1, 4, 4, 1, 0, 0), x.Buffer, y.Buffer),
+            "shortcut A", "stride");
+    }
+
+    [TestCase(1.5, 1e-5, "momentum")]
+    [TestCase(-0.1, 1e-5, "momentum")]
+    [TestCase(double.NaN, 1e-5, "momentum")]
+    [TestCase(0.1, 0.0, "epsilon")]
+    [TestCase(0.1, -1e-5, "epsilon")]
+    [TestCase(0.1, double.PositiveInfinity, "epsilon")]
+    [TestCase(0.1, double.NaN, "epsilon")]
+    public void BatchNormRejectsMomentumOutsideZeroOneAndANonPositiveEpsilon(double momentum, double epsilon,
+        string argument)
+    {
+        var x = Normal<float>([4, 2, 3, 3], 1);
+        var gamma = Tensor.Full<float>([2], 1f, Device);
+        var beta = Tensor.Zeros<float>([2], Device);
+        var mean = Tensor.Zeros<float>([2], Device);
+        var variance = Tensor.Full<float>([2], 1f, Device);
+        Rejected(() => x.BatchNorm(gamma, beta, mean, variance, training: true, momentum, epsilon), "batch-norm",
+            argument);
+        Assert.That(mean.ToArray(), Is.All.EqualTo(0f), "nothing was updated");
+        if (argument == "epsilon")
+            Rejected(() => x.BatchNorm(gamma, beta, mean, variance, training: false, momentum, epsilon), "batch-norm",
+                argument);
+    }
+
+    [Test]
+    public void BatchNormAcceptsTheEndsOfTheMomentumRange()
+    {
+        var x = Normal<float>([4, 2, 3, 3], 1);
+        var gamma = Tensor.Full<float>([2], 1f, Device);
+        var beta = Tensor.Zeros<float>([2], Device);
+        var mean = Tensor.Full<float>([2], 7f, Device);
+        var variance = Tensor.Full<float>([2], 1f, Device);
+        x.BatchNorm(gamma, beta, mean, variance, training: true, momentum: 0);
+        Assert.That(mean.ToArray(), Is.All.EqualTo(7f), "momentum 0 keeps the running mean");
+        x.BatchNorm(gamma, beta, mean, variance, training: true, momentum: 1);
+        Assert.That(mean.ToArray(), Is.All.Not.EqualTo(7f), "momentum 1 replaces it by the batch mean");
+    }
+
+    [Test]
+    public void BatchNormRejectsAnEmptyBatchInEveryMode()
+    {
+        var x = Tensor.Zeros<float>([0, 2, 3, 3], Device);
+        var gamma = Tensor.Full<float>([2], 1f, Device);
+        var beta = Tensor.Zeros<float>([2], Device);
+        foreach (bool training in new[] { true, false })
+            Rejected(() => x.BatchNorm(gamma, beta, beta, gamma, training), "batch-norm", "empty batch");
+    }
+
+    [Test]
+    public void CrossEntropyRejectsLabelsOutOfRange()
+    {
+        var logits = Normal<float>([2, 3], 1);
+        Rejected(() => logits.CrossEntropy([0, 3]), "cross-entropy", "label 3");
+        Rejected(() => logits.CrossEntropy([-1, 0]), "cross-entropy", "label -1");
+    }
+
+    [Test]
+    public void TensorsOnDifferentDevicesAreRejected()
+    {
+        using var other = Device.Create("cpu");
+        var x = Normal<float>([1, 3, 5, 5], 1);
+        var w = Tensor.RandomNormal<float>([4, 3, 3, 3], 2, device: other);
+        Rejected(() => x.Conv2d(w), "conv2d", "different devices");
+        Rejected(() => _ = x + Tensor.Zeros<float>([1, 3, 5, 5], other), "add", "different devices");
+    }
+}
