@@ -12,7 +12,6 @@ root.Subcommands.Add(DegradationCommand.Create());
 root.Subcommands.Add(CostsCommand.Create());
 root.Subcommands.Add(KernelsCommand.Create());
 root.Subcommands.Add(BlocksCommand.Create());
-root.Subcommands.Add(SelfTestCommand.Create());
 var configuration = new InvocationConfiguration { EnableDefaultExceptionHandler = false };
 try
 {

@@ -2,14 +2,12 @@
 // accelerator with its cache of loaded kernels) and a pool of freed buffers, so that a training loop reuses memory
 // instead of allocating it.
 //
-// Kinds: cuda and opencl (ILGPU kernels on a GPU), cpu (the managed-SIMD CPU backend) and ilgpu-cpu (the same
+// Backends are made by Engine.Kernels' Backends factory; this file knows only IBackend. Kinds: cuda and opencl (ILGPU kernels on a GPU), cpu (the managed-SIMD CPU backend) and ilgpu-cpu (the same
 // ILGPU kernels on ILGPU's CPU accelerator: slow, for verifying them). Chosen, in order of precedence: explicitly
 // by API (Device.Create) or by a CLI flag (Device.Select("--device" value)), by the ENGINE_DEVICE environment
 // variable, or by default: CUDA, then OpenCL, then cpu. SelectionReason says which rule picked it.
 using System.Numerics;
 using Engine.Kernels;
-using Engine.Kernels.Cpu;
-using Engine.Kernels.Ilgpu;
 
 namespace Engine.Core;
 
@@ -23,7 +21,7 @@ public sealed class Device : IDisposable
     public const string EnvironmentVariable = "ENGINE_DEVICE";
 
     /// <summary>Every device kind.</summary>
-    public static IReadOnlyList<string> Kinds { get; } = ["cuda", "opencl", "cpu", "ilgpu-cpu"];
+    public static IReadOnlyList<string> Kinds => Backends.Kinds;
 
     /// <summary>The kinds the default tries, in order.</summary>
     public static IReadOnlyList<string> DefaultOrder { get; } = ["cuda", "opencl", "cpu"];
@@ -67,14 +65,14 @@ public sealed class Device : IDisposable
     public override string ToString() => $"{Kind}#{Id}";
 
     /// <summary>True when a device of <paramref name="kind"/> is present on this machine.</summary>
-    public static bool IsAvailable(string kind) =>
-        ParseKind(kind) is not { } ilgpu || IlgpuBackend.IsAvailable(ilgpu);
+    /// <exception cref="ArgumentException">Unknown kind.</exception>
+    public static bool IsAvailable(string kind) => Backends.IsAvailable(kind);
 
     /// <summary>Creates a device of the given kind.</summary>
     /// <exception cref="ArgumentException">Unknown kind.</exception>
     /// <exception cref="InvalidOperationException">The kind is not present on this machine.</exception>
     public static Device Create(string kind, string selectionReason = "chosen by API") =>
-        new(ParseKind(kind) is { } ilgpu ? IlgpuBackend.Create(ilgpu) : new CpuBackend(), selectionReason);
+        new(Backends.Create(kind), selectionReason);
 
     /// <summary>A device over an existing backend (e.g. a specially configured one); the device owns it.</summary>
     public static Device FromBackend(IBackend backend, string selectionReason = "chosen by API") =>
@@ -114,17 +112,6 @@ public sealed class Device : IDisposable
             lock (DefaultLock) return _default ??= Select(null);
         }
     }
-
-    /// <summary>The ILGPU accelerator of a kind, or null for the managed-SIMD cpu backend.</summary>
-    private static IlgpuKind? ParseKind(string kind) => kind.Trim().ToLowerInvariant() switch
-    {
-        "cuda" => IlgpuKind.Cuda,
-        "opencl" => IlgpuKind.OpenCL,
-        "ilgpu-cpu" => IlgpuKind.Cpu,
-        "cpu" => null,
-        _ => throw new ArgumentException(
-            $"Unknown device '{kind}'. Known devices: {string.Join(", ", Kinds)}.", nameof(kind)),
-    };
 
     /// <summary>A buffer of exactly <paramref name="length"/> elements, reused from the pool when one is free.
     /// Its contents are undefined.</summary>

@@ -5,17 +5,27 @@
 #   scripts/gpu-check.sh OUT_DIR [DEVICE]          DEVICE defaults to cuda
 #   scripts/gpu-check.sh OUT_DIR cpu --dry         a fast rehearsal on a machine without a GPU
 #
-# Needs the single-file build in .gpu/ (see docs/gpu.md for the publish command) and, for the PyTorch side,
-# python3 with torch. Every step has its own time limit so one slow step cannot eat the whole budget: the limits
-# add up to about 8 minutes. A dry run on the CPU backend (`cpu --dry`) rehearses every step in about a minute.
+# Needs the build archive .gpu/engine.tar.gz (see docs/gpu.md for the publish command; it is unpacked into a
+# temporary folder for the run) and, for the PyTorch side, python3 with torch. Every step has its own time limit so
+# one slow step cannot eat the whole budget: the limits add up to about 8 minutes. A dry run on the CPU backend
+# (`cpu --dry`) rehearses every step in about a minute.
 set -uo pipefail
 out=${1:?usage: gpu-check.sh OUT_DIR [DEVICE] [--dry]}
 device=${2:-cuda}
 dry=${3:-}
 here=$(cd "$(dirname "$0")/.." && pwd)
-bin="$here/.gpu/Engine.Bench"
+archive="$here/.gpu/engine.tar.gz"
 mkdir -p "$out"
 exec > >(tee -a "$out/gpu-check.log") 2>&1
+if [ ! -f "$archive" ]; then
+  echo "error: $archive not found: publish the build first (docs/gpu.md)."
+  exit 2
+fi
+apps=$(mktemp -d)
+trap 'rm -rf "$apps"' EXIT
+tar -C "$apps" -xzf "$archive" || exit 2
+bin="$apps/engine/Engine.Bench"    # the CLI
+tests="$apps/engine/Engine.Tests"  # the test suite's runner
 
 step() { # step NAME SECONDS COMMAND...
   local name=$1 limit=$2; shift 2
@@ -38,7 +48,7 @@ else
   cifar_batch=128; r50_batch=32; iters=20; size=large; selftest_filter=""
 fi
 
-step selftest 100 "$bin" selftest --device "$device" ${selftest_filter:+--filter "$selftest_filter"}
+step selftest 100 "$tests" --device "$device" ${selftest_filter:+--filter "$selftest_filter"}
 step kernels 80 "$bin" kernels --device "$device" --size "$size"
 for mode in infer train; do
   step "resnet20-a-$mode" 30 "$bin" step --model resnet20-a --batch "$cifar_batch" --mode "$mode" --iters "$iters" --device "$device"

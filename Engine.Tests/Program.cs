@@ -1,31 +1,63 @@
-// `selftest [--device D] [--filter REGEX]`: runs the test suite's own fixtures — float32 kernels against float64
-// references, float64 gradient checks, blocks and networks — in process, for the chosen device kind, with NUnit's
-// engine-less runner. For machines that have a GPU but no .NET SDK (the single-file build carries the tests).
-// Prints one line per test and a summary; exits non-zero on any failure or when nothing ran.
-using System.CommandLine;
+// The test suite as its own program: `Engine.Tests [--device D] [--filter REGEX]` runs the device fixtures —
+// float32 kernels against float64 references, float64 gradient checks, blocks and networks — of one device kind, in
+// process, with NUnit's engine-less runner. For machines that have a GPU but no .NET SDK: the single-file publish
+// (docs/gpu.md) carries the suite. `dotnet test` does not use this entry point; it runs every test as usual.
+// Prints one line per test and a summary; exits 1 on any failure or when nothing ran, 2 on a bad argument.
 using System.Text.RegularExpressions;
 using NUnit.Framework.Api;
 using NUnit.Framework.Interfaces;
 using NUnit.Framework.Internal;
 
-namespace Engine.Bench.Commands;
+namespace Engine.Tests;
 
-internal static class SelfTestCommand
+internal static class Program
 {
-    public static Command Create()
+    private const string Usage = "usage: Engine.Tests [--device cuda|opencl|cpu|ilgpu-cpu] [--filter REGEX]";
+
+    private static int Main(string[] args)
     {
-        var device = new Option<string>("--device") { Description = "Device kind whose fixtures run.", DefaultValueFactory = _ => "cuda" };
-        var filter = new Option<string?>("--filter") { Description = "Only tests whose full name matches this regular expression." };
-        var command = new Command("selftest", "Runs the test suite's checks on one device kind.") { device, filter };
-        command.SetAction(result => Run(result.GetValue(device)!, result.GetValue(filter)));
-        return command;
+        string kind = "cuda";
+        Regex? nameFilter = null;
+        for (int i = 0; i < args.Length; i++)
+        {
+            switch (args[i])
+            {
+                case "--device" when i + 1 < args.Length:
+                    kind = args[++i];
+                    break;
+                case "--filter" when i + 1 < args.Length:
+                    try
+                    {
+                        nameFilter = new Regex(args[++i]);
+                    }
+                    catch (ArgumentException error)
+                    {
+                        return BadArgument($"--filter is not a regular expression: {error.Message}");
+                    }
+                    break;
+                case "-h" or "--help":
+                    Console.WriteLine(Usage);
+                    return 0;
+                default:
+                    return BadArgument($"unexpected argument '{args[i]}'.");
+            }
+        }
+        if (!Engine.Core.Device.Kinds.Contains(kind))
+            return BadArgument($"unknown device '{kind}'. Known devices: {string.Join(", ", Engine.Core.Device.Kinds)}.");
+        return Run(kind, nameFilter);
     }
 
-    private static int Run(string kind, string? pattern)
+    private static int BadArgument(string message)
+    {
+        Console.Error.WriteLine($"error: {message}");
+        Console.Error.WriteLine(Usage);
+        return 2;
+    }
+
+    private static int Run(string kind, Regex? nameFilter)
     {
         var runner = new NUnitTestAssemblyRunner(new DefaultTestAssemblyBuilder());
-        runner.Load(typeof(Engine.Tests.DeviceFixture).Assembly, new Dictionary<string, object>());
-        var nameFilter = pattern is null ? null : new Regex(pattern);
+        runner.Load(typeof(DeviceFixture).Assembly, new Dictionary<string, object>());
         var listener = new Listener(Console.Out); // NUnit redirects Console.Out while tests run
         // Device fixtures carry their kind as the fixture argument: "ConvolutionTests(cuda)".
         runner.Run(listener, new KindFilter($"({kind})", nameFilter));
