@@ -29,9 +29,15 @@ public sealed unsafe partial class CpuBackend : IBackend
     private bool _disposed;
 
     /// <summary>Starts one helper thread per core but one (the calling thread is the other worker).</summary>
-    public CpuBackend()
+    public CpuBackend() : this(Environment.ProcessorCount) { }
+
+    /// <summary>Runs ops on <paramref name="threads"/> workers: the calling thread and threads − 1 helpers (as
+    /// torch.set_num_threads). Results are bit-identical for every thread count.</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="threads"/> is below 1.</exception>
+    public CpuBackend(int threads)
     {
-        _pool = new WorkerPool(Environment.ProcessorCount);
+        ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
+        _pool = new WorkerPool(threads);
         _scratch = new Scratch[_pool.ThreadCount];
         for (int i = 0; i < _scratch.Length; i++) _scratch[i] = new Scratch();
     }
@@ -269,6 +275,6 @@ internal sealed unsafe class WorkerPool : IDisposable
     public void Dispose()
     {
         _stopping = true;
-        _wake.Release(_helpers.Length);
+        if (_helpers.Length > 0) _wake.Release(_helpers.Length);   // one worker (a 1-core machine): no helpers
     }
 }

@@ -1,0 +1,42 @@
+// The CPU backend with any number of worker threads: one worker (a 1-core machine, where the pool has no helper
+// threads) must start, run and shut down cleanly, and every thread count must give bit-identical results.
+using Engine.Core;
+using Engine.Kernels.Cpu;
+using Engine.Models;
+using NUnit.Framework;
+
+namespace Engine.Tests.Kernels;
+
+public sealed class CpuThreadCountTests
+{
+    [Test]
+    public void EveryThreadCountGivesTheSameBitsAndDisposesCleanly()
+    {
+        var reference = TrainingStepResults(threads: Environment.ProcessorCount);
+        foreach (int threads in new[] { 1, 3 })
+        {
+            var results = TrainingStepResults(threads);
+            Assert.That(results.Logits, Is.EqualTo(reference.Logits), $"logits with {threads} thread(s)");
+            Assert.That(results.Conv1Gradient, Is.EqualTo(reference.Conv1Gradient), $"gradient with {threads} thread(s)");
+        }
+    }
+
+    [Test]
+    public void ThreadCountBelowOneIsRejected() =>
+        Assert.Throws<ArgumentOutOfRangeException>(() => new CpuBackend(threads: 0));
+
+    /// <summary>A ResNet-20 forward and backward on a fresh backend of <paramref name="threads"/> workers, which is
+    /// disposed before returning (the one-worker pool used to throw there).</summary>
+    private static (float[] Logits, float[] Conv1Gradient) TrainingStepResults(int threads)
+    {
+        using var device = Device.FromBackend(new CpuBackend(threads));
+        using var model = ModelRegistry.Create<float>("resnet20-a", device, seed: 7);
+        using (TensorScope.Begin())
+        {
+            var x = Tensor.RandomNormal<float>([4, 3, 32, 32], seed: 8, device: device);
+            var logits = model.Forward(x);
+            logits.CrossEntropy([1, 3, 5, 7]).Backward();
+            return (logits.ToArray(), model.Conv1.Weight.Grad!.ToArray());
+        }
+    }
+}
