@@ -5,7 +5,9 @@
 // Deterministic by construction: no atomics (ILGPU.Algorithms' Reduce ends in Atomic.Add, whose float results
 // change from run to run) and no group barriers (which crawl on the CPU accelerator). Each pass has `partials`
 // threads; thread t sums x[t], x[t + partials], … in a fixed order (coalesced on a GPU) and writes one partial.
-// Every pass divides the length by at least FanIn, so 1M elements take 4 launches; the last pass scales by alpha.
+// Every pass divides the length by FanIn, so 1M elements take 4 launches; the last pass scales by alpha. No thread
+// adds more than FanIn elements, whatever the device's thread count: the sum is a tree of FanIn-wide nodes, whose
+// float32 rounding error grows with log(n), not n (a long sequential run stalls once the sum outgrows its addends).
 //
 // Per-channel reductions run one group per channel (grid = C): thread t of G sums elements t, t+G, … of the
 // channel's N·HW values (neighbouring threads read neighbouring addresses), then the group adds its G partials
@@ -99,7 +101,7 @@ public sealed partial class IlgpuBackend
             long partials = PartialCount(input.Length);
             bool last = partials == 1;
             ArrayView<T> output = last ? View(result) : scratch[intoFirst ? 0 : 1].View.SubView(0, partials);
-            kernel(_accelerator.DefaultStream, (int)partials, input, output, last ? alpha : T.One);
+            kernel(_accelerator.DefaultStream, checked((int)partials), input, output, last ? alpha : T.One);
             input = output;
             intoFirst = !intoFirst;
         }
@@ -138,7 +140,7 @@ public sealed partial class IlgpuBackend
             checked(batch * spatial));
     }
 
-    private long PartialCount(long n) => n <= FanIn ? 1 : Math.Min((n + FanIn - 1) / FanIn, _maxThreads);
+    private static long PartialCount(long n) => n <= FanIn ? 1 : (n + FanIn - 1) / FanIn;
 
     /// <summary>Scratch slots: the sum's two ping-pong buffers, and the GEMM's split-K partials.</summary>
     private const int SumSlotA = 0, SumSlotB = 1, SplitSlot = 2;

@@ -31,6 +31,18 @@ public sealed class ReductionTests(string kind) : DeviceFixture(kind)
     }
 
     [Test]
+    public void Float32SumOfManyPositiveValuesStaysAccurate()
+    {
+        // 2^26 values in [0, 1): a float32 running sum stalls once its ulp outgrows the addends (near 2^24), so any
+        // pass that adds millions of elements in one sequence loses about half of this total.
+        const int n = 1 << 26;
+        var x = Tensor.RandomUniform<float>([n], seed: 26, device: Device);
+        double sum = Reference.Sum(Reference.ToDouble(x.ToArray()));
+        Assert.That((double)x.Sum().Item(), Is.EqualTo(sum).Within(1e-5 * sum), "sum");
+        Assert.That((double)x.Mean().Item(), Is.EqualTo(sum / n).Within(1e-5 * sum / n), "mean");
+    }
+
+    [Test]
     public void SumIsBitwiseDeterministic()
     {
         var x = Normal<float>([300007], 5);
