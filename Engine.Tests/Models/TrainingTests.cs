@@ -53,30 +53,8 @@ public sealed class TrainingTests
     {
         var (train, test) = FashionMnistSubset(192, 64);
         var options = new TrainOptions { Model = "resnet20-b", Epochs = 2, BatchSize = 64, Seed = 3 };
-        string folder = Path.Combine(Path.GetTempPath(), $"engine-resume-{Guid.NewGuid():N}");
-        Directory.CreateDirectory(folder);
-        try
+        ResumeCheck.StraightAndResumedAgree(_device!, options, train, test, checkpoint =>
         {
-            using var straight = new Trainer(_device!, options, train, test);
-            straight.RunEpoch();
-            straight.RunEpoch();
-
-            string checkpoint = Path.Combine(folder, Trainer.CheckpointFile);
-            using (var first = new Trainer(_device!, options, train, test))
-            {
-                first.RunEpoch();
-                first.Save(checkpoint);
-            }
-            using var resumed = new Trainer(_device!, options with { Seed = 3 }, train, test);
-            resumed.Resume(checkpoint);
-            Assert.That(resumed.Iteration, Is.EqualTo(3));
-            resumed.RunEpoch();
-            Assert.That(resumed.Finished, Is.True);
-
-            foreach (var ((name, expected), (_, actual)) in straight.Model.StateDict().Zip(resumed.Model.StateDict()))
-                Assert.That(actual.ToArray(), Is.EqualTo(expected.ToArray()), name);
-            Assert.That(resumed.History.Select(r => r.TestError), Is.EqualTo(straight.History.Select(r => r.TestError)));
-
             using var other = new Trainer(_device!, options with { LearningRate = 0.2 }, train, test);
             var error = Assert.Throws<InvalidDataException>(() => other.Resume(checkpoint))!;
             Assert.That(error.Message, Does.Contain("another run").And.Contain("LearningRate 0.1 → 0.2"));
@@ -91,11 +69,7 @@ public sealed class TrainingTests
             using var otherData = new Trainer(_device!, options, inverted, test);
             error = Assert.Throws<InvalidDataException>(() => otherData.Resume(checkpoint))!;
             Assert.That(error.Message, Does.Contain("data"), "same sizes, other pixels");
-        }
-        finally
-        {
-            Directory.Delete(folder, recursive: true);
-        }
+        });
     }
 
     [Test]
