@@ -18,9 +18,11 @@ try
     return root.Parse(args).Invoke(configuration);
 }
 catch (Exception error) when (error is ArgumentException or InvalidOperationException or IOException
-                                  or InvalidDataException or UnauthorizedAccessException)
+                                  or InvalidDataException or UnauthorizedAccessException or OutOfMemoryException
+                                  or ArithmeticException)
 {
-    // Bad input: one clear line and a non-zero exit, no stack trace.
+    // Bad input (sizes too large for memory or for the index types included): one clear line and a non-zero exit,
+    // no stack trace.
     Console.Error.WriteLine($"error: {error.Message}");
     return 2;
 }

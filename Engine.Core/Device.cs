@@ -7,6 +7,7 @@
 // by API (Device.Create) or by a CLI flag (Device.Select("--device" value)), by the ENGINE_DEVICE environment
 // variable, or by default: CUDA, then OpenCL, then cpu. SelectionReason says which rule picked it.
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using Engine.Kernels;
 
 namespace Engine.Core;
@@ -127,7 +128,16 @@ public sealed class Device : IDisposable
                 return (DeviceBuffer<T>)stack.Pop();
             }
         }
-        return Backend.Allocate<T>(length);
+        try
+        {
+            return Backend.Allocate<T>(length);
+        }
+        catch (OutOfMemoryException)
+        {
+            Interlocked.Decrement(ref _liveBuffers);
+            throw new OutOfMemoryException($"{this}: cannot allocate {length:N0} elements of {typeof(T).Name} " +
+                                           $"({(double)length * Unsafe.SizeOf<T>() / (1 << 30):N2} GiB).");
+        }
     }
 
     /// <summary>Gives a buffer back for reuse.</summary>

@@ -135,7 +135,7 @@ public sealed partial class Tensor<T> : ITensorScoped where T : unmanaged, IFloa
     /// <summary>Copies the data to a new host array.</summary>
     public T[] ToArray()
     {
-        var data = new T[checked((int)Length)];
+        var data = Tensor.HostArray<T>(Shape);
         Buffer.CopyToHost(data);
         return data;
     }
@@ -233,7 +233,7 @@ public static class Tensor
         Device? device = null) where T : unmanaged, IFloatingPointIeee754<T>
     {
         var random = new Random(seed);
-        var data = new T[checked((int)shape.Length)];
+        var data = HostArray<T>(shape);
         for (int i = 0; i < data.Length; i++)
         {
             // Box–Muller; 1 - NextDouble() is in (0, 1], so the log is finite.
@@ -249,11 +249,19 @@ public static class Tensor
         Device? device = null) where T : unmanaged, IFloatingPointIeee754<T>
     {
         var random = new Random(seed);
-        var data = new T[checked((int)shape.Length)];
+        var data = HostArray<T>(shape);
         for (int i = 0; i < data.Length; i++)
             data[i] = T.CreateChecked(low + (high - low) * random.NextDouble());
         return FromArray(data, shape, device);
     }
+
+    /// <summary>A host array for every element of <paramref name="shape"/>, or an ArgumentException naming the shape
+    /// when a .NET array cannot hold that many.</summary>
+    internal static T[] HostArray<T>(Shape shape) =>
+        shape.Length <= Array.MaxLength
+            ? new T[shape.Length]
+            : throw new ArgumentException($"A tensor of shape {shape} has {shape.Length:N0} elements; a host array " +
+                                          $"holds at most {Array.MaxLength:N0}.", nameof(shape));
 
     /// <summary>A tensor that belongs to no scope (parameters, gradients, anything long-lived).</summary>
     internal static Tensor<T> Unscoped<T>(Shape shape, Device device) where T : unmanaged, IFloatingPointIeee754<T> =>

@@ -20,6 +20,7 @@ internal static class CostsCommand
 
     private static int Run(string name, bool perLayer, int batch)
     {
+        if (batch < 1) throw new ArgumentException($"--batch must be at least 1 (got {batch}).");
         var spec = ModelRegistry.Parse(name);
         // Counting needs the built network, not a GPU: the CPU backend holds it.
         using var device = Device.Create("cpu", "cost counting only");

@@ -158,6 +158,11 @@ public sealed class Trainer : IDisposable
             throw new ArgumentException(
                 $"Training data ({train.Channels}x{train.Height}x{train.Width}, {train.Classes} classes, {train.Source}) " +
                 $"and test data ({test.Channels}x{test.Height}x{test.Width}, {test.Classes} classes, {test.Source}) differ.");
+        if (options.BatchSize < 1 || options.EvaluationBatchSize < 1)
+            throw new ArgumentException($"Batch sizes must be at least 1 (training {options.BatchSize}, evaluation " +
+                                        $"{options.EvaluationBatchSize}).");
+        if (options.Milestones?.Where(m => m < 0).ToArray() is [var negative, ..])
+            throw new ArgumentException($"Milestones are iterations and must not be negative (got {negative}).");
         if (options.Iterations is < 0 || options.Epochs < 0)
             throw new ArgumentException($"Epochs ({options.Epochs}) and iterations ({options.Iterations}) must not be negative.");
         if (!(options.WarmupRate >= 0) || options.WarmupIterations < 0)

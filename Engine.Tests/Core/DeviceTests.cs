@@ -8,6 +8,19 @@ namespace Engine.Tests.Core;
 public sealed class DeviceTests
 {
     [Test]
+    public void SizesBeyondMemoryOrArraysAreNamed()
+    {
+        var tooLong = Assert.Throws<ArgumentException>(() =>
+            Tensor.RandomNormal<float>([1_000_000_000, 3, 32, 32], seed: 1))!;
+        Assert.That(tooLong.Message, Does.Contain("[1000000000, 3, 32, 32]").And.Contain("3,072,000,000,000"));
+
+        using var device = Device.Create("cpu");
+        var tooLarge = Assert.Throws<OutOfMemoryException>(() => Tensor.Zeros<float>([1 << 24, 1 << 24], device))!;
+        Assert.That(tooLarge.Message, Does.Contain("281,474,976,710,656 elements").And.Contain("GiB"));
+        Assert.That(device.LiveBuffers, Is.Zero, "a failed allocation is not counted as live");
+    }
+
+    [Test]
     public void UnknownKindIsRejectedWithTheKnownKinds()
     {
         var error = Assert.Throws<ArgumentException>(() => Device.Create("tpu"))!;

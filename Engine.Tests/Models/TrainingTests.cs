@@ -73,6 +73,19 @@ public sealed class TrainingTests
     }
 
     [Test]
+    public void MeaninglessOptionsAreRejectedBeforeTraining()
+    {
+        var (train, test) = FashionMnistSubset(64, 16);
+        var options = new TrainOptions { Model = "resnet20-a", Epochs = 1, BatchSize = 32 };
+        Assert.That(Assert.Throws<ArgumentException>(() => new Trainer(_device!, options with { BatchSize = 0 },
+            train, test))!.Message, Does.Contain("training 0"));
+        Assert.That(Assert.Throws<ArgumentException>(() => new Trainer(_device!,
+            options with { EvaluationBatchSize = -1 }, train, test))!.Message, Does.Contain("evaluation -1"));
+        Assert.That(Assert.Throws<ArgumentException>(() => new Trainer(_device!,
+            options with { Milestones = [3, -5] }, train, test))!.Message, Does.Contain("-5"));
+    }
+
+    [Test]
     public void DivergenceStopsWithAClearMessage()
     {
         var (train, test) = FashionMnistSubset(256, 32);
