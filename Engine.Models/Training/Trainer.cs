@@ -266,8 +266,11 @@ public sealed class Trainer : IDisposable
     }
 
     /// <summary>Writes the checkpoint atomically.</summary>
+    /// <exception cref="InvalidOperationException">A parameter or buffer is not finite (nothing is written).</exception>
     public void Save(string checkpointPath)
     {
+        if (TrainingState().Any(entry => entry.Tensor.ToArray().Any(v => !float.IsFinite(v))))
+            throw Diverged("the weights are no longer finite, so no checkpoint was written");
         var metadata = Identity().ToDictionary(entry => entry.Key, entry => entry.Value);
         metadata["iteration"] = _iteration.ToString(CultureInfo.InvariantCulture);
         metadata["history"] = JsonSerializer.Serialize(_history, HistoryJson);
@@ -340,11 +343,9 @@ public sealed class Trainer : IDisposable
                 var x = Tensor.FromArray(batch.Images, [batch.Count, _train.Channels, _train.Height, _train.Width], device);
                 var logits = Model.Forward(x);
                 var loss = logits.CrossEntropy(batch.Labels);
-                float value = loss.Item();
-                if (!float.IsFinite(value))
-                    throw new InvalidOperationException(
-                        $"Training diverged: the loss is {value} at iteration {_iteration}; try a lower learning rate.");
                 loss.Backward();
+                float value = LossIfStateFinite(loss);
+                if (!float.IsFinite(value)) throw Diverged($"the loss is {loss.Item()}");
                 _optimizer.Step();
                 _optimizer.ZeroGrad();
                 lossSum += value * batch.Count;
@@ -361,6 +362,40 @@ public sealed class Trainer : IDisposable
             lossSum / seen, 1 - (double)correct / seen, testLoss, testError, seen / seconds, seconds);
         _history.Add(record);
         return record;
+    }
+
+    /// <summary>The loss plus 0 × the sum of every gradient, parameter and buffer: exactly the loss while all of
+    /// them are finite, NaN as soon as one element is not (0 × ±∞ and 0 × NaN are NaN). One scalar read per step
+    /// checks the whole training state on the device; nothing else is copied to the host.</summary>
+    private float LossIfStateFinite(Tensor<float> loss)
+    {
+        using (GradMode.NoGrad())
+        {
+            var probe = loss;
+            foreach (var (_, tensor) in TrainingState())
+                probe += tensor.Sum().Scale(0);
+            return probe.Item();
+        }
+    }
+
+    /// <summary>Parameters and buffers, then the parameters' gradients (".grad"), by name: a message names the
+    /// weights first, since one non-finite weight spreads into every gradient.</summary>
+    private IEnumerable<(string Name, Tensor<float> Tensor)> TrainingState() =>
+        Model.StateDict().Concat(Model.NamedParameters()
+            .Where(parameter => parameter.Tensor.Grad is not null)
+            .Select(parameter => (parameter.Name + ".grad", parameter.Tensor.Grad!)));
+
+    /// <summary>The divergence error, naming the state tensors that hold non-finite values (read back only now).</summary>
+    private InvalidOperationException Diverged(string what)
+    {
+        var broken = TrainingState()
+            .Select(entry => (entry.Name, Count: entry.Tensor.ToArray().Count(v => !float.IsFinite(v))))
+            .Where(entry => entry.Count > 0).ToList();
+        string where = broken.Count == 0 ? "" :
+            "; non-finite values in " + string.Join(", ", broken.Take(5).Select(b => $"{b.Name} ({b.Count})")) +
+            (broken.Count > 5 ? $" and {broken.Count - 5} more tensors" : "");
+        return new InvalidOperationException(
+            $"Training diverged at iteration {_iteration}: {what}{where}; try a lower learning rate.");
     }
 
     /// <summary>Mean cross-entropy and top-1 error of the model in eval mode.</summary>

@@ -2,6 +2,7 @@
 // few hundred steps; a resumed run reaches bit-identical weights; schedules follow the paper's rules. The images are
 // the first records of the set, so the full Debian set and the shipped subset give the same runs.
 using Engine.Core;
+using Engine.Core.Autograd;
 using Engine.Core.Data;
 using Engine.Core.Optim;
 using Engine.Models.Training;
@@ -97,6 +98,33 @@ public sealed class TrainingTests
             while (!trainer.Finished) trainer.RunEpoch();
         })!;
         Assert.That(error.Message, Does.Contain("diverged"));
+    }
+
+    [TestCase("bn1.running_var", float.PositiveInfinity)]
+    [TestCase("layer2.0.conv1.weight", float.NaN)]
+    public void NonFiniteStateStopsTrainingAndIsNeverSaved(string tensorName, float value)
+    {
+        // A non-finite buffer leaves the training loss finite (train mode normalises with batch statistics), so the
+        // loss alone cannot see it: the whole training state is checked every step.
+        var (train, test) = FashionMnistSubset(64, 16);
+        var options = new TrainOptions { Model = "resnet20-a", Epochs = 2, BatchSize = 32, Schedule = "constant" };
+        using var trainer = new Trainer(_device!, options, train, test);
+        trainer.RunEpoch();
+        var broken = trainer.Model.StateDict().Single(entry => entry.Name == tensorName).Tensor;
+        var values = broken.ToArray();
+        values[1] = value;
+        using (GradMode.NoGrad()) broken.CopyFrom(values);
+
+        string checkpoint = Path.Combine(Path.GetTempPath(), $"engine-nonfinite-{Guid.NewGuid():N}.safetensors");
+        var refused = Assert.Throws<InvalidOperationException>(() => trainer.Save(checkpoint))!;
+        Assert.That(refused.Message, Does.Contain("diverged").And.Contain($"{tensorName} (1)"));
+        Assert.That(File.Exists(checkpoint), Is.False, "nothing written");
+
+        int iteration = trainer.Iteration;
+        var stopped = Assert.Throws<InvalidOperationException>(() => trainer.RunEpoch())!;
+        Assert.That(stopped.Message, Does.Contain("diverged").And.Contain($"iteration {iteration}")
+            .And.Contain(tensorName));
+        Assert.That(trainer.Iteration, Is.EqualTo(iteration), "the step that found it did not update anything");
     }
 
     [Test]
