@@ -169,19 +169,25 @@ public interface IBackend : IDisposable
         where T : unmanaged, IFloatingPointIeee754<T>;
 
     // ---- loss (Loss.cs): logits [N, classes], labels [N] in [0, classes) ----
+    // Precondition: the label VALUES lie in [0, classes). A backend checks the label buffer's length but not its
+    // values (that would copy the labels back to the host and synchronise on every loss); callers check them on the
+    // host before upload with Validate.Labels, as Engine.Core's CrossEntropy and TopKCorrect do. A label outside
+    // the range never indexes memory: that sample's loss and gradient row are NaN and it counts as not correct.
 
     /// <summary>probabilities = softmax(logits) per row; losses[i] = −log p[i, label[i]], computed stably
-    /// (log-sum-exp with the row maximum subtracted).</summary>
+    /// (log-sum-exp with the row maximum subtracted). Labels must lie in [0, classes) (see above); a sample whose
+    /// label does not gets losses[i] = NaN.</summary>
     void SoftmaxCrossEntropyForward<T>(int batch, int classes, DeviceBuffer<T> logits, DeviceBuffer<int> labels,
         DeviceBuffer<T> probabilities, DeviceBuffer<T> losses) where T : unmanaged, IFloatingPointIeee754<T>;
 
-    /// <summary>dlogits = (probabilities − onehot(labels)) · alpha · lossGrad[0].</summary>
+    /// <summary>dlogits = (probabilities − onehot(labels)) · alpha · lossGrad[0]; a row whose label lies outside
+    /// [0, classes) is NaN.</summary>
     void SoftmaxCrossEntropyBackward<T>(int batch, int classes, DeviceBuffer<T> probabilities,
         DeviceBuffer<int> labels, DeviceBuffer<T> lossGrad, T alpha, DeviceBuffer<T> dlogits)
         where T : unmanaged, IFloatingPointIeee754<T>;
 
     /// <summary>correct[i] = 1 when label[i] is among the <paramref name="k"/> largest logits of row i (ties go to
-    /// the lower class index), else 0.</summary>
+    /// the lower class index), else 0 (also 0 for a label outside [0, classes)).</summary>
     void TopKCorrect<T>(int batch, int classes, int k, DeviceBuffer<T> logits, DeviceBuffer<int> labels,
         DeviceBuffer<int> correct) where T : unmanaged, IFloatingPointIeee754<T>;
 

@@ -65,7 +65,13 @@ public static class Validate
             throw new ArgumentException($"{op}: epsilon {epsilon} must be positive and finite.", nameof(epsilon));
     }
 
-    /// <summary>Checks that every label lies in [0, classes) (labels index the logits inside kernels).</summary>
+    /// <summary>Checks that every label lies in [0, classes): THE check of label values, run on the host by
+    /// Engine.Core's cross-entropy and top-k before the labels are uploaded. The backends take a label buffer on
+    /// trust (checking its length only): reading it back to check would synchronise the device on every loss. A
+    /// kernel that still meets a label outside [0, classes) (a caller of IBackend that skipped this check) reads no
+    /// logit with it and writes NaN or "not correct" for that sample.</summary>
+    /// <exception cref="ArgumentException">A label is outside [0, classes); the message names the op, the label,
+    /// its sample index and the class count.</exception>
     public static void Labels(string op, ReadOnlySpan<int> labels, int classes)
     {
         for (int i = 0; i < labels.Length; i++)

@@ -1,5 +1,6 @@
 // Classification: softmax cross-entropy over integer labels (fused and stable, mean over the batch) and top-k
-// accuracy. logits are [N, classes]; labels are host integers in [0, classes), checked before upload.
+// accuracy. logits are [N, classes]; labels are host integers in [0, classes), checked here, once, before upload
+// (the backends then take the label buffer on trust and never read it back to the host).
 using Engine.Core.Autograd;
 using Engine.Kernels;
 
@@ -52,10 +53,8 @@ public sealed partial class Tensor<T>
             throw new ArgumentException($"{op}: logits {Shape} must be [N, classes] with N, classes ≥ 1.");
         if (labels.Length != Shape[0])
             throw new ArgumentException($"{op}: {labels.Length} labels for logits {Shape}.");
-        for (int i = 0; i < labels.Length; i++)
-            if ((uint)labels[i] >= (uint)Shape[1])
-                throw new ArgumentException(
-                    $"{op}: label {labels[i]} of sample {i} is outside [0, {Shape[1]}) for logits {Shape}.");
+        // The only check of the label values: the backends trust the uploaded buffer (see Validate.Labels).
+        Validate.Labels($"{op} on logits {Shape}", labels, Shape[1]);
         return Shape[0];
     }
 

@@ -1,5 +1,7 @@
-// Softmax cross-entropy (forward and backward) and top-k accuracy; logits [N, classes], labels [N] in
-// [0, classes), checked on the host before any compute. The forward (exp and log per element) runs one task per
+// Softmax cross-entropy (forward and backward) and top-k accuracy; logits [N, classes], labels [N]. As on every
+// backend, the label values are taken on trust (Engine.Core checks them once before upload, Validate.Labels) and
+// only the buffers' lengths are checked here; a label outside [0, classes) indexes nothing: its sample gets a NaN
+// loss, a NaN gradient row and "not correct", as the ILGPU kernels do. The forward (exp and log per element) runs one task per
 // block of rows; the backward and top-k are a few operations per element and run on the calling thread.
 using System.Numerics;
 
@@ -39,7 +41,7 @@ public sealed unsafe partial class CpuBackend
         for (int j = 0; j < classes; j++)
         {
             long at = (long)i * classes + j;
-            d[at] = (j == label[i] ? p[at] - T.One : p[at]) * scale;
+            d[at] = (uint)label[i] < (uint)classes ? (j == label[i] ? p[at] - T.One : p[at]) * scale : T.NaN;
         }
     }
 
@@ -57,6 +59,11 @@ public sealed unsafe partial class CpuBackend
         {
             T* row = x + (long)i * classes;
             int target = label[i];
+            if ((uint)target >= (uint)classes)
+            {
+                result[i] = 0;
+                continue;
+            }
             T value = row[target];
             int ahead = 0;
             for (int j = 0; j < classes; j++)
@@ -72,7 +79,6 @@ public sealed unsafe partial class CpuBackend
             throw new ArgumentException($"{op}: invalid extent (batch {batch}, classes {classes}).");
         Validate.Buffer(this, op, "logits", scores, (long)batch * classes);
         Validate.Buffer(this, op, nameof(labels), labels, batch);
-        Validate.Labels(op, new ReadOnlySpan<int>(Data(labels), batch), classes);
     }
 
     private static int RowsPerTask(int classes) => Math.Max(1, ChunkLength / 8 / classes);
@@ -80,7 +86,8 @@ public sealed unsafe partial class CpuBackend
     private static int RowTasks(int batch, int classes) =>
         (batch + RowsPerTask(classes) - 1) / RowsPerTask(classes);
 
-    /// <summary>Rows of task <c>task</c>: p = exp(x − max) / Σ exp(x − max); loss = log Σ − (x[label] − max).</summary>
+    /// <summary>Rows of task <c>task</c>: p = exp(x − max) / Σ exp(x − max); loss = log Σ − (x[label] − max), NaN
+    /// for a label outside [0, classes).</summary>
     private struct SoftmaxCrossEntropyJob<T> : IParallelJob where T : unmanaged, IFloatingPointIeee754<T>
     {
         public T* Logits, Probabilities, Losses;
@@ -104,7 +111,8 @@ public sealed unsafe partial class CpuBackend
                     sum += p[j];
                 }
                 for (int j = 0; j < Classes; j++) p[j] /= sum;
-                Losses[i] = T.Log(sum) - (x[Labels[i]] - max);
+                int label = Labels[i];
+                Losses[i] = (uint)label < (uint)Classes ? T.Log(sum) - (x[label] - max) : T.NaN;
             }
         }
     }

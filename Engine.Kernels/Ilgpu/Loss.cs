@@ -1,5 +1,8 @@
 // Softmax cross-entropy over integer labels, and top-k accuracy. logits and probabilities are [N, classes],
-// labels [N] with values in [0, classes), checked on the host before every launch.
+// labels [N]. The label values are checked once, on the host, before upload (Validate.Labels, called by
+// Engine.Core); here only the buffers' lengths are checked, so no launch reads the labels back (a device→host copy
+// would synchronise on every loss). A label outside [0, classes) that reaches a kernel anyway (a direct IBackend
+// caller) indexes nothing: its sample gets a NaN loss, a NaN gradient row and "not correct".
 //
 // Forward: one thread per sample (grid-stride): the row maximum m, then Σexp(z − m), so exp never overflows;
 // loss = log Σexp(z − m) − (z_label − m). Backward: dlogits = (p − onehot) · alpha · dL, elementwise (alpha = 1/N
@@ -34,11 +37,13 @@ public static class LossKernels
             }
             T inverse = T.One / sum;
             for (int j = 0; j < classes; j++) probabilities[row + j] *= inverse;
-            losses[sample] = T.Log(sum) - (logits[row + labels[sample]] - max);
+            int label = labels[sample];
+            losses[sample] = (uint)label < (uint)classes ? T.Log(sum) - (logits[row + label] - max) : T.NaN;
         }
     }
 
-    /// <summary>Per logit: dlogits[n, j] = (p[n, j] − [j = labels[n]]) · alpha · lossGrad[0].</summary>
+    /// <summary>Per logit: dlogits[n, j] = (p[n, j] − [j = labels[n]]) · alpha · lossGrad[0]; NaN for a sample whose
+    /// label is outside [0, classes).</summary>
     public static void SoftmaxCrossEntropyBackward<T>(Index1D thread, ArrayView<T> probabilities,
         ArrayView<int> labels, ArrayView<T> lossGrad, T alpha, ArrayView<T> dlogits, int classes, int stride)
         where T : unmanaged, IFloatingPointIeee754<T>
@@ -48,13 +53,14 @@ public static class LossKernels
         {
             long sample = i / classes;
             int j = (int)(i - sample * classes);
-            T target = labels[sample] == j ? T.One : T.Zero;
-            dlogits[i] = (probabilities[i] - target) * scale;
+            int label = labels[sample];
+            T target = label == j ? T.One : T.Zero;
+            dlogits[i] = (uint)label < (uint)classes ? (probabilities[i] - target) * scale : T.NaN;
         }
     }
 
     /// <summary>correct[i] = 1 when fewer than k classes rank above the label (a class ranks above when its
-    /// logit is larger, or equal with a lower index).</summary>
+    /// logit is larger, or equal with a lower index); 0 for a label outside [0, classes).</summary>
     public static void TopKCorrect<T>(Index1D thread, ArrayView<T> logits, ArrayView<int> labels,
         ArrayView<int> correct, int classes, int k, int stride) where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -62,6 +68,11 @@ public static class LossKernels
         {
             long row = sample * classes;
             int label = labels[sample];
+            if ((uint)label >= (uint)classes)
+            {
+                correct[sample] = 0;
+                continue;
+            }
             T target = logits[row + label];
             int above = 0;
             for (int j = 0; j < classes; j++)
@@ -83,10 +94,6 @@ public sealed partial class IlgpuBackend
             throw new ArgumentException($"{op}: invalid shape N={batch} classes={classes}.");
         Validate.Buffer(this, op, "logits", logits, (long)batch * classes);
         Validate.Buffer(this, op, "labels", labels, batch);
-        // Labels index the logits inside the kernels: check their values (N integers) on the host.
-        var values = new int[batch];
-        labels.CopyToHost(values);
-        Validate.Labels(op, values, classes);
     }
 
     /// <inheritdoc/>

@@ -165,26 +165,44 @@ public sealed class LayerTests(string kind) : DeviceFixture(kind)
     }
 
     [Test]
-    public void BackendRejectsOutOfRangeLabelsAndNegativeExtents()
+    public void BackendNeverIndexesWithOutOfRangeLabelsAndRejectsNegativeExtents()
     {
-        var logits = Normal<float>([2, 3], 50);
-        var labels = Device.Backend.Allocate<int>(2);
+        // Label values are checked once on the host (Tensor.CrossEntropy, TopKCorrect); a backend called directly
+        // with bad values must still read nothing with them: NaN loss and gradient row, "not correct".
+        var logits = Normal<float>([3, 3], 50);
+        var labels = Device.Backend.Allocate<int>(3);
+        var correct = Device.Backend.Allocate<int>(3);
         try
         {
-            labels.CopyFromHost([1, 1_000_000]);
-            var losses = Normal<float>([2], 51);
-            var probabilities = Normal<float>([2, 3], 52);
-            var error = Assert.Throws<ArgumentException>(() => Device.Backend.SoftmaxCrossEntropyForward(2, 3,
-                logits.Buffer, labels, probabilities.Buffer, losses.Buffer))!;
-            Assert.That(error.Message, Does.Contain("1000000"));
-            Assert.Throws<ArgumentException>(() => Device.Backend.TopKCorrect(2, 3, 1, logits.Buffer, labels, labels));
+            labels.CopyFromHost([1, 1_000_000, -1]);
+            var losses = Normal<float>([3], 51);
+            var probabilities = Normal<float>([3, 3], 52);
+            var lossGrad = Tensor.Full<float>([1], 1f, Device);
+            var dlogits = Normal<float>([3, 3], 53);
+            Device.Backend.SoftmaxCrossEntropyForward(3, 3, logits.Buffer, labels, probabilities.Buffer,
+                losses.Buffer);
+            Device.Backend.SoftmaxCrossEntropyBackward(3, 3, probabilities.Buffer, labels, lossGrad.Buffer, 1f,
+                dlogits.Buffer);
+            Device.Backend.TopKCorrect(3, 3, 3, logits.Buffer, labels, correct);
+            var loss = losses.ToArray();
+            Assert.That(float.IsFinite(loss[0]), Is.True, "sample 0 has a valid label");
+            Assert.That(loss[1..], Is.All.NaN, "labels 1000000 and -1 give NaN");
+            var grad = dlogits.ToArray();
+            Assert.That(grad[..3].All(float.IsFinite), Is.True);
+            Assert.That(grad[3..], Is.All.NaN);
+            var flags = new int[3];
+            correct.CopyToHost(flags);
+            Assert.That(flags, Is.EqualTo(new[] { 1, 0, 0 }), "k = classes: only a valid label can be correct");
+            Assert.Throws<ArgumentException>(() => Device.Backend.TopKCorrect(2, 3, 1, logits.Buffer, labels,
+                correct), "the labels' length is still checked");
         }
         finally
         {
             labels.Dispose();
+            correct.Dispose();
         }
-        var x = Normal<float>([24], 53);
-        var sums = Normal<float>([3], 54);
+        var x = Normal<float>([24], 54);
+        var sums = Normal<float>([3], 55);
         Assert.Throws<ArgumentException>(() => Device.Backend.SumPerChannel(-2, 3, -4, x.Buffer, sums.Buffer));
         Assert.Throws<ArgumentException>(() => Device.Backend.AddPerChannel(-2, 3, -4, sums.Buffer, x.Buffer));
     }
