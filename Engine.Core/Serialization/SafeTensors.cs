@@ -6,7 +6,9 @@
 //              tensors tile it exactly, without gaps or overlaps.
 // Saving writes parameters then buffers (state-dict order), F32 for float models and F64 for double, to a temp file
 // that is renamed over the target only once complete. Loading checks the whole file, then the file against the
-// model, and reports every problem at once; only a file that passes every check is copied into the model.
+// model, and reports every problem at once; only a file that passes every check is copied into the model. Tensors
+// holding NaN or ±∞ (in the file, or after an F64 value beyond float32's range is converted) are refused unless the
+// caller opts in, so broken weights never load silently.
 // Tensor data is copied to and from host memory as is, so this assumes a little-endian host (x64, arm64).
 using System.Buffers;
 using System.Buffers.Binary;
@@ -45,6 +47,9 @@ public sealed record SafeTensorsHeader(
 /// Saving is atomic; loading validates the whole file against the model before copying anything in.</summary>
 public static class SafeTensors
 {
+    /// <summary>How many tensors with non-finite values a refusal names before summarising the rest.</summary>
+    private const int NamedNonFiniteTensors = 5;
+
     /// <summary>The same bound as the reference implementation: larger headers are treated as corrupt.</summary>
     public const long MaxHeaderBytes = 100_000_000;
 
@@ -114,14 +119,24 @@ public static class SafeTensors
 
     /// <summary>Overwrites the module's parameters and buffers with the file's tensors. Throws
     /// <see cref="InvalidDataException"/> listing every problem (corrupt file, missing, unexpected or mis-shaped
-    /// tensors) and leaves the module untouched unless everything checks out. torchvision's
-    /// <c>num_batches_tracked</c> counters, which this engine does not keep, are ignored.</summary>
-    public static void Load<T>(Module<T> module, string path) where T : unmanaged, IFloatingPointIeee754<T> =>
-        Load(module.StateDict(), path);
+    /// tensors, tensors holding NaN or ±∞) and leaves the module untouched unless everything checks out.
+    /// torchvision's <c>num_batches_tracked</c> counters, which this engine does not keep, are ignored.</summary>
+    /// <param name="module">The module whose state dict receives the file's tensors.</param>
+    /// <param name="path">The safetensors file.</param>
+    /// <param name="allowNonFinite">False (the default) refuses a file in which any loaded tensor holds NaN or ±∞,
+    /// counting F64 values beyond float32's range that a float32 model would receive as ±∞; true loads them as
+    /// they are (out-of-range values become ±∞).</param>
+    public static void Load<T>(Module<T> module, string path, bool allowNonFinite = false)
+        where T : unmanaged, IFloatingPointIeee754<T> =>
+        Load(module.StateDict(), path, allowNonFinite);
 
-    /// <summary>As <see cref="Load{T}(Module{T}, string)"/>, for an explicit list of named target tensors.</summary>
-    public static void Load<T>(IEnumerable<(string Name, Tensor<T> Tensor)> targets, string path)
-        where T : unmanaged, IFloatingPointIeee754<T>
+    /// <summary>As <see cref="Load{T}(Module{T}, string, bool)"/>, for an explicit list of named target
+    /// tensors.</summary>
+    /// <param name="targets">The named tensors that receive the file's tensors of the same names.</param>
+    /// <param name="path">The safetensors file.</param>
+    /// <param name="allowNonFinite">As for <see cref="Load{T}(Module{T}, string, bool)"/>.</param>
+    public static void Load<T>(IEnumerable<(string Name, Tensor<T> Tensor)> targets, string path,
+        bool allowNonFinite = false) where T : unmanaged, IFloatingPointIeee754<T>
     {
         var model = targets.ToList();
         using var file = OpenForReading(path);
@@ -151,9 +166,10 @@ public static class SafeTensors
 
         // Read every tensor before writing any, so an I/O error part-way leaves the model as it was.
         var values = model.Select(t => ReadValues<T>(file, header.DataStart, inFile[t.Name])).ToList();
+        if (!allowNonFinite) RefuseNonFinite(path, model.Select(t => t.Name).ToList(), values);
         using (GradMode.NoGrad())
             for (int i = 0; i < model.Count; i++)
-                model[i].Tensor.CopyFrom(values[i]);
+                model[i].Tensor.CopyFrom(values[i].Values);
     }
 
     /// <summary>Reads and validates the header of <paramref name="path"/>: the JSON, every entry's dtype, shape and
@@ -368,20 +384,57 @@ public static class SafeTensors
             problems.Add($"bytes [{covered}, {dataLength}) at the end of the data section belong to no tensor");
     }
 
+    /// <summary>Throws, naming the first few tensors and what they hold, if any loaded value is NaN or ±∞;
+    /// <paramref name="values"/> are as the model would receive them, so F64 values that overflowed float32 count.
+    /// </summary>
+    private static void RefuseNonFinite<T>(string path, List<string> names, List<(T[] Values, int OutOfRange)> values)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var problems = new List<string>();
+        for (int i = 0; i < names.Count; i++)
+        {
+            var (tensor, outOfRange) = values[i];
+            int nan = 0, positive = 0, negative = 0;
+            foreach (var value in tensor)
+            {
+                if (T.IsNaN(value)) nan++;
+                else if (T.IsPositiveInfinity(value)) positive++;
+                else if (T.IsNegativeInfinity(value)) negative++;
+            }
+            if (nan + positive + negative == 0) continue;
+            // Overflowed values are ±∞ after conversion; report them apart from the ±∞ stored in the file.
+            var counts = new List<string>();
+            if (nan > 0) counts.Add($"{nan} NaN");
+            if (positive + negative > outOfRange) counts.Add($"{positive + negative - outOfRange} ±Inf");
+            if (outOfRange > 0) counts.Add($"{outOfRange} F64 beyond float32's range");
+            problems.Add($"'{names[i]}': {string.Join(", ", counts)} of {tensor.Length} values");
+        }
+        if (problems.Count == 0) return;
+        var named = problems.Take(NamedNonFiniteTensors).ToList();
+        if (problems.Count > named.Count) named.Add($"and {problems.Count - named.Count} more tensors");
+        throw new InvalidDataException(
+            $"'{path}' holds non-finite values in {problems.Count} tensor{(problems.Count == 1 ? "" : "s")}; " +
+            $"nothing was loaded (pass allowNonFinite: true to SafeTensors.Load to load them anyway):{Bullets(named)}");
+    }
+
     private static bool IsBatchCounter(string name) =>
         name == "num_batches_tracked" || name.EndsWith(".num_batches_tracked", StringComparison.Ordinal);
 
-    /// <summary>Reads one F32 or F64 tensor as <typeparamref name="T"/>. When the file's dtype differs from the
-    /// model's, values are converted: F32 → float64 is exact; F64 → float32 rounds to nearest (values beyond
-    /// float's range become ±∞).</summary>
-    private static T[] ReadValues<T>(FileStream file, long dataStart, SafeTensorsEntry entry)
+    /// <summary>Reads one F32 or F64 tensor as <typeparamref name="T"/>, with how many finite values conversion
+    /// turned into ±∞. When the file's dtype differs from the model's, values are converted: F32 → float64 is
+    /// exact; F64 → float32 rounds to nearest, and values beyond float's range become ±∞.</summary>
+    private static (T[] Values, int OutOfRange) ReadValues<T>(FileStream file, long dataStart, SafeTensorsEntry entry)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         file.Position = dataStart + entry.Begin;
         int count = checked((int)entry.Shape.Length);
-        return entry.DType == "F32"
-            ? ConvertAll<float, T>(ReadRaw<float>(file, count))
-            : ConvertAll<double, T>(ReadRaw<double>(file, count));
+        if (entry.DType == "F32") return (ConvertAll<float, T>(ReadRaw<float>(file, count)), 0);
+        var raw = ReadRaw<double>(file, count);
+        var values = ConvertAll<double, T>(raw);
+        int outOfRange = 0;
+        for (int i = 0; i < raw.Length; i++)
+            if (double.IsFinite(raw[i]) && !T.IsFinite(values[i])) outOfRange++;
+        return (values, outOfRange);
     }
 
     private static TFile[] ReadRaw<TFile>(FileStream file, int count) where TFile : unmanaged

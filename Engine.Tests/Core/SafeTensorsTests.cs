@@ -1,6 +1,7 @@
 // SafeTensors: the file format read back independently, bit-exact round trips, dtype conversion, every kind of
 // corrupt file and of file/model mismatch rejected with a message naming the problem (and the model untouched),
-// torchvision's num_batches_tracked ignored, and atomic writes.
+// torchvision's num_batches_tracked ignored, atomic writes, and tensors holding NaN or ±∞ (or F64 values beyond
+// float32's range) refused unless the caller opts in, in a trainer's checkpoint as in a plain file.
 using System.Buffers.Binary;
 using System.Numerics;
 using System.Runtime.InteropServices;
@@ -10,6 +11,7 @@ using Engine.Core;
 using Engine.Core.Autograd;
 using Engine.Core.Modules;
 using Engine.Core.Serialization;
+using Engine.Models.Training;
 using NUnit.Framework;
 
 namespace Engine.Tests.Core;
@@ -314,6 +316,91 @@ public sealed class SafeTensorsTests(string kind) : DeviceFixture(kind)
         using var target = new TinyNet<float>(Device, seed: 13);
         SafeTensors.Load(target, FilePath());
         Assert.That(Bytes(target), Is.EqualTo(Bytes(source)));
+    }
+
+    /// <summary>The module's state dict as F32 entries, with <paramref name="poison"/> values written at
+    /// (tensor name, index).</summary>
+    private static List<(string, string, int[], byte[])> PoisonedF32Entries(Module<float> module,
+        params (string Name, int Index, float Value)[] poison) =>
+        module.StateDict().Select(e =>
+        {
+            var values = e.Tensor.ToArray();
+            foreach (var (name, index, value) in poison)
+                if (name == e.Name) values[index] = value;
+            return (e.Name, "F32", e.Tensor.Shape.ToArray(), MemoryMarshal.AsBytes(values.AsSpan()).ToArray());
+        }).ToList();
+
+    [Test]
+    public void NonFiniteTensorsAreRefusedNamingEach()
+    {
+        using var source = new TinyNet<float>(Device, seed: 14);
+        WriteEntries(FilePath(), PoisonedF32Entries(source,
+            ("conv.weight", 3, float.NaN), ("bn.running_var", 1, float.PositiveInfinity)));
+        var error = AssertRejectedAndUntouched<InvalidDataException>(FilePath());
+        Assert.That(error.Message, Does.Contain("non-finite values in 2 tensors"));
+        Assert.That(error.Message, Does.Contain("'conv.weight': 1 NaN of 72 values"));
+        Assert.That(error.Message, Does.Contain("'bn.running_var': 1 ±Inf of 4 values"));
+        Assert.That(error.Message, Does.Contain("allowNonFinite: true"));
+        Assert.That(error.Message, Does.Not.Contain("'fc.weight'"));
+    }
+
+    [Test]
+    public void NonFiniteTensorsLoadWhenAllowed()
+    {
+        using var source = new TinyNet<float>(Device, seed: 15);
+        var entries = PoisonedF32Entries(source,
+            ("conv.weight", 3, float.NaN), ("bn.running_var", 1, float.PositiveInfinity), ("fc.bias", 0, float.NegativeInfinity));
+        WriteEntries(FilePath(), entries);
+        using var target = new TinyNet<float>(Device, seed: 16);
+        SafeTensors.Load(target, FilePath(), allowNonFinite: true);
+        Assert.That(Bytes(target), Is.EqualTo(entries.ToDictionary(e => e.Item1, e => e.Item4)));
+    }
+
+    [Test]
+    public void F64BeyondFloat32RangeIsRefusedForAFloat32Model()
+    {
+        using var source = new TinyNet<double>(Device, seed: 17);
+        WriteEntries(FilePath(), source.StateDict().Select(e =>
+        {
+            var values = e.Tensor.ToArray();
+            if (e.Name == "fc.bias") (values[0], values[2]) = (1e39, -1e39);
+            return (e.Name, "F64", e.Tensor.Shape.ToArray(), MemoryMarshal.AsBytes(values.AsSpan()).ToArray());
+        }));
+        var error = AssertRejectedAndUntouched<InvalidDataException>(FilePath());
+        Assert.That(error.Message, Does.Contain("non-finite values in 1 tensor;"));
+        Assert.That(error.Message, Does.Contain("'fc.bias': 2 F64 beyond float32's range of 3 values"));
+
+        using var wide = new TinyNet<double>(Device, seed: 18);
+        SafeTensors.Load(wide, FilePath());
+        Assert.That(wide.StateDict().Single(e => e.Name == "fc.bias").Tensor.ToArray()[0], Is.EqualTo(1e39),
+            "the same file loads into a float64 model, where the values are finite");
+    }
+
+    [Test]
+    public void TrainerRefusesToResumeACheckpointWithANaNWeight()
+    {
+        var random = new Random(19);
+        var pixels = new byte[8 * 64];
+        random.NextBytes(pixels);
+        var data = new Engine.Core.Data.ImageDataset(pixels, [.. Enumerable.Range(0, 8).Select(i => i % 4)], 1, 8, 8, 4,
+            "synthetic-19");
+        var options = new TrainOptions { Model = "resnet20-a", Epochs = 1, BatchSize = 4, Optimizer = "adam", Seed = 3 };
+        string checkpoint = FilePath(Trainer.CheckpointFile);
+        using (var saved = new Trainer(Device, options, data, data))
+            saved.Save(checkpoint);
+        var header = SafeTensors.ReadHeader(checkpoint);
+        using (var file = new FileStream(checkpoint, FileMode.Open, FileAccess.Write))
+        {
+            file.Position = header.DataStart + header.Tensors.Single(t => t.Name == "conv1.weight").Begin + 4;
+            file.Write(BitConverter.GetBytes(float.NaN));
+        }
+
+        using var resumed = new Trainer(Device, options, data, data);
+        var before = Bytes(resumed.Model);
+        var error = Assert.Throws<InvalidDataException>(() => resumed.Resume(checkpoint))!;
+        Assert.That(error.Message, Does.Contain(checkpoint).And.Contain("non-finite values in 1 tensor;")
+            .And.Contain("'conv1.weight': 1 NaN").And.Contain("allowNonFinite: true"));
+        Assert.That(Bytes(resumed.Model), Is.EqualTo(before), "the model changed although the resume was refused");
     }
 
     [Test]
