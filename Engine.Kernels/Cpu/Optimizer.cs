@@ -57,10 +57,7 @@ public sealed unsafe partial class CpuBackend
             }
         }
     }
-}
 
-public sealed unsafe partial class CpuBackend
-{
     /// <inheritdoc/>
     public void AdamStep<T>(AdamParameters p, int step, DeviceBuffer<T> param, DeviceBuffer<T> grad,
         DeviceBuffer<T> expAvg, DeviceBuffer<T> expAvgSq, DeviceBuffer<T>? maxExpAvgSq)

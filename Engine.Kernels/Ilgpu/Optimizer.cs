@@ -101,10 +101,7 @@ public sealed partial class IlgpuBackend
         kernel(_accelerator.DefaultStream, extent, View(param), View(grad),
             momentumBuffer is null ? View(grad) : View(momentumBuffer), new SgdCoefficients<T>(p, firstStep), extent);
     }
-}
 
-public sealed partial class IlgpuBackend
-{
     /// <inheritdoc/>
     public void AdamStep<T>(AdamParameters p, int step, DeviceBuffer<T> param, DeviceBuffer<T> grad,
         DeviceBuffer<T> expAvg, DeviceBuffer<T> expAvgSq, DeviceBuffer<T>? maxExpAvgSq)

@@ -269,8 +269,8 @@ public sealed class Trainer : IDisposable
     /// <exception cref="InvalidOperationException">A parameter or buffer is not finite (nothing is written).</exception>
     public void Save(string checkpointPath)
     {
-        if (TrainingState().Any(entry => entry.Tensor.ToArray().Any(v => !float.IsFinite(v))))
-            throw Diverged("the weights are no longer finite, so no checkpoint was written");
+        if (NonFiniteTensors() is [_, ..] broken)
+            throw Diverged("the weights are no longer finite, so no checkpoint was written", broken);
         var metadata = Identity().ToDictionary(entry => entry.Key, entry => entry.Value);
         metadata["iteration"] = _iteration.ToString(CultureInfo.InvariantCulture);
         metadata["history"] = JsonSerializer.Serialize(_history, HistoryJson);
@@ -385,12 +385,17 @@ public sealed class Trainer : IDisposable
             .Where(parameter => parameter.Tensor.Grad is not null)
             .Select(parameter => (parameter.Name + ".grad", parameter.Tensor.Grad!)));
 
-    /// <summary>The divergence error, naming the state tensors that hold non-finite values (read back only now).</summary>
-    private InvalidOperationException Diverged(string what)
-    {
-        var broken = TrainingState()
+    /// <summary>The state tensors holding NaN or ±∞, with how many (read back to the host: a failure path, or once
+    /// per checkpoint).</summary>
+    private List<(string Name, int Count)> NonFiniteTensors() =>
+        TrainingState()
             .Select(entry => (entry.Name, Count: entry.Tensor.ToArray().Count(v => !float.IsFinite(v))))
             .Where(entry => entry.Count > 0).ToList();
+
+    /// <summary>The divergence error, naming the state tensors that hold non-finite values.</summary>
+    private InvalidOperationException Diverged(string what, List<(string Name, int Count)>? broken = null)
+    {
+        broken ??= NonFiniteTensors();
         string where = broken.Count == 0 ? "" :
             "; non-finite values in " + string.Join(", ", broken.Take(5).Select(b => $"{b.Name} ({b.Count})")) +
             (broken.Count > 5 ? $" and {broken.Count - 5} more tensors" : "");
