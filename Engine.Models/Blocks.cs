@@ -38,38 +38,64 @@ public sealed class SeedSequence(int seed)
     public int Next() => _next += 2;
 }
 
-/// <summary>A residual (or plain) block: the residual function F and the shortcut that is added to it.</summary>
+/// <summary>The option-A shortcut where dimensions increase: the input subsampled by the stride, with zero channels
+/// added up to <see cref="OutChannels"/> (no parameters).</summary>
+/// <typeparam name="T">The element type: <see cref="float"/> or <see cref="double"/>.</typeparam>
+/// <param name="outChannels">Channels of the output.</param>
+/// <param name="stride">Subsampling step.</param>
+public sealed class ZeroPadShortcut<T>(int outChannels, int stride) : Module<T>
+    where T : unmanaged, IFloatingPointIeee754<T>
+{
+    /// <summary>Channels of the output.</summary>
+    public int OutChannels { get; } = outChannels;
+
+    /// <summary>Subsampling step.</summary>
+    public int Stride { get; } = stride;
+
+    /// <summary>x [N, C, H, W] → [N, OutChannels, ⌈H / Stride⌉, ⌈W / Stride⌉]; records a backward to x.</summary>
+    public override Tensor<T> Forward(Tensor<T> x) => x.ZeroPadShortcut(OutChannels, Stride);
+}
+
+/// <summary>A residual (or plain) block y = relu(F(x) + shortcut(x)): the residual function F is the block's first
+/// children (conv1, bn1, …) applied in order; the shortcut, registered after them, is the identity (no child), a
+/// zero-pad shortcut (child <c>shortcut</c>, no parameters) or a projection (child <c>downsample</c>, as in
+/// torchvision).</summary>
 public abstract class ResidualBlock<T> : Module<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
-    /// <summary>Records the block's shape and shortcut; the subclass then adds its layers and calls
-    /// <see cref="AddProjectionIfNeeded"/>.</summary>
+    private readonly Module<T>[] _residual;
+
+    /// <summary>Registers the layers of F in order, then builds the shortcut the option asks for.</summary>
     /// <param name="device">Where the block's parameters live.</param>
     /// <param name="inChannels">Channels of the block's input.</param>
     /// <param name="outChannels">Channels of its output (planes × expansion).</param>
     /// <param name="stride">Stride of the block's strided convolution and of its shortcut: 2 where a stage starts
     /// (except the first), else 1.</param>
     /// <param name="option">How the shortcut is built.</param>
-    /// <param name="seeds">Seeds of the network's layers, drawn in construction order.</param>
+    /// <param name="seeds">Seeds of the network's layers; the projection draws its seed after F's layers.</param>
+    /// <param name="residual">F's layers with their torchvision names, in the order they are applied.</param>
     /// <exception cref="ArgumentException">Option A with fewer output than input channels (zero-padding cannot drop
     /// channels).</exception>
     protected ResidualBlock(Device device, int inChannels, int outChannels, int stride, ShortcutOption option,
-        SeedSequence seeds)
+        SeedSequence seeds, params (string Name, Module<T> Layer)[] residual)
     {
+        if (option == ShortcutOption.A && inChannels > outChannels)
+        {
+            foreach (var (_, layer) in residual) layer.Dispose();
+            throw new ArgumentException($"Shortcut A cannot reduce channels ({inChannels} → {outChannels}).");
+        }
         InChannels = inChannels;
         OutChannels = outChannels;
         Stride = stride;
         Option = option;
-        DimensionsChange = stride != 1 || inChannels != outChannels;
-        if (option == ShortcutOption.C || (option == ShortcutOption.B && DimensionsChange))
-            ProjectionNeeded = true;
-        if (option == ShortcutOption.A && inChannels > outChannels)
-            throw new ArgumentException($"Shortcut A cannot reduce channels ({inChannels} → {outChannels}).");
-        _device = device;
-        _seeds = seeds;
+        _residual = [.. residual.Select(r => Child(r.Name, r.Layer))];
+        bool dimensionsChange = stride != 1 || inChannels != outChannels;
+        if (option == ShortcutOption.C || (option == ShortcutOption.B && dimensionsChange))
+            Shortcut = Child("downsample", new Sequential<T>(
+                Conv1x1(device, inChannels, outChannels, stride, seeds.Next()),
+                new BatchNorm2d<T>(device, outChannels)));
+        else if (option == ShortcutOption.A && dimensionsChange)
+            Shortcut = Child("shortcut", new ZeroPadShortcut<T>(outChannels, stride));
     }
-
-    private readonly Device _device;
-    private readonly SeedSequence _seeds;
 
     /// <summary>Channels of the block's input.</summary>
     public int InChannels { get; }
@@ -83,52 +109,42 @@ public abstract class ResidualBlock<T> : Module<T> where T : unmanaged, IFloatin
     /// <summary>How the block's shortcut is built.</summary>
     public ShortcutOption Option { get; }
 
-    /// <summary>True when the stride or the channel count changes, so the plain identity does not fit as
-    /// shortcut.</summary>
-    public bool DimensionsChange { get; }
-
-    /// <summary>True when the shortcut is a projection: option C, or option B where dimensions change.</summary>
-    protected bool ProjectionNeeded { get; }
+    /// <summary>The shortcut: a projection (<see cref="Downsample"/>) or a <see cref="ZeroPadShortcut{T}"/>; null for
+    /// the identity, and for a plain block (see <see cref="Option"/>).</summary>
+    public Module<T>? Shortcut { get; }
 
     /// <summary>The projection shortcut (torchvision's "downsample": 0 = 1x1 conv, 1 = BN), or null.</summary>
-    public Sequential<T>? Downsample { get; private set; }
+    public Sequential<T>? Downsample => Shortcut as Sequential<T>;
 
-    /// <summary>Registers the projection after the residual branch, so names follow torchvision's order.</summary>
-    protected void AddProjectionIfNeeded()
-    {
-        if (!ProjectionNeeded) return;
-        Downsample = Child("downsample", new Sequential<T>(
-            new Conv2d<T>(_device, InChannels, OutChannels, 1, Stride, 0, bias: false, _seeds.Next()),
-            new BatchNorm2d<T>(_device, OutChannels)));
-    }
-
-    /// <summary>F(x): the residual branch, before the final addition and ReLU.</summary>
-    protected abstract Tensor<T> Residual(Tensor<T> x);
+    /// <summary>The last BN of F, whose gamma starts at zero with zero-init-residual.</summary>
+    public BatchNorm2d<T> LastBatchNorm => (BatchNorm2d<T>)_residual[^1];
 
     /// <summary>relu(F(x) + shortcut(x)), or relu(F(x)) for a plain block: x [N, InChannels, H, W] →
     /// [N, OutChannels, ⌈H / Stride⌉, ⌈W / Stride⌉].</summary>
     public override Tensor<T> Forward(Tensor<T> x)
     {
-        var f = Residual(x);
+        var f = x;
+        foreach (var layer in _residual) f = layer.Forward(f);
         if (Option == ShortcutOption.None) return f.Relu();
-        var shortcut = Downsample is not null ? Downsample.Forward(x)
-            : DimensionsChange ? x.ZeroPadShortcut(OutChannels, Stride)
-            : x;
-        return (f + shortcut).Relu();
+        return (f + (Shortcut?.Forward(x) ?? x)).Relu();
     }
 
-    /// <summary>The BN whose gamma starts at zero with zero-init-residual (each block's last BN).</summary>
-    public abstract BatchNorm2d<T> LastBatchNorm { get; }
+    /// <summary>3x3 convolution with padding 1 and no bias (torchvision's conv3x3).</summary>
+    public static Conv2d<T> Conv3x3(Device device, int inChannels, int outChannels, int stride, int seed) =>
+        new(device, inChannels, outChannels, 3, stride, 1, bias: false, seed);
+
+    /// <summary>1x1 convolution without bias (torchvision's conv1x1).</summary>
+    public static Conv2d<T> Conv1x1(Device device, int inChannels, int outChannels, int stride, int seed) =>
+        new(device, inChannels, outChannels, 1, stride, 0, bias: false, seed);
 }
 
-/// <summary>torchvision's BasicBlock (ResNet-18/34 and the CIFAR nets): 3x3 conv (stride) → BN → ReLU → 3x3 conv →
-/// BN, plus the shortcut, then ReLU.</summary>
+/// <summary>torchvision's BasicBlock (ResNet-18/34 and the CIFAR nets).</summary>
 public sealed class BasicBlock<T> : ResidualBlock<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     /// <summary>Output channels per plane: the block outputs <c>planes</c> channels.</summary>
     public const int Expansion = 1;
 
-    /// <summary>Builds conv1, bn1, conv2, bn2 and, where the option asks for one, the projection shortcut.</summary>
+    /// <summary>conv1 (3x3, stride) → bn1 → ReLU → conv2 (3x3) → bn2, + shortcut, → ReLU.</summary>
     /// <param name="device">Where the block's parameters live.</param>
     /// <param name="inChannels">Channels of the block's input.</param>
     /// <param name="planes">Width of both convolutions and the block's output channels.</param>
@@ -138,43 +154,23 @@ public sealed class BasicBlock<T> : ResidualBlock<T> where T : unmanaged, IFloat
     /// <exception cref="ArgumentException">Option A with <paramref name="planes"/> &lt;
     /// <paramref name="inChannels"/>.</exception>
     public BasicBlock(Device device, int inChannels, int planes, int stride, ShortcutOption option,
-        SeedSequence seeds) : base(device, inChannels, planes * Expansion, stride, option, seeds)
+        SeedSequence seeds) : base(device, inChannels, planes * Expansion, stride, option, seeds,
+        ("conv1", Conv3x3(device, inChannels, planes, stride, seeds.Next())),
+        ("bn1", new BatchNorm2d<T>(device, planes, relu: true)),
+        ("conv2", Conv3x3(device, planes, planes, 1, seeds.Next())),
+        ("bn2", new BatchNorm2d<T>(device, planes)))
     {
-        Conv1 = Child("conv1", new Conv2d<T>(device, inChannels, planes, 3, stride, 1, bias: false, seeds.Next()));
-        Bn1 = Child("bn1", new BatchNorm2d<T>(device, planes));
-        Conv2 = Child("conv2", new Conv2d<T>(device, planes, planes, 3, 1, 1, bias: false, seeds.Next()));
-        Bn2 = Child("bn2", new BatchNorm2d<T>(device, planes));
-        AddProjectionIfNeeded();
     }
-
-    /// <summary>3x3 conv with the block's stride, InChannels → planes, no bias.</summary>
-    public Conv2d<T> Conv1 { get; }
-
-    /// <summary>BN after conv1, fused with the ReLU that follows.</summary>
-    public BatchNorm2d<T> Bn1 { get; }
-
-    /// <summary>3x3 conv, stride 1, planes → planes, no bias.</summary>
-    public Conv2d<T> Conv2 { get; }
-
-    /// <summary>BN after conv2, before the addition (zeroed by zero-init-residual).</summary>
-    public BatchNorm2d<T> Bn2 { get; }
-
-    /// <inheritdoc/>
-    public override BatchNorm2d<T> LastBatchNorm => Bn2;
-
-    /// <inheritdoc/>
-    protected override Tensor<T> Residual(Tensor<T> x) =>
-        Bn2.Forward(Conv2.Forward(Bn1.Forward(Conv1.Forward(x), relu: true)));
 }
 
-/// <summary>torchvision's Bottleneck, v1.5 (ResNet-50/101/152): 1x1 conv → BN → ReLU → 3x3 conv (stride) → BN → ReLU
-/// → 1x1 conv to 4 × planes → BN, plus the shortcut, then ReLU.</summary>
+/// <summary>torchvision's Bottleneck, v1.5 (ResNet-50/101/152): the stride sits on the 3x3 convolution.</summary>
 public sealed class Bottleneck<T> : ResidualBlock<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     /// <summary>Output channels per plane: the block outputs 4 × <c>planes</c> channels.</summary>
     public const int Expansion = 4;
 
-    /// <summary>Builds conv1 … bn3 and, where the option asks for one, the projection shortcut.</summary>
+    /// <summary>conv1 (1x1) → bn1 → ReLU → conv2 (3x3, stride) → bn2 → ReLU → conv3 (1x1 to 4 × planes) → bn3,
+    /// + shortcut, → ReLU.</summary>
     /// <param name="device">Where the block's parameters live.</param>
     /// <param name="inChannels">Channels of the block's input.</param>
     /// <param name="planes">Width of the 1x1 reduction and the 3x3 conv; the output has 4 × planes channels.</param>
@@ -184,43 +180,13 @@ public sealed class Bottleneck<T> : ResidualBlock<T> where T : unmanaged, IFloat
     /// <exception cref="ArgumentException">Option A with 4 × <paramref name="planes"/> &lt;
     /// <paramref name="inChannels"/>.</exception>
     public Bottleneck(Device device, int inChannels, int planes, int stride, ShortcutOption option,
-        SeedSequence seeds) : base(device, inChannels, planes * Expansion, stride, option, seeds)
+        SeedSequence seeds) : base(device, inChannels, planes * Expansion, stride, option, seeds,
+        ("conv1", Conv1x1(device, inChannels, planes, 1, seeds.Next())),
+        ("bn1", new BatchNorm2d<T>(device, planes, relu: true)),
+        ("conv2", Conv3x3(device, planes, planes, stride, seeds.Next())),
+        ("bn2", new BatchNorm2d<T>(device, planes, relu: true)),
+        ("conv3", Conv1x1(device, planes, planes * Expansion, 1, seeds.Next())),
+        ("bn3", new BatchNorm2d<T>(device, planes * Expansion)))
     {
-        Conv1 = Child("conv1", new Conv2d<T>(device, inChannels, planes, 1, 1, 0, bias: false, seeds.Next()));
-        Bn1 = Child("bn1", new BatchNorm2d<T>(device, planes));
-        Conv2 = Child("conv2", new Conv2d<T>(device, planes, planes, 3, stride, 1, bias: false, seeds.Next()));
-        Bn2 = Child("bn2", new BatchNorm2d<T>(device, planes));
-        Conv3 = Child("conv3", new Conv2d<T>(device, planes, planes * Expansion, 1, 1, 0, bias: false, seeds.Next()));
-        Bn3 = Child("bn3", new BatchNorm2d<T>(device, planes * Expansion));
-        AddProjectionIfNeeded();
-    }
-
-    /// <summary>1x1 conv, InChannels → planes, no bias.</summary>
-    public Conv2d<T> Conv1 { get; }
-
-    /// <summary>BN after conv1, fused with the ReLU that follows.</summary>
-    public BatchNorm2d<T> Bn1 { get; }
-
-    /// <summary>3x3 conv with the block's stride, planes → planes, no bias.</summary>
-    public Conv2d<T> Conv2 { get; }
-
-    /// <summary>BN after conv2, fused with the ReLU that follows.</summary>
-    public BatchNorm2d<T> Bn2 { get; }
-
-    /// <summary>1x1 conv, planes → 4 × planes, no bias.</summary>
-    public Conv2d<T> Conv3 { get; }
-
-    /// <summary>BN after conv3, before the addition (zeroed by zero-init-residual).</summary>
-    public BatchNorm2d<T> Bn3 { get; }
-
-    /// <inheritdoc/>
-    public override BatchNorm2d<T> LastBatchNorm => Bn3;
-
-    /// <inheritdoc/>
-    protected override Tensor<T> Residual(Tensor<T> x)
-    {
-        var h = Bn1.Forward(Conv1.Forward(x), relu: true);
-        h = Bn2.Forward(Conv2.Forward(h), relu: true);
-        return Bn3.Forward(Conv3.Forward(h));
     }
 }

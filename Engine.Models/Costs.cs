@@ -1,10 +1,12 @@
 // The cost counter: parameters, multiply-accumulates per image and activation memory — per layer, per block
-// and per network — from the network as built (layer shapes traced through its structure, no compute).
+// and per network — from the network as built: one walk of its module tree, each layer's output shape computed by
+// the same geometry records the ops validate with, no compute.
 //   MACs count convolutions and the fc layer (batch-norm, ReLU, pooling and additions are not MACs).
 //   Activation memory counts every tensor the forward pass produces (conv, BN, ReLU, shortcut, add, pool and fc
 //   outputs) — what training keeps alive for backward — in elements per image; ×batch×element size for bytes.
 using System.Numerics;
 using Engine.Core.Modules;
+using Engine.Kernels;
 
 namespace Engine.Models;
 
@@ -65,35 +67,19 @@ public sealed class CostReport(string model, IReadOnlyList<CostRow> rows)
     }
 }
 
-/// <summary>Parameters, MACs and activation memory of a network as built, traced from its layer shapes without
-/// running it (as fvcore's or ptflops' counters for PyTorch models).</summary>
+/// <summary>Parameters, MACs and activation memory of a network as built: one walk of its module tree in forward
+/// order that carries the per-image shape from layer to layer and asks each layer for its costs (without running
+/// it; as fvcore's or ptflops' counters for PyTorch models).</summary>
 public static class CostCounter
 {
     /// <summary>The costs of every layer of <paramref name="model"/> for one image of its spec's input size
     /// (<see cref="ResNetSpec.InputSize"/>, with <see cref="ResNet{T}.InputChannels"/> channels).</summary>
+    /// <exception cref="NotSupportedException">The model holds a layer the counter has no rule for.</exception>
     public static CostReport Count<T>(ResNet<T> model) where T : unmanaged, IFloatingPointIeee754<T>
     {
         var rows = new List<CostRow>();
         int size = model.Spec.InputSize;
-        var shape = (C: model.InputChannels, H: size, W: size);
-        shape = Conv(rows, "conv1", model.Conv1, shape);
-        shape = Norm(rows, "bn1", model.Bn1, shape);
-        rows.Add(Plain("relu", "relu", shape));
-        if (model.Spec.Family == ResNetFamily.ImageNet)
-        {
-            shape = (shape.C, (shape.H + 2 - 3) / 2 + 1, (shape.W + 2 - 3) / 2 + 1);
-            rows.Add(Plain("maxpool", "max-pool 3x3/2", shape));
-        }
-        for (int s = 0; s < model.Stages.Count; s++)
-        {
-            var stage = model.Stages[s];
-            for (int b = 0; b < stage.Layers.Count; b++)
-                shape = Block(rows, $"layer{s + 1}.{b}", (ResidualBlock<T>)stage.Layers[b], shape);
-        }
-        rows.Add(Plain("avgpool", "global average pool", (shape.C, 1, 1)));
-        var fc = model.Fc;
-        rows.Add(new CostRow("fc", $"linear {fc.InFeatures}→{fc.OutFeatures}", fc.OutFeatures, 1, 1,
-            fc.Weight.Length + fc.Bias.Length, (long)fc.InFeatures * fc.OutFeatures));
+        Walk(rows, "", model, (model.InputChannels, size, size));
         return new CostReport(model.Spec.Name, rows);
     }
 
@@ -102,67 +88,83 @@ public static class CostCounter
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         var rows = new List<CostRow>();
-        Block(rows, name, block, (block.InChannels, height, width));
+        Walk(rows, name, block, (block.InChannels, height, width));
         return new CostReport(name, rows);
     }
 
-    private static (int C, int H, int W) Block<T>(List<CostRow> rows, string name, ResidualBlock<T> block,
+    /// <summary>Adds the rows of <paramref name="module"/> applied to one image of shape <paramref name="input"/>
+    /// and returns the shape of its output.</summary>
+    private static (int C, int H, int W) Walk<T>(List<CostRow> rows, string name, Module<T> module,
         (int C, int H, int W) input) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var shape = input;
-        switch (block)
+        switch (module)
         {
-            case BasicBlock<T> basic:
-                shape = Conv(rows, $"{name}.conv1", basic.Conv1, shape);
-                shape = Norm(rows, $"{name}.bn1", basic.Bn1, shape);
-                rows.Add(Plain($"{name}.relu1", "relu", shape));
-                shape = Conv(rows, $"{name}.conv2", basic.Conv2, shape);
-                shape = Norm(rows, $"{name}.bn2", basic.Bn2, shape);
-                break;
-            case Bottleneck<T> bottleneck:
-                shape = Conv(rows, $"{name}.conv1", bottleneck.Conv1, shape);
-                shape = Norm(rows, $"{name}.bn1", bottleneck.Bn1, shape);
-                rows.Add(Plain($"{name}.relu1", "relu", shape));
-                shape = Conv(rows, $"{name}.conv2", bottleneck.Conv2, shape);
-                shape = Norm(rows, $"{name}.bn2", bottleneck.Bn2, shape);
-                rows.Add(Plain($"{name}.relu2", "relu", shape));
-                shape = Conv(rows, $"{name}.conv3", bottleneck.Conv3, shape);
-                shape = Norm(rows, $"{name}.bn3", bottleneck.Bn3, shape);
-                break;
+            case Conv2d<T> conv:
+            {
+                var g = ConvGeometry.Square(1, input.C, input.H, input.W, conv.OutChannels, conv.Kernel, conv.Stride,
+                    conv.Padding);
+                var output = (g.OutChannels, g.OutHeight, g.OutWidth);
+                rows.Add(Row(name, $"conv {conv.Kernel}x{conv.Kernel}/{conv.Stride} {conv.InChannels}→{conv.OutChannels}",
+                    output, ParameterCount(conv), g.Macs));
+                return output;
+            }
+            case BatchNorm2d<T> norm:
+                rows.Add(Row(name, "batch-norm", input, ParameterCount(norm)));
+                if (norm.Relu) rows.Add(Row($"{name}.relu", "relu", input));
+                return input;
+            case MaxPool2d<T> pool:
+            {
+                var g = new PoolGeometry(1, input.C, input.H, input.W, pool.Kernel, pool.Stride, pool.Padding)
+                    .Validated();
+                var output = (g.Channels, g.OutHeight, g.OutWidth);
+                rows.Add(Row(name, $"max-pool {pool.Kernel}x{pool.Kernel}/{pool.Stride}", output));
+                return output;
+            }
+            case GlobalAveragePool<T>:
+                rows.Add(Row(name, "global average pool", (input.C, 1, 1)));
+                return (input.C, 1, 1);
+            case Linear<T> linear:
+                rows.Add(Row(name, $"linear {linear.InFeatures}→{linear.OutFeatures}", (linear.OutFeatures, 1, 1),
+                    ParameterCount(linear), (long)linear.InFeatures * linear.OutFeatures));
+                return (linear.OutFeatures, 1, 1);
+            case ZeroPadShortcut<T> pad:
+            {
+                var g = ShortcutGeometry.Centered(1, input.C, input.H, input.W, pad.OutChannels, pad.Stride);
+                var output = (g.OutChannels, g.OutHeight, g.OutWidth);
+                rows.Add(Row(name, "zero-pad shortcut (A)", output));
+                return output;
+            }
+            case ResidualBlock<T> block:
+            {
+                // F on the input, the shortcut on the same input, then the addition and the ReLU (block.Forward).
+                var output = input;
+                foreach (var (childName, child) in block.NamedChildren())
+                {
+                    if (child == block.Shortcut) Walk(rows, $"{name}.{childName}", child, input);
+                    else output = Walk(rows, $"{name}.{childName}", child, output);
+                }
+                if (block.Option != ShortcutOption.None) rows.Add(Row($"{name}.add", "residual add", output));
+                rows.Add(Row($"{name}.relu", "relu", output));
+                return output;
+            }
+            case Sequential<T> or ResNet<T>:
+            {
+                // Both apply their children in order.
+                var output = input;
+                foreach (var (childName, child) in module.NamedChildren())
+                    output = Walk(rows, name.Length == 0 ? childName : $"{name}.{childName}", child, output);
+                return output;
+            }
+            default:
+                throw new NotSupportedException(
+                    $"The cost counter has no rule for {module.GetType().Name} ('{name}').");
         }
-        if (block.Downsample is { } downsample)
-        {
-            var projected = Conv(rows, $"{name}.downsample.0", (Conv2d<T>)downsample.Layers[0], input);
-            Norm(rows, $"{name}.downsample.1", (BatchNorm2d<T>)downsample.Layers[1], projected);
-        }
-        else if (block.Option != ShortcutOption.None && block.DimensionsChange)
-        {
-            rows.Add(Plain($"{name}.shortcut", "zero-pad shortcut (A)", shape));
-        }
-        if (block.Option != ShortcutOption.None) rows.Add(Plain($"{name}.add", "residual add", shape));
-        rows.Add(Plain($"{name}.relu", "relu", shape));
-        return shape;
     }
 
-    private static (int C, int H, int W) Conv<T>(List<CostRow> rows, string name, Conv2d<T> conv,
-        (int C, int H, int W) input) where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        int h = (input.H + 2 * conv.Padding - conv.Kernel) / conv.Stride + 1;
-        int w = (input.W + 2 * conv.Padding - conv.Kernel) / conv.Stride + 1;
-        long parameters = conv.Weight.Length + (conv.Bias?.Length ?? 0);
-        long macs = (long)conv.OutChannels * h * w * conv.InChannels * conv.Kernel * conv.Kernel;
-        rows.Add(new CostRow(name, $"conv {conv.Kernel}x{conv.Kernel}/{conv.Stride} {conv.InChannels}→{conv.OutChannels}",
-            conv.OutChannels, h, w, parameters, macs));
-        return (conv.OutChannels, h, w);
-    }
+    private static long ParameterCount<T>(Module<T> layer) where T : unmanaged, IFloatingPointIeee754<T> =>
+        layer.Parameters().Sum(p => p.Length);
 
-    private static (int C, int H, int W) Norm<T>(List<CostRow> rows, string name, BatchNorm2d<T> norm,
-        (int C, int H, int W) input) where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        rows.Add(new CostRow(name, "batch-norm", input.C, input.H, input.W, norm.Weight.Length + norm.Bias.Length, 0));
-        return input;
-    }
-
-    private static CostRow Plain(string name, string kind, (int C, int H, int W) shape) =>
-        new(name, kind, shape.C, shape.H, shape.W, 0, 0);
+    private static CostRow Row(string name, string kind, (int C, int H, int W) output, long parameters = 0,
+        long macs = 0) =>
+        new(name, kind, output.C, output.H, output.W, parameters, macs);
 }

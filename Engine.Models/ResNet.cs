@@ -4,10 +4,13 @@
 //   ImageNet (table 1): 7x7/2 conv 64 → BN → ReLU → 3x3/2 max-pool → 4 stages (64, 128, 256, 512 planes;
 //     stride 1, 2, 2, 2) → global average pool → fc → 1000. 18/34 basic blocks, 50/101/152 bottlenecks.
 //     Input 3x224x224.
+// The forward pass applies the network's children in order (conv1, bn1 with its ReLU, maxpool, layer1 …, avgpool,
+// fc), so the layers as built are the one description of the architecture (the cost counter walks the same tree).
 // Init: Kaiming normal (fan-out) for convs, BN gamma 1 / beta 0, and optionally each block's last BN gamma 0
 // ("zero-init residual", Goyal et al.), which makes every residual block start as the identity.
 using System.Numerics;
 using Engine.Core;
+using Engine.Core.Autograd;
 using Engine.Core.Modules;
 
 namespace Engine.Models;
@@ -82,32 +85,41 @@ public sealed class ResNet<T> : Module<T> where T : unmanaged, IFloatingPointIee
         InputChannels = inputChannels;
         Classes = classes ?? spec.DefaultClasses;
         var seeds = new SeedSequence(seed);
-        bool cifar = spec.Family == ResNetFamily.Cifar;
-        int stem = spec.StagePlanes[0];
-        Conv1 = Child("conv1", cifar
-            ? new Conv2d<T>(device, inputChannels, stem, 3, 1, 1, bias: false, seeds.Next())
-            : new Conv2d<T>(device, inputChannels, stem, 7, 2, 3, bias: false, seeds.Next()));
-        Bn1 = Child("bn1", new BatchNorm2d<T>(device, stem));
-        int channels = stem;
-        var stages = new List<Sequential<T>>();
-        for (int s = 0; s < spec.StagePlanes.Length; s++)
-        {
-            var blocks = new List<Module<T>>();
-            for (int b = 0; b < spec.StageBlocks[s]; b++)
-            {
-                int stride = b == 0 && s > 0 ? 2 : 1;
-                ResidualBlock<T> block = spec.Bottleneck
-                    ? new Bottleneck<T>(device, channels, spec.StagePlanes[s], stride, spec.Option, seeds)
-                    : new BasicBlock<T>(device, channels, spec.StagePlanes[s], stride, spec.Option, seeds);
-                if (zeroInitResidual)
-                    using (Core.Autograd.GradMode.NoGrad()) block.LastBatchNorm.Weight.Fill(T.Zero);
-                channels = block.OutChannels;
-                blocks.Add(block);
-            }
-            stages.Add(Child($"layer{s + 1}", new Sequential<T>([.. blocks])));
-        }
+        int expansion = spec.Bottleneck ? Bottleneck<T>.Expansion : BasicBlock<T>.Expansion;
+        int[] planes = spec.StagePlanes;
+        Conv1 = Child("conv1", spec.Family == ResNetFamily.Cifar
+            ? ResidualBlock<T>.Conv3x3(device, inputChannels, planes[0], 1, seeds.Next())
+            : new Conv2d<T>(device, inputChannels, planes[0], 7, 2, 3, bias: false, seeds.Next()));
+        Bn1 = Child("bn1", new BatchNorm2d<T>(device, planes[0], relu: true));
+        if (spec.Family == ResNetFamily.ImageNet) Child("maxpool", new MaxPool2d<T>(3, 2, 1));
+        var stages = new Sequential<T>[planes.Length];
+        for (int s = 0; s < planes.Length; s++)
+            stages[s] = Child($"layer{s + 1}", MakeStage(device, spec, s == 0 ? planes[0] : planes[s - 1] * expansion,
+                planes[s], spec.StageBlocks[s], stride: s == 0 ? 1 : 2, seeds));
         Stages = stages;
-        Fc = Child("fc", new Linear<T>(device, channels, Classes, seeds.Next()));
+        Child("avgpool", new GlobalAveragePool<T>());
+        Fc = Child("fc", new Linear<T>(device, planes[^1] * expansion, Classes, seeds.Next()));
+        if (zeroInitResidual)
+            using (GradMode.NoGrad())
+                foreach (var block in Blocks) block.LastBatchNorm.Weight.Fill(T.Zero);
+    }
+
+    /// <summary>One stage, as torchvision's _make_layer: <paramref name="blocks"/> blocks of the spec's type, the
+    /// first taking <paramref name="inChannels"/> with the stage's stride (and, per the shortcut option, a
+    /// projection), the rest planes × expansion channels at stride 1.</summary>
+    private static Sequential<T> MakeStage(Device device, ResNetSpec spec, int inChannels, int planes, int blocks,
+        int stride, SeedSequence seeds)
+    {
+        var layers = new Module<T>[blocks];
+        for (int b = 0; b < blocks; b++)
+        {
+            layers[b] = spec.Bottleneck
+                ? new Bottleneck<T>(device, inChannels, planes, stride, spec.Option, seeds)
+                : new BasicBlock<T>(device, inChannels, planes, stride, spec.Option, seeds);
+            inChannels = ((ResidualBlock<T>)layers[b]).OutChannels;
+            stride = 1;
+        }
+        return new Sequential<T>(layers);
     }
 
     /// <summary>Family, depth and shortcut option.</summary>
@@ -135,12 +147,11 @@ public sealed class ResNet<T> : Module<T> where T : unmanaged, IFloatingPointIee
     /// <summary>Every residual block, stage by stage.</summary>
     public IEnumerable<ResidualBlock<T>> Blocks => Stages.SelectMany(s => s.Layers.Cast<ResidualBlock<T>>());
 
-    /// <summary>x [N, InputChannels, H, W] → logits [N, classes].</summary>
+    /// <summary>x [N, InputChannels, H, W] → logits [N, classes]: the children in order, conv1 → bn1 (with its
+    /// ReLU) → maxpool (ImageNet) → layer1 … → avgpool → fc.</summary>
     public override Tensor<T> Forward(Tensor<T> x)
     {
-        var h = Bn1.Forward(Conv1.Forward(x), relu: true);
-        if (Spec.Family == ResNetFamily.ImageNet) h = h.MaxPool2d(3, 2, 1);
-        foreach (var stage in Stages) h = stage.Forward(h);
-        return Fc.Forward(h.GlobalAveragePool());
+        foreach (var (_, layer) in NamedChildren()) x = layer.Forward(x);
+        return x;
     }
 }

@@ -1,6 +1,8 @@
 // The layers a ResNet is made of, with PyTorch's parameter names and default initialisation choices:
 //   Conv2d     weight [K, C, R, S] (+ bias [K]); Kaiming normal, fan-out, gain √2 (torchvision's ResNet init)
-//   BatchNorm2d weight (gamma) = 1, bias (beta) = 0, running_mean = 0, running_var = 1; momentum 0.1, eps 1e-5
+//   BatchNorm2d weight (gamma) = 1, bias (beta) = 0, running_mean = 0, running_var = 1; momentum 0.1, eps 1e-5;
+//              optionally followed by a ReLU fused into the same pass (conv → BN → ReLU, everywhere in a ResNet)
+//   MaxPool2d, GlobalAveragePool: no parameters
 //   Linear     weight [Out, In], bias [Out]; U(−1/√In, 1/√In) (PyTorch's nn.Linear default)
 //   Sequential children named "0", "1", … applied in order
 // Initialisation is seeded: every layer draws from its own seed, so a network is reproducible.
@@ -68,7 +70,8 @@ public sealed class Conv2d<T> : Module<T> where T : unmanaged, IFloatingPointIee
 /// <summary>Batch normalisation per channel, as torch.nn.BatchNorm2d (affine, tracking running statistics):
 /// training mode normalises with the batch's statistics and updates the running ones in place; eval mode uses the
 /// running ones. Takes [N, C, H, W] (or any [N, C, …]). Parameters <c>weight</c> (gamma) and <c>bias</c> (beta),
-/// buffers <c>running_mean</c> and <c>running_var</c>, all [C].</summary>
+/// buffers <c>running_mean</c> and <c>running_var</c>, all [C]. Created with <c>relu: true</c> it is BN followed by
+/// ReLU, fused into one pass (PyTorch's <c>nn.Sequential(BatchNorm2d, ReLU)</c>).</summary>
 /// <typeparam name="T">The element type: <see cref="float"/> or <see cref="double"/>.</typeparam>
 public sealed class BatchNorm2d<T> : Module<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
@@ -78,9 +81,11 @@ public sealed class BatchNorm2d<T> : Module<T> where T : unmanaged, IFloatingPoi
     /// <param name="momentum">Weight of the batch statistic in each running-statistic update:
     /// running = (1 − momentum)·running + momentum·batch (PyTorch's convention).</param>
     /// <param name="epsilon">Added to the variance before the square root.</param>
-    public BatchNorm2d(Device device, int channels, double momentum = 0.1, double epsilon = 1e-5)
+    /// <param name="relu">Apply a ReLU to the output, fused into the same pass.</param>
+    public BatchNorm2d(Device device, int channels, double momentum = 0.1, double epsilon = 1e-5, bool relu = false)
     {
         Channels = channels;
+        Relu = relu;
         Momentum = momentum;
         Epsilon = epsilon;
         Weight = Parameter("weight", Tensor.Ones<T>([channels], device));
@@ -95,6 +100,8 @@ public sealed class BatchNorm2d<T> : Module<T> where T : unmanaged, IFloatingPoi
     public double Momentum { get; }
     /// <summary>Added to the variance before the square root.</summary>
     public double Epsilon { get; }
+    /// <summary>True when a ReLU follows the normalisation, fused into the same pass.</summary>
+    public bool Relu { get; }
     /// <summary>Parameter <c>weight</c> (gamma, the per-channel scale), [C].</summary>
     public Tensor<T> Weight { get; }
     /// <summary>Parameter <c>bias</c> (beta, the per-channel shift), [C].</summary>
@@ -104,15 +111,42 @@ public sealed class BatchNorm2d<T> : Module<T> where T : unmanaged, IFloatingPoi
     /// <summary>Buffer <c>running_var</c>, [C]: the unbiased batch variance, averaged like the mean.</summary>
     public Tensor<T> RunningVar { get; }
 
-    /// <summary>Normalises <paramref name="x"/> [N, C, …] (same shape out) in the module's mode; records a backward
-    /// to x, gamma and beta (none to the running statistics).</summary>
+    /// <summary>Normalises <paramref name="x"/> [N, C, …] (same shape out) in the module's mode, then applies the
+    /// ReLU when <see cref="Relu"/>; records a backward to x, gamma and beta (none to the running
+    /// statistics).</summary>
     /// <exception cref="ArgumentException"><paramref name="x"/> has fewer than 2 dimensions, another channel count
     /// or device, or (in training) only one value per channel.</exception>
-    public override Tensor<T> Forward(Tensor<T> x) => Forward(x, relu: false);
+    public override Tensor<T> Forward(Tensor<T> x) =>
+        x.BatchNorm(Weight, Bias, RunningMean, RunningVar, Training, Momentum, Epsilon, Relu);
+}
 
-    /// <summary>Batch norm, then ReLU when <paramref name="relu"/> (fused into one pass).</summary>
-    public Tensor<T> Forward(Tensor<T> x, bool relu) =>
-        x.BatchNorm(Weight, Bias, RunningMean, RunningVar, Training, Momentum, Epsilon, relu);
+/// <summary>Max pooling with a square window, as torch.nn.MaxPool2d (ceil_mode false): [N, C, H, W] →
+/// [N, C, OH, OW] with OH = (H + 2·Padding − Kernel) / Stride + 1. No parameters.</summary>
+/// <typeparam name="T">The element type: <see cref="float"/> or <see cref="double"/>.</typeparam>
+/// <param name="kernel">Side of the window.</param>
+/// <param name="stride">Step between windows.</param>
+/// <param name="padding">Rows and columns added on every side (they never win the maximum).</param>
+public sealed class MaxPool2d<T>(int kernel, int stride, int padding) : Module<T>
+    where T : unmanaged, IFloatingPointIeee754<T>
+{
+    /// <summary>Side of the window.</summary>
+    public int Kernel { get; } = kernel;
+    /// <summary>Step between windows.</summary>
+    public int Stride { get; } = stride;
+    /// <summary>Rows and columns added on every side.</summary>
+    public int Padding { get; } = padding;
+
+    /// <summary>Pools <paramref name="x"/> [N, C, H, W]; records a backward to x.</summary>
+    public override Tensor<T> Forward(Tensor<T> x) => x.MaxPool2d(Kernel, Stride, Padding);
+}
+
+/// <summary>Mean over the spatial axes, as torch.nn.AdaptiveAvgPool2d(1) followed by flatten: [N, C, H, W] →
+/// [N, C]. No parameters.</summary>
+/// <typeparam name="T">The element type: <see cref="float"/> or <see cref="double"/>.</typeparam>
+public sealed class GlobalAveragePool<T> : Module<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    /// <summary>Averages <paramref name="x"/> [N, C, H, W] into [N, C]; records a backward to x.</summary>
+    public override Tensor<T> Forward(Tensor<T> x) => x.GlobalAveragePool();
 }
 
 /// <summary>Fully connected layer y = x·Wᵀ + b, as torch.nn.Linear: maps [N, InFeatures] to [N, OutFeatures].
