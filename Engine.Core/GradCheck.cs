@@ -117,8 +117,8 @@ public static class GradCheck
                 throw new ArgumentException(
                     $"GradCheck: {Name(k)} ({inputs[k].Shape}) must be a leaf tensor with RequiresGrad = true.");
 
-        var random = new Random(options.Seed);
-        double[] weights = OutputWeights(function, random);
+        var random = new DeterministicRandom((long)RandomStream.GradCheck, options.Seed);
+        double[] weights = OutputWeights(function, ref random);
         double[][] analytic = AnalyticGradients(function, inputs, weights);
         bool deterministic = analytic.Zip(AnalyticGradients(function, inputs, weights))
             .All(pair => pair.First.AsSpan().SequenceEqual(pair.Second));
@@ -145,7 +145,7 @@ public static class GradCheck
         {
             for (int d = 0; d < options.Directions; d++)
             {
-                double[][] direction = UnitDirection(data, random);
+                double[][] direction = UnitDirection(data, ref random);
                 double plus = EvaluateShifted(function, inputs, data, direction, eps, weights);
                 double minus = EvaluateShifted(function, inputs, data, direction, -eps, weights);
                 double directional = 0;
@@ -162,13 +162,14 @@ public static class GradCheck
     }
 
     /// <summary>Random weights in ±[0.5, 1.5) for each output element, so no output is left unchecked.</summary>
-    private static double[] OutputWeights(Func<Tensor<double>> function, Random random)
+    private static double[] OutputWeights(Func<Tensor<double>> function, ref DeterministicRandom random)
     {
         using var scope = TensorScope.Begin();
         using var noGrad = GradMode.NoGrad();
-        long length = function().Length;
-        return Enumerable.Range(0, checked((int)length))
-            .Select(_ => (random.Next(2) == 0 ? -1 : 1) * (0.5 + random.NextDouble())).ToArray();
+        var weights = new double[checked((int)function().Length)];
+        for (int i = 0; i < weights.Length; i++)
+            weights[i] = (random.NextBool() ? -1 : 1) * (0.5 + random.NextDouble());
+        return weights;
     }
 
     private static double[][] AnalyticGradients(Func<Tensor<double>> function, IReadOnlyList<Tensor<double>> inputs,
@@ -221,17 +222,19 @@ public static class GradCheck
 
     /// <summary>A random direction of unit length over all inputs together (as PyTorch's fast mode), so the
     /// ±ε step moves the whole network by ε and rarely crosses a ReLU kink.</summary>
-    private static double[][] UnitDirection(double[][] data, Random random)
+    private static double[][] UnitDirection(double[][] data, ref DeterministicRandom random)
     {
-        double[][] direction = data.Select(x => x.Select(_ => Normal(random)).ToArray()).ToArray();
+        var direction = new double[data.Length][];
+        for (int k = 0; k < data.Length; k++)
+        {
+            direction[k] = new double[data[k].Length];
+            for (int i = 0; i < direction[k].Length; i++) direction[k][i] = random.NextNormal();
+        }
         double norm = Math.Sqrt(direction.Sum(d => d.Sum(v => v * v)));
         foreach (var d in direction)
             for (int i = 0; i < d.Length; i++) d[i] /= norm;
         return direction;
     }
-
-    private static double Normal(Random random) =>
-        Math.Sqrt(-2.0 * Math.Log(1.0 - random.NextDouble())) * Math.Cos(2.0 * Math.PI * random.NextDouble());
 
     /// <summary>Running comparison of analytic against numeric values.</summary>
     private sealed class Tally(GradCheckOptions options)

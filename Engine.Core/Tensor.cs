@@ -227,31 +227,24 @@ public static class Tensor
     public static Tensor<T> Ones<T>(Shape shape, Device? device = null) where T : unmanaged, IFloatingPointIeee754<T> =>
         Full(shape, T.One, device);
 
-    /// <summary>Samples of N(mean, std²) from a seeded generator: the same seed gives the same tensor on every
-    /// device.</summary>
+    /// <summary>Samples of N(mean, std²) from the engine's own seeded generator (SplitMix64, Box–Muller): the same
+    /// seed gives the same tensor on every device and every .NET version.</summary>
     public static Tensor<T> RandomNormal<T>(Shape shape, int seed, double mean = 0, double std = 1,
         Device? device = null) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var random = new Random(seed);
+        var random = new DeterministicRandom((long)RandomStream.Tensor, seed);
         var data = HostArray<T>(shape);
-        for (int i = 0; i < data.Length; i++)
-        {
-            // Box–Muller; 1 - NextDouble() is in (0, 1], so the log is finite.
-            double u1 = 1.0 - random.NextDouble(), u2 = random.NextDouble();
-            double z = Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(2.0 * Math.PI * u2);
-            data[i] = T.CreateChecked(mean + std * z);
-        }
+        for (int i = 0; i < data.Length; i++) data[i] = T.CreateChecked(mean + std * random.NextNormal());
         return FromArray(data, shape, device);
     }
 
-    /// <summary>Samples of U[low, high) from a seeded generator.</summary>
+    /// <summary>Samples of U[low, high) from the engine's own seeded generator (SplitMix64).</summary>
     public static Tensor<T> RandomUniform<T>(Shape shape, int seed, double low = 0, double high = 1,
         Device? device = null) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var random = new Random(seed);
+        var random = new DeterministicRandom((long)RandomStream.Tensor, seed);
         var data = HostArray<T>(shape);
-        for (int i = 0; i < data.Length; i++)
-            data[i] = T.CreateChecked(low + (high - low) * random.NextDouble());
+        for (int i = 0; i < data.Length; i++) data[i] = T.CreateChecked(low + (high - low) * random.NextDouble());
         return FromArray(data, shape, device);
     }
 

@@ -1,6 +1,7 @@
 // Augmentation: a padded crop is a shifted copy with zeros entering at the border (one case spelled out, then every
 // draw of the loader checked against the shifts), flips reverse rows, about half the draws flip, and None leaves
 // images unchanged.
+using Engine.Core;
 using Engine.Core.Data;
 using NUnit.Framework;
 

@@ -1,8 +1,9 @@
 // DeterministicRandom: a small counter-based generator (SplitMix64, Steele, Lea & Flood 2014) keyed by a tuple of
-// integers, e.g. (seed, stream, epoch, sample). Every random choice the data pipeline makes is drawn from a generator
-// keyed by what it is for, so the choice depends only on that key: not on thread timing, on which epochs ran
-// before, or on the .NET version (System.Random's seeded algorithm is not promised to stay fixed).
-namespace Engine.Core.Data;
+// integers, e.g. (seed, stream, epoch, sample). Every random number the engine draws — initial weights, the data
+// pipeline's splits, orders and augmentations, GradCheck's weights and directions — comes from a generator keyed by
+// what it is for, so it depends only on that key: not on thread timing, on which epochs ran before, or on the .NET
+// version (System.Random's seeded algorithm is not promised to stay fixed).
+namespace Engine.Core;
 
 /// <summary>What a generator is used for; part of its key, so different uses never share a sequence.</summary>
 internal enum RandomStream
@@ -10,6 +11,8 @@ internal enum RandomStream
     Split = 1,
     Order = 2,
     Augmentation = 3,
+    Tensor = 4,
+    GradCheck = 5,
 }
 
 internal struct DeterministicRandom
@@ -34,6 +37,17 @@ internal struct DeterministicRandom
     public int NextInt(int bound) => (int)Math.BigMul(NextUInt64(), (ulong)bound, out _);
 
     public bool NextBool() => (NextUInt64() >> 63) != 0;
+
+    /// <summary>Uniform in [0, 1): the top 53 bits of the next word, scaled.</summary>
+    public double NextDouble() => (NextUInt64() >> 11) * (1.0 / (1UL << 53));
+
+    /// <summary>A standard normal sample by Box–Muller (the cosine branch); 1 − u is in (0, 1], so the log is
+    /// finite.</summary>
+    public double NextNormal()
+    {
+        double u1 = 1.0 - NextDouble(), u2 = NextDouble();
+        return Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(2.0 * Math.PI * u2);
+    }
 
     /// <summary>A uniformly random permutation of 0..count−1 (Fisher–Yates).</summary>
     public int[] Permutation(int count)
