@@ -7,6 +7,7 @@ using System.Globalization;
 using System.Text;
 using Engine.Bench.Reports;
 using Engine.Bench.Training;
+using Engine.Core.Serialization;
 using Engine.Models;
 using Engine.Models.Training;
 using Spectre.Console;

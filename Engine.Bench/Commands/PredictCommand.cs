@@ -7,6 +7,7 @@ using System.Globalization;
 using System.Text;
 using Engine.Bench.Reports;
 using Engine.Core.Data;
+using Engine.Core.Serialization;
 using Engine.Models.Prediction;
 using Engine.Models.Training;
 using Spectre.Console;

@@ -7,6 +7,7 @@ using Engine.Bench.Measurement;
 using Engine.Bench.Reports;
 using Engine.Core;
 using Engine.Core.Modules;
+using Engine.Core.Serialization;
 using Engine.Models;
 using Spectre.Console;
 

@@ -2,6 +2,7 @@
 // test error; one colour per model), written atomically.
 using System.Globalization;
 using System.Text;
+using Engine.Core.Serialization;
 using Engine.Models.Training;
 
 namespace Engine.Bench.Reports;

@@ -5,7 +5,8 @@
 //   MaxPool2d, GlobalAveragePool: no parameters
 //   Linear     weight [Out, In], bias [Out]; U(−1/√In, 1/√In) (PyTorch's nn.Linear default)
 //   Sequential children named "0", "1", … applied in order
-// Initialisation is seeded: every layer draws from its own seed, so a network is reproducible.
+// Initialisation is seeded: every layer draws from its own seed through the engine's version-stable generator
+// (Tensor.RandomNormal / RandomUniform), so a network is reproducible across runs, devices and .NET versions.
 using System.Numerics;
 
 namespace Engine.Core.Modules;

@@ -20,6 +20,12 @@ internal static class Check
                 $"{op}: tensors live on different devices ({a.Device} and {b.Device}); move one first.");
     }
 
+    /// <summary>A batch of images, [N, C, H, W]: what the pooling and shortcut ops take.</summary>
+    public static void Images<T>(string op, Tensor<T> x) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (x.Rank != 4) throw new ArgumentException($"{op}: input {x.Shape} must be [N, C, H, W].");
+    }
+
     /// <summary>Same shape and device: what every elementwise binary op needs.</summary>
     public static void Elementwise<T>(string op, Tensor<T> a, Tensor<T> b) where T : unmanaged, IFloatingPointIeee754<T>
     {

@@ -1,6 +1,7 @@
 // Pooling with gradients: max-pool (square window, stride, symmetric padding) and global average pooling
 // ([N, C, H, W] → [N, C]).
 using Engine.Core.Autograd;
+using Engine.Core.Ops;
 using Engine.Kernels;
 
 namespace Engine.Core;
@@ -11,7 +12,7 @@ public sealed partial class Tensor<T>
     public Tensor<T> MaxPool2d(int kernel, int stride, int padding = 0)
     {
         var x = this;
-        if (x.Rank != 4) throw new ArgumentException($"max-pool: input {x.Shape} must be [N, C, H, W].");
+        Check.Images("max-pool", x);
         var g = new PoolGeometry(x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3], kernel, stride, padding).Validated();
         var backend = Device.Backend;
         var y = new Tensor<T>(Device, [g.Batch, g.Channels, g.OutHeight, g.OutWidth]);
@@ -29,7 +30,7 @@ public sealed partial class Tensor<T>
     public Tensor<T> GlobalAveragePool()
     {
         var x = this;
-        if (x.Rank != 4) throw new ArgumentException($"global average pool: input {x.Shape} must be [N, C, H, W].");
+        Check.Images("global average pool", x);
         int batch = x.Shape[0], channels = x.Shape[1], spatial = x.Shape[2] * x.Shape[3];
         var backend = Device.Backend;
         var y = new Tensor<T>(Device, [batch, channels]);

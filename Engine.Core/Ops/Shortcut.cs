@@ -2,6 +2,7 @@
 // stride with the K − C extra channels zero (split evenly before and after the input's, as the common PyTorch
 // CIFAR ResNets do).
 using Engine.Core.Autograd;
+using Engine.Core.Ops;
 using Engine.Kernels;
 
 namespace Engine.Core;
@@ -13,7 +14,7 @@ public sealed partial class Tensor<T>
     public Tensor<T> ZeroPadShortcut(int outChannels, int stride)
     {
         var x = this;
-        if (x.Rank != 4) throw new ArgumentException($"shortcut A: input {x.Shape} must be [N, C, H, W].");
+        Check.Images("shortcut A", x);
         var g = ShortcutGeometry.Centered(x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3], outChannels, stride);
         var backend = Device.Backend;
         var y = new Tensor<T>(Device, [g.Batch, g.OutChannels, g.OutHeight, g.OutWidth]);

@@ -71,8 +71,8 @@ public static class SafeTensors
         Save(module.StateDict(), path, metadata);
 
     /// <summary>Writes the named tensors, in the order given, to <paramref name="path"/>. The file appears complete
-    /// or not at all: it is written to a temp file in the same directory and renamed over the target; on failure the
-    /// temp file is deleted and an existing target is left as it was.</summary>
+    /// or not at all (<see cref="AtomicFile"/>): an existing target is left as it was on failure.</summary>
+    /// <exception cref="DirectoryNotFoundException">The folder of <paramref name="path"/> does not exist.</exception>
     public static void Save<T>(IEnumerable<(string Name, Tensor<T> Tensor)> tensors, string path,
         IReadOnlyDictionary<string, string>? metadata = null) where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -85,36 +85,18 @@ public static class SafeTensors
             if (!names.Add(name))
                 throw new ArgumentException($"Tensor name '{name}' appears more than once.", nameof(tensors));
         }
-        string fullPath = Path.GetFullPath(path);
-        string directory = Path.GetDirectoryName(fullPath)!;
-        if (!Directory.Exists(directory))
-            throw new DirectoryNotFoundException(
-                $"Cannot save safetensors file '{path}': directory '{directory}' does not exist.");
-
         byte[] header = EncodeHeader(entries, metadata);
-        string temp = Path.Combine(directory, $"{Path.GetFileName(fullPath)}.{Guid.NewGuid():N}.tmp");
-        try
+        AtomicFile.Write(path, temporary =>
         {
-            using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
-            {
-                Span<byte> headerLength = stackalloc byte[8];
-                BinaryPrimitives.WriteUInt64LittleEndian(headerLength, (ulong)header.Length);
-                file.Write(headerLength);
-                file.Write(header);
-                foreach (var (_, tensor) in entries)
-                    file.Write(MemoryMarshal.AsBytes(tensor.ToArray().AsSpan()));
-                file.Flush(flushToDisk: true);
-            }
-            File.Move(temp, fullPath, overwrite: true);
-        }
-        catch
-        {
-            // Best effort: the error worth reporting is the one that stopped the save.
-            try { File.Delete(temp); }
-            catch (IOException) { }
-            catch (UnauthorizedAccessException) { }
-            throw;
-        }
+            using var file = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None);
+            Span<byte> headerLength = stackalloc byte[8];
+            BinaryPrimitives.WriteUInt64LittleEndian(headerLength, (ulong)header.Length);
+            file.Write(headerLength);
+            file.Write(header);
+            foreach (var (_, tensor) in entries)
+                file.Write(MemoryMarshal.AsBytes(tensor.ToArray().AsSpan()));
+            file.Flush(flushToDisk: true);
+        });
     }
 
     /// <summary>Overwrites the module's parameters and buffers with the file's tensors. Throws
