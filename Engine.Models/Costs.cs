@@ -104,8 +104,8 @@ public static class CostCounter
                 var g = ConvGeometry.Square(1, input.C, input.H, input.W, conv.OutChannels, conv.Kernel, conv.Stride,
                     conv.Padding);
                 var output = (g.OutChannels, g.OutHeight, g.OutWidth);
-                rows.Add(Row(name, $"conv {conv.Kernel}x{conv.Kernel}/{conv.Stride} {conv.InChannels}→{conv.OutChannels}",
-                    output, ParameterCount(conv), g.Macs));
+                string kind = $"conv {conv.Kernel}x{conv.Kernel}/{conv.Stride} {conv.InChannels}→{conv.OutChannels}";
+                rows.Add(Row(name, kind, output, ParameterCount(conv), g.Macs));
                 return output;
             }
             case BatchNorm2d<T> norm:
