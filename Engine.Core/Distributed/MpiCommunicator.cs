@@ -136,7 +136,7 @@ public sealed unsafe class MpiCommunicator : HostCommunicator
         ObjectDisposedException.ThrowIf(_disposed, this);
         var datatype = _mpi.DatatypeOf<T>();
         if (Size == 1) return;
-        foreach (var (chunk, name) in Chunks(data.Length, $"all-reduce sum of {data.Length:N0} {typeof(T).Name} values"))
+        foreach (var (chunk, name) in Chunks(data.Length, $"all-reduce sum of {data.Length:N0} {ElementName<T>()} values"))
         {
             using var armed = _watchdog.Arm(name);
             if (Reduction == MpiReduction.Library)
@@ -154,7 +154,7 @@ public sealed unsafe class MpiCommunicator : HostCommunicator
         CheckRoot(root);
         var datatype = _mpi.DatatypeOf<T>();
         if (Size == 1) return;
-        foreach (var (chunk, name) in Chunks(data.Length, $"broadcast of {data.Length:N0} {typeof(T).Name} values from rank {root}"))
+        foreach (var (chunk, name) in Chunks(data.Length, $"broadcast of {data.Length:N0} {ElementName<T>()} values from rank {root}"))
         {
             using var armed = _watchdog.Arm(name);
             fixed (T* p = data.Slice(chunk.Start, chunk.Length))
@@ -183,6 +183,8 @@ public sealed unsafe class MpiCommunicator : HostCommunicator
         _watchdog.Dispose();
         base.Dispose();
     }
+
+    private static string ElementName<T>() => typeof(T) == typeof(float) ? "float32" : "float64";
 
     /// <summary>The (start, length) pieces of at most <see cref="MaxChunkElements"/> that cover
     /// <paramref name="length"/> elements, each with a description for the watchdog.</summary>
