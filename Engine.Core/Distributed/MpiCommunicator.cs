@@ -91,6 +91,7 @@ public sealed unsafe class MpiCommunicator : HostCommunicator
     public static MpiCommunicator Open(MpiReduction reduction = MpiReduction.RankOrdered, TimeSpan? collectiveTimeout = null) =>
         OpenLibrary(MpiLibrary.DefaultName, reduction, collectiveTimeout);
 
+    /// <summary><see cref="Open"/> with another library file (tests: the error for a missing one).</summary>
     internal static MpiCommunicator OpenLibrary(string libraryName, MpiReduction reduction, TimeSpan? collectiveTimeout)
     {
         var mpi = MpiLibrary.Load(libraryName);
