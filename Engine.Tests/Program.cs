@@ -3,6 +3,8 @@
 // process, with NUnit's engine-less runner. For machines that have a GPU but no .NET SDK: the single-file publish
 // (docs/gpu.md) carries the suite. `dotnet test` does not use this entry point; it runs every test as usual.
 // Prints one line per test and a summary; exits 1 on any failure or when nothing ran, 2 on a bad argument.
+// `Engine.Tests --mpi SCENARIO ...` is instead one rank of an mpirun job that the MPI tests launch
+// (Distributed/MpiScenarios.cs).
 using System.Text.RegularExpressions;
 using NUnit.Framework.Api;
 using NUnit.Framework.Interfaces;
@@ -12,10 +14,13 @@ namespace Engine.Tests;
 
 internal static class Program
 {
-    private const string Usage = "usage: Engine.Tests [--device cuda|opencl|cpu|ilgpu-cpu] [--filter REGEX]";
+    private const string Usage = "usage: Engine.Tests [--device cuda|opencl|cpu|ilgpu-cpu] [--filter REGEX]\n" +
+                                 "       Engine.Tests --mpi SCENARIO ... (a rank of an mpirun job; --mpi alone lists them)";
 
     private static int Main(string[] args)
     {
+        if (args.Length > 0 && args[0] == "--mpi")
+            return Distributed.MpiScenarios.Run(args[1..]);
         string kind = "cuda";
         Regex? nameFilter = null;
         for (int i = 0; i < args.Length; i++)

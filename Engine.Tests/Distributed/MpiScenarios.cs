@@ -1,0 +1,247 @@
+// The ranks' side of the MPI tests: `Engine.Tests --mpi SCENARIO [options]`, started by mpirun (MpiJob launches
+// it; see MpiCommunicatorTests). Each rank checks its own results bit for bit against the rank-order sums it
+// recomputes from every rank's seeded data, prints one line, and exits 0, or 1 with the first mismatch.
+//   collectives [--reduction ordered|library] [--chunk N]   sums, averages, broadcasts (float and double, span and
+//                                                          tensor, several lengths), barrier; prints a digest of
+//                                                          every result, so two runs can be compared bit for bit
+//   dying                                                  the last rank exits (status 3) before an all-reduce
+//   hanging [--timeout S]                                  the last rank sleeps instead of joining an all-reduce
+//   timing [--reduction R] N...                            median all-reduce time of N floats (rank 0 prints it)
+using System.Diagnostics;
+using System.Numerics;
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+using Engine.Core;
+using Engine.Core.Distributed;
+
+namespace Engine.Tests.Distributed;
+
+internal static class MpiScenarios
+{
+    public const string Usage =
+        "usage: Engine.Tests --mpi collectives [--reduction ordered|library] [--chunk N] | dying | hanging [--timeout S] | " +
+        "timing [--reduction ordered|library] N...";
+
+    /// <summary>Exit status of the rank that leaves on purpose in the dying scenario.</summary>
+    public const int DyingExitCode = 3;
+
+    public static int Run(string[] args)
+    {
+        var reduction = MpiReduction.RankOrdered;
+        int? chunk = null;
+        double timeoutSeconds = 60;
+        var numbers = new List<int>();
+        if (args.Length == 0) return BadArgument("no scenario given.");
+        for (int i = 1; i < args.Length; i++)
+        {
+            switch (args[i])
+            {
+                case "--reduction" when i + 1 < args.Length:
+                    reduction = args[++i] switch
+                    {
+                        "ordered" => MpiReduction.RankOrdered,
+                        "library" => MpiReduction.Library,
+                        _ => (MpiReduction)(-1),
+                    };
+                    if (!Enum.IsDefined(reduction)) return BadArgument($"unknown reduction '{args[i]}'.");
+                    break;
+                case "--chunk" when i + 1 < args.Length && int.TryParse(args[i + 1], out int c) && c > 0:
+                    chunk = c;
+                    i++;
+                    break;
+                case "--timeout" when i + 1 < args.Length && double.TryParse(args[i + 1], out double t) && t > 0:
+                    timeoutSeconds = t;
+                    i++;
+                    break;
+                default:
+                    if (!int.TryParse(args[i], out int n) || n <= 0) return BadArgument($"unexpected argument '{args[i]}'.");
+                    numbers.Add(n);
+                    break;
+            }
+        }
+        using var communicator = MpiCommunicator.Open(reduction, TimeSpan.FromSeconds(timeoutSeconds));
+        if (chunk is int elements) communicator.MaxChunkElements = elements;
+        return args[0] switch
+        {
+            "collectives" => Collectives(communicator),
+            "dying" => Dying(communicator),
+            "hanging" => Hanging(communicator),
+            "timing" => Timing(communicator, numbers),
+            _ => BadArgument($"unknown scenario '{args[0]}'."),
+        };
+    }
+
+    private static int BadArgument(string message)
+    {
+        Console.Error.WriteLine($"error: {message}");
+        Console.Error.WriteLine(Usage);
+        return 2;
+    }
+
+    private static int Collectives(MpiCommunicator communicator)
+    {
+        int[] lengths = [1, 7, 1000, 2999, 100_003, 300_017]; // the last two cross chunks of 1000 and of 2^18
+        using var device = Device.Create("cpu");
+        using var digest = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var failures = new List<string>();
+        int checks = 0;
+        foreach (int length in lengths)
+        {
+            checks += CheckCollectives<float>(communicator, device, length, digest, failures);
+            checks += CheckCollectives<double>(communicator, device, length, digest, failures);
+        }
+        checks += CheckBarrier(communicator, failures);
+        string prefix = $"rank {communicator.Rank} of {communicator.Size} ({communicator.Reduction})";
+        if (failures.Count > 0)
+        {
+            Console.Error.WriteLine($"FAIL {prefix}: {failures.Count} of {checks} checks failed; first: {failures[0]}");
+            return 1;
+        }
+        Console.WriteLine($"{prefix}: {checks} checks passed; digest {Convert.ToHexString(digest.GetHashAndReset())}");
+        return 0;
+    }
+
+    /// <summary>Sum, average and broadcast of <paramref name="length"/> elements of T, on a span and on a tensor;
+    /// each result compared bit for bit with the rank-order reference and added to the digest.</summary>
+    private static int CheckCollectives<T>(MpiCommunicator communicator, Device device, int length,
+        IncrementalHash digest, List<string> failures) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int size = communicator.Size, rank = communicator.Rank;
+        var own = RankData<T>(rank, length);
+        var sum = RankData<T>(0, length);
+        for (int r = 1; r < size; r++)
+        {
+            var other = RankData<T>(r, length);
+            for (int i = 0; i < length; i++) sum[i] += other[i];
+        }
+        var average = sum.Select(s => s / T.CreateChecked(size)).ToArray();
+        int root = length % size;
+        var rootData = RankData<T>(root, length);
+        string what = $"{length} {typeof(T).Name}";
+
+        var data = (T[])own.Clone();
+        communicator.AllReduceSum(data.AsSpan());
+        Compare($"span sum of {what}", data, sum);
+        data = (T[])own.Clone();
+        communicator.AllReduceAverage(data.AsSpan());
+        Compare($"span average of {what}", data, average);
+        data = (T[])own.Clone();
+        communicator.Broadcast(data.AsSpan(), root);
+        Compare($"span broadcast from rank {root} of {what}", data, rootData);
+
+        using var scope = TensorScope.Begin();
+        var tensor = Tensor.FromArray(own, [length], device);
+        communicator.AllReduceSum(tensor);
+        Compare($"tensor sum of {what}", tensor.ToArray(), sum);
+        tensor.CopyFrom(own);
+        communicator.AllReduceAverage(tensor);
+        Compare($"tensor average of {what}", tensor.ToArray(), average);
+        tensor.CopyFrom(own);
+        communicator.Broadcast(tensor, root);
+        Compare($"tensor broadcast from rank {root} of {what}", tensor.ToArray(), rootData);
+        return 6;
+
+        void Compare(string check, T[] actual, T[] expected)
+        {
+            digest.AppendData(MemoryMarshal.AsBytes(actual.AsSpan()));
+            int i = FirstBitDifference(actual, expected);
+            if (i >= 0)
+                failures.Add($"{check}: element {i} is {actual[i]:R}, expected {expected[i]:R}");
+        }
+    }
+
+    private static int FirstBitDifference<T>(T[] actual, T[] expected) where T : unmanaged
+    {
+        var a = MemoryMarshal.AsBytes(actual.AsSpan());
+        var e = MemoryMarshal.AsBytes(expected.AsSpan());
+        int byteIndex = a.CommonPrefixLength(e);
+        return byteIndex == a.Length ? -1 : byteIndex / Marshal.SizeOf<T>();
+    }
+
+    /// <summary>Rank <paramref name="rank"/>'s data: non-zero values of both signs over several binades (so that
+    /// the summation order shows in the last bits), the same on every rank that recomputes them.</summary>
+    private static T[] RankData<T>(int rank, int length) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var random = new Random(unchecked(rank * 1_000_003 + length * 31 + Marshal.SizeOf<T>()));
+        var data = new T[length];
+        for (int i = 0; i < length; i++)
+        {
+            double magnitude = (0.5 + random.NextDouble()) * Math.Pow(2, random.Next(-8, 9));
+            data[i] = T.CreateChecked(random.Next(2) == 0 ? -magnitude : magnitude);
+        }
+        return data;
+    }
+
+    /// <summary>Ranks enter the barrier at staggered times (rank r after r × 300 ms); every rank must leave it after
+    /// the last one entered. The entry and exit times (µs of the shared clock) are exchanged with a sum, each rank
+    /// filling its own slot.</summary>
+    private static int CheckBarrier(MpiCommunicator communicator, List<string> failures)
+    {
+        int size = communicator.Size, rank = communicator.Rank;
+        Thread.Sleep(300 * rank);
+        var times = new double[2 * size];
+        times[rank] = Microseconds();
+        communicator.Barrier();
+        times[size + rank] = Microseconds();
+        communicator.AllReduceSum(times.AsSpan());
+        double lastEntry = times.Take(size).Max(), firstExit = times.Skip(size).Min();
+        if (firstExit < lastEntry)
+            failures.Add($"barrier: a rank left it {lastEntry - firstExit:F0} µs before the last rank entered");
+        return 1;
+
+        static double Microseconds() => (DateTime.UtcNow - DateTime.UnixEpoch).Ticks / 10.0;
+    }
+
+    private static int Dying(MpiCommunicator communicator)
+    {
+        var data = RankData<float>(communicator.Rank, 1000);
+        if (communicator.Rank == communicator.Size - 1)
+        {
+            Console.Error.WriteLine($"rank {communicator.Rank}: leaving with status {DyingExitCode} before the all-reduce (dying-rank scenario)");
+            Environment.Exit(DyingExitCode);
+        }
+        communicator.AllReduceSum(data.AsSpan());
+        Console.WriteLine($"rank {communicator.Rank}: the all-reduce returned although a rank died");
+        return 1;
+    }
+
+    private static int Hanging(MpiCommunicator communicator)
+    {
+        var data = RankData<float>(communicator.Rank, 1000);
+        if (communicator.Rank == communicator.Size - 1)
+        {
+            Console.Error.WriteLine($"rank {communicator.Rank}: sleeping instead of joining the all-reduce (hanging-rank scenario)");
+            Thread.Sleep(Timeout.Infinite);
+        }
+        communicator.AllReduceSum(data.AsSpan());
+        Console.WriteLine($"rank {communicator.Rank}: the all-reduce returned although a rank hangs");
+        return 1;
+    }
+
+    /// <summary>For each length: a warm-up, then repetitions each started by a barrier; rank 0 prints the median,
+    /// minimum and maximum wall time of one all-reduce.</summary>
+    private static int Timing(MpiCommunicator communicator, List<int> lengths)
+    {
+        if (lengths.Count == 0) return BadArgument("timing needs at least one length.");
+        foreach (int length in lengths)
+        {
+            var data = RankData<float>(communicator.Rank, length);
+            int repetitions = length > 5_000_000 ? 9 : 41;
+            communicator.AllReduceSum(data.AsSpan());
+            var seconds = new double[repetitions];
+            for (int i = 0; i < repetitions; i++)
+            {
+                communicator.Barrier();
+                long start = Stopwatch.GetTimestamp();
+                communicator.AllReduceSum(data.AsSpan());
+                seconds[i] = Stopwatch.GetElapsedTime(start).TotalSeconds;
+            }
+            Array.Sort(seconds);
+            if (communicator.Rank == 0)
+                Console.WriteLine($"all-reduce {communicator.Reduction} of {length:N0} float32 ({length * 4.0 / (1 << 20):F2} MiB) " +
+                                  $"on {communicator.Size} ranks: median {seconds[repetitions / 2] * 1e3:F3} ms " +
+                                  $"(min {seconds[0] * 1e3:F3}, max {seconds[^1] * 1e3:F3}; {repetitions} runs)");
+        }
+        return 0;
+    }
+}
