@@ -11,11 +11,15 @@ public static class AtomicFile
             stream.Flush(flushToDisk: true);
         });
 
+    /// <summary>The temporary name <see cref="Write"/> gives <paramref name="path"/>'s new contents until they are
+    /// complete ("{path}.tmp{extension}"): a file left there was stopped half-written.</summary>
+    public static string TemporaryPath(string path) => path + ".tmp" + Path.GetExtension(path);
+
     /// <summary>Lets <paramref name="write"/> create the file under a temporary name (ending in the same
     /// extension, for writers that infer the format), then renames it over <paramref name="path"/>.</summary>
     public static void Write(string path, Action<string> write)
     {
-        string temporary = path + ".tmp" + Path.GetExtension(path);
+        string temporary = TemporaryPath(path);
         try
         {
             write(temporary);

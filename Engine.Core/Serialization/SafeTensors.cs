@@ -65,6 +65,21 @@ public static class SafeTensors
         ["I64"] = 8, ["U64"] = 8, ["F64"] = 8, ["C64"] = 8,
     };
 
+    /// <summary>Ends the name of the temporary file a save writes first: "{target}.{32 hex digits}.tmp".</summary>
+    private const string TemporarySuffix = ".tmp";
+
+    /// <summary>Whether <paramref name="candidate"/> is named as the temporary file that saving to
+    /// <paramref name="path"/> writes before renaming it ("{path}.{32 hex digits}.tmp"): a file that only a save
+    /// stopped between the two (a killed process) leaves behind.</summary>
+    public static bool IsTemporaryFileOf(string path, string candidate)
+    {
+        string prefix = Path.GetFullPath(path) + ".", name = Path.GetFullPath(candidate);
+        if (!name.StartsWith(prefix, StringComparison.Ordinal) || !name.EndsWith(TemporarySuffix, StringComparison.Ordinal))
+            return false;
+        string guid = name[prefix.Length..^TemporarySuffix.Length];
+        return guid.Length == 32 && guid.All(char.IsAsciiHexDigitLower);
+    }
+
     /// <summary>Writes the module's parameters and buffers to <paramref name="path"/>.</summary>
     public static void Save<T>(Module<T> module, string path, IReadOnlyDictionary<string, string>? metadata = null)
         where T : unmanaged, IFloatingPointIeee754<T> =>
@@ -92,7 +107,7 @@ public static class SafeTensors
                 $"Cannot save safetensors file '{path}': directory '{directory}' does not exist.");
 
         byte[] header = EncodeHeader(entries, metadata);
-        string temp = Path.Combine(directory, $"{Path.GetFileName(fullPath)}.{Guid.NewGuid():N}.tmp");
+        string temp = $"{fullPath}.{Guid.NewGuid():N}{TemporarySuffix}";
         try
         {
             using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
