@@ -101,11 +101,11 @@ internal sealed class OutputFolder : IDisposable
         {
             return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
         }
-        catch (UnauthorizedAccessException e)
+        catch (Exception e) when (e is UnauthorizedAccessException || (e is IOException && !File.Exists(path)))
         {
             throw new IOException($"The output folder '{folder}' cannot be written: {e.Message}", e);
         }
-        catch (IOException e) when (File.Exists(path))
+        catch (IOException e)
         {
             string owner;
             try
