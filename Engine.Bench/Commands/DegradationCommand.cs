@@ -38,14 +38,15 @@ internal static class DegradationCommand
             if (names.Distinct(StringComparer.OrdinalIgnoreCase).Count() != names.Length)
                 throw new ArgumentException($"--models names a model twice: {string.Join(" ", names)}.");
             var (train, test) = binder.LoadData(result);
-            foreach (string name in names) TrainingRun.CheckOutput(Path.Combine(folder, name), result.GetValue(resume));
+            var outputs = names.ToDictionary(name => name,
+                name => TrainingRun.CheckOutput(Path.Combine(folder, name), result.GetValue(resume)));
             Console.WriteLine($"data: {train.Count} training and {test.Count} evaluation images from {train.Source}");
             using var device = CommonOptions.OpenDevice(result.GetValue(binder.Device));
             var runs = new Dictionary<string, IReadOnlyList<EpochRecord>>();
             foreach (string name in names)
             {
                 using var trainer = new Trainer(device, binder.Options(result, name), train, test);
-                TrainingRun.Execute(trainer, name, Path.Combine(folder, name), result.GetValue(resume));
+                using (outputs[name]) TrainingRun.Execute(trainer, name, outputs[name], result.GetValue(resume));
                 runs[name] = trainer.History.ToList();
             }
             TrainingReport.SaveErrorCurves(Path.Combine(folder, "degradation.png"),

@@ -1,5 +1,7 @@
-// One training run as the commands show it: resume or refuse to overwrite, a live progress bar (loss, accuracy,
-// images/s), and after every epoch an atomic checkpoint, the CSV and the error-curve PNG in the output folder.
+// One training run as the commands show it: resume (rewriting the reports from the checkpoint's history first, in
+// case a run was killed between its checkpoint and its reports), a live progress bar (loss, accuracy, images/s),
+// and after every epoch an atomic checkpoint, the CSV and the error-curve PNG in the output folder; a cancelled
+// run saves a checkpoint between two steps and says so.
 using Engine.Bench.Reports;
 using Engine.Models.Training;
 using Spectre.Console;
@@ -8,34 +10,32 @@ namespace Engine.Bench.Training;
 
 internal static class TrainingRun
 {
-    /// <summary>Checks, before any training, that the run can start and that <paramref name="outputFolder"/> can
-    /// take its files: a checkpoint to resume exists (or none to overwrite), and the folder is writable.</summary>
-    public static void CheckOutput(string outputFolder, bool resume)
+    /// <summary>Checks and takes <paramref name="outputFolder"/> for a run before any training (see
+    /// <see cref="OutputFolder.Open"/>) and says which stale temporary files it removed; the caller holds the
+    /// result until the run ends.</summary>
+    public static OutputFolder CheckOutput(string outputFolder, bool resume)
     {
-        string checkpoint = Path.Combine(outputFolder, Trainer.CheckpointFile);
-        if (resume && !File.Exists(checkpoint))
-            throw new FileNotFoundException($"--resume: no checkpoint at '{checkpoint}'.", checkpoint);
-        if (!resume && File.Exists(checkpoint))
-            throw new InvalidOperationException(
-                $"'{outputFolder}' already holds a checkpoint; pass --resume to continue it or choose another --out.");
-        Directory.CreateDirectory(outputFolder);
-        string probe = Path.Combine(outputFolder, $".write-test-{Guid.NewGuid():N}");
-        File.WriteAllText(probe, "");
-        File.Delete(probe);
+        var output = OutputFolder.Open(outputFolder, resume);
+        if (output.RemovedTemporaryFiles.Count > 0)
+            Console.WriteLine($"removed {output.RemovedTemporaryFiles.Count} temporary file(s) of interrupted writes " +
+                              $"from '{outputFolder}': {string.Join(", ", output.RemovedTemporaryFiles)}");
+        return output;
     }
 
-    public static void Execute(Trainer trainer, string label, string outputFolder, bool resume,
-        Action<Trainer>? afterEpoch = null)
+    /// <summary>Resumes (when asked) and trains to the end, or until <paramref name="cancellationToken"/> is
+    /// cancelled: then the step under way finishes, a checkpoint is saved and the method returns false.</summary>
+    public static bool Execute(Trainer trainer, string label, OutputFolder output, bool resume,
+        CancellationToken cancellationToken = default)
     {
-        CheckOutput(outputFolder, resume);
-        string checkpoint = Path.Combine(outputFolder, Trainer.CheckpointFile);
         if (resume)
         {
-            trainer.Resume(checkpoint);
+            trainer.Resume(output.Checkpoint);
+            WriteReports(trainer, label, output);
             AnsiConsole.MarkupLine(Markup.Escape($"{label}: resumed at iteration {trainer.Iteration} " +
-                                                 $"(epoch {trainer.History.Count}) from {checkpoint}"));
+                                                 $"(epoch {trainer.History.Count}) from {output.Checkpoint}"));
         }
 
+        bool finished = false;
         AnsiConsole.Progress()
             .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(),
                 new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
@@ -49,19 +49,34 @@ internal static class TrainingRun
                     task.Description = Markup.Escape(
                         $"{label} epoch {p.Epoch + 1}: loss {p.Loss:F3} acc {100 * p.Accuracy:F1}% {p.ImagesPerSecond:F0} img/s");
                 });
-                while (!trainer.Finished)
+                try
                 {
-                    var record = trainer.RunEpoch(progress);
-                    trainer.Save(checkpoint);
-                    TrainingReport.WriteCsv(Path.Combine(outputFolder, "history.csv"), trainer.History);
-                    TrainingReport.SaveErrorCurves(Path.Combine(outputFolder, "errors.png"), label,
-                        new Dictionary<string, IReadOnlyList<EpochRecord>> { [label] = trainer.History });
-                    AnsiConsole.MarkupLine(Markup.Escape(
-                        $"{label} epoch {record.Epoch + 1}: train error {100 * record.TrainError:F2}%, test error " +
-                        $"{100 * record.TestError:F2}%, lr {record.LearningRate:G3}, {record.ImagesPerSecond:F0} img/s"));
-                    afterEpoch?.Invoke(trainer);
+                    while (!trainer.Finished)
+                    {
+                        var record = trainer.RunEpoch(progress, cancellationToken);
+                        trainer.Save(output.Checkpoint);
+                        WriteReports(trainer, label, output);
+                        AnsiConsole.MarkupLine(Markup.Escape(
+                            $"{label} epoch {record.Epoch + 1}: train error {100 * record.TrainError:F2}%, test error " +
+                            $"{100 * record.TestError:F2}%, lr {record.LearningRate:G3}, {record.ImagesPerSecond:F0} img/s"));
+                    }
+                    finished = true;
+                }
+                catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+                {
+                    trainer.Save(output.Checkpoint);
+                    WriteReports(trainer, label, output);
                 }
             });
+        return finished;
+    }
+
+    /// <summary>history.csv and errors.png from the trainer's history.</summary>
+    private static void WriteReports(Trainer trainer, string label, OutputFolder output)
+    {
+        TrainingReport.WriteCsv(output.HistoryCsv, trainer.History);
+        TrainingReport.SaveErrorCurves(output.ErrorCurves, label,
+            new Dictionary<string, IReadOnlyList<EpochRecord>> { [label] = trainer.History });
     }
 
     /// <summary>Reports synchronously on the training thread.</summary>

@@ -6,6 +6,22 @@ namespace Engine.Core.Serialization;
 /// <summary>Writes files atomically: complete or not at all.</summary>
 public static class AtomicFile
 {
+    /// <summary>Marks a temporary name: "{target}.{32 lowercase hex digits}.tmp{target's extension}".</summary>
+    private const string TemporaryMarker = ".tmp";
+
+    /// <summary>Whether <paramref name="candidate"/> is named as a temporary file that writing
+    /// <paramref name="path"/> creates before renaming it ("{path}.{32 lowercase hex digits}.tmp{extension}"): a file
+    /// that only a write stopped between the two (a killed process) leaves behind.</summary>
+    public static bool IsTemporaryFileOf(string path, string candidate)
+    {
+        string fullPath = Path.GetFullPath(path), name = Path.GetFullPath(candidate);
+        string prefix = fullPath + ".", suffix = TemporaryMarker + Path.GetExtension(fullPath);
+        if (name.Length != prefix.Length + 32 + suffix.Length ||
+            !name.StartsWith(prefix, StringComparison.Ordinal) || !name.EndsWith(suffix, StringComparison.Ordinal))
+            return false;
+        return name.AsSpan(prefix.Length, 32).ToString().All(char.IsAsciiHexDigitLower);
+    }
+
     /// <summary>Writes <paramref name="text"/> as UTF-8 to <paramref name="path"/>.</summary>
     public static void WriteAllText(string path, string text) =>
         Write(path, temporary =>
@@ -25,8 +41,7 @@ public static class AtomicFile
         string directory = Path.GetDirectoryName(fullPath)!;
         if (!Directory.Exists(directory))
             throw new DirectoryNotFoundException($"Cannot write '{path}': directory '{directory}' does not exist.");
-        string temporary = Path.Combine(directory,
-            $"{Path.GetFileName(fullPath)}.{Guid.NewGuid():N}.tmp{Path.GetExtension(fullPath)}");
+        string temporary = $"{fullPath}.{Guid.NewGuid():N}{TemporaryMarker}{Path.GetExtension(fullPath)}";
         try
         {
             write(temporary);

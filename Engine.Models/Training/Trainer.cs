@@ -1,7 +1,8 @@
 // Trainer: trains a ResNet on an image dataset with SGD, Adam or AdamW and a learning-rate schedule, evaluates it on
-// the test set after every epoch, and checkpoints atomically after every epoch (model state, optimizer state,
-// iteration and history in one safetensors file), so that Resume continues to bit-identical weights: batches depend
-// only on (seed, epoch) and every kernel is deterministic.
+// the test set after every epoch, and checkpoints atomically (model state, optimizer state, iteration, history and
+// the sums of an epoch in progress in one safetensors file), after every epoch or when a run is cancelled between
+// two steps, so that Resume continues to bit-identical weights and history: batches depend only on (seed, epoch)
+// and every kernel is deterministic. Resume trusts no field of a checkpoint it has not checked against the run.
 //
 // Training error is measured on the augmented training batches as they are trained on (train mode), as in the
 // paper's curves; test error in eval mode.
@@ -140,6 +141,18 @@ public sealed class Trainer : IDisposable
     private readonly List<EpochRecord> _history = [];
     private readonly string _dataFingerprint;
     private int _iteration;
+    private EpochProgress _epochProgress = EpochProgress.None;
+
+    /// <summary>The sums of the epoch in progress over its steps so far (all zero at an epoch's start), saved in a
+    /// checkpoint taken mid-epoch so that the resumed epoch's record is the same as an uninterrupted one's.</summary>
+    /// <param name="LossSum">Σ loss × batch size.</param>
+    /// <param name="Correct">Images classified correctly.</param>
+    /// <param name="Seen">Images trained on.</param>
+    /// <param name="Seconds">Training time spent on these steps.</param>
+    private sealed record EpochProgress(double LossSum, long Correct, long Seen, double Seconds)
+    {
+        public static EpochProgress None { get; } = new(0, 0, 0, 0);
+    }
 
     /// <summary>History numbers may be NaN or infinite (a diverged run): written as named literals.</summary>
     private static readonly JsonSerializerOptions HistoryJson =
@@ -235,6 +248,9 @@ public sealed class Trainer : IDisposable
     public bool Finished => _iteration >= TotalIterations;
 
     /// <summary>Loads a checkpoint written by <see cref="Save"/> for the same model, options and data.</summary>
+    /// <exception cref="InvalidDataException">The checkpoint belongs to another run, or a field it holds is
+    /// missing, unreadable or impossible for this run (the message names the field and its value); nothing is
+    /// loaded then.</exception>
     public void Resume(string checkpointPath)
     {
         var metadata = SafeTensors.ReadHeader(checkpointPath).Metadata;
@@ -248,22 +264,90 @@ public sealed class Trainer : IDisposable
             throw new InvalidDataException(
                 $"Checkpoint '{checkpointPath}' belongs to another run: {string.Join("; ", differences.Take(6))}" +
                 (differences.Count > 6 ? $"; and {differences.Count - 6} more" : "") + ".");
-        int iteration;
-        List<EpochRecord> history;
-        try
-        {
-            iteration = int.Parse(metadata["iteration"], CultureInfo.InvariantCulture);
-            history = JsonSerializer.Deserialize<List<EpochRecord>>(metadata["history"], HistoryJson) ?? [];
-        }
-        catch (Exception e) when (e is KeyNotFoundException or FormatException or OverflowException or JsonException)
-        {
-            throw new InvalidDataException($"Checkpoint '{checkpointPath}': its iteration or history is unreadable.", e);
-        }
+        var (iteration, history, epochProgress) = ReadPosition(metadata, checkpointPath);
         SafeTensors.Load(Model.StateDict().Concat(_optimizer.State(_parameterNames)), checkpointPath);
         _iteration = iteration;
         _history.Clear();
         _history.AddRange(history);
+        _epochProgress = epochProgress;
     }
+
+    /// <summary>Reads a checkpoint's iteration, history and epoch in progress, and checks them against this run:
+    /// 0 ≤ iteration ≤ <see cref="TotalIterations"/>, one history record per epoch that iteration completes, each
+    /// with its own epoch number and final iteration and with errors in [0, 1], and the sums of exactly the steps
+    /// the epoch in progress has taken (a checkpoint without them predates mid-epoch checkpoints: none).</summary>
+    private (int Iteration, List<EpochRecord> History, EpochProgress EpochProgress) ReadPosition(
+        IReadOnlyDictionary<string, string> metadata, string checkpointPath)
+    {
+        InvalidDataException Invalid(string what, Exception? inner = null) =>
+            new($"Checkpoint '{checkpointPath}': {what}.", inner);
+        string Field(string key) => metadata.TryGetValue(key, out string? text) ? text : throw Invalid($"{key} is missing");
+        T Json<T>(string key, JsonSerializerOptions? options = null) where T : class
+        {
+            try
+            {
+                return JsonSerializer.Deserialize<T>(Field(key), options) ?? throw Invalid($"{key} is null");
+            }
+            catch (JsonException e)
+            {
+                throw Invalid($"{key} '{Shorten(Field(key))}' is unreadable ({e.Message})", e);
+            }
+        }
+
+        if (!int.TryParse(Field("iteration"), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture,
+                out int iteration))
+            throw Invalid($"iteration '{Shorten(Field("iteration"))}' is not an integer");
+        if (iteration < 0 || iteration > TotalIterations)
+            throw Invalid($"iteration {iteration} is outside 0–{TotalIterations}, the length of this run");
+        var history = Json<List<EpochRecord>>("history", HistoryJson);
+        int batches = _trainLoader.BatchesPerEpoch;
+        int completed = iteration == TotalIterations
+            ? (int)(((long)TotalIterations + batches - 1) / batches)
+            : iteration / batches;
+        if (history.Count != completed)
+            throw Invalid($"history holds {history.Count} epochs, but iteration {iteration} completes {completed} " +
+                          $"(epochs of {batches} iterations)");
+        for (int epoch = 0; epoch < history.Count; epoch++)
+        {
+            var record = history[epoch] ?? throw Invalid($"history[{epoch}] is null");
+            int end = (int)Math.Min((long)(epoch + 1) * batches, TotalIterations);
+            if (record.Epoch != epoch) throw Invalid($"history[{epoch}].Epoch is {record.Epoch}, not {epoch}");
+            if (record.Iteration != end)
+                throw Invalid($"history[{epoch}].Iteration is {record.Iteration}, not {end} (the end of epoch {epoch})");
+            foreach (var (field, value, upper) in new[]
+                     {
+                         (nameof(EpochRecord.TrainError), record.TrainError, 1.0),
+                         (nameof(EpochRecord.TestError), record.TestError, 1.0),
+                         (nameof(EpochRecord.TrainLoss), record.TrainLoss, double.PositiveInfinity),
+                         (nameof(EpochRecord.TestLoss), record.TestLoss, double.PositiveInfinity),
+                         (nameof(EpochRecord.LearningRate), record.LearningRate, double.PositiveInfinity),
+                         (nameof(EpochRecord.ImagesPerSecond), record.ImagesPerSecond, double.PositiveInfinity),
+                         (nameof(EpochRecord.Seconds), record.Seconds, double.PositiveInfinity),
+                     })
+                if (!(value >= 0 && value <= upper))
+                    throw Invalid($"history[{epoch}].{field} is {value.ToString(CultureInfo.InvariantCulture)}, " +
+                                  $"outside 0–{upper.ToString(CultureInfo.InvariantCulture)}");
+        }
+
+        var progress = metadata.ContainsKey("epoch_progress")
+            ? Json<EpochProgress>("epoch_progress")
+            : EpochProgress.None;
+        long steps = iteration == TotalIterations ? 0 : iteration - (long)completed * batches;
+        long seen = steps * _options.BatchSize; // only an epoch's last batch can be short, and it ends the epoch
+        if (progress.Seen != seen)
+            throw Invalid($"epoch_progress.Seen is {progress.Seen}, but iteration {iteration} is {steps} steps of " +
+                          $"{_options.BatchSize} images into epoch {completed}");
+        if (progress.Correct < 0 || progress.Correct > seen)
+            throw Invalid($"epoch_progress.Correct is {progress.Correct}, outside 0–{seen}");
+        if (!(progress.LossSum >= 0 && double.IsFinite(progress.LossSum)) || (seen == 0 && progress.LossSum != 0))
+            throw Invalid($"epoch_progress.LossSum is {progress.LossSum.ToString(CultureInfo.InvariantCulture)}");
+        if (!(progress.Seconds >= 0 && double.IsFinite(progress.Seconds)))
+            throw Invalid($"epoch_progress.Seconds is {progress.Seconds.ToString(CultureInfo.InvariantCulture)}");
+        return (iteration, history, progress);
+    }
+
+    /// <summary>A metadata value as quoted in a message: its first 60 characters.</summary>
+    private static string Shorten(string text) => text.Length <= 60 ? text : text[..60] + "…";
 
     /// <summary>Writes the checkpoint atomically.</summary>
     /// <exception cref="InvalidOperationException">A parameter or buffer is not finite (nothing is written).</exception>
@@ -274,6 +358,7 @@ public sealed class Trainer : IDisposable
         var metadata = Identity().ToDictionary(entry => entry.Key, entry => entry.Value);
         metadata["iteration"] = _iteration.ToString(CultureInfo.InvariantCulture);
         metadata["history"] = JsonSerializer.Serialize(_history, HistoryJson);
+        metadata["epoch_progress"] = JsonSerializer.Serialize(_epochProgress);
         foreach (var (key, value) in Prediction.ModelInput.Describe(_train, _normalization)) metadata[key] = value;
         SafeTensors.Save(Model.StateDict().Concat(_optimizer.State(_parameterNames)), checkpointPath, metadata);
     }
@@ -324,19 +409,27 @@ public sealed class Trainer : IDisposable
         return $"{train.Count}+{test.Count} images, hash {hash:x16}";
     }
 
-    /// <summary>Trains one epoch (or what remains of the iteration budget), evaluates, and returns its record.</summary>
-    public EpochRecord RunEpoch(IProgress<TrainProgress>? progress = null)
+    /// <summary>Trains one epoch (or what remains of it and of the iteration budget), evaluates, and returns its
+    /// record.</summary>
+    /// <param name="progress">Told after every step.</param>
+    /// <param name="cancellationToken">Checked before every step: once it is cancelled, the step under way
+    /// finishes and the method throws <see cref="OperationCanceledException"/>, leaving the trainer between two
+    /// steps, ready to <see cref="Save"/> (a mid-epoch checkpoint) or to continue with another call. An epoch whose
+    /// steps are all done is still evaluated and recorded.</param>
+    public EpochRecord RunEpoch(IProgress<TrainProgress>? progress = null,
+        CancellationToken cancellationToken = default)
     {
         if (Finished) throw new InvalidOperationException("Training is already complete.");
         int epoch = _history.Count;
         var device = Model.Conv1.Weight.Device;
         Model.Train();
-        double lossSum = 0;
-        long correct = 0, seen = 0;
+        var (lossSum, correct, seen, secondsBefore) = _epochProgress;
         var clock = Stopwatch.StartNew();
-        foreach (var batch in _trainLoader.Epoch(epoch))
+        // A resumed epoch skips the batches it has trained on (each batch depends only on the seed and the epoch).
+        foreach (var batch in _trainLoader.Epoch(epoch).Skip(_iteration - epoch * _trainLoader.BatchesPerEpoch))
         {
             if (Finished) break;
+            cancellationToken.ThrowIfCancellationRequested();
             _optimizer.LearningRate = _schedule.RateAt(_iteration);
             using (TensorScope.Begin())
             {
@@ -353,14 +446,16 @@ public sealed class Trainer : IDisposable
                 seen += batch.Count;
             }
             _iteration++;
+            _epochProgress = new EpochProgress(lossSum, correct, seen, secondsBefore + clock.Elapsed.TotalSeconds);
             progress?.Report(new TrainProgress(epoch, _iteration, TotalIterations, lossSum / seen,
-                (double)correct / seen, seen / clock.Elapsed.TotalSeconds));
+                (double)correct / seen, seen / (secondsBefore + clock.Elapsed.TotalSeconds)));
         }
-        double seconds = clock.Elapsed.TotalSeconds;
+        double seconds = secondsBefore + clock.Elapsed.TotalSeconds;
         var (testLoss, testError) = Evaluate(_test);
         var record = new EpochRecord(epoch, _iteration, _schedule.RateAt(Math.Max(0, _iteration - 1)),
             lossSum / seen, 1 - (double)correct / seen, testLoss, testError, seen / seconds, seconds);
         _history.Add(record);
+        _epochProgress = EpochProgress.None;
         return record;
     }
 

@@ -48,6 +48,6 @@ internal static class ResumeCheck
     }
 
     /// <summary>Equal losses, errors and rates (times differ between runs).</summary>
-    private static bool SameResults(EpochRecord a, EpochRecord b) =>
+    internal static bool SameResults(EpochRecord a, EpochRecord b) =>
         a with { ImagesPerSecond = 0, Seconds = 0 } == b with { ImagesPerSecond = 0, Seconds = 0 };
 }
