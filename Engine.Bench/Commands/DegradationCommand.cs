@@ -36,6 +36,7 @@ internal static class DegradationCommand
             foreach (string name in names) ModelRegistry.Parse(name);
             if (names.Distinct(StringComparer.OrdinalIgnoreCase).Count() != names.Length)
                 throw new ArgumentException($"--models names a model twice: {string.Join(" ", names)}.");
+            CommonOptions.RequireWritableFolder(folder, "--out");
             var (train, test) = binder.LoadData(result);
             foreach (string name in names) TrainingRun.CheckOutput(Path.Combine(folder, name), result.GetValue(resume));
             Console.WriteLine($"data: {train.Count} training and {test.Count} evaluation images from {train.Source}");
