@@ -22,9 +22,12 @@ public sealed class CliTests
     /// <paramref name="seconds"/>.</summary>
     private static (int ExitCode, string Stdout, string Stderr) Run(int seconds, params string[] args)
     {
-        string configuration = new DirectoryInfo(AppContext.BaseDirectory).Parent!.Name; // bin/<configuration>/net10.0
-        string program = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "..", "..", "..", "..",
-            "Engine.Bench", "bin", configuration, "net10.0", "Engine.Bench.dll"));
+        // Next to the test assembly when the project reference copies it there, else in Engine.Bench's own output
+        // of the same configuration (bin/<configuration>/net10.0).
+        string program = Path.Combine(AppContext.BaseDirectory, "Engine.Bench.dll");
+        if (!File.Exists(program))
+            program = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "..", "..", "..", "..", "Engine.Bench",
+                "bin", new DirectoryInfo(AppContext.BaseDirectory).Parent!.Name, "net10.0", "Engine.Bench.dll"));
         Assert.That(File.Exists(program), Is.True, $"The command-line program is not built at {program}.");
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
         start.ArgumentList.Add(program);
