@@ -31,10 +31,16 @@ public readonly record struct ConvGeometry(
             padding, padding, padding, padding).Validated();
 
     /// <summary>OH = (H + PadTop + PadBottom − R) / StrideHeight + 1, rounded down (as PyTorch).</summary>
-    public int OutHeight => (InHeight + PadTop + PadBottom - KernelHeight) / StrideHeight + 1;
+    public int OutHeight => (int)((PaddedHeight - KernelHeight) / StrideHeight + 1);
 
     /// <summary>OW = (W + PadLeft + PadRight − S) / StrideWidth + 1, rounded down.</summary>
-    public int OutWidth => (InWidth + PadLeft + PadRight - KernelWidth) / StrideWidth + 1;
+    public int OutWidth => (int)((PaddedWidth - KernelWidth) / StrideWidth + 1);
+
+    /// <summary>H + PadTop + PadBottom, in 64 bits (int paddings near 2^31 would wrap in 32).</summary>
+    private long PaddedHeight => (long)InHeight + PadTop + PadBottom;
+
+    /// <summary>W + PadLeft + PadRight, in 64 bits.</summary>
+    private long PaddedWidth => (long)InWidth + PadLeft + PadRight;
 
     /// <summary>Elements of x [N, C, H, W].</summary>
     public long InputLength => (long)Batch * InChannels * InHeight * InWidth;
@@ -73,10 +79,14 @@ public readonly record struct ConvGeometry(
         if (PadTop < 0 || PadBottom < 0 || PadLeft < 0 || PadRight < 0)
             throw new ArgumentException($"{op}: padding (top {PadTop}, bottom {PadBottom}, left {PadLeft}, right " +
                                         $"{PadRight}) must not be negative ({Shapes}).");
-        if (InHeight + PadTop + PadBottom < KernelHeight || InWidth + PadLeft + PadRight < KernelWidth)
+        if (PaddedHeight < KernelHeight || PaddedWidth < KernelWidth)
             throw new ArgumentException(
                 $"{op}: kernel {KernelHeight}x{KernelWidth} is larger than the padded input " +
-                $"{InHeight + PadTop + PadBottom}x{InWidth + PadLeft + PadRight} ({Shapes}).");
+                $"{PaddedHeight}x{PaddedWidth} ({Shapes}).");
+        if (PaddedHeight > int.MaxValue || PaddedWidth > int.MaxValue)
+            throw new ArgumentException(
+                $"{op}: padding (top {PadTop}, bottom {PadBottom}, left {PadLeft}, right {PadRight}) makes the " +
+                $"padded input {PaddedHeight}x{PaddedWidth}, over 2^31 − 1 per side ({Shapes}).");
         if (OutputLength > int.MaxValue || InputLength > int.MaxValue || WeightLength > int.MaxValue)
             throw new ArgumentException($"{op}: tensors over 2^31 elements are not supported ({Shapes}).");
         return this;
@@ -96,10 +106,16 @@ public readonly record struct PoolGeometry(int Batch, int Channels, int InHeight
 {
     /// <summary>OH = (H + 2·Padding − Kernel) / Stride + 1, rounded down (torch.nn.MaxPool2d with
     /// ceil_mode=False).</summary>
-    public int OutHeight => (InHeight + 2 * Padding - Kernel) / Stride + 1;
+    public int OutHeight => (int)((PaddedHeight - Kernel) / Stride + 1);
 
     /// <summary>OW = (W + 2·Padding − Kernel) / Stride + 1, rounded down.</summary>
-    public int OutWidth => (InWidth + 2 * Padding - Kernel) / Stride + 1;
+    public int OutWidth => (int)((PaddedWidth - Kernel) / Stride + 1);
+
+    /// <summary>H + 2·Padding, in 64 bits (an int padding near 2^31 would wrap in 32).</summary>
+    private long PaddedHeight => InHeight + 2L * Padding;
+
+    /// <summary>W + 2·Padding, in 64 bits.</summary>
+    private long PaddedWidth => InWidth + 2L * Padding;
 
     /// <summary>Elements of x [N, C, H, W].</summary>
     public long InputLength => (long)Batch * Channels * InHeight * InWidth;
@@ -128,11 +144,14 @@ public readonly record struct PoolGeometry(int Batch, int Channels, int InHeight
             throw new ArgumentException($"{op}: stride {Stride} must be at least 1 ({Shapes}).");
         if (Padding < 0)
             throw new ArgumentException($"{op}: padding {Padding} must not be negative ({Shapes}).");
-        if (2 * Padding > Kernel)
+        if (2L * Padding > Kernel)
             throw new ArgumentException($"{op}: padding {Padding} must be at most half the window {Kernel} ({Shapes}).");
-        if (InHeight + 2 * Padding < Kernel || InWidth + 2 * Padding < Kernel)
+        if (PaddedHeight < Kernel || PaddedWidth < Kernel)
             throw new ArgumentException($"{op}: window {Kernel} is larger than the padded input " +
-                                        $"{InHeight + 2 * Padding}x{InWidth + 2 * Padding} ({Shapes}).");
+                                        $"{PaddedHeight}x{PaddedWidth} ({Shapes}).");
+        if (PaddedHeight > int.MaxValue || PaddedWidth > int.MaxValue)
+            throw new ArgumentException($"{op}: padding {Padding} makes the padded input " +
+                                        $"{PaddedHeight}x{PaddedWidth}, over 2^31 − 1 per side ({Shapes}).");
         return this;
     }
 }
@@ -186,24 +205,34 @@ public readonly record struct ShortcutGeometry(int Batch, int InChannels, int In
 }
 
 /// <summary>One SGD step's hyper-parameters, with PyTorch's semantics (torch.optim.SGD).</summary>
-/// <param name="LearningRate">lr ≥ 0.</param>
-/// <param name="Momentum">Momentum factor ≥ 0; 0 is plain SGD without a momentum buffer.</param>
-/// <param name="Dampening">Dampening ≥ 0 of the gradient added to the momentum buffer.</param>
-/// <param name="WeightDecay">L2 penalty ≥ 0, added to the gradient as WeightDecay·param.</param>
+/// <param name="LearningRate">lr ≥ 0, finite.</param>
+/// <param name="Momentum">Momentum factor ≥ 0, finite; 0 is plain SGD without a momentum buffer.</param>
+/// <param name="Dampening">Dampening ≥ 0, finite, of the gradient added to the momentum buffer.</param>
+/// <param name="WeightDecay">L2 penalty ≥ 0, finite, added to the gradient as WeightDecay·param.</param>
 /// <param name="Nesterov">Nesterov momentum (needs a momentum and zero dampening).</param>
 public readonly record struct SgdParameters(double LearningRate, double Momentum = 0, double Dampening = 0,
     double WeightDecay = 0, bool Nesterov = false)
 {
-    /// <summary>Returns these hyper-parameters once checked: none negative or NaN, and Nesterov only with a momentum
-    /// and zero dampening (as torch.optim.SGD).</summary>
-    /// <exception cref="ArgumentException">A check failed; the message names it.</exception>
+    /// <summary>Returns these hyper-parameters once checked: each finite and ≥ 0 (torch.optim.SGD's ranges, which
+    /// also let ∞ and NaN through, rejected here because no step with them means anything), and Nesterov only with
+    /// a momentum and zero dampening (as torch.optim.SGD).</summary>
+    /// <exception cref="ArgumentOutOfRangeException">A hyper-parameter is negative, infinite or NaN; the message
+    /// names it and its value.</exception>
+    /// <exception cref="ArgumentException">Nesterov without a momentum or with dampening.</exception>
     public SgdParameters Validated()
     {
-        if (!(LearningRate >= 0) || !(Momentum >= 0) || !(WeightDecay >= 0) || Dampening < 0)
-            throw new ArgumentException($"SGD: learning rate {LearningRate}, momentum {Momentum}, dampening " +
-                                        $"{Dampening} and weight decay {WeightDecay} must all be at least 0.");
+        Check(LearningRate, "learningRate", "the learning rate");
+        Check(Momentum, "momentum", "the momentum");
+        Check(Dampening, "dampening", "the dampening");
+        Check(WeightDecay, "weightDecay", "the weight decay");
         if (Nesterov && (Momentum <= 0 || Dampening != 0))
             throw new ArgumentException("SGD: Nesterov momentum requires a momentum and zero dampening.");
         return this;
+    }
+
+    private static void Check(double value, string parameter, string what)
+    {
+        if (!(value >= 0) || !double.IsFinite(value))
+            throw new ArgumentOutOfRangeException(parameter, $"SGD: {what} must be finite and ≥ 0, got {value}.");
     }
 }

@@ -37,6 +37,7 @@ internal static class DegradationCommand
             foreach (string name in names) ModelRegistry.Parse(name);
             if (names.Distinct(StringComparer.OrdinalIgnoreCase).Count() != names.Length)
                 throw new ArgumentException($"--models names a model twice: {string.Join(" ", names)}.");
+            CommonOptions.RequireWritableFolder(folder, "--out");
             var (train, test) = binder.LoadData(result);
             var outputs = names.ToDictionary(name => name,
                 name => TrainingRun.CheckOutput(Path.Combine(folder, name), result.GetValue(resume)));

@@ -58,6 +58,7 @@ internal static class KernelsCommand
         command.SetAction(result =>
         {
             string? ptxFolder = result.GetValue(ptx);
+            if (ptxFolder is not null) CommonOptions.RequireWritableFolder(ptxFolder, "--ptx");
             return ptxFolder is not null
                 ? PtxReport.Run(ptxFolder)
                 : RunBenchmarks(result.GetValue(device), KernelShapes.Parse(result.GetValue(size) ?? "small"),
@@ -68,6 +69,13 @@ internal static class KernelsCommand
 
     private static int RunBenchmarks(string? requestedDevice, KernelShapes shapes, string[] patterns)
     {
+        var regexes = patterns.Select(Glob).ToArray();
+        string[] benchmarks = typeof(KernelBenchmarks).GetMethods()
+            .Where(m => m.GetCustomAttribute<BenchmarkDotNet.Attributes.BenchmarkAttribute>() is not null)
+            .Select(m => m.Name).ToArray();
+        if (patterns.Length > 0 && !benchmarks.Any(name => regexes.Any(r => r.IsMatch(name))))
+            throw new ArgumentException($"--filter {string.Join(" ", patterns)} matches no benchmark; the benchmarks " +
+                                        $"are {string.Join(", ", benchmarks)}.");
         using var device = CommonOptions.OpenDevice(requestedDevice);
         KernelBenchmarks.SharedDevice = device;
         KernelBenchmarks.Shapes = shapes;
@@ -84,7 +92,6 @@ internal static class KernelsCommand
             .WithOptions(ConfigOptions.JoinSummary);
         if (patterns.Length > 0)
         {
-            var regexes = patterns.Select(Glob).ToArray();
             config = config.AddFilter(new SimpleFilter(benchmarkCase =>
                 regexes.Any(r => r.IsMatch(benchmarkCase.Descriptor.WorkloadMethod.Name))));
         }

@@ -41,7 +41,17 @@ internal static class PredictCommand
             var files = folder ? ImageReader.FilesIn(path) : [path];
             int k = result.GetValue(top);
             if (k < 1) throw new ArgumentException($"--top must be at least 1; got {k}.");
+            if (result.GetValue(batch) < 1)
+                throw new ArgumentException($"--batch must be at least 1; got {result.GetValue(batch)}.");
+            if (!folder) CommonOptions.RequireInputFile(path, "path");
+            CommonOptions.RequireInputFile(result.GetValue(checkpoint)!, "--checkpoint");
             string? csvPath = result.GetValue(csv) ?? (folder ? "out/predict/predictions.csv" : null);
+            if (csvPath is not null)
+            {
+                if (Directory.Exists(csvPath))
+                    throw new ArgumentException($"--csv: '{csvPath}' is a folder, not a file.");
+                CommonOptions.RequireWritableFolder(Path.GetDirectoryName(Path.GetFullPath(csvPath))!, "--csv");
+            }
             var overrides = new CheckpointOverrides(result.GetValue(model),
                 ExplicitInput(result.GetValue(size), result.GetValue(mean), result.GetValue(std)),
                 result.GetValue(labels) is { } labelFile ? ReadLabels(labelFile) : null);
@@ -81,7 +91,6 @@ internal static class PredictCommand
                 }
             if (csvPath is not null)
             {
-                if (Path.GetDirectoryName(Path.GetFullPath(csvPath)) is { } parent) Directory.CreateDirectory(parent);
                 AtomicFile.WriteAllText(csvPath, Csv(predictions, k));
                 Console.WriteLine($"{predictions.Count} predictions written to {csvPath}" +
                                   (skipped.Count > 0 ? $"; skipped: {skipped.Count}" : ""));
@@ -104,7 +113,7 @@ internal static class PredictCommand
 
     private static string[] ReadLabels(string path)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"Labels file '{path}' does not exist.", path);
+        CommonOptions.RequireInputFile(path, "--labels");
         return File.ReadAllLines(path).Select(line => line.Trim()).Where(line => line.Length > 0).ToArray();
     }
 

@@ -65,6 +65,7 @@ internal static class ShortcutsCommand
         if (iterations < 1 || warmup < 0 || cifarBatch < 1 || blockBatch < 1 || imagenetBatch < 0)
             throw new ArgumentException("--iters, --cifar-batch and --block-batch must be at least 1; --warmup and " +
                                         "--imagenet-batch at least 0.");
+        CommonOptions.RequireWritableFolder(outputFolder, "--out");
         using var device = CommonOptions.OpenDevice(deviceName);
         var entries = Entries(cifarBatch, blockBatch, imagenetBatch, deep).ToList();
         var rows = new List<ShortcutRow>();

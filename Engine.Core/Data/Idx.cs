@@ -33,8 +33,10 @@ public static class Idx
 
     private static ImageDataset ReadPair(string imagesPath, string labelsPath, int classes, string? missingHint)
     {
-        byte[] images = DataFile.ReadAllBytes(imagesPath, missingHint);
-        byte[] labelBytes = DataFile.ReadAllBytes(labelsPath, missingHint);
+        byte[] images = DataFile.ReadAllBytes(imagesPath, missingHint,
+            new DataHeader(16, header => ImagesFileLength(header, imagesPath)));
+        byte[] labelBytes = DataFile.ReadAllBytes(labelsPath, missingHint,
+            new DataHeader(8, header => LabelsFileLength(header, labelsPath)));
         var (count, height, width) = ImagesHeader(images, imagesPath);
         int labelCount = LabelsHeader(labelBytes, labelsPath);
         if (count != labelCount)
@@ -55,22 +57,51 @@ public static class Idx
 
     private static (int Count, int Height, int Width) ImagesHeader(byte[] file, string path)
     {
+        long length = ImagesFileLength(file, path);
+        int count = Dimension(file, 4, "image count", path);
+        int height = Dimension(file, 8, "height", path);
+        int width = Dimension(file, 12, "width", path);
+        RequireExactLength(file, length, $"{count} images of {height}×{width}", path);
+        return (count, height, width);
+    }
+
+    /// <summary>The length of an images file with this header: 16 + N·H·W bytes, computed without overflow and
+    /// rejected when no dataset file could be that long.</summary>
+    private static long ImagesFileLength(byte[] file, string path)
+    {
         CheckMagic(file, ImagesMagic, "images", path);
         RequireLength(file, 16, "a 16-byte header", path);
         int count = Dimension(file, 4, "image count", path);
         int height = Dimension(file, 8, "height", path);
         int width = Dimension(file, 12, "width", path);
-        RequireExactLength(file, 16 + (long)count * height * width, $"{count} images of {height}×{width}", path);
-        return (count, height, width);
+        return FileLength(16 + (Int128)count * height * width, $"{count} images of {height}×{width}", path);
     }
 
     private static int LabelsHeader(byte[] file, string path)
     {
+        long length = LabelsFileLength(file, path);
+        int count = Dimension(file, 4, "label count", path);
+        RequireExactLength(file, length, $"{count} labels", path);
+        return count;
+    }
+
+    /// <summary>The length of a labels file with this header: 8 + N bytes.</summary>
+    private static long LabelsFileLength(byte[] file, string path)
+    {
         CheckMagic(file, LabelsMagic, "labels", path);
         RequireLength(file, 8, "an 8-byte header", path);
         int count = Dimension(file, 4, "label count", path);
-        RequireExactLength(file, 8 + (long)count, $"{count} labels", path);
-        return count;
+        return FileLength(8 + (Int128)count, $"{count} labels", path);
+    }
+
+    /// <summary><paramref name="length"/> (exact, from 31-bit extents) when an array can hold it.</summary>
+    private static long FileLength(Int128 length, string what, string path)
+    {
+        if (length > Array.MaxLength)
+            throw new InvalidDataException(
+                $"{path}: the header's {what} take {length:N0} bytes, more than a dataset file can hold " +
+                $"({Array.MaxLength:N0} bytes).");
+        return (long)length;
     }
 
     private static void CheckMagic(byte[] file, int expected, string kind, string path)

@@ -13,8 +13,8 @@ public sealed class ImageDataset
     /// <summary>Wraps <paramref name="pixels"/> (N×C×H×W) and <paramref name="labels"/> (N) without copying.
     /// Throws InvalidDataException naming <paramref name="source"/>, the record and the value for a label outside
     /// [0, classes).</summary>
-    /// <exception cref="InvalidDataException">An extent or <paramref name="classes"/> is below 1, or a label is
-    /// outside [0, <paramref name="classes"/>).</exception>
+    /// <exception cref="InvalidDataException">An extent or <paramref name="classes"/> is below 1, an image is larger
+    /// than an array can hold, or a label is outside [0, <paramref name="classes"/>).</exception>
     /// <exception cref="ArgumentException"><paramref name="pixels"/> does not hold exactly one image per label.
     /// </exception>
     public ImageDataset(byte[] pixels, int[] labels, int channels, int height, int width, int classes, string source)
@@ -24,6 +24,10 @@ public sealed class ImageDataset
                 $"{source}: images of {channels}×{height}×{width} in {classes} classes are not a dataset " +
                 "(every extent must be at least 1).");
         long imageSize = (long)channels * height * width;
+        if (imageSize > Array.MaxLength)
+            throw new InvalidDataException(
+                $"{source}: images of {channels}×{height}×{width} take {imageSize:N0} bytes each, more than an " +
+                $"array can hold ({Array.MaxLength:N0}).");
         if (pixels.LongLength != labels.LongLength * imageSize)
             throw new ArgumentException(
                 $"{source}: {pixels.Length} pixel bytes do not hold {labels.Length} images of " +

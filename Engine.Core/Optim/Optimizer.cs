@@ -35,8 +35,15 @@ public abstract class Optimizer<T> : IDisposable where T : unmanaged, IFloatingP
     public abstract double LearningRate { get; set; }
 
     /// <summary>Updates every parameter that has a gradient; parameters without one are skipped (as PyTorch).</summary>
+    /// <exception cref="ObjectDisposedException">A parameter has been disposed (checked for all before any is
+    /// updated); the message names its position and shape.</exception>
     public void Step()
     {
+        for (int i = 0; i < _parameters.Length; i++)
+            if (_parameters[i].IsDisposed)
+                throw new ObjectDisposedException($"{Name} parameter {i}",
+                    $"{Name}: parameter {i} ({_parameters[i].Shape}) has been disposed; an optimizer needs its " +
+                    "parameters alive for as long as it steps.");
         for (int i = 0; i < _parameters.Length; i++)
             if (_parameters[i].Grad is { } grad)
                 Update(i, _parameters[i], grad);

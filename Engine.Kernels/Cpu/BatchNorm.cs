@@ -145,26 +145,8 @@ public sealed unsafe partial class CpuBackend
         {
             int c = task;
             T count = T.CreateTruncating((long)Batch * Spatial);
-            T sum = T.Zero;
-            for (int n = 0; n < Batch; n++) sum += Sum(X + ((long)n * Channels + c) * Spatial, Spatial);
-            T mean = sum / count;
-
-            T squares = T.Zero;
-            var vm = Vector256.Create(mean);
-            for (int n = 0; n < Batch; n++)
-            {
-                T* xs = X + ((long)n * Channels + c) * Spatial;
-                var acc = Vector256<T>.Zero;
-                int i = 0;
-                for (; i + Vector256<T>.Count <= Spatial; i += Vector256<T>.Count)
-                {
-                    var d = Vector256.Load(xs + i) - vm;
-                    acc += d * d;
-                }
-                T plane = Vector256.Sum(acc);
-                for (; i < Spatial; i++) plane += (xs[i] - mean) * (xs[i] - mean);
-                squares += plane;
-            }
+            T mean = ChannelSum(X, 0, Batch, Channels, Spatial, c, new PlainValues<T>()) / count;
+            T squares = ChannelSum(X, 0, Batch, Channels, Spatial, c, new SquaredDeviations<T> { Mean = mean });
             T variance = squares / count;
             T invStd = T.One / T.Sqrt(variance + Epsilon);
 

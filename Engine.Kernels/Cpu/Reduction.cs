@@ -2,8 +2,13 @@
 // and the per-channel sum and add of [N, C, HW] tensors (bias gradients and bias add).
 //
 // Deterministic by construction: the whole-buffer sum cuts x into fixed chunks of ChunkLength elements (whatever
-// the thread count), sums each chunk with the same vector loop into its own partial, then adds the partials in
-// order on the calling thread. Per-channel sums are one task per channel.
+// the thread count), sums each chunk into its own partial, then adds the partials in order on the calling thread.
+// Per-channel sums are one task per channel.
+//
+// Accurate for any length: every sum here is pairwise — runs of at most PairwiseBlock elements are summed by the
+// vector loop (16 accumulators, so no accumulator adds more than PairwiseBlock / 16 values), and longer runs are
+// split in two halves whose sums are added — and a channel's planes are added pairwise over the batch too, so the
+// float32 rounding error grows with log(n), not n (a long sequential run stalls once its sum outgrows the addends).
 using System.Numerics;
 using System.Runtime.Intrinsics;
 
@@ -59,8 +64,70 @@ public sealed unsafe partial class CpuBackend
         Parallel((planes + planesPerTask - 1) / planesPerTask, ref job);
     }
 
-    /// <summary>Sum of x[0 … n−1], always in the same order.</summary>
-    internal static T Sum<T>(T* x, long n) where T : unmanaged, IFloatingPointIeee754<T>
+    /// <summary>Longest run summed by one vector loop; longer runs are split in halves (pairwise summation).</summary>
+    private const int PairwiseBlock = 1024;
+
+    /// <summary>Sum of x[0 … n−1], pairwise (see the file header), always in the same order.</summary>
+    internal static T Sum<T>(T* x, long n) where T : unmanaged, IFloatingPointIeee754<T> =>
+        PairwiseSum(x, n, new PlainValues<T>());
+
+    /// <summary>Σ over the batch of the plane sums of channel <paramref name="channel"/> in [N, C, HW],
+    /// pairwise over images and within each plane.</summary>
+    internal static T ChannelSum<T, TValues>(T* x, int firstImage, int images, int channels, int spatial,
+        int channel, TValues values) where T : unmanaged, IFloatingPointIeee754<T> where TValues : struct, IBlockValues<T>
+    {
+        if (images == 1)
+            return PairwiseSum(x + ((long)firstImage * channels + channel) * spatial, spatial, values);
+        int half = images / 2;
+        return ChannelSum(x, firstImage, half, channels, spatial, channel, values) +
+               ChannelSum(x, firstImage + half, images - half, channels, spatial, channel, values);
+    }
+
+    private static T PairwiseSum<T, TValues>(T* x, long n, TValues values)
+        where T : unmanaged, IFloatingPointIeee754<T> where TValues : struct, IBlockValues<T>
+    {
+        if (n <= PairwiseBlock) return values.Block(x, n);
+        long half = n / 2 / PairwiseBlock * PairwiseBlock; // whole blocks on the left keep the vector loads aligned
+        if (half == 0) half = n / 2;
+        return PairwiseSum(x, half, values) + PairwiseSum(x + half, n - half, values);
+    }
+
+    /// <summary>What a pairwise sum adds up over one block of at most <see cref="PairwiseBlock"/> elements.</summary>
+    internal interface IBlockValues<T> where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        /// <summary>The sum over x[0 … n−1] of the values, in a fixed order.</summary>
+        T Block(T* x, long n);
+    }
+
+    /// <summary>The elements themselves.</summary>
+    internal struct PlainValues<T> : IBlockValues<T> where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public readonly T Block(T* x, long n) => BlockSum(x, n);
+    }
+
+    /// <summary>(x − Mean)², the terms of a variance.</summary>
+    internal struct SquaredDeviations<T> : IBlockValues<T> where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public T Mean;
+
+        public readonly T Block(T* x, long n)
+        {
+            var vm = Vector256.Create(Mean);
+            var acc = Vector256<T>.Zero;
+            long i = 0;
+            for (; i + Vector256<T>.Count <= n; i += Vector256<T>.Count)
+            {
+                var d = Vector256.Load(x + i) - vm;
+                acc += d * d;
+            }
+            T sum = Vector256.Sum(acc);
+            for (; i < n; i++) sum += (x[i] - Mean) * (x[i] - Mean);
+            return sum;
+        }
+    }
+
+    /// <summary>Sum of a short run x[0 … n−1] by the vector loop, always in the same order.</summary>
+    private static T BlockSum<T>(T* x, long n) where T : unmanaged, IFloatingPointIeee754<T>
     {
         var acc0 = Vector256<T>.Zero;
         var acc1 = Vector256<T>.Zero;
@@ -102,10 +169,7 @@ public sealed unsafe partial class CpuBackend
 
         public void Execute(int task, int worker)
         {
-            T sum = T.Zero;
-            for (int n = 0; n < Batch; n++)
-                sum += Sum(X + ((long)n * Channels + task) * Spatial, Spatial);
-            Result[task] = sum;
+            Result[task] = ChannelSum(X, 0, Batch, Channels, Spatial, task, new PlainValues<T>());
         }
     }
 

@@ -28,17 +28,13 @@ public static class BatchNormKernels
     {
         int channel = Grid.IdxX;
         var scratch = SharedMemory.GetDynamic<T>();
-        T sum = T.Zero;
-        for (int i = Group.IdxX; i < count; i += Group.DimX)
-            sum += x[ReductionKernels.ChannelElement(i, channel, channels, spatial)];
+        long length = ReductionKernels.StridedCount(Group.IdxX, Group.DimX, count);
+        T sum = ReductionKernels.BlockedSum<T, ChannelValues<T>>(
+            new ChannelValues<T>(x, channel, channels, spatial), Group.IdxX, Group.DimX, length);
         T mean = ReductionKernels.GroupSum(sum, scratch) * inverseCount;
 
-        T squares = T.Zero;
-        for (int i = Group.IdxX; i < count; i += Group.DimX)
-        {
-            T deviation = x[ReductionKernels.ChannelElement(i, channel, channels, spatial)] - mean;
-            squares += deviation * deviation;
-        }
+        T squares = ReductionKernels.BlockedSum<T, ChannelSquaredDeviations<T>>(
+            new ChannelSquaredDeviations<T>(x, channel, channels, spatial, mean), Group.IdxX, Group.DimX, length);
         T variance = ReductionKernels.GroupSum(squares, scratch) * inverseCount;
 
         if (Group.IdxX != 0) return;

@@ -94,8 +94,7 @@ public static class PoolingKernels
     {
         for (long p = thread; p < y.Length; p += stride)
         {
-            T sum = T.Zero;
-            for (int i = 0; i < spatial; i++) sum += x[p * spatial + i];
+            T sum = ReductionKernels.BlockedSum<T, ViewValues<T>>(new ViewValues<T>(x), p * spatial, 1, spatial);
             y[p] = sum * inverseSpatial;
         }
     }

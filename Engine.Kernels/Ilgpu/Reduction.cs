@@ -12,6 +12,9 @@
 // Per-channel reductions run one group per channel (grid = C): thread t of G sums elements t, t+G, … of the
 // channel's N·HW values (neighbouring threads read neighbouring addresses), then the group adds its G partials
 // in a fixed tree in shared memory. G is a power of two; the order never changes, so results are reproducible.
+// A thread's own run, which for one long channel holds millions of values, is summed by BlockedSum: three nested
+// levels of at most BlockLength additions each, so the rounding error stays that of a short sum, whatever the
+// length (global average pooling sums each plane the same way).
 using System.Numerics;
 using ILGPU;
 using ILGPU.Runtime;
@@ -50,6 +53,42 @@ public static class ReductionKernels
         return total;
     }
 
+    /// <summary>Longest run of additions at each level of <see cref="BlockedSum"/>.</summary>
+    private const long BlockLength = 64;
+
+    /// <summary>Σ values.At(first + j·step) over j in [0, length): runs of BlockLength values are summed, runs of
+    /// BlockLength such sums are summed, and so on for three levels (BlockLength³ = 2^18 values), then those
+    /// partials in order; the same order every time.</summary>
+    internal static T BlockedSum<T, TValues>(TValues values, long first, long step, long length)
+        where T : unmanaged, IFloatingPointIeee754<T> where TValues : struct, IIndexedValues<T>
+    {
+        T total = T.Zero;
+        for (long j2 = 0; j2 < length; j2 += BlockLength * BlockLength * BlockLength)
+        {
+            long end2 = length < j2 + BlockLength * BlockLength * BlockLength
+                ? length : j2 + BlockLength * BlockLength * BlockLength;
+            T sum2 = T.Zero;
+            for (long j1 = j2; j1 < end2; j1 += BlockLength * BlockLength)
+            {
+                long end1 = end2 < j1 + BlockLength * BlockLength ? end2 : j1 + BlockLength * BlockLength;
+                T sum1 = T.Zero;
+                for (long j0 = j1; j0 < end1; j0 += BlockLength)
+                {
+                    long end0 = end1 < j0 + BlockLength ? end1 : j0 + BlockLength;
+                    T sum0 = T.Zero;
+                    for (long j = j0; j < end0; j++) sum0 += values.At(first + j * step);
+                    sum1 += sum0;
+                }
+                sum2 += sum1;
+            }
+            total += sum2;
+        }
+        return total;
+    }
+
+    /// <summary>How many of the elements t, t + step, t + 2·step, … lie below <paramref name="count"/>.</summary>
+    internal static long StridedCount(int t, int step, int count) => t < count ? (count - t + step - 1L) / step : 0;
+
     /// <summary>Element <paramref name="i"/> (of N·HW) of channel <paramref name="channel"/> in an [N, C, HW]
     /// tensor.</summary>
     internal static long ChannelElement(int i, int channel, int channels, int spatial)
@@ -63,12 +102,45 @@ public static class ReductionKernels
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         int channel = Grid.IdxX;
-        T sum = T.Zero;
-        for (int i = Group.IdxX; i < count; i += Group.DimX)
-            sum += x[ChannelElement(i, channel, channels, spatial)];
+        T sum = BlockedSum<T, ChannelValues<T>>(new ChannelValues<T>(x, channel, channels, spatial), Group.IdxX,
+            Group.DimX, StridedCount(Group.IdxX, Group.DimX, count));
         T total = GroupSum(sum, SharedMemory.GetDynamic<T>());
         if (Group.IdxX == 0) result[channel] = total;
     }
+}
+
+/// <summary>Values that <see cref="ReductionKernels.BlockedSum"/> adds, by index.</summary>
+internal interface IIndexedValues<T> where T : unmanaged
+{
+    /// <summary>Value <paramref name="i"/>.</summary>
+    T At(long i);
+}
+
+/// <summary>Value i is element i (of N·HW) of one channel of an [N, C, HW] tensor.</summary>
+internal readonly struct ChannelValues<T>(ArrayView<T> x, int channel, int channels, int spatial) : IIndexedValues<T>
+    where T : unmanaged
+{
+    /// <inheritdoc/>
+    public T At(long i) => x[ReductionKernels.ChannelElement((int)i, channel, channels, spatial)];
+}
+
+/// <summary>Value i is (element i of one channel − mean)², the terms of its variance.</summary>
+internal readonly struct ChannelSquaredDeviations<T>(ArrayView<T> x, int channel, int channels, int spatial, T mean)
+    : IIndexedValues<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    /// <inheritdoc/>
+    public T At(long i)
+    {
+        T deviation = x[ReductionKernels.ChannelElement((int)i, channel, channels, spatial)] - mean;
+        return deviation * deviation;
+    }
+}
+
+/// <summary>Value i is x[i].</summary>
+internal readonly struct ViewValues<T>(ArrayView<T> x) : IIndexedValues<T> where T : unmanaged
+{
+    /// <inheritdoc/>
+    public T At(long i) => x[i];
 }
 
 public sealed partial class IlgpuBackend

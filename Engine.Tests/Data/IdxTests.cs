@@ -114,6 +114,67 @@ public sealed class IdxTests
         Assert.That(error.Message, Does.Contain(_folder.File("nope")));
     }
 
+    [Test]
+    public void HeaderWhoseSizeOverflows64BitsIsRejectedNamingTheDimensions()
+    {
+        // 2^22 images of 2^21×2^21 bytes: the product is 2^64, which wraps to 0 in 64-bit arithmetic, so a bare
+        // 16-byte header looked complete.
+        File.WriteAllBytes(_folder.File("images"), BigEndian(0x803, 1 << 22, 1 << 21, 1 << 21));
+        var error = Assert.Throws<InvalidDataException>(() => Idx.Read(_folder.File("images"), _folder.File("labels")))!;
+        Assert.That(error.Message, Does.StartWith(_folder.File("images"))
+            .And.Contain("4194304 images of 2097152×2097152 take 18,446,744,073,709,551,632 bytes")
+            .And.Contain("more than a dataset file can hold"));
+    }
+
+    [Test]
+    public void ImagesTooLargeForAnArrayAreRejectedEvenWhenThereAreNone()
+    {
+        File.WriteAllBytes(_folder.File("images"), BigEndian(0x803, 0, 65536, 65536));
+        File.WriteAllBytes(_folder.File("labels"), LabelsFile([]));
+        var error = Assert.Throws<InvalidDataException>(() => Idx.Read(_folder.File("images"), _folder.File("labels")))!;
+        Assert.That(error.Message, Does.Contain(_folder.File("images")).And.Contain("1×65536×65536 take 4,294,967,296 bytes each"));
+    }
+
+    [Test]
+    public void GzipBombStopsAtTheLengthTheHeaderImplies()
+    {
+        // A valid header for 5 images of 3×4 followed by 64 MiB of zeros: decompression stops past 16 + 60 bytes.
+        byte[] bomb = [.. ImagesFile(_pixels, Count, Height, Width), .. new byte[64 << 20]];
+        File.WriteAllBytes(_folder.File("images.gz"), Gzip(bomb));
+        var error = Assert.Throws<InvalidDataException>(() => Idx.Read(_folder.File("images.gz"), _folder.File("labels")))!;
+        Assert.That(error.Message, Is.EqualTo(
+            $"{_folder.File("images.gz")}: the gzip data decompresses to more than 76 bytes, the length its header implies."));
+    }
+
+    [Test]
+    public void FoldersAndEmptyFilesAreRejectedNamingThePath()
+    {
+        Directory.CreateDirectory(_folder.File("folder"));
+        var error = Assert.Throws<InvalidDataException>(() => Idx.Read(_folder.File("folder"), _folder.File("labels")))!;
+        Assert.That(error.Message, Is.EqualTo($"{_folder.File("folder")} is a folder, not a dataset file."));
+        File.WriteAllBytes(_folder.File("empty"), []);
+        error = Assert.Throws<InvalidDataException>(() => Idx.Read(_folder.File("images"), _folder.File("empty")))!;
+        Assert.That(error.Message, Does.StartWith($"{_folder.File("empty")} is empty or not a regular file"));
+    }
+
+    [Test]
+    public void NamedPipeIsRefusedInsteadOfBlocking()
+    {
+        if (OperatingSystem.IsWindows()) Assert.Ignore("Named pipes are not files on Windows: not run.");
+        string pipe = _folder.File("pipe");
+        using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", pipe)) mkfifo.WaitForExit();
+        var read = Task.Run(() => Idx.Read(pipe, _folder.File("labels")));
+        bool finished = SpinWait.SpinUntil(() => read.IsCompleted, TimeSpan.FromSeconds(5));
+        if (!finished)
+        {
+            using (new FileStream(pipe, FileMode.Open, FileAccess.Write)) { } // unblocks the reader: end of data
+            Assert.Fail($"Reading the named pipe {pipe} blocked.");
+        }
+        var error = Assert.Throws<AggregateException>(() => read.Wait())!.InnerException;
+        Assert.That(error, Is.InstanceOf<InvalidDataException>());
+        Assert.That(error!.Message, Does.StartWith($"{pipe} is empty or not a regular file (a named pipe or device)"));
+    }
+
     internal static byte[] ImagesFile(byte[] pixels, int count, int height, int width) =>
         [.. BigEndian(0x803, count, height, width), .. pixels];
 

@@ -1,6 +1,9 @@
 // Sum and mean: float32 against the float64 reference over lengths that exercise one and several reduction
-// passes, bitwise determinism, and their backward by the float64 gradient check.
+// passes, bitwise determinism, and their backward by the float64 gradient check. The per-channel reductions (sum per
+// channel, batch-norm statistics, global average pooling) against float64 over one channel of more than 2^24
+// values, laid out as one image plane and as a batch of single values.
 using Engine.Core;
+using Engine.Kernels;
 using NUnit.Framework;
 
 namespace Engine.Tests.Ops;
@@ -64,5 +67,59 @@ public sealed class ReductionTests(string kind) : DeviceFixture(kind)
         var x = Tensor.Zeros<float>([0, 3], Device);
         Assert.Throws<InvalidOperationException>(() => x.Mean());
         Assert.That(x.Sum().Item(), Is.EqualTo(0f));
+    }
+
+    /// <summary>How the one long channel is laid out in [N, 1, HW].</summary>
+    public enum ChannelLayout { OnePlane, ManyImages }
+
+    private const int LongChannel = (1 << 24) + 5;
+
+    [Test]
+    public void PerChannelReductionsOfOneLongChannelStayAccurate([Values] ChannelLayout layout)
+    {
+        // 2^24 + 5 values in [0.5, 1.5): a float32 running sum stalls near 2^24 / 2, and sequences of 2^20 additions
+        // per accumulator lose several significant digits; pairwise or blocked sums stay within a few ulps.
+        var (batch, spatial) = layout == ChannelLayout.OnePlane ? (1, LongChannel) : (LongChannel, 1);
+        var x = Tensor.RandomUniform<float>([batch, 1, 1, spatial], seed: 24, low: 0.5, high: 1.5, device: Device);
+        double[] data = Reference.ToDouble(x.ToArray());
+        double sum = Reference.Sum(data), mean = sum / data.Length;
+        double variance = data.Sum(v => (v - mean) * (v - mean)) / data.Length;
+        var backend = Device.Backend;
+        using var errors = Assert.EnterMultipleScope();
+
+        using var channelSum = backend.Allocate<float>(1);
+        backend.SumPerChannel(batch, 1, spatial, x.Buffer, channelSum);
+        Assert.That(RelativeError(Read(channelSum), sum), Is.LessThan(1e-6), "sum per channel");
+
+        using var gamma = backend.Allocate<float>(1);
+        using var beta = backend.Allocate<float>(1);
+        using var runningMean = backend.Allocate<float>(1);
+        using var runningVar = backend.Allocate<float>(1);
+        using var savedMean = backend.Allocate<float>(1);
+        using var savedInvStd = backend.Allocate<float>(1);
+        using var y = backend.Allocate<float>(data.Length);
+        backend.Fill(gamma, 1f);
+        backend.Fill(beta, 0f);
+        backend.Fill(runningMean, 0f);
+        backend.Fill(runningVar, 1f);
+        backend.BatchNormForwardTraining(batch, 1, spatial, x.Buffer, gamma, beta, runningMean, runningVar, 1.0, 1e-5,
+            y, savedMean, savedInvStd, relu: false);
+        Assert.That(RelativeError(Read(savedMean), mean), Is.LessThan(1e-6), "batch-norm mean");
+        Assert.That(RelativeError(Read(savedInvStd), 1 / Math.Sqrt(variance + 1e-5)), Is.LessThan(1e-6),
+            "batch-norm 1/std");
+
+        if (layout != ChannelLayout.OnePlane) return; // global average pooling averages each image's plane
+        using var average = backend.Allocate<float>(1);
+        backend.GlobalAveragePoolForward(1, 1, spatial, x.Buffer, average);
+        Assert.That(RelativeError(Read(average), mean), Is.LessThan(1e-6), "global average pool");
+    }
+
+    private static double RelativeError(float value, double reference) => Math.Abs(value - reference) / Math.Abs(reference);
+
+    private static float Read(DeviceBuffer<float> buffer)
+    {
+        var host = new float[1];
+        buffer.CopyToHost(host);
+        return host[0];
     }
 }
