@@ -1,7 +1,6 @@
 // The command-line program run as a process (the Engine.Bench build of the same configuration): every failure is
 // one line on stderr and exit code 2, never a stack trace or a help page, and outputs and inputs are checked
 // before a device is opened or anything is measured.
-using System.Diagnostics;
 using NUnit.Framework;
 
 namespace Engine.Tests.Cli;
@@ -18,29 +17,11 @@ public sealed class CliTests
     [TearDown]
     public void DeleteFolder() => Directory.Delete(_folder, recursive: true);
 
-    /// <summary>Runs the program with <paramref name="args"/>; fails the test if it runs past
-    /// <paramref name="seconds"/>.</summary>
-    private static (int ExitCode, string Stdout, string Stderr) Run(int seconds, params string[] args)
+    /// <summary>Runs the program with <paramref name="args"/> to its end.</summary>
+    private static (int ExitCode, string Stdout, string Stderr) Run(params string[] args)
     {
-        // Next to the test assembly when the project reference copies it there, else in Engine.Bench's own output
-        // of the same configuration (bin/<configuration>/net10.0).
-        string program = Path.Combine(AppContext.BaseDirectory, "Engine.Bench.dll");
-        if (!File.Exists(program))
-            program = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "..", "..", "..", "..", "Engine.Bench",
-                "bin", new DirectoryInfo(AppContext.BaseDirectory).Parent!.Name, "net10.0", "Engine.Bench.dll"));
-        Assert.That(File.Exists(program), Is.True, $"The command-line program is not built at {program}.");
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        start.ArgumentList.Add(program);
-        foreach (string arg in args) start.ArgumentList.Add(arg);
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(TimeSpan.FromSeconds(seconds)))
-        {
-            process.Kill(entireProcessTree: true);
-            Assert.Fail($"engine {string.Join(" ", args)} still ran after {seconds} s.");
-        }
-        return (process.ExitCode, stdout.Result, stderr.Result);
+        using var run = BenchCli.Run(args);
+        return (run.ExitCode, string.Join('\n', run.Stdout), string.Join('\n', run.Stderr));
     }
 
     private static void AssertOneLineError((int ExitCode, string Stdout, string Stderr) result, string expected)
@@ -56,7 +37,7 @@ public sealed class CliTests
     [TestCase("kernels", "--size", "huge")]
     [TestCase("step", "--model", "resnet20-a", "--mode", "sideways")]
     public void ValuesThatDoNotParseAreOneLineAndExitCode2(params string[] args) =>
-        AssertOneLineError(Run(30, args), $"'{args[^1]}'");
+        AssertOneLineError(Run(args), $"'{args[^1]}'");
 
     [Test]
     public void ShortcutsRefusesAnUnwritableOutputBeforeMeasuring()
@@ -64,7 +45,7 @@ public sealed class CliTests
         // A folder under a regular file can never be created, whoever runs the test.
         string file = Path.Combine(_folder, "file");
         File.WriteAllText(file, "x");
-        var result = Run(30, "shortcuts", "--out", Path.Combine(file, "out"), "--iters", "1", "--warmup", "0",
+        var result = Run("shortcuts", "--out", Path.Combine(file, "out"), "--iters", "1", "--warmup", "0",
             "--device", "cpu");
         AssertOneLineError(result, $"--out: cannot write to the folder '{Path.Combine(file, "out")}'");
         Assert.That(result.Stdout, Does.Not.Contain("device:"), "nothing was opened or measured");
@@ -75,14 +56,14 @@ public sealed class CliTests
     {
         string image = Path.Combine(_folder, "image.png");
         File.WriteAllText(image, "x");
-        AssertOneLineError(Run(30, "predict", image, "--checkpoint", _folder),
+        AssertOneLineError(Run("predict", image, "--checkpoint", _folder),
             $"--checkpoint: '{_folder}' is a folder, not a file.");
-        AssertOneLineError(Run(30, "predict", image, "--checkpoint", image, "--labels", _folder),
+        AssertOneLineError(Run("predict", image, "--checkpoint", image, "--labels", _folder),
             $"--labels: '{_folder}' is a folder, not a file.");
     }
 
     [Test]
     public void KernelsFilterThatMatchesNothingFailsBeforeBenchmarking() =>
-        AssertOneLineError(Run(30, "kernels", "--filter", "NoSuch", "--device", "cpu"),
+        AssertOneLineError(Run("kernels", "--filter", "NoSuch", "--device", "cpu"),
             "--filter NoSuch matches no benchmark; the benchmarks are ConvForward");
 }
