@@ -89,69 +89,56 @@ public sealed unsafe partial class CpuBackend
     private static int ChunkCount(long n) => (int)((n + ChunkLength - 1) / ChunkLength);
 
     /// <inheritdoc/>
-    public void Fill<T>(DeviceBuffer<T> y, T value) where T : unmanaged, IFloatingPointIeee754<T>
+    protected override void FillCore<T>(DeviceBuffer<T> y, T value)
     {
-        Validate.Owned(this, "fill", nameof(y), y);
         RunUnary(y, y, new FillOp<T>(value));
     }
 
     /// <inheritdoc/>
-    public void Copy<T>(DeviceBuffer<T> x, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T>
+    protected override void CopyCore<T>(DeviceBuffer<T> x, DeviceBuffer<T> y)
     {
-        Validate.SameLength(this, "copy", x, nameof(x), y, nameof(y));
         RunUnary(x, y, new IdentityOp<T>());
     }
 
     /// <inheritdoc/>
-    public void Scale<T>(DeviceBuffer<T> x, T alpha, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T>
+    protected override void ScaleCore<T>(DeviceBuffer<T> x, T alpha, DeviceBuffer<T> y)
     {
-        Validate.SameLength(this, "scale", x, nameof(x), y, nameof(y));
         RunUnary(x, y, new ScaleOp<T>(alpha));
     }
 
     /// <inheritdoc/>
-    public void Relu<T>(DeviceBuffer<T> x, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T>
+    protected override void ReluCore<T>(DeviceBuffer<T> x, DeviceBuffer<T> y)
     {
-        Validate.SameLength(this, "relu", x, nameof(x), y, nameof(y));
         RunUnary(x, y, new ReluOp<T>());
     }
 
     /// <inheritdoc/>
-    public void Add<T>(DeviceBuffer<T> a, DeviceBuffer<T> b, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T>
+    protected override void AddCore<T>(DeviceBuffer<T> a, DeviceBuffer<T> b, DeviceBuffer<T> y)
     {
-        Validate.SameLength(this, "add", a, nameof(a), b, nameof(b), y, nameof(y));
         RunBinary(a, b, y, new AddOp<T>());
     }
 
     /// <inheritdoc/>
-    public void Multiply<T>(DeviceBuffer<T> a, DeviceBuffer<T> b, DeviceBuffer<T> y)
-        where T : unmanaged, IFloatingPointIeee754<T>
+    protected override void MultiplyCore<T>(DeviceBuffer<T> a, DeviceBuffer<T> b, DeviceBuffer<T> y)
     {
-        Validate.SameLength(this, "multiply", a, nameof(a), b, nameof(b), y, nameof(y));
         RunBinary(a, b, y, new MultiplyOp<T>());
     }
 
     /// <inheritdoc/>
-    public void Axpy<T>(T alpha, DeviceBuffer<T> x, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T>
+    protected override void AxpyCore<T>(T alpha, DeviceBuffer<T> x, DeviceBuffer<T> y)
     {
-        Validate.SameLength(this, "axpy", x, nameof(x), y, nameof(y));
         RunBinary(x, y, y, new AxpyOp<T>(alpha));
     }
 
     /// <inheritdoc/>
-    public void ReluBackward<T>(DeviceBuffer<T> y, DeviceBuffer<T> dy, DeviceBuffer<T> dx)
-        where T : unmanaged, IFloatingPointIeee754<T>
+    protected override void ReluBackwardCore<T>(DeviceBuffer<T> y, DeviceBuffer<T> dy, DeviceBuffer<T> dx)
     {
-        Validate.SameLength(this, "relu backward", y, nameof(y), dy, nameof(dy), dx, nameof(dx));
         RunBinary(y, dy, dx, new ReluBackwardOp<T>());
     }
 
     /// <inheritdoc/>
-    public void BroadcastScalar<T>(DeviceBuffer<T> scalar, T alpha, DeviceBuffer<T> y)
-        where T : unmanaged, IFloatingPointIeee754<T>
+    protected override void BroadcastScalarCore<T>(DeviceBuffer<T> scalar, T alpha, DeviceBuffer<T> y)
     {
-        Validate.Buffer(this, "broadcast scalar", nameof(scalar), scalar, 1);
-        Validate.Owned(this, "broadcast scalar", nameof(y), y);
         RunUnary(y, y, new FillOp<T>(alpha * Data(scalar)[0]));
     }
 

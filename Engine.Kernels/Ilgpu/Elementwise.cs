@@ -130,10 +130,8 @@ public static class ElementwiseKernels
 public sealed partial class IlgpuBackend
 {
     /// <inheritdoc/>
-    public void Fill<T>(DeviceBuffer<T> y, T value) where T : unmanaged, IFloatingPointIeee754<T>
+    protected override void FillCore<T>(DeviceBuffer<T> y, T value)
     {
-        Validate.Owned(this, "fill", nameof(y), y);
-        if (y.Length == 0) return;
         var kernel = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, T, int>>(nameof(Fill),
             static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, T, int>(ElementwiseKernels.Fill));
         int extent = StreamExtent(y.Length);
@@ -141,39 +139,34 @@ public sealed partial class IlgpuBackend
     }
 
     /// <inheritdoc/>
-    public void Copy<T>(DeviceBuffer<T> x, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T> =>
-        LaunchUnary("copy", x, y, new IdentityOp<T>());
+    protected override void CopyCore<T>(DeviceBuffer<T> x, DeviceBuffer<T> y) =>
+        LaunchUnary(x, y, new IdentityOp<T>());
 
     /// <inheritdoc/>
-    public void Scale<T>(DeviceBuffer<T> x, T alpha, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T> =>
-        LaunchUnary("scale", x, y, new ScaleOp<T>(alpha));
+    protected override void ScaleCore<T>(DeviceBuffer<T> x, T alpha, DeviceBuffer<T> y) =>
+        LaunchUnary(x, y, new ScaleOp<T>(alpha));
 
     /// <inheritdoc/>
-    public void Relu<T>(DeviceBuffer<T> x, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T> =>
-        LaunchUnary("relu", x, y, new ReluOp<T>());
+    protected override void ReluCore<T>(DeviceBuffer<T> x, DeviceBuffer<T> y) =>
+        LaunchUnary(x, y, new ReluOp<T>());
 
     /// <inheritdoc/>
-    public void Add<T>(DeviceBuffer<T> a, DeviceBuffer<T> b, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T> =>
-        LaunchBinary("add", a, b, y, new AddOp<T>());
+    protected override void AddCore<T>(DeviceBuffer<T> a, DeviceBuffer<T> b, DeviceBuffer<T> y) =>
+        LaunchBinary(a, b, y, new AddOp<T>());
 
     /// <inheritdoc/>
-    public void Multiply<T>(DeviceBuffer<T> a, DeviceBuffer<T> b, DeviceBuffer<T> y)
-        where T : unmanaged, IFloatingPointIeee754<T> => LaunchBinary("multiply", a, b, y, new MultiplyOp<T>());
+    protected override void MultiplyCore<T>(DeviceBuffer<T> a, DeviceBuffer<T> b, DeviceBuffer<T> y) => LaunchBinary(a, b, y, new MultiplyOp<T>());
 
     /// <inheritdoc/>
-    public void Axpy<T>(T alpha, DeviceBuffer<T> x, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T> =>
-        LaunchBinary("axpy", x, y, y, new AxpyOp<T>(alpha));
+    protected override void AxpyCore<T>(T alpha, DeviceBuffer<T> x, DeviceBuffer<T> y) =>
+        LaunchBinary(x, y, y, new AxpyOp<T>(alpha));
 
     /// <inheritdoc/>
-    public void ReluBackward<T>(DeviceBuffer<T> y, DeviceBuffer<T> dy, DeviceBuffer<T> dx)
-        where T : unmanaged, IFloatingPointIeee754<T> => LaunchBinary("relu backward", y, dy, dx, new ReluBackwardOp<T>());
+    protected override void ReluBackwardCore<T>(DeviceBuffer<T> y, DeviceBuffer<T> dy, DeviceBuffer<T> dx) => LaunchBinary(y, dy, dx, new ReluBackwardOp<T>());
 
     /// <inheritdoc/>
-    public void BroadcastScalar<T>(DeviceBuffer<T> scalar, T alpha, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T>
+    protected override void BroadcastScalarCore<T>(DeviceBuffer<T> scalar, T alpha, DeviceBuffer<T> y)
     {
-        Validate.Buffer(this, "broadcast scalar", nameof(scalar), scalar, 1);
-        Validate.Owned(this, "broadcast scalar", nameof(y), y);
-        if (y.Length == 0) return;
         var kernel = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, T, int>>(
             nameof(BroadcastScalar),
             static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<T>, T, int>(
@@ -183,13 +176,8 @@ public sealed partial class IlgpuBackend
     }
 
     /// <inheritdoc/>
-    public void AddPerChannel<T>(int batch, int channels, int spatial, DeviceBuffer<T> bias, DeviceBuffer<T> y)
-        where T : unmanaged, IFloatingPointIeee754<T>
+    protected override void AddPerChannelCore<T>(int batch, int channels, int spatial, DeviceBuffer<T> bias, DeviceBuffer<T> y)
     {
-        Validate.Extents("add per channel", batch, channels, spatial);
-        Validate.Buffer(this, "add per channel", nameof(bias), bias, channels);
-        Validate.Buffer(this, "add per channel", nameof(y), y, (long)batch * channels * spatial);
-        if (y.Length == 0) return;
         var kernel = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, int, int, int>>(
             nameof(AddPerChannel),
             static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<T>, int, int, int>(
@@ -198,11 +186,9 @@ public sealed partial class IlgpuBackend
         kernel(_accelerator.DefaultStream, extent, View(bias), View(y), channels, spatial, extent);
     }
 
-    private void LaunchUnary<T, TOp>(string op, DeviceBuffer<T> x, DeviceBuffer<T> y, TOp unary)
+    private void LaunchUnary<T, TOp>(DeviceBuffer<T> x, DeviceBuffer<T> y, TOp unary)
         where T : unmanaged, IFloatingPointIeee754<T> where TOp : struct, IUnaryOp<T>
     {
-        Validate.SameLength(this, op, x, nameof(x), y, nameof(y));
-        if (y.Length == 0) return;
         var kernel = Kernel<TOp, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, TOp, int>>(
             nameof(ElementwiseKernels.Unary),
             static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<T>, TOp, int>(
@@ -211,11 +197,9 @@ public sealed partial class IlgpuBackend
         kernel(_accelerator.DefaultStream, extent, View(x), View(y), unary, extent);
     }
 
-    private void LaunchBinary<T, TOp>(string op, DeviceBuffer<T> a, DeviceBuffer<T> b, DeviceBuffer<T> y,
+    private void LaunchBinary<T, TOp>(DeviceBuffer<T> a, DeviceBuffer<T> b, DeviceBuffer<T> y,
         TOp binary) where T : unmanaged, IFloatingPointIeee754<T> where TOp : struct, IBinaryOp<T>
     {
-        Validate.SameLength(this, op, a, nameof(a), b, nameof(b), y, nameof(y));
-        if (y.Length == 0) return;
         var kernel = Kernel<TOp,
             Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, TOp, int>>(
             nameof(ElementwiseKernels.Binary),
