@@ -224,7 +224,47 @@ public abstract class Backend : IDisposable
     /// <summary>An op has run: tells the observer.</summary>
     private void Finished(string op) => _observer?.OnOpFinished(op);
 
-    // ---- elementwise: every buffer [n]; the output may alias an input ----
+    // ---- elementwise (ops in ElementwiseOps.cs): every buffer [n]; the output may alias an input ----
+
+    /// <summary>y[i] = op(x[i]) for any elementwise op (see ElementwiseOps.cs).</summary>
+    public void Map<T, TOp>(DeviceBuffer<T> x, TOp op, DeviceBuffer<T> y)
+        where T : unmanaged, IFloatingPointIeee754<T> where TOp : struct, IUnaryOp<T> =>
+        RunMap(nameof(Map), "map", x, op, y);
+
+    /// <summary>y[i] = op(a[i], b[i]) for any elementwise op (see ElementwiseOps.cs).</summary>
+    public void Zip<T, TOp>(DeviceBuffer<T> a, DeviceBuffer<T> b, TOp op, DeviceBuffer<T> y)
+        where T : unmanaged, IFloatingPointIeee754<T> where TOp : struct, IBinaryOp<T> =>
+        RunZip(nameof(Zip), "zip", a, b, op, y);
+
+    /// <summary>y[i] = x[i].</summary>
+    public void Copy<T>(DeviceBuffer<T> x, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T> =>
+        RunMap(nameof(Copy), "copy", x, new IdentityOp<T>(), y);
+
+    /// <summary>y[i] = alpha * x[i].</summary>
+    public void Scale<T>(DeviceBuffer<T> x, T alpha, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T> =>
+        RunMap(nameof(Scale), "scale", x, new ScaleOp<T>(alpha), y);
+
+    /// <summary>y[i] = max(x[i], 0), NaN where x[i] is NaN.</summary>
+    public void Relu<T>(DeviceBuffer<T> x, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T> =>
+        RunMap(nameof(Relu), "relu", x, new ReluOp<T>(), y);
+
+    /// <summary>y[i] = a[i] + b[i].</summary>
+    public void Add<T>(DeviceBuffer<T> a, DeviceBuffer<T> b, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T> =>
+        RunZip(nameof(Add), "add", a, b, new AddOp<T>(), y);
+
+    /// <summary>y[i] = a[i] * b[i].</summary>
+    public void Multiply<T>(DeviceBuffer<T> a, DeviceBuffer<T> b, DeviceBuffer<T> y)
+        where T : unmanaged, IFloatingPointIeee754<T> =>
+        RunZip(nameof(Multiply), "multiply", a, b, new MultiplyOp<T>(), y);
+
+    /// <summary>y[i] += alpha * x[i] (gradient accumulation; not fused).</summary>
+    public void Axpy<T>(T alpha, DeviceBuffer<T> x, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T> =>
+        RunZip(nameof(Axpy), "axpy", x, y, new AxpyOp<T>(alpha), y);
+
+    /// <summary>dx[i] = y[i] &gt; 0 ? dy[i] : 0, where y is ReLU's output (0 also where y is NaN).</summary>
+    public void ReluBackward<T>(DeviceBuffer<T> y, DeviceBuffer<T> dy, DeviceBuffer<T> dx)
+        where T : unmanaged, IFloatingPointIeee754<T> =>
+        RunZip(nameof(ReluBackward), "relu backward", y, dy, new ReluBackwardOp<T>(), dx);
 
     /// <summary>y[i] = value.</summary>
     public void Fill<T>(DeviceBuffer<T> y, T value) where T : unmanaged, IFloatingPointIeee754<T>
@@ -236,99 +276,6 @@ public abstract class Backend : IDisposable
             Starting(nameof(Fill));
             FillCore(y, value);
             Finished(nameof(Fill));
-        }
-    }
-
-    /// <summary>y[i] = x[i].</summary>
-    public void Copy<T>(DeviceBuffer<T> x, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        lock (_gate)
-        {
-            Validate.SameLength(this, "copy", x, nameof(x), y, nameof(y));
-            if (y.Length == 0) return;
-            Starting(nameof(Copy));
-            CopyCore(x, y);
-            Finished(nameof(Copy));
-        }
-    }
-
-    /// <summary>y[i] = a[i] + b[i].</summary>
-    public void Add<T>(DeviceBuffer<T> a, DeviceBuffer<T> b, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        lock (_gate)
-        {
-            Validate.SameLength(this, "add", a, nameof(a), b, nameof(b), y, nameof(y));
-            if (y.Length == 0) return;
-            Starting(nameof(Add));
-            AddCore(a, b, y);
-            Finished(nameof(Add));
-        }
-    }
-
-    /// <summary>y[i] = a[i] * b[i].</summary>
-    public void Multiply<T>(DeviceBuffer<T> a, DeviceBuffer<T> b, DeviceBuffer<T> y)
-        where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        lock (_gate)
-        {
-            Validate.SameLength(this, "multiply", a, nameof(a), b, nameof(b), y, nameof(y));
-            if (y.Length == 0) return;
-            Starting(nameof(Multiply));
-            MultiplyCore(a, b, y);
-            Finished(nameof(Multiply));
-        }
-    }
-
-    /// <summary>y[i] = alpha * x[i].</summary>
-    public void Scale<T>(DeviceBuffer<T> x, T alpha, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        lock (_gate)
-        {
-            Validate.SameLength(this, "scale", x, nameof(x), y, nameof(y));
-            if (y.Length == 0) return;
-            Starting(nameof(Scale));
-            ScaleCore(x, alpha, y);
-            Finished(nameof(Scale));
-        }
-    }
-
-    /// <summary>y[i] += alpha * x[i] (gradient accumulation; not fused).</summary>
-    public void Axpy<T>(T alpha, DeviceBuffer<T> x, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        lock (_gate)
-        {
-            Validate.SameLength(this, "axpy", x, nameof(x), y, nameof(y));
-            if (y.Length == 0) return;
-            Starting(nameof(Axpy));
-            AxpyCore(alpha, x, y);
-            Finished(nameof(Axpy));
-        }
-    }
-
-    /// <summary>y[i] = max(x[i], 0), NaN where x[i] is NaN.</summary>
-    public void Relu<T>(DeviceBuffer<T> x, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        lock (_gate)
-        {
-            Validate.SameLength(this, "relu", x, nameof(x), y, nameof(y));
-            if (y.Length == 0) return;
-            Starting(nameof(Relu));
-            ReluCore(x, y);
-            Finished(nameof(Relu));
-        }
-    }
-
-    /// <summary>dx[i] = y[i] &gt; 0 ? dy[i] : 0, where y is ReLU's output (0 also where y is NaN).</summary>
-    public void ReluBackward<T>(DeviceBuffer<T> y, DeviceBuffer<T> dy, DeviceBuffer<T> dx)
-        where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        lock (_gate)
-        {
-            Validate.SameLength(this, "relu backward", y, nameof(y), dy, nameof(dy), dx, nameof(dx));
-            if (dx.Length == 0) return;
-            Starting(nameof(ReluBackward));
-            ReluBackwardCore(y, dy, dx);
-            Finished(nameof(ReluBackward));
         }
     }
 
@@ -347,34 +294,46 @@ public abstract class Backend : IDisposable
         }
     }
 
+    /// <summary>Checks and runs a unary elementwise op, shown to the observer as <paramref name="name"/> and named
+    /// <paramref name="op"/> in messages.</summary>
+    private void RunMap<T, TOp>(string name, string op, DeviceBuffer<T> x, TOp unary, DeviceBuffer<T> y)
+        where T : unmanaged, IFloatingPointIeee754<T> where TOp : struct, IUnaryOp<T>
+    {
+        lock (_gate)
+        {
+            Validate.SameLength(this, op, x, nameof(x), y, nameof(y));
+            if (y.Length == 0) return;
+            Starting(name);
+            MapCore(x, unary, y);
+            Finished(name);
+        }
+    }
+
+    /// <summary>Checks and runs a binary elementwise op, shown to the observer as <paramref name="name"/> and named
+    /// <paramref name="op"/> in messages.</summary>
+    private void RunZip<T, TOp>(string name, string op, DeviceBuffer<T> a, DeviceBuffer<T> b, TOp binary,
+        DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T> where TOp : struct, IBinaryOp<T>
+    {
+        lock (_gate)
+        {
+            Validate.SameLength(this, op, a, nameof(a), b, nameof(b), y, nameof(y));
+            if (y.Length == 0) return;
+            Starting(name);
+            ZipCore(a, b, binary, y);
+            Finished(name);
+        }
+    }
+
+    /// <summary>y[i] = op(x[i]), y non-empty and as long as x (it may be x).</summary>
+    protected abstract void MapCore<T, TOp>(DeviceBuffer<T> x, TOp op, DeviceBuffer<T> y)
+        where T : unmanaged, IFloatingPointIeee754<T> where TOp : struct, IUnaryOp<T>;
+
+    /// <summary>y[i] = op(a[i], b[i]), y non-empty and as long as a and b (it may be either).</summary>
+    protected abstract void ZipCore<T, TOp>(DeviceBuffer<T> a, DeviceBuffer<T> b, TOp op, DeviceBuffer<T> y)
+        where T : unmanaged, IFloatingPointIeee754<T> where TOp : struct, IBinaryOp<T>;
+
     /// <summary>y[i] = value, y non-empty.</summary>
     protected abstract void FillCore<T>(DeviceBuffer<T> y, T value) where T : unmanaged, IFloatingPointIeee754<T>;
-
-    /// <summary>y[i] = x[i], y non-empty.</summary>
-    protected abstract void CopyCore<T>(DeviceBuffer<T> x, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T>;
-
-    /// <summary>y[i] = a[i] + b[i], y non-empty.</summary>
-    protected abstract void AddCore<T>(DeviceBuffer<T> a, DeviceBuffer<T> b, DeviceBuffer<T> y)
-        where T : unmanaged, IFloatingPointIeee754<T>;
-
-    /// <summary>y[i] = a[i] * b[i], y non-empty.</summary>
-    protected abstract void MultiplyCore<T>(DeviceBuffer<T> a, DeviceBuffer<T> b, DeviceBuffer<T> y)
-        where T : unmanaged, IFloatingPointIeee754<T>;
-
-    /// <summary>y[i] = alpha * x[i], y non-empty.</summary>
-    protected abstract void ScaleCore<T>(DeviceBuffer<T> x, T alpha, DeviceBuffer<T> y)
-        where T : unmanaged, IFloatingPointIeee754<T>;
-
-    /// <summary>y[i] += alpha * x[i], y non-empty.</summary>
-    protected abstract void AxpyCore<T>(T alpha, DeviceBuffer<T> x, DeviceBuffer<T> y)
-        where T : unmanaged, IFloatingPointIeee754<T>;
-
-    /// <summary>y[i] = max(x[i], 0) propagating NaN, y non-empty.</summary>
-    protected abstract void ReluCore<T>(DeviceBuffer<T> x, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T>;
-
-    /// <summary>dx[i] = y[i] &gt; 0 ? dy[i] : 0, dx non-empty.</summary>
-    protected abstract void ReluBackwardCore<T>(DeviceBuffer<T> y, DeviceBuffer<T> dy, DeviceBuffer<T> dx)
-        where T : unmanaged, IFloatingPointIeee754<T>;
 
     /// <summary>y[i] = alpha * scalar[0], y non-empty.</summary>
     protected abstract void BroadcastScalarCore<T>(DeviceBuffer<T> scalar, T alpha, DeviceBuffer<T> y)
@@ -530,7 +489,7 @@ public abstract class Backend : IDisposable
             Starting(nameof(Gemm));
             if (k > 0) GemmCore(transposeA, transposeB, m, n, k, alpha, a, b, beta, c);
             else if (beta == T.Zero) FillCore(c, T.Zero);
-            else ScaleCore(c, beta, c);
+            else MapCore(c, new ScaleOp<T>(beta), c);
             Finished(nameof(Gemm));
         }
     }

@@ -1,86 +1,13 @@
-// Elementwise ops as ILGPU kernels: fill, copy, add, multiply, scale, axpy, ReLU forward and backward, the
-// scalar broadcast that sum/mean backward use, and the per-channel bias add. Buffers are flat with n elements
-// (per-channel: [N, C, HW]).
-//
-// One generic grid-stride kernel per arity (Unary, Binary) serves every op: the op is a struct implementing
-// IUnaryOp/IBinaryOp, passed by value as a kernel argument (so it can carry a scalar such as alpha), and ILGPU
-// compiles one specialised kernel per (T, op) pair. Thread t handles elements t, t+stride, t+2*stride, …
+// Elementwise ops as ILGPU kernels: fill, the scalar broadcast that sum/mean backward use, the per-channel bias add,
+// and one generic grid-stride kernel per arity (Unary, Binary) that serves every op of ElementwiseOps.cs: the op is
+// a struct passed by value as a kernel argument (so it can carry a scalar such as alpha), ILGPU compiles one
+// specialised kernel per (T, op) pair and calls its scalar Apply. Buffers are flat with n elements (per-channel:
+// [N, C, HW]). Thread t handles elements t, t+stride, t+2*stride, …
 using System.Numerics;
 using ILGPU;
 using ILGPU.Runtime;
 
 namespace Engine.Kernels.Ilgpu;
-
-/// <summary>A function of one element, passed by value to <see cref="ElementwiseKernels.Unary{T,TOp}"/>; ILGPU compiles
-/// one kernel per (T, op) pair.</summary>
-public interface IUnaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
-{
-    /// <summary>The result for element <paramref name="x"/>.</summary>
-    T Apply(T x);
-}
-
-/// <summary>A function of two elements at the same index, passed by value to
-/// <see cref="ElementwiseKernels.Binary{T,TOp}"/>.</summary>
-public interface IBinaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
-{
-    /// <summary>The result for elements <paramref name="a"/> and <paramref name="b"/>.</summary>
-    T Apply(T a, T b);
-}
-
-/// <summary>x (copy).</summary>
-public readonly struct IdentityOp<T> : IUnaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
-{
-    /// <inheritdoc/>
-    public T Apply(T x) => x;
-}
-
-/// <summary>alpha · x.</summary>
-/// <param name="alpha">The scale factor.</param>
-public readonly struct ScaleOp<T>(T alpha) : IUnaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
-{
-    private readonly T _alpha = alpha;
-
-    /// <inheritdoc/>
-    public T Apply(T x) => _alpha * x;
-}
-
-/// <summary>max(x, 0) that propagates NaN (as PyTorch): 0 where x ≤ 0, which is false for NaN, else x.</summary>
-public readonly struct ReluOp<T> : IUnaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
-{
-    /// <inheritdoc/>
-    public T Apply(T x) => x <= T.Zero ? T.Zero : x;
-}
-
-/// <summary>a + b.</summary>
-public readonly struct AddOp<T> : IBinaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
-{
-    /// <inheritdoc/>
-    public T Apply(T a, T b) => a + b;
-}
-
-/// <summary>a · b.</summary>
-public readonly struct MultiplyOp<T> : IBinaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
-{
-    /// <inheritdoc/>
-    public T Apply(T a, T b) => a * b;
-}
-
-/// <summary>alpha * a + b.</summary>
-public readonly struct AxpyOp<T>(T alpha) : IBinaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
-{
-    private readonly T _alpha = alpha;
-
-    /// <inheritdoc/>
-    public T Apply(T a, T b) => _alpha * a + b;
-}
-
-/// <summary>a is ReLU's output, b the output gradient: b where a &gt; 0, else 0 (also where a is NaN, as PyTorch's
-/// threshold backward).</summary>
-public readonly struct ReluBackwardOp<T> : IBinaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
-{
-    /// <inheritdoc/>
-    public T Apply(T a, T b) => a > T.Zero ? b : T.Zero;
-}
 
 /// <summary>The elementwise kernels: grid-stride loops in which thread t handles elements t, t + stride, …, where
 /// stride is the number of threads launched.</summary>
@@ -139,32 +66,6 @@ public sealed partial class IlgpuBackend
     }
 
     /// <inheritdoc/>
-    protected override void CopyCore<T>(DeviceBuffer<T> x, DeviceBuffer<T> y) =>
-        LaunchUnary(x, y, new IdentityOp<T>());
-
-    /// <inheritdoc/>
-    protected override void ScaleCore<T>(DeviceBuffer<T> x, T alpha, DeviceBuffer<T> y) =>
-        LaunchUnary(x, y, new ScaleOp<T>(alpha));
-
-    /// <inheritdoc/>
-    protected override void ReluCore<T>(DeviceBuffer<T> x, DeviceBuffer<T> y) =>
-        LaunchUnary(x, y, new ReluOp<T>());
-
-    /// <inheritdoc/>
-    protected override void AddCore<T>(DeviceBuffer<T> a, DeviceBuffer<T> b, DeviceBuffer<T> y) =>
-        LaunchBinary(a, b, y, new AddOp<T>());
-
-    /// <inheritdoc/>
-    protected override void MultiplyCore<T>(DeviceBuffer<T> a, DeviceBuffer<T> b, DeviceBuffer<T> y) => LaunchBinary(a, b, y, new MultiplyOp<T>());
-
-    /// <inheritdoc/>
-    protected override void AxpyCore<T>(T alpha, DeviceBuffer<T> x, DeviceBuffer<T> y) =>
-        LaunchBinary(x, y, y, new AxpyOp<T>(alpha));
-
-    /// <inheritdoc/>
-    protected override void ReluBackwardCore<T>(DeviceBuffer<T> y, DeviceBuffer<T> dy, DeviceBuffer<T> dx) => LaunchBinary(y, dy, dx, new ReluBackwardOp<T>());
-
-    /// <inheritdoc/>
     protected override void BroadcastScalarCore<T>(DeviceBuffer<T> scalar, T alpha, DeviceBuffer<T> y)
     {
         var kernel = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, T, int>>(
@@ -186,19 +87,19 @@ public sealed partial class IlgpuBackend
         kernel(_accelerator.DefaultStream, extent, View(bias), View(y), channels, spatial, extent);
     }
 
-    private void LaunchUnary<T, TOp>(DeviceBuffer<T> x, DeviceBuffer<T> y, TOp unary)
-        where T : unmanaged, IFloatingPointIeee754<T> where TOp : struct, IUnaryOp<T>
+    /// <inheritdoc/>
+    protected override void MapCore<T, TOp>(DeviceBuffer<T> x, TOp op, DeviceBuffer<T> y)
     {
         var kernel = Kernel<TOp, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, TOp, int>>(
             nameof(ElementwiseKernels.Unary),
             static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<T>, TOp, int>(
                 ElementwiseKernels.Unary));
         int extent = StreamExtent(y.Length);
-        kernel(_accelerator.DefaultStream, extent, View(x), View(y), unary, extent);
+        kernel(_accelerator.DefaultStream, extent, View(x), View(y), op, extent);
     }
 
-    private void LaunchBinary<T, TOp>(DeviceBuffer<T> a, DeviceBuffer<T> b, DeviceBuffer<T> y,
-        TOp binary) where T : unmanaged, IFloatingPointIeee754<T> where TOp : struct, IBinaryOp<T>
+    /// <inheritdoc/>
+    protected override void ZipCore<T, TOp>(DeviceBuffer<T> a, DeviceBuffer<T> b, TOp op, DeviceBuffer<T> y)
     {
         var kernel = Kernel<TOp,
             Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, TOp, int>>(
@@ -206,6 +107,6 @@ public sealed partial class IlgpuBackend
             static acc => acc.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, TOp, int>(
                 ElementwiseKernels.Binary));
         int extent = StreamExtent(y.Length);
-        kernel(_accelerator.DefaultStream, extent, View(a), View(b), View(y), binary, extent);
+        kernel(_accelerator.DefaultStream, extent, View(a), View(b), View(y), op, extent);
     }
 }

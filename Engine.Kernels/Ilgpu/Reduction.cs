@@ -98,7 +98,7 @@ public sealed partial class IlgpuBackend
             intoFirst = !intoFirst;
         }
 
-        if (x.Length == 1) ScaleCore(x, alpha, result);
+        if (x.Length == 1) MapCore(x, new ScaleOp<T>(alpha), result);
     }
 
     /// <summary>Threads per group for the per-channel reductions: a power of two, 256 where the device allows.</summary>

@@ -237,6 +237,23 @@ public sealed class ContractTests(string kind) : DeviceFixture(kind)
     }
 
     [Test]
+    public void MapAndZipApplyAnyElementwiseOpAfterCheckingLengths()
+    {
+        var backend = Device.Backend;
+        var a = Tensor.FromArray([1f, -2f, 3f, float.NaN, 5f, -6f, 7f, 8f, 9f], [9], Device);
+        var b = Tensor.FromArray([0.5f, 1f, -1f, 2f, 0f, 3f, 1f, -4f, 2f], [9], Device);
+        var y = Tensor.Zeros<float>([9], Device);
+        backend.Map(a.Buffer, new ScaleOp<float>(-2f), y.Buffer);
+        Assert.That(y.ToArray(), Is.EqualTo(a.ToArray().Select(v => -2f * v).ToArray()));
+        backend.Zip(a.Buffer, b.Buffer, new AxpyOp<float>(3f), y.Buffer);
+        var expected = a.ToArray().Zip(b.ToArray(), (u, v) => 3f * u + v).ToArray();
+        Assert.That(y.ToArray(), Is.EqualTo(expected));
+        var shorter = Tensor.Zeros<float>([8], Device);
+        Rejected(() => backend.Map(a.Buffer, new ReluOp<float>(), shorter.Buffer), "map", "expected 9");
+        Rejected(() => backend.Zip(a.Buffer, shorter.Buffer, new AddOp<float>(), y.Buffer), "zip", "expected 9");
+    }
+
+    [Test]
     public void TensorsOnDifferentDevicesAreRejected()
     {
         using var other = Device.Create("cpu");
