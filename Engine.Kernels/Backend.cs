@@ -249,7 +249,8 @@ public abstract class Backend : IDisposable
         RunMap(nameof(Relu), "relu", x, new ReluOp<T>(), y);
 
     /// <summary>y[i] = a[i] + b[i].</summary>
-    public void Add<T>(DeviceBuffer<T> a, DeviceBuffer<T> b, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T> =>
+    public void Add<T>(DeviceBuffer<T> a, DeviceBuffer<T> b, DeviceBuffer<T> y)
+        where T : unmanaged, IFloatingPointIeee754<T> =>
         RunZip(nameof(Add), "add", a, b, new AddOp<T>(), y);
 
     /// <summary>y[i] = a[i] * b[i].</summary>
@@ -687,7 +688,8 @@ public abstract class Backend : IDisposable
     }
 
     /// <summary>dx[n, c, hw] = dy[n, c] / HW.</summary>
-    public void GlobalAveragePoolBackward<T>(int batch, int channels, int spatial, DeviceBuffer<T> dy, DeviceBuffer<T> dx)
+    public void GlobalAveragePoolBackward<T>(int batch, int channels, int spatial, DeviceBuffer<T> dy,
+        DeviceBuffer<T> dx)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         lock (_gate)
@@ -852,7 +854,8 @@ public abstract class Backend : IDisposable
     /// with momentum, buf = g on the first step, else momentum·buf + (1 − dampening)·g, and g = buf (or
     /// g + momentum·buf with Nesterov); param −= lr·g. <paramref name="momentumBuffer"/> may be null when
     /// momentum is 0.</summary>
-    public void SgdStep<T>(SgdParameters p, DeviceBuffer<T> param, DeviceBuffer<T> grad, DeviceBuffer<T>? momentumBuffer,
+    public void SgdStep<T>(SgdParameters p, DeviceBuffer<T> param, DeviceBuffer<T> grad,
+        DeviceBuffer<T>? momentumBuffer,
         bool firstStep) where T : unmanaged, IFloatingPointIeee754<T>
     {
         lock (_gate)
@@ -879,7 +882,8 @@ public abstract class Backend : IDisposable
     /// m += (1 − beta1)·(g − m); v = beta2·v + (1 − beta2)·g²; with AMSGrad vmax = max(vmax, v) replaces v below;
     /// param −= lr / (1 − beta1^step) · m / (√v / √(1 − beta2^step) + eps). <paramref name="maxExpAvgSq"/> may be
     /// null without AMSGrad.</summary>
-    public void AdamStep<T>(AdamParameters p, int step, DeviceBuffer<T> param, DeviceBuffer<T> grad, DeviceBuffer<T> expAvg,
+    public void AdamStep<T>(AdamParameters p, int step, DeviceBuffer<T> param, DeviceBuffer<T> grad,
+        DeviceBuffer<T> expAvg,
         DeviceBuffer<T> expAvgSq, DeviceBuffer<T>? maxExpAvgSq) where T : unmanaged, IFloatingPointIeee754<T>
     {
         lock (_gate)

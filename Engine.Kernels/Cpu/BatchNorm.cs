@@ -42,7 +42,8 @@ public sealed unsafe partial class CpuBackend
     }
 
     /// <inheritdoc/>
-    protected override void BatchNormBackwardCore<T>(int batch, int channels, int spatial, DeviceBuffer<T> x, DeviceBuffer<T> dy,
+    protected override void BatchNormBackwardCore<T>(int batch, int channels, int spatial, DeviceBuffer<T> x,
+        DeviceBuffer<T> dy,
         DeviceBuffer<T> gamma, DeviceBuffer<T> mean, DeviceBuffer<T> invStd, bool batchStatistics,
         DeviceBuffer<T> dx, DeviceBuffer<T> dgamma, DeviceBuffer<T> dbeta, DeviceBuffer<T>? reluOutput)
     {
@@ -57,7 +58,8 @@ public sealed unsafe partial class CpuBackend
     }
 
     /// <inheritdoc/>
-    protected override void InverseStandardDeviationCore<T>(DeviceBuffer<T> variance, double epsilon, DeviceBuffer<T> invStd)
+    protected override void InverseStandardDeviationCore<T>(DeviceBuffer<T> variance, double epsilon,
+        DeviceBuffer<T> invStd)
     {
         T eps = T.CreateTruncating(epsilon);
         T* v = Data(variance), result = Data(invStd);

@@ -258,7 +258,8 @@ internal unsafe struct ConvBackwardWeightOperands : IGemmOperands
 public sealed unsafe partial class CpuBackend
 {
     /// <inheritdoc/>
-    protected override void Conv2dForwardCore<T>(ConvGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> w, DeviceBuffer<T>? bias,
+    protected override void Conv2dForwardCore<T>(ConvGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> w,
+        DeviceBuffer<T>? bias,
         DeviceBuffer<T> y)
     {
         T* biasData = bias is null ? null : Data(bias);
@@ -293,7 +294,8 @@ public sealed unsafe partial class CpuBackend
     }
 
     /// <inheritdoc/>
-    protected override void Conv2dBackwardDataCore<T>(ConvGeometry g, DeviceBuffer<T> dy, DeviceBuffer<T> w, DeviceBuffer<T> dx)
+    protected override void Conv2dBackwardDataCore<T>(ConvGeometry g, DeviceBuffer<T> dy, DeviceBuffer<T> w,
+        DeviceBuffer<T> dx)
     {
         if (typeof(T) == typeof(float) && UseDirectBackwardData(g))
         {
@@ -342,7 +344,8 @@ public sealed unsafe partial class CpuBackend
     }
 
     /// <inheritdoc/>
-    protected override void Conv2dBackwardWeightCore<T>(ConvGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> dy, DeviceBuffer<T> dw)
+    protected override void Conv2dBackwardWeightCore<T>(ConvGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> dy,
+        DeviceBuffer<T> dw)
     {
         if (typeof(T) == typeof(float) && UseDirectBackwardWeight(g))
         {

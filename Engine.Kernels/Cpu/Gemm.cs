@@ -364,7 +364,8 @@ internal unsafe struct MatrixOperands : IGemmOperands
 public sealed unsafe partial class CpuBackend
 {
     /// <inheritdoc/>
-    protected override void GemmCore<T>(bool transposeA, bool transposeB, int m, int n, int k, T alpha, DeviceBuffer<T> a,
+    protected override void GemmCore<T>(bool transposeA, bool transposeB, int m, int n, int k, T alpha,
+        DeviceBuffer<T> a,
         DeviceBuffer<T> b, T beta, DeviceBuffer<T> c)
     {
         if (typeof(T) == typeof(float) && PackedGemm.IsSupported)

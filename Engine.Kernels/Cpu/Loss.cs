@@ -10,7 +10,8 @@ namespace Engine.Kernels.Cpu;
 public sealed unsafe partial class CpuBackend
 {
     /// <inheritdoc/>
-    protected override void SoftmaxCrossEntropyForwardCore<T>(int batch, int classes, DeviceBuffer<T> logits, DeviceBuffer<int> labels,
+    protected override void SoftmaxCrossEntropyForwardCore<T>(int batch, int classes, DeviceBuffer<T> logits,
+        DeviceBuffer<int> labels,
         DeviceBuffer<T> probabilities, DeviceBuffer<T> losses)
     {
         var job = new SoftmaxCrossEntropyJob<T>
@@ -37,7 +38,8 @@ public sealed unsafe partial class CpuBackend
     }
 
     /// <inheritdoc/>
-    protected override void TopKCorrectCore<T>(int batch, int classes, int k, DeviceBuffer<T> logits, DeviceBuffer<int> labels,
+    protected override void TopKCorrectCore<T>(int batch, int classes, int k, DeviceBuffer<T> logits,
+        DeviceBuffer<int> labels,
         DeviceBuffer<int> correct)
     {
         T* x = Data(logits);

@@ -11,14 +11,16 @@ namespace Engine.Kernels.Cpu;
 public sealed unsafe partial class CpuBackend
 {
     /// <inheritdoc/>
-    protected override void MaxPoolForwardCore<T>(PoolGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> y, DeviceBuffer<int> argmax)
+    protected override void MaxPoolForwardCore<T>(PoolGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> y,
+        DeviceBuffer<int> argmax)
     {
         var job = new MaxPoolForwardJob<T> { G = g, X = Data(x), Y = Data(y), Argmax = Data(argmax) };
         Parallel(g.Batch * g.Channels, ref job);
     }
 
     /// <inheritdoc/>
-    protected override void MaxPoolBackwardCore<T>(PoolGeometry g, DeviceBuffer<T> dy, DeviceBuffer<int> argmax, DeviceBuffer<T> dx)
+    protected override void MaxPoolBackwardCore<T>(PoolGeometry g, DeviceBuffer<T> dy, DeviceBuffer<int> argmax,
+        DeviceBuffer<T> dx)
     {
         int planeSize = g.InHeight * g.InWidth;
         int* indices = Data(argmax);
@@ -32,7 +34,8 @@ public sealed unsafe partial class CpuBackend
     }
 
     /// <inheritdoc/>
-    protected override void GlobalAveragePoolForwardCore<T>(int batch, int channels, int spatial, DeviceBuffer<T> x, DeviceBuffer<T> y)
+    protected override void GlobalAveragePoolForwardCore<T>(int batch, int channels, int spatial, DeviceBuffer<T> x,
+        DeviceBuffer<T> y)
     {
         var job = new GlobalAveragePoolJob<T>
             { X = Data(x), Y = Data(y), Planes = batch * channels, Spatial = spatial, Forward = true };

@@ -24,7 +24,8 @@ public sealed unsafe partial class CpuBackend
     }
 
     /// <inheritdoc/>
-    protected override void SumPerChannelCore<T>(int batch, int channels, int spatial, DeviceBuffer<T> x, DeviceBuffer<T> result)
+    protected override void SumPerChannelCore<T>(int batch, int channels, int spatial, DeviceBuffer<T> x,
+        DeviceBuffer<T> result)
     {
         var job = new ChannelSumJob<T>
             { X = Data(x), Result = Data(result), Batch = batch, Channels = channels, Spatial = spatial };
@@ -32,7 +33,8 @@ public sealed unsafe partial class CpuBackend
     }
 
     /// <inheritdoc/>
-    protected override void AddPerChannelCore<T>(int batch, int channels, int spatial, DeviceBuffer<T> bias, DeviceBuffer<T> y)
+    protected override void AddPerChannelCore<T>(int batch, int channels, int spatial, DeviceBuffer<T> bias,
+        DeviceBuffer<T> y)
     {
         AddPerChannel(batch, channels, spatial, Data(bias), Data(y));
     }

@@ -179,7 +179,8 @@ public sealed partial class IlgpuBackend
     }
 
     /// <inheritdoc/>
-    protected override void InverseStandardDeviationCore<T>(DeviceBuffer<T> variance, double epsilon, DeviceBuffer<T> invStd)
+    protected override void InverseStandardDeviationCore<T>(DeviceBuffer<T> variance, double epsilon,
+        DeviceBuffer<T> invStd)
     {
         var kernel = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, T>>(
             nameof(BatchNormKernels.InverseStandardDeviation),
@@ -190,7 +191,8 @@ public sealed partial class IlgpuBackend
     }
 
     /// <inheritdoc/>
-    protected override void BatchNormBackwardCore<T>(int batch, int channels, int spatial, DeviceBuffer<T> x, DeviceBuffer<T> dy,
+    protected override void BatchNormBackwardCore<T>(int batch, int channels, int spatial, DeviceBuffer<T> x,
+        DeviceBuffer<T> dy,
         DeviceBuffer<T> gamma, DeviceBuffer<T> mean, DeviceBuffer<T> invStd, bool batchStatistics,
         DeviceBuffer<T> dx, DeviceBuffer<T> dgamma, DeviceBuffer<T> dbeta, DeviceBuffer<T>? reluOutput)
     {

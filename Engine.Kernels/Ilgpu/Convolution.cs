@@ -126,7 +126,8 @@ public readonly struct WeightByInputChannelLoader<T>(ArrayView<T> w, ConvShape s
 public sealed partial class IlgpuBackend
 {
     /// <inheritdoc/>
-    protected override void Conv2dForwardCore<T>(ConvGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> w, DeviceBuffer<T>? bias,
+    protected override void Conv2dForwardCore<T>(ConvGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> w,
+        DeviceBuffer<T>? bias,
         DeviceBuffer<T> y)
     {
         if (bias is not null) Validate.Buffer(this, "conv2d forward", nameof(bias), bias, g.OutChannels);
@@ -141,7 +142,8 @@ public sealed partial class IlgpuBackend
     }
 
     /// <inheritdoc/>
-    protected override void Conv2dBackwardDataCore<T>(ConvGeometry g, DeviceBuffer<T> dy, DeviceBuffer<T> w, DeviceBuffer<T> dx)
+    protected override void Conv2dBackwardDataCore<T>(ConvGeometry g, DeviceBuffer<T> dy, DeviceBuffer<T> w,
+        DeviceBuffer<T> dx)
     {
         var s = new ConvShape(g);
         int pixels = g.InHeight * g.InWidth;
@@ -153,7 +155,8 @@ public sealed partial class IlgpuBackend
     }
 
     /// <inheritdoc/>
-    protected override void Conv2dBackwardWeightCore<T>(ConvGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> dy, DeviceBuffer<T> dw)
+    protected override void Conv2dBackwardWeightCore<T>(ConvGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> dy,
+        DeviceBuffer<T> dw)
     {
         var s = new ConvShape(g);
         int taps = g.InChannels * g.KernelHeight * g.KernelWidth, pixels = g.OutHeight * g.OutWidth;

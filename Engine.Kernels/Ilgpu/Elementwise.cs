@@ -77,7 +77,8 @@ public sealed partial class IlgpuBackend
     }
 
     /// <inheritdoc/>
-    protected override void AddPerChannelCore<T>(int batch, int channels, int spatial, DeviceBuffer<T> bias, DeviceBuffer<T> y)
+    protected override void AddPerChannelCore<T>(int batch, int channels, int spatial, DeviceBuffer<T> bias,
+        DeviceBuffer<T> y)
     {
         var kernel = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, int, int, int>>(
             nameof(AddPerChannel),

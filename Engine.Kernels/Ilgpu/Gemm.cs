@@ -241,7 +241,8 @@ public sealed partial class IlgpuBackend
             static acc => acc.LoadKernel<TA, TB, TC, int, int, int, int>(GemmKernels.Tiled<T, TA, TB, TC>));
 
     /// <inheritdoc/>
-    protected override void GemmCore<T>(bool transposeA, bool transposeB, int m, int n, int k, T alpha, DeviceBuffer<T> a,
+    protected override void GemmCore<T>(bool transposeA, bool transposeB, int m, int n, int k, T alpha,
+        DeviceBuffer<T> a,
         DeviceBuffer<T> b, T beta, DeviceBuffer<T> c)
     {
         LaunchGemm<T, RowMajorLoader<T>, RowMajorLoader<T>, ScaledRowMajorStore<T>>(

@@ -117,7 +117,8 @@ public sealed partial class IlgpuBackend
     }
 
     /// <inheritdoc/>
-    protected override void TopKCorrectCore<T>(int batch, int classes, int k, DeviceBuffer<T> logits, DeviceBuffer<int> labels,
+    protected override void TopKCorrectCore<T>(int batch, int classes, int k, DeviceBuffer<T> logits,
+        DeviceBuffer<int> labels,
         DeviceBuffer<int> correct)
     {
         var kernel = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<int>, ArrayView<int>, int,

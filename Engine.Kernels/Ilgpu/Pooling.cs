@@ -112,7 +112,8 @@ public static class PoolingKernels
 public sealed partial class IlgpuBackend
 {
     /// <inheritdoc/>
-    protected override void MaxPoolForwardCore<T>(PoolGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> y, DeviceBuffer<int> argmax)
+    protected override void MaxPoolForwardCore<T>(PoolGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> y,
+        DeviceBuffer<int> argmax)
     {
         var kernel = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, ArrayView<int>,
             PoolShape, int>>(nameof(PoolingKernels.MaxForward),
@@ -123,7 +124,8 @@ public sealed partial class IlgpuBackend
     }
 
     /// <inheritdoc/>
-    protected override void MaxPoolBackwardCore<T>(PoolGeometry g, DeviceBuffer<T> dy, DeviceBuffer<int> argmax, DeviceBuffer<T> dx)
+    protected override void MaxPoolBackwardCore<T>(PoolGeometry g, DeviceBuffer<T> dy, DeviceBuffer<int> argmax,
+        DeviceBuffer<T> dx)
     {
         var kernel = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<int>, ArrayView<T>,
             PoolShape, int>>(nameof(PoolingKernels.MaxBackward),

@@ -118,7 +118,8 @@ public sealed partial class IlgpuBackend
     }
 
     /// <inheritdoc/>
-    protected override void SumPerChannelCore<T>(int batch, int channels, int spatial, DeviceBuffer<T> x, DeviceBuffer<T> result)
+    protected override void SumPerChannelCore<T>(int batch, int channels, int spatial, DeviceBuffer<T> x,
+        DeviceBuffer<T> result)
     {
         var kernel = Kernel<T, Action<AcceleratorStream, KernelConfig, ArrayView<T>, ArrayView<T>, int, int, int>>(
             nameof(ReductionKernels.SumPerChannel),
