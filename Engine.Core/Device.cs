@@ -2,7 +2,7 @@
 // accelerator with its cache of loaded kernels) and a pool of freed buffers, so that a training loop reuses memory
 // instead of allocating it.
 //
-// Backends are made by Engine.Kernels' Backends factory; this file knows only IBackend. Kinds: cuda and opencl (ILGPU kernels on a GPU), cpu (the managed-SIMD CPU backend) and ilgpu-cpu (the same
+// Backends are made by Engine.Kernels' Backends factory; this file knows only Backend. Kinds: cuda and opencl (ILGPU kernels on a GPU), cpu (the managed-SIMD CPU backend) and ilgpu-cpu (the same
 // ILGPU kernels on ILGPU's CPU accelerator: slow, for verifying them). Chosen, in order of precedence: explicitly
 // by API (Device.Create) or by a CLI flag (Device.Select("--device" value)), by the ENGINE_DEVICE environment
 // variable, or by default: CUDA, then OpenCL, then cpu. SelectionReason says which rule picked it.
@@ -14,8 +14,8 @@ namespace Engine.Core;
 
 /// <summary>Where tensors live and ops run: one backend (ILGPU on cuda, opencl or ilgpu-cpu; the managed-SIMD
 /// backend on cpu) plus a pool of freed buffers that tensors of the same length reuse. Counterpart of
-/// torch.device, except that it owns its resources: disposing it frees the backend and the pool. Use it from one
-/// thread at a time.</summary>
+/// torch.device, except that it owns its resources: disposing it frees the backend and the pool. Safe to use from
+/// several threads: the backend runs one op at a time and the pool is locked; each thread keeps its own tensors.</summary>
 public sealed class Device : IDisposable
 {
     /// <summary>Environment variable naming the default device kind.</summary>
@@ -37,7 +37,7 @@ public sealed class Device : IDisposable
     private long _pooledBuffers;
     private bool _disposed;
 
-    private Device(IBackend backend, string selectionReason)
+    private Device(Backend backend, string selectionReason)
     {
         Backend = backend;
         SelectionReason = selectionReason;
@@ -45,7 +45,7 @@ public sealed class Device : IDisposable
     }
 
     /// <summary>The backend that runs this device's ops.</summary>
-    public IBackend Backend { get; }
+    public Backend Backend { get; }
 
     /// <summary>Device kind: cuda, opencl, cpu or ilgpu-cpu.</summary>
     public string Kind => Backend.Kind;
@@ -76,7 +76,7 @@ public sealed class Device : IDisposable
         new(Backends.Create(kind), selectionReason);
 
     /// <summary>A device over an existing backend (e.g. a specially configured one); the device owns it.</summary>
-    public static Device FromBackend(IBackend backend, string selectionReason = "chosen by API") =>
+    public static Device FromBackend(Backend backend, string selectionReason = "chosen by API") =>
         new(backend, selectionReason);
 
     /// <summary>

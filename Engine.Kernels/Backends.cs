@@ -1,6 +1,6 @@
 // Backends: the one place that turns a device kind's name into a concrete backend. cuda, opencl and ilgpu-cpu are
 // the ILGPU backend on that accelerator; cpu is the managed-SIMD backend. Everything above this layer knows only
-// IBackend and the kind names.
+// Backend and the kind names.
 using Engine.Kernels.Cpu;
 using Engine.Kernels.Ilgpu;
 
@@ -23,7 +23,7 @@ public static class Backends
     /// <summary>Creates a backend of <paramref name="kind"/>; the caller owns (disposes) it.</summary>
     /// <exception cref="ArgumentException">Unknown kind.</exception>
     /// <exception cref="InvalidOperationException">The kind is not present on this machine.</exception>
-    public static IBackend Create(string kind) =>
+    public static Backend Create(string kind) =>
         IlgpuKindOf(kind) is { } ilgpu ? IlgpuBackend.Create(ilgpu) : new CpuBackend();
 
     /// <summary>The ILGPU accelerator of a kind, or null for the managed-SIMD cpu backend.</summary>

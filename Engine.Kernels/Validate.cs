@@ -1,16 +1,17 @@
-// Host-side checks that every backend runs before any launch. A kernel never sees a buffer it could overrun:
-// a wrong length, a disposed buffer or a buffer of another backend is an ArgumentException naming what was wrong.
+// Host-side checks: the argument checks Backend's public ops run once before calling a backend (a kernel never sees a
+// buffer it could overrun: a wrong length, a disposed buffer or a buffer of another backend is an exception naming
+// the op and the argument), and the label-value check that Engine.Core runs before it uploads labels.
 using System.Numerics;
 
 namespace Engine.Kernels;
 
-/// <summary>The host-side argument checks shared by every backend; each failure names the op and the
-/// argument.</summary>
+/// <summary>Host-side argument checks; each failure names the op and the argument. <see cref="Labels"/> is for
+/// callers of the backend; the rest serve <see cref="Backend"/>'s ops.</summary>
 public static class Validate
 {
     /// <summary>Checks that <paramref name="buffer"/> is live, belongs to <paramref name="backend"/> and has
     /// exactly <paramref name="expectedLength"/> elements.</summary>
-    public static void Buffer<T>(IBackend backend, string op, string name, DeviceBuffer<T> buffer, long expectedLength)
+    internal static void Buffer<T>(Backend backend, string op, string name, DeviceBuffer<T> buffer, long expectedLength)
         where T : unmanaged
     {
         Owned(backend, op, name, buffer);
@@ -20,7 +21,7 @@ public static class Validate
     }
 
     /// <summary>Checks that <paramref name="buffer"/> is live and belongs to <paramref name="backend"/>.</summary>
-    public static void Owned<T>(IBackend backend, string op, string name, DeviceBuffer<T> buffer)
+    internal static void Owned<T>(Backend backend, string op, string name, DeviceBuffer<T> buffer)
         where T : unmanaged
     {
         ArgumentNullException.ThrowIfNull(buffer, name);
@@ -33,7 +34,7 @@ public static class Validate
 
     /// <summary>Checks the extents of an [N, C, HW] tensor: none negative (two negative factors would make a
     /// positive length that passes the buffer checks).</summary>
-    public static void Extents(string op, int batch, int channels, int spatial)
+    internal static void Extents(string op, int batch, int channels, int spatial)
     {
         if (batch < 0 || channels < 0 || spatial < 0)
             throw new ArgumentException($"{op}: negative extent (N={batch}, C={channels}, HW={spatial}).");
@@ -42,7 +43,7 @@ public static class Validate
     /// <summary>Checks the extents of global average pooling's [N, C, H·W] input: an empty batch is allowed (an empty
     /// output), an empty plane or no channel is not (as PyTorch's adaptive average pooling; a mean over nothing
     /// would be 0/0).</summary>
-    public static void GlobalPoolExtents(string op, int batch, int channels, int spatial)
+    internal static void GlobalPoolExtents(string op, int batch, int channels, int spatial)
     {
         if (batch < 0 || channels < 1 || spatial < 1)
             throw new ArgumentException($"{op}: input [N, C, H·W] = [{batch}, {channels}, {spatial}] needs at least " +
@@ -51,7 +52,7 @@ public static class Validate
 
     /// <summary>Checks batch-norm's running-statistics momentum: in [0, 1] (0 keeps the running statistics, 1
     /// replaces them by the batch's).</summary>
-    public static void Momentum(string op, double momentum)
+    internal static void Momentum(string op, double momentum)
     {
         if (!(momentum >= 0 && momentum <= 1))
             throw new ArgumentException($"{op}: momentum {momentum} must lie in [0, 1].", nameof(momentum));
@@ -59,7 +60,7 @@ public static class Validate
 
     /// <summary>Checks batch-norm's epsilon, added to the variance under the square root: positive and
     /// finite.</summary>
-    public static void Epsilon(string op, double epsilon)
+    internal static void Epsilon(string op, double epsilon)
     {
         if (!(epsilon > 0 && double.IsFinite(epsilon)))
             throw new ArgumentException($"{op}: epsilon {epsilon} must be positive and finite.", nameof(epsilon));
@@ -68,7 +69,7 @@ public static class Validate
     /// <summary>Checks that every label lies in [0, classes): THE check of label values, run on the host by
     /// Engine.Core's cross-entropy and top-k before the labels are uploaded. The backends take a label buffer on
     /// trust (checking its length only): reading it back to check would synchronise the device on every loss. A
-    /// kernel that still meets a label outside [0, classes) (a caller of IBackend that skipped this check) reads no
+    /// kernel that still meets a label outside [0, classes) (a caller of Backend that skipped this check) reads no
     /// logit with it and writes NaN or "not correct" for that sample.</summary>
     /// <exception cref="ArgumentException">A label is outside [0, classes); the message names the op, the label,
     /// its sample index and the class count.</exception>
@@ -81,7 +82,7 @@ public static class Validate
 
     /// <summary>Checks the buffers of one Adam step: grad and both moments as long as param, the maximum of the
     /// second moment present (and as long) exactly when AMSGrad is on.</summary>
-    public static void AdamBuffers<T>(IBackend backend, AdamParameters p, DeviceBuffer<T> param, DeviceBuffer<T> grad,
+    internal static void AdamBuffers<T>(Backend backend, AdamParameters p, DeviceBuffer<T> param, DeviceBuffer<T> grad,
         DeviceBuffer<T> expAvg, DeviceBuffer<T> expAvgSq, DeviceBuffer<T>? maxExpAvgSq) where T : unmanaged
     {
         const string op = "Adam step";
@@ -106,7 +107,7 @@ public static class Validate
     }
 
     /// <summary>Checks that two buffers have the same number of elements.</summary>
-    public static void SameLength<T>(IBackend backend, string op, DeviceBuffer<T> a, string aName,
+    internal static void SameLength<T>(Backend backend, string op, DeviceBuffer<T> a, string aName,
         DeviceBuffer<T> b, string bName) where T : unmanaged
     {
         Owned(backend, op, aName, a);
@@ -114,7 +115,7 @@ public static class Validate
     }
 
     /// <summary>Checks that three buffers have the same number of elements.</summary>
-    public static void SameLength<T>(IBackend backend, string op, DeviceBuffer<T> a, string aName,
+    internal static void SameLength<T>(Backend backend, string op, DeviceBuffer<T> a, string aName,
         DeviceBuffer<T> b, string bName, DeviceBuffer<T> c, string cName) where T : unmanaged
     {
         SameLength(backend, op, a, aName, b, bName);

@@ -1,4 +1,4 @@
-// Microbenchmarks of the backend's kernels, one BenchmarkDotNet method per op, called through IBackend on the
+// Microbenchmarks of the backend's kernels, one BenchmarkDotNet method per op, called through Backend on the
 // device that `kernels --device` / ENGINE_DEVICE picks. Every call ends with Synchronize, so a measurement is the
 // op's whole time on the device (launch + run), not the time to queue it.
 //
@@ -119,7 +119,7 @@ public class KernelBenchmarks
 
     private readonly List<IDisposable> _owned = [];
     private Device? _ownDevice;
-    private IBackend _backend = null!;
+    private Backend _backend = null!;
     private KernelShapes _s = KernelShapes.Small;
 
     // conv / gemm

@@ -17,6 +17,7 @@ using BenchmarkDotNet.Loggers;
 using BenchmarkDotNet.Running;
 using BenchmarkDotNet.Toolchains.InProcess.Emit;
 using Engine.Bench.Benchmarks;
+using Engine.Kernels;
 using Engine.Kernels.Ilgpu;
 using ILGPU;
 using ILGPU.Algorithms;

@@ -35,9 +35,8 @@ internal static class StepCommand
                                         $"(got {batch}, {iterations}, {warmup}).");
         var spec = ModelRegistry.Parse(modelName);
         using var opened = CommonOptions.OpenDevice(deviceName);
-        var profiler = profile ? new ProfilingBackend(opened.Backend) : null;
-        using var profiled = profiler is null ? null : Device.FromBackend(profiler, opened.SelectionReason);
-        var device = profiled ?? opened;
+        var profiler = profile ? new OpProfiler(opened.Backend) : null;
+        var device = opened;
         using var model = ModelRegistry.Create<float>(modelName, device);
         var timing = StepTimer.Time(model, [batch, 3, spec.InputSize, spec.InputSize], mode, warmup, iterations,
             () => { if (profiler is not null && --warmup == 0) profiler.Reset(); });
@@ -49,7 +48,7 @@ internal static class StepCommand
         return 0;
     }
 
-    private static void PrintProfile(ProfilingBackend profiler, int iterations)
+    private static void PrintProfile(OpProfiler profiler, int iterations)
     {
         double total = profiler.Times.Values.Sum(t => t.Milliseconds);
         Console.WriteLine($"per iteration, by op (synchronised after each op; {iterations} iterations):");

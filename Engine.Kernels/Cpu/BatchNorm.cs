@@ -12,23 +12,11 @@ namespace Engine.Kernels.Cpu;
 public sealed unsafe partial class CpuBackend
 {
     /// <inheritdoc/>
-    public void BatchNormForwardTraining<T>(int batch, int channels, int spatial, DeviceBuffer<T> x,
+    protected override void BatchNormForwardTrainingCore<T>(int batch, int channels, int spatial, DeviceBuffer<T> x,
         DeviceBuffer<T> gamma, DeviceBuffer<T> beta, DeviceBuffer<T> runningMean, DeviceBuffer<T> runningVar,
         double momentum, double epsilon, DeviceBuffer<T> y, DeviceBuffer<T> savedMean, DeviceBuffer<T> savedInvStd,
-        bool relu) where T : unmanaged, IFloatingPointIeee754<T>
+        bool relu)
     {
-        const string op = "batch-norm forward (training)";
-        Validate.Momentum(op, momentum);
-        Validate.Epsilon(op, epsilon);
-        ValidateBatchNorm(op, batch, channels, spatial, x, gamma, y);
-        Validate.Buffer(this, op, nameof(beta), beta, channels);
-        Validate.Buffer(this, op, nameof(runningMean), runningMean, channels);
-        Validate.Buffer(this, op, nameof(runningVar), runningVar, channels);
-        Validate.Buffer(this, op, nameof(savedMean), savedMean, channels);
-        Validate.Buffer(this, op, nameof(savedInvStd), savedInvStd, channels);
-        if ((long)batch * spatial < 2)
-            throw new ArgumentException(
-                $"{op}: expected more than 1 value per channel when training (batch {batch}, spatial {spatial}).");
         var job = new BatchNormTrainingJob<T>
         {
             X = Data(x), Gamma = Data(gamma), Beta = Data(beta), RunningMean = Data(runningMean),
@@ -40,16 +28,10 @@ public sealed unsafe partial class CpuBackend
     }
 
     /// <inheritdoc/>
-    public void BatchNormForwardInference<T>(int batch, int channels, int spatial, DeviceBuffer<T> x,
+    protected override void BatchNormForwardInferenceCore<T>(int batch, int channels, int spatial, DeviceBuffer<T> x,
         DeviceBuffer<T> gamma, DeviceBuffer<T> beta, DeviceBuffer<T> runningMean, DeviceBuffer<T> runningVar,
-        double epsilon, DeviceBuffer<T> y, bool relu) where T : unmanaged, IFloatingPointIeee754<T>
+        double epsilon, DeviceBuffer<T> y, bool relu)
     {
-        const string op = "batch-norm forward (inference)";
-        Validate.Epsilon(op, epsilon);
-        ValidateBatchNorm(op, batch, channels, spatial, x, gamma, y);
-        Validate.Buffer(this, op, nameof(beta), beta, channels);
-        Validate.Buffer(this, op, nameof(runningMean), runningMean, channels);
-        Validate.Buffer(this, op, nameof(runningVar), runningVar, channels);
         var job = new BatchNormInferenceJob<T>
         {
             X = Data(x), Gamma = Data(gamma), Beta = Data(beta), RunningMean = Data(runningMean),
@@ -60,19 +42,11 @@ public sealed unsafe partial class CpuBackend
     }
 
     /// <inheritdoc/>
-    public void BatchNormBackward<T>(int batch, int channels, int spatial, DeviceBuffer<T> x, DeviceBuffer<T> dy,
+    protected override void BatchNormBackwardCore<T>(int batch, int channels, int spatial, DeviceBuffer<T> x,
+        DeviceBuffer<T> dy,
         DeviceBuffer<T> gamma, DeviceBuffer<T> mean, DeviceBuffer<T> invStd, bool batchStatistics,
         DeviceBuffer<T> dx, DeviceBuffer<T> dgamma, DeviceBuffer<T> dbeta, DeviceBuffer<T>? reluOutput)
-        where T : unmanaged, IFloatingPointIeee754<T>
     {
-        const string op = "batch-norm backward";
-        ValidateBatchNorm(op, batch, channels, spatial, x, gamma, dx);
-        Validate.Buffer(this, op, nameof(dy), dy, x.Length);
-        Validate.Buffer(this, op, nameof(mean), mean, channels);
-        Validate.Buffer(this, op, nameof(invStd), invStd, channels);
-        Validate.Buffer(this, op, nameof(dgamma), dgamma, channels);
-        Validate.Buffer(this, op, nameof(dbeta), dbeta, channels);
-        if (reluOutput is not null) Validate.Buffer(this, op, nameof(reluOutput), reluOutput, x.Length);
         var job = new BatchNormBackwardJob<T>
         {
             X = Data(x), DY = Data(dy), ReluOutput = reluOutput is null ? null : Data(reluOutput),
@@ -84,24 +58,12 @@ public sealed unsafe partial class CpuBackend
     }
 
     /// <inheritdoc/>
-    public void InverseStandardDeviation<T>(DeviceBuffer<T> variance, double epsilon, DeviceBuffer<T> invStd)
-        where T : unmanaged, IFloatingPointIeee754<T>
+    protected override void InverseStandardDeviationCore<T>(DeviceBuffer<T> variance, double epsilon,
+        DeviceBuffer<T> invStd)
     {
-        Validate.Epsilon("inverse standard deviation", epsilon);
-        Validate.SameLength(this, "inverse standard deviation", variance, nameof(variance), invStd, nameof(invStd));
         T eps = T.CreateTruncating(epsilon);
         T* v = Data(variance), result = Data(invStd);
         for (long c = 0; c < variance.Length; c++) result[c] = T.One / T.Sqrt(v[c] + eps);
-    }
-
-    private void ValidateBatchNorm<T>(string op, int batch, int channels, int spatial, DeviceBuffer<T> x,
-        DeviceBuffer<T> gamma, DeviceBuffer<T> y) where T : unmanaged
-    {
-        Validate.Extents(op, batch, channels, spatial);
-        long length = (long)batch * channels * spatial;
-        Validate.Buffer(this, op, nameof(x), x, length);
-        Validate.Buffer(this, op, nameof(gamma), gamma, channels);
-        Validate.Buffer(this, op, "y", y, length);
     }
 
     /// <summary>y = (x − mean) · invStd · gamma + beta over the N planes of one channel, clamped at 0 when

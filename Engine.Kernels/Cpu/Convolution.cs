@@ -258,14 +258,10 @@ internal unsafe struct ConvBackwardWeightOperands : IGemmOperands
 public sealed unsafe partial class CpuBackend
 {
     /// <inheritdoc/>
-    public void Conv2dForward<T>(ConvGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> w, DeviceBuffer<T>? bias,
-        DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T>
+    protected override void Conv2dForwardCore<T>(ConvGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> w,
+        DeviceBuffer<T>? bias,
+        DeviceBuffer<T> y)
     {
-        g = g.Validated();
-        Validate.Buffer(this, "conv2d forward", nameof(x), x, g.InputLength);
-        Validate.Buffer(this, "conv2d forward", nameof(w), w, g.WeightLength);
-        if (bias is not null) Validate.Buffer(this, "conv2d forward", nameof(bias), bias, g.OutChannels);
-        Validate.Buffer(this, "conv2d forward", nameof(y), y, g.OutputLength);
         T* biasData = bias is null ? null : Data(bias);
 
         if (typeof(T) == typeof(float) && UseDirectForward(g))
@@ -298,14 +294,9 @@ public sealed unsafe partial class CpuBackend
     }
 
     /// <inheritdoc/>
-    public void Conv2dBackwardData<T>(ConvGeometry g, DeviceBuffer<T> dy, DeviceBuffer<T> w, DeviceBuffer<T> dx)
-        where T : unmanaged, IFloatingPointIeee754<T>
+    protected override void Conv2dBackwardDataCore<T>(ConvGeometry g, DeviceBuffer<T> dy, DeviceBuffer<T> w,
+        DeviceBuffer<T> dx)
     {
-        g = g.Validated();
-        Validate.Buffer(this, "conv2d backward data", nameof(dy), dy, g.OutputLength);
-        Validate.Buffer(this, "conv2d backward data", nameof(w), w, g.WeightLength);
-        Validate.Buffer(this, "conv2d backward data", nameof(dx), dx, g.InputLength);
-
         if (typeof(T) == typeof(float) && UseDirectBackwardData(g))
         {
             DirectBackwardData(g, (float*)Data(dy), (float*)Data(w), (float*)Data(dx));
@@ -353,14 +344,9 @@ public sealed unsafe partial class CpuBackend
     }
 
     /// <inheritdoc/>
-    public void Conv2dBackwardWeight<T>(ConvGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> dy, DeviceBuffer<T> dw)
-        where T : unmanaged, IFloatingPointIeee754<T>
+    protected override void Conv2dBackwardWeightCore<T>(ConvGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> dy,
+        DeviceBuffer<T> dw)
     {
-        g = g.Validated();
-        Validate.Buffer(this, "conv2d backward weight", nameof(x), x, g.InputLength);
-        Validate.Buffer(this, "conv2d backward weight", nameof(dy), dy, g.OutputLength);
-        Validate.Buffer(this, "conv2d backward weight", nameof(dw), dw, g.WeightLength);
-
         if (typeof(T) == typeof(float) && UseDirectBackwardWeight(g))
         {
             DirectBackwardWeight(g, (float*)Data(x), (float*)Data(dy), (float*)Data(dw));

@@ -20,13 +20,11 @@ namespace Engine.Kernels.Cpu;
 /// <summary>
 /// The managed-SIMD CPU backend (kind <c>cpu</c>): native 64-byte-aligned buffers, one worker thread per core, and a
 /// packed AVX-512 or AVX2+FMA GEMM for float. Every op runs synchronously and gives the same bits on every run.
-/// One calling thread at a time.
 /// </summary>
-public sealed unsafe partial class CpuBackend : IBackend
+public sealed unsafe partial class CpuBackend : Backend
 {
     private readonly WorkerPool _pool;
     private readonly Scratch[] _scratch;
-    private bool _disposed;
 
     /// <summary>Starts one helper thread per core but one (the calling thread is the other worker).</summary>
     public CpuBackend() : this(Environment.ProcessorCount) { }
@@ -43,41 +41,31 @@ public sealed unsafe partial class CpuBackend : IBackend
     }
 
     /// <summary>Always <c>cpu</c>.</summary>
-    public string Kind => "cpu";
+    public override string Kind => "cpu";
 
     /// <summary>The float GEMM's instruction set and micro-tile, and the thread count; "scalar loops" on a CPU with
     /// neither AVX-512 nor AVX2+FMA.</summary>
-    public string Description => PackedGemm.IsSupported
+    public override string Description => PackedGemm.IsSupported
         ? $"Managed SIMD CPU ({PackedGemm.InstructionSet}, {PackedGemm.TileRows}x{PackedGemm.TileColumns} GEMM " +
           $"micro-tiles for float; {_pool.ThreadCount} threads on {Environment.ProcessorCount} cores)"
         : $"Managed CPU (scalar loops; {_pool.ThreadCount} threads on {Environment.ProcessorCount} cores)";
 
     /// <summary>Nothing is compiled at run time beyond the .NET JIT.</summary>
-    public int LoadedKernelCount => 0;
+    public override int LoadedKernelCount => 0;
 
     /// <summary>Threads that run the tasks of one op (the caller and its helpers).</summary>
     public int ThreadCount => _pool.ThreadCount;
 
     /// <summary>Allocates <paramref name="length"/> uninitialised elements of native memory, 64-byte aligned.</summary>
-    /// <exception cref="ObjectDisposedException">The backend has been disposed.</exception>
-    /// <exception cref="ArgumentOutOfRangeException"><paramref name="length"/> is negative.</exception>
-    public DeviceBuffer<T> Allocate<T>(long length) where T : unmanaged
-    {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        ArgumentOutOfRangeException.ThrowIfNegative(length);
-        return new CpuBuffer<T>(this, length);
-    }
+    protected override DeviceBuffer<T> AllocateCore<T>(long length) => new CpuBuffer<T>(this, length);
 
     /// <summary>Nothing to wait for: every op has finished when it returns.</summary>
-    /// <exception cref="ObjectDisposedException">The backend has been disposed.</exception>
-    public void Synchronize() => ObjectDisposedException.ThrowIf(_disposed, this);
+    protected override void SynchronizeCore() { }
 
     /// <summary>Stops the worker threads and frees their scratch memory; buffers keep their own memory until they are
-    /// disposed. A second call does nothing.</summary>
-    public void Dispose()
+    /// disposed.</summary>
+    protected override void DisposeCore()
     {
-        if (_disposed) return;
-        _disposed = true;
         _pool.Dispose();
         foreach (var scratch in _scratch) scratch.Dispose();
     }
@@ -94,11 +82,8 @@ public sealed unsafe partial class CpuBackend : IBackend
     private void* WorkerScratch(int worker, int slot, long bytes) => _scratch[worker].Get(slot, bytes);
 
     /// <summary>Runs <paramref name="job"/> for tasks 0 … <paramref name="taskCount"/> − 1 on the pool.</summary>
-    private void Parallel<TJob>(int taskCount, ref TJob job) where TJob : struct, IParallelJob
-    {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+    private void Parallel<TJob>(int taskCount, ref TJob job) where TJob : struct, IParallelJob =>
         _pool.Run(taskCount, ref job);
-    }
 
     /// <summary>Memory of a <see cref="CpuBackend"/>: native, 64-byte aligned, released on Dispose.</summary>
     private sealed class CpuBuffer<T> : DeviceBuffer<T> where T : unmanaged
@@ -117,28 +102,19 @@ public sealed unsafe partial class CpuBackend : IBackend
 
         public T* Data => _data;
         public override long Length { get; }
-        public override IBackend Backend => _backend;
+        public override Backend Backend => _backend;
         public override bool IsDisposed => _data == null;
 
-        public override void CopyFromHost(ReadOnlySpan<T> source)
+        protected internal override void CopyFromHostCore(ReadOnlySpan<T> source)
         {
-            CheckHostLength(source.Length);
             source.CopyTo(new Span<T>(_data, checked((int)Length)));
             GC.KeepAlive(this); // the finalizer must not free the memory while it is being written
         }
 
-        public override void CopyToHost(Span<T> destination)
+        protected internal override void CopyToHostCore(Span<T> destination)
         {
-            CheckHostLength(destination.Length);
             new ReadOnlySpan<T>(_data, checked((int)Length)).CopyTo(destination);
             GC.KeepAlive(this); // the finalizer must not free the memory while it is being read
-        }
-
-        private void CheckHostLength(int hostLength)
-        {
-            ObjectDisposedException.ThrowIf(IsDisposed, this);
-            if (hostLength != Length)
-                throw new ArgumentException($"Host span has {hostLength} elements; the device buffer has {Length}.");
         }
 
         public override void Dispose()
@@ -196,8 +172,8 @@ internal interface IParallelJob
 /// <summary>
 /// Persistent worker threads (one fewer than <c>threads</c>: the caller works too). A run publishes a job and a
 /// task count, wakes the helpers, and every thread claims task indices from one shared counter until none are left;
-/// the caller returns once every helper is done. Runs are serialised, but the backend's scratch memory is not: a
-/// backend serves one calling thread at a time (see IBackend).
+/// the caller returns once every helper is done. Runs are serialised, and so are the backend's ops (Backend's lock),
+/// so the per-worker scratch memory never serves two ops at once.
 /// Nothing is allocated per run: the job is a struct on the caller's stack, reached through a pointer.
 /// </summary>
 internal sealed unsafe class WorkerPool : IDisposable

@@ -1,85 +1,11 @@
-// Elementwise ops: fill, copy, add, multiply, scale, axpy, ReLU forward and backward, and the scalar broadcast
-// that sum/mean backward use. All buffers are flat with n elements; the output may alias an input.
-//
-// One generic loop per arity serves every op: the op is a struct implementing IUnaryOp/IBinaryOp with a scalar
-// and a Vector256 form (memory-bound, so wider vectors buy nothing), and the JIT specialises one loop per
-// (T, op). Tasks are fixed chunks of ChunkLength elements.
+// Elementwise ops on the CPU: fill, the scalar broadcast that sum/mean backward use, and one generic loop per arity
+// (Map, Zip) that serves every op of ElementwiseOps.cs with its Vector256 form and a scalar tail (memory-bound, so
+// wider vectors buy nothing); the JIT specialises one loop per (T, op). All buffers are flat with n elements; the
+// output may alias an input. Tasks are fixed chunks of ChunkLength elements.
 using System.Numerics;
 using System.Runtime.Intrinsics;
 
 namespace Engine.Kernels.Cpu;
-
-internal interface IUnaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
-{
-    T Apply(T x);
-    Vector256<T> Apply(Vector256<T> x);
-}
-
-internal interface IBinaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
-{
-    T Apply(T a, T b);
-    Vector256<T> Apply(Vector256<T> a, Vector256<T> b);
-}
-
-internal readonly struct FillOp<T>(T value) : IUnaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
-{
-    private readonly T _value = value;
-    public T Apply(T x) => _value;
-    public Vector256<T> Apply(Vector256<T> x) => Vector256.Create(_value);
-}
-
-internal readonly struct IdentityOp<T> : IUnaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
-{
-    public T Apply(T x) => x;
-    public Vector256<T> Apply(Vector256<T> x) => x;
-}
-
-internal readonly struct ScaleOp<T>(T alpha) : IUnaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
-{
-    private readonly T _alpha = alpha;
-    public T Apply(T x) => _alpha * x;
-    public Vector256<T> Apply(Vector256<T> x) => Vector256.Create(_alpha) * x;
-}
-
-/// <summary>max(x, 0) that propagates NaN (as PyTorch): 0 where x ≤ 0, which is false for NaN, else x. One
-/// compare and a blend, since the SIMD max instructions drop a NaN operand.</summary>
-internal readonly struct ReluOp<T> : IUnaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
-{
-    public T Apply(T x) => x <= T.Zero ? T.Zero : x;
-
-    public Vector256<T> Apply(Vector256<T> x) =>
-        Vector256.ConditionalSelect(Vector256.LessThanOrEqual(x, Vector256<T>.Zero), Vector256<T>.Zero, x);
-}
-
-internal readonly struct AddOp<T> : IBinaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
-{
-    public T Apply(T a, T b) => a + b;
-    public Vector256<T> Apply(Vector256<T> a, Vector256<T> b) => a + b;
-}
-
-internal readonly struct MultiplyOp<T> : IBinaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
-{
-    public T Apply(T a, T b) => a * b;
-    public Vector256<T> Apply(Vector256<T> a, Vector256<T> b) => a * b;
-}
-
-/// <summary>alpha * a + b (not fused, as on every backend).</summary>
-internal readonly struct AxpyOp<T>(T alpha) : IBinaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
-{
-    private readonly T _alpha = alpha;
-    public T Apply(T a, T b) => _alpha * a + b;
-    public Vector256<T> Apply(Vector256<T> a, Vector256<T> b) => Vector256.Create(_alpha) * a + b;
-}
-
-/// <summary>a is ReLU's output, b the output gradient: b where a &gt; 0, else 0 (also where a is NaN, as PyTorch's
-/// threshold backward).</summary>
-internal readonly struct ReluBackwardOp<T> : IBinaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
-{
-    public T Apply(T a, T b) => a > T.Zero ? b : T.Zero;
-
-    public Vector256<T> Apply(Vector256<T> a, Vector256<T> b) =>
-        Vector256.ConditionalSelect(Vector256.GreaterThan(a, Vector256<T>.Zero), b, Vector256<T>.Zero);
-}
 
 public sealed unsafe partial class CpuBackend
 {
@@ -89,81 +15,21 @@ public sealed unsafe partial class CpuBackend
     private static int ChunkCount(long n) => (int)((n + ChunkLength - 1) / ChunkLength);
 
     /// <inheritdoc/>
-    public void Fill<T>(DeviceBuffer<T> y, T value) where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        Validate.Owned(this, "fill", nameof(y), y);
-        RunUnary(y, y, new FillOp<T>(value));
-    }
+    protected override void FillCore<T>(DeviceBuffer<T> y, T value) => MapCore(y, new FillOp<T>(value), y);
 
     /// <inheritdoc/>
-    public void Copy<T>(DeviceBuffer<T> x, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        Validate.SameLength(this, "copy", x, nameof(x), y, nameof(y));
-        RunUnary(x, y, new IdentityOp<T>());
-    }
+    protected override void BroadcastScalarCore<T>(DeviceBuffer<T> scalar, T alpha, DeviceBuffer<T> y) =>
+        MapCore(y, new FillOp<T>(alpha * Data(scalar)[0]), y);
 
     /// <inheritdoc/>
-    public void Scale<T>(DeviceBuffer<T> x, T alpha, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        Validate.SameLength(this, "scale", x, nameof(x), y, nameof(y));
-        RunUnary(x, y, new ScaleOp<T>(alpha));
-    }
-
-    /// <inheritdoc/>
-    public void Relu<T>(DeviceBuffer<T> x, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        Validate.SameLength(this, "relu", x, nameof(x), y, nameof(y));
-        RunUnary(x, y, new ReluOp<T>());
-    }
-
-    /// <inheritdoc/>
-    public void Add<T>(DeviceBuffer<T> a, DeviceBuffer<T> b, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        Validate.SameLength(this, "add", a, nameof(a), b, nameof(b), y, nameof(y));
-        RunBinary(a, b, y, new AddOp<T>());
-    }
-
-    /// <inheritdoc/>
-    public void Multiply<T>(DeviceBuffer<T> a, DeviceBuffer<T> b, DeviceBuffer<T> y)
-        where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        Validate.SameLength(this, "multiply", a, nameof(a), b, nameof(b), y, nameof(y));
-        RunBinary(a, b, y, new MultiplyOp<T>());
-    }
-
-    /// <inheritdoc/>
-    public void Axpy<T>(T alpha, DeviceBuffer<T> x, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        Validate.SameLength(this, "axpy", x, nameof(x), y, nameof(y));
-        RunBinary(x, y, y, new AxpyOp<T>(alpha));
-    }
-
-    /// <inheritdoc/>
-    public void ReluBackward<T>(DeviceBuffer<T> y, DeviceBuffer<T> dy, DeviceBuffer<T> dx)
-        where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        Validate.SameLength(this, "relu backward", y, nameof(y), dy, nameof(dy), dx, nameof(dx));
-        RunBinary(y, dy, dx, new ReluBackwardOp<T>());
-    }
-
-    /// <inheritdoc/>
-    public void BroadcastScalar<T>(DeviceBuffer<T> scalar, T alpha, DeviceBuffer<T> y)
-        where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        Validate.Buffer(this, "broadcast scalar", nameof(scalar), scalar, 1);
-        Validate.Owned(this, "broadcast scalar", nameof(y), y);
-        RunUnary(y, y, new FillOp<T>(alpha * Data(scalar)[0]));
-    }
-
-    private void RunUnary<T, TOp>(DeviceBuffer<T> x, DeviceBuffer<T> y, TOp op)
-        where T : unmanaged, IFloatingPointIeee754<T> where TOp : struct, IUnaryOp<T>
+    protected override void MapCore<T, TOp>(DeviceBuffer<T> x, TOp op, DeviceBuffer<T> y)
     {
         var job = new UnaryJob<T, TOp> { X = Data(x), Y = Data(y), Length = y.Length, Op = op };
         Parallel(ChunkCount(y.Length), ref job);
     }
 
-    private void RunBinary<T, TOp>(DeviceBuffer<T> a, DeviceBuffer<T> b, DeviceBuffer<T> y, TOp op)
-        where T : unmanaged, IFloatingPointIeee754<T> where TOp : struct, IBinaryOp<T>
+    /// <inheritdoc/>
+    protected override void ZipCore<T, TOp>(DeviceBuffer<T> a, DeviceBuffer<T> b, TOp op, DeviceBuffer<T> y)
     {
         var job = new BinaryJob<T, TOp> { A = Data(a), B = Data(b), Y = Data(y), Length = y.Length, Op = op };
         Parallel(ChunkCount(y.Length), ref job);

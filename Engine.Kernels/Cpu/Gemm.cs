@@ -364,22 +364,10 @@ internal unsafe struct MatrixOperands : IGemmOperands
 public sealed unsafe partial class CpuBackend
 {
     /// <inheritdoc/>
-    public void Gemm<T>(bool transposeA, bool transposeB, int m, int n, int k, T alpha, DeviceBuffer<T> a,
-        DeviceBuffer<T> b, T beta, DeviceBuffer<T> c) where T : unmanaged, IFloatingPointIeee754<T>
+    protected override void GemmCore<T>(bool transposeA, bool transposeB, int m, int n, int k, T alpha,
+        DeviceBuffer<T> a,
+        DeviceBuffer<T> b, T beta, DeviceBuffer<T> c)
     {
-        if (m < 0 || n < 0 || k < 0)
-            throw new ArgumentException($"gemm: negative extent (m {m}, n {n}, k {k}).");
-        Validate.Buffer(this, "gemm", nameof(a), a, (long)m * k);
-        Validate.Buffer(this, "gemm", nameof(b), b, (long)k * n);
-        Validate.Buffer(this, "gemm", nameof(c), c, (long)m * n);
-        if (m == 0 || n == 0) return;
-        if (k == 0)
-        {
-            if (beta == T.Zero) Fill(c, T.Zero);
-            else Scale(c, beta, c);
-            return;
-        }
-
         if (typeof(T) == typeof(float) && PackedGemm.IsSupported)
         {
             var operands = new MatrixOperands

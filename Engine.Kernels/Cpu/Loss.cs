@@ -10,13 +10,10 @@ namespace Engine.Kernels.Cpu;
 public sealed unsafe partial class CpuBackend
 {
     /// <inheritdoc/>
-    public void SoftmaxCrossEntropyForward<T>(int batch, int classes, DeviceBuffer<T> logits, DeviceBuffer<int> labels,
-        DeviceBuffer<T> probabilities, DeviceBuffer<T> losses) where T : unmanaged, IFloatingPointIeee754<T>
+    protected override void SoftmaxCrossEntropyForwardCore<T>(int batch, int classes, DeviceBuffer<T> logits,
+        DeviceBuffer<int> labels,
+        DeviceBuffer<T> probabilities, DeviceBuffer<T> losses)
     {
-        const string op = "softmax cross-entropy forward";
-        ValidateLoss(op, batch, classes, logits, labels);
-        Validate.Buffer(this, op, nameof(probabilities), probabilities, (long)batch * classes);
-        Validate.Buffer(this, op, nameof(losses), losses, batch);
         var job = new SoftmaxCrossEntropyJob<T>
         {
             Logits = Data(logits), Labels = Data(labels), Probabilities = Data(probabilities), Losses = Data(losses),
@@ -26,14 +23,9 @@ public sealed unsafe partial class CpuBackend
     }
 
     /// <inheritdoc/>
-    public void SoftmaxCrossEntropyBackward<T>(int batch, int classes, DeviceBuffer<T> probabilities,
+    protected override void SoftmaxCrossEntropyBackwardCore<T>(int batch, int classes, DeviceBuffer<T> probabilities,
         DeviceBuffer<int> labels, DeviceBuffer<T> lossGrad, T alpha, DeviceBuffer<T> dlogits)
-        where T : unmanaged, IFloatingPointIeee754<T>
     {
-        const string op = "softmax cross-entropy backward";
-        ValidateLoss(op, batch, classes, probabilities, labels);
-        Validate.Buffer(this, op, nameof(lossGrad), lossGrad, 1);
-        Validate.Buffer(this, op, nameof(dlogits), dlogits, (long)batch * classes);
         T scale = alpha * Data(lossGrad)[0];
         T* p = Data(probabilities), d = Data(dlogits);
         int* label = Data(labels);
@@ -46,13 +38,10 @@ public sealed unsafe partial class CpuBackend
     }
 
     /// <inheritdoc/>
-    public void TopKCorrect<T>(int batch, int classes, int k, DeviceBuffer<T> logits, DeviceBuffer<int> labels,
-        DeviceBuffer<int> correct) where T : unmanaged, IFloatingPointIeee754<T>
+    protected override void TopKCorrectCore<T>(int batch, int classes, int k, DeviceBuffer<T> logits,
+        DeviceBuffer<int> labels,
+        DeviceBuffer<int> correct)
     {
-        const string op = "top-k correct";
-        if (k < 1) throw new ArgumentException($"{op}: k must be at least 1, not {k}.", nameof(k));
-        ValidateLoss(op, batch, classes, logits, labels);
-        Validate.Buffer(this, op, nameof(correct), correct, batch);
         T* x = Data(logits);
         int* label = Data(labels), result = Data(correct);
         for (int i = 0; i < batch; i++)
@@ -66,19 +55,14 @@ public sealed unsafe partial class CpuBackend
             }
             T value = row[target];
             int ahead = 0;
+            bool hasNaN = false;
             for (int j = 0; j < classes; j++)
+            {
                 if (row[j] > value || (row[j] == value && j < target)) ahead++;
-            result[i] = ahead < k ? 1 : 0;
+                hasNaN |= T.IsNaN(row[j]);
+            }
+            result[i] = ahead < k && !hasNaN ? 1 : 0;
         }
-    }
-
-    private void ValidateLoss<T>(string op, int batch, int classes, DeviceBuffer<T> scores, DeviceBuffer<int> labels)
-        where T : unmanaged
-    {
-        if (batch < 0 || classes < 1)
-            throw new ArgumentException($"{op}: invalid extent (batch {batch}, classes {classes}).");
-        Validate.Buffer(this, op, "logits", scores, (long)batch * classes);
-        Validate.Buffer(this, op, nameof(labels), labels, batch);
     }
 
     private static int RowsPerTask(int classes) => Math.Max(1, ChunkLength / 8 / classes);

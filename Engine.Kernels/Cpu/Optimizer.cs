@@ -8,22 +8,12 @@ namespace Engine.Kernels.Cpu;
 public sealed unsafe partial class CpuBackend
 {
     /// <inheritdoc/>
-    public void SgdStep<T>(SgdParameters p, DeviceBuffer<T> param, DeviceBuffer<T> grad,
-        DeviceBuffer<T>? momentumBuffer, bool firstStep) where T : unmanaged, IFloatingPointIeee754<T>
+    protected override void SgdStepCore<T>(SgdParameters p, DeviceBuffer<T> param, DeviceBuffer<T> grad,
+        DeviceBuffer<T>? momentumBuffer, bool firstStep)
     {
-        p = p.Validated();
-        Validate.SameLength(this, "sgd step", param, nameof(param), grad, nameof(grad));
-        bool useMomentum = p.Momentum != 0;
-        if (useMomentum)
-        {
-            if (momentumBuffer is null)
-                throw new ArgumentException("sgd step: momentum is set but no momentum buffer was given.",
-                    nameof(momentumBuffer));
-            Validate.Buffer(this, "sgd step", nameof(momentumBuffer), momentumBuffer, param.Length);
-        }
         var job = new SgdJob<T>
         {
-            Param = Data(param), Grad = Data(grad), Buffer = useMomentum ? Data(momentumBuffer!) : null,
+            Param = Data(param), Grad = Data(grad), Buffer = momentumBuffer is null ? null : Data(momentumBuffer),
             Length = param.Length, LearningRate = T.CreateTruncating(p.LearningRate),
             Momentum = T.CreateTruncating(p.Momentum), GradientWeight = T.CreateTruncating(1 - p.Dampening),
             WeightDecay = T.CreateTruncating(p.WeightDecay), Nesterov = p.Nesterov, FirstStep = firstStep,
@@ -59,17 +49,14 @@ public sealed unsafe partial class CpuBackend
     }
 
     /// <inheritdoc/>
-    public void AdamStep<T>(AdamParameters p, int step, DeviceBuffer<T> param, DeviceBuffer<T> grad,
-        DeviceBuffer<T> expAvg, DeviceBuffer<T> expAvgSq, DeviceBuffer<T>? maxExpAvgSq)
-        where T : unmanaged, IFloatingPointIeee754<T>
+    protected override void AdamStepCore<T>(AdamCoefficients<T> coefficients, DeviceBuffer<T> param,
+        DeviceBuffer<T> grad, DeviceBuffer<T> expAvg, DeviceBuffer<T> expAvgSq, DeviceBuffer<T>? maxExpAvgSq)
     {
-        p = p.Validated();
-        Validate.AdamBuffers(this, p, param, grad, expAvg, expAvgSq, maxExpAvgSq);
         var job = new AdamJob<T>
         {
             Param = Data(param), Grad = Data(grad), ExpAvg = Data(expAvg), ExpAvgSq = Data(expAvgSq),
             MaxExpAvgSq = maxExpAvgSq is null ? null : Data(maxExpAvgSq), Length = param.Length,
-            K = new AdamCoefficients<T>(p, step),
+            K = coefficients,
         };
         Parallel(ChunkCount(param.Length), ref job);
     }

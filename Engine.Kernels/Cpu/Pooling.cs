@@ -11,25 +11,17 @@ namespace Engine.Kernels.Cpu;
 public sealed unsafe partial class CpuBackend
 {
     /// <inheritdoc/>
-    public void MaxPoolForward<T>(PoolGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> y, DeviceBuffer<int> argmax)
-        where T : unmanaged, IFloatingPointIeee754<T>
+    protected override void MaxPoolForwardCore<T>(PoolGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> y,
+        DeviceBuffer<int> argmax)
     {
-        g = g.Validated();
-        Validate.Buffer(this, "max-pool forward", nameof(x), x, g.InputLength);
-        Validate.Buffer(this, "max-pool forward", nameof(y), y, g.OutputLength);
-        Validate.Buffer(this, "max-pool forward", nameof(argmax), argmax, g.OutputLength);
         var job = new MaxPoolForwardJob<T> { G = g, X = Data(x), Y = Data(y), Argmax = Data(argmax) };
         Parallel(g.Batch * g.Channels, ref job);
     }
 
     /// <inheritdoc/>
-    public void MaxPoolBackward<T>(PoolGeometry g, DeviceBuffer<T> dy, DeviceBuffer<int> argmax, DeviceBuffer<T> dx)
-        where T : unmanaged, IFloatingPointIeee754<T>
+    protected override void MaxPoolBackwardCore<T>(PoolGeometry g, DeviceBuffer<T> dy, DeviceBuffer<int> argmax,
+        DeviceBuffer<T> dx)
     {
-        g = g.Validated();
-        Validate.Buffer(this, "max-pool backward", nameof(dy), dy, g.OutputLength);
-        Validate.Buffer(this, "max-pool backward", nameof(argmax), argmax, g.OutputLength);
-        Validate.Buffer(this, "max-pool backward", nameof(dx), dx, g.InputLength);
         int planeSize = g.InHeight * g.InWidth;
         int* indices = Data(argmax);
         for (long o = 0; o < g.OutputLength; o++)
@@ -42,24 +34,18 @@ public sealed unsafe partial class CpuBackend
     }
 
     /// <inheritdoc/>
-    public void GlobalAveragePoolForward<T>(int batch, int channels, int spatial, DeviceBuffer<T> x, DeviceBuffer<T> y)
-        where T : unmanaged, IFloatingPointIeee754<T>
+    protected override void GlobalAveragePoolForwardCore<T>(int batch, int channels, int spatial, DeviceBuffer<T> x,
+        DeviceBuffer<T> y)
     {
-        Validate.GlobalPoolExtents("global average pool", batch, channels, spatial);
-        Validate.Buffer(this, "global average pool forward", nameof(x), x, (long)batch * channels * spatial);
-        Validate.Buffer(this, "global average pool forward", nameof(y), y, (long)batch * channels);
         var job = new GlobalAveragePoolJob<T>
             { X = Data(x), Y = Data(y), Planes = batch * channels, Spatial = spatial, Forward = true };
         Parallel(PlaneTasks(batch * channels, spatial), ref job);
     }
 
     /// <inheritdoc/>
-    public void GlobalAveragePoolBackward<T>(int batch, int channels, int spatial, DeviceBuffer<T> dy,
-        DeviceBuffer<T> dx) where T : unmanaged, IFloatingPointIeee754<T>
+    protected override void GlobalAveragePoolBackwardCore<T>(int batch, int channels, int spatial, DeviceBuffer<T> dy,
+        DeviceBuffer<T> dx)
     {
-        Validate.GlobalPoolExtents("global average pool backward", batch, channels, spatial);
-        Validate.Buffer(this, "global average pool backward", nameof(dy), dy, (long)batch * channels);
-        Validate.Buffer(this, "global average pool backward", nameof(dx), dx, (long)batch * channels * spatial);
         var job = new GlobalAveragePoolJob<T>
             { X = Data(dx), Y = Data(dy), Planes = batch * channels, Spatial = spatial, Forward = false };
         Parallel(PlaneTasks(batch * channels, spatial), ref job);

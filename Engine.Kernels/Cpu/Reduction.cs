@@ -17,10 +17,8 @@ namespace Engine.Kernels.Cpu;
 public sealed unsafe partial class CpuBackend
 {
     /// <inheritdoc/>
-    public void Sum<T>(DeviceBuffer<T> x, T alpha, DeviceBuffer<T> result) where T : unmanaged, IFloatingPointIeee754<T>
+    protected override void SumCore<T>(DeviceBuffer<T> x, T alpha, DeviceBuffer<T> result)
     {
-        Validate.Owned(this, "sum", nameof(x), x);
-        Validate.Buffer(this, "sum", nameof(result), result, 1);
         int chunks = ChunkCount(x.Length);
         var partials = (T*)WorkerScratch(0, PartialsSlot, Math.Max(chunks, 1) * sizeof(T));
         var job = new ChunkSumJob<T> { X = Data(x), Length = x.Length, Partials = partials };
@@ -31,24 +29,18 @@ public sealed unsafe partial class CpuBackend
     }
 
     /// <inheritdoc/>
-    public void SumPerChannel<T>(int batch, int channels, int spatial, DeviceBuffer<T> x, DeviceBuffer<T> result)
-        where T : unmanaged, IFloatingPointIeee754<T>
+    protected override void SumPerChannelCore<T>(int batch, int channels, int spatial, DeviceBuffer<T> x,
+        DeviceBuffer<T> result)
     {
-        Validate.Extents("sum per channel", batch, channels, spatial);
-        Validate.Buffer(this, "sum per channel", nameof(x), x, (long)batch * channels * spatial);
-        Validate.Buffer(this, "sum per channel", nameof(result), result, channels);
         var job = new ChannelSumJob<T>
             { X = Data(x), Result = Data(result), Batch = batch, Channels = channels, Spatial = spatial };
         Parallel(channels, ref job);
     }
 
     /// <inheritdoc/>
-    public void AddPerChannel<T>(int batch, int channels, int spatial, DeviceBuffer<T> bias, DeviceBuffer<T> y)
-        where T : unmanaged, IFloatingPointIeee754<T>
+    protected override void AddPerChannelCore<T>(int batch, int channels, int spatial, DeviceBuffer<T> bias,
+        DeviceBuffer<T> y)
     {
-        Validate.Extents("add per channel", batch, channels, spatial);
-        Validate.Buffer(this, "add per channel", nameof(bias), bias, channels);
-        Validate.Buffer(this, "add per channel", nameof(y), y, (long)batch * channels * spatial);
         AddPerChannel(batch, channels, spatial, Data(bias), Data(y));
     }
 

@@ -7,23 +7,15 @@ namespace Engine.Kernels.Cpu;
 public sealed unsafe partial class CpuBackend
 {
     /// <inheritdoc/>
-    public void ShortcutForward<T>(ShortcutGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> y)
-        where T : unmanaged, IFloatingPointIeee754<T>
+    protected override void ShortcutForwardCore<T>(ShortcutGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> y)
     {
-        g = g.Validated();
-        Validate.Buffer(this, "shortcut forward", nameof(x), x, g.InputLength);
-        Validate.Buffer(this, "shortcut forward", nameof(y), y, g.OutputLength);
         var job = new ShortcutJob<T> { G = g, X = Data(x), Y = Data(y), Forward = true };
         Parallel(g.Batch * g.OutChannels, ref job);
     }
 
     /// <inheritdoc/>
-    public void ShortcutBackward<T>(ShortcutGeometry g, DeviceBuffer<T> dy, DeviceBuffer<T> dx)
-        where T : unmanaged, IFloatingPointIeee754<T>
+    protected override void ShortcutBackwardCore<T>(ShortcutGeometry g, DeviceBuffer<T> dy, DeviceBuffer<T> dx)
     {
-        g = g.Validated();
-        Validate.Buffer(this, "shortcut backward", nameof(dy), dy, g.OutputLength);
-        Validate.Buffer(this, "shortcut backward", nameof(dx), dx, g.InputLength);
         var job = new ShortcutJob<T> { G = g, X = Data(dx), Y = Data(dy), Forward = false };
         Parallel(g.Batch * g.InChannels, ref job);
     }

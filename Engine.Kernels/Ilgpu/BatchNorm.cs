@@ -134,30 +134,12 @@ public static class BatchNormKernels
 
 public sealed partial class IlgpuBackend
 {
-    private void ValidateBatchNorm<T>(string op, int batch, int channels, int spatial, DeviceBuffer<T> x,
-        DeviceBuffer<T> y, params ReadOnlySpan<DeviceBuffer<T>> perChannel) where T : unmanaged
-    {
-        if (batch < 1 || channels < 1 || spatial < 1)
-            throw new ArgumentException($"{op}: invalid shape N={batch} C={channels} HW={spatial}.");
-        long length = (long)batch * channels * spatial;
-        if (length > int.MaxValue) throw new ArgumentException($"{op}: tensors over 2^31 elements are not supported.");
-        Validate.Buffer(this, op, "x", x, length);
-        Validate.Buffer(this, op, "y", y, length);
-        for (int i = 0; i < perChannel.Length; i++)
-            Validate.Buffer(this, op, $"per-channel vector {i}", perChannel[i], channels);
-    }
-
     /// <inheritdoc/>
-    public void BatchNormForwardTraining<T>(int batch, int channels, int spatial, DeviceBuffer<T> x,
+    protected override void BatchNormForwardTrainingCore<T>(int batch, int channels, int spatial, DeviceBuffer<T> x,
         DeviceBuffer<T> gamma, DeviceBuffer<T> beta, DeviceBuffer<T> runningMean, DeviceBuffer<T> runningVar,
         double momentum, double epsilon, DeviceBuffer<T> y, DeviceBuffer<T> savedMean, DeviceBuffer<T> savedInvStd,
-        bool relu) where T : unmanaged, IFloatingPointIeee754<T>
+        bool relu)
     {
-        const string op = "batch-norm forward (training)";
-        Validate.Momentum(op, momentum);
-        Validate.Epsilon(op, epsilon);
-        ValidateBatchNorm(op, batch, channels, spatial, x, y,
-            gamma, beta, runningMean, runningVar, savedMean, savedInvStd);
         int count = batch * spatial;
         var statistics = Kernel<T, Action<AcceleratorStream, KernelConfig, ArrayView<T>, ArrayView<T>, ArrayView<T>,
             ArrayView<T>, ArrayView<T>, int, int, int, T, T, T, T>>(nameof(BatchNormKernels.Statistics),
@@ -178,13 +160,10 @@ public sealed partial class IlgpuBackend
     }
 
     /// <inheritdoc/>
-    public void BatchNormForwardInference<T>(int batch, int channels, int spatial, DeviceBuffer<T> x,
+    protected override void BatchNormForwardInferenceCore<T>(int batch, int channels, int spatial, DeviceBuffer<T> x,
         DeviceBuffer<T> gamma, DeviceBuffer<T> beta, DeviceBuffer<T> runningMean, DeviceBuffer<T> runningVar,
-        double epsilon, DeviceBuffer<T> y, bool relu) where T : unmanaged, IFloatingPointIeee754<T>
+        double epsilon, DeviceBuffer<T> y, bool relu)
     {
-        const string op = "batch-norm forward (inference)";
-        Validate.Epsilon(op, epsilon);
-        ValidateBatchNorm(op, batch, channels, spatial, x, y, gamma, beta, runningMean, runningVar);
         var normalize = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>,
             ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, T, int, int>>(
             nameof(BatchNormKernels.NormalizeWithRunningStatistics),
@@ -196,12 +175,9 @@ public sealed partial class IlgpuBackend
     }
 
     /// <inheritdoc/>
-    public void InverseStandardDeviation<T>(DeviceBuffer<T> variance, double epsilon, DeviceBuffer<T> invStd)
-        where T : unmanaged, IFloatingPointIeee754<T>
+    protected override void InverseStandardDeviationCore<T>(DeviceBuffer<T> variance, double epsilon,
+        DeviceBuffer<T> invStd)
     {
-        Validate.Epsilon("inverse standard deviation", epsilon);
-        Validate.SameLength(this, "inverse standard deviation", variance, nameof(variance), invStd, nameof(invStd));
-        if (variance.Length == 0) return;
         var kernel = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, T>>(
             nameof(BatchNormKernels.InverseStandardDeviation),
             static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<T>, T>(
@@ -211,15 +187,11 @@ public sealed partial class IlgpuBackend
     }
 
     /// <inheritdoc/>
-    public void BatchNormBackward<T>(int batch, int channels, int spatial, DeviceBuffer<T> x, DeviceBuffer<T> dy,
+    protected override void BatchNormBackwardCore<T>(int batch, int channels, int spatial, DeviceBuffer<T> x,
+        DeviceBuffer<T> dy,
         DeviceBuffer<T> gamma, DeviceBuffer<T> mean, DeviceBuffer<T> invStd, bool batchStatistics,
         DeviceBuffer<T> dx, DeviceBuffer<T> dgamma, DeviceBuffer<T> dbeta, DeviceBuffer<T>? reluOutput)
-        where T : unmanaged, IFloatingPointIeee754<T>
     {
-        ValidateBatchNorm("batch-norm backward", batch, channels, spatial, x, dy, gamma, mean, invStd, dgamma,
-            dbeta);
-        Validate.Buffer(this, "batch-norm backward", nameof(dx), dx, x.Length);
-        if (reluOutput is not null) Validate.Buffer(this, "batch-norm backward", nameof(reluOutput), reluOutput, x.Length);
         var mask = View(reluOutput ?? dy);
         int relu = reluOutput is null ? 0 : 1;
         int count = batch * spatial;

@@ -126,13 +126,10 @@ public readonly struct WeightByInputChannelLoader<T>(ArrayView<T> w, ConvShape s
 public sealed partial class IlgpuBackend
 {
     /// <inheritdoc/>
-    public void Conv2dForward<T>(ConvGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> w, DeviceBuffer<T>? bias,
-        DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T>
+    protected override void Conv2dForwardCore<T>(ConvGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> w,
+        DeviceBuffer<T>? bias,
+        DeviceBuffer<T> y)
     {
-        g = g.Validated();
-        Validate.Buffer(this, "conv2d forward", nameof(x), x, g.InputLength);
-        Validate.Buffer(this, "conv2d forward", nameof(w), w, g.WeightLength);
-        Validate.Buffer(this, "conv2d forward", nameof(y), y, g.OutputLength);
         if (bias is not null) Validate.Buffer(this, "conv2d forward", nameof(bias), bias, g.OutChannels);
         var s = new ConvShape(g);
         int taps = g.InChannels * g.KernelHeight * g.KernelWidth, pixels = g.OutHeight * g.OutWidth;
@@ -145,13 +142,9 @@ public sealed partial class IlgpuBackend
     }
 
     /// <inheritdoc/>
-    public void Conv2dBackwardData<T>(ConvGeometry g, DeviceBuffer<T> dy, DeviceBuffer<T> w, DeviceBuffer<T> dx)
-        where T : unmanaged, IFloatingPointIeee754<T>
+    protected override void Conv2dBackwardDataCore<T>(ConvGeometry g, DeviceBuffer<T> dy, DeviceBuffer<T> w,
+        DeviceBuffer<T> dx)
     {
-        g = g.Validated();
-        Validate.Buffer(this, "conv2d backward data", nameof(dy), dy, g.OutputLength);
-        Validate.Buffer(this, "conv2d backward data", nameof(w), w, g.WeightLength);
-        Validate.Buffer(this, "conv2d backward data", nameof(dx), dx, g.InputLength);
         var s = new ConvShape(g);
         int pixels = g.InHeight * g.InWidth;
         LaunchGemm<T, OutputGradientGatherLoader<T>, WeightByInputChannelLoader<T>, PixelMatrixStore<T>>(
@@ -162,13 +155,9 @@ public sealed partial class IlgpuBackend
     }
 
     /// <inheritdoc/>
-    public void Conv2dBackwardWeight<T>(ConvGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> dy, DeviceBuffer<T> dw)
-        where T : unmanaged, IFloatingPointIeee754<T>
+    protected override void Conv2dBackwardWeightCore<T>(ConvGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> dy,
+        DeviceBuffer<T> dw)
     {
-        g = g.Validated();
-        Validate.Buffer(this, "conv2d backward weight", nameof(x), x, g.InputLength);
-        Validate.Buffer(this, "conv2d backward weight", nameof(dy), dy, g.OutputLength);
-        Validate.Buffer(this, "conv2d backward weight", nameof(dw), dw, g.WeightLength);
         var s = new ConvShape(g);
         int taps = g.InChannels * g.KernelHeight * g.KernelWidth, pixels = g.OutHeight * g.OutWidth;
         LaunchGemm<T, PixelMatrixLoader<T>, Im2ColLoader<T>, ScaledRowMajorStore<T>>(

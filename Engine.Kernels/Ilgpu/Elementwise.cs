@@ -1,86 +1,13 @@
-// Elementwise ops as ILGPU kernels: fill, copy, add, multiply, scale, axpy, ReLU forward and backward, the
-// scalar broadcast that sum/mean backward use, and the per-channel bias add. Buffers are flat with n elements
-// (per-channel: [N, C, HW]).
-//
-// One generic grid-stride kernel per arity (Unary, Binary) serves every op: the op is a struct implementing
-// IUnaryOp/IBinaryOp, passed by value as a kernel argument (so it can carry a scalar such as alpha), and ILGPU
-// compiles one specialised kernel per (T, op) pair. Thread t handles elements t, t+stride, t+2*stride, …
+// Elementwise ops as ILGPU kernels: fill, the scalar broadcast that sum/mean backward use, the per-channel bias add,
+// and one generic grid-stride kernel per arity (Unary, Binary) that serves every op of ElementwiseOps.cs: the op is
+// a struct passed by value as a kernel argument (so it can carry a scalar such as alpha), ILGPU compiles one
+// specialised kernel per (T, op) pair and calls its scalar Apply. Buffers are flat with n elements (per-channel:
+// [N, C, HW]). Thread t handles elements t, t+stride, t+2*stride, …
 using System.Numerics;
 using ILGPU;
 using ILGPU.Runtime;
 
 namespace Engine.Kernels.Ilgpu;
-
-/// <summary>A function of one element, passed by value to <see cref="ElementwiseKernels.Unary{T,TOp}"/>; ILGPU compiles
-/// one kernel per (T, op) pair.</summary>
-public interface IUnaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
-{
-    /// <summary>The result for element <paramref name="x"/>.</summary>
-    T Apply(T x);
-}
-
-/// <summary>A function of two elements at the same index, passed by value to
-/// <see cref="ElementwiseKernels.Binary{T,TOp}"/>.</summary>
-public interface IBinaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
-{
-    /// <summary>The result for elements <paramref name="a"/> and <paramref name="b"/>.</summary>
-    T Apply(T a, T b);
-}
-
-/// <summary>x (copy).</summary>
-public readonly struct IdentityOp<T> : IUnaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
-{
-    /// <inheritdoc/>
-    public T Apply(T x) => x;
-}
-
-/// <summary>alpha · x.</summary>
-/// <param name="alpha">The scale factor.</param>
-public readonly struct ScaleOp<T>(T alpha) : IUnaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
-{
-    private readonly T _alpha = alpha;
-
-    /// <inheritdoc/>
-    public T Apply(T x) => _alpha * x;
-}
-
-/// <summary>max(x, 0) that propagates NaN (as PyTorch): 0 where x ≤ 0, which is false for NaN, else x.</summary>
-public readonly struct ReluOp<T> : IUnaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
-{
-    /// <inheritdoc/>
-    public T Apply(T x) => x <= T.Zero ? T.Zero : x;
-}
-
-/// <summary>a + b.</summary>
-public readonly struct AddOp<T> : IBinaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
-{
-    /// <inheritdoc/>
-    public T Apply(T a, T b) => a + b;
-}
-
-/// <summary>a · b.</summary>
-public readonly struct MultiplyOp<T> : IBinaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
-{
-    /// <inheritdoc/>
-    public T Apply(T a, T b) => a * b;
-}
-
-/// <summary>alpha * a + b.</summary>
-public readonly struct AxpyOp<T>(T alpha) : IBinaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
-{
-    private readonly T _alpha = alpha;
-
-    /// <inheritdoc/>
-    public T Apply(T a, T b) => _alpha * a + b;
-}
-
-/// <summary>a is ReLU's output, b the output gradient: b where a &gt; 0, else 0 (also where a is NaN, as PyTorch's
-/// threshold backward).</summary>
-public readonly struct ReluBackwardOp<T> : IBinaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
-{
-    /// <inheritdoc/>
-    public T Apply(T a, T b) => a > T.Zero ? b : T.Zero;
-}
 
 /// <summary>The elementwise kernels: grid-stride loops in which thread t handles elements t, t + stride, …, where
 /// stride is the number of threads launched.</summary>
@@ -130,10 +57,8 @@ public static class ElementwiseKernels
 public sealed partial class IlgpuBackend
 {
     /// <inheritdoc/>
-    public void Fill<T>(DeviceBuffer<T> y, T value) where T : unmanaged, IFloatingPointIeee754<T>
+    protected override void FillCore<T>(DeviceBuffer<T> y, T value)
     {
-        Validate.Owned(this, "fill", nameof(y), y);
-        if (y.Length == 0) return;
         var kernel = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, T, int>>(nameof(Fill),
             static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, T, int>(ElementwiseKernels.Fill));
         int extent = StreamExtent(y.Length);
@@ -141,39 +66,8 @@ public sealed partial class IlgpuBackend
     }
 
     /// <inheritdoc/>
-    public void Copy<T>(DeviceBuffer<T> x, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T> =>
-        LaunchUnary("copy", x, y, new IdentityOp<T>());
-
-    /// <inheritdoc/>
-    public void Scale<T>(DeviceBuffer<T> x, T alpha, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T> =>
-        LaunchUnary("scale", x, y, new ScaleOp<T>(alpha));
-
-    /// <inheritdoc/>
-    public void Relu<T>(DeviceBuffer<T> x, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T> =>
-        LaunchUnary("relu", x, y, new ReluOp<T>());
-
-    /// <inheritdoc/>
-    public void Add<T>(DeviceBuffer<T> a, DeviceBuffer<T> b, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T> =>
-        LaunchBinary("add", a, b, y, new AddOp<T>());
-
-    /// <inheritdoc/>
-    public void Multiply<T>(DeviceBuffer<T> a, DeviceBuffer<T> b, DeviceBuffer<T> y)
-        where T : unmanaged, IFloatingPointIeee754<T> => LaunchBinary("multiply", a, b, y, new MultiplyOp<T>());
-
-    /// <inheritdoc/>
-    public void Axpy<T>(T alpha, DeviceBuffer<T> x, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T> =>
-        LaunchBinary("axpy", x, y, y, new AxpyOp<T>(alpha));
-
-    /// <inheritdoc/>
-    public void ReluBackward<T>(DeviceBuffer<T> y, DeviceBuffer<T> dy, DeviceBuffer<T> dx)
-        where T : unmanaged, IFloatingPointIeee754<T> => LaunchBinary("relu backward", y, dy, dx, new ReluBackwardOp<T>());
-
-    /// <inheritdoc/>
-    public void BroadcastScalar<T>(DeviceBuffer<T> scalar, T alpha, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T>
+    protected override void BroadcastScalarCore<T>(DeviceBuffer<T> scalar, T alpha, DeviceBuffer<T> y)
     {
-        Validate.Buffer(this, "broadcast scalar", nameof(scalar), scalar, 1);
-        Validate.Owned(this, "broadcast scalar", nameof(y), y);
-        if (y.Length == 0) return;
         var kernel = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, T, int>>(
             nameof(BroadcastScalar),
             static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<T>, T, int>(
@@ -183,13 +77,9 @@ public sealed partial class IlgpuBackend
     }
 
     /// <inheritdoc/>
-    public void AddPerChannel<T>(int batch, int channels, int spatial, DeviceBuffer<T> bias, DeviceBuffer<T> y)
-        where T : unmanaged, IFloatingPointIeee754<T>
+    protected override void AddPerChannelCore<T>(int batch, int channels, int spatial, DeviceBuffer<T> bias,
+        DeviceBuffer<T> y)
     {
-        Validate.Extents("add per channel", batch, channels, spatial);
-        Validate.Buffer(this, "add per channel", nameof(bias), bias, channels);
-        Validate.Buffer(this, "add per channel", nameof(y), y, (long)batch * channels * spatial);
-        if (y.Length == 0) return;
         var kernel = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, int, int, int>>(
             nameof(AddPerChannel),
             static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<T>, int, int, int>(
@@ -198,30 +88,26 @@ public sealed partial class IlgpuBackend
         kernel(_accelerator.DefaultStream, extent, View(bias), View(y), channels, spatial, extent);
     }
 
-    private void LaunchUnary<T, TOp>(string op, DeviceBuffer<T> x, DeviceBuffer<T> y, TOp unary)
-        where T : unmanaged, IFloatingPointIeee754<T> where TOp : struct, IUnaryOp<T>
+    /// <inheritdoc/>
+    protected override void MapCore<T, TOp>(DeviceBuffer<T> x, TOp op, DeviceBuffer<T> y)
     {
-        Validate.SameLength(this, op, x, nameof(x), y, nameof(y));
-        if (y.Length == 0) return;
         var kernel = Kernel<TOp, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, TOp, int>>(
             nameof(ElementwiseKernels.Unary),
             static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<T>, TOp, int>(
                 ElementwiseKernels.Unary));
         int extent = StreamExtent(y.Length);
-        kernel(_accelerator.DefaultStream, extent, View(x), View(y), unary, extent);
+        kernel(_accelerator.DefaultStream, extent, View(x), View(y), op, extent);
     }
 
-    private void LaunchBinary<T, TOp>(string op, DeviceBuffer<T> a, DeviceBuffer<T> b, DeviceBuffer<T> y,
-        TOp binary) where T : unmanaged, IFloatingPointIeee754<T> where TOp : struct, IBinaryOp<T>
+    /// <inheritdoc/>
+    protected override void ZipCore<T, TOp>(DeviceBuffer<T> a, DeviceBuffer<T> b, TOp op, DeviceBuffer<T> y)
     {
-        Validate.SameLength(this, op, a, nameof(a), b, nameof(b), y, nameof(y));
-        if (y.Length == 0) return;
         var kernel = Kernel<TOp,
             Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, TOp, int>>(
             nameof(ElementwiseKernels.Binary),
             static acc => acc.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, TOp, int>(
                 ElementwiseKernels.Binary));
         int extent = StreamExtent(y.Length);
-        kernel(_accelerator.DefaultStream, extent, View(a), View(b), View(y), binary, extent);
+        kernel(_accelerator.DefaultStream, extent, View(a), View(b), View(y), op, extent);
     }
 }

@@ -241,20 +241,10 @@ public sealed partial class IlgpuBackend
             static acc => acc.LoadKernel<TA, TB, TC, int, int, int, int>(GemmKernels.Tiled<T, TA, TB, TC>));
 
     /// <inheritdoc/>
-    public void Gemm<T>(bool transposeA, bool transposeB, int m, int n, int k, T alpha, DeviceBuffer<T> a,
-        DeviceBuffer<T> b, T beta, DeviceBuffer<T> c) where T : unmanaged, IFloatingPointIeee754<T>
+    protected override void GemmCore<T>(bool transposeA, bool transposeB, int m, int n, int k, T alpha,
+        DeviceBuffer<T> a,
+        DeviceBuffer<T> b, T beta, DeviceBuffer<T> c)
     {
-        if (m < 0 || n < 0 || k < 0)
-            throw new ArgumentException($"gemm: negative size m={m} n={n} k={k}.");
-        Validate.Buffer(this, "gemm", nameof(a), a, (long)m * k);
-        Validate.Buffer(this, "gemm", nameof(b), b, (long)k * n);
-        Validate.Buffer(this, "gemm", nameof(c), c, (long)m * n);
-        if (k == 0)
-        {
-            if (beta == T.Zero) Fill(c, T.Zero);
-            else Scale(c, beta, c);
-            return;
-        }
         LaunchGemm<T, RowMajorLoader<T>, RowMajorLoader<T>, ScaledRowMajorStore<T>>(
             new RowMajorLoader<T>(View(a), transposeA ? m : k, transposeA),
             new RowMajorLoader<T>(View(b), transposeB ? k : n, transposeB),

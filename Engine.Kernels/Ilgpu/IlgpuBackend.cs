@@ -1,6 +1,6 @@
 // The ILGPU backend: one ILGPU context and accelerator (CUDA, OpenCL or ILGPU's CPU accelerator), its memory,
 // and the cache of loaded kernels. The op families live in the other files of this folder as partial classes,
-// each with its kernels beside the host methods that validate and launch them.
+// each with its kernels beside the host methods that launch them (Backend has checked their arguments).
 //
 // Launch shape for streaming kernels: a grid-stride loop over `extent` threads, extent = min(n, MaxNumThreads),
 // so one launch covers any length, loads are coalesced on a GPU, and the CPU accelerator runs one thread per
@@ -32,9 +32,9 @@ public enum IlgpuKind
 
 /// <summary>
 /// The backend that runs every op as an ILGPU kernel on one CUDA, OpenCL or CPU accelerator. Create it with
-/// <see cref="Create"/>; kernels are compiled on first use and cached per backend. One calling thread at a time.
+/// <see cref="Create"/>; kernels are compiled on first use and cached per backend.
 /// </summary>
-public sealed partial class IlgpuBackend : IBackend
+public sealed partial class IlgpuBackend : Backend
 {
     /// <summary>
     /// The CPU accelerator's shape: 2 threads per warp, 1 warp per multiprocessor, 1 multiprocessor. Measured on
@@ -48,7 +48,6 @@ public sealed partial class IlgpuBackend : IBackend
     private readonly Accelerator _accelerator;
     private readonly ConcurrentDictionary<(string Name, Type Args), Delegate> _kernels = new();
     private readonly int _maxThreads;
-    private bool _disposed;
 
     private IlgpuBackend(IlgpuKind kind, Context context, Accelerator accelerator)
     {
@@ -62,7 +61,7 @@ public sealed partial class IlgpuBackend : IBackend
     public IlgpuKind IlgpuKind { get; }
 
     /// <inheritdoc/>
-    public string Kind => IlgpuKind switch
+    public override string Kind => IlgpuKind switch
     {
         IlgpuKind.Cuda => "cuda",
         IlgpuKind.OpenCL => "opencl",
@@ -70,11 +69,11 @@ public sealed partial class IlgpuBackend : IBackend
     };
 
     /// <summary>The accelerator's name and type, its multiprocessor count and warp size.</summary>
-    public string Description => $"{_accelerator.Name} ({_accelerator.AcceleratorType}, " +
+    public override string Description => $"{_accelerator.Name} ({_accelerator.AcceleratorType}, " +
                                  $"{_accelerator.NumMultiprocessors} multiprocessors, warp {_accelerator.WarpSize})";
 
     /// <inheritdoc/>
-    public int LoadedKernelCount => _kernels.Count;
+    public override int LoadedKernelCount => _kernels.Count;
 
     /// <summary>The kernels loaded so far, by name (diagnostics and tests).</summary>
     public IEnumerable<string> LoadedKernelNames => _kernels.Keys.Select(key => key.Name);
@@ -138,17 +137,11 @@ public sealed partial class IlgpuBackend : IBackend
     };
 
     /// <summary>Allocates <paramref name="length"/> uninitialised elements of accelerator memory.</summary>
-    /// <exception cref="ObjectDisposedException">The backend has been disposed.</exception>
-    /// <exception cref="ArgumentOutOfRangeException"><paramref name="length"/> is negative.</exception>
-    public DeviceBuffer<T> Allocate<T>(long length) where T : unmanaged
-    {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        ArgumentOutOfRangeException.ThrowIfNegative(length);
-        return new IlgpuBuffer<T>(this, _accelerator.Allocate1D<T>(length));
-    }
+    protected override DeviceBuffer<T> AllocateCore<T>(long length) =>
+        new IlgpuBuffer<T>(this, _accelerator.Allocate1D<T>(length));
 
-    /// <inheritdoc/>
-    public void Synchronize() => _accelerator.Synchronize();
+    /// <summary>Waits for the accelerator's default stream.</summary>
+    protected override void SynchronizeCore() => _accelerator.Synchronize();
 
     /// <summary>
     /// Returns the kernel cached under (<paramref name="name"/>, <typeparamref name="TArgs"/>), loading it on first
@@ -165,12 +158,9 @@ public sealed partial class IlgpuBackend : IBackend
     private static ArrayView<T> View<T>(DeviceBuffer<T> buffer) where T : unmanaged =>
         ((IlgpuBuffer<T>)buffer).Memory.View;
 
-    /// <summary>Drops the loaded kernels and releases the accelerator and the ILGPU context; a second call does
-    /// nothing.</summary>
-    public void Dispose()
+    /// <summary>Drops the loaded kernels and releases the accelerator and the ILGPU context.</summary>
+    protected override void DisposeCore()
     {
-        if (_disposed) return;
-        _disposed = true;
         _kernels.Clear();
         _accelerator.Dispose();
         _context.Dispose();
@@ -182,28 +172,19 @@ public sealed partial class IlgpuBackend : IBackend
     {
         public MemoryBuffer1D<T, Stride1D.Dense> Memory { get; } = memory;
         public override long Length => Memory.Length;
-        public override IBackend Backend => backend;
+        public override Backend Backend => backend;
         public override bool IsDisposed => Memory.IsDisposed;
 
-        public override void CopyFromHost(ReadOnlySpan<T> source)
+        protected internal override void CopyFromHostCore(ReadOnlySpan<T> source)
         {
-            CheckHostLength(source.Length);
-            backend.Synchronize();
+            backend.SynchronizeCore();
             Memory.View.BaseView.CopyFromCPU(source);
         }
 
-        public override void CopyToHost(Span<T> destination)
+        protected internal override void CopyToHostCore(Span<T> destination)
         {
-            CheckHostLength(destination.Length);
-            backend.Synchronize();
+            backend.SynchronizeCore();
             Memory.View.BaseView.CopyToCPU(destination);
-        }
-
-        private void CheckHostLength(int hostLength)
-        {
-            ObjectDisposedException.ThrowIf(IsDisposed, this);
-            if (hostLength != Length)
-                throw new ArgumentException($"Host span has {hostLength} elements; the device buffer has {Length}.");
         }
 
         public override void Dispose() => Memory.Dispose();

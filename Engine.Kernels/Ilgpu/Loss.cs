@@ -1,7 +1,7 @@
 // Softmax cross-entropy over integer labels, and top-k accuracy. logits and probabilities are [N, classes],
 // labels [N]. The label values are checked once, on the host, before upload (Validate.Labels, called by
 // Engine.Core); here only the buffers' lengths are checked, so no launch reads the labels back (a device→host copy
-// would synchronise on every loss). A label outside [0, classes) that reaches a kernel anyway (a direct IBackend
+// would synchronise on every loss). A label outside [0, classes) that reaches a kernel anyway (a direct Backend
 // caller) indexes nothing: its sample gets a NaN loss, a NaN gradient row and "not correct".
 //
 // Forward: one thread per sample (grid-stride): the row maximum m, then Σexp(z − m), so exp never overflows;
@@ -60,7 +60,8 @@ public static class LossKernels
     }
 
     /// <summary>correct[i] = 1 when fewer than k classes rank above the label (a class ranks above when its
-    /// logit is larger, or equal with a lower index); 0 for a label outside [0, classes).</summary>
+    /// logit is larger, or equal with a lower index); 0 for a row holding a NaN and for a label outside
+    /// [0, classes).</summary>
     public static void TopKCorrect<T>(Index1D thread, ArrayView<T> logits, ArrayView<int> labels,
         ArrayView<int> correct, int classes, int k, int stride) where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -75,35 +76,24 @@ public static class LossKernels
             }
             T target = logits[row + label];
             int above = 0;
+            bool hasNaN = false;
             for (int j = 0; j < classes; j++)
             {
                 T value = logits[row + j];
                 if (value > target || (value == target && j < label)) above++;
+                hasNaN |= T.IsNaN(value);
             }
-            correct[sample] = above < k ? 1 : 0;
+            correct[sample] = above < k && !hasNaN ? 1 : 0;
         }
     }
 }
 
 public sealed partial class IlgpuBackend
 {
-    private void ValidateClassification<T>(string op, int batch, int classes, DeviceBuffer<T> logits,
-        DeviceBuffer<int> labels) where T : unmanaged
-    {
-        if (batch < 1 || classes < 1)
-            throw new ArgumentException($"{op}: invalid shape N={batch} classes={classes}.");
-        Validate.Buffer(this, op, "logits", logits, (long)batch * classes);
-        Validate.Buffer(this, op, "labels", labels, batch);
-    }
-
     /// <inheritdoc/>
-    public void SoftmaxCrossEntropyForward<T>(int batch, int classes, DeviceBuffer<T> logits,
+    protected override void SoftmaxCrossEntropyForwardCore<T>(int batch, int classes, DeviceBuffer<T> logits,
         DeviceBuffer<int> labels, DeviceBuffer<T> probabilities, DeviceBuffer<T> losses)
-        where T : unmanaged, IFloatingPointIeee754<T>
     {
-        ValidateClassification("softmax cross-entropy", batch, classes, logits, labels);
-        Validate.Buffer(this, "softmax cross-entropy", nameof(probabilities), probabilities, logits.Length);
-        Validate.Buffer(this, "softmax cross-entropy", nameof(losses), losses, batch);
         var kernel = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<int>, ArrayView<T>,
             ArrayView<T>, int, int>>(nameof(LossKernels.SoftmaxCrossEntropyForward),
             static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<int>, ArrayView<T>, ArrayView<T>,
@@ -114,13 +104,9 @@ public sealed partial class IlgpuBackend
     }
 
     /// <inheritdoc/>
-    public void SoftmaxCrossEntropyBackward<T>(int batch, int classes, DeviceBuffer<T> probabilities,
+    protected override void SoftmaxCrossEntropyBackwardCore<T>(int batch, int classes, DeviceBuffer<T> probabilities,
         DeviceBuffer<int> labels, DeviceBuffer<T> lossGrad, T alpha, DeviceBuffer<T> dlogits)
-        where T : unmanaged, IFloatingPointIeee754<T>
     {
-        ValidateClassification("softmax cross-entropy backward", batch, classes, probabilities, labels);
-        Validate.Buffer(this, "softmax cross-entropy backward", nameof(lossGrad), lossGrad, 1);
-        Validate.Buffer(this, "softmax cross-entropy backward", nameof(dlogits), dlogits, probabilities.Length);
         var kernel = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<int>, ArrayView<T>, T,
             ArrayView<T>, int, int>>(nameof(LossKernels.SoftmaxCrossEntropyBackward),
             static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<int>, ArrayView<T>, T, ArrayView<T>,
@@ -131,12 +117,10 @@ public sealed partial class IlgpuBackend
     }
 
     /// <inheritdoc/>
-    public void TopKCorrect<T>(int batch, int classes, int k, DeviceBuffer<T> logits, DeviceBuffer<int> labels,
-        DeviceBuffer<int> correct) where T : unmanaged, IFloatingPointIeee754<T>
+    protected override void TopKCorrectCore<T>(int batch, int classes, int k, DeviceBuffer<T> logits,
+        DeviceBuffer<int> labels,
+        DeviceBuffer<int> correct)
     {
-        ValidateClassification("top-k accuracy", batch, classes, logits, labels);
-        Validate.Buffer(this, "top-k accuracy", nameof(correct), correct, batch);
-        if (k < 1) throw new ArgumentException($"top-k accuracy: k must be at least 1; got {k}.");
         var kernel = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<int>, ArrayView<int>, int,
             int, int>>(nameof(LossKernels.TopKCorrect),
             static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<int>, ArrayView<int>, int, int, int>(

@@ -81,18 +81,9 @@ public static class OptimizerKernels
 public sealed partial class IlgpuBackend
 {
     /// <inheritdoc/>
-    public void SgdStep<T>(SgdParameters p, DeviceBuffer<T> param, DeviceBuffer<T> grad,
-        DeviceBuffer<T>? momentumBuffer, bool firstStep) where T : unmanaged, IFloatingPointIeee754<T>
+    protected override void SgdStepCore<T>(SgdParameters p, DeviceBuffer<T> param, DeviceBuffer<T> grad,
+        DeviceBuffer<T>? momentumBuffer, bool firstStep)
     {
-        p = p.Validated();
-        Validate.SameLength(this, "SGD step", param, nameof(param), grad, nameof(grad));
-        if (p.Momentum != 0)
-        {
-            if (momentumBuffer is null)
-                throw new ArgumentException("SGD step: momentum needs a momentum buffer.", nameof(momentumBuffer));
-            Validate.Buffer(this, "SGD step", nameof(momentumBuffer), momentumBuffer, param.Length);
-        }
-        if (param.Length == 0) return;
         var kernel = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>,
             SgdCoefficients<T>, int>>(nameof(OptimizerKernels.SgdStep),
             static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, SgdCoefficients<T>,
@@ -103,14 +94,9 @@ public sealed partial class IlgpuBackend
     }
 
     /// <inheritdoc/>
-    public void AdamStep<T>(AdamParameters p, int step, DeviceBuffer<T> param, DeviceBuffer<T> grad,
-        DeviceBuffer<T> expAvg, DeviceBuffer<T> expAvgSq, DeviceBuffer<T>? maxExpAvgSq)
-        where T : unmanaged, IFloatingPointIeee754<T>
+    protected override void AdamStepCore<T>(AdamCoefficients<T> coefficients, DeviceBuffer<T> param,
+        DeviceBuffer<T> grad, DeviceBuffer<T> expAvg, DeviceBuffer<T> expAvgSq, DeviceBuffer<T>? maxExpAvgSq)
     {
-        p = p.Validated();
-        Validate.AdamBuffers(this, p, param, grad, expAvg, expAvgSq, maxExpAvgSq);
-        var coefficients = new AdamCoefficients<T>(p, step);
-        if (param.Length == 0) return;
         var kernel = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>,
             ArrayView<T>, AdamCoefficients<T>, int>>(nameof(OptimizerKernels.AdamStep),
             static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>,

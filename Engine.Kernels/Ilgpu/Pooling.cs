@@ -111,13 +111,9 @@ public static class PoolingKernels
 public sealed partial class IlgpuBackend
 {
     /// <inheritdoc/>
-    public void MaxPoolForward<T>(PoolGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> y, DeviceBuffer<int> argmax)
-        where T : unmanaged, IFloatingPointIeee754<T>
+    protected override void MaxPoolForwardCore<T>(PoolGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> y,
+        DeviceBuffer<int> argmax)
     {
-        g = g.Validated();
-        Validate.Buffer(this, "max-pool forward", nameof(x), x, g.InputLength);
-        Validate.Buffer(this, "max-pool forward", nameof(y), y, g.OutputLength);
-        Validate.Buffer(this, "max-pool forward", nameof(argmax), argmax, g.OutputLength);
         var kernel = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, ArrayView<int>,
             PoolShape, int>>(nameof(PoolingKernels.MaxForward),
             static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<int>, PoolShape, int>(
@@ -127,13 +123,9 @@ public sealed partial class IlgpuBackend
     }
 
     /// <inheritdoc/>
-    public void MaxPoolBackward<T>(PoolGeometry g, DeviceBuffer<T> dy, DeviceBuffer<int> argmax, DeviceBuffer<T> dx)
-        where T : unmanaged, IFloatingPointIeee754<T>
+    protected override void MaxPoolBackwardCore<T>(PoolGeometry g, DeviceBuffer<T> dy, DeviceBuffer<int> argmax,
+        DeviceBuffer<T> dx)
     {
-        g = g.Validated();
-        Validate.Buffer(this, "max-pool backward", nameof(dy), dy, g.OutputLength);
-        Validate.Buffer(this, "max-pool backward", nameof(argmax), argmax, g.OutputLength);
-        Validate.Buffer(this, "max-pool backward", nameof(dx), dx, g.InputLength);
         var kernel = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<int>, ArrayView<T>,
             PoolShape, int>>(nameof(PoolingKernels.MaxBackward),
             static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<int>, ArrayView<T>, PoolShape, int>(
@@ -143,13 +135,9 @@ public sealed partial class IlgpuBackend
     }
 
     /// <inheritdoc/>
-    public void GlobalAveragePoolForward<T>(int batch, int channels, int spatial, DeviceBuffer<T> x,
-        DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T>
+    protected override void GlobalAveragePoolForwardCore<T>(int batch, int channels, int spatial, DeviceBuffer<T> x,
+        DeviceBuffer<T> y)
     {
-        Validate.GlobalPoolExtents("global average pool", batch, channels, spatial);
-        Validate.Buffer(this, "global average pool forward", nameof(x), x, (long)batch * channels * spatial);
-        Validate.Buffer(this, "global average pool forward", nameof(y), y, (long)batch * channels);
-        if (y.Length == 0) return;
         var kernel = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, int, T, int>>(
             nameof(PoolingKernels.GlobalAverageForward),
             static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<T>, int, T, int>(
@@ -160,13 +148,9 @@ public sealed partial class IlgpuBackend
     }
 
     /// <inheritdoc/>
-    public void GlobalAveragePoolBackward<T>(int batch, int channels, int spatial, DeviceBuffer<T> dy,
-        DeviceBuffer<T> dx) where T : unmanaged, IFloatingPointIeee754<T>
+    protected override void GlobalAveragePoolBackwardCore<T>(int batch, int channels, int spatial, DeviceBuffer<T> dy,
+        DeviceBuffer<T> dx)
     {
-        Validate.GlobalPoolExtents("global average pool backward", batch, channels, spatial);
-        Validate.Buffer(this, "global average pool backward", nameof(dy), dy, (long)batch * channels);
-        Validate.Buffer(this, "global average pool backward", nameof(dx), dx, (long)batch * channels * spatial);
-        if (dx.Length == 0) return;
         var kernel = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, int, T, int>>(
             nameof(PoolingKernels.GlobalAverageBackward),
             static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<T>, int, T, int>(

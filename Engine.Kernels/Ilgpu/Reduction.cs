@@ -149,16 +149,8 @@ public sealed partial class IlgpuBackend
     private const int FanIn = 32;
 
     /// <inheritdoc/>
-    public void Sum<T>(DeviceBuffer<T> x, T alpha, DeviceBuffer<T> result) where T : unmanaged, IFloatingPointIeee754<T>
+    protected override void SumCore<T>(DeviceBuffer<T> x, T alpha, DeviceBuffer<T> result)
     {
-        Validate.Owned(this, "sum", nameof(x), x);
-        Validate.Buffer(this, "sum", nameof(result), result, 1);
-        if (x.Length == 0)
-        {
-            Fill(result, T.Zero);
-            return;
-        }
-
         var kernel = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, T>>(
             nameof(ReductionKernels.StridedSum),
             static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<T>, T>(ReductionKernels.StridedSum));
@@ -178,7 +170,7 @@ public sealed partial class IlgpuBackend
             intoFirst = !intoFirst;
         }
 
-        if (x.Length == 1) Scale(x, alpha, result);
+        if (x.Length == 1) MapCore(x, new ScaleOp<T>(alpha), result);
     }
 
     /// <summary>Threads per group for the per-channel reductions: a power of two, 256 where the device allows.</summary>
@@ -198,13 +190,9 @@ public sealed partial class IlgpuBackend
     }
 
     /// <inheritdoc/>
-    public void SumPerChannel<T>(int batch, int channels, int spatial, DeviceBuffer<T> x, DeviceBuffer<T> result)
-        where T : unmanaged, IFloatingPointIeee754<T>
+    protected override void SumPerChannelCore<T>(int batch, int channels, int spatial, DeviceBuffer<T> x,
+        DeviceBuffer<T> result)
     {
-        Validate.Extents("sum per channel", batch, channels, spatial);
-        Validate.Buffer(this, "sum per channel", nameof(x), x, (long)batch * channels * spatial);
-        Validate.Buffer(this, "sum per channel", nameof(result), result, channels);
-        if (channels == 0) return;
         var kernel = Kernel<T, Action<AcceleratorStream, KernelConfig, ArrayView<T>, ArrayView<T>, int, int, int>>(
             nameof(ReductionKernels.SumPerChannel),
             static a => a.LoadKernel<ArrayView<T>, ArrayView<T>, int, int, int>(ReductionKernels.SumPerChannel));

@@ -66,12 +66,8 @@ public static class ShortcutKernels
 public sealed partial class IlgpuBackend
 {
     /// <inheritdoc/>
-    public void ShortcutForward<T>(ShortcutGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> y)
-        where T : unmanaged, IFloatingPointIeee754<T>
+    protected override void ShortcutForwardCore<T>(ShortcutGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> y)
     {
-        g = g.Validated();
-        Validate.Buffer(this, "shortcut A forward", nameof(x), x, g.InputLength);
-        Validate.Buffer(this, "shortcut A forward", nameof(y), y, g.OutputLength);
         var kernel = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, ShortcutShape, int>>(
             nameof(ShortcutKernels.Forward),
             static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<T>, ShortcutShape, int>(
@@ -81,12 +77,8 @@ public sealed partial class IlgpuBackend
     }
 
     /// <inheritdoc/>
-    public void ShortcutBackward<T>(ShortcutGeometry g, DeviceBuffer<T> dy, DeviceBuffer<T> dx)
-        where T : unmanaged, IFloatingPointIeee754<T>
+    protected override void ShortcutBackwardCore<T>(ShortcutGeometry g, DeviceBuffer<T> dy, DeviceBuffer<T> dx)
     {
-        g = g.Validated();
-        Validate.Buffer(this, "shortcut A backward", nameof(dy), dy, g.OutputLength);
-        Validate.Buffer(this, "shortcut A backward", nameof(dx), dx, g.InputLength);
         var kernel = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, ShortcutShape, int>>(
             nameof(ShortcutKernels.Backward),
             static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<T>, ShortcutShape, int>(

@@ -2,6 +2,7 @@
 // ILGPU's PTX backend (CUDA, sm_90) and its OpenCL C backend — without a GPU. A kernel that only the CPU
 // accelerator accepts fails here, in CI, instead of on the first GPU.
 using System.Reflection;
+using Engine.Kernels;
 using Engine.Kernels.Ilgpu;
 using ILGPU;
 using ILGPU.Algorithms;
@@ -26,9 +27,10 @@ public sealed class BackendCompileTests
         var assembly = typeof(IlgpuBackend).Assembly;
         var kernelClasses = assembly.GetTypes()
             .Where(t => t.Namespace == typeof(IlgpuBackend).Namespace && t.Name.EndsWith("Kernels") && t.IsAbstract && t.IsSealed);
+        // Op structs: the shared elementwise ops (Engine.Kernels, ElementwiseOps.cs) and the ILGPU-only ones.
         var opDefinitions = assembly.GetTypes()
-            .Where(t => t.Namespace == typeof(IlgpuBackend).Namespace && t.IsValueType && t.IsGenericTypeDefinition &&
-                        t.GetGenericArguments().Length == 1)
+            .Where(t => (t.Namespace == typeof(IUnaryOp<>).Namespace || t.Namespace == typeof(IlgpuBackend).Namespace) &&
+                        t.IsValueType && t.IsGenericTypeDefinition && t.GetGenericArguments().Length == 1)
             .ToArray();
         foreach (var kernel in kernelClasses.SelectMany(c => c.GetMethods(BindingFlags.Public | BindingFlags.Static)))
             foreach (var element in new[] { typeof(float), typeof(double) })

@@ -1,6 +1,7 @@
 // The edge-case contract every backend keeps, with PyTorch's answers: NaN and ±∞ through ReLU (plain and fused
 // into batch-norm) and max-pooling, empty inputs, and bad arguments (strides, pads, windows, batch-norm momentum
-// and epsilon, labels, devices) rejected on the host with one ArgumentException that names the op once.
+// and epsilon, labels, top-k's k, devices) rejected on the host with one ArgumentException that names the op
+// once; top-k counts a row holding a NaN as not correct.
 using Engine.Core;
 using Engine.Kernels;
 using NUnit.Framework;
@@ -211,6 +212,45 @@ public sealed class ContractTests(string kind) : DeviceFixture(kind)
         var logits = Normal<float>([2, 3], 1);
         Rejected(() => logits.CrossEntropy([0, 3]), "cross-entropy", "label 3");
         Rejected(() => logits.CrossEntropy([-1, 0]), "cross-entropy", "label -1");
+    }
+
+    [Test]
+    public void TopKCountsARowWithANaNLogitAsNotCorrect()
+    {
+        // Row 0: the label's logit is NaN; row 1: another logit is NaN; row 2: no NaN (the only correct row, even
+        // for k = 3, which covers every class).
+        var logits = Tensor.FromArray([float.NaN, 1f, 0f, 2f, float.NaN, 0f, 0f, 1f, 3f], [3, 3], Device);
+        foreach (int k in new[] { 1, 3 })
+            Assert.That(logits.TopKCorrect([0, 0, 2], k), Is.EqualTo(1), $"k = {k}");
+        var infinite = Tensor.FromArray([float.PositiveInfinity, 1f, float.NegativeInfinity], [1, 3], Device);
+        Assert.That(infinite.TopKCorrect([0], 1), Is.EqualTo(1), "+∞ is an ordinary largest logit");
+        Assert.That(infinite.TopKCorrect([2], 2), Is.EqualTo(0), "−∞ ranks last");
+    }
+
+    [Test]
+    public void TopKRejectsKOutsideOneToTheClassCount()
+    {
+        var logits = Normal<float>([2, 3], 1);
+        Rejected(() => logits.TopKCorrect([0, 1], 0), "top-k correct", "k = 0");
+        Rejected(() => logits.TopKCorrect([0, 1], 4), "top-k correct", "k = 4");
+        Assert.That(logits.TopKCorrect([0, 1], 3), Is.EqualTo(2), "k = classes: every label is among the top k");
+    }
+
+    [Test]
+    public void MapAndZipApplyAnyElementwiseOpAfterCheckingLengths()
+    {
+        var backend = Device.Backend;
+        var a = Tensor.FromArray([1f, -2f, 3f, float.NaN, 5f, -6f, 7f, 8f, 9f], [9], Device);
+        var b = Tensor.FromArray([0.5f, 1f, -1f, 2f, 0f, 3f, 1f, -4f, 2f], [9], Device);
+        var y = Tensor.Zeros<float>([9], Device);
+        backend.Map(a.Buffer, new ScaleOp<float>(-2f), y.Buffer);
+        Assert.That(y.ToArray(), Is.EqualTo(a.ToArray().Select(v => -2f * v).ToArray()));
+        backend.Zip(a.Buffer, b.Buffer, new AxpyOp<float>(3f), y.Buffer);
+        var expected = a.ToArray().Zip(b.ToArray(), (u, v) => 3f * u + v).ToArray();
+        Assert.That(y.ToArray(), Is.EqualTo(expected));
+        var shorter = Tensor.Zeros<float>([8], Device);
+        Rejected(() => backend.Map(a.Buffer, new ReluOp<float>(), shorter.Buffer), "map", "expected 9");
+        Rejected(() => backend.Zip(a.Buffer, shorter.Buffer, new AddOp<float>(), y.Buffer), "zip", "expected 9");
     }
 
     [Test]
