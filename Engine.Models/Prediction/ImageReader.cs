@@ -55,6 +55,9 @@ public static class ImageReader
     private static SKBitmap Decode(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"Image '{path}' does not exist.", path);
+        // A named pipe or device reports a length of 0 and would block the decoder until a writer appears.
+        if (new FileInfo(path).Length == 0)
+            throw new InvalidDataException($"'{path}' is empty or not a regular file (a named pipe or device).");
         using var stream = new SKFileStream(path);
         using var codec = SKCodec.Create(stream, out var created);
         if (codec is null)

@@ -149,6 +149,29 @@ public sealed class ImageReaderTests
     }
 
     [Test]
+    public void NamedPipeOrEmptyFileIsRefusedInsteadOfBlocking()
+    {
+        if (OperatingSystem.IsWindows()) Assert.Ignore("Named pipes are not files on Windows: not run.");
+        string empty = _folder.File("empty.png");
+        File.WriteAllBytes(empty, []);
+        Assert.That(Assert.Throws<InvalidDataException>(() => ImageReader.Read(empty, 1, 28, 28))!.Message,
+            Does.Contain($"'{empty}' is empty or not a regular file"));
+
+        string pipe = _folder.File("pipe.png");
+        using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", pipe)) mkfifo.WaitForExit();
+        Assert.That(ImageReader.FilesIn(_folder.Path), Does.Contain(pipe), "a folder's listing names the pipe");
+        var read = Task.Run(() => ImageReader.Read(pipe, 1, 28, 28));
+        if (!SpinWait.SpinUntil(() => read.IsCompleted, TimeSpan.FromSeconds(5)))
+        {
+            using (new FileStream(pipe, FileMode.Open, FileAccess.Write)) { } // unblocks the reader: end of data
+            Assert.Fail($"Reading the named pipe {pipe} blocked.");
+        }
+        var error = Assert.Throws<AggregateException>(() => read.Wait())!.InnerException;
+        Assert.That(error, Is.InstanceOf<InvalidDataException>());
+        Assert.That(error!.Message, Does.Contain($"'{pipe}' is empty or not a regular file (a named pipe or device)"));
+    }
+
+    [Test]
     public void MissingFileIsRejectedByName()
     {
         string path = _folder.File("absent.png");
