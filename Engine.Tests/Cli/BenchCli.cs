@@ -1,8 +1,9 @@
 // The command-line program as a user runs it: the built Engine.Bench.dll (copied next to the test assembly by the
 // project reference) started with `dotnet` in a child process, its output captured line by line, signals sent
-// with `kill`.
+// with kill(2).
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using NUnit.Framework;
 
 namespace Engine.Tests.Cli;
@@ -91,13 +92,16 @@ internal sealed class BenchCli : IDisposable
         _process.WaitForExit();
     }
 
-    /// <summary>Sends a signal ("INT", "TERM", "KILL") with kill(1).</summary>
+    /// <summary>Sends a signal ("INT", "TERM", "KILL") with the C library's kill(2), as a terminal or a process
+    /// manager would (no kill(1) program needed).</summary>
     public void Signal(string name)
     {
-        using var kill = Process.Start("kill", ["-" + name, Id.ToString()]);
-        kill.WaitForExit();
-        Assert.That(kill.ExitCode, Is.Zero, $"kill -{name} {Id}");
+        int number = name switch { "INT" => 2, "KILL" => 9, "TERM" => 15, _ => throw new ArgumentException(name) };
+        Assert.That(Kill(Id, number), Is.Zero, $"kill(-{name}, {Id}): errno {Marshal.GetLastPInvokeError()}");
     }
+
+    [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int Kill(int pid, int signal);
 
     /// <summary>Whether the process ignores SIGINT (as processes started from a background job without job
     /// control do; the runtime then leaves it ignored), read from /proc.</summary>
