@@ -4,7 +4,7 @@
 // described in ".lock.owner"), and the temporary files of writes that a killed run stopped half-way are removed.
 using System.Diagnostics;
 using System.Globalization;
-using Engine.Bench.Reports;
+using Engine.Bench.Commands;
 using Engine.Core.Serialization;
 using Engine.Models.Training;
 
@@ -12,7 +12,7 @@ namespace Engine.Bench.Training;
 
 internal sealed class OutputFolder : IDisposable
 {
-    private const string LockFile = ".lock", OwnerFile = ".lock.owner", ProbeFile = ".write-probe";
+    private const string LockFile = ".lock", OwnerFile = ".lock.owner";
 
     private readonly FileStream _lock;
 
@@ -39,8 +39,9 @@ internal sealed class OutputFolder : IDisposable
     public IReadOnlyList<string> RemovedTemporaryFiles { get; }
 
     /// <summary>Checks <paramref name="path"/> for a run (a folder, or a path where one can be created, whose
-    /// output paths are not folders; a checkpoint there exactly when resuming), takes its lock, checks that it can
-    /// be written (a probe file created and deleted) and removes stale temporary files of the run's own files.</summary>
+    /// output paths are not folders; a checkpoint there exactly when resuming), creates it and proves it writable
+    /// (<see cref="CommonOptions.RequireWritableFolder"/>), takes its lock and removes stale temporary files of the
+    /// run's own files.</summary>
     /// <exception cref="IOException">The folder is a file, an output path is a folder, the folder cannot be
     /// created or written, or another process holds its lock (named).</exception>
     /// <exception cref="FileNotFoundException">Resuming without a checkpoint.</exception>
@@ -55,31 +56,13 @@ internal sealed class OutputFolder : IDisposable
         string checkpoint = outputs[0];
         if (resume && !File.Exists(checkpoint))
             throw new FileNotFoundException($"--resume: no checkpoint at '{checkpoint}'.", checkpoint);
-        try
-        {
-            Directory.CreateDirectory(path);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new IOException($"Cannot create the output folder '{path}': {e.Message}", e);
-        }
-
+        CommonOptions.RequireWritableFolder(path, "--out");
         var heldLock = TakeLock(path);
         try
         {
             if (!resume && File.Exists(checkpoint))
                 throw new InvalidOperationException(
                     $"'{path}' already holds a checkpoint; pass --resume to continue it or choose another --out.");
-            string probe = Path.Combine(path, ProbeFile);
-            try
-            {
-                File.WriteAllText(probe, "");
-                File.Delete(probe);
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                throw new IOException($"The output folder '{path}' cannot be written: {e.Message}", e);
-            }
             var removed = RemoveTemporaryFiles(path, outputs);
             AtomicFile.WriteAllText(Path.Combine(path, OwnerFile),
                 $"process {Environment.ProcessId} on {Environment.MachineName}, started " +
