@@ -218,6 +218,7 @@ public readonly record struct PoolGeometry(
     /// kernels; the geometry is validated, so the range is never empty.</summary>
     internal static (int First, int End) InputTaps(int start, int kernel, int dilation, int input)
     {
+        if (dilation == 1) return (Math.Max(-start, 0), Math.Min(kernel, input - start));
         // Unsigned: the distances are below 2^31 and the dilation too, so their sums fit in 32 bits.
         uint step = (uint)dilation;
         int first = start >= 0 ? 0 : (int)(((uint)-start + step - 1) / step);
