@@ -78,24 +78,16 @@ public static class PoolingKernels
             int w = flat % s.W, rest = flat / s.W;
             int h = rest % s.H, outPlaneStart = rest / s.H * s.OH * s.OW;
             int self = h * s.W + w;
+            var (ohFirst, ohLast) = CoveringWindows(h, s.PadTop, (s.KH - 1) * s.DH + 1, s.SH, s.OH);
+            var (owFirst, owLast) = CoveringWindows(w, s.PadLeft, (s.KW - 1) * s.DW + 1, s.SW, s.OW);
             T sum = T.Zero;
-            // Tap r of window oh lands on row h when oh·SH = h + PadTop − r·DH; r descending visits oh ascending.
-            for (int r = s.KH - 1; r >= 0; r--)
-            {
-                int th = h + s.PadTop - r * s.DH;
-                if (th < 0 || th % s.SH != 0) continue;
-                int oh = th / s.SH;
-                if (oh >= s.OH) break;
-                for (int q = s.KW - 1; q >= 0; q--)
+            // A dilated window may span element i without a tap on it; its argmax is then never i.
+            for (int oh = ohFirst; oh <= ohLast; oh++)
+                for (int ow = owFirst; ow <= owLast; ow++)
                 {
-                    int tw = w + s.PadLeft - q * s.DW;
-                    if (tw < 0 || tw % s.SW != 0) continue;
-                    int ow = tw / s.SW;
-                    if (ow >= s.OW) break;
                     int o = outPlaneStart + oh * s.OW + ow;
                     if (argmax[o] == self) sum += dy[o];
                 }
-            }
             dx[i] = sum;
         }
     }
@@ -129,11 +121,8 @@ public static class PoolingKernels
             int flat = (int)i;
             int w = flat % s.W, rest = flat / s.W;
             int h = rest % s.H, outPlaneStart = rest / s.H * s.OH * s.OW;
-            // Windows covering row h: oh·SH − PadTop ≤ h ≤ oh·SH − PadTop + KH − 1.
-            int ohFirst = Math.Max(0, (h + s.PadTop - s.KH + s.SH) / s.SH);
-            int ohLast = Math.Min(s.OH - 1, (h + s.PadTop) / s.SH);
-            int owFirst = Math.Max(0, (w + s.PadLeft - s.KW + s.SW) / s.SW);
-            int owLast = Math.Min(s.OW - 1, (w + s.PadLeft) / s.SW);
+            var (ohFirst, ohLast) = CoveringWindows(h, s.PadTop, s.KH, s.SH, s.OH);
+            var (owFirst, owLast) = CoveringWindows(w, s.PadLeft, s.KW, s.SW, s.OW);
             T sum = T.Zero;
             for (int oh = ohFirst; oh <= ohLast; oh++)
                 for (int ow = owFirst; ow <= owLast; ow++)
@@ -141,6 +130,16 @@ public static class PoolingKernels
                            Divisor<T>(s, oh * s.SH - s.PadTop, ow * s.SW - s.PadLeft, countIncludePad);
             dx[i] = sum;
         }
+    }
+
+    /// <summary>The windows [first, last] along one axis whose span covers input index <paramref name="index"/>:
+    /// o·stride − pad ≤ index ≤ o·stride − pad + span − 1, clipped to [0, outExtent − 1] (empty when first &gt;
+    /// last). Written so that no sum can pass 2^31.</summary>
+    private static (int First, int Last) CoveringWindows(int index, int pad, int span, int stride, int outExtent)
+    {
+        int lowest = index + pad - span + 1; // o·stride ≥ lowest
+        int first = lowest <= 0 ? 0 : (lowest - 1) / stride + 1;
+        return (first, Math.Min(outExtent - 1, (index + pad) / stride));
     }
 
     /// <summary>The divisor of the window starting at (h0, w0), as T. Built by adding ones (exact below 2^24 in
