@@ -197,6 +197,27 @@ public sealed class PoolingTests(string kind) : DeviceFixture(kind)
     }
 
     [Test]
+    public void AvgPoolMatchesPublishedPyTorchAndOnnxAnswersInCeilMode()
+    {
+        // torch.nn.AvgPool1d(7, 3, 3, ceil_mode=True, count_include_pad=True) on two rows of 9, as printed in
+        // onnx/onnx#5276: the last window holds 3 inputs and 3 padding cells, and divides by 6.
+        float[] rows =
+        [
+            2.0903f, 4.6493f, 1.6320f, -3.2051f, 4.6975f, 4.7296f, 3.3653f, -1.5815f, -2.3832f,
+            0.9628f, -1.5899f, -2.6820f, 5.7529f, 7.7346f, -0.8910f, -2.0151f, 0.1313f, -0.5374f,
+        ];
+        var x = Tensor.FromArray(rows, [1, 2, 1, 9], Device);
+        var y = x.AvgPool2d(1, 7, 1, 3, 0, 0, 3, 3, ceilMode: true).ToArray();
+        Reference.AssertClose([0.7381, 2.5656, 0.8032, -0.0999, 0.3491, 1.0389, 1.4536, -0.4035],
+            Reference.ToDouble(y), 1e-4, 0, "PyTorch's printed answer");
+        // ONNX AveragePool (onnx.reference and onnxruntime) on [1, 2, 3, 4, 5], kernel 2, stride 2, ceil mode,
+        // count_include_pad = 1: the last window covers only 5 and divides by 1.
+        var ramp = Tensor.FromArray([1f, 2f, 3f, 4f, 5f], [1, 1, 1, 5], Device);
+        Assert.That(ramp.AvgPool2d(1, 2, 1, 2, 0, 0, 0, 0, ceilMode: true).ToArray(),
+            Is.EqualTo(new[] { 1.5f, 3.5f, 5f }));
+    }
+
+    [Test]
     public void SquareOverloadsBuildTheGeneralGeometry()
     {
         var x = Normal<double>([2, 3, 9, 8], 41);
