@@ -13,12 +13,14 @@
 // - empty inputs: elementwise ops, reductions, GEMM (m, n or k = 0), per-channel sums and adds, global average
 //   pooling over an empty batch, the losses and top-k over an empty batch, and optimizer steps over empty buffers
 //   are accepted (an empty output is left alone; Sum of nothing is 0; GEMM with k = 0 is C = beta·C).
-//   Convolution, max-pooling, the option-A shortcut and batch-norm need a non-empty batch and non-empty extents;
-//   global average pooling needs at least one channel and a non-empty plane (a mean over nothing is 0/0).
+//   Convolution, max- and average pooling, the option-A shortcut and batch-norm need a non-empty batch and
+//   non-empty extents; global average pooling needs at least one channel and a non-empty plane (a mean over
+//   nothing is 0/0).
 //   Extents are never negative.
 // - geometry (ConvGeometry, PoolGeometry, ShortcutGeometry .Validated()): kernel and stride at least 1, per-side
-//   pads 0 ≤ pad < kernel (pooling: pad ≤ window/2), a window no larger than the padded input, tensors under 2^31
-//   elements.
+//   pads 0 ≤ pad < kernel, a window no larger than the padded input, tensors under 2^31 elements. Pooling: per-side
+//   pads ≤ half the dilated window (as PyTorch), dilation ≥ 1 (average pooling: 1 only), every window holding an
+//   input element; with ceil mode the last window starts inside the input or its top/left padding.
 // - batch-norm: momentum in [0, 1] (0 keeps the running statistics, 1 replaces them), epsilon positive and finite,
 //   more than one value per channel in training mode (N·HW ≥ 2, as PyTorch), tensors under 2^31 elements.
 // - losses and top-k: classes ≥ 1; top-k's k in [1, classes]. Label VALUES in [0, classes) are the caller's
@@ -31,10 +33,10 @@
 //
 // What every op returns for NaN and ±Inf (PyTorch's answer wherever PyTorch has one): NaN propagates through
 // ReLU (plain and fused into batch-norm; its gradient is 0 where the output is NaN or ≤ 0, as PyTorch's
-// threshold_backward), through max-pooling (a NaN wins its window and receives the gradient) and through every
-// reduction (Sum, SumPerChannel, global average pooling, batch-norm statistics, softmax). ±Inf follow IEEE
-// arithmetic. TopKCorrect counts a row that holds a NaN logit as not correct (PyTorch's topk ranks NaN above
-// every number, so the true class is not guaranteed a place).
+// threshold_backward), through max-pooling (a NaN wins its window and receives the gradient), average pooling
+// (the windows holding a NaN) and every reduction (Sum, SumPerChannel, global average pooling, batch-norm
+// statistics, softmax). ±Inf follow IEEE arithmetic. TopKCorrect counts a row that holds a NaN logit as not
+// correct (PyTorch's topk ranks NaN above every number, so the true class is not guaranteed a place).
 //
 // Gradient rule (as in llm.c): forward ops write their output (=); the autograd engine accumulates gradients
 // with Axpy (+=).
@@ -670,6 +672,42 @@ public abstract class Backend : IDisposable
         }
     }
 
+    /// <summary>Average pooling: y[o] = the sum of o's window over the input / its divisor, PyTorch's avg_pool2d
+    /// rule (ONNX AveragePool agrees without ceil mode): with <paramref name="countIncludePad"/> the divisor counts
+    /// the window's cells inside the padded input (not those past it that ceil mode adds), else only its input
+    /// cells. Padding contributes 0 to the sum. A NaN in a window makes its output NaN.</summary>
+    public void AvgPoolForward<T>(PoolGeometry g, bool countIncludePad, DeviceBuffer<T> x, DeviceBuffer<T> y)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        lock (_gate)
+        {
+            const string op = "avg-pool forward";
+            g = g.ValidatedForAverage();
+            Validate.Buffer(this, op, nameof(x), x, g.InputLength);
+            Validate.Buffer(this, op, nameof(y), y, g.OutputLength);
+            Starting(nameof(AvgPoolForward));
+            AvgPoolForwardCore(g, countIncludePad, x, y);
+            Finished(nameof(AvgPoolForward));
+        }
+    }
+
+    /// <summary>dx (overwritten)[i] = Σ dy[o] / divisor(o) over the windows o that cover input element i, with
+    /// the forward's divisors.</summary>
+    public void AvgPoolBackward<T>(PoolGeometry g, bool countIncludePad, DeviceBuffer<T> dy, DeviceBuffer<T> dx)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        lock (_gate)
+        {
+            const string op = "avg-pool backward";
+            g = g.ValidatedForAverage();
+            Validate.Buffer(this, op, nameof(dy), dy, g.OutputLength);
+            Validate.Buffer(this, op, nameof(dx), dx, g.InputLength);
+            Starting(nameof(AvgPoolBackward));
+            AvgPoolBackwardCore(g, countIncludePad, dy, dx);
+            Finished(nameof(AvgPoolBackward));
+        }
+    }
+
     /// <summary>y[n, c] = mean over hw of x[n, c, hw].</summary>
     public void GlobalAveragePoolForward<T>(int batch, int channels, int spatial, DeviceBuffer<T> x, DeviceBuffer<T> y)
         where T : unmanaged, IFloatingPointIeee754<T>
@@ -711,6 +749,14 @@ public abstract class Backend : IDisposable
 
     /// <summary>Max-pool backward for a validated geometry.</summary>
     protected abstract void MaxPoolBackwardCore<T>(PoolGeometry g, DeviceBuffer<T> dy, DeviceBuffer<int> argmax,
+        DeviceBuffer<T> dx) where T : unmanaged, IFloatingPointIeee754<T>;
+
+    /// <summary>Average-pool forward for a geometry validated for average pooling.</summary>
+    protected abstract void AvgPoolForwardCore<T>(PoolGeometry g, bool countIncludePad, DeviceBuffer<T> x,
+        DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T>;
+
+    /// <summary>Average-pool backward for a geometry validated for average pooling.</summary>
+    protected abstract void AvgPoolBackwardCore<T>(PoolGeometry g, bool countIncludePad, DeviceBuffer<T> dy,
         DeviceBuffer<T> dx) where T : unmanaged, IFloatingPointIeee754<T>;
 
     /// <summary>y[n, c] = mean over hw of x[n, c, hw], y non-empty.</summary>

@@ -93,29 +93,45 @@ public readonly record struct ConvGeometry(
     }
 }
 
-/// <summary>Max pooling with a square window, equal strides and symmetric padding (padding counts as −∞).</summary>
+/// <summary>A 2-D pooling window, PyTorch's and ONNX's MaxPool / AveragePool geometry: rectangular kernel, strides
+/// and dilations per axis, padding per side (−∞ for max pooling; for average pooling see
+/// <see cref="Backend.AvgPoolForward{T}"/>), and ceil mode.</summary>
 /// <param name="Batch">N, images in the batch.</param>
 /// <param name="Channels">C, channels (pooled independently).</param>
 /// <param name="InHeight">H, rows of the input.</param>
 /// <param name="InWidth">W, columns of the input.</param>
-/// <param name="Kernel">Side of the square window.</param>
-/// <param name="Stride">Step between windows, both directions.</param>
-/// <param name="Padding">Rows and columns added on every side; they never win the maximum.</param>
-public readonly record struct PoolGeometry(int Batch, int Channels, int InHeight, int InWidth, int Kernel, int Stride,
-    int Padding)
+/// <param name="KernelHeight">Rows of the window.</param>
+/// <param name="KernelWidth">Columns of the window.</param>
+/// <param name="StrideHeight">Vertical step between windows.</param>
+/// <param name="StrideWidth">Horizontal step between windows.</param>
+/// <param name="PadTop">Rows added above the input.</param>
+/// <param name="PadBottom">Rows added below the input.</param>
+/// <param name="PadLeft">Columns added left of the input.</param>
+/// <param name="PadRight">Columns added right of the input.</param>
+/// <param name="DilationHeight">Step between the window's rows (1: adjacent).</param>
+/// <param name="DilationWidth">Step between the window's columns.</param>
+/// <param name="CeilMode">Round the output extent up instead of down, keeping only windows that start inside the
+/// input or its top/left padding (PyTorch's rule).</param>
+public readonly record struct PoolGeometry(
+    int Batch, int Channels, int InHeight, int InWidth,
+    int KernelHeight, int KernelWidth, int StrideHeight, int StrideWidth,
+    int PadTop, int PadBottom, int PadLeft, int PadRight,
+    int DilationHeight = 1, int DilationWidth = 1, bool CeilMode = false)
 {
-    /// <summary>OH = (H + 2·Padding − Kernel) / Stride + 1, rounded down (torch.nn.MaxPool2d with
-    /// ceil_mode=False).</summary>
-    public int OutHeight => (int)((PaddedHeight - Kernel) / Stride + 1);
+    /// <summary>Square window, equal strides, the same padding on every side, no dilation, ceil mode off (ResNet's
+    /// stem pool is <c>Square(n, c, h, w, 3, 2, 1)</c>). Not validated: the op that uses it validates.</summary>
+    public static PoolGeometry Square(int batch, int channels, int height, int width, int kernel, int stride,
+        int padding) =>
+        new(batch, channels, height, width, kernel, kernel, stride, stride, padding, padding, padding, padding);
 
-    /// <summary>OW = (W + 2·Padding − Kernel) / Stride + 1, rounded down.</summary>
-    public int OutWidth => (int)((PaddedWidth - Kernel) / Stride + 1);
+    /// <summary>OH = ⌊(H + PadTop + PadBottom − DilationHeight·(KernelHeight − 1) − 1) / StrideHeight⌋ + 1, or with
+    /// <see cref="CeilMode"/> rounded up and one less when the last window would start past H + PadTop − 1.</summary>
+    public int OutHeight => (int)OutExtent(InHeight, KernelHeight, StrideHeight, PadTop, PadBottom, DilationHeight,
+        CeilMode);
 
-    /// <summary>H + 2·Padding, in 64 bits (an int padding near 2^31 would wrap in 32).</summary>
-    private long PaddedHeight => InHeight + 2L * Padding;
-
-    /// <summary>W + 2·Padding, in 64 bits.</summary>
-    private long PaddedWidth => InWidth + 2L * Padding;
+    /// <summary>OW, as <see cref="OutHeight"/> along the columns.</summary>
+    public int OutWidth => (int)OutExtent(InWidth, KernelWidth, StrideWidth, PadLeft, PadRight, DilationWidth,
+        CeilMode);
 
     /// <summary>Elements of x [N, C, H, W].</summary>
     public long InputLength => (long)Batch * Channels * InHeight * InWidth;
@@ -123,36 +139,116 @@ public readonly record struct PoolGeometry(int Batch, int Channels, int InHeight
     /// <summary>Elements of y [N, C, OH, OW] (and of the argmax buffer).</summary>
     public long OutputLength => (long)Batch * Channels * OutHeight * OutWidth;
 
-    /// <summary>The input shape and window in words, for error messages.</summary>
-    private string Shapes => $"input [{Batch}, {Channels}, {InHeight}, {InWidth}], window {Kernel}, stride {Stride}, " +
-                             $"padding {Padding}";
-
-    /// <summary>Returns this geometry once checked, before any arithmetic on it: a non-empty batch, extents, window
-    /// and stride ≥ 1, padding ≥ 0 and at most half the window (as PyTorch requires), the window no larger than the
-    /// padded input.</summary>
-    /// <exception cref="ArgumentException">A check failed; the message names the argument and the shapes.</exception>
-    public PoolGeometry Validated()
+    /// <summary>The output extent along one axis, in 64 bits (PyTorch's pooling_output_shape).</summary>
+    private static long OutExtent(int input, int kernel, int stride, int padBefore, int padAfter, int dilation,
+        bool ceil)
     {
-        const string op = "max-pool";
+        long span = (long)input + padBefore + padAfter - Span(kernel, dilation);
+        long extent = (ceil ? span + stride - 1 : span) / stride + 1;
+        // Ceil mode: the last window must start inside the input or the padding before it.
+        if (ceil && (extent - 1) * stride >= (long)input + padBefore) extent--;
+        return extent;
+    }
+
+    /// <summary>Rows (or columns) the dilated window spans: (kernel − 1)·dilation + 1.</summary>
+    private static long Span(int kernel, int dilation) => ((long)kernel - 1) * dilation + 1;
+
+    /// <summary>The input shape and window in words, for error messages.</summary>
+    private string Shapes =>
+        $"input [{Batch}, {Channels}, {InHeight}, {InWidth}], window {KernelHeight}x{KernelWidth}, stride " +
+        $"{StrideHeight}x{StrideWidth}, padding (top {PadTop}, bottom {PadBottom}, left {PadLeft}, right " +
+        $"{PadRight}), dilation {DilationHeight}x{DilationWidth}{(CeilMode ? ", ceil mode" : "")}";
+
+    /// <summary>Returns this geometry once checked for max pooling, before any arithmetic on it: a non-empty batch,
+    /// extents, window, stride and dilation ≥ 1, paddings ≥ 0 and at most half the dilated window (as PyTorch
+    /// requires), the dilated window no larger than the padded input, every window covering at least one input
+    /// element, tensors under 2^31 elements.</summary>
+    /// <exception cref="ArgumentException">A check failed; the message names the argument and the shapes.</exception>
+    public PoolGeometry Validated() => Validated("max-pool");
+
+    /// <summary>Returns this geometry once checked for average pooling: the checks of <see cref="Validated()"/>, and
+    /// no dilation (PyTorch's avg_pool2d has none; ONNX's dilated AveragePool is not supported).</summary>
+    /// <exception cref="ArgumentException">A check failed; the message names the argument and the shapes.</exception>
+    public PoolGeometry ValidatedForAverage()
+    {
+        const string op = "avg-pool";
+        if (DilationHeight != 1 || DilationWidth != 1)
+            throw new ArgumentException($"{op}: dilation {DilationHeight}x{DilationWidth} is not supported, only " +
+                                        $"1x1 ({Shapes}).");
+        return Validated(op);
+    }
+
+    private PoolGeometry Validated(string op)
+    {
         if (Batch == 0)
             throw new ArgumentException($"{op}: an empty batch is not supported ({Shapes}).");
         if (Batch < 0 || Channels < 1 || InHeight < 1 || InWidth < 1)
             throw new ArgumentException($"{op}: every extent of the input must be at least 1 ({Shapes}).");
-        if (Kernel < 1)
-            throw new ArgumentException($"{op}: window {Kernel} must be at least 1 ({Shapes}).");
-        if (Stride < 1)
-            throw new ArgumentException($"{op}: stride {Stride} must be at least 1 ({Shapes}).");
-        if (Padding < 0)
-            throw new ArgumentException($"{op}: padding {Padding} must not be negative ({Shapes}).");
-        if (2L * Padding > Kernel)
-            throw new ArgumentException($"{op}: padding {Padding} must be at most half the window {Kernel} ({Shapes}).");
-        if (PaddedHeight < Kernel || PaddedWidth < Kernel)
-            throw new ArgumentException($"{op}: window {Kernel} is larger than the padded input " +
-                                        $"{PaddedHeight}x{PaddedWidth} ({Shapes}).");
-        if (PaddedHeight > int.MaxValue || PaddedWidth > int.MaxValue)
-            throw new ArgumentException($"{op}: padding {Padding} makes the padded input " +
-                                        $"{PaddedHeight}x{PaddedWidth}, over 2^31 − 1 per side ({Shapes}).");
+        if (KernelHeight < 1 || KernelWidth < 1)
+            throw new ArgumentException($"{op}: window {KernelHeight}x{KernelWidth} must be at least 1x1 ({Shapes}).");
+        if (StrideHeight < 1 || StrideWidth < 1)
+            throw new ArgumentException($"{op}: stride {StrideHeight}x{StrideWidth} must be at least 1 ({Shapes}).");
+        if (DilationHeight < 1 || DilationWidth < 1)
+            throw new ArgumentException($"{op}: dilation {DilationHeight}x{DilationWidth} must be at least 1 " +
+                                        $"({Shapes}).");
+        if (PadTop < 0 || PadBottom < 0 || PadLeft < 0 || PadRight < 0)
+            throw new ArgumentException($"{op}: padding must not be negative ({Shapes}).");
+        long spanHeight = Span(KernelHeight, DilationHeight), spanWidth = Span(KernelWidth, DilationWidth);
+        if (2L * Math.Max(PadTop, PadBottom) > spanHeight || 2L * Math.Max(PadLeft, PadRight) > spanWidth)
+            throw new ArgumentException($"{op}: padding must be at most half the (dilated) window " +
+                                        $"{spanHeight}x{spanWidth} on every side ({Shapes}).");
+        long paddedHeight = (long)InHeight + PadTop + PadBottom, paddedWidth = (long)InWidth + PadLeft + PadRight;
+        if (paddedHeight < spanHeight || paddedWidth < spanWidth)
+            throw new ArgumentException($"{op}: window {spanHeight}x{spanWidth} is larger than the padded input " +
+                                        $"{paddedHeight}x{paddedWidth} ({Shapes}).");
+        if (paddedHeight > int.MaxValue || paddedWidth > int.MaxValue)
+            throw new ArgumentException($"{op}: padding makes the padded input {paddedHeight}x{paddedWidth}, over " +
+                                        $"2^31 − 1 per side ({Shapes}).");
+        if (InputLength > int.MaxValue || OutputLength > int.MaxValue)
+            throw new ArgumentException($"{op}: tensors over 2^31 elements are not supported ({Shapes}).");
+        if (!EveryWindowCoversInput(InHeight, StrideHeight, PadTop, DilationHeight, OutHeight) ||
+            !EveryWindowCoversInput(InWidth, StrideWidth, PadLeft, DilationWidth, OutWidth))
+            throw new ArgumentException($"{op}: the dilation steps some window over every input element, so it " +
+                                        $"would pool padding only ({Shapes}).");
         return this;
+    }
+
+    /// <summary>The taps [first, end) of a window starting at <paramref name="start"/> along one axis that land in
+    /// [0, <paramref name="input"/>): start + tap·dilation is an input index. Plain integer arithmetic, callable from
+    /// kernels; the geometry is validated, so the range is never empty.</summary>
+    internal static (int First, int End) InputTaps(int start, int kernel, int dilation, int input)
+    {
+        if (dilation == 1) return (Math.Max(-start, 0), Math.Min(kernel, input - start));
+        // Unsigned: the distances are below 2^31 and the dilation too, so their sums fit in 32 bits.
+        uint step = (uint)dilation;
+        int first = start >= 0 ? 0 : (int)(((uint)-start + step - 1) / step);
+        int end = (int)Math.Min((uint)kernel, ((uint)(input - start) + step - 1) / step);
+        return (first, end);
+    }
+
+    /// <summary>Average pooling's divisor along one axis for an undilated window starting at
+    /// <paramref name="start"/>: with <paramref name="countIncludePad"/> its cells inside the padded input
+    /// [−padBefore, input + padAfter) (never the cells past it that ceil mode adds, as PyTorch's avg_pool2d), else its
+    /// cells inside the input.</summary>
+    internal static int AverageCount(int start, int kernel, int input, int padAfter, bool countIncludePad) =>
+        countIncludePad
+            ? Math.Min(kernel, input + padAfter - start)
+            : Math.Min(kernel, input - start) + Math.Min(start, 0);
+
+    /// <summary>Whether every window along one axis holds an input element. A window starting at s ≥ 0 holds s
+    /// (every window starts before the input's end); one starting in the padding first reaches the input at
+    /// (s mod dilation) — the padding bound keeps its last tap past 0 — so only dilations larger than the input can
+    /// miss it. The starts' residues repeat after at most dilation windows.</summary>
+    private static bool EveryWindowCoversInput(int input, int stride, int padBefore, int dilation, int outExtent)
+    {
+        if (dilation <= input) return true;
+        long windows = Math.Min(Math.Min(outExtent, ((long)padBefore + stride - 1) / stride), dilation);
+        for (long o = 0; o < windows; o++)
+        {
+            long start = o * stride - padBefore;
+            if (((start % dilation) + dilation) % dilation >= input) return false;
+        }
+        return true;
     }
 }
 

@@ -112,12 +112,12 @@ public static class CostCounter
                 rows.Add(Row(name, "batch-norm", input, ParameterCount(norm)));
                 if (norm.Relu) rows.Add(Row($"{name}.relu", "relu", input));
                 return input;
-            case MaxPool2d<T> pool:
+            case Pool2d<T> pool:
             {
-                var g = new PoolGeometry(1, input.C, input.H, input.W, pool.Kernel, pool.Stride, pool.Padding)
-                    .Validated();
+                var geometry = pool.Geometry(1, input.C, input.H, input.W);
+                var g = pool is AvgPool2d<T> ? geometry.ValidatedForAverage() : geometry.Validated();
                 var output = (g.Channels, g.OutHeight, g.OutWidth);
-                rows.Add(Row(name, $"max-pool {pool.Kernel}x{pool.Kernel}/{pool.Stride}", output));
+                rows.Add(Row(name, PoolKind(pool), output));
                 return output;
             }
             case GlobalAveragePool<T>:
@@ -159,6 +159,18 @@ public static class CostCounter
                 throw new NotSupportedException(
                     $"The cost counter has no rule for {module.GetType().Name} ('{name}').");
         }
+    }
+
+    /// <summary>A pooling layer in words: "max-pool 3x3/2", "avg-pool 2x3/1x2 ceil", with the dilation when not
+    /// 1.</summary>
+    private static string PoolKind<T>(Pool2d<T> pool) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        string op = pool is AvgPool2d<T> ? "avg-pool" : "max-pool";
+        string stride = pool.StrideHeight == pool.StrideWidth ? $"{pool.StrideHeight}"
+            : $"{pool.StrideHeight}x{pool.StrideWidth}";
+        string dilation = pool.DilationHeight == 1 && pool.DilationWidth == 1 ? ""
+            : $" dilation {pool.DilationHeight}x{pool.DilationWidth}";
+        return $"{op} {pool.KernelHeight}x{pool.KernelWidth}/{stride}{dilation}{(pool.CeilMode ? " ceil" : "")}";
     }
 
     private static long ParameterCount<T>(Module<T> layer) where T : unmanaged, IFloatingPointIeee754<T> =>

@@ -45,7 +45,7 @@ public sealed record KernelShapes(
     public ConvGeometry Conv => ConvGeometry.Square(ConvBatch, ConvChannels, ConvSize, ConvSize, ConvChannels,
         kernel: 3, stride: 1, padding: 1);
 
-    public PoolGeometry Pool => new PoolGeometry(Batch, Channels, Size, Size, Kernel: 3, Stride: 2, Padding: 1)
+    public PoolGeometry Pool => PoolGeometry.Square(Batch, Channels, Size, Size, kernel: 3, stride: 2, padding: 1)
         .Validated();
 
     public ShortcutGeometry Shortcut => ShortcutGeometry.Centered(Batch, Channels, Size, Size, 2 * Channels, stride: 2);

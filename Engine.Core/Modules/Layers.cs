@@ -2,12 +2,13 @@
 //   Conv2d     weight [K, C, R, S] (+ bias [K]); Kaiming normal, fan-out, gain √2 (torchvision's ResNet init)
 //   BatchNorm2d weight (gamma) = 1, bias (beta) = 0, running_mean = 0, running_var = 1; momentum 0.1, eps 1e-5;
 //              optionally followed by a ReLU fused into the same pass (conv → BN → ReLU, everywhere in a ResNet)
-//   MaxPool2d, GlobalAveragePool: no parameters
+//   MaxPool2d, AvgPool2d, GlobalAveragePool: no parameters
 //   Linear     weight [Out, In], bias [Out]; U(−1/√In, 1/√In) (PyTorch's nn.Linear default)
 //   Sequential children named "0", "1", … applied in order
 // Initialisation is seeded: every layer draws from its own seed through the engine's version-stable generator
 // (Tensor.RandomNormal / RandomUniform), so a network is reproducible across runs, devices and .NET versions.
 using System.Numerics;
+using Engine.Kernels;
 
 namespace Engine.Core.Modules;
 
@@ -121,24 +122,111 @@ public sealed class BatchNorm2d<T> : Module<T> where T : unmanaged, IFloatingPoi
         x.BatchNorm(Weight, Bias, RunningMean, RunningVar, Training, Momentum, Epsilon, Relu);
 }
 
-/// <summary>Max pooling with a square window, as torch.nn.MaxPool2d (ceil_mode false): [N, C, H, W] →
-/// [N, C, OH, OW] with OH = (H + 2·Padding − Kernel) / Stride + 1. No parameters.</summary>
+/// <summary>What max and average pooling share: the window geometry of torch.nn.MaxPool2d / AvgPool2d and ONNX
+/// MaxPool / AveragePool, exposed for exporters. No parameters.</summary>
 /// <typeparam name="T">The element type: <see cref="float"/> or <see cref="double"/>.</typeparam>
-/// <param name="kernel">Side of the window.</param>
-/// <param name="stride">Step between windows.</param>
-/// <param name="padding">Rows and columns added on every side (they never win the maximum).</param>
-public sealed class MaxPool2d<T>(int kernel, int stride, int padding) : Module<T>
-    where T : unmanaged, IFloatingPointIeee754<T>
+public abstract class Pool2d<T> : Module<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
-    /// <summary>Side of the window.</summary>
-    public int Kernel { get; } = kernel;
-    /// <summary>Step between windows.</summary>
-    public int Stride { get; } = stride;
-    /// <summary>Rows and columns added on every side.</summary>
-    public int Padding { get; } = padding;
+    /// <summary>Stores the window; the op validates it against each input.</summary>
+    private protected Pool2d(int kernelHeight, int kernelWidth, int strideHeight, int strideWidth, int padTop,
+        int padBottom, int padLeft, int padRight, int dilationHeight, int dilationWidth, bool ceilMode)
+    {
+        (KernelHeight, KernelWidth, StrideHeight, StrideWidth) = (kernelHeight, kernelWidth, strideHeight, strideWidth);
+        (PadTop, PadBottom, PadLeft, PadRight) = (padTop, padBottom, padLeft, padRight);
+        (DilationHeight, DilationWidth, CeilMode) = (dilationHeight, dilationWidth, ceilMode);
+    }
+
+    /// <summary>Rows of the window.</summary>
+    public int KernelHeight { get; }
+    /// <summary>Columns of the window.</summary>
+    public int KernelWidth { get; }
+    /// <summary>Vertical step between windows.</summary>
+    public int StrideHeight { get; }
+    /// <summary>Horizontal step between windows.</summary>
+    public int StrideWidth { get; }
+    /// <summary>Rows added above the input.</summary>
+    public int PadTop { get; }
+    /// <summary>Rows added below the input.</summary>
+    public int PadBottom { get; }
+    /// <summary>Columns added left of the input.</summary>
+    public int PadLeft { get; }
+    /// <summary>Columns added right of the input.</summary>
+    public int PadRight { get; }
+    /// <summary>Step between the window's rows (1: adjacent).</summary>
+    public int DilationHeight { get; }
+    /// <summary>Step between the window's columns.</summary>
+    public int DilationWidth { get; }
+    /// <summary>Output extents rounded up (PyTorch's ceil_mode, ONNX's ceil_mode = 1).</summary>
+    public bool CeilMode { get; }
+
+    /// <summary>The window applied to an input [batch, channels, height, width] (not validated).</summary>
+    public PoolGeometry Geometry(int batch, int channels, int height, int width) =>
+        new(batch, channels, height, width, KernelHeight, KernelWidth, StrideHeight, StrideWidth, PadTop, PadBottom,
+            PadLeft, PadRight, DilationHeight, DilationWidth, CeilMode);
+}
+
+/// <summary>Max pooling, as torch.nn.MaxPool2d and ONNX MaxPool: [N, C, H, W] → [N, C, OH, OW]; padding counts as
+/// −∞, a NaN wins its window, ties go to the first element. No parameters.</summary>
+/// <typeparam name="T">The element type: <see cref="float"/> or <see cref="double"/>.</typeparam>
+public sealed class MaxPool2d<T> : Pool2d<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    /// <summary>Square window, equal strides, the same padding on every side (ResNet's stem: 3, 2, 1).</summary>
+    /// <param name="kernel">Side of the window.</param>
+    /// <param name="stride">Step between windows.</param>
+    /// <param name="padding">Rows and columns added on every side (they never win the maximum).</param>
+    public MaxPool2d(int kernel, int stride, int padding)
+        : this(kernel, kernel, stride, stride, padding, padding, padding, padding)
+    {
+    }
+
+    /// <summary>The general window; see <see cref="Pool2d{T}"/>'s properties.</summary>
+    public MaxPool2d(int kernelHeight, int kernelWidth, int strideHeight, int strideWidth, int padTop, int padBottom,
+        int padLeft, int padRight, int dilationHeight = 1, int dilationWidth = 1, bool ceilMode = false)
+        : base(kernelHeight, kernelWidth, strideHeight, strideWidth, padTop, padBottom, padLeft, padRight,
+            dilationHeight, dilationWidth, ceilMode)
+    {
+    }
 
     /// <summary>Pools <paramref name="x"/> [N, C, H, W]; records a backward to x.</summary>
-    public override Tensor<T> Forward(Tensor<T> x) => x.MaxPool2d(Kernel, Stride, Padding);
+    public override Tensor<T> Forward(Tensor<T> x) =>
+        x.MaxPool2d(KernelHeight, KernelWidth, StrideHeight, StrideWidth, PadTop, PadBottom, PadLeft, PadRight,
+            DilationHeight, DilationWidth, CeilMode);
+}
+
+/// <summary>Average pooling, as torch.nn.AvgPool2d (and ONNX AveragePool without dilation): [N, C, H, W] →
+/// [N, C, OH, OW]; see <see cref="Tensor{T}.AvgPool2d(int, int, int, int, int, int, int, int, bool, bool)"/> for the
+/// divisor. No parameters.</summary>
+/// <typeparam name="T">The element type: <see cref="float"/> or <see cref="double"/>.</typeparam>
+public sealed class AvgPool2d<T> : Pool2d<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    /// <summary>Square window, equal strides, the same padding on every side.</summary>
+    /// <param name="kernel">Side of the window.</param>
+    /// <param name="stride">Step between windows.</param>
+    /// <param name="padding">Rows and columns of zeros added on every side.</param>
+    /// <param name="ceilMode">Output extents rounded up.</param>
+    /// <param name="countIncludePad">Whether the divisor counts padding cells (PyTorch's default).</param>
+    public AvgPool2d(int kernel, int stride, int padding = 0, bool ceilMode = false, bool countIncludePad = true)
+        : this(kernel, kernel, stride, stride, padding, padding, padding, padding, ceilMode, countIncludePad)
+    {
+    }
+
+    /// <summary>The general window (no dilation); see <see cref="Pool2d{T}"/>'s properties.</summary>
+    public AvgPool2d(int kernelHeight, int kernelWidth, int strideHeight, int strideWidth, int padTop, int padBottom,
+        int padLeft, int padRight, bool ceilMode = false, bool countIncludePad = true)
+        : base(kernelHeight, kernelWidth, strideHeight, strideWidth, padTop, padBottom, padLeft, padRight, 1, 1,
+            ceilMode)
+    {
+        CountIncludePad = countIncludePad;
+    }
+
+    /// <summary>Whether the divisor counts the window's padding cells (PyTorch's count_include_pad, ONNX's
+    /// count_include_pad = 1).</summary>
+    public bool CountIncludePad { get; }
+
+    /// <summary>Pools <paramref name="x"/> [N, C, H, W]; records a backward to x.</summary>
+    public override Tensor<T> Forward(Tensor<T> x) =>
+        x.AvgPool2d(KernelHeight, KernelWidth, StrideHeight, StrideWidth, PadTop, PadBottom, PadLeft, PadRight,
+            CeilMode, CountIncludePad);
 }
 
 /// <summary>Mean over the spatial axes, as torch.nn.AdaptiveAvgPool2d(1) followed by flatten: [N, C, H, W] →

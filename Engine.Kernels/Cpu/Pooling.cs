@@ -1,8 +1,10 @@
-// Pooling: max pooling (square window, equal strides, symmetric padding that counts as −∞) with its argmax, and
-// global average pooling; x [N, C, H, W], y [N, C, OH, OW] (global: y [N, C]).
+// Pooling: max pooling with its argmax and average pooling over any PoolGeometry (rectangular window, strides,
+// per-side padding, dilation for max pooling, ceil mode), and global average pooling; x [N, C, H, W],
+// y [N, C, OH, OW] (global: y [N, C]).
 //
-// Max pooling is one task per (n, c) plane. Its backward gathers nothing across planes: each task zeroes its dx
-// plane and adds every dy of the plane at its argmax in output order, so overlapping windows sum
+// Every op is one task per (n, c) plane. Each window's taps inside the input come from PoolGeometry.InputTaps, so
+// padding is skipped, never read. Backward gathers nothing across planes: each task zeroes its dx plane and adds
+// every dy of the plane to the cells of its window (max: its argmax) in output order, so overlapping windows sum
 // deterministically. argmax values are checked on the host before any write.
 using System.Numerics;
 
@@ -30,6 +32,24 @@ public sealed unsafe partial class CpuBackend
                     $"max-pool backward: argmax[{o}] = {indices[o]} is outside the {g.InHeight}x{g.InWidth} plane.",
                     nameof(argmax));
         var job = new MaxPoolBackwardJob<T> { G = g, DY = Data(dy), Argmax = indices, DX = Data(dx) };
+        Parallel(g.Batch * g.Channels, ref job);
+    }
+
+    /// <inheritdoc/>
+    protected override void AvgPoolForwardCore<T>(PoolGeometry g, bool countIncludePad, DeviceBuffer<T> x,
+        DeviceBuffer<T> y)
+    {
+        var job = new AvgPoolJob<T>
+            { G = g, CountIncludePad = countIncludePad, Forward = true, X = Data(x), Y = Data(y) };
+        Parallel(g.Batch * g.Channels, ref job);
+    }
+
+    /// <inheritdoc/>
+    protected override void AvgPoolBackwardCore<T>(PoolGeometry g, bool countIncludePad, DeviceBuffer<T> dy,
+        DeviceBuffer<T> dx)
+    {
+        var job = new AvgPoolJob<T>
+            { G = g, CountIncludePad = countIncludePad, Forward = false, X = Data(dx), Y = Data(dy) };
         Parallel(g.Batch * g.Channels, ref job);
     }
 
@@ -69,31 +89,32 @@ public sealed unsafe partial class CpuBackend
         {
             // Locals, so the loops below keep the geometry in registers.
             int height = G.InHeight, width = G.InWidth, outHeight = G.OutHeight, outWidth = G.OutWidth;
-            int kernel = G.Kernel, stride = G.Stride, padding = G.Padding;
+            int dilationHeight = G.DilationHeight, dilationWidth = G.DilationWidth;
             T* plane = X + (long)task * height * width;
             long outOffset = (long)task * outHeight * outWidth;
             T* y = Y + outOffset;
             int* argmax = Argmax + outOffset;
             for (int oh = 0; oh < outHeight; oh++)
             {
-                int h0 = oh * stride - padding;
-                int hFirst = Math.Max(h0, 0), hEnd = Math.Min(h0 + kernel, height);
+                int h0 = oh * G.StrideHeight - G.PadTop;
+                var (rFirst, rEnd) = PoolGeometry.InputTaps(h0, G.KernelHeight, dilationHeight, height);
                 for (int ow = 0; ow < outWidth; ow++)
                 {
-                    int w0 = ow * stride - padding;
-                    int wFirst = Math.Max(w0, 0), wEnd = Math.Min(w0 + kernel, width);
-                    int bestIndex = hFirst * width + wFirst;
+                    int w0 = ow * G.StrideWidth - G.PadLeft;
+                    var (qFirst, qEnd) = PoolGeometry.InputTaps(w0, G.KernelWidth, dilationWidth, width);
+                    int bestIndex = (h0 + rFirst * dilationHeight) * width + w0 + qFirst * dilationWidth;
                     T best = plane[bestIndex];
-                    for (int ih = hFirst; ih < hEnd; ih++)
+                    for (int r = rFirst; r < rEnd; r++)
                     {
-                        T* row = plane + (long)ih * width;
-                        for (int iw = wFirst; iw < wEnd; iw++)
+                        int rowStart = (h0 + r * dilationHeight) * width + w0;
+                        for (int q = qFirst; q < qEnd; q++)
                         {
-                            T v = row[iw];
+                            int index = rowStart + q * dilationWidth;
+                            T v = plane[index];
                             if (v > best || T.IsNaN(v))
                             {
                                 best = v;
-                                bestIndex = ih * width + iw;
+                                bestIndex = index;
                             }
                         }
                     }
@@ -119,6 +140,53 @@ public sealed unsafe partial class CpuBackend
             int* argmax = Argmax + (long)task * outSize;
             new Span<T>(dx, planeSize).Clear();
             for (int o = 0; o < outSize; o++) dx[argmax[o]] += dy[o];
+        }
+    }
+
+    /// <summary>Plane <c>task</c> of average pooling. Forward: y[o] = the sum of o's input cells (row-major) /
+    /// the window's divisor. Backward: dx = 0, then every cell of window o gets dy[o] / divisor, in output
+    /// order.</summary>
+    private struct AvgPoolJob<T> : IParallelJob where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public PoolGeometry G;
+        public bool CountIncludePad, Forward;
+        /// <summary>x and y forward; dx and dy backward.</summary>
+        public T* X, Y;
+
+        public void Execute(int task, int worker)
+        {
+            int height = G.InHeight, width = G.InWidth, outHeight = G.OutHeight, outWidth = G.OutWidth;
+            T* plane = X + (long)task * height * width;
+            T* y = Y + (long)task * outHeight * outWidth;
+            if (!Forward) new Span<T>(plane, height * width).Clear();
+            for (int oh = 0; oh < outHeight; oh++)
+            {
+                int h0 = oh * G.StrideHeight - G.PadTop;
+                int hFirst = Math.Max(h0, 0), hEnd = Math.Min(h0 + G.KernelHeight, height);
+                int rows = PoolGeometry.AverageCount(h0, G.KernelHeight, height, G.PadBottom, CountIncludePad);
+                for (int ow = 0; ow < outWidth; ow++)
+                {
+                    int w0 = ow * G.StrideWidth - G.PadLeft;
+                    int wFirst = Math.Max(w0, 0), wEnd = Math.Min(w0 + G.KernelWidth, width);
+                    int columns = PoolGeometry.AverageCount(w0, G.KernelWidth, width, G.PadRight, CountIncludePad);
+                    T divisor = T.CreateTruncating(rows) * T.CreateTruncating(columns);
+                    if (Forward)
+                    {
+                        T sum = T.Zero;
+                        for (int h = hFirst; h < hEnd; h++)
+                            for (int w = wFirst; w < wEnd; w++)
+                                sum += plane[h * width + w];
+                        y[oh * outWidth + ow] = sum / divisor;
+                    }
+                    else
+                    {
+                        T share = y[oh * outWidth + ow] / divisor;
+                        for (int h = hFirst; h < hEnd; h++)
+                            for (int w = wFirst; w < wEnd; w++)
+                                plane[h * width + w] += share;
+                    }
+                }
+            }
         }
     }
 

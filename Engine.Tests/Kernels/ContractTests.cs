@@ -144,13 +144,55 @@ public sealed class ContractTests(string kind) : DeviceFixture(kind)
     }
 
     [Test]
+    public void GeneralPoolingRejectsBadDilationsPadsAndWindows()
+    {
+        var x = Normal<float>([1, 2, 6, 6], 1);
+        Rejected(() => x.MaxPool2d(3, 3, 1, 1, 0, 0, 0, 0, dilationHeight: 0), "max-pool", "dilation");
+        Rejected(() => x.MaxPool2d(3, 2, 1, 0, 1, 1, 1, 1), "max-pool", "stride");
+        Rejected(() => x.MaxPool2d(3, 3, 1, 1, 0, 0, 0, -1), "max-pool", "negative");
+        Rejected(() => x.MaxPool2d(2, 2, 1, 1, 0, 0, 0, 2), "max-pool", "half");
+        Rejected(() => x.MaxPool2d(3, 3, 1, 1, 0, 0, 0, 0, dilationHeight: 3), "max-pool", "larger than the padded");
+        // Dilation 2 over a single row with one padding row each side: the window's taps are rows −1 and 1.
+        Rejected(() => Normal<float>([1, 1, 1, 4], 2).MaxPool2d(2, 1, 1, 1, 1, 1, 0, 0, dilationHeight: 2),
+            "max-pool", "padding only");
+        Rejected(() => x.AvgPool2d(2, 0, 1, 1, 0, 0, 0, 0), "avg-pool", "window");
+        Rejected(() => x.AvgPool2d(7, 1), "avg-pool", "larger than the padded");
+        Rejected(() => x.AvgPool2d(3, 3, 1, 1, 2, 0, 0, 0), "avg-pool", "half");
+        Rejected(() => x.AvgPool2d(2, 1, padding: -1), "avg-pool", "negative");
+        Rejected(() => Normal<float>([1, 2, 6], 3).AvgPool2d(2, 2), "avg-pool", "[N, C, H, W]");
+        var backend = Device.Backend;
+        var y = Tensor.Zeros<float>([1, 2, 2, 2], Device);
+        var dilated = new PoolGeometry(1, 2, 6, 6, 2, 2, 2, 2, 0, 0, 0, 0, DilationHeight: 2, DilationWidth: 2);
+        Rejected(() => backend.AvgPoolForward(dilated, true, x.Buffer, y.Buffer), "avg-pool", "dilation 2x2");
+        Rejected(() => backend.AvgPoolBackward(PoolGeometry.Square(1, 2, 6, 6, 3, 3, 0), true, y.Buffer, y.Buffer),
+            "avg-pool backward", "dx");
+    }
+
+    [Test]
+    public void AvgPoolPropagatesNaNToTheWindowsThatHoldIt()
+    {
+        var data = new float[16];
+        for (int i = 0; i < 16; i++) data[i] = i + 1;
+        data[5] = float.NaN; // row 1, column 1
+        var x = Tensor.FromArray(data, [1, 1, 4, 4], Device);
+        x.RequiresGrad = true;
+        var y = x.AvgPool2d(2, 2, 2, 2, 0, 0, 0, 0);
+        y.Backward(Tensor.Full<float>([1, 1, 2, 2], 4f, Device));
+        var output = y.ToArray();
+        Assert.That(output[0], Is.NaN);
+        Assert.That(output[1..], Is.EqualTo(new[] { 5.5f, 11.5f, 13.5f }));
+        Assert.That(x.Grad!.ToArray(), Is.All.EqualTo(1f), "the gradient of a mean does not read x");
+        Assert.That(x.AvgPool2d(3, 1, 1).ToArray().Count(float.IsNaN), Is.EqualTo(9), "every window over (1, 1)");
+    }
+
+    [Test]
     public void BackendsRejectABadGeometryBeforeAnyArithmetic()
     {
         var backend = Device.Backend;
         var x = Normal<float>([1, 1, 4, 4], 1);
         var y = Tensor.Zeros<float>([1, 1, 2, 2], Device);
         using var argmax = backend.Allocate<int>(4);
-        Rejected(() => backend.MaxPoolForward(new PoolGeometry(1, 1, 4, 4, 2, 0, 0), x.Buffer, y.Buffer, argmax),
+        Rejected(() => backend.MaxPoolForward(PoolGeometry.Square(1, 1, 4, 4, kernel: 2, stride: 0, padding: 0), x.Buffer, y.Buffer, argmax),
             "max-pool", "stride");
         var w = Normal<float>([1, 1, 3, 3], 2);
         Rejected(() => backend.Conv2dForward(new ConvGeometry(1, 1, 4, 4, 1, 3, 3, 1, 0, 0, 0, 0, 0), x.Buffer,

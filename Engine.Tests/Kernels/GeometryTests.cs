@@ -25,11 +25,14 @@ public sealed class GeometryTests
     {
         // 2·padding wraps to −2 in 32 bits, which passed the "at most half the window" check.
         var error = Assert.Throws<ArgumentException>(() =>
-            new PoolGeometry(1, 1, 3, 3, Kernel: 3, Stride: 1, Padding: int.MaxValue).Validated())!;
-        Assert.That(error.Message, Does.StartWith("max-pool: padding 2147483647 must be at most half the window 3"));
+            PoolGeometry.Square(1, 1, 3, 3, kernel: 3, stride: 1, padding: int.MaxValue).Validated())!;
+        Assert.That(error.Message, Does.StartWith("max-pool: padding must be at most half the (dilated) window 3x3"));
+        Assert.That(error.Message, Does.Contain("padding (top 2147483647, bottom 2147483647"));
         error = Assert.Throws<ArgumentException>(() =>
-            new PoolGeometry(1, 1, int.MaxValue, 3, Kernel: int.MaxValue, Stride: 1, Padding: (1 << 30) - 1).Validated())!;
-        Assert.That(error.Message, Does.Contain("padding 1073741823 makes the padded input 4294967293x2147483649"));
+            PoolGeometry.Square(1, 1, int.MaxValue, 3, kernel: int.MaxValue, stride: 1, padding: (1 << 30) - 1)
+                .Validated())!;
+        Assert.That(error.Message, Does.Contain("padding makes the padded input 4294967293x2147483649"));
+        Assert.That(error.Message, Does.Contain("top 1073741823"));
     }
 
     [Test]
