@@ -520,8 +520,9 @@ public abstract class Backend : IDisposable
             Validate.Momentum(op, momentum);
             Validate.Epsilon(op, epsilon);
             if (!Enum.IsDefined(varianceUpdate))
-                throw new ArgumentOutOfRangeException(nameof(varianceUpdate),
-                    $"{op}: running-variance update {(int)varianceUpdate} is neither Unbiased nor Biased.");
+                throw new ArgumentException(
+                    $"{op}: running-variance update {(int)varianceUpdate} is neither Unbiased nor Biased.",
+                    nameof(varianceUpdate));
             CheckBatchNorm(op, batch, channels, spatial, x, nameof(x), y, nameof(y));
             if ((long)batch * spatial < 2)
                 throw new ArgumentException($"{op}: expected more than 1 value per channel when training, got input " +
