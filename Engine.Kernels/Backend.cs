@@ -18,11 +18,14 @@
 //   nothing is 0/0).
 //   Extents are never negative.
 // - geometry (ConvGeometry, PoolGeometry, ShortcutGeometry .Validated()): kernel and stride at least 1, per-side
-//   pads 0 ≤ pad < kernel, a window no larger than the padded input, tensors under 2^31 elements. Pooling: per-side
-//   pads ≤ half the dilated window (as PyTorch), dilation ≥ 1 (average pooling: 1 only), every window holding an
-//   input element; with ceil mode the last window starts inside the input or its top/left padding.
+//   pads 0 ≤ pad < kernel, a window no larger than the padded input, tensors under 2^31 elements. Convolution:
+//   dilations and groups at least 1, C and K divisible by the groups, the dilated kernel (R − 1)·dilation + 1 no
+//   larger than the padded input, w [K, C/groups, R, S]. Pooling: per-side pads ≤ half the dilated window (as
+//   PyTorch), dilation ≥ 1 (average pooling: 1 only), every window holding an input element; with ceil mode the
+//   last window starts inside the input or its top/left padding.
 // - batch-norm: momentum in [0, 1] (0 keeps the running statistics, 1 replaces them), epsilon positive and finite,
-//   more than one value per channel in training mode (N·HW ≥ 2, as PyTorch), tensors under 2^31 elements.
+//   more than one value per channel in training mode (N·HW ≥ 2, as PyTorch), tensors under 2^31 elements, a
+//   defined RunningVarianceUpdate.
 // - losses and top-k: classes ≥ 1; top-k's k in [1, classes]. Label VALUES in [0, classes) are the caller's
 //   precondition, checked on the host before upload by Validate.Labels (as Engine.Core's CrossEntropy and
 //   TopKCorrect do); a backend checks the label buffer's length only, since reading it back would synchronise the
@@ -407,9 +410,9 @@ public abstract class Backend : IDisposable
     protected abstract void AddPerChannelCore<T>(int batch, int channels, int spatial, DeviceBuffer<T> bias,
         DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T>;
 
-    // ---- convolution: x [N,C,H,W], w [K,C,R,S], bias [K], y [N,K,OH,OW] ----
+    // ---- convolution: x [N,C,H,W], w [K,C/groups,R,S], bias [K], y [N,K,OH,OW]; dilation per axis ----
 
-    /// <summary>y = conv(x, w) (+ bias when given).</summary>
+    /// <summary>y = conv(x, w) (+ bias when given), with the geometry's strides, pads, dilations and groups.</summary>
     public void Conv2dForward<T>(ConvGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> w, DeviceBuffer<T>? bias,
         DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -505,18 +508,24 @@ public abstract class Backend : IDisposable
 
     /// <summary>Training mode: normalises with the batch mean and biased variance, saves the mean and
     /// 1/sqrt(var + eps) for backward, and updates the running statistics with <paramref name="momentum"/>
-    /// (running variance from the unbiased batch variance), as PyTorch. With <paramref name="relu"/>, y is
-    /// max(batch-norm(x), 0) (the fused BN+ReLU of every ResNet block).</summary>
+    /// (running variance from the unbiased batch variance, as PyTorch, or from the biased one, as ONNX: see
+    /// <paramref name="varianceUpdate"/>). With <paramref name="relu"/>, y is max(batch-norm(x), 0) (the fused
+    /// BN+ReLU of every ResNet block).</summary>
     public void BatchNormForwardTraining<T>(int batch, int channels, int spatial, DeviceBuffer<T> x,
         DeviceBuffer<T> gamma, DeviceBuffer<T> beta, DeviceBuffer<T> runningMean, DeviceBuffer<T> runningVar,
         double momentum, double epsilon, DeviceBuffer<T> y, DeviceBuffer<T> savedMean, DeviceBuffer<T> savedInvStd,
-        bool relu) where T : unmanaged, IFloatingPointIeee754<T>
+        bool relu, RunningVarianceUpdate varianceUpdate = RunningVarianceUpdate.Unbiased)
+        where T : unmanaged, IFloatingPointIeee754<T>
     {
         lock (_gate)
         {
             const string op = "batch-norm forward (training)";
             Validate.Momentum(op, momentum);
             Validate.Epsilon(op, epsilon);
+            if (!Enum.IsDefined(varianceUpdate))
+                throw new ArgumentException(
+                    $"{op}: running-variance update {(int)varianceUpdate} is neither Unbiased nor Biased.",
+                    nameof(varianceUpdate));
             CheckBatchNorm(op, batch, channels, spatial, x, nameof(x), y, nameof(y));
             if ((long)batch * spatial < 2)
                 throw new ArgumentException($"{op}: expected more than 1 value per channel when training, got input " +
@@ -529,7 +538,7 @@ public abstract class Backend : IDisposable
             Validate.Buffer(this, op, nameof(savedInvStd), savedInvStd, channels);
             Starting(nameof(BatchNormForwardTraining));
             BatchNormForwardTrainingCore(batch, channels, spatial, x, gamma, beta, runningMean, runningVar, momentum,
-                epsilon, y, savedMean, savedInvStd, relu);
+                epsilon, y, savedMean, savedInvStd, relu, varianceUpdate);
             Finished(nameof(BatchNormForwardTraining));
         }
     }
@@ -618,7 +627,7 @@ public abstract class Backend : IDisposable
     protected abstract void BatchNormForwardTrainingCore<T>(int batch, int channels, int spatial, DeviceBuffer<T> x,
         DeviceBuffer<T> gamma, DeviceBuffer<T> beta, DeviceBuffer<T> runningMean, DeviceBuffer<T> runningVar,
         double momentum, double epsilon, DeviceBuffer<T> y, DeviceBuffer<T> savedMean, DeviceBuffer<T> savedInvStd,
-        bool relu) where T : unmanaged, IFloatingPointIeee754<T>;
+        bool relu, RunningVarianceUpdate varianceUpdate) where T : unmanaged, IFloatingPointIeee754<T>;
 
     /// <summary>Batch-norm inference forward with checked arguments.</summary>
     protected abstract void BatchNormForwardInferenceCore<T>(int batch, int channels, int spatial, DeviceBuffer<T> x,

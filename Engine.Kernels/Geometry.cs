@@ -1,10 +1,12 @@
 // The shapes of the structured ops, validated once on the host. All tensors are NCHW, densely packed.
-//   conv:     x [N, C, H, W], w [K, C, R, S], bias [K], y [N, K, OH, OW]
+//   conv:     x [N, C, H, W], w [K, C/G, R, S], bias [K], y [N, K, OH, OW] (G groups: output channel k reads only
+//             the C/G input channels of its group, k / (K/G))
 //   pool:     x [N, C, H, W], y [N, C, OH, OW]
 //   shortcut: x [N, C, H, W], y [N, K, OH, OW] with K ≥ C (option A: subsample by the stride, zero channels)
 namespace Engine.Kernels;
 
-/// <summary>A 2-D convolution: zero padding per side (imported models use asymmetric pads).</summary>
+/// <summary>A 2-D convolution: zero padding per side (imported models use asymmetric pads), dilation per axis
+/// and grouped channels (torch.nn.Conv2d's and ONNX Conv's <c>dilations</c> and <c>group</c>).</summary>
 /// <param name="Batch">N, images in the batch.</param>
 /// <param name="InChannels">C, channels of the input x.</param>
 /// <param name="InHeight">H, rows of the input.</param>
@@ -18,11 +20,17 @@ namespace Engine.Kernels;
 /// <param name="PadBottom">Zero rows below the input.</param>
 /// <param name="PadLeft">Zero columns left of the input.</param>
 /// <param name="PadRight">Zero columns right of the input.</param>
+/// <param name="DilationHeight">Rows between neighbouring filter taps: tap r reads input row oh·stride − PadTop +
+/// r·DilationHeight.</param>
+/// <param name="DilationWidth">Columns between neighbouring filter taps.</param>
+/// <param name="Groups">G: the channels split into G groups, output group g computed from input group g alone
+/// (G = C is a depthwise convolution).</param>
 public readonly record struct ConvGeometry(
     int Batch, int InChannels, int InHeight, int InWidth,
     int OutChannels, int KernelHeight, int KernelWidth,
     int StrideHeight, int StrideWidth,
-    int PadTop, int PadBottom, int PadLeft, int PadRight)
+    int PadTop, int PadBottom, int PadLeft, int PadRight,
+    int DilationHeight = 1, int DilationWidth = 1, int Groups = 1)
 {
     /// <summary>Square kernel, equal strides, the same padding on every side.</summary>
     public static ConvGeometry Square(int batch, int inChannels, int height, int width, int outChannels,
@@ -30,11 +38,12 @@ public readonly record struct ConvGeometry(
         new ConvGeometry(batch, inChannels, height, width, outChannels, kernel, kernel, stride, stride,
             padding, padding, padding, padding).Validated();
 
-    /// <summary>OH = (H + PadTop + PadBottom − R) / StrideHeight + 1, rounded down (as PyTorch).</summary>
-    public int OutHeight => (int)((PaddedHeight - KernelHeight) / StrideHeight + 1);
+    /// <summary>OH = (H + PadTop + PadBottom − ((R − 1)·DilationHeight + 1)) / StrideHeight + 1, rounded down (as
+    /// PyTorch).</summary>
+    public int OutHeight => (int)((PaddedHeight - DilatedKernelHeight) / StrideHeight + 1);
 
-    /// <summary>OW = (W + PadLeft + PadRight − S) / StrideWidth + 1, rounded down.</summary>
-    public int OutWidth => (int)((PaddedWidth - KernelWidth) / StrideWidth + 1);
+    /// <summary>OW = (W + PadLeft + PadRight − ((S − 1)·DilationWidth + 1)) / StrideWidth + 1, rounded down.</summary>
+    public int OutWidth => (int)((PaddedWidth - DilatedKernelWidth) / StrideWidth + 1);
 
     /// <summary>H + PadTop + PadBottom, in 64 bits (int paddings near 2^31 would wrap in 32).</summary>
     private long PaddedHeight => (long)InHeight + PadTop + PadBottom;
@@ -42,27 +51,44 @@ public readonly record struct ConvGeometry(
     /// <summary>W + PadLeft + PadRight, in 64 bits.</summary>
     private long PaddedWidth => (long)InWidth + PadLeft + PadRight;
 
+    /// <summary>Rows one filter spans on the padded input, (R − 1)·DilationHeight + 1, in 64 bits.</summary>
+    public long DilatedKernelHeight => (long)(KernelHeight - 1) * DilationHeight + 1;
+
+    /// <summary>Columns one filter spans on the padded input, (S − 1)·DilationWidth + 1, in 64 bits.</summary>
+    public long DilatedKernelWidth => (long)(KernelWidth - 1) * DilationWidth + 1;
+
+    /// <summary>C/G, the input channels each filter reads (the second extent of w).</summary>
+    public int GroupInChannels => InChannels / Groups;
+
+    /// <summary>K/G, the output channels of one group.</summary>
+    public int GroupOutChannels => OutChannels / Groups;
+
+    /// <summary>True for dilation 1 and a single group: the dense convolution every fast path serves.</summary>
+    public bool IsDenseUndilated => DilationHeight == 1 && DilationWidth == 1 && Groups == 1;
+
     /// <summary>Elements of x [N, C, H, W].</summary>
     public long InputLength => (long)Batch * InChannels * InHeight * InWidth;
 
-    /// <summary>Elements of w [K, C, R, S].</summary>
-    public long WeightLength => (long)OutChannels * InChannels * KernelHeight * KernelWidth;
+    /// <summary>Elements of w [K, C/G, R, S].</summary>
+    public long WeightLength => (long)OutChannels * GroupInChannels * KernelHeight * KernelWidth;
 
     /// <summary>Elements of y [N, K, OH, OW].</summary>
     public long OutputLength => (long)Batch * OutChannels * OutHeight * OutWidth;
 
-    /// <summary>Multiply-accumulates of the forward pass.</summary>
-    public long Macs => OutputLength * InChannels * KernelHeight * KernelWidth;
+    /// <summary>Multiply-accumulates of the forward pass: each output reads C/G·R·S taps.</summary>
+    public long Macs => OutputLength * GroupInChannels * KernelHeight * KernelWidth;
 
     /// <summary>The shapes in words, for error messages (never the record itself, whose output sizes divide by the
     /// strides).</summary>
     private string Shapes =>
-        $"input [{Batch}, {InChannels}, {InHeight}, {InWidth}], weight [{OutChannels}, {InChannels}, " +
-        $"{KernelHeight}, {KernelWidth}]";
+        $"input [{Batch}, {InChannels}, {InHeight}, {InWidth}], weight [{OutChannels}, " +
+        $"{(Groups >= 1 ? InChannels / Groups : InChannels)}, {KernelHeight}, {KernelWidth}]" +
+        (DilationHeight == 1 && DilationWidth == 1 ? "" : $", dilation {DilationHeight}x{DilationWidth}") +
+        (Groups == 1 ? "" : $", {Groups} groups");
 
-    /// <summary>Returns this geometry once checked, before any arithmetic on it: a non-empty batch, extents, kernel
-    /// and strides ≥ 1, paddings ≥ 0, the kernel no larger than the padded input, every tensor under 2^31
-    /// elements.</summary>
+    /// <summary>Returns this geometry once checked, before any arithmetic on it: a non-empty batch, extents, kernel,
+    /// strides, dilations and groups ≥ 1, paddings ≥ 0, C and K divisible by the groups, the dilated kernel no larger
+    /// than the padded input, every tensor under 2^31 elements.</summary>
     /// <exception cref="ArgumentException">A check failed; the message names the argument and the shapes.</exception>
     public ConvGeometry Validated()
     {
@@ -76,13 +102,24 @@ public readonly record struct ConvGeometry(
             throw new ArgumentException($"{op}: kernel {KernelHeight}x{KernelWidth} must be at least 1x1 ({Shapes}).");
         if (StrideHeight < 1 || StrideWidth < 1)
             throw new ArgumentException($"{op}: stride {StrideHeight}x{StrideWidth} must be at least 1 ({Shapes}).");
+        if (DilationHeight < 1 || DilationWidth < 1)
+            throw new ArgumentException($"{op}: dilation {DilationHeight}x{DilationWidth} must be at least 1 " +
+                                        $"({Shapes}).");
+        if (Groups < 1)
+            throw new ArgumentException($"{op}: groups {Groups} must be at least 1 ({Shapes}).");
+        if (InChannels % Groups != 0 || OutChannels % Groups != 0)
+            throw new ArgumentException($"{op}: {InChannels} input and {OutChannels} output channels must both be " +
+                                        $"divisible by groups {Groups} ({Shapes}).");
         if (PadTop < 0 || PadBottom < 0 || PadLeft < 0 || PadRight < 0)
             throw new ArgumentException($"{op}: padding (top {PadTop}, bottom {PadBottom}, left {PadLeft}, right " +
                                         $"{PadRight}) must not be negative ({Shapes}).");
-        if (PaddedHeight < KernelHeight || PaddedWidth < KernelWidth)
+        if (PaddedHeight < DilatedKernelHeight || PaddedWidth < DilatedKernelWidth)
             throw new ArgumentException(
-                $"{op}: kernel {KernelHeight}x{KernelWidth} is larger than the padded input " +
-                $"{PaddedHeight}x{PaddedWidth} ({Shapes}).");
+                $"{op}: kernel {KernelHeight}x{KernelWidth}" +
+                (DilationHeight == 1 && DilationWidth == 1
+                    ? ""
+                    : $" (dilated to {DilatedKernelHeight}x{DilatedKernelWidth})") +
+                $" is larger than the padded input {PaddedHeight}x{PaddedWidth} ({Shapes}).");
         if (PaddedHeight > int.MaxValue || PaddedWidth > int.MaxValue)
             throw new ArgumentException(
                 $"{op}: padding (top {PadTop}, bottom {PadBottom}, left {PadLeft}, right {PadRight}) makes the " +

@@ -101,10 +101,17 @@ public static class CostCounter
         {
             case Conv2d<T> conv:
             {
-                var g = ConvGeometry.Square(1, input.C, input.H, input.W, conv.OutChannels, conv.Kernel, conv.Stride,
-                    conv.Padding);
+                var g = conv.Geometry(1, input.H, input.W);
                 var output = (g.OutChannels, g.OutHeight, g.OutWidth);
-                string kind = $"conv {conv.Kernel}x{conv.Kernel}/{conv.Stride} {conv.InChannels}→{conv.OutChannels}";
+                string stride = conv.StrideHeight == conv.StrideWidth
+                    ? $"{conv.StrideHeight}"
+                    : $"{conv.StrideHeight}x{conv.StrideWidth}";
+                string kind = $"conv {conv.KernelHeight}x{conv.KernelWidth}/{stride} " +
+                              $"{conv.InChannels}→{conv.OutChannels}" +
+                              (conv.DilationHeight == 1 && conv.DilationWidth == 1
+                                  ? ""
+                                  : $" dilation {conv.DilationHeight}x{conv.DilationWidth}") +
+                              (conv.Groups == 1 ? "" : $" groups {conv.Groups}");
                 rows.Add(Row(name, kind, output, ParameterCount(conv), g.Macs));
                 return output;
             }

@@ -50,31 +50,37 @@ public static class Reference
 public static class ReferenceOps
 {
     public sealed record Conv(int N, int C, int H, int W, int K, int R, int S, int StrideH, int StrideW, int PadTop,
-        int PadBottom, int PadLeft, int PadRight)
+        int PadBottom, int PadLeft, int PadRight, int DilationH = 1, int DilationW = 1, int Groups = 1)
     {
-        public int OH => (H + PadTop + PadBottom - R) / StrideH + 1;
-        public int OW => (W + PadLeft + PadRight - S) / StrideW + 1;
+        public int OH => (H + PadTop + PadBottom - ((R - 1) * DilationH + 1)) / StrideH + 1;
+        public int OW => (W + PadLeft + PadRight - ((S - 1) * DilationW + 1)) / StrideW + 1;
         public int[] InputShape => [N, C, H, W];
-        public int[] WeightShape => [K, C, R, S];
+        public int[] WeightShape => [K, C / Groups, R, S];
         public int[] OutputShape => [N, K, OH, OW];
 
         public override string ToString() =>
-            $"N{N} C{C} {H}x{W} K{K} {R}x{S} stride {StrideH},{StrideW} pad {PadTop},{PadBottom},{PadLeft},{PadRight}";
+            $"N{N} C{C} {H}x{W} K{K} {R}x{S} stride {StrideH},{StrideW} pad {PadTop},{PadBottom},{PadLeft},{PadRight}" +
+            (DilationH == 1 && DilationW == 1 ? "" : $" dilation {DilationH},{DilationW}") +
+            (Groups == 1 ? "" : $" groups {Groups}");
 
-        /// <summary>Calls f(n, k, oh, ow, c, r, s, inputIndex, weightIndex, outputIndex) for every in-range tap.</summary>
+        /// <summary>Calls f(inputIndex, weightIndex, outputIndex) for every in-range tap: output channel k reads the
+        /// C/Groups input channels of its group, tap (r, s) at row oh·StrideH − PadTop + r·DilationH.</summary>
         public void ForEachTap(Action<int, int, int> f)
         {
+            int groupC = C / Groups, groupK = K / Groups;
             for (int n = 0; n < N; n++)
             for (int k = 0; k < K; k++)
             for (int oh = 0; oh < OH; oh++)
             for (int ow = 0; ow < OW; ow++)
-            for (int c = 0; c < C; c++)
+            for (int c = 0; c < groupC; c++)
             for (int r = 0; r < R; r++)
             for (int s = 0; s < S; s++)
             {
-                int h = oh * StrideH - PadTop + r, w = ow * StrideW - PadLeft + s;
+                int h = oh * StrideH - PadTop + r * DilationH, w = ow * StrideW - PadLeft + s * DilationW;
                 if (h < 0 || h >= H || w < 0 || w >= W) continue;
-                f(((n * C + c) * H + h) * W + w, ((k * C + c) * R + r) * S + s, ((n * K + k) * OH + oh) * OW + ow);
+                int channel = k / groupK * groupC + c;
+                f(((n * C + channel) * H + h) * W + w, ((k * groupC + c) * R + r) * S + s,
+                    ((n * K + k) * OH + oh) * OW + ow);
             }
         }
     }
@@ -97,7 +103,7 @@ public static class ReferenceOps
 
     public static double[] ConvBackwardWeight(Conv g, double[] x, double[] dy)
     {
-        var dw = new double[g.K * g.C * g.R * g.S];
+        var dw = new double[g.K * (g.C / g.Groups) * g.R * g.S];
         g.ForEachTap((xi, wi, yi) => dw[wi] += dy[yi] * x[xi]);
         return dw;
     }

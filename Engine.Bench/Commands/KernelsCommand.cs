@@ -154,11 +154,11 @@ internal static class PtxReport
     /// <summary>(file name, kernel) for every kernel the benchmarks time, float32.</summary>
     public static IReadOnlyList<(string Name, MethodInfo Method)> Kernels() =>
     [
-        ("conv-forward", Tiled(typeof(Im2ColLoader<float>), typeof(RowMajorLoader<float>),
+        ("conv-forward", Tiled(typeof(Im2ColLoader<float, DenseTaps>), typeof(RowMajorLoader<float>),
             typeof(PixelMatrixStore<float>))),
-        ("conv-backward-data", Tiled(typeof(OutputGradientGatherLoader<float>),
+        ("conv-backward-data", Tiled(typeof(OutputGradientGatherLoader<float, DenseTaps>),
             typeof(WeightByInputChannelLoader<float>), typeof(PixelMatrixStore<float>))),
-        ("conv-backward-weight", Tiled(typeof(PixelMatrixLoader<float>), typeof(Im2ColLoader<float>),
+        ("conv-backward-weight", Tiled(typeof(PixelMatrixLoader<float>), typeof(Im2ColLoader<float, DenseTaps>),
             typeof(ScaledRowMajorStore<float>))),
         ("gemm", Tiled(typeof(RowMajorLoader<float>), typeof(RowMajorLoader<float>),
             typeof(ScaledRowMajorStore<float>))),

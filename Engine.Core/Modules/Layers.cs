@@ -1,5 +1,6 @@
 // The layers a ResNet is made of, with PyTorch's parameter names and default initialisation choices:
-//   Conv2d     weight [K, C, R, S] (+ bias [K]); Kaiming normal, fan-out, gain √2 (torchvision's ResNet init)
+//   Conv2d     weight [K, C/groups, R, S] (+ bias [K]); Kaiming normal, fan-out, gain √2 (torchvision's ResNet
+//              init); strides, dilations per axis, pads per side, channel groups
 //   BatchNorm2d weight (gamma) = 1, bias (beta) = 0, running_mean = 0, running_var = 1; momentum 0.1, eps 1e-5;
 //              optionally followed by a ReLU fused into the same pass (conv → BN → ReLU, everywhere in a ResNet)
 //   MaxPool2d, AvgPool2d, GlobalAveragePool: no parameters
@@ -12,13 +13,15 @@ using Engine.Kernels;
 
 namespace Engine.Core.Modules;
 
-/// <summary>2-D convolution layer with a square kernel, as torch.nn.Conv2d (groups 1, dilation 1): maps
-/// [N, InChannels, H, W] to [N, OutChannels, OH, OW]. Parameters <c>weight</c> [OutChannels, InChannels, Kernel,
-/// Kernel] and optional <c>bias</c> [OutChannels].</summary>
+/// <summary>2-D convolution layer, as torch.nn.Conv2d: maps [N, InChannels, H, W] to [N, OutChannels, OH, OW].
+/// Parameters <c>weight</c> [OutChannels, InChannels/Groups, KernelHeight, KernelWidth] and optional <c>bias</c>
+/// [OutChannels]. Strides and dilations per axis, zero padding per side (ONNX Conv's asymmetric pads), and grouped
+/// channels (Groups = InChannels is depthwise).</summary>
 /// <typeparam name="T">The element type: <see cref="float"/> or <see cref="double"/>.</typeparam>
 public sealed class Conv2d<T> : Module<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
-    /// <summary>Creates the layer with seeded initialisation: weight Kaiming normal (fan-out, gain √2, as
+    /// <summary>Creates the layer with a square kernel, the same stride and dilation along both axes and the same
+    /// padding on every side, with seeded initialisation: weight Kaiming normal (fan-out, gain √2, as
     /// torchvision's ResNet), bias U(−1/√fan-in, 1/√fan-in) from <paramref name="seed"/> + 1.</summary>
     /// <param name="device">Where the parameters live.</param>
     /// <param name="inChannels">Input channels C.</param>
@@ -29,20 +32,73 @@ public sealed class Conv2d<T> : Module<T> where T : unmanaged, IFloatingPointIee
     /// <param name="bias">Whether to add a learned per-channel bias (ResNet convolutions have none: batch norm
     /// follows).</param>
     /// <param name="seed">Seed of the weight initialisation.</param>
+    /// <param name="dilation">Spacing of the kernel's taps along both axes (1: neighbouring pixels).</param>
+    /// <param name="groups">Channel groups; C and K must be divisible by it.</param>
+    /// <exception cref="ArgumentException">An extent, stride or dilation below 1, a negative padding, or channels
+    /// not divisible by <paramref name="groups"/>.</exception>
     public Conv2d(Device device, int inChannels, int outChannels, int kernel, int stride, int padding, bool bias,
-        int seed)
+        int seed, int dilation = 1, int groups = 1)
+        : this(device, inChannels, outChannels, kernel, kernel, stride, stride, padding, padding, padding, padding,
+            dilation, dilation, groups, bias, seed)
     {
+    }
+
+    /// <summary>Creates the layer with every extent given per axis (and padding per side), as an ONNX Conv node
+    /// describes it; initialisation as the square constructor, with fan-in C/Groups·R·S and fan-out K·R·S (as
+    /// PyTorch).</summary>
+    /// <param name="device">Where the parameters live.</param>
+    /// <param name="inChannels">Input channels C.</param>
+    /// <param name="outChannels">Output channels (filters) K.</param>
+    /// <param name="kernelHeight">Kernel rows R.</param>
+    /// <param name="kernelWidth">Kernel columns S.</param>
+    /// <param name="strideHeight">Vertical stride.</param>
+    /// <param name="strideWidth">Horizontal stride.</param>
+    /// <param name="padTop">Zero rows above the input.</param>
+    /// <param name="padBottom">Zero rows below the input.</param>
+    /// <param name="padLeft">Zero columns left of the input.</param>
+    /// <param name="padRight">Zero columns right of the input.</param>
+    /// <param name="dilationHeight">Rows between neighbouring kernel taps.</param>
+    /// <param name="dilationWidth">Columns between neighbouring kernel taps.</param>
+    /// <param name="groups">Channel groups; C and K must be divisible by it.</param>
+    /// <param name="bias">Whether to add a learned per-channel bias.</param>
+    /// <param name="seed">Seed of the weight initialisation.</param>
+    /// <exception cref="ArgumentException">An extent, stride or dilation below 1, a negative padding, or channels
+    /// not divisible by <paramref name="groups"/>.</exception>
+    public Conv2d(Device device, int inChannels, int outChannels, int kernelHeight, int kernelWidth,
+        int strideHeight, int strideWidth, int padTop, int padBottom, int padLeft, int padRight, int dilationHeight,
+        int dilationWidth, int groups, bool bias, int seed)
+    {
+        string layer = $"Conv2d({inChannels}→{outChannels}, kernel {kernelHeight}x{kernelWidth}, stride " +
+                       $"{strideHeight}x{strideWidth}, padding ({padTop}, {padBottom}, {padLeft}, {padRight}), " +
+                       $"dilation {dilationHeight}x{dilationWidth}, groups {groups})";
+        if (inChannels < 1 || outChannels < 1 || kernelHeight < 1 || kernelWidth < 1 || strideHeight < 1 ||
+            strideWidth < 1 || dilationHeight < 1 || dilationWidth < 1 || groups < 1)
+            throw new ArgumentException($"{layer}: channels, kernel, strides, dilations and groups must be at least 1.");
+        if (padTop < 0 || padBottom < 0 || padLeft < 0 || padRight < 0)
+            throw new ArgumentException($"{layer}: padding must not be negative.");
+        if (inChannels % groups != 0 || outChannels % groups != 0)
+            throw new ArgumentException($"{layer}: input and output channels must both be divisible by the groups.");
         InChannels = inChannels;
         OutChannels = outChannels;
-        Kernel = kernel;
-        Stride = stride;
-        Padding = padding;
-        double std = Math.Sqrt(2.0 / (outChannels * kernel * kernel));
+        KernelHeight = kernelHeight;
+        KernelWidth = kernelWidth;
+        StrideHeight = strideHeight;
+        StrideWidth = strideWidth;
+        PadTop = padTop;
+        PadBottom = padBottom;
+        PadLeft = padLeft;
+        PadRight = padRight;
+        DilationHeight = dilationHeight;
+        DilationWidth = dilationWidth;
+        Groups = groups;
+        int kernelArea = kernelHeight * kernelWidth;
+        double std = Math.Sqrt(2.0 / (outChannels * kernelArea));
         Weight = Parameter("weight",
-            Tensor.RandomNormal<T>([outChannels, inChannels, kernel, kernel], seed, 0, std, device));
+            Tensor.RandomNormal<T>([outChannels, inChannels / groups, kernelHeight, kernelWidth], seed, 0, std,
+                device));
         if (bias)
         {
-            double bound = 1 / Math.Sqrt(inChannels * kernel * kernel);
+            double bound = 1 / Math.Sqrt(inChannels / groups * kernelArea);
             Bias = Parameter("bias", Tensor.RandomUniform<T>([outChannels], seed + 1, -bound, bound, device));
         }
     }
@@ -51,22 +107,49 @@ public sealed class Conv2d<T> : Module<T> where T : unmanaged, IFloatingPointIee
     public int InChannels { get; }
     /// <summary>Output channels K.</summary>
     public int OutChannels { get; }
-    /// <summary>Kernel height and width.</summary>
-    public int Kernel { get; }
-    /// <summary>Stride along both spatial axes.</summary>
-    public int Stride { get; }
-    /// <summary>Zero padding on every side.</summary>
-    public int Padding { get; }
-    /// <summary>Parameter <c>weight</c>, [OutChannels, InChannels, Kernel, Kernel].</summary>
+    /// <summary>Kernel rows R.</summary>
+    public int KernelHeight { get; }
+    /// <summary>Kernel columns S.</summary>
+    public int KernelWidth { get; }
+    /// <summary>Vertical stride.</summary>
+    public int StrideHeight { get; }
+    /// <summary>Horizontal stride.</summary>
+    public int StrideWidth { get; }
+    /// <summary>Zero rows above the input.</summary>
+    public int PadTop { get; }
+    /// <summary>Zero rows below the input.</summary>
+    public int PadBottom { get; }
+    /// <summary>Zero columns left of the input.</summary>
+    public int PadLeft { get; }
+    /// <summary>Zero columns right of the input.</summary>
+    public int PadRight { get; }
+    /// <summary>Rows between neighbouring kernel taps (1: dense).</summary>
+    public int DilationHeight { get; }
+    /// <summary>Columns between neighbouring kernel taps (1: dense).</summary>
+    public int DilationWidth { get; }
+    /// <summary>Channel groups: output group g reads input group g alone (1: a dense convolution).</summary>
+    public int Groups { get; }
+    /// <summary>Parameter <c>weight</c>, [OutChannels, InChannels/Groups, KernelHeight, KernelWidth].</summary>
     public Tensor<T> Weight { get; }
     /// <summary>Parameter <c>bias</c>, [OutChannels]; null when created without bias.</summary>
     public Tensor<T>? Bias { get; }
 
+    /// <summary>The convolution's geometry on a batch of <paramref name="batch"/> images of
+    /// <paramref name="height"/> × <paramref name="width"/> pixels, validated.</summary>
+    /// <exception cref="ArgumentException">The input is empty or smaller than the dilated kernel after
+    /// padding.</exception>
+    public ConvGeometry Geometry(int batch, int height, int width) =>
+        new ConvGeometry(batch, InChannels, height, width, OutChannels, KernelHeight, KernelWidth, StrideHeight,
+            StrideWidth, PadTop, PadBottom, PadLeft, PadRight, DilationHeight, DilationWidth, Groups).Validated();
+
     /// <summary>Convolves <paramref name="x"/> [N, InChannels, H, W] into [N, OutChannels, OH, OW] with
-    /// OH = (H + 2·Padding − Kernel) / Stride + 1 (likewise OW); records a backward to x, weight and bias.</summary>
+    /// OH = (H + PadTop + PadBottom − ((KernelHeight − 1)·DilationHeight + 1)) / StrideHeight + 1 (likewise OW);
+    /// records a backward to x, weight and bias.</summary>
     /// <exception cref="ArgumentException"><paramref name="x"/> is not 4-D, has the wrong channel count, lives on
-    /// another device, or is smaller than the kernel after padding.</exception>
-    public override Tensor<T> Forward(Tensor<T> x) => x.Conv2d(Weight, Bias, Stride, Padding);
+    /// another device, or is smaller than the dilated kernel after padding.</exception>
+    public override Tensor<T> Forward(Tensor<T> x) =>
+        x.Conv2d(Weight, Bias, StrideHeight, StrideWidth, PadTop, PadBottom, PadLeft, PadRight, DilationHeight,
+            DilationWidth, Groups);
 }
 
 /// <summary>Batch normalisation per channel, as torch.nn.BatchNorm2d (affine, tracking running statistics):
@@ -84,9 +167,13 @@ public sealed class BatchNorm2d<T> : Module<T> where T : unmanaged, IFloatingPoi
     /// running = (1 − momentum)·running + momentum·batch (PyTorch's convention).</param>
     /// <param name="epsilon">Added to the variance before the square root.</param>
     /// <param name="relu">Apply a ReLU to the output, fused into the same pass.</param>
-    public BatchNorm2d(Device device, int channels, double momentum = 0.1, double epsilon = 1e-5, bool relu = false)
+    /// <param name="varianceUpdate">The batch variance averaged into <c>running_var</c>: PyTorch's unbiased one (the
+    /// default) or ONNX's biased one.</param>
+    public BatchNorm2d(Device device, int channels, double momentum = 0.1, double epsilon = 1e-5, bool relu = false,
+        RunningVarianceUpdate varianceUpdate = RunningVarianceUpdate.Unbiased)
     {
         Channels = channels;
+        VarianceUpdate = varianceUpdate;
         Relu = relu;
         Momentum = momentum;
         Epsilon = epsilon;
@@ -104,13 +191,16 @@ public sealed class BatchNorm2d<T> : Module<T> where T : unmanaged, IFloatingPoi
     public double Epsilon { get; }
     /// <summary>True when a ReLU follows the normalisation, fused into the same pass.</summary>
     public bool Relu { get; }
+    /// <summary>The batch variance each training-mode forward averages into <see cref="RunningVar"/>.</summary>
+    public RunningVarianceUpdate VarianceUpdate { get; }
     /// <summary>Parameter <c>weight</c> (gamma, the per-channel scale), [C].</summary>
     public Tensor<T> Weight { get; }
     /// <summary>Parameter <c>bias</c> (beta, the per-channel shift), [C].</summary>
     public Tensor<T> Bias { get; }
     /// <summary>Buffer <c>running_mean</c>, [C]: updated in place by every training-mode forward.</summary>
     public Tensor<T> RunningMean { get; }
-    /// <summary>Buffer <c>running_var</c>, [C]: the unbiased batch variance, averaged like the mean.</summary>
+    /// <summary>Buffer <c>running_var</c>, [C]: the batch variance (unbiased unless <see cref="VarianceUpdate"/> says
+    /// biased), averaged like the mean.</summary>
     public Tensor<T> RunningVar { get; }
 
     /// <summary>Normalises <paramref name="x"/> [N, C, …] (same shape out) in the module's mode, then applies the
@@ -119,7 +209,7 @@ public sealed class BatchNorm2d<T> : Module<T> where T : unmanaged, IFloatingPoi
     /// <exception cref="ArgumentException"><paramref name="x"/> has fewer than 2 dimensions, another channel count
     /// or device, or (in training) only one value per channel.</exception>
     public override Tensor<T> Forward(Tensor<T> x) =>
-        x.BatchNorm(Weight, Bias, RunningMean, RunningVar, Training, Momentum, Epsilon, Relu);
+        x.BatchNorm(Weight, Bias, RunningMean, RunningVar, Training, Momentum, Epsilon, Relu, VarianceUpdate);
 }
 
 /// <summary>What max and average pooling share: the window geometry of torch.nn.MaxPool2d / AvgPool2d and ONNX

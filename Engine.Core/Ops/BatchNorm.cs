@@ -1,19 +1,22 @@
 // Batch normalisation over the channels of an NCHW (or [N, C]) tensor with its gradients, PyTorch's semantics:
 // training mode normalises with batch statistics and updates the running mean and variance in place (momentum
-// 0.1, unbiased variance); eval mode normalises with the running statistics. With relu, the ReLU that follows
+// 0.1, unbiased variance; ONNX's biased variance on request); eval mode normalises with the running statistics. With relu, the ReLU that follows
 // batch-norm in every ResNet block is fused into it (one pass over the activations each way instead of two).
 using Engine.Core.Autograd;
 using Engine.Core.Ops;
+using Engine.Kernels;
 
 namespace Engine.Core;
 
 public sealed partial class Tensor<T>
 {
     /// <summary>Batch norm of x [N, C, …] with per-channel gamma, beta, runningMean, runningVar [C], followed by
-    /// a ReLU when <paramref name="relu"/>. Backward: dx, dgamma, dbeta (the running statistics get no
-    /// gradient).</summary>
+    /// a ReLU when <paramref name="relu"/>. In training, the running variance averages in the batch variance that
+    /// <paramref name="varianceUpdate"/> names (PyTorch's unbiased one by default, ONNX's biased one). Backward: dx,
+    /// dgamma, dbeta (the running statistics get no gradient).</summary>
     public Tensor<T> BatchNorm(Tensor<T> gamma, Tensor<T> beta, Tensor<T> runningMean, Tensor<T> runningVar,
-        bool training, double momentum = 0.1, double epsilon = 1e-5, bool relu = false)
+        bool training, double momentum = 0.1, double epsilon = 1e-5, bool relu = false,
+        RunningVarianceUpdate varianceUpdate = RunningVarianceUpdate.Unbiased)
     {
         var x = this;
         if (x.Rank < 2)
@@ -42,7 +45,8 @@ public sealed partial class Tensor<T>
         if (training)
         {
             backend.BatchNormForwardTraining(batch, channels, spatial, x.Buffer, gamma.Buffer, beta.Buffer,
-                runningMean.Buffer, runningVar.Buffer, momentum, epsilon, y.Buffer, mean.Buffer, invStd.Buffer, relu);
+                runningMean.Buffer, runningVar.Buffer, momentum, epsilon, y.Buffer, mean.Buffer, invStd.Buffer, relu,
+                varianceUpdate);
         }
         else
         {

@@ -1,6 +1,6 @@
-// 2-D convolution with its gradients: x [N, C, H, W], weight [K, C, R, S], optional bias [K] → y [N, K, OH, OW].
-// Zero padding per side (top, bottom, left, right) and separate strides; the common symmetric case has its own
-// overload.
+// 2-D convolution with its gradients: x [N, C, H, W], weight [K, C/groups, R, S], optional bias [K] →
+// y [N, K, OH, OW]. Zero padding per side (top, bottom, left, right), separate strides, dilation per axis and
+// grouped channels (groups = C is depthwise); the common symmetric case has its own overload.
 using Engine.Core.Autograd;
 using Engine.Core.Ops;
 using Engine.Kernels;
@@ -16,15 +16,37 @@ public sealed partial class Tensor<T>
     /// <summary>Convolution with per-axis strides and per-side zero padding. Backward: dx (backward data), dweight
     /// (backward weight), dbias (sum of dy per output channel).</summary>
     public Tensor<T> Conv2d(Tensor<T> weight, Tensor<T>? bias, int strideHeight, int strideWidth, int padTop,
-        int padBottom, int padLeft, int padRight)
+        int padBottom, int padLeft, int padRight) =>
+        Conv2d(weight, bias, strideHeight, strideWidth, padTop, padBottom, padLeft, padRight, 1, 1, 1);
+
+    /// <summary>Convolution with per-axis strides, per-side zero padding, per-axis dilation (tap r reads input row
+    /// oh·strideHeight − padTop + r·dilationHeight) and <paramref name="groups"/> channel groups: weight
+    /// [K, C/groups, R, S], output channel k convolving only input group k / (K/groups) (torch.nn.Conv2d's and ONNX
+    /// Conv's semantics). Backward: dx (backward data), dweight (backward weight), dbias (sum of dy per output
+    /// channel).</summary>
+    /// <exception cref="ArgumentException">The tensors are not 4-D, the weight's channels are not C/groups, C or K
+    /// is not divisible by <paramref name="groups"/>, or the geometry is invalid (see
+    /// <see cref="ConvGeometry.Validated"/>); the message names the shapes.</exception>
+    public Tensor<T> Conv2d(Tensor<T> weight, Tensor<T>? bias, int strideHeight, int strideWidth, int padTop,
+        int padBottom, int padLeft, int padRight, int dilationHeight, int dilationWidth, int groups)
     {
         var x = this;
         if (x.Rank != 4 || weight.Rank != 4)
             throw new ArgumentException($"conv2d: input {x.Shape} and weight {weight.Shape} must both be 4-D " +
-                                        "([N, C, H, W] and [K, C, R, S]).");
-        if (weight.Shape[1] != x.Shape[1])
-            throw new ArgumentException($"conv2d: weight {weight.Shape} expects {weight.Shape[1]} input channels; " +
-                                        $"input {x.Shape} has {x.Shape[1]}.");
+                                        "([N, C, H, W] and [K, C/groups, R, S]).");
+        if (groups < 1)
+            throw new ArgumentException($"conv2d: groups {groups} must be at least 1 (input {x.Shape}, weight " +
+                                        $"{weight.Shape}).");
+        if (x.Shape[1] % groups != 0 || weight.Shape[0] % groups != 0)
+            throw new ArgumentException($"conv2d: input {x.Shape} has {x.Shape[1]} channels and weight " +
+                                        $"{weight.Shape} {weight.Shape[0]} filters; both must be divisible by " +
+                                        $"groups {groups}.");
+        if ((long)weight.Shape[1] * groups != x.Shape[1])
+            throw new ArgumentException(groups == 1
+                ? $"conv2d: weight {weight.Shape} expects {weight.Shape[1]} input channels; input {x.Shape} has " +
+                  $"{x.Shape[1]}."
+                : $"conv2d: weight {weight.Shape} expects {weight.Shape[1]} input channels per group, " +
+                  $"{(long)weight.Shape[1] * groups} in all with groups {groups}; input {x.Shape} has {x.Shape[1]}.");
         Check.SameDevice("conv2d", x, weight);
         if (bias is not null)
         {
@@ -33,7 +55,8 @@ public sealed partial class Tensor<T>
             Check.SameDevice("conv2d", x, bias);
         }
         var g = new ConvGeometry(x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3], weight.Shape[0], weight.Shape[2],
-            weight.Shape[3], strideHeight, strideWidth, padTop, padBottom, padLeft, padRight).Validated();
+            weight.Shape[3], strideHeight, strideWidth, padTop, padBottom, padLeft, padRight, dilationHeight,
+            dilationWidth, groups).Validated();
 
         var backend = Device.Backend;
         var y = new Tensor<T>(Device, [g.Batch, g.OutChannels, g.OutHeight, g.OutWidth]);

@@ -1,5 +1,5 @@
 // Batch normalisation over x, y [N, C, HW] with per-channel vectors [C]: training forward (batch statistics,
-// running-statistics update as PyTorch), inference forward, backward for both modes, and 1/sqrt(var + eps).
+// running-statistics update as PyTorch, or with the biased variance as ONNX), inference forward, backward for both modes, and 1/sqrt(var + eps).
 //
 // One task per channel: it reads the channel's N planes, so its statistics are summed in a fixed order. The mean
 // and the biased variance are two passes (the variance sums (x − mean)², never x² − mean²). A ReLU that follows
@@ -15,7 +15,7 @@ public sealed unsafe partial class CpuBackend
     protected override void BatchNormForwardTrainingCore<T>(int batch, int channels, int spatial, DeviceBuffer<T> x,
         DeviceBuffer<T> gamma, DeviceBuffer<T> beta, DeviceBuffer<T> runningMean, DeviceBuffer<T> runningVar,
         double momentum, double epsilon, DeviceBuffer<T> y, DeviceBuffer<T> savedMean, DeviceBuffer<T> savedInvStd,
-        bool relu)
+        bool relu, RunningVarianceUpdate varianceUpdate)
     {
         var job = new BatchNormTrainingJob<T>
         {
@@ -23,6 +23,7 @@ public sealed unsafe partial class CpuBackend
             RunningVar = Data(runningVar), Y = Data(y), SavedMean = Data(savedMean), SavedInvStd = Data(savedInvStd),
             Batch = batch, Channels = channels, Spatial = spatial, Momentum = T.CreateTruncating(momentum),
             Epsilon = T.CreateTruncating(epsilon), Relu = relu,
+            UnbiasedRunningVariance = varianceUpdate == RunningVarianceUpdate.Unbiased,
         };
         Parallel(channels, ref job);
     }
@@ -101,7 +102,7 @@ public sealed unsafe partial class CpuBackend
         public T* X, Gamma, Beta, RunningMean, RunningVar, Y, SavedMean, SavedInvStd;
         public int Batch, Channels, Spatial;
         public T Momentum, Epsilon;
-        public bool Relu;
+        public bool Relu, UnbiasedRunningVariance;
 
         public void Execute(int task, int worker)
         {
@@ -115,9 +116,9 @@ public sealed unsafe partial class CpuBackend
             Normalize(X, Y, Batch, Channels, Spatial, c, mean, invStd, Gamma[c], Beta[c], Relu);
             SavedMean[c] = mean;
             SavedInvStd[c] = invStd;
-            T unbiased = squares / (count - T.One);
+            T runningUpdate = UnbiasedRunningVariance ? squares / (count - T.One) : variance;
             RunningMean[c] = (T.One - Momentum) * RunningMean[c] + Momentum * mean;
-            RunningVar[c] = (T.One - Momentum) * RunningVar[c] + Momentum * unbiased;
+            RunningVar[c] = (T.One - Momentum) * RunningVar[c] + Momentum * runningUpdate;
         }
     }
 

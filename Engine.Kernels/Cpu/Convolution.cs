@@ -1,7 +1,9 @@
-// 2-D convolution, forward and both backward passes: x [N,C,H,W], w [K,C,R,S], bias [K], y [N,K,OH,OW].
+// 2-D convolution, forward and both backward passes: x [N,C,H,W], w [K,C/G,R,S], bias [K], y [N,K,OH,OW].
 //
 // float runs as implicit GEMM on the packed engine (Gemm.cs): the patch (im2col) matrix is never stored, its
-// panels are gathered straight from the image while packing, one row segment at a time.
+// panels are gathered straight from the image while packing, one row segment at a time. Dilation d spreads the
+// taps: tap r sits r·d rows into the window. With G groups each pass runs once per group, on the group's slices
+// of the channels (C/G input, K/G output) and of w; G = 1 is one run over everything.
 //   forward:         y[n] (K × OH·OW)   = w (K × C·R·S)            · patches of x[n] (C·R·S × OH·OW)
 //   backward data:   dx[n] (C × H·W)    = w permuted (C × K·R·S)   · patches of dy[n] (K·R·S × H·W), the
 //                    transposed convolution: tap (r, s) reads dy at ((i + PadTop − r) / stride, …) where that
@@ -10,7 +12,8 @@
 // Every output element is owned by one task and summed in a fixed order, so results are deterministic.
 //
 // double (and float without AVX2+FMA) runs direct loops, one task per output plane, gathering (never
-// scattering) so that no two tasks touch one element.
+// scattering) so that no two tasks touch one element. The AVX-512 direct convolutions (DirectConvolution.cs)
+// serve dense undilated shapes only.
 using System.Numerics;
 using System.Runtime.CompilerServices;
 
@@ -18,37 +21,40 @@ namespace Engine.Kernels.Cpu;
 
 /// <summary>
 /// The implicit patch matrix of a convolution, rows (ch, r, s), columns the positions (y, x) of one image's grid:
-/// P[(ch, r, s)][(y, x)] = source[n, ch, ty / DivY, tx / DivX] with ty = y·MulY + BaseY + Direction·r (and tx
-/// likewise), or 0 where ty is negative, not a multiple of DivY, or past the source.
+/// P[(ch, r, s)][(y, x)] = source[n, ch, ty / DivY, tx / DivX] with ty = y·MulY + BaseY + Direction·r·DilationY
+/// (and tx likewise), or 0 where ty is negative, not a multiple of DivY, or past the source. Channels is the
+/// source's full channel count (the image stride); a group's patches start Source at its first channel.
 /// </summary>
 internal unsafe struct PatchMatrix
 {
     public float* Source;
     public int Channels, Height, Width;
     public int GridHeight, GridWidth;
-    public int MulY, MulX, BaseY, BaseX, Direction, DivY, DivX;
+    public int MulY, MulX, BaseY, BaseX, Direction, DivY, DivX, DilationY, DilationX;
 
     /// <summary>True when a patch row is the source plane itself (1x1 kernel, stride 1, no padding).</summary>
     public bool IsPlane;
 
-    /// <summary>Patches of x for the forward pass and the weight gradient.</summary>
-    public static PatchMatrix OfInput(ConvGeometry g, float* x) => new()
+    /// <summary>Patches of x for the forward pass and the weight gradient, over the input channels of
+    /// <paramref name="group"/>.</summary>
+    public static PatchMatrix OfInput(ConvGeometry g, float* x, int group) => new()
     {
-        Source = x, Channels = g.InChannels, Height = g.InHeight, Width = g.InWidth,
-        GridHeight = g.OutHeight, GridWidth = g.OutWidth,
+        Source = x + (long)group * g.GroupInChannels * g.InHeight * g.InWidth, Channels = g.InChannels,
+        Height = g.InHeight, Width = g.InWidth, GridHeight = g.OutHeight, GridWidth = g.OutWidth,
         MulY = g.StrideHeight, MulX = g.StrideWidth, BaseY = -g.PadTop, BaseX = -g.PadLeft, Direction = 1,
-        DivY = 1, DivX = 1,
+        DivY = 1, DivX = 1, DilationY = g.DilationHeight, DilationX = g.DilationWidth,
         IsPlane = g.KernelHeight == 1 && g.KernelWidth == 1 && g.StrideHeight == 1 && g.StrideWidth == 1 &&
                   g.PadTop == 0 && g.PadLeft == 0 && g.OutHeight == g.InHeight && g.OutWidth == g.InWidth,
     };
 
-    /// <summary>Patches of dy for the data gradient (the transposed convolution over the input grid).</summary>
-    public static PatchMatrix OfOutputGradient(ConvGeometry g, float* dy) => new()
+    /// <summary>Patches of dy for the data gradient (the transposed convolution over the input grid), over the
+    /// output channels of <paramref name="group"/>.</summary>
+    public static PatchMatrix OfOutputGradient(ConvGeometry g, float* dy, int group) => new()
     {
-        Source = dy, Channels = g.OutChannels, Height = g.OutHeight, Width = g.OutWidth,
-        GridHeight = g.InHeight, GridWidth = g.InWidth,
+        Source = dy + (long)group * g.GroupOutChannels * g.OutHeight * g.OutWidth, Channels = g.OutChannels,
+        Height = g.OutHeight, Width = g.OutWidth, GridHeight = g.InHeight, GridWidth = g.InWidth,
         MulY = 1, MulX = 1, BaseY = g.PadTop, BaseX = g.PadLeft, Direction = -1,
-        DivY = g.StrideHeight, DivX = g.StrideWidth,
+        DivY = g.StrideHeight, DivX = g.StrideWidth, DilationY = g.DilationHeight, DilationX = g.DilationWidth,
     };
 
     /// <summary>dst[t·step] = P[(ch, r, s)][pos0 + t] of image n, for t &lt; count.</summary>
@@ -63,7 +69,7 @@ internal unsafe struct PatchMatrix
         }
 
         int y = pos0 / GridWidth, x = pos0 % GridWidth;
-        int rowOffset = BaseY + Direction * r, columnOffset = BaseX + Direction * s;
+        int rowOffset = BaseY + Direction * r * DilationY, columnOffset = BaseX + Direction * s * DilationX;
         while (count > 0)
         {
             int segment = Math.Min(GridWidth - x, count);
@@ -264,7 +270,7 @@ public sealed unsafe partial class CpuBackend
     {
         T* biasData = bias is null ? null : Data(bias);
 
-        if (typeof(T) == typeof(float) && UseDirectForward(g))
+        if (typeof(T) == typeof(float) && g.IsDenseUndilated && UseDirectForward(g))
         {
             DirectForward(g, (float*)Data(x), (float*)Data(w), (float*)biasData, (float*)Data(y));
             return;
@@ -272,19 +278,24 @@ public sealed unsafe partial class CpuBackend
 
         if (typeof(T) == typeof(float) && PackedGemm.IsSupported)
         {
-            int positions = g.OutHeight * g.OutWidth;
-            var operands = new ConvForwardOperands
+            int positions = g.OutHeight * g.OutWidth, groupOut = g.GroupOutChannels;
+            int depth = g.GroupInChannels * g.KernelHeight * g.KernelWidth;
+            for (int group = 0; group < g.Groups; group++)
             {
-                Weight = (float*)Data(w), Depth = g.InChannels * g.KernelHeight * g.KernelWidth,
-                KernelWidth = g.KernelWidth, KernelArea = g.KernelHeight * g.KernelWidth,
-                Patches = PatchMatrix.OfInput(g, (float*)Data(x)),
-            };
-            RunPackedGemm(operands, new GemmOutput
-            {
-                C = (float*)Data(y), Rows = g.OutChannels, Depth = operands.Depth, Groups = g.Batch,
-                GroupColumns = positions, GroupStride = (long)g.OutChannels * positions, RowStride = positions,
-                Alpha = 1f, Beta = 0f,
-            });
+                var operands = new ConvForwardOperands
+                {
+                    Weight = (float*)Data(w) + (long)group * groupOut * depth, Depth = depth,
+                    KernelWidth = g.KernelWidth, KernelArea = g.KernelHeight * g.KernelWidth,
+                    Patches = PatchMatrix.OfInput(g, (float*)Data(x), group),
+                };
+                // The GEMM's column groups are the images; this convolution group's rows are its K/G channels.
+                RunPackedGemm(operands, new GemmOutput
+                {
+                    C = (float*)Data(y) + (long)group * groupOut * positions, Rows = groupOut, Depth = depth,
+                    Groups = g.Batch, GroupColumns = positions, GroupStride = (long)g.OutChannels * positions,
+                    RowStride = positions, Alpha = 1f, Beta = 0f,
+                });
+            }
             if (biasData != null) AddPerChannel(g.Batch, g.OutChannels, positions, biasData, Data(y));
             return;
         }
@@ -297,13 +308,13 @@ public sealed unsafe partial class CpuBackend
     protected override void Conv2dBackwardDataCore<T>(ConvGeometry g, DeviceBuffer<T> dy, DeviceBuffer<T> w,
         DeviceBuffer<T> dx)
     {
-        if (typeof(T) == typeof(float) && UseDirectBackwardData(g))
+        if (typeof(T) == typeof(float) && g.IsDenseUndilated && UseDirectBackwardData(g))
         {
             DirectBackwardData(g, (float*)Data(dy), (float*)Data(w), (float*)Data(dx));
             return;
         }
 
-        if (typeof(T) == typeof(float) && UseDirectStridedData(g))
+        if (typeof(T) == typeof(float) && g.IsDenseUndilated && UseDirectStridedData(g))
         {
             DirectStridedData(g, (float*)Data(dy), (float*)Data(w), (float*)Data(dx));
             return;
@@ -320,22 +331,27 @@ public sealed unsafe partial class CpuBackend
         if (typeof(T) == typeof(float) && PackedGemm.IsSupported)
         {
             int positions = g.InHeight * g.InWidth;
-            int kernelArea = g.KernelHeight * g.KernelWidth;
+            int kernelArea = g.KernelHeight * g.KernelWidth, groupIn = g.GroupInChannels, groupOut = g.GroupOutChannels;
+            long groupWeights = (long)groupOut * groupIn * kernelArea;
             // Its own slot: RunPackedGemm's split-K partials live in PartialsSlot while the GEMM reads these weights.
-            var permuted = (float*)WorkerScratch(0, PermutedWeightSlot, g.WeightLength * sizeof(float));
-            ConvBackwardDataOperands.Permute((float*)Data(w), permuted, g.OutChannels, g.InChannels, kernelArea);
-            var operands = new ConvBackwardDataOperands
+            var permuted = (float*)WorkerScratch(0, PermutedWeightSlot, groupWeights * sizeof(float));
+            for (int group = 0; group < g.Groups; group++)
             {
-                PermutedWeight = permuted, Depth = g.OutChannels * kernelArea,
-                KernelWidth = g.KernelWidth, KernelArea = kernelArea,
-                Patches = PatchMatrix.OfOutputGradient(g, (float*)Data(dy)),
-            };
-            RunPackedGemm(operands, new GemmOutput
-            {
-                C = (float*)Data(dx), Rows = g.InChannels, Depth = operands.Depth,
-                Groups = g.Batch, GroupColumns = positions, GroupStride = (long)g.InChannels * positions,
-                RowStride = positions, Alpha = 1f, Beta = 0f,
-            });
+                ConvBackwardDataOperands.Permute((float*)Data(w) + group * groupWeights, permuted, groupOut, groupIn,
+                    kernelArea);
+                var operands = new ConvBackwardDataOperands
+                {
+                    PermutedWeight = permuted, Depth = groupOut * kernelArea,
+                    KernelWidth = g.KernelWidth, KernelArea = kernelArea,
+                    Patches = PatchMatrix.OfOutputGradient(g, (float*)Data(dy), group),
+                };
+                RunPackedGemm(operands, new GemmOutput
+                {
+                    C = (float*)Data(dx) + (long)group * groupIn * positions, Rows = groupIn, Depth = operands.Depth,
+                    Groups = g.Batch, GroupColumns = positions, GroupStride = (long)g.InChannels * positions,
+                    RowStride = positions, Alpha = 1f, Beta = 0f,
+                });
+            }
             return;
         }
 
@@ -347,7 +363,7 @@ public sealed unsafe partial class CpuBackend
     protected override void Conv2dBackwardWeightCore<T>(ConvGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> dy,
         DeviceBuffer<T> dw)
     {
-        if (typeof(T) == typeof(float) && UseDirectBackwardWeight(g))
+        if (typeof(T) == typeof(float) && g.IsDenseUndilated && UseDirectBackwardWeight(g))
         {
             DirectBackwardWeight(g, (float*)Data(x), (float*)Data(dy), (float*)Data(dw));
             return;
@@ -356,30 +372,34 @@ public sealed unsafe partial class CpuBackend
         if (typeof(T) == typeof(float) && PackedGemm.IsSupported)
         {
             int positions = g.OutHeight * g.OutWidth;
-            int kernelArea = g.KernelHeight * g.KernelWidth;
-            var operands = new ConvBackwardWeightOperands
+            int kernelArea = g.KernelHeight * g.KernelWidth, groupOut = g.GroupOutChannels;
+            int columns = g.GroupInChannels * kernelArea;
+            for (int group = 0; group < g.Groups; group++)
             {
-                OutputGradient = (float*)Data(dy), OutChannels = g.OutChannels, Positions = positions,
-                KernelWidth = g.KernelWidth, KernelArea = kernelArea,
-                Patches = PatchMatrix.OfInput(g, (float*)Data(x)),
-            };
-            RunPackedGemm(operands, new GemmOutput
-            {
-                C = (float*)Data(dw), Rows = g.OutChannels, Depth = g.Batch * positions, Groups = 1,
-                GroupColumns = g.InChannels * kernelArea, GroupStride = 0, RowStride = g.InChannels * kernelArea,
-                Alpha = 1f, Beta = 0f,
-            });
+                var operands = new ConvBackwardWeightOperands
+                {
+                    OutputGradient = (float*)Data(dy) + (long)group * groupOut * positions,
+                    OutChannels = g.OutChannels, Positions = positions, KernelWidth = g.KernelWidth,
+                    KernelArea = kernelArea, Patches = PatchMatrix.OfInput(g, (float*)Data(x), group),
+                };
+                RunPackedGemm(operands, new GemmOutput
+                {
+                    C = (float*)Data(dw) + (long)group * groupOut * columns, Rows = groupOut,
+                    Depth = g.Batch * positions, Groups = 1, GroupColumns = columns, GroupStride = 0,
+                    RowStride = columns, Alpha = 1f, Beta = 0f,
+                });
+            }
             return;
         }
 
         var job = new DirectConvBackwardWeightJob<T> { G = g, X = Data(x), DY = Data(dy), DW = Data(dw) };
-        Parallel(g.OutChannels * g.InChannels, ref job);
+        Parallel(g.OutChannels * g.GroupInChannels, ref job);
     }
 
     /// <summary>
-    /// Strided data gradient of image <c>task</c>, without the zeros of the transposed convolution: the patch
-    /// gradients columns = wᵀ (C·R·S × K) · dy[n] (K × OH·OW) on this worker, then col2im, which adds each column
-    /// entry into dx[n] in a fixed order.
+    /// Strided data gradient of image <c>task</c>, without the zeros of the transposed convolution: per group, the
+    /// patch gradients columns = w_gᵀ (C/G·R·S × K/G) · dy[n]_g (K/G × OH·OW) on this worker, then col2im, which adds
+    /// each column entry into the group's channels of dx[n] in a fixed order.
     /// </summary>
     private struct ColumnsBackwardDataJob : IParallelJob
     {
@@ -390,42 +410,48 @@ public sealed unsafe partial class CpuBackend
         public void Execute(int task, int worker)
         {
             int positions = G.OutHeight * G.OutWidth, kernelArea = G.KernelHeight * G.KernelWidth;
-            int rows = G.InChannels * kernelArea;
+            int groupIn = G.GroupInChannels, groupOut = G.GroupOutChannels, rows = groupIn * kernelArea;
             var columns = (float*)Backend.WorkerScratch(worker, ColumnsSlot, (long)rows * positions * sizeof(float));
-            var operands = new MatrixOperands
-            {
-                A = W, B = DY + (long)task * G.OutChannels * positions, M = rows, N = positions, K = G.OutChannels,
-                TransposeA = true,
-            };
-            Backend.RunPackedGemmOnWorker(operands, new GemmOutput
-            {
-                C = columns, Rows = rows, Depth = G.OutChannels, Groups = 1, GroupColumns = positions,
-                RowStride = positions, Alpha = 1f, Beta = 0f,
-            }, worker);
-
             int planeSize = G.InHeight * G.InWidth;
             float* image = DX + (long)task * G.InChannels * planeSize;
             new Span<float>(image, G.InChannels * planeSize).Clear();
-            for (int row = 0; row < rows; row++)
+            for (int group = 0; group < G.Groups; group++)
             {
-                int c = row / kernelArea, r = row % kernelArea / G.KernelWidth, s = row % G.KernelWidth;
-                float* plane = image + (long)c * planeSize;
-                float* column = columns + (long)row * positions;
-                for (int oh = 0; oh < G.OutHeight; oh++)
+                var operands = new MatrixOperands
                 {
-                    int ih = oh * G.StrideHeight - G.PadTop + r;
-                    if (ih < 0 || ih >= G.InHeight) continue;
-                    float* target = plane + ih * G.InWidth;
-                    float* source = column + oh * G.OutWidth;
-                    int iw = s - G.PadLeft;
-                    for (int ow = 0; ow < G.OutWidth; ow++, iw += G.StrideWidth)
-                        if ((uint)iw < (uint)G.InWidth) target[iw] += source[ow];
+                    A = W + (long)group * groupOut * rows,
+                    B = DY + ((long)task * G.OutChannels + (long)group * groupOut) * positions,
+                    M = rows, N = positions, K = groupOut, TransposeA = true,
+                };
+                Backend.RunPackedGemmOnWorker(operands, new GemmOutput
+                {
+                    C = columns, Rows = rows, Depth = groupOut, Groups = 1, GroupColumns = positions,
+                    RowStride = positions, Alpha = 1f, Beta = 0f,
+                }, worker);
+
+                float* groupImage = image + (long)group * groupIn * planeSize;
+                for (int row = 0; row < rows; row++)
+                {
+                    int c = row / kernelArea, r = row % kernelArea / G.KernelWidth, s = row % G.KernelWidth;
+                    float* plane = groupImage + (long)c * planeSize;
+                    float* column = columns + (long)row * positions;
+                    for (int oh = 0; oh < G.OutHeight; oh++)
+                    {
+                        int ih = oh * G.StrideHeight - G.PadTop + r * G.DilationHeight;
+                        if (ih < 0 || ih >= G.InHeight) continue;
+                        float* target = plane + ih * G.InWidth;
+                        float* source = column + oh * G.OutWidth;
+                        int iw = s * G.DilationWidth - G.PadLeft;
+                        for (int ow = 0; ow < G.OutWidth; ow++, iw += G.StrideWidth)
+                            if ((uint)iw < (uint)G.InWidth) target[iw] += source[ow];
+                    }
                 }
             }
         }
     }
 
-    /// <summary>y[n, k] for plane task = n·K + k: each output is the sum over (c, r, s), then + bias[k].</summary>
+    /// <summary>y[n, k] for plane task = n·K + k: each output is the sum over the taps (c, r, s) of k's group, then
+    /// + bias[k].</summary>
     private struct DirectConvForwardJob<T> : IParallelJob where T : unmanaged, IFloatingPointIeee754<T>
     {
         public ConvGeometry G;
@@ -434,22 +460,23 @@ public sealed unsafe partial class CpuBackend
         public void Execute(int task, int worker)
         {
             int n = task / G.OutChannels, k = task % G.OutChannels;
+            int groupIn = G.GroupInChannels, firstChannel = k / G.GroupOutChannels * groupIn;
             T* y = Y + (long)task * G.OutHeight * G.OutWidth;
             for (int oh = 0; oh < G.OutHeight; oh++)
             for (int ow = 0; ow < G.OutWidth; ow++)
             {
                 T sum = T.Zero;
-                for (int c = 0; c < G.InChannels; c++)
+                for (int c = 0; c < groupIn; c++)
                 {
-                    T* plane = X + ((long)n * G.InChannels + c) * G.InHeight * G.InWidth;
-                    T* kernel = W + ((long)k * G.InChannels + c) * G.KernelHeight * G.KernelWidth;
+                    T* plane = X + ((long)n * G.InChannels + firstChannel + c) * G.InHeight * G.InWidth;
+                    T* kernel = W + ((long)k * groupIn + c) * G.KernelHeight * G.KernelWidth;
                     for (int r = 0; r < G.KernelHeight; r++)
                     {
-                        int ih = oh * G.StrideHeight - G.PadTop + r;
+                        int ih = oh * G.StrideHeight - G.PadTop + r * G.DilationHeight;
                         if (ih < 0 || ih >= G.InHeight) continue;
                         for (int s = 0; s < G.KernelWidth; s++)
                         {
-                            int iw = ow * G.StrideWidth - G.PadLeft + s;
+                            int iw = ow * G.StrideWidth - G.PadLeft + s * G.DilationWidth;
                             if (iw < 0 || iw >= G.InWidth) continue;
                             sum += kernel[r * G.KernelWidth + s] * plane[ih * G.InWidth + iw];
                         }
@@ -460,7 +487,8 @@ public sealed unsafe partial class CpuBackend
         }
     }
 
-    /// <summary>dx[n, c] for plane task = n·C + c: each input position gathers every (k, r, s) that read it.</summary>
+    /// <summary>dx[n, c] for plane task = n·C + c: each input position gathers every (k, r, s) of c's group that
+    /// read it.</summary>
     private struct DirectConvBackwardDataJob<T> : IParallelJob where T : unmanaged, IFloatingPointIeee754<T>
     {
         public ConvGeometry G;
@@ -469,22 +497,24 @@ public sealed unsafe partial class CpuBackend
         public void Execute(int task, int worker)
         {
             int n = task / G.InChannels, c = task % G.InChannels;
+            int groupIn = G.GroupInChannels, groupOut = G.GroupOutChannels;
+            int firstFilter = c / groupIn * groupOut, channelInGroup = c % groupIn;
             T* dx = DX + (long)task * G.InHeight * G.InWidth;
             for (int ih = 0; ih < G.InHeight; ih++)
             for (int iw = 0; iw < G.InWidth; iw++)
             {
                 T sum = T.Zero;
-                for (int k = 0; k < G.OutChannels; k++)
+                for (int k = firstFilter; k < firstFilter + groupOut; k++)
                 {
                     T* plane = DY + ((long)n * G.OutChannels + k) * G.OutHeight * G.OutWidth;
-                    T* kernel = W + ((long)k * G.InChannels + c) * G.KernelHeight * G.KernelWidth;
+                    T* kernel = W + ((long)k * groupIn + channelInGroup) * G.KernelHeight * G.KernelWidth;
                     for (int r = 0; r < G.KernelHeight; r++)
                     {
-                        int ty = ih + G.PadTop - r;
+                        int ty = ih + G.PadTop - r * G.DilationHeight;
                         if (ty < 0 || ty % G.StrideHeight != 0 || ty / G.StrideHeight >= G.OutHeight) continue;
                         for (int s = 0; s < G.KernelWidth; s++)
                         {
-                            int tx = iw + G.PadLeft - s;
+                            int tx = iw + G.PadLeft - s * G.DilationWidth;
                             if (tx < 0 || tx % G.StrideWidth != 0 || tx / G.StrideWidth >= G.OutWidth) continue;
                             sum += kernel[r * G.KernelWidth + s] *
                                    plane[ty / G.StrideHeight * G.OutWidth + tx / G.StrideWidth];
@@ -496,7 +526,8 @@ public sealed unsafe partial class CpuBackend
         }
     }
 
-    /// <summary>dw[k, c] for task = k·C + c: each tap sums dy · x over every image and output position.</summary>
+    /// <summary>dw[k, c] for task = k·C/G + c (c counted within k's group): each tap sums dy · x over every image
+    /// and output position.</summary>
     private struct DirectConvBackwardWeightJob<T> : IParallelJob where T : unmanaged, IFloatingPointIeee754<T>
     {
         public ConvGeometry G;
@@ -504,7 +535,8 @@ public sealed unsafe partial class CpuBackend
 
         public void Execute(int task, int worker)
         {
-            int k = task / G.InChannels, c = task % G.InChannels;
+            int groupIn = G.GroupInChannels;
+            int k = task / groupIn, c = k / G.GroupOutChannels * groupIn + task % groupIn;
             T* dw = DW + (long)task * G.KernelHeight * G.KernelWidth;
             for (int r = 0; r < G.KernelHeight; r++)
             for (int s = 0; s < G.KernelWidth; s++)
@@ -516,11 +548,11 @@ public sealed unsafe partial class CpuBackend
                     T* grad = DY + ((long)n * G.OutChannels + k) * G.OutHeight * G.OutWidth;
                     for (int oh = 0; oh < G.OutHeight; oh++)
                     {
-                        int ih = oh * G.StrideHeight - G.PadTop + r;
+                        int ih = oh * G.StrideHeight - G.PadTop + r * G.DilationHeight;
                         if (ih < 0 || ih >= G.InHeight) continue;
                         for (int ow = 0; ow < G.OutWidth; ow++)
                         {
-                            int iw = ow * G.StrideWidth - G.PadLeft + s;
+                            int iw = ow * G.StrideWidth - G.PadLeft + s * G.DilationWidth;
                             if (iw < 0 || iw >= G.InWidth) continue;
                             sum += grad[oh * G.OutWidth + ow] * plane[ih * G.InWidth + iw];
                         }

@@ -1,6 +1,7 @@
 // Batch normalisation over [N, C, HW] tensors, per channel c (vectors gamma, beta, running and saved statistics
 // are [C]), with PyTorch's semantics: training mode normalises with the batch mean and the biased variance and
-// folds the unbiased variance into the running variance with the given momentum; eval mode uses the running
+// folds the unbiased variance (or, asked for ONNX's convention, the biased one: unbiasFactor 1) into the running
+// variance with the given momentum; eval mode uses the running
 // statistics. Every kernel can fuse the ReLU that follows batch-norm in a ResNet block (y = max(bn(x), 0); in
 // backward, dy counts only where y > 0), saving a pass over the activations each way.
 //
@@ -138,16 +139,17 @@ public sealed partial class IlgpuBackend
     protected override void BatchNormForwardTrainingCore<T>(int batch, int channels, int spatial, DeviceBuffer<T> x,
         DeviceBuffer<T> gamma, DeviceBuffer<T> beta, DeviceBuffer<T> runningMean, DeviceBuffer<T> runningVar,
         double momentum, double epsilon, DeviceBuffer<T> y, DeviceBuffer<T> savedMean, DeviceBuffer<T> savedInvStd,
-        bool relu)
+        bool relu, RunningVarianceUpdate varianceUpdate)
     {
         int count = batch * spatial;
+        bool unbiased = varianceUpdate == RunningVarianceUpdate.Unbiased;
         var statistics = Kernel<T, Action<AcceleratorStream, KernelConfig, ArrayView<T>, ArrayView<T>, ArrayView<T>,
             ArrayView<T>, ArrayView<T>, int, int, int, T, T, T, T>>(nameof(BatchNormKernels.Statistics),
             static a => a.LoadKernel<ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int,
                 int, T, T, T, T>(BatchNormKernels.Statistics));
         statistics(_accelerator.DefaultStream, PerChannelConfig<T>(channels), View(x), View(savedMean),
             View(savedInvStd), View(runningMean), View(runningVar), channels, spatial, count,
-            T.One / T.CreateChecked(count), count > 1 ? T.CreateChecked(count / (count - 1.0)) : T.One,
+            T.One / T.CreateChecked(count), unbiased && count > 1 ? T.CreateChecked(count / (count - 1.0)) : T.One,
             T.CreateChecked(momentum), T.CreateChecked(epsilon));
 
         var normalize = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>,

@@ -38,19 +38,32 @@ public sealed class BackendCompileTests
                     yield return new TestCaseData(method).SetArgDisplayNames(Describe(method));
     }
 
-    /// <summary>The operand combinations IlgpuBackend launches the tiled GEMM with (Gemm.cs, Convolution.cs).</summary>
-    private static readonly Type[][] GemmOperands =
+    /// <summary>The operand combinations IlgpuBackend launches the tiled GEMM with (Gemm.cs, Convolution.cs), each
+    /// operand a generic definition with its type arguments after the element type: the convolution loaders once
+    /// per tap spacing.</summary>
+    private static readonly (Type Definition, Type[] Arguments)[][] GemmOperands =
     [
-        [typeof(RowMajorLoader<>), typeof(RowMajorLoader<>), typeof(ScaledRowMajorStore<>)],
-        [typeof(Im2ColLoader<>), typeof(RowMajorLoader<>), typeof(PixelMatrixStore<>)],
-        [typeof(OutputGradientGatherLoader<>), typeof(WeightByInputChannelLoader<>), typeof(PixelMatrixStore<>)],
-        [typeof(PixelMatrixLoader<>), typeof(Im2ColLoader<>), typeof(ScaledRowMajorStore<>)],
+        [Plain(typeof(RowMajorLoader<>)), Plain(typeof(RowMajorLoader<>)), Plain(typeof(ScaledRowMajorStore<>))],
         // Split-K partial products (then GemmKernels.SumSplits with the real store).
-        [typeof(RowMajorLoader<>), typeof(RowMajorLoader<>), typeof(SplitPartialStore<>)],
-        [typeof(Im2ColLoader<>), typeof(RowMajorLoader<>), typeof(SplitPartialStore<>)],
-        [typeof(OutputGradientGatherLoader<>), typeof(WeightByInputChannelLoader<>), typeof(SplitPartialStore<>)],
-        [typeof(PixelMatrixLoader<>), typeof(Im2ColLoader<>), typeof(SplitPartialStore<>)],
+        [Plain(typeof(RowMajorLoader<>)), Plain(typeof(RowMajorLoader<>)), Plain(typeof(SplitPartialStore<>))],
+        .. ConvolutionOperands(typeof(DenseTaps)),
+        .. ConvolutionOperands(typeof(DilatedTaps)),
     ];
+
+    private static (Type, Type[]) Plain(Type definition) => (definition, []);
+
+    /// <summary>The three convolution passes with tap spacing <paramref name="taps"/>, with their real stores and
+    /// with split-K partial stores.</summary>
+    private static IEnumerable<(Type, Type[])[]> ConvolutionOperands(Type taps)
+    {
+        (Type, Type[]) im2Col = (typeof(Im2ColLoader<,>), [taps]), gather = (typeof(OutputGradientGatherLoader<,>), [taps]);
+        yield return [im2Col, Plain(typeof(RowMajorLoader<>)), Plain(typeof(PixelMatrixStore<>))];
+        yield return [gather, Plain(typeof(WeightByInputChannelLoader<>)), Plain(typeof(PixelMatrixStore<>))];
+        yield return [Plain(typeof(PixelMatrixLoader<>)), im2Col, Plain(typeof(ScaledRowMajorStore<>))];
+        yield return [im2Col, Plain(typeof(RowMajorLoader<>)), Plain(typeof(SplitPartialStore<>))];
+        yield return [gather, Plain(typeof(WeightByInputChannelLoader<>)), Plain(typeof(SplitPartialStore<>))];
+        yield return [Plain(typeof(PixelMatrixLoader<>)), im2Col, Plain(typeof(SplitPartialStore<>))];
+    }
 
     private static IEnumerable<MethodInfo> Instantiate(MethodInfo kernel, Type element, Type[] opDefinitions)
     {
@@ -60,7 +73,8 @@ public sealed class BackendCompileTests
             0 => [],
             1 => [[element]],
             2 => opDefinitions.Select(op => new[] { element, op.MakeGenericType(element) }).ToArray(),
-            4 => GemmOperands.Select(ops => ops.Select(op => op.MakeGenericType(element)).Prepend(element).ToArray())
+            4 => GemmOperands.Select(ops => ops
+                    .Select(op => op.Definition.MakeGenericType([element, .. op.Arguments])).Prepend(element).ToArray())
                 .ToArray(),
             _ => throw new InvalidOperationException($"No instantiation rule for {kernel.Name} with {arity} type parameters."),
         };
@@ -75,7 +89,13 @@ public sealed class BackendCompileTests
     }
 
     private static string Describe(MethodInfo method) =>
-        $"{method.DeclaringType!.Name}.{method.Name}<{string.Join(", ", method.GetGenericArguments().Select(t => t.IsGenericType ? t.Name.Split('`')[0] : t.Name))}>";
+        $"{method.DeclaringType!.Name}.{method.Name}<{string.Join(", ", method.GetGenericArguments().Select(Describe))}>";
+
+    /// <summary>A type argument without its element type: <c>Im2ColLoader[DilatedTaps]</c>, <c>RowMajorLoader</c>.</summary>
+    private static string Describe(Type type) =>
+        !type.IsGenericType ? type.Name
+        : type.GetGenericArguments().Length == 1 ? type.Name.Split('`')[0]
+        : $"{type.Name.Split('`')[0]}[{string.Join(", ", type.GetGenericArguments().Skip(1).Select(Describe))}]";
 
     private static EntryPointDescription EntryPoint(MethodInfo method) =>
         method.GetParameters()[0].ParameterType == typeof(Index1D)

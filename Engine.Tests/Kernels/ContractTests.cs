@@ -1,7 +1,7 @@
 // The edge-case contract every backend keeps, with PyTorch's answers: NaN and ±∞ through ReLU (plain and fused
-// into batch-norm) and max-pooling, empty inputs, and bad arguments (strides, pads, windows, batch-norm momentum
-// and epsilon, labels, top-k's k, devices) rejected on the host with one ArgumentException that names the op
-// once; top-k counts a row holding a NaN as not correct.
+// into batch-norm) and max-pooling, empty inputs, and bad arguments (strides, pads, windows, dilations, groups,
+// batch-norm momentum and epsilon, labels, top-k's k, devices) rejected on the host with one ArgumentException
+// that names the op once; top-k counts a row holding a NaN as not correct.
 using Engine.Core;
 using Engine.Kernels;
 using NUnit.Framework;
@@ -130,6 +130,42 @@ public sealed class ContractTests(string kind) : DeviceFixture(kind)
         Rejected(() => x.Conv2d(Tensor.Zeros<float>([4, 3, 0, 3], Device)), "conv2d", "kernel");
         Rejected(() => x.Conv2d(Normal<float>([4, 3, 7, 7], 3)), "conv2d", "larger than the padded input");
         Rejected(() => Tensor.Zeros<float>([0, 3, 5, 5], Device).Conv2d(w), "conv2d", "empty batch");
+    }
+
+    [Test]
+    public void ConvolutionRejectsBadDilationsAndGroups()
+    {
+        var x = Normal<float>([1, 4, 5, 5], 1);
+        var w = Normal<float>([4, 2, 3, 3], 2);
+        Rejected(() => x.Conv2d(w, null, 1, 1, 1, 1, 1, 1, 0, 1, 2), "conv2d", "dilation 0x1");
+        Rejected(() => x.Conv2d(w, null, 1, 1, 1, 1, 1, 1, 1, 1, 0), "conv2d", "groups 0");
+        Rejected(() => x.Conv2d(w, null, 1, 1, 1, 1, 1, 1, 1, 1, 3), "conv2d", "divisible by groups 3");
+        Rejected(() => x.Conv2d(Normal<float>([6, 1, 3, 3], 3), null, 1, 1, 1, 1, 1, 1, 1, 1, 4), "conv2d",
+            "divisible by groups 4");
+        Rejected(() => x.Conv2d(w, null, 1, 1, 1, 1, 1, 1, 1, 1, 1), "conv2d", "input channels");
+        // (3 − 1)·3 + 1 = 7 rows do not fit 5 + 1 + 0.
+        Rejected(() => x.Conv2d(w, null, 1, 1, 1, 0, 1, 1, 3, 1, 2), "conv2d", "dilated to 7x3");
+    }
+
+    [Test]
+    public void BackendsRejectBadDilationsAndGroupsBeforeAnyArithmetic()
+    {
+        var backend = Device.Backend;
+        var x = Normal<float>([1, 4, 5, 5], 1);
+        var y = Tensor.Zeros<float>([1, 6, 5, 5], Device);
+        var dense = Normal<float>([6, 4, 3, 3], 2);
+        var grouped = new ConvGeometry(1, 4, 5, 5, 6, 3, 3, 1, 1, 1, 1, 1, 1, Groups: 2);
+        // A dense weight [K, C, R, S] where groups 2 needs [K, C/2, R, S]: the buffer length is named.
+        var error = Rejected(() => backend.Conv2dForward(grouped, x.Buffer, dense.Buffer, null, y.Buffer), "conv2d",
+            "'w'");
+        Assert.That(error.Message, Does.Contain("expected 108"));
+        Rejected(() => backend.Conv2dBackwardWeight(grouped, x.Buffer, y.Buffer, dense.Buffer), "conv2d", "'dw'");
+        Rejected(() => backend.Conv2dBackwardData(grouped with { Groups = 4 }, y.Buffer, dense.Buffer, x.Buffer),
+            "conv2d", "6 output channels must both be divisible by groups 4");
+        Rejected(() => backend.Conv2dForward(grouped with { DilationWidth = -1 }, x.Buffer, dense.Buffer, null,
+            y.Buffer), "conv2d", "dilation 1x-1");
+        Rejected(() => backend.Conv2dForward(grouped with { DilationHeight = 4 }, x.Buffer, dense.Buffer, null,
+            y.Buffer), "conv2d", "larger than the padded input");
     }
 
     [Test]

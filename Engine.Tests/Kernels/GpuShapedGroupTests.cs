@@ -60,6 +60,26 @@ public sealed class GpuShapedGroupTests
     }
 
     [Test]
+    public void DilatedGroupedConvolutionForwardAndBackwardAgree()
+    {
+        // 2 groups of 3 filters over 70 output pixels (a ragged second tile per group), taps 2 rows and 3 columns
+        // apart, stride 2 along the width.
+        var (x1, x2) = Pair([2, 4, 7, 9], 11);
+        var (w1, w2) = Pair([6, 2, 3, 3], 12);
+        var (b1, b2) = Pair([6], 13);
+        foreach (var t in new[] { x1, x2, w1, w2, b1, b2 }) t.RequiresGrad = true;
+        var y1 = x1.Conv2d(w1, b1, 1, 2, 2, 2, 3, 3, 2, 3, 2);
+        var y2 = x2.Conv2d(w2, b2, 1, 2, 2, 2, 3, 3, 2, 3, 2);
+        Assert.That(y1.Shape, Is.EqualTo(new Shape(2, 6, 7, 5)));
+        Reference.AssertClose(y2.ToArray(), y1.ToArray(), 1e-12, 1e-12, "forward");
+        (y1 * y1).Sum().Backward();
+        (y2 * y2).Sum().Backward();
+        Reference.AssertClose(x2.Grad!.ToArray(), x1.Grad!.ToArray(), 1e-12, 1e-12, "dx");
+        Reference.AssertClose(w2.Grad!.ToArray(), w1.Grad!.ToArray(), 1e-12, 1e-12, "dw");
+        Reference.AssertClose(b2.Grad!.ToArray(), b1.Grad!.ToArray(), 1e-12, 1e-12, "dbias");
+    }
+
+    [Test]
     public void BatchNormTrainingAndBackwardAgree()
     {
         var (x1, x2) = Pair([3, 4, 5, 5], 4);

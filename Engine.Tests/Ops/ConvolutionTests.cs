@@ -1,8 +1,11 @@
 // conv2d: float32 forward and both backward passes against plain-loop float64 references on awkward shapes
 // (5x5 and 7x7 inputs, odd channel counts, batch 1, stride 2 on odd sizes, asymmetric padding, 1x1/3x3/7x7),
-// and the float64 gradient check of x, weight and bias. Shapes stay small: the tiled kernel synchronises its
-// group, which is slow on ILGPU's CPU accelerator.
+// dilated and grouped ones (dilation 2 and 3, per axis; 2 and 4 groups; depthwise, with and without a channel
+// multiplier; rectangular kernels, strides and asymmetric pads combined), and the float64 gradient check of x,
+// weight and bias. Shapes stay small: the tiled kernel synchronises its group, which is slow on ILGPU's CPU
+// accelerator.
 using Engine.Core;
+using Engine.Core.Modules;
 using NUnit.Framework;
 using static Engine.Tests.ReferenceOps;
 
@@ -20,13 +23,29 @@ public sealed class ConvolutionTests(string kind) : DeviceFixture(kind)
         new(2, 3, 5, 6, 2, 3, 3, 2, 1, 0, 1, 2, 0),   // asymmetric padding and strides
     ];
 
+    public static readonly Conv[] DilatedAndGrouped =
+    [
+        new(2, 3, 7, 7, 4, 3, 3, 1, 1, 2, 2, 2, 2, DilationH: 2, DilationW: 2),      // dilation 2, same padding
+        new(1, 2, 9, 6, 3, 3, 2, 2, 1, 1, 2, 0, 1, DilationH: 3, DilationW: 1),      // dilation 3 on one axis, 3x2
+        new(2, 4, 5, 5, 6, 3, 3, 1, 1, 1, 1, 1, 1, Groups: 2),                      // 2 groups
+        new(1, 8, 6, 5, 4, 3, 1, 2, 2, 1, 0, 0, 1, Groups: 4),                      // 4 groups, 3x1, stride 2
+        new(2, 3, 5, 5, 3, 3, 3, 1, 1, 1, 1, 1, 1, Groups: 3),                      // depthwise
+        new(2, 3, 8, 7, 6, 3, 3, 2, 2, 2, 1, 2, 2, DilationH: 2, DilationW: 2, Groups: 3), // depthwise ×2, dilated, strided
+        new(1, 4, 7, 9, 2, 2, 3, 1, 2, 0, 1, 3, 2, DilationH: 2, DilationW: 3, Groups: 2), // everything per axis
+    ];
+
     private (Tensor<float> X, Tensor<float> W, Tensor<float> B) Inputs(Conv g, int seed) =>
         (Normal<float>(g.InputShape, seed), Normal<float>(g.WeightShape, seed + 1), Normal<float>([g.K], seed + 2));
 
-    private static Tensor<float> Forward(Conv g, Tensor<float> x, Tensor<float> w, Tensor<float>? b) =>
-        x.Conv2d(w, b, g.StrideH, g.StrideW, g.PadTop, g.PadBottom, g.PadLeft, g.PadRight);
+    private static Tensor<T> Forward<T>(Conv g, Tensor<T> x, Tensor<T> w, Tensor<T>? b)
+        where T : unmanaged, System.Numerics.IFloatingPointIeee754<T> =>
+        g.DilationH == 1 && g.DilationW == 1 && g.Groups == 1
+            ? x.Conv2d(w, b, g.StrideH, g.StrideW, g.PadTop, g.PadBottom, g.PadLeft, g.PadRight)
+            : x.Conv2d(w, b, g.StrideH, g.StrideW, g.PadTop, g.PadBottom, g.PadLeft, g.PadRight, g.DilationH,
+                g.DilationW, g.Groups);
 
     [TestCaseSource(nameof(Geometries))]
+    [TestCaseSource(nameof(DilatedAndGrouped))]
     public void Float32ForwardMatchesReference(Conv g)
     {
         var (x, w, b) = Inputs(g, 1);
@@ -41,6 +60,7 @@ public sealed class ConvolutionTests(string kind) : DeviceFixture(kind)
     }
 
     [TestCaseSource(nameof(Geometries))]
+    [TestCaseSource(nameof(DilatedAndGrouped))]
     public void Float32BackwardMatchesReference(Conv g)
     {
         var (x, w, b) = Inputs(g, 4);
@@ -59,13 +79,65 @@ public sealed class ConvolutionTests(string kind) : DeviceFixture(kind)
     }
 
     [TestCaseSource(nameof(Geometries))]
+    [TestCaseSource(nameof(DilatedAndGrouped))]
     public void BackwardPassesGradientCheck(Conv g)
     {
         var x = Variable(g.InputShape, 10);
         var w = Variable(g.WeightShape, 11);
         var b = Variable([g.K], 12);
-        GradCheck.Run(() => x.Conv2d(w, b, g.StrideH, g.StrideW, g.PadTop, g.PadBottom, g.PadLeft, g.PadRight),
-            [x, w, b], new GradCheckOptions { InputNames = ["x", "weight", "bias"] }).EnsurePassed();
+        GradCheck.Run(() => Forward(g, x, w, b), [x, w, b],
+            new GradCheckOptions { InputNames = ["x", "weight", "bias"] }).EnsurePassed();
+    }
+
+    [Test]
+    public void DeepGroupedDilatedWeightGradientMatchesReference()
+    {
+        // 2·32·32 = 2048 output pixels per filter: the weight gradient's reduction is deep enough for both backends
+        // to split it (ILGPU's split-K, the CPU GEMM's partials), per group.
+        var g = new Conv(2, 4, 32, 32, 4, 3, 3, 1, 1, 2, 2, 2, 2, DilationH: 2, DilationW: 2, Groups: 2);
+        var (x, w, _) = Inputs(g, 40);
+        w.RequiresGrad = true;
+        var dy = Normal<float>(g.OutputShape, 41);
+        Forward(g, x, w, null).Backward(dy);
+        Reference.AssertClose(ConvBackwardWeight(g, Reference.ToDouble(x.ToArray()), Reference.ToDouble(dy.ToArray())),
+            Reference.ToDouble(w.Grad!.ToArray()), 1e-3, 1e-4, "dw");
+    }
+
+    [Test]
+    public void ModuleWithDilationAndGroupsConvolvesAsTheOp()
+    {
+        var g = DilatedAndGrouped[6];
+        using var conv = new Conv2d<float>(Device, g.C, g.K, g.R, g.S, g.StrideH, g.StrideW, g.PadTop, g.PadBottom,
+            g.PadLeft, g.PadRight, g.DilationH, g.DilationW, g.Groups, bias: true, seed: 3);
+        Assert.That(conv.Weight.Shape, Is.EqualTo(new Shape(g.WeightShape)));
+        Assert.That((conv.DilationHeight, conv.DilationWidth, conv.Groups), Is.EqualTo((g.DilationH, g.DilationW, g.Groups)));
+        Assert.That((conv.PadTop, conv.PadBottom, conv.PadLeft, conv.PadRight),
+            Is.EqualTo((g.PadTop, g.PadBottom, g.PadLeft, g.PadRight)));
+        var x = Normal<float>(g.InputShape, 4);
+        var expected = ConvForward(g, Reference.ToDouble(x.ToArray()), Reference.ToDouble(conv.Weight.ToArray()),
+            Reference.ToDouble(conv.Bias!.ToArray()));
+        Reference.AssertClose(expected, Reference.ToDouble(conv.Forward(x).ToArray()), 1e-5, 1e-4, "module forward");
+        Assert.That(conv.Geometry(g.N, g.H, g.W).Macs, Is.EqualTo((long)g.N * g.K * g.OH * g.OW * (g.C / g.Groups) * g.R * g.S));
+
+        using var depthwise = new Conv2d<float>(Device, 6, 12, kernel: 3, stride: 1, padding: 2, bias: false, seed: 1,
+            dilation: 2, groups: 6);
+        Assert.That(depthwise.Weight.Shape, Is.EqualTo(new Shape(12, 1, 3, 3)));
+        Assert.That(depthwise.Forward(Normal<float>([1, 6, 5, 5], 2)).Shape, Is.EqualTo(new Shape(1, 12, 5, 5)));
+        var error = Assert.Throws<ArgumentException>(() =>
+            _ = new Conv2d<float>(Device, 6, 4, kernel: 3, stride: 1, padding: 1, bias: false, seed: 1, groups: 4))!;
+        Assert.That(error.Message, Does.Contain("divisible by the groups"));
+    }
+
+    [Test]
+    public void GroupedWeightWithTheWrongChannelsIsRejected()
+    {
+        var x = Normal<float>([1, 4, 5, 5], 1);
+        var error = Assert.Throws<ArgumentException>(() =>
+            x.Conv2d(Normal<float>([4, 4, 3, 3], 2), null, 1, 1, 1, 1, 1, 1, 1, 1, 2))!;
+        Assert.That(error.Message, Does.Contain("per group").And.Contain("[4, 4, 3, 3]").And.Contain("groups 2"));
+        error = Assert.Throws<ArgumentException>(() =>
+            x.Conv2d(Normal<float>([3, 1, 3, 3], 3), null, 1, 1, 1, 1, 1, 1, 1, 1, 4))!;
+        Assert.That(error.Message, Does.Contain("divisible by groups 4"));
     }
 
     [Test]
