@@ -1,4 +1,5 @@
-// Shape changes with gradients: Reshape (same elements, new shape; a copy) and Flatten ([N, …] → [N, rest]).
+// Shape changes with gradients: Reshape (same elements, new shape; a copy), Flatten ([N, …] → [N, rest]) and ONNX's
+// Flatten(axis) ([d0 … d(axis−1)] × [d(axis) …] → 2-D).
 using Engine.Core.Autograd;
 
 namespace Engine.Core;
@@ -20,6 +21,23 @@ public sealed partial class Tensor<T>
     public Tensor<T> Flatten()
     {
         if (Rank < 1) throw new ArgumentException($"flatten: a scalar {Shape} has no batch axis.");
-        return Reshape([Shape[0], checked((int)(Length / Math.Max(1, Shape[0])))]);
+        return Flatten(1);
+    }
+
+    /// <summary>ONNX Flatten: [d0, …, d(axis−1), d(axis), …] → [d0·…·d(axis−1), d(axis)·…], the products of the
+    /// axes before and from <paramref name="axis"/> (1 for none). <paramref name="axis"/> lies in [−Rank, Rank];
+    /// a negative one counts from the end, 0 gives [1, all]. Backward: the gradient reshaped back.</summary>
+    /// <exception cref="ArgumentException"><paramref name="axis"/> is outside [−Rank, Rank].</exception>
+    public Tensor<T> Flatten(int axis)
+    {
+        if (axis < -Rank || axis > Rank)
+            throw new ArgumentException($"flatten: axis {axis} is outside [{-Rank}, {Rank}] for {Shape}.",
+                nameof(axis));
+        if (axis < 0) axis += Rank;
+        long outer = 1, inner = 1;
+        for (int d = 0; d < Rank; d++)
+            if (d < axis) outer *= Shape[d];
+            else inner *= Shape[d];
+        return Reshape([checked((int)outer), checked((int)inner)]);
     }
 }
