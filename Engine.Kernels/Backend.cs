@@ -400,7 +400,8 @@ public abstract class Backend : IDisposable
         {
             const string op = "strided sum";
             CheckLayout(op, nameof(reduced), reduced, 0, nameof(x), x);
-            CheckLayout(op, nameof(kept), kept, reduced.Length == 0 ? 0 : reduced.MaxOffset, nameof(x), x);
+            bool reads = reduced.Length > 0;   // a sum over nothing reads no element of x
+            CheckLayout(op, nameof(kept), kept, reads ? reduced.MaxOffset : 0, nameof(x), x, reads);
             CheckStridedOutput(op, kept.Length, y, x);
             if (y.Length == 0) return;
             Starting(nameof(StridedSum));
@@ -416,11 +417,11 @@ public abstract class Backend : IDisposable
         }
     }
 
-    /// <summary>A layout's extents and strides (non-negative, under 2^31 elements) and its reach into its buffer:
-    /// <paramref name="extra"/> plus the largest offset it reads must lie inside the buffer and within 32
-    /// bits.</summary>
+    /// <summary>A layout's extents and strides (non-negative, under 2^31 elements) and, when it
+    /// <paramref name="reads"/>, its reach into its buffer: <paramref name="extra"/> plus the largest offset it reads
+    /// must lie inside the buffer and within 32 bits.</summary>
     private void CheckLayout<T>(string op, string layoutName, StridedLayout layout, long extra, string bufferName,
-        DeviceBuffer<T> buffer) where T : unmanaged
+        DeviceBuffer<T> buffer, bool reads = true) where T : unmanaged
     {
         Validate.Owned(this, op, bufferName, buffer);
         for (int d = 0; d < layout.Rank; d++)
@@ -430,7 +431,7 @@ public abstract class Backend : IDisposable
         if (layout.Length > int.MaxValue)
             throw new ArgumentException($"{op}: {layoutName} ({layout}) covers {layout.Length} elements; at most " +
                                         $"2^31 − 1 are supported.", layoutName);
-        if (layout.Length == 0) return;
+        if (layout.Length == 0 || !reads) return;
         long reach = extra + layout.MaxOffset;
         if (reach >= buffer.Length || reach > int.MaxValue)
             throw new ArgumentException($"{op}: {layoutName} ({layout}) reads offset {reach}, outside buffer " +

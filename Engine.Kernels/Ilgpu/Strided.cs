@@ -52,7 +52,7 @@ public sealed partial class IlgpuBackend
     protected override void StridedCopyCore<T>(StridedLayout layout, DeviceBuffer<T> x, DeviceBuffer<T> y)
     {
         var kernel = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, StridedLayout, int>>(
-            nameof(StridedCopy),
+            nameof(StridedKernels) + nameof(StridedKernels.Copy),
             static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<T>, StridedLayout, int>(
                 StridedKernels.Copy));
         int extent = StreamExtent(y.Length);
@@ -65,7 +65,7 @@ public sealed partial class IlgpuBackend
     {
         var kernel = Kernel<TOp, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>,
             StridedLayout, StridedLayout, TOp, int>>(
-            nameof(StridedZip),
+            nameof(StridedKernels) + nameof(StridedKernels.Zip),
             static acc => acc.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, StridedLayout,
                 StridedLayout, TOp, int>(StridedKernels.Zip));
         int extent = StreamExtent(y.Length);
@@ -78,7 +78,7 @@ public sealed partial class IlgpuBackend
     {
         var kernel = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, StridedLayout,
             StridedLayout, int, T, int>>(
-            nameof(StridedSum),
+            nameof(StridedKernels) + nameof(StridedKernels.Sum),
             static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<T>, StridedLayout, StridedLayout, int,
                 T, int>(StridedKernels.Sum));
         int extent = StreamExtent(y.Length);
