@@ -17,6 +17,27 @@ public sealed partial class Tensor<T>
         return Graph.Record(y, "reshape", [x], dy => [dy.Reshape(x.Shape)]);
     }
 
+    /// <summary>The same elements under <paramref name="dims"/>, one of which may be −1: that axis takes whatever
+    /// size keeps the element count (as numpy.reshape and ONNX Reshape).</summary>
+    /// <exception cref="ArgumentException">More than one −1, another negative size, or sizes that cannot hold this
+    /// tensor's elements.</exception>
+    public Tensor<T> Reshape(params int[] dims)
+    {
+        int inferred = Array.IndexOf(dims, -1);
+        long known = 1;
+        for (int d = 0; d < dims.Length; d++)
+            if (d != inferred) known *= Math.Max(dims[d], 0);
+        string given = $"[{string.Join(", ", dims)}]";
+        if (dims.Count(v => v == -1) > 1 || dims.Any(v => v < -1))
+            throw new ArgumentException($"reshape: {given} may hold one −1 and no other negative size.", nameof(dims));
+        if (inferred < 0) return Reshape(new Shape(dims));
+        if (known == 0 || Length % known != 0)
+            throw new ArgumentException($"reshape: {Shape} ({Length} elements) cannot become {given}.", nameof(dims));
+        var resolved = (int[])dims.Clone();
+        resolved[inferred] = checked((int)(Length / known));
+        return Reshape(new Shape(resolved));
+    }
+
     /// <summary>[N, d1, d2, …] → [N, d1·d2·…].</summary>
     public Tensor<T> Flatten()
     {

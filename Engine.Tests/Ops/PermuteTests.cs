@@ -1,6 +1,7 @@
 // Axis permutations and ONNX Flatten: Permute over every permutation of ranks 2–4 and sampled ones of ranks 5–6,
 // Transpose and the default reversal, Flatten(axis) for axes 0, 1, 2, −1 and Rank; exact against a plain-loop
-// reference in float32 and float64, backward by the float64 gradient check, bad axes rejected.
+// reference in float32 and float64, Reshape with an inferred −1 axis, backward by the float64 gradient check, bad
+// axes rejected.
 using Engine.Core;
 using NUnit.Framework;
 
@@ -124,5 +125,21 @@ public sealed class PermuteTests(string kind) : DeviceFixture(kind)
         Assert.Throws<ArgumentException>(() => x.Flatten(-3));
         Assert.That(Tensor.Zeros<float>([0, 3, 4], Device).Flatten().Shape, Is.EqualTo(new Shape(0, 12)));
         Assert.That(Tensor.Zeros<float>([], Device).Flatten(0).Shape, Is.EqualTo(new Shape(1, 1)));
+    }
+
+    [Test]
+    public void ReshapeInfersOneAxis()
+    {
+        var x = Normal<float>([2, 3, 4], 11);
+        Assert.That(x.Reshape(-1, 4).Shape, Is.EqualTo(new Shape(6, 4)));
+        Assert.That(x.Reshape(2, -1, 3).Shape, Is.EqualTo(new Shape(2, 4, 3)));
+        Assert.That(x.Reshape(-1).ToArray(), Is.EqualTo(x.ToArray()));
+        foreach (var dims in new[] { new[] { -1, -1 }, [5, -1], [-2, 12], [7, 4] })
+        {
+            var error = Assert.Throws<ArgumentException>(() => x.Reshape(dims))!;
+            Assert.That(error.Message, Does.StartWith("reshape"));
+        }
+        var v = Variable([2, 3, 4], 12);
+        GradCheck.Run(() => v.Reshape(4, -1), [v]).EnsurePassed();
     }
 }
