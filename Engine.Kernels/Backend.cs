@@ -440,8 +440,8 @@ public abstract class Backend : IDisposable
 
     /// <summary>The dense output: as long as its layout, and none of the inputs (a gather would overwrite what it
     /// still has to read).</summary>
-    private void CheckStridedOutput<T>(string op, long length, DeviceBuffer<T> y, params ReadOnlySpan<DeviceBuffer<T>> inputs)
-        where T : unmanaged
+    private void CheckStridedOutput<T>(string op, long length, DeviceBuffer<T> y,
+        params ReadOnlySpan<DeviceBuffer<T>> inputs) where T : unmanaged
     {
         Validate.Buffer(this, op, nameof(y), y, length);
         foreach (var input in inputs)

@@ -2,8 +2,9 @@
 // extents with one stride per extent, in elements, outermost first: element i of the layout (i counted row-major
 // over the extents) lives at Σ index_d · stride_d. Stride 0 repeats an element along an axis (broadcasting);
 // permuted strides read a permuted tensor. Layouts are small values passed to kernels by value: the extents and
-// strides are fields padded at the front with extent 1 and stride 0, so a kernel decomposes an index with straight-line
-// code (no arrays, nothing in local memory). Backend checks a layout against its buffer before any kernel sees it.
+// strides are fields padded at the front with extent 1 and stride 0, so a kernel decomposes an index with
+// straight-line code (no arrays, nothing in local memory). Backend checks a layout against its buffer before any
+// kernel sees it.
 using System.Text;
 
 namespace Engine.Kernels;

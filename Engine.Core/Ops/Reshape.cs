@@ -29,7 +29,8 @@ public sealed partial class Tensor<T>
             if (d != inferred) known *= Math.Max(dims[d], 0);
         string given = $"[{string.Join(", ", dims)}]";
         if (dims.Count(v => v == -1) > 1 || dims.Any(v => v < -1))
-            throw new ArgumentException($"reshape: {given} may hold one −1 and no other negative size.", nameof(dims));
+            throw new ArgumentException($"reshape: {given} may hold one −1 and no other negative size.",
+                nameof(dims));
         if (inferred < 0) return Reshape(new Shape(dims));
         if (known == 0 || Length % known != 0)
             throw new ArgumentException($"reshape: {Shape} ({Length} elements) cannot become {given}.", nameof(dims));

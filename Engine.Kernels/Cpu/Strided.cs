@@ -65,7 +65,8 @@ public sealed unsafe partial class CpuBackend
         }
     }
 
-    /// <summary>y[i] = op(a[aLayout.Offset(i)], b[bLayout.Offset(i)]) over rows [task·Rows, (task + 1)·Rows).</summary>
+    /// <summary>y[i] = op(a[aLayout.Offset(i)], b[bLayout.Offset(i)]) over rows [task·Rows,
+    /// (task + 1)·Rows).</summary>
     private struct StridedZipJob<T, TOp> : IParallelJob
         where T : unmanaged, IFloatingPointIeee754<T> where TOp : struct, IBinaryOp<T>
     {

@@ -29,7 +29,8 @@ public sealed class BroadcastTests(string kind) : DeviceFixture(kind)
     public static IEnumerable<TestCaseData> Pairs() => ShapePairs.Select(pair =>
         new TestCaseData(pair[0], pair[1]).SetArgDisplayNames($"{new Shape(pair[0])} {new Shape(pair[1])}"));
 
-    private static Tensor<T> Apply<T>(string op, Tensor<T> a, Tensor<T> b) where T : unmanaged, IFloatingPointIeee754<T> =>
+    private static Tensor<T> Apply<T>(string op, Tensor<T> a, Tensor<T> b)
+        where T : unmanaged, IFloatingPointIeee754<T> =>
         op switch { "add" => a + b, "multiply" => a * b, _ => a - b };
 
     private static double Expected(string op, double a, double b) =>

@@ -52,7 +52,8 @@ public sealed class GemmTests(string kind) : DeviceFixture(kind)
         var b = Variable(BShape(transposeB), 5);
         if (cShape is null)
         {
-            GradCheck.Run(() => Tensor<double>.Gemm(a, b, null, 1.25, 1, transposeA, transposeB), [a, b]).EnsurePassed();
+            GradCheck.Run(() => Tensor<double>.Gemm(a, b, null, 1.25, 1, transposeA, transposeB), [a, b])
+                .EnsurePassed();
             return;
         }
         var c = Variable(cShape, 6);

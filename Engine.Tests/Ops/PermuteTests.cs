@@ -29,7 +29,8 @@ public sealed class PermuteTests(string kind) : DeviceFixture(kind)
 
     private static IEnumerable<int[]> All(int[] items) => items.Length <= 1
         ? [items]
-        : items.SelectMany(first => All(items.Where(i => i != first).ToArray()).Select(rest => rest.Prepend(first).ToArray()));
+        : items.SelectMany(first =>
+            All(items.Where(i => i != first).ToArray()).Select(rest => rest.Prepend(first).ToArray()));
 
     /// <summary>y = x transposed by <paramref name="axes"/>, by plain loops over the output.</summary>
     private static double[] ReferencePermute(double[] x, int[] shape, int[] axes)
