@@ -23,6 +23,8 @@
 //   larger than the padded input, w [K, C/groups, R, S]. Pooling: per-side pads ≤ half the dilated window (as
 //   PyTorch), dilation ≥ 1 (average pooling: 1 only), every window holding an input element; with ceil mode the
 //   last window starts inside the input or its top/left padding.
+// - strided layouts (StridedLayout): up to six axes, extents and strides non-negative, under 2^31 elements, every
+//   offset read inside its buffer; the dense output of a strided op never aliases an input.
 // - batch-norm: momentum in [0, 1] (0 keeps the running statistics, 1 replaces them), epsilon positive and finite,
 //   more than one value per channel in training mode (N·HW ≥ 2, as PyTorch), tensors under 2^31 elements, a
 //   defined RunningVarianceUpdate.
@@ -344,6 +346,130 @@ public abstract class Backend : IDisposable
     /// <summary>y[i] = alpha * scalar[0], y non-empty.</summary>
     protected abstract void BroadcastScalarCore<T>(DeviceBuffer<T> scalar, T alpha, DeviceBuffer<T> y)
         where T : unmanaged, IFloatingPointIeee754<T>;
+
+    // ---- strided (StridedLayout.cs): permute, broadcast and reduce over up to six axes; outputs dense ----
+    // A layout is checked against its buffer here: extents and strides non-negative, under 2^31 elements, and
+    // every offset it reads inside the buffer (in 32 bits). The output never aliases an input. Axes that every
+    // layout of an op walks as one are merged before the backend sees them.
+
+    /// <summary>y[i] = x[layout.Offset(i)] for i in [0, layout.Length): a permutation (permuted strides), a
+    /// broadcast expansion (stride 0) or any other strided gather into a dense y.</summary>
+    public void StridedCopy<T>(StridedLayout layout, DeviceBuffer<T> x, DeviceBuffer<T> y)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        lock (_gate)
+        {
+            const string op = "strided copy";
+            CheckLayout(op, nameof(layout), layout, 0, nameof(x), x);
+            CheckStridedOutput(op, layout.Length, y, x);
+            if (y.Length == 0) return;
+            Span<StridedLayout> layouts = [layout];
+            StridedLayout.Collapse(layouts);
+            Starting(nameof(StridedCopy));
+            StridedCopyCore(layouts[0], x, y);
+            Finished(nameof(StridedCopy));
+        }
+    }
+
+    /// <summary>y[i] = op(a[aLayout.Offset(i)], b[bLayout.Offset(i)]) for any elementwise op (see
+    /// ElementwiseOps.cs): a binary op with NumPy broadcasting when a layout has stride 0 on an axis. Both layouts
+    /// have the same extents; y is dense.</summary>
+    public void StridedZip<T, TOp>(StridedLayout aLayout, DeviceBuffer<T> a, StridedLayout bLayout, DeviceBuffer<T> b,
+        TOp op, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T> where TOp : struct, IBinaryOp<T>
+    {
+        lock (_gate)
+        {
+            const string name = "strided zip";
+            CheckLayout(name, nameof(aLayout), aLayout, 0, nameof(a), a);
+            CheckLayout(name, nameof(bLayout), bLayout, 0, nameof(b), b);
+            if (!aLayout.SameExtents(bLayout))
+                throw new ArgumentException($"{name}: layouts cover different extents, a {aLayout.ExtentsText()} " +
+                                            $"and b {bLayout.ExtentsText()}.", nameof(bLayout));
+            CheckStridedOutput(name, aLayout.Length, y, a, b);
+            if (y.Length == 0) return;
+            Span<StridedLayout> layouts = [aLayout, bLayout];
+            StridedLayout.Collapse(layouts);
+            Starting(nameof(StridedZip));
+            StridedZipCore(layouts[0], a, layouts[1], b, op, y);
+            Finished(nameof(StridedZip));
+        }
+    }
+
+    /// <summary>y[j] = alpha · Σ_r x[kept.Offset(j) + reduced.Offset(r)] for j in [0, kept.Length), summed in the
+    /// order r = 0, 1, … (the same bits on every run; 0 where reduced is empty): e.g. the gradient of a broadcast
+    /// operand, reduced back to its shape.</summary>
+    public void StridedSum<T>(StridedLayout kept, StridedLayout reduced, DeviceBuffer<T> x, T alpha,
+        DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        lock (_gate)
+        {
+            const string op = "strided sum";
+            CheckLayout(op, nameof(reduced), reduced, 0, nameof(x), x);
+            bool reads = reduced.Length > 0;   // a sum over nothing reads no element of x
+            CheckLayout(op, nameof(kept), kept, reads ? reduced.MaxOffset : 0, nameof(x), x, reads);
+            CheckStridedOutput(op, kept.Length, y, x);
+            if (y.Length == 0) return;
+            Starting(nameof(StridedSum));
+            if (reduced.Length == 0) FillCore(y, T.Zero);
+            else
+            {
+                Span<StridedLayout> keptAxes = [kept], reducedAxes = [reduced];
+                StridedLayout.Collapse(keptAxes);
+                StridedLayout.Collapse(reducedAxes);
+                StridedSumCore(keptAxes[0], reducedAxes[0], x, alpha, y);
+            }
+            Finished(nameof(StridedSum));
+        }
+    }
+
+    /// <summary>A layout's extents and strides (non-negative, under 2^31 elements) and, when it
+    /// <paramref name="reads"/>, its reach into its buffer: <paramref name="extra"/> plus the largest offset it reads
+    /// must lie inside the buffer and within 32 bits.</summary>
+    private void CheckLayout<T>(string op, string layoutName, StridedLayout layout, long extra, string bufferName,
+        DeviceBuffer<T> buffer, bool reads = true) where T : unmanaged
+    {
+        Validate.Owned(this, op, bufferName, buffer);
+        for (int d = 0; d < layout.Rank; d++)
+            if (layout.Extent(d) < 0 || layout.Stride(d) < 0)
+                throw new ArgumentException($"{op}: {layoutName} ({layout}) has a negative extent or stride.",
+                    layoutName);
+        if (layout.Length > int.MaxValue)
+            throw new ArgumentException($"{op}: {layoutName} ({layout}) covers {layout.Length} elements; at most " +
+                                        $"2^31 − 1 are supported.", layoutName);
+        if (layout.Length == 0 || !reads) return;
+        long reach = extra + layout.MaxOffset;
+        if (reach >= buffer.Length || reach > int.MaxValue)
+            throw new ArgumentException($"{op}: {layoutName} ({layout}) reads offset {reach}, outside buffer " +
+                                        $"'{bufferName}' of {buffer.Length} elements.", layoutName);
+    }
+
+    /// <summary>The dense output: as long as its layout, and none of the inputs (a gather would overwrite what it
+    /// still has to read).</summary>
+    private void CheckStridedOutput<T>(string op, long length, DeviceBuffer<T> y,
+        params ReadOnlySpan<DeviceBuffer<T>> inputs) where T : unmanaged
+    {
+        Validate.Buffer(this, op, nameof(y), y, length);
+        foreach (var input in inputs)
+            if (ReferenceEquals(input, y))
+                throw new ArgumentException($"{op}: the output buffer 'y' is also an input; use a separate buffer.",
+                    nameof(y));
+    }
+
+    /// <summary>y[i] = x[layout.Offset(i)], y non-empty and not x; the layout checked against x and
+    /// collapsed.</summary>
+    protected abstract void StridedCopyCore<T>(StridedLayout layout, DeviceBuffer<T> x, DeviceBuffer<T> y)
+        where T : unmanaged, IFloatingPointIeee754<T>;
+
+    /// <summary>y[i] = op(a[aLayout.Offset(i)], b[bLayout.Offset(i)]), y non-empty and neither input; layouts of the
+    /// same extents, checked and collapsed together.</summary>
+    protected abstract void StridedZipCore<T, TOp>(StridedLayout aLayout, DeviceBuffer<T> a, StridedLayout bLayout,
+        DeviceBuffer<T> b, TOp op, DeviceBuffer<T> y)
+        where T : unmanaged, IFloatingPointIeee754<T> where TOp : struct, IBinaryOp<T>;
+
+    /// <summary>y[j] = alpha · Σ_r x[kept.Offset(j) + reduced.Offset(r)] in the order r = 0, 1, …; y non-empty and
+    /// not x, reduced non-empty, both layouts checked and collapsed.</summary>
+    protected abstract void StridedSumCore<T>(StridedLayout kept, StridedLayout reduced, DeviceBuffer<T> x, T alpha,
+        DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T>;
 
     // ---- reductions ----
 

@@ -25,11 +25,4 @@ internal static class Check
     {
         if (x.Rank != 4) throw new ArgumentException($"{op}: input {x.Shape} must be [N, C, H, W].");
     }
-
-    /// <summary>Same shape and device: what every elementwise binary op needs.</summary>
-    public static void Elementwise<T>(string op, Tensor<T> a, Tensor<T> b) where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        SameShape(op, a, "left operand", b, "right operand");
-        SameDevice(op, a, b);
-    }
 }

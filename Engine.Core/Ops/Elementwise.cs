@@ -1,32 +1,48 @@
 // Elementwise tensor ops with their gradients: add (the residual add), multiply, scale, ReLU, clone, and the
-// in-place fill and copy. Each forward is followed by its backward closure; shapes must match exactly.
+// in-place fill and copy. Each forward is followed by its backward closure. Add and multiply broadcast as NumPy
+// (Broadcast.cs) when the shapes differ; equal shapes keep the single elementwise launch.
 using System.Numerics;
 using Engine.Core.Autograd;
 using Engine.Core.Ops;
+using Engine.Kernels;
 
 namespace Engine.Core;
 
 public sealed partial class Tensor<T>
 {
-    /// <summary>a + b (same shape). Backward: both inputs receive the output gradient.</summary>
+    /// <summary>a + b with NumPy broadcasting (equal shapes take one elementwise launch; otherwise the shapes,
+    /// aligned from the right, must match or be 1 on every axis). Backward: each input receives the output gradient,
+    /// summed over the axes it was broadcast along.</summary>
+    /// <exception cref="ArgumentException">The shapes do not broadcast (the message names both) or the tensors live
+    /// on different devices.</exception>
     public static Tensor<T> Add(Tensor<T> a, Tensor<T> b)
     {
-        Check.Elementwise("add", a, b);
+        Check.SameDevice("add", a, b);
+        if (a.Shape != b.Shape)
+            return BroadcastZip("add", a, b, new AddOp<T>(), dy => [
+                a.RequiresGrad ? dy.SumTo(a.Shape) : null,
+                b.RequiresGrad ? dy.SumTo(b.Shape) : null,
+            ]);
         var y = new Tensor<T>(a.Device, a.Shape);
         a.Device.Backend.Add(a.Buffer, b.Buffer, y.Buffer);
         return Graph.Record(y, "add", [a, b], dy => [dy, dy]);
     }
 
-    /// <summary>a ⊙ b (same shape). Backward: da = dy ⊙ b, db = dy ⊙ a.</summary>
+    /// <summary>a ⊙ b with NumPy broadcasting, as <see cref="Add"/>. Backward: da = dy ⊙ b, db = dy ⊙ a, each
+    /// summed over the axes its input was broadcast along.</summary>
+    /// <exception cref="ArgumentException">The shapes do not broadcast (the message names both) or the tensors live
+    /// on different devices.</exception>
     public static Tensor<T> Multiply(Tensor<T> a, Tensor<T> b)
     {
-        Check.Elementwise("multiply", a, b);
+        Check.SameDevice("multiply", a, b);
+        BackwardFunction<T> backward = dy => [
+            a.RequiresGrad ? Multiply(dy, b).SumTo(a.Shape) : null,
+            b.RequiresGrad ? Multiply(dy, a).SumTo(b.Shape) : null,
+        ];
+        if (a.Shape != b.Shape) return BroadcastZip("multiply", a, b, new MultiplyOp<T>(), backward);
         var y = new Tensor<T>(a.Device, a.Shape);
         a.Device.Backend.Multiply(a.Buffer, b.Buffer, y.Buffer);
-        return Graph.Record(y, "multiply", [a, b], dy => [
-            a.RequiresGrad ? Multiply(dy, b) : null,
-            b.RequiresGrad ? Multiply(dy, a) : null,
-        ]);
+        return Graph.Record(y, "multiply", [a, b], backward);
     }
 
     /// <summary>alpha · x. Backward: dx = alpha · dy.</summary>
@@ -76,14 +92,12 @@ public sealed partial class Tensor<T>
         return this;
     }
 
-    /// <summary>Elementwise sum, as <see cref="Add"/> (same shape and device, no broadcasting; records a backward).
-    /// </summary>
-    /// <exception cref="ArgumentException">The operands differ in shape or device.</exception>
+    /// <summary>Elementwise sum with NumPy broadcasting, as <see cref="Add"/> (records a backward).</summary>
+    /// <exception cref="ArgumentException">The shapes do not broadcast or the devices differ.</exception>
     public static Tensor<T> operator +(Tensor<T> a, Tensor<T> b) => Add(a, b);
 
-    /// <summary>Elementwise product, as <see cref="Multiply"/> (same shape and device, no broadcasting; records a
-    /// backward).</summary>
-    /// <exception cref="ArgumentException">The operands differ in shape or device.</exception>
+    /// <summary>Elementwise product with NumPy broadcasting, as <see cref="Multiply"/> (records a backward).</summary>
+    /// <exception cref="ArgumentException">The shapes do not broadcast or the devices differ.</exception>
     public static Tensor<T> operator *(Tensor<T> a, Tensor<T> b) => Multiply(a, b);
 
     /// <summary>Every element times the scalar <paramref name="alpha"/>, as <see cref="Scale"/> (records a
@@ -94,8 +108,8 @@ public sealed partial class Tensor<T>
     /// backward).</summary>
     public static Tensor<T> operator *(T alpha, Tensor<T> x) => x.Scale(alpha);
 
-    /// <summary>Elementwise difference a + (−1)·b (same shape and device, no broadcasting); records a backward
-    /// through the add and the scale.</summary>
-    /// <exception cref="ArgumentException">The operands differ in shape or device.</exception>
+    /// <summary>Elementwise difference a + (−1)·b with NumPy broadcasting; records a backward through the add and
+    /// the scale.</summary>
+    /// <exception cref="ArgumentException">The shapes do not broadcast or the devices differ.</exception>
     public static Tensor<T> operator -(Tensor<T> a, Tensor<T> b) => Add(a, b.Scale(-T.One));
 }

@@ -332,6 +332,43 @@ public sealed class ContractTests(string kind) : DeviceFixture(kind)
     }
 
     [Test]
+    public void StridedOpsCheckTheirLayoutsBeforeAnyArithmetic()
+    {
+        var backend = Device.Backend;
+        var x = Tensor.FromArray(Enumerable.Range(1, 12).Select(i => (float)i).ToArray(), [12], Device);
+        var y = Tensor.Zeros<float>([12], Device);
+        var column = Tensor.Zeros<float>([3], Device);
+        Rejected(() => backend.StridedCopy(new StridedLayout([3, 4], [4, 2]), x.Buffer, y.Buffer), "strided copy",
+            "outside buffer 'x' of 12 elements");
+        Rejected(() => backend.StridedCopy(new StridedLayout([3, 4], [-4, 1]), x.Buffer, y.Buffer), "strided copy",
+            "negative");
+        Rejected(() => backend.StridedCopy(new StridedLayout([-3, -4], [4, 1]), x.Buffer, y.Buffer), "strided copy",
+            "negative");
+        Rejected(() => backend.StridedCopy(new StridedLayout([65536, 65536], [0, 0]), x.Buffer, y.Buffer),
+            "strided copy", "2^31");
+        Rejected(() => backend.StridedCopy(StridedLayout.Dense([3, 4]), x.Buffer, x.Buffer), "strided copy",
+            "also an input");
+        Rejected(() => backend.StridedCopy(StridedLayout.Dense([2, 4]), x.Buffer, y.Buffer), "strided copy",
+            "expected 8");
+        Rejected(() => backend.StridedZip(StridedLayout.Dense([3, 4]), x.Buffer, StridedLayout.Dense([4, 3]), x.Buffer,
+            new AddOp<float>(), y.Buffer), "strided zip", "[4, 3]");
+        Rejected(() => backend.StridedZip(StridedLayout.Dense([3, 4]), x.Buffer, new StridedLayout([3, 4], [1, 1]),
+            column.Buffer, new AddOp<float>(), y.Buffer), "strided zip", "outside buffer 'b' of 3 elements");
+        Rejected(() => backend.StridedSum(new StridedLayout([3], [4]), new StridedLayout([4], [2]), x.Buffer, 1f,
+            column.Buffer), "strided sum", "offset 14");
+        var tooDeep = Assert.Throws<ArgumentException>(() => _ = new StridedLayout([1, 1, 1, 1, 1, 1, 2], new int[7]))!;
+        Assert.That(tooDeep.Message, Does.Contain("at most 6"));
+
+        // The same ops on good layouts: a broadcast row, a column sum, and a sum over nothing.
+        backend.StridedCopy(new StridedLayout([3, 4], [0, 1]), x.Buffer, y.Buffer);
+        Assert.That(y.ToArray(), Is.EqualTo(new float[] { 1, 2, 3, 4, 1, 2, 3, 4, 1, 2, 3, 4 }));
+        backend.StridedSum(new StridedLayout([3], [4]), new StridedLayout([4], [1]), x.Buffer, 2f, column.Buffer);
+        Assert.That(column.ToArray(), Is.EqualTo(new float[] { 20, 52, 84 }));
+        backend.StridedSum(new StridedLayout([3], [4]), new StridedLayout([0], [1]), x.Buffer, 2f, column.Buffer);
+        Assert.That(column.ToArray(), Is.EqualTo(new float[3]));
+    }
+
+    [Test]
     public void TensorsOnDifferentDevicesAreRejected()
     {
         using var other = Device.Create("cpu");
