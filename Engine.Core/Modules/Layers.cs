@@ -111,6 +111,9 @@ public sealed class BatchNorm2d<T> : Module<T> where T : unmanaged, IFloatingPoi
     public Tensor<T> RunningMean { get; }
     /// <summary>Buffer <c>running_var</c>, [C]: the unbiased batch variance, averaged like the mean.</summary>
     public Tensor<T> RunningVar { get; }
+    /// <summary>When set (data-parallel training), training-mode statistics are those of every rank's batch
+    /// together (<see cref="Distributed.SyncBatchNorm"/>); null (default): this process's batch alone.</summary>
+    public Distributed.ICommunicator? SyncStatistics { get; set; }
 
     /// <summary>Normalises <paramref name="x"/> [N, C, …] (same shape out) in the module's mode, then applies the
     /// ReLU when <see cref="Relu"/>; records a backward to x, gamma and beta (none to the running
@@ -118,7 +121,9 @@ public sealed class BatchNorm2d<T> : Module<T> where T : unmanaged, IFloatingPoi
     /// <exception cref="ArgumentException"><paramref name="x"/> has fewer than 2 dimensions, another channel count
     /// or device, or (in training) only one value per channel.</exception>
     public override Tensor<T> Forward(Tensor<T> x) =>
-        x.BatchNorm(Weight, Bias, RunningMean, RunningVar, Training, Momentum, Epsilon, Relu);
+        Training && SyncStatistics is { } communicator
+            ? Distributed.SyncBatchNorm.Forward(communicator, x, Weight, Bias, RunningMean, RunningVar, Momentum, Epsilon, Relu)
+            : x.BatchNorm(Weight, Bias, RunningMean, RunningVar, Training, Momentum, Epsilon, Relu);
 }
 
 /// <summary>Max pooling with a square window, as torch.nn.MaxPool2d (ceil_mode false): [N, C, H, W] →
