@@ -280,8 +280,8 @@ public sealed class Trainer : IDisposable
             var differing = Enumerable.Range(1, ranks.Length - 1)
                 .Where(rank => !ranks[rank].AsSpan(4 * i, 4).SequenceEqual(ranks[0].AsSpan(4 * i, 4))).ToList();
             if (differing.Count > 0)
-                differences.Add($"the {identity[i].What} of rank{(differing.Count > 1 ? "s" : "")} " +
-                                $"{string.Join(", ", differing)} differ{(differing.Count > 1 ? "" : "s")} from rank 0's");
+                differences.Add($"rank{(differing.Count > 1 ? "s" : "")} {string.Join(", ", differing)} " +
+                                $"ha{(differing.Count > 1 ? "ve" : "s")} other {identity[i].What} than rank 0");
         }
         if (differences.Count > 0)
             throw new InvalidOperationException(
@@ -522,7 +522,9 @@ public sealed class Trainer : IDisposable
     /// <param name="cancellationToken">Checked before every step: once it is cancelled, the step under way
     /// finishes and the method throws <see cref="OperationCanceledException"/>, leaving the trainer between two
     /// steps, ready to <see cref="Save"/> (a mid-epoch checkpoint) or to continue with another call. An epoch whose
-    /// steps are all done is still evaluated and recorded.</param>
+    /// steps are all done is still evaluated and recorded. In a data-parallel job each rank's cancellation is
+    /// gathered with the step's loss, and every rank stops after the step in which any rank was cancelled (so
+    /// all stop at the same step).</param>
     public EpochRecord RunEpoch(IProgress<TrainProgress>? progress = null,
         CancellationToken cancellationToken = default)
     {
@@ -536,7 +538,8 @@ public sealed class Trainer : IDisposable
         foreach (var batch in _trainLoader.Epoch(epoch).Skip(_iteration - epoch * _trainLoader.BatchesPerEpoch))
         {
             if (Finished) break;
-            cancellationToken.ThrowIfCancellationRequested();
+            if (_communicator.Size == 1) cancellationToken.ThrowIfCancellationRequested();
+            bool stop;
             _optimizer.LearningRate = _schedule.RateAt(_iteration);
             using (TensorScope.Begin())
             {
@@ -552,7 +555,9 @@ public sealed class Trainer : IDisposable
                 // Every rank's loss (NaN when its state is not finite), correct count and batch: a rank that
                 // diverges stops every rank at the same step.
                 var ranks = Gather.ToAll<double>(_communicator,
-                    [LossIfStateFinite(loss), logits.TopKCorrect(batch.Labels, 1), batch.Count], device);
+                    [LossIfStateFinite(loss), logits.TopKCorrect(batch.Labels, 1), batch.Count,
+                        cancellationToken.IsCancellationRequested ? 1 : 0], device);
+                stop = _communicator.Size > 1 && ranks.Any(rank => rank[3] != 0);
                 if (ranks.FirstOrDefault(rank => !double.IsFinite(rank[0])) is { } diverged)
                     throw Diverged(_communicator.Size == 1 ? $"the loss is {loss.Item()}"
                         : $"the loss of rank {Array.IndexOf(ranks, diverged)} is {diverged[0]}");
@@ -569,6 +574,9 @@ public sealed class Trainer : IDisposable
             _epochProgress = new EpochProgress(lossSum, correct, seen, secondsBefore + clock.Elapsed.TotalSeconds);
             progress?.Report(new TrainProgress(epoch, _iteration, TotalIterations, lossSum / seen,
                 (double)correct / seen, seen / (secondsBefore + clock.Elapsed.TotalSeconds)));
+            // (After an epoch's last step the epoch is still evaluated and recorded; the next call stops.)
+            if (stop && !Finished && _iteration % _trainLoader.BatchesPerEpoch != 0)
+                throw new OperationCanceledException("A rank of the data-parallel job was cancelled.");
         }
         double seconds = secondsBefore + clock.Elapsed.TotalSeconds;
         if (_communicator.Size > 1 && !_options.SyncBatchNorm)
