@@ -1,7 +1,8 @@
 // One training run as the commands show it: resume (rewriting the reports from the checkpoint's history first, in
 // case a run was killed between its checkpoint and its reports), a live progress bar (loss, accuracy, images/s),
 // and after every epoch an atomic checkpoint, the CSV and the error-curve PNG in the output folder; a cancelled
-// run saves a checkpoint between two steps and says so.
+// run saves a checkpoint between two steps and says so. In a data-parallel job only rank 0 does all this; the other
+// ranks train in step with it silently and write nothing.
 using Engine.Bench.Reports;
 using Engine.Models.Training;
 using Spectre.Console;
@@ -22,8 +23,26 @@ internal static class TrainingRun
         return output;
     }
 
-    /// <summary>Resumes (when asked) and trains to the end, or until <paramref name="cancellationToken"/> is
-    /// cancelled: then the step under way finishes, a checkpoint is saved and the method returns false.</summary>
+    /// <summary>A rank other than 0 of a data-parallel job: resumes from <paramref name="checkpoint"/> (when
+    /// asked) and trains in step with rank 0, showing and writing nothing; false when the job was cancelled.</summary>
+    public static bool ExecuteSilently(Trainer trainer, string checkpoint, bool resume,
+        CancellationToken cancellationToken = default)
+    {
+        if (resume) trainer.Resume(checkpoint);
+        try
+        {
+            while (!trainer.Finished) trainer.RunEpoch(null, cancellationToken);
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Resumes (when asked) and trains to the end, or until <paramref name="cancellationToken"/> (or, in
+    /// a data-parallel job, another rank's) is cancelled: then the step under way finishes, a checkpoint is saved
+    /// and the method returns false.</summary>
     public static bool Execute(Trainer trainer, string label, OutputFolder output, bool resume,
         CancellationToken cancellationToken = default)
     {
@@ -62,7 +81,8 @@ internal static class TrainingRun
                     }
                     finished = true;
                 }
-                catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+                catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested ||
+                                                         trainer.Communicator.Size > 1)
                 {
                     trainer.Save(output.Checkpoint);
                     WriteReports(trainer, label, output);

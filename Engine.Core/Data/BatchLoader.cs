@@ -2,6 +2,9 @@
 // Determinism: the sample order of epoch e is a permutation drawn from (seed, e) and each sample's augmentation
 // from (seed, e, sample index), so an epoch's batches depend only on (seed, epoch): a run resumed at epoch e sees
 // exactly the batches an uninterrupted run would, and prefetching changes nothing but timing.
+// Sharding (data-parallel training): with ShardCount S, every batch of the epoch's order is cut into S contiguous
+// slices and the loader yields slice ShardIndex of each, so the shards of all ranks together are exactly the
+// one-process batches, in order.
 // Prefetching: while the caller works on batch k, batch k+1 is prepared on a thread-pool task.
 // Buffers: full batches alternate between two buffers per enumeration, and a final partial batch has its own
 // exactly-sized one, so a Batch's arrays always hold exactly Count images. A Batch is valid only until the next
@@ -35,14 +38,22 @@ public sealed class BatchLoader : IDisposable
     /// evaluation.</param>
     /// <param name="dropLast">Leave out the final batch when it would be smaller than
     /// <paramref name="batchSize"/>.</param>
-    /// <exception cref="ArgumentOutOfRangeException"><paramref name="batchSize"/> is not positive.</exception>
+    /// <param name="shardIndex">Which slice of every batch this loader yields, 0 ≤ index &lt;
+    /// <paramref name="shardCount"/>.</param>
+    /// <param name="shardCount">Slices per batch (the ranks of a data-parallel job): slice r of a batch of n images
+    /// is its images ⌊r·n/S⌋ to ⌊(r+1)·n/S⌋ − 1.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="batchSize"/> is not positive, or the shard is
+    /// not one of the batch's slices.</exception>
     /// <exception cref="ArgumentException"><paramref name="batchSize"/> exceeds the dataset's size, or
     /// <paramref name="normalization"/> does not fit the images.</exception>
     public BatchLoader(ImageDataset data, int batchSize, bool shuffle, int seed, Normalization normalization,
-        Augmentation augmentation, bool dropLast = false)
+        Augmentation augmentation, bool dropLast = false, int shardIndex = 0, int shardCount = 1)
     {
         if (batchSize <= 0)
             throw new ArgumentOutOfRangeException(nameof(batchSize), $"Batch size must be positive; got {batchSize}.");
+        if (shardCount < 1 || shardCount > batchSize || shardIndex < 0 || shardIndex >= shardCount)
+            throw new ArgumentOutOfRangeException(nameof(shardIndex),
+                $"Shard {shardIndex} of {shardCount} is not a slice of batches of {batchSize}.");
         if (batchSize > data.Count)
             throw new ArgumentException(
                 $"Batch size {batchSize} is larger than the dataset's {data.Count} images ({data.Source}).",
@@ -59,7 +70,15 @@ public sealed class BatchLoader : IDisposable
         Normalization = normalization;
         Augmentation = augmentation;
         DropLast = dropLast;
+        ShardIndex = shardIndex;
+        ShardCount = shardCount;
     }
+
+    /// <summary>Which slice of every batch this loader yields.</summary>
+    public int ShardIndex { get; }
+
+    /// <summary>Slices per batch (1: whole batches).</summary>
+    public int ShardCount { get; }
 
     /// <summary>The images and labels the batches are drawn from.</summary>
     public ImageDataset Data { get; }
@@ -106,13 +125,17 @@ public sealed class BatchLoader : IDisposable
         int[] order = Shuffle
             ? new DeterministicRandom(Seed, (long)RandomStream.Order, epoch).Permutation(Data.Count)
             : Enumerable.Range(0, Data.Count).ToArray();
-        Batch[] fullBuffers = [NewBatch(BatchSize), NewBatch(BatchSize)];
-        Batch BufferFor(int index)
+        (int Start, int Count) SliceOf(int count) =>
+            ((int)((long)ShardIndex * count / ShardCount),
+                (int)((long)(ShardIndex + 1) * count / ShardCount - (long)ShardIndex * count / ShardCount));
+        Batch[] fullBuffers = [NewBatch(SliceOf(BatchSize).Count), NewBatch(SliceOf(BatchSize).Count)];
+        Batch Prepare(int index)
         {
             int count = Math.Min(BatchSize, Data.Count - index * BatchSize);
-            return count == BatchSize ? fullBuffers[index % 2] : NewBatch(count);
+            var (start, slice) = SliceOf(count);
+            var buffer = count == BatchSize ? fullBuffers[index % 2] : NewBatch(slice);
+            return Fill(buffer, epoch, order.AsSpan(index * BatchSize + start));
         }
-        Batch Prepare(int index) => Fill(BufferFor(index), epoch, order.AsSpan(index * BatchSize));
 
         Task<Batch>? next = null;
         try

@@ -48,6 +48,38 @@ public abstract class HostCommunicator : ICommunicator
     public void AllReduceAverage<T>(Tensor<T> tensor) where T : unmanaged, IFloatingPointIeee754<T> =>
         Staged(tensor, "AllReduceAverage", AllReduceAverage);
 
+    /// <summary>Copies the tensors one after another into one host array, averages it with one collective and copies
+    /// each part back.</summary>
+    public void AllReduceAverage<T>(IReadOnlyList<Tensor<T>> bucket) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        ArgumentNullException.ThrowIfNull(bucket);
+        long total = 0;
+        foreach (var tensor in bucket)
+        {
+            ArgumentNullException.ThrowIfNull(tensor, nameof(bucket));
+            _ = tensor.Buffer; // throws ObjectDisposedException on a disposed tensor
+            tensor.CheckInPlace("AllReduceAverage");
+            total += tensor.Length;
+        }
+        if (Size == 1 || total == 0) return;
+        if (total > Array.MaxLength)
+            throw new ArgumentException($"A bucket of {total:N0} elements is too long for one host array.", nameof(bucket));
+        var host = Staging<T>(new Shape((int)total));
+        int offset = 0;
+        foreach (var tensor in bucket)
+        {
+            tensor.Buffer.CopyToHost(host.Slice(offset, (int)tensor.Length));
+            offset += (int)tensor.Length;
+        }
+        AllReduceAverage(host);
+        offset = 0;
+        foreach (var tensor in bucket)
+        {
+            tensor.Buffer.CopyFromHost(host.Slice(offset, (int)tensor.Length));
+            offset += (int)tensor.Length;
+        }
+    }
+
     /// <inheritdoc/>
     public void Broadcast<T>(Tensor<T> tensor, int root = 0) where T : unmanaged, IFloatingPointIeee754<T>
     {

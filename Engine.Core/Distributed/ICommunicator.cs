@@ -2,9 +2,8 @@
 // communicator, and all of them call the same collectives in the same order with tensors of the same shape.
 //
 // Implementations: SingleProcessCommunicator (a job of one: the ordinary case), MpiCommunicator (OpenMPI through
-// P/Invoke, copying through host memory, so tensors may live on any device). The extension point for NCCL (one rank
-// per CUDA device, reducing device buffers in place without the host copy) is this interface: such a communicator
-// implements it directly rather than deriving from HostCommunicator; it is not built yet.
+// P/Invoke, copying through host memory, so tensors may live on any device), NcclCommunicator (one rank per CUDA
+// device, reducing device buffers in place, bootstrapped over MPI).
 using System.Numerics;
 
 namespace Engine.Core.Distributed;
@@ -12,8 +11,8 @@ namespace Engine.Core.Distributed;
 /// <summary>The collectives one rank of a data-parallel job calls: all-reduce (sum or average), broadcast from a
 /// root, and a barrier. Every rank must call the same collectives in the same order with tensors of the same shape
 /// and element type; a collective returns once every rank has contributed. Use a communicator from one thread at a
-/// time. Implementations: <see cref="SingleProcessCommunicator"/>, <see cref="MpiCommunicator"/>; a device-side
-/// implementation (NCCL for CUDA) implements this interface directly.</summary>
+/// time. Implementations: <see cref="SingleProcessCommunicator"/>, <see cref="MpiCommunicator"/>,
+/// <see cref="NcclCommunicator"/>.</summary>
 public interface ICommunicator : IDisposable
 {
     /// <summary>This process's index in the job, 0 ≤ Rank &lt; <see cref="Size"/>; rank 0 is the one that writes
@@ -23,7 +22,7 @@ public interface ICommunicator : IDisposable
     /// <summary>Number of processes in the job (the world size).</summary>
     int Size { get; }
 
-    /// <summary>Short name of the implementation: <c>single</c>, <c>mpi</c>.</summary>
+    /// <summary>Short name of the implementation: <c>single</c>, <c>mpi</c>, <c>nccl</c>.</summary>
     string Kind { get; }
 
     /// <summary>Replaces <paramref name="tensor"/>, on every rank, by the element-wise sum of every rank's tensor. An
@@ -33,6 +32,11 @@ public interface ICommunicator : IDisposable
     /// <summary>Replaces <paramref name="tensor"/>, on every rank, by the element-wise mean of every rank's tensor:
     /// the sum of <see cref="AllReduceSum{T}(Tensor{T})"/> divided by <see cref="Size"/>.</summary>
     void AllReduceAverage<T>(Tensor<T> tensor) where T : unmanaged, IFloatingPointIeee754<T>;
+
+    /// <summary>Replaces every tensor of <paramref name="bucket"/>, on every rank, by its element-wise mean over the
+    /// ranks, as one message (a bucket of gradients: one collective instead of one per tensor). Every rank passes
+    /// tensors of the same shapes in the same order.</summary>
+    void AllReduceAverage<T>(IReadOnlyList<Tensor<T>> bucket) where T : unmanaged, IFloatingPointIeee754<T>;
 
     /// <summary>Overwrites <paramref name="tensor"/> on every rank with its values on rank <paramref name="root"/>
     /// (parameters at the start of training).</summary>

@@ -188,7 +188,11 @@ public sealed unsafe class MpiCommunicator : HostCommunicator
         base.Dispose();
     }
 
-    private static string ElementName<T>() => typeof(T) == typeof(float) ? "float32" : "float64";
+    /// <summary>Arms this rank's watchdog for a collective run outside MPI (NCCL's, bootstrapped over this job):
+    /// past the timeout the whole MPI job is aborted as for an MPI collective.</summary>
+    internal CollectiveWatchdog.Armed ArmWatchdog(string collective) => _watchdog.Arm(collective);
+
+    internal static string ElementName<T>() => typeof(T) == typeof(float) ? "float32" : "float64";
 
     /// <summary>The (start, length) pieces of at most <see cref="MaxChunkElements"/> that cover
     /// <paramref name="length"/> elements, each with a description for the watchdog.</summary>

@@ -202,6 +202,9 @@ public sealed class BatchNorm2d<T> : Module<T> where T : unmanaged, IFloatingPoi
     /// <summary>Buffer <c>running_var</c>, [C]: the batch variance (unbiased unless <see cref="VarianceUpdate"/> says
     /// biased), averaged like the mean.</summary>
     public Tensor<T> RunningVar { get; }
+    /// <summary>When set (data-parallel training), training-mode statistics are those of every rank's batch
+    /// together (<see cref="Distributed.SyncBatchNorm"/>); null (default): this process's batch alone.</summary>
+    public Distributed.ICommunicator? SyncStatistics { get; set; }
 
     /// <summary>Normalises <paramref name="x"/> [N, C, …] (same shape out) in the module's mode, then applies the
     /// ReLU when <see cref="Relu"/>; records a backward to x, gamma and beta (none to the running
@@ -209,7 +212,9 @@ public sealed class BatchNorm2d<T> : Module<T> where T : unmanaged, IFloatingPoi
     /// <exception cref="ArgumentException"><paramref name="x"/> has fewer than 2 dimensions, another channel count
     /// or device, or (in training) only one value per channel.</exception>
     public override Tensor<T> Forward(Tensor<T> x) =>
-        x.BatchNorm(Weight, Bias, RunningMean, RunningVar, Training, Momentum, Epsilon, Relu, VarianceUpdate);
+        Training && SyncStatistics is { } communicator
+            ? Distributed.SyncBatchNorm.Forward(communicator, x, Weight, Bias, RunningMean, RunningVar, Momentum, Epsilon, Relu)
+            : x.BatchNorm(Weight, Bias, RunningMean, RunningVar, Training, Momentum, Epsilon, Relu, VarianceUpdate);
 }
 
 /// <summary>What max and average pooling share: the window geometry of torch.nn.MaxPool2d / AvgPool2d and ONNX

@@ -6,6 +6,13 @@
 //
 // Training error is measured on the augmented training batches as they are trained on (train mode), as in the
 // paper's curves; test error in eval mode.
+//
+// Data-parallel (an ICommunicator of several ranks, docs/distributed.md): the ranks check at construction that they
+// run the same options, model and data, and take rank 0's initial state; every rank trains on its slice of each
+// batch (BatchLoader's shard), the gradients are averaged in buckets (GradientBuckets) before the optimizer step, a
+// step's loss and accuracy are summed over the ranks, and evaluation is split between the ranks. Batch-norm keeps
+// per-rank statistics (PyTorch DDP) unless TrainOptions.SyncBatchNorm pools them over the ranks; without it the
+// running statistics of rank 0 are broadcast to every rank before evaluating (DDP's broadcast_buffers).
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
@@ -13,6 +20,8 @@ using System.Text.Json.Serialization;
 using Engine.Core;
 using Engine.Core.Autograd;
 using Engine.Core.Data;
+using Engine.Core.Distributed;
+using Engine.Core.Modules;
 using Engine.Core.Optim;
 using Engine.Core.Serialization;
 
@@ -86,6 +95,10 @@ public sealed record TrainOptions
     /// <summary>Images per batch when evaluating (eval mode).</summary>
     public int EvaluationBatchSize { get; init; } = 500;
 
+    /// <summary>In a data-parallel run, batch-norm statistics pooled over every rank's slice of the batch (as one
+    /// process with the whole batch); off (default), each rank's own slice, as PyTorch DDP.</summary>
+    public bool SyncBatchNorm { get; init; }
+
     /// <summary>The optimizers <see cref="Optimizer"/> names.</summary>
     public static IReadOnlyList<string> Optimizers { get; } = ["sgd", "adam", "adamw"];
 
@@ -140,6 +153,9 @@ public sealed class Trainer : IDisposable
     private readonly string[] _parameterNames;
     private readonly List<EpochRecord> _history = [];
     private readonly string _dataFingerprint;
+    private readonly ICommunicator _communicator;
+    private readonly GradientBuckets<float> _gradients;
+    private readonly List<double> _allReduceSeconds = [];
     private int _iteration;
     private EpochProgress _epochProgress = EpochProgress.None;
 
@@ -158,12 +174,25 @@ public sealed class Trainer : IDisposable
     private static readonly JsonSerializerOptions HistoryJson =
         new() { NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals };
 
-    /// <summary>Builds the model (seeded), the optimizer, the schedule and the loaders for a new run.</summary>
+    /// <summary>Builds the model (seeded), the optimizer, the schedule and the loaders for a new run; in a
+    /// data-parallel job, checks that every rank has the same options, model and data and takes rank 0's initial
+    /// state (every rank constructs its trainer at the same point).</summary>
+    /// <param name="device">Where the model lives.</param>
+    /// <param name="options">The run.</param>
+    /// <param name="train">Training images.</param>
+    /// <param name="test">Evaluation images.</param>
+    /// <param name="communicator">The data-parallel job (not owned); null: a job of one.</param>
     /// <exception cref="ArgumentException">The datasets' image shapes or class counts differ, or an option is
-    /// invalid (unknown model, optimizer or schedule, inapplicable optimizer options).</exception>
-    public Trainer(Device device, TrainOptions options, ImageDataset train, ImageDataset test)
+    /// invalid (unknown model, optimizer or schedule, inapplicable optimizer options, a batch that the ranks cannot
+    /// share equally).</exception>
+    /// <exception cref="InvalidOperationException">The ranks differ in options, model or data (the message names
+    /// the ranks).</exception>
+    public Trainer(Device device, TrainOptions options, ImageDataset train, ImageDataset test,
+        ICommunicator? communicator = null)
     {
         _options = options;
+        _communicator = communicator ?? new SingleProcessCommunicator();
+        int ranks = _communicator.Size;
         _train = train;
         _test = test;
         if (train.Channels != test.Channels || train.Height != test.Height || train.Width != test.Width ||
@@ -192,9 +221,16 @@ public sealed class Trainer : IDisposable
             "pixel" => Normalization.PerPixelMean(train),
             _ => throw new ArgumentException($"Unknown normalisation '{options.Normalize}': channel or pixel."),
         };
-        // A last batch of one image would give batch-norm a single value per channel in 1x1 stages: drop it.
+        if (options.BatchSize % ranks != 0)
+            throw new ArgumentException(
+                $"The batch size {options.BatchSize} is not a multiple of the world size {ranks}: every rank trains on " +
+                $"an equal slice of each batch; choose a batch size divisible by {ranks}.");
+        // A last batch of one image would give batch-norm a single value per channel in 1x1 stages: drop it. In a
+        // data-parallel run, so is a last batch that the ranks cannot share in equal slices of two or more.
+        int remainder = train.Count % options.BatchSize;
+        bool dropLast = remainder == 1 || (ranks > 1 && remainder != 0 && (remainder % ranks != 0 || remainder / ranks < 2));
         _trainLoader = new BatchLoader(train, options.BatchSize, shuffle: true, options.Seed, _normalization,
-            options.Augment ? new Augmentation() : Augmentation.None, dropLast: train.Count % options.BatchSize == 1);
+            options.Augment ? new Augmentation() : Augmentation.None, dropLast, _communicator.Rank, ranks);
         long total = options.Iterations ?? (long)options.Epochs * _trainLoader.BatchesPerEpoch;
         if (total < 1) throw new ArgumentException("Nothing to train: epochs and iterations are zero.");
         if (total > int.MaxValue)
@@ -210,13 +246,65 @@ public sealed class Trainer : IDisposable
         try
         {
             _optimizer = CreateOptimizer(options, Model.Parameters());
+            _gradients = new GradientBuckets<float>(_communicator, Model.NamedParameters());
+            if (ranks > 1) JoinJob();
         }
         catch
         {
+            _optimizer?.Dispose();
             Model.Dispose();
             _trainLoader.Dispose();
             throw;
         }
+    }
+
+    /// <summary>The start of a data-parallel run: the ranks compare hashes of their options, model (parameter names
+    /// and shapes) and data, then take rank 0's parameters and buffers; with synchronised batch-norm every
+    /// batch-norm layer is given the communicator.</summary>
+    private void JoinJob()
+    {
+        var device = Model.Conv1.Weight.Device;
+        (string What, string Text)[] identity =
+        [
+            ("options", JsonSerializer.Serialize(_options)),
+            ("model", string.Join(";", Model.StateDict().Select(entry => $"{entry.Name}{entry.Tensor.Shape}"))),
+            ("data", _dataFingerprint),
+        ];
+        // Each 64-bit hash as four 16-bit parts: exact in a double, so the gather carries it bit for bit.
+        var own = identity.SelectMany(entry => Enumerable.Range(0, 4)
+            .Select(part => (double)((Fnv1a(entry.Text) >> (16 * part)) & 0xFFFF))).ToArray();
+        var ranks = Gather.ToAll<double>(_communicator, own, device);
+        var differences = new List<string>();
+        for (int i = 0; i < identity.Length; i++)
+        {
+            var differing = Enumerable.Range(1, ranks.Length - 1)
+                .Where(rank => !ranks[rank].AsSpan(4 * i, 4).SequenceEqual(ranks[0].AsSpan(4 * i, 4))).ToList();
+            if (differing.Count > 0)
+                differences.Add($"rank{(differing.Count > 1 ? "s" : "")} {string.Join(", ", differing)} " +
+                                $"ha{(differing.Count > 1 ? "ve" : "s")} other {identity[i].What} than rank 0");
+        }
+        if (differences.Count > 0)
+            throw new InvalidOperationException(
+                $"The {ranks.Length} ranks of this job disagree: {string.Join("; ", differences)}; every rank must run " +
+                "the same command on the same data.");
+        using (GradMode.NoGrad())
+            foreach (var (_, tensor) in Model.StateDict())
+                _communicator.Broadcast(tensor);
+        if (_options.SyncBatchNorm)
+            foreach (var layer in Descendants(Model).OfType<BatchNorm2d<float>>())
+                layer.SyncStatistics = _communicator;
+    }
+
+    /// <summary>Every module under <paramref name="module"/>, itself included.</summary>
+    private static IEnumerable<Module<float>> Descendants(Module<float> module) =>
+        module.NamedChildren().SelectMany(child => Descendants(child.Module)).Prepend(module);
+
+    /// <summary>64-bit FNV-1a of a string's UTF-16 code units.</summary>
+    private static ulong Fnv1a(string text)
+    {
+        ulong hash = 14695981039346656037;
+        foreach (char c in text) hash = (hash ^ c) * 1099511628211;
+        return hash;
     }
 
     /// <summary>The optimizer <paramref name="options"/> name, with its hyper-parameters.</summary>
@@ -244,6 +332,18 @@ public sealed class Trainer : IDisposable
     /// <summary>The finished epochs.</summary>
     public IReadOnlyList<EpochRecord> History => _history;
 
+    /// <summary>The data-parallel job this trainer is a rank of (a job of one by default).</summary>
+    public ICommunicator Communicator => _communicator;
+
+    /// <summary>Bytes of gradient each rank all-reduces per step.</summary>
+    public long GradientBytesPerStep => _gradients.BytesPerStep;
+
+    /// <summary>Gradient buckets reduced per step.</summary>
+    public int GradientBuckets => _gradients.Count;
+
+    /// <summary>Wall time of each step's gradient all-reduce in this process so far, in seconds.</summary>
+    public IReadOnlyList<double> AllReduceSeconds => _allReduceSeconds;
+
     /// <summary>True once <see cref="TotalIterations"/> have run.</summary>
     public bool Finished => _iteration >= TotalIterations;
 
@@ -254,6 +354,12 @@ public sealed class Trainer : IDisposable
     public void Resume(string checkpointPath)
     {
         var metadata = SafeTensors.ReadHeader(checkpointPath).Metadata;
+        string savedRanks = metadata.GetValueOrDefault("world_size") ?? "1";
+        if (savedRanks != _communicator.Size.ToString(CultureInfo.InvariantCulture))
+            throw new InvalidDataException(
+                $"Checkpoint '{checkpointPath}' was written by a run of {savedRanks} rank(s) and this run has " +
+                $"{_communicator.Size}: resume it with {savedRanks} rank(s) (each rank's slice of every batch, and so " +
+                "the batch-norm statistics, depend on the world size); its weights load in a run of any size.");
         var differences = new List<string>();
         foreach (var (key, now) in Identity())
         {
@@ -359,6 +465,7 @@ public sealed class Trainer : IDisposable
         metadata["iteration"] = _iteration.ToString(CultureInfo.InvariantCulture);
         metadata["history"] = JsonSerializer.Serialize(_history, HistoryJson);
         metadata["epoch_progress"] = JsonSerializer.Serialize(_epochProgress);
+        metadata["world_size"] = _communicator.Size.ToString(CultureInfo.InvariantCulture);
         foreach (var (key, value) in Prediction.ModelInput.Describe(_train, _normalization)) metadata[key] = value;
         SafeTensors.Save(Model.StateDict().Concat(_optimizer.State(_parameterNames)), checkpointPath, metadata);
     }
@@ -415,7 +522,9 @@ public sealed class Trainer : IDisposable
     /// <param name="cancellationToken">Checked before every step: once it is cancelled, the step under way
     /// finishes and the method throws <see cref="OperationCanceledException"/>, leaving the trainer between two
     /// steps, ready to <see cref="Save"/> (a mid-epoch checkpoint) or to continue with another call. An epoch whose
-    /// steps are all done is still evaluated and recorded.</param>
+    /// steps are all done is still evaluated and recorded. In a data-parallel job each rank's cancellation is
+    /// gathered with the step's loss, and every rank stops after the step in which any rank was cancelled (so
+    /// all stop at the same step).</param>
     public EpochRecord RunEpoch(IProgress<TrainProgress>? progress = null,
         CancellationToken cancellationToken = default)
     {
@@ -429,7 +538,8 @@ public sealed class Trainer : IDisposable
         foreach (var batch in _trainLoader.Epoch(epoch).Skip(_iteration - epoch * _trainLoader.BatchesPerEpoch))
         {
             if (Finished) break;
-            cancellationToken.ThrowIfCancellationRequested();
+            if (_communicator.Size == 1) cancellationToken.ThrowIfCancellationRequested();
+            bool stop;
             _optimizer.LearningRate = _schedule.RateAt(_iteration);
             using (TensorScope.Begin())
             {
@@ -437,20 +547,42 @@ public sealed class Trainer : IDisposable
                 var logits = Model.Forward(x);
                 var loss = logits.CrossEntropy(batch.Labels);
                 loss.Backward();
-                float value = LossIfStateFinite(loss);
-                if (!float.IsFinite(value)) throw Diverged($"the loss is {loss.Item()}");
+                if (_communicator.Size > 1)
+                {
+                    _gradients.Average();
+                    _allReduceSeconds.Add(_gradients.LastSeconds);
+                }
+                // Every rank's loss (NaN when its state is not finite), correct count and batch: a rank that
+                // diverges stops every rank at the same step.
+                var ranks = Gather.ToAll<double>(_communicator,
+                    [LossIfStateFinite(loss), logits.TopKCorrect(batch.Labels, 1), batch.Count,
+                        cancellationToken.IsCancellationRequested ? 1 : 0], device);
+                stop = _communicator.Size > 1 && ranks.Any(rank => rank[3] != 0);
+                if (ranks.FirstOrDefault(rank => !double.IsFinite(rank[0])) is { } diverged)
+                    throw Diverged(_communicator.Size == 1 ? $"the loss is {loss.Item()}"
+                        : $"the loss of rank {Array.IndexOf(ranks, diverged)} is {diverged[0]}");
                 _optimizer.Step();
                 _optimizer.ZeroGrad();
-                lossSum += value * batch.Count;
-                correct += logits.TopKCorrect(batch.Labels, 1);
-                seen += batch.Count;
+                foreach (var rank in ranks)
+                {
+                    lossSum += (float)rank[0] * (int)rank[2];
+                    correct += (long)rank[1];
+                    seen += (long)rank[2];
+                }
             }
             _iteration++;
             _epochProgress = new EpochProgress(lossSum, correct, seen, secondsBefore + clock.Elapsed.TotalSeconds);
             progress?.Report(new TrainProgress(epoch, _iteration, TotalIterations, lossSum / seen,
                 (double)correct / seen, seen / (secondsBefore + clock.Elapsed.TotalSeconds)));
+            // (After an epoch's last step the epoch is still evaluated and recorded; the next call stops.)
+            if (stop && !Finished && _iteration % _trainLoader.BatchesPerEpoch != 0)
+                throw new OperationCanceledException("A rank of the data-parallel job was cancelled.");
         }
         double seconds = secondsBefore + clock.Elapsed.TotalSeconds;
+        if (_communicator.Size > 1 && !_options.SyncBatchNorm)
+            using (GradMode.NoGrad())
+                foreach (var (_, buffer) in Model.NamedBuffers())
+                    _communicator.Broadcast(buffer);
         var (testLoss, testError) = Evaluate(_test);
         var record = new EpochRecord(epoch, _iteration, _schedule.RateAt(Math.Max(0, _iteration - 1)),
             lossSum / seen, 1 - (double)correct / seen, testLoss, testError, seen / seconds, seconds);
@@ -498,17 +630,23 @@ public sealed class Trainer : IDisposable
             $"Training diverged at iteration {_iteration}: {what}{where}; try a lower learning rate.");
     }
 
-    /// <summary>Mean cross-entropy and top-1 error of the model in eval mode.</summary>
+    /// <summary>Mean cross-entropy and top-1 error of the model in eval mode. In a data-parallel job every rank
+    /// evaluates its slice of each batch and the sums are gathered (every rank calls it together).</summary>
     public (double Loss, double Error) Evaluate(ImageDataset data)
     {
         var device = Model.Conv1.Weight.Device;
-        using var loader = new BatchLoader(data, Math.Min(_options.EvaluationBatchSize, data.Count), shuffle: false,
-            _options.Seed, _normalization, Augmentation.None);
+        int batchSize = Math.Min(_options.EvaluationBatchSize, data.Count);
+        int shards = Math.Min(_communicator.Size, batchSize); // fewer images than ranks: the last ranks have none
+        bool evaluates = _communicator.Rank < shards;
+        using var loader = new BatchLoader(data, batchSize, shuffle: false, _options.Seed, _normalization,
+            Augmentation.None, shardIndex: evaluates ? _communicator.Rank : 0, shardCount: shards);
         Model.Eval();
         double lossSum = 0;
         long correct = 0;
         using (GradMode.NoGrad())
             foreach (var batch in loader.Epoch(0))
+            {
+                if (!evaluates || batch.Count == 0) continue;
                 using (TensorScope.Begin())
                 {
                     var x = Tensor.FromArray(batch.Images, [batch.Count, data.Channels, data.Height, data.Width], device);
@@ -516,7 +654,14 @@ public sealed class Trainer : IDisposable
                     lossSum += logits.CrossEntropy(batch.Labels).Item() * batch.Count;
                     correct += logits.TopKCorrect(batch.Labels, 1);
                 }
+            }
         Model.Train();
+        if (_communicator.Size > 1)
+        {
+            var ranks = Gather.ToAll<double>(_communicator, [lossSum, correct], device);
+            lossSum = ranks.Sum(rank => rank[0]);
+            correct = (long)ranks.Sum(rank => rank[1]);
+        }
         return (lossSum / data.Count, 1 - (double)correct / data.Count);
     }
 

@@ -14,7 +14,20 @@ internal static class MpiJob
 {
     /// <summary>Runs the scenario on <paramref name="ranks"/> ranks; fails the test when the job outlives
     /// <paramref name="limit"/>.</summary>
-    public static MpiJobResult Run(int ranks, TimeSpan limit, params string[] scenario)
+    public static MpiJobResult Run(int ranks, TimeSpan limit, params string[] scenario) =>
+        Launch(limit, null, ["-np", ranks.ToString(), Dotnet, typeof(MpiJob).Assembly.Location, "--mpi", .. scenario]);
+
+    /// <summary>The dotnet host that runs the tests.</summary>
+    public static string Dotnet => Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet";
+
+    /// <summary>The command-line program's assembly, next to the tests'.</summary>
+    public static string BenchDll => Path.Combine(AppContext.BaseDirectory, "Engine.Bench.dll");
+
+    /// <summary>Runs <c>mpirun --oversubscribe --allow-run-as-root</c> with <paramref name="arguments"/> (process
+    /// counts and commands, MPMD `:` groups included); <paramref name="started"/>, when given, is called with the
+    /// mpirun process and the output so far, while the job runs (to signal ranks). Fails the test when the job
+    /// outlives <paramref name="limit"/>.</summary>
+    public static MpiJobResult Launch(TimeSpan limit, Action<Process, Func<string>>? started, params string[] arguments)
     {
         string mpirun = FindOnPath("mpirun") ??
             throw new IgnoreException($"mpirun is not on the PATH: {MpiLibraryHint}; the MPI tests did not run.");
@@ -24,10 +37,9 @@ internal static class MpiJob
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var argument in (string[])["--oversubscribe", "--allow-run-as-root", "-np", ranks.ToString(),
-                                            Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet",
-                                            typeof(MpiJob).Assembly.Location, "--mpi", .. scenario])
+        foreach (var argument in (string[])["--oversubscribe", "--allow-run-as-root", .. arguments])
             start.ArgumentList.Add(argument);
+        string scenario = string.Join(' ', arguments);
         var output = new StringBuilder();
         using var process = new Process { StartInfo = start };
         process.OutputDataReceived += (_, line) => { lock (output) output.AppendLine(line.Data); };
@@ -36,11 +48,20 @@ internal static class MpiJob
         process.Start();
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        if (!process.WaitForExit(limit))
+        try
+        {
+            started?.Invoke(process, () => { lock (output) return output.ToString(); });
+        }
+        catch
+        {
+            process.Kill(entireProcessTree: true);
+            throw;
+        }
+        if (!process.WaitForExit(TimeSpan.FromTicks(Math.Max(0, (limit - clock.Elapsed).Ticks))))
         {
             process.Kill(entireProcessTree: true);
             process.WaitForExit();
-            Assert.Fail($"mpirun -np {ranks} {string.Join(' ', scenario)} did not end within {limit.TotalSeconds} s; output:\n{output}");
+            Assert.Fail($"mpirun {scenario} did not end within {limit.TotalSeconds} s; output:\n{output}");
         }
         process.WaitForExit(); // drains the redirected streams
         lock (output) return new MpiJobResult(process.ExitCode, output.ToString(), clock.Elapsed);

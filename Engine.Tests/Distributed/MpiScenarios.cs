@@ -7,6 +7,9 @@
 //   dying                                                  the last rank exits (status 3) before an all-reduce
 //   hanging [--timeout S]                                  the last rank sleeps instead of joining an all-reduce
 //   timing [--reduction R] N...                            median all-reduce time of N floats (rank 0 prints it)
+//   epochs IMAGES BATCH EPOCHS                              data-parallel ResNet-20 A on IMAGES synthetic 3x32x32
+//                                                          images: rank 0 prints each epoch's seconds and the
+//                                                          gradient all-reduce's median time and bytes per step
 using System.Diagnostics;
 using System.Numerics;
 using System.Runtime.InteropServices;
@@ -20,7 +23,7 @@ internal static class MpiScenarios
 {
     public const string Usage =
         "usage: Engine.Tests --mpi collectives [--reduction ordered|library] [--chunk N] | dying | hanging [--timeout S] | " +
-        "timing [--reduction ordered|library] N...";
+        "timing [--reduction ordered|library] N... | epochs IMAGES BATCH EPOCHS";
 
     /// <summary>Exit status of the rank that leaves on purpose in the dying scenario.</summary>
     public const int DyingExitCode = 3;
@@ -67,6 +70,7 @@ internal static class MpiScenarios
             "dying" => Dying(communicator),
             "hanging" => Hanging(communicator),
             "timing" => Timing(communicator, numbers),
+            "epochs" => Epochs(communicator, numbers),
             _ => BadArgument($"unknown scenario '{args[0]}'."),
         };
     }
@@ -220,6 +224,33 @@ internal static class MpiScenarios
 
     /// <summary>For each length: a warm-up, then repetitions each started by a barrier; rank 0 prints the median,
     /// minimum and maximum wall time of one all-reduce.</summary>
+    private static int Epochs(MpiCommunicator communicator, List<int> numbers)
+    {
+        if (numbers is not [int images, int batch, int epochs]) return BadArgument("epochs needs IMAGES BATCH EPOCHS.");
+        var random = new Random(11);
+        var pixels = new byte[images * 3 * 32 * 32];
+        random.NextBytes(pixels);
+        var labels = Enumerable.Range(0, images).Select(_ => random.Next(10)).ToArray();
+        var train = new Engine.Core.Data.ImageDataset(pixels, labels, 3, 32, 32, 10, "synthetic");
+        var test = train.Take(Math.Min(images, 20));
+        using var device = Device.Create("cpu");
+        var options = new Engine.Models.Training.TrainOptions
+        {
+            Model = "resnet20-a", Epochs = epochs, BatchSize = batch, EvaluationBatchSize = 20,
+        };
+        using var trainer = new Engine.Models.Training.Trainer(device, options, train, test, communicator);
+        var seconds = new List<double>();
+        while (!trainer.Finished) seconds.Add(trainer.RunEpoch().Seconds);
+        var reduce = trainer.AllReduceSeconds.Order().ToList();
+        if (communicator.Rank == 0)
+            Console.WriteLine($"ranks {communicator.Size}, threads {Environment.ProcessorCount}: epoch seconds " +
+                              string.Join(" ", seconds.Select(v => v.ToString("F2"))) +
+                              (reduce.Count == 0 ? "" : $"; all-reduce median {1000 * reduce[reduce.Count / 2]:F2} ms " +
+                                  $"per step over {reduce.Count} steps") +
+                              $"; {trainer.GradientBytesPerStep:N0} gradient bytes per step");
+        return 0;
+    }
+
     private static int Timing(MpiCommunicator communicator, List<int> lengths)
     {
         if (lengths.Count == 0) return BadArgument("timing needs at least one length.");

@@ -1,0 +1,45 @@
+// GradientBuckets' grouping: parameters in reverse order, a new bucket when the next would pass the byte cap, a
+// parameter larger than the cap alone; the bytes per step; and a job of one that reduces nothing and keeps the
+// gradients as they are.
+using Engine.Core;
+using Engine.Core.Distributed;
+using NUnit.Framework;
+
+namespace Engine.Tests.Distributed;
+
+public sealed class GradientBucketsTests
+{
+    private static (string, Tensor<float>)[] Parameters(Device device) =>
+        [("a", Tensor.Zeros<float>([10], device)), ("b", Tensor.Zeros<float>([20], device)), ("c", Tensor.Zeros<float>([30], device))];
+
+    [Test]
+    public void BucketsFollowTheReverseOrderUpToTheCap()
+    {
+        using var device = Device.Create("cpu");
+        using var communicator = new SingleProcessCommunicator();
+        var parameters = Parameters(device);
+        // c (120 B) exceeds 100 B alone; b (80 B) opens the next; a (40 B) would make it 120 B: a third.
+        var capped = new GradientBuckets<float>(communicator, parameters, bucketBytes: 100);
+        Assert.That(capped.Count, Is.EqualTo(3));
+        Assert.That(capped.BytesPerStep, Is.EqualTo(240));
+        // 130 B: c alone (120 + 80 > 130), then b and a together (120 B).
+        Assert.That(new GradientBuckets<float>(communicator, parameters, bucketBytes: 130).Count, Is.EqualTo(2));
+        Assert.That(new GradientBuckets<float>(communicator, parameters).Count, Is.EqualTo(1));
+        foreach (var (_, tensor) in parameters) tensor.Dispose();
+    }
+
+    [Test]
+    public void AJobOfOneKeepsTheGradients()
+    {
+        using var device = Device.Create("cpu");
+        using var communicator = new SingleProcessCommunicator();
+        var weight = Tensor.FromArray(new[] { 1f, 2f, 3f }, [3], device);
+        weight.RequiresGrad = true;
+        (weight * weight).Sum().Backward();
+        var buckets = new GradientBuckets<float>(communicator, [("w", weight)]);
+        buckets.Average();
+        Assert.That(weight.Grad!.ToArray(), Is.EqualTo(new[] { 2f, 4f, 6f }));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new GradientBuckets<float>(communicator, [("w", weight)], 0));
+        weight.Dispose();
+    }
+}
