@@ -18,9 +18,11 @@ namespace Engine.Core.Onnx;
 /// <summary>Loads ONNX models as trainable modules (<see cref="OnnxModel{T}"/>).</summary>
 public static class OnnxModel
 {
-    /// <summary>The lowest default-domain (ai.onnx) opset the importer reads: 9, the lowest torch.onnx.export
-    /// writes.</summary>
-    public const int MinOpset = 9;
+    /// <summary>The lowest default-domain (ai.onnx) opset the importer reads. Each op has its own lowest opset on
+    /// top of this (the version from which its definition is the one the importer implements: BatchNormalization 9,
+    /// Add and Mul 7, Reshape 5, GlobalAveragePool and Conv 1 …); every supported op is read from opset 9, the
+    /// lowest torch.onnx.export writes.</summary>
+    public const int MinOpset = 1;
 
     /// <summary>The highest default-domain opset the importer reads (ONNX 1.12).</summary>
     public const int MaxOpset = 17;

@@ -27,28 +27,30 @@ internal sealed record OnnxOp<T>(InferShapes Infer, RunNode<T> Run, params int[]
 /// <summary>The op table: ONNX op type → compiler of a node of that type.</summary>
 internal static class OnnxOps<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
-    /// <summary>Every op type in the default domain that the importer runs (Constant is folded at load).</summary>
-    public static readonly IReadOnlyDictionary<string, Func<OnnxNode, OnnxOp<T>>> Table =
-        new Dictionary<string, Func<OnnxNode, OnnxOp<T>>>
+    /// <summary>Every op type in the default domain that the importer runs (Constant is folded at load), with the
+    /// lowest opset from which the importer's reading of it holds (the op's definition unchanged since, as far as
+    /// the attributes accepted here go).</summary>
+    public static readonly IReadOnlyDictionary<string, (int Since, Func<OnnxNode, OnnxOp<T>> Compile)> Table =
+        new Dictionary<string, (int, Func<OnnxNode, OnnxOp<T>>)>
         {
-            ["Add"] = n => Elementwise(n, Tensor<T>.Add),
-            ["AveragePool"] = AveragePool,
-            ["BatchNormalization"] = BatchNormalization,
-            ["Conv"] = Conv,
-            ["Dropout"] = Dropout,
-            ["Flatten"] = Flatten,
-            ["Gemm"] = Gemm,
-            ["GlobalAveragePool"] = GlobalAveragePool,
-            ["Identity"] = Identity,
-            ["MatMul"] = MatMul,
-            ["MaxPool"] = MaxPool,
-            ["Mul"] = n => Elementwise(n, Tensor<T>.Multiply),
-            ["Pad"] = Pad,
-            ["Relu"] = Relu,
-            ["Reshape"] = Reshape,
-            ["Slice"] = Slice,
-            ["Sum"] = n => Elementwise(n, Tensor<T>.Add),
-            ["Transpose"] = Transpose,
+            ["Add"] = (7, n => Elementwise(n, Tensor<T>.Add)),
+            ["AveragePool"] = (7, AveragePool),
+            ["BatchNormalization"] = (9, BatchNormalization),
+            ["Conv"] = (1, Conv),
+            ["Dropout"] = (7, Dropout),
+            ["Flatten"] = (1, Flatten),
+            ["Gemm"] = (7, Gemm),
+            ["GlobalAveragePool"] = (1, GlobalAveragePool),
+            ["Identity"] = (1, Identity),
+            ["MatMul"] = (1, MatMul),
+            ["MaxPool"] = (1, MaxPool),
+            ["Mul"] = (7, n => Elementwise(n, Tensor<T>.Multiply)),
+            ["Pad"] = (2, Pad),
+            ["Relu"] = (6, Relu),
+            ["Reshape"] = (5, Reshape),
+            ["Slice"] = (1, Slice),
+            ["Sum"] = (8, n => Elementwise(n, Tensor<T>.Add)),
+            ["Transpose"] = (1, Transpose),
         };
 
     // ---- elementwise and identity ----
@@ -124,14 +126,14 @@ internal static class OnnxOps<T> where T : unmanaged, IFloatingPointIeee754<T>
             {
                 int[] x = s[0]!, w = s[1]!;
                 var (_, output) = Geometry(x, w);
-                if (s[2] is { } b && (b.Length != 1 || (b[0] >= 0 && w[0] >= 0 && b[0] != w[0])))
+                if (Optional(s, 2) is { } b && (b.Length != 1 || (b[0] >= 0 && w[0] >= 0 && b[0] != w[0])))
                     throw n.Invalid($"bias B {Format(b)} must be [{w[0]}] for weight W {Format(w)}.");
                 return [[x[0], w[0], output[0], output[1]]];
             },
             (x, _) =>
             {
                 var (p, _) = Geometry(x[0]!.Shape.ToArray(), x[1]!.Shape.ToArray());
-                return [x[0]!.Conv2d(x[1]!, x[2], (int)window.Strides[0], (int)window.Strides[1], p[0], p[2], p[1], p[3])];
+                return [x[0]!.Conv2d(x[1]!, Optional(x, 2), (int)window.Strides[0], (int)window.Strides[1], p[0], p[2], p[1], p[3])];
             });
     }
 
@@ -271,14 +273,14 @@ internal static class OnnxOps<T> where T : unmanaged, IFloatingPointIeee754<T>
                     throw n.Invalid($"A {Format(a)} (transA = {(transA ? 1 : 0)}) and B {Format(b)} (transB = " +
                                     $"{(transB ? 1 : 0)}) do not multiply: inner extents {k} and {kB}.");
                 int[] y = [m, columns];
-                if (s[2] is { } c && !Broadcast(n, y, c).SequenceEqual(y))
+                if (Optional(s, 2) is { } c && !Broadcast(n, y, c).SequenceEqual(y))
                     throw n.Invalid($"C {Format(c)} does not broadcast to the product's shape {Format(y)}.");
                 return [y];
             },
             (x, _) =>
             {
                 Tensor<T> a = x[0]!, b = x[1]!;
-                var c = x[2];
+                var c = Optional(x, 2);
                 if (!transA && transB && alpha == 1 && beta == 1 && (c is null || c.Shape == new Shape(b.Shape[0])))
                     return [a.Linear(b, c)];
                 var y = Tensor<T>.MatMul(transA ? Permute(a, [1, 0]) : a, transB ? Permute(b, [1, 0]) : b);
@@ -402,7 +404,7 @@ internal static class OnnxOps<T> where T : unmanaged, IFloatingPointIeee754<T>
             {
                 var input = x[0]!;
                 var axes = Enumerable.Range(0, input.Rank).Select(a => new Axis(a, (int)-pads[a], 1)).ToArray();
-                T fill = x.Length > 2 && x[2] is { } v ? v.Item() : T.CreateChecked(value);
+                T fill = Optional(x, 2) is { } v ? v.Item() : T.CreateChecked(value);
                 return [Move(input, "pad", Target(input.Shape.ToArray()), axes, fill)];
             },
             1);
@@ -455,6 +457,10 @@ internal static class OnnxOps<T> where T : unmanaged, IFloatingPointIeee754<T>
     }
 
     // ---- helpers ----
+
+    /// <summary>Input <paramref name="i"/>, or null when the node lists fewer inputs.</summary>
+    private static TValue? Optional<TValue>(TValue?[] inputs, int i) where TValue : class =>
+        i < inputs.Length ? inputs[i] : null;
 
     /// <summary>Output axis → input axis (−1: none), and the input coordinate Offset + Step · output coordinate.
     /// </summary>

@@ -50,6 +50,10 @@ internal sealed class OnnxPlan<T> where T : unmanaged, IFloatingPointIeee754<T>
             var node = graph.Node[i];
             bool known = node.Domain is "" or "ai.onnx" &&
                          (node.OpType == "Constant" || OnnxOps<T>.Table.ContainsKey(node.OpType));
+            if (known && OnnxOps<T>.Table.TryGetValue(node.OpType, out var entry) && opset < entry.Since)
+                throw new NotSupportedException(
+                    $"ONNX node '{node.Name}' (#{i}): op '{node.OpType}' (opset {opset}) is not supported below opset " +
+                    $"{entry.Since}, where its current definition begins.");
             if (!known)
             {
                 string op = node.Domain is "" or "ai.onnx" ? node.OpType : $"{node.Domain}.{node.OpType}";
@@ -122,7 +126,7 @@ internal sealed class OnnxPlan<T> where T : unmanaged, IFloatingPointIeee754<T>
                 continue;
             }
 
-            var op = OnnxOps<T>.Table[proto.OpType](node);
+            var op = OnnxOps<T>.Table[proto.OpType].Compile(node);
             var stepInputs = new string?[proto.Input.Count];
             for (int k = 0; k < proto.Input.Count; k++)
             {
