@@ -22,8 +22,9 @@ internal static class OnnxGraphs
 
     public static readonly string[] Buffers = ["bn1.running_mean", "bn1.running_var"];
 
-    /// <summary>x [N, 2, 5, 5] → Conv 3x3 pad 1 → BatchNormalization → Relu → Pad 1 → Slice (drops the pad's
-    /// first row and column) → GlobalAveragePool → Flatten → Gemm (transB) → y [N, 4]; the batch is symbolic.</summary>
+    /// <summary>x [N, 2, 5, 5] → Conv 3x3 pad 1 → BatchNormalization → Relu → MaxPool 3x3/2 pad 1 (as a ResNet
+    /// stem) → m + Relu(m) → Pad 1 → Slice (drops the pad's first row and column) → GlobalAveragePool → Flatten →
+    /// Gemm (transB) → y [N, 4]; the batch is symbolic.</summary>
     public static ModelProto SmallConvNet(int opset = 13, int weightChannels = 2)
     {
         var graph = new GraphProto { Name = "small" };
@@ -44,7 +45,14 @@ internal static class OnnxGraphs
         graph.Node.Add(conv);
         graph.Node.Add(Node("BatchNormalization", "bn1", ["c", "bn1.weight", "bn1.bias", "bn1.running_mean", "bn1.running_var"], ["b"]));
         graph.Node.Add(Node("Relu", "relu", ["b"], ["r"]));
-        graph.Node.Add(Node("Pad", "pad", ["r", "pads"], ["p"]));
+        var pool = Node("MaxPool", "pool1", ["r"], ["m"]);
+        pool.Attribute.Add(new AttributeProto { Name = "kernel_shape", Type = AttributeProto.Types.AttributeType.Ints, Ints = { 3, 3 } });
+        pool.Attribute.Add(new AttributeProto { Name = "strides", Type = AttributeProto.Types.AttributeType.Ints, Ints = { 2, 2 } });
+        pool.Attribute.Add(new AttributeProto { Name = "pads", Type = AttributeProto.Types.AttributeType.Ints, Ints = { 1, 1, 1, 1 } });
+        graph.Node.Add(pool);
+        graph.Node.Add(Node("Relu", "relu2", ["m"], ["m2"]));
+        graph.Node.Add(Node("Add", "residual", ["m", "m2"], ["a"]));
+        graph.Node.Add(Node("Pad", "pad", ["a", "pads"], ["p"]));
         var starts = Node("Constant", "starts", [], ["starts"]);
         starts.Attribute.Add(new AttributeProto
         {
