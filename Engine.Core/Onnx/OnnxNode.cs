@@ -20,7 +20,7 @@ internal sealed class OnnxNode(NodeProto proto, int index, int opset, Func<strin
     /// <summary>"ONNX node 'conv1' (#3): op 'Conv' (opset 13)", the start of every message about this node.</summary>
     public string Describe =>
         $"ONNX node '{(Proto.Name.Length > 0 ? Proto.Name : Proto.Output.FirstOrDefault() ?? "")}' (#{index}): " +
-        $"op '{Op}' (opset {Opset})";
+        $"op '{(Proto.Domain is "" or "ai.onnx" ? Op : $"{Proto.Domain}.{Op}")}' (opset {Opset})";
 
     /// <summary>Something the graph may legally say that the importer does not do.</summary>
     public NotSupportedException Unsupported(string what) => new($"{Describe}: {what} is not supported.");

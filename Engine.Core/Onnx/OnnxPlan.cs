@@ -47,20 +47,14 @@ internal sealed class OnnxPlan<T> where T : unmanaged, IFloatingPointIeee754<T>
         // Op types first: a graph of unsupported ops is refused before any of its data is read.
         for (int i = 0; i < graph.Node.Count; i++)
         {
-            var node = graph.Node[i];
-            bool known = node.Domain is "" or "ai.onnx" &&
-                         (node.OpType == "Constant" || OnnxOps<T>.Table.ContainsKey(node.OpType));
-            if (known && OnnxOps<T>.Table.TryGetValue(node.OpType, out var entry) && opset < entry.Since)
+            var node = new OnnxNode(graph.Node[i], i, opset, _ => null);
+            if (node.Proto.Domain is not ("" or "ai.onnx") ||
+                (node.Op != "Constant" && !OnnxOps<T>.Table.ContainsKey(node.Op)))
                 throw new NotSupportedException(
-                    $"ONNX node '{node.Name}' (#{i}): op '{node.OpType}' (opset {opset}) is not supported below opset " +
-                    $"{entry.Since}, where its current definition begins.");
-            if (!known)
-            {
-                string op = node.Domain is "" or "ai.onnx" ? node.OpType : $"{node.Domain}.{node.OpType}";
+                    $"{node.Describe} is not supported; supported: {string.Join(", ", OnnxModel.SupportedOps)}.");
+            if (OnnxOps<T>.Table.TryGetValue(node.Op, out var entry) && opset < entry.Since)
                 throw new NotSupportedException(
-                    $"ONNX node '{node.Name}' (#{i}): op '{op}' (opset {opset}) is not supported; supported: " +
-                    $"{string.Join(", ", OnnxModel.SupportedOps)}.");
-            }
+                    $"{node.Describe} is not supported below opset {entry.Since}, where its current definition begins.");
         }
 
         var floats = new Dictionary<string, int[]?>();        // float values known so far, with their shapes
