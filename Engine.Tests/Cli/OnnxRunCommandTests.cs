@@ -1,0 +1,69 @@
+// `onnx-run` as a user runs it, on ONNX's own node tests: the saved output agrees with ONNX's expected output,
+// several inputs are matched to the graph's inputs, and bad files are one line on stderr with exit code 2.
+using Engine.Core.Onnx;
+using Engine.Core.Onnx.Proto;
+using Engine.Tests.Onnx;
+using NUnit.Framework;
+
+namespace Engine.Tests.Cli;
+
+public sealed class OnnxRunCommandTests
+{
+    private string _folder = null!;
+
+    [SetUp]
+    public void CreateFolder() =>
+        _folder = Directory.CreateDirectory(Path.Combine(Path.GetTempPath(), $"engine-onnx-run-{Guid.NewGuid():N}")).FullName;
+
+    [TearDown]
+    public void DeleteFolder() => Directory.Delete(_folder, recursive: true);
+
+    private static string NodeTest(string test)
+    {
+        string folder = Path.Combine(OnnxConformance.Root, test);
+        if (!Directory.Exists(folder)) Assert.Ignore($"ONNX's node test {test} is not installed ({OnnxConformance.Install}).");
+        return folder;
+    }
+
+    private static OnnxArray Read(string path) =>
+        OnnxTensors.Read(TensorProto.Parser.ParseFrom(File.ReadAllBytes(path)), null);
+
+    [TestCase("test_relu", 1)]
+    [TestCase("test_conv_with_strides_padding", 2)]
+    public void SavedOutputMatchesOnnxExpectedOutput(string test, int inputs)
+    {
+        string folder = NodeTest(test), set = Path.Combine(folder, "test_data_set_0");
+        string output = Path.Combine(_folder, "y.pb");
+        var args = new List<string> { "onnx-run", "--model", Path.Combine(folder, "model.onnx"), "--out", output, "--device", "cpu" };
+        for (int i = 0; i < inputs; i++) args.AddRange(["--input", Path.Combine(set, $"input_{i}.pb")]);
+        using var run = BenchCli.Run([.. args]);
+        Assert.That(run.ExitCode, Is.EqualTo(0), run.Transcript);
+
+        var expected = Read(Path.Combine(set, "output_0.pb"));
+        var actual = Read(output);
+        Assert.That(actual.Dims, Is.EqualTo(expected.Dims));
+        Assert.That(actual.Values, Is.EqualTo(expected.Values).Within(1e-4));
+        Assert.That(run.Stdout, Has.Some.Contains($"shape [{string.Join(", ", expected.Dims)}]; largest: "));
+        Assert.That(Directory.GetFiles(_folder), Is.EquivalentTo(new[] { output }), "a temporary file was left behind");
+    }
+
+    [Test]
+    public void BadFilesAreOneLineAndExitCode2()
+    {
+        string folder = NodeTest("test_relu");
+        string input = Path.Combine(folder, "test_data_set_0", "input_0.pb");
+        string corrupt = Path.Combine(_folder, "corrupt.onnx");
+        File.WriteAllBytes(corrupt, [0x0A, 0x7F, 0x01, 0x02]);
+        foreach (var (args, expected) in new[]
+                 {
+                     (new[] { "--model", Path.Combine(_folder, "absent.onnx"), "--input", input }, "--model: "),
+                     (new[] { "--model", corrupt, "--input", input }, "is not a valid ONNX model"),
+                     (new[] { "--model", Path.Combine(folder, "model.onnx"), "--input", corrupt }, "--input: "),
+                 })
+        {
+            using var run = BenchCli.Run(["onnx-run", .. args, "--device", "cpu"]);
+            Assert.That(run.ExitCode, Is.EqualTo(2), run.Transcript);
+            Assert.That(run.Stderr, Has.Count.EqualTo(1).And.Some.StartsWith("error: ").And.Some.Contains(expected), run.Transcript);
+        }
+    }
+}
