@@ -11,7 +11,6 @@ using Engine.Core.Onnx.Proto;
 using Engine.Models;
 using Google.Protobuf;
 using Microsoft.ML.OnnxRuntime;
-using DenseTensor = Microsoft.ML.OnnxRuntime.Tensors.DenseTensor<float>;
 using DoubleTensor = Microsoft.ML.OnnxRuntime.Tensors.DenseTensor<double>;
 using NUnit.Framework;
 
@@ -20,7 +19,6 @@ namespace Engine.Tests.Onnx.Runtime;
 [TestFixture]
 public sealed class OnnxExportTests
 {
-    private const double Tolerance = 1e-4;
     private Device _device = null!;
     private string _folder = null!;
 
@@ -49,40 +47,40 @@ public sealed class OnnxExportTests
     [TestCase("resnet50-c", 1, 64)]
     public void OnnxRuntimeAgreesWithTheEngine(string name, int batch, int size)
     {
-        using var model = RandomizedModel<float>(name);
+        using var model = ExportedModels.Randomized<float>(name, _device);
         string path = Path.Combine(_folder, $"{name}.onnx");
         OnnxExport.Export(model.Train(), 3, size, size, path);
 
-        float[] input = RandomInput(batch * 3 * size * size, seed: 1);
-        float[] expected = EngineLogits(model, input, [batch, 3, size, size]);
-        float[] actual = RuntimeLogits(path, input, [batch, 3, size, size], out int[] shape);
+        float[] input = ExportedModels.RandomInput(batch * 3 * size * size, seed: 1);
+        float[] expected = ExportedModels.EngineLogits(model, _device, input, [batch, 3, size, size]);
+        float[] actual = ExportedModels.RuntimeLogits(path, input, [batch, 3, size, size], out int[] shape);
 
         Assert.That(shape, Is.EqualTo(new[] { batch, model.Classes }));
         Assert.That(model.Training, Is.True, "the export left the module's mode as it was");
-        AssertClose(actual, expected);
+        ExportedModels.AssertClose(actual, expected);
     }
 
     [Test]
     public void OneFileTakesAnyBatch()
     {
-        using var model = RandomizedModel<float>("resnet20-a");
+        using var model = ExportedModels.Randomized<float>("resnet20-a", _device);
         string path = Path.Combine(_folder, "resnet20-a.onnx");
         OnnxExport.Export(model, 3, 32, 32, path);
         int image = 3 * 32 * 32;
-        float[] pair = RandomInput(2 * image, seed: 2);
+        float[] pair = ExportedModels.RandomInput(2 * image, seed: 2);
 
-        float[] both = RuntimeLogits(path, pair, [2, 3, 32, 32], out _);
-        float[] second = RuntimeLogits(path, pair[image..], [1, 3, 32, 32], out int[] shape);
+        float[] both = ExportedModels.RuntimeLogits(path, pair, [2, 3, 32, 32], out _);
+        float[] second = ExportedModels.RuntimeLogits(path, pair[image..], [1, 3, 32, 32], out int[] shape);
 
         Assert.That(shape, Is.EqualTo(new[] { 1, 10 }));
-        AssertClose(second, both[10..]);
-        AssertClose(both, EngineLogits(model, pair, [2, 3, 32, 32]));
+        ExportedModels.AssertClose(second, both[10..]);
+        ExportedModels.AssertClose(both, ExportedModels.EngineLogits(model, _device, pair, [2, 3, 32, 32]));
     }
 
     [Test]
     public void InitializersAreTheStateDictByNameAndValue()
     {
-        using var model = RandomizedModel<float>("resnet18");
+        using var model = ExportedModels.Randomized<float>("resnet18", _device);
         var proto = OnnxExport.ToModelProto(model, 3, 224, 224);
         var state = model.StateDict().ToDictionary(entry => entry.Name, entry => entry.Tensor);
 
@@ -101,7 +99,7 @@ public sealed class OnnxExportTests
     [Test]
     public void TheModelSaysWhatItIs()
     {
-        using var model = RandomizedModel<float>("resnet20-a");
+        using var model = ExportedModels.Randomized<float>("resnet20-a", _device);
         var proto = OnnxExport.ToModelProto(model, 3, 32, 32);
 
         Assert.That(proto.IrVersion, Is.EqualTo(8));
@@ -129,7 +127,7 @@ public sealed class OnnxExportTests
     [Test]
     public void Float64ModelsExportDouble()
     {
-        using var resnet = RandomizedModel<double>("resnet20-a");
+        using var resnet = ExportedModels.Randomized<double>("resnet20-a", _device);
         var proto = OnnxExport.ToModelProto(resnet, 3, 32, 32);
         Assert.That(proto.Graph.Initializer.Select(i => (TensorProto.Types.DataType)i.DataType).Distinct(),
             Is.EqualTo(new[] { TensorProto.Types.DataType.Double }));
@@ -199,70 +197,5 @@ public sealed class OnnxExportTests
     private sealed class Doubling : Module<float>
     {
         public override Tensor<float> Forward(Tensor<float> x) => x + x;
-    }
-
-    /// <summary>The named network with every batch norm's gamma, beta, running mean and running variance drawn at
-    /// random (scales near 1, so that activations keep their size through 50 layers).</summary>
-    private ResNet<T> RandomizedModel<T>(string name) where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
-    {
-        var model = ModelRegistry.Create<T>(name, _device, seed: 3);
-        var random = new Random(4);
-        T[] Draw(int count, double low, double high) =>
-            Enumerable.Range(0, count).Select(_ => T.CreateChecked(low + (high - low) * random.NextDouble())).ToArray();
-        using var noGrad = GradMode.NoGrad();
-        foreach (var norm in Descendants<T>(model).OfType<BatchNorm2d<T>>())
-        {
-            norm.Weight.CopyFrom(Draw(norm.Channels, 0.5, 1.5));
-            norm.Bias.CopyFrom(Draw(norm.Channels, -0.3, 0.3));
-            norm.RunningMean.CopyFrom(Draw(norm.Channels, -0.3, 0.3));
-            norm.RunningVar.CopyFrom(Draw(norm.Channels, 0.5, 2.0));
-        }
-        return model;
-    }
-
-    private static IEnumerable<Module<T>> Descendants<T>(Module<T> module)
-        where T : unmanaged, System.Numerics.IFloatingPointIeee754<T> =>
-        module.NamedChildren().SelectMany(child => Descendants(child.Module).Prepend(child.Module));
-
-    private static float[] RandomInput(int count, int seed)
-    {
-        var random = new Random(seed);
-        return Enumerable.Range(0, count).Select(_ => (float)(2 * random.NextDouble() - 1)).ToArray();
-    }
-
-    private float[] EngineLogits(ResNet<float> model, float[] input, int[] shape)
-    {
-        bool training = model.Training;
-        model.Eval();
-        try
-        {
-            using var scope = TensorScope.Begin();
-            using var noGrad = GradMode.NoGrad();
-            return model.Forward(Tensor.FromArray(input, shape, _device)).ToArray();
-        }
-        finally
-        {
-            model.Train(training);
-        }
-    }
-
-    private static float[] RuntimeLogits(string path, float[] input, int[] shape, out int[] outputShape)
-    {
-        using var session = new InferenceSession(path);
-        var x = new DenseTensor(input, shape);
-        using var results = session.Run([NamedOnnxValue.CreateFromTensor(OnnxExport.InputName, x)]);
-        var logits = results.Single(r => r.Name == OnnxExport.OutputName).AsTensor<float>();
-        outputShape = logits.Dimensions.ToArray();
-        return logits.ToArray();
-    }
-
-    private static void AssertClose(float[] actual, float[] expected)
-    {
-        Assert.That(actual, Has.Length.EqualTo(expected.Length));
-        double worst = actual.Zip(expected, (a, e) => Math.Abs((double)a - e)).Max();
-        TestContext.Out.WriteLine($"largest difference {worst:G3}; logits span {expected.Min():G4} … {expected.Max():G4}");
-        Assert.That(worst, Is.LessThanOrEqualTo(Tolerance),
-            $"largest difference {worst:G3}; logits span {expected.Min():G4} … {expected.Max():G4}");
-        Assert.That(expected.Select(Math.Abs).Max(), Is.GreaterThan(1e-2), "the logits are not all near zero");
     }
 }
