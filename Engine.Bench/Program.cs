@@ -12,6 +12,7 @@ root.Subcommands.Add(DegradationCommand.Create());
 root.Subcommands.Add(CostsCommand.Create());
 root.Subcommands.Add(KernelsCommand.Create());
 root.Subcommands.Add(BlocksCommand.Create());
+root.Subcommands.Add(ExportCommand.Create());
 root.Subcommands.Add(OnnxRunCommand.Create());
 var configuration = new InvocationConfiguration { EnableDefaultExceptionHandler = false };
 // Every failure is one line on stderr and exit code 2, never a stack trace: a value that does not parse, an unknown

@@ -8,6 +8,8 @@
 using System.Numerics;
 using Engine.Core;
 using Engine.Core.Modules;
+using Engine.Core.Onnx;
+using Engine.Kernels;
 
 namespace Engine.Models;
 
@@ -43,7 +45,7 @@ public sealed class SeedSequence(int seed)
 /// <typeparam name="T">The element type: <see cref="float"/> or <see cref="double"/>.</typeparam>
 /// <param name="outChannels">Channels of the output.</param>
 /// <param name="stride">Subsampling step.</param>
-public sealed class ZeroPadShortcut<T>(int outChannels, int stride) : Module<T>
+public sealed class ZeroPadShortcut<T>(int outChannels, int stride) : Module<T>, IOnnxExportable<T>
     where T : unmanaged, IFloatingPointIeee754<T>
 {
     /// <summary>Channels of the output.</summary>
@@ -54,13 +56,32 @@ public sealed class ZeroPadShortcut<T>(int outChannels, int stride) : Module<T>
 
     /// <summary>x [N, C, H, W] → [N, OutChannels, ⌈H / Stride⌉, ⌈W / Stride⌉]; records a backward to x.</summary>
     public override Tensor<T> Forward(Tensor<T> x) => x.ZeroPadShortcut(OutChannels, Stride);
+
+    /// <summary>In standard ONNX ops: Slice with steps Stride on H and W (rows and columns 0, s, 2s, …), then Pad
+    /// with the zero channels before and after the input's.</summary>
+    public string ExportOnnx(OnnxGraphBuilder<T> graph, string input)
+    {
+        var shape = graph.ShapeOf(input);
+        if (shape.Count != 3 || shape[0] > OutChannels)
+            throw new ArgumentException(
+                $"ONNX export: {graph.Describe(this)} pads to {OutChannels} channels but gets " +
+                $"[N, {string.Join(", ", shape)}].");
+        var g = ShortcutGeometry.Centered(1, shape[0], shape[1], shape[2], OutChannels, Stride);
+        string sliced = graph.Node(this, "Slice",
+            [input, graph.Constant(this, "starts", [0, 0]), graph.Constant(this, "ends", [long.MaxValue, long.MaxValue]),
+             graph.Constant(this, "axes", [2, 3]), graph.Constant(this, "steps", [Stride, Stride])],
+            [g.InChannels, g.OutHeight, g.OutWidth]);
+        int padBack = g.OutChannels - g.InChannels - g.PadFront;
+        return graph.Node(this, "Pad", [sliced, graph.Constant(this, "pads", [0, g.PadFront, 0, 0, 0, padBack, 0, 0])],
+            [g.OutChannels, g.OutHeight, g.OutWidth]);
+    }
 }
 
 /// <summary>A residual (or plain) block y = relu(F(x) + shortcut(x)): the residual function F is the block's first
 /// children (conv1, bn1, …) applied in order; the shortcut, registered after them, is the identity (no child), a
 /// zero-pad shortcut (child <c>shortcut</c>, no parameters) or a projection (child <c>downsample</c>, as in
 /// torchvision).</summary>
-public abstract class ResidualBlock<T> : Module<T> where T : unmanaged, IFloatingPointIeee754<T>
+public abstract class ResidualBlock<T> : Module<T>, IOnnxExportable<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     private readonly Module<T>[] _residual;
 
@@ -127,6 +148,23 @@ public abstract class ResidualBlock<T> : Module<T> where T : unmanaged, IFloatin
         foreach (var layer in _residual) f = layer.Forward(f);
         if (Option == ShortcutOption.None) return f.Relu();
         return (f + (Shortcut?.Forward(x) ?? x)).Relu();
+    }
+
+    /// <summary>As <see cref="Forward"/>: F's layers, then Add of the shortcut (the input itself for the identity)
+    /// and Relu; Relu alone for a plain block.</summary>
+    public string ExportOnnx(OnnxGraphBuilder<T> graph, string input)
+    {
+        string f = _residual.Aggregate(input, (x, layer) => graph.Export(layer, x));
+        if (Option != ShortcutOption.None)
+        {
+            string shortcut = Shortcut is null ? input : graph.Export(Shortcut, input);
+            if (!graph.ShapeOf(shortcut).SequenceEqual(graph.ShapeOf(f)))
+                throw new ArgumentException(
+                    $"ONNX export: {graph.Describe(this)} adds a shortcut of [N, {string.Join(", ", graph.ShapeOf(shortcut))}] " +
+                    $"to F(x) of [N, {string.Join(", ", graph.ShapeOf(f))}].");
+            f = graph.Node(this, "Add", [f, shortcut], graph.ShapeOf(f));
+        }
+        return graph.Node(this, "Relu", [f], graph.ShapeOf(f));
     }
 
     /// <summary>3x3 convolution with padding 1 and no bias (torchvision's conv3x3).</summary>

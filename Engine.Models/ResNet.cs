@@ -12,6 +12,7 @@ using System.Numerics;
 using Engine.Core;
 using Engine.Core.Autograd;
 using Engine.Core.Modules;
+using Engine.Core.Onnx;
 
 namespace Engine.Models;
 
@@ -65,7 +66,7 @@ public sealed record ResNetSpec(ResNetFamily Family, int Depth, ShortcutOption O
 
 /// <summary>A ResNet or plain network of the paper with torchvision's parameter names (conv1, bn1, layer1.0.conv1, …,
 /// fc); the ImageNet nets match torchvision.models.resnet18 … resnet152.</summary>
-public sealed class ResNet<T> : Module<T> where T : unmanaged, IFloatingPointIeee754<T>
+public sealed class ResNet<T> : Module<T>, IOnnxExportable<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     /// <summary>Builds and initialises the network: Kaiming normal (fan-out) convolutions, BN gamma 1 and
     /// beta 0.</summary>
@@ -154,4 +155,8 @@ public sealed class ResNet<T> : Module<T> where T : unmanaged, IFloatingPointIee
         foreach (var (_, layer) in NamedChildren()) x = layer.Forward(x);
         return x;
     }
+
+    /// <summary>As <see cref="Forward"/>: the children in order.</summary>
+    public string ExportOnnx(OnnxGraphBuilder<T> graph, string input) =>
+        NamedChildren().Aggregate(input, (x, child) => graph.Export(child.Module, x));
 }

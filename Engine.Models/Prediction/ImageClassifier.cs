@@ -54,11 +54,7 @@ public sealed partial class ImageClassifier : IDisposable
         overrides ??= new CheckpointOverrides();
         var header = SafeTensors.ReadHeader(path);
         string name = ModelName(header.Metadata, path, overrides.Model);
-        var shapes = header.Tensors.ToDictionary(entry => entry.Name, entry => entry.Shape);
-        if (!shapes.TryGetValue("fc.weight", out var fc) || fc.Rank != 2 ||
-            !shapes.TryGetValue("conv1.weight", out var conv1) || conv1.Rank != 4)
-            throw new InvalidDataException($"'{path}' is not a ResNet checkpoint: it has no fc.weight and conv1.weight.");
-        int classes = fc[0], channels = conv1[1];
+        var (classes, channels) = Dimensions(header, path);
         var input = InputOf(header.Metadata, path, overrides.Input);
         if (input.Channels != channels)
             throw new InvalidDataException(
@@ -68,7 +64,36 @@ public sealed partial class ImageClassifier : IDisposable
             throw new ArgumentException(
                 $"{names.Count} class names for the model in '{path}', which has {classes} classes.");
         names ??= Enumerable.Range(0, classes).Select(i => i.ToString()).ToArray();
+        var model = Network(device, header, path, name, classes, channels);
+        return new ImageClassifier(model, input with { ClassNames = names }, names);
+    }
 
+    /// <summary>Loads only the network of the checkpoint or plain model file at <paramref name="path"/> onto
+    /// <paramref name="device"/>, in eval mode (for export: no input or class names needed). A training checkpoint
+    /// names its model, which <paramref name="model"/> must match when given; a plain model file needs it. Throws as
+    /// <see cref="Load"/>.</summary>
+    public static ResNet<float> LoadModel(Device device, string path, string? model = null)
+    {
+        var header = SafeTensors.ReadHeader(path);
+        string name = ModelName(header.Metadata, path, model);
+        var (classes, channels) = Dimensions(header, path);
+        return Network(device, header, path, name, classes, channels);
+    }
+
+    /// <summary>The class count and input channels, from the file's fc and conv1 weights.</summary>
+    private static (int Classes, int Channels) Dimensions(SafeTensorsHeader header, string path)
+    {
+        var shapes = header.Tensors.ToDictionary(entry => entry.Name, entry => entry.Shape);
+        if (!shapes.TryGetValue("fc.weight", out var fc) || fc.Rank != 2 ||
+            !shapes.TryGetValue("conv1.weight", out var conv1) || conv1.Rank != 4)
+            throw new InvalidDataException($"'{path}' is not a ResNet checkpoint: it has no fc.weight and conv1.weight.");
+        return (fc[0], conv1[1]);
+    }
+
+    /// <summary>The named network with the file's weights, in eval mode.</summary>
+    private static ResNet<float> Network(Device device, SafeTensorsHeader header, string path, string name,
+        int classes, int channels)
+    {
         var model = ModelRegistry.Create<float>(name, device, classes: classes, inputChannels: channels);
         try
         {
@@ -80,7 +105,7 @@ public sealed partial class ImageClassifier : IDisposable
             throw;
         }
         model.Eval();
-        return new ImageClassifier(model, input with { ClassNames = names }, names);
+        return model;
     }
 
     /// <summary>The model's canonical name: the checkpoint's recorded one, which <paramref name="given"/> must
