@@ -7,6 +7,7 @@
 //   Sequential        → its layers in order
 // Each rule checks that the layer fits the shape it is given, so a model exported at an input size it cannot take
 // fails at export, naming the module.
+using Engine.Core.Onnx.Proto;
 using System.Numerics;
 using Engine.Core.Modules;
 using Engine.Kernels;
@@ -21,7 +22,7 @@ internal static class OnnxExportRules
     {
         Conv2d<T> conv => Conv(graph, conv, input),
         BatchNorm2d<T> norm => BatchNorm(graph, norm, input),
-        MaxPool2d<T> pool => MaxPool(graph, pool, input),
+        Pool2d<T> pool => Pool(graph, pool, input),
         GlobalAveragePool<T> pool => GlobalAveragePool(graph, pool, input),
         Linear<T> linear => Linear(graph, linear, input),
         Sequential<T> sequential => sequential.Layers.Aggregate(input, (x, layer) => graph.Export(layer, x)),
@@ -32,14 +33,15 @@ internal static class OnnxExportRules
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         var (_, height, width) = Image(graph, conv, input, conv.InChannels);
-        var geometry = Fit(graph, conv, () => ConvGeometry.Square(1, conv.InChannels, height, width, conv.OutChannels,
-            conv.Kernel, conv.Stride, conv.Padding));
+        var geometry = Fit(graph, conv, () => conv.Geometry(1, height, width).Validated());
         List<string> inputs = [input, graph.Initializer(conv.Weight)];
         if (conv.Bias is not null) inputs.Add(graph.Initializer(conv.Bias));
         return graph.Node(conv, "Conv", inputs, [conv.OutChannels, geometry.OutHeight, geometry.OutWidth],
-            OnnxAttribute.Ints("kernel_shape", conv.Kernel, conv.Kernel),
-            OnnxAttribute.Ints("pads", conv.Padding, conv.Padding, conv.Padding, conv.Padding),
-            OnnxAttribute.Ints("strides", conv.Stride, conv.Stride));
+            OnnxAttribute.Ints("kernel_shape", conv.KernelHeight, conv.KernelWidth),
+            OnnxAttribute.Ints("pads", conv.PadTop, conv.PadLeft, conv.PadBottom, conv.PadRight),
+            OnnxAttribute.Ints("strides", conv.StrideHeight, conv.StrideWidth),
+            OnnxAttribute.Ints("dilations", conv.DilationHeight, conv.DilationWidth),
+            OnnxAttribute.Int("group", conv.Groups));
     }
 
     private static string BatchNorm<T>(OnnxGraphBuilder<T> graph, BatchNorm2d<T> norm, string input)
@@ -57,16 +59,25 @@ internal static class OnnxExportRules
         return norm.Relu ? graph.Node(norm, "Relu", [y], shape) : y;
     }
 
-    private static string MaxPool<T>(OnnxGraphBuilder<T> graph, MaxPool2d<T> pool, string input)
+    private static string Pool<T>(OnnxGraphBuilder<T> graph, Pool2d<T> pool, string input)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         var (channels, height, width) = Image(graph, pool, input, null);
-        var geometry = Fit(graph, pool,
-            () => new PoolGeometry(1, channels, height, width, pool.Kernel, pool.Stride, pool.Padding).Validated());
-        return graph.Node(pool, "MaxPool", [input], [channels, geometry.OutHeight, geometry.OutWidth],
-            OnnxAttribute.Ints("kernel_shape", pool.Kernel, pool.Kernel),
-            OnnxAttribute.Ints("pads", pool.Padding, pool.Padding, pool.Padding, pool.Padding),
-            OnnxAttribute.Ints("strides", pool.Stride, pool.Stride));
+        var average = pool as AvgPool2d<T>;
+        var geometry = Fit(graph, pool, () => average is null
+            ? pool.Geometry(1, channels, height, width).Validated()
+            : pool.Geometry(1, channels, height, width).ValidatedForAverage());
+        List<AttributeProto> attributes =
+        [
+            OnnxAttribute.Ints("kernel_shape", pool.KernelHeight, pool.KernelWidth),
+            OnnxAttribute.Ints("pads", pool.PadTop, pool.PadLeft, pool.PadBottom, pool.PadRight),
+            OnnxAttribute.Ints("strides", pool.StrideHeight, pool.StrideWidth),
+            OnnxAttribute.Int("ceil_mode", pool.CeilMode ? 1 : 0),
+        ];
+        if (average is null) attributes.Add(OnnxAttribute.Ints("dilations", pool.DilationHeight, pool.DilationWidth));
+        else attributes.Add(OnnxAttribute.Int("count_include_pad", average.CountIncludePad ? 1 : 0));
+        return graph.Node(pool, average is null ? "MaxPool" : "AveragePool", [input],
+            [channels, geometry.OutHeight, geometry.OutWidth], [.. attributes]);
     }
 
     private static string GlobalAveragePool<T>(OnnxGraphBuilder<T> graph, GlobalAveragePool<T> pool, string input)
