@@ -9,6 +9,7 @@
 // shape, Slice's starts, Pad's pads …) are read at load (OnnxNode.ConstantInts); the others are float tensors.
 using System.Numerics;
 using Engine.Core.Autograd;
+using Engine.Kernels;
 
 namespace Engine.Core.Onnx;
 
@@ -79,19 +80,14 @@ internal static class OnnxOps<T> where T : unmanaged, IFloatingPointIeee754<T>
         return new(s => [s[0]], (x, _) => [x[0]], 2);
     }
 
-    /// <summary>Add, Mul and Sum: NumPy broadcasting of every input to the common shape, then the engine's
-    /// same-shape op.</summary>
+    /// <summary>Add, Mul and Sum: the engine's NumPy-broadcasting ops, folded over the inputs.</summary>
     private static OnnxOp<T> Elementwise(OnnxNode n, Func<Tensor<T>, Tensor<T>, Tensor<T>> op)
     {
         n.Arity(n.Op == "Sum" ? 1 : 2, n.Op == "Sum" ? int.MaxValue : 2);
         n.Attributes();
         return new(
             s => [s.Skip(1).Aggregate(s[0]!, (a, b) => Broadcast(n, a, b!))],
-            (x, _) =>
-            {
-                var shape = x.Skip(1).Aggregate(x[0]!.Shape.ToArray(), (a, b) => Broadcast(n, a, b!.Shape.ToArray()));
-                return [x.Select(t => Expand(t!, shape)).Aggregate(op)];
-            });
+            (x, _) => [x.Select(t => t!).Aggregate(op)]);
     }
 
     // ---- convolution, pooling, normalisation ----
@@ -103,9 +99,6 @@ internal static class OnnxOps<T> where T : unmanaged, IFloatingPointIeee754<T>
         var window = Window.Read(n);
         long group = n.Int("group", 1);
         if (group < 1) throw n.Invalid($"group = {group} must be at least 1.");
-        if (group != 1) throw n.Unsupported($"group = {group} (grouped convolution)");
-        if (window.Dilations.Any(d => d != 1))
-            throw n.Unsupported($"dilations = [{string.Join(", ", window.Dilations)}] (dilated convolution)");
 
         (int[] Pads, int[] Output) Geometry(int[] x, int[] w)
         {
@@ -133,33 +126,52 @@ internal static class OnnxOps<T> where T : unmanaged, IFloatingPointIeee754<T>
             (x, _) =>
             {
                 var (p, _) = Geometry(x[0]!.Shape.ToArray(), x[1]!.Shape.ToArray());
-                return [x[0]!.Conv2d(x[1]!, Optional(x, 2), (int)window.Strides[0], (int)window.Strides[1], p[0], p[2], p[1], p[3])];
+                return [x[0]!.Conv2d(x[1]!, Optional(x, 2), (int)window.Strides[0], (int)window.Strides[1], p[0], p[2],
+                    p[1], p[3], (int)window.Dilations[0], (int)window.Dilations[1], (int)group)];
             });
     }
 
-    /// <summary>MaxPool on what the engine's max-pool takes today: a square window, one stride, the same padding
-    /// on every side (at most half the window), no dilation, floor rounding.</summary>
+    /// <summary>MaxPool: rectangular window, per-axis strides and dilations, per-side pads, ceil rounding.
+    /// </summary>
     private static OnnxOp<T> MaxPool(OnnxNode n)
     {
-        n.Arity(1, 1);
         n.Attributes("auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "storage_order", "strides");
         var window = Window.Read(n);
-        long[] k = window.Kernel ?? throw n.Invalid("attribute 'kernel_shape' is required.");
-        if (k[0] != k[1]) throw n.Unsupported($"kernel_shape = [{k[0]}, {k[1]}] (a rectangular max-pool window)");
-        if (window.Strides[0] != window.Strides[1])
-            throw n.Unsupported($"strides = [{string.Join(", ", window.Strides)}] (different max-pool strides per axis)");
-        if (window.Dilations.Any(d => d != 1))
-            throw n.Unsupported($"dilations = [{string.Join(", ", window.Dilations)}] (dilated max-pool)");
-        if (window.CeilMode) throw n.Unsupported("ceil_mode = 1 (max-pool with ceil rounding)");
+        return Pool(n, window, (x, k, p) => x.MaxPool2d(k[0], k[1], (int)window.Strides[0], (int)window.Strides[1],
+            p[0], p[2], p[1], p[3], (int)window.Dilations[0], (int)window.Dilations[1], window.CeilMode));
+    }
 
-        (int Pad, int[] Output) Geometry(int[] x)
+    /// <summary>AveragePool: rectangular window, per-axis strides, per-side pads, ceil rounding, count_include_pad
+    /// (ONNX's default 0: padding is not counted).</summary>
+    private static OnnxOp<T> AveragePool(OnnxNode n)
+    {
+        n.Attributes("auto_pad", "ceil_mode", "count_include_pad", "kernel_shape", "pads", "strides");
+        var window = Window.Read(n);
+        bool countIncludePad = n.Int("count_include_pad", 0) != 0;
+        return Pool(n, window, (x, k, p) => x.AvgPool2d(k[0], k[1], (int)window.Strides[0], (int)window.Strides[1],
+            p[0], p[2], p[1], p[3], window.CeilMode, countIncludePad));
+    }
+
+    /// <summary>What MaxPool and AveragePool share: one input [N, C, H, W], the window's pads resolved per input
+    /// shape, and pads at most half the dilated window on every side (PyTorch's limit, which the engine keeps).
+    /// </summary>
+    private static OnnxOp<T> Pool(OnnxNode n, Window window, Func<Tensor<T>, int[], int[], Tensor<T>> pool)
+    {
+        n.Arity(1, 1);
+        int[] k = (window.Kernel ?? throw n.Invalid("attribute 'kernel_shape' is required.")).Select(d => (int)d).ToArray();
+
+        (int[] Pads, int[] Output) Geometry(int[] x)
         {
             Rank(n, x, 4, "input X");
-            var (pads, output) = window.Resolve(n, [x[2], x[3]], [(int)k[0], (int)k[1]]);
-            if (pads.Length > 0 && (pads.Distinct().Count() > 1 || pads[0] > k[0] / 2))
-                throw n.Unsupported($"padding [{string.Join(", ", pads)}] (max-pool padding other than one value " +
-                                    $"≤ half the window {k[0]} on every side)");
-            return (pads.Length > 0 ? pads[0] : 0, output);
+            var (pads, output) = window.Resolve(n, [x[2], x[3]], k);
+            for (int side = 0; side < pads.Length; side++)
+            {
+                long span = (k[side % 2] - 1) * window.Dilations[side % 2] + 1;
+                if (pads[side] > span / 2)
+                    throw n.Unsupported($"padding [{string.Join(", ", pads)}] (more than half the {k[0]}x{k[1]} " +
+                                        "window on a side)");
+            }
+            return (pads, output);
         }
 
         return new(
@@ -169,16 +181,7 @@ internal static class OnnxOps<T> where T : unmanaged, IFloatingPointIeee754<T>
                 var (_, output) = Geometry(x);
                 return [[x[0], x[1], output[0], output[1]]];
             },
-            (x, _) => [x[0]!.MaxPool2d((int)k[0], (int)window.Strides[0], Geometry(x[0]!.Shape.ToArray()).Pad)]);
-    }
-
-    /// <summary>Windowed average pooling: the engine has none yet, so every AveragePool node is refused.</summary>
-    private static OnnxOp<T> AveragePool(OnnxNode n)
-    {
-        n.Arity(1, 1);
-        n.Attributes("auto_pad", "ceil_mode", "count_include_pad", "kernel_shape", "pads", "strides");
-        Window.Read(n);
-        throw n.Unsupported("windowed average pooling (the engine has global average pooling only)");
+            (x, _) => [pool(x[0]!, k, Geometry(x[0]!.Shape.ToArray()).Pads)]);
     }
 
     private static OnnxOp<T> GlobalAveragePool(OnnxNode n)
@@ -230,33 +233,22 @@ internal static class OnnxOps<T> where T : unmanaged, IFloatingPointIeee754<T>
                 Tensor<T> input = x[0]!, scale = x[1]!, bias = x[2]!, mean = x[3]!, variance = x[4]!;
                 if (!trainingMode)
                     return [input.BatchNorm(scale, bias, mean, variance, training, 1 - momentum, epsilon)];
-                Tensor<T> batchMean, batchVariance;
+                Tensor<T> runningMean, runningVariance;
                 using (GradMode.NoGrad())
                 {
-                    batchMean = mean.Clone();
-                    batchVariance = variance.Clone();
+                    runningMean = mean.Clone();
+                    runningVariance = variance.Clone();
                 }
-                var y = input.BatchNorm(scale, bias, batchMean, batchVariance, true, 1, epsilon);
-                double count = input.Length / (double)input.Shape[1];
-                T keep = T.CreateChecked(momentum), take = T.CreateChecked(1 - momentum);
-                T biased = T.CreateChecked((count - 1) / count);
-                T[] runningMean = mean.ToArray(), runningVariance = variance.ToArray();
-                T[] newMean = batchMean.ToArray(), newVariance = batchVariance.ToArray();
-                for (int c = 0; c < runningMean.Length; c++)
-                {
-                    runningMean[c] = runningMean[c] * keep + newMean[c] * take;
-                    runningVariance[c] = runningVariance[c] * keep + newVariance[c] * biased * take;
-                }
-                Tensor<T>?[] all = [y, Tensor.FromArray(runningMean, mean.Shape, input.Device),
-                    Tensor.FromArray(runningVariance, variance.Shape, input.Device)];
+                var y = input.BatchNorm(scale, bias, runningMean, runningVariance, true, 1 - momentum, epsilon,
+                    varianceUpdate: RunningVarianceUpdate.Biased);
+                Tensor<T>?[] all = [y, runningMean, runningVariance];
                 return all[..outputs];
             });
     }
 
     // ---- matrix products ----
 
-    /// <summary>Y = alpha · A' · B' + beta · C (A' = Aᵀ when transA, B' likewise; C broadcast to [M, N]); the
-    /// fully-connected case (transB, alpha = beta = 1, C of [N]) runs as one Linear.</summary>
+    /// <summary>Y = alpha · A' · B' + beta · C (A' = Aᵀ when transA, B' likewise; C broadcast to [M, N]).</summary>
     private static OnnxOp<T> Gemm(OnnxNode n)
     {
         n.Arity(2, 3);
@@ -277,18 +269,7 @@ internal static class OnnxOps<T> where T : unmanaged, IFloatingPointIeee754<T>
                     throw n.Invalid($"C {Format(c)} does not broadcast to the product's shape {Format(y)}.");
                 return [y];
             },
-            (x, _) =>
-            {
-                Tensor<T> a = x[0]!, b = x[1]!;
-                var c = Optional(x, 2);
-                if (!transA && transB && alpha == 1 && beta == 1 && (c is null || c.Shape == new Shape(b.Shape[0])))
-                    return [a.Linear(b, c)];
-                var y = Tensor<T>.MatMul(transA ? Permute(a, [1, 0]) : a, transB ? Permute(b, [1, 0]) : b);
-                if (alpha != 1) y = y.Scale(T.CreateChecked(alpha));
-                if (c is null) return [y];
-                var bias = Expand(c, y.Shape.ToArray());
-                return [y + (beta == 1 ? bias : bias.Scale(T.CreateChecked(beta)))];
-            });
+            (x, _) => [Tensor<T>.Gemm(x[0]!, x[1]!, Optional(x, 2), alpha, beta, transA, transB)]);
     }
 
     private static OnnxOp<T> MatMul(OnnxNode n)
@@ -371,7 +352,7 @@ internal static class OnnxOps<T> where T : unmanaged, IFloatingPointIeee754<T>
         }
         return new(
             s => [Order(s[0]!.Length).Select(a => s[0]![a]).ToArray()],
-            (x, _) => [Permute(x[0]!, Order(x[0]!.Rank))]);
+            (x, _) => [x[0]!.Permute(Order(x[0]!.Rank))]);
     }
 
     /// <summary>Constant-mode Pad (negative pads crop); pads and the value as inputs (opset ≥ 11) or attributes.
@@ -492,21 +473,6 @@ internal static class OnnxOps<T> where T : unmanaged, IFloatingPointIeee754<T>
         return x.Remap(op, output, map, fill);
     }
 
-    /// <summary>Axes of <paramref name="x"/> in the order <paramref name="order"/> (output axis a is input axis
-    /// order[a]).</summary>
-    private static Tensor<T> Permute(Tensor<T> x, int[] order) =>
-        Move(x, "transpose", order.Select(a => x.Shape[a]).ToArray(), order.Select(a => new Axis(a, 0, 1)).ToArray(), T.Zero);
-
-    /// <summary><paramref name="x"/> broadcast to <paramref name="shape"/> (NumPy rules); itself when it has it.
-    /// </summary>
-    private static Tensor<T> Expand(Tensor<T> x, int[] shape)
-    {
-        if (x.Shape.ToArray().SequenceEqual(shape)) return x;
-        int lead = shape.Length - x.Rank;
-        var axes = shape.Select((_, a) => a < lead ? new Axis(-1, 0, 0) : new Axis(a - lead, 0, x.Shape[a - lead] == 1 ? 0 : 1));
-        return Move(x, "broadcast", shape, axes.ToArray(), T.Zero);
-    }
-
     /// <summary>The NumPy broadcast of two shapes (−1 where an unknown extent decides).</summary>
     private static int[] Broadcast(OnnxNode n, int[] a, int[] b)
     {
@@ -577,6 +543,7 @@ internal static class OnnxOps<T> where T : unmanaged, IFloatingPointIeee754<T>
                     throw n.Invalid($"the window ({span} wide with dilation) is larger than the padded input " +
                                     $"({input[a] + pads[a] + pads[a + 2]}) along spatial axis {a}.");
                 output[a] = (CeilMode ? (room + stride - 1) / stride : room / stride) + 1;
+                if (CeilMode && (output[a] - 1) * stride >= input[a] + pads[a]) output[a]--;
             }
             return (pads, output);
         }

@@ -1,6 +1,6 @@
 // Data movement by an index map, with its gradient: y[i] = x[source[i]], or a fill value where source[i] is −1.
-// One op serves every rearrangement that moves elements without arithmetic — constant padding (and cropping),
-// strided slicing, axis permutation, broadcasting to a larger shape — each described by the map its caller builds.
+// One op serves the importer's rearrangements that the strided device ops do not cover — constant padding (and
+// cropping) and slicing with any step, negative ones included — each described by the map its caller builds.
 // It runs on the host (one copy down and one up), so it suits the small tensors and occasional layers of imported
 // graphs rather than a hot loop; the backward scatters dy back and sums where one source fed several outputs.
 using Engine.Core.Autograd;

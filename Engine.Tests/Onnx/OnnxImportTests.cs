@@ -193,9 +193,11 @@ public class OnnxImportTests
     public void UnsupportedAttributeValueIsNamed()
     {
         var model = OnnxGraphs.SmallConvNet();
-        model.Graph.Node[0].Attribute.Add(new AttributeProto { Name = "group", Type = AttributeProto.Types.AttributeType.Int, I = 2 });
+        var conv = model.Graph.Node[0];
+        conv.Attribute.Remove(conv.Attribute.FirstOrDefault(a => a.Name == "pads"));
+        conv.Attribute.Add(new AttributeProto { Name = "pads", Type = AttributeProto.Types.AttributeType.Ints, Ints = { 3, 3, 3, 3 } });
         var e = Refused<NotSupportedException>(model);
-        Assert.That(e.Message, Does.Contain("'conv1' (#0): op 'Conv' (opset 13): group = 2"));
+        Assert.That(e.Message, Does.Contain("'conv1' (#0): op 'Conv' (opset 13): padding [3, 3, 3, 3] as large as the kernel"));
     }
 
     [Test]
