@@ -22,7 +22,9 @@ public sealed unsafe partial class CpuBackend
     }
 
     /// <summary>g = grad + wd·param; buf = g (first step) or momentum·buf + (1 − dampening)·g; g = buf, or
-    /// g + momentum·buf with Nesterov; param −= lr·g. Without momentum (Buffer null), g is used as is.</summary>
+    /// g + momentum·buf with Nesterov; param −= lr·g. Without momentum (Buffer null), g is used as is. Vector256
+    /// then a scalar tail with the same operations in the same order (no fused multiply-add), so an element's
+    /// result does not depend on where it lies.</summary>
     private struct SgdJob<T> : IParallelJob where T : unmanaged, IFloatingPointIeee754<T>
     {
         public T* Param, Grad, Buffer;
@@ -32,12 +34,29 @@ public sealed unsafe partial class CpuBackend
 
         public void Execute(int task, int worker)
         {
-            long start = (long)task * ChunkLength, end = Math.Min(Length, start + ChunkLength);
-            bool decay = WeightDecay != T.Zero;
-            for (long i = start; i < end; i++)
+            long i = (long)task * ChunkLength, end = Math.Min(Length, i + ChunkLength);
+            bool decay = WeightDecay != T.Zero, momentum = Buffer != null;
+            var weightDecay = Vector256.Create(WeightDecay);
+            var momentumFactor = Vector256.Create(Momentum);
+            var gradientWeight = Vector256.Create(GradientWeight);
+            var learningRate = Vector256.Create(LearningRate);
+            for (; i + Vector256<T>.Count <= end; i += Vector256<T>.Count)
+            {
+                var p = Vector256.Load(Param + i);
+                var g = Vector256.Load(Grad + i);
+                if (decay) g += weightDecay * p;
+                if (momentum)
+                {
+                    var buf = FirstStep ? g : momentumFactor * Vector256.Load(Buffer + i) + gradientWeight * g;
+                    buf.Store(Buffer + i);
+                    g = Nesterov ? g + momentumFactor * buf : buf;
+                }
+                (p - learningRate * g).Store(Param + i);
+            }
+            for (; i < end; i++)
             {
                 T g = decay ? Grad[i] + WeightDecay * Param[i] : Grad[i];
-                if (Buffer != null)
+                if (momentum)
                 {
                     T buf = FirstStep ? g : Momentum * Buffer[i] + GradientWeight * g;
                     Buffer[i] = buf;

@@ -266,6 +266,26 @@ public sealed class LayerTests(string kind) : DeviceFixture(kind)
         Reference.AssertClose(expected, w.ToArray(), 1e-12, 1e-12, "sgd");
     }
 
+    [TestCase(0.1, false)]
+    [TestCase(0.0, true)]
+    public void SgdGivesEveryElementTheSameArithmetic(double dampening, bool nesterov)
+    {
+        // 37 equal elements: vector lanes and the scalar tail must agree to the bit.
+        var w = Tensor.FromArray(Enumerable.Repeat(0.3f, 37).ToArray(), [37], Device);
+        var slope = Tensor.FromArray(Enumerable.Repeat(-1.7f, 37).ToArray(), [37], Device);
+        w.RequiresGrad = true;
+        using var sgd = new Sgd<float>([w], 0.05, 0.9, dampening, weightDecay: 1e-4, nesterov: nesterov);
+        for (int step = 0; step < 3; step++)
+        {
+            (w * w * slope).Sum().Backward();
+            sgd.Step();
+            sgd.ZeroGrad();
+        }
+        float[] result = w.ToArray();
+        Assert.That(result, Is.All.EqualTo(result[0]));
+        Assert.That(result[0], Is.Not.EqualTo(0.3f), "the steps moved the parameter");
+    }
+
     [Test]
     public void SgdInFloat32MatchesFloat64()
     {
