@@ -137,8 +137,9 @@ internal static class OnnxOps<T> where T : unmanaged, IFloatingPointIeee754<T>
     {
         n.Attributes("auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "storage_order", "strides");
         var window = Window.Read(n);
-        return Pool(n, window, (x, k, p) => x.MaxPool2d(k[0], k[1], (int)window.Strides[0], (int)window.Strides[1],
-            p[0], p[2], p[1], p[3], (int)window.Dilations[0], (int)window.Dilations[1], window.CeilMode));
+        return Pool(n, window, average: false, (x, k, p) => x.MaxPool2d(k[0], k[1], (int)window.Strides[0],
+            (int)window.Strides[1], p[0], p[2], p[1], p[3], (int)window.Dilations[0], (int)window.Dilations[1],
+            window.CeilMode));
     }
 
     /// <summary>AveragePool: rectangular window, per-axis strides, per-side pads, ceil rounding, count_include_pad
@@ -148,14 +149,14 @@ internal static class OnnxOps<T> where T : unmanaged, IFloatingPointIeee754<T>
         n.Attributes("auto_pad", "ceil_mode", "count_include_pad", "kernel_shape", "pads", "strides");
         var window = Window.Read(n);
         bool countIncludePad = n.Int("count_include_pad", 0) != 0;
-        return Pool(n, window, (x, k, p) => x.AvgPool2d(k[0], k[1], (int)window.Strides[0], (int)window.Strides[1],
-            p[0], p[2], p[1], p[3], window.CeilMode, countIncludePad));
+        return Pool(n, window, average: true, (x, k, p) => x.AvgPool2d(k[0], k[1], (int)window.Strides[0],
+            (int)window.Strides[1], p[0], p[2], p[1], p[3], window.CeilMode, countIncludePad));
     }
 
     /// <summary>What MaxPool and AveragePool share: one input [N, C, H, W], the window's pads resolved per input
-    /// shape, and pads at most half the dilated window on every side (PyTorch's limit, which the engine keeps).
-    /// </summary>
-    private static OnnxOp<T> Pool(OnnxNode n, Window window, Func<Tensor<T>, int[], int[], Tensor<T>> pool)
+    /// shape, and the engine's pooling geometry checks (any pads that leave every window at least one input
+    /// element; AveragePool without dilation), refused by name at load when the extents are known.</summary>
+    private static OnnxOp<T> Pool(OnnxNode n, Window window, bool average, Func<Tensor<T>, int[], int[], Tensor<T>> pool)
     {
         n.Arity(1, 1);
         int[] k = (window.Kernel ?? throw n.Invalid("attribute 'kernel_shape' is required.")).Select(d => (int)d).ToArray();
@@ -164,12 +165,18 @@ internal static class OnnxOps<T> where T : unmanaged, IFloatingPointIeee754<T>
         {
             Rank(n, x, 4, "input X");
             var (pads, output) = window.Resolve(n, [x[2], x[3]], k);
-            for (int side = 0; side < pads.Length; side++)
+            if (pads.Length == 0) return (pads, output);
+            var geometry = new PoolGeometry(1, 1, x[2], x[3], k[0], k[1], (int)window.Strides[0],
+                (int)window.Strides[1], pads[0], pads[2], pads[1], pads[3], (int)window.Dilations[0],
+                (int)window.Dilations[1], window.CeilMode);
+            try
             {
-                long span = (k[side % 2] - 1) * window.Dilations[side % 2] + 1;
-                if (pads[side] > span / 2)
-                    throw n.Unsupported($"padding [{string.Join(", ", pads)}] (more than half the {k[0]}x{k[1]} " +
-                                        "window on a side)");
+                if (average) geometry.ValidatedForAverage();
+                else geometry.Validated();
+            }
+            catch (ArgumentException e)
+            {
+                throw n.Unsupported($"padding [{string.Join(", ", pads)}] with a {k[0]}x{k[1]} window ({e.Message})");
             }
             return (pads, output);
         }
@@ -248,13 +255,21 @@ internal static class OnnxOps<T> where T : unmanaged, IFloatingPointIeee754<T>
 
     // ---- matrix products ----
 
-    /// <summary>Y = alpha · A' · B' + beta · C (A' = Aᵀ when transA, B' likewise; C broadcast to [M, N]).</summary>
+    /// <summary>Y = alpha · A' · B' + beta · C (A' = Aᵀ when transA, B' likewise; C broadcast to [M, N]); Linear's
+    /// form runs as the engine's Linear.</summary>
     private static OnnxOp<T> Gemm(OnnxNode n)
     {
         n.Arity(2, 3);
         n.Attributes("alpha", "beta", "transA", "transB");
         double alpha = n.Float("alpha", 1), beta = n.Float("beta", 1);
         bool transA = n.Int("transA", 0) != 0, transB = n.Int("transB", 0) != 0;
+
+        // Linear's own form (what the exporter writes for a Linear layer, and torch.onnx for nn.Linear): A [M, K],
+        // B [N, K] read transposed, C [N], alpha = beta = 1. The engine's Linear runs it: the layer's arithmetic and
+        // rounding (the general Gemm accumulates the product onto the broadcast C instead of adding C last).
+        bool IsLinear(Tensor<T>?[] x) => transB && !transA && alpha == 1 && beta == 1 &&
+                                         Optional(x, 2) is { Rank: 1 } c && c.Shape[0] == x[1]!.Shape[0];
+
         return new(
             s =>
             {
@@ -269,7 +284,9 @@ internal static class OnnxOps<T> where T : unmanaged, IFloatingPointIeee754<T>
                     throw n.Invalid($"C {Format(c)} does not broadcast to the product's shape {Format(y)}.");
                 return [y];
             },
-            (x, _) => [Tensor<T>.Gemm(x[0]!, x[1]!, Optional(x, 2), alpha, beta, transA, transB)]);
+            (x, _) => [IsLinear(x)
+                ? x[0]!.Linear(x[1]!, x[2])
+                : Tensor<T>.Gemm(x[0]!, x[1]!, Optional(x, 2), alpha, beta, transA, transB)]);
     }
 
     private static OnnxOp<T> MatMul(OnnxNode n)
