@@ -20,9 +20,10 @@
 // - geometry (ConvGeometry, PoolGeometry, ShortcutGeometry .Validated()): kernel and stride at least 1, per-side
 //   pads 0 ≤ pad < kernel, a window no larger than the padded input, tensors under 2^31 elements. Convolution:
 //   dilations and groups at least 1, C and K divisible by the groups, the dilated kernel (R − 1)·dilation + 1 no
-//   larger than the padded input, w [K, C/groups, R, S]. Pooling: per-side pads ≤ half the dilated window (as
-//   PyTorch), dilation ≥ 1 (average pooling: 1 only), every window holding an input element; with ceil mode the
-//   last window starts inside the input or its top/left padding.
+//   larger than the padded input, w [K, C/groups, R, S]. Pooling: dilation ≥ 1 (average pooling: 1 only) and any
+//   per-side pads that leave every window holding an input element (ONNX's rule, looser than PyTorch's pad ≤ half
+//   the window: the pad before smaller than the dilated window, the last window starting inside the input); with
+//   ceil mode the last window starts inside the input or its top/left padding.
 // - strided layouts (StridedLayout): up to six axes, extents and strides non-negative, under 2^31 elements, every
 //   offset read inside its buffer; the dense output of a strided op never aliases an input.
 // - batch-norm: momentum in [0, 1] (0 keeps the running statistics, 1 replaces them), epsilon positive and finite,

@@ -42,9 +42,6 @@ internal static class OnnxConformance
             ["test_convtranspose_pad"] = ("ConvTranspose is another operator (transposed convolution)", "op 'ConvTranspose'"),
             ["test_convtranspose_pads"] = ("ConvTranspose is another operator (transposed convolution)", "op 'ConvTranspose'"),
             ["test_convtranspose_with_kernel"] = ("ConvTranspose is another operator (transposed convolution)", "op 'ConvTranspose'"),
-            ["test_maxpool_2d_pads"] = ("pads of 2 on a 3x3 window: more than half the window, PyTorch's limit, which the engine keeps", "more than half the 3x3 window"),
-            ["test_averagepool_2d_pads"] = ("pads of 2 on a 3x3 window: more than half the window, PyTorch's limit, which the engine keeps", "more than half the 3x3 window"),
-            ["test_averagepool_2d_pads_count_include_pad"] = ("pads of 2 on a 3x3 window: more than half the window, PyTorch's limit, which the engine keeps", "more than half the 3x3 window"),
         };
 
     /// <summary>Every test folder the patterns name, sorted; empty when the data is not installed.</summary>
