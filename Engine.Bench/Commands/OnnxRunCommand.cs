@@ -1,7 +1,8 @@
 // `onnx-run`: runs an .onnx model (OnnxModel, float32) on input tensors stored as ONNX TensorProto files (.pb, as
-// ONNX's test data and onnx.numpy_helper.from_array write them), prints each output's shape and largest values,
-// and with --out saves the outputs as .pb files, written atomically.
+// ONNX's test data and onnx.numpy_helper.from_array write them), prints the time to load the model and to run it,
+// each output's shape and largest values, and with --out saves the outputs as .pb files, written atomically.
 using System.CommandLine;
+using System.Diagnostics;
 using Engine.Core;
 using Engine.Core.Onnx;
 using Engine.Core.Onnx.Proto;
@@ -43,7 +44,9 @@ internal static class OnnxRunCommand
             string? outPath = result.GetValue(output);
 
             using var engine = CommonOptions.OpenDevice(result.GetValue(device));
+            var clock = Stopwatch.StartNew();
             using var onnx = OnnxModel.Load<float>(modelPath, engine);
+            double loadSeconds = clock.Elapsed.TotalSeconds;
             if (outPath is not null)
             {
                 string folder = onnx.OutputNames.Count == 1 ? Path.GetDirectoryName(Path.GetFullPath(outPath))! : outPath;
@@ -60,12 +63,16 @@ internal static class OnnxRunCommand
                 string name = required.Contains(arrays[i].Name) ? arrays[i].Name : required[i];
                 feeds[name] = Tensor.FromArray(arrays[i].To<float>(), arrays[i].Dims.Select(d => checked((int)d)).ToArray(), engine);
             }
+            clock.Restart();
             var outputs = onnx.Run(feeds);
+            var results = onnx.OutputNames.Select(name => outputs[name].ToArray()).ToArray();
+            Console.WriteLine($"{modelPath}: opset {onnx.Opset}, {onnx.Parameters().Sum(p => p.Length)} parameters; " +
+                              $"loaded in {loadSeconds:F2} s, ran in {clock.Elapsed.TotalSeconds:F2} s on {engine.Kind}");
             for (int i = 0; i < onnx.OutputNames.Count; i++)
             {
                 string name = onnx.OutputNames[i];
                 var tensor = outputs[name];
-                float[] values = tensor.ToArray();
+                float[] values = results[i];
                 var largest = values.Select((v, index) => (v, index)).OrderByDescending(p => p.v).Take(k)
                     .Select(p => $"{p.v:G6} at {p.index}");
                 Console.WriteLine($"output '{name}': shape {tensor.Shape}" + (k > 0 ? $"; largest: {string.Join(", ", largest)}" : ""));

@@ -1,9 +1,12 @@
 // `onnx-run` as a user runs it, on ONNX's own node tests: the saved output agrees with ONNX's expected output,
-// several inputs are matched to the graph's inputs, and bad files are one line on stderr with exit code 2.
+// several inputs are matched to the graph's inputs, and bad files or an unsupported graph are one line on stderr
+// with exit code 2.
 using Engine.Core.Onnx;
 using Engine.Core.Onnx.Proto;
 using Engine.Tests.Onnx;
+using Google.Protobuf;
 using NUnit.Framework;
+using DataType = Engine.Core.Onnx.Proto.TensorProto.Types.DataType;
 
 namespace Engine.Tests.Cli;
 
@@ -65,5 +68,23 @@ public sealed class OnnxRunCommandTests
             Assert.That(run.ExitCode, Is.EqualTo(2), run.Transcript);
             Assert.That(run.Stderr, Has.Count.EqualTo(1).And.Some.StartsWith("error: ").And.Some.Contains(expected), run.Transcript);
         }
+    }
+
+    [Test]
+    public void AnUnsupportedOpIsOneLineNamingTheNodeOpAndOpset()
+    {
+        var model = OnnxGraphs.SmallConvNet();
+        model.Graph.Node[2].OpType = "Celu";
+        string path = Path.Combine(_folder, "celu.onnx"), input = Path.Combine(_folder, "x.pb");
+        File.WriteAllBytes(path, model.ToByteArray());
+        File.WriteAllBytes(input, OnnxTensors.Create<float>("x", DataType.Float, [1, 2, 5, 5], new float[50]).ToByteArray());
+
+        using var run = BenchCli.Run(["onnx-run", "--model", path, "--input", input, "--device", "cpu"]);
+
+        Assert.That(run.ExitCode, Is.EqualTo(2), run.Transcript);
+        Assert.That(run.Stderr, Has.Count.EqualTo(1), run.Transcript);
+        Assert.That(run.Stderr[0], Does.StartWith("error: ONNX node 'relu' (#2): op 'Celu' (opset 13) is not supported"),
+            run.Transcript);
+        Assert.That(run.Stderr[0], Does.Not.Contain("Exception"), run.Transcript);
     }
 }
