@@ -401,9 +401,11 @@ internal static class OnnxOps<T> where T : unmanaged, IFloatingPointIeee754<T>
             (x, _) =>
             {
                 var input = x[0]!;
-                var axes = Enumerable.Range(0, input.Rank).Select(a => new Axis(a, (int)-pads[a], 1)).ToArray();
+                Target(input.Shape.ToArray());
                 T fill = Optional(x, 2) is { } v ? v.Item() : T.CreateChecked(value);
-                return [Move(input, "pad", Target(input.Shape.ToArray()), axes, fill)];
+                int[] before = pads[..input.Rank].Select(p => checked((int)p)).ToArray();
+                int[] after = pads[input.Rank..].Select(p => checked((int)p)).ToArray();
+                return [input.Pad(before, after, fill)];
             },
             1);
     }
@@ -422,9 +424,10 @@ internal static class OnnxOps<T> where T : unmanaged, IFloatingPointIeee754<T>
             throw n.Invalid("starts, ends, axes and steps must have the same length.");
         if (steps.Contains(0)) throw n.Invalid("a step of 0.");
 
-        Axis[] Axes(int[] x, out int[] shape)
+        // Per axis: the first index read, the step and the count (the output's extent).
+        (int[] Starts, int[] Steps) Resolve(int[] x, out int[] shape)
         {
-            var axes = Enumerable.Range(0, x.Length).Select(a => new Axis(a, 0, 1)).ToArray();
+            int[] origins = new int[x.Length], strides = Enumerable.Repeat(1, x.Length).ToArray();
             shape = (int[])x.Clone();
             var seen = new HashSet<int>();
             for (int i = 0; i < starts.Length; i++)
@@ -440,16 +443,16 @@ internal static class OnnxOps<T> where T : unmanaged, IFloatingPointIeee754<T>
                 end = step > 0 ? Math.Clamp(end, 0, dim) : Math.Clamp(end, -1, dim - 1);
                 long count = step > 0 ? (end - start + step - 1) / step : (start - end - step - 1) / -step;
                 shape[a] = (int)Math.Max(0, count);
-                axes[a] = new Axis(a, (int)start, (int)step);
+                (origins[a], strides[a]) = ((int)start, (int)Math.Clamp(step, -int.MaxValue, int.MaxValue));
             }
-            return axes;
+            return (origins, strides);
         }
         return new(
-            s => { Axes(s[0]!, out var shape); return [shape]; },
+            s => { Resolve(s[0]!, out var shape); return [shape]; },
             (x, _) =>
             {
-                var axes = Axes(x[0]!.Shape.ToArray(), out var shape);
-                return [Move(x[0]!, "slice", shape, axes, T.Zero)];
+                var (first, step) = Resolve(x[0]!.Shape.ToArray(), out var shape);
+                return [x[0]!.Slice(first, step, shape)];
             },
             1, 2, 3, 4);
     }
@@ -459,36 +462,6 @@ internal static class OnnxOps<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// <summary>Input <paramref name="i"/>, or null when the node lists fewer inputs.</summary>
     private static TValue? Optional<TValue>(TValue?[] inputs, int i) where TValue : class =>
         i < inputs.Length ? inputs[i] : null;
-
-    /// <summary>Output axis → input axis (−1: none), and the input coordinate Offset + Step · output coordinate.
-    /// </summary>
-    private readonly record struct Axis(int Input, int Offset, int Step);
-
-    /// <summary>y[i] = x at the coordinates <paramref name="axes"/> give, or <paramref name="fill"/> outside x.</summary>
-    private static Tensor<T> Move(Tensor<T> x, string op, int[] shape, Axis[] axes, T fill)
-    {
-        var strides = new long[x.Rank];
-        for (int a = x.Rank - 1, stride = 1; a >= 0; stride *= x.Shape[a], a--) strides[a] = stride;
-        var output = new Shape(shape);
-        var map = new int[output.Length];
-        var coordinate = new int[shape.Length];
-        for (int i = 0; i < map.Length; i++)
-        {
-            long source = 0;
-            bool inside = true;
-            for (int a = 0; a < shape.Length; a++)
-            {
-                var axis = axes[a];
-                if (axis.Input < 0) continue;
-                long c = axis.Offset + (long)axis.Step * coordinate[a];
-                inside &= c >= 0 && c < x.Shape[axis.Input];
-                source += c * strides[axis.Input];
-            }
-            map[i] = inside ? (int)source : -1;
-            for (int a = shape.Length - 1; a >= 0 && ++coordinate[a] == shape[a]; a--) coordinate[a] = 0;
-        }
-        return x.Remap(op, output, map, fill);
-    }
 
     /// <summary>The NumPy broadcast of two shapes (−1 where an unknown extent decides).</summary>
     private static int[] Broadcast(OnnxNode n, int[] a, int[] b)
