@@ -38,6 +38,7 @@ internal static class OnnxOps<T> where T : unmanaged, IFloatingPointIeee754<T>
             ["AveragePool"] = (7, AveragePool),
             ["BatchNormalization"] = (9, BatchNormalization),
             ["Conv"] = (1, Conv),
+            ["ConvTranspose"] = (1, ConvTranspose),
             ["Dropout"] = (7, Dropout),
             ["Flatten"] = (1, Flatten),
             ["Gemm"] = (7, Gemm),
@@ -128,6 +129,84 @@ internal static class OnnxOps<T> where T : unmanaged, IFloatingPointIeee754<T>
                 var (p, _) = Geometry(x[0]!.Shape.ToArray(), x[1]!.Shape.ToArray());
                 return [x[0]!.Conv2d(x[1]!, Optional(x, 2), (int)window.Strides[0], (int)window.Strides[1], p[0], p[2],
                     p[1], p[3], (int)window.Dilations[0], (int)window.Dilations[1], (int)group)];
+            });
+    }
+
+    /// <summary>ConvTranspose (the engine's ConvTranspose2d): strides, per-side pads (auto_pad included),
+    /// output_padding, output_shape, dilations, group, optional bias.</summary>
+    private static OnnxOp<T> ConvTranspose(OnnxNode n)
+    {
+        n.Arity(2, 3);
+        n.Attributes("auto_pad", "dilations", "group", "kernel_shape", "output_padding", "output_shape", "pads", "strides");
+        var window = Window.Read(n);
+        long[]? outputShape = n.Ints("output_shape");
+        if (outputShape is { Length: not 2 }) throw n.Unsupported("a window over other than 2 spatial axes (2-D only)");
+        long group = n.Int("group", 1);
+        long[] outputPadding = n.Ints("output_padding") ?? [0, 0];
+        if (group < 1) throw n.Invalid($"group = {group} must be at least 1.");
+        if (outputPadding.Length != 2) throw n.Unsupported("a window over other than 2 spatial axes (2-D only)");
+
+        // Per-side pads, the output padding (output_shape past the full output adds to it) and the output extents.
+        (int[] Pads, int[] Extra, int[] Output) Geometry(int[] x, int[] w)
+        {
+            Rank(n, x, 4, "input X");
+            Rank(n, w, 4, "weight W");
+            if (x[1] >= 0 && w[0] >= 0 && x[1] != w[0])
+                throw n.Invalid($"weight W {Format(w)} expects {w[0]} input channels; input X {Format(x)} has {x[1]}.");
+            if (window.Kernel is { } k && (k[0] != w[2] || k[1] != w[3]))
+                throw n.Invalid($"kernel_shape [{string.Join(", ", k)}] disagrees with weight W {Format(w)}.");
+            if (x[2] < 0 || x[3] < 0 || w[2] < 0 || w[3] < 0) return ([], [], [-1, -1]);
+            var pads = new int[4];
+            var extra = outputPadding.Select(p => (int)p).ToArray();
+            var output = new int[2];
+            for (int a = 0; a < 2; a++)
+            {
+                long stride = window.Strides[a], span = (w[2 + a] - 1) * window.Dilations[a] + 1;
+                long full = stride * (x[2 + a] - 1) + outputPadding[a] + span;
+                if (outputShape is not null)
+                {
+                    // ONNX: total padding = full − output_shape, split as auto_pad says (SAME_UPPER: the smaller
+                    // half first); an output_shape past the full output pads it at the end.
+                    long total = full - outputShape[a];
+                    if (total < 0) { extra[a] -= (int)total; full -= total; total = 0; }
+                    long small = total / 2;
+                    (pads[a], pads[a + 2]) = window.AutoPad == "SAME_UPPER"
+                        ? ((int)small, (int)(total - small)) : ((int)(total - small), (int)small);
+                }
+                else if (window.AutoPad is "SAME_UPPER" or "SAME_LOWER")
+                {
+                    long total = Math.Max(0, full - x[2 + a] * stride), small = total / 2;
+                    (pads[a], pads[a + 2]) = window.AutoPad == "SAME_UPPER"
+                        ? ((int)small, (int)(total - small)) : ((int)(total - small), (int)small);
+                }
+                else if (window.AutoPad == "NOTSET" && window.Pads is { } given)
+                {
+                    (pads[a], pads[a + 2]) = ((int)given[a], (int)given[a + 2]);
+                }
+                long extent = full - pads[a] - pads[a + 2];
+                if (extent < 1 || extent > int.MaxValue)
+                    throw n.Invalid($"input X {Format(x)} and weight W {Format(w)} give an output extent of {extent}.");
+                output[a] = (int)extent;
+            }
+            return (pads, extra, output);
+        }
+
+        return new(
+            s =>
+            {
+                int[] x = s[0]!, w = s[1]!;
+                var (_, _, output) = Geometry(x, w);
+                int channels = w[1] < 0 ? -1 : checked(w[1] * (int)group);
+                if (Optional(s, 2) is { } b && (b.Length != 1 || (b[0] >= 0 && channels >= 0 && b[0] != channels)))
+                    throw n.Invalid($"bias B {Format(b)} must be [{channels}] for weight W {Format(w)}.");
+                return [[x[0], channels, output[0], output[1]]];
+            },
+            (x, _) =>
+            {
+                var (p, e, _) = Geometry(x[0]!.Shape.ToArray(), x[1]!.Shape.ToArray());
+                return [x[0]!.ConvTranspose2d(x[1]!, Optional(x, 2), (int)window.Strides[0], (int)window.Strides[1],
+                    p[0], p[2], p[1], p[3], e[0], e[1], (int)window.Dilations[0],
+                    (int)window.Dilations[1], (int)group)];
             });
     }
 
