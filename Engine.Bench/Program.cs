@@ -29,10 +29,11 @@ try
 }
 catch (Exception error) when (error is ArgumentException or InvalidOperationException or IOException
                                   or InvalidDataException or UnauthorizedAccessException or OutOfMemoryException
-                                  or ArithmeticException)
+                                  or ArithmeticException or NotSupportedException)
 {
-    // Bad input (sizes too large for memory or for the index types included): its message alone, without the
-    // parameter name that ArgumentException appends (the message names the option already).
+    // Bad input (sizes too large for memory or for the index types included, a model the engine does not run):
+    // its message alone, without the parameter name that ArgumentException appends (the message names the option
+    // already).
     string message = error is ArgumentException { ParamName: { } name }
         ? error.Message.Replace($" (Parameter '{name}')", "")
         : error.Message;

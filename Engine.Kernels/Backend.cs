@@ -20,11 +20,13 @@
 // - geometry (ConvGeometry, PoolGeometry, ShortcutGeometry .Validated()): kernel and stride at least 1, per-side
 //   pads 0 ≤ pad < kernel, a window no larger than the padded input, tensors under 2^31 elements. Convolution:
 //   dilations and groups at least 1, C and K divisible by the groups, the dilated kernel (R − 1)·dilation + 1 no
-//   larger than the padded input, w [K, C/groups, R, S]. Pooling: per-side pads ≤ half the dilated window (as
-//   PyTorch), dilation ≥ 1 (average pooling: 1 only), every window holding an input element; with ceil mode the
-//   last window starts inside the input or its top/left padding.
-// - strided layouts (StridedLayout): up to six axes, extents and strides non-negative, under 2^31 elements, every
-//   offset read inside its buffer; the dense output of a strided op never aliases an input.
+//   larger than the padded input, w [K, C/groups, R, S]. Pooling: dilation ≥ 1 (average pooling: 1 only) and any
+//   per-side pads that leave every window holding an input element (ONNX's rule, looser than PyTorch's pad ≤ half
+//   the window: the pad before smaller than the dilated window, the last window starting inside the input); with
+//   ceil mode the last window starts inside the input or its top/left padding.
+// - strided layouts (StridedLayout): up to six axes, extents non-negative (strides of any sign), under 2^31
+//   elements, every offset read or written inside its buffer; the dense output of a strided op never aliases an
+//   input; a scatter's layout is one-to-one.
 // - batch-norm: momentum in [0, 1] (0 keeps the running statistics, 1 replaces them), epsilon positive and finite,
 //   more than one value per channel in training mode (N·HW ≥ 2, as PyTorch), tensors under 2^31 elements, a
 //   defined RunningVarianceUpdate.
@@ -347,20 +349,21 @@ public abstract class Backend : IDisposable
     protected abstract void BroadcastScalarCore<T>(DeviceBuffer<T> scalar, T alpha, DeviceBuffer<T> y)
         where T : unmanaged, IFloatingPointIeee754<T>;
 
-    // ---- strided (StridedLayout.cs): permute, broadcast and reduce over up to six axes; outputs dense ----
-    // A layout is checked against its buffer here: extents and strides non-negative, under 2^31 elements, and
-    // every offset it reads inside the buffer (in 32 bits). The output never aliases an input. Axes that every
+    // ---- strided (StridedLayout.cs): permute, broadcast, slice and reduce over up to six axes; scatter ----
+    // A layout is checked against its buffer here: extents non-negative, under 2^31 elements, and every offset it
+    // reads (or a scatter writes) inside the buffer (in 32 bits). The output never aliases an input. Axes that every
     // layout of an op walks as one are merged before the backend sees them.
 
     /// <summary>y[i] = x[layout.Offset(i)] for i in [0, layout.Length): a permutation (permuted strides), a
-    /// broadcast expansion (stride 0) or any other strided gather into a dense y.</summary>
+    /// broadcast expansion (stride 0), a slice (an origin and steps, negative ones too) or any other strided
+    /// gather into a dense y.</summary>
     public void StridedCopy<T>(StridedLayout layout, DeviceBuffer<T> x, DeviceBuffer<T> y)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         lock (_gate)
         {
             const string op = "strided copy";
-            CheckLayout(op, nameof(layout), layout, 0, nameof(x), x);
+            CheckLayout(op, nameof(layout), layout, 0, 0, nameof(x), x);
             CheckStridedOutput(op, layout.Length, y, x);
             if (y.Length == 0) return;
             Span<StridedLayout> layouts = [layout];
@@ -368,6 +371,33 @@ public abstract class Backend : IDisposable
             Starting(nameof(StridedCopy));
             StridedCopyCore(layouts[0], x, y);
             Finished(nameof(StridedCopy));
+        }
+    }
+
+    /// <summary>y[layout.Offset(i)] = x[i] for i in [0, layout.Length), the rest of y left as it is: the inverse
+    /// of a one-to-one StridedCopy, writing a dense x into a window, a slice or a permutation of y (e.g. a padded
+    /// tensor's interior). The layout must be one-to-one (no two elements at one offset; see
+    /// StridedLayout.IsOneToOne), so the result never depends on the order of the writes.</summary>
+    public void StridedScatter<T>(DeviceBuffer<T> x, StridedLayout layout, DeviceBuffer<T> y)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        lock (_gate)
+        {
+            const string op = "strided scatter";
+            CheckLayout(op, nameof(layout), layout, 0, 0, nameof(y), y);
+            if (!layout.IsOneToOne())
+                throw new ArgumentException($"{op}: layout ({layout}) writes some offset of 'y' twice; a scatter " +
+                                            "needs a one-to-one layout.", nameof(layout));
+            Validate.Buffer(this, op, nameof(x), x, layout.Length);
+            if (ReferenceEquals(x, y))
+                throw new ArgumentException($"{op}: the input buffer 'x' is also the output 'y'; use a separate " +
+                                            "buffer.", nameof(x));
+            if (x.Length == 0) return;
+            Span<StridedLayout> layouts = [layout];
+            StridedLayout.Collapse(layouts);
+            Starting(nameof(StridedScatter));
+            StridedScatterCore(x, layouts[0], y);
+            Finished(nameof(StridedScatter));
         }
     }
 
@@ -380,8 +410,8 @@ public abstract class Backend : IDisposable
         lock (_gate)
         {
             const string name = "strided zip";
-            CheckLayout(name, nameof(aLayout), aLayout, 0, nameof(a), a);
-            CheckLayout(name, nameof(bLayout), bLayout, 0, nameof(b), b);
+            CheckLayout(name, nameof(aLayout), aLayout, 0, 0, nameof(a), a);
+            CheckLayout(name, nameof(bLayout), bLayout, 0, 0, nameof(b), b);
             if (!aLayout.SameExtents(bLayout))
                 throw new ArgumentException($"{name}: layouts cover different extents, a {aLayout.ExtentsText()} " +
                                             $"and b {bLayout.ExtentsText()}.", nameof(bLayout));
@@ -404,9 +434,10 @@ public abstract class Backend : IDisposable
         lock (_gate)
         {
             const string op = "strided sum";
-            CheckLayout(op, nameof(reduced), reduced, 0, nameof(x), x);
+            CheckLayout(op, nameof(reduced), reduced, 0, 0, nameof(x), x);
             bool reads = reduced.Length > 0;   // a sum over nothing reads no element of x
-            CheckLayout(op, nameof(kept), kept, reads ? reduced.MaxOffset : 0, nameof(x), x, reads);
+            CheckLayout(op, nameof(kept), kept, reads ? reduced.MinOffset : 0, reads ? reduced.MaxOffset : 0,
+                nameof(x), x, reads);
             CheckStridedOutput(op, kept.Length, y, x);
             if (y.Length == 0) return;
             Starting(nameof(StridedSum));
@@ -422,24 +453,26 @@ public abstract class Backend : IDisposable
         }
     }
 
-    /// <summary>A layout's extents and strides (non-negative, under 2^31 elements) and, when it
-    /// <paramref name="reads"/>, its reach into its buffer: <paramref name="extra"/> plus the largest offset it reads
-    /// must lie inside the buffer and within 32 bits.</summary>
-    private void CheckLayout<T>(string op, string layoutName, StridedLayout layout, long extra, string bufferName,
-        DeviceBuffer<T> buffer, bool reads = true) where T : unmanaged
+    /// <summary>A layout's extents (non-negative, under 2^31 elements) and, when it <paramref name="reads"/>, its
+    /// reach into its buffer: every offset it touches, plus an offset between <paramref name="extraLow"/> and
+    /// <paramref name="extraHigh"/> (another layout's, added to it), must lie inside the buffer.</summary>
+    private void CheckLayout<T>(string op, string layoutName, StridedLayout layout, long extraLow, long extraHigh,
+        string bufferName, DeviceBuffer<T> buffer, bool reads = true) where T : unmanaged
     {
         Validate.Owned(this, op, bufferName, buffer);
         for (int d = 0; d < layout.Rank; d++)
-            if (layout.Extent(d) < 0 || layout.Stride(d) < 0)
-                throw new ArgumentException($"{op}: {layoutName} ({layout}) has a negative extent or stride.",
-                    layoutName);
+            if (layout.Extent(d) < 0)
+                throw new ArgumentException($"{op}: {layoutName} ({layout}) has a negative extent.", layoutName);
         if (layout.Length > int.MaxValue)
             throw new ArgumentException($"{op}: {layoutName} ({layout}) covers {layout.Length} elements; at most " +
                                         $"2^31 − 1 are supported.", layoutName);
         if (layout.Length == 0 || !reads) return;
-        long reach = extra + layout.MaxOffset;
-        if (reach >= buffer.Length || reach > int.MaxValue)
-            throw new ArgumentException($"{op}: {layoutName} ({layout}) reads offset {reach}, outside buffer " +
+        long low = extraLow + layout.MinOffset, high = extraHigh + layout.MaxOffset;
+        if (low < 0)
+            throw new ArgumentException($"{op}: {layoutName} ({layout}) reaches a negative offset {low}, before " +
+                                        $"buffer '{bufferName}'.", layoutName);
+        if (high >= buffer.Length || high > int.MaxValue)
+            throw new ArgumentException($"{op}: {layoutName} ({layout}) reaches offset {high}, outside buffer " +
                                         $"'{bufferName}' of {buffer.Length} elements.", layoutName);
     }
 
@@ -458,6 +491,11 @@ public abstract class Backend : IDisposable
     /// <summary>y[i] = x[layout.Offset(i)], y non-empty and not x; the layout checked against x and
     /// collapsed.</summary>
     protected abstract void StridedCopyCore<T>(StridedLayout layout, DeviceBuffer<T> x, DeviceBuffer<T> y)
+        where T : unmanaged, IFloatingPointIeee754<T>;
+
+    /// <summary>y[layout.Offset(i)] = x[i], x non-empty and not y; the layout checked against y, one-to-one and
+    /// collapsed.</summary>
+    protected abstract void StridedScatterCore<T>(DeviceBuffer<T> x, StridedLayout layout, DeviceBuffer<T> y)
         where T : unmanaged, IFloatingPointIeee754<T>;
 
     /// <summary>y[i] = op(a[aLayout.Offset(i)], b[bLayout.Offset(i)]), y non-empty and neither input; layouts of the

@@ -197,9 +197,10 @@ public readonly record struct PoolGeometry(
         $"{PadRight}), dilation {DilationHeight}x{DilationWidth}{(CeilMode ? ", ceil mode" : "")}";
 
     /// <summary>Returns this geometry once checked for max pooling, before any arithmetic on it: a non-empty batch,
-    /// extents, window, stride and dilation ≥ 1, paddings ≥ 0 and at most half the dilated window (as PyTorch
-    /// requires), the dilated window no larger than the padded input, every window covering at least one input
-    /// element, tensors under 2^31 elements.</summary>
+    /// extents, window, stride and dilation ≥ 1, paddings ≥ 0, the dilated window no larger than the padded input,
+    /// every window covering at least one input element (ONNX's condition, looser than PyTorch's pad ≤ half the
+    /// window: the padding before the input smaller than the dilated window, the last window starting inside the
+    /// input, and no dilation stepping a window over the whole input), tensors under 2^31 elements.</summary>
     /// <exception cref="ArgumentException">A check failed; the message names the argument and the shapes.</exception>
     public PoolGeometry Validated() => Validated("max-pool");
 
@@ -231,9 +232,10 @@ public readonly record struct PoolGeometry(
         if (PadTop < 0 || PadBottom < 0 || PadLeft < 0 || PadRight < 0)
             throw new ArgumentException($"{op}: padding must not be negative ({Shapes}).");
         long spanHeight = Span(KernelHeight, DilationHeight), spanWidth = Span(KernelWidth, DilationWidth);
-        if (2L * Math.Max(PadTop, PadBottom) > spanHeight || 2L * Math.Max(PadLeft, PadRight) > spanWidth)
-            throw new ArgumentException($"{op}: padding must be at most half the (dilated) window " +
-                                        $"{spanHeight}x{spanWidth} on every side ({Shapes}).");
+        if (PadTop >= spanHeight || PadLeft >= spanWidth)
+            throw new ArgumentException($"{op}: padding before the input must be smaller than the (dilated) window " +
+                                        $"{spanHeight}x{spanWidth}, or the first window would pool padding only " +
+                                        $"({Shapes}).");
         long paddedHeight = (long)InHeight + PadTop + PadBottom, paddedWidth = (long)InWidth + PadLeft + PadRight;
         if (paddedHeight < spanHeight || paddedWidth < spanWidth)
             throw new ArgumentException($"{op}: window {spanHeight}x{spanWidth} is larger than the padded input " +
@@ -243,6 +245,10 @@ public readonly record struct PoolGeometry(
                                         $"2^31 − 1 per side ({Shapes}).");
         if (InputLength > int.MaxValue || OutputLength > int.MaxValue)
             throw new ArgumentException($"{op}: tensors over 2^31 elements are not supported ({Shapes}).");
+        if ((long)(OutHeight - 1) * StrideHeight - PadTop >= InHeight ||
+            (long)(OutWidth - 1) * StrideWidth - PadLeft >= InWidth)
+            throw new ArgumentException($"{op}: padding after the input is so large that the last window would pool " +
+                                        $"padding only ({Shapes}).");
         if (!EveryWindowCoversInput(InHeight, StrideHeight, PadTop, DilationHeight, OutHeight) ||
             !EveryWindowCoversInput(InWidth, StrideWidth, PadLeft, DilationWidth, OutWidth))
             throw new ArgumentException($"{op}: the dilation steps some window over every input element, so it " +

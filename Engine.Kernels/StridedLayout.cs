@@ -1,17 +1,19 @@
 // StridedLayout: how the strided ops (Backend's "strided" section) walk a flat buffer. A layout is up to six
-// extents with one stride per extent, in elements, outermost first: element i of the layout (i counted row-major
-// over the extents) lives at Σ index_d · stride_d. Stride 0 repeats an element along an axis (broadcasting);
-// permuted strides read a permuted tensor. Layouts are small values passed to kernels by value: the extents and
-// strides are fields padded at the front with extent 1 and stride 0, so a kernel decomposes an index with
-// straight-line code (no arrays, nothing in local memory). Backend checks a layout against its buffer before any
-// kernel sees it.
+// extents with one stride per extent, in elements, outermost first, and an origin: element i of the layout (i
+// counted row-major over the extents) lives at origin + Σ index_d · stride_d. Stride 0 repeats an element along an
+// axis (broadcasting); permuted strides read a permuted tensor; an origin with larger or negative strides reads a
+// window, every k-th element or a reversed axis (slicing). Layouts are small values passed to kernels by value:
+// the extents and strides are fields padded at the front with extent 1 and stride 0, so a kernel decomposes an
+// index with straight-line code (no arrays, nothing in local memory). Backend checks a layout against its buffer
+// before any kernel sees it.
 using System.Text;
 
 namespace Engine.Kernels;
 
-/// <summary>Up to <see cref="MaxRank"/> extents with one stride each (in elements, outermost first): element i,
-/// counted row-major over the extents, lives at offset Σ index_d · stride_d of a flat buffer. Stride 0 broadcasts
-/// an axis; permuted strides permute a tensor. Checked by <see cref="Backend"/> against its buffer.</summary>
+/// <summary>Up to <see cref="MaxRank"/> extents with one stride each (in elements, outermost first) and an origin:
+/// element i, counted row-major over the extents, lives at offset Origin + Σ index_d · stride_d of a flat buffer.
+/// Stride 0 broadcasts an axis; permuted strides permute a tensor; an origin with steps (negative ones too) slices
+/// it. Checked by <see cref="Backend"/> against its buffer.</summary>
 public readonly struct StridedLayout : IEquatable<StridedLayout>
 {
     /// <summary>The most axes a layout holds.</summary>
@@ -21,15 +23,19 @@ public readonly struct StridedLayout : IEquatable<StridedLayout>
     internal readonly int E0, E1, E2, E3, E4, E5;
     internal readonly int S0, S1, S2, S3, S4, S5;
 
+    /// <summary>The offset of element 0.</summary>
+    public readonly int Origin;
+
     /// <summary>The number of axes given at construction (0 for a single element).</summary>
     public readonly int Rank;
 
     /// <summary>A layout of <paramref name="extents"/> read with <paramref name="strides"/>, both outermost
-    /// first.</summary>
+    /// first, element 0 at offset <paramref name="origin"/>.</summary>
     /// <exception cref="ArgumentException">The spans differ in length or hold more than <see cref="MaxRank"/>
     /// axes.</exception>
-    public StridedLayout(ReadOnlySpan<int> extents, ReadOnlySpan<int> strides)
+    public StridedLayout(ReadOnlySpan<int> extents, ReadOnlySpan<int> strides, int origin = 0)
     {
+        Origin = origin;
         if (extents.Length != strides.Length)
             throw new ArgumentException($"strided layout: {extents.Length} extents {Format(extents)} but " +
                                         $"{strides.Length} strides {Format(strides)}.");
@@ -72,12 +78,51 @@ public readonly struct StridedLayout : IEquatable<StridedLayout>
     /// value).</summary>
     public long Length => Rank == 0 && E5 == 0 ? 0 : (long)E0 * E1 * E2 * E3 * E4 * E5;
 
-    /// <summary>The largest offset any element reads, Σ (extent − 1) · stride, for a non-empty layout with
-    /// non-negative extents and strides.</summary>
-    internal long MaxOffset =>
-        (E0 - 1L) * S0 + (E1 - 1L) * S1 + (E2 - 1L) * S2 + (E3 - 1L) * S3 + (E4 - 1L) * S4 + (E5 - 1L) * S5;
+    /// <summary>The largest offset any element reads, Origin + Σ (extent − 1) · max(stride, 0), for a non-empty
+    /// layout with non-negative extents.</summary>
+    internal long MaxOffset => Origin + Reach(positive: true);
 
-    /// <summary>The offset of element <paramref name="index"/> (in [0, Length), checked extents): peels the
+    /// <summary>The smallest offset any element reads, Origin + Σ (extent − 1) · min(stride, 0), for a non-empty
+    /// layout with non-negative extents.</summary>
+    internal long MinOffset => Origin + Reach(positive: false);
+
+    private long Reach(bool positive)
+    {
+        long reach = 0;
+        for (int d = 0; d < MaxRank; d++)
+        {
+            long stride = PaddedStride(d);
+            if (positive == stride > 0) reach += (Padded(d) - 1L) * stride;
+        }
+        return reach;
+    }
+
+    /// <summary>Whether no two elements share an offset, by a sufficient rule: ordered by |stride|, each axis of
+    /// extent above 1 steps past everything the axes inside it reach (as any slice or permutation of a dense
+    /// tensor). A layout that broadcasts (stride 0 on an axis of extent above 1) is not.</summary>
+    internal bool IsOneToOne()
+    {
+        Span<long> steps = stackalloc long[MaxRank];
+        Span<long> spans = stackalloc long[MaxRank];
+        int count = 0;
+        for (int d = 0; d < MaxRank; d++)
+            if (Padded(d) > 1)
+            {
+                steps[count] = Math.Abs((long)PaddedStride(d));
+                spans[count++] = (Padded(d) - 1L) * Math.Abs((long)PaddedStride(d));
+            }
+        steps[..count].Sort(spans[..count]);
+        long reach = 0;
+        for (int k = 0; k < count; k++)
+        {
+            if (steps[k] <= reach) return false;
+            reach += spans[k];
+        }
+        return true;
+    }
+
+    /// <summary>The offset of element <paramref name="index"/> (in [0, Length), checked extents), Origin
+    /// included: peels the
     /// axes off from the innermost, straight-line so kernels keep it in registers.</summary>
     public int Offset(int index)
     {
@@ -94,17 +139,19 @@ public readonly struct StridedLayout : IEquatable<StridedLayout>
         index = q;
         q = index / E1;
         offset += (index - q * E1) * S1;
-        return offset + q * S0;
+        return Origin + offset + q * S0;
     }
 
-    /// <summary>The extents in brackets, then the strides, e.g. <c>extents [2, 3] strides [3, 1]</c>.</summary>
+    /// <summary>The extents in brackets, then the strides and a non-zero origin, e.g. <c>extents [2, 3] strides
+    /// [3, 1]</c>.</summary>
     public override string ToString()
     {
         var builder = new StringBuilder("extents [");
         for (int d = 0; d < Rank; d++) builder.Append(d > 0 ? ", " : "").Append(Extent(d));
         builder.Append("] strides [");
         for (int d = 0; d < Rank; d++) builder.Append(d > 0 ? ", " : "").Append(Stride(d));
-        return builder.Append(']').ToString();
+        builder.Append(']');
+        return (Origin != 0 ? builder.Append(" origin ").Append(Origin) : builder).ToString();
     }
 
     /// <summary>The extents alone in brackets, e.g. <c>[2, 3]</c>.</summary>
@@ -121,9 +168,9 @@ public readonly struct StridedLayout : IEquatable<StridedLayout>
         Length == other.Length && E0 == other.E0 && E1 == other.E1 && E2 == other.E2 && E3 == other.E3 &&
         E4 == other.E4 && E5 == other.E5;
 
-    /// <summary>Equal rank, extents and strides.</summary>
+    /// <summary>Equal rank, extents, strides and origin.</summary>
     public bool Equals(StridedLayout other) =>
-        Rank == other.Rank && SameExtents(other) && S0 == other.S0 && S1 == other.S1 && S2 == other.S2 &&
+        Rank == other.Rank && Origin == other.Origin && SameExtents(other) && S0 == other.S0 && S1 == other.S1 && S2 == other.S2 &&
         S3 == other.S3 && S4 == other.S4 && S5 == other.S5;
 
     /// <inheritdoc/>
@@ -131,7 +178,7 @@ public readonly struct StridedLayout : IEquatable<StridedLayout>
 
     /// <inheritdoc/>
     public override int GetHashCode() =>
-        HashCode.Combine(HashCode.Combine(E0, E1, E2, E3, E4, E5), HashCode.Combine(S0, S1, S2, S3, S4, S5), Rank);
+        HashCode.Combine(HashCode.Combine(E0, E1, E2, E3, E4, E5), HashCode.Combine(S0, S1, S2, S3, S4, S5), Rank, Origin);
 
     /// <summary>Field-wise equality.</summary>
     public static bool operator ==(StridedLayout a, StridedLayout b) => a.Equals(b);
@@ -141,7 +188,8 @@ public readonly struct StridedLayout : IEquatable<StridedLayout>
 
     /// <summary>Merges axes that every one of <paramref name="layouts"/> (same extents) walks as one: drops extent-1
     /// axes and joins an axis to the one inside it when each layout's stride is the inner stride times the inner
-    /// extent. The element order and every offset stay the same; kernels then divide less.</summary>
+    /// extent (negative strides alike). The element order and every offset stay the same; kernels then divide less.
+    /// </summary>
     internal static void Collapse(Span<StridedLayout> layouts)
     {
         Span<int> extents = stackalloc int[MaxRank];
@@ -168,7 +216,7 @@ public readonly struct StridedLayout : IEquatable<StridedLayout>
         {
             var layoutStrides = strides.Slice(k * MaxRank, rank);
             layoutStrides.Reverse();
-            layouts[k] = new StridedLayout(extents[..rank], layoutStrides);
+            layouts[k] = new StridedLayout(extents[..rank], layoutStrides, layouts[k].Origin);
         }
     }
 

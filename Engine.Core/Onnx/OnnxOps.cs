@@ -38,6 +38,7 @@ internal static class OnnxOps<T> where T : unmanaged, IFloatingPointIeee754<T>
             ["AveragePool"] = (7, AveragePool),
             ["BatchNormalization"] = (9, BatchNormalization),
             ["Conv"] = (1, Conv),
+            ["ConvTranspose"] = (1, ConvTranspose),
             ["Dropout"] = (7, Dropout),
             ["Flatten"] = (1, Flatten),
             ["Gemm"] = (7, Gemm),
@@ -131,14 +132,93 @@ internal static class OnnxOps<T> where T : unmanaged, IFloatingPointIeee754<T>
             });
     }
 
+    /// <summary>ConvTranspose (the engine's ConvTranspose2d): strides, per-side pads (auto_pad included),
+    /// output_padding, output_shape, dilations, group, optional bias.</summary>
+    private static OnnxOp<T> ConvTranspose(OnnxNode n)
+    {
+        n.Arity(2, 3);
+        n.Attributes("auto_pad", "dilations", "group", "kernel_shape", "output_padding", "output_shape", "pads", "strides");
+        var window = Window.Read(n);
+        long[]? outputShape = n.Ints("output_shape");
+        if (outputShape is { Length: not 2 }) throw n.Unsupported("a window over other than 2 spatial axes (2-D only)");
+        long group = n.Int("group", 1);
+        long[] outputPadding = n.Ints("output_padding") ?? [0, 0];
+        if (group < 1) throw n.Invalid($"group = {group} must be at least 1.");
+        if (outputPadding.Length != 2) throw n.Unsupported("a window over other than 2 spatial axes (2-D only)");
+
+        // Per-side pads, the output padding (output_shape past the full output adds to it) and the output extents.
+        (int[] Pads, int[] Extra, int[] Output) Geometry(int[] x, int[] w)
+        {
+            Rank(n, x, 4, "input X");
+            Rank(n, w, 4, "weight W");
+            if (x[1] >= 0 && w[0] >= 0 && x[1] != w[0])
+                throw n.Invalid($"weight W {Format(w)} expects {w[0]} input channels; input X {Format(x)} has {x[1]}.");
+            if (window.Kernel is { } k && (k[0] != w[2] || k[1] != w[3]))
+                throw n.Invalid($"kernel_shape [{string.Join(", ", k)}] disagrees with weight W {Format(w)}.");
+            if (x[2] < 0 || x[3] < 0 || w[2] < 0 || w[3] < 0) return ([], [], [-1, -1]);
+            var pads = new int[4];
+            var extra = outputPadding.Select(p => (int)p).ToArray();
+            var output = new int[2];
+            for (int a = 0; a < 2; a++)
+            {
+                long stride = window.Strides[a], span = (w[2 + a] - 1) * window.Dilations[a] + 1;
+                long full = stride * (x[2 + a] - 1) + outputPadding[a] + span;
+                if (outputShape is not null)
+                {
+                    // ONNX: total padding = full − output_shape, split as auto_pad says (SAME_UPPER: the smaller
+                    // half first); an output_shape past the full output pads it at the end.
+                    long total = full - outputShape[a];
+                    if (total < 0) { extra[a] -= (int)total; full -= total; total = 0; }
+                    long small = total / 2;
+                    (pads[a], pads[a + 2]) = window.AutoPad == "SAME_UPPER"
+                        ? ((int)small, (int)(total - small)) : ((int)(total - small), (int)small);
+                }
+                else if (window.AutoPad is "SAME_UPPER" or "SAME_LOWER")
+                {
+                    long total = Math.Max(0, full - x[2 + a] * stride), small = total / 2;
+                    (pads[a], pads[a + 2]) = window.AutoPad == "SAME_UPPER"
+                        ? ((int)small, (int)(total - small)) : ((int)(total - small), (int)small);
+                }
+                else if (window.AutoPad == "NOTSET" && window.Pads is { } given)
+                {
+                    (pads[a], pads[a + 2]) = ((int)given[a], (int)given[a + 2]);
+                }
+                long extent = full - pads[a] - pads[a + 2];
+                if (extent < 1 || extent > int.MaxValue)
+                    throw n.Invalid($"input X {Format(x)} and weight W {Format(w)} give an output extent of {extent}.");
+                output[a] = (int)extent;
+            }
+            return (pads, extra, output);
+        }
+
+        return new(
+            s =>
+            {
+                int[] x = s[0]!, w = s[1]!;
+                var (_, _, output) = Geometry(x, w);
+                int channels = w[1] < 0 ? -1 : checked(w[1] * (int)group);
+                if (Optional(s, 2) is { } b && (b.Length != 1 || (b[0] >= 0 && channels >= 0 && b[0] != channels)))
+                    throw n.Invalid($"bias B {Format(b)} must be [{channels}] for weight W {Format(w)}.");
+                return [[x[0], channels, output[0], output[1]]];
+            },
+            (x, _) =>
+            {
+                var (p, e, _) = Geometry(x[0]!.Shape.ToArray(), x[1]!.Shape.ToArray());
+                return [x[0]!.ConvTranspose2d(x[1]!, Optional(x, 2), (int)window.Strides[0], (int)window.Strides[1],
+                    p[0], p[2], p[1], p[3], e[0], e[1], (int)window.Dilations[0],
+                    (int)window.Dilations[1], (int)group)];
+            });
+    }
+
     /// <summary>MaxPool: rectangular window, per-axis strides and dilations, per-side pads, ceil rounding.
     /// </summary>
     private static OnnxOp<T> MaxPool(OnnxNode n)
     {
         n.Attributes("auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "storage_order", "strides");
         var window = Window.Read(n);
-        return Pool(n, window, (x, k, p) => x.MaxPool2d(k[0], k[1], (int)window.Strides[0], (int)window.Strides[1],
-            p[0], p[2], p[1], p[3], (int)window.Dilations[0], (int)window.Dilations[1], window.CeilMode));
+        return Pool(n, window, average: false, (x, k, p) => x.MaxPool2d(k[0], k[1], (int)window.Strides[0],
+            (int)window.Strides[1], p[0], p[2], p[1], p[3], (int)window.Dilations[0], (int)window.Dilations[1],
+            window.CeilMode));
     }
 
     /// <summary>AveragePool: rectangular window, per-axis strides, per-side pads, ceil rounding, count_include_pad
@@ -148,14 +228,14 @@ internal static class OnnxOps<T> where T : unmanaged, IFloatingPointIeee754<T>
         n.Attributes("auto_pad", "ceil_mode", "count_include_pad", "kernel_shape", "pads", "strides");
         var window = Window.Read(n);
         bool countIncludePad = n.Int("count_include_pad", 0) != 0;
-        return Pool(n, window, (x, k, p) => x.AvgPool2d(k[0], k[1], (int)window.Strides[0], (int)window.Strides[1],
-            p[0], p[2], p[1], p[3], window.CeilMode, countIncludePad));
+        return Pool(n, window, average: true, (x, k, p) => x.AvgPool2d(k[0], k[1], (int)window.Strides[0],
+            (int)window.Strides[1], p[0], p[2], p[1], p[3], window.CeilMode, countIncludePad));
     }
 
     /// <summary>What MaxPool and AveragePool share: one input [N, C, H, W], the window's pads resolved per input
-    /// shape, and pads at most half the dilated window on every side (PyTorch's limit, which the engine keeps).
-    /// </summary>
-    private static OnnxOp<T> Pool(OnnxNode n, Window window, Func<Tensor<T>, int[], int[], Tensor<T>> pool)
+    /// shape, and the engine's pooling geometry checks (any pads that leave every window at least one input
+    /// element; AveragePool without dilation), refused by name at load when the extents are known.</summary>
+    private static OnnxOp<T> Pool(OnnxNode n, Window window, bool average, Func<Tensor<T>, int[], int[], Tensor<T>> pool)
     {
         n.Arity(1, 1);
         int[] k = (window.Kernel ?? throw n.Invalid("attribute 'kernel_shape' is required.")).Select(d => (int)d).ToArray();
@@ -164,12 +244,18 @@ internal static class OnnxOps<T> where T : unmanaged, IFloatingPointIeee754<T>
         {
             Rank(n, x, 4, "input X");
             var (pads, output) = window.Resolve(n, [x[2], x[3]], k);
-            for (int side = 0; side < pads.Length; side++)
+            if (pads.Length == 0) return (pads, output);
+            var geometry = new PoolGeometry(1, 1, x[2], x[3], k[0], k[1], (int)window.Strides[0],
+                (int)window.Strides[1], pads[0], pads[2], pads[1], pads[3], (int)window.Dilations[0],
+                (int)window.Dilations[1], window.CeilMode);
+            try
             {
-                long span = (k[side % 2] - 1) * window.Dilations[side % 2] + 1;
-                if (pads[side] > span / 2)
-                    throw n.Unsupported($"padding [{string.Join(", ", pads)}] (more than half the {k[0]}x{k[1]} " +
-                                        "window on a side)");
+                if (average) geometry.ValidatedForAverage();
+                else geometry.Validated();
+            }
+            catch (ArgumentException e)
+            {
+                throw n.Unsupported($"padding [{string.Join(", ", pads)}] with a {k[0]}x{k[1]} window ({e.Message})");
             }
             return (pads, output);
         }
@@ -248,13 +334,21 @@ internal static class OnnxOps<T> where T : unmanaged, IFloatingPointIeee754<T>
 
     // ---- matrix products ----
 
-    /// <summary>Y = alpha · A' · B' + beta · C (A' = Aᵀ when transA, B' likewise; C broadcast to [M, N]).</summary>
+    /// <summary>Y = alpha · A' · B' + beta · C (A' = Aᵀ when transA, B' likewise; C broadcast to [M, N]); Linear's
+    /// form runs as the engine's Linear.</summary>
     private static OnnxOp<T> Gemm(OnnxNode n)
     {
         n.Arity(2, 3);
         n.Attributes("alpha", "beta", "transA", "transB");
         double alpha = n.Float("alpha", 1), beta = n.Float("beta", 1);
         bool transA = n.Int("transA", 0) != 0, transB = n.Int("transB", 0) != 0;
+
+        // Linear's own form (what the exporter writes for a Linear layer, and torch.onnx for nn.Linear): A [M, K],
+        // B [N, K] read transposed, C [N], alpha = beta = 1. The engine's Linear runs it: the layer's arithmetic and
+        // rounding (the general Gemm accumulates the product onto the broadcast C instead of adding C last).
+        bool IsLinear(Tensor<T>?[] x) => transB && !transA && alpha == 1 && beta == 1 &&
+                                         Optional(x, 2) is { Rank: 1 } c && c.Shape[0] == x[1]!.Shape[0];
+
         return new(
             s =>
             {
@@ -269,7 +363,9 @@ internal static class OnnxOps<T> where T : unmanaged, IFloatingPointIeee754<T>
                     throw n.Invalid($"C {Format(c)} does not broadcast to the product's shape {Format(y)}.");
                 return [y];
             },
-            (x, _) => [Tensor<T>.Gemm(x[0]!, x[1]!, Optional(x, 2), alpha, beta, transA, transB)]);
+            (x, _) => [IsLinear(x)
+                ? x[0]!.Linear(x[1]!, x[2])
+                : Tensor<T>.Gemm(x[0]!, x[1]!, Optional(x, 2), alpha, beta, transA, transB)]);
     }
 
     private static OnnxOp<T> MatMul(OnnxNode n)
@@ -384,9 +480,11 @@ internal static class OnnxOps<T> where T : unmanaged, IFloatingPointIeee754<T>
             (x, _) =>
             {
                 var input = x[0]!;
-                var axes = Enumerable.Range(0, input.Rank).Select(a => new Axis(a, (int)-pads[a], 1)).ToArray();
+                Target(input.Shape.ToArray());
                 T fill = Optional(x, 2) is { } v ? v.Item() : T.CreateChecked(value);
-                return [Move(input, "pad", Target(input.Shape.ToArray()), axes, fill)];
+                int[] before = pads[..input.Rank].Select(p => checked((int)p)).ToArray();
+                int[] after = pads[input.Rank..].Select(p => checked((int)p)).ToArray();
+                return [input.Pad(before, after, fill)];
             },
             1);
     }
@@ -405,9 +503,10 @@ internal static class OnnxOps<T> where T : unmanaged, IFloatingPointIeee754<T>
             throw n.Invalid("starts, ends, axes and steps must have the same length.");
         if (steps.Contains(0)) throw n.Invalid("a step of 0.");
 
-        Axis[] Axes(int[] x, out int[] shape)
+        // Per axis: the first index read, the step and the count (the output's extent).
+        (int[] Starts, int[] Steps) Resolve(int[] x, out int[] shape)
         {
-            var axes = Enumerable.Range(0, x.Length).Select(a => new Axis(a, 0, 1)).ToArray();
+            int[] origins = new int[x.Length], strides = Enumerable.Repeat(1, x.Length).ToArray();
             shape = (int[])x.Clone();
             var seen = new HashSet<int>();
             for (int i = 0; i < starts.Length; i++)
@@ -423,16 +522,16 @@ internal static class OnnxOps<T> where T : unmanaged, IFloatingPointIeee754<T>
                 end = step > 0 ? Math.Clamp(end, 0, dim) : Math.Clamp(end, -1, dim - 1);
                 long count = step > 0 ? (end - start + step - 1) / step : (start - end - step - 1) / -step;
                 shape[a] = (int)Math.Max(0, count);
-                axes[a] = new Axis(a, (int)start, (int)step);
+                (origins[a], strides[a]) = ((int)start, (int)Math.Clamp(step, -int.MaxValue, int.MaxValue));
             }
-            return axes;
+            return (origins, strides);
         }
         return new(
-            s => { Axes(s[0]!, out var shape); return [shape]; },
+            s => { Resolve(s[0]!, out var shape); return [shape]; },
             (x, _) =>
             {
-                var axes = Axes(x[0]!.Shape.ToArray(), out var shape);
-                return [Move(x[0]!, "slice", shape, axes, T.Zero)];
+                var (first, step) = Resolve(x[0]!.Shape.ToArray(), out var shape);
+                return [x[0]!.Slice(first, step, shape)];
             },
             1, 2, 3, 4);
     }
@@ -442,36 +541,6 @@ internal static class OnnxOps<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// <summary>Input <paramref name="i"/>, or null when the node lists fewer inputs.</summary>
     private static TValue? Optional<TValue>(TValue?[] inputs, int i) where TValue : class =>
         i < inputs.Length ? inputs[i] : null;
-
-    /// <summary>Output axis → input axis (−1: none), and the input coordinate Offset + Step · output coordinate.
-    /// </summary>
-    private readonly record struct Axis(int Input, int Offset, int Step);
-
-    /// <summary>y[i] = x at the coordinates <paramref name="axes"/> give, or <paramref name="fill"/> outside x.</summary>
-    private static Tensor<T> Move(Tensor<T> x, string op, int[] shape, Axis[] axes, T fill)
-    {
-        var strides = new long[x.Rank];
-        for (int a = x.Rank - 1, stride = 1; a >= 0; stride *= x.Shape[a], a--) strides[a] = stride;
-        var output = new Shape(shape);
-        var map = new int[output.Length];
-        var coordinate = new int[shape.Length];
-        for (int i = 0; i < map.Length; i++)
-        {
-            long source = 0;
-            bool inside = true;
-            for (int a = 0; a < shape.Length; a++)
-            {
-                var axis = axes[a];
-                if (axis.Input < 0) continue;
-                long c = axis.Offset + (long)axis.Step * coordinate[a];
-                inside &= c >= 0 && c < x.Shape[axis.Input];
-                source += c * strides[axis.Input];
-            }
-            map[i] = inside ? (int)source : -1;
-            for (int a = shape.Length - 1; a >= 0 && ++coordinate[a] == shape[a]; a--) coordinate[a] = 0;
-        }
-        return x.Remap(op, output, map, fill);
-    }
 
     /// <summary>The NumPy broadcast of two shapes (−1 where an unknown extent decides).</summary>
     private static int[] Broadcast(OnnxNode n, int[] a, int[] b)

@@ -1,5 +1,6 @@
-// The strided ops on the CPU (layouts in StridedLayout.cs): a gather (permute, broadcast expansion), a binary op
-// over two strided operands (broadcasting) and a sum over the reduced axes of a layout. Each walks its layout row by
+// The strided ops on the CPU (layouts in StridedLayout.cs): a gather (permute, broadcast expansion, slice), its
+// inverse the scatter, a binary op over two strided operands (broadcasting) and a sum over the reduced axes of a
+// layout. Each walks its layout row by
 // row: one Offset per row of the innermost axis, then a plain loop along it with that axis's stride. Tasks own
 // fixed ranges of output rows (or outputs, for the sum), and each output is summed by one task in the order
 // r = 0, 1, …, so the bits never depend on the thread count.
@@ -13,6 +14,13 @@ public sealed unsafe partial class CpuBackend
     protected override void StridedCopyCore<T>(StridedLayout layout, DeviceBuffer<T> x, DeviceBuffer<T> y)
     {
         var job = new StridedCopyJob<T> { Layout = layout, X = Data(x), Y = Data(y), Rows = RowsPerTask(layout) };
+        Parallel(TaskCount(layout.Length / layout.E5, job.Rows), ref job);
+    }
+
+    /// <inheritdoc/>
+    protected override void StridedScatterCore<T>(DeviceBuffer<T> x, StridedLayout layout, DeviceBuffer<T> y)
+    {
+        var job = new StridedScatterJob<T> { Layout = layout, X = Data(x), Y = Data(y), Rows = RowsPerTask(layout) };
         Parallel(TaskCount(layout.Length / layout.E5, job.Rows), ref job);
     }
 
@@ -61,6 +69,27 @@ public sealed unsafe partial class CpuBackend
                 T* x = X + Layout.Offset((int)(row * width));
                 T* y = Y + row * width;
                 for (int j = 0; j < width; j++) y[j] = x[(long)j * step];
+            }
+        }
+    }
+
+    /// <summary>y[layout.Offset(i)] = x[i] over rows [task·Rows, (task + 1)·Rows); the layout is one-to-one, so
+    /// tasks write disjoint elements.</summary>
+    private struct StridedScatterJob<T> : IParallelJob where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public StridedLayout Layout;
+        public T* X, Y;
+        public int Rows;
+
+        public void Execute(int task, int worker)
+        {
+            int width = Layout.E5, step = Layout.S5;
+            long rows = Layout.Length / width;
+            for (long row = (long)task * Rows, end = Math.Min(rows, row + Rows); row < end; row++)
+            {
+                T* x = X + row * width;
+                T* y = Y + Layout.Offset((int)(row * width));
+                for (int j = 0; j < width; j++) y[(long)j * step] = x[j];
             }
         }
     }

@@ -1,7 +1,8 @@
-// The strided ops as ILGPU kernels (layouts in StridedLayout.cs): a gather (permute, broadcast expansion), a binary
-// op over two strided operands (broadcasting; the op is a struct of ElementwiseOps.cs passed by value, one kernel per
-// (T, op)) and a sum over the reduced axes of a layout. All are grid-stride loops over their dense output with
-// 32-bit indices (Backend has checked every extent and offset). The layouts are value arguments whose Offset is
+// The strided ops as ILGPU kernels (layouts in StridedLayout.cs): a gather (permute, broadcast expansion, slice)
+// and its inverse the scatter (the layout is one-to-one, so no two threads write one element), a binary op over two
+// strided operands (broadcasting; the op is a struct of ElementwiseOps.cs passed by value, one kernel per (T, op))
+// and a sum over the reduced axes of a layout. All are grid-stride loops over their dense output (the scatter: its
+// dense input) with 32-bit indices (Backend has checked every extent and offset). The layouts are value arguments whose Offset is
 // straight-line integer code, so nothing lands in local memory. The sum gives each output to one thread, which adds
 // its inputs in the order r = 0, 1, …: the same bits on every run.
 using System.Numerics;
@@ -20,6 +21,14 @@ public static class StridedKernels
     {
         for (int i = thread; i < y.IntLength; i += stride)
             y[i] = x[layout.Offset(i)];
+    }
+
+    /// <summary>y[layout.Offset(i)] = x[i].</summary>
+    public static void Scatter<T>(Index1D thread, ArrayView<T> x, ArrayView<T> y, StridedLayout layout, int stride)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        for (int i = thread; i < x.IntLength; i += stride)
+            y[layout.Offset(i)] = x[i];
     }
 
     /// <summary>y[i] = op(a[aLayout.Offset(i)], b[bLayout.Offset(i)]).</summary>
@@ -56,6 +65,17 @@ public sealed partial class IlgpuBackend
             static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<T>, StridedLayout, int>(
                 StridedKernels.Copy));
         int extent = StreamExtent(y.Length);
+        kernel(_accelerator.DefaultStream, extent, View(x), View(y), layout, extent);
+    }
+
+    /// <inheritdoc/>
+    protected override void StridedScatterCore<T>(DeviceBuffer<T> x, StridedLayout layout, DeviceBuffer<T> y)
+    {
+        var kernel = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, StridedLayout, int>>(
+            nameof(StridedKernels) + nameof(StridedKernels.Scatter),
+            static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<T>, StridedLayout, int>(
+                StridedKernels.Scatter));
+        int extent = StreamExtent(x.Length);
         kernel(_accelerator.DefaultStream, extent, View(x), View(y), layout, extent);
     }
 

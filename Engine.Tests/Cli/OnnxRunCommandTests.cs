@@ -1,9 +1,16 @@
 // `onnx-run` as a user runs it, on ONNX's own node tests: the saved output agrees with ONNX's expected output,
-// several inputs are matched to the graph's inputs, and bad files are one line on stderr with exit code 2.
+// several inputs are matched to the graph's inputs, an image file is an input of its own (normalised with --mean and
+// --std), and bad files or an unsupported graph are one line on stderr with exit code 2.
+using Engine.Core;
+using Engine.Core.Autograd;
 using Engine.Core.Onnx;
 using Engine.Core.Onnx.Proto;
+using Engine.Models;
+using Engine.Tests.Prediction;
 using Engine.Tests.Onnx;
+using Google.Protobuf;
 using NUnit.Framework;
+using DataType = Engine.Core.Onnx.Proto.TensorProto.Types.DataType;
 
 namespace Engine.Tests.Cli;
 
@@ -65,5 +72,53 @@ public sealed class OnnxRunCommandTests
             Assert.That(run.ExitCode, Is.EqualTo(2), run.Transcript);
             Assert.That(run.Stderr, Has.Count.EqualTo(1).And.Some.StartsWith("error: ").And.Some.Contains(expected), run.Transcript);
         }
+    }
+
+    [Test]
+    public void AnUnsupportedOpIsOneLineNamingTheNodeOpAndOpset()
+    {
+        var model = OnnxGraphs.SmallConvNet();
+        model.Graph.Node[2].OpType = "Celu";
+        string path = Path.Combine(_folder, "celu.onnx"), input = Path.Combine(_folder, "x.pb");
+        File.WriteAllBytes(path, model.ToByteArray());
+        File.WriteAllBytes(input, OnnxTensors.Create<float>("x", DataType.Float, [1, 2, 5, 5], new float[50]).ToByteArray());
+
+        using var run = BenchCli.Run(["onnx-run", "--model", path, "--input", input, "--device", "cpu"]);
+
+        Assert.That(run.ExitCode, Is.EqualTo(2), run.Transcript);
+        Assert.That(run.Stderr, Has.Count.EqualTo(1), run.Transcript);
+        Assert.That(run.Stderr[0], Does.StartWith("error: ONNX node 'relu' (#2): op 'Celu' (opset 13) is not supported"),
+            run.Transcript);
+        Assert.That(run.Stderr[0], Does.Not.Contain("Exception"), run.Transcript);
+    }
+
+    [Test]
+    public void AnImageFileIsAnInputOfOneNormalisedImage()
+    {
+        using var device = Device.Create("cpu");
+        using var model = ModelRegistry.Create<float>("resnet20-a", device, seed: 5);
+        string path = Path.Combine(_folder, "resnet20-a.onnx"), output = Path.Combine(_folder, "logits.pb");
+        OnnxExport.Export(model, 3, 32, 32, path);
+        var random = new Random(6);
+        byte[] planes = Enumerable.Range(0, 3 * 32 * 32).Select(_ => (byte)random.Next(256)).ToArray();
+        string image = TestImageFiles.Write(Path.Combine(_folder, "image.png"), planes, 3, 32, 32);
+
+        using var run = BenchCli.Run(["onnx-run", "--model", path, "--input", image, "--mean", "0.5", "0.4", "0.3",
+            "--std", "0.25", "0.2", "0.3", "--out", output, "--device", "cpu"]);
+
+        Assert.That(run.ExitCode, Is.EqualTo(0), run.Transcript);
+        float[] mean = [0.5f, 0.4f, 0.3f], std = [0.25f, 0.2f, 0.3f];
+        float[] input = planes.Select((b, i) => (b / 255f - mean[i / 1024]) / std[i / 1024]).ToArray();
+        float[] expected;
+        using (TensorScope.Begin())
+        using (GradMode.NoGrad())
+            expected = model.Eval().Forward(Tensor.FromArray(input, [1, 3, 32, 32], device)).ToArray();
+        var actual = Read(output);
+        Assert.That(actual.Dims, Is.EqualTo(new long[] { 1, 10 }));
+        Assert.That(actual.Values, Is.EqualTo(expected.Select(v => (double)v)).Within(1e-5));
+
+        using var bad = BenchCli.Run(["onnx-run", "--model", path, "--input", image, "--mean", "0.5", "--device", "cpu"]);
+        Assert.That(bad.ExitCode, Is.EqualTo(2), bad.Transcript);
+        Assert.That(bad.Stderr, Has.Count.EqualTo(1).And.Some.Contains("one value per channel (3)"), bad.Transcript);
     }
 }

@@ -23,10 +23,9 @@ public sealed class GeometryTests
     [Test]
     public void PoolingPaddingThatOverflowsIsRejected()
     {
-        // 2·padding wraps to −2 in 32 bits, which passed the "at most half the window" check.
         var error = Assert.Throws<ArgumentException>(() =>
             PoolGeometry.Square(1, 1, 3, 3, kernel: 3, stride: 1, padding: int.MaxValue).Validated())!;
-        Assert.That(error.Message, Does.StartWith("max-pool: padding must be at most half the (dilated) window 3x3"));
+        Assert.That(error.Message, Does.StartWith("max-pool: padding before the input must be smaller than the (dilated) window 3x3"));
         Assert.That(error.Message, Does.Contain("padding (top 2147483647, bottom 2147483647"));
         error = Assert.Throws<ArgumentException>(() =>
             PoolGeometry.Square(1, 1, int.MaxValue, 3, kernel: int.MaxValue, stride: 1, padding: (1 << 30) - 1)

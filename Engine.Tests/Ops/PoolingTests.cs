@@ -110,7 +110,8 @@ public static class ReferencePooling
 public sealed class PoolingTests(string kind) : DeviceFixture(kind)
 {
     /// <summary>Max-pool cases: ResNet's stem, rectangular windows and strides, asymmetric pads, ceil mode with a
-    /// partial last window and with the dropped window, dilation 2.</summary>
+    /// partial last window and with the dropped window, dilation 2, and pads over half the window (ONNX allows any
+    /// that leave every window an input element).</summary>
     public static IEnumerable<Pool> MaxCases() =>
     [
         new(2, 3, 5, 5, 3, 3, 2, 2, 1, 1, 1, 1),
@@ -120,10 +121,14 @@ public sealed class PoolingTests(string kind) : DeviceFixture(kind)
         new(2, 1, 5, 4, 1, 1, 2, 2, 0, 0, 0, 0, Ceil: true),
         new(1, 2, 7, 7, 3, 3, 1, 1, 2, 2, 2, 2, DH: 2, DW: 2),
         new(1, 3, 8, 9, 2, 3, 2, 2, 1, 0, 1, 1, DH: 2, DW: 1, Ceil: true),
+        new(1, 3, 5, 5, 3, 3, 1, 1, 2, 2, 2, 2),
+        new(2, 2, 4, 6, 3, 4, 2, 3, 2, 2, 3, 1, Ceil: true),
+        new(1, 2, 6, 6, 2, 2, 1, 2, 2, 2, 1, 2, DH: 2, DW: 2),
     ];
 
     /// <summary>Average-pool cases (no dilation), each run with count_include_pad on and off: a window that ends in
-    /// the bottom padding and past it, asymmetric pads, the dropped ceil window, windows wider than the stride.</summary>
+    /// the bottom padding and past it, asymmetric pads, the dropped ceil window, windows wider than the stride, pads
+    /// over half the window.</summary>
     public static IEnumerable<TestCaseData> AverageCases() =>
         new Pool[]
         {
@@ -134,6 +139,8 @@ public sealed class PoolingTests(string kind) : DeviceFixture(kind)
             new(1, 1, 5, 5, 2, 2, 2, 2, 1, 1, 1, 1, Ceil: true),
             new(2, 2, 4, 5, 4, 4, 3, 3, 2, 2, 2, 2),
             new(1, 3, 6, 6, 2, 2, 2, 2, 0, 0, 0, 0),
+            new(1, 3, 5, 5, 3, 3, 1, 1, 2, 2, 2, 2),
+            new(2, 2, 4, 6, 3, 4, 2, 3, 2, 2, 3, 1, Ceil: true),
         }.SelectMany(p => new[] { new TestCaseData(p, true), new TestCaseData(p, false) });
 
     [TestCaseSource(nameof(MaxCases))]

@@ -35,13 +35,17 @@ public sealed class OnnxExportTests
     [TearDown]
     public void DeleteFolder() => Directory.Delete(_folder, recursive: true);
 
-    /// <summary>CIFAR nets at their 32×32, batch 2; ImageNet nets at batch 1, ResNet-18 at its 224×224 and the
-    /// ResNet-50s at 64×64 (the same graph, sized for a small machine: every layer, shortcut and stride runs).</summary>
+    /// <summary>CIFAR nets at their 32×32, batch 2; ImageNet nets at batch 1: ResNet-18 and the three ResNet-50s at
+    /// their 224×224, and the ResNet-50s again at 64×64 (a smaller, deeper-reaching case: 2×2 after layer4).
+    /// </summary>
     [TestCase("resnet20-a", 2, 32)]
     [TestCase("resnet20-b", 2, 32)]
     [TestCase("resnet20-c", 2, 32)]
     [TestCase("plain20", 2, 32)]
     [TestCase("resnet18", 1, 224)]
+    [TestCase("resnet50-a", 1, 224)]
+    [TestCase("resnet50-b", 1, 224)]
+    [TestCase("resnet50-c", 1, 224)]
     [TestCase("resnet50-a", 1, 64)]
     [TestCase("resnet50-b", 1, 64)]
     [TestCase("resnet50-c", 1, 64)]
