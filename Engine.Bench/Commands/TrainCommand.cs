@@ -28,8 +28,10 @@ internal static class TrainCommand
         distributed.AcceptOnlyFromAmong(Backends);
         var syncBatchNorm = new Option<bool>("--sync-bn") { Description = "With --distributed: batch-norm statistics over every rank's slice of the batch (as one process with the whole --batch); default: each rank's own slice (PyTorch DDP)." };
         var collectiveTimeout = new Option<double>("--collective-timeout") { Description = "With --distributed: seconds one collective may wait for the other ranks before the job is aborted.", DefaultValueFactory = _ => MpiCommunicator.DefaultCollectiveTimeout.TotalSeconds };
+        var bucketMib = new Option<double>("--bucket-mib") { Description = "With --distributed: most MiB of gradient averaged by one collective (PyTorch DDP's bucket_cap_mb).", DefaultValueFactory = _ => GradientBuckets<float>.DefaultBucketBytes / 1048576.0 };
+        var noOverlap = new Option<bool>("--no-overlap") { Description = "With --distributed: all-reduce the gradients after backward rather than during it (same weights; for comparison)." };
         var command = new Command("train", "Trains a model on real data.")
-            { model, output, resume, distributed, syncBatchNorm, collectiveTimeout };
+            { model, output, resume, distributed, syncBatchNorm, collectiveTimeout, bucketMib, noOverlap };
         binder.AddTo(command);
         command.SetAction(result =>
         {
@@ -39,6 +41,9 @@ internal static class TrainCommand
             string kind = result.GetValue(distributed)!;
             if (options.SyncBatchNorm && kind == "none")
                 throw new ArgumentException("--sync-bn applies to a data-parallel run: add --distributed mpi or nccl.");
+            double bucketMebibytes = result.GetValue(bucketMib);
+            if (!(bucketMebibytes * 1048576 >= 4))
+                throw new ArgumentException($"--bucket-mib must hold at least one float32 value; got {bucketMebibytes}.");
             using var communicator = Open(kind, result.GetValue(collectiveTimeout));
             bool rankZero = communicator.Rank == 0;
             if (!rankZero) Console.SetOut(TextWriter.Null); // progress and reports once, from rank 0
@@ -60,7 +65,8 @@ internal static class TrainCommand
             string checkpoint = Path.Combine(result.GetValue(output)!, Trainer.CheckpointFile);
             using var device = CommonOptions.OpenDevice(result.GetValue(binder.Device));
             Trainer? created = null;
-            if (Agreed(() => created = new Trainer(device, options, train, test, communicator)) is int disagreed)
+            if (Agreed(() => created = new Trainer(device, options, train, test, communicator,
+                    overlapGradients: !result.GetValue(noOverlap), bucketBytes: (long)(bucketMebibytes * 1048576))) is int disagreed)
                 return disagreed;
             using var trainer = created!;
             using var interruption = new Interruption();
@@ -79,14 +85,18 @@ internal static class TrainCommand
                 Console.WriteLine($"data-parallel: {communicator.Size} ranks ({communicator.Kind}), " +
                                   $"{options.BatchSize / communicator.Size} images per rank per step, batch-norm " +
                                   (options.SyncBatchNorm ? "synchronised" : "per rank") + $", {trainer.GradientBuckets} " +
-                                  $"gradient bucket(s) of {trainer.GradientBytesPerStep / 1048576.0:F2} MiB in all per step");
+                                  $"gradient bucket(s) of {trainer.GradientBytesPerStep / 1048576.0:F2} MiB in all per step, " +
+                                  (trainer.GradientOverlapUnavailableReason is { } why
+                                      ? $"all-reduced after backward ({why.TrimEnd('.')})" : "all-reduced during backward"));
             bool finished = TrainingRun.Execute(trainer, ModelRegistry.Parse(name).Name, folder,
                 result.GetValue(resume), interruption.Token);
             if (communicator.Size > 1 && trainer.AllReduceSeconds.Count > 0)
             {
-                var sorted = trainer.AllReduceSeconds.Order().ToList();
-                Console.WriteLine($"gradient all-reduce: median {1000 * sorted[sorted.Count / 2]:F2} ms per step over " +
-                                  $"{sorted.Count} steps, {trainer.GradientBytesPerStep:N0} bytes per rank per step");
+                var exposed = trainer.AllReduceSeconds.Order().ToList();
+                var hidden = trainer.AllReduceHiddenSeconds.Order().ToList();
+                Console.WriteLine($"gradient all-reduce: median {1000 * exposed[exposed.Count / 2]:F2} ms per step waited " +
+                                  $"for after backward, {1000 * hidden[hidden.Count / 2]:F2} ms hidden behind it, over " +
+                                  $"{exposed.Count} steps, {trainer.GradientBytesPerStep:N0} bytes per rank per step");
             }
             if (!finished)
             {
