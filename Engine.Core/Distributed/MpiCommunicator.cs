@@ -12,6 +12,10 @@
 // With exactly two ranks both take MPI_Allreduce: IEEE addition is commutative, so x0 + x1 is the one possible
 // sum whatever the algorithm (and MPI's own path is about twice as fast: no staging copies).
 //
+// Duplicate gives a second communicator over the same ranks (MPI_Comm_dup, with its own staging and watchdog) for a
+// second thread: data-parallel training reduces gradient buckets on it while the main thread runs other collectives
+// (MPI_THREAD_MULTIPLE lets both threads call MPI; each communicator keeps its own order on every rank).
+//
 // Failures: MPI's default error handler aborts the whole job on a failing call; mpirun ends the job when a rank
 // exits without MPI_Finalize; a rank that hangs is caught by the CollectiveWatchdog of the ranks waiting for it,
 // which print one line and call MPI_Abort after CollectiveTimeout.

@@ -39,7 +39,9 @@ public sealed class GradientBucketsTests
         var weight = Tensor.FromArray(new[] { 1f, 2f, 3f }, [3], device);
         weight.RequiresGrad = true;
         (weight * weight).Sum().Backward();
-        var buckets = new GradientBuckets<float>(communicator, [("w", weight)]);
+        using var buckets = new GradientBuckets<float>(communicator, [("w", weight)]);
+        Assert.That(buckets.Overlaps, Is.False);
+        Assert.That(buckets.OverlapUnavailableReason, Does.Contain("a job of one"));
         buckets.Average();
         Assert.That(weight.Grad!.ToArray(), Is.EqualTo(new[] { 2f, 4f, 6f }));
         Assert.Throws<ArgumentOutOfRangeException>(() => new GradientBuckets<float>(communicator, [("w", weight)], 0));
