@@ -8,8 +8,8 @@
 //       statistics of its own 8 images, whose gradients are averaged (rank 0's running statistics);
 //   (c) a rank that is killed, or stopped, ends the job within a bound, with a message;
 //   (d) the 2-rank checkpoint loads in one process, and --resume with one process says why not;
-// and the bad input: no mpirun, no NCCL, a batch the ranks cannot share, ranks that disagree — one line each,
-// nothing written. Without mpirun these tests are ignored, naming the package.
+// and the bad input: no mpirun, no NCCL, a batch the ranks cannot share, ranks that disagree, a gradient bucket
+// below one value — one line each, nothing written. Without mpirun these tests are ignored, naming the package.
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Text.RegularExpressions;
@@ -357,6 +357,17 @@ public sealed class DataParallelTests
         Assert.That(run.ExitCode, Is.EqualTo(2), run.Transcript);
         Assert.That(run.Stderr, Is.EqualTo(new[] { "error: --distributed mpi: This process was not started by mpirun " +
             "(OMPI_COMM_WORLD_SIZE is not set): start every rank with it, e.g. `mpirun -np 2 <command>`." }), run.Transcript);
+        Assert.That(Directory.Exists(output), Is.False, "nothing written");
+    }
+
+    [Test]
+    public void BucketSmallerThanOneValueIsRefusedWithOneLine()
+    {
+        string output = Path.Combine(_root, "bucket");
+        using var run = BenchCli.Run(Train(output, "--bucket-mib", "0")[2..]);
+        Assert.That(run.ExitCode, Is.EqualTo(2), run.Transcript);
+        Assert.That(run.Stderr, Is.EqualTo(new[] { "error: --bucket-mib must hold at least one float32 value; got 0." }),
+            run.Transcript);
         Assert.That(Directory.Exists(output), Is.False, "nothing written");
     }
 
