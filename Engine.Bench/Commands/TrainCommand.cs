@@ -47,26 +47,44 @@ internal static class TrainCommand
             using var communicator = Open(kind, result.GetValue(collectiveTimeout));
             bool rankZero = communicator.Rank == 0;
             if (!rankZero) Console.SetOut(TextWriter.Null); // progress and reports once, from rank 0
-            // Checks every rank makes alike: rank 0 reports them, the others leave quietly with the same status.
-            int? Agreed(Action check)
+            // Checks every rank makes alike: rank 0 reports them, the others leave quietly with the same status. A
+            // check that fails on every rank by construction (an argument, or the ranks' gathered disagreement:
+            // sameOnEveryRank) holds the others at a barrier until rank 0 has printed its line, since mpirun ends the
+            // whole job as soon as one rank exits with a non-zero status and would often kill rank 0 before it prints.
+            int? Agreed(Action check, bool sameOnEveryRank = false)
             {
                 try
                 {
                     check();
                     return null;
                 }
+                catch (Exception error) when (sameOnEveryRank && communicator.Size > 1 &&
+                                              error is ArgumentException or InvalidOperationException)
+                {
+                    if (rankZero)
+                    {
+                        string message = error is ArgumentException { ParamName: { } parameter }
+                            ? error.Message.Replace($" (Parameter '{parameter}')", "") : error.Message;
+                        Console.Error.WriteLine($"error: {message.ReplaceLineEndings(" ")}");
+                        Console.Error.Flush();
+                    }
+                    communicator.Barrier();
+                    return 2;
+                }
                 catch (Exception) when (!rankZero)
                 {
                     return 2;
                 }
             }
-            if (Agreed(() => CheckBatch(options.BatchSize, communicator.Size)) is int refused) return refused;
+            if (Agreed(() => CheckBatch(options.BatchSize, communicator.Size), sameOnEveryRank: true) is int refused)
+                return refused;
             var (train, test) = binder.LoadData(result);
             string checkpoint = Path.Combine(result.GetValue(output)!, Trainer.CheckpointFile);
             using var device = CommonOptions.OpenDevice(result.GetValue(binder.Device));
             Trainer? created = null;
             if (Agreed(() => created = new Trainer(device, options, train, test, communicator,
-                    overlapGradients: !result.GetValue(noOverlap), bucketBytes: (long)(bucketMebibytes * 1048576))) is int disagreed)
+                    overlapGradients: !result.GetValue(noOverlap), bucketBytes: (long)(bucketMebibytes * 1048576)),
+                    sameOnEveryRank: true) is int disagreed)
                 return disagreed;
             using var trainer = created!;
             using var interruption = new Interruption();
