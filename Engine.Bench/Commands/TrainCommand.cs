@@ -28,8 +28,10 @@ internal static class TrainCommand
         distributed.AcceptOnlyFromAmong(Backends);
         var syncBatchNorm = new Option<bool>("--sync-bn") { Description = "With --distributed: batch-norm statistics over every rank's slice of the batch (as one process with the whole --batch); default: each rank's own slice (PyTorch DDP)." };
         var collectiveTimeout = new Option<double>("--collective-timeout") { Description = "With --distributed: seconds one collective may wait for the other ranks before the job is aborted.", DefaultValueFactory = _ => MpiCommunicator.DefaultCollectiveTimeout.TotalSeconds };
+        var bucketMib = new Option<double>("--bucket-mib") { Description = "With --distributed: most MiB of gradient averaged by one collective (PyTorch DDP's bucket_cap_mb).", DefaultValueFactory = _ => GradientBuckets<float>.DefaultBucketBytes / 1048576.0 };
+        var noOverlap = new Option<bool>("--no-overlap") { Description = "With --distributed: all-reduce the gradients after backward rather than during it (same weights; for comparison)." };
         var command = new Command("train", "Trains a model on real data.")
-            { model, output, resume, distributed, syncBatchNorm, collectiveTimeout };
+            { model, output, resume, distributed, syncBatchNorm, collectiveTimeout, bucketMib, noOverlap };
         binder.AddTo(command);
         command.SetAction(result =>
         {
@@ -39,28 +41,50 @@ internal static class TrainCommand
             string kind = result.GetValue(distributed)!;
             if (options.SyncBatchNorm && kind == "none")
                 throw new ArgumentException("--sync-bn applies to a data-parallel run: add --distributed mpi or nccl.");
+            double bucketMebibytes = result.GetValue(bucketMib);
+            if (!(bucketMebibytes * 1048576 >= 4))
+                throw new ArgumentException($"--bucket-mib must hold at least one float32 value; got {bucketMebibytes}.");
             using var communicator = Open(kind, result.GetValue(collectiveTimeout));
             bool rankZero = communicator.Rank == 0;
             if (!rankZero) Console.SetOut(TextWriter.Null); // progress and reports once, from rank 0
-            // Checks every rank makes alike: rank 0 reports them, the others leave quietly with the same status.
-            int? Agreed(Action check)
+            // Checks every rank makes alike: rank 0 reports them, the others leave quietly with the same status. A
+            // check that fails on every rank by construction (an argument, or the ranks' gathered disagreement:
+            // sameOnEveryRank) holds the others at a barrier until rank 0 has printed its line, since mpirun ends the
+            // whole job as soon as one rank exits with a non-zero status and would often kill rank 0 before it prints.
+            int? Agreed(Action check, bool sameOnEveryRank = false)
             {
                 try
                 {
                     check();
                     return null;
                 }
+                catch (Exception error) when (sameOnEveryRank && communicator.Size > 1 &&
+                                              error is ArgumentException or InvalidOperationException)
+                {
+                    if (rankZero)
+                    {
+                        string message = error is ArgumentException { ParamName: { } parameter }
+                            ? error.Message.Replace($" (Parameter '{parameter}')", "") : error.Message;
+                        Console.Error.WriteLine($"error: {message.ReplaceLineEndings(" ")}");
+                        Console.Error.Flush();
+                    }
+                    communicator.Barrier();
+                    return 2;
+                }
                 catch (Exception) when (!rankZero)
                 {
                     return 2;
                 }
             }
-            if (Agreed(() => CheckBatch(options.BatchSize, communicator.Size)) is int refused) return refused;
+            if (Agreed(() => CheckBatch(options.BatchSize, communicator.Size), sameOnEveryRank: true) is int refused)
+                return refused;
             var (train, test) = binder.LoadData(result);
             string checkpoint = Path.Combine(result.GetValue(output)!, Trainer.CheckpointFile);
             using var device = CommonOptions.OpenDevice(result.GetValue(binder.Device));
             Trainer? created = null;
-            if (Agreed(() => created = new Trainer(device, options, train, test, communicator)) is int disagreed)
+            if (Agreed(() => created = new Trainer(device, options, train, test, communicator,
+                    overlapGradients: !result.GetValue(noOverlap), bucketBytes: (long)(bucketMebibytes * 1048576)),
+                    sameOnEveryRank: true) is int disagreed)
                 return disagreed;
             using var trainer = created!;
             using var interruption = new Interruption();
@@ -79,14 +103,18 @@ internal static class TrainCommand
                 Console.WriteLine($"data-parallel: {communicator.Size} ranks ({communicator.Kind}), " +
                                   $"{options.BatchSize / communicator.Size} images per rank per step, batch-norm " +
                                   (options.SyncBatchNorm ? "synchronised" : "per rank") + $", {trainer.GradientBuckets} " +
-                                  $"gradient bucket(s) of {trainer.GradientBytesPerStep / 1048576.0:F2} MiB in all per step");
+                                  $"gradient bucket(s) of {trainer.GradientBytesPerStep / 1048576.0:F2} MiB in all per step, " +
+                                  (trainer.GradientOverlapUnavailableReason is { } why
+                                      ? $"all-reduced after backward ({why.TrimEnd('.')})" : "all-reduced during backward"));
             bool finished = TrainingRun.Execute(trainer, ModelRegistry.Parse(name).Name, folder,
                 result.GetValue(resume), interruption.Token);
             if (communicator.Size > 1 && trainer.AllReduceSeconds.Count > 0)
             {
-                var sorted = trainer.AllReduceSeconds.Order().ToList();
-                Console.WriteLine($"gradient all-reduce: median {1000 * sorted[sorted.Count / 2]:F2} ms per step over " +
-                                  $"{sorted.Count} steps, {trainer.GradientBytesPerStep:N0} bytes per rank per step");
+                var exposed = trainer.AllReduceSeconds.Order().ToList();
+                var hidden = trainer.AllReduceHiddenSeconds.Order().ToList();
+                Console.WriteLine($"gradient all-reduce: median {1000 * exposed[exposed.Count / 2]:F2} ms per step waited " +
+                                  $"for after backward, {1000 * hidden[hidden.Count / 2]:F2} ms hidden behind it, over " +
+                                  $"{exposed.Count} steps, {trainer.GradientBytesPerStep:N0} bytes per rank per step");
             }
             if (!finished)
             {

@@ -4,7 +4,8 @@
 // name, its inputs, and a closure written beside the forward math that maps the output gradient to one gradient
 // per input. Tensor.Backward sorts the graph topologically (iteratively, so deep networks cannot overflow the
 // stack), walks it from the output, sums the gradients that reach a tensor from several uses, accumulates (+=)
-// into the Grad of leaves that require grad, and finally releases the graph: a second Backward through the same
+// into the Grad of leaves that require grad (running each leaf's gradient-ready hooks, GradReadyHooks.cs, once its
+// gradient of the pass is final), and finally releases the graph: a second Backward through the same
 // graph is an error, as in PyTorch.
 using System.Numerics;
 

@@ -9,8 +9,9 @@ public sealed partial class Tensor<T>
     /// <summary>
     /// Back-propagates from this tensor: a one-element tensor gets gradient 1; otherwise pass
     /// <paramref name="outputGrad"/> of the same shape. Gradients accumulate (+=) into the Grad of every leaf that
-    /// requires grad; intermediate gradients are freed as soon as they are used; the graph is released. As
-    /// torch.Tensor.backward.
+    /// requires grad, each leaf's gradient-ready hooks running as soon as its gradient of this pass is final
+    /// (<see cref="RegisterGradReadyHook"/>); intermediate gradients are freed as soon as they are used; the graph
+    /// is released. As torch.Tensor.backward.
     /// </summary>
     /// <exception cref="InvalidOperationException">This tensor does not require grad; no
     /// <paramref name="outputGrad"/> is given for a tensor of more than one element; the graph was already released
@@ -44,6 +45,7 @@ public sealed partial class Tensor<T>
                 if (tensor.IsLeaf)
                 {
                     if (!AccumulateIntoLeaf(tensor, grad)) grad.Dispose();
+                    if (tensor.RequiresGrad) tensor.RunGradReadyHooks();
                     continue;
                 }
 

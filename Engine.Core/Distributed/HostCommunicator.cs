@@ -29,6 +29,9 @@ public abstract class HostCommunicator : ICommunicator
     /// <inheritdoc/>
     public abstract void Barrier();
 
+    /// <inheritdoc/>
+    public abstract ICommunicator Duplicate();
+
     /// <summary>Replaces <paramref name="data"/>, on every rank, by the element-wise mean over the ranks: the sum,
     /// then each element divided by <see cref="Size"/> (the same division on every rank, so every rank holds the
     /// same bits).</summary>

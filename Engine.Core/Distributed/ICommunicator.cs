@@ -11,7 +11,7 @@ namespace Engine.Core.Distributed;
 /// <summary>The collectives one rank of a data-parallel job calls: all-reduce (sum or average), broadcast from a
 /// root, and a barrier. Every rank must call the same collectives in the same order with tensors of the same shape
 /// and element type; a collective returns once every rank has contributed. Use a communicator from one thread at a
-/// time. Implementations: <see cref="SingleProcessCommunicator"/>, <see cref="MpiCommunicator"/>,
+/// time (a <see cref="Duplicate"/> may be used from another). Implementations: <see cref="SingleProcessCommunicator"/>, <see cref="MpiCommunicator"/>,
 /// <see cref="NcclCommunicator"/>.</summary>
 public interface ICommunicator : IDisposable
 {
@@ -38,10 +38,24 @@ public interface ICommunicator : IDisposable
     /// tensors of the same shapes in the same order.</summary>
     void AllReduceAverage<T>(IReadOnlyList<Tensor<T>> bucket) where T : unmanaged, IFloatingPointIeee754<T>;
 
+    /// <summary>Replaces <paramref name="data"/> (host memory), on every rank, by its element-wise mean over the
+    /// ranks; the same sums, bit for bit, as <see cref="AllReduceAverage{T}(IReadOnlyList{Tensor{T}})"/> on tensors
+    /// holding the same values one after another.</summary>
+    void AllReduceAverage<T>(Span<T> data) where T : unmanaged, IFloatingPointIeee754<T>;
+
     /// <summary>Overwrites <paramref name="tensor"/> on every rank with its values on rank <paramref name="root"/>
     /// (parameters at the start of training).</summary>
     void Broadcast<T>(Tensor<T> tensor, int root = 0) where T : unmanaged, IFloatingPointIeee754<T>;
 
     /// <summary>Returns once every rank has called it.</summary>
     void Barrier();
+
+    /// <summary>A new communicator over the same ranks whose collectives are independent of this one's (MPI_Comm_dup):
+    /// one thread may run collectives on it while another runs this one's, each communicator keeping its own order
+    /// (data-parallel training reduces gradient buckets on a communication thread while synchronised batch-norm
+    /// reduces statistics on the main one). Every rank calls it at the same point; the caller disposes it before
+    /// this one.</summary>
+    /// <exception cref="NotSupportedException">The implementation cannot run collectives from two threads at once
+    /// (the message says why).</exception>
+    ICommunicator Duplicate();
 }

@@ -12,6 +12,10 @@
 // With exactly two ranks both take MPI_Allreduce: IEEE addition is commutative, so x0 + x1 is the one possible
 // sum whatever the algorithm (and MPI's own path is about twice as fast: no staging copies).
 //
+// Duplicate gives a second communicator over the same ranks (MPI_Comm_dup, with its own staging and watchdog) for a
+// second thread: data-parallel training reduces gradient buckets on it while the main thread runs other collectives
+// (MPI_THREAD_MULTIPLE lets both threads call MPI; each communicator keeps its own order on every rank).
+//
 // Failures: MPI's default error handler aborts the whole job on a failing call; mpirun ends the job when a rank
 // exits without MPI_Finalize; a rank that hangs is caught by the CollectiveWatchdog of the ranks waiting for it,
 // which print one line and call MPI_Abort after CollectiveTimeout.
@@ -47,6 +51,8 @@ public sealed unsafe class MpiCommunicator : HostCommunicator
     private static bool s_opened;
 
     private readonly MpiLibrary _mpi;
+    private readonly nint _comm; // MPI_COMM_WORLD, or a duplicate of it (Duplicate)
+    private readonly bool _duplicate;
     private readonly CollectiveWatchdog _watchdog;
     private readonly bool _initializedHere;
     private readonly Dictionary<Type, (Array Send, Array Receive)> _segments = [];
@@ -55,6 +61,7 @@ public sealed unsafe class MpiCommunicator : HostCommunicator
     private MpiCommunicator(MpiLibrary mpi, MpiReduction reduction, TimeSpan collectiveTimeout)
     {
         _mpi = mpi;
+        _comm = mpi.CommWorld;
         Reduction = reduction;
         int flag = 0, provided = 0, rank = 0, size = 0;
         mpi.Check(mpi.Finalized(&flag), "MPI_Finalized");
@@ -73,11 +80,27 @@ public sealed unsafe class MpiCommunicator : HostCommunicator
                     $"({MpiLibrary.ThreadMultiple}) for its timeout watchdog. {MpiLibrary.InstallHint}.");
             }
         }
+        mpi.Check(mpi.QueryThread(&provided), "MPI_Query_thread"); // also when MPI was initialized elsewhere
+        ThreadLevel = provided;
         mpi.Check(mpi.CommRank(mpi.CommWorld, &rank), "MPI_Comm_rank");
         mpi.Check(mpi.CommSize(mpi.CommWorld, &size), "MPI_Comm_size");
         Rank = rank;
         Size = size;
         _watchdog = new CollectiveWatchdog(collectiveTimeout, AbortJob);
+    }
+
+    /// <summary>A communicator over <paramref name="comm"/>, a duplicate of <paramref name="parent"/>'s.</summary>
+    private MpiCommunicator(MpiCommunicator parent, nint comm)
+    {
+        _mpi = parent._mpi;
+        _comm = comm;
+        _duplicate = true;
+        Reduction = parent.Reduction;
+        ThreadLevel = parent.ThreadLevel;
+        Rank = parent.Rank;
+        Size = parent.Size;
+        MaxChunkElements = parent.MaxChunkElements;
+        _watchdog = new CollectiveWatchdog(parent.CollectiveTimeout, AbortJob);
     }
 
     /// <summary>Initializes MPI (thread level MPI_THREAD_MULTIPLE) and returns this process's rank of
@@ -126,6 +149,10 @@ public sealed unsafe class MpiCommunicator : HostCommunicator
     /// <summary>How sums are computed.</summary>
     public MpiReduction Reduction { get; }
 
+    /// <summary>The thread level MPI provides (MPI_Query_thread): 3, MPI_THREAD_MULTIPLE, when this communicator
+    /// initialized MPI.</summary>
+    public int ThreadLevel { get; }
+
     /// <summary>How long one collective may block before the job is aborted.</summary>
     public TimeSpan CollectiveTimeout => _watchdog.Timeout;
 
@@ -145,7 +172,7 @@ public sealed unsafe class MpiCommunicator : HostCommunicator
             using var armed = _watchdog.Arm(name);
             if (Reduction == MpiReduction.Library || Size == 2)
                 fixed (T* p = data.Slice(chunk.Start, chunk.Length))
-                    _mpi.Check(_mpi.Allreduce(MpiLibrary.InPlace, p, chunk.Length, datatype, _mpi.Sum, _mpi.CommWorld), "MPI_Allreduce");
+                    _mpi.Check(_mpi.Allreduce(MpiLibrary.InPlace, p, chunk.Length, datatype, _mpi.Sum, _comm), "MPI_Allreduce");
             else
                 RankOrderedSum(data.Slice(chunk.Start, chunk.Length), datatype);
         }
@@ -162,7 +189,7 @@ public sealed unsafe class MpiCommunicator : HostCommunicator
         {
             using var armed = _watchdog.Arm(name);
             fixed (T* p = data.Slice(chunk.Start, chunk.Length))
-                _mpi.Check(_mpi.Bcast(p, chunk.Length, datatype, root, _mpi.CommWorld), "MPI_Bcast");
+                _mpi.Check(_mpi.Bcast(p, chunk.Length, datatype, root, _comm), "MPI_Bcast");
         }
     }
 
@@ -171,16 +198,40 @@ public sealed unsafe class MpiCommunicator : HostCommunicator
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         using var armed = _watchdog.Arm("barrier");
-        _mpi.Check(_mpi.Barrier(_mpi.CommWorld), "MPI_Barrier");
+        _mpi.Check(_mpi.Barrier(_comm), "MPI_Barrier");
     }
 
-    /// <summary>Finalizes MPI (when this communicator initialized it); every rank must do so.</summary>
+    /// <summary>MPI_Comm_dup of this communicator, with the same reduction, chunk size and timeout, and a watchdog
+    /// of its own.</summary>
+    /// <exception cref="NotSupportedException">MPI does not provide MPI_THREAD_MULTIPLE (possible only when MPI was
+    /// initialized outside this class).</exception>
+    public override ICommunicator Duplicate()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (ThreadLevel < MpiLibrary.ThreadMultiple)
+            throw new NotSupportedException(
+                $"MPI provides thread level {ThreadLevel}, not MPI_THREAD_MULTIPLE ({MpiLibrary.ThreadMultiple}): " +
+                "collectives are not run from two threads at once; gradients are all-reduced after backward.");
+        nint duplicate;
+        using (_watchdog.Arm("MPI_Comm_dup"))
+            _mpi.Check(_mpi.CommDup(_comm, &duplicate), "MPI_Comm_dup");
+        return new MpiCommunicator(this, duplicate);
+    }
+
+    /// <summary>Finalizes MPI (when this communicator initialized it), or frees a duplicate's MPI communicator;
+    /// every rank must do so.</summary>
     public override void Dispose()
     {
         if (_disposed) return;
         _disposed = true;
         int finalized = 0;
         _mpi.Check(_mpi.Finalized(&finalized), "MPI_Finalized");
+        if (_duplicate && finalized == 0)
+        {
+            nint comm = _comm;
+            using (_watchdog.Arm("MPI_Comm_free"))
+                _mpi.Check(_mpi.CommFree(&comm), "MPI_Comm_free");
+        }
         if (_initializedHere && finalized == 0)
             using (_watchdog.Arm("MPI_Finalize"))
                 _mpi.Check(_mpi.Finalize(), "MPI_Finalize");
@@ -217,12 +268,12 @@ public sealed unsafe class MpiCommunicator : HostCommunicator
         send.AsSpan(chunk.Length, segment * Size - chunk.Length).Clear(); // padding of the last segment
         fixed (T* s = send, r = receive)
         {
-            _mpi.Check(_mpi.Alltoall(s, segment, datatype, r, segment, datatype, _mpi.CommWorld), "MPI_Alltoall");
+            _mpi.Check(_mpi.Alltoall(s, segment, datatype, r, segment, datatype, _comm), "MPI_Alltoall");
             var sum = send.AsSpan(0, segment);
             receive.AsSpan(0, segment).CopyTo(sum);
             for (int rank = 1; rank < Size; rank++)
                 AddInto(sum, receive.AsSpan(rank * segment, segment));
-            _mpi.Check(_mpi.Allgather(s, segment, datatype, r, segment, datatype, _mpi.CommWorld), "MPI_Allgather");
+            _mpi.Check(_mpi.Allgather(s, segment, datatype, r, segment, datatype, _comm), "MPI_Allgather");
         }
         receive.AsSpan(0, chunk.Length).CopyTo(chunk);
     }

@@ -20,7 +20,8 @@ internal sealed unsafe class MpiLibrary
     public const string InstallHint = "install OpenMPI (Debian/Ubuntu: apt-get install openmpi-bin libopenmpi-dev)";
 
     /// <summary>mpi.h: MPI_THREAD_MULTIPLE, the level that lets the watchdog thread call MPI_Abort while the main
-    /// thread waits in a collective.</summary>
+    /// thread waits in a collective, and a communication thread run collectives (on a duplicated communicator)
+    /// while the main thread runs others.</summary>
     public const int ThreadMultiple = 3;
 
     /// <summary>mpi.h: MPI_IN_PLACE.</summary>
@@ -40,6 +41,9 @@ internal sealed unsafe class MpiLibrary
     public readonly delegate* unmanaged<void*, int, nint, int, nint, int> Bcast;
     public readonly delegate* unmanaged<nint, int> Barrier;
     public readonly delegate* unmanaged<nint, int, int> Abort;
+    public readonly delegate* unmanaged<int*, int> QueryThread;
+    public readonly delegate* unmanaged<nint, nint*, int> CommDup;
+    public readonly delegate* unmanaged<nint*, int> CommFree;
     private readonly delegate* unmanaged<int, byte*, int*, int> _errorString;
 
     private MpiLibrary(nint library)
@@ -60,6 +64,9 @@ internal sealed unsafe class MpiLibrary
         Bcast = (delegate* unmanaged<void*, int, nint, int, nint, int>)NativeLibrary.GetExport(library, "MPI_Bcast");
         Barrier = (delegate* unmanaged<nint, int>)NativeLibrary.GetExport(library, "MPI_Barrier");
         Abort = (delegate* unmanaged<nint, int, int>)NativeLibrary.GetExport(library, "MPI_Abort");
+        QueryThread = (delegate* unmanaged<int*, int>)NativeLibrary.GetExport(library, "MPI_Query_thread");
+        CommDup = (delegate* unmanaged<nint, nint*, int>)NativeLibrary.GetExport(library, "MPI_Comm_dup");
+        CommFree = (delegate* unmanaged<nint*, int>)NativeLibrary.GetExport(library, "MPI_Comm_free");
         _errorString = (delegate* unmanaged<int, byte*, int*, int>)NativeLibrary.GetExport(library, "MPI_Error_string");
     }
 

@@ -111,6 +111,13 @@ public sealed unsafe class NcclCommunicator : HostCommunicator
     /// <inheritdoc/>
     public override void Barrier() => _mpi.Barrier();
 
+    /// <summary>Refused: the collectives of two NCCL communicators on one device, launched from two threads on the
+    /// same (default) CUDA stream, may wait for each other in a different order on each rank and deadlock; gradients
+    /// are reduced after backward instead.</summary>
+    public override ICommunicator Duplicate() => throw new NotSupportedException(
+        "NCCL collectives are not run from two threads at once (two NCCL communicators sharing one CUDA stream may " +
+        "deadlock); gradients are all-reduced after backward.");
+
     /// <summary>Destroys the NCCL communicator, frees the CUDA staging buffer and finalizes MPI.</summary>
     public override void Dispose()
     {

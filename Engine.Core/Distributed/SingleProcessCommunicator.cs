@@ -29,4 +29,7 @@ public sealed class SingleProcessCommunicator : HostCommunicator
     public override void Barrier()
     {
     }
+
+    /// <summary>Another job of one.</summary>
+    public override ICommunicator Duplicate() => new SingleProcessCommunicator();
 }

@@ -9,8 +9,9 @@
 //
 // Data-parallel (an ICommunicator of several ranks, docs/distributed.md): the ranks check at construction that they
 // run the same options, model and data, and take rank 0's initial state; every rank trains on its slice of each
-// batch (BatchLoader's shard), the gradients are averaged in buckets (GradientBuckets) before the optimizer step, a
-// step's loss and accuracy are summed over the ranks, and evaluation is split between the ranks. Batch-norm keeps
+// batch (BatchLoader's shard), the gradients are averaged in buckets (GradientBuckets, during backward where the
+// communicator allows) before the optimizer step, a step's loss and accuracy are summed over the ranks, and
+// evaluation is split between the ranks. Batch-norm keeps
 // per-rank statistics (PyTorch DDP) unless TrainOptions.SyncBatchNorm pools them over the ranks; without it the
 // running statistics of rank 0 are broadcast to every rank before evaluating (DDP's broadcast_buffers).
 using System.Diagnostics;
@@ -156,6 +157,7 @@ public sealed class Trainer : IDisposable
     private readonly ICommunicator _communicator;
     private readonly GradientBuckets<float> _gradients;
     private readonly List<double> _allReduceSeconds = [];
+    private readonly List<double> _allReduceHiddenSeconds = [];
     private int _iteration;
     private EpochProgress _epochProgress = EpochProgress.None;
 
@@ -182,13 +184,19 @@ public sealed class Trainer : IDisposable
     /// <param name="train">Training images.</param>
     /// <param name="test">Evaluation images.</param>
     /// <param name="communicator">The data-parallel job (not owned); null: a job of one.</param>
+    /// <param name="overlapGradients">In a data-parallel job, average each gradient bucket while backward goes on,
+    /// where the communicator allows (<see cref="GradientBuckets{T}"/>); false: after backward. The weights are the
+    /// same bits either way.</param>
+    /// <param name="bucketBytes">Most bytes of one gradient bucket (PyTorch DDP's bucket_cap_mb): smaller buckets
+    /// start sooner during backward, larger ones cost fewer collectives.</param>
     /// <exception cref="ArgumentException">The datasets' image shapes or class counts differ, or an option is
     /// invalid (unknown model, optimizer or schedule, inapplicable optimizer options, a batch that the ranks cannot
     /// share equally).</exception>
     /// <exception cref="InvalidOperationException">The ranks differ in options, model or data (the message names
     /// the ranks).</exception>
     public Trainer(Device device, TrainOptions options, ImageDataset train, ImageDataset test,
-        ICommunicator? communicator = null)
+        ICommunicator? communicator = null, bool overlapGradients = true,
+        long bucketBytes = GradientBuckets<float>.DefaultBucketBytes)
     {
         _options = options;
         _communicator = communicator ?? new SingleProcessCommunicator();
@@ -246,11 +254,13 @@ public sealed class Trainer : IDisposable
         try
         {
             _optimizer = CreateOptimizer(options, Model.Parameters());
-            _gradients = new GradientBuckets<float>(_communicator, Model.NamedParameters());
+            _gradients = new GradientBuckets<float>(_communicator, Model.NamedParameters(), bucketBytes,
+                overlapGradients);
             if (ranks > 1) JoinJob();
         }
         catch
         {
+            _gradients?.Dispose();
             _optimizer?.Dispose();
             Model.Dispose();
             _trainLoader.Dispose();
@@ -341,8 +351,16 @@ public sealed class Trainer : IDisposable
     /// <summary>Gradient buckets reduced per step.</summary>
     public int GradientBuckets => _gradients.Count;
 
-    /// <summary>Wall time of each step's gradient all-reduce in this process so far, in seconds.</summary>
+    /// <summary>Wall time each step waited for its gradient all-reduce after backward in this process so far, in
+    /// seconds (the exposed part).</summary>
     public IReadOnlyList<double> AllReduceSeconds => _allReduceSeconds;
+
+    /// <summary>Time each step's gradient all-reduce ran during backward in this process so far, in seconds (the part
+    /// hidden behind backward; 0 without overlap).</summary>
+    public IReadOnlyList<double> AllReduceHiddenSeconds => _allReduceHiddenSeconds;
+
+    /// <summary>Why the gradient all-reduce does not overlap backward, or null when it does.</summary>
+    public string? GradientOverlapUnavailableReason => _gradients.OverlapUnavailableReason;
 
     /// <summary>True once <see cref="TotalIterations"/> have run.</summary>
     public bool Finished => _iteration >= TotalIterations;
@@ -551,6 +569,7 @@ public sealed class Trainer : IDisposable
                 {
                     _gradients.Average();
                     _allReduceSeconds.Add(_gradients.LastSeconds);
+                    _allReduceHiddenSeconds.Add(_gradients.LastHiddenSeconds);
                 }
                 // Every rank's loss (NaN when its state is not finite), correct count and batch: a rank that
                 // diverges stops every rank at the same step.
@@ -665,9 +684,11 @@ public sealed class Trainer : IDisposable
         return (lossSum / data.Count, 1 - (double)correct / data.Count);
     }
 
-    /// <summary>Releases the model, the optimizer's state and the loader.</summary>
+    /// <summary>Releases the model, the optimizer's state, the loader and the gradient buckets (their hooks and
+    /// communication thread).</summary>
     public void Dispose()
     {
+        _gradients.Dispose();
         _trainLoader.Dispose();
         _optimizer.Dispose();
         Model.Dispose();

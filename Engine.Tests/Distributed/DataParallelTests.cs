@@ -1,14 +1,15 @@
 // Data-parallel training as a user runs it: `mpirun -np 2 dotnet Engine.Bench.dll train --distributed mpi ...` on
 // the shipped Fashion-MNIST subset (ResNet-20 A, `cpu`, 2 epochs of 2 steps of 16 images), compared with runs of
 // one process in this test process:
-//   (a) with --sync-bn, 2 ranks × 8 images give the weights of 1 process × 16 (‖Δ‖₂/‖w‖₂ ≤ 1e-5 over the whole
-//       state after 4 SGD steps at lr 0.01) and the same bits in two runs;
+//   (a) with --sync-bn, 2 ranks × 8 images give the weights of 1 process × 16 within 1e-5 relative, tensor by
+//       tensor, after 4 SGD steps (see RelativeErrors for the definition and the learning rate), and the same bits
+//       in two runs: one averaging the gradients in 64 KiB buckets during backward, one after it (--no-overlap);
 //   (b) without it, PyTorch DDP's semantics: the weights of two in-process replicas, each normalising with the
 //       statistics of its own 8 images, whose gradients are averaged (rank 0's running statistics);
 //   (c) a rank that is killed, or stopped, ends the job within a bound, with a message;
 //   (d) the 2-rank checkpoint loads in one process, and --resume with one process says why not;
-// and the bad input: no mpirun, no NCCL, a batch the ranks cannot share, ranks that disagree — one line each,
-// nothing written. Without mpirun these tests are ignored, naming the package.
+// and the bad input: no mpirun, no NCCL, a batch the ranks cannot share, ranks that disagree, a gradient bucket
+// below one value — one line each, nothing written. Without mpirun these tests are ignored, naming the package.
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Text.RegularExpressions;
@@ -35,6 +36,10 @@ public sealed class DataParallelTests
     private static readonly TrainOptions Options =
         new() { Model = "resnet20-a", Epochs = Epochs, BatchSize = Batch, LearningRate = LearningRate };
 
+    /// <summary>The shipped subset even where the full set is installed: the tests read its first 32 and 16 records,
+    /// the same in both, and every rank of every job loads the folder (the subset is a tenth of the full set).</summary>
+    private static string DataFolder => FashionMnistData.SubsetFolder;
+
     private string _root = "";
     private Device _device = null!;
     private string? _perRankCheckpoint;
@@ -49,8 +54,8 @@ public sealed class DataParallelTests
         _root = Path.Combine(Path.GetTempPath(), $"engine-dp-{Guid.NewGuid():N}");
         Directory.CreateDirectory(_root);
         _device = Device.Create("cpu");
-        _train = FashionMnist.ReadTrain(FashionMnistData.Folder).Take(TrainImages);
-        _test = FashionMnist.ReadTest(FashionMnistData.Folder).Take(TestImages);
+        _train = FashionMnist.ReadTrain(DataFolder).Take(TrainImages);
+        _test = FashionMnist.ReadTest(DataFolder).Take(TestImages);
     }
 
     [OneTimeTearDown]
@@ -67,7 +72,7 @@ public sealed class DataParallelTests
         var arguments = new List<string>
         {
             MpiJob.Dotnet, MpiJob.BenchDll, "train", "--model", "resnet20-a", "--data", "fashion-mnist", "--data-path",
-            FashionMnistData.Folder, "--train-subset", $"{TrainImages}", "--test-subset", $"{TestImages}", "--batch",
+            DataFolder, "--train-subset", $"{TrainImages}", "--test-subset", $"{TestImages}", "--batch",
             $"{Batch}", "--epochs", $"{Epochs}", "--lr", $"{LearningRate}", "--device", "cpu", "--out", output,
         };
         for (int i = 0; i < more.Length; i++)
@@ -104,46 +109,68 @@ public sealed class DataParallelTests
     private static Dictionary<string, float[]> Weights(Module<float> model) =>
         model.StateDict().ToDictionary(e => e.Name, e => e.Tensor.ToArray());
 
-    /// <summary>‖actual − expected‖₂ / ‖expected‖₂ over the whole state (every parameter and buffer as one vector),
-    /// and the tensor with the largest such ratio of its own (with it, for messages).</summary>
-    private static (double Whole, double Worst, string Where) Compare(Dictionary<string, float[]> actual,
-        Dictionary<string, float[]> expected)
+    /// <summary>
+    /// The relative error of every tensor of the state: ‖a − b‖₂ / max(‖a‖₂, ‖b‖₂), except for a batch-norm shift β
+    /// (name ending in "bn….bias"), whose error is taken relative to the norm of its layer's scale γ instead.
+    /// Why: β starts at zero, so its value is nothing but the sum of its updates, and its gradient Σ dy is a sum
+    /// with heavy cancellation (over N·H·W values, and the class gradients of softmax cross-entropy sum to zero): a
+    /// different but equally exact summation order (each rank sums its 8 images, then the two sums are added)
+    /// changes it by 1e-5 to 3e-5 of its own tiny norm at every learning rate measured (1e-3 to 1e-1), although
+    /// the layer's output γ·x̂ + β moves by ‖Δβ‖ per channel against a scale of ‖γ‖ — a relative change of 1e-9
+    /// here. Every other tensor is measured against its own norm.
+    /// </summary>
+    private static Dictionary<string, double> RelativeErrors(Dictionary<string, float[]> a, Dictionary<string, float[]> b)
     {
-        Assert.That(actual.Keys, Is.EquivalentTo(expected.Keys));
-        double difference = 0, norm = 0, worst = 0;
-        string where = "";
-        foreach (var (name, values) in expected)
+        Assert.That(a.Keys, Is.EquivalentTo(b.Keys));
+        static double Norm(float[] values) => Math.Sqrt(values.Sum(v => (double)v * v));
+        var errors = new Dictionary<string, double>();
+        foreach (var (name, values) in b)
         {
-            double d = values.Zip(actual[name], (e, a) => ((double)a - e) * ((double)a - e)).Sum();
-            double n = values.Sum(v => (double)v * v);
-            difference += d;
-            norm += n;
-            double relative = n == 0 ? Math.Sqrt(d) : Math.Sqrt(d / n);
-            if (relative > worst) (worst, where) = (relative, name);
+            double difference = Math.Sqrt(values.Zip(a[name], (x, y) => ((double)x - y) * ((double)x - y)).Sum());
+            bool shift = name.EndsWith(".bias", StringComparison.Ordinal) && name.Split('.')[^2].StartsWith("bn");
+            string scaleName = shift ? name[..^"bias".Length] + "weight" : name;
+            double scale = Math.Max(Norm(a[scaleName]), Norm(b[scaleName]));
+            errors[name] = scale == 0 ? difference : difference / scale;
         }
-        return (Math.Sqrt(difference / norm), worst, where);
+        return errors;
+    }
+
+    /// <summary>The largest of <see cref="RelativeErrors"/>, with its tensor.</summary>
+    private static (double Worst, string Where) Worst(Dictionary<string, double> errors)
+    {
+        var worst = errors.MaxBy(entry => entry.Value);
+        return (worst.Value, worst.Key);
     }
 
     private static bool BitIdentical(Dictionary<string, float[]> a, Dictionary<string, float[]> b) =>
         a.Keys.All(name => MemoryMarshal.AsBytes(a[name].AsSpan()).SequenceEqual(MemoryMarshal.AsBytes(b[name].AsSpan())));
 
+    /// <remarks>The learning rate is 0.01 under the default multistep schedule (0.01, 0.01, 0.001, 0.0001 over the 4
+    /// steps), not the trainer's default 0.1: the two runs start from the same weights and their first gradients
+    /// agree to 2e-6 per tensor, but at 0.1 this small-batch run is so sensitive to its weights that the second
+    /// step's gradients already differ by 5e-4 and the weights after 4 steps by 7e-4; at a constant 0.01, 1.5e-4
+    /// after 4 steps. That growth is the trajectory's, not the reduction's; at the rates used
+    /// here the largest error is 3e-7 (docs/distributed.md).</remarks>
     [Test]
     public void SyncBatchNormOnTwoRanksIsOneProcessWithTheWholeBatch()
     {
-        var first = Weights(TrainOnTwoRanks("sync-1", "--sync-bn"));
-        var second = Weights(TrainOnTwoRanks("sync-2", "--sync-bn"));
-        Assert.That(BitIdentical(first, second), "two runs of 2 ranks give the same bits");
+        var overlapped = Weights(TrainOnTwoRanks("sync-overlapped", "--sync-bn", "--bucket-mib", "0.0625"));
+        var afterBackward = Weights(TrainOnTwoRanks("sync-after-backward", "--sync-bn", "--no-overlap"));
+        Assert.That(BitIdentical(overlapped, afterBackward),
+            "two runs of 2 ranks, one reducing 64 KiB buckets during backward and one after it, give the same bits");
 
         using var single = new Trainer(_device, Options with { SyncBatchNorm = true }, _train, _test);
         while (!single.Finished) single.RunEpoch();
-        var (whole, worst, where) = Compare(first, Weights(single.Model));
-        TestContext.Out.WriteLine($"sync-bn, 2 ranks × 8 vs 1 × 16: relative difference {whole:E2} over the state; " +
-                                  $"largest of one tensor {worst:E2} ({where})");
-        Assert.That(whole, Is.LessThanOrEqualTo(1e-5), $"relative difference {whole:E2}; largest {worst:E2} in {where}");
+        var errors = RelativeErrors(overlapped, Weights(single.Model));
+        var (worst, where) = Worst(errors);
+        TestContext.Out.WriteLine($"sync-bn, 2 ranks × 8 vs 1 × 16: largest relative error of a tensor {worst:E2} " +
+                                  $"({where}) over {errors.Count} tensors");
+        Assert.That(errors.Where(e => e.Value > 1e-5).Select(e => $"{e.Key} {e.Value:E2}"), Is.Empty,
+            "tensors beyond 1e-5 relative");
 
-        var (contrast, _, _) = Compare(Weights(PerRankCheckpoint), Weights(single.Model));
-        TestContext.Out.WriteLine($"per-rank batch-norm, 2 ranks × 8 vs 1 × 16: relative difference {contrast:E2}");
-        Assert.That(contrast, Is.GreaterThan(100 * whole), "without --sync-bn the statistics differ, and so do the weights");
+        var (contrast, contrastWhere) = Worst(RelativeErrors(Weights(PerRankCheckpoint), Weights(single.Model)));
+        TestContext.Out.WriteLine($"per-rank batch-norm, 2 ranks × 8 vs 1 × 16: largest relative error {contrast:E2} ({contrastWhere})");
+        Assert.That(contrast, Is.GreaterThan(100 * worst), "without --sync-bn the statistics differ, and so do the weights");
     }
 
     [Test]
@@ -151,10 +178,10 @@ public sealed class DataParallelTests
     {
         var ranks = Weights(PerRankCheckpoint);
         var replica = EmulateDdp();
-        var (whole, worst, where) = Compare(ranks, replica);
-        TestContext.Out.WriteLine($"per-rank batch-norm, 2 ranks vs in-process DDP emulation: relative difference " +
-                                  $"{whole:E2} ({worst:E2} in {where}); bit-identical: {BitIdentical(ranks, replica)}");
-        Assert.That(whole, Is.LessThanOrEqualTo(1e-5), $"relative difference {whole:E2}; largest {worst:E2} in {where}");
+        var (worst, where) = Worst(RelativeErrors(ranks, replica));
+        TestContext.Out.WriteLine($"per-rank batch-norm, 2 ranks vs in-process DDP emulation: largest relative error " +
+                                  $"{worst:E2} ({where}); bit-identical: {BitIdentical(ranks, replica)}");
+        Assert.That(worst, Is.LessThanOrEqualTo(1e-5), $"largest relative error {worst:E2} in {where}");
     }
 
     /// <summary>PyTorch DDP in one process: two replicas of the seeded model, each trained on its half of every
@@ -330,6 +357,17 @@ public sealed class DataParallelTests
         Assert.That(run.ExitCode, Is.EqualTo(2), run.Transcript);
         Assert.That(run.Stderr, Is.EqualTo(new[] { "error: --distributed mpi: This process was not started by mpirun " +
             "(OMPI_COMM_WORLD_SIZE is not set): start every rank with it, e.g. `mpirun -np 2 <command>`." }), run.Transcript);
+        Assert.That(Directory.Exists(output), Is.False, "nothing written");
+    }
+
+    [Test]
+    public void BucketSmallerThanOneValueIsRefusedWithOneLine()
+    {
+        string output = Path.Combine(_root, "bucket");
+        using var run = BenchCli.Run(Train(output, "--bucket-mib", "0")[2..]);
+        Assert.That(run.ExitCode, Is.EqualTo(2), run.Transcript);
+        Assert.That(run.Stderr, Is.EqualTo(new[] { "error: --bucket-mib must hold at least one float32 value; got 0." }),
+            run.Transcript);
         Assert.That(Directory.Exists(output), Is.False, "nothing written");
     }
 

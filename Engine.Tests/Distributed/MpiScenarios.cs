@@ -7,9 +7,15 @@
 //   dying                                                  the last rank exits (status 3) before an all-reduce
 //   hanging [--timeout S]                                  the last rank sleeps instead of joining an all-reduce
 //   timing [--reduction R] N...                            median all-reduce time of N floats (rank 0 prints it)
-//   epochs IMAGES BATCH EPOCHS                              data-parallel ResNet-20 A on IMAGES synthetic 3x32x32
+//   buckets                                                ResNet-20 A's gradients with synchronised batch-norm,
+//                                                          averaged in 64 KiB buckets during backward and after it:
+//                                                          the same bits, and the rank-order average of every rank's
+//                                                          gradients recomputed here
+//   epochs IMAGES BATCH EPOCHS [--no-overlap] [--bucket-kib K]
+//                                                          data-parallel ResNet-20 A on IMAGES synthetic 3x32x32
 //                                                          images: rank 0 prints each epoch's seconds and the
-//                                                          gradient all-reduce's median time and bytes per step
+//                                                          gradient all-reduce's median exposed and hidden time
+//                                                          per step and bytes per step
 using System.Diagnostics;
 using System.Numerics;
 using System.Runtime.InteropServices;
@@ -23,7 +29,7 @@ internal static class MpiScenarios
 {
     public const string Usage =
         "usage: Engine.Tests --mpi collectives [--reduction ordered|library] [--chunk N] | dying | hanging [--timeout S] | " +
-        "timing [--reduction ordered|library] N... | epochs IMAGES BATCH EPOCHS";
+        "timing [--reduction ordered|library] N... | buckets | epochs IMAGES BATCH EPOCHS [--no-overlap] [--bucket-kib K]";
 
     /// <summary>Exit status of the rank that leaves on purpose in the dying scenario.</summary>
     public const int DyingExitCode = 3;
@@ -33,6 +39,8 @@ internal static class MpiScenarios
         var reduction = MpiReduction.RankOrdered;
         int? chunk = null;
         double timeoutSeconds = 60;
+        bool overlap = true;
+        long bucketBytes = Engine.Core.Distributed.GradientBuckets<float>.DefaultBucketBytes;
         var numbers = new List<int>();
         if (args.Length == 0) return BadArgument("no scenario given.");
         for (int i = 1; i < args.Length; i++)
@@ -50,6 +58,13 @@ internal static class MpiScenarios
                     break;
                 case "--chunk" when i + 1 < args.Length && int.TryParse(args[i + 1], out int c) && c > 0:
                     chunk = c;
+                    i++;
+                    break;
+                case "--no-overlap":
+                    overlap = false;
+                    break;
+                case "--bucket-kib" when i + 1 < args.Length && int.TryParse(args[i + 1], out int k) && k > 0:
+                    bucketBytes = k * 1024L;
                     i++;
                     break;
                 case "--timeout" when i + 1 < args.Length && double.TryParse(args[i + 1], out double t) && t > 0:
@@ -70,7 +85,8 @@ internal static class MpiScenarios
             "dying" => Dying(communicator),
             "hanging" => Hanging(communicator),
             "timing" => Timing(communicator, numbers),
-            "epochs" => Epochs(communicator, numbers),
+            "buckets" => Buckets(communicator),
+            "epochs" => Epochs(communicator, numbers, overlap, bucketBytes),
             _ => BadArgument($"unknown scenario '{args[0]}'."),
         };
     }
@@ -224,7 +240,84 @@ internal static class MpiScenarios
 
     /// <summary>For each length: a warm-up, then repetitions each started by a barrier; rank 0 prints the median,
     /// minimum and maximum wall time of one all-reduce.</summary>
-    private static int Epochs(MpiCommunicator communicator, List<int> numbers)
+    /// <summary>Two steps of ResNet-20 A gradients (each rank its own seeded batch of 3x8x8 images, batch-norm
+    /// synchronised: collectives on the main thread during backward) averaged by GradientBuckets in 64 KiB buckets,
+    /// after backward and then during it. The first must be the rank-order mean (g0 + g1 + …) / size of every rank's
+    /// own gradients (gathered exactly); the second the same bits as the first.</summary>
+    private static int Buckets(MpiCommunicator communicator)
+    {
+        using var device = Device.Create("cpu");
+        const long bucketBytes = 64 << 10;
+        var results = new List<float[]>[2];
+        string report = "";
+        foreach (bool overlap in new[] { false, true })
+        {
+            using var model = Engine.Models.ModelRegistry.Create<float>("resnet20-a", device, 5, 10, inputChannels: 3);
+            foreach (var layer in Descendants(model).OfType<Engine.Core.Modules.BatchNorm2d<float>>())
+                layer.SyncStatistics = communicator;
+            using var buckets = new GradientBuckets<float>(communicator, model.NamedParameters(), bucketBytes, overlap);
+            if (overlap != buckets.Overlaps)
+                return Fail($"overlap {overlap} but Overlaps is {buckets.Overlaps} ({buckets.OverlapUnavailableReason})");
+            var grads = results[overlap ? 1 : 0] = [];
+            var own = new List<float[]>();
+            for (int step = 0; step < 2; step++)
+            {
+                using var scope = TensorScope.Begin();
+                var x = Tensor.RandomNormal<float>([4, 3, 8, 8], seed: 100 * step + communicator.Rank, device: device);
+                int[] labels = [.. Enumerable.Range(0, 4).Select(i => (i + step + communicator.Rank) % 10)];
+                model.Forward(x).CrossEntropy(labels).Backward();
+                if (!overlap) own.AddRange(model.Parameters().Select(p => p.Grad!.ToArray()));
+                buckets.Average();
+                grads.AddRange(model.Parameters().Select(p => p.Grad!.ToArray()));
+                foreach (var parameter in model.Parameters()) parameter.ZeroGrad();
+                if (overlap) report = $"{buckets.Count} buckets, {1e3 * buckets.LastHiddenSeconds:F2} ms of " +
+                                      $"{1e3 * buckets.LastCollectiveSeconds:F2} ms hidden";
+            }
+            if (!overlap && CheckAverage(communicator, own, grads) is { } wrong) return Fail(wrong);
+        }
+        for (int i = 0; i < results[0].Count; i++)
+            if (FirstBitDifference(results[1][i], results[0][i]) is int at and >= 0)
+                return Fail($"gradient {i}: element {at} is {results[1][i][at]:R} with overlap, {results[0][i][at]:R} after backward");
+        using var digest = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        foreach (var grad in results[1]) digest.AppendData(MemoryMarshal.AsBytes(grad.AsSpan()));
+        Console.WriteLine($"rank {communicator.Rank}: overlapped buckets match after-backward buckets bit for bit " +
+                          $"({report}); digest {Convert.ToHexString(digest.GetHashAndReset())}");
+        return 0;
+
+        int Fail(string message)
+        {
+            Console.Error.WriteLine($"FAIL rank {communicator.Rank}: {message}");
+            return 1;
+        }
+    }
+
+    /// <summary>Checks <paramref name="averaged"/> against (g_0 + g_1 + …) / size in rank order, with every rank's
+    /// own gradients <paramref name="own"/> gathered in double (exact for float values) by a sum of one-hot slots.</summary>
+    private static string? CheckAverage(MpiCommunicator communicator, List<float[]> own, List<float[]> averaged)
+    {
+        int size = communicator.Size;
+        for (int i = 0; i < own.Count; i++)
+        {
+            int n = own[i].Length;
+            var slots = new double[size * n];
+            for (int j = 0; j < n; j++) slots[communicator.Rank * n + j] = own[i][j];
+            communicator.AllReduceSum(slots.AsSpan());
+            for (int j = 0; j < n; j++)
+            {
+                float sum = (float)slots[j];
+                for (int r = 1; r < size; r++) sum += (float)slots[r * n + j];
+                float expected = sum / size;
+                if (BitConverter.SingleToInt32Bits(expected) != BitConverter.SingleToInt32Bits(averaged[i][j]))
+                    return $"gradient {i} element {j}: averaged {averaged[i][j]:R}, rank-order mean {expected:R}";
+            }
+        }
+        return null;
+    }
+
+    private static IEnumerable<Engine.Core.Modules.Module<float>> Descendants(Engine.Core.Modules.Module<float> module) =>
+        module.NamedChildren().SelectMany(child => Descendants(child.Module)).Prepend(module);
+
+    private static int Epochs(MpiCommunicator communicator, List<int> numbers, bool overlap, long bucketBytes)
     {
         if (numbers is not [int images, int batch, int epochs]) return BadArgument("epochs needs IMAGES BATCH EPOCHS.");
         var random = new Random(11);
@@ -238,15 +331,18 @@ internal static class MpiScenarios
         {
             Model = "resnet20-a", Epochs = epochs, BatchSize = batch, EvaluationBatchSize = 20,
         };
-        using var trainer = new Engine.Models.Training.Trainer(device, options, train, test, communicator);
+        using var trainer = new Engine.Models.Training.Trainer(device, options, train, test, communicator, overlap, bucketBytes);
         var seconds = new List<double>();
         while (!trainer.Finished) seconds.Add(trainer.RunEpoch().Seconds);
         var reduce = trainer.AllReduceSeconds.Order().ToList();
+        var hidden = trainer.AllReduceHiddenSeconds.Order().ToList();
         if (communicator.Rank == 0)
             Console.WriteLine($"ranks {communicator.Size}, threads {Environment.ProcessorCount}: epoch seconds " +
                               string.Join(" ", seconds.Select(v => v.ToString("F2"))) +
                               (reduce.Count == 0 ? "" : $"; all-reduce median {1000 * reduce[reduce.Count / 2]:F2} ms " +
-                                  $"per step over {reduce.Count} steps") +
+                                  $"exposed, {1000 * hidden[hidden.Count / 2]:F2} ms hidden per step over {reduce.Count} steps") +
+                              $"; {trainer.GradientBuckets} buckets, " +
+                              (trainer.GradientOverlapUnavailableReason is { } why ? $"after backward ({why})" : "overlapped") +
                               $"; {trainer.GradientBytesPerStep:N0} gradient bytes per step");
         return 0;
     }
