@@ -151,10 +151,6 @@ public sealed partial class IlgpuBackend
     /// <inheritdoc/>
     protected override void SumCore<T>(DeviceBuffer<T> x, T alpha, DeviceBuffer<T> result)
     {
-        var kernel = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, T>>(
-            nameof(ReductionKernels.StridedSum),
-            static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<T>, T>(ReductionKernels.StridedSum));
-
         ArrayView<T> input = View(x);
         long partialLength = PartialCount(x.Length);
         MemoryBuffer1D<T, Stride1D.Dense>[] scratch =
@@ -165,6 +161,10 @@ public sealed partial class IlgpuBackend
             long partials = PartialCount(input.Length);
             bool last = partials == 1;
             ArrayView<T> output = last ? View(result) : scratch[intoFirst ? 0 : 1].View.SubView(0, partials);
+            var kernel = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, T>>(
+                nameof(ReductionKernels.StridedSum),
+                static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<T>, T>(
+                    ReductionKernels.StridedSum));
             kernel(_accelerator.DefaultStream, checked((int)partials), input, output, last ? alpha : T.One);
             input = output;
             intoFirst = !intoFirst;
@@ -217,7 +217,7 @@ public sealed partial class IlgpuBackend
             return buffer;
         if (found is IDisposable old)
         {
-            _accelerator.Synchronize(); // queued kernels may still read the old buffer
+            SynchronizeCore(); // queued kernels may still read the old buffer
             old.Dispose();
         }
         var fresh = _accelerator.Allocate1D<T>(length);
