@@ -9,9 +9,10 @@
 // adds more than FanIn elements, whatever the device's thread count: the sum is a tree of FanIn-wide nodes, whose
 // float32 rounding error grows with log(n), not n (a long sequential run stalls once the sum outgrows its addends).
 //
-// Per-channel reductions run one group per channel (grid = C): thread t of G sums elements t, t+G, … of the
+// Per-channel sums run one group per channel (grid = C): thread t of G sums elements t, t+G, … of the
 // channel's N·HW values (neighbouring threads read neighbouring addresses), then the group adds its G partials
-// in a fixed tree in shared memory. G is a power of two; the order never changes, so results are reproducible.
+// with GroupSum: a fixed shuffle tree per warp, then the warps' sums in warp order. The order never changes, so
+// results are reproducible. (Batch-norm splits each channel over many groups: BatchNorm.cs.)
 // A thread's own run, which for one long channel holds millions of values, is summed by BlockedSum: three nested
 // levels of at most BlockLength additions each, so the rounding error stays that of a short sum, whatever the
 // length (global average pooling sums each plane the same way).
@@ -36,20 +37,20 @@ public static class ReductionKernels
         partial[thread] = alpha * sum;
     }
 
-    /// <summary>The sum of <paramref name="value"/> over the group's threads, returned to every thread.
-    /// <paramref name="scratch"/> holds Group.DimX elements; Group.DimX must be a power of two.</summary>
+    /// <summary>The sum of <paramref name="value"/> over the group's threads, returned to every thread: a shuffle
+    /// tree within each warp (<c>shfl.sync.down</c>), one shared slot per warp, then every thread adds the warps'
+    /// sums in warp order (the same order everywhere, so every thread holds the same total). Two barriers.
+    /// <paramref name="scratch"/> holds Group.DimX / Warp.WarpSize elements; Group.DimX is a power of two and a
+    /// multiple of the warp size.</summary>
     internal static T GroupSum<T>(T value, ArrayView<T> scratch) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int thread = Group.IdxX;
-        scratch[thread] = value;
+        for (int offset = Warp.WarpSize / 2; offset > 0; offset /= 2)
+            value += Warp.ShuffleDown(value, offset);
+        if (Warp.LaneIdx == 0) scratch[Warp.WarpIdx] = value;
         Group.Barrier();
-        for (int half = Group.DimX / 2; half > 0; half /= 2)
-        {
-            if (thread < half) scratch[thread] += scratch[thread + half];
-            Group.Barrier();
-        }
         T total = scratch[0];
-        Group.Barrier(); // every thread has read the total before the scratch is reused
+        for (int w = 1; w < Group.DimX / Warp.WarpSize; w++) total += scratch[w];
+        Group.Barrier(); // every thread has read the warps' sums before the scratch is reused
         return total;
     }
 
@@ -124,18 +125,6 @@ internal readonly struct ChannelValues<T>(ArrayView<T> x, int channel, int chann
     public T At(long i) => x[ReductionKernels.ChannelElement((int)i, channel, channels, spatial)];
 }
 
-/// <summary>Value i is (element i of one channel − mean)², the terms of its variance.</summary>
-internal readonly struct ChannelSquaredDeviations<T>(ArrayView<T> x, int channel, int channels, int spatial, T mean)
-    : IIndexedValues<T> where T : unmanaged, IFloatingPointIeee754<T>
-{
-    /// <inheritdoc/>
-    public T At(long i)
-    {
-        T deviation = x[ReductionKernels.ChannelElement((int)i, channel, channels, spatial)] - mean;
-        return deviation * deviation;
-    }
-}
-
 /// <summary>Value i is x[i].</summary>
 internal readonly struct ViewValues<T>(ArrayView<T> x) : IIndexedValues<T> where T : unmanaged
 {
@@ -173,12 +162,13 @@ public sealed partial class IlgpuBackend
         if (x.Length == 1) MapCore(x, new ScaleOp<T>(alpha), result);
     }
 
-    /// <summary>Threads per group for the per-channel reductions: a power of two, 256 where the device allows.</summary>
+    /// <summary>Threads per group for the per-channel reductions: a power of two, 256 where the device allows, and
+    /// at least one warp (GroupSum reduces whole warps).</summary>
     private int ChannelGroupSize()
     {
         int size = 1;
         while (size * 2 <= Math.Min(256, MaxGroupSize)) size *= 2;
-        return size;
+        return Math.Max(size, _accelerator.WarpSize);
     }
 
     /// <summary>One group per channel with <see cref="ChannelGroupSize"/> threads and scratch for GroupSum.</summary>
@@ -202,8 +192,9 @@ public sealed partial class IlgpuBackend
 
     private static long PartialCount(long n) => n <= FanIn ? 1 : (n + FanIn - 1) / FanIn;
 
-    /// <summary>Scratch slots: the sum's two ping-pong buffers, and the GEMM's split-K partials.</summary>
-    private const int SumSlotA = 0, SumSlotB = 1, SplitSlot = 2;
+    /// <summary>Scratch slots: the sum's two ping-pong buffers, the GEMM's split-K partials, and the batch-norm
+    /// reductions' per-range partials.</summary>
+    private const int SumSlotA = 0, SumSlotB = 1, SplitSlot = 2, BatchNormSlot = 3;
 
     private readonly Dictionary<(Type Element, int Slot), object> _scratch = new();
 
