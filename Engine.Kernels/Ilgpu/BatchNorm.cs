@@ -10,7 +10,7 @@
 //   cut into S equal contiguous ranges (S chosen by the host so the device holds about two waves of groups); a
 //   group walks its range plane by plane (ChannelWalk: one division per thread, none per element), each thread
 //   summing in blocks (BlockedWalkSum) so a long range keeps the rounding error of a short sum, and reduces its
-//   threads with warp shuffles and one shared slot per warp (ReductionKernels.GroupSum). Statistics take two
+//   threads with an IGroupSum (warp shuffles, one shared slot per warp; a shared tree on OpenCL). Statistics take two
 //   passes over the group's range (its mean, then squared deviations from it: no E[x²] − E[x]² cancellation).
 //   Each group writes one partial per channel; the last group of a channel to finish (an integer ticket, the
 //   only atomic) combines the S partials in range order — Chan's pairwise formula for the variance — and writes
@@ -58,9 +58,21 @@ public readonly struct BatchNormShape
     /// Bit 2: batch statistics (training mode).</summary>
     public readonly int Flags;
 
-    /// <summary>Describes an [N, C, HW] batch-norm cut into <paramref name="ranges"/> ranges per channel.</summary>
-    public BatchNormShape(int batch, int channels, int spatial, int ranges, bool relu, bool residual,
-        bool batchStatistics)
+    /// <summary>A reduction thread's step of GroupSize units within its channel: the position within the plane
+    /// advances by RangePositionStep and the offset by RangeOffsetStep (plus the skip to the channel's next plane
+    /// when the position wraps).</summary>
+    public readonly int RangePositionStep, RangeOffsetStep;
+
+    /// <summary>Threads of the elementwise passes (their grid-stride step, in units), and what one step adds to the
+    /// position within the plane and to the channel.</summary>
+    public readonly int StreamStride, StreamPositionStep, StreamChannelStep;
+
+    /// <summary>Describes an [N, C, HW] batch-norm cut into <paramref name="ranges"/> ranges per channel, reduced by
+    /// groups of <paramref name="groupSize"/> threads, its elementwise passes launched over
+    /// <paramref name="streamThreads"/> threads (at most the unit count). The walks' steps are divided out here,
+    /// on the host, so the kernels' loops hold no division.</summary>
+    public BatchNormShape(int batch, int channels, int spatial, int ranges, int groupSize, int streamThreads,
+        bool relu, bool residual, bool batchStatistics)
     {
         Quads = spatial % 4 == 0 ? 1 : 0;
         Channels = channels;
@@ -70,6 +82,13 @@ public readonly struct BatchNormShape
         RangeUnits = (ChannelUnits + ranges - 1) / ranges;
         Ranges = (ChannelUnits + RangeUnits - 1) / RangeUnits; // every range non-empty
         Flags = (relu ? 1 : 0) | (residual ? 2 : 0) | (batchStatistics ? 4 : 0);
+        int groupPlanes = groupSize / PlaneUnits;
+        RangePositionStep = groupSize - groupPlanes * PlaneUnits;
+        RangeOffsetStep = groupSize + groupPlanes * (channels - 1) * PlaneUnits;
+        StreamStride = Math.Min(streamThreads, Units);
+        int streamPlanes = StreamStride / PlaneUnits;
+        StreamPositionStep = StreamStride - streamPlanes * PlaneUnits;
+        StreamChannelStep = streamPlanes % channels;
     }
 
     /// <summary>True when the ReLU is fused.</summary>
@@ -89,10 +108,10 @@ public static class BatchNormKernels
     /// <summary>Grid (S, C): group s of channel c reduces range s to its mean and sum of squared deviations
     /// (partials[2(c·S + s)], [.. + 1]); the channel's last group combines them into the saved mean and
     /// 1/sqrt(biased var + eps) and updates the running statistics.</summary>
-    public static void StatisticsPartials<T>(ArrayView<T> x, ArrayView<T> partials, ArrayView<int> tickets,
+    public static void StatisticsPartials<T, TGroupSum>(ArrayView<T> x, ArrayView<T> partials, ArrayView<int> tickets,
         ArrayView<T> savedMean, ArrayView<T> savedInvStd, ArrayView<T> runningMean, ArrayView<T> runningVar,
         BatchNormShape s, T rangeCount, T lastRangeCount, T inverseCount, T unbiasFactor, T momentum, T epsilon)
-        where T : unmanaged, IFloatingPointIeee754<T>
+        where T : unmanaged, IFloatingPointIeee754<T> where TGroupSum : struct, IGroupSum<T>
     {
         int range = Grid.IdxX, channel = Grid.IdxY;
         var scratch = SharedMemory.GetDynamic<T>();
@@ -101,13 +120,13 @@ public static class BatchNormKernels
             ? BlockedWalkSum<T, QuadSum<T>>(new QuadSum<T>(x.Cast<Quad<T>>()), walk, count).First
             : BlockedWalkSum<T, ScalarSum<T>>(new ScalarSum<T>(x), walk, count).First;
         T elements = range == s.Ranges - 1 ? lastRangeCount : rangeCount;
-        T mean = ReductionKernels.GroupSum(sum, scratch) / elements;
+        T mean = default(TGroupSum).Sum(sum, scratch) / elements;
         T squares = s.Quads != 0
             ? BlockedWalkSum<T, QuadSquaredDeviations<T>>(
                 new QuadSquaredDeviations<T>(x.Cast<Quad<T>>(), mean), walk, count).First
             : BlockedWalkSum<T, ScalarSquaredDeviations<T>>(
                 new ScalarSquaredDeviations<T>(x, mean), walk, count).First;
-        T deviations = ReductionKernels.GroupSum(squares, scratch);
+        T deviations = default(TGroupSum).Sum(squares, scratch);
         if (Group.IdxX != 0) return;
 
         int slot = 2 * (channel * s.Ranges + range);
@@ -139,16 +158,16 @@ public static class BatchNormKernels
     /// Without batch statistics <paramref name="statistic"/> is the running variance and invStd = 1/sqrt(it + eps);
     /// with them it is the saved invStd.</summary>
     public static void Normalize<T>(Index1D thread, ArrayView<T> x, ArrayView<T> residual, ArrayView<T> mean,
-        ArrayView<T> statistic, ArrayView<T> gamma, ArrayView<T> beta, ArrayView<T> y, BatchNormShape s, T epsilon,
-        int stride) where T : unmanaged, IFloatingPointIeee754<T>
+        ArrayView<T> statistic, ArrayView<T> gamma, ArrayView<T> beta, ArrayView<T> y, BatchNormShape s, T epsilon)
+        where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var walk = new TensorWalk(thread, stride, s.PlaneUnits, s.Channels);
+        var walk = new TensorWalk(thread, s);
         T floor = s.Relu ? T.Zero : T.NegativeInfinity;
         bool add = s.Residual;
         var xq = x.Cast<Quad<T>>();
         var rq = residual.Cast<Quad<T>>();
         var yq = y.Cast<Quad<T>>();
-        for (int i = thread; i < s.Units; i += stride)
+        for (int i = thread; i < s.Units; i += s.StreamStride)
         {
             int c = walk.Channel;
             T invStd = s.BatchStatistics ? statistic[c] : T.One / T.Sqrt(statistic[c] + epsilon);
@@ -184,10 +203,10 @@ public static class BatchNormKernels
     /// <summary>Grid (S, C): group s of channel c sums g and g·x̂ over range s (g = dy masked by the fused ReLU,
     /// written to residualGradient when asked); the channel's last group adds the S partials in range order into
     /// dbeta = Σg and dgamma = Σg·x̂.</summary>
-    public static void GradientPartials<T>(ArrayView<T> x, ArrayView<T> dy, ArrayView<T> reluOutput,
+    public static void GradientPartials<T, TGroupSum>(ArrayView<T> x, ArrayView<T> dy, ArrayView<T> reluOutput,
         ArrayView<T> residualGradient, ArrayView<T> mean, ArrayView<T> invStd, ArrayView<T> partials,
         ArrayView<int> tickets, ArrayView<T> dgamma, ArrayView<T> dbeta, BatchNormShape s)
-        where T : unmanaged, IFloatingPointIeee754<T>
+        where T : unmanaged, IFloatingPointIeee754<T> where TGroupSum : struct, IGroupSum<T>
     {
         int range = Grid.IdxX, channel = Grid.IdxY;
         var scratch = SharedMemory.GetDynamic<T>();
@@ -199,8 +218,8 @@ public static class BatchNormKernels
                 walk, count)
             : BlockedWalkSum<T, ScalarGradientTerms<T>>(new ScalarGradientTerms<T>(x, dy, reluOutput,
                 residualGradient, m, k, s.Flags), walk, count);
-        T totalG = ReductionKernels.GroupSum(sumG, scratch);
-        T totalGXhat = ReductionKernels.GroupSum(sumGXhat, scratch);
+        T totalG = default(TGroupSum).Sum(sumG, scratch);
+        T totalGXhat = default(TGroupSum).Sum(sumGXhat, scratch);
         if (Group.IdxX != 0) return;
 
         int slot = 2 * (channel * s.Ranges + range);
@@ -223,15 +242,15 @@ public static class BatchNormKernels
     /// else dy masked by the fused ReLU; the batch-statistics terms are added in training mode.</summary>
     public static void InputGradient<T>(Index1D thread, ArrayView<T> x, ArrayView<T> dy, ArrayView<T> reluOutput,
         ArrayView<T> gamma, ArrayView<T> mean, ArrayView<T> invStd, ArrayView<T> dgamma, ArrayView<T> dbeta,
-        ArrayView<T> dx, BatchNormShape s, T inverseCount, int stride) where T : unmanaged, IFloatingPointIeee754<T>
+        ArrayView<T> dx, BatchNormShape s, T inverseCount) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var walk = new TensorWalk(thread, stride, s.PlaneUnits, s.Channels);
+        var walk = new TensorWalk(thread, s);
         bool masked = s.Relu && !s.Residual, batchStatistics = s.BatchStatistics;
         var xq = x.Cast<Quad<T>>();
         var gq = dy.Cast<Quad<T>>();
         var mq = reluOutput.Cast<Quad<T>>();
         var dxq = dx.Cast<Quad<T>>();
-        for (int i = thread; i < s.Units; i += stride)
+        for (int i = thread; i < s.Units; i += s.StreamStride)
         {
             int c = walk.Channel;
             T k = invStd[c], scale = gamma[c] * k, m = mean[c];
@@ -284,7 +303,7 @@ public static class BatchNormKernels
         int length = Math.Min(s.RangeUnits, s.ChannelUnits - begin);
         int t = Group.IdxX, g = Group.DimX;
         int count = t < length ? (length - t + g - 1) / g : 0;
-        return (new ChannelWalk(begin + t, g, channel, s.Channels, s.PlaneUnits), count);
+        return (new ChannelWalk(begin + t, channel, s), count);
     }
 
     /// <summary>Thread 0 of a group that has written its partial: true for the channel's last group to finish (which
@@ -328,15 +347,9 @@ public static class BatchNormKernels
     }
 }
 
-/// <summary>Four consecutive elements moved as one 16-byte (float) access.</summary>
-public struct Quad<T> where T : unmanaged
-{
-    /// <summary>Elements 0 to 3.</summary>
-    public T X, Y, Z, W;
-}
-
 /// <summary>A walk over one channel's units of an [N, C, units per plane] tensor, from unit index j (in N·units)
-/// in steps of a fixed count: the offset advances with additions only (one division when it starts).</summary>
+/// in steps of one reduction group: the offset advances with additions only (one division when it starts; the
+/// steps come divided from the host in <see cref="BatchNormShape"/>).</summary>
 internal struct ChannelWalk
 {
     /// <summary>Offset of the current unit in the tensor.</summary>
@@ -345,21 +358,19 @@ internal struct ChannelWalk
     private int _position; // within the plane
     private readonly int _planeUnits, _skip, _offsetStep, _positionStep;
 
-    /// <summary>Starts at unit <paramref name="first"/> of channel <paramref name="channel"/>, stepping by
-    /// <paramref name="step"/> units.</summary>
-    public ChannelWalk(int first, int step, int channel, int channels, int planeUnits)
+    /// <summary>Starts at unit <paramref name="first"/> of channel <paramref name="channel"/>.</summary>
+    public ChannelWalk(int first, int channel, BatchNormShape s)
     {
-        int image = first / planeUnits;
-        _position = first - image * planeUnits;
-        Offset = (image * channels + channel) * planeUnits + _position;
-        _planeUnits = planeUnits;
-        _skip = (channels - 1) * planeUnits; // from the end of a plane to the start of the channel's next one
-        int planes = step / planeUnits;
-        _positionStep = step - planes * planeUnits;
-        _offsetStep = step + planes * _skip;
+        int image = first / s.PlaneUnits;
+        _position = first - image * s.PlaneUnits;
+        Offset = (image * s.Channels + channel) * s.PlaneUnits + _position;
+        _planeUnits = s.PlaneUnits;
+        _skip = (s.Channels - 1) * s.PlaneUnits; // from the end of a plane to the start of the channel's next one
+        _positionStep = s.RangePositionStep;
+        _offsetStep = s.RangeOffsetStep;
     }
 
-    /// <summary>Moves on by the step.</summary>
+    /// <summary>Moves on by one group's worth of units.</summary>
     public void Advance()
     {
         Offset += _offsetStep;
@@ -371,7 +382,7 @@ internal struct ChannelWalk
 }
 
 /// <summary>The channel of unit t, t + stride, … of an [N, C, units per plane] tensor, advanced with additions only
-/// (one division when it starts).</summary>
+/// (one division when it starts; the steps come divided from the host in <see cref="BatchNormShape"/>).</summary>
 internal struct TensorWalk
 {
     /// <summary>Channel of the current unit.</summary>
@@ -380,20 +391,19 @@ internal struct TensorWalk
     private int _position;
     private readonly int _planeUnits, _channels, _positionStep, _channelStep;
 
-    /// <summary>Starts at unit <paramref name="first"/>, stepping by <paramref name="step"/> units.</summary>
-    public TensorWalk(int first, int step, int planeUnits, int channels)
+    /// <summary>Starts at unit <paramref name="first"/>, stepping by the shape's stream stride.</summary>
+    public TensorWalk(int first, BatchNormShape s)
     {
-        int plane = first / planeUnits;
-        _position = first - plane * planeUnits;
-        Channel = plane % channels;
-        _planeUnits = planeUnits;
-        _channels = channels;
-        int planes = step / planeUnits;
-        _positionStep = step - planes * planeUnits;
-        _channelStep = planes % channels;
+        int plane = first / s.PlaneUnits;
+        _position = first - plane * s.PlaneUnits;
+        Channel = plane % s.Channels;
+        _planeUnits = s.PlaneUnits;
+        _channels = s.Channels;
+        _positionStep = s.StreamPositionStep;
+        _channelStep = s.StreamChannelStep;
     }
 
-    /// <summary>Moves on by the step: the channel advances by whole planes, plus one when the position wraps.</summary>
+    /// <summary>Moves on by the stride: the channel advances by whole planes, plus one when the position wraps.</summary>
     public void Advance()
     {
         _position += _positionStep;
@@ -513,15 +523,16 @@ public sealed partial class IlgpuBackend
         int resident = Math.Max(1, _accelerator.MaxNumThreadsPerMultiprocessor / group);
         int wanted = Math.Max(64, 2 * _accelerator.NumMultiprocessors * resident);
         int ranges = Math.Clamp(Math.Min((wanted + channels - 1) / channels, (units + group - 1) / group), 1, 64);
-        return new BatchNormShape(batch, channels, spatial, ranges, relu, residual, batchStatistics);
+        return new BatchNormShape(batch, channels, spatial, ranges, group, _maxThreads, relu, residual,
+            batchStatistics);
     }
 
-    /// <summary>Grid S × C of reduction groups with scratch for GroupSum.</summary>
+    /// <summary>Grid S × C of reduction groups with scratch for a group sum.</summary>
     private KernelConfig RangeConfig<T>(BatchNormShape s) where T : unmanaged
     {
         int group = ChannelGroupSize();
         return new KernelConfig(new Index3D(s.Ranges, s.Channels, 1), new Index3D(group, 1, 1),
-            SharedMemoryConfig.RequestDynamic<T>(group / Math.Min(group, _accelerator.WarpSize)));
+            SharedMemoryConfig.RequestDynamic<T>(group));
     }
 
     /// <summary>The element count of one range and of the last one, as T.</summary>
@@ -560,19 +571,26 @@ public sealed partial class IlgpuBackend
         int count = batch * spatial;
         bool unbiased = varianceUpdate == RunningVarianceUpdate.Unbiased;
         var (rangeCount, lastCount) = RangeCounts<T>(s, spatial);
-        var partials = ScratchBuffer<T>(BatchNormSlot, 2L * s.Ranges * channels).View;
-        var tickets = Tickets(channels);
-        var statistics = Kernel<T, Action<AcceleratorStream, KernelConfig, ArrayView<T>, ArrayView<T>, ArrayView<int>,
-            ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, BatchNormShape, T, T, T, T, T, T>>(
-            nameof(BatchNormKernels.StatisticsPartials),
-            static a => a.LoadKernel<ArrayView<T>, ArrayView<T>, ArrayView<int>, ArrayView<T>, ArrayView<T>,
-                ArrayView<T>, ArrayView<T>, BatchNormShape, T, T, T, T, T, T>(BatchNormKernels.StatisticsPartials));
-        statistics(_accelerator.DefaultStream, RangeConfig<T>(s), View(x), partials, tickets, View(savedMean),
+        var statistics = ShufflesWarps
+            ? StatisticsKernel<T, WarpShuffleSum<T>>()
+            : StatisticsKernel<T, SharedTreeSum<T>>();
+        statistics(_accelerator.DefaultStream, RangeConfig<T>(s), View(x),
+            ScratchBuffer<T>(BatchNormSlot, 2L * s.Ranges * channels).View, Tickets(channels), View(savedMean),
             View(savedInvStd), View(runningMean), View(runningVar), s, rangeCount, lastCount,
             T.One / T.CreateChecked(count), unbiased && count > 1 ? T.CreateChecked(count / (count - 1.0)) : T.One,
             T.CreateChecked(momentum), T.CreateChecked(epsilon));
         LaunchNormalize(s, x, residual, savedMean, savedInvStd, gamma, beta, y, T.Zero);
     }
+
+    private Action<AcceleratorStream, KernelConfig, ArrayView<T>, ArrayView<T>, ArrayView<int>, ArrayView<T>,
+        ArrayView<T>, ArrayView<T>, ArrayView<T>, BatchNormShape, T, T, T, T, T, T> StatisticsKernel<T, TGroupSum>()
+        where T : unmanaged, IFloatingPointIeee754<T> where TGroupSum : struct, IGroupSum<T> =>
+        Kernel<TGroupSum, Action<AcceleratorStream, KernelConfig, ArrayView<T>, ArrayView<T>, ArrayView<int>,
+            ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, BatchNormShape, T, T, T, T, T, T>>(
+            nameof(BatchNormKernels.StatisticsPartials),
+            static a => a.LoadKernel<ArrayView<T>, ArrayView<T>, ArrayView<int>, ArrayView<T>, ArrayView<T>,
+                ArrayView<T>, ArrayView<T>, BatchNormShape, T, T, T, T, T, T>(
+                BatchNormKernels.StatisticsPartials<T, TGroupSum>));
 
     /// <inheritdoc/>
     protected override void BatchNormForwardInferenceCore<T>(int batch, int channels, int spatial, DeviceBuffer<T> x,
@@ -588,13 +606,12 @@ public sealed partial class IlgpuBackend
         DeviceBuffer<T> y, T epsilon) where T : unmanaged, IFloatingPointIeee754<T>
     {
         var normalize = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>,
-            ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, BatchNormShape, T, int>>(
+            ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, BatchNormShape, T>>(
             nameof(BatchNormKernels.Normalize),
             static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>,
-                ArrayView<T>, ArrayView<T>, ArrayView<T>, BatchNormShape, T, int>(BatchNormKernels.Normalize));
-        int extent = StreamExtent(s.Units);
-        normalize(_accelerator.DefaultStream, extent, View(x), View(residual ?? x), View(mean), View(statistic),
-            View(gamma), View(beta), View(y), s, epsilon, extent);
+                ArrayView<T>, ArrayView<T>, ArrayView<T>, BatchNormShape, T>(BatchNormKernels.Normalize));
+        normalize(_accelerator.DefaultStream, s.StreamStride, View(x), View(residual ?? x), View(mean),
+            View(statistic), View(gamma), View(beta), View(y), s, epsilon);
     }
 
     /// <inheritdoc/>
@@ -617,27 +634,34 @@ public sealed partial class IlgpuBackend
     {
         var s = BatchNormGeometry(batch, channels, spatial, reluOutput is not null, residualGradient is not null,
             batchStatistics);
-        var partials = ScratchBuffer<T>(BatchNormSlot, 2L * s.Ranges * channels).View;
-        var tickets = Tickets(channels);
-        var parameters = Kernel<T, Action<AcceleratorStream, KernelConfig, ArrayView<T>, ArrayView<T>, ArrayView<T>,
+        var parameters = ShufflesWarps
+            ? GradientKernel<T, WarpShuffleSum<T>>()
+            : GradientKernel<T, SharedTreeSum<T>>();
+        parameters(_accelerator.DefaultStream, RangeConfig<T>(s), View(x), View(dy), View(reluOutput ?? dy),
+            View(residualGradient ?? dy), View(mean), View(invStd),
+            ScratchBuffer<T>(BatchNormSlot, 2L * s.Ranges * channels).View, Tickets(channels), View(dgamma),
+            View(dbeta), s);
+
+        var input = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>,
+            ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, BatchNormShape, T>>(
+            nameof(BatchNormKernels.InputGradient),
+            static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>,
+                ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, BatchNormShape, T>(
+                BatchNormKernels.InputGradient));
+        // With the residual's gradient written, it is dy already masked: read it instead of dy and the output.
+        input(_accelerator.DefaultStream, s.StreamStride, View(x), View(residualGradient ?? dy),
+            View(reluOutput ?? dy), View(gamma), View(mean), View(invStd), View(dgamma), View(dbeta), View(dx), s,
+            T.One / T.CreateChecked(batch * spatial));
+    }
+
+    private Action<AcceleratorStream, KernelConfig, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>,
+        ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<int>, ArrayView<T>, ArrayView<T>, BatchNormShape>
+        GradientKernel<T, TGroupSum>() where T : unmanaged, IFloatingPointIeee754<T>
+        where TGroupSum : struct, IGroupSum<T> =>
+        Kernel<TGroupSum, Action<AcceleratorStream, KernelConfig, ArrayView<T>, ArrayView<T>, ArrayView<T>,
             ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<int>, ArrayView<T>, ArrayView<T>,
             BatchNormShape>>(nameof(BatchNormKernels.GradientPartials),
             static a => a.LoadKernel<ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>,
                 ArrayView<T>, ArrayView<T>, ArrayView<int>, ArrayView<T>, ArrayView<T>, BatchNormShape>(
-                BatchNormKernels.GradientPartials));
-        parameters(_accelerator.DefaultStream, RangeConfig<T>(s), View(x), View(dy), View(reluOutput ?? dy),
-            View(residualGradient ?? dy), View(mean), View(invStd), partials, tickets, View(dgamma), View(dbeta), s);
-
-        var input = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>,
-            ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, BatchNormShape, T,
-            int>>(nameof(BatchNormKernels.InputGradient),
-            static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>,
-                ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, BatchNormShape, T, int>(
-                BatchNormKernels.InputGradient));
-        int extent = StreamExtent(s.Units);
-        // With the residual's gradient written, it is dy already masked: read it instead of dy and the output.
-        input(_accelerator.DefaultStream, extent, View(x), View(residualGradient ?? dy), View(reluOutput ?? dy),
-            View(gamma), View(mean), View(invStd), View(dgamma), View(dbeta), View(dx), s,
-            T.One / T.CreateChecked(batch * spatial), extent);
-    }
+                BatchNormKernels.GradientPartials<T, TGroupSum>));
 }

@@ -11,8 +11,9 @@
 //
 // Per-channel sums run one group per channel (grid = C): thread t of G sums elements t, t+G, … of the
 // channel's N·HW values (neighbouring threads read neighbouring addresses), then the group adds its G partials
-// with GroupSum: a fixed shuffle tree per warp, then the warps' sums in warp order. The order never changes, so
-// results are reproducible. (Batch-norm splits each channel over many groups: BatchNorm.cs.)
+// with an IGroupSum: a fixed shuffle tree per warp, then the warps' sums in warp order (CUDA and the CPU
+// accelerator), or a shared-memory tree (OpenCL, whose devices need not offer sub-group shuffles). The order never
+// changes, so results are reproducible. (Batch-norm splits each channel over many groups: BatchNorm.cs.)
 // A thread's own run, which for one long channel holds millions of values, is summed by BlockedSum: three nested
 // levels of at most BlockLength additions each, so the rounding error stays that of a short sum, whatever the
 // length (global average pooling sums each plane the same way).
@@ -35,23 +36,6 @@ public static class ReductionKernels
         for (long i = thread; i < x.Length; i += stride)
             sum += x[i];
         partial[thread] = alpha * sum;
-    }
-
-    /// <summary>The sum of <paramref name="value"/> over the group's threads, returned to every thread: a shuffle
-    /// tree within each warp (<c>shfl.sync.down</c>), one shared slot per warp, then every thread adds the warps'
-    /// sums in warp order (the same order everywhere, so every thread holds the same total). Two barriers.
-    /// <paramref name="scratch"/> holds Group.DimX / Warp.WarpSize elements; Group.DimX is a power of two and a
-    /// multiple of the warp size.</summary>
-    internal static T GroupSum<T>(T value, ArrayView<T> scratch) where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        for (int offset = Warp.WarpSize / 2; offset > 0; offset /= 2)
-            value += Warp.ShuffleDown(value, offset);
-        if (Warp.LaneIdx == 0) scratch[Warp.WarpIdx] = value;
-        Group.Barrier();
-        T total = scratch[0];
-        for (int w = 1; w < Group.DimX / Warp.WarpSize; w++) total += scratch[w];
-        Group.Barrier(); // every thread has read the warps' sums before the scratch is reused
-        return total;
     }
 
     /// <summary>Longest run of additions at each level of <see cref="BlockedSum"/>.</summary>
@@ -99,14 +83,70 @@ public static class ReductionKernels
     }
 
     /// <summary>result[c] = Σ_{n, hw} x[n, c, hw]; one group per channel.</summary>
-    public static void SumPerChannel<T>(ArrayView<T> x, ArrayView<T> result, int channels, int spatial, int count)
-        where T : unmanaged, IFloatingPointIeee754<T>
+    public static void SumPerChannel<T, TGroupSum>(ArrayView<T> x, ArrayView<T> result, int channels, int spatial,
+        int count) where T : unmanaged, IFloatingPointIeee754<T> where TGroupSum : struct, IGroupSum<T>
     {
         int channel = Grid.IdxX;
         T sum = BlockedSum<T, ChannelValues<T>>(new ChannelValues<T>(x, channel, channels, spatial), Group.IdxX,
             Group.DimX, StridedCount(Group.IdxX, Group.DimX, count));
-        T total = GroupSum(sum, SharedMemory.GetDynamic<T>());
+        T total = default(TGroupSum).Sum(sum, SharedMemory.GetDynamic<T>());
         if (Group.IdxX == 0) result[channel] = total;
+    }
+}
+
+/// <summary>The sum of one value per thread over a group, returned to every thread in a fixed order. The group size
+/// is a power of two and a multiple of the warp size; the scratch holds one element per thread.</summary>
+public interface IGroupSum<T> where T : unmanaged
+{
+    /// <summary>Σ <paramref name="value"/> over the group's threads, the same in every thread.</summary>
+    T Sum(T value, ArrayView<T> scratch);
+}
+
+/// <summary>A shuffle tree within each warp (<c>shfl.sync.down</c>), one shared slot per warp, then every thread adds
+/// the warps' sums in warp order: two barriers.</summary>
+public readonly struct WarpShuffleSum<T> : IGroupSum<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    /// <inheritdoc/>
+    public T Sum(T value, ArrayView<T> scratch)
+    {
+        for (int offset = Warp.WarpSize / 2; offset > 0; offset /= 2)
+            value += Warp.ShuffleDown(value, offset);
+        if (Warp.LaneIdx == 0) scratch[Warp.WarpIdx] = value;
+        Group.Barrier();
+        T total = scratch[0];
+        int warps = Group.DimX >> Log2(Warp.WarpSize);
+        for (int w = 1; w < warps; w++) total += scratch[w];
+        Group.Barrier(); // every thread has read the warps' sums before the scratch is reused
+        return total;
+    }
+
+    /// <summary>log2 of a power of two, by shifts (no division in the loop that follows).</summary>
+    private static int Log2(int powerOfTwo)
+    {
+        int log = 0;
+        while ((1 << log) < powerOfTwo) log++;
+        return log;
+    }
+}
+
+/// <summary>A tree in shared memory, halving the active threads per level: 2 + log2(group) barriers. For devices
+/// without sub-group shuffles (OpenCL).</summary>
+public readonly struct SharedTreeSum<T> : IGroupSum<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    /// <inheritdoc/>
+    public T Sum(T value, ArrayView<T> scratch)
+    {
+        int thread = Group.IdxX;
+        scratch[thread] = value;
+        Group.Barrier();
+        for (int half = Group.DimX / 2; half > 0; half /= 2)
+        {
+            if (thread < half) scratch[thread] += scratch[thread + half];
+            Group.Barrier();
+        }
+        T total = scratch[0];
+        Group.Barrier(); // every thread has read the total before the scratch is reused
+        return total;
     }
 }
 
@@ -163,7 +203,7 @@ public sealed partial class IlgpuBackend
     }
 
     /// <summary>Threads per group for the per-channel reductions: a power of two, 256 where the device allows, and
-    /// at least one warp (GroupSum reduces whole warps).</summary>
+    /// at least one warp (a warp-shuffle group sum reduces whole warps).</summary>
     private int ChannelGroupSize()
     {
         int size = 1;
@@ -171,7 +211,11 @@ public sealed partial class IlgpuBackend
         return Math.Max(size, _accelerator.WarpSize);
     }
 
-    /// <summary>One group per channel with <see cref="ChannelGroupSize"/> threads and scratch for GroupSum.</summary>
+    /// <summary>True where group sums use warp shuffles (CUDA, the CPU accelerator); OpenCL uses the shared-memory
+    /// tree, since its devices need not offer sub-group shuffles.</summary>
+    private bool ShufflesWarps => _accelerator.AcceleratorType != AcceleratorType.OpenCL;
+
+    /// <summary>One group per channel with <see cref="ChannelGroupSize"/> threads and scratch for a group sum.</summary>
     private KernelConfig PerChannelConfig<T>(int channels) where T : unmanaged
     {
         int group = ChannelGroupSize();
@@ -183,9 +227,17 @@ public sealed partial class IlgpuBackend
     protected override void SumPerChannelCore<T>(int batch, int channels, int spatial, DeviceBuffer<T> x,
         DeviceBuffer<T> result)
     {
-        var kernel = Kernel<T, Action<AcceleratorStream, KernelConfig, ArrayView<T>, ArrayView<T>, int, int, int>>(
-            nameof(ReductionKernels.SumPerChannel),
-            static a => a.LoadKernel<ArrayView<T>, ArrayView<T>, int, int, int>(ReductionKernels.SumPerChannel));
+        if (ShufflesWarps) SumPerChannel<T, WarpShuffleSum<T>>(batch, channels, spatial, x, result);
+        else SumPerChannel<T, SharedTreeSum<T>>(batch, channels, spatial, x, result);
+    }
+
+    private void SumPerChannel<T, TGroupSum>(int batch, int channels, int spatial, DeviceBuffer<T> x,
+        DeviceBuffer<T> result) where T : unmanaged, IFloatingPointIeee754<T> where TGroupSum : struct, IGroupSum<T>
+    {
+        var kernel = Kernel<TGroupSum, Action<AcceleratorStream, KernelConfig, ArrayView<T>, ArrayView<T>, int, int,
+            int>>(nameof(ReductionKernels.SumPerChannel),
+            static a => a.LoadKernel<ArrayView<T>, ArrayView<T>, int, int, int>(
+                ReductionKernels.SumPerChannel<T, TGroupSum>));
         kernel(_accelerator.DefaultStream, PerChannelConfig<T>(channels), View(x), View(result), channels, spatial,
             checked(batch * spatial));
     }

@@ -123,6 +123,20 @@ public sealed class GpuShapedGroupTests
     }
 
     [Test]
+    public void ShortcutRowGroupsAgree()
+    {
+        // Rows of 5 (odd width, ragged last column pair) in 32-thread row groups; 3 → 8 channels, stride 2.
+        var (x1, x2) = Pair([2, 3, 7, 9], 31);
+        x1.RequiresGrad = x2.RequiresGrad = true;
+        var y1 = x1.ZeroPadShortcut(8, 2);
+        var y2 = x2.ZeroPadShortcut(8, 2);
+        Assert.That(y1.ToArray(), Is.EqualTo(y2.ToArray()), "forward");
+        (y1 * y1).Sum().Backward();
+        (y2 * y2).Sum().Backward();
+        Assert.That(x1.Grad!.ToArray(), Is.EqualTo(x2.Grad!.ToArray()), "backward");
+    }
+
+    [Test]
     public void SplitKWeightGradientAgrees()
     {
         // 16 images of 16x16: 4,096 output pixels reduce into a 5 × 27 weight gradient — one 64x64 tile, so the
