@@ -34,14 +34,15 @@ public static class ShortcutKernels
         int i = row % s.OH, plane = row / s.OH;
         int k = plane % s.K, image = plane / s.K;
         int c = k - s.PadFront;
-        int output = row * s.OW;
+        // Indices advance as loop variables, so the row's decomposition stays before the loop.
+        int target = row * s.OW + Group.IdxX, end = (row + 1) * s.OW;
         if (c < 0 || c >= s.C)
         {
-            for (int j = Group.IdxX; j < s.OW; j += Group.DimX) y[output + j] = T.Zero;
+            for (; target < end; target += Group.DimX) y[target] = T.Zero;
             return;
         }
-        int input = ((image * s.C + c) * s.H + i * s.Stride) * s.W;
-        for (int j = Group.IdxX; j < s.OW; j += Group.DimX) y[output + j] = x[input + j * s.Stride];
+        int source = ((image * s.C + c) * s.H + i * s.Stride) * s.W + Group.IdxX * s.Stride;
+        for (; target < end; target += Group.DimX, source += Group.DimX * s.Stride) y[target] = x[source];
     }
 
     /// <summary>Row r = (n·C + c)·H + h of dx (one group each): dx[n, c, h, j·Stride] = dy[n, c + PadFront,
@@ -53,15 +54,19 @@ public static class ShortcutKernels
         int row = Grid.IdxX;
         int h = row % s.H, plane = row / s.H;
         int c = plane % s.C, image = plane / s.C;
-        int input = row * s.W;
         int i = h / s.Stride;
-        bool kept = i * s.Stride == h;
-        int output = ((image * s.K + c + s.PadFront) * s.OH + i) * s.OW;
-        for (int j = Group.IdxX; j < s.OW; j += Group.DimX)
+        // Indices advance as loop variables, so the row's decomposition stays before the loops.
+        int target = row * s.W + Group.IdxX * s.Stride, end = (row + 1) * s.W, step = Group.DimX * s.Stride;
+        if (i * s.Stride != h)
         {
-            int w = j * s.Stride;
-            dx[input + w] = kept ? dy[output + j] : T.Zero;
-            for (int q = 1; q < s.Stride && w + q < s.W; q++) dx[input + w + q] = T.Zero;
+            for (int t = row * s.W + Group.IdxX; t < end; t += Group.DimX) dx[t] = T.Zero;
+            return;
+        }
+        int source = ((image * s.K + c + s.PadFront) * s.OH + i) * s.OW + Group.IdxX;
+        for (; target < end; target += step, source += Group.DimX)
+        {
+            dx[target] = dy[source];
+            for (int q = target + 1; q < target + s.Stride && q < end; q++) dx[q] = T.Zero;
         }
     }
 }
