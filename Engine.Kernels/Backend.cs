@@ -29,7 +29,7 @@
 //   input; a scatter's layout is one-to-one.
 // - batch-norm: momentum in [0, 1] (0 keeps the running statistics, 1 replaces them), epsilon positive and finite,
 //   more than one value per channel in training mode (N·HW ≥ 2, as PyTorch), tensors under 2^31 elements, a
-//   defined RunningVarianceUpdate.
+//   defined RunningVarianceUpdate; a fused residual (forward) and its gradient (backward) as long as x.
 // - losses and top-k: classes ≥ 1; top-k's k in [1, classes]. Label VALUES in [0, classes) are the caller's
 //   precondition, checked on the host before upload by Validate.Labels (as Engine.Core's CrossEntropy and
 //   TopKCorrect do); a backend checks the label buffer's length only, since reading it back would synchronise the
@@ -673,12 +673,14 @@ public abstract class Backend : IDisposable
     /// <summary>Training mode: normalises with the batch mean and biased variance, saves the mean and
     /// 1/sqrt(var + eps) for backward, and updates the running statistics with <paramref name="momentum"/>
     /// (running variance from the unbiased batch variance, as PyTorch, or from the biased one, as ONNX: see
-    /// <paramref name="varianceUpdate"/>). With <paramref name="relu"/>, y is max(batch-norm(x), 0) (the fused
-    /// BN+ReLU of every ResNet block).</summary>
+    /// <paramref name="varianceUpdate"/>). With <paramref name="residual"/> [N, C, HW] (which may be y itself), it
+    /// is added to the normalised value; with <paramref name="relu"/>, y is max(batch-norm(x) [+ residual], 0): the
+    /// fused BN+ReLU of every ResNet block and the fused BN + shortcut add + ReLU of its tail, in one pass.</summary>
     public void BatchNormForwardTraining<T>(int batch, int channels, int spatial, DeviceBuffer<T> x,
         DeviceBuffer<T> gamma, DeviceBuffer<T> beta, DeviceBuffer<T> runningMean, DeviceBuffer<T> runningVar,
         double momentum, double epsilon, DeviceBuffer<T> y, DeviceBuffer<T> savedMean, DeviceBuffer<T> savedInvStd,
-        bool relu, RunningVarianceUpdate varianceUpdate = RunningVarianceUpdate.Unbiased)
+        bool relu, RunningVarianceUpdate varianceUpdate = RunningVarianceUpdate.Unbiased,
+        DeviceBuffer<T>? residual = null)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         lock (_gate)
@@ -700,17 +702,20 @@ public abstract class Backend : IDisposable
             Validate.Buffer(this, op, nameof(runningVar), runningVar, channels);
             Validate.Buffer(this, op, nameof(savedMean), savedMean, channels);
             Validate.Buffer(this, op, nameof(savedInvStd), savedInvStd, channels);
+            if (residual is not null) Validate.Buffer(this, op, nameof(residual), residual, x.Length);
             Starting(nameof(BatchNormForwardTraining));
             BatchNormForwardTrainingCore(batch, channels, spatial, x, gamma, beta, runningMean, runningVar, momentum,
-                epsilon, y, savedMean, savedInvStd, relu, varianceUpdate);
+                epsilon, y, savedMean, savedInvStd, relu, varianceUpdate, residual);
             Finished(nameof(BatchNormForwardTraining));
         }
     }
 
-    /// <summary>Eval mode: normalises with the running statistics (then ReLU when <paramref name="relu"/>).</summary>
+    /// <summary>Eval mode: normalises with the running statistics, adds <paramref name="residual"/> when given (it
+    /// may be y itself), then ReLU when <paramref name="relu"/>.</summary>
     public void BatchNormForwardInference<T>(int batch, int channels, int spatial, DeviceBuffer<T> x,
         DeviceBuffer<T> gamma, DeviceBuffer<T> beta, DeviceBuffer<T> runningMean, DeviceBuffer<T> runningVar,
-        double epsilon, DeviceBuffer<T> y, bool relu) where T : unmanaged, IFloatingPointIeee754<T>
+        double epsilon, DeviceBuffer<T> y, bool relu, DeviceBuffer<T>? residual = null)
+        where T : unmanaged, IFloatingPointIeee754<T>
     {
         lock (_gate)
         {
@@ -721,9 +726,10 @@ public abstract class Backend : IDisposable
             Validate.Buffer(this, op, nameof(beta), beta, channels);
             Validate.Buffer(this, op, nameof(runningMean), runningMean, channels);
             Validate.Buffer(this, op, nameof(runningVar), runningVar, channels);
+            if (residual is not null) Validate.Buffer(this, op, nameof(residual), residual, x.Length);
             Starting(nameof(BatchNormForwardInference));
             BatchNormForwardInferenceCore(batch, channels, spatial, x, gamma, beta, runningMean, runningVar, epsilon, y,
-                relu);
+                relu, residual);
             Finished(nameof(BatchNormForwardInference));
         }
     }
@@ -731,10 +737,14 @@ public abstract class Backend : IDisposable
     /// <summary>Gradients of input, gamma and beta (all overwritten). <paramref name="mean"/> and
     /// <paramref name="invStd"/> are what normalised x; with <paramref name="batchStatistics"/> they depend on x
     /// (training mode), otherwise they are constants (eval mode). <paramref name="reluOutput"/>, when given, is
-    /// the output of a fused BN+ReLU: dy counts only where it is positive.</summary>
+    /// the output of a fused BN+ReLU (or BN + residual + ReLU): dy counts only where it is positive.
+    /// <paramref name="residualGradient"/>, when given, receives the gradient of a fused residual: dy where the
+    /// output is positive, 0 elsewhere (dy itself without <paramref name="reluOutput"/>), written by the same
+    /// passes.</summary>
     public void BatchNormBackward<T>(int batch, int channels, int spatial, DeviceBuffer<T> x, DeviceBuffer<T> dy,
         DeviceBuffer<T> gamma, DeviceBuffer<T> mean, DeviceBuffer<T> invStd, bool batchStatistics,
-        DeviceBuffer<T> dx, DeviceBuffer<T> dgamma, DeviceBuffer<T> dbeta, DeviceBuffer<T>? reluOutput)
+        DeviceBuffer<T> dx, DeviceBuffer<T> dgamma, DeviceBuffer<T> dbeta, DeviceBuffer<T>? reluOutput,
+        DeviceBuffer<T>? residualGradient = null)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         lock (_gate)
@@ -748,9 +758,11 @@ public abstract class Backend : IDisposable
             Validate.Buffer(this, op, nameof(invStd), invStd, channels);
             Validate.Buffer(this, op, nameof(dgamma), dgamma, channels);
             Validate.Buffer(this, op, nameof(dbeta), dbeta, channels);
+            if (residualGradient is not null)
+                Validate.Buffer(this, op, nameof(residualGradient), residualGradient, x.Length);
             Starting(nameof(BatchNormBackward));
             BatchNormBackwardCore(batch, channels, spatial, x, dy, gamma, mean, invStd, batchStatistics, dx, dgamma,
-                dbeta, reluOutput);
+                dbeta, reluOutput, residualGradient);
             Finished(nameof(BatchNormBackward));
         }
     }
@@ -791,18 +803,20 @@ public abstract class Backend : IDisposable
     protected abstract void BatchNormForwardTrainingCore<T>(int batch, int channels, int spatial, DeviceBuffer<T> x,
         DeviceBuffer<T> gamma, DeviceBuffer<T> beta, DeviceBuffer<T> runningMean, DeviceBuffer<T> runningVar,
         double momentum, double epsilon, DeviceBuffer<T> y, DeviceBuffer<T> savedMean, DeviceBuffer<T> savedInvStd,
-        bool relu, RunningVarianceUpdate varianceUpdate) where T : unmanaged, IFloatingPointIeee754<T>;
+        bool relu, RunningVarianceUpdate varianceUpdate, DeviceBuffer<T>? residual)
+        where T : unmanaged, IFloatingPointIeee754<T>;
 
     /// <summary>Batch-norm inference forward with checked arguments.</summary>
     protected abstract void BatchNormForwardInferenceCore<T>(int batch, int channels, int spatial, DeviceBuffer<T> x,
         DeviceBuffer<T> gamma, DeviceBuffer<T> beta, DeviceBuffer<T> runningMean, DeviceBuffer<T> runningVar,
-        double epsilon, DeviceBuffer<T> y, bool relu) where T : unmanaged, IFloatingPointIeee754<T>;
+        double epsilon, DeviceBuffer<T> y, bool relu, DeviceBuffer<T>? residual)
+        where T : unmanaged, IFloatingPointIeee754<T>;
 
     /// <summary>Batch-norm backward with checked arguments.</summary>
     protected abstract void BatchNormBackwardCore<T>(int batch, int channels, int spatial, DeviceBuffer<T> x,
         DeviceBuffer<T> dy, DeviceBuffer<T> gamma, DeviceBuffer<T> mean, DeviceBuffer<T> invStd, bool batchStatistics,
-        DeviceBuffer<T> dx, DeviceBuffer<T> dgamma, DeviceBuffer<T> dbeta, DeviceBuffer<T>? reluOutput)
-        where T : unmanaged, IFloatingPointIeee754<T>;
+        DeviceBuffer<T> dx, DeviceBuffer<T> dgamma, DeviceBuffer<T> dbeta, DeviceBuffer<T>? reluOutput,
+        DeviceBuffer<T>? residualGradient) where T : unmanaged, IFloatingPointIeee754<T>;
 
     /// <summary>invStd[c] = 1 / sqrt(variance[c] + epsilon), invStd non-empty.</summary>
     protected abstract void InverseStandardDeviationCore<T>(DeviceBuffer<T> variance, double epsilon,

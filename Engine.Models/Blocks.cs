@@ -2,6 +2,8 @@
 //   BasicBlock  3x3 conv (stride s) → BN → ReLU → 3x3 conv → BN, + shortcut, → ReLU        expansion 1
 //   Bottleneck  1x1 conv → BN → ReLU → 3x3 conv (stride s) → BN → ReLU → 1x1 conv → BN, + shortcut, → ReLU
 //               expansion 4 (stride on the 3x3 conv, torchvision's "v1.5")
+// A block's tail — its last BN, the shortcut's add and the ReLU — is one fused op (BatchNorm2d.ForwardAddRelu);
+// the BN → ReLU pairs inside F are fused BatchNorm2d(relu: true) layers.
 // Shortcuts (sec. 3.3): A — identity, or where dimensions increase the fused zero-pad shortcut (stride-2
 // subsample + zero channels); B — 1x1 projection + BN ("downsample") only where dimensions change, identity
 // elsewhere; C — projection everywhere; None — a plain block with no shortcut (the paper's plain nets).
@@ -141,13 +143,14 @@ public abstract class ResidualBlock<T> : Module<T>, IOnnxExportable<T> where T :
     public BatchNorm2d<T> LastBatchNorm => (BatchNorm2d<T>)_residual[^1];
 
     /// <summary>relu(F(x) + shortcut(x)), or relu(F(x)) for a plain block: x [N, InChannels, H, W] →
-    /// [N, OutChannels, ⌈H / Stride⌉, ⌈W / Stride⌉].</summary>
+    /// [N, OutChannels, ⌈H / Stride⌉, ⌈W / Stride⌉]. F's last batch-norm, the add and the ReLU run as one fused
+    /// pass each way (<see cref="BatchNorm2d{T}.ForwardAddRelu"/>).</summary>
     public override Tensor<T> Forward(Tensor<T> x)
     {
         var f = x;
-        foreach (var layer in _residual) f = layer.Forward(f);
-        if (Option == ShortcutOption.None) return f.Relu();
-        return (f + (Shortcut?.Forward(x) ?? x)).Relu();
+        foreach (var layer in _residual[..^1]) f = layer.Forward(f);
+        var identity = Option == ShortcutOption.None ? null : Shortcut?.Forward(x) ?? x;
+        return LastBatchNorm.ForwardAddRelu(f, identity);
     }
 
     /// <summary>As <see cref="Forward"/>: F's layers, then Add of the shortcut (the input itself for the identity)

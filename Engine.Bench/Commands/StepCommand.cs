@@ -1,10 +1,12 @@
-// `step --model NAME --batch N --mode train|infer [--device D] [--iters K] [--warmup W]`: times forward
-// (infer) or a full training step (forward, loss, backward, SGD) and prints the median as its last line,
-// `median_ms=<number>`.
+// `step --model NAME --batch N --mode train|infer [--device D] [--iters K] [--warmup W] [--image-size S]
+// [--profile] [--count-launches]`: times forward (infer) or a full training step (forward, loss, backward, SGD)
+// and prints the median as its last line, `median_ms=<number>`. --count-launches (ILGPU devices) also prints the
+// kernel launches and host synchronisations per step, counted by the backend after the warm-up.
 using System.CommandLine;
 using System.Globalization;
 using Engine.Bench.Measurement;
 using Engine.Core;
+using Engine.Kernels.Ilgpu;
 using Engine.Models;
 
 namespace Engine.Bench.Commands;
@@ -19,28 +21,59 @@ internal static class StepCommand
         var iterations = new Option<int>("--iters") { Description = "Timed iterations.", DefaultValueFactory = _ => 10 };
         var warmup = new Option<int>("--warmup") { Description = "Untimed iterations first.", DefaultValueFactory = _ => 2 };
         var profile = new Option<bool>("--profile") { Description = "Also print the time per op family (synchronising after each op)." };
+        var countLaunches = new Option<bool>("--count-launches")
+        {
+            Description = "Also print the kernel launches and host synchronisations per step (ILGPU devices).",
+        };
+        var imageSize = new Option<int?>("--image-size")
+        {
+            Description = "Input height and width instead of the model's own (e.g. a small ResNet-50 input to count " +
+                          "launches on a slow device).",
+        };
         var device = CommonOptions.Device();
         var command = new Command("step", "Times inference or one training step of a model.")
-            { model, batch, mode, iterations, warmup, profile, device };
+            { model, batch, mode, iterations, warmup, profile, countLaunches, imageSize, device };
         command.SetAction(result => Run(result.GetValue(model)!, result.GetValue(batch), result.GetValue(mode),
-            result.GetValue(iterations), result.GetValue(warmup), result.GetValue(profile), result.GetValue(device)));
+            result.GetValue(iterations), result.GetValue(warmup), result.GetValue(profile),
+            result.GetValue(countLaunches), result.GetValue(imageSize), result.GetValue(device)));
         return command;
     }
 
     private static int Run(string modelName, int batch, StepMode mode, int iterations, int warmup, bool profile,
-        string? deviceName)
+        bool countLaunches, int? imageSize, string? deviceName)
     {
         if (batch < 1 || iterations < 1 || warmup < 0)
             throw new ArgumentException($"--batch and --iters must be at least 1 and --warmup at least 0 " +
                                         $"(got {batch}, {iterations}, {warmup}).");
+        if (imageSize is < 1)
+            throw new ArgumentException($"--image-size must be at least 1 (got {imageSize}).");
         var spec = ModelRegistry.Parse(modelName);
         using var opened = CommonOptions.OpenDevice(deviceName);
+        var counted = opened.Backend as IlgpuBackend;
+        if (countLaunches && counted is null)
+        {
+            Console.Error.WriteLine($"step: --count-launches counts ILGPU kernels; device '{opened.Backend.Kind}' " +
+                                    "is not an ILGPU device (use --device ilgpu-cpu, cuda or opencl).");
+            return 2;
+        }
         var profiler = profile ? new OpProfiler(opened.Backend) : null;
         var device = opened;
         using var model = ModelRegistry.Create<float>(modelName, device);
-        var timing = StepTimer.Time(model, [batch, 3, spec.InputSize, spec.InputSize], mode, warmup, iterations,
-            () => { if (profiler is not null && --warmup == 0) profiler.Reset(); });
+        int size = imageSize ?? spec.InputSize;
+        int untilCounted = warmup;
+        (long Launches, long Synchronizations) start = (0, 0);
+        if (countLaunches && warmup == 0) start = (counted!.LaunchCount, counted.SynchronizationCount);
+        var timing = StepTimer.Time(model, [batch, 3, size, size], mode, warmup, iterations, () =>
+        {
+            if (--untilCounted != 0) return;
+            profiler?.Reset();
+            if (countLaunches) start = (counted!.LaunchCount, counted.SynchronizationCount);
+        });
         if (profiler is not null) PrintProfile(profiler, iterations);
+        if (countLaunches)
+            Console.WriteLine($"per step: {(double)(counted!.LaunchCount - start.Launches) / iterations:F1} kernel " +
+                              $"launches, {(double)(counted.SynchronizationCount - start.Synchronizations) / iterations:F1} " +
+                              "host synchronisations");
         Console.WriteLine($"{spec.Name} {mode.ToString().ToLowerInvariant()} batch {batch}: median " +
                           $"{timing.MedianMs:F1} ms (min {timing.MinMs:F1}, max {timing.MaxMs:F1}, " +
                           $"{timing.Iterations} iterations), {batch * 1000 / timing.MedianMs:F1} images/s");

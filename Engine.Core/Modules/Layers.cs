@@ -215,6 +215,25 @@ public sealed class BatchNorm2d<T> : Module<T> where T : unmanaged, IFloatingPoi
         Training && SyncStatistics is { } communicator
             ? Distributed.SyncBatchNorm.Forward(communicator, x, Weight, Bias, RunningMean, RunningVar, Momentum, Epsilon, Relu)
             : x.BatchNorm(Weight, Bias, RunningMean, RunningVar, Training, Momentum, Epsilon, Relu, VarianceUpdate);
+
+    /// <summary>relu(bn(<paramref name="x"/>) + <paramref name="residual"/>): the tail of a residual block
+    /// (torchvision's <c>out = bn(out); out += identity; out = relu(out)</c>) in one pass each way, whatever
+    /// <see cref="Relu"/> says; relu(bn(x)) when <paramref name="residual"/> is null (a plain block's tail). Records
+    /// a backward to x, gamma, beta and the residual. With <see cref="SyncStatistics"/> in training, the
+    /// synchronised batch-norm, the add and the ReLU run one after the other.</summary>
+    /// <exception cref="ArgumentException">As <see cref="Forward"/>, or <paramref name="residual"/> differs from x in
+    /// shape or device.</exception>
+    public Tensor<T> ForwardAddRelu(Tensor<T> x, Tensor<T>? residual)
+    {
+        if (Training && SyncStatistics is { } communicator)
+        {
+            var normalized = Distributed.SyncBatchNorm.Forward(communicator, x, Weight, Bias, RunningMean, RunningVar,
+                Momentum, Epsilon);
+            return (residual is null ? normalized : normalized + residual).Relu();
+        }
+        return x.BatchNorm(Weight, Bias, RunningMean, RunningVar, Training, Momentum, Epsilon, relu: true,
+            VarianceUpdate, residual);
+    }
 }
 
 /// <summary>What max and average pooling share: the window geometry of torch.nn.MaxPool2d / AvgPool2d and ONNX

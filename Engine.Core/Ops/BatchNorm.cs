@@ -1,7 +1,9 @@
 // Batch normalisation over the channels of an NCHW (or [N, C]) tensor with its gradients, PyTorch's semantics:
 // training mode normalises with batch statistics and updates the running mean and variance in place (momentum
-// 0.1, unbiased variance; ONNX's biased variance on request); eval mode normalises with the running statistics. With relu, the ReLU that follows
-// batch-norm in every ResNet block is fused into it (one pass over the activations each way instead of two).
+// 0.1, unbiased variance; ONNX's biased variance on request); eval mode normalises with the running statistics.
+// What follows batch-norm in a ResNet block can be fused into it: the ReLU (conv → BN → ReLU) and, at a block's
+// tail, the shortcut's add before it, y = relu(bn(x) + residual) — one pass over the activations each way instead
+// of three forward (BN, add, ReLU) and two backward (ReLU, BN).
 using Engine.Core.Autograd;
 using Engine.Core.Ops;
 using Engine.Kernels;
@@ -10,13 +12,14 @@ namespace Engine.Core;
 
 public sealed partial class Tensor<T>
 {
-    /// <summary>Batch norm of x [N, C, …] with per-channel gamma, beta, runningMean, runningVar [C], followed by
-    /// a ReLU when <paramref name="relu"/>. In training, the running variance averages in the batch variance that
+    /// <summary>Batch norm of x [N, C, …] with per-channel gamma, beta, runningMean, runningVar [C], plus
+    /// <paramref name="residual"/> (x's shape) when given, followed by a ReLU when <paramref name="relu"/>: all in one
+    /// pass. In training, the running variance averages in the batch variance that
     /// <paramref name="varianceUpdate"/> names (PyTorch's unbiased one by default, ONNX's biased one). Backward: dx,
-    /// dgamma, dbeta (the running statistics get no gradient).</summary>
+    /// dgamma, dbeta and the residual's gradient (the running statistics get none).</summary>
     public Tensor<T> BatchNorm(Tensor<T> gamma, Tensor<T> beta, Tensor<T> runningMean, Tensor<T> runningVar,
         bool training, double momentum = 0.1, double epsilon = 1e-5, bool relu = false,
-        RunningVarianceUpdate varianceUpdate = RunningVarianceUpdate.Unbiased)
+        RunningVarianceUpdate varianceUpdate = RunningVarianceUpdate.Unbiased, Tensor<T>? residual = null)
     {
         var x = this;
         if (x.Rank < 2)
@@ -32,6 +35,11 @@ public sealed partial class Tensor<T>
                 throw new ArgumentException($"batch-norm: {name} {vector.Shape} must be [{channels}] for input {x.Shape}.");
             Check.SameDevice("batch-norm", x, vector);
         }
+        if (residual is not null)
+        {
+            Check.SameShape("batch-norm", x, "input", residual, "residual");
+            Check.SameDevice("batch-norm", x, residual);
+        }
         if (training && (long)batch * spatial < 2)
             throw new ArgumentException(
                 $"batch-norm: training needs more than one value per channel; input {x.Shape} has one.");
@@ -46,27 +54,33 @@ public sealed partial class Tensor<T>
         {
             backend.BatchNormForwardTraining(batch, channels, spatial, x.Buffer, gamma.Buffer, beta.Buffer,
                 runningMean.Buffer, runningVar.Buffer, momentum, epsilon, y.Buffer, mean.Buffer, invStd.Buffer, relu,
-                varianceUpdate);
+                varianceUpdate, residual?.Buffer);
         }
         else
         {
             backend.BatchNormForwardInference(batch, channels, spatial, x.Buffer, gamma.Buffer, beta.Buffer,
-                runningMean.Buffer, runningVar.Buffer, epsilon, y.Buffer, relu);
+                runningMean.Buffer, runningVar.Buffer, epsilon, y.Buffer, relu, residual?.Buffer);
             if (GradMode.IsEnabled && (x.RequiresGrad || gamma.RequiresGrad || beta.RequiresGrad))
             {
                 backend.Copy(runningMean.Buffer, mean.Buffer);
                 backend.InverseStandardDeviation(runningVar.Buffer, epsilon, invStd.Buffer);
             }
         }
-        string op = (training ? "batch-norm (train)" : "batch-norm (eval)") + (relu ? " + relu" : "");
-        return Graph.Record(y, op, [x, gamma, beta], dy =>
+        string op = (training ? "batch-norm (train)" : "batch-norm (eval)") + (residual is null ? "" : " + add") +
+                    (relu ? " + relu" : "");
+        Tensor<T>[] inputs = residual is null ? [x, gamma, beta] : [x, gamma, beta, residual];
+        return Graph.Record(y, op, inputs, dy =>
         {
             var dx = new Tensor<T>(dy.Device, x.Shape);
             var dgamma = new Tensor<T>(dy.Device, gamma.Shape);
             var dbeta = new Tensor<T>(dy.Device, beta.Shape);
+            var dresidual = residual is { RequiresGrad: true } ? new Tensor<T>(dy.Device, x.Shape) : null;
             backend.BatchNormBackward(batch, channels, spatial, x.Buffer, dy.Buffer, gamma.Buffer, mean.Buffer,
-                invStd.Buffer, training, dx.Buffer, dgamma.Buffer, dbeta.Buffer, relu ? y.Buffer : null);
-            return [x.RequiresGrad ? dx : null, gamma.RequiresGrad ? dgamma : null, beta.RequiresGrad ? dbeta : null];
+                invStd.Buffer, training, dx.Buffer, dgamma.Buffer, dbeta.Buffer, relu ? y.Buffer : null,
+                dresidual?.Buffer);
+            Tensor<T>?[] grads = [x.RequiresGrad ? dx : null, gamma.RequiresGrad ? dgamma : null,
+                beta.RequiresGrad ? dbeta : null];
+            return residual is null ? grads : [.. grads, dresidual];
         });
     }
 }

@@ -78,6 +78,14 @@ public sealed partial class IlgpuBackend : Backend
     /// <summary>The kernels loaded so far, by name (diagnostics and tests).</summary>
     public IEnumerable<string> LoadedKernelNames => _kernels.Keys.Select(key => key.Name);
 
+    /// <summary>Kernel launches queued since the backend was created (each kernel taken from the cache is launched
+    /// once; launch counting for `step --count-launches` and the fusion tests).</summary>
+    public long LaunchCount { get; private set; }
+
+    /// <summary>Host waits on the device since the backend was created: Synchronize, the waits before every host
+    /// copy, and those before a scratch buffer is replaced.</summary>
+    public long SynchronizationCount { get; private set; }
+
     /// <summary>Largest group (thread block) the accelerator allows.</summary>
     public int MaxGroupSize => _accelerator.MaxNumThreadsPerGroup;
 
@@ -141,15 +149,23 @@ public sealed partial class IlgpuBackend : Backend
         new IlgpuBuffer<T>(this, _accelerator.Allocate1D<T>(length));
 
     /// <summary>Waits for the accelerator's default stream.</summary>
-    protected override void SynchronizeCore() => _accelerator.Synchronize();
+    protected override void SynchronizeCore()
+    {
+        SynchronizationCount++;
+        _accelerator.Synchronize();
+    }
 
     /// <summary>
     /// Returns the kernel cached under (<paramref name="name"/>, <typeparamref name="TArgs"/>), loading it on first
-    /// use. <paramref name="load"/> should be a static lambda so the hot path allocates nothing.
+    /// use, for exactly one launch (it counts one in <see cref="LaunchCount"/>: take it again for each launch).
+    /// <paramref name="load"/> should be a static lambda so the hot path allocates nothing.
     /// </summary>
-    private TKernel Kernel<TArgs, TKernel>(string name, Func<Accelerator, TKernel> load) where TKernel : Delegate =>
-        (TKernel)_kernels.GetOrAdd((name, typeof(TArgs)), static (_, state) => state.load(state.accelerator),
+    private TKernel Kernel<TArgs, TKernel>(string name, Func<Accelerator, TKernel> load) where TKernel : Delegate
+    {
+        LaunchCount++;
+        return (TKernel)_kernels.GetOrAdd((name, typeof(TArgs)), static (_, state) => state.load(state.accelerator),
             (load, accelerator: _accelerator));
+    }
 
     /// <summary>Threads for a grid-stride launch over <paramref name="n"/> elements.</summary>
     private int StreamExtent(long n) => (int)Math.Min(n, _maxThreads);

@@ -9,9 +9,11 @@
 // adds more than FanIn elements, whatever the device's thread count: the sum is a tree of FanIn-wide nodes, whose
 // float32 rounding error grows with log(n), not n (a long sequential run stalls once the sum outgrows its addends).
 //
-// Per-channel reductions run one group per channel (grid = C): thread t of G sums elements t, t+G, … of the
+// Per-channel sums run one group per channel (grid = C): thread t of G sums elements t, t+G, … of the
 // channel's N·HW values (neighbouring threads read neighbouring addresses), then the group adds its G partials
-// in a fixed tree in shared memory. G is a power of two; the order never changes, so results are reproducible.
+// with an IGroupSum: a fixed shuffle tree per warp, then the warps' sums in warp order (CUDA and the CPU
+// accelerator), or a shared-memory tree (OpenCL, whose devices need not offer sub-group shuffles). The order never
+// changes, so results are reproducible. (Batch-norm splits each channel over many groups: BatchNorm.cs.)
 // A thread's own run, which for one long channel holds millions of values, is summed by BlockedSum: three nested
 // levels of at most BlockLength additions each, so the rounding error stays that of a short sum, whatever the
 // length (global average pooling sums each plane the same way).
@@ -34,23 +36,6 @@ public static class ReductionKernels
         for (long i = thread; i < x.Length; i += stride)
             sum += x[i];
         partial[thread] = alpha * sum;
-    }
-
-    /// <summary>The sum of <paramref name="value"/> over the group's threads, returned to every thread.
-    /// <paramref name="scratch"/> holds Group.DimX elements; Group.DimX must be a power of two.</summary>
-    internal static T GroupSum<T>(T value, ArrayView<T> scratch) where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        int thread = Group.IdxX;
-        scratch[thread] = value;
-        Group.Barrier();
-        for (int half = Group.DimX / 2; half > 0; half /= 2)
-        {
-            if (thread < half) scratch[thread] += scratch[thread + half];
-            Group.Barrier();
-        }
-        T total = scratch[0];
-        Group.Barrier(); // every thread has read the total before the scratch is reused
-        return total;
     }
 
     /// <summary>Longest run of additions at each level of <see cref="BlockedSum"/>.</summary>
@@ -98,14 +83,70 @@ public static class ReductionKernels
     }
 
     /// <summary>result[c] = Σ_{n, hw} x[n, c, hw]; one group per channel.</summary>
-    public static void SumPerChannel<T>(ArrayView<T> x, ArrayView<T> result, int channels, int spatial, int count)
-        where T : unmanaged, IFloatingPointIeee754<T>
+    public static void SumPerChannel<T, TGroupSum>(ArrayView<T> x, ArrayView<T> result, int channels, int spatial,
+        int count) where T : unmanaged, IFloatingPointIeee754<T> where TGroupSum : struct, IGroupSum<T>
     {
         int channel = Grid.IdxX;
         T sum = BlockedSum<T, ChannelValues<T>>(new ChannelValues<T>(x, channel, channels, spatial), Group.IdxX,
             Group.DimX, StridedCount(Group.IdxX, Group.DimX, count));
-        T total = GroupSum(sum, SharedMemory.GetDynamic<T>());
+        T total = default(TGroupSum).Sum(sum, SharedMemory.GetDynamic<T>());
         if (Group.IdxX == 0) result[channel] = total;
+    }
+}
+
+/// <summary>The sum of one value per thread over a group, returned to every thread in a fixed order. The group size
+/// is a power of two and a multiple of the warp size; the scratch holds one element per thread.</summary>
+public interface IGroupSum<T> where T : unmanaged
+{
+    /// <summary>Σ <paramref name="value"/> over the group's threads, the same in every thread.</summary>
+    T Sum(T value, ArrayView<T> scratch);
+}
+
+/// <summary>A shuffle tree within each warp (<c>shfl.sync.down</c>), one shared slot per warp, then every thread adds
+/// the warps' sums in warp order: two barriers.</summary>
+public readonly struct WarpShuffleSum<T> : IGroupSum<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    /// <inheritdoc/>
+    public T Sum(T value, ArrayView<T> scratch)
+    {
+        for (int offset = Warp.WarpSize / 2; offset > 0; offset /= 2)
+            value += Warp.ShuffleDown(value, offset);
+        if (Warp.LaneIdx == 0) scratch[Warp.WarpIdx] = value;
+        Group.Barrier();
+        T total = scratch[0];
+        int warps = Group.DimX >> Log2(Warp.WarpSize);
+        for (int w = 1; w < warps; w++) total += scratch[w];
+        Group.Barrier(); // every thread has read the warps' sums before the scratch is reused
+        return total;
+    }
+
+    /// <summary>log2 of a power of two, by shifts (no division in the loop that follows).</summary>
+    private static int Log2(int powerOfTwo)
+    {
+        int log = 0;
+        while ((1 << log) < powerOfTwo) log++;
+        return log;
+    }
+}
+
+/// <summary>A tree in shared memory, halving the active threads per level: 2 + log2(group) barriers. For devices
+/// without sub-group shuffles (OpenCL).</summary>
+public readonly struct SharedTreeSum<T> : IGroupSum<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    /// <inheritdoc/>
+    public T Sum(T value, ArrayView<T> scratch)
+    {
+        int thread = Group.IdxX;
+        scratch[thread] = value;
+        Group.Barrier();
+        for (int half = Group.DimX / 2; half > 0; half /= 2)
+        {
+            if (thread < half) scratch[thread] += scratch[thread + half];
+            Group.Barrier();
+        }
+        T total = scratch[0];
+        Group.Barrier(); // every thread has read the total before the scratch is reused
+        return total;
     }
 }
 
@@ -124,18 +165,6 @@ internal readonly struct ChannelValues<T>(ArrayView<T> x, int channel, int chann
     public T At(long i) => x[ReductionKernels.ChannelElement((int)i, channel, channels, spatial)];
 }
 
-/// <summary>Value i is (element i of one channel − mean)², the terms of its variance.</summary>
-internal readonly struct ChannelSquaredDeviations<T>(ArrayView<T> x, int channel, int channels, int spatial, T mean)
-    : IIndexedValues<T> where T : unmanaged, IFloatingPointIeee754<T>
-{
-    /// <inheritdoc/>
-    public T At(long i)
-    {
-        T deviation = x[ReductionKernels.ChannelElement((int)i, channel, channels, spatial)] - mean;
-        return deviation * deviation;
-    }
-}
-
 /// <summary>Value i is x[i].</summary>
 internal readonly struct ViewValues<T>(ArrayView<T> x) : IIndexedValues<T> where T : unmanaged
 {
@@ -151,10 +180,6 @@ public sealed partial class IlgpuBackend
     /// <inheritdoc/>
     protected override void SumCore<T>(DeviceBuffer<T> x, T alpha, DeviceBuffer<T> result)
     {
-        var kernel = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, T>>(
-            nameof(ReductionKernels.StridedSum),
-            static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<T>, T>(ReductionKernels.StridedSum));
-
         ArrayView<T> input = View(x);
         long partialLength = PartialCount(x.Length);
         MemoryBuffer1D<T, Stride1D.Dense>[] scratch =
@@ -165,6 +190,10 @@ public sealed partial class IlgpuBackend
             long partials = PartialCount(input.Length);
             bool last = partials == 1;
             ArrayView<T> output = last ? View(result) : scratch[intoFirst ? 0 : 1].View.SubView(0, partials);
+            var kernel = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, T>>(
+                nameof(ReductionKernels.StridedSum),
+                static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<T>, T>(
+                    ReductionKernels.StridedSum));
             kernel(_accelerator.DefaultStream, checked((int)partials), input, output, last ? alpha : T.One);
             input = output;
             intoFirst = !intoFirst;
@@ -173,15 +202,20 @@ public sealed partial class IlgpuBackend
         if (x.Length == 1) MapCore(x, new ScaleOp<T>(alpha), result);
     }
 
-    /// <summary>Threads per group for the per-channel reductions: a power of two, 256 where the device allows.</summary>
+    /// <summary>Threads per group for the per-channel reductions: a power of two, 256 where the device allows, and
+    /// at least one warp (a warp-shuffle group sum reduces whole warps).</summary>
     private int ChannelGroupSize()
     {
         int size = 1;
         while (size * 2 <= Math.Min(256, MaxGroupSize)) size *= 2;
-        return size;
+        return Math.Max(size, _accelerator.WarpSize);
     }
 
-    /// <summary>One group per channel with <see cref="ChannelGroupSize"/> threads and scratch for GroupSum.</summary>
+    /// <summary>True where group sums use warp shuffles (CUDA, the CPU accelerator); OpenCL uses the shared-memory
+    /// tree, since its devices need not offer sub-group shuffles.</summary>
+    private bool ShufflesWarps => _accelerator.AcceleratorType != AcceleratorType.OpenCL;
+
+    /// <summary>One group per channel with <see cref="ChannelGroupSize"/> threads and scratch for a group sum.</summary>
     private KernelConfig PerChannelConfig<T>(int channels) where T : unmanaged
     {
         int group = ChannelGroupSize();
@@ -193,17 +227,26 @@ public sealed partial class IlgpuBackend
     protected override void SumPerChannelCore<T>(int batch, int channels, int spatial, DeviceBuffer<T> x,
         DeviceBuffer<T> result)
     {
-        var kernel = Kernel<T, Action<AcceleratorStream, KernelConfig, ArrayView<T>, ArrayView<T>, int, int, int>>(
-            nameof(ReductionKernels.SumPerChannel),
-            static a => a.LoadKernel<ArrayView<T>, ArrayView<T>, int, int, int>(ReductionKernels.SumPerChannel));
+        if (ShufflesWarps) SumPerChannel<T, WarpShuffleSum<T>>(batch, channels, spatial, x, result);
+        else SumPerChannel<T, SharedTreeSum<T>>(batch, channels, spatial, x, result);
+    }
+
+    private void SumPerChannel<T, TGroupSum>(int batch, int channels, int spatial, DeviceBuffer<T> x,
+        DeviceBuffer<T> result) where T : unmanaged, IFloatingPointIeee754<T> where TGroupSum : struct, IGroupSum<T>
+    {
+        var kernel = Kernel<TGroupSum, Action<AcceleratorStream, KernelConfig, ArrayView<T>, ArrayView<T>, int, int,
+            int>>(nameof(ReductionKernels.SumPerChannel),
+            static a => a.LoadKernel<ArrayView<T>, ArrayView<T>, int, int, int>(
+                ReductionKernels.SumPerChannel<T, TGroupSum>));
         kernel(_accelerator.DefaultStream, PerChannelConfig<T>(channels), View(x), View(result), channels, spatial,
             checked(batch * spatial));
     }
 
     private static long PartialCount(long n) => n <= FanIn ? 1 : (n + FanIn - 1) / FanIn;
 
-    /// <summary>Scratch slots: the sum's two ping-pong buffers, and the GEMM's split-K partials.</summary>
-    private const int SumSlotA = 0, SumSlotB = 1, SplitSlot = 2;
+    /// <summary>Scratch slots: the sum's two ping-pong buffers, the GEMM's split-K partials, and the batch-norm
+    /// reductions' per-range partials.</summary>
+    private const int SumSlotA = 0, SumSlotB = 1, SplitSlot = 2, BatchNormSlot = 3;
 
     private readonly Dictionary<(Type Element, int Slot), object> _scratch = new();
 
@@ -217,7 +260,7 @@ public sealed partial class IlgpuBackend
             return buffer;
         if (found is IDisposable old)
         {
-            _accelerator.Synchronize(); // queued kernels may still read the old buffer
+            SynchronizeCore(); // queued kernels may still read the old buffer
             old.Dispose();
         }
         var fresh = _accelerator.Allocate1D<T>(length);

@@ -1,7 +1,8 @@
 // The paper's option-A shortcut as one fused kernel each way: x [N, C, H, W] → y [N, K, OH, OW] with
 // OH = ⌈H / stride⌉: y[n, k, i, j] = x[n, k − PadFront, i·stride, j·stride] for the input's channels, 0 for the
 // K − C extra ones. Backward: dx[n, c, h, w] = dy[n, c + PadFront, h/stride, w/stride] where h and w are
-// multiples of the stride, else 0. Both are grid-stride gathers over their output, so every element is written.
+// multiples of the stride, else 0. Both are gathers over their output, one group per output row, so every element
+// is written and no element pays an index division.
 using System.Numerics;
 using ILGPU;
 using ILGPU.Runtime;
@@ -19,71 +20,85 @@ public readonly struct ShortcutShape(ShortcutGeometry g)
     public readonly int OH = g.OutHeight, OW = g.OutWidth, Stride = g.Stride, PadFront = g.PadFront;
 }
 
-/// <summary>The option-A shortcut kernels: grid-stride gathers over their output, so every element is
-/// written.</summary>
+/// <summary>The option-A shortcut kernels: one group per row of their output, whose threads stride along the row;
+/// every element is written. The row is decomposed once per group (32-bit: the geometry keeps tensors under 2^31
+/// elements), so no element pays a division.</summary>
 public static class ShortcutKernels
 {
-    /// <summary>y[n, k, i, j] = x[n, k − PadFront, i·s.Stride, j·s.Stride] for the input's channels, 0 for the
-    /// others.</summary>
-    public static void Forward<T>(Index1D thread, ArrayView<T> x, ArrayView<T> y, ShortcutShape s, int stride)
+    /// <summary>Row r = (n·K + k)·OH + i of y (one group each): y[n, k, i, j] = x[n, k − PadFront, i·Stride,
+    /// j·Stride] for the input's channels, 0 for the others.</summary>
+    public static void Forward<T>(ArrayView<T> x, ArrayView<T> y, ShortcutShape s)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        for (long o = thread; o < y.Length; o += stride)
+        int row = Grid.IdxX;
+        int i = row % s.OH, plane = row / s.OH;
+        int k = plane % s.K, image = plane / s.K;
+        int c = k - s.PadFront;
+        // Indices advance as loop variables, so the row's decomposition stays before the loop.
+        int target = row * s.OW + Group.IdxX, end = (row + 1) * s.OW;
+        if (c < 0 || c >= s.C)
         {
-            int j = (int)(o % s.OW);
-            long rest = o / s.OW;
-            int i = (int)(rest % s.OH);
-            rest /= s.OH;
-            int k = (int)(rest % s.K);
-            long image = rest / s.K;
-            int c = k - s.PadFront;
-            y[o] = c >= 0 && c < s.C
-                ? x[((image * s.C + c) * s.H + i * s.Stride) * s.W + j * s.Stride]
-                : T.Zero;
+            for (; target < end; target += Group.DimX) y[target] = T.Zero;
+            return;
         }
+        int source = ((image * s.C + c) * s.H + i * s.Stride) * s.W + Group.IdxX * s.Stride;
+        for (; target < end; target += Group.DimX, source += Group.DimX * s.Stride) y[target] = x[source];
     }
 
-    /// <summary>dx[n, c, h, w] = dy[n, c + PadFront, h / s.Stride, w / s.Stride] where s.Stride divides h and w, else
-    /// 0.</summary>
-    public static void Backward<T>(Index1D thread, ArrayView<T> dy, ArrayView<T> dx, ShortcutShape s, int stride)
+    /// <summary>Row r = (n·C + c)·H + h of dx (one group each): dx[n, c, h, j·Stride] = dy[n, c + PadFront,
+    /// h / Stride, j] on rows h that are multiples of the stride, 0 everywhere else. Each thread writes the
+    /// Stride elements of its output column j, so no column is divided.</summary>
+    public static void Backward<T>(ArrayView<T> dy, ArrayView<T> dx, ShortcutShape s)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        for (long i = thread; i < dx.Length; i += stride)
+        int row = Grid.IdxX;
+        int h = row % s.H, plane = row / s.H;
+        int c = plane % s.C, image = plane / s.C;
+        int i = h / s.Stride;
+        // Indices advance as loop variables, so the row's decomposition stays before the loops.
+        int target = row * s.W + Group.IdxX * s.Stride, end = (row + 1) * s.W, step = Group.DimX * s.Stride;
+        if (i * s.Stride != h)
         {
-            int w = (int)(i % s.W);
-            long rest = i / s.W;
-            int h = (int)(rest % s.H);
-            rest /= s.H;
-            int c = (int)(rest % s.C);
-            long image = rest / s.C;
-            dx[i] = h % s.Stride == 0 && w % s.Stride == 0
-                ? dy[((image * s.K + c + s.PadFront) * s.OH + h / s.Stride) * s.OW + w / s.Stride]
-                : T.Zero;
+            for (int t = row * s.W + Group.IdxX; t < end; t += Group.DimX) dx[t] = T.Zero;
+            return;
+        }
+        int source = ((image * s.K + c + s.PadFront) * s.OH + i) * s.OW + Group.IdxX;
+        for (; target < end; target += step, source += Group.DimX)
+        {
+            dx[target] = dy[source];
+            for (int q = target + 1; q < target + s.Stride && q < end; q++) dx[q] = T.Zero;
         }
     }
 }
 
 public sealed partial class IlgpuBackend
 {
+    /// <summary>One group per output row, as many threads as the row has (a power of two, at least one warp where
+    /// the device allows, at most 256).</summary>
+    private KernelConfig RowConfig(int rows, int width)
+    {
+        int group = Math.Min(_accelerator.WarpSize, MaxGroupSize);
+        while (group < width && group * 2 <= Math.Min(256, MaxGroupSize)) group *= 2;
+        return new KernelConfig(new Index3D(rows, 1, 1), new Index3D(group, 1, 1));
+    }
+
     /// <inheritdoc/>
     protected override void ShortcutForwardCore<T>(ShortcutGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> y)
     {
-        var kernel = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, ShortcutShape, int>>(
+        var kernel = Kernel<T, Action<AcceleratorStream, KernelConfig, ArrayView<T>, ArrayView<T>, ShortcutShape>>(
             nameof(ShortcutKernels.Forward),
-            static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<T>, ShortcutShape, int>(
-                ShortcutKernels.Forward));
-        int extent = StreamExtent(y.Length);
-        kernel(_accelerator.DefaultStream, extent, View(x), View(y), new ShortcutShape(g), extent);
+            static a => a.LoadKernel<ArrayView<T>, ArrayView<T>, ShortcutShape>(ShortcutKernels.Forward));
+        var s = new ShortcutShape(g);
+        kernel(_accelerator.DefaultStream, RowConfig(checked(g.Batch * s.K * s.OH), s.OW), View(x), View(y), s);
     }
 
     /// <inheritdoc/>
     protected override void ShortcutBackwardCore<T>(ShortcutGeometry g, DeviceBuffer<T> dy, DeviceBuffer<T> dx)
     {
-        var kernel = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, ShortcutShape, int>>(
+        var kernel = Kernel<T, Action<AcceleratorStream, KernelConfig, ArrayView<T>, ArrayView<T>, ShortcutShape>>(
             nameof(ShortcutKernels.Backward),
-            static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<T>, ShortcutShape, int>(
-                ShortcutKernels.Backward));
-        int extent = StreamExtent(dx.Length);
-        kernel(_accelerator.DefaultStream, extent, View(dy), View(dx), new ShortcutShape(g), extent);
+            static a => a.LoadKernel<ArrayView<T>, ArrayView<T>, ShortcutShape>(ShortcutKernels.Backward));
+        var s = new ShortcutShape(g);
+        kernel(_accelerator.DefaultStream, RowConfig(checked(g.Batch * s.C * s.H), s.OW), View(dy), View(dx), s);
     }
 }

@@ -98,6 +98,44 @@ public sealed class GpuShapedGroupTests
         Reference.AssertClose(g2.Grad!.ToArray(), g1.Grad!.ToArray(), 1e-12, 1e-12, "dgamma");
     }
 
+    [TestCase(4, 2, 32, 32)] // quads: 1,024 per channel, 4 ranges of 256 on the GPU-shaped device
+    [TestCase(3, 2, 15, 15)] // scalars: 675 per channel, 3 ranges
+    public void FusedBatchNormAddReluSplitOverRangesAgrees(int n, int c, int h, int w)
+    {
+        var (x1, x2) = Pair([n, c, h, w], 21);
+        var (r1, r2) = Pair([n, c, h, w], 22);
+        var (g1, g2) = Pair([c], 23);
+        var (b1, b2) = Pair([c], 24);
+        var (m1, m2) = Pair([c], 25);
+        var (v1, v2) = (Tensor.Ones<double>([c], _gpuShaped), Tensor.Ones<double>([c], _default));
+        foreach (var t in new[] { x1, x2, r1, r2, g1, g2, b1, b2 }) t.RequiresGrad = true;
+        var y1 = x1.BatchNorm(g1, b1, m1, v1, training: true, relu: true, residual: r1);
+        var y2 = x2.BatchNorm(g2, b2, m2, v2, training: true, relu: true, residual: r2);
+        Reference.AssertClose(y2.ToArray(), y1.ToArray(), 1e-12, 1e-12, "forward");
+        Reference.AssertClose(m2.ToArray(), m1.ToArray(), 1e-12, 1e-12, "running mean");
+        Reference.AssertClose(v2.ToArray(), v1.ToArray(), 1e-12, 1e-12, "running variance");
+        (y1 * y1).Sum().Backward();
+        (y2 * y2).Sum().Backward();
+        Reference.AssertClose(x2.Grad!.ToArray(), x1.Grad!.ToArray(), 1e-11, 1e-11, "dx");
+        Reference.AssertClose(r2.Grad!.ToArray(), r1.Grad!.ToArray(), 1e-12, 1e-12, "d(residual)");
+        Reference.AssertClose(g2.Grad!.ToArray(), g1.Grad!.ToArray(), 1e-11, 1e-11, "dgamma");
+        Reference.AssertClose(b2.Grad!.ToArray(), b1.Grad!.ToArray(), 1e-11, 1e-11, "dbeta");
+    }
+
+    [Test]
+    public void ShortcutRowGroupsAgree()
+    {
+        // Rows of 5 (odd width, ragged last column pair) in 32-thread row groups; 3 → 8 channels, stride 2.
+        var (x1, x2) = Pair([2, 3, 7, 9], 31);
+        x1.RequiresGrad = x2.RequiresGrad = true;
+        var y1 = x1.ZeroPadShortcut(8, 2);
+        var y2 = x2.ZeroPadShortcut(8, 2);
+        Assert.That(y1.ToArray(), Is.EqualTo(y2.ToArray()), "forward");
+        (y1 * y1).Sum().Backward();
+        (y2 * y2).Sum().Backward();
+        Assert.That(x1.Grad!.ToArray(), Is.EqualTo(x2.Grad!.ToArray()), "backward");
+    }
+
     [Test]
     public void SplitKWeightGradientAgrees()
     {

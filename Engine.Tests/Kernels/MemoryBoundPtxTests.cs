@@ -1,0 +1,169 @@
+// What the memory-bound ILGPU kernels promise about their compiled code, checked on the PTX that ILGPU emits for
+// CUDA (sm_90, O2, float32 — as the backend compiles them; no GPU needed): no 64-bit integer division anywhere,
+// no integer division or remainder inside any loop (the per-element path), 16-byte vector loads and stores where
+// the kernels move float4 quads, and warp shuffles in the group reductions. Loops are found on the control-flow
+// graph: basic blocks split at labels and branches, and a block is inside a loop when it lies on a cycle.
+using System.Reflection;
+using System.Text.RegularExpressions;
+using Engine.Kernels;
+using Engine.Kernels.Ilgpu;
+using ILGPU;
+using ILGPU.Algorithms;
+using ILGPU.Backends;
+using ILGPU.Backends.EntryPoints;
+using ILGPU.Backends.PTX;
+using ILGPU.Runtime;
+using ILGPU.Runtime.Cuda;
+using NUnit.Framework;
+
+namespace Engine.Tests.Kernels;
+
+public sealed partial class MemoryBoundPtxTests
+{
+    /// <summary>What a kernel's PTX must show.</summary>
+    [Flags]
+    public enum Promise
+    {
+        /// <summary>No 64-bit division or remainder, and no integer division or remainder inside a loop.</summary>
+        NoDivisionPerElement = 1,
+
+        /// <summary>At least one <c>ld.global.v4.f32</c>.</summary>
+        VectorLoads = 2,
+
+        /// <summary>At least one <c>st.global.v4.f32</c>.</summary>
+        VectorStores = 4,
+
+        /// <summary><c>shfl.sync.down</c> in the group reduction.</summary>
+        WarpShuffles = 8,
+    }
+
+    private static MethodInfo Method(Type owner, string name, params Type[] arguments) =>
+        owner.GetMethod(name)!.MakeGenericMethod(arguments);
+
+    private static readonly Type F = typeof(float);
+
+    public static IEnumerable<TestCaseData> Kernels()
+    {
+        const Promise streaming = Promise.NoDivisionPerElement | Promise.VectorLoads | Promise.VectorStores;
+        const Promise reduction = Promise.NoDivisionPerElement | Promise.VectorLoads | Promise.WarpShuffles;
+        var shuffle = typeof(WarpShuffleSum<float>);
+        (string, MethodInfo, Promise)[] cases =
+        [
+            ("batchnorm-statistics", Method(typeof(BatchNormKernels), nameof(BatchNormKernels.StatisticsPartials), F,
+                shuffle), reduction),
+            ("batchnorm-parameter-gradients", Method(typeof(BatchNormKernels),
+                nameof(BatchNormKernels.GradientPartials), F, shuffle), reduction | Promise.VectorStores),
+            ("batchnorm-normalize", Method(typeof(BatchNormKernels), nameof(BatchNormKernels.Normalize), F),
+                streaming),
+            ("batchnorm-input-gradient", Method(typeof(BatchNormKernels), nameof(BatchNormKernels.InputGradient), F),
+                streaming),
+            ("add", Method(typeof(ElementwiseKernels), nameof(ElementwiseKernels.Binary), F, typeof(AddOp<float>)),
+                streaming),
+            ("relu", Method(typeof(ElementwiseKernels), nameof(ElementwiseKernels.Unary), F, typeof(ReluOp<float>)),
+                streaming),
+            ("relu-backward", Method(typeof(ElementwiseKernels), nameof(ElementwiseKernels.Binary), F,
+                typeof(ReluBackwardOp<float>)), streaming),
+            ("shortcut-forward", Method(typeof(ShortcutKernels), nameof(ShortcutKernels.Forward), F),
+                Promise.NoDivisionPerElement),
+            ("shortcut-backward", Method(typeof(ShortcutKernels), nameof(ShortcutKernels.Backward), F),
+                Promise.NoDivisionPerElement),
+            ("sum-per-channel", Method(typeof(ReductionKernels), nameof(ReductionKernels.SumPerChannel), F, shuffle),
+                Promise.WarpShuffles),
+        ];
+        foreach (var (name, method, promise) in cases)
+            yield return new TestCaseData(method, promise).SetArgDisplayNames(name);
+    }
+
+    private static string Compile(MethodInfo method)
+    {
+        using var context = Context.Create(b => b.Cuda().EnableAlgorithms().Optimize(OptimizationLevel.O2));
+        using var backend = new PTXBackend(context, CudaArchitecture.SM_90, CudaInstructionSet.ISA_80, null!);
+        var entry = method.GetParameters()[0].ParameterType == typeof(Index1D)
+            ? EntryPointDescription.FromImplicitlyGroupedKernel(method)
+            : EntryPointDescription.FromExplicitlyGroupedKernel(method);
+        return ((PTXCompiledKernel)backend.Compile(entry, KernelSpecialization.Empty)).PTXAssembly;
+    }
+
+    [TestCaseSource(nameof(Kernels))]
+    public void PtxKeepsItsPromises(MethodInfo method, Promise promise)
+    {
+        string ptx = Compile(method);
+        using var scope = Assert.EnterMultipleScope();
+        if (promise.HasFlag(Promise.NoDivisionPerElement))
+        {
+            Assert.That(Wide().IsMatch(ptx), Is.False, "64-bit div/rem");
+            Assert.That(DivisionsInLoops(ptx), Is.Empty, "integer div/rem inside a loop");
+        }
+        if (promise.HasFlag(Promise.VectorLoads)) Assert.That(ptx, Does.Contain("ld.global.v4.f32"), "vector loads");
+        if (promise.HasFlag(Promise.VectorStores)) Assert.That(ptx, Does.Contain("st.global.v4.f32"), "vector stores");
+        if (promise.HasFlag(Promise.WarpShuffles)) Assert.That(ptx, Does.Contain("shfl.sync.down"), "warp shuffles");
+    }
+
+    [Test]
+    public void TheLoopFinderSeesTheDivisionsOfAFlatIndex()
+    {
+        // Pooling still decomposes a flat output index per element: the check must flag it.
+        var ptx = Compile(Method(typeof(PoolingKernels), nameof(PoolingKernels.MaxForward), F));
+        Assert.That(DivisionsInLoops(ptx), Is.Not.Empty);
+    }
+
+    [GeneratedRegex(@"\b(div|rem)\.[su]64\b")]
+    private static partial Regex Wide();
+
+    [GeneratedRegex(@"\b(div|rem)\.[su](32|64)\b")]
+    private static partial Regex Division();
+
+    [GeneratedRegex(@"^([$\w]+):$")]
+    private static partial Regex Label();
+
+    [GeneratedRegex(@"^(@!?%\w+\s+)?bra(\.uni)?\s+([$\w]+);")]
+    private static partial Regex Branch();
+
+    /// <summary>The integer div/rem instructions in basic blocks that lie on a cycle of the control-flow graph.</summary>
+    private static List<string> DivisionsInLoops(string ptx)
+    {
+        var blocks = new List<(string? Label, List<string> Lines)> { (null, []) };
+        foreach (var raw in ptx.Split('\n'))
+        {
+            string line = raw.Trim();
+            var label = Label().Match(line);
+            if (label.Success) blocks.Add((label.Groups[1].Value, []));
+            else blocks[^1].Lines.Add(line);
+        }
+        var index = blocks.Select((b, i) => (b.Label, i)).Where(b => b.Label is not null)
+            .ToDictionary(b => b.Label!, b => b.i);
+        var successors = blocks.Select((block, i) =>
+        {
+            var next = new HashSet<int>();
+            bool fallsThrough = true;
+            foreach (var line in block.Lines)
+            {
+                var branch = Branch().Match(line);
+                if (branch.Success)
+                {
+                    next.Add(index[branch.Groups[3].Value]);
+                    if (!branch.Groups[1].Success) fallsThrough = false;
+                }
+                else if (line == "ret;") fallsThrough = false;
+            }
+            if (fallsThrough && i + 1 < blocks.Count) next.Add(i + 1);
+            return next;
+        }).ToArray();
+
+        bool OnCycle(int start)
+        {
+            var seen = new HashSet<int>();
+            var stack = new Stack<int>(successors[start]);
+            while (stack.Count > 0)
+            {
+                int b = stack.Pop();
+                if (b == start) return true;
+                if (seen.Add(b)) foreach (int s in successors[b]) stack.Push(s);
+            }
+            return false;
+        }
+
+        return [.. Enumerable.Range(0, blocks.Count).Where(OnCycle)
+            .SelectMany(b => blocks[b].Lines.Where(line => Division().IsMatch(line)))];
+    }
+}
