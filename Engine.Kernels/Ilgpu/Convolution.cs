@@ -16,7 +16,8 @@
 //
 // The gathers never divide a column index: each pass's columns (taps (c, r, s), or the backward-data gather's
 // (k, r, s)) come from a small ConvTap table built on the host once per geometry, with the dilation and padding
-// folded in; the pixel of a row is decomposed once per four gathered elements.
+// folded in. The pixel of a row (forward, backward data) is decomposed once per thread (IMatrixLoader.Locate); the
+// weight gradient's pixels, its reduction axis, once per four gathered elements.
 using System.Numerics;
 using ILGPU;
 using ILGPU.Runtime;
@@ -65,8 +66,8 @@ public readonly struct ConvTap(int offset, int row, int column)
 }
 
 /// <summary>im2col(x): pixel (n, oh, ow) × tap (c, r, s), zero in the padding; the pixel is the outer index
-/// (forward: A) or the depth (backward-weight: B). Quads run along the taps: one pixel decomposition per four
-/// elements, the taps from <paramref name="taps"/>.</summary>
+/// (forward: A; its window located once per thread) or the depth (backward-weight: B; located once per four
+/// elements). Quads run along the taps, taken from <paramref name="taps"/>.</summary>
 public readonly struct Im2ColLoader<T>(ArrayView<T> x, ArrayView<ConvTap> taps, ConvShape s, bool pixelIsOuter)
     : IMatrixLoader<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
@@ -79,23 +80,33 @@ public readonly struct Im2ColLoader<T>(ArrayView<T> x, ArrayView<ConvTap> taps, 
     public bool QuadAlongDepth => _pixelIsOuter != 0;
 
     /// <inheritdoc/>
-    public Quad<T> Load(int outer, int depth, int outerEnd, int depthEnd) => _pixelIsOuter != 0
-        ? Gather(outer, depth, outerEnd, depthEnd)
-        : Gather(depth, outer, depthEnd, outerEnd);
+    public OuterOrigin Locate(int outer) => _pixelIsOuter != 0 ? Window(outer) : default;
 
-    /// <summary>Taps tap..tap+3 of one pixel.</summary>
-    private Quad<T> Gather(int pixel, int tap, int pixelEnd, int tapEnd)
+    /// <inheritdoc/>
+    public Quad<T> Load(OuterOrigin origin, int outer, int depth, int outerEnd, int depthEnd)
     {
-        var quad = default(Quad<T>);
-        if (pixel >= pixelEnd) return quad;
+        if (_pixelIsOuter != 0) return outer < outerEnd ? Gather(origin, depth, depthEnd) : default;
+        return depth < depthEnd ? Gather(Window(depth), outer, outerEnd) : default;
+    }
+
+    /// <summary>Output pixel (n, oh, ow)'s window: its top-left input element's offset (possibly in the padding),
+    /// row and column.</summary>
+    private OuterOrigin Window(int pixel)
+    {
         int ow = pixel % _s.OW, rest = pixel / _s.OW;
         int oh = rest % _s.OH, image = rest / _s.OH;
         int top = oh * _s.StrideH - _s.PadTop, left = ow * _s.StrideW - _s.PadLeft;
-        int origin = image * _s.C * _s.H * _s.W + top * _s.W + left;
-        if (tap < tapEnd) quad.X = Tap(origin, top, left, tap);
-        if (tap + 1 < tapEnd) quad.Y = Tap(origin, top, left, tap + 1);
-        if (tap + 2 < tapEnd) quad.Z = Tap(origin, top, left, tap + 2);
-        if (tap + 3 < tapEnd) quad.W = Tap(origin, top, left, tap + 3);
+        return new OuterOrigin(image * _s.C * _s.H * _s.W + top * _s.W + left, top, left);
+    }
+
+    /// <summary>Taps tap..tap+3 of one window.</summary>
+    private Quad<T> Gather(OuterOrigin window, int tap, int tapEnd)
+    {
+        var quad = default(Quad<T>);
+        if (tap < tapEnd) quad.X = Tap(window.Offset, window.Row, window.Column, tap);
+        if (tap + 1 < tapEnd) quad.Y = Tap(window.Offset, window.Row, window.Column, tap + 1);
+        if (tap + 2 < tapEnd) quad.Z = Tap(window.Offset, window.Row, window.Column, tap + 2);
+        if (tap + 3 < tapEnd) quad.W = Tap(window.Offset, window.Row, window.Column, tap + 3);
         return quad;
     }
 
@@ -123,23 +134,27 @@ public readonly struct PixelMatrixLoader<T>(ArrayView<T> data, int channels, int
     public bool QuadAlongDepth => true;
 
     /// <inheritdoc/>
-    public Quad<T> Load(int outer, int depth, int outerEnd, int depthEnd)
+    public OuterOrigin Locate(int outer) => new(outer * _pixels, 0, 0);
+
+    /// <inheritdoc/>
+    public Quad<T> Load(OuterOrigin origin, int outer, int depth, int outerEnd, int depthEnd)
     {
         var quad = default(Quad<T>);
         if (outer >= outerEnd) return quad;
-        if (_vectorised != 0 && depth + 3 < depthEnd)
-            return _data.Cast<Quad<T>>()[Index(outer, depth) >> 2]; // a quad never straddles two images here
-        if (depth < depthEnd) quad.X = _data[Index(outer, depth)];
-        if (depth + 1 < depthEnd) quad.Y = _data[Index(outer, depth + 1)];
-        if (depth + 2 < depthEnd) quad.Z = _data[Index(outer, depth + 2)];
-        if (depth + 3 < depthEnd) quad.W = _data[Index(outer, depth + 3)];
+        if (_vectorised != 0 && depth + 3 < depthEnd) // a quad never straddles two images here
+            return _data.Cast<Quad<T>>()[Index(origin.Offset, depth) >> 2];
+        if (depth < depthEnd) quad.X = _data[Index(origin.Offset, depth)];
+        if (depth + 1 < depthEnd) quad.Y = _data[Index(origin.Offset, depth + 1)];
+        if (depth + 2 < depthEnd) quad.Z = _data[Index(origin.Offset, depth + 2)];
+        if (depth + 3 < depthEnd) quad.W = _data[Index(origin.Offset, depth + 3)];
         return quad;
     }
 
-    private int Index(int channel, int pixel)
+    /// <summary>Element (channel, pixel), the channel's plane starting <paramref name="plane"/> into each image.</summary>
+    private int Index(int plane, int pixel)
     {
         int image = pixel / _pixels;
-        return (image * _channels + channel) * _pixels + pixel - image * _pixels;
+        return image * _channels * _pixels + plane + pixel - image * _pixels;
     }
 }
 
@@ -162,8 +177,8 @@ public readonly struct PixelMatrixStore<T>(ArrayView<T> data, ArrayView<T> bias,
 }
 
 /// <summary>Backward-data gather (A): outer = input pixel (n, h, w), depth = (k, r, s) → dy at the output pixel
-/// whose window puts tap (r, s) on (h, w), or zero. Quads run along (k, r, s): one pixel decomposition per four
-/// elements, the columns from <paramref name="taps"/>; a strided convolution divides by its stride per element.</summary>
+/// whose window puts tap (r, s) on (h, w), or zero. Quads run along (k, r, s), taken from <paramref name="taps"/>;
+/// the pixel is located once per thread; a strided convolution divides by its stride per element.</summary>
 public readonly struct OutputGradientGatherLoader<T>(ArrayView<T> dy, ArrayView<ConvTap> taps, ConvShape s)
     : IMatrixLoader<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
@@ -175,17 +190,22 @@ public readonly struct OutputGradientGatherLoader<T>(ArrayView<T> dy, ArrayView<
     public bool QuadAlongDepth => true;
 
     /// <inheritdoc/>
-    public Quad<T> Load(int outer, int depth, int outerEnd, int depthEnd)
+    public OuterOrigin Locate(int outer)
+    {
+        int w = outer % _s.W, rest = outer / _s.W;
+        int h = rest % _s.H, image = rest / _s.H;
+        return new OuterOrigin(image * _s.K * _s.OH * _s.OW, h, w);
+    }
+
+    /// <inheritdoc/>
+    public Quad<T> Load(OuterOrigin origin, int outer, int depth, int outerEnd, int depthEnd)
     {
         var quad = default(Quad<T>);
         if (outer >= outerEnd) return quad;
-        int w = outer % _s.W, rest = outer / _s.W;
-        int h = rest % _s.H, image = rest / _s.H;
-        int origin = image * _s.K * _s.OH * _s.OW;
-        if (depth < depthEnd) quad.X = Tap(origin, h, w, depth);
-        if (depth + 1 < depthEnd) quad.Y = Tap(origin, h, w, depth + 1);
-        if (depth + 2 < depthEnd) quad.Z = Tap(origin, h, w, depth + 2);
-        if (depth + 3 < depthEnd) quad.W = Tap(origin, h, w, depth + 3);
+        if (depth < depthEnd) quad.X = Tap(origin.Offset, origin.Row, origin.Column, depth);
+        if (depth + 1 < depthEnd) quad.Y = Tap(origin.Offset, origin.Row, origin.Column, depth + 1);
+        if (depth + 2 < depthEnd) quad.Z = Tap(origin.Offset, origin.Row, origin.Column, depth + 2);
+        if (depth + 3 < depthEnd) quad.W = Tap(origin.Offset, origin.Row, origin.Column, depth + 3);
         return quad;
     }
 
@@ -214,7 +234,10 @@ public readonly struct WeightByInputChannelLoader<T>(ArrayView<T> w, ConvShape s
     public bool QuadAlongDepth => false;
 
     /// <inheritdoc/>
-    public Quad<T> Load(int outer, int depth, int outerEnd, int depthEnd)
+    public OuterOrigin Locate(int outer) => default;
+
+    /// <inheritdoc/>
+    public Quad<T> Load(OuterOrigin origin, int outer, int depth, int outerEnd, int depthEnd)
     {
         var quad = default(Quad<T>);
         if (depth >= depthEnd) return quad;

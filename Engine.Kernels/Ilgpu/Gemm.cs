@@ -35,12 +35,22 @@ public interface IMatrixLoader<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// at one depth (a uniform choice per loader: its contiguous or cheaper axis).</summary>
     bool QuadAlongDepth { get; }
 
+    /// <summary>What <see cref="Load"/> needs of outer index <paramref name="outer"/> when quads run along depth (a
+    /// pixel's image offset and window corner, a row's start), computed once per thread and reused by every K
+    /// stage; loaders whose quads run along the outer axis return the default.</summary>
+    OuterOrigin Locate(int outer);
+
     /// <summary>Elements (outer, depth + i) when <see cref="QuadAlongDepth"/>, else (outer + i, depth), i = 0..3;
     /// an element with outer ≥ <paramref name="outerEnd"/> or depth ≥ <paramref name="depthEnd"/> is zero.
-    /// <paramref name="outer"/> and <paramref name="depth"/> are non-negative, and the quad's start along its axis
-    /// is a multiple of 4.</summary>
-    Quad<T> Load(int outer, int depth, int outerEnd, int depthEnd);
+    /// <paramref name="origin"/> is <see cref="Locate"/>(<paramref name="outer"/>) when quads run along depth
+    /// (ignored otherwise); <paramref name="outer"/> and <paramref name="depth"/> are non-negative, and the quad's
+    /// start along its axis is a multiple of 4.</summary>
+    Quad<T> Load(OuterOrigin origin, int outer, int depth, int outerEnd, int depthEnd);
 }
+
+/// <summary>What a loader computes once for one outer index (<see cref="IMatrixLoader{T}.Locate"/>): an element
+/// offset and, for the convolution gathers, the window's first row and column.</summary>
+public readonly record struct OuterOrigin(int Offset, int Row, int Column);
 
 /// <summary>Receives element (row, col) of the product; called only with row and col in range.</summary>
 public interface IMatrixStore<T> where T : unmanaged, IFloatingPointIeee754<T>
@@ -66,15 +76,21 @@ public readonly struct RowMajorLoader<T>(ArrayView<T> data, int leading, bool de
     public bool QuadAlongDepth => _depthContiguous != 0;
 
     /// <inheritdoc/>
-    public Quad<T> Load(int outer, int depth, int outerEnd, int depthEnd) =>
-        _depthContiguous != 0 ? Row(outer, depth, outerEnd, depthEnd) : Row(depth, outer, depthEnd, outerEnd);
+    public OuterOrigin Locate(int outer) => _depthContiguous != 0 ? new OuterOrigin(outer * _leading, 0, 0) : default;
 
-    /// <summary>Elements (row, col + i) of the stored matrix, zero past its ends.</summary>
-    private Quad<T> Row(int row, int col, int rowEnd, int colEnd)
+    /// <inheritdoc/>
+    public Quad<T> Load(OuterOrigin origin, int outer, int depth, int outerEnd, int depthEnd) =>
+        _depthContiguous != 0
+            ? Row(origin.Offset, outer, depth, outerEnd, depthEnd)
+            : Row(depth * _leading, depth, outer, depthEnd, outerEnd);
+
+    /// <summary>Elements (row, col + i) of the stored matrix, zero past its ends; row starts at
+    /// <paramref name="rowStart"/>.</summary>
+    private Quad<T> Row(int rowStart, int row, int col, int rowEnd, int colEnd)
     {
         var quad = default(Quad<T>);
         if (row >= rowEnd) return quad;
-        int index = row * _leading + col;
+        int index = rowStart + col;
         if (_vectorised != 0 && col + 3 < colEnd) return _data.Cast<Quad<T>>()[index >> 2];
         if (col < colEnd) quad.X = _data[index];
         if (col + 1 < colEnd) quad.Y = _data[index + 1];
@@ -139,10 +155,15 @@ public static class GemmKernels
         int stageA = GemmTile<T>.Depth * bm, stage = stageA + GemmTile<T>.Depth * bn;
         var shared = SharedMemory.GetDynamic<T>();
 
+        // The outer index this thread copies along depth in every stage when the group has at least a tile's outers
+        // of threads (always on a GPU-sized group); located once here.
+        var aOrigin = a.QuadAlongDepth ? a.Locate(row0 + (thread & (bm - 1))) : default;
+        var bOrigin = b.QuadAlongDepth ? b.Locate(col0 + (thread & (bn - 1))) : default;
+
         int kBegin = Grid.IdxZ * e.DepthPerSplit, kEnd = Math.Min(e.K, kBegin + e.DepthPerSplit);
-        Stage<T, TA>(a, shared.SubView(0, stageA), e.RowShift, row0, e.M, kBegin, kEnd, thread, threads);
-        Stage<T, TB>(b, shared.SubView(stageA, stage - stageA), e.ColumnShift, col0, e.N, kBegin, kEnd, thread,
-            threads);
+        Stage<T, TA>(a, aOrigin, shared.SubView(0, stageA), e.RowShift, row0, e.M, kBegin, kEnd, thread, threads);
+        Stage<T, TB>(b, bOrigin, shared.SubView(stageA, stage - stageA), e.ColumnShift, col0, e.N, kBegin, kEnd,
+            thread, threads);
         Group.Barrier();
 
         var tile = default(GemmTile<T>);
@@ -153,9 +174,10 @@ public static class GemmKernels
             int next = k0 + GemmTile<T>.Depth, other = stage - current;
             if (next < kEnd)
             {
-                Stage<T, TA>(a, shared.SubView(other, stageA), e.RowShift, row0, e.M, next, kEnd, thread, threads);
-                Stage<T, TB>(b, shared.SubView(other + stageA, stage - stageA), e.ColumnShift, col0, e.N, next, kEnd,
-                    thread, threads);
+                Stage<T, TA>(a, aOrigin, shared.SubView(other, stageA), e.RowShift, row0, e.M, next, kEnd, thread,
+                    threads);
+                Stage<T, TB>(b, bOrigin, shared.SubView(other + stageA, stage - stageA), e.ColumnShift, col0, e.N,
+                    next, kEnd, thread, threads);
             }
             // ... while multiplying this one.
             tile.MultiplyStage(Quads(shared.SubView(current, stageA)), tx, gx,
@@ -169,9 +191,10 @@ public static class GemmKernels
 
     /// <summary>Copies depths [k0, k0 + 8) × outers [outer0, outer0 + 2^outerShift) of an operand into a
     /// depth-major shared tile ([depth][outer]), zeros outside the operand; consecutive threads write consecutive
-    /// outers (scalar) or quads of outers (vector), so the stores have no bank conflicts.</summary>
-    private static void Stage<T, TL>(TL loader, ArrayView<T> tile, int outerShift, int outer0, int outerEnd, int k0,
-        int kEnd, int thread, int threads)
+    /// outers (scalar) or quads of outers (vector), so the stores have no bank conflicts. <paramref name="origin"/>
+    /// locates outer index outer0 + (thread mod outers), the one a thread's quads along depth usually have.</summary>
+    private static void Stage<T, TL>(TL loader, OuterOrigin origin, ArrayView<T> tile, int outerShift, int outer0,
+        int outerEnd, int k0, int kEnd, int thread, int threads)
         where T : unmanaged, IFloatingPointIeee754<T> where TL : struct, IMatrixLoader<T>
     {
         int outers = 1 << outerShift, quads = GemmTile<T>.Depth * outers / 4;
@@ -180,7 +203,8 @@ public static class GemmKernels
             for (int q = thread; q < quads; q += threads)
             {
                 int outer = q & (outers - 1), depth = (q >> outerShift) * 4;
-                var v = loader.Load(outer0 + outer, k0 + depth, outerEnd, kEnd);
+                var located = outer == (thread & (outers - 1)) ? origin : loader.Locate(outer0 + outer);
+                var v = loader.Load(located, outer0 + outer, k0 + depth, outerEnd, kEnd);
                 int at = depth * outers + outer;
                 tile[at] = v.X;
                 tile[at + outers] = v.Y;
@@ -194,7 +218,7 @@ public static class GemmKernels
             for (int q = thread; q < quads; q += threads)
             {
                 int outerQuad = q & ((outers >> 2) - 1), depth = q >> (outerShift - 2);
-                tileQuads[q] = loader.Load(outer0 + 4 * outerQuad, k0 + depth, outerEnd, kEnd);
+                tileQuads[q] = loader.Load(default, outer0 + 4 * outerQuad, k0 + depth, outerEnd, kEnd);
             }
         }
     }
