@@ -140,8 +140,8 @@ public readonly record struct GemmExtent(int M, int N, int K, int DepthPerSplit,
 public static class GemmKernels
 {
     /// <summary>C = A · B for A m×k, B k×n over depths [z·DepthPerSplit, (z+1)·DepthPerSplit) of split
-    /// z = Grid.IdxZ; grid (⌈m/BM⌉, ⌈n/BN⌉, splits), group (GX, GY) with BM = 8·GX and BN = 8·GY as
-    /// <paramref name="e"/> says, dynamic shared memory 2 · 8 · (BM + BN) elements.</summary>
+    /// z = Grid.IdxZ; grid (⌈m/BM⌉, ⌈n/BN⌉, splits), group (GX, GY) with GX, GY powers of two ≤ 16, BM = 8·GX and
+    /// BN = 8·GY as <paramref name="e"/> says, dynamic shared memory 2 · 8 · (BM + BN) elements.</summary>
     public static void Tiled<T, TA, TB, TC>(TA a, TB b, TC c, GemmExtent e)
         where T : unmanaged, IFloatingPointIeee754<T>
         where TA : struct, IMatrixLoader<T>
@@ -161,27 +161,35 @@ public static class GemmKernels
         var bOrigin = b.QuadAlongDepth ? b.Locate(col0 + (thread & (bn - 1))) : default;
 
         int kBegin = Grid.IdxZ * e.DepthPerSplit, kEnd = Math.Min(e.K, kBegin + e.DepthPerSplit);
-        Stage<T, TA>(a, aOrigin, shared.SubView(0, stageA), e.RowShift, row0, e.M, kBegin, kEnd, thread, threads);
-        Stage<T, TB>(b, bOrigin, shared.SubView(stageA, stage - stageA), e.ColumnShift, col0, e.N, kBegin, kEnd,
-            thread, threads);
+        Stage<T, TA>(a, aOrigin, First<T, TA>(a, aOrigin, e.RowShift, row0, e.M, kBegin, kEnd, thread),
+            shared.SubView(0, stageA), e.RowShift, row0, e.M, kBegin, kEnd, thread, threads);
+        Stage<T, TB>(b, bOrigin, First<T, TB>(b, bOrigin, e.ColumnShift, col0, e.N, kBegin, kEnd, thread),
+            shared.SubView(stageA, stage - stageA), e.ColumnShift, col0, e.N, kBegin, kEnd, thread, threads);
         Group.Barrier();
 
         var tile = default(GemmTile<T>);
         int current = 0;
         for (int k0 = kBegin; k0 < kEnd; k0 += GemmTile<T>.Depth)
         {
-            // Copy the next stage into the other buffer (its last readers passed the previous barrier) ...
+            // Issue the next stage's first loads (all of them in a 16 × 16 group) ...
             int next = k0 + GemmTile<T>.Depth, other = stage - current;
+            Quad<T> aNext = default, bNext = default;
             if (next < kEnd)
             {
-                Stage<T, TA>(a, aOrigin, shared.SubView(other, stageA), e.RowShift, row0, e.M, next, kEnd, thread,
-                    threads);
-                Stage<T, TB>(b, bOrigin, shared.SubView(other + stageA, stage - stageA), e.ColumnShift, col0, e.N,
-                    next, kEnd, thread, threads);
+                aNext = First<T, TA>(a, aOrigin, e.RowShift, row0, e.M, next, kEnd, thread);
+                bNext = First<T, TB>(b, bOrigin, e.ColumnShift, col0, e.N, next, kEnd, thread);
             }
-            // ... while multiplying this one.
+            // ... multiply this stage while they are in flight ...
             tile.MultiplyStage(Quads(shared.SubView(current, stageA)), tx, gx,
                 Quads(shared.SubView(current + stageA, stage - stageA)), ty, gy);
+            // ... and store them into the other buffer (its last readers passed the previous barrier).
+            if (next < kEnd)
+            {
+                Stage<T, TA>(a, aOrigin, aNext, shared.SubView(other, stageA), e.RowShift, row0, e.M, next, kEnd,
+                    thread, threads);
+                Stage<T, TB>(b, bOrigin, bNext, shared.SubView(other + stageA, stage - stageA), e.ColumnShift, col0,
+                    e.N, next, kEnd, thread, threads);
+            }
             Group.Barrier();
             current = other;
         }
@@ -189,38 +197,64 @@ public static class GemmKernels
         tile.Store(c, e.M, e.N, row0 + 4 * tx, bm / 2, col0 + 4 * ty, bn / 2);
     }
 
-    /// <summary>Copies depths [k0, k0 + 8) × outers [outer0, outer0 + 2^outerShift) of an operand into a
-    /// depth-major shared tile ([depth][outer]), zeros outside the operand; consecutive threads write consecutive
-    /// outers (scalar) or quads of outers (vector), so the stores have no bank conflicts. <paramref name="origin"/>
-    /// locates outer index outer0 + (thread mod outers), the one a thread's quads along depth usually have.</summary>
-    private static void Stage<T, TL>(TL loader, OuterOrigin origin, ArrayView<T> tile, int outerShift, int outer0,
-        int outerEnd, int k0, int kEnd, int thread, int threads)
+    // A stage of an operand is depths [k0, k0 + 8) × outers [outer0, outer0 + 2^outerShift), copied as 2 · outers
+    // quads into a depth-major shared tile ([depth][outer]); quad q goes to thread q mod threads. With GX, GY ≤ 16 a
+    // stage has at least as many quads as the group has threads, so quad `thread` (the thread's first) always exists.
+    // Consecutive threads write consecutive outers (scalar) or quads of outers (vector): no bank conflicts.
+
+    /// <summary>Quad <paramref name="thread"/> of a stage (the thread's first), zeros outside the operand.</summary>
+    private static Quad<T> First<T, TL>(TL loader, OuterOrigin origin, int outerShift, int outer0, int outerEnd,
+        int k0, int kEnd, int thread)
+        where T : unmanaged, IFloatingPointIeee754<T> where TL : struct, IMatrixLoader<T> =>
+        LoadQuad<T, TL>(loader, origin, thread, outerShift, outer0, outerEnd, k0, kEnd, thread);
+
+    /// <summary>Stores <paramref name="first"/> (from <see cref="First{T,TL}"/>) and copies the thread's other quads
+    /// of the stage. <paramref name="origin"/> locates outer index outer0 + (thread mod outers), the one a thread's
+    /// quads along depth usually have.</summary>
+    private static void Stage<T, TL>(TL loader, OuterOrigin origin, Quad<T> first, ArrayView<T> tile, int outerShift,
+        int outer0, int outerEnd, int k0, int kEnd, int thread, int threads)
         where T : unmanaged, IFloatingPointIeee754<T> where TL : struct, IMatrixLoader<T>
     {
-        int outers = 1 << outerShift, quads = GemmTile<T>.Depth * outers / 4;
+        bool alongDepth = loader.QuadAlongDepth;
+        StoreQuad(tile, first, thread, outerShift, alongDepth);
+        int quads = GemmTile<T>.Depth * (1 << outerShift) / 4;
+        for (int q = thread + threads; q < quads; q += threads)
+            StoreQuad(tile, LoadQuad<T, TL>(loader, origin, q, outerShift, outer0, outerEnd, k0, kEnd, thread), q,
+                outerShift, alongDepth);
+    }
+
+    /// <summary>Quad <paramref name="q"/> of a stage: four depths of outer q mod outers, or four outers of depth
+    /// q div (outers / 4).</summary>
+    private static Quad<T> LoadQuad<T, TL>(TL loader, OuterOrigin origin, int q, int outerShift, int outer0,
+        int outerEnd, int k0, int kEnd, int thread)
+        where T : unmanaged, IFloatingPointIeee754<T> where TL : struct, IMatrixLoader<T>
+    {
+        int outers = 1 << outerShift;
         if (loader.QuadAlongDepth)
         {
-            for (int q = thread; q < quads; q += threads)
-            {
-                int outer = q & (outers - 1), depth = (q >> outerShift) * 4;
-                var located = outer == (thread & (outers - 1)) ? origin : loader.Locate(outer0 + outer);
-                var v = loader.Load(located, outer0 + outer, k0 + depth, outerEnd, kEnd);
-                int at = depth * outers + outer;
-                tile[at] = v.X;
-                tile[at + outers] = v.Y;
-                tile[at + 2 * outers] = v.Z;
-                tile[at + 3 * outers] = v.W;
-            }
+            int outer = q & (outers - 1), depth = (q >> outerShift) * 4;
+            var located = outer == (thread & (outers - 1)) ? origin : loader.Locate(outer0 + outer);
+            return loader.Load(located, outer0 + outer, k0 + depth, outerEnd, kEnd);
         }
-        else
+        int outerQuad = q & ((outers >> 2) - 1), depthRow = q >> (outerShift - 2);
+        return loader.Load(default, outer0 + 4 * outerQuad, k0 + depthRow, outerEnd, kEnd);
+    }
+
+    /// <summary>Writes quad <paramref name="q"/> of a stage where <see cref="LoadQuad{T,TL}"/> read it from.</summary>
+    private static void StoreQuad<T>(ArrayView<T> tile, Quad<T> v, int q, int outerShift, bool alongDepth)
+        where T : unmanaged
+    {
+        if (!alongDepth)
         {
-            var tileQuads = Quads(tile);
-            for (int q = thread; q < quads; q += threads)
-            {
-                int outerQuad = q & ((outers >> 2) - 1), depth = q >> (outerShift - 2);
-                tileQuads[q] = loader.Load(default, outer0 + 4 * outerQuad, k0 + depth, outerEnd, kEnd);
-            }
+            Quads(tile)[q] = v;
+            return;
         }
+        int outers = 1 << outerShift;
+        int at = (q >> outerShift) * 4 * outers + (q & (outers - 1));
+        tile[at] = v.X;
+        tile[at + outers] = v.Y;
+        tile[at + 2 * outers] = v.Z;
+        tile[at + 3 * outers] = v.W;
     }
 
     /// <summary>A shared tile as quads, declared 16-byte aligned (every tile starts at a multiple of 4 elements of
