@@ -141,9 +141,10 @@ internal static class KernelsCommand
             RegexOptions.IgnoreCase | RegexOptions.CultureInvariant);
 }
 
-/// <summary>Compiles the hot kernels to PTX as the CUDA backend would (sm_90, O2, ILGPU.Algorithms, float32) — no
-/// GPU needed — and counts what matters for speed in each.</summary>
-internal static class PtxReport
+/// <summary>Compiles the hot kernels to PTX as the CUDA backend would (sm_90, O2, ILGPU.Algorithms, the fused
+/// multiply-add intrinsic, float32) — no GPU needed — and counts what matters for speed in each; for the tiled GEMM
+/// also what its K-tile loop holds (<see cref="HotLoop"/>).</summary>
+public static class PtxReport
 {
     private static MethodInfo Tiled(Type a, Type b, Type c) =>
         typeof(GemmKernels).GetMethod(nameof(GemmKernels.Tiled))!.MakeGenericMethod(typeof(float), a, b, c);
@@ -151,17 +152,32 @@ internal static class PtxReport
     private static MethodInfo Generic(Type owner, string name, params Type[] arguments) =>
         owner.GetMethod(name)!.MakeGenericMethod(arguments.Length == 0 ? [typeof(float)] : arguments);
 
-    /// <summary>(file name, kernel) for every kernel the benchmarks time, float32.</summary>
+    /// <summary>(file name, kernel) for every instantiation of the tiled GEMM that IlgpuBackend launches, float32:
+    /// gemm and the three convolution passes, each with its real store and with split-K's partial store.</summary>
+    public static IReadOnlyList<(string Name, MethodInfo Method)> TiledKernels()
+    {
+        Type im2Col = typeof(Im2ColLoader<float>), rowMajor = typeof(RowMajorLoader<float>),
+            gather = typeof(OutputGradientGatherLoader<float>), weights = typeof(WeightByInputChannelLoader<float>),
+            pixels = typeof(PixelMatrixLoader<float>), pixelStore = typeof(PixelMatrixStore<float>),
+            scaled = typeof(ScaledRowMajorStore<float>), split = typeof(SplitPartialStore<float>);
+        return
+        [
+            ("conv-forward", Tiled(im2Col, rowMajor, pixelStore)),
+            ("conv-backward-data", Tiled(gather, weights, pixelStore)),
+            ("conv-backward-weight", Tiled(pixels, im2Col, scaled)),
+            ("gemm", Tiled(rowMajor, rowMajor, scaled)),
+            ("conv-forward-split", Tiled(im2Col, rowMajor, split)),
+            ("conv-backward-data-split", Tiled(gather, weights, split)),
+            ("conv-backward-weight-split", Tiled(pixels, im2Col, split)),
+            ("gemm-split", Tiled(rowMajor, rowMajor, split)),
+        ];
+    }
+
+    /// <summary>(file name, kernel) for every kernel the benchmarks time, float32, and the split-K variants of the
+    /// tiled GEMM.</summary>
     public static IReadOnlyList<(string Name, MethodInfo Method)> Kernels() =>
     [
-        ("conv-forward", Tiled(typeof(Im2ColLoader<float, DenseTaps>), typeof(RowMajorLoader<float>),
-            typeof(PixelMatrixStore<float>))),
-        ("conv-backward-data", Tiled(typeof(OutputGradientGatherLoader<float, DenseTaps>),
-            typeof(WeightByInputChannelLoader<float>), typeof(PixelMatrixStore<float>))),
-        ("conv-backward-weight", Tiled(typeof(PixelMatrixLoader<float>), typeof(Im2ColLoader<float, DenseTaps>),
-            typeof(ScaledRowMajorStore<float>))),
-        ("gemm", Tiled(typeof(RowMajorLoader<float>), typeof(RowMajorLoader<float>),
-            typeof(ScaledRowMajorStore<float>))),
+        .. TiledKernels(),
         ("batchnorm-statistics", Generic(typeof(BatchNormKernels), nameof(BatchNormKernels.StatisticsPartials),
             typeof(float), typeof(WarpShuffleSum<float>))),
         ("batchnorm-normalize", Generic(typeof(BatchNormKernels), nameof(BatchNormKernels.Normalize))),
@@ -183,7 +199,11 @@ internal static class PtxReport
     /// <summary>The PTX of <paramref name="method"/>, from a fresh context (a failed compile can poison one).</summary>
     public static string Compile(MethodInfo method)
     {
-        using var context = Context.Create(b => b.Cuda().EnableAlgorithms().Optimize(OptimizationLevel.O2));
+        using var context = Context.Create(b =>
+        {
+            b.Cuda().EnableAlgorithms().Optimize(OptimizationLevel.O2);
+            FusedMultiplyAdd.Register(b);
+        });
         using var backend = new PTXBackend(context, CudaArchitecture.SM_90, CudaInstructionSet.ISA_80, null!);
         var entry = method.GetParameters()[0].ParameterType == typeof(Index1D)
             ? EntryPointDescription.FromImplicitlyGroupedKernel(method)
@@ -191,6 +211,7 @@ internal static class PtxReport
         return ((PTXCompiledKernel)backend.Compile(entry, KernelSpecialization.Empty)).PTXAssembly;
     }
 
+    /// <summary>Compiles every kernel into <paramref name="folder"/> and prints the count tables; 0.</summary>
     public static int Run(string folder)
     {
         Directory.CreateDirectory(folder);
@@ -200,6 +221,7 @@ internal static class PtxReport
         Console.WriteLine("| kernel | instr | ld.global (v2/v4) | st.global | ld.shared (v4) | st.shared | fma.f32 | " +
                           "mul.f32 | add.f32 | div/rem s32 | div/rem s64 | bar.sync | .local | registers declared |");
         Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        var hot = new List<(string Name, HotLoop Loop)>();
         foreach (var (name, method) in Kernels())
         {
             string ptx = Compile(method);
@@ -209,22 +231,113 @@ internal static class PtxReport
                               $"{c.GlobalStores} | {c.SharedLoads} ({c.SharedVectorLoads}) | {c.SharedStores} | " +
                               $"{c.Fma} | {c.Mul} | {c.Add} | {c.DivRem32} | {c.DivRem64} | {c.Barriers} | " +
                               $"{(c.Local ? "yes" : "none")} | {c.Registers} |");
+            if (method.Name == nameof(GemmKernels.Tiled)) hot.Add((name, AnalyzeHotLoop(ptx)));
+        }
+        Console.WriteLine();
+        Console.WriteLine("Tiled GEMM, the K-tile loop (its basic blocks; the stage copy's own loops included, " +
+                          "prologue and epilogue not). Goals: shared loads per FMA ≤ 1/8, 1 barrier per K tile, no .local, no " +
+                          "64-bit division.");
+        Console.WriteLine();
+        Console.WriteLine("| kernel | fma.rn.f32 per K tile | mul/add.f32 | ld.shared (v4) | shared loads per FMA | " +
+                          "st.shared (v4) | ld.global (v4) | bar.sync per K tile | div/rem s32 | div/rem 64-bit | " +
+                          "loop instr | .local (kernel) |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|");
+        foreach (var (name, l) in hot)
+        {
+            Console.WriteLine($"| {name} | {l.Fma} | {l.MulAdd} | {l.SharedLoads} ({l.SharedVectorLoads}) | " +
+                              $"1/{(l.SharedLoads == 0 ? "∞" : (l.Fma / (double)l.SharedLoads).ToString("0.#", CultureInfo.InvariantCulture))} | " +
+                              $"{l.SharedStores} ({l.SharedVectorStores}) | {l.GlobalLoads} ({l.GlobalVectorLoads}) | " +
+                              $"{l.Barriers} | {l.DivRem32} | {l.DivRem64} | {l.Instructions} | " +
+                              $"{(l.KernelLocal ? "yes" : "none")} |");
         }
         Console.WriteLine();
         Console.WriteLine($"PTX written to {Path.GetFullPath(folder)}");
         return 0;
     }
 
+    /// <summary>Static instruction counts of one kernel's PTX.</summary>
     public readonly record struct Counts(int Instructions, int GlobalLoads, int GlobalVectorLoads, int GlobalStores,
         int SharedLoads, int SharedVectorLoads, int SharedStores, int Fma, int Mul, int Add, int DivRem32, int DivRem64,
         int Barriers, bool Local, string Registers);
 
+    /// <summary>What the tiled GEMM's K-tile loop holds: static counts over the loop's basic blocks — those that
+    /// the block of the kernel's first <c>fma.rn.f32</c> reaches and that reach it back (so the stage copy's own loops
+    /// count, the prologue and epilogue do not); <see cref="KernelLocal"/> is for the whole kernel.</summary>
+    public readonly record struct HotLoop(int Instructions, int Fma, int MulAdd, int SharedLoads,
+        int SharedVectorLoads, int SharedStores, int SharedVectorStores, int GlobalLoads, int GlobalVectorLoads,
+        int Barriers, int DivRem32, int DivRem64, bool KernelLocal);
+
+    /// <summary>The instructions of <paramref name="ptx"/> in order (predicates kept), with labels as
+    /// <c>label:</c> lines.</summary>
+    private static string[] Lines(string ptx) => ptx.Split('\n').Select(l => l.Trim())
+        .Where(l => (l.EndsWith(';') && !l.StartsWith('.') && !l.StartsWith("//")) || Regex.IsMatch(l, @"^\$?\w+:$"))
+        .ToArray();
+
+    /// <summary>An instruction without its predicate (<c>@%p1 bra L;</c> → <c>bra L;</c>).</summary>
+    private static string Unpredicated(string line) => line.StartsWith('@') ? line[(line.IndexOf(' ') + 1)..].Trim() : line;
+
+    /// <summary>Counts what <see cref="HotLoop"/> lists; throws when the kernel has no <c>fma.rn.f32</c> inside a
+    /// loop.</summary>
+    public static HotLoop AnalyzeHotLoop(string ptx)
+    {
+        // Basic blocks: a label starts one, a branch or return ends one.
+        var blocks = new List<List<string>> { new() };
+        var labelBlock = new Dictionary<string, int>();
+        foreach (var line in Lines(ptx))
+        {
+            if (line.EndsWith(':'))
+            {
+                if (blocks[^1].Count > 0) blocks.Add([]);
+                labelBlock[line.TrimEnd(':')] = blocks.Count - 1;
+                continue;
+            }
+            blocks[^1].Add(line);
+            if (Regex.IsMatch(Unpredicated(line), @"^(bra|ret|exit)\b")) blocks.Add([]);
+        }
+        var successors = blocks.Select((block, i) =>
+        {
+            var next = new List<int>();
+            string last = block.Count > 0 ? block[^1] : "";
+            var branch = Regex.Match(Unpredicated(last), @"^bra(\.uni)?\s+(\S+);");
+            if (branch.Success && labelBlock.TryGetValue(branch.Groups[2].Value, out int target)) next.Add(target);
+            bool ends = (branch.Success || Regex.IsMatch(last, @"^(ret|exit)\b")) && !last.StartsWith('@');
+            if (!ends && i + 1 < blocks.Count) next.Add(i + 1);
+            return next;
+        }).ToArray();
+
+        int fmaBlock = blocks.FindIndex(b => b.Any(l => Unpredicated(l).StartsWith("fma.rn.f32")));
+        if (fmaBlock < 0) throw new InvalidOperationException("no fma.rn.f32 in the kernel");
+        var forward = Reachable(fmaBlock, i => successors[i]);
+        var backward = Reachable(fmaBlock,
+            i => Enumerable.Range(0, blocks.Count).Where(j => successors[j].Contains(i)));
+        var loop = forward.Intersect(backward).ToHashSet();
+        if (!successors.Where((_, i) => loop.Contains(i)).Any(next => next.Contains(fmaBlock)))
+            throw new InvalidOperationException("the fma.rn.f32 instructions are not inside a loop");
+        var body = loop.SelectMany(i => blocks[i]).Select(Unpredicated).ToArray();
+        int Count(string pattern) => body.Count(l => Regex.IsMatch(l, pattern));
+        return new HotLoop(body.Length, Count(@"^fma\.rn\.f32"), Count(@"^(mul|add|sub)\.\S*f32"),
+            Count(@"^ld\.shared"), Count(@"^ld\.shared\S*\.v4\."), Count(@"^st\.shared"),
+            Count(@"^st\.shared\S*\.v4\."), Count(@"^ld\.global"), Count(@"^ld\.global\S*\.v4\."),
+            Count(@"^bar\.sync"), Count(@"^(div|rem)\.[su]32"), Count(@"^(div|rem)\.[su]64"),
+            ptx.Contains(".local", StringComparison.Ordinal));
+
+        static HashSet<int> Reachable(int start, Func<int, IEnumerable<int>> next)
+        {
+            var seen = new HashSet<int>();
+            var stack = new Stack<int>(next(start));
+            while (stack.Count > 0)
+            {
+                int i = stack.Pop();
+                if (seen.Add(i)) foreach (int j in next(i)) stack.Push(j);
+            }
+            return seen;
+        }
+    }
+
+    /// <summary>Static counts of <paramref name="ptx"/> (an instruction inside a loop counts once).</summary>
     public static Counts Count(string ptx)
     {
-        var instructions = ptx.Split('\n').Select(l => l.Trim())
-            .Where(l => l.EndsWith(';') && !l.StartsWith('.') && !l.StartsWith("//"))
-            .Select(l => l.StartsWith('@') ? l[(l.IndexOf(' ') + 1)..] : l) // drop predicates
-            .ToArray();
+        var instructions = Lines(ptx).Where(l => !l.EndsWith(':')).Select(Unpredicated).ToArray();
         int Starting(string prefix) => instructions.Count(i => i.StartsWith(prefix, StringComparison.Ordinal));
         int Matching(string pattern) => instructions.Count(i => Regex.IsMatch(i, pattern));
         var registers = Regex.Matches(ptx, @"\.reg\s+\.(\w+)\s+%\w+<(\d+)>;")

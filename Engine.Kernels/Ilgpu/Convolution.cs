@@ -5,15 +5,19 @@
 //   backward data    dx (Q×C)  = gather(dy) (Q×KRS) · w' (KRS×C)        Q = N·H·W input pixels
 //   backward weight  dw (K×CRS) = dyᵀ (K×P)          · im2col(x) (P×CRS)
 //
-// Rows of the pixel matrices run along the innermost (W) axis, so the GEMM's row-fastest staging reads and its
-// stores write consecutive addresses. The backward-data gather maps input pixel (h, w) and tap (r, s) to the
+// Rows of the pixel matrices run along the innermost (W) axis, so consecutive threads of a stage copy gather
+// neighbouring pixels and the stores write consecutive addresses. The backward-data gather maps input pixel (h, w) and tap (r, s) to the
 // output pixel ((h + padTop − r·dh)/stride, (w + padLeft − s·dw)/stride) when that division is exact and in range
 // (dh, dw the dilations).
 //
 // Groups: one GEMM per group over views that start at the group's first channel (of x, y, dy, dx and bias) and
 // first filter (of w, dw), with C and K above read as C/G and K/G while the tensors keep their full channel
-// strides; one group is one GEMM over the whole views. The tap spacing is a type parameter (DenseTaps,
-// DilatedTaps), so dilation-1 convolutions run the very kernels they ran before dilation existed.
+// strides; one group is one GEMM over the whole views.
+//
+// The gathers never divide a column index: each pass's columns (taps (c, r, s), or the backward-data gather's
+// (k, r, s)) come from a small ConvTap table built on the host once per geometry, with the dilation and padding
+// folded in. The pixel of a row (forward, backward data) is decomposed once per thread (IMatrixLoader.Locate); the
+// weight gradient's pixels, its reduction axis, once per four gathered elements.
 using System.Numerics;
 using ILGPU;
 using ILGPU.Runtime;
@@ -37,68 +41,120 @@ public readonly struct ConvShape(ConvGeometry g)
     /// OW).</summary>
     public readonly int StrideH = g.StrideHeight, StrideW = g.StrideWidth, PadTop = g.PadTop, PadLeft = g.PadLeft;
 
-    /// <summary>Rows and columns between neighbouring filter taps (read only by <see cref="DilatedTaps"/>).</summary>
+    /// <summary>Rows and columns between neighbouring filter taps (folded into the ConvTap tables).</summary>
     public readonly int DilationH = g.DilationHeight, DilationW = g.DilationWidth;
 }
 
-/// <summary>Where filter tap r (or s) lands in its window, as a type so that each spacing compiles its own
-/// kernel.</summary>
-public interface ITapSpacing
+/// <summary>One column of a convolution's gathered matrix, precomputed on the host (one table per geometry and
+/// pass) so the gathers never divide a column index: for im2col's tap (c, r, s), <see cref="Offset"/> =
+/// c·H·W + r·dh·W + s·dw, <see cref="Row"/> = r·dh, <see cref="Column"/> = s·dw; for the backward-data gather's
+/// (k, r, s), <see cref="Offset"/> = k·OH·OW, <see cref="Row"/> = padTop − r·dh, <see cref="Column"/> = padLeft −
+/// s·dw. 16 bytes, so a kernel reads an entry as one vector.</summary>
+public readonly struct ConvTap(int offset, int row, int column)
 {
-    /// <summary>The offset of tap <paramref name="tap"/> from the window's first row (or column).</summary>
-    int Offset(int tap, int dilation);
+    /// <summary>Element offset of the column's plane (and, for im2col, of the tap inside the window).</summary>
+    public readonly int Offset = offset;
+
+    /// <summary>Row shift of the tap.</summary>
+    public readonly int Row = row;
+
+    /// <summary>Column shift of the tap.</summary>
+    public readonly int Column = column;
+
+    /// <summary>Pads the entry to 16 bytes (one vector load); always zero.</summary>
+    public readonly int Padding = 0;
 }
 
-/// <summary>Neighbouring taps (dilation 1): tap r is r rows in.</summary>
-public readonly struct DenseTaps : ITapSpacing
-{
-    /// <inheritdoc/>
-    public int Offset(int tap, int dilation) => tap;
-}
-
-/// <summary>Spread taps: tap r is r·dilation rows in.</summary>
-public readonly struct DilatedTaps : ITapSpacing
-{
-    /// <inheritdoc/>
-    public int Offset(int tap, int dilation) => tap * dilation;
-}
-
-/// <summary>im2col(x): row = output pixel (n, oh, ow), column = tap (c, r, s); zero in the padding.</summary>
-public readonly struct Im2ColLoader<T, TTaps>(ArrayView<T> x, ConvShape s) : IMatrixLoader<T>
-    where T : unmanaged, IFloatingPointIeee754<T> where TTaps : struct, ITapSpacing
+/// <summary>im2col(x): pixel (n, oh, ow) × tap (c, r, s), zero in the padding; the pixel is the outer index
+/// (forward: A; its window located once per thread) or the depth (backward-weight: B; located once per four
+/// elements). Quads run along the taps, taken from <paramref name="taps"/>.</summary>
+public readonly struct Im2ColLoader<T>(ArrayView<T> x, ArrayView<ConvTap> taps, ConvShape s, bool pixelIsOuter)
+    : IMatrixLoader<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     private readonly ArrayView<T> _x = x;
+    private readonly ArrayView<ConvTap> _taps = taps;
     private readonly ConvShape _s = s;
+    private readonly int _pixelIsOuter = pixelIsOuter ? 1 : 0;
 
     /// <inheritdoc/>
-    public T Load(int row, int col)
+    public bool QuadAlongDepth => _pixelIsOuter != 0;
+
+    /// <inheritdoc/>
+    public OuterOrigin Locate(int outer) => _pixelIsOuter != 0 ? Window(outer) : default;
+
+    /// <inheritdoc/>
+    public Quad<T> Load(OuterOrigin origin, int outer, int depth, int outerEnd, int depthEnd)
     {
-        int ow = row % _s.OW, rest = row / _s.OW;
+        if (_pixelIsOuter != 0) return outer < outerEnd ? Gather(origin, depth, depthEnd) : default;
+        return depth < depthEnd ? Gather(Window(depth), outer, outerEnd) : default;
+    }
+
+    /// <summary>Output pixel (n, oh, ow)'s window: its top-left input element's offset (possibly in the padding),
+    /// row and column.</summary>
+    private OuterOrigin Window(int pixel)
+    {
+        int ow = pixel % _s.OW, rest = pixel / _s.OW;
         int oh = rest % _s.OH, image = rest / _s.OH;
-        int q = col % _s.S, taps = col / _s.S;
-        int r = taps % _s.R, channel = taps / _s.R;
-        int h = oh * _s.StrideH - _s.PadTop + default(TTaps).Offset(r, _s.DilationH);
-        int w = ow * _s.StrideW - _s.PadLeft + default(TTaps).Offset(q, _s.DilationW);
-        if (h < 0 || h >= _s.H || w < 0 || w >= _s.W) return T.Zero;
-        return _x[(((long)image * _s.C + channel) * _s.H + h) * _s.W + w];
+        int top = oh * _s.StrideH - _s.PadTop, left = ow * _s.StrideW - _s.PadLeft;
+        return new OuterOrigin(image * _s.C * _s.H * _s.W + top * _s.W + left, top, left);
+    }
+
+    /// <summary>Taps tap..tap+3 of one window.</summary>
+    private Quad<T> Gather(OuterOrigin window, int tap, int tapEnd)
+    {
+        var quad = default(Quad<T>);
+        if (tap < tapEnd) quad.X = Tap(window.Offset, window.Row, window.Column, tap);
+        if (tap + 1 < tapEnd) quad.Y = Tap(window.Offset, window.Row, window.Column, tap + 1);
+        if (tap + 2 < tapEnd) quad.Z = Tap(window.Offset, window.Row, window.Column, tap + 2);
+        if (tap + 3 < tapEnd) quad.W = Tap(window.Offset, window.Row, window.Column, tap + 3);
+        return quad;
+    }
+
+    private T Tap(int origin, int top, int left, int tap)
+    {
+        var t = _taps[tap];
+        int h = top + t.Row, w = left + t.Column;
+        return (uint)h < (uint)_s.H && (uint)w < (uint)_s.W ? _x[origin + t.Offset] : T.Zero;
     }
 }
 
-/// <summary>An NCHW tensor read as a (pixels × channels) matrix, transposed when asked.</summary>
-public readonly struct PixelMatrixLoader<T>(ArrayView<T> data, int channels, int pixelsPerImage, bool transposed)
+/// <summary>dyᵀ for the weight gradient (A): outer = output channel, depth = output pixel (n, oh, ow) of an NCHW
+/// tensor with <paramref name="channels"/> channels; quads run along the pixels and load as one vector when
+/// <paramref name="vectorised"/> (the host has checked that planes and the view's start are multiples of 4
+/// elements) and the quad is inside the matrix.</summary>
+public readonly struct PixelMatrixLoader<T>(ArrayView<T> data, int channels, int pixelsPerImage, bool vectorised)
     : IMatrixLoader<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     private readonly ArrayView<T> _data = data;
     private readonly int _channels = channels;
     private readonly int _pixels = pixelsPerImage;
-    private readonly int _transposed = transposed ? 1 : 0;
+    private readonly int _vectorised = vectorised ? 1 : 0;
 
     /// <inheritdoc/>
-    public T Load(int row, int col)
+    public bool QuadAlongDepth => true;
+
+    /// <inheritdoc/>
+    public OuterOrigin Locate(int outer) => new(outer * _pixels, 0, 0);
+
+    /// <inheritdoc/>
+    public Quad<T> Load(OuterOrigin origin, int outer, int depth, int outerEnd, int depthEnd)
     {
-        int pixel = _transposed != 0 ? col : row, channel = _transposed != 0 ? row : col;
-        int image = pixel / _pixels, within = pixel - image * _pixels;
-        return _data[((long)image * _channels + channel) * _pixels + within];
+        var quad = default(Quad<T>);
+        if (outer >= outerEnd) return quad;
+        if (_vectorised != 0 && depth + 3 < depthEnd) // a quad never straddles two images here
+            return _data.Cast<Quad<T>>()[Index(origin.Offset, depth) >> 2];
+        if (depth < depthEnd) quad.X = _data[Index(origin.Offset, depth)];
+        if (depth + 1 < depthEnd) quad.Y = _data[Index(origin.Offset, depth + 1)];
+        if (depth + 2 < depthEnd) quad.Z = _data[Index(origin.Offset, depth + 2)];
+        if (depth + 3 < depthEnd) quad.W = _data[Index(origin.Offset, depth + 3)];
+        return quad;
+    }
+
+    /// <summary>Element (channel, pixel), the channel's plane starting <paramref name="plane"/> into each image.</summary>
+    private int Index(int plane, int pixel)
+    {
+        int image = pixel / _pixels;
+        return image * _channels * _pixels + plane + pixel - image * _pixels;
     }
 }
 
@@ -116,36 +172,58 @@ public readonly struct PixelMatrixStore<T>(ArrayView<T> data, ArrayView<T> bias,
     public void Store(int row, int col, T value)
     {
         int image = row / _pixels, within = row - image * _pixels;
-        _data[((long)image * _channels + col) * _pixels + within] = _hasBias != 0 ? value + _bias[col] : value;
+        _data[(image * _channels + col) * _pixels + within] = _hasBias != 0 ? value + _bias[col] : value;
     }
 }
 
-/// <summary>Backward-data gather: row = input pixel (n, h, w), column = (k, r, s) → dy at the output pixel
-/// whose window puts tap (r, s) on (h, w), or zero.</summary>
-public readonly struct OutputGradientGatherLoader<T, TTaps>(ArrayView<T> dy, ConvShape s) : IMatrixLoader<T>
-    where T : unmanaged, IFloatingPointIeee754<T> where TTaps : struct, ITapSpacing
+/// <summary>Backward-data gather (A): outer = input pixel (n, h, w), depth = (k, r, s) → dy at the output pixel
+/// whose window puts tap (r, s) on (h, w), or zero. Quads run along (k, r, s), taken from <paramref name="taps"/>;
+/// the pixel is located once per thread; a strided convolution divides by its stride per element.</summary>
+public readonly struct OutputGradientGatherLoader<T>(ArrayView<T> dy, ArrayView<ConvTap> taps, ConvShape s)
+    : IMatrixLoader<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     private readonly ArrayView<T> _dy = dy;
+    private readonly ArrayView<ConvTap> _taps = taps;
     private readonly ConvShape _s = s;
 
     /// <inheritdoc/>
-    public T Load(int row, int col)
+    public bool QuadAlongDepth => true;
+
+    /// <inheritdoc/>
+    public OuterOrigin Locate(int outer)
     {
-        int w = row % _s.W, rest = row / _s.W;
+        int w = outer % _s.W, rest = outer / _s.W;
         int h = rest % _s.H, image = rest / _s.H;
-        int q = col % _s.S, taps = col / _s.S;
-        int r = taps % _s.R, channel = taps / _s.R;
-        int ohScaled = h + _s.PadTop - default(TTaps).Offset(r, _s.DilationH);
-        int owScaled = w + _s.PadLeft - default(TTaps).Offset(q, _s.DilationW);
+        return new OuterOrigin(image * _s.K * _s.OH * _s.OW, h, w);
+    }
+
+    /// <inheritdoc/>
+    public Quad<T> Load(OuterOrigin origin, int outer, int depth, int outerEnd, int depthEnd)
+    {
+        var quad = default(Quad<T>);
+        if (outer >= outerEnd) return quad;
+        if (depth < depthEnd) quad.X = Tap(origin.Offset, origin.Row, origin.Column, depth);
+        if (depth + 1 < depthEnd) quad.Y = Tap(origin.Offset, origin.Row, origin.Column, depth + 1);
+        if (depth + 2 < depthEnd) quad.Z = Tap(origin.Offset, origin.Row, origin.Column, depth + 2);
+        if (depth + 3 < depthEnd) quad.W = Tap(origin.Offset, origin.Row, origin.Column, depth + 3);
+        return quad;
+    }
+
+    private T Tap(int origin, int h, int w, int column)
+    {
+        var t = _taps[column];
+        int ohScaled = h + t.Row, owScaled = w + t.Column;
         if (ohScaled < 0 || owScaled < 0) return T.Zero;
-        int oh = ohScaled / _s.StrideH, ow = owScaled / _s.StrideW;
+        int oh = _s.StrideH == 1 ? ohScaled : ohScaled / _s.StrideH;
+        int ow = _s.StrideW == 1 ? owScaled : owScaled / _s.StrideW;
         if (oh * _s.StrideH != ohScaled || ow * _s.StrideW != owScaled || oh >= _s.OH || ow >= _s.OW)
             return T.Zero;
-        return _dy[(((long)image * _s.K + channel) * _s.OH + oh) * _s.OW + ow];
+        return _dy[origin + t.Offset + oh * _s.OW + ow];
     }
 }
 
-/// <summary>w [K, C/G, R, S] read as a (K·R·S × C/G) matrix: row = (k, r, s), column = c.</summary>
+/// <summary>w [K, C/G, R, S] read as the backward-data B: outer = input channel c, depth = (k, r, s). Quads run
+/// along the channels (4 loads R·S apart): one depth decomposition per four elements.</summary>
 public readonly struct WeightByInputChannelLoader<T>(ArrayView<T> w, ConvShape s) : IMatrixLoader<T>
     where T : unmanaged, IFloatingPointIeee754<T>
 {
@@ -153,40 +231,74 @@ public readonly struct WeightByInputChannelLoader<T>(ArrayView<T> w, ConvShape s
     private readonly ConvShape _s = s;
 
     /// <inheritdoc/>
-    public T Load(int row, int col)
+    public bool QuadAlongDepth => false;
+
+    /// <inheritdoc/>
+    public OuterOrigin Locate(int outer) => default;
+
+    /// <inheritdoc/>
+    public Quad<T> Load(OuterOrigin origin, int outer, int depth, int outerEnd, int depthEnd)
     {
-        int tap = row % (_s.R * _s.S), channel = row / (_s.R * _s.S);
-        return _w[((long)channel * _s.GroupC + col) * _s.R * _s.S + tap];
+        var quad = default(Quad<T>);
+        if (depth >= depthEnd) return quad;
+        int area = _s.R * _s.S, filter = depth / area;
+        int first = (filter * _s.GroupC + outer) * area + depth - filter * area;
+        if (outer < outerEnd) quad.X = _w[first];
+        if (outer + 1 < outerEnd) quad.Y = _w[first + area];
+        if (outer + 2 < outerEnd) quad.Z = _w[first + 2 * area];
+        if (outer + 3 < outerEnd) quad.W = _w[first + 3 * area];
+        return quad;
     }
 }
 
 public sealed partial class IlgpuBackend
 {
+    /// <summary>Tap tables by (gather?, geometry), uploaded once per geometry and kept for the backend's life.</summary>
+    private readonly Dictionary<(bool Gather, ConvGeometry Geometry), MemoryBuffer1D<ConvTap, Stride1D.Dense>>
+        _tapTables = new();
+
+    /// <summary>The <see cref="ConvTap"/> table of <paramref name="g"/>: im2col's C/G·R·S taps, or (gather) the
+    /// backward-data gather's K/G·R·S columns.</summary>
+    private ArrayView<ConvTap> TapTable(ConvGeometry g, bool gather)
+    {
+        if (_tapTables.TryGetValue((gather, g), out var table)) return table.View;
+        int area = g.KernelHeight * g.KernelWidth;
+        var entries = new ConvTap[(gather ? g.GroupOutChannels : g.GroupInChannels) * area];
+        for (int column = 0; column < entries.Length; column++)
+        {
+            int channel = column / area, r = column % area / g.KernelWidth, s = column % g.KernelWidth;
+            int row = r * g.DilationHeight, col = s * g.DilationWidth;
+            entries[column] = gather
+                ? new ConvTap(channel * g.OutHeight * g.OutWidth, g.PadTop - row, g.PadLeft - col)
+                : new ConvTap((channel * g.InHeight + row) * g.InWidth + col, row, col);
+        }
+        table = _accelerator.Allocate1D(entries);
+        _tapTables[(gather, g)] = table;
+        return table.View;
+    }
+
     /// <inheritdoc/>
     protected override void Conv2dForwardCore<T>(ConvGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> w,
         DeviceBuffer<T>? bias,
         DeviceBuffer<T> y)
     {
         if (bias is not null) Validate.Buffer(this, "conv2d forward", nameof(bias), bias, g.OutChannels);
-        if (g.DilationHeight == 1 && g.DilationWidth == 1) Forward<T, DenseTaps>(g, x, w, bias, y);
-        else Forward<T, DilatedTaps>(g, x, w, bias, y);
-    }
-
-    private void Forward<T, TTaps>(ConvGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> w, DeviceBuffer<T>? bias,
-        DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T> where TTaps : struct, ITapSpacing
-    {
         var s = new ConvShape(g);
-        int taps = g.GroupInChannels * g.KernelHeight * g.KernelWidth, pixels = g.OutHeight * g.OutWidth;
+        var taps = TapTable(g, gather: false);
+        int depth = g.GroupInChannels * g.KernelHeight * g.KernelWidth, pixels = g.OutHeight * g.OutWidth;
         int groupOut = g.GroupOutChannels;
         for (int group = 0; group < g.Groups; group++)
         {
             var yGroup = From(View(y), (long)group * groupOut * pixels);
-            LaunchGemm<T, Im2ColLoader<T, TTaps>, RowMajorLoader<T>, PixelMatrixStore<T>>(
-                new Im2ColLoader<T, TTaps>(From(View(x), (long)group * g.GroupInChannels * g.InHeight * g.InWidth), s),
-                new RowMajorLoader<T>(From(View(w), (long)group * groupOut * taps), taps, transposed: true),
+            long wOffset = (long)group * groupOut * depth;
+            LaunchGemm<T, Im2ColLoader<T>, RowMajorLoader<T>, PixelMatrixStore<T>>(
+                new Im2ColLoader<T>(From(View(x), (long)group * g.GroupInChannels * g.InHeight * g.InWidth), taps, s,
+                    pixelIsOuter: true),
+                new RowMajorLoader<T>(From(View(w), wOffset), depth, depthContiguous: true,
+                    QuadAligned(wOffset, depth)),
                 new PixelMatrixStore<T>(yGroup, bias is null ? yGroup : From(View(bias), (long)group * groupOut),
                     bias is not null, g.OutChannels, pixels),
-                g.Batch * pixels, groupOut, taps);
+                g.Batch * pixels, groupOut, depth);
         }
     }
 
@@ -194,22 +306,16 @@ public sealed partial class IlgpuBackend
     protected override void Conv2dBackwardDataCore<T>(ConvGeometry g, DeviceBuffer<T> dy, DeviceBuffer<T> w,
         DeviceBuffer<T> dx)
     {
-        if (g.DilationHeight == 1 && g.DilationWidth == 1) BackwardData<T, DenseTaps>(g, dy, w, dx);
-        else BackwardData<T, DilatedTaps>(g, dy, w, dx);
-    }
-
-    private void BackwardData<T, TTaps>(ConvGeometry g, DeviceBuffer<T> dy, DeviceBuffer<T> w, DeviceBuffer<T> dx)
-        where T : unmanaged, IFloatingPointIeee754<T> where TTaps : struct, ITapSpacing
-    {
         var s = new ConvShape(g);
+        var taps = TapTable(g, gather: true);
         int pixels = g.InHeight * g.InWidth, kernelArea = g.KernelHeight * g.KernelWidth;
         int groupIn = g.GroupInChannels, groupOut = g.GroupOutChannels;
         for (int group = 0; group < g.Groups; group++)
         {
             var dxGroup = From(View(dx), (long)group * groupIn * pixels);
-            LaunchGemm<T, OutputGradientGatherLoader<T, TTaps>, WeightByInputChannelLoader<T>, PixelMatrixStore<T>>(
-                new OutputGradientGatherLoader<T, TTaps>(
-                    From(View(dy), (long)group * groupOut * g.OutHeight * g.OutWidth), s),
+            LaunchGemm<T, OutputGradientGatherLoader<T>, WeightByInputChannelLoader<T>, PixelMatrixStore<T>>(
+                new OutputGradientGatherLoader<T>(
+                    From(View(dy), (long)group * groupOut * g.OutHeight * g.OutWidth), taps, s),
                 new WeightByInputChannelLoader<T>(From(View(w), (long)group * groupOut * groupIn * kernelArea), s),
                 new PixelMatrixStore<T>(dxGroup, dxGroup, hasBias: false, g.InChannels, pixels),
                 g.Batch * pixels, groupIn, groupOut * kernelArea);
@@ -220,24 +326,20 @@ public sealed partial class IlgpuBackend
     protected override void Conv2dBackwardWeightCore<T>(ConvGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> dy,
         DeviceBuffer<T> dw)
     {
-        if (g.DilationHeight == 1 && g.DilationWidth == 1) BackwardWeight<T, DenseTaps>(g, x, dy, dw);
-        else BackwardWeight<T, DilatedTaps>(g, x, dy, dw);
-    }
-
-    private void BackwardWeight<T, TTaps>(ConvGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> dy, DeviceBuffer<T> dw)
-        where T : unmanaged, IFloatingPointIeee754<T> where TTaps : struct, ITapSpacing
-    {
         var s = new ConvShape(g);
-        int taps = g.GroupInChannels * g.KernelHeight * g.KernelWidth, pixels = g.OutHeight * g.OutWidth;
+        var taps = TapTable(g, gather: false);
+        int depth = g.GroupInChannels * g.KernelHeight * g.KernelWidth, pixels = g.OutHeight * g.OutWidth;
         int groupOut = g.GroupOutChannels;
         for (int group = 0; group < g.Groups; group++)
         {
-            LaunchGemm<T, PixelMatrixLoader<T>, Im2ColLoader<T, TTaps>, ScaledRowMajorStore<T>>(
-                new PixelMatrixLoader<T>(From(View(dy), (long)group * groupOut * pixels), g.OutChannels, pixels,
-                    transposed: true),
-                new Im2ColLoader<T, TTaps>(From(View(x), (long)group * g.GroupInChannels * g.InHeight * g.InWidth), s),
-                new ScaledRowMajorStore<T>(From(View(dw), (long)group * groupOut * taps), taps, T.One, T.Zero),
-                groupOut, taps, g.Batch * pixels);
+            long dyOffset = (long)group * groupOut * pixels;
+            LaunchGemm<T, PixelMatrixLoader<T>, Im2ColLoader<T>, ScaledRowMajorStore<T>>(
+                new PixelMatrixLoader<T>(From(View(dy), dyOffset), g.OutChannels, pixels,
+                    QuadAligned(dyOffset, pixels)),
+                new Im2ColLoader<T>(From(View(x), (long)group * g.GroupInChannels * g.InHeight * g.InWidth), taps, s,
+                    pixelIsOuter: false),
+                new ScaledRowMajorStore<T>(From(View(dw), (long)group * groupOut * depth), depth, T.One, T.Zero),
+                groupOut, depth, g.Batch * pixels);
         }
     }
 

@@ -1,17 +1,21 @@
 // The tiled matrix multiply that every dense op of the ILGPU backend runs on: Gemm (linear layers) and the
 // three convolution passes (implicit GEMM, Convolution.cs).
 //
-// C[m, n] = Σ_k A[m, k] · B[k, n], where A and B are *loaders* (structs that compute an element from a tensor:
-// a plain row-major matrix, or an im2col gather for a convolution that is never materialised) and C a *store*
+// C[m, n] = Σ_k A[m, k] · B[k, n]. A and B are *loaders*: structs that read an operand as (outer, depth), outer
+// being A's row or B's column and depth the shared k, four elements at a time along the axis they choose (a
+// plain row-major matrix loads a 16-byte vector along its contiguous axis; the convolution gathers of
+// Convolution.cs decompose a pixel once per four elements and take the taps from a table). C is a *store*
 // (row-major with alpha/beta, or an NCHW scatter with bias).
 //
-// Launch shape: a 2-D grid of groups of GX × GY threads (16 × 16 on a GPU; as large as the device allows on the
-// CPU accelerator). A group computes a BM × BN = 4·GX × 4·GY block of C; each thread a 4 × 4 register tile in 16
-// scalar accumulators (rows tx + i·GX, columns ty + j·GY, so neighbouring threads touch neighbouring rows:
-// coalesced loads of the gathered A and stores of C). K advances in steps of KTile: the group stages a KTile × BM
-// slice of A and a KTile × BN slice of B in shared memory (dynamic, sized at launch), synchronises, and every
-// thread runs the KTile-step product from shared memory with its inner loop unrolled by hand (ILGPU does not
-// unroll loops). Elements outside the matrices load as zero; stores are guarded.
+// Launch shape (GemmTiling picks it per problem and device): a grid of groups of GX × GY threads, GX and GY powers
+// of two; a group computes a BM × BN = 8·GX × 8·GY block of C (128 × 128 with 256 threads) and each thread an 8 × 8
+// register tile (GemmTile.cs, generated: 64 scalar accumulators, the K tile's 8 steps written out, fma.rn on
+// CUDA). K advances in stages of 8: the group copies an 8 × BM slice of A and an 8 × BN slice of B into one of two
+// shared buffers while it multiplies the other, one barrier per stage. Shared tiles are depth-major ([k][outer])
+// so a thread's fragments (rows 4tx..4tx+3 and BM/2+4tx..+3, columns likewise) are two 16-byte quads each; the
+// stage copy writes consecutive outers (quads) from consecutive threads, so neither side has bank conflicts.
+// Elements outside the matrices load as zero; stores are guarded. All indices are 32-bit: the host checks the
+// operands' lengths.
 //
 // Split-K: when C has too few tiles to fill the device and K is deep (a convolution's weight gradient reduces over
 // N·OH·OW pixels into a small K×CRS matrix), the grid's z dimension splits K into equal ranges; each writes its
@@ -23,12 +27,30 @@ using ILGPU.Runtime;
 
 namespace Engine.Kernels.Ilgpu;
 
-/// <summary>Produces element (row, col) of a matrix operand; called only with row and col in range.</summary>
+/// <summary>Reads a GEMM operand as (outer, depth) — outer = A's row or B's column, depth = the shared k — four
+/// elements at a time along one axis, zero outside the given ends.</summary>
 public interface IMatrixLoader<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
-    /// <summary>Element (<paramref name="row"/>, <paramref name="col"/>) of the operand.</summary>
-    T Load(int row, int col);
+    /// <summary>True when <see cref="Load"/> returns four depths of one outer index, false for four outer indices
+    /// at one depth (a uniform choice per loader: its contiguous or cheaper axis).</summary>
+    bool QuadAlongDepth { get; }
+
+    /// <summary>What <see cref="Load"/> needs of outer index <paramref name="outer"/> when quads run along depth (a
+    /// pixel's image offset and window corner, a row's start), computed once per thread and reused by every K
+    /// stage; loaders whose quads run along the outer axis return the default.</summary>
+    OuterOrigin Locate(int outer);
+
+    /// <summary>Elements (outer, depth + i) when <see cref="QuadAlongDepth"/>, else (outer + i, depth), i = 0..3;
+    /// an element with outer ≥ <paramref name="outerEnd"/> or depth ≥ <paramref name="depthEnd"/> is zero.
+    /// <paramref name="origin"/> is <see cref="Locate"/>(<paramref name="outer"/>) when quads run along depth
+    /// (ignored otherwise); <paramref name="outer"/> and <paramref name="depth"/> are non-negative, and the quad's
+    /// start along its axis is a multiple of 4.</summary>
+    Quad<T> Load(OuterOrigin origin, int outer, int depth, int outerEnd, int depthEnd);
 }
+
+/// <summary>What a loader computes once for one outer index (<see cref="IMatrixLoader{T}.Locate"/>): an element
+/// offset and, for the convolution gathers, the window's first row and column.</summary>
+public readonly record struct OuterOrigin(int Offset, int Row, int Column);
 
 /// <summary>Receives element (row, col) of the product; called only with row and col in range.</summary>
 public interface IMatrixStore<T> where T : unmanaged, IFloatingPointIeee754<T>
@@ -38,17 +60,44 @@ public interface IMatrixStore<T> where T : unmanaged, IFloatingPointIeee754<T>
     void Store(int row, int col, T value);
 }
 
-/// <summary>A row-major matrix with leading dimension <c>Columns</c>, read transposed when asked.</summary>
-public readonly struct RowMajorLoader<T>(ArrayView<T> data, int columns, bool transposed) : IMatrixLoader<T>
-    where T : unmanaged, IFloatingPointIeee754<T>
+/// <summary>A row-major matrix with leading dimension <c>leading</c> read as an operand: element (outer, depth) at
+/// outer·leading + depth when <paramref name="depthContiguous"/>, else at depth·leading + outer. Quads run along the
+/// contiguous axis and load as one vector when <paramref name="vectorised"/> (the host has checked that the
+/// leading dimension and the view's start are multiples of 4 elements) and the quad is inside the matrix.</summary>
+public readonly struct RowMajorLoader<T>(ArrayView<T> data, int leading, bool depthContiguous, bool vectorised)
+    : IMatrixLoader<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     private readonly ArrayView<T> _data = data;
-    private readonly int _columns = columns;
-    private readonly int _transposed = transposed ? 1 : 0;
+    private readonly int _leading = leading;
+    private readonly int _depthContiguous = depthContiguous ? 1 : 0;
+    private readonly int _vectorised = vectorised ? 1 : 0;
 
     /// <inheritdoc/>
-    public T Load(int row, int col) =>
-        _transposed != 0 ? _data[(long)col * _columns + row] : _data[(long)row * _columns + col];
+    public bool QuadAlongDepth => _depthContiguous != 0;
+
+    /// <inheritdoc/>
+    public OuterOrigin Locate(int outer) => _depthContiguous != 0 ? new OuterOrigin(outer * _leading, 0, 0) : default;
+
+    /// <inheritdoc/>
+    public Quad<T> Load(OuterOrigin origin, int outer, int depth, int outerEnd, int depthEnd) =>
+        _depthContiguous != 0
+            ? Row(origin.Offset, outer, depth, outerEnd, depthEnd)
+            : Row(depth * _leading, depth, outer, depthEnd, outerEnd);
+
+    /// <summary>Elements (row, col + i) of the stored matrix, zero past its ends; row starts at
+    /// <paramref name="rowStart"/>.</summary>
+    private Quad<T> Row(int rowStart, int row, int col, int rowEnd, int colEnd)
+    {
+        var quad = default(Quad<T>);
+        if (row >= rowEnd) return quad;
+        int index = rowStart + col;
+        if (_vectorised != 0 && col + 3 < colEnd) return _data.Cast<Quad<T>>()[index >> 2];
+        if (col < colEnd) quad.X = _data[index];
+        if (col + 1 < colEnd) quad.Y = _data[index + 1];
+        if (col + 2 < colEnd) quad.Z = _data[index + 2];
+        if (col + 3 < colEnd) quad.W = _data[index + 3];
+        return quad;
+    }
 }
 
 /// <summary>The partial product of split Grid.IdxZ, into partials[split][row][col].</summary>
@@ -76,81 +125,142 @@ public readonly struct ScaledRowMajorStore<T>(ArrayView<T> data, int columns, T 
     /// <inheritdoc/>
     public void Store(int row, int col, T value)
     {
-        long index = (long)row * _columns + col;
+        int index = row * _columns + col;
         _data[index] = _beta == T.Zero ? _alpha * value : _alpha * value + _beta * _data[index];
     }
 }
+
+/// <summary>The extents of one tiled GEMM launch: C is <see cref="M"/> × <see cref="N"/>, the product is over
+/// <see cref="K"/> depths cut into ranges of <see cref="DepthPerSplit"/> (split z = Grid.IdxZ), and the block
+/// tile is 2^<see cref="RowShift"/> × 2^<see cref="ColumnShift"/> (= 8·GX × 8·GY).</summary>
+public readonly record struct GemmExtent(int M, int N, int K, int DepthPerSplit, int RowShift, int ColumnShift);
 
 /// <summary>The tiled GEMM kernel, generic over its loaders and store, and the split-K reduction; the file header
 /// gives the launch shape.</summary>
 public static class GemmKernels
 {
-    /// <summary>Rows of K per shared-memory stage.</summary>
-    public const int KTile = 8;
-
-    /// <summary>Rows and columns of C per thread.</summary>
-    public const int ThreadTile = 4;
-
-    /// <summary>C = A · B for A m×k, B k×n over depths [z·kPerSplit, (z+1)·kPerSplit) of split z = Grid.IdxZ;
-    /// grid (⌈m/BM⌉, ⌈n/BN⌉, splits), group (GX, GY), dynamic shared memory KTile · (BM + BN) elements.</summary>
-    public static void Tiled<T, TA, TB, TC>(TA a, TB b, TC c, int m, int n, int k, int kPerSplit)
+    /// <summary>C = A · B for A m×k, B k×n over depths [z·DepthPerSplit, (z+1)·DepthPerSplit) of split
+    /// z = Grid.IdxZ; grid (⌈m/BM⌉, ⌈n/BN⌉, splits), group (GX, GY) with GX, GY powers of two ≤ 16, BM = 8·GX and
+    /// BN = 8·GY as <paramref name="e"/> says, dynamic shared memory 2 · 8 · (BM + BN) elements.</summary>
+    public static void Tiled<T, TA, TB, TC>(TA a, TB b, TC c, GemmExtent e)
         where T : unmanaged, IFloatingPointIeee754<T>
         where TA : struct, IMatrixLoader<T>
         where TB : struct, IMatrixLoader<T>
         where TC : struct, IMatrixStore<T>
     {
-        int gx = Group.DimX, gy = Group.DimY;
-        int tx = Group.IdxX, ty = Group.IdxY;
+        int tx = Group.IdxX, ty = Group.IdxY, gx = Group.DimX, gy = Group.DimY;
         int threads = gx * gy, thread = ty * gx + tx;
-        int bm = ThreadTile * gx, bn = ThreadTile * gy;
+        int bm = 1 << e.RowShift, bn = 1 << e.ColumnShift;
         int row0 = Grid.IdxX * bm, col0 = Grid.IdxY * bn;
-
+        int stageA = GemmTile<T>.Depth * bm, stage = stageA + GemmTile<T>.Depth * bn;
         var shared = SharedMemory.GetDynamic<T>();
-        var tileA = shared.SubView(0, KTile * bm);          // [KTile][bm]
-        var tileB = shared.SubView(KTile * bm, KTile * bn); // [KTile][bn]
 
-        T c00 = T.Zero, c01 = T.Zero, c02 = T.Zero, c03 = T.Zero;
-        T c10 = T.Zero, c11 = T.Zero, c12 = T.Zero, c13 = T.Zero;
-        T c20 = T.Zero, c21 = T.Zero, c22 = T.Zero, c23 = T.Zero;
-        T c30 = T.Zero, c31 = T.Zero, c32 = T.Zero, c33 = T.Zero;
+        // The outer index this thread copies along depth in every stage when the group has at least a tile's outers
+        // of threads (always on a GPU-sized group); located once here.
+        var aOrigin = a.QuadAlongDepth ? a.Locate(row0 + (thread & (bm - 1))) : default;
+        var bOrigin = b.QuadAlongDepth ? b.Locate(col0 + (thread & (bn - 1))) : default;
 
-        int kBegin = Grid.IdxZ * kPerSplit, kEnd = Math.Min(k, kBegin + kPerSplit);
-        for (int k0 = kBegin; k0 < kEnd; k0 += KTile)
+        int kBegin = Grid.IdxZ * e.DepthPerSplit, kEnd = Math.Min(e.K, kBegin + e.DepthPerSplit);
+        Stage<T, TA>(a, aOrigin, First<T, TA>(a, aOrigin, e.RowShift, row0, e.M, kBegin, kEnd, thread),
+            shared.SubView(0, stageA), e.RowShift, row0, e.M, kBegin, kEnd, thread, threads);
+        Stage<T, TB>(b, bOrigin, First<T, TB>(b, bOrigin, e.ColumnShift, col0, e.N, kBegin, kEnd, thread),
+            shared.SubView(stageA, stage - stageA), e.ColumnShift, col0, e.N, kBegin, kEnd, thread, threads);
+        Group.Barrier();
+
+        var tile = default(GemmTile<T>);
+        int current = 0;
+        for (int k0 = kBegin; k0 < kEnd; k0 += GemmTile<T>.Depth)
         {
-            // Stage A (row-fastest: neighbouring threads gather neighbouring rows) and B (k-fastest).
-            for (int index = thread; index < KTile * bm; index += threads)
+            // Issue the next stage's first loads (all of them in a 16 × 16 group) ...
+            int next = k0 + GemmTile<T>.Depth, other = stage - current;
+            Quad<T> aNext = default, bNext = default;
+            if (next < kEnd)
             {
-                int kk = index / bm, mm = index - kk * bm;
-                int row = row0 + mm, depth = k0 + kk;
-                tileA[index] = row < m && depth < kEnd ? a.Load(row, depth) : T.Zero;
+                aNext = First<T, TA>(a, aOrigin, e.RowShift, row0, e.M, next, kEnd, thread);
+                bNext = First<T, TB>(b, bOrigin, e.ColumnShift, col0, e.N, next, kEnd, thread);
             }
-            for (int index = thread; index < KTile * bn; index += threads)
+            // ... multiply this stage while they are in flight ...
+            tile.MultiplyStage(Quads(shared.SubView(current, stageA)), tx, gx,
+                Quads(shared.SubView(current + stageA, stage - stageA)), ty, gy);
+            // ... and store them into the other buffer (its last readers passed the previous barrier).
+            if (next < kEnd)
             {
-                int nn = index / KTile, kk = index - nn * KTile;
-                int col = col0 + nn, depth = k0 + kk;
-                tileB[kk * bn + nn] = col < n && depth < kEnd ? b.Load(depth, col) : T.Zero;
-            }
-            Group.Barrier();
-
-            for (int kk = 0; kk < KTile; kk++)
-            {
-                int ia = kk * bm + tx, ib = kk * bn + ty;
-                T a0 = tileA[ia], a1 = tileA[ia + gx], a2 = tileA[ia + 2 * gx], a3 = tileA[ia + 3 * gx];
-                T b0 = tileB[ib], b1 = tileB[ib + gy], b2 = tileB[ib + 2 * gy], b3 = tileB[ib + 3 * gy];
-                c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3;
-                c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3;
-                c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3;
-                c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3;
+                Stage<T, TA>(a, aOrigin, aNext, shared.SubView(other, stageA), e.RowShift, row0, e.M, next, kEnd,
+                    thread, threads);
+                Stage<T, TB>(b, bOrigin, bNext, shared.SubView(other + stageA, stage - stageA), e.ColumnShift, col0,
+                    e.N, next, kEnd, thread, threads);
             }
             Group.Barrier();
+            current = other;
         }
 
-        int r0 = row0 + tx, q0 = col0 + ty;
-        StoreRow(c, m, n, r0, q0, gy, c00, c01, c02, c03);
-        StoreRow(c, m, n, r0 + gx, q0, gy, c10, c11, c12, c13);
-        StoreRow(c, m, n, r0 + 2 * gx, q0, gy, c20, c21, c22, c23);
-        StoreRow(c, m, n, r0 + 3 * gx, q0, gy, c30, c31, c32, c33);
+        tile.Store(c, e.M, e.N, row0 + 4 * tx, bm / 2, col0 + 4 * ty, bn / 2);
     }
+
+    // A stage of an operand is depths [k0, k0 + 8) × outers [outer0, outer0 + 2^outerShift), copied as 2 · outers
+    // quads into a depth-major shared tile ([depth][outer]); quad q goes to thread q mod threads. With GX, GY ≤ 16 a
+    // stage has at least as many quads as the group has threads, so quad `thread` (the thread's first) always exists.
+    // Consecutive threads write consecutive outers (scalar) or quads of outers (vector): no bank conflicts.
+
+    /// <summary>Quad <paramref name="thread"/> of a stage (the thread's first), zeros outside the operand.</summary>
+    private static Quad<T> First<T, TL>(TL loader, OuterOrigin origin, int outerShift, int outer0, int outerEnd,
+        int k0, int kEnd, int thread)
+        where T : unmanaged, IFloatingPointIeee754<T> where TL : struct, IMatrixLoader<T> =>
+        LoadQuad<T, TL>(loader, origin, thread, outerShift, outer0, outerEnd, k0, kEnd, thread);
+
+    /// <summary>Stores <paramref name="first"/> (from <see cref="First{T,TL}"/>) and copies the thread's other quads
+    /// of the stage. <paramref name="origin"/> locates outer index outer0 + (thread mod outers), the one a thread's
+    /// quads along depth usually have.</summary>
+    private static void Stage<T, TL>(TL loader, OuterOrigin origin, Quad<T> first, ArrayView<T> tile, int outerShift,
+        int outer0, int outerEnd, int k0, int kEnd, int thread, int threads)
+        where T : unmanaged, IFloatingPointIeee754<T> where TL : struct, IMatrixLoader<T>
+    {
+        bool alongDepth = loader.QuadAlongDepth;
+        StoreQuad(tile, first, thread, outerShift, alongDepth);
+        int quads = GemmTile<T>.Depth * (1 << outerShift) / 4;
+        for (int q = thread + threads; q < quads; q += threads)
+            StoreQuad(tile, LoadQuad<T, TL>(loader, origin, q, outerShift, outer0, outerEnd, k0, kEnd, thread), q,
+                outerShift, alongDepth);
+    }
+
+    /// <summary>Quad <paramref name="q"/> of a stage: four depths of outer q mod outers, or four outers of depth
+    /// q div (outers / 4).</summary>
+    private static Quad<T> LoadQuad<T, TL>(TL loader, OuterOrigin origin, int q, int outerShift, int outer0,
+        int outerEnd, int k0, int kEnd, int thread)
+        where T : unmanaged, IFloatingPointIeee754<T> where TL : struct, IMatrixLoader<T>
+    {
+        int outers = 1 << outerShift;
+        if (loader.QuadAlongDepth)
+        {
+            int outer = q & (outers - 1), depth = (q >> outerShift) * 4;
+            var located = outer == (thread & (outers - 1)) ? origin : loader.Locate(outer0 + outer);
+            return loader.Load(located, outer0 + outer, k0 + depth, outerEnd, kEnd);
+        }
+        int outerQuad = q & ((outers >> 2) - 1), depthRow = q >> (outerShift - 2);
+        return loader.Load(default, outer0 + 4 * outerQuad, k0 + depthRow, outerEnd, kEnd);
+    }
+
+    /// <summary>Writes quad <paramref name="q"/> of a stage where <see cref="LoadQuad{T,TL}"/> read it from.</summary>
+    private static void StoreQuad<T>(ArrayView<T> tile, Quad<T> v, int q, int outerShift, bool alongDepth)
+        where T : unmanaged
+    {
+        if (!alongDepth)
+        {
+            Quads(tile)[q] = v;
+            return;
+        }
+        int outers = 1 << outerShift;
+        int at = (q >> outerShift) * 4 * outers + (q & (outers - 1));
+        tile[at] = v.X;
+        tile[at + outers] = v.Y;
+        tile[at + 2 * outers] = v.Z;
+        tile[at + 3 * outers] = v.W;
+    }
+
+    /// <summary>A shared tile as quads, declared 16-byte aligned (every tile starts at a multiple of 4 elements of
+    /// the dynamic shared buffer) so that PTX reads and writes them with one vector instruction.</summary>
+    private static ArrayView<Quad<T>> Quads<T>(ArrayView<T> tile) where T : unmanaged =>
+        tile.Cast<Quad<T>>().AsAligned(16);
 
     /// <summary>C[row, col] = Σ_split partials[split][row][col], added in split order; grid-stride over m·n.</summary>
     public static void SumSplits<T, TC>(Index1D thread, ArrayView<T> partials, TC c, int m, int n, int splits,
@@ -164,37 +274,73 @@ public static class GemmKernels
             c.Store((int)(i / n), (int)(i % n), sum);
         }
     }
+}
 
-    private static void StoreRow<T, TC>(TC c, int m, int n, int row, int col, int step, T v0, T v1, T v2, T v3)
-        where T : unmanaged, IFloatingPointIeee754<T> where TC : struct, IMatrixStore<T>
+/// <summary>The block tile of a GEMM: groups of <see cref="GroupX"/> × <see cref="GroupY"/> threads, each computing
+/// 8 × 8 outputs, so a block of <see cref="Rows"/> × <see cref="Columns"/>.</summary>
+public readonly record struct GemmTiling(int GroupX, int GroupY)
+{
+    /// <summary>Threads of the largest group: 16 × 16, a 128 × 128 block.</summary>
+    public const int MaxThreads = 256;
+
+    /// <summary>Rows of C per block, 8·GX.</summary>
+    public int Rows => GemmTile<float>.Size * GroupX;
+
+    /// <summary>Columns of C per block, 8·GY.</summary>
+    public int Columns => GemmTile<float>.Size * GroupY;
+
+    /// <summary>
+    /// The tile for an m × n product on a device allowing <paramref name="maxGroupThreads"/> threads per group with
+    /// <paramref name="multiprocessors"/> multiprocessors. Each side starts at the smallest power of two (8 to 128)
+    /// that covers its extent — a 16-channel convolution gets 16 columns, not 128 — then the larger side is
+    /// halved while the group exceeds the device's (or 256) threads, and while the grid would leave
+    /// multiprocessors idle and the block is larger than 32 × 32. So: 128 × 128 for large products on a GPU,
+    /// 64 × 64 where 128 × 128 tiles are too few, down to 32 × 32 or thin tiles (128 × 16) for small channel
+    /// counts, and 16 × 8 on ILGPU's 2-thread CPU device.
+    /// </summary>
+    public static GemmTiling Choose(int m, int n, int maxGroupThreads, int multiprocessors)
     {
-        if (row >= m) return;
-        if (col < n) c.Store(row, col, v0);
-        if (col + step < n) c.Store(row, col + step, v1);
-        if (col + 2 * step < n) c.Store(row, col + 2 * step, v2);
-        if (col + 3 * step < n) c.Store(row, col + 3 * step, v3);
+        int budget = 1;
+        while (budget * 2 <= Math.Min(MaxThreads, maxGroupThreads)) budget *= 2;
+        int gx = Cover(m), gy = Cover(n);
+        while (gx * gy > budget)
+        {
+            if (gx >= gy) gx /= 2;
+            else gy /= 2;
+        }
+        while (gx * gy > 16 && Blocks(m, gx) * Blocks(n, gy) < multiprocessors)
+        {
+            if (gx >= gy) gx /= 2;
+            else gy /= 2;
+        }
+        return new GemmTiling(gx, gy);
+
+        static int Cover(int extent)
+        {
+            int g = 1;
+            while (g < 16 && GemmTile<float>.Size * g < extent) g *= 2;
+            return g;
+        }
+
+        static long Blocks(int extent, int g) => (extent + GemmTile<float>.Size * g - 1) / (GemmTile<float>.Size * g);
     }
 }
 
 public sealed partial class IlgpuBackend
 {
-    /// <summary>Threads per group along rows and columns of C: 16 × 16 where the device allows it.</summary>
-    private (int X, int Y) GemmGroup()
-    {
-        int x = Math.Min(16, MaxGroupSize);
-        int y = Math.Max(1, Math.Min(16, MaxGroupSize / x));
-        return (x, y);
-    }
-
     /// <summary>K is split only into ranges at least this deep.</summary>
     private const int MinimumSplitDepth = 1024;
 
+    /// <summary>The tile <see cref="LaunchGemm{T,TA,TB,TC}"/> uses for an m × n product on this device.</summary>
+    public GemmTiling GemmTilingFor(int m, int n) =>
+        GemmTiling.Choose(m, n, MaxGroupSize, _accelerator.NumMultiprocessors);
+
     /// <summary>Splits for an m×n×k product with <paramref name="tiles"/> output tiles: enough for two groups per
     /// multiprocessor, each split at least <see cref="MinimumSplitDepth"/> deep, at most 64.</summary>
-    private int SplitCount(int tiles, int k)
+    private int SplitCount(long tiles, int k)
     {
-        int wanted = (2 * _accelerator.NumMultiprocessors + tiles - 1) / tiles;
-        return Math.Clamp(Math.Min(wanted, k / MinimumSplitDepth), 1, 64);
+        long wanted = (2 * _accelerator.NumMultiprocessors + tiles - 1) / tiles;
+        return (int)Math.Clamp(Math.Min(wanted, k / MinimumSplitDepth), 1, 64);
     }
 
     /// <summary>Launches <see cref="GemmKernels.Tiled{T,TA,TB,TC}"/> for an m×n×k product, split along K (then
@@ -206,48 +352,61 @@ public sealed partial class IlgpuBackend
         where TC : struct, IMatrixStore<T>
     {
         if (m == 0 || n == 0) return;
-        var (gx, gy) = GemmGroup();
-        int bm = GemmKernels.ThreadTile * gx, bn = GemmKernels.ThreadTile * gy;
-        int tilesM = (m + bm - 1) / bm, tilesN = (n + bn - 1) / bn;
-        int splits = SplitCount(tilesM * tilesN, k);
-        int kPerSplit = ((k + splits - 1) / splits + GemmKernels.KTile - 1) / GemmKernels.KTile * GemmKernels.KTile;
+        var tiling = GemmTilingFor(m, n);
+        int tilesM = (m + tiling.Rows - 1) / tiling.Rows, tilesN = (n + tiling.Columns - 1) / tiling.Columns;
+        int depth = GemmTile<T>.Depth;
+        int splits = SplitCount((long)tilesM * tilesN, k);
+        int kPerSplit = ((k + splits - 1) / splits + depth - 1) / depth * depth;
         splits = (k + kPerSplit - 1) / kPerSplit;
-        var config = new KernelConfig(new Index3D(tilesM, tilesN, splits), new Index3D(gx, gy, 1),
-            SharedMemoryConfig.RequestDynamic<T>(GemmKernels.KTile * (bm + bn)));
+        var config = new KernelConfig(new Index3D(tilesM, tilesN, splits), new Index3D(tiling.GroupX, tiling.GroupY, 1),
+            SharedMemoryConfig.RequestDynamic<T>(2 * depth * (tiling.Rows + tiling.Columns)));
+        var extent = new GemmExtent(m, n, k, kPerSplit, Log2(tiling.Rows), Log2(tiling.Columns));
         if (splits == 1)
         {
-            TiledKernel<T, TA, TB, TC>()(_accelerator.DefaultStream, config, a, b, c, m, n, k, k);
+            TiledKernel<T, TA, TB, TC>()(_accelerator.DefaultStream, config, a, b, c, extent);
             return;
         }
 
         var partials = ScratchBuffer<T>(SplitSlot, (long)splits * m * n).View;
         TiledKernel<T, TA, TB, SplitPartialStore<T>>()(_accelerator.DefaultStream, config, a, b,
-            new SplitPartialStore<T>(partials, m, n), m, n, k, kPerSplit);
+            new SplitPartialStore<T>(partials, m, n), extent);
         var sum = Kernel<(T, TC), Action<AcceleratorStream, Index1D, ArrayView<T>, TC, int, int, int, int>>(
             nameof(GemmKernels.SumSplits),
             static acc => acc.LoadAutoGroupedKernel<Index1D, ArrayView<T>, TC, int, int, int, int>(
                 GemmKernels.SumSplits));
-        int extent = StreamExtent((long)m * n);
-        sum(_accelerator.DefaultStream, extent, partials, c, m, n, splits, extent);
+        int extentThreads = StreamExtent((long)m * n);
+        sum(_accelerator.DefaultStream, extentThreads, partials, c, m, n, splits, extentThreads);
+
+        static int Log2(int powerOfTwo) => BitOperations.Log2((uint)powerOfTwo);
     }
 
-    private Action<AcceleratorStream, KernelConfig, TA, TB, TC, int, int, int, int> TiledKernel<T, TA, TB, TC>()
+    private Action<AcceleratorStream, KernelConfig, TA, TB, TC, GemmExtent> TiledKernel<T, TA, TB, TC>()
         where T : unmanaged, IFloatingPointIeee754<T>
         where TA : struct, IMatrixLoader<T>
         where TB : struct, IMatrixLoader<T>
         where TC : struct, IMatrixStore<T> =>
-        Kernel<(T, TA, TB, TC), Action<AcceleratorStream, KernelConfig, TA, TB, TC, int, int, int, int>>(
+        Kernel<(T, TA, TB, TC), Action<AcceleratorStream, KernelConfig, TA, TB, TC, GemmExtent>>(
             nameof(GemmKernels.Tiled),
-            static acc => acc.LoadKernel<TA, TB, TC, int, int, int, int>(GemmKernels.Tiled<T, TA, TB, TC>));
+            static acc => acc.LoadKernel<TA, TB, TC, GemmExtent>(GemmKernels.Tiled<T, TA, TB, TC>));
+
+    /// <summary>True when a view starting <paramref name="offset"/> elements into its buffer, with rows of <paramref name="leading"/> elements, can be read in aligned 16-byte quads
+    /// (float32; a double quad is 32 bytes, also aligned then).</summary>
+    private static bool QuadAligned(long offset, int leading) => offset % 4 == 0 && leading % 4 == 0;
 
     /// <inheritdoc/>
     protected override void GemmCore<T>(bool transposeA, bool transposeB, int m, int n, int k, T alpha,
         DeviceBuffer<T> a,
         DeviceBuffer<T> b, T beta, DeviceBuffer<T> c)
     {
+        if ((long)m * k > int.MaxValue || (long)k * n > int.MaxValue || (long)m * n > int.MaxValue)
+            throw new NotSupportedException(
+                $"gemm on {Kind}: operands of 2^31 or more elements (m {m}, n {n}, k {k}) are not supported.");
+        // A: outer = row m, depth = k; stored m×k (k contiguous) or, transposed, k×m.
+        // B: outer = column n, depth = k; stored k×n (n contiguous) or, transposed, n×k.
+        int leadingA = transposeA ? m : k, leadingB = transposeB ? k : n;
         LaunchGemm<T, RowMajorLoader<T>, RowMajorLoader<T>, ScaledRowMajorStore<T>>(
-            new RowMajorLoader<T>(View(a), transposeA ? m : k, transposeA),
-            new RowMajorLoader<T>(View(b), transposeB ? k : n, transposeB),
+            new RowMajorLoader<T>(View(a), leadingA, depthContiguous: !transposeA, QuadAligned(0, leadingA)),
+            new RowMajorLoader<T>(View(b), leadingB, depthContiguous: transposeB, QuadAligned(0, leadingB)),
             new ScaledRowMajorStore<T>(View(c), n, alpha, beta), m, n, k);
     }
 }

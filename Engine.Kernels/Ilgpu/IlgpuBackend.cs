@@ -129,6 +129,7 @@ public sealed partial class IlgpuBackend : Backend
     {
         builder.EnableAlgorithms(); // XMath intrinsics (exp, log, sqrt) for every backend
         builder.Optimize(OptimizationLevel.O2);
+        FusedMultiplyAdd.Register(builder); // fma.rn for the tiled GEMM on CUDA
         _ = kind switch
         {
             IlgpuKind.Cuda => builder.Cuda(),

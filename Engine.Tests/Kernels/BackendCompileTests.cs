@@ -39,31 +39,18 @@ public sealed class BackendCompileTests
     }
 
     /// <summary>The operand combinations IlgpuBackend launches the tiled GEMM with (Gemm.cs, Convolution.cs), each
-    /// operand a generic definition with its type arguments after the element type: the convolution loaders once
-    /// per tap spacing.</summary>
-    private static readonly (Type Definition, Type[] Arguments)[][] GemmOperands =
+    /// with its real store and with split-K's partial store (then GemmKernels.SumSplits with the real store).</summary>
+    private static readonly Type[][] GemmOperands =
     [
-        [Plain(typeof(RowMajorLoader<>)), Plain(typeof(RowMajorLoader<>)), Plain(typeof(ScaledRowMajorStore<>))],
-        // Split-K partial products (then GemmKernels.SumSplits with the real store).
-        [Plain(typeof(RowMajorLoader<>)), Plain(typeof(RowMajorLoader<>)), Plain(typeof(SplitPartialStore<>))],
-        .. ConvolutionOperands(typeof(DenseTaps)),
-        .. ConvolutionOperands(typeof(DilatedTaps)),
+        [typeof(RowMajorLoader<>), typeof(RowMajorLoader<>), typeof(ScaledRowMajorStore<>)],
+        [typeof(Im2ColLoader<>), typeof(RowMajorLoader<>), typeof(PixelMatrixStore<>)],
+        [typeof(OutputGradientGatherLoader<>), typeof(WeightByInputChannelLoader<>), typeof(PixelMatrixStore<>)],
+        [typeof(PixelMatrixLoader<>), typeof(Im2ColLoader<>), typeof(ScaledRowMajorStore<>)],
+        [typeof(RowMajorLoader<>), typeof(RowMajorLoader<>), typeof(SplitPartialStore<>)],
+        [typeof(Im2ColLoader<>), typeof(RowMajorLoader<>), typeof(SplitPartialStore<>)],
+        [typeof(OutputGradientGatherLoader<>), typeof(WeightByInputChannelLoader<>), typeof(SplitPartialStore<>)],
+        [typeof(PixelMatrixLoader<>), typeof(Im2ColLoader<>), typeof(SplitPartialStore<>)],
     ];
-
-    private static (Type, Type[]) Plain(Type definition) => (definition, []);
-
-    /// <summary>The three convolution passes with tap spacing <paramref name="taps"/>, with their real stores and
-    /// with split-K partial stores.</summary>
-    private static IEnumerable<(Type, Type[])[]> ConvolutionOperands(Type taps)
-    {
-        (Type, Type[]) im2Col = (typeof(Im2ColLoader<,>), [taps]), gather = (typeof(OutputGradientGatherLoader<,>), [taps]);
-        yield return [im2Col, Plain(typeof(RowMajorLoader<>)), Plain(typeof(PixelMatrixStore<>))];
-        yield return [gather, Plain(typeof(WeightByInputChannelLoader<>)), Plain(typeof(PixelMatrixStore<>))];
-        yield return [Plain(typeof(PixelMatrixLoader<>)), im2Col, Plain(typeof(ScaledRowMajorStore<>))];
-        yield return [im2Col, Plain(typeof(RowMajorLoader<>)), Plain(typeof(SplitPartialStore<>))];
-        yield return [gather, Plain(typeof(WeightByInputChannelLoader<>)), Plain(typeof(SplitPartialStore<>))];
-        yield return [Plain(typeof(PixelMatrixLoader<>)), im2Col, Plain(typeof(SplitPartialStore<>))];
-    }
 
     private static IEnumerable<MethodInfo> Instantiate(MethodInfo kernel, Type element, Type[] opDefinitions)
     {
@@ -73,8 +60,7 @@ public sealed class BackendCompileTests
             0 => [],
             1 => [[element]],
             2 => opDefinitions.Select(op => new[] { element, op.MakeGenericType(element) }).ToArray(),
-            4 => GemmOperands.Select(ops => ops
-                    .Select(op => op.Definition.MakeGenericType([element, .. op.Arguments])).Prepend(element).ToArray())
+            4 => GemmOperands.Select(ops => ops.Select(op => op.MakeGenericType(element)).Prepend(element).ToArray())
                 .ToArray(),
             _ => throw new InvalidOperationException($"No instantiation rule for {kernel.Name} with {arity} type parameters."),
         };
@@ -91,11 +77,8 @@ public sealed class BackendCompileTests
     private static string Describe(MethodInfo method) =>
         $"{method.DeclaringType!.Name}.{method.Name}<{string.Join(", ", method.GetGenericArguments().Select(Describe))}>";
 
-    /// <summary>A type argument without its element type: <c>Im2ColLoader[DilatedTaps]</c>, <c>RowMajorLoader</c>.</summary>
-    private static string Describe(Type type) =>
-        !type.IsGenericType ? type.Name
-        : type.GetGenericArguments().Length == 1 ? type.Name.Split('`')[0]
-        : $"{type.Name.Split('`')[0]}[{string.Join(", ", type.GetGenericArguments().Skip(1).Select(Describe))}]";
+    /// <summary>A type argument without its element type: <c>RowMajorLoader</c>, <c>Single</c>.</summary>
+    private static string Describe(Type type) => type.IsGenericType ? type.Name.Split('`')[0] : type.Name;
 
     private static EntryPointDescription EntryPoint(MethodInfo method) =>
         method.GetParameters()[0].ParameterType == typeof(Index1D)
@@ -106,7 +89,11 @@ public sealed class BackendCompileTests
     public void CompilesToPtx(MethodInfo method)
     {
         // A fresh context per kernel: after one failed compile ILGPU's backends may fail later ones.
-        using var context = Context.Create(b => b.Cuda().EnableAlgorithms().Optimize(OptimizationLevel.O2));
+        using var context = Context.Create(b =>
+        {
+            b.Cuda().EnableAlgorithms().Optimize(OptimizationLevel.O2);
+            FusedMultiplyAdd.Register(b);
+        });
         using var backend = new PTXBackend(context, CudaArchitecture.SM_90, CudaInstructionSet.ISA_80, null!);
         var compiled = (PTXCompiledKernel)backend.Compile(EntryPoint(method), KernelSpecialization.Empty);
         Assert.That(compiled.PTXAssembly, Does.Contain(".entry"));
@@ -125,7 +112,11 @@ public sealed class BackendCompileTests
     [TestCaseSource(nameof(OpenCLKernels))]
     public void CompilesToOpenCL(MethodInfo method)
     {
-        using var context = Context.Create(b => b.OpenCL().EnableAlgorithms().Optimize(OptimizationLevel.O2));
+        using var context = Context.Create(b =>
+        {
+            b.OpenCL().EnableAlgorithms().Optimize(OptimizationLevel.O2);
+            FusedMultiplyAdd.Register(b);
+        });
         var capabilities = new CLCapabilityContext(float16: false, float64: true, genericAddressSpace: true,
             int64_Atomics: true, subGroups: false);
         using var backend = new CLBackend(context, capabilities, CLDeviceVendor.Nvidia, CLCVersion.CL20);

@@ -1,4 +1,4 @@
-// The ILGPU kernels size their groups from the device: 16x16 threads (64x64 GEMM tiles) and 256-thread
+// The ILGPU kernels size their groups from the device: up to 16x16 threads (128x128 GEMM tiles) and 256-thread
 // per-channel reductions on a GPU, tiny groups on the default CPU accelerator. This fixture runs the shared-memory
 // kernels on a CPU accelerator shaped like a GPU (256 threads per group) so the GPU tiling itself — tile edges,
 // staging loops, the reduction tree — is checked in CI against the default device's results. Sizes stay tiny:
@@ -44,7 +44,7 @@ public sealed class GpuShapedGroupTests
     [Test]
     public void ConvolutionForwardAndBackwardAgree()
     {
-        // 70 output pixels and 9 output channels: two 64-row tiles, the second ragged.
+        // 70 output pixels and 9 output channels: a 128 × 16 tile, ragged on both sides.
         var (x1, x2) = Pair([2, 5, 7, 5], 1);
         var (w1, w2) = Pair([9, 5, 3, 3], 2);
         var (b1, b2) = Pair([9], 3);
@@ -139,7 +139,7 @@ public sealed class GpuShapedGroupTests
     [Test]
     public void SplitKWeightGradientAgrees()
     {
-        // 16 images of 16x16: 4,096 output pixels reduce into a 5 × 27 weight gradient — one 64x64 tile, so the
+        // 16 images of 16x16: 4,096 output pixels reduce into a 5 × 27 weight gradient — a single tile, so the
         // K dimension is split (on the GPU-shaped device and on the default one alike, with their own tilings).
         var (x1, x2) = Pair([16, 3, 16, 16], 11);
         var (w1, w2) = Pair([5, 3, 3, 3], 12);

@@ -1,0 +1,120 @@
+// The tiled GEMM's tile choice (GemmTiling.Choose) and every tile shape it picks, run in float32 against the float64
+// reference on a CPU accelerator shaped like a GPU (256-thread groups) and on the default 2-thread one: extents that
+// are not multiples of the block tile, of the 8-deep K stage or of the 4-element quads, every transpose, aligned
+// operands (vector loads) and unaligned ones (scalar), and the convolution passes on a CIFAR stage's shape. Sizes
+// stay small: every barrier wakes 256 simulated threads.
+using Engine.Kernels;
+using Engine.Kernels.Ilgpu;
+using ILGPU.Runtime.CPU;
+using NUnit.Framework;
+
+namespace Engine.Tests.Kernels;
+
+[NonParallelizable]
+public sealed class GemmTilingTests
+{
+    private IlgpuBackend? _gpuShaped, _default;
+
+    [OneTimeSetUp]
+    public void CreateBackends()
+    {
+        _gpuShaped = IlgpuBackend.Create(IlgpuKind.Cpu, new CPUDevice(32, 8, 1));
+        _default = IlgpuBackend.Create(IlgpuKind.Cpu);
+    }
+
+    [OneTimeTearDown]
+    public void DisposeBackends()
+    {
+        _gpuShaped?.Dispose();
+        _default?.Dispose();
+    }
+
+    [TestCase(2048, 2048, 256, 132, 16, 16, TestName = "large product on a GPU: 128 × 128")]
+    [TestCase(1000, 1000, 256, 132, 8, 8, TestName = "64 × 128-tiles would leave SMs idle: 64 × 64")]
+    [TestCase(8192, 64, 256, 132, 4, 8, TestName = "CIFAR stage 3 forward on 132 SMs: 32 × 64")]
+    [TestCase(131072, 16, 256, 132, 16, 2, TestName = "16 channels: a thin 128 × 16 tile")]
+    [TestCase(20, 12, 256, 132, 4, 2, TestName = "tiny product: 32 × 16")]
+    [TestCase(64, 64, 2, 1, 1, 2, TestName = "ILGPU's 2-thread CPU device: 8 × 16")]
+    [TestCase(1000, 1000, 1024, 1, 16, 16, TestName = "never more than 256 threads")]
+    public void ChoosesTheTile(int m, int n, int maxThreads, int multiprocessors, int groupX, int groupY) =>
+        Assert.That(GemmTiling.Choose(m, n, maxThreads, multiprocessors), Is.EqualTo(new GemmTiling(groupX, groupY)));
+
+    /// <summary>m, n, k, transposes, and the tile the GPU-shaped device (one multiprocessor) picks.</summary>
+    private static readonly object[] Products =
+    [
+        new object[] { 130, 131, 19, false, false, 128, 128 }, // ragged in m, n and k; B unaligned (n = 131)
+        new object[] { 129, 132, 24, false, false, 128, 128 }, // aligned A and B: vector loads, ragged m
+        new object[] { 60, 52, 13, true, true, 64, 64 },       // both transposed, k not a multiple of 4
+        new object[] { 64, 36, 20, true, false, 64, 64 },      // A transposed and aligned (m = 64)
+        new object[] { 20, 12, 5, false, true, 32, 16 },       // the small tile
+        new object[] { 3, 70, 9, false, false, 8, 128 },       // a single row
+    ];
+
+    [TestCaseSource(nameof(Products))]
+    public void GemmMatchesTheReference(int m, int n, int k, bool transposeA, bool transposeB, int rows, int columns)
+    {
+        var tiling = _gpuShaped!.GemmTilingFor(m, n);
+        Assert.That((tiling.Rows, tiling.Columns), Is.EqualTo((rows, columns)), "tile on the GPU-shaped device");
+        var random = new Random(m * 1000 + n * 10 + k);
+        double[] a = Values(random, m * k), b = Values(random, k * n), c = Values(random, m * n);
+        var expected = ReferenceOps.MatMul(transposeA, transposeB, m, n, k, a, b);
+        for (int i = 0; i < expected.Length; i++) expected[i] = 0.5 * expected[i] - 2 * c[i];
+        foreach (var backend in new Backend[] { _gpuShaped, _default! })
+        {
+            using var da = Upload(backend, a);
+            using var db = Upload(backend, b);
+            using var dc = Upload(backend, c);
+            backend.Gemm(transposeA, transposeB, m, n, k, 0.5f, da, db, -2f, dc);
+            Reference.AssertClose(expected, Download(dc), 1e-4, 1e-4, $"{backend.Description}: C = 0.5·AB − 2C");
+        }
+    }
+
+    /// <summary>A CIFAR stage's shape (16 channels, 8 × 8: 128 × 16 tiles forward) and a strided, padded, ragged one;
+    /// all three passes against the reference.</summary>
+    [TestCase(2, 16, 8, 8, 16, 1, 1)]
+    [TestCase(3, 5, 9, 7, 6, 2, 1)]
+    public void ConvolutionPassesMatchTheReference(int n, int c, int h, int w, int k, int stride, int pad)
+    {
+        var g = new ConvGeometry(n, c, h, w, k, 3, 3, stride, stride, pad, pad, pad, pad);
+        var r = new ReferenceOps.Conv(n, c, h, w, k, 3, 3, stride, stride, pad, pad, pad, pad);
+        var random = new Random(n + c + h + w + k);
+        double[] x = Values(random, n * c * h * w), weights = Values(random, k * c * 9), bias = Values(random, k);
+        double[] dy = Values(random, n * k * r.OH * r.OW);
+        foreach (var backend in new Backend[] { _gpuShaped!, _default! })
+        {
+            using var dx = Upload(backend, x);
+            using var dw = Upload(backend, weights);
+            using var db = Upload(backend, bias);
+            using var ddy = Upload(backend, dy);
+            using var y = backend.Allocate<float>(dy.Length);
+            using var gradX = backend.Allocate<float>(x.Length);
+            using var gradW = backend.Allocate<float>(weights.Length);
+            backend.Conv2dForward(g, dx, dw, db, y);
+            backend.Conv2dBackwardData(g, ddy, dw, gradX);
+            backend.Conv2dBackwardWeight(g, dx, ddy, gradW);
+            string on = $"{backend.Description}, {r}";
+            Reference.AssertClose(ReferenceOps.ConvForward(r, x, weights, bias), Download(y), 1e-4, 1e-4, $"y, {on}");
+            Reference.AssertClose(ReferenceOps.ConvBackwardData(r, dy, weights), Download(gradX), 1e-4, 1e-4,
+                $"dx, {on}");
+            Reference.AssertClose(ReferenceOps.ConvBackwardWeight(r, x, dy), Download(gradW), 1e-4, 1e-4,
+                $"dw, {on}");
+        }
+    }
+
+    private static double[] Values(Random random, int count) =>
+        Enumerable.Range(0, count).Select(_ => Math.Round(random.NextDouble() * 4 - 2, 3) + 0.001).ToArray();
+
+    private static DeviceBuffer<float> Upload(Backend backend, double[] values)
+    {
+        var buffer = backend.Allocate<float>(values.Length);
+        buffer.CopyFromHost(Reference.ToFloat(values));
+        return buffer;
+    }
+
+    private static double[] Download(DeviceBuffer<float> buffer)
+    {
+        var values = new float[buffer.Length];
+        buffer.CopyToHost(values);
+        return Reference.ToDouble(values);
+    }
+}
