@@ -11,13 +11,6 @@ using ILGPU.Runtime;
 
 namespace Engine.Kernels.Ilgpu;
 
-/// <summary>Four consecutive elements moved as one 16-byte (float) access.</summary>
-public struct Quad<T> where T : unmanaged
-{
-    /// <summary>Elements 0 to 3.</summary>
-    public T X, Y, Z, W;
-}
-
 /// <summary>The elementwise kernels: grid-stride loops in which thread t handles elements t, t + stride, …, where
 /// stride is the number of threads launched.</summary>
 public static class ElementwiseKernels

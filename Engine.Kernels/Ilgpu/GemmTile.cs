@@ -9,13 +9,6 @@ using ILGPU;
 
 namespace Engine.Kernels.Ilgpu;
 
-/// <summary>Four consecutive elements, loaded and stored as one vector (16 bytes in float32).</summary>
-public struct Quad<T> where T : unmanaged
-{
-    /// <summary>Elements 0, 1, 2 and 3.</summary>
-    public T X, Y, Z, W;
-}
-
 /// <summary>One thread's 8x8 block of C in registers, and the unrolled product of a K tile.</summary>
 public struct GemmTile<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
