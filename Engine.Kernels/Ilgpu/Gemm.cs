@@ -4,14 +4,17 @@
 // C[m, n] = Σ_k A[m, k] · B[k, n]. A and B are *loaders*: structs that read an operand as (outer, depth), outer
 // being A's row or B's column and depth the shared k, four elements at a time along the axis they choose (a
 // plain row-major matrix loads a 16-byte vector along its contiguous axis; the convolution gathers of
-// Convolution.cs decompose a pixel once per four elements and take the taps from a table). C is a *store*
-// (row-major with alpha/beta, or an NCHW scatter with bias).
+// Convolution.cs take the taps from a table). What a loader needs of an outer index (a pixel's window, a row's start)
+// it computes once per thread (Locate) for every stage. C is a *store* (row-major with alpha/beta, or an NCHW
+// scatter with bias).
 //
 // Launch shape (GemmTiling picks it per problem and device): a grid of groups of GX × GY threads, GX and GY powers
 // of two; a group computes a BM × BN = 8·GX × 8·GY block of C (128 × 128 with 256 threads) and each thread an 8 × 8
 // register tile (GemmTile.cs, generated: 64 scalar accumulators, the K tile's 8 steps written out, fma.rn on
-// CUDA). K advances in stages of 8: the group copies an 8 × BM slice of A and an 8 × BN slice of B into one of two
-// shared buffers while it multiplies the other, one barrier per stage. Shared tiles are depth-major ([k][outer])
+// CUDA). K advances in stages of 8 (an 8 × BM slice of A, an 8 × BN slice of B) through two shared buffers: each
+// thread loads its first quad of the next stage of each (in a 16 × 16 group, its whole part) into registers,
+// multiplies the current stage, stores the loaded quads (and copies any others) into the other buffer, and the
+// group meets one barrier per stage. Shared tiles are depth-major ([k][outer])
 // so a thread's fragments (rows 4tx..4tx+3 and BM/2+4tx..+3, columns likewise) are two 16-byte quads each; the
 // stage copy writes consecutive outers (quads) from consecutive threads, so neither side has bank conflicts.
 // Elements outside the matrices load as zero; stores are guarded. All indices are 32-bit: the host checks the
