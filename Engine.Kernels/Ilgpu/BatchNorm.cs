@@ -51,6 +51,11 @@ public readonly struct BatchNormShape
     /// <summary>Ranges (reduction groups) per channel, S.</summary>
     public readonly int Ranges;
 
+    /// <summary>Elements between the partials of consecutive channels: 2·S rounded up to 32, so each channel's
+    /// partials own their 128-byte lines and the group that combines them never reads a line another
+    /// multiprocessor's cache could hold from before they were written.</summary>
+    public readonly int PartialStride;
+
     /// <summary>Non-zero when a unit is a quad of 4 elements.</summary>
     public readonly int Quads;
 
@@ -81,6 +86,7 @@ public readonly struct BatchNormShape
         Units = ChannelUnits * channels;
         RangeUnits = (ChannelUnits + ranges - 1) / ranges;
         Ranges = (ChannelUnits + RangeUnits - 1) / RangeUnits; // every range non-empty
+        PartialStride = (2 * Ranges + 31) / 32 * 32;
         Flags = (relu ? 1 : 0) | (residual ? 2 : 0) | (batchStatistics ? 4 : 0);
         int groupPlanes = groupSize / PlaneUnits;
         RangePositionStep = groupSize - groupPlanes * PlaneUnits;
@@ -106,7 +112,7 @@ public readonly struct BatchNormShape
 public static class BatchNormKernels
 {
     /// <summary>Grid (S, C): group s of channel c reduces range s to its mean and sum of squared deviations
-    /// (partials[2(c·S + s)], [.. + 1]); the channel's last group combines them into the saved mean and
+    /// (partials[c·PartialStride + 2s], [.. + 1]); the channel's last group combines them into the saved mean and
     /// 1/sqrt(biased var + eps) and updates the running statistics.</summary>
     public static void StatisticsPartials<T, TGroupSum>(ArrayView<T> x, ArrayView<T> partials, ArrayView<int> tickets,
         ArrayView<T> savedMean, ArrayView<T> savedInvStd, ArrayView<T> runningMean, ArrayView<T> runningVar,
@@ -129,14 +135,14 @@ public static class BatchNormKernels
         T deviations = default(TGroupSum).Sum(squares, scratch);
         if (Group.IdxX != 0) return;
 
-        int slot = 2 * (channel * s.Ranges + range);
+        int slot = channel * s.PartialStride + 2 * range;
         partials[slot] = mean;
         partials[slot + 1] = deviations;
         if (!IsLastRange(tickets, channel, s.Ranges)) return;
 
         // Chan et al.: the channel mean is the count-weighted mean of the range means, and its sum of squared
         // deviations adds each range's own to count·(range mean − mean)², in range order.
-        int first = 2 * channel * s.Ranges;
+        int first = channel * s.PartialStride;
         T total = T.Zero;
         for (int r = 0; r < s.Ranges; r++)
             total += (r == s.Ranges - 1 ? lastRangeCount : rangeCount) * partials[first + 2 * r];
@@ -222,12 +228,12 @@ public static class BatchNormKernels
         T totalGXhat = default(TGroupSum).Sum(sumGXhat, scratch);
         if (Group.IdxX != 0) return;
 
-        int slot = 2 * (channel * s.Ranges + range);
+        int slot = channel * s.PartialStride + 2 * range;
         partials[slot] = totalG;
         partials[slot + 1] = totalGXhat;
         if (!IsLastRange(tickets, channel, s.Ranges)) return;
 
-        int first = 2 * channel * s.Ranges;
+        int first = channel * s.PartialStride;
         T dBeta = T.Zero, dGamma = T.Zero;
         for (int r = 0; r < s.Ranges; r++)
         {
@@ -575,8 +581,8 @@ public sealed partial class IlgpuBackend
             ? StatisticsKernel<T, WarpShuffleSum<T>>()
             : StatisticsKernel<T, SharedTreeSum<T>>();
         statistics(_accelerator.DefaultStream, RangeConfig<T>(s), View(x),
-            ScratchBuffer<T>(BatchNormSlot, 2L * s.Ranges * channels).View, Tickets(channels), View(savedMean),
-            View(savedInvStd), View(runningMean), View(runningVar), s, rangeCount, lastCount,
+            ScratchBuffer<T>(BatchNormSlot, (long)s.PartialStride * channels).View, Tickets(channels),
+            View(savedMean), View(savedInvStd), View(runningMean), View(runningVar), s, rangeCount, lastCount,
             T.One / T.CreateChecked(count), unbiased && count > 1 ? T.CreateChecked(count / (count - 1.0)) : T.One,
             T.CreateChecked(momentum), T.CreateChecked(epsilon));
         LaunchNormalize(s, x, residual, savedMean, savedInvStd, gamma, beta, y, T.Zero);
@@ -639,8 +645,8 @@ public sealed partial class IlgpuBackend
             : GradientKernel<T, SharedTreeSum<T>>();
         parameters(_accelerator.DefaultStream, RangeConfig<T>(s), View(x), View(dy), View(reluOutput ?? dy),
             View(residualGradient ?? dy), View(mean), View(invStd),
-            ScratchBuffer<T>(BatchNormSlot, 2L * s.Ranges * channels).View, Tickets(channels), View(dgamma),
-            View(dbeta), s);
+            ScratchBuffer<T>(BatchNormSlot, (long)s.PartialStride * channels).View, Tickets(channels),
+            View(dgamma), View(dbeta), s);
 
         var input = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>,
             ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, BatchNormShape, T>>(
