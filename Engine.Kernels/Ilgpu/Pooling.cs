@@ -2,13 +2,15 @@
 // per-side padding, dilation for max pooling, ceil mode; ResNet's stem is 3x3/2 pad 1) and global average pool
 // (x [N, C, HW] → y [N, C]).
 //
-// Forward: one thread per output (grid-stride) over its window's taps inside the input (PoolGeometry.InputTaps),
-// so padding is never read. Max: ties go to the first element in row-major window order, a NaN wins (the window's
-// last NaN, as PyTorch); argmax stores the winner's flat index within its (n, c) plane. Average: the sum over the
-// input cells / the window's divisor (PoolGeometry.AverageCount). Backward is a gather, not a scatter: each input
-// element sums dy over the (few) windows that cover it (max: that chose it) in output order, so overlapping
-// windows need no atomics and the result is reproducible. Indices are 32-bit: the geometry keeps every tensor under
-// 2^31 elements; only the grid-stride counter is 64-bit.
+// Forward: one group per output row (n, c, oh), its threads striding along the row; each output reads its window's
+// taps inside the input (rows from PoolGeometry.InputTaps once per row; columns skip the padding), so padding is
+// never read. Max: ties go to the first element in row-major window order, a NaN wins (the window's last NaN, as
+// PyTorch); argmax stores the winner's flat index within its (n, c) plane. Average: the sum over the input cells /
+// the window's divisor (PoolGeometry.AverageCount). Backward is a gather, not a scatter: one group per input row,
+// each input element summing dy over the (few) windows that cover it (max: that chose it) in output order, so
+// overlapping windows need no atomics and the result is reproducible. The row is decomposed once per thread with
+// 32-bit indices (the geometry keeps every tensor under 2^31 elements); columns, pointers and the covering windows'
+// quotients advance as loop variables, so no element pays a division.
 using System.Numerics;
 using ILGPU;
 using ILGPU.Runtime;
@@ -29,106 +31,146 @@ public readonly struct PoolShape(PoolGeometry g)
     public readonly int PadTop = g.PadTop, PadBottom = g.PadBottom, PadLeft = g.PadLeft, PadRight = g.PadRight;
 }
 
-/// <summary>The max-pool, average-pool and global-average-pool kernels over NCHW tensors; grid-stride, one thread
-/// per output element.</summary>
+/// <summary>A backward thread's step along its input row (its group's size) divided by the horizontal stride on the
+/// host, so the covering windows advance without a division.</summary>
+public readonly struct ColumnStep(int step, int stride)
+{
+    /// <summary>⌊step / stride⌋.</summary>
+    public readonly int Quotient = step / stride;
+
+    /// <summary>step mod stride.</summary>
+    public readonly int Remainder = step % stride;
+}
+
+/// <summary>The max-pool and average-pool kernels (one group per row of their output, whose threads stride along
+/// the row) and the global-average-pool kernels (grid-stride) over NCHW tensors.</summary>
 public static class PoolingKernels
 {
-    /// <summary>y[o] = the maximum of o's window (padding skipped, the first maximum in row-major window order wins,
-    /// a NaN wins over any number) and argmax[o] = its flat index h·W + w within the (n, c) plane.</summary>
-    public static void MaxForward<T>(Index1D thread, ArrayView<T> x, ArrayView<T> y, ArrayView<int> argmax,
-        PoolShape s, int stride) where T : unmanaged, IFloatingPointIeee754<T>
+    /// <summary>Row r = (n·C + c)·OH + oh of y (one group each): y[o] = the maximum of o's window (padding skipped,
+    /// the first maximum in row-major window order wins, a NaN wins over any number) and argmax[o] = its flat index
+    /// h·W + w within the (n, c) plane.</summary>
+    public static void MaxForward<T>(ArrayView<T> x, ArrayView<T> y, ArrayView<int> argmax, PoolShape s)
+        where T : unmanaged, IFloatingPointIeee754<T>
     {
-        for (long i = thread; i < y.Length; i += stride)
+        int row = Grid.IdxX;
+        int oh = row % s.OH, planeStart = row / s.OH * s.H * s.W;
+        int h0 = oh * s.SH - s.PadTop;
+        var (rFirst, rEnd) = PoolGeometry.InputTaps(h0, s.KH, s.DH, s.H);
+        // Indices advance as loop variables (source: x's flat index of row 0, column w0 of the plane), so the row's
+        // decomposition stays before the loop.
+        int target = row * s.OW + Group.IdxX, end = (row + 1) * s.OW, w0 = Group.IdxX * s.SW - s.PadLeft;
+        int source = planeStart + w0;
+        for (; target < end; target += Group.DimX, w0 += Group.DimX * s.SW, source += Group.DimX * s.SW)
         {
-            int o = (int)i;
-            int ow = o % s.OW, rest = o / s.OW;
-            int oh = rest % s.OH, planeStart = rest / s.OH * s.H * s.W;
-            int h0 = oh * s.SH - s.PadTop, w0 = ow * s.SW - s.PadLeft;
-            var (rFirst, rEnd) = PoolGeometry.InputTaps(h0, s.KH, s.DH, s.H);
-            var (qFirst, qEnd) = PoolGeometry.InputTaps(w0, s.KW, s.DW, s.W);
-            int best = (h0 + rFirst * s.DH) * s.W + w0 + qFirst * s.DW;
-            T bestValue = x[planeStart + best];
+            int best = 0;
+            T bestValue = T.Zero;
+            bool found = false;
             for (int r = rFirst; r < rEnd; r++)
             {
-                int rowStart = (h0 + r * s.DH) * s.W + w0;
-                for (int q = qFirst; q < qEnd; q++)
+                int rowStart = (h0 + r * s.DH) * s.W;
+                // Every window holds an input tap (PoolGeometry checks it); the last tap stays below 2^31.
+                for (int q = 0, offset = 0; q < s.KW && w0 + offset < s.W; q++, offset += s.DW)
                 {
-                    int index = rowStart + q * s.DW;
-                    T value = x[planeStart + index];
-                    if (value > bestValue || T.IsNaN(value))
+                    if (w0 + offset < 0) continue;
+                    T value = x[source + rowStart + offset];
+                    if (!found || value > bestValue || T.IsNaN(value))
                     {
-                        best = index;
+                        best = rowStart + w0 + offset;
                         bestValue = value;
+                        found = true;
                     }
                 }
             }
-            y[i] = bestValue;
-            argmax[i] = best;
+            y[target] = bestValue;
+            argmax[target] = best;
         }
     }
 
-    /// <summary>dx[i] = Σ dy[o] over the windows o that cover input element i and chose it, in output order: a
-    /// gather, so overlapping windows need no atomics.</summary>
-    public static void MaxBackward<T>(Index1D thread, ArrayView<T> dy, ArrayView<int> argmax, ArrayView<T> dx,
-        PoolShape s, int stride) where T : unmanaged, IFloatingPointIeee754<T>
+    /// <summary>Row r = (n·C + c)·H + h of dx (one group each): dx[i] = Σ dy[o] over the windows o that cover input
+    /// element i and chose it, in output order: a gather, so overlapping windows need no atomics.</summary>
+    public static void MaxBackward<T>(ArrayView<T> dy, ArrayView<int> argmax, ArrayView<T> dx, PoolShape s,
+        ColumnStep step) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        for (long i = thread; i < dx.Length; i += stride)
+        int row = Grid.IdxX;
+        int h = row % s.H, outPlaneStart = row / s.H * s.OH * s.OW;
+        var (ohFirst, ohLast) = CoveringWindows(h, s.PadTop, (s.KH - 1) * s.DH + 1, s.SH, s.OH);
+        var columns = new CoveringColumns(Group.IdxX, s.PadLeft, (s.KW - 1) * s.DW + 1, s.SW, step);
+        // first, last: dy's flat indices of the thread's first covering window in the first and the last covering
+        // window row (last < first when no window row covers h). Loop variables, so the row's decomposition stays
+        // before the loop.
+        int first = outPlaneStart + ohFirst * s.OW + columns.First, last = first + (ohLast - ohFirst) * s.OW;
+        int target = row * s.W + Group.IdxX, end = (row + 1) * s.W, self = h * s.W + Group.IdxX;
+        while (target < end)
         {
-            int flat = (int)i;
-            int w = flat % s.W, rest = flat / s.W;
-            int h = rest % s.H, outPlaneStart = rest / s.H * s.OH * s.OW;
-            int self = h * s.W + w;
-            var (ohFirst, ohLast) = CoveringWindows(h, s.PadTop, (s.KH - 1) * s.DH + 1, s.SH, s.OH);
-            var (owFirst, owLast) = CoveringWindows(w, s.PadLeft, (s.KW - 1) * s.DW + 1, s.SW, s.OW);
+            int owFirst = columns.First, lastColumn = Math.Min(s.OW - 1, columns.Last) - owFirst;
             T sum = T.Zero;
             // A dilated window may span element i without a tap on it; its argmax is then never i.
-            for (int oh = ohFirst; oh <= ohLast; oh++)
-                for (int ow = owFirst; ow <= owLast; ow++)
-                {
-                    int o = outPlaneStart + oh * s.OW + ow;
-                    if (argmax[o] == self) sum += dy[o];
-                }
-            dx[i] = sum;
+            for (int o = first, left = last - first; left >= 0; o += s.OW, left -= s.OW)
+                for (int window = o; window <= o + lastColumn; window++)
+                    if (argmax[window] == self) sum += dy[window];
+            dx[target] = sum;
+            target += Group.DimX;
+            self += Group.DimX;
+            columns.Advance();
+            int shift = columns.First - owFirst;
+            first += shift;
+            last += shift;
         }
     }
 
-    /// <summary>y[o] = the sum of o's input cells (row-major) / its divisor (PoolGeometry.AverageCount per axis;
-    /// <paramref name="countIncludePad"/> ≠ 0 counts padding cells).</summary>
-    public static void AverageForward<T>(Index1D thread, ArrayView<T> x, ArrayView<T> y, PoolShape s,
-        int countIncludePad, int stride) where T : unmanaged, IFloatingPointIeee754<T>
+    /// <summary>Row r = (n·C + c)·OH + oh of y (one group each): y[o] = the sum of o's input cells (row-major) /
+    /// its divisor (PoolGeometry.AverageCount per axis; <paramref name="countIncludePad"/> ≠ 0 counts padding
+    /// cells).</summary>
+    public static void AverageForward<T>(ArrayView<T> x, ArrayView<T> y, PoolShape s, int countIncludePad)
+        where T : unmanaged, IFloatingPointIeee754<T>
     {
-        for (long i = thread; i < y.Length; i += stride)
+        int row = Grid.IdxX;
+        // oh from the quotient rather than a remainder: the quotient feeds a loop variable (source), which keeps
+        // the one division before the loop; what the loop recomputes from it is multiplication alone.
+        int plane = row / s.OH, oh = row - plane * s.OH, planeStart = plane * s.H * s.W;
+        int h0 = oh * s.SH - s.PadTop;
+        int hFirst = Math.Max(h0, 0), hEnd = Math.Min(h0 + s.KH, s.H);
+        // Indices advance as loop variables (source: x's flat index of row 0, column w0 of the plane), so the row's
+        // decomposition stays before the loop.
+        int target = row * s.OW + Group.IdxX, end = (row + 1) * s.OW, w0 = Group.IdxX * s.SW - s.PadLeft;
+        int source = planeStart + w0;
+        for (; target < end; target += Group.DimX, w0 += Group.DimX * s.SW, source += Group.DimX * s.SW)
         {
-            int o = (int)i;
-            int ow = o % s.OW, rest = o / s.OW;
-            int oh = rest % s.OH, planeStart = rest / s.OH * s.H * s.W;
-            int h0 = oh * s.SH - s.PadTop, w0 = ow * s.SW - s.PadLeft;
-            int hEnd = Math.Min(h0 + s.KH, s.H), wEnd = Math.Min(w0 + s.KW, s.W);
+            int wFirst = Math.Max(w0, 0), wEnd = Math.Min(w0 + s.KW, s.W);
             T sum = T.Zero;
-            for (int h = Math.Max(h0, 0); h < hEnd; h++)
-                for (int w = Math.Max(w0, 0); w < wEnd; w++)
-                    sum += x[planeStart + h * s.W + w];
-            y[i] = sum / Divisor<T>(s, h0, w0, countIncludePad);
+            for (int h = hFirst; h < hEnd; h++)
+                for (int w = wFirst; w < wEnd; w++)
+                    sum += x[source + h * s.W + (w - w0)];
+            y[target] = sum / Divisor<T>(s, h0, w0, countIncludePad);
         }
     }
 
-    /// <summary>dx[i] = Σ dy[o] / divisor(o) over the windows o that cover input element i, in output order.</summary>
-    public static void AverageBackward<T>(Index1D thread, ArrayView<T> dy, ArrayView<T> dx, PoolShape s,
-        int countIncludePad, int stride) where T : unmanaged, IFloatingPointIeee754<T>
+    /// <summary>Row r = (n·C + c)·H + h of dx (one group each): dx[i] = Σ dy[o] / divisor(o) over the windows o
+    /// that cover input element i, in output order.</summary>
+    public static void AverageBackward<T>(ArrayView<T> dy, ArrayView<T> dx, PoolShape s, int countIncludePad,
+        ColumnStep step) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        for (long i = thread; i < dx.Length; i += stride)
+        int row = Grid.IdxX;
+        int h = row % s.H, outPlaneStart = row / s.H * s.OH * s.OW;
+        var (ohFirst, ohLast) = CoveringWindows(h, s.PadTop, s.KH, s.SH, s.OH);
+        var columns = new CoveringColumns(Group.IdxX, s.PadLeft, s.KW, s.SW, step);
+        // first and last as in MaxBackward: loop variables, so the row's decomposition stays before the loop.
+        int first = outPlaneStart + ohFirst * s.OW + columns.First, last = first + (ohLast - ohFirst) * s.OW;
+        int target = row * s.W + Group.IdxX, end = (row + 1) * s.W;
+        while (target < end)
         {
-            int flat = (int)i;
-            int w = flat % s.W, rest = flat / s.W;
-            int h = rest % s.H, outPlaneStart = rest / s.H * s.OH * s.OW;
-            var (ohFirst, ohLast) = CoveringWindows(h, s.PadTop, s.KH, s.SH, s.OH);
-            var (owFirst, owLast) = CoveringWindows(w, s.PadLeft, s.KW, s.SW, s.OW);
+            int owFirst = columns.First, lastColumn = Math.Min(s.OW - 1, columns.Last) - owFirst;
             T sum = T.Zero;
-            for (int oh = ohFirst; oh <= ohLast; oh++)
-                for (int ow = owFirst; ow <= owLast; ow++)
-                    sum += dy[outPlaneStart + oh * s.OW + ow] /
-                           Divisor<T>(s, oh * s.SH - s.PadTop, ow * s.SW - s.PadLeft, countIncludePad);
-            dx[i] = sum;
+            for (int o = first, left = last - first, h0 = ohFirst * s.SH - s.PadTop; left >= 0;
+                 o += s.OW, left -= s.OW, h0 += s.SH)
+                for (int k = 0, w0 = owFirst * s.SW - s.PadLeft; k <= lastColumn; k++, w0 += s.SW)
+                    sum += dy[o + k] / Divisor<T>(s, h0, w0, countIncludePad);
+            dx[target] = sum;
+            target += Group.DimX;
+            columns.Advance();
+            int shift = columns.First - owFirst;
+            first += shift;
+            last += shift;
         }
     }
 
@@ -140,6 +182,76 @@ public static class PoolingKernels
         int lowest = index + pad - span + 1; // o·stride ≥ lowest
         int first = lowest <= 0 ? 0 : (lowest - 1) / stride + 1;
         return (first, Math.Min(outExtent - 1, (index + pad) / stride));
+    }
+
+    /// <summary><see cref="CoveringWindows"/> along the columns of a thread that advances by a fixed step: the
+    /// windows covering column w are [max(⌊(w + pad − span) / stride⌋ + 1, 0), ⌊(w + pad) / stride⌋] (the last
+    /// one still to be clipped to OW − 1), both floor quotients kept as quotient and remainder that each step
+    /// advances by additions alone.</summary>
+    private struct CoveringColumns
+    {
+        private FloorQuotient _before, _through;
+
+        /// <summary>The windows covering column <paramref name="column"/>, the thread stepping by
+        /// <paramref name="step"/> columns.</summary>
+        public CoveringColumns(int column, int pad, int span, int stride, ColumnStep step)
+        {
+            _before = new FloorQuotient(column + pad - span, stride, step);
+            _through = new FloorQuotient(column + pad, stride, step);
+        }
+
+        /// <summary>The first covering window (0 when the column is inside the first window).</summary>
+        public readonly int First => Math.Max(_before.Quotient + 1, 0);
+
+        /// <summary>The last window starting at or before the column, not yet clipped to OW − 1.</summary>
+        public readonly int Last => _through.Quotient;
+
+        /// <summary>Moves to the column one step further.</summary>
+        public void Advance()
+        {
+            _before.Advance();
+            _through.Advance();
+        }
+    }
+
+    /// <summary>⌊value / divisor⌋ of a value that advances by a fixed step: value = Quotient·divisor + remainder
+    /// with 0 ≤ remainder &lt; divisor, divided once and then advanced by additions (none passes 2^31).</summary>
+    private struct FloorQuotient
+    {
+        private readonly int _divisor, _stepQuotient, _stepRemainder;
+        private int _remainder;
+
+        /// <summary>⌊<paramref name="value"/> / <paramref name="divisor"/>⌋, the value advancing by
+        /// <paramref name="step"/> (divided by the same divisor on the host).</summary>
+        public FloorQuotient(int value, int divisor, ColumnStep step)
+        {
+            _divisor = divisor;
+            Quotient = value / divisor;
+            _remainder = value % divisor;
+            if (_remainder < 0)
+            {
+                _remainder += divisor;
+                Quotient--;
+            }
+            _stepQuotient = step.Quotient;
+            _stepRemainder = step.Remainder;
+        }
+
+        /// <summary>The floor quotient of the current value.</summary>
+        public int Quotient { get; private set; }
+
+        /// <summary>Adds the step to the value.</summary>
+        public void Advance()
+        {
+            Quotient += _stepQuotient;
+            int room = _divisor - _stepRemainder;
+            if (_remainder >= room)
+            {
+                _remainder -= room;
+                Quotient++;
+            }
+            else _remainder += _stepRemainder;
+        }
     }
 
     /// <summary>The divisor of the window starting at (h0, w0), as T. Built by adding ones (exact below 2^24 in
@@ -181,50 +293,52 @@ public sealed partial class IlgpuBackend
     protected override void AvgPoolForwardCore<T>(PoolGeometry g, bool countIncludePad, DeviceBuffer<T> x,
         DeviceBuffer<T> y)
     {
-        var kernel = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, PoolShape, int, int>>(
+        var kernel = Kernel<T, Action<AcceleratorStream, KernelConfig, ArrayView<T>, ArrayView<T>, PoolShape, int>>(
             nameof(PoolingKernels.AverageForward),
-            static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<T>, PoolShape, int, int>(
-                PoolingKernels.AverageForward));
-        int extent = StreamExtent(y.Length);
-        kernel(_accelerator.DefaultStream, extent, View(x), View(y), new PoolShape(g), countIncludePad ? 1 : 0,
-            extent);
+            static a => a.LoadKernel<ArrayView<T>, ArrayView<T>, PoolShape, int>(PoolingKernels.AverageForward));
+        var s = new PoolShape(g);
+        kernel(_accelerator.DefaultStream, RowConfig(checked(g.Batch * g.Channels * s.OH), s.OW), View(x), View(y),
+            s, countIncludePad ? 1 : 0);
     }
 
     /// <inheritdoc/>
     protected override void AvgPoolBackwardCore<T>(PoolGeometry g, bool countIncludePad, DeviceBuffer<T> dy,
         DeviceBuffer<T> dx)
     {
-        var kernel = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, PoolShape, int, int>>(
-            nameof(PoolingKernels.AverageBackward),
-            static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<T>, PoolShape, int, int>(
+        var kernel = Kernel<T, Action<AcceleratorStream, KernelConfig, ArrayView<T>, ArrayView<T>, PoolShape, int,
+            ColumnStep>>(nameof(PoolingKernels.AverageBackward),
+            static a => a.LoadKernel<ArrayView<T>, ArrayView<T>, PoolShape, int, ColumnStep>(
                 PoolingKernels.AverageBackward));
-        int extent = StreamExtent(dx.Length);
-        kernel(_accelerator.DefaultStream, extent, View(dy), View(dx), new PoolShape(g), countIncludePad ? 1 : 0,
-            extent);
+        var s = new PoolShape(g);
+        var config = RowConfig(checked(g.Batch * g.Channels * s.H), s.W);
+        kernel(_accelerator.DefaultStream, config, View(dy), View(dx), s, countIncludePad ? 1 : 0,
+            new ColumnStep(config.GroupDim.X, s.SW));
     }
 
     /// <inheritdoc/>
     protected override void MaxPoolForwardCore<T>(PoolGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> y,
         DeviceBuffer<int> argmax)
     {
-        var kernel = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, ArrayView<int>,
-            PoolShape, int>>(nameof(PoolingKernels.MaxForward),
-            static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<int>, PoolShape, int>(
-                PoolingKernels.MaxForward));
-        int extent = StreamExtent(y.Length);
-        kernel(_accelerator.DefaultStream, extent, View(x), View(y), View(argmax), new PoolShape(g), extent);
+        var kernel = Kernel<T, Action<AcceleratorStream, KernelConfig, ArrayView<T>, ArrayView<T>, ArrayView<int>,
+            PoolShape>>(nameof(PoolingKernels.MaxForward),
+            static a => a.LoadKernel<ArrayView<T>, ArrayView<T>, ArrayView<int>, PoolShape>(PoolingKernels.MaxForward));
+        var s = new PoolShape(g);
+        kernel(_accelerator.DefaultStream, RowConfig(checked(g.Batch * g.Channels * s.OH), s.OW), View(x), View(y),
+            View(argmax), s);
     }
 
     /// <inheritdoc/>
     protected override void MaxPoolBackwardCore<T>(PoolGeometry g, DeviceBuffer<T> dy, DeviceBuffer<int> argmax,
         DeviceBuffer<T> dx)
     {
-        var kernel = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<int>, ArrayView<T>,
-            PoolShape, int>>(nameof(PoolingKernels.MaxBackward),
-            static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<int>, ArrayView<T>, PoolShape, int>(
+        var kernel = Kernel<T, Action<AcceleratorStream, KernelConfig, ArrayView<T>, ArrayView<int>, ArrayView<T>,
+            PoolShape, ColumnStep>>(nameof(PoolingKernels.MaxBackward),
+            static a => a.LoadKernel<ArrayView<T>, ArrayView<int>, ArrayView<T>, PoolShape, ColumnStep>(
                 PoolingKernels.MaxBackward));
-        int extent = StreamExtent(dx.Length);
-        kernel(_accelerator.DefaultStream, extent, View(dy), View(argmax), View(dx), new PoolShape(g), extent);
+        var s = new PoolShape(g);
+        var config = RowConfig(checked(g.Batch * g.Channels * s.H), s.W);
+        kernel(_accelerator.DefaultStream, config, View(dy), View(argmax), View(dx), s,
+            new ColumnStep(config.GroupDim.X, s.SW));
     }
 
     /// <inheritdoc/>

@@ -53,6 +53,14 @@ public sealed partial class MemoryBoundPtxTests
                 shuffle), reduction),
             ("batchnorm-parameter-gradients", Method(typeof(BatchNormKernels),
                 nameof(BatchNormKernels.GradientPartials), F, shuffle), reduction | Promise.VectorStores),
+            ("maxpool-forward", Method(typeof(PoolingKernels), nameof(PoolingKernels.MaxForward), F),
+                Promise.NoDivisionPerElement),
+            ("maxpool-backward", Method(typeof(PoolingKernels), nameof(PoolingKernels.MaxBackward), F),
+                Promise.NoDivisionPerElement),
+            ("avgpool-forward", Method(typeof(PoolingKernels), nameof(PoolingKernels.AverageForward), F),
+                Promise.NoDivisionPerElement),
+            ("avgpool-backward", Method(typeof(PoolingKernels), nameof(PoolingKernels.AverageBackward), F),
+                Promise.NoDivisionPerElement),
             ("batchnorm-normalize", Method(typeof(BatchNormKernels), nameof(BatchNormKernels.Normalize), F),
                 streaming),
             ("batchnorm-input-gradient", Method(typeof(BatchNormKernels), nameof(BatchNormKernels.InputGradient), F),
@@ -102,9 +110,12 @@ public sealed partial class MemoryBoundPtxTests
     [Test]
     public void TheLoopFinderSeesTheDivisionsOfAFlatIndex()
     {
-        // Pooling still decomposes a flat output index per element: the check must flag it.
-        var ptx = Compile(Method(typeof(PoolingKernels), nameof(PoolingKernels.MaxForward), F));
+        // Global average pool's backward divides its 64-bit grid-stride index by the plane size per element: both
+        // checks must flag it.
+        var ptx = Compile(Method(typeof(PoolingKernels), nameof(PoolingKernels.GlobalAverageBackward), F));
+        using var scope = Assert.EnterMultipleScope();
         Assert.That(DivisionsInLoops(ptx), Is.Not.Empty);
+        Assert.That(Wide().IsMatch(ptx), Is.True);
     }
 
     [GeneratedRegex(@"\b(div|rem)\.[su]64\b")]

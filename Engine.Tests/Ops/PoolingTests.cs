@@ -264,8 +264,9 @@ public sealed class PoolingTests(string kind) : DeviceFixture(kind)
 }
 
 /// <summary>The pooling kernels on a CPU accelerator shaped like a GPU (256 threads per group, see
-/// GpuShapedGroupTests), against the float64 reference: grid-stride loops that cover fewer outputs than threads,
-/// and more.</summary>
+/// GpuShapedGroupTests), against the float64 reference: rows narrower than a group, and rows wider than the largest
+/// group, whose threads step along the row (the backward's covering windows then advance by a step that leaves a
+/// remainder modulo the stride).</summary>
 [NonParallelizable]
 public sealed class PoolingGpuShapedTests
 {
@@ -288,11 +289,15 @@ public sealed class PoolingGpuShapedTests
     [Test]
     public void MaxAndAveragePoolAgreeWithTheReference()
     {
-        // 540 outputs (more than one group of 256) from 10 planes of 7x8; a dilated case with 2 groups' worth.
+        // 540 outputs (more than one group of 256) from 10 planes of 7x8; a dilated case with 2 groups' worth; rows
+        // of 600 and 900 inputs (stride 1: 600 outputs; stride 3: 300) for groups of 256, plain and dilated.
         foreach (var p in new Pool[]
                  {
                      new(5, 2, 7, 8, 3, 2, 1, 1, 1, 0, 1, 1, Ceil: true),
                      new(1, 3, 8, 9, 2, 3, 2, 2, 1, 0, 1, 1, DH: 2, DW: 1, Ceil: true),
+                     new(1, 2, 3, 600, 2, 3, 1, 1, 1, 0, 1, 1),
+                     new(1, 2, 4, 900, 3, 5, 2, 3, 1, 1, 2, 1, Ceil: true),
+                     new(1, 2, 5, 900, 2, 3, 1, 3, 1, 0, 2, 1, DH: 2, DW: 2, Ceil: true),
                  })
         {
             var x = Tensor.RandomNormal<double>(p.InputShape, 51, device: _device);
