@@ -276,11 +276,10 @@ public static class PtxReport
     /// <summary>An instruction without its predicate (<c>@%p1 bra L;</c> → <c>bra L;</c>).</summary>
     private static string Unpredicated(string line) => line.StartsWith('@') ? line[(line.IndexOf(' ') + 1)..].Trim() : line;
 
-    /// <summary>Counts what <see cref="HotLoop"/> lists; throws when the kernel has no <c>fma.rn.f32</c> inside a
-    /// loop.</summary>
-    public static HotLoop AnalyzeHotLoop(string ptx)
+    /// <summary>The control-flow graph of <paramref name="ptx"/>: its basic blocks (a label starts one, a branch
+    /// or return ends one; predicates kept) and each block's successors.</summary>
+    private static (List<List<string>> Blocks, List<int>[] Successors) ControlFlow(string ptx)
     {
-        // Basic blocks: a label starts one, a branch or return ends one.
         var blocks = new List<List<string>> { new() };
         var labelBlock = new Dictionary<string, int>();
         foreach (var line in Lines(ptx))
@@ -304,7 +303,37 @@ public static class PtxReport
             if (!ends && i + 1 < blocks.Count) next.Add(i + 1);
             return next;
         }).ToArray();
+        return (blocks, successors);
+    }
 
+    /// <summary>The blocks reachable from <paramref name="start"/> in one or more steps of
+    /// <paramref name="next"/>.</summary>
+    private static HashSet<int> Reachable(int start, Func<int, IEnumerable<int>> next)
+    {
+        var seen = new HashSet<int>();
+        var stack = new Stack<int>(next(start));
+        while (stack.Count > 0)
+        {
+            int i = stack.Pop();
+            if (seen.Add(i)) foreach (int j in next(i)) stack.Push(j);
+        }
+        return seen;
+    }
+
+    /// <summary>The instructions of <paramref name="ptx"/> (without predicates) that lie in a basic block on a
+    /// cycle of the control-flow graph, i.e. inside some loop.</summary>
+    public static IEnumerable<string> InstructionsInLoops(string ptx)
+    {
+        var (blocks, successors) = ControlFlow(ptx);
+        return Enumerable.Range(0, blocks.Count).Where(b => Reachable(b, i => successors[i]).Contains(b))
+            .SelectMany(b => blocks[b]).Select(Unpredicated);
+    }
+
+    /// <summary>Counts what <see cref="HotLoop"/> lists; throws when the kernel has no <c>fma.rn.f32</c> inside a
+    /// loop.</summary>
+    public static HotLoop AnalyzeHotLoop(string ptx)
+    {
+        var (blocks, successors) = ControlFlow(ptx);
         int fmaBlock = blocks.FindIndex(b => b.Any(l => Unpredicated(l).StartsWith("fma.rn.f32")));
         if (fmaBlock < 0) throw new InvalidOperationException("no fma.rn.f32 in the kernel");
         var forward = Reachable(fmaBlock, i => successors[i]);
@@ -320,18 +349,6 @@ public static class PtxReport
             Count(@"^st\.shared\S*\.v4\."), Count(@"^ld\.global"), Count(@"^ld\.global\S*\.v4\."),
             Count(@"^bar\.sync"), Count(@"^(div|rem)\.[su]32"), Count(@"^(div|rem)\.[su]64"),
             ptx.Contains(".local", StringComparison.Ordinal));
-
-        static HashSet<int> Reachable(int start, Func<int, IEnumerable<int>> next)
-        {
-            var seen = new HashSet<int>();
-            var stack = new Stack<int>(next(start));
-            while (stack.Count > 0)
-            {
-                int i = stack.Pop();
-                if (seen.Add(i)) foreach (int j in next(i)) stack.Push(j);
-            }
-            return seen;
-        }
     }
 
     /// <summary>Static counts of <paramref name="ptx"/> (an instruction inside a loop counts once).</summary>

@@ -2,18 +2,12 @@
 // CUDA (sm_90, O2, float32 — as the backend compiles them; no GPU needed): no 64-bit integer division anywhere,
 // no integer division or remainder inside any loop (the per-element path), 16-byte vector loads and stores where
 // the kernels move float4 quads, and warp shuffles in the group reductions. Loops are found on the control-flow
-// graph: basic blocks split at labels and branches, and a block is inside a loop when it lies on a cycle.
+// graph (PtxReport.InstructionsInLoops): a basic block is inside a loop when it lies on a cycle.
 using System.Reflection;
 using System.Text.RegularExpressions;
+using Engine.Bench.Commands;
 using Engine.Kernels;
 using Engine.Kernels.Ilgpu;
-using ILGPU;
-using ILGPU.Algorithms;
-using ILGPU.Backends;
-using ILGPU.Backends.EntryPoints;
-using ILGPU.Backends.PTX;
-using ILGPU.Runtime;
-using ILGPU.Runtime.Cuda;
 using NUnit.Framework;
 
 namespace Engine.Tests.Kernels;
@@ -82,20 +76,10 @@ public sealed partial class MemoryBoundPtxTests
             yield return new TestCaseData(method, promise).SetArgDisplayNames(name);
     }
 
-    private static string Compile(MethodInfo method)
-    {
-        using var context = Context.Create(b => b.Cuda().EnableAlgorithms().Optimize(OptimizationLevel.O2));
-        using var backend = new PTXBackend(context, CudaArchitecture.SM_90, CudaInstructionSet.ISA_80, null!);
-        var entry = method.GetParameters()[0].ParameterType == typeof(Index1D)
-            ? EntryPointDescription.FromImplicitlyGroupedKernel(method)
-            : EntryPointDescription.FromExplicitlyGroupedKernel(method);
-        return ((PTXCompiledKernel)backend.Compile(entry, KernelSpecialization.Empty)).PTXAssembly;
-    }
-
     [TestCaseSource(nameof(Kernels))]
     public void PtxKeepsItsPromises(MethodInfo method, Promise promise)
     {
-        string ptx = Compile(method);
+        string ptx = PtxReport.Compile(method);
         using var scope = Assert.EnterMultipleScope();
         if (promise.HasFlag(Promise.NoDivisionPerElement))
         {
@@ -112,7 +96,7 @@ public sealed partial class MemoryBoundPtxTests
     {
         // Global average pool's backward divides its 64-bit grid-stride index by the plane size per element: both
         // checks must flag it.
-        var ptx = Compile(Method(typeof(PoolingKernels), nameof(PoolingKernels.GlobalAverageBackward), F));
+        var ptx = PtxReport.Compile(Method(typeof(PoolingKernels), nameof(PoolingKernels.GlobalAverageBackward), F));
         using var scope = Assert.EnterMultipleScope();
         Assert.That(DivisionsInLoops(ptx), Is.Not.Empty);
         Assert.That(Wide().IsMatch(ptx), Is.True);
@@ -124,57 +108,7 @@ public sealed partial class MemoryBoundPtxTests
     [GeneratedRegex(@"\b(div|rem)\.[su](32|64)\b")]
     private static partial Regex Division();
 
-    [GeneratedRegex(@"^([$\w]+):$")]
-    private static partial Regex Label();
-
-    [GeneratedRegex(@"^(@!?%\w+\s+)?bra(\.uni)?\s+([$\w]+);")]
-    private static partial Regex Branch();
-
-    /// <summary>The integer div/rem instructions in basic blocks that lie on a cycle of the control-flow graph.</summary>
-    private static List<string> DivisionsInLoops(string ptx)
-    {
-        var blocks = new List<(string? Label, List<string> Lines)> { (null, []) };
-        foreach (var raw in ptx.Split('\n'))
-        {
-            string line = raw.Trim();
-            var label = Label().Match(line);
-            if (label.Success) blocks.Add((label.Groups[1].Value, []));
-            else blocks[^1].Lines.Add(line);
-        }
-        var index = blocks.Select((b, i) => (b.Label, i)).Where(b => b.Label is not null)
-            .ToDictionary(b => b.Label!, b => b.i);
-        var successors = blocks.Select((block, i) =>
-        {
-            var next = new HashSet<int>();
-            bool fallsThrough = true;
-            foreach (var line in block.Lines)
-            {
-                var branch = Branch().Match(line);
-                if (branch.Success)
-                {
-                    next.Add(index[branch.Groups[3].Value]);
-                    if (!branch.Groups[1].Success) fallsThrough = false;
-                }
-                else if (line == "ret;") fallsThrough = false;
-            }
-            if (fallsThrough && i + 1 < blocks.Count) next.Add(i + 1);
-            return next;
-        }).ToArray();
-
-        bool OnCycle(int start)
-        {
-            var seen = new HashSet<int>();
-            var stack = new Stack<int>(successors[start]);
-            while (stack.Count > 0)
-            {
-                int b = stack.Pop();
-                if (b == start) return true;
-                if (seen.Add(b)) foreach (int s in successors[b]) stack.Push(s);
-            }
-            return false;
-        }
-
-        return [.. Enumerable.Range(0, blocks.Count).Where(OnCycle)
-            .SelectMany(b => blocks[b].Lines.Where(line => Division().IsMatch(line)))];
-    }
+    /// <summary>The integer div/rem instructions inside loops (<see cref="PtxReport.InstructionsInLoops"/>).</summary>
+    private static List<string> DivisionsInLoops(string ptx) =>
+        [.. PtxReport.InstructionsInLoops(ptx).Where(line => Division().IsMatch(line))];
 }
