@@ -6,17 +6,8 @@ using NUnit.Framework;
 namespace Engine.Tests.Cli;
 
 [TestFixture]
-public sealed class CliTests
+public sealed class CliTests : TempFolderFixture
 {
-    private string _folder = null!;
-
-    [SetUp]
-    public void CreateFolder() =>
-        _folder = Directory.CreateDirectory(Path.Combine(Path.GetTempPath(), $"engine-cli-{Guid.NewGuid():N}")).FullName;
-
-    [TearDown]
-    public void DeleteFolder() => Directory.Delete(_folder, recursive: true);
-
     /// <summary>Runs the program with <paramref name="args"/> to its end.</summary>
     private static (int ExitCode, string Stdout, string Stderr) Run(params string[] args)
     {
@@ -43,7 +34,7 @@ public sealed class CliTests
     public void ShortcutsRefusesAnUnwritableOutputBeforeMeasuring()
     {
         // A folder under a regular file can never be created, whoever runs the test.
-        string file = Path.Combine(_folder, "file");
+        string file = Path.Combine(Folder, "file");
         File.WriteAllText(file, "x");
         var result = Run("shortcuts", "--out", Path.Combine(file, "out"), "--iters", "1", "--warmup", "0",
             "--device", "cpu");
@@ -54,12 +45,12 @@ public sealed class CliTests
     [Test]
     public void PredictNamesAFolderGivenAsTheCheckpoint()
     {
-        string image = Path.Combine(_folder, "image.png");
+        string image = Path.Combine(Folder, "image.png");
         File.WriteAllText(image, "x");
-        AssertOneLineError(Run("predict", image, "--checkpoint", _folder),
-            $"--checkpoint: '{_folder}' is a folder, not a file.");
-        AssertOneLineError(Run("predict", image, "--checkpoint", image, "--labels", _folder),
-            $"--labels: '{_folder}' is a folder, not a file.");
+        AssertOneLineError(Run("predict", image, "--checkpoint", Folder),
+            $"--checkpoint: '{Folder}' is a folder, not a file.");
+        AssertOneLineError(Run("predict", image, "--checkpoint", image, "--labels", Folder),
+            $"--labels: '{Folder}' is a folder, not a file.");
     }
 
     [Test]

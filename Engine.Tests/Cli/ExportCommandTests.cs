@@ -12,21 +12,12 @@ using NUnit.Framework;
 namespace Engine.Tests.Cli;
 
 [TestFixture]
-public sealed class ExportCommandTests
+public sealed class ExportCommandTests : TempFolderFixture
 {
-    private string _folder = null!;
-
-    [SetUp]
-    public void CreateFolder() =>
-        _folder = Directory.CreateDirectory(Path.Combine(Path.GetTempPath(), $"engine-cli-{Guid.NewGuid():N}")).FullName;
-
-    [TearDown]
-    public void DeleteFolder() => Directory.Delete(_folder, recursive: true);
-
     [Test]
     public void WritesTheModelAndSaysWhereInOneLine()
     {
-        string path = Path.Combine(_folder, "resnet20.onnx");
+        string path = Path.Combine(Folder, "resnet20.onnx");
         using var run = BenchCli.Run("export", "--model", "resnet20-a", "--out", path);
 
         Assert.That(run.ExitCode, Is.Zero, run.Transcript);
@@ -37,13 +28,13 @@ public sealed class ExportCommandTests
         Assert.That(model.Graph.Input.Single().Name, Is.EqualTo(OnnxExport.InputName));
         Assert.That(model.Graph.Output.Single().Name, Is.EqualTo(OnnxExport.OutputName));
         Assert.That(model.Graph.Initializer.Select(i => i.Name), Does.Contain("layer3.2.bn2.running_var"));
-        Assert.That(Directory.GetFiles(_folder), Is.EqualTo(new[] { path }), "no temporary file left");
+        Assert.That(Directory.GetFiles(Folder), Is.EqualTo(new[] { path }), "no temporary file left");
     }
 
     [Test]
     public void SizeSetsTheInput()
     {
-        string path = Path.Combine(_folder, "resnet18.onnx");
+        string path = Path.Combine(Folder, "resnet18.onnx");
         using var run = BenchCli.Run("export", "--model", "resnet18", "--size", "64", "--out", path);
 
         Assert.That(run.ExitCode, Is.Zero, run.Transcript);
@@ -55,35 +46,35 @@ public sealed class ExportCommandTests
     public void AnOutputThatCannotBeWrittenIsOneLineAndNothingIsWritten()
     {
         // A folder under a regular file can never be created, whoever runs the test.
-        string file = Path.Combine(_folder, "file");
+        string file = Path.Combine(Folder, "file");
         File.WriteAllText(file, "x");
         string folder = Path.Combine(file, "out");
         AssertRefused($"--out: cannot write to the folder '{folder}'",
             "export", "--model", "resnet20-a", "--out", Path.Combine(folder, "model.onnx"));
-        AssertRefused($"--out: '{_folder}' is a folder, not a file.", "export", "--model", "resnet20-a", "--out", _folder);
+        AssertRefused($"--out: '{Folder}' is a folder, not a file.", "export", "--model", "resnet20-a", "--out", Folder);
     }
 
     [Test]
     public void AnUnknownModelIsOneLineAndNothingIsWritten() =>
         AssertRefused("Unknown model 'resnet21'", "export", "--model", "resnet21", "--out",
-            Path.Combine(_folder, "model.onnx"));
+            Path.Combine(Folder, "model.onnx"));
 
     [Test]
     public void NoModelIsOneLine() =>
         AssertRefused("Name the model to export (--model) or give a checkpoint (--checkpoint).", "export", "--out",
-            Path.Combine(_folder, "model.onnx"));
+            Path.Combine(Folder, "model.onnx"));
 
     [Test]
     public void APlainModelFileNeedsItsName()
     {
-        string weights = Path.Combine(_folder, "weights.safetensors");
+        string weights = Path.Combine(Folder, "weights.safetensors");
         using (var device = Device.Create("cpu"))
         using (var model = ModelRegistry.Create<float>("resnet20-a", device))
             SafeTensors.Save(model, weights);
         AssertRefused($"'{weights}' does not record its model (a plain model file): name it (--model).",
-            "export", "--checkpoint", weights, "--out", Path.Combine(_folder, "model.onnx"));
-        AssertRefused($"--checkpoint: '{Path.Combine(_folder, "none")}' does not exist.",
-            "export", "--checkpoint", Path.Combine(_folder, "none"), "--out", Path.Combine(_folder, "model.onnx"));
+            "export", "--checkpoint", weights, "--out", Path.Combine(Folder, "model.onnx"));
+        AssertRefused($"--checkpoint: '{Path.Combine(Folder, "none")}' does not exist.",
+            "export", "--checkpoint", Path.Combine(Folder, "none"), "--out", Path.Combine(Folder, "model.onnx"));
     }
 
     /// <summary>Runs the command and asserts exit code 2, one line on stderr holding <paramref name="expected"/>, and
@@ -94,6 +85,6 @@ public sealed class ExportCommandTests
         Assert.That(run.ExitCode, Is.EqualTo(2), run.Transcript);
         Assert.That(run.Stderr, Has.Count.EqualTo(1), run.Transcript);
         Assert.That(run.Stderr[0], Does.StartWith("error: ").And.Contain(expected));
-        Assert.That(Directory.EnumerateFiles(_folder, "*.onnx*", SearchOption.AllDirectories), Is.Empty);
+        Assert.That(Directory.EnumerateFiles(Folder, "*.onnx*", SearchOption.AllDirectories), Is.Empty);
     }
 }

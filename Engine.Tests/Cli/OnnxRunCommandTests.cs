@@ -14,17 +14,8 @@ using DataType = Engine.Core.Onnx.Proto.TensorProto.Types.DataType;
 
 namespace Engine.Tests.Cli;
 
-public sealed class OnnxRunCommandTests
+public sealed class OnnxRunCommandTests : TempFolderFixture
 {
-    private string _folder = null!;
-
-    [SetUp]
-    public void CreateFolder() =>
-        _folder = Directory.CreateDirectory(Path.Combine(Path.GetTempPath(), $"engine-onnx-run-{Guid.NewGuid():N}")).FullName;
-
-    [TearDown]
-    public void DeleteFolder() => Directory.Delete(_folder, recursive: true);
-
     private static string NodeTest(string test)
     {
         string folder = Path.Combine(OnnxConformance.Root, test);
@@ -40,7 +31,7 @@ public sealed class OnnxRunCommandTests
     public void SavedOutputMatchesOnnxExpectedOutput(string test, int inputs)
     {
         string folder = NodeTest(test), set = Path.Combine(folder, "test_data_set_0");
-        string output = Path.Combine(_folder, "y.pb");
+        string output = Path.Combine(Folder, "y.pb");
         var args = new List<string> { "onnx-run", "--model", Path.Combine(folder, "model.onnx"), "--out", output, "--device", "cpu" };
         for (int i = 0; i < inputs; i++) args.AddRange(["--input", Path.Combine(set, $"input_{i}.pb")]);
         using var run = BenchCli.Run([.. args]);
@@ -51,7 +42,7 @@ public sealed class OnnxRunCommandTests
         Assert.That(actual.Dims, Is.EqualTo(expected.Dims));
         Assert.That(actual.Values, Is.EqualTo(expected.Values).Within(1e-4));
         Assert.That(run.Stdout, Has.Some.Contains($"shape [{string.Join(", ", expected.Dims)}]; largest: "));
-        Assert.That(Directory.GetFiles(_folder), Is.EquivalentTo(new[] { output }), "a temporary file was left behind");
+        Assert.That(Directory.GetFiles(Folder), Is.EquivalentTo(new[] { output }), "a temporary file was left behind");
     }
 
     [Test]
@@ -59,11 +50,11 @@ public sealed class OnnxRunCommandTests
     {
         string folder = NodeTest("test_relu");
         string input = Path.Combine(folder, "test_data_set_0", "input_0.pb");
-        string corrupt = Path.Combine(_folder, "corrupt.onnx");
+        string corrupt = Path.Combine(Folder, "corrupt.onnx");
         File.WriteAllBytes(corrupt, [0x0A, 0x7F, 0x01, 0x02]);
         foreach (var (args, expected) in new[]
                  {
-                     (new[] { "--model", Path.Combine(_folder, "absent.onnx"), "--input", input }, "--model: "),
+                     (new[] { "--model", Path.Combine(Folder, "absent.onnx"), "--input", input }, "--model: "),
                      (new[] { "--model", corrupt, "--input", input }, "is not a valid ONNX model"),
                      (new[] { "--model", Path.Combine(folder, "model.onnx"), "--input", corrupt }, "--input: "),
                  })
@@ -79,7 +70,7 @@ public sealed class OnnxRunCommandTests
     {
         var model = OnnxGraphs.SmallConvNet();
         model.Graph.Node[2].OpType = "Celu";
-        string path = Path.Combine(_folder, "celu.onnx"), input = Path.Combine(_folder, "x.pb");
+        string path = Path.Combine(Folder, "celu.onnx"), input = Path.Combine(Folder, "x.pb");
         File.WriteAllBytes(path, model.ToByteArray());
         File.WriteAllBytes(input, OnnxTensors.Create<float>("x", DataType.Float, [1, 2, 5, 5], new float[50]).ToByteArray());
 
@@ -97,11 +88,11 @@ public sealed class OnnxRunCommandTests
     {
         using var device = Device.Create("cpu");
         using var model = ModelRegistry.Create<float>("resnet20-a", device, seed: 5);
-        string path = Path.Combine(_folder, "resnet20-a.onnx"), output = Path.Combine(_folder, "logits.pb");
+        string path = Path.Combine(Folder, "resnet20-a.onnx"), output = Path.Combine(Folder, "logits.pb");
         OnnxExport.Export(model, 3, 32, 32, path);
         var random = new Random(6);
         byte[] planes = Enumerable.Range(0, 3 * 32 * 32).Select(_ => (byte)random.Next(256)).ToArray();
-        string image = TestImageFiles.Write(Path.Combine(_folder, "image.png"), planes, 3, 32, 32);
+        string image = TestImageFiles.Write(Path.Combine(Folder, "image.png"), planes, 3, 32, 32);
 
         using var run = BenchCli.Run(["onnx-run", "--model", path, "--input", image, "--mean", "0.5", "0.4", "0.3",
             "--std", "0.25", "0.2", "0.3", "--out", output, "--device", "cpu"]);

@@ -12,10 +12,9 @@ using NUnit.Framework;
 namespace Engine.Tests.Onnx.Runtime;
 
 [TestFixture]
-public sealed class ExportCommandRuntimeTests
+public sealed class ExportCommandRuntimeTests : TempFolderFixture
 {
     private Device _device = null!;
-    private string _folder = null!;
 
     [OneTimeSetUp]
     public void CreateDevice() => _device = Device.Create("cpu");
@@ -23,23 +22,16 @@ public sealed class ExportCommandRuntimeTests
     [OneTimeTearDown]
     public void DisposeDevice() => _device.Dispose();
 
-    [SetUp]
-    public void CreateFolder() =>
-        _folder = Directory.CreateDirectory(Path.Combine(Path.GetTempPath(), $"engine-cli-{Guid.NewGuid():N}")).FullName;
-
-    [TearDown]
-    public void DeleteFolder() => Directory.Delete(_folder, recursive: true);
-
     [Test]
     public void ATrainedCheckpointExportsAtItsRecordedInput()
     {
-        string training = Path.Combine(_folder, "train");
+        string training = Path.Combine(Folder, "train");
         using (var train = BenchCli.Run("train", "--model", "resnet20-a", "--data", "fashion-mnist", "--data-path",
                    FashionMnistData.Folder, "--train-subset", "32", "--test-subset", "16", "--batch", "16", "--epochs",
                    "1", "--device", "cpu", "--out", training))
             Assert.That(train.ExitCode, Is.Zero, train.Transcript);
         string checkpoint = Path.Combine(training, Trainer.CheckpointFile);
-        string path = Path.Combine(_folder, "trained.onnx");
+        string path = Path.Combine(Folder, "trained.onnx");
 
         using var export = BenchCli.Run("export", "--checkpoint", checkpoint, "--out", path);
 
@@ -52,10 +44,10 @@ public sealed class ExportCommandRuntimeTests
     [Test]
     public void APlainModelFileExportsWithItsName()
     {
-        string weights = Path.Combine(_folder, "weights.safetensors");
+        string weights = Path.Combine(Folder, "weights.safetensors");
         using (var trained = ExportedModels.Randomized<float>("resnet20-b", _device))
             SafeTensors.Save(trained, weights);
-        string path = Path.Combine(_folder, "plain.onnx");
+        string path = Path.Combine(Folder, "plain.onnx");
 
         using var export = BenchCli.Run("export", "--checkpoint", weights, "--model", "resnet20-b", "--out", path);
 

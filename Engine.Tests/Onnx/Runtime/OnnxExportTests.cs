@@ -17,23 +17,15 @@ using NUnit.Framework;
 namespace Engine.Tests.Onnx.Runtime;
 
 [TestFixture]
-public sealed class OnnxExportTests
+public sealed class OnnxExportTests : TempFolderFixture
 {
     private Device _device = null!;
-    private string _folder = null!;
 
     [OneTimeSetUp]
     public void CreateDevice() => _device = Device.Create("cpu");
 
     [OneTimeTearDown]
     public void DisposeDevice() => _device.Dispose();
-
-    [SetUp]
-    public void CreateFolder() =>
-        _folder = Directory.CreateDirectory(Path.Combine(Path.GetTempPath(), $"engine-onnx-{Guid.NewGuid():N}")).FullName;
-
-    [TearDown]
-    public void DeleteFolder() => Directory.Delete(_folder, recursive: true);
 
     /// <summary>CIFAR nets at their 32×32, batch 2; ImageNet nets at batch 1: ResNet-18 and the three ResNet-50s at
     /// their 224×224, and the ResNet-50s again at 64×64 (a smaller, deeper-reaching case: 2×2 after layer4).
@@ -52,7 +44,7 @@ public sealed class OnnxExportTests
     public void OnnxRuntimeAgreesWithTheEngine(string name, int batch, int size)
     {
         using var model = ExportedModels.Randomized<float>(name, _device);
-        string path = Path.Combine(_folder, $"{name}.onnx");
+        string path = Path.Combine(Folder, $"{name}.onnx");
         OnnxExport.Export(model.Train(), 3, size, size, path);
 
         float[] input = ExportedModels.RandomInput(batch * 3 * size * size, seed: 1);
@@ -68,7 +60,7 @@ public sealed class OnnxExportTests
     public void OneFileTakesAnyBatch()
     {
         using var model = ExportedModels.Randomized<float>("resnet20-a", _device);
-        string path = Path.Combine(_folder, "resnet20-a.onnx");
+        string path = Path.Combine(Folder, "resnet20-a.onnx");
         OnnxExport.Export(model, 3, 32, 32, path);
         int image = 3 * 32 * 32;
         float[] pair = ExportedModels.RandomInput(2 * image, seed: 2);
@@ -149,7 +141,7 @@ public sealed class OnnxExportTests
             norm.RunningMean.CopyFrom([0.1, -0.2, 0.3]);
             norm.RunningVar.CopyFrom([0.6, 1.7, 1.1]);
         }
-        string path = Path.Combine(_folder, "double.onnx");
+        string path = Path.Combine(Folder, "double.onnx");
         OnnxExport.Export(model, 3, 9, 7, path);
         var random = new Random(5);
         double[] input = Enumerable.Range(0, 2 * 3 * 9 * 7).Select(_ => 2 * random.NextDouble() - 1).ToArray();
@@ -190,11 +182,11 @@ public sealed class OnnxExportTests
     public void NothingIsWrittenWhenTheExportFails()
     {
         using var model = ModelRegistry.Create<float>("resnet18", _device);
-        string path = Path.Combine(_folder, "small.onnx");
+        string path = Path.Combine(Folder, "small.onnx");
         Assert.Throws<ArgumentException>(() => OnnxExport.Export(model, 1, 224, 224, path));
         Assert.Throws<DirectoryNotFoundException>(() =>
-            OnnxExport.Export(model, 3, 224, 224, Path.Combine(_folder, "missing", "model.onnx")));
-        Assert.That(Directory.EnumerateFileSystemEntries(_folder), Is.Empty);
+            OnnxExport.Export(model, 3, 224, 224, Path.Combine(Folder, "missing", "model.onnx")));
+        Assert.That(Directory.EnumerateFileSystemEntries(Folder), Is.Empty);
     }
 
     /// <summary>A layer without an export rule.</summary>
