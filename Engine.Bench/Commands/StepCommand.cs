@@ -50,10 +50,7 @@ internal static class StepCommand
         bool countLaunches, int? imageSize, bool noFold, string? deviceName)
     {
         if (noFold && mode != StepMode.Infer)
-        {
-            Console.Error.WriteLine("step: --no-fold applies to --mode infer only (training needs the batch-norms).");
-            return 2;
-        }
+            throw new ArgumentException("--no-fold applies to --mode infer only (training needs the batch-norms).");
         if (batch < 1 || iterations < 1 || warmup < 0)
             throw new ArgumentException($"--batch and --iters must be at least 1 and --warmup at least 0 " +
                                         $"(got {batch}, {iterations}, {warmup}).");
