@@ -83,6 +83,7 @@ public sealed class FusedResNet<T> : Module<T> where T : unmanaged, IFloatingPoi
         Spec = model.Spec;
         Classes = model.Classes;
         InputChannels = model.InputChannels;
+        // The stem conv is folded when its batch-norm comes by, and the fused layer keeps the conv's name.
         foreach (var (name, child) in model.NamedChildren())
         {
             Module<T>? folded = child switch
