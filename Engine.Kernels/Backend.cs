@@ -30,6 +30,8 @@
 // - batch-norm: momentum in [0, 1] (0 keeps the running statistics, 1 replaces them), epsilon positive and finite,
 //   more than one value per channel in training mode (N·HW ≥ 2, as PyTorch), tensors under 2^31 elements, a
 //   defined RunningVarianceUpdate; a fused residual (forward) and its gradient (backward) as long as x.
+// - convolution forward's epilogue: a residual as long as y and none of y, x or w (y is written block by block
+//   while the residual is read); y = conv + bias + residual, then ReLU, each present when asked.
 // - losses and top-k: classes ≥ 1; top-k's k in [1, classes]. Label VALUES in [0, classes) are the caller's
 //   precondition, checked on the host before upload by Validate.Labels (as Engine.Core's CrossEntropy and
 //   TopKCorrect do); a backend checks the label buffer's length only, since reading it back would synchronise the
@@ -39,8 +41,8 @@
 //   present exactly when needed, all buffers as long as the parameter.
 //
 // What every op returns for NaN and ±Inf (PyTorch's answer wherever PyTorch has one): NaN propagates through
-// ReLU (plain and fused into batch-norm; its gradient is 0 where the output is NaN or ≤ 0, as PyTorch's
-// threshold_backward), through max-pooling (a NaN wins its window and receives the gradient), average pooling
+// ReLU (plain, fused into batch-norm and into the convolution epilogue; its gradient is 0 where the output is NaN
+// or ≤ 0, as PyTorch's threshold_backward), through max-pooling (a NaN wins its window and receives the gradient), average pooling
 // (the windows holding a NaN) and every reduction (Sum, SumPerChannel, global average pooling, batch-norm
 // statistics, softmax). ±Inf follow IEEE arithmetic. TopKCorrect counts a row that holds a NaN logit as not
 // correct (PyTorch's topk ranks NaN above every number, so the true class is not guaranteed a place).
@@ -576,9 +578,21 @@ public abstract class Backend : IDisposable
 
     // ---- convolution: x [N,C,H,W], w [K,C/groups,R,S], bias [K], y [N,K,OH,OW]; dilation per axis ----
 
-    /// <summary>y = conv(x, w) (+ bias when given), with the geometry's strides, pads, dilations and groups.</summary>
+    /// <summary>y = conv(x, w) (+ bias when given) (+ <paramref name="residual"/> when given), then ReLU when
+    /// <paramref name="relu"/>, with the geometry's strides, pads, dilations and groups: the epilogue of a
+    /// convolution whose batch-norm has been folded into w and bias (inference), applied as the output is
+    /// stored.</summary>
+    /// <param name="g">The convolution's geometry.</param>
+    /// <param name="x">Input [N, C, H, W].</param>
+    /// <param name="w">Filters [K, C/groups, R, S].</param>
+    /// <param name="bias">Per-output-channel bias [K], or null for none.</param>
+    /// <param name="y">Output [N, K, OH, OW] (overwritten).</param>
+    /// <param name="residual">Added to the output before the ReLU, [N, K, OH, OW]; null for none. It must not be
+    /// y, x or w (the output is written block by block while the residual is still read).</param>
+    /// <param name="relu">Clamp the result at zero (NaN propagates).</param>
     public void Conv2dForward<T>(ConvGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> w, DeviceBuffer<T>? bias,
-        DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T>
+        DeviceBuffer<T> y, DeviceBuffer<T>? residual = null, bool relu = false)
+        where T : unmanaged, IFloatingPointIeee754<T>
     {
         lock (_gate)
         {
@@ -588,8 +602,15 @@ public abstract class Backend : IDisposable
             Validate.Buffer(this, op, nameof(w), w, g.WeightLength);
             if (bias is not null) Validate.Buffer(this, op, nameof(bias), bias, g.OutChannels);
             Validate.Buffer(this, op, nameof(y), y, g.OutputLength);
+            if (residual is not null)
+            {
+                Validate.Buffer(this, op, nameof(residual), residual, g.OutputLength);
+                if (ReferenceEquals(residual, y) || ReferenceEquals(residual, x) || ReferenceEquals(residual, w))
+                    throw new ArgumentException($"{op}: the residual must be a buffer of its own, not the output, " +
+                                                "the input or the filters.", nameof(residual));
+            }
             Starting(nameof(Conv2dForward));
-            Conv2dForwardCore(g, x, w, bias, y);
+            Conv2dForwardCore(g, x, w, bias, y, residual, relu);
             Finished(nameof(Conv2dForward));
         }
     }
@@ -628,9 +649,11 @@ public abstract class Backend : IDisposable
         }
     }
 
-    /// <summary>y = conv(x, w) (+ bias when given), for a validated geometry.</summary>
+    /// <summary>y = conv(x, w) (+ bias) (+ residual), then ReLU when asked, for a validated geometry; the
+    /// residual, when given, is as long as y and aliases none of x, w and y.</summary>
     protected abstract void Conv2dForwardCore<T>(ConvGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> w,
-        DeviceBuffer<T>? bias, DeviceBuffer<T> y) where T : unmanaged, IFloatingPointIeee754<T>;
+        DeviceBuffer<T>? bias, DeviceBuffer<T> y, DeviceBuffer<T>? residual, bool relu)
+        where T : unmanaged, IFloatingPointIeee754<T>;
 
     /// <summary>dx = the gradient of the input, for a validated geometry.</summary>
     protected abstract void Conv2dBackwardDataCore<T>(ConvGeometry g, DeviceBuffer<T> dy, DeviceBuffer<T> w,

@@ -156,6 +156,12 @@ public sealed class ResNet<T> : Module<T>, IOnnxExportable<T> where T : unmanage
         return x;
     }
 
+    /// <summary>The model folded for inference, as torch.fx's fuse (torch.ao.quantization.fuse_modules on an eval
+    /// model): each batch-norm folded into the convolution before it (in float64, rounded once), each ReLU and
+    /// residual add in a convolution's epilogue. This model is left untouched; the folded one owns copies of the
+    /// weights, so later changes to this one do not reach it.</summary>
+    public FusedResNet<T> FuseForInference() => new(this);
+
     /// <summary>As <see cref="Forward"/>: the children in order.</summary>
     public string ExportOnnx(OnnxGraphBuilder<T> graph, string input) =>
         NamedChildren().Aggregate(input, (x, child) => graph.Export(child.Module, x));

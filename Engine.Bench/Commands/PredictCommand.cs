@@ -1,7 +1,8 @@
 // `predict`: classifies PNG/JPEG files with a trained checkpoint (ImageClassifier): one file prints its top-k
 // classes; a folder's images are classified in batches under a progress bar, printed one line each and written to a
 // CSV (one row per image). Images are preprocessed as the training data was (size, channels, normalisation from the
-// checkpoint). A file that is not a complete image stops the run naming it, unless --skip-bad is given.
+// checkpoint). A file that is not a complete image stops the run naming it, unless --skip-bad is given. The model
+// runs folded for inference (ResNet.FuseForInference).
 using System.CommandLine;
 using System.Globalization;
 using System.Text;
@@ -59,7 +60,7 @@ internal static class PredictCommand
             using var engine = CommonOptions.OpenDevice(result.GetValue(device));
             using var classifier = ImageClassifier.Load(engine, result.GetValue(checkpoint)!, overrides);
             Console.WriteLine($"model: {classifier.Model.Spec.Name}, {classifier.ClassNames.Count} classes, " +
-                              $"input {classifier.Input}");
+                              $"input {classifier.Input}; batch-norm folded into the convolutions for inference");
             var skipped = new List<string>();
             Action<string, InvalidDataException>? skip = result.GetValue(skipBad)
                 ? (file, error) => skipped.Add(error.Message)

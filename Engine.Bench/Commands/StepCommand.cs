@@ -1,6 +1,8 @@
 // `step --model NAME --batch N --mode train|infer [--device D] [--iters K] [--warmup W] [--image-size S]
-// [--profile] [--count-launches]`: times forward (infer) or a full training step (forward, loss, backward, SGD)
-// and prints the median as its last line, `median_ms=<number>`. --count-launches (ILGPU devices) also prints the
+// [--profile] [--count-launches] [--no-fold]`: times forward (infer) or a full training step (forward, loss,
+// backward, SGD) and prints the median as its last line, `median_ms=<number>`. Infer times the model folded for
+// inference (ResNet.FuseForInference: batch-norms folded into the convolutions, ReLUs and residual adds in their
+// epilogues); --no-fold times the unfolded eval-mode model instead. --count-launches (ILGPU devices) also prints the
 // kernel launches and host synchronisations per step, counted by the backend after the warm-up.
 using System.CommandLine;
 using System.Globalization;
@@ -30,18 +32,25 @@ internal static class StepCommand
             Description = "Input height and width instead of the model's own (e.g. a small ResNet-50 input to count " +
                           "launches on a slow device).",
         };
+        var noFold = new Option<bool>("--no-fold")
+        {
+            Description = "Infer with the unfolded eval-mode model (batch-norm as its own op) instead of the folded one.",
+        };
         var device = CommonOptions.Device();
         var command = new Command("step", "Times inference or one training step of a model.")
-            { model, batch, mode, iterations, warmup, profile, countLaunches, imageSize, device };
+            { model, batch, mode, iterations, warmup, profile, countLaunches, imageSize, noFold, device };
         command.SetAction(result => Run(result.GetValue(model)!, result.GetValue(batch), result.GetValue(mode),
             result.GetValue(iterations), result.GetValue(warmup), result.GetValue(profile),
-            result.GetValue(countLaunches), result.GetValue(imageSize), result.GetValue(device)));
+            result.GetValue(countLaunches), result.GetValue(imageSize), result.GetValue(noFold),
+            result.GetValue(device)));
         return command;
     }
 
     private static int Run(string modelName, int batch, StepMode mode, int iterations, int warmup, bool profile,
-        bool countLaunches, int? imageSize, string? deviceName)
+        bool countLaunches, int? imageSize, bool noFold, string? deviceName)
     {
+        if (noFold && mode != StepMode.Infer)
+            throw new ArgumentException("--no-fold applies to --mode infer only (training needs the batch-norms).");
         if (batch < 1 || iterations < 1 || warmup < 0)
             throw new ArgumentException($"--batch and --iters must be at least 1 and --warmup at least 0 " +
                                         $"(got {batch}, {iterations}, {warmup}).");
@@ -59,11 +68,18 @@ internal static class StepCommand
         var profiler = profile ? new OpProfiler(opened.Backend) : null;
         var device = opened;
         using var model = ModelRegistry.Create<float>(modelName, device);
+        bool fold = mode == StepMode.Infer && !noFold;
+        using var folded = fold ? model.FuseForInference() : null;
+        if (mode == StepMode.Infer)
+            Console.WriteLine(fold
+                ? "infer: folded model (batch-norm folded into the convolutions; ReLU and residual add in their " +
+                  "epilogues); --no-fold times the unfolded one"
+                : "infer: unfolded eval-mode model (--no-fold)");
         int size = imageSize ?? spec.InputSize;
         int untilCounted = warmup;
         (long Launches, long Synchronizations) start = (0, 0);
         if (countLaunches && warmup == 0) start = (counted!.LaunchCount, counted.SynchronizationCount);
-        var timing = StepTimer.Time(model, [batch, 3, size, size], mode, warmup, iterations, () =>
+        var timing = StepTimer.Time(folded ?? (Engine.Core.Modules.Module<float>)model, [batch, 3, size, size], mode, warmup, iterations, () =>
         {
             if (--untilCounted != 0) return;
             profiler?.Reset();

@@ -10,6 +10,9 @@
 //                    divides exactly (all of it at stride 1; a quarter at stride 2, the rest packed as zeros)
 //   backward weight: dw (K × C·R·S)     = dy (K × N·OH·OW)         · patches of x, transposed (N·OH·OW × C·R·S)
 // Every output element is owned by one task and summed in a fixed order, so results are deterministic.
+// Forward's epilogue (y = conv + bias [+ residual], then ReLU: a folded conv → BN [→ add] → ReLU) runs in the
+// packed GEMM's tile store; the direct loops apply it per plane; the AVX-512 direct path, which stores conv + bias,
+// is followed by one pass of the same per-plane helper.
 //
 // double (and float without AVX2+FMA) runs direct loops, one task per output plane, gathering (never
 // scattering) so that no two tasks touch one element. The AVX-512 direct convolutions (DirectConvolution.cs)
@@ -265,14 +268,19 @@ public sealed unsafe partial class CpuBackend
 {
     /// <inheritdoc/>
     protected override void Conv2dForwardCore<T>(ConvGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> w,
-        DeviceBuffer<T>? bias,
-        DeviceBuffer<T> y)
+        DeviceBuffer<T>? bias, DeviceBuffer<T> y, DeviceBuffer<T>? residual, bool relu)
     {
-        T* biasData = bias is null ? null : Data(bias);
+        T* biasData = bias is null ? null : Data(bias), residualData = residual is null ? null : Data(residual);
 
         if (typeof(T) == typeof(float) && g.IsDenseUndilated && UseDirectForward(g))
         {
             DirectForward(g, (float*)Data(x), (float*)Data(w), (float*)biasData, (float*)Data(y));
+            if (residualData != null || relu)
+            {
+                var tail = new ResidualReluJob<T>
+                    { Y = Data(y), Residual = residualData, Relu = relu, Plane = g.OutHeight * g.OutWidth };
+                Parallel(g.Batch * g.OutChannels, ref tail);
+            }
             return;
         }
 
@@ -288,20 +296,48 @@ public sealed unsafe partial class CpuBackend
                     KernelWidth = g.KernelWidth, KernelArea = g.KernelHeight * g.KernelWidth,
                     Patches = PatchMatrix.OfInput(g, (float*)Data(x), group),
                 };
-                // The GEMM's column groups are the images; this convolution group's rows are its K/G channels.
+                // The GEMM's column groups are the images; this convolution group's rows are its K/G channels. The
+                // bias, residual and ReLU run in the GEMM's epilogue, on each tile as it is finished.
+                long groupOffset = (long)group * groupOut * positions;
                 RunPackedGemm(operands, new GemmOutput
                 {
-                    C = (float*)Data(y) + (long)group * groupOut * positions, Rows = groupOut, Depth = depth,
+                    C = (float*)Data(y) + groupOffset, Rows = groupOut, Depth = depth,
                     Groups = g.Batch, GroupColumns = positions, GroupStride = (long)g.OutChannels * positions,
                     RowStride = positions, Alpha = 1f, Beta = 0f,
+                    Bias = biasData == null ? null : (float*)biasData + (long)group * groupOut,
+                    Residual = residualData == null ? null : (float*)residualData + groupOffset, Relu = relu,
                 });
             }
-            if (biasData != null) AddPerChannel(g.Batch, g.OutChannels, positions, biasData, Data(y));
             return;
         }
 
-        var job = new DirectConvForwardJob<T> { G = g, X = Data(x), W = Data(w), Bias = biasData, Y = Data(y) };
+        var job = new DirectConvForwardJob<T>
+            { G = g, X = Data(x), W = Data(w), Bias = biasData, Y = Data(y), Residual = residualData, Relu = relu };
         Parallel(g.Batch * g.OutChannels, ref job);
+    }
+
+    /// <summary>The convolution epilogue after the output plane <paramref name="y"/> holds conv + bias:
+    /// y += residual (when not null), then ReLU (when <paramref name="relu"/>; NaN propagates).</summary>
+    private static void AddResidualRelu<T>(T* y, T* residual, int count, bool relu)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        T floor = relu ? T.Zero : T.NegativeInfinity;
+        for (int i = 0; i < count; i++) y[i] = T.Max(residual == null ? y[i] : y[i] + residual[i], floor);
+    }
+
+    /// <summary>The epilogue as a pass of its own over output plane <c>task</c>, after a convolution path that
+    /// stores conv + bias only (the AVX-512 direct convolutions).</summary>
+    private struct ResidualReluJob<T> : IParallelJob where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public T* Y, Residual;
+        public int Plane;
+        public bool Relu;
+
+        public void Execute(int task, int worker)
+        {
+            long offset = (long)task * Plane;
+            AddResidualRelu(Y + offset, Residual == null ? null : Residual + offset, Plane, Relu);
+        }
     }
 
     /// <inheritdoc/>
@@ -451,11 +487,12 @@ public sealed unsafe partial class CpuBackend
     }
 
     /// <summary>y[n, k] for plane task = n·K + k: each output is the sum over the taps (c, r, s) of k's group, then
-    /// + bias[k].</summary>
+    /// + bias[k]; then the plane's epilogue (+ residual, ReLU).</summary>
     private struct DirectConvForwardJob<T> : IParallelJob where T : unmanaged, IFloatingPointIeee754<T>
     {
         public ConvGeometry G;
-        public T* X, W, Bias, Y;
+        public T* X, W, Bias, Y, Residual;
+        public bool Relu;
 
         public void Execute(int task, int worker)
         {
@@ -484,6 +521,9 @@ public sealed unsafe partial class CpuBackend
                 }
                 y[oh * G.OutWidth + ow] = Bias == null ? sum : sum + Bias[k];
             }
+            if (Residual != null || Relu)
+                AddResidualRelu(y, Residual == null ? null : Residual + (long)task * G.OutHeight * G.OutWidth,
+                    G.OutHeight * G.OutWidth, Relu);
         }
     }
 

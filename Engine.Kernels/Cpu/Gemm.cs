@@ -16,6 +16,8 @@
 //   A single column group with few panels (a weight gradient: small C, deep K) also splits K into slices whose
 //   partial C are summed in order afterwards; the slice count depends on the shape, never on the thread count.
 //   Operands are structs implementing IGemmOperands: plain matrices here, implicit im2col in Convolution.cs.
+//   An optional epilogue (GemmOutput: + bias per row, + residual, ReLU) runs on each tile right after its last
+//   depth block, while the tile is still in L1 (after the slice sum when the depth is sliced): no extra pass.
 //
 // double (and float on a CPU without AVX2+FMA) takes GenericGemm: per row of C, a row accumulator over k.
 using System.Numerics;
@@ -37,13 +39,48 @@ internal unsafe interface IGemmOperands
     void PackB(float* dst, int group, int col0, int cols, int k0, int kc, float* work);
 }
 
-/// <summary>Where C lives: row i, column j of group g is C[g·GroupStride + i·RowStride + j].</summary>
+/// <summary>Where C lives: row i, column j of group g is C[g·GroupStride + i·RowStride + j]. The optional
+/// epilogue, applied to each element once its sum is final: + Bias[i] (when Bias is set), + Residual at C's offset
+/// (when Residual is set; it never aliases C), then ReLU (when Relu).</summary>
 internal unsafe struct GemmOutput
 {
     public float* C;
     public int Rows, Depth, Groups, GroupColumns;
     public long GroupStride, RowStride;
     public float Alpha, Beta;
+    public float* Bias, Residual;
+    public bool Relu;
+
+    /// <summary>True when an epilogue follows the product.</summary>
+    public readonly bool HasEpilogue => Bias != null || Residual != null || Relu;
+
+    /// <summary>Applies the epilogue to rows [row, row + rows) × <paramref name="cols"/> columns of C starting at
+    /// element offset <paramref name="offset"/> (whose row is <paramref name="row"/>).</summary>
+    public readonly void ApplyEpilogue(long offset, int row, int rows, int cols)
+    {
+        var floor = Vector256.Create(Relu ? 0f : float.NegativeInfinity);
+        float scalarFloor = Relu ? 0f : float.NegativeInfinity;
+        for (int i = 0; i < rows; i++)
+        {
+            long start = offset + i * RowStride;
+            float* c = C + start, residual = Residual == null ? null : Residual + start;
+            var bias = Vector256.Create(Bias == null ? 0f : Bias[row + i]);
+            float scalarBias = Bias == null ? 0f : Bias[row + i];
+            int j = 0;
+            for (; j + 8 <= cols; j += 8)
+            {
+                var v = Vector256.Load(c + j) + bias;
+                if (residual != null) v += Vector256.Load(residual + j);
+                Vector256.Max(v, floor).Store(c + j);
+            }
+            for (; j < cols; j++)
+            {
+                float v = c[j] + scalarBias;
+                if (residual != null) v += residual[j];
+                c[j] = float.Max(v, scalarFloor);
+            }
+        }
+    }
 }
 
 internal static unsafe class PackedGemm
@@ -485,6 +522,8 @@ public sealed unsafe partial class CpuBackend
             {
                 int kc = Math.Min(BlockDepth, depthEnd - k0);
                 float beta = k0 == depthStart ? firstBeta : 1f;
+                // The last depth block finishes each tile's sums: the epilogue runs on the tile while it is hot.
+                bool finishes = Partials == null && k0 + kc == depthEnd && Output.HasEpilogue;
                 for (int p = 0; p < panelCount; p++)
                 {
                     var (group, col0, cols) = Panel(firstPanel + p);
@@ -508,6 +547,7 @@ public sealed unsafe partial class CpuBackend
                             if (tileRows == mr && cols == nr)
                             {
                                 PackedGemm.MicroKernel(packedA + (long)r * kc, panelB, kc, c, rowStride, alpha, beta);
+                                if (finishes) Output.ApplyEpilogue(c - target, row0 + r, tileRows, cols);
                                 continue;
                             }
                             PackedGemm.MicroKernel(packedA + (long)r * kc, panelB, kc, edge, nr, 1f, 0f);
@@ -517,6 +557,7 @@ public sealed unsafe partial class CpuBackend
                                 float* element = c + i * rowStride + j;
                                 *element = PackedGemm.Combine(edge[i * nr + j], alpha, beta, beta == 0f ? 0f : *element);
                             }
+                            if (finishes) Output.ApplyEpilogue(c - target, row0 + r, tileRows, cols);
                         }
                     }
                 }
@@ -549,6 +590,7 @@ public sealed unsafe partial class CpuBackend
                 for (int s = 1; s < Slices; s++) sum += partial[s * SliceLength + j];
                 row[j] = PackedGemm.Combine(sum, Output.Alpha, Output.Beta, Output.Beta == 0f ? 0f : row[j]);
             }
+            if (Output.HasEpilogue) Output.ApplyEpilogue(task * Output.RowStride, task, 1, Output.GroupColumns);
         }
     }
 

@@ -18,6 +18,9 @@
 // (k, r, s)) come from a small ConvTap table built on the host once per geometry, with the dilation and padding
 // folded in. The pixel of a row (forward, backward data) is decomposed once per thread (IMatrixLoader.Locate); the
 // weight gradient's pixels, its reduction axis, once per four gathered elements.
+//
+// Forward's epilogue (+ bias, + residual, ReLU: a convolution with its batch-norm folded in) runs in the store,
+// where each output element is written once with its final sum (after the split-K sum when K is split).
 using System.Numerics;
 using ILGPU;
 using ILGPU.Runtime;
@@ -158,21 +161,32 @@ public readonly struct PixelMatrixLoader<T>(ArrayView<T> data, int channels, int
     }
 }
 
-/// <summary>Writes a (pixels × channels) product into an NCHW tensor, adding bias[channel] when present.</summary>
+/// <summary>Writes a (pixels × channels) product into an NCHW tensor with the convolution epilogue: + bias[channel]
+/// when <paramref name="hasBias"/>, + the residual at the same NCHW index when <paramref name="hasResidual"/>, then
+/// ReLU when <paramref name="relu"/> (NaN propagates). Each element is stored once, with its final sum.</summary>
 public readonly struct PixelMatrixStore<T>(ArrayView<T> data, ArrayView<T> bias, bool hasBias, int channels,
-    int pixelsPerImage) : IMatrixStore<T> where T : unmanaged, IFloatingPointIeee754<T>
+    int pixelsPerImage, ArrayView<T> residual, bool hasResidual, bool relu)
+    : IMatrixStore<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     private readonly ArrayView<T> _data = data;
     private readonly ArrayView<T> _bias = bias;
-    private readonly int _hasBias = hasBias ? 1 : 0;
+    private readonly ArrayView<T> _residual = residual;
+    private readonly int _flags = (hasBias ? 1 : 0) | (hasResidual ? 2 : 0) | (relu ? 4 : 0);
     private readonly int _channels = channels;
     private readonly int _pixels = pixelsPerImage;
+
+    /// <summary>A plain store of the product (no epilogue), into <paramref name="data"/>.</summary>
+    public static PixelMatrixStore<T> Plain(ArrayView<T> data, int channels, int pixelsPerImage) =>
+        new(data, data, hasBias: false, channels, pixelsPerImage, data, hasResidual: false, relu: false);
 
     /// <inheritdoc/>
     public void Store(int row, int col, T value)
     {
         int image = row / _pixels, within = row - image * _pixels;
-        _data[(image * _channels + col) * _pixels + within] = _hasBias != 0 ? value + _bias[col] : value;
+        int index = (image * _channels + col) * _pixels + within;
+        if ((_flags & 1) != 0) value += _bias[col];
+        if ((_flags & 2) != 0) value += _residual[index];
+        _data[index] = (_flags & 4) != 0 && value < T.Zero ? T.Zero : value;
     }
 }
 
@@ -279,17 +293,16 @@ public sealed partial class IlgpuBackend
 
     /// <inheritdoc/>
     protected override void Conv2dForwardCore<T>(ConvGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> w,
-        DeviceBuffer<T>? bias,
-        DeviceBuffer<T> y)
+        DeviceBuffer<T>? bias, DeviceBuffer<T> y, DeviceBuffer<T>? residual, bool relu)
     {
-        if (bias is not null) Validate.Buffer(this, "conv2d forward", nameof(bias), bias, g.OutChannels);
         var s = new ConvShape(g);
         var taps = TapTable(g, gather: false);
         int depth = g.GroupInChannels * g.KernelHeight * g.KernelWidth, pixels = g.OutHeight * g.OutWidth;
         int groupOut = g.GroupOutChannels;
         for (int group = 0; group < g.Groups; group++)
         {
-            var yGroup = From(View(y), (long)group * groupOut * pixels);
+            long groupOffset = (long)group * groupOut * pixels;
+            var yGroup = From(View(y), groupOffset);
             long wOffset = (long)group * groupOut * depth;
             LaunchGemm<T, Im2ColLoader<T>, RowMajorLoader<T>, PixelMatrixStore<T>>(
                 new Im2ColLoader<T>(From(View(x), (long)group * g.GroupInChannels * g.InHeight * g.InWidth), taps, s,
@@ -297,7 +310,8 @@ public sealed partial class IlgpuBackend
                 new RowMajorLoader<T>(From(View(w), wOffset), depth, depthContiguous: true,
                     QuadAligned(wOffset, depth)),
                 new PixelMatrixStore<T>(yGroup, bias is null ? yGroup : From(View(bias), (long)group * groupOut),
-                    bias is not null, g.OutChannels, pixels),
+                    bias is not null, g.OutChannels, pixels,
+                    residual is null ? yGroup : From(View(residual), groupOffset), residual is not null, relu),
                 g.Batch * pixels, groupOut, depth);
         }
     }
@@ -317,7 +331,7 @@ public sealed partial class IlgpuBackend
                 new OutputGradientGatherLoader<T>(
                     From(View(dy), (long)group * groupOut * g.OutHeight * g.OutWidth), taps, s),
                 new WeightByInputChannelLoader<T>(From(View(w), (long)group * groupOut * groupIn * kernelArea), s),
-                new PixelMatrixStore<T>(dxGroup, dxGroup, hasBias: false, g.InChannels, pixels),
+                PixelMatrixStore<T>.Plain(dxGroup, g.InChannels, pixels),
                 g.Batch * pixels, groupIn, groupOut * kernelArea);
         }
     }

@@ -1,5 +1,6 @@
 // ImageClassifier: a trained ResNet and the input it expects, loaded from a checkpoint, that classifies image files
-// in batches in eval mode and returns each image's top-k classes with their softmax probabilities.
+// in batches in eval mode and returns each image's top-k classes with their softmax probabilities. It runs the
+// model folded for inference (ResNet.FuseForInference, made once at load): logits equal to float32 rounding.
 //   Training checkpoints (Trainer.Save) record the model name, input shape, normalisation and, for the known
 //   datasets, the class names; the optimizer's state in them is read (and so checked) but not kept. A plain model
 //   file (SafeTensors.Save) records none of that: the caller names the model and gives the input explicitly.
@@ -26,18 +27,23 @@ public sealed record CheckpointOverrides(string? Model = null, ModelInput? Input
 
 /// <summary>Classifies image files with a trained network: loads a checkpoint (its model, input size, normalisation
 /// and class names), preprocesses each image as in training and returns the top-k classes with softmax
-/// probabilities, in eval mode and in batches.</summary>
+/// probabilities, in eval mode (the model folded for inference) and in batches.</summary>
 public sealed partial class ImageClassifier : IDisposable
 {
     private ImageClassifier(ResNet<float> model, ModelInput input, IReadOnlyList<string> classNames)
     {
         Model = model;
+        Folded = model.FuseForInference();
         Input = input;
         ClassNames = classNames;
     }
 
     /// <summary>The network, in eval mode.</summary>
     public ResNet<float> Model { get; }
+
+    /// <summary>The network folded for inference (<see cref="ResNet{T}.FuseForInference"/>), made once at load:
+    /// what <see cref="Classify"/> runs.</summary>
+    public FusedResNet<float> Folded { get; }
 
     /// <summary>The input the network was trained on.</summary>
     public ModelInput Input { get; }
@@ -204,7 +210,7 @@ public sealed partial class ImageClassifier : IDisposable
                 {
                     var x = Tensor.FromArray(images[..(batch.Count * size)],
                         [batch.Count, Input.Channels, Input.Height, Input.Width], device);
-                    logits = Model.Forward(x).ToArray();
+                    logits = Folded.Forward(x).ToArray();
                 }
                 for (int i = 0; i < batch.Count; i++)
                     predictions.Add(new ImagePrediction(batch[i], TopClasses(logits.AsSpan(i * classes, classes), top)));
@@ -239,5 +245,9 @@ public sealed partial class ImageClassifier : IDisposable
     }
 
     /// <summary>Releases the model's parameters and buffers.</summary>
-    public void Dispose() => Model.Dispose();
+    public void Dispose()
+    {
+        Folded.Dispose();
+        Model.Dispose();
+    }
 }

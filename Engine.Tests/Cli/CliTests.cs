@@ -54,6 +54,11 @@ public sealed class CliTests : TempFolderFixture
     }
 
     [Test]
+    public void StepRefusesNoFoldOutsideInference() =>
+        AssertOneLineError(Run("step", "--model", "resnet20-a", "--mode", "train", "--no-fold", "--device", "cpu"),
+            "--no-fold applies to --mode infer only");
+
+    [Test]
     public void KernelsFilterThatMatchesNothingFailsBeforeBenchmarking() =>
         AssertOneLineError(Run("kernels", "--filter", "NoSuch", "--device", "cpu"),
             "--filter NoSuch matches no benchmark; the benchmarks are ConvForward");
