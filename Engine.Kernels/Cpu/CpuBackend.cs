@@ -74,7 +74,8 @@ public sealed unsafe partial class CpuBackend : Backend
     private static T* Data<T>(DeviceBuffer<T> buffer) where T : unmanaged => ((CpuBuffer<T>)buffer).Data;
 
     // Scratch slots: buffers one task needs at the same time. PartialsSlot of worker 0 belongs to the calling
-    // thread, which sets it up before a run (per-chunk or per-slice partial sums) and reads it afterwards.
+    // thread, which sets it up before a run (per-chunk or per-slice partial sums) and reads it afterwards; so does
+    // PackedASlot of worker 0 (a GEMM's packed A, read by every task; a worker running a GEMM alone uses its own).
     private const int PackedBSlot = 0, PackedASlot = 1, EdgeTileSlot = 2, PartialsSlot = 3, PackWorkSlot = 4,
         ColumnsSlot = 5, DirectSourceSlot = 6, DirectWeightSlot = 7, DirectOffsetSlot = 8, PermutedWeightSlot = 9;
 
