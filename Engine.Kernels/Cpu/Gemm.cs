@@ -449,7 +449,7 @@ public sealed unsafe partial class CpuBackend
 
     /// <summary>
     /// How one GEMM is cut. Columns: panels of NR, PanelsPerTask consecutive ones per chunk (about four chunks per
-    /// thread). Depth: blocks of BlockDepth; with slicing, a single column group with few panels takes Slices fixed
+    /// thread; with few panels and enough rows, full chunks of MaxPanelsPerTask and the rows split instead). Depth: blocks of BlockDepth; with slicing, a single column group with few panels takes Slices fixed
     /// ranges of blocks (shape only). Rows: when chunks × slices give fewer than four tasks per thread (batch 1 on
     /// 7x7 or 14x14 maps), the row tiles are also cut into RowParts ranges of at least four tiles, so every thread
     /// gets an equal share. Phases: the depth blocks whose packed A fits in PackedABudget floats.
@@ -460,8 +460,14 @@ public sealed unsafe partial class CpuBackend
         int mr = PackedGemm.TileRows, nr = PackedGemm.TileColumns;
         int panelsPerGroup = (output.GroupColumns + nr - 1) / nr;
         int panels = output.Groups * panelsPerGroup;
-        int panelsPerTask = Math.Clamp((panels + 4 * threads - 1) / (4 * threads), 1, PackedGemm.MaxPanelsPerTask);
-        int chunks = (panels + panelsPerTask - 1) / panelsPerTask;
+        int rowTiles = (output.Rows + mr - 1) / mr;
+        // Few panels and rows to split: as few chunks as MaxPanelsPerTask allows, so each task streams A past many
+        // columns (one panel per task reads A for 8 FLOPs a byte); else about four chunks per thread.
+        int chunks = rowTiles >= 2 * PackedGemm.MinTilesPerRowPart && panels < 4 * threads * PackedGemm.MaxPanelsPerTask
+            ? (panels + PackedGemm.MaxPanelsPerTask - 1) / PackedGemm.MaxPanelsPerTask
+            : Math.Min(panels, 4 * threads);
+        int panelsPerTask = Math.Clamp((panels + chunks - 1) / chunks, 1, PackedGemm.MaxPanelsPerTask);
+        chunks = (panels + panelsPerTask - 1) / panelsPerTask;
         int blockDepth = PackedGemm.BlockDepth(output.Depth);
         int depthBlocks = (output.Depth + blockDepth - 1) / blockDepth;
         int slices = slicing && output.Groups == 1
@@ -470,7 +476,6 @@ public sealed unsafe partial class CpuBackend
         int blocksPerSlice = (depthBlocks + slices - 1) / slices;
         slices = (depthBlocks + blocksPerSlice - 1) / blocksPerSlice;
 
-        int rowTiles = (output.Rows + mr - 1) / mr;
         int rowParts = Math.Clamp((4 * threads + chunks * slices - 1) / (chunks * slices), 1,
             Math.Max(1, rowTiles / PackedGemm.MinTilesPerRowPart));
         int tilesPerPart = (rowTiles + rowParts - 1) / rowParts;
