@@ -115,7 +115,8 @@ public static class ConvShapeBenchmarks
             data += shape.Layers * t.BackwardData;
             weight += shape.Layers * t.BackwardWeight;
         }
-        Console.WriteLine($"| all {report.Rows.Count(r => r.Conv is not null)} layers | | {Format(flops / 1e9, "F3")} | " +
+        int layers = report.Rows.Count(r => r.Conv is not null);
+        Console.WriteLine($"| all {layers} layers | | {Format(flops / 1e9, "F3")} | " +
                           $"{Format(forward, "F1")} | {Rate(flops, forward)} | {Format(data, "F1")} | " +
                           $"{Rate(flops, data)} | {Format(weight, "F1")} | {Rate(flops, weight)} |");
         return 0;

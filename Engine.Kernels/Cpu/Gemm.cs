@@ -421,7 +421,8 @@ public sealed unsafe partial class CpuBackend
             job.Partials = (float*)WorkerScratch(0, PartialsSlot, job.Slices * sliceLength * sizeof(float));
         for (int phaseStart = 0; phaseStart < output.Depth; phaseStart += job.PhaseDepth)
         {
-            var pack = job.StartPhase(phaseStart, (float*)WorkerScratch(0, PackedASlot, job.PackedALength * sizeof(float)));
+            var pack = job.StartPhase(phaseStart,
+                (float*)WorkerScratch(0, PackedASlot, job.PackedALength * sizeof(float)));
             Parallel(pack.Pieces, ref pack);
             Parallel(job.PhaseTasks, ref job);
         }
@@ -449,8 +450,9 @@ public sealed unsafe partial class CpuBackend
 
     /// <summary>
     /// How one GEMM is cut. Columns: panels of NR, PanelsPerTask consecutive ones per chunk (about four chunks per
-    /// thread; with few panels and enough rows, full chunks of MaxPanelsPerTask and the rows split instead). Depth: blocks of BlockDepth; with slicing, a single column group with few panels takes Slices fixed
-    /// ranges of blocks (shape only). Rows: when chunks × slices give fewer than four tasks per thread (batch 1 on
+    /// thread; with few panels and enough rows, full chunks of MaxPanelsPerTask and the rows split instead). Depth:
+    /// blocks of BlockDepth; with slicing, a single column group with few panels takes Slices fixed ranges of blocks
+    /// (shape only). Rows: when chunks × slices give fewer than four tasks per thread (batch 1 on
     /// 7x7 or 14x14 maps), the row tiles are also cut into RowParts ranges of at least four tiles, so every thread
     /// gets an equal share. Phases: the depth blocks whose packed A fits in PackedABudget floats.
     /// </summary>

@@ -60,8 +60,8 @@ public sealed class CpuPackedGemmTests
         var random = new Random(c + size + k);
         double[] x = Values(random, c * size * size), weights = Values(random, k * c * 9);
         double[] dy = Values(random, k * r.OH * r.OW);
-        var expected = (Y: ReferenceOps.ConvForward(r, x, weights, null), DX: ReferenceOps.ConvBackwardData(r, dy, weights),
-            DW: ReferenceOps.ConvBackwardWeight(r, x, dy));
+        var expected = (Y: ReferenceOps.ConvForward(r, x, weights, null),
+            DX: ReferenceOps.ConvBackwardData(r, dy, weights), DW: ReferenceOps.ConvBackwardWeight(r, x, dy));
         (float[] Y, float[] DX, float[] DW)? first = null;
         foreach (int threads in ThreadCounts)
         {
