@@ -24,6 +24,10 @@ public sealed record CostRow(string Name, string Kind, int Channels, int Height,
     /// <summary>Elements of the output per image (C·H·W): the activation memory the layer adds.</summary>
     public long OutputElements => (long)Channels * Height * Width;
 
+    /// <summary>For a convolution row, its geometry for one image (set <c>Batch</c> with a <c>with</c> expression
+    /// for more); null for every other layer.</summary>
+    public ConvGeometry? Conv { get; init; }
+
     /// <summary>The block (e.g. layer2.0) or part (stem, head) the layer belongs to.</summary>
     public string Group => Name.StartsWith("layer") ? string.Join('.', Name.Split('.').Take(2))
         : Name is "fc" or "avgpool" ? "head" : "stem";
@@ -112,7 +116,7 @@ public static class CostCounter
                                   ? ""
                                   : $" dilation {conv.DilationHeight}x{conv.DilationWidth}") +
                               (conv.Groups == 1 ? "" : $" groups {conv.Groups}");
-                rows.Add(Row(name, kind, output, ParameterCount(conv), g.Macs));
+                rows.Add(Row(name, kind, output, ParameterCount(conv), g.Macs) with { Conv = g });
                 return output;
             }
             case BatchNorm2d<T> norm:

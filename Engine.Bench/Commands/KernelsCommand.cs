@@ -4,6 +4,7 @@
 //
 //   dotnet run --project Engine.Bench -c Release -- kernels [--device D] [--size small|large] [--filter Conv*]
 //   dotnet run --project Engine.Bench -c Release -- kernels --ptx /tmp/ptx
+//   dotnet run --project Engine.Bench -c Release -- kernels --device cpu --conv-shapes resnet50 --batch 1
 using System.CommandLine;
 using System.Globalization;
 using System.Reflection;
@@ -52,14 +53,34 @@ internal static class KernelsCommand
             Description = "Instead of benchmarking, compile the hot kernels to PTX (sm_90, O2, float32) into " +
                           "this folder and print what each contains.",
         };
-        var command = new Command("kernels", "Kernel microbenchmarks (GFLOP/s, GB/s) or PTX inspection.")
+        var convShapes = new Option<string?>("--conv-shapes")
         {
-            device, size, filter, ptx,
+            Description = "Instead of the suite, time every distinct convolution of this model (e.g. resnet50): " +
+                          "forward, backward data and backward weight, GFLOP/s per shape.",
+        };
+        var batch = new Option<int>("--batch")
+        {
+            Description = "Images per convolution call with --conv-shapes.", DefaultValueFactory = _ => 1,
+        };
+        var iterations = new Option<int>("--iters")
+        {
+            Description = "Timed calls per pass with --conv-shapes (the median is reported).",
+            DefaultValueFactory = _ => 5,
+        };
+        var command = new Command("kernels", "Kernel microbenchmarks (GFLOP/s, GB/s), per-shape convolution " +
+                                             "timings of a model, or PTX inspection.")
+        {
+            device, size, filter, ptx, convShapes, batch, iterations,
         };
         command.SetAction(result =>
         {
             string? ptxFolder = result.GetValue(ptx);
             if (ptxFolder is not null) CommonOptions.RequireWritableFolder(ptxFolder, "--ptx");
+            if (result.GetValue(convShapes) is { } model)
+            {
+                using var shapeDevice = CommonOptions.OpenDevice(result.GetValue(device));
+                return ConvShapeBenchmarks.Run(shapeDevice, model, result.GetValue(batch), result.GetValue(iterations));
+            }
             return ptxFolder is not null
                 ? PtxReport.Run(ptxFolder)
                 : RunBenchmarks(result.GetValue(device), KernelShapes.Parse(result.GetValue(size) ?? "small"),

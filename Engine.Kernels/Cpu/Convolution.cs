@@ -172,28 +172,34 @@ internal unsafe struct ConvForwardOperands : IGemmOperands
     }
 }
 
-/// <summary>Backward data: A[c][(k, r, s)] = w[k, c, r, s], read from a copy of w permuted to [C][K·R·S] once per
-/// call; B = patches of dy over the input grid.</summary>
+/// <summary>Backward data: A[c][(k, r, s)] = w[k, c, r, s], gathered from w while packing (A is packed once per
+/// call, in parallel); B = patches of dy over the input grid.</summary>
 internal unsafe struct ConvBackwardDataOperands : IGemmOperands
 {
-    public float* PermutedWeight;
-    public int Depth, KernelWidth, KernelArea;
+    public float* Weight;
+    public int Depth, InChannels, KernelWidth, KernelArea;
     public PatchMatrix Patches;
 
-    public void PackA(float* dst, int row0, int rows, int k0, int kc, float* work) =>
-        PackedGemm.PackRows(dst, PermutedWeight + (long)row0 * Depth + k0, Depth, rows, kc);
+    public void PackA(float* dst, int row0, int rows, int k0, int kc, float* work)
+    {
+        int mr = PackedGemm.TileRows;
+        int k = k0 / KernelArea, tap = k0 % KernelArea;
+        for (int kk = 0; kk < kc; kk++, dst += mr)
+        {
+            float* source = Weight + ((long)k * InChannels + row0) * KernelArea + tap;
+            int r = 0;
+            for (; r < rows; r++) dst[r] = source[(long)r * KernelArea];
+            for (; r < mr; r++) dst[r] = 0f;
+            if (++tap == KernelArea)
+            {
+                tap = 0;
+                k++;
+            }
+        }
+    }
 
     public void PackB(float* dst, int group, int col0, int cols, int k0, int kc, float* work) =>
         ConvForwardOperands.PackPatchRows(Patches, KernelWidth, KernelArea, dst, group, col0, cols, k0, kc);
-
-    /// <summary>permuted[c, k, rs] = w[k, c, rs].</summary>
-    public static void Permute(float* weight, float* permuted, int outChannels, int inChannels, int kernelArea)
-    {
-        for (int c = 0; c < inChannels; c++)
-        for (int k = 0; k < outChannels; k++)
-            PackedGemm.CopyRow(weight + ((long)k * inChannels + c) * kernelArea,
-                permuted + ((long)c * outChannels + k) * kernelArea, kernelArea);
-    }
 }
 
 /// <summary>Backward weight: A[k][(n, p)] = dy[n, k, p], B[(n, p)][(c, r, s)] = patches of x, transposed; the
@@ -369,16 +375,12 @@ public sealed unsafe partial class CpuBackend
             int positions = g.InHeight * g.InWidth;
             int kernelArea = g.KernelHeight * g.KernelWidth, groupIn = g.GroupInChannels, groupOut = g.GroupOutChannels;
             long groupWeights = (long)groupOut * groupIn * kernelArea;
-            // Its own slot: RunPackedGemm's split-K partials live in PartialsSlot while the GEMM reads these weights.
-            var permuted = (float*)WorkerScratch(0, PermutedWeightSlot, groupWeights * sizeof(float));
             for (int group = 0; group < g.Groups; group++)
             {
-                ConvBackwardDataOperands.Permute((float*)Data(w) + group * groupWeights, permuted, groupOut, groupIn,
-                    kernelArea);
                 var operands = new ConvBackwardDataOperands
                 {
-                    PermutedWeight = permuted, Depth = groupOut * kernelArea,
-                    KernelWidth = g.KernelWidth, KernelArea = kernelArea,
+                    Weight = (float*)Data(w) + group * groupWeights, Depth = groupOut * kernelArea,
+                    InChannels = groupIn, KernelWidth = g.KernelWidth, KernelArea = kernelArea,
                     Patches = PatchMatrix.OfOutputGradient(g, (float*)Data(dy), group),
                 };
                 RunPackedGemm(operands, new GemmOutput

@@ -2,11 +2,15 @@
 // float GEMM engine that Gemm and the convolutions (Convolution.cs) share.
 //
 // Engine (BLIS-style, vectorised along the rows of C):
+//   A is packed once per call, before the multiply: a parallel run packs every (row block of MC, depth block of
+//   KC) piece into one shared area ([kc][MR] per MR rows), which every task then reads (a deep A, over the
+//   PackedABudget, goes in phases of depth: pack, multiply, next phase).
 //   columns of C are cut into panels of NR (a panel never crosses a column group: one image of a batched conv
-//   output); a task owns up to MaxPanelsPerTask consecutive panels and computes every row of them, so no two
-//   tasks write the same element and each element is summed in the same order whoever runs it.
+//   output); a task owns up to MaxPanelsPerTask consecutive panels and a range of rows (all of them unless the
+//   panels are too few to keep every thread busy), so no two tasks write the same element, and each element is
+//   summed in the same order whoever runs it.
 //   for each depth block of KC:        pack the task's B panels, [kc][NR] each        (L2)
-//     for each row block of MC:        pack A, [kc][MR] per MR rows                    (L2)
+//     for each row block of MC:        (the packed A block stays in L2)
 //       for each B panel:              the panel stays in L1 while …
 //         for each MR rows:            … the micro-kernel runs: MR×NR accumulators in registers, one k step is
 //                                      NR/16 vector loads of B, MR broadcasts of A, MR·NR/16 FMAs.
@@ -104,6 +108,13 @@ internal static unsafe class PackedGemm
 
     /// <summary>NC / NR: the task's packed B (up to 256 KiB) stays in L2.</summary>
     public const int MaxPanelsPerTask = 8;
+
+    /// <summary>Fewest MR-row tiles in one row part when a GEMM with few panels also splits its rows.</summary>
+    public const int MinTilesPerRowPart = 4;
+
+    /// <summary>Floats of packed A held at once (16 MiB): every ResNet weight matrix fits whole (512 × 4608 is
+    /// 9.4 MB); a deeper A (a weight gradient's dy over a large batch) is packed and used in phases of depth.</summary>
+    public const long PackedABudget = 1 << 22;
 
     /// <summary>A single column group with fewer panels than this splits its depth into slices.</summary>
     public const int SlicingPanels = 32;
@@ -430,79 +441,139 @@ public sealed unsafe partial class CpuBackend
     }
 
     /// <summary>
-    /// Runs one packed float GEMM over the pool (see the file header for the loop nest). A single column group
-    /// with few panels (a weight gradient: small C, deep K) also splits the depth into Slices fixed ranges; each
-    /// (slice, chunk) task writes its own partial C, and the slices are summed in order afterwards. The slice count
-    /// depends on the shape only, never on the thread count, so the bits do not either.
+    /// Runs one packed float GEMM over the pool (see the file header for the loop nest): per depth phase, A packed
+    /// once into worker 0's PackedASlot by a parallel first run (pieces of RowBlock rows × one depth block, a pure
+    /// copy), then the multiply run, whose tasks share it. A single column group with few panels (a weight gradient:
+    /// small C, deep K) also splits the depth into Slices fixed ranges; each (slice, chunk, row part) task writes its
+    /// own partial C, and the slices are summed in order afterwards. The slice count depends on the shape only, never
+    /// on the thread count, so the bits do not either (the chunks and row parts only decide who computes an element,
+    /// not how).
     /// </summary>
     private void RunPackedGemm<TOperands>(TOperands operands, GemmOutput output)
         where TOperands : struct, IGemmOperands
     {
-        int nr = PackedGemm.TileColumns;
+        var job = PlanPackedGemm(operands, output, ThreadCount, slicing: true);
+        long sliceLength = (long)output.Rows * output.GroupColumns;
+        if (job.Slices > 1)
+            job.Partials = (float*)WorkerScratch(0, PartialsSlot, job.Slices * sliceLength * sizeof(float));
+        for (int phaseStart = 0; phaseStart < output.Depth; phaseStart += job.PhaseDepth)
+        {
+            var pack = job.StartPhase(phaseStart,
+                (float*)WorkerScratch(0, PackedASlot, job.PackedALength * sizeof(float)));
+            Parallel(pack.Pieces, ref pack);
+            Parallel(job.PhaseTasks, ref job);
+        }
+        if (job.Slices == 1) return;
+
+        var reduce = new SliceSumJob
+            { Partials = job.Partials, Slices = job.Slices, Output = output, SliceLength = sliceLength };
+        Parallel(output.Rows, ref reduce);
+    }
+
+    /// <summary>The same GEMM run entirely by one worker, inside a task of another job (no slicing, no row split;
+    /// A packed into this worker's PackedASlot).</summary>
+    private void RunPackedGemmOnWorker<TOperands>(TOperands operands, GemmOutput output, int worker)
+        where TOperands : struct, IGemmOperands
+    {
+        var job = PlanPackedGemm(operands, output, threads: 1, slicing: false);
+        for (int phaseStart = 0; phaseStart < output.Depth; phaseStart += job.PhaseDepth)
+        {
+            var pack = job.StartPhase(phaseStart,
+                (float*)WorkerScratch(worker, PackedASlot, job.PackedALength * sizeof(float)));
+            for (int piece = 0; piece < pack.Pieces; piece++) pack.Execute(piece, worker);
+            for (int task = 0; task < job.PhaseTasks; task++) job.Execute(task, worker);
+        }
+    }
+
+    /// <summary>
+    /// How one GEMM is cut. Columns: panels of NR, PanelsPerTask consecutive ones per chunk (about four chunks per
+    /// thread; with few panels and enough rows, full chunks of MaxPanelsPerTask and the rows split instead). Depth:
+    /// blocks of BlockDepth; with slicing, a single column group with few panels takes Slices fixed ranges of blocks
+    /// (shape only). Rows: when chunks × slices give fewer than four tasks per thread (batch 1 on
+    /// 7x7 or 14x14 maps), the row tiles are also cut into RowParts ranges of at least four tiles, so every thread
+    /// gets an equal share. Phases: the depth blocks whose packed A fits in PackedABudget floats.
+    /// </summary>
+    private PackedGemmJob<TOperands> PlanPackedGemm<TOperands>(TOperands operands, GemmOutput output, int threads,
+        bool slicing) where TOperands : struct, IGemmOperands
+    {
+        int mr = PackedGemm.TileRows, nr = PackedGemm.TileColumns;
         int panelsPerGroup = (output.GroupColumns + nr - 1) / nr;
         int panels = output.Groups * panelsPerGroup;
-        int panelsPerTask = Math.Clamp((panels + 4 * ThreadCount - 1) / (4 * ThreadCount), 1,
-            PackedGemm.MaxPanelsPerTask);
-        int chunks = (panels + panelsPerTask - 1) / panelsPerTask;
+        int rowTiles = (output.Rows + mr - 1) / mr;
+        // Few panels and rows to split: as few chunks as MaxPanelsPerTask allows, so each task streams A past many
+        // columns (one panel per task reads A for 8 FLOPs a byte); else about four chunks per thread.
+        int chunks = rowTiles >= 2 * PackedGemm.MinTilesPerRowPart && panels < 4 * threads * PackedGemm.MaxPanelsPerTask
+            ? (panels + PackedGemm.MaxPanelsPerTask - 1) / PackedGemm.MaxPanelsPerTask
+            : Math.Min(panels, 4 * threads);
+        int panelsPerTask = Math.Clamp((panels + chunks - 1) / chunks, 1, PackedGemm.MaxPanelsPerTask);
+        chunks = (panels + panelsPerTask - 1) / panelsPerTask;
         int blockDepth = PackedGemm.BlockDepth(output.Depth);
         int depthBlocks = (output.Depth + blockDepth - 1) / blockDepth;
-        int slices = output.Groups == 1
+        int slices = slicing && output.Groups == 1
             ? Math.Clamp(Math.Min((PackedGemm.SlicingPanels + panels - 1) / panels, depthBlocks / 4), 1, depthBlocks)
             : 1;
         int blocksPerSlice = (depthBlocks + slices - 1) / slices;
         slices = (depthBlocks + blocksPerSlice - 1) / blocksPerSlice;
-        long sliceLength = (long)output.Rows * output.GroupColumns;
-        var job = new PackedGemmJob<TOperands>
+
+        int rowParts = Math.Clamp((4 * threads + chunks * slices - 1) / (chunks * slices), 1,
+            Math.Max(1, rowTiles / PackedGemm.MinTilesPerRowPart));
+        int tilesPerPart = (rowTiles + rowParts - 1) / rowParts;
+        int blocksPerPhase = (int)Math.Clamp(PackedGemm.PackedABudget / ((long)rowTiles * mr * blockDepth), 1,
+            depthBlocks);
+        return new PackedGemmJob<TOperands>
         {
             Operands = operands, Output = output, PanelsPerGroup = panelsPerGroup, Panels = panels,
-            PanelsPerTask = panelsPerTask, Chunks = chunks, BlockDepth = blockDepth,
-            SliceDepth = blocksPerSlice * blockDepth, Backend = this,
-            Partials = slices > 1 ? (float*)WorkerScratch(0, PartialsSlot, slices * sliceLength * sizeof(float)) : null,
-        };
-        Parallel(chunks * slices, ref job);
-        if (slices == 1) return;
-
-        var reduce = new SliceSumJob
-            { Partials = job.Partials, Slices = slices, Output = output, SliceLength = sliceLength };
-        Parallel(output.Rows, ref reduce);
-    }
-
-    /// <summary>The same GEMM run entirely by one worker, inside a task of another job (no slicing).</summary>
-    private void RunPackedGemmOnWorker<TOperands>(TOperands operands, GemmOutput output, int worker)
-        where TOperands : struct, IGemmOperands
-    {
-        int panels = (output.GroupColumns + PackedGemm.TileColumns - 1) / PackedGemm.TileColumns * output.Groups;
-        int blockDepth = PackedGemm.BlockDepth(output.Depth);
-        var job = new PackedGemmJob<TOperands>
-        {
-            Operands = operands, Output = output, PanelsPerGroup = panels / output.Groups, Panels = panels,
-            PanelsPerTask = PackedGemm.MaxPanelsPerTask,
-            Chunks = (panels + PackedGemm.MaxPanelsPerTask - 1) / PackedGemm.MaxPanelsPerTask,
-            BlockDepth = blockDepth, SliceDepth = (output.Depth + blockDepth - 1) / blockDepth * blockDepth,
+            PanelsPerTask = panelsPerTask, Chunks = chunks, RowParts = (rowTiles + tilesPerPart - 1) / tilesPerPart,
+            RowsPerPart = tilesPerPart * mr, PaddedRows = rowTiles * mr, BlockDepth = blockDepth,
+            SliceDepth = blocksPerSlice * blockDepth, Slices = slices, PhaseDepth = blocksPerPhase * blockDepth,
             Backend = this,
         };
-        for (int task = 0; task < job.Chunks; task++) job.Execute(task, worker);
     }
 
-    /// <summary>One task: every row of C over PanelsPerTask consecutive column panels, over one depth slice.</summary>
+    /// <summary>
+    /// One task of the multiply run of one phase: rows [part·RowsPerPart, …) of C over PanelsPerTask consecutive
+    /// column panels, over the depth blocks of its slice that lie in the phase, reading A from the phase's packed A
+    /// (block at k0: PaddedRows × kc floats at (k0 − PhaseStart) · PaddedRows, MR-row tiles kc·MR apart).
+    /// </summary>
     private struct PackedGemmJob<TOperands> : IParallelJob where TOperands : struct, IGemmOperands
     {
         public TOperands Operands;
         public GemmOutput Output;
-        public int PanelsPerGroup, Panels, PanelsPerTask, Chunks, BlockDepth, SliceDepth;
-        public float* Partials;
+        public int PanelsPerGroup, Panels, PanelsPerTask, Chunks, RowParts, RowsPerPart, PaddedRows, BlockDepth;
+        public int SliceDepth, Slices, PhaseDepth, PhaseStart, PhaseEnd, FirstSlice, PhaseTasks;
+        public float* PackedA, Partials;
         public CpuBackend Backend;
+
+        /// <summary>Floats of the packed A of one phase.</summary>
+        public readonly long PackedALength => (long)PaddedRows * PhaseDepth;
+
+        /// <summary>Sets the phase that starts at depth <paramref name="phaseStart"/>, with its packed A in
+        /// <paramref name="packedA"/>, and returns the job that packs it.</summary>
+        public PackAJob<TOperands> StartPhase(int phaseStart, float* packedA)
+        {
+            PhaseStart = phaseStart;
+            PhaseEnd = Math.Min(Output.Depth, phaseStart + PhaseDepth);
+            PackedA = packedA;
+            FirstSlice = PhaseStart / SliceDepth;
+            PhaseTasks = ((PhaseEnd - 1) / SliceDepth - FirstSlice + 1) * Chunks * RowParts;
+            int rowBlocks = (Output.Rows + PackedGemm.RowBlock - 1) / PackedGemm.RowBlock;
+            return new PackAJob<TOperands>
+            {
+                Operands = Operands, Rows = Output.Rows, PaddedRows = PaddedRows, RowBlocks = rowBlocks,
+                BlockDepth = BlockDepth, PhaseStart = PhaseStart, PhaseEnd = PhaseEnd, PackedA = packedA,
+                Pieces = rowBlocks * ((PhaseEnd - PhaseStart + BlockDepth - 1) / BlockDepth), Backend = Backend,
+            };
+        }
 
         public void Execute(int task, int worker)
         {
             int mr = PackedGemm.TileRows, nr = PackedGemm.TileColumns;
-            int slice = task / Chunks;
-            int firstPanel = task % Chunks * PanelsPerTask;
+            int part = task % RowParts, chunk = task / RowParts % Chunks, slice = FirstSlice + task / RowParts / Chunks;
+            int rowStart = part * RowsPerPart, rowEnd = Math.Min(Output.Rows, rowStart + RowsPerPart);
+            int firstPanel = chunk * PanelsPerTask;
             int panelCount = Math.Min(PanelsPerTask, Panels - firstPanel);
-            int rowBlock = Math.Min(PackedGemm.RowBlock, (Output.Rows + mr - 1) / mr * mr);
             var packedB = (float*)Backend.WorkerScratch(worker, PackedBSlot,
                 (long)panelCount * BlockDepth * nr * sizeof(float));
-            var packedA = (float*)Backend.WorkerScratch(worker, PackedASlot, (long)rowBlock * BlockDepth * sizeof(float));
             var edge = (float*)Backend.WorkerScratch(worker, EdgeTileSlot, mr * nr * sizeof(float));
             var work = (float*)Backend.WorkerScratch(worker, PackWorkSlot,
                 (long)PackedGemm.PackWorkRows * BlockDepth * sizeof(float));
@@ -518,11 +589,14 @@ public sealed unsafe partial class CpuBackend
             }
 
             int depthStart = slice * SliceDepth, depthEnd = Math.Min(Output.Depth, depthStart + SliceDepth);
-            for (int k0 = depthStart; k0 < depthEnd; k0 += BlockDepth)
+            int from = Math.Max(depthStart, PhaseStart), to = Math.Min(depthEnd, PhaseEnd);
+            for (int k0 = from; k0 < to; k0 += BlockDepth)
             {
-                int kc = Math.Min(BlockDepth, depthEnd - k0);
+                int kc = Math.Min(BlockDepth, to - k0);
                 float beta = k0 == depthStart ? firstBeta : 1f;
-                // The last depth block finishes each tile's sums: the epilogue runs on the tile while it is hot.
+                float* packedA = PackedA + (long)(k0 - PhaseStart) * PaddedRows;
+                // The last depth block (of the last phase) finishes each tile's sums: the epilogue runs on the tile
+                // while it is hot.
                 bool finishes = Partials == null && k0 + kc == depthEnd && Output.HasEpilogue;
                 for (int p = 0; p < panelCount; p++)
                 {
@@ -530,12 +604,9 @@ public sealed unsafe partial class CpuBackend
                     Operands.PackB(packedB + (long)p * kc * nr, group, col0, cols, k0, kc, work);
                 }
 
-                for (int row0 = 0; row0 < Output.Rows; row0 += rowBlock)
+                for (int row0 = rowStart; row0 < rowEnd; row0 += PackedGemm.RowBlock)
                 {
-                    int rows = Math.Min(rowBlock, Output.Rows - row0);
-                    for (int r = 0; r < rows; r += mr)
-                        Operands.PackA(packedA + (long)r * kc, row0 + r, Math.Min(mr, rows - r), k0, kc, work);
-
+                    int rows = Math.Min(PackedGemm.RowBlock, rowEnd - row0);
                     for (int p = 0; p < panelCount; p++)
                     {
                         var (group, col0, cols) = Panel(firstPanel + p);
@@ -544,13 +615,14 @@ public sealed unsafe partial class CpuBackend
                         for (int r = 0; r < rows; r += mr, c += mr * rowStride)
                         {
                             int tileRows = Math.Min(mr, rows - r);
+                            float* tileA = packedA + (long)(row0 + r) * kc;
                             if (tileRows == mr && cols == nr)
                             {
-                                PackedGemm.MicroKernel(packedA + (long)r * kc, panelB, kc, c, rowStride, alpha, beta);
+                                PackedGemm.MicroKernel(tileA, panelB, kc, c, rowStride, alpha, beta);
                                 if (finishes) Output.ApplyEpilogue(c - target, row0 + r, tileRows, cols);
                                 continue;
                             }
-                            PackedGemm.MicroKernel(packedA + (long)r * kc, panelB, kc, edge, nr, 1f, 0f);
+                            PackedGemm.MicroKernel(tileA, panelB, kc, edge, nr, 1f, 0f);
                             for (int i = 0; i < tileRows; i++)
                             for (int j = 0; j < cols; j++)
                             {
@@ -569,6 +641,28 @@ public sealed unsafe partial class CpuBackend
             int group = panel / PanelsPerGroup;
             int col0 = panel % PanelsPerGroup * PackedGemm.TileColumns;
             return (group, col0, Math.Min(PackedGemm.TileColumns, Output.GroupColumns - col0));
+        }
+    }
+
+    /// <summary>The packing run of one phase: piece <c>task</c> packs RowBlock rows of A over one depth block into
+    /// the phase's packed A (a pure copy, so who packs a piece never changes a bit).</summary>
+    private struct PackAJob<TOperands> : IParallelJob where TOperands : struct, IGemmOperands
+    {
+        public TOperands Operands;
+        public int Rows, PaddedRows, RowBlocks, BlockDepth, PhaseStart, PhaseEnd, Pieces;
+        public float* PackedA;
+        public CpuBackend Backend;
+
+        public void Execute(int task, int worker)
+        {
+            int mr = PackedGemm.TileRows;
+            int k0 = PhaseStart + task / RowBlocks * BlockDepth, kc = Math.Min(BlockDepth, PhaseEnd - k0);
+            int row0 = task % RowBlocks * PackedGemm.RowBlock, rows = Math.Min(PackedGemm.RowBlock, Rows - row0);
+            var work = (float*)Backend.WorkerScratch(worker, PackWorkSlot,
+                (long)PackedGemm.PackWorkRows * BlockDepth * sizeof(float));
+            float* block = PackedA + (long)(k0 - PhaseStart) * PaddedRows;
+            for (int r = 0; r < rows; r += mr)
+                Operands.PackA(block + (long)(row0 + r) * kc, row0 + r, Math.Min(mr, rows - r), k0, kc, work);
         }
     }
 

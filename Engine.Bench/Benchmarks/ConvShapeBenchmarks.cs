@@ -1,0 +1,128 @@
+// Per-shape convolution timing: every distinct convolution of a model (from its cost report), each pass timed on
+// its own — forward, backward data, backward weight — at a chosen batch, with GFLOP/s per shape and the total
+// weighted by how many layers share the shape. The Stopwatch median of a few calls after one warm-up (the shapes
+// are large enough that BenchmarkDotNet's statistics add nothing but minutes); every call ends with Synchronize.
+//
+//   dotnet Engine.Bench.dll kernels --device cpu --conv-shapes resnet50 --batch 1 [--iters 5]
+using System.Diagnostics;
+using System.Globalization;
+using Engine.Core;
+using Engine.Kernels;
+using Engine.Models;
+
+namespace Engine.Bench.Benchmarks;
+
+/// <summary>One distinct convolution shape of a model: its geometry at the timed batch and how many layers have
+/// it.</summary>
+/// <param name="Geometry">The convolution at the timed batch.</param>
+/// <param name="Layers">The model's layers with this shape.</param>
+/// <param name="Kind">The cost report's description (conv 3x3/1 64→64).</param>
+public sealed record ConvShape(ConvGeometry Geometry, int Layers, string Kind)
+{
+    /// <summary>Floating-point operations of one pass (each pass does the forward's multiply-accumulates).</summary>
+    public double Flops => 2.0 * Geometry.Macs;
+
+    /// <summary>The distinct convolution shapes of <paramref name="report"/> in forward order, at
+    /// <paramref name="batch"/> images.</summary>
+    public static IReadOnlyList<ConvShape> Of(CostReport report, int batch) => report.Rows
+        .Where(row => row.Conv is not null)
+        .GroupBy(row => row.Conv!.Value)
+        .Select(group => new ConvShape(group.Key with { Batch = batch }, group.Count(), group.First().Kind))
+        .ToList();
+}
+
+/// <summary>Median milliseconds of the three passes of one shape.</summary>
+/// <param name="Forward">y = conv(x, w).</param>
+/// <param name="BackwardData">dx from dy and w.</param>
+/// <param name="BackwardWeight">dw from x and dy.</param>
+public readonly record struct ConvPassTimes(double Forward, double BackwardData, double BackwardWeight);
+
+/// <summary>Times the passes of each shape on one backend and prints the table.</summary>
+public static class ConvShapeBenchmarks
+{
+    /// <summary>Median milliseconds of each pass of <paramref name="shape"/> over <paramref name="iterations"/>
+    /// calls after one warm-up, on random non-zero float inputs.</summary>
+    public static ConvPassTimes Time(Backend backend, ConvShape shape, int iterations)
+    {
+        var g = shape.Geometry;
+        var random = new Random(1);
+        DeviceBuffer<float> Filled(long length)
+        {
+            var host = new float[length];
+            for (long i = 0; i < length; i++) host[i] = (float)(random.NextDouble() * 2 - 1);
+            var buffer = backend.Allocate<float>(length);
+            buffer.CopyFromHost(host);
+            return buffer;
+        }
+
+        using var x = Filled(g.InputLength);
+        using var w = Filled(g.WeightLength);
+        using var dy = Filled(g.OutputLength);
+        using var y = backend.Allocate<float>(g.OutputLength);
+        using var dx = backend.Allocate<float>(g.InputLength);
+        using var dw = backend.Allocate<float>(g.WeightLength);
+        return new ConvPassTimes(
+            Median(backend, iterations, () => backend.Conv2dForward(g, x, w, null, y)),
+            Median(backend, iterations, () => backend.Conv2dBackwardData(g, dy, w, dx)),
+            Median(backend, iterations, () => backend.Conv2dBackwardWeight(g, x, dy, dw)));
+    }
+
+    private static double Median(Backend backend, int iterations, Action pass)
+    {
+        pass();
+        backend.Synchronize();
+        var times = new double[iterations];
+        for (int i = 0; i < iterations; i++)
+        {
+            long start = Stopwatch.GetTimestamp();
+            pass();
+            backend.Synchronize();
+            times[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        }
+        Array.Sort(times);
+        return iterations % 2 == 1 ? times[iterations / 2] : (times[iterations / 2 - 1] + times[iterations / 2]) / 2;
+    }
+
+    /// <summary>Times every distinct convolution of <paramref name="model"/> at <paramref name="batch"/> on
+    /// <paramref name="device"/> and prints a Markdown table: per shape the median time and GFLOP/s of each pass,
+    /// then the totals over all the model's layers (each shape counted once per layer that has it); 0.</summary>
+    public static int Run(Device device, string model, int batch, int iterations)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(batch, 1, "--batch");
+        ArgumentOutOfRangeException.ThrowIfLessThan(iterations, 1, "--iters");
+        CostReport report;
+        using (var built = ModelRegistry.Create<float>(model, device)) report = CostCounter.Count(built);
+        var shapes = ConvShape.Of(report, batch);
+        Console.WriteLine($"{report.Model}, batch {batch}, float32; median of {iterations} calls after a warm-up; " +
+                          $"{DateTime.UtcNow:yyyy-MM-dd}");
+        Console.WriteLine();
+        Console.WriteLine("| shape (C×H×W → K, R×S/stride) | layers | GFLOP/pass | forward ms | GFLOP/s | " +
+                          "backward data ms | GFLOP/s | backward weight ms | GFLOP/s |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|");
+        double flops = 0, forward = 0, data = 0, weight = 0;
+        foreach (var shape in shapes)
+        {
+            var t = Time(device.Backend, shape, iterations);
+            var g = shape.Geometry;
+            Console.WriteLine($"| {g.InChannels}×{g.InHeight}×{g.InWidth} → {g.OutChannels}, " +
+                              $"{g.KernelHeight}×{g.KernelWidth}/{g.StrideHeight} | {shape.Layers} | " +
+                              $"{Format(shape.Flops / 1e9, "F3")} | {Format(t.Forward, "F2")} | " +
+                              $"{Rate(shape.Flops, t.Forward)} | {Format(t.BackwardData, "F2")} | " +
+                              $"{Rate(shape.Flops, t.BackwardData)} | {Format(t.BackwardWeight, "F2")} | " +
+                              $"{Rate(shape.Flops, t.BackwardWeight)} |");
+            flops += shape.Layers * shape.Flops;
+            forward += shape.Layers * t.Forward;
+            data += shape.Layers * t.BackwardData;
+            weight += shape.Layers * t.BackwardWeight;
+        }
+        int layers = report.Rows.Count(r => r.Conv is not null);
+        Console.WriteLine($"| all {layers} layers | | {Format(flops / 1e9, "F3")} | " +
+                          $"{Format(forward, "F1")} | {Rate(flops, forward)} | {Format(data, "F1")} | " +
+                          $"{Rate(flops, data)} | {Format(weight, "F1")} | {Rate(flops, weight)} |");
+        return 0;
+    }
+
+    private static string Format(double value, string format) => value.ToString(format, CultureInfo.InvariantCulture);
+
+    private static string Rate(double flops, double milliseconds) => Format(flops / (milliseconds * 1e6), "F1");
+}
