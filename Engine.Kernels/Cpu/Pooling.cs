@@ -3,10 +3,13 @@
 // y [N, C, OH, OW] (global: y [N, C]).
 //
 // Every op is one task per (n, c) plane. Each window's taps inside the input come from PoolGeometry.InputTaps, so
-// padding is skipped, never read. Backward gathers nothing across planes: each task zeroes its dx plane and adds
+// padding is skipped, never read. Max-pool forward is vectorised down the window's rows (Vector256 over the input
+// columns), then combines each window's columns. Backward gathers nothing across planes: each task zeroes its dx plane and adds
 // every dy of the plane to the cells of its window (max: its argmax) in output order, so overlapping windows sum
 // deterministically. argmax values are checked on the host before any write.
 using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 
 namespace Engine.Kernels.Cpu;
 
@@ -16,7 +19,7 @@ public sealed unsafe partial class CpuBackend
     protected override void MaxPoolForwardCore<T>(PoolGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> y,
         DeviceBuffer<int> argmax)
     {
-        var job = new MaxPoolForwardJob<T> { G = g, X = Data(x), Y = Data(y), Argmax = Data(argmax) };
+        var job = new MaxPoolForwardJob<T> { G = g, X = Data(x), Y = Data(y), Argmax = Data(argmax), Backend = this };
         Parallel(g.Batch * g.Channels, ref job);
     }
 
@@ -77,13 +80,19 @@ public sealed unsafe partial class CpuBackend
     private static int PlaneTasks(int planes, int spatial) =>
         (planes + PlanesPerTask(spatial) - 1) / PlanesPerTask(spatial);
 
-    /// <summary>Plane <c>task</c>: each output is the window maximum and argmax its flat index in the input plane;
-    /// ties go to the first in row-major order, a NaN wins (the last NaN of the window, as PyTorch).</summary>
+    /// <summary>
+    /// Plane <c>task</c>: each output is the window maximum and argmax its flat index in the input plane; ties go to
+    /// the first in row-major order, a NaN wins (the last NaN of the window, as PyTorch). Per output row, a Vector256
+    /// pass down the window's rows keeps every input column's maximum and the row it came from (rows in order: a
+    /// greater value or a NaN replaces); then each output combines its window's columns by <see cref="Beats"/>,
+    /// which picks the same element as the row-major scan because a flat index grows in row-major window order.
+    /// </summary>
     private struct MaxPoolForwardJob<T> : IParallelJob where T : unmanaged, IFloatingPointIeee754<T>
     {
         public PoolGeometry G;
         public T* X, Y;
         public int* Argmax;
+        public CpuBackend Backend;
 
         public void Execute(int task, int worker)
         {
@@ -94,28 +103,35 @@ public sealed unsafe partial class CpuBackend
             long outOffset = (long)task * outHeight * outWidth;
             T* y = Y + outOffset;
             int* argmax = Argmax + outOffset;
+            // columnMax[w]: the maximum of column w over the window's rows; columnRow[w]: its row, as the bits of
+            // an integer of T's size (so the vector select moves it with the value).
+            var columnMax = (T*)Backend.WorkerScratch(worker, PoolColumnsSlot, 2L * width * sizeof(T));
+            T* columnRow = columnMax + width;
             for (int oh = 0; oh < outHeight; oh++)
             {
                 int h0 = oh * G.StrideHeight - G.PadTop;
                 var (rFirst, rEnd) = PoolGeometry.InputTaps(h0, G.KernelHeight, dilationHeight, height);
+                int firstRow = h0 + rFirst * dilationHeight;
+                new Span<T>(plane + (long)firstRow * width, width).CopyTo(new Span<T>(columnMax, width));
+                new Span<T>(columnRow, width).Fill(RowBits(firstRow));
+                for (int r = rFirst + 1; r < rEnd; r++)
+                    KeepColumnMaxima(plane + (long)(h0 + r * dilationHeight) * width, h0 + r * dilationHeight,
+                        columnMax, columnRow, width);
                 for (int ow = 0; ow < outWidth; ow++)
                 {
                     int w0 = ow * G.StrideWidth - G.PadLeft;
                     var (qFirst, qEnd) = PoolGeometry.InputTaps(w0, G.KernelWidth, dilationWidth, width);
-                    int bestIndex = (h0 + rFirst * dilationHeight) * width + w0 + qFirst * dilationWidth;
-                    T best = plane[bestIndex];
-                    for (int r = rFirst; r < rEnd; r++)
+                    int w = w0 + qFirst * dilationWidth;
+                    T best = columnMax[w];
+                    int bestIndex = RowOf(columnRow[w]) * width + w;
+                    for (int q = qFirst + 1; q < qEnd; q++)
                     {
-                        int rowStart = (h0 + r * dilationHeight) * width + w0;
-                        for (int q = qFirst; q < qEnd; q++)
+                        w = w0 + q * dilationWidth;
+                        int index = RowOf(columnRow[w]) * width + w;
+                        if (Beats(columnMax[w], index, best, bestIndex))
                         {
-                            int index = rowStart + q * dilationWidth;
-                            T v = plane[index];
-                            if (v > best || T.IsNaN(v))
-                            {
-                                best = v;
-                                bestIndex = index;
-                            }
+                            best = columnMax[w];
+                            bestIndex = index;
                         }
                     }
                     y[oh * outWidth + ow] = best;
@@ -123,6 +139,41 @@ public sealed unsafe partial class CpuBackend
                 }
             }
         }
+
+        /// <summary>Where input row <paramref name="row"/> (at <paramref name="values"/>) holds a greater value or a
+        /// NaN, it replaces the column's maximum and row.</summary>
+        private static void KeepColumnMaxima(T* values, int row, T* columnMax, T* columnRow, int width)
+        {
+            var rowBits = Vector256.Create(RowBits(row));
+            int w = 0;
+            for (; w + Vector256<T>.Count <= width; w += Vector256<T>.Count)
+            {
+                var v = Vector256.Load(values + w);
+                var best = Vector256.Load(columnMax + w);
+                var replace = Vector256.GreaterThan(v, best) | ~Vector256.Equals(v, v);
+                Vector256.ConditionalSelect(replace, v, best).Store(columnMax + w);
+                Vector256.ConditionalSelect(replace, rowBits, Vector256.Load(columnRow + w)).Store(columnRow + w);
+            }
+            for (; w < width; w++)
+                if (values[w] > columnMax[w] || T.IsNaN(values[w]))
+                {
+                    columnMax[w] = values[w];
+                    columnRow[w] = RowBits(row);
+                }
+        }
+
+        /// <summary>True when (v, index) comes before (best, bestIndex) in the window's order: a NaN beats every
+        /// number and an earlier NaN; otherwise a greater value, or an equal one at a smaller index.</summary>
+        private static bool Beats(T v, int index, T best, int bestIndex) =>
+            T.IsNaN(v) ? !T.IsNaN(best) || index > bestIndex
+                : !T.IsNaN(best) && (v > best || (v == best && index < bestIndex));
+
+        /// <summary>A row number carried in a T: the bits of an int (float) or a long (double).</summary>
+        private static T RowBits(int row) =>
+            sizeof(T) == sizeof(int) ? Unsafe.BitCast<int, T>(row) : Unsafe.BitCast<long, T>(row);
+
+        private static int RowOf(T bits) =>
+            sizeof(T) == sizeof(int) ? Unsafe.BitCast<T, int>(bits) : (int)Unsafe.BitCast<T, long>(bits);
     }
 
     /// <summary>Plane <c>task</c>: dx = 0, then dx[argmax[o]] += dy[o] in output order.</summary>
