@@ -14,7 +14,7 @@
 //   copy  y = x over 2^26 floats (256 MB each way) at `large`, the activation count at `small`: the copy bandwidth
 //   that the memory-bound rows are a fraction of
 //   SGD over ResNet-50  one step (momentum 0.9, weight decay 5e-4) over the 161 parameter tensors of ResNet-50
-//   (25.6 M floats), as Engine.Core's Sgd takes it
+//   (25.6 M floats), as Engine.Core's Sgd takes it: one SgdSteps op
 using System.Globalization;
 using BenchmarkDotNet.Attributes;
 using BenchmarkDotNet.Columns;
@@ -144,6 +144,7 @@ public class KernelBenchmarks
     private DeviceBuffer<float> _pooled = null!, _pooledGrad = null!, _shortcutOut = null!, _result = null!;
     private DeviceBuffer<float> _param = null!, _momentum = null!, _copySource = null!, _copyTarget = null!;
     private DeviceBuffer<float>[] _params = [], _grads = [], _momenta = [];
+    private bool[] _notFirstSteps = [];
     private DeviceBuffer<int> _argmax = null!;
     private PoolGeometry _pool;
     private ShortcutGeometry _shortcut;
@@ -227,6 +228,7 @@ public class KernelBenchmarks
         _params = lengths.Select((length, i) => Random(length, 100 + i)).ToArray();
         _grads = lengths.Select((length, i) => Random(length, 400 + i)).ToArray();
         _momenta = lengths.Select((length, i) => Random(length, 700 + i)).ToArray();
+        _notFirstSteps = new bool[lengths.Count];
         _backend.Synchronize();
     }
 
@@ -382,8 +384,7 @@ public class KernelBenchmarks
     [Benchmark, BenchmarkCategory("memory")]
     public void SgdResNet50()
     {
-        for (int i = 0; i < _params.Length; i++)
-            _backend.SgdStep(_sgd, _params[i], _grads[i], _momenta[i], firstStep: false);
+        _backend.SgdSteps(_sgd, _params, _grads, _momenta, _notFirstSteps);
         _backend.Synchronize();
     }
 
