@@ -4,7 +4,7 @@
 //
 // Every op is one task per (n, c) plane. Each window's taps inside the input come from PoolGeometry.InputTaps, so
 // padding is skipped, never read. Max-pool forward is vectorised down the window's rows (Vector256 over the input
-// columns), then combines each window's columns. Backward gathers nothing across planes: each task zeroes its dx plane and adds
+// columns), then across the window's columns (Vector256 over the output columns). Backward gathers nothing across planes: each task zeroes its dx plane and adds
 // every dy of the plane to the cells of its window (max: its argmax) in output order, so overlapping windows sum
 // deterministically. argmax values are checked on the host before any write.
 using System.Numerics;
@@ -84,8 +84,9 @@ public sealed unsafe partial class CpuBackend
     /// Plane <c>task</c>: each output is the window maximum and argmax its flat index in the input plane; ties go to
     /// the first in row-major order, a NaN wins (the last NaN of the window, as PyTorch). Per output row, a Vector256
     /// pass down the window's rows keeps every input column's maximum and the row it came from (rows in order: a
-    /// greater value or a NaN replaces); then each output combines its window's columns by <see cref="Beats"/>,
-    /// which picks the same element as the row-major scan because a flat index grows in row-major window order.
+    /// greater value or a NaN replaces); then the window's columns are gathered tap by tap and combined by Beats,
+    /// Vector256 over the output columns, which picks the same element as the row-major scan because a flat index
+    /// grows in row-major window order.
     /// </summary>
     private struct MaxPoolForwardJob<T> : IParallelJob where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -104,38 +105,64 @@ public sealed unsafe partial class CpuBackend
             T* y = Y + outOffset;
             int* argmax = Argmax + outOffset;
             // columnMax[w]: the maximum of column w over the window's rows; columnRow[w]: its row, as the bits of
-            // an integer of T's size (so the vector select moves it with the value).
-            var columnMax = (T*)Backend.WorkerScratch(worker, PoolColumnsSlot, 2L * width * sizeof(T));
-            T* columnRow = columnMax + width;
+            // an integer of T's size (so the vector select moves it with the value). tapMax[q·OW + ow] and
+            // tapIndex[q·OW + ow]: tap q of output ow's window, its column maximum and flat index (bits again).
+            int kernelWidth = G.KernelWidth, strideWidth = G.StrideWidth, padLeft = G.PadLeft;
+            var columnMax = (T*)Backend.WorkerScratch(worker, PoolColumnsSlot,
+                2L * (width + (long)kernelWidth * outWidth) * sizeof(T));
+            T* columnRow = columnMax + width, tapMax = columnRow + width, tapIndex = tapMax + kernelWidth * outWidth;
             for (int oh = 0; oh < outHeight; oh++)
             {
                 int h0 = oh * G.StrideHeight - G.PadTop;
                 var (rFirst, rEnd) = PoolGeometry.InputTaps(h0, G.KernelHeight, dilationHeight, height);
                 int firstRow = h0 + rFirst * dilationHeight;
                 new Span<T>(plane + (long)firstRow * width, width).CopyTo(new Span<T>(columnMax, width));
-                new Span<T>(columnRow, width).Fill(RowBits(firstRow));
+                new Span<T>(columnRow, width).Fill(IndexBits(firstRow));
                 for (int r = rFirst + 1; r < rEnd; r++)
                     KeepColumnMaxima(plane + (long)(h0 + r * dilationHeight) * width, h0 + r * dilationHeight,
                         columnMax, columnRow, width);
-                for (int ow = 0; ow < outWidth; ow++)
+
+                // Gather the taps; one in the padding gets −∞ at an index past every input, so it never wins.
+                for (int q = 0; q < kernelWidth; q++)
                 {
-                    int w0 = ow * G.StrideWidth - G.PadLeft;
-                    var (qFirst, qEnd) = PoolGeometry.InputTaps(w0, G.KernelWidth, dilationWidth, width);
-                    int w = w0 + qFirst * dilationWidth;
-                    T best = columnMax[w];
-                    int bestIndex = RowOf(columnRow[w]) * width + w;
-                    for (int q = qFirst + 1; q < qEnd; q++)
+                    T* values = tapMax + q * outWidth, indices = tapIndex + q * outWidth;
+                    for (int ow = 0; ow < outWidth; ow++)
                     {
-                        w = w0 + q * dilationWidth;
-                        int index = RowOf(columnRow[w]) * width + w;
-                        if (Beats(columnMax[w], index, best, bestIndex))
-                        {
-                            best = columnMax[w];
-                            bestIndex = index;
-                        }
+                        int w = ow * strideWidth - padLeft + q * dilationWidth;
+                        bool inside = (uint)w < (uint)width;
+                        values[ow] = inside ? columnMax[w] : T.NegativeInfinity;
+                        indices[ow] = IndexBits(inside ? IndexOf(columnRow[w]) * width + w : int.MaxValue);
                     }
-                    y[oh * outWidth + ow] = best;
-                    argmax[oh * outWidth + ow] = bestIndex;
+                }
+                // Combine the taps in window order into tap 0, Vector256 over the output columns.
+                int o = 0;
+                for (; o + Vector256<T>.Count <= outWidth; o += Vector256<T>.Count)
+                {
+                    var best = Vector256.Load(tapMax + o);
+                    var bestIndex = Vector256.Load(tapIndex + o);
+                    for (int q = 1; q < kernelWidth; q++)
+                    {
+                        var v = Vector256.Load(tapMax + q * outWidth + o);
+                        var index = Vector256.Load(tapIndex + q * outWidth + o);
+                        var take = Beats(v, index, best, bestIndex);
+                        best = Vector256.ConditionalSelect(take, v, best);
+                        bestIndex = Vector256.ConditionalSelect(take, index, bestIndex);
+                    }
+                    best.Store(tapMax + o);
+                    bestIndex.Store(tapIndex + o);
+                }
+                for (; o < outWidth; o++)
+                    for (int q = 1; q < kernelWidth; q++)
+                        if (Beats(tapMax[q * outWidth + o], IndexOf(tapIndex[q * outWidth + o]), tapMax[o],
+                                IndexOf(tapIndex[o])))
+                        {
+                            tapMax[o] = tapMax[q * outWidth + o];
+                            tapIndex[o] = tapIndex[q * outWidth + o];
+                        }
+                for (o = 0; o < outWidth; o++)
+                {
+                    y[oh * outWidth + o] = tapMax[o];
+                    argmax[oh * outWidth + o] = IndexOf(tapIndex[o]);
                 }
             }
         }
@@ -144,7 +171,7 @@ public sealed unsafe partial class CpuBackend
         /// NaN, it replaces the column's maximum and row.</summary>
         private static void KeepColumnMaxima(T* values, int row, T* columnMax, T* columnRow, int width)
         {
-            var rowBits = Vector256.Create(RowBits(row));
+            var rowBits = Vector256.Create(IndexBits(row));
             int w = 0;
             for (; w + Vector256<T>.Count <= width; w += Vector256<T>.Count)
             {
@@ -158,7 +185,7 @@ public sealed unsafe partial class CpuBackend
                 if (values[w] > columnMax[w] || T.IsNaN(values[w]))
                 {
                     columnMax[w] = values[w];
-                    columnRow[w] = RowBits(row);
+                    columnRow[w] = IndexBits(row);
                 }
         }
 
@@ -168,11 +195,27 @@ public sealed unsafe partial class CpuBackend
             T.IsNaN(v) ? !T.IsNaN(best) || index > bestIndex
                 : !T.IsNaN(best) && (v > best || (v == best && index < bestIndex));
 
-        /// <summary>A row number carried in a T: the bits of an int (float) or a long (double).</summary>
-        private static T RowBits(int row) =>
-            sizeof(T) == sizeof(int) ? Unsafe.BitCast<int, T>(row) : Unsafe.BitCast<long, T>(row);
+        /// <summary><see cref="Beats(T, int, T, int)"/> lane by lane, the indices as <see cref="IndexBits"/>.</summary>
+        private static Vector256<T> Beats(Vector256<T> v, Vector256<T> index, Vector256<T> best,
+            Vector256<T> bestIndex)
+        {
+            var isNaN = ~Vector256.Equals(v, v);
+            var bestIsNaN = ~Vector256.Equals(best, best);
+            return (isNaN & (~bestIsNaN | IndexGreater(index, bestIndex))) |
+                   Vector256.AndNot(Vector256.GreaterThan(v, best) |
+                                    (Vector256.Equals(v, best) & IndexGreater(bestIndex, index)), isNaN | bestIsNaN);
+        }
 
-        private static int RowOf(T bits) =>
+        private static Vector256<T> IndexGreater(Vector256<T> a, Vector256<T> b) =>
+            sizeof(T) == sizeof(int)
+                ? Vector256.GreaterThan(a.As<T, int>(), b.As<T, int>()).As<int, T>()
+                : Vector256.GreaterThan(a.As<T, long>(), b.As<T, long>()).As<long, T>();
+
+        /// <summary>An index (or row) carried in a T: the bits of an int (float) or a long (double).</summary>
+        private static T IndexBits(int index) =>
+            sizeof(T) == sizeof(int) ? Unsafe.BitCast<int, T>(index) : Unsafe.BitCast<long, T>(index);
+
+        private static int IndexOf(T bits) =>
             sizeof(T) == sizeof(int) ? Unsafe.BitCast<T, int>(bits) : (int)Unsafe.BitCast<T, long>(bits);
     }
 
