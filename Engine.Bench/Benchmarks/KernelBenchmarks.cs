@@ -68,9 +68,9 @@ public readonly record struct KernelWork(string Shape, double Flops, double Byte
     private const int F = sizeof(float);
 
     /// <summary>Work of the benchmark method <paramref name="method"/> at <paramref name="s"/>.</summary>
-    /// <remarks>Bytes count each tensor element read or written once (the compulsory traffic of the op as the
-    /// kernels implement it: batch-norm forward reads x three times — two statistics passes and the normalisation
-    /// — and backward reads x and dy twice); per-channel vectors are ignored.</remarks>
+    /// <remarks>Bytes count each tensor element read or written once per pass (batch-norm forward counts x three
+    /// times — the statistics pass reads each block twice, the second time from the cache, and the normalisation
+    /// once — and backward reads x and dy twice); per-channel vectors are ignored.</remarks>
     public static KernelWork Of(string method, KernelShapes s)
     {
         long n = s.Elements;
