@@ -2,14 +2,15 @@
 // running-statistics update as PyTorch, or with the biased variance as ONNX), inference forward, backward for both
 // modes, and 1/sqrt(var + eps).
 //
-// Work is cut into blocks of one channel of about ChunkLength elements (whole planes when a plane is shorter, else
-// pieces of one plane), fixed by the shape alone; a task is one block, so a few channels still fill every core.
-// Training forward is two passes over memory: the statistics pass gives each block its mean and the sum of squared
-// deviations from that mean (two passes over the block while it sits in the cache, so never x² − mean²); the
-// blocks of a channel are then combined in order, in float64, by Chan's formula; the normalisation pass writes y.
-// Backward is two passes too (the sums must be complete before dx): each block's Σ dy and Σ dy·x̂ are combined in
-// order in float64, then dx is written. Combines run in a fixed order on the calling thread, so the result does not
-// depend on the thread count. The residual add and the ReLU that follow batch-norm in a ResNet block can be fused:
+// Work is cut into blocks of one channel, fixed by the shape alone (ChannelBlocks): a whole channel when there are
+// at least 8 channels of at most 2^20 elements — then one task runs both passes of its channel, the second finding
+// it in the cache — else about ChunkLength elements (whole planes when a plane is shorter, else pieces of one
+// plane), so a few large channels still fill every core. The statistics pass gives each block its mean and the sum
+// of squared deviations from that mean (two passes over the block while it sits in the cache, so never
+// x² − mean²); a channel's blocks are combined in order, in float64, by Chan's formula; the normalisation pass
+// writes y. Backward is two passes too (the sums must be complete before dx): each block's Σ dy and Σ dy·x̂ are
+// added in order in float64, then dx is written. Combines run in a fixed order, so the result does not depend on
+// the thread count. The residual add and the ReLU that follow batch-norm in a ResNet block can be fused:
 // forward adds the residual and clamps as it writes; backward reads dy only where the output is positive and
 // writes that masked dy as the residual's gradient in its first pass, which the second pass then reads instead of
 // dy and the output.
@@ -30,38 +31,80 @@ public sealed unsafe partial class CpuBackend
         // The blocks' (mean, squared deviations), then each channel's (scale, shift) for the normalisation.
         var partials = (T*)WorkerScratch(0, PartialsSlot, (2L * blocks.Count + 2L * channels) * sizeof(T));
         T* scaleShift = partials + 2L * blocks.Count;
-        var statistics = new BlockStatisticsJob<T> { X = Data(x), Blocks = blocks, Partials = partials };
-        Parallel(blocks.Count, ref statistics);
-
-        T* mean = Data(savedMean), invStd = Data(savedInvStd), gammas = Data(gamma), betas = Data(beta);
-        T* runMean = Data(runningMean), runVar = Data(runningVar);
-        T eps = T.CreateTruncating(epsilon), rate = T.CreateTruncating(momentum);
-        for (int c = 0; c < channels; c++)
+        var job = new TrainingJob<T>
         {
-            // Chan's combine of the channel's blocks in order: counts, means and squared deviations.
-            double count = 0, channelMean = 0, squares = 0;
-            for (int b = 0; b < blocks.PerChannel; b++)
+            Statistics = new BlockStatisticsJob<T> { X = Data(x), Blocks = blocks, Partials = partials },
+            Finish = new ChannelStatistics<T>
             {
-                T* partial = partials + 2L * (c * blocks.PerChannel + b);
-                double blockCount = blocks.Length(b), blockMean = double.CreateTruncating(partial[0]);
+                Partials = partials, Blocks = blocks, Mean = Data(savedMean), InvStd = Data(savedInvStd),
+                Gamma = Data(gamma), Beta = Data(beta), RunningMean = Data(runningMean),
+                RunningVar = Data(runningVar), ScaleShift = scaleShift, Epsilon = T.CreateTruncating(epsilon),
+                Momentum = T.CreateTruncating(momentum),
+                UnbiasedRunningVariance = varianceUpdate == RunningVarianceUpdate.Unbiased,
+            },
+            Normalize = new BlockNormalizeJob<T>
+            {
+                X = Data(x), Residual = residual is null ? null : Data(residual), Y = Data(y),
+                ScaleShift = scaleShift, Blocks = blocks, Relu = relu,
+            },
+        };
+        if (blocks.PerChannel == 1)
+        {
+            Parallel(channels, ref job);   // statistics, combine and normalisation of a channel in one task
+            return;
+        }
+        Parallel(blocks.Count, ref job.Statistics);
+        for (int c = 0; c < channels; c++) job.Finish.Combine(c);
+        Parallel(blocks.Count, ref job.Normalize);
+    }
+
+    /// <summary>Channel <c>task</c> of a training forward whose channels are one block each: its statistics, their
+    /// combine and its normalisation, so the second read of x finds the channel in the cache.</summary>
+    private struct TrainingJob<T> : IParallelJob where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public BlockStatisticsJob<T> Statistics;
+        public ChannelStatistics<T> Finish;
+        public BlockNormalizeJob<T> Normalize;
+
+        public void Execute(int task, int worker)
+        {
+            Statistics.Execute(task, worker);
+            Finish.Combine(task);
+            Normalize.Execute(task, worker);
+        }
+    }
+
+    /// <summary>A channel's statistics from its blocks' partials: Chan's combine in order, in float64, then the
+    /// saved mean and 1/std, the running statistics, and (scale, shift) for the normalisation.</summary>
+    private struct ChannelStatistics<T> where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public T* Partials, Mean, InvStd, Gamma, Beta, RunningMean, RunningVar, ScaleShift;
+        public ChannelBlocks Blocks;
+        public T Epsilon, Momentum;
+        public bool UnbiasedRunningVariance;
+
+        public readonly void Combine(int c)
+        {
+            double count = 0, channelMean = 0, squares = 0;
+            for (int b = 0; b < Blocks.PerChannel; b++)
+            {
+                T* partial = Partials + 2L * (c * Blocks.PerChannel + b);
+                double blockCount = Blocks.Length(b), blockMean = double.CreateTruncating(partial[0]);
                 double total = count + blockCount, delta = blockMean - channelMean;
                 channelMean += delta * blockCount / total;
                 squares += double.CreateTruncating(partial[1]) + delta * delta * count * blockCount / total;
                 count = total;
             }
             T m = T.CreateTruncating(channelMean), variance = T.CreateTruncating(squares / count);
-            T s = T.One / T.Sqrt(variance + eps);
-            mean[c] = m;
-            invStd[c] = s;
-            scaleShift[2 * c] = s * gammas[c];
-            scaleShift[2 * c + 1] = betas[c] - m * (s * gammas[c]);
-            T runningUpdate = varianceUpdate == RunningVarianceUpdate.Unbiased
-                ? T.CreateTruncating(squares / (count - 1))
-                : variance;
-            runMean[c] = (T.One - rate) * runMean[c] + rate * m;
-            runVar[c] = (T.One - rate) * runVar[c] + rate * runningUpdate;
+            T s = T.One / T.Sqrt(variance + Epsilon);
+            Mean[c] = m;
+            InvStd[c] = s;
+            ScaleShift[2 * c] = s * Gamma[c];
+            ScaleShift[2 * c + 1] = Beta[c] - m * (s * Gamma[c]);
+            T runningUpdate = UnbiasedRunningVariance ? T.CreateTruncating(squares / (count - 1)) : variance;
+            RunningMean[c] = (T.One - Momentum) * RunningMean[c] + Momentum * m;
+            RunningVar[c] = (T.One - Momentum) * RunningVar[c] + Momentum * runningUpdate;
         }
-        Normalize(blocks, x, residual, y, scaleShift, relu);
     }
 
     /// <inheritdoc/>
@@ -93,42 +136,78 @@ public sealed unsafe partial class CpuBackend
         var partials = (T*)WorkerScratch(0, PartialsSlot, (2L * blocks.Count + 3L * channels) * sizeof(T));
         T* coefficients = partials + 2L * blocks.Count;
         T* means = Data(mean), invStds = Data(invStd);
-        var sums = new BlockGradientSumsJob<T>
+        var job = new BackwardJob<T>
         {
-            X = Data(x), DY = Data(dy), ReluOutput = reluOutput is null ? null : Data(reluOutput),
-            ResidualGradient = residualGradient is null ? null : Data(residualGradient), Mean = means,
-            InvStd = invStds, Blocks = blocks, Partials = partials,
+            Sums = new BlockGradientSumsJob<T>
+            {
+                X = Data(x), DY = Data(dy), ReluOutput = reluOutput is null ? null : Data(reluOutput),
+                ResidualGradient = residualGradient is null ? null : Data(residualGradient), Mean = means,
+                InvStd = invStds, Blocks = blocks, Partials = partials,
+            },
+            Finish = new ChannelGradients<T>
+            {
+                Partials = partials, Blocks = blocks, Gamma = Data(gamma), InvStd = invStds, DGamma = Data(dgamma),
+                DBeta = Data(dbeta), Coefficients = coefficients, BatchStatistics = batchStatistics,
+            },
+            Input = new BlockInputGradientJob<T>
+            {
+                X = Data(x), DY = residualGradient is null ? Data(dy) : Data(residualGradient),
+                // The residual's gradient is dy already masked: read it instead of dy and the output.
+                ReluOutput = reluOutput is null || residualGradient is not null ? null : Data(reluOutput),
+                Mean = means, InvStd = invStds, Coefficients = coefficients, DX = Data(dx), Blocks = blocks,
+                BatchStatistics = batchStatistics,
+            },
         };
-        Parallel(blocks.Count, ref sums);
+        if (blocks.PerChannel == 1)
+        {
+            Parallel(channels, ref job);   // both passes of a channel in one task
+            return;
+        }
+        Parallel(blocks.Count, ref job.Sums);
+        for (int c = 0; c < channels; c++) job.Finish.Combine(c);
+        Parallel(blocks.Count, ref job.Input);
+    }
 
-        // Per channel: scale = gamma·invStd, meanDy = Σ dy / m, meanDyXhat = Σ dy·x̂ / m (0 without batch statistics).
-        T* gammas = Data(gamma), dgammas = Data(dgamma), dbetas = Data(dbeta);
-        double count = (double)batch * spatial;
-        for (int c = 0; c < channels; c++)
+    /// <summary>Channel <c>task</c> of a backward whose channels are one block each: the sums, their combine and
+    /// dx, so the second pass finds the channel in the cache.</summary>
+    private struct BackwardJob<T> : IParallelJob where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public BlockGradientSumsJob<T> Sums;
+        public ChannelGradients<T> Finish;
+        public BlockInputGradientJob<T> Input;
+
+        public void Execute(int task, int worker)
+        {
+            Sums.Execute(task, worker);
+            Finish.Combine(task);
+            Input.Execute(task, worker);
+        }
+    }
+
+    /// <summary>A channel's Σ dy and Σ dy·x̂ from its blocks' partials, added in order in float64: dbeta, dgamma,
+    /// and dx's coefficients (gamma·invStd, meanDy, meanDyXhat; the means 0 without batch statistics).</summary>
+    private struct ChannelGradients<T> where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public T* Partials, Gamma, InvStd, DGamma, DBeta, Coefficients;
+        public ChannelBlocks Blocks;
+        public bool BatchStatistics;
+
+        public readonly void Combine(int c)
         {
             double sumDy = 0, sumDyXhat = 0;
-            for (int b = 0; b < blocks.PerChannel; b++)
+            for (int b = 0; b < Blocks.PerChannel; b++)
             {
-                T* partial = partials + 2L * (c * blocks.PerChannel + b);
+                T* partial = Partials + 2L * (c * Blocks.PerChannel + b);
                 sumDy += double.CreateTruncating(partial[0]);
                 sumDyXhat += double.CreateTruncating(partial[1]);
             }
-            dbetas[c] = T.CreateTruncating(sumDy);
-            dgammas[c] = T.CreateTruncating(sumDyXhat);
-            coefficients[3 * c] = gammas[c] * invStds[c];
-            coefficients[3 * c + 1] = batchStatistics ? T.CreateTruncating(sumDy / count) : T.Zero;
-            coefficients[3 * c + 2] = batchStatistics ? T.CreateTruncating(sumDyXhat / count) : T.Zero;
+            double count = (double)Blocks.Batch * Blocks.Spatial;
+            DBeta[c] = T.CreateTruncating(sumDy);
+            DGamma[c] = T.CreateTruncating(sumDyXhat);
+            Coefficients[3 * c] = Gamma[c] * InvStd[c];
+            Coefficients[3 * c + 1] = BatchStatistics ? T.CreateTruncating(sumDy / count) : T.Zero;
+            Coefficients[3 * c + 2] = BatchStatistics ? T.CreateTruncating(sumDyXhat / count) : T.Zero;
         }
-
-        var input = new BlockInputGradientJob<T>
-        {
-            X = Data(x), DY = residualGradient is null ? Data(dy) : Data(residualGradient),
-            // The residual's gradient is dy already masked: read it instead of dy and the output.
-            ReluOutput = reluOutput is null || residualGradient is not null ? null : Data(reluOutput),
-            Mean = means, InvStd = invStds, Coefficients = coefficients, DX = Data(dx), Blocks = blocks,
-            BatchStatistics = batchStatistics,
-        };
-        Parallel(blocks.Count, ref input);
     }
 
     /// <inheritdoc/>
@@ -154,10 +233,11 @@ public sealed unsafe partial class CpuBackend
     }
 
     /// <summary>
-    /// The blocks of one channel of [N, C, HW], the same for every thread count: when a plane is at most
-    /// ChunkLength elements, a block is PlanesPerBlock consecutive whole planes (the last may hold fewer); otherwise
-    /// a block is one piece of ChunkLength elements of one plane (the last piece of a plane may be shorter). Task t
-    /// is block t % PerChannel of channel t / PerChannel.
+    /// The blocks of one channel of [N, C, HW], fixed by the shape (the same for every thread count): the whole
+    /// channel when there are enough channels and each is small enough; else, when a plane is at most ChunkLength
+    /// elements, PlanesPerBlock consecutive whole planes (the last block may hold fewer); otherwise one piece of
+    /// ChunkLength elements of one plane (the last piece of a plane may be shorter). Task t is block t % PerChannel
+    /// of channel t / PerChannel.
     /// </summary>
     private readonly struct ChannelBlocks
     {
@@ -168,10 +248,18 @@ public sealed unsafe partial class CpuBackend
             Batch = batch;
             Channels = channels;
             Spatial = spatial;
-            PlanesPerBlock = Math.Max(1, ChunkLength / spatial);
-            PiecesPerPlane = (spatial + ChunkLength - 1) / ChunkLength;
+            bool wholeChannels = channels >= WholeChannelsFrom && (long)batch * spatial <= WholeChannelLimit;
+            PlanesPerBlock = wholeChannels ? batch : Math.Max(1, ChunkLength / spatial);
+            PiecesPerPlane = wholeChannels ? 1 : (spatial + ChunkLength - 1) / ChunkLength;
             PerChannel = PiecesPerPlane > 1 ? batch * PiecesPerPlane : (batch + PlanesPerBlock - 1) / PlanesPerBlock;
         }
+
+        /// <summary>Channels from which a channel of at most <see cref="WholeChannelLimit"/> elements is one block
+        /// (enough tasks for the cores; both passes then run in one task, the second in the cache).</summary>
+        private const int WholeChannelsFrom = 8;
+
+        /// <summary>The largest channel kept as one block: 2^20 elements (4 MB of float per tensor).</summary>
+        private const long WholeChannelLimit = 1 << 20;
 
         /// <summary>Blocks of all channels: the task count.</summary>
         public int Count => Channels * PerChannel;

@@ -1,5 +1,6 @@
 // The CPU backend's blocked memory-bound passes give the same bits on 1, 2 and 3 threads: batch-norm forward and
-// backward with few channels (so a channel spans many tasks), max-pooling, and the multi-tensor SGD step.
+// backward with few channels (so a channel spans many tasks) and with one task per channel, max-pooling, and the
+// multi-tensor SGD step.
 using Engine.Kernels;
 using Engine.Kernels.Cpu;
 using NUnit.Framework;
@@ -44,8 +45,9 @@ public sealed class CpuMemoryBoundThreadCountTests
         var results = new List<(string, float[])>();
         try
         {
-            // Two channels of 70 planes of 900 (several blocks each) and one channel of 2 planes of 40000 (pieces).
-            foreach (var (n, c, spatial) in new[] { (70, 2, 900), (2, 1, 40000) })
+            // Two channels of 70 planes of 900 (several blocks each), one channel of 2 planes of 40000 (pieces), and
+            // nine channels (one task each).
+            foreach (var (n, c, spatial) in new[] { (70, 2, 900), (2, 1, 40000), (6, 9, 300) })
             {
                 long length = (long)n * c * spatial;
                 var (x, dy, residual) = (Buffer(length, 1), Buffer(length, 2), Buffer(length, 3));

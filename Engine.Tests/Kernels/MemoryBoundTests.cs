@@ -31,8 +31,10 @@ public sealed class MemoryBoundTests(string kind) : DeviceFixture(kind)
         return Enumerable.Range(0, length).Select(_ => (float)(low + (high - low) * random.NextDouble())).ToArray();
     }
 
-    // 70 images of 30×30: several blocks of whole planes per channel; 2 images of 200×200: pieces of one plane.
+    // 70 images of 30×30: several blocks of whole planes per channel; 2 images of 200×200: pieces of one plane;
+    // 9 channels: one block (one task) per channel.
     [TestCase(70, 2, 900)]
+    [TestCase(6, 9, 300)]
     [TestCase(2, 1, 40000)]
     [TestCase(5, 3, 7)]
     public void Float32BatchNormOverManyBlocksMatchesReference(int n, int c, int spatial)
