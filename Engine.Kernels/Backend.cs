@@ -38,7 +38,8 @@
 //   device on every loss. A label outside the range still never indexes memory: that sample's loss and gradient
 //   row are NaN and it counts as not correct.
 // - optimizers: SgdParameters / AdamParameters .Validated(), Adam's step ≥ 1, the momentum (or AMSGrad) buffer
-//   present exactly when needed, all buffers as long as the parameter.
+//   present exactly when needed, all buffers as long as the parameter; the multi-tensor SgdSteps takes one entry per
+//   parameter in every list, and a buffer it writes (a parameter or a momentum buffer) only once.
 //
 // What every op returns for NaN and ±Inf (PyTorch's answer wherever PyTorch has one): NaN propagates through
 // ReLU (plain, fused into batch-norm and into the convolution epilogue; its gradient is 0 where the output is NaN
@@ -1133,6 +1134,57 @@ public abstract class Backend : IDisposable
         }
     }
 
+    /// <summary>One SGD step on every parameter of a list as one op: the same bits as <see cref="SgdStep{T}"/> on
+    /// each (parameters[i], grads[i], momentumBuffers[i], firstSteps[i]). Every argument is checked before any
+    /// parameter is updated; a buffer that is written (a parameter or a momentum buffer) may appear only once in
+    /// the lists, since the updates may run in parallel. Empty parameters are skipped. <paramref name="momentumBuffers"/>
+    /// may be null, and its entries null, when momentum is 0.</summary>
+    public void SgdSteps<T>(SgdParameters p, IReadOnlyList<DeviceBuffer<T>> parameters,
+        IReadOnlyList<DeviceBuffer<T>> grads, IReadOnlyList<DeviceBuffer<T>?>? momentumBuffers,
+        IReadOnlyList<bool> firstSteps) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        ArgumentNullException.ThrowIfNull(grads);
+        ArgumentNullException.ThrowIfNull(firstSteps);
+        lock (_gate)
+        {
+            const string op = "SGD steps";
+            p = p.Validated();
+            int count = parameters.Count;
+            if (grads.Count != count || firstSteps.Count != count || (momentumBuffers is not null && momentumBuffers.Count != count))
+                throw new ArgumentException(
+                    $"{op}: {count} parameters, {grads.Count} gradients, {momentumBuffers?.Count ?? 0} momentum " +
+                    $"buffers and {firstSteps.Count} first-step flags; every list needs one entry per parameter.",
+                    nameof(grads));
+            var written = new HashSet<DeviceBuffer<T>>(ReferenceEqualityComparer.Instance);
+            var tensors = new List<SgdTensor<T>>(count);
+            for (int i = 0; i < count; i++)
+            {
+                Validate.SameLength(this, op, parameters[i], $"parameters[{i}]", grads[i], $"grads[{i}]");
+                if (!written.Add(parameters[i]))
+                    throw new ArgumentException($"{op}: parameters[{i}] is a buffer already written by this step.",
+                        nameof(parameters));
+                DeviceBuffer<T>? buffer = null;
+                if (p.Momentum != 0)
+                {
+                    buffer = momentumBuffers?[i] ?? throw new ArgumentException(
+                        $"{op}: momentum {p.Momentum} needs a momentum buffer for parameter {i}.",
+                        nameof(momentumBuffers));
+                    Validate.Buffer(this, op, $"momentumBuffers[{i}]", buffer, parameters[i].Length);
+                    if (!written.Add(buffer))
+                        throw new ArgumentException(
+                            $"{op}: momentumBuffers[{i}] is a buffer already written by this step.",
+                            nameof(momentumBuffers));
+                }
+                if (parameters[i].Length > 0) tensors.Add(new SgdTensor<T>(parameters[i], grads[i], buffer, firstSteps[i]));
+            }
+            if (tensors.Count == 0) return;
+            Starting(nameof(SgdSteps));
+            SgdStepsCore(p, tensors);
+            Finished(nameof(SgdSteps));
+        }
+    }
+
     /// <summary>Step <paramref name="step"/> (1-based) of Adam or AdamW on one parameter, in place, with PyTorch's
     /// single-tensor semantics: g = grad + wd·param (Adam) or param ·= 1 − lr·wd (AdamW);
     /// m += (1 − beta1)·(g − m); v = beta2·v + (1 − beta2)·g²; with AMSGrad vmax = max(vmax, v) replaces v below;
@@ -1159,9 +1211,19 @@ public abstract class Backend : IDisposable
     protected abstract void SgdStepCore<T>(SgdParameters p, DeviceBuffer<T> param, DeviceBuffer<T> grad,
         DeviceBuffer<T>? momentumBuffer, bool firstStep) where T : unmanaged, IFloatingPointIeee754<T>;
 
+    /// <summary>One SGD step of validated parameters on validated, non-empty, distinct tensors (at least one);
+    /// each momentum buffer is null exactly when momentum is 0.</summary>
+    protected abstract void SgdStepsCore<T>(SgdParameters p, IReadOnlyList<SgdTensor<T>> tensors)
+        where T : unmanaged, IFloatingPointIeee754<T>;
+
     /// <summary>One Adam step with the step's coefficients on a non-empty parameter; <paramref name="maxExpAvgSq"/>
     /// is present exactly with AMSGrad.</summary>
     protected abstract void AdamStepCore<T>(AdamCoefficients<T> coefficients, DeviceBuffer<T> param,
         DeviceBuffer<T> grad, DeviceBuffer<T> expAvg, DeviceBuffer<T> expAvgSq, DeviceBuffer<T>? maxExpAvgSq)
         where T : unmanaged, IFloatingPointIeee754<T>;
 }
+
+/// <summary>One parameter of <see cref="Backend.SgdSteps{T}"/>: the parameter, its gradient, its momentum buffer
+/// (null when momentum is 0) and whether this is its first step with momentum.</summary>
+public readonly record struct SgdTensor<T>(DeviceBuffer<T> Parameter, DeviceBuffer<T> Grad,
+    DeviceBuffer<T>? MomentumBuffer, bool FirstStep) where T : unmanaged;

@@ -11,6 +11,10 @@
 //   gemm  C [M×N] = A [M×K] · B [K×N], row-major, no transposes
 //   activation-shaped ops  x [N, C, H, W]: add, relu, batch-norm, max-pool 3x3/2 pad 1, shortcut A (stride 2,
 //   C → 2C), SGD step (momentum 0.9, weight decay 5e-4) and sum over the same element count
+//   copy  y = x over 2^26 floats (256 MB each way) at `large`, the activation count at `small`: the copy bandwidth
+//   that the memory-bound rows are a fraction of
+//   SGD over ResNet-50  one step (momentum 0.9, weight decay 5e-4) over the 161 parameter tensors of ResNet-50
+//   (25.6 M floats), as Engine.Core's Sgd takes it: one SgdSteps op
 using System.Globalization;
 using BenchmarkDotNet.Attributes;
 using BenchmarkDotNet.Columns;
@@ -52,6 +56,10 @@ public sealed record KernelShapes(
 
     /// <summary>Elements of an activation tensor [N, C, H, W].</summary>
     public long Elements => (long)Batch * Channels * Size * Size;
+
+    /// <summary>Elements of the copy benchmark: 2^26 (256 MB, far beyond the caches) at ResNet scale, the
+    /// activation count otherwise.</summary>
+    public long CopyElements => Name == "large" ? 1L << 26 : Elements;
 }
 
 /// <summary>The work of one call of each benchmark: floating-point operations or bytes moved.</summary>
@@ -60,9 +68,9 @@ public readonly record struct KernelWork(string Shape, double Flops, double Byte
     private const int F = sizeof(float);
 
     /// <summary>Work of the benchmark method <paramref name="method"/> at <paramref name="s"/>.</summary>
-    /// <remarks>Bytes count each tensor element read or written once (the compulsory traffic of the op as the
-    /// kernels implement it: batch-norm forward reads x three times — two statistics passes and the normalisation
-    /// — and backward reads x and dy twice); per-channel vectors are ignored.</remarks>
+    /// <remarks>Bytes count each tensor element read or written once per pass (batch-norm forward counts x three
+    /// times — the statistics pass reads each block twice, the second time from the cache, and the normalisation
+    /// once — and backward reads x and dy twice); per-channel vectors are ignored.</remarks>
     public static KernelWork Of(string method, KernelShapes s)
     {
         long n = s.Elements;
@@ -82,6 +90,7 @@ public readonly record struct KernelWork(string Shape, double Flops, double Byte
                 new($"{s.GemmSize}³", 2.0 * s.GemmSize * s.GemmSize * s.GemmSize, F * 3.0 * s.GemmSize * s.GemmSize),
             nameof(KernelBenchmarks.Add) => new(act, n, F * 3.0 * n),
             nameof(KernelBenchmarks.Relu) => new(act, n, F * 2.0 * n),
+            nameof(KernelBenchmarks.Copy) => new($"{s.CopyElements}", 0, F * 2.0 * s.CopyElements),
             nameof(KernelBenchmarks.BatchNormForward) => new(act, 0, F * 4.0 * n),
             nameof(KernelBenchmarks.BatchNormBackward) => new(act, 0, F * 7.0 * n), // x, dy and the ReLU mask, two passes
             nameof(KernelBenchmarks.MaxPoolForward) =>
@@ -93,6 +102,9 @@ public readonly record struct KernelWork(string Shape, double Flops, double Byte
             nameof(KernelBenchmarks.ShortcutBackward) =>
                 new(act + $" ← K{cut.OutChannels} /2", 0, F * (double)(kept + cut.InputLength)),
             nameof(KernelBenchmarks.SgdStep) => new($"{n} params", 0, F * 5.0 * n),
+            nameof(KernelBenchmarks.SgdResNet50) =>
+                new($"{KernelBenchmarks.ResNet50Parameters.Count} tensors, {KernelBenchmarks.ResNet50Elements} params",
+                    0, F * 5.0 * KernelBenchmarks.ResNet50Elements),
             nameof(KernelBenchmarks.Sum) => new($"{n}", n, F * (double)n),
             _ => throw new ArgumentException($"No work formula for benchmark '{method}'."),
         };
@@ -130,7 +142,9 @@ public class KernelBenchmarks
     private DeviceBuffer<float> _gamma = null!, _beta = null!, _runningMean = null!, _runningVar = null!;
     private DeviceBuffer<float> _mean = null!, _invStd = null!, _dgamma = null!, _dbeta = null!;
     private DeviceBuffer<float> _pooled = null!, _pooledGrad = null!, _shortcutOut = null!, _result = null!;
-    private DeviceBuffer<float> _param = null!, _momentum = null!;
+    private DeviceBuffer<float> _param = null!, _momentum = null!, _copySource = null!, _copyTarget = null!;
+    private DeviceBuffer<float>[] _params = [], _grads = [], _momenta = [];
+    private bool[] _notFirstSteps = [];
     private DeviceBuffer<int> _argmax = null!;
     private PoolGeometry _pool;
     private ShortcutGeometry _shortcut;
@@ -182,6 +196,40 @@ public class KernelBenchmarks
         _a = Random(size, 4);
         _b = Random(size, 5);
         _c = Buffer<float>(size);
+    }
+
+    /// <summary>The element counts of ResNet-50's parameter tensors (ImageNet, 1000 classes), in module order.</summary>
+    public static IReadOnlyList<long> ResNet50Parameters => s_resNet50Parameters.Value;
+
+    /// <summary>The parameters of ResNet-50 in all.</summary>
+    public static long ResNet50Elements => ResNet50Parameters.Sum();
+
+    private static readonly Lazy<long[]> s_resNet50Parameters = new(() =>
+    {
+        using var device = Device.Select("cpu");
+        using var model = Engine.Models.ModelRegistry.Create<float>("resnet50", device);
+        return model.Parameters().Select(p => p.Shape.Length).ToArray();
+    });
+
+    [GlobalSetup(Target = nameof(Copy))]
+    public void SetupCopy()
+    {
+        Open();
+        _copySource = Random(_s.CopyElements, 17);
+        _copyTarget = Buffer<float>(_s.CopyElements);
+        _backend.Synchronize();
+    }
+
+    [GlobalSetup(Target = nameof(SgdResNet50))]
+    public void SetupResNet50()
+    {
+        Open();
+        var lengths = ResNet50Parameters;
+        _params = lengths.Select((length, i) => Random(length, 100 + i)).ToArray();
+        _grads = lengths.Select((length, i) => Random(length, 400 + i)).ToArray();
+        _momenta = lengths.Select((length, i) => Random(length, 700 + i)).ToArray();
+        _notFirstSteps = new bool[lengths.Count];
+        _backend.Synchronize();
     }
 
     [GlobalSetup(Targets = [nameof(Add), nameof(Relu), nameof(BatchNormForward), nameof(BatchNormBackward),
@@ -262,6 +310,13 @@ public class KernelBenchmarks
     // ---- memory-bound ----
 
     [Benchmark, BenchmarkCategory("memory")]
+    public void Copy()
+    {
+        _backend.Copy(_copySource, _copyTarget);
+        _backend.Synchronize();
+    }
+
+    [Benchmark, BenchmarkCategory("memory")]
     public void Add()
     {
         _backend.Add(_x, _dy, _y);
@@ -323,6 +378,13 @@ public class KernelBenchmarks
     public void SgdStep()
     {
         _backend.SgdStep(_sgd, _param, _dy, _momentum, firstStep: false);
+        _backend.Synchronize();
+    }
+
+    [Benchmark, BenchmarkCategory("memory")]
+    public void SgdResNet50()
+    {
+        _backend.SgdSteps(_sgd, _params, _grads, _momenta, _notFirstSteps);
         _backend.Synchronize();
     }
 

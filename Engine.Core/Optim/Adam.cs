@@ -55,13 +55,18 @@ public class Adam<T> : Optimizer<T> where T : unmanaged, IFloatingPointIeee754<T
     }
 
     /// <inheritdoc/>
-    protected override void Update(int index, Tensor<T> parameter, Tensor<T> grad)
+    /// <remarks>One AdamStep per parameter: each has its own step count, so its own coefficients.</remarks>
+    protected override void Update(IReadOnlyList<int> indices)
     {
-        CreateState(index);
-        int step = checked(StepCount(index) + 1);
-        parameter.Device.Backend.AdamStep(Hyper, step, parameter.Buffer, grad.Buffer, _expAvg[index]!.Buffer,
-            _expAvgSq[index]!.Buffer, _maxExpAvgSq[index]?.Buffer);
-        _steps[index] = step;
+        foreach (int index in indices)
+        {
+            var parameter = Parameters[index];
+            CreateState(index);
+            int step = checked(StepCount(index) + 1);
+            parameter.Device.Backend.AdamStep(Hyper, step, parameter.Buffer, parameter.Grad!.Buffer,
+                _expAvg[index]!.Buffer, _expAvgSq[index]!.Buffer, _maxExpAvgSq[index]?.Buffer);
+            _steps[index] = step;
+        }
     }
 
     /// <summary>"exp_avg.&lt;name&gt;", "exp_avg_sq.&lt;name&gt;", with AMSGrad "max_exp_avg_sq.&lt;name&gt;", and

@@ -44,13 +44,16 @@ public abstract class Optimizer<T> : IDisposable where T : unmanaged, IFloatingP
                 throw new ObjectDisposedException($"{Name} parameter {i}",
                     $"{Name}: parameter {i} ({_parameters[i].Shape}) has been disposed; an optimizer needs its " +
                     "parameters alive for as long as it steps.");
+        var withGradient = new List<int>(_parameters.Length);
         for (int i = 0; i < _parameters.Length; i++)
-            if (_parameters[i].Grad is { } grad)
-                Update(i, _parameters[i], grad);
+            if (_parameters[i].Grad is not null)
+                withGradient.Add(i);
+        Update(withGradient);
     }
 
-    /// <summary>Updates parameter <paramref name="index"/> from its gradient.</summary>
-    protected abstract void Update(int index, Tensor<T> parameter, Tensor<T> grad);
+    /// <summary>Updates the parameters at <paramref name="indices"/> (in order, each holding a gradient) from their
+    /// gradients.</summary>
+    protected abstract void Update(IReadOnlyList<int> indices);
 
     /// <summary>The optimizer's state as named tensors for checkpoints, "&lt;kind&gt;.&lt;parameter name&gt;". State
     /// not created yet is created, so that a checkpoint can be loaded into it; the tensors may be read (saved) or

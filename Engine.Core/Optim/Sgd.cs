@@ -1,5 +1,6 @@
 // Stochastic gradient descent with momentum, dampening, Nesterov and weight decay — torch.optim.SGD's
-// semantics (see Engine.Kernels' SgdStep). The learning rate can be changed between steps (schedules).
+// semantics (see Engine.Kernels' SgdStep), all parameters of a device in one SgdSteps op. The learning rate can be
+// changed between steps (schedules).
 using System.Numerics;
 using Engine.Kernels;
 
@@ -30,15 +31,32 @@ public sealed class Sgd<T> : Optimizer<T> where T : unmanaged, IFloatingPointIee
     }
 
     /// <inheritdoc/>
-    protected override void Update(int index, Tensor<T> parameter, Tensor<T> grad)
+    /// <remarks>One SgdSteps op per backend over all its parameters (one, unless the parameters live on several
+    /// devices).</remarks>
+    protected override void Update(IReadOnlyList<int> indices)
     {
-        bool first = false;
-        if (Hyper.Momentum != 0 && _momentumBuffers[index] is null)
+        foreach (var group in indices.GroupBy(i => Parameters[i].Device))
         {
-            _momentumBuffers[index] = NewState(parameter.Shape, parameter.Device);
-            first = true;
+            var parameters = new List<DeviceBuffer<T>>();
+            var grads = new List<DeviceBuffer<T>>();
+            var buffers = new List<DeviceBuffer<T>?>();
+            var firstSteps = new List<bool>();
+            foreach (int index in group)
+            {
+                var parameter = Parameters[index];
+                bool first = false;
+                if (Hyper.Momentum != 0 && _momentumBuffers[index] is null)
+                {
+                    _momentumBuffers[index] = NewState(parameter.Shape, parameter.Device);
+                    first = true;
+                }
+                parameters.Add(parameter.Buffer);
+                grads.Add(parameter.Grad!.Buffer);
+                buffers.Add(_momentumBuffers[index]?.Buffer);
+                firstSteps.Add(first);
+            }
+            group.Key.Backend.SgdSteps(Hyper, parameters, grads, buffers, firstSteps);
         }
-        parameter.Device.Backend.SgdStep(Hyper, parameter.Buffer, grad.Buffer, _momentumBuffers[index]?.Buffer, first);
     }
 
     /// <summary>The momentum buffers named "momentum.&lt;parameter name&gt;" (none without momentum); loaded buffers

@@ -1,11 +1,19 @@
 // Batch normalisation over x, y [N, C, HW] with per-channel vectors [C]: training forward (batch statistics,
-// running-statistics update as PyTorch, or with the biased variance as ONNX), inference forward, backward for both modes, and 1/sqrt(var + eps).
+// running-statistics update as PyTorch, or with the biased variance as ONNX), inference forward, backward for both
+// modes, and 1/sqrt(var + eps).
 //
-// One task per channel: it reads the channel's N planes, so its statistics are summed in a fixed order. The mean
-// and the biased variance are two passes (the variance sums (x − mean)², never x² − mean²). The residual add and
-// the ReLU that follow batch-norm in a ResNet block can be fused: forward adds the residual and clamps as it
-// writes; backward reads dy only where the output is positive and writes that masked dy as the residual's
-// gradient in its first pass, which the second pass then reads instead of dy and the output.
+// Work is cut into blocks of one channel, fixed by the shape alone (ChannelBlocks): a whole channel when there are
+// at least 8 channels of at most 2^20 elements — then one task runs both passes of its channel, the second finding
+// it in the cache — else about ChunkLength elements (whole planes when a plane is shorter, else pieces of one
+// plane), so a few large channels still fill every core. The statistics pass gives each block its mean and the sum
+// of squared deviations from that mean (two passes over the block while it sits in the cache, so never
+// x² − mean²); a channel's blocks are combined in order, in float64, by Chan's formula; the normalisation pass
+// writes y. Backward is two passes too (the sums must be complete before dx): each block's Σ dy and Σ dy·x̂ are
+// added in order in float64, then dx is written. Combines run in a fixed order, so the result does not depend on
+// the thread count. The residual add and the ReLU that follow batch-norm in a ResNet block can be fused:
+// forward adds the residual and clamps as it writes; backward reads dy only where the output is positive and
+// writes that masked dy as the residual's gradient in its first pass, which the second pass then reads instead of
+// dy and the output.
 using System.Numerics;
 using System.Runtime.Intrinsics;
 
@@ -19,15 +27,84 @@ public sealed unsafe partial class CpuBackend
         double momentum, double epsilon, DeviceBuffer<T> y, DeviceBuffer<T> savedMean, DeviceBuffer<T> savedInvStd,
         bool relu, RunningVarianceUpdate varianceUpdate, DeviceBuffer<T>? residual)
     {
-        var job = new BatchNormTrainingJob<T>
+        var blocks = new ChannelBlocks(batch, channels, spatial);
+        // The blocks' (mean, squared deviations), then each channel's (scale, shift) for the normalisation.
+        var partials = (T*)WorkerScratch(0, PartialsSlot, (2L * blocks.Count + 2L * channels) * sizeof(T));
+        T* scaleShift = partials + 2L * blocks.Count;
+        var job = new TrainingJob<T>
         {
-            X = Data(x), Residual = residual is null ? null : Data(residual), Gamma = Data(gamma), Beta = Data(beta), RunningMean = Data(runningMean),
-            RunningVar = Data(runningVar), Y = Data(y), SavedMean = Data(savedMean), SavedInvStd = Data(savedInvStd),
-            Batch = batch, Channels = channels, Spatial = spatial, Momentum = T.CreateTruncating(momentum),
-            Epsilon = T.CreateTruncating(epsilon), Relu = relu,
-            UnbiasedRunningVariance = varianceUpdate == RunningVarianceUpdate.Unbiased,
+            Statistics = new BlockStatisticsJob<T> { X = Data(x), Blocks = blocks, Partials = partials },
+            Finish = new ChannelStatistics<T>
+            {
+                Partials = partials, Blocks = blocks, Mean = Data(savedMean), InvStd = Data(savedInvStd),
+                Gamma = Data(gamma), Beta = Data(beta), RunningMean = Data(runningMean),
+                RunningVar = Data(runningVar), ScaleShift = scaleShift, Epsilon = T.CreateTruncating(epsilon),
+                Momentum = T.CreateTruncating(momentum),
+                UnbiasedRunningVariance = varianceUpdate == RunningVarianceUpdate.Unbiased,
+            },
+            Normalize = new BlockNormalizeJob<T>
+            {
+                X = Data(x), Residual = residual is null ? null : Data(residual), Y = Data(y),
+                ScaleShift = scaleShift, Blocks = blocks, Relu = relu,
+            },
         };
-        Parallel(channels, ref job);
+        if (blocks.PerChannel == 1)
+        {
+            Parallel(channels, ref job);   // statistics, combine and normalisation of a channel in one task
+            return;
+        }
+        Parallel(blocks.Count, ref job.Statistics);
+        for (int c = 0; c < channels; c++) job.Finish.Combine(c);
+        Parallel(blocks.Count, ref job.Normalize);
+    }
+
+    /// <summary>Channel <c>task</c> of a training forward whose channels are one block each: its statistics, their
+    /// combine and its normalisation, so the second read of x finds the channel in the cache.</summary>
+    private struct TrainingJob<T> : IParallelJob where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public BlockStatisticsJob<T> Statistics;
+        public ChannelStatistics<T> Finish;
+        public BlockNormalizeJob<T> Normalize;
+
+        public void Execute(int task, int worker)
+        {
+            Statistics.Execute(task, worker);
+            Finish.Combine(task);
+            Normalize.Execute(task, worker);
+        }
+    }
+
+    /// <summary>A channel's statistics from its blocks' partials: Chan's combine in order, in float64, then the
+    /// saved mean and 1/std, the running statistics, and (scale, shift) for the normalisation.</summary>
+    private struct ChannelStatistics<T> where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public T* Partials, Mean, InvStd, Gamma, Beta, RunningMean, RunningVar, ScaleShift;
+        public ChannelBlocks Blocks;
+        public T Epsilon, Momentum;
+        public bool UnbiasedRunningVariance;
+
+        public readonly void Combine(int c)
+        {
+            double count = 0, channelMean = 0, squares = 0;
+            for (int b = 0; b < Blocks.PerChannel; b++)
+            {
+                T* partial = Partials + 2L * (c * Blocks.PerChannel + b);
+                double blockCount = Blocks.Length(b), blockMean = double.CreateTruncating(partial[0]);
+                double total = count + blockCount, delta = blockMean - channelMean;
+                channelMean += delta * blockCount / total;
+                squares += double.CreateTruncating(partial[1]) + delta * delta * count * blockCount / total;
+                count = total;
+            }
+            T m = T.CreateTruncating(channelMean), variance = T.CreateTruncating(squares / count);
+            T s = T.One / T.Sqrt(variance + Epsilon);
+            Mean[c] = m;
+            InvStd[c] = s;
+            ScaleShift[2 * c] = s * Gamma[c];
+            ScaleShift[2 * c + 1] = Beta[c] - m * (s * Gamma[c]);
+            T runningUpdate = UnbiasedRunningVariance ? T.CreateTruncating(squares / (count - 1)) : variance;
+            RunningMean[c] = (T.One - Momentum) * RunningMean[c] + Momentum * m;
+            RunningVar[c] = (T.One - Momentum) * RunningVar[c] + Momentum * runningUpdate;
+        }
     }
 
     /// <inheritdoc/>
@@ -35,13 +112,16 @@ public sealed unsafe partial class CpuBackend
         DeviceBuffer<T> gamma, DeviceBuffer<T> beta, DeviceBuffer<T> runningMean, DeviceBuffer<T> runningVar,
         double epsilon, DeviceBuffer<T> y, bool relu, DeviceBuffer<T>? residual)
     {
-        var job = new BatchNormInferenceJob<T>
+        T* gammas = Data(gamma), betas = Data(beta), runMean = Data(runningMean), runVar = Data(runningVar);
+        T eps = T.CreateTruncating(epsilon);
+        var scaleShift = (T*)WorkerScratch(0, PartialsSlot, 2L * channels * sizeof(T));
+        for (int c = 0; c < channels; c++)
         {
-            X = Data(x), Residual = residual is null ? null : Data(residual), Gamma = Data(gamma), Beta = Data(beta), RunningMean = Data(runningMean),
-            RunningVar = Data(runningVar), Y = Data(y), Batch = batch, Channels = channels, Spatial = spatial,
-            Epsilon = T.CreateTruncating(epsilon), Relu = relu,
-        };
-        Parallel(channels, ref job);
+            T scale = T.One / T.Sqrt(runVar[c] + eps) * gammas[c];
+            scaleShift[2 * c] = scale;
+            scaleShift[2 * c + 1] = betas[c] - runMean[c] * scale;
+        }
+        Normalize(new ChannelBlocks(batch, channels, spatial), x, residual, y, scaleShift, relu);
     }
 
     /// <inheritdoc/>
@@ -51,15 +131,83 @@ public sealed unsafe partial class CpuBackend
         DeviceBuffer<T> dx, DeviceBuffer<T> dgamma, DeviceBuffer<T> dbeta, DeviceBuffer<T>? reluOutput,
         DeviceBuffer<T>? residualGradient)
     {
-        var job = new BatchNormBackwardJob<T>
+        var blocks = new ChannelBlocks(batch, channels, spatial);
+        // The blocks' (Σ dy, Σ dy·x̂), then each channel's (gamma·invStd, meanDy, meanDyXhat) for dx.
+        var partials = (T*)WorkerScratch(0, PartialsSlot, (2L * blocks.Count + 3L * channels) * sizeof(T));
+        T* coefficients = partials + 2L * blocks.Count;
+        T* means = Data(mean), invStds = Data(invStd);
+        var job = new BackwardJob<T>
         {
-            X = Data(x), DY = Data(dy), ReluOutput = reluOutput is null ? null : Data(reluOutput),
-            ResidualGradient = residualGradient is null ? null : Data(residualGradient),
-            Gamma = Data(gamma), Mean = Data(mean), InvStd = Data(invStd),
-            DX = Data(dx), DGamma = Data(dgamma), DBeta = Data(dbeta), Batch = batch, Channels = channels,
-            Spatial = spatial, BatchStatistics = batchStatistics,
+            Sums = new BlockGradientSumsJob<T>
+            {
+                X = Data(x), DY = Data(dy), ReluOutput = reluOutput is null ? null : Data(reluOutput),
+                ResidualGradient = residualGradient is null ? null : Data(residualGradient), Mean = means,
+                InvStd = invStds, Blocks = blocks, Partials = partials,
+            },
+            Finish = new ChannelGradients<T>
+            {
+                Partials = partials, Blocks = blocks, Gamma = Data(gamma), InvStd = invStds, DGamma = Data(dgamma),
+                DBeta = Data(dbeta), Coefficients = coefficients, BatchStatistics = batchStatistics,
+            },
+            Input = new BlockInputGradientJob<T>
+            {
+                X = Data(x), DY = residualGradient is null ? Data(dy) : Data(residualGradient),
+                // The residual's gradient is dy already masked: read it instead of dy and the output.
+                ReluOutput = reluOutput is null || residualGradient is not null ? null : Data(reluOutput),
+                Mean = means, InvStd = invStds, Coefficients = coefficients, DX = Data(dx), Blocks = blocks,
+                BatchStatistics = batchStatistics,
+            },
         };
-        Parallel(channels, ref job);
+        if (blocks.PerChannel == 1)
+        {
+            Parallel(channels, ref job);   // both passes of a channel in one task
+            return;
+        }
+        Parallel(blocks.Count, ref job.Sums);
+        for (int c = 0; c < channels; c++) job.Finish.Combine(c);
+        Parallel(blocks.Count, ref job.Input);
+    }
+
+    /// <summary>Channel <c>task</c> of a backward whose channels are one block each: the sums, their combine and
+    /// dx, so the second pass finds the channel in the cache.</summary>
+    private struct BackwardJob<T> : IParallelJob where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public BlockGradientSumsJob<T> Sums;
+        public ChannelGradients<T> Finish;
+        public BlockInputGradientJob<T> Input;
+
+        public void Execute(int task, int worker)
+        {
+            Sums.Execute(task, worker);
+            Finish.Combine(task);
+            Input.Execute(task, worker);
+        }
+    }
+
+    /// <summary>A channel's Σ dy and Σ dy·x̂ from its blocks' partials, added in order in float64: dbeta, dgamma,
+    /// and dx's coefficients (gamma·invStd, meanDy, meanDyXhat; the means 0 without batch statistics).</summary>
+    private struct ChannelGradients<T> where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public T* Partials, Gamma, InvStd, DGamma, DBeta, Coefficients;
+        public ChannelBlocks Blocks;
+        public bool BatchStatistics;
+
+        public readonly void Combine(int c)
+        {
+            double sumDy = 0, sumDyXhat = 0;
+            for (int b = 0; b < Blocks.PerChannel; b++)
+            {
+                T* partial = Partials + 2L * (c * Blocks.PerChannel + b);
+                sumDy += double.CreateTruncating(partial[0]);
+                sumDyXhat += double.CreateTruncating(partial[1]);
+            }
+            double count = (double)Blocks.Batch * Blocks.Spatial;
+            DBeta[c] = T.CreateTruncating(sumDy);
+            DGamma[c] = T.CreateTruncating(sumDyXhat);
+            Coefficients[3 * c] = Gamma[c] * InvStd[c];
+            Coefficients[3 * c + 1] = BatchStatistics ? T.CreateTruncating(sumDy / count) : T.Zero;
+            Coefficients[3 * c + 2] = BatchStatistics ? T.CreateTruncating(sumDyXhat / count) : T.Zero;
+        }
     }
 
     /// <inheritdoc/>
@@ -71,33 +219,137 @@ public sealed unsafe partial class CpuBackend
         for (long c = 0; c < variance.Length; c++) result[c] = T.One / T.Sqrt(v[c] + eps);
     }
 
-    /// <summary>y = (x − mean) · invStd · gamma + beta over the N planes of one channel, plus the residual when
-    /// <paramref name="residual"/> is not null, clamped at 0 when <paramref name="relu"/>.</summary>
-    private static void Normalize<T>(T* x, T* residual, T* y, int batch, int channels, int spatial, int c, T mean,
-        T invStd, T gamma, T beta, bool relu) where T : unmanaged, IFloatingPointIeee754<T>
+    /// <summary>y = x·scale + shift (+ residual), clamped at 0 when <paramref name="relu"/>, one task per block;
+    /// <paramref name="scaleShift"/> holds (scale, shift) per channel.</summary>
+    private void Normalize<T>(ChannelBlocks blocks, DeviceBuffer<T> x, DeviceBuffer<T>? residual, DeviceBuffer<T> y,
+        T* scaleShift, bool relu) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        // y = x·scale + shift, with scale = invStd·gamma and shift = beta − mean·scale.
-        T scale = invStd * gamma, shift = beta - mean * scale;
-        var vScale = Vector256.Create(scale);
-        var vShift = Vector256.Create(shift);
-        var floor = relu ? Vector256<T>.Zero : Vector256.Create(T.NegativeInfinity);
-        T scalarFloor = relu ? T.Zero : T.NegativeInfinity;
-        for (int n = 0; n < batch; n++)
+        var job = new BlockNormalizeJob<T>
         {
-            long offset = ((long)n * channels + c) * spatial;
-            T* xs = x + offset, ys = y + offset;
-            int i = 0;
-            if (residual is null)
+            X = Data(x), Residual = residual is null ? null : Data(residual), Y = Data(y), ScaleShift = scaleShift,
+            Blocks = blocks, Relu = relu,
+        };
+        Parallel(blocks.Count, ref job);
+    }
+
+    /// <summary>
+    /// The blocks of one channel of [N, C, HW], fixed by the shape (the same for every thread count): the whole
+    /// channel when there are enough channels and each is small enough; else, when a plane is at most ChunkLength
+    /// elements, PlanesPerBlock consecutive whole planes (the last block may hold fewer); otherwise one piece of
+    /// ChunkLength elements of one plane (the last piece of a plane may be shorter). Task t is block t % PerChannel
+    /// of channel t / PerChannel.
+    /// </summary>
+    private readonly struct ChannelBlocks
+    {
+        public readonly int Batch, Channels, Spatial, PlanesPerBlock, PiecesPerPlane, PerChannel;
+
+        public ChannelBlocks(int batch, int channels, int spatial)
+        {
+            Batch = batch;
+            Channels = channels;
+            Spatial = spatial;
+            bool wholeChannels = channels >= WholeChannelsFrom && (long)batch * spatial <= WholeChannelLimit;
+            PlanesPerBlock = wholeChannels ? batch : Math.Max(1, ChunkLength / spatial);
+            PiecesPerPlane = wholeChannels ? 1 : (spatial + ChunkLength - 1) / ChunkLength;
+            PerChannel = PiecesPerPlane > 1 ? batch * PiecesPerPlane : (batch + PlanesPerBlock - 1) / PlanesPerBlock;
+        }
+
+        /// <summary>Channels from which a channel of at most <see cref="WholeChannelLimit"/> elements is one block
+        /// (enough tasks for the cores; both passes then run in one task, the second in the cache).</summary>
+        private const int WholeChannelsFrom = 8;
+
+        /// <summary>The largest channel kept as one block: 2^20 elements (4 MB of float per tensor).</summary>
+        private const long WholeChannelLimit = 1 << 20;
+
+        /// <summary>Blocks of all channels: the task count.</summary>
+        public int Count => Channels * PerChannel;
+
+        /// <summary>Block <paramref name="b"/> of a channel: its first plane, plane count, and the element range
+        /// [offset, offset + length) inside each of those planes.</summary>
+        public (int FirstPlane, int Planes, int Offset, int Length) Range(int b)
+        {
+            if (PiecesPerPlane > 1)
             {
-                for (; i + Vector256<T>.Count <= spatial; i += Vector256<T>.Count)
-                    Vector256.Max(Vector256.Load(xs + i) * vScale + vShift, floor).Store(ys + i);
-                for (; i < spatial; i++) ys[i] = T.Max(xs[i] * scale + shift, scalarFloor);
-                continue;
+                int piece = b % PiecesPerPlane, offset = piece * ChunkLength;
+                return (b / PiecesPerPlane, 1, offset, Math.Min(ChunkLength, Spatial - offset));
             }
-            T* rs = residual + offset;
-            for (; i + Vector256<T>.Count <= spatial; i += Vector256<T>.Count)
-                Vector256.Max(Vector256.Load(xs + i) * vScale + vShift + Vector256.Load(rs + i), floor).Store(ys + i);
-            for (; i < spatial; i++) ys[i] = T.Max(xs[i] * scale + shift + rs[i], scalarFloor);
+            int first = b * PlanesPerBlock;
+            return (first, Math.Min(PlanesPerBlock, Batch - first), 0, Spatial);
+        }
+
+        /// <summary>Elements of block <paramref name="b"/>.</summary>
+        public long Length(int b)
+        {
+            var (_, planes, _, length) = Range(b);
+            return (long)planes * length;
+        }
+
+        /// <summary>Offset in [N, C, HW] of the block's elements in plane <paramref name="n"/> of channel
+        /// <paramref name="c"/>.</summary>
+        public long Offset(int n, int c, int offset) => ((long)n * Channels + c) * Spatial + offset;
+    }
+
+    /// <summary>Block <c>task</c>: partials[2·task] = the block's mean, partials[2·task + 1] = Σ (x − that mean)²,
+    /// both pairwise (Reduction.cs); the second pass finds the block in the cache.</summary>
+    private struct BlockStatisticsJob<T> : IParallelJob where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public T* X, Partials;
+        public ChannelBlocks Blocks;
+
+        public void Execute(int task, int worker)
+        {
+            T mean = BlockSum(task, new PlainValues<T>()) / T.CreateTruncating(Blocks.Length(task % Blocks.PerChannel));
+            Partials[2L * task] = mean;
+            Partials[2L * task + 1] = BlockSum(task, new SquaredDeviations<T> { Mean = mean });
+        }
+
+        /// <summary>The pairwise sum of the values over block <paramref name="task"/>: within its piece of a plane,
+        /// or within each plane and pairwise over its planes.</summary>
+        private readonly T BlockSum<TValues>(int task, TValues values) where TValues : struct, IBlockValues<T>
+        {
+            int c = task / Blocks.PerChannel;
+            var (first, planes, offset, length) = Blocks.Range(task % Blocks.PerChannel);
+            return planes == 1
+                ? PairwiseSum(X + Blocks.Offset(first, c, offset), length, values)
+                : ChannelSum(X, first, planes, Blocks.Channels, Blocks.Spatial, c, values);
+        }
+    }
+
+    /// <summary>Block <c>task</c>: y = max(x·scale + shift (+ residual), floor), floor 0 with the fused ReLU and
+    /// −∞ without (so NaN propagates either way).</summary>
+    private struct BlockNormalizeJob<T> : IParallelJob where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public T* X, Residual, Y, ScaleShift;
+        public ChannelBlocks Blocks;
+        public bool Relu;
+
+        public void Execute(int task, int worker)
+        {
+            int c = task / Blocks.PerChannel;
+            var (first, planes, offset, length) = Blocks.Range(task % Blocks.PerChannel);
+            T scale = ScaleShift[2 * c], shift = ScaleShift[2 * c + 1];
+            var vScale = Vector256.Create(scale);
+            var vShift = Vector256.Create(shift);
+            var floor = Relu ? Vector256<T>.Zero : Vector256.Create(T.NegativeInfinity);
+            T scalarFloor = Relu ? T.Zero : T.NegativeInfinity;
+            for (int n = first; n < first + planes; n++)
+            {
+                long at = Blocks.Offset(n, c, offset);
+                T* xs = X + at, ys = Y + at;
+                int i = 0;
+                if (Residual is null)
+                {
+                    for (; i + Vector256<T>.Count <= length; i += Vector256<T>.Count)
+                        Vector256.Max(Vector256.Load(xs + i) * vScale + vShift, floor).Store(ys + i);
+                    for (; i < length; i++) ys[i] = T.Max(xs[i] * scale + shift, scalarFloor);
+                    continue;
+                }
+                T* rs = Residual + at;
+                for (; i + Vector256<T>.Count <= length; i += Vector256<T>.Count)
+                    Vector256.Max(Vector256.Load(xs + i) * vScale + vShift + Vector256.Load(rs + i), floor)
+                        .Store(ys + i);
+                for (; i < length; i++) ys[i] = T.Max(xs[i] * scale + shift + rs[i], scalarFloor);
+            }
         }
     }
 
@@ -108,77 +360,32 @@ public sealed unsafe partial class CpuBackend
     private static T Masked<T>(T dy, T* reluOutput, long i) where T : unmanaged, IFloatingPointIeee754<T> =>
         reluOutput is null || reluOutput[i] > T.Zero ? dy : T.Zero;
 
-    /// <summary>Channel <c>task</c>: batch statistics, normalisation, running-statistics update.</summary>
-    private struct BatchNormTrainingJob<T> : IParallelJob where T : unmanaged, IFloatingPointIeee754<T>
+    /// <summary>Block <c>task</c>: partials[2·task] = Σ dy, partials[2·task + 1] = Σ dy · x̂ with
+    /// x̂ = (x − mean) · invStd; dy is masked by the fused ReLU and, with a fused residual, written as its
+    /// gradient.</summary>
+    private struct BlockGradientSumsJob<T> : IParallelJob where T : unmanaged, IFloatingPointIeee754<T>
     {
-        public T* X, Residual, Gamma, Beta, RunningMean, RunningVar, Y, SavedMean, SavedInvStd;
-        public int Batch, Channels, Spatial;
-        public T Momentum, Epsilon;
-        public bool Relu, UnbiasedRunningVariance;
+        public T* X, DY, ReluOutput, ResidualGradient, Mean, InvStd, Partials;
+        public ChannelBlocks Blocks;
 
         public void Execute(int task, int worker)
         {
-            int c = task;
-            T count = T.CreateTruncating((long)Batch * Spatial);
-            T mean = ChannelSum(X, 0, Batch, Channels, Spatial, c, new PlainValues<T>()) / count;
-            T squares = ChannelSum(X, 0, Batch, Channels, Spatial, c, new SquaredDeviations<T> { Mean = mean });
-            T variance = squares / count;
-            T invStd = T.One / T.Sqrt(variance + Epsilon);
-
-            Normalize(X, Residual, Y, Batch, Channels, Spatial, c, mean, invStd, Gamma[c], Beta[c], Relu);
-            SavedMean[c] = mean;
-            SavedInvStd[c] = invStd;
-            T runningUpdate = UnbiasedRunningVariance ? squares / (count - T.One) : variance;
-            RunningMean[c] = (T.One - Momentum) * RunningMean[c] + Momentum * mean;
-            RunningVar[c] = (T.One - Momentum) * RunningVar[c] + Momentum * runningUpdate;
-        }
-    }
-
-    /// <summary>Channel <c>task</c> normalised with the running statistics.</summary>
-    private struct BatchNormInferenceJob<T> : IParallelJob where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        public T* X, Residual, Gamma, Beta, RunningMean, RunningVar, Y;
-        public int Batch, Channels, Spatial;
-        public T Epsilon;
-        public bool Relu;
-
-        public void Execute(int task, int worker)
-        {
-            int c = task;
-            T invStd = T.One / T.Sqrt(RunningVar[c] + Epsilon);
-            Normalize(X, Residual, Y, Batch, Channels, Spatial, c, RunningMean[c], invStd, Gamma[c], Beta[c], Relu);
-        }
-    }
-
-    /// <summary>
-    /// Channel <c>task</c>: dbeta = Σ dy, dgamma = Σ dy · x̂ with x̂ = (x − mean) · invStd; then
-    /// dx = (dy − dbeta/m − x̂ · dgamma/m) · gamma · invStd with batch statistics, dx = dy · gamma · invStd without.
-    /// dy is masked by the fused ReLU; the first pass writes the masked dy as the fused residual's gradient, which
-    /// the second pass reads back.
-    /// </summary>
-    private struct BatchNormBackwardJob<T> : IParallelJob where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        public T* X, DY, ReluOutput, ResidualGradient, Gamma, Mean, InvStd, DX, DGamma, DBeta;
-        public int Batch, Channels, Spatial;
-        public bool BatchStatistics;
-
-        public void Execute(int task, int worker)
-        {
-            int c = task;
+            int c = task / Blocks.PerChannel;
+            var (first, planes, offset, length) = Blocks.Range(task % Blocks.PerChannel);
             T mean = Mean[c], invStd = InvStd[c];
             var vm = Vector256.Create(mean);
             var vs = Vector256.Create(invStd);
             T sumDy = T.Zero, sumDyXhat = T.Zero;
-            for (int n = 0; n < Batch; n++)
+            for (int n = first; n < first + planes; n++)
             {
-                long offset = ((long)n * Channels + c) * Spatial;
-                T* xs = X + offset, dys = DY + offset;
+                long at = Blocks.Offset(n, c, offset);
+                T* xs = X + at, dys = DY + at;
+                T* mask = ReluOutput is null ? null : ReluOutput + at;
+                T* drs = ResidualGradient is null ? null : ResidualGradient + at;
                 var accDy = Vector256<T>.Zero;
                 var accDyXhat = Vector256<T>.Zero;
                 int i = 0;
-                T* mask = ReluOutput is null ? null : ReluOutput + offset;
-                T* drs = ResidualGradient is null ? null : ResidualGradient + offset;
-                for (; i + Vector256<T>.Count <= Spatial; i += Vector256<T>.Count)
+                for (; i + Vector256<T>.Count <= length; i += Vector256<T>.Count)
                 {
                     var dy = Masked(Vector256.Load(dys + i), mask, i);
                     if (drs is not null) dy.Store(drs + i);
@@ -186,7 +393,7 @@ public sealed unsafe partial class CpuBackend
                     accDyXhat += dy * ((Vector256.Load(xs + i) - vm) * vs);
                 }
                 T planeDy = Vector256.Sum(accDy), planeDyXhat = Vector256.Sum(accDyXhat);
-                for (; i < Spatial; i++)
+                for (; i < length; i++)
                 {
                     T dy = Masked(dys[i], mask, i);
                     if (drs is not null) drs[i] = dy;
@@ -196,32 +403,44 @@ public sealed unsafe partial class CpuBackend
                 sumDy += planeDy;
                 sumDyXhat += planeDyXhat;
             }
-            DBeta[c] = sumDy;
-            DGamma[c] = sumDyXhat;
+            Partials[2L * task] = sumDy;
+            Partials[2L * task + 1] = sumDyXhat;
+        }
+    }
 
-            T scale = Gamma[c] * invStd;
-            T count = T.CreateTruncating((long)Batch * Spatial);
-            T meanDy = BatchStatistics ? sumDy / count : T.Zero;
-            T meanDyXhat = BatchStatistics ? sumDyXhat / count : T.Zero;
+    /// <summary>Block <c>task</c>: dx = (dy − meanDy − x̂ · meanDyXhat) · gamma · invStd with batch statistics,
+    /// dx = dy · gamma · invStd without (then x is not read: a NaN input gets the gradient its mask gives);
+    /// coefficients holds (gamma·invStd, meanDy, meanDyXhat) per channel.</summary>
+    private struct BlockInputGradientJob<T> : IParallelJob where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public T* X, DY, ReluOutput, Mean, InvStd, Coefficients, DX;
+        public ChannelBlocks Blocks;
+        public bool BatchStatistics;
+
+        public void Execute(int task, int worker)
+        {
+            int c = task / Blocks.PerChannel;
+            var (first, planes, offset, length) = Blocks.Range(task % Blocks.PerChannel);
+            T mean = Mean[c], invStd = InvStd[c];
+            T scale = Coefficients[3 * c], meanDy = Coefficients[3 * c + 1], meanDyXhat = Coefficients[3 * c + 2];
+            var vm = Vector256.Create(mean);
+            var vs = Vector256.Create(invStd);
             var vScale = Vector256.Create(scale);
             var vMeanDy = Vector256.Create(meanDy);
             var vMeanDyXhat = Vector256.Create(meanDyXhat);
-            for (int n = 0; n < Batch; n++)
+            for (int n = first; n < first + planes; n++)
             {
-                long offset = ((long)n * Channels + c) * Spatial;
-                T* xs = X + offset, dxs = DX + offset;
-                // The residual's gradient is dy already masked: read it instead of dy and the output.
-                T* dys = ResidualGradient is null ? DY + offset : ResidualGradient + offset;
-                T* mask = ReluOutput is null || ResidualGradient is not null ? null : ReluOutput + offset;
+                long at = Blocks.Offset(n, c, offset);
+                T* xs = X + at, dxs = DX + at, dys = DY + at;
+                T* mask = ReluOutput is null ? null : ReluOutput + at;
                 int i = 0;
-                // Without batch statistics dx reads no x: a NaN input then has the gradient its mask gives.
-                for (; i + Vector256<T>.Count <= Spatial; i += Vector256<T>.Count)
+                for (; i + Vector256<T>.Count <= length; i += Vector256<T>.Count)
                 {
                     var g = Masked(Vector256.Load(dys + i), mask, i);
                     if (BatchStatistics) g = g - vMeanDy - (Vector256.Load(xs + i) - vm) * vs * vMeanDyXhat;
                     (g * vScale).Store(dxs + i);
                 }
-                for (; i < Spatial; i++)
+                for (; i < length; i++)
                 {
                     T g = Masked(dys[i], mask, i);
                     if (BatchStatistics) g = g - meanDy - (xs[i] - mean) * invStd * meanDyXhat;

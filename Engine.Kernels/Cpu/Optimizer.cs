@@ -1,5 +1,6 @@
-// SGD and Adam/AdamW with PyTorch's semantics (torch.optim.SGD, Adam, AdamW), in place on one parameter; tasks
-// are fixed chunks of ChunkLength elements (Elementwise.cs), each element updated independently.
+// SGD and Adam/AdamW with PyTorch's semantics (torch.optim.SGD, Adam, AdamW), in place; tasks are fixed chunks of
+// ChunkLength elements (Elementwise.cs), each element updated independently. SGD takes a list of tensors as one
+// parallel run over the chunks of them all (the one-tensor step is that run with a list of one).
 using System.Numerics;
 using System.Runtime.Intrinsics;
 
@@ -9,60 +10,97 @@ public sealed unsafe partial class CpuBackend
 {
     /// <inheritdoc/>
     protected override void SgdStepCore<T>(SgdParameters p, DeviceBuffer<T> param, DeviceBuffer<T> grad,
-        DeviceBuffer<T>? momentumBuffer, bool firstStep)
+        DeviceBuffer<T>? momentumBuffer, bool firstStep) =>
+        SgdStepsCore(p, [new SgdTensor<T>(param, grad, momentumBuffer, firstStep)]);
+
+    /// <inheritdoc/>
+    protected override void SgdStepsCore<T>(SgdParameters p, IReadOnlyList<SgdTensor<T>> tensors)
     {
+        // The tensor table, set up by the calling thread in its partials slot before the run: tensor k's chunks
+        // are tasks FirstTask[k] … FirstTask[k + 1] − 1.
+        var table = (SgdChunks<T>*)WorkerScratch(0, PartialsSlot, tensors.Count * sizeof(SgdChunks<T>));
+        int tasks = 0;
+        for (int k = 0; k < tensors.Count; k++)
+        {
+            var t = tensors[k];
+            table[k] = new SgdChunks<T>
+            {
+                Param = Data(t.Parameter), Grad = Data(t.Grad),
+                Buffer = t.MomentumBuffer is null ? null : Data(t.MomentumBuffer), Length = t.Parameter.Length,
+                FirstTask = tasks, FirstStep = t.FirstStep,
+            };
+            tasks += ChunkCount(t.Parameter.Length);
+        }
         var job = new SgdJob<T>
         {
-            Param = Data(param), Grad = Data(grad), Buffer = momentumBuffer is null ? null : Data(momentumBuffer),
-            Length = param.Length, LearningRate = T.CreateTruncating(p.LearningRate),
+            Tensors = table, TensorCount = tensors.Count, LearningRate = T.CreateTruncating(p.LearningRate),
             Momentum = T.CreateTruncating(p.Momentum), GradientWeight = T.CreateTruncating(1 - p.Dampening),
-            WeightDecay = T.CreateTruncating(p.WeightDecay), Nesterov = p.Nesterov, FirstStep = firstStep,
+            WeightDecay = T.CreateTruncating(p.WeightDecay), Nesterov = p.Nesterov,
         };
-        Parallel(ChunkCount(param.Length), ref job);
+        Parallel(tasks, ref job);
     }
 
-    /// <summary>g = grad + wd·param; buf = g (first step) or momentum·buf + (1 − dampening)·g; g = buf, or
-    /// g + momentum·buf with Nesterov; param −= lr·g. Without momentum (Buffer null), g is used as is. Vector256
-    /// then a scalar tail with the same operations in the same order (no fused multiply-add), so an element's
-    /// result does not depend on where it lies.</summary>
-    private struct SgdJob<T> : IParallelJob where T : unmanaged, IFloatingPointIeee754<T>
+    /// <summary>One tensor of an SGD run: its buffers, its length, its first task and its first-step flag.</summary>
+    private struct SgdChunks<T> where T : unmanaged
     {
         public T* Param, Grad, Buffer;
         public long Length;
+        public int FirstTask;
+        public bool FirstStep;
+    }
+
+    /// <summary>Task <c>task</c>: one chunk of ChunkLength elements of one tensor (found by bisection over the
+    /// table). g = grad + wd·param; buf = g (first step) or momentum·buf + (1 − dampening)·g; g = buf, or
+    /// g + momentum·buf with Nesterov; param −= lr·g. Without momentum (Buffer null), g is used as is. Vector256
+    /// then a scalar tail with the same operations in the same order (no fused multiply-add), so an element's
+    /// result does not depend on where it lies, nor on which other tensors share the run.</summary>
+    private struct SgdJob<T> : IParallelJob where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public SgdChunks<T>* Tensors;
+        public int TensorCount;
         public T LearningRate, Momentum, GradientWeight, WeightDecay;
-        public bool Nesterov, FirstStep;
+        public bool Nesterov;
 
         public void Execute(int task, int worker)
         {
-            long i = (long)task * ChunkLength, end = Math.Min(Length, i + ChunkLength);
-            bool decay = WeightDecay != T.Zero, momentum = Buffer != null;
+            int low = 0, high = TensorCount - 1;
+            while (low < high)
+            {
+                int middle = (low + high + 1) / 2;
+                if (Tensors[middle].FirstTask <= task) low = middle;
+                else high = middle - 1;
+            }
+            var t = Tensors[low];
+            T* param = t.Param, grad = t.Grad, buffer = t.Buffer;
+            bool firstStep = t.FirstStep, decay = WeightDecay != T.Zero, momentum = buffer != null;
+            long i = (long)(task - t.FirstTask) * ChunkLength, end = Math.Min(t.Length, i + ChunkLength);
             var weightDecay = Vector256.Create(WeightDecay);
             var momentumFactor = Vector256.Create(Momentum);
             var gradientWeight = Vector256.Create(GradientWeight);
             var learningRate = Vector256.Create(LearningRate);
             for (; i + Vector256<T>.Count <= end; i += Vector256<T>.Count)
             {
-                var p = Vector256.Load(Param + i);
-                var g = Vector256.Load(Grad + i);
+                var p = Vector256.Load(param + i);
+                var g = Vector256.Load(grad + i);
                 if (decay) g += weightDecay * p;
                 if (momentum)
                 {
-                    var buf = FirstStep ? g : momentumFactor * Vector256.Load(Buffer + i) + gradientWeight * g;
-                    buf.Store(Buffer + i);
+                    var buf = firstStep ? g : momentumFactor * Vector256.Load(buffer + i) + gradientWeight * g;
+                    buf.Store(buffer + i);
                     g = Nesterov ? g + momentumFactor * buf : buf;
                 }
-                (p - learningRate * g).Store(Param + i);
+                (p - learningRate * g).Store(param + i);
             }
             for (; i < end; i++)
             {
-                T g = decay ? Grad[i] + WeightDecay * Param[i] : Grad[i];
+                T g = decay ? grad[i] + WeightDecay * param[i] : grad[i];
                 if (momentum)
                 {
-                    T buf = FirstStep ? g : Momentum * Buffer[i] + GradientWeight * g;
-                    Buffer[i] = buf;
+                    T buf = firstStep ? g : Momentum * buffer[i] + GradientWeight * g;
+                    buffer[i] = buf;
                     g = Nesterov ? g + Momentum * buf : buf;
                 }
-                Param[i] -= LearningRate * g;
+                param[i] -= LearningRate * g;
             }
         }
     }

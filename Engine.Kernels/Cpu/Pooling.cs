@@ -3,10 +3,13 @@
 // y [N, C, OH, OW] (global: y [N, C]).
 //
 // Every op is one task per (n, c) plane. Each window's taps inside the input come from PoolGeometry.InputTaps, so
-// padding is skipped, never read. Backward gathers nothing across planes: each task zeroes its dx plane and adds
+// padding is skipped, never read. Max-pool forward is vectorised down the window's rows (Vector256 over the input
+// columns), then across the window's columns (Vector256 over the output columns). Backward gathers nothing across planes: each task zeroes its dx plane and adds
 // every dy of the plane to the cells of its window (max: its argmax) in output order, so overlapping windows sum
 // deterministically. argmax values are checked on the host before any write.
 using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 
 namespace Engine.Kernels.Cpu;
 
@@ -16,7 +19,7 @@ public sealed unsafe partial class CpuBackend
     protected override void MaxPoolForwardCore<T>(PoolGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> y,
         DeviceBuffer<int> argmax)
     {
-        var job = new MaxPoolForwardJob<T> { G = g, X = Data(x), Y = Data(y), Argmax = Data(argmax) };
+        var job = new MaxPoolForwardJob<T> { G = g, X = Data(x), Y = Data(y), Argmax = Data(argmax), Backend = this };
         Parallel(g.Batch * g.Channels, ref job);
     }
 
@@ -77,13 +80,20 @@ public sealed unsafe partial class CpuBackend
     private static int PlaneTasks(int planes, int spatial) =>
         (planes + PlanesPerTask(spatial) - 1) / PlanesPerTask(spatial);
 
-    /// <summary>Plane <c>task</c>: each output is the window maximum and argmax its flat index in the input plane;
-    /// ties go to the first in row-major order, a NaN wins (the last NaN of the window, as PyTorch).</summary>
+    /// <summary>
+    /// Plane <c>task</c>: each output is the window maximum and argmax its flat index in the input plane; ties go to
+    /// the first in row-major order, a NaN wins (the last NaN of the window, as PyTorch). Per output row, a Vector256
+    /// pass down the window's rows keeps every input column's maximum and the row it came from (rows in order: a
+    /// greater value or a NaN replaces); then the window's columns are gathered tap by tap and combined by Beats,
+    /// Vector256 over the output columns, which picks the same element as the row-major scan because a flat index
+    /// grows in row-major window order.
+    /// </summary>
     private struct MaxPoolForwardJob<T> : IParallelJob where T : unmanaged, IFloatingPointIeee754<T>
     {
         public PoolGeometry G;
         public T* X, Y;
         public int* Argmax;
+        public CpuBackend Backend;
 
         public void Execute(int task, int worker)
         {
@@ -94,35 +104,119 @@ public sealed unsafe partial class CpuBackend
             long outOffset = (long)task * outHeight * outWidth;
             T* y = Y + outOffset;
             int* argmax = Argmax + outOffset;
+            // columnMax[w]: the maximum of column w over the window's rows; columnRow[w]: its row, as the bits of
+            // an integer of T's size (so the vector select moves it with the value). tapMax[q·OW + ow] and
+            // tapIndex[q·OW + ow]: tap q of output ow's window, its column maximum and flat index (bits again).
+            int kernelWidth = G.KernelWidth, strideWidth = G.StrideWidth, padLeft = G.PadLeft;
+            var columnMax = (T*)Backend.WorkerScratch(worker, PoolColumnsSlot,
+                2L * (width + (long)kernelWidth * outWidth) * sizeof(T));
+            T* columnRow = columnMax + width, tapMax = columnRow + width, tapIndex = tapMax + kernelWidth * outWidth;
             for (int oh = 0; oh < outHeight; oh++)
             {
                 int h0 = oh * G.StrideHeight - G.PadTop;
                 var (rFirst, rEnd) = PoolGeometry.InputTaps(h0, G.KernelHeight, dilationHeight, height);
-                for (int ow = 0; ow < outWidth; ow++)
+                int firstRow = h0 + rFirst * dilationHeight;
+                new Span<T>(plane + (long)firstRow * width, width).CopyTo(new Span<T>(columnMax, width));
+                new Span<T>(columnRow, width).Fill(IndexBits(firstRow));
+                for (int r = rFirst + 1; r < rEnd; r++)
+                    KeepColumnMaxima(plane + (long)(h0 + r * dilationHeight) * width, h0 + r * dilationHeight,
+                        columnMax, columnRow, width);
+
+                // Gather the taps; one in the padding gets −∞ at an index past every input, so it never wins.
+                for (int q = 0; q < kernelWidth; q++)
                 {
-                    int w0 = ow * G.StrideWidth - G.PadLeft;
-                    var (qFirst, qEnd) = PoolGeometry.InputTaps(w0, G.KernelWidth, dilationWidth, width);
-                    int bestIndex = (h0 + rFirst * dilationHeight) * width + w0 + qFirst * dilationWidth;
-                    T best = plane[bestIndex];
-                    for (int r = rFirst; r < rEnd; r++)
+                    T* values = tapMax + q * outWidth, indices = tapIndex + q * outWidth;
+                    for (int ow = 0; ow < outWidth; ow++)
                     {
-                        int rowStart = (h0 + r * dilationHeight) * width + w0;
-                        for (int q = qFirst; q < qEnd; q++)
-                        {
-                            int index = rowStart + q * dilationWidth;
-                            T v = plane[index];
-                            if (v > best || T.IsNaN(v))
-                            {
-                                best = v;
-                                bestIndex = index;
-                            }
-                        }
+                        int w = ow * strideWidth - padLeft + q * dilationWidth;
+                        bool inside = (uint)w < (uint)width;
+                        values[ow] = inside ? columnMax[w] : T.NegativeInfinity;
+                        indices[ow] = IndexBits(inside ? IndexOf(columnRow[w]) * width + w : int.MaxValue);
                     }
-                    y[oh * outWidth + ow] = best;
-                    argmax[oh * outWidth + ow] = bestIndex;
+                }
+                // Combine the taps in window order into tap 0, Vector256 over the output columns.
+                int o = 0;
+                for (; o + Vector256<T>.Count <= outWidth; o += Vector256<T>.Count)
+                {
+                    var best = Vector256.Load(tapMax + o);
+                    var bestIndex = Vector256.Load(tapIndex + o);
+                    for (int q = 1; q < kernelWidth; q++)
+                    {
+                        var v = Vector256.Load(tapMax + q * outWidth + o);
+                        var index = Vector256.Load(tapIndex + q * outWidth + o);
+                        var take = Beats(v, index, best, bestIndex);
+                        best = Vector256.ConditionalSelect(take, v, best);
+                        bestIndex = Vector256.ConditionalSelect(take, index, bestIndex);
+                    }
+                    best.Store(tapMax + o);
+                    bestIndex.Store(tapIndex + o);
+                }
+                for (; o < outWidth; o++)
+                    for (int q = 1; q < kernelWidth; q++)
+                        if (Beats(tapMax[q * outWidth + o], IndexOf(tapIndex[q * outWidth + o]), tapMax[o],
+                                IndexOf(tapIndex[o])))
+                        {
+                            tapMax[o] = tapMax[q * outWidth + o];
+                            tapIndex[o] = tapIndex[q * outWidth + o];
+                        }
+                for (o = 0; o < outWidth; o++)
+                {
+                    y[oh * outWidth + o] = tapMax[o];
+                    argmax[oh * outWidth + o] = IndexOf(tapIndex[o]);
                 }
             }
         }
+
+        /// <summary>Where input row <paramref name="row"/> (at <paramref name="values"/>) holds a greater value or a
+        /// NaN, it replaces the column's maximum and row.</summary>
+        private static void KeepColumnMaxima(T* values, int row, T* columnMax, T* columnRow, int width)
+        {
+            var rowBits = Vector256.Create(IndexBits(row));
+            int w = 0;
+            for (; w + Vector256<T>.Count <= width; w += Vector256<T>.Count)
+            {
+                var v = Vector256.Load(values + w);
+                var best = Vector256.Load(columnMax + w);
+                var replace = Vector256.GreaterThan(v, best) | ~Vector256.Equals(v, v);
+                Vector256.ConditionalSelect(replace, v, best).Store(columnMax + w);
+                Vector256.ConditionalSelect(replace, rowBits, Vector256.Load(columnRow + w)).Store(columnRow + w);
+            }
+            for (; w < width; w++)
+                if (values[w] > columnMax[w] || T.IsNaN(values[w]))
+                {
+                    columnMax[w] = values[w];
+                    columnRow[w] = IndexBits(row);
+                }
+        }
+
+        /// <summary>True when (v, index) comes before (best, bestIndex) in the window's order: a NaN beats every
+        /// number and an earlier NaN; otherwise a greater value, or an equal one at a smaller index.</summary>
+        private static bool Beats(T v, int index, T best, int bestIndex) =>
+            T.IsNaN(v) ? !T.IsNaN(best) || index > bestIndex
+                : !T.IsNaN(best) && (v > best || (v == best && index < bestIndex));
+
+        /// <summary><see cref="Beats(T, int, T, int)"/> lane by lane, the indices as <see cref="IndexBits"/>.</summary>
+        private static Vector256<T> Beats(Vector256<T> v, Vector256<T> index, Vector256<T> best,
+            Vector256<T> bestIndex)
+        {
+            var isNaN = ~Vector256.Equals(v, v);
+            var bestIsNaN = ~Vector256.Equals(best, best);
+            return (isNaN & (~bestIsNaN | IndexGreater(index, bestIndex))) |
+                   Vector256.AndNot(Vector256.GreaterThan(v, best) |
+                                    (Vector256.Equals(v, best) & IndexGreater(bestIndex, index)), isNaN | bestIsNaN);
+        }
+
+        private static Vector256<T> IndexGreater(Vector256<T> a, Vector256<T> b) =>
+            sizeof(T) == sizeof(int)
+                ? Vector256.GreaterThan(a.As<T, int>(), b.As<T, int>()).As<int, T>()
+                : Vector256.GreaterThan(a.As<T, long>(), b.As<T, long>()).As<long, T>();
+
+        /// <summary>An index (or row) carried in a T: the bits of an int (float) or a long (double).</summary>
+        private static T IndexBits(int index) =>
+            sizeof(T) == sizeof(int) ? Unsafe.BitCast<int, T>(index) : Unsafe.BitCast<long, T>(index);
+
+        private static int IndexOf(T bits) =>
+            sizeof(T) == sizeof(int) ? Unsafe.BitCast<T, int>(bits) : (int)Unsafe.BitCast<T, long>(bits);
     }
 
     /// <summary>Plane <c>task</c>: dx = 0, then dx[argmax[o]] += dy[o] in output order.</summary>

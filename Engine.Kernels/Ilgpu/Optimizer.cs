@@ -94,6 +94,14 @@ public sealed partial class IlgpuBackend
     }
 
     /// <inheritdoc/>
+    /// <remarks>One launch per tensor for now (the same kernel as <see cref="SgdStepCore{T}"/>), queued back to back
+    /// on the stream.</remarks>
+    protected override void SgdStepsCore<T>(SgdParameters p, IReadOnlyList<SgdTensor<T>> tensors)
+    {
+        foreach (var t in tensors) SgdStepCore(p, t.Parameter, t.Grad, t.MomentumBuffer, t.FirstStep);
+    }
+
+    /// <inheritdoc/>
     protected override void AdamStepCore<T>(AdamCoefficients<T> coefficients, DeviceBuffer<T> param,
         DeviceBuffer<T> grad, DeviceBuffer<T> expAvg, DeviceBuffer<T> expAvgSq, DeviceBuffer<T>? maxExpAvgSq)
     {
