@@ -1,4 +1,5 @@
 // Plain-loop float64 references for the ops, and the float32-vs-reference comparison.
+using Engine.Kernels;
 using NUnit.Framework;
 
 namespace Engine.Tests;
@@ -24,6 +25,18 @@ public static class Reference
     public static double[] ToDouble(float[] x) => x.Select(v => (double)v).ToArray();
 
     public static float[] ToFloat(double[] x) => x.Select(v => (float)v).ToArray();
+
+    /// <summary><paramref name="count"/> random values in [−2, 2), three decimals, never exactly zero.</summary>
+    public static double[] RandomValues(Random random, int count) =>
+        Enumerable.Range(0, count).Select(_ => Math.Round(random.NextDouble() * 4 - 2, 3) + 0.001).ToArray();
+
+    /// <summary>A float buffer on <paramref name="backend"/> holding <paramref name="values"/>, rounded.</summary>
+    public static DeviceBuffer<float> UploadFloat(Backend backend, double[] values)
+    {
+        var buffer = backend.Allocate<float>(values.Length);
+        buffer.CopyFromHost(ToFloat(values));
+        return buffer;
+    }
 
     /// <summary>Asserts |actual − expected| ≤ atol + rtol·|expected| element by element, naming the worst.</summary>
     public static void AssertClose(double[] expected, double[] actual, double atol, double rtol, string what)

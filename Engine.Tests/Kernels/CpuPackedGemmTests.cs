@@ -29,16 +29,18 @@ public sealed class CpuPackedGemmTests
         bool transposeB, float beta)
     {
         var random = new Random(m + n + k);
-        double[] a = Values(random, m * k), b = Values(random, k * n), c = Values(random, m * n);
+        double[] a = Reference.RandomValues(random, m * k),
+            b = Reference.RandomValues(random, k * n),
+            c = Reference.RandomValues(random, m * n);
         var expected = ReferenceOps.MatMul(transposeA, transposeB, m, n, k, a, b);
         for (int i = 0; i < expected.Length; i++) expected[i] = 0.5 * expected[i] + beta * c[i];
         float[]? first = null;
         foreach (int threads in ThreadCounts)
         {
             using var backend = new CpuBackend(threads);
-            using var da = Upload(backend, a);
-            using var db = Upload(backend, b);
-            using var dc = Upload(backend, c);
+            using var da = Reference.UploadFloat(backend, a);
+            using var db = Reference.UploadFloat(backend, b);
+            using var dc = Reference.UploadFloat(backend, c);
             backend.Gemm(transposeA, transposeB, m, n, k, 0.5f, da, db, beta, dc);
             var result = Download(dc);
             Reference.AssertClose(expected, Reference.ToDouble(result), 2e-3, 1e-4,
@@ -58,17 +60,18 @@ public sealed class CpuPackedGemmTests
         var g = new ConvGeometry(1, c, size, size, k, 3, 3, stride, stride, 1, 1, 1, 1);
         var r = new ReferenceOps.Conv(1, c, size, size, k, 3, 3, stride, stride, 1, 1, 1, 1);
         var random = new Random(c + size + k);
-        double[] x = Values(random, c * size * size), weights = Values(random, k * c * 9);
-        double[] dy = Values(random, k * r.OH * r.OW);
+        double[] x = Reference.RandomValues(random, c * size * size),
+            weights = Reference.RandomValues(random, k * c * 9);
+        double[] dy = Reference.RandomValues(random, k * r.OH * r.OW);
         var expected = (Y: ReferenceOps.ConvForward(r, x, weights, null),
             DX: ReferenceOps.ConvBackwardData(r, dy, weights), DW: ReferenceOps.ConvBackwardWeight(r, x, dy));
         (float[] Y, float[] DX, float[] DW)? first = null;
         foreach (int threads in ThreadCounts)
         {
             using var backend = new CpuBackend(threads);
-            using var dx = Upload(backend, x);
-            using var dw = Upload(backend, weights);
-            using var ddy = Upload(backend, dy);
+            using var dx = Reference.UploadFloat(backend, x);
+            using var dw = Reference.UploadFloat(backend, weights);
+            using var ddy = Reference.UploadFloat(backend, dy);
             using var y = backend.Allocate<float>(dy.Length);
             using var gradX = backend.Allocate<float>(x.Length);
             using var gradW = backend.Allocate<float>(weights.Length);
@@ -85,16 +88,6 @@ public sealed class CpuPackedGemmTests
             Assert.That(result.DX, Is.EqualTo(first.Value.DX), $"dx bits, {on}");
             Assert.That(result.DW, Is.EqualTo(first.Value.DW), $"dw bits, {on}");
         }
-    }
-
-    private static double[] Values(Random random, int count) =>
-        Enumerable.Range(0, count).Select(_ => Math.Round(random.NextDouble() * 4 - 2, 3) + 0.001).ToArray();
-
-    private static DeviceBuffer<float> Upload(Backend backend, double[] values)
-    {
-        var buffer = backend.Allocate<float>(values.Length);
-        buffer.CopyFromHost(Reference.ToFloat(values));
-        return buffer;
     }
 
     private static float[] Download(DeviceBuffer<float> buffer)

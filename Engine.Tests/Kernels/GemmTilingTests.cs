@@ -56,14 +56,16 @@ public sealed class GemmTilingTests
         var tiling = _gpuShaped!.GemmTilingFor(m, n);
         Assert.That((tiling.Rows, tiling.Columns), Is.EqualTo((rows, columns)), "tile on the GPU-shaped device");
         var random = new Random(m * 1000 + n * 10 + k);
-        double[] a = Values(random, m * k), b = Values(random, k * n), c = Values(random, m * n);
+        double[] a = Reference.RandomValues(random, m * k),
+            b = Reference.RandomValues(random, k * n),
+            c = Reference.RandomValues(random, m * n);
         var expected = ReferenceOps.MatMul(transposeA, transposeB, m, n, k, a, b);
         for (int i = 0; i < expected.Length; i++) expected[i] = 0.5 * expected[i] - 2 * c[i];
         foreach (var backend in new Backend[] { _gpuShaped, _default! })
         {
-            using var da = Upload(backend, a);
-            using var db = Upload(backend, b);
-            using var dc = Upload(backend, c);
+            using var da = Reference.UploadFloat(backend, a);
+            using var db = Reference.UploadFloat(backend, b);
+            using var dc = Reference.UploadFloat(backend, c);
             backend.Gemm(transposeA, transposeB, m, n, k, 0.5f, da, db, -2f, dc);
             Reference.AssertClose(expected, Download(dc), 1e-4, 1e-4, $"{backend.Description}: C = 0.5·AB − 2C");
         }
@@ -78,14 +80,16 @@ public sealed class GemmTilingTests
         var g = new ConvGeometry(n, c, h, w, k, 3, 3, stride, stride, pad, pad, pad, pad);
         var r = new ReferenceOps.Conv(n, c, h, w, k, 3, 3, stride, stride, pad, pad, pad, pad);
         var random = new Random(n + c + h + w + k);
-        double[] x = Values(random, n * c * h * w), weights = Values(random, k * c * 9), bias = Values(random, k);
-        double[] dy = Values(random, n * k * r.OH * r.OW);
+        double[] x = Reference.RandomValues(random, n * c * h * w),
+            weights = Reference.RandomValues(random, k * c * 9),
+            bias = Reference.RandomValues(random, k);
+        double[] dy = Reference.RandomValues(random, n * k * r.OH * r.OW);
         foreach (var backend in new Backend[] { _gpuShaped!, _default! })
         {
-            using var dx = Upload(backend, x);
-            using var dw = Upload(backend, weights);
-            using var db = Upload(backend, bias);
-            using var ddy = Upload(backend, dy);
+            using var dx = Reference.UploadFloat(backend, x);
+            using var dw = Reference.UploadFloat(backend, weights);
+            using var db = Reference.UploadFloat(backend, bias);
+            using var ddy = Reference.UploadFloat(backend, dy);
             using var y = backend.Allocate<float>(dy.Length);
             using var gradX = backend.Allocate<float>(x.Length);
             using var gradW = backend.Allocate<float>(weights.Length);
@@ -99,16 +103,6 @@ public sealed class GemmTilingTests
             Reference.AssertClose(ReferenceOps.ConvBackwardWeight(r, x, dy), Download(gradW), 1e-4, 1e-4,
                 $"dw, {on}");
         }
-    }
-
-    private static double[] Values(Random random, int count) =>
-        Enumerable.Range(0, count).Select(_ => Math.Round(random.NextDouble() * 4 - 2, 3) + 0.001).ToArray();
-
-    private static DeviceBuffer<float> Upload(Backend backend, double[] values)
-    {
-        var buffer = backend.Allocate<float>(values.Length);
-        buffer.CopyFromHost(Reference.ToFloat(values));
-        return buffer;
     }
 
     private static double[] Download(DeviceBuffer<float> buffer)
