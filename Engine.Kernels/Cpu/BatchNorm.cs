@@ -31,9 +31,9 @@ public sealed unsafe partial class CpuBackend
         // The blocks' (mean, squared deviations), then each channel's (scale, shift) for the normalisation.
         var partials = (T*)WorkerScratch(0, PartialsSlot, (2L * blocks.Count + 2L * channels) * sizeof(T));
         T* scaleShift = partials + 2L * blocks.Count;
-        var job = new TrainingJob<T>
+        var job = new ChannelPassesJob<BlockStatisticsJob<T>, ChannelStatistics<T>, BlockNormalizeJob<T>>
         {
-            Statistics = new BlockStatisticsJob<T> { X = Data(x), Blocks = blocks, Partials = partials },
+            First = new BlockStatisticsJob<T> { X = Data(x), Blocks = blocks, Partials = partials },
             Finish = new ChannelStatistics<T>
             {
                 Partials = partials, Blocks = blocks, Mean = Data(savedMean), InvStd = Data(savedInvStd),
@@ -42,41 +42,61 @@ public sealed unsafe partial class CpuBackend
                 Momentum = T.CreateTruncating(momentum),
                 UnbiasedRunningVariance = varianceUpdate == RunningVarianceUpdate.Unbiased,
             },
-            Normalize = new BlockNormalizeJob<T>
+            Second = new BlockNormalizeJob<T>
             {
                 X = Data(x), Residual = residual is null ? null : Data(residual), Y = Data(y),
                 ScaleShift = scaleShift, Blocks = blocks, Relu = relu,
             },
         };
-        if (blocks.PerChannel == 1)
-        {
-            Parallel(channels, ref job);   // statistics, combine and normalisation of a channel in one task
-            return;
-        }
-        Parallel(blocks.Count, ref job.Statistics);
-        for (int c = 0; c < channels; c++) job.Finish.Combine(c);
-        Parallel(blocks.Count, ref job.Normalize);
+        RunChannelPasses(blocks, channels, ref job);
     }
 
-    /// <summary>Channel <c>task</c> of a training forward whose channels are one block each: its statistics, their
-    /// combine and its normalisation, so the second read of x finds the channel in the cache.</summary>
-    private struct TrainingJob<T> : IParallelJob where T : unmanaged, IFloatingPointIeee754<T>
+    /// <summary>A channel's step between the two passes over its blocks: it combines the first pass's partials.
+    /// </summary>
+    private interface IChannelCombine
     {
-        public BlockStatisticsJob<T> Statistics;
-        public ChannelStatistics<T> Finish;
-        public BlockNormalizeJob<T> Normalize;
+        void Combine(int c);
+    }
+
+    /// <summary>The two passes of a batch-norm op over the channel blocks with each channel's combine between them
+    /// (statistics, combine, normalisation; or gradient sums, combine, dx). Run as one job, task c is channel c
+    /// whole — for channels that are one block each, so the second pass finds the channel in the cache.</summary>
+    private struct ChannelPassesJob<TFirst, TCombine, TSecond> : IParallelJob
+        where TFirst : struct, IParallelJob where TCombine : struct, IChannelCombine
+        where TSecond : struct, IParallelJob
+    {
+        public TFirst First;
+        public TCombine Finish;
+        public TSecond Second;
 
         public void Execute(int task, int worker)
         {
-            Statistics.Execute(task, worker);
+            First.Execute(task, worker);
             Finish.Combine(task);
-            Normalize.Execute(task, worker);
+            Second.Execute(task, worker);
         }
+    }
+
+    /// <summary>Runs <paramref name="job"/>: one task per channel when channels are one block each, else the first
+    /// pass over every block, the combines in channel order, then the second pass.</summary>
+    private void RunChannelPasses<TFirst, TCombine, TSecond>(ChannelBlocks blocks, int channels,
+        ref ChannelPassesJob<TFirst, TCombine, TSecond> job)
+        where TFirst : struct, IParallelJob where TCombine : struct, IChannelCombine
+        where TSecond : struct, IParallelJob
+    {
+        if (blocks.PerChannel == 1)
+        {
+            Parallel(channels, ref job);
+            return;
+        }
+        Parallel(blocks.Count, ref job.First);
+        for (int c = 0; c < channels; c++) job.Finish.Combine(c);
+        Parallel(blocks.Count, ref job.Second);
     }
 
     /// <summary>A channel's statistics from its blocks' partials: Chan's combine in order, in float64, then the
     /// saved mean and 1/std, the running statistics, and (scale, shift) for the normalisation.</summary>
-    private struct ChannelStatistics<T> where T : unmanaged, IFloatingPointIeee754<T>
+    private struct ChannelStatistics<T> : IChannelCombine where T : unmanaged, IFloatingPointIeee754<T>
     {
         public T* Partials, Mean, InvStd, Gamma, Beta, RunningMean, RunningVar, ScaleShift;
         public ChannelBlocks Blocks;
@@ -136,9 +156,9 @@ public sealed unsafe partial class CpuBackend
         var partials = (T*)WorkerScratch(0, PartialsSlot, (2L * blocks.Count + 3L * channels) * sizeof(T));
         T* coefficients = partials + 2L * blocks.Count;
         T* means = Data(mean), invStds = Data(invStd);
-        var job = new BackwardJob<T>
+        var job = new ChannelPassesJob<BlockGradientSumsJob<T>, ChannelGradients<T>, BlockInputGradientJob<T>>
         {
-            Sums = new BlockGradientSumsJob<T>
+            First = new BlockGradientSumsJob<T>
             {
                 X = Data(x), DY = Data(dy), ReluOutput = reluOutput is null ? null : Data(reluOutput),
                 ResidualGradient = residualGradient is null ? null : Data(residualGradient), Mean = means,
@@ -149,7 +169,7 @@ public sealed unsafe partial class CpuBackend
                 Partials = partials, Blocks = blocks, Gamma = Data(gamma), InvStd = invStds, DGamma = Data(dgamma),
                 DBeta = Data(dbeta), Coefficients = coefficients, BatchStatistics = batchStatistics,
             },
-            Input = new BlockInputGradientJob<T>
+            Second = new BlockInputGradientJob<T>
             {
                 X = Data(x), DY = residualGradient is null ? Data(dy) : Data(residualGradient),
                 // The residual's gradient is dy already masked: read it instead of dy and the output.
@@ -158,35 +178,12 @@ public sealed unsafe partial class CpuBackend
                 BatchStatistics = batchStatistics,
             },
         };
-        if (blocks.PerChannel == 1)
-        {
-            Parallel(channels, ref job);   // both passes of a channel in one task
-            return;
-        }
-        Parallel(blocks.Count, ref job.Sums);
-        for (int c = 0; c < channels; c++) job.Finish.Combine(c);
-        Parallel(blocks.Count, ref job.Input);
-    }
-
-    /// <summary>Channel <c>task</c> of a backward whose channels are one block each: the sums, their combine and
-    /// dx, so the second pass finds the channel in the cache.</summary>
-    private struct BackwardJob<T> : IParallelJob where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        public BlockGradientSumsJob<T> Sums;
-        public ChannelGradients<T> Finish;
-        public BlockInputGradientJob<T> Input;
-
-        public void Execute(int task, int worker)
-        {
-            Sums.Execute(task, worker);
-            Finish.Combine(task);
-            Input.Execute(task, worker);
-        }
+        RunChannelPasses(blocks, channels, ref job);
     }
 
     /// <summary>A channel's Σ dy and Σ dy·x̂ from its blocks' partials, added in order in float64: dbeta, dgamma,
     /// and dx's coefficients (gamma·invStd, meanDy, meanDyXhat; the means 0 without batch statistics).</summary>
-    private struct ChannelGradients<T> where T : unmanaged, IFloatingPointIeee754<T>
+    private struct ChannelGradients<T> : IChannelCombine where T : unmanaged, IFloatingPointIeee754<T>
     {
         public T* Partials, Gamma, InvStd, DGamma, DBeta, Coefficients;
         public ChannelBlocks Blocks;
