@@ -1110,35 +1110,16 @@ public abstract class Backend : IDisposable
     /// <summary>One SGD step on one parameter, in place, with PyTorch's semantics: g = grad + wd·param;
     /// with momentum, buf = g on the first step, else momentum·buf + (1 − dampening)·g, and g = buf (or
     /// g + momentum·buf with Nesterov); param −= lr·g. <paramref name="momentumBuffer"/> may be null when
-    /// momentum is 0.</summary>
+    /// momentum is 0. The list op <see cref="SgdSteps{T}"/> with a list of one, checked as it is.</summary>
     public void SgdStep<T>(SgdParameters p, DeviceBuffer<T> param, DeviceBuffer<T> grad,
-        DeviceBuffer<T>? momentumBuffer,
-        bool firstStep) where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        lock (_gate)
-        {
-            const string op = "SGD step";
-            p = p.Validated();
-            Validate.SameLength(this, op, param, nameof(param), grad, nameof(grad));
-            if (p.Momentum != 0)
-            {
-                if (momentumBuffer is null)
-                    throw new ArgumentException($"{op}: momentum {p.Momentum} needs a momentum buffer.",
-                        nameof(momentumBuffer));
-                Validate.Buffer(this, op, nameof(momentumBuffer), momentumBuffer, param.Length);
-            }
-            if (param.Length == 0) return;
-            Starting(nameof(SgdStep));
-            SgdStepCore(p, param, grad, p.Momentum != 0 ? momentumBuffer : null, firstStep);
-            Finished(nameof(SgdStep));
-        }
-    }
+        DeviceBuffer<T>? momentumBuffer, bool firstStep) where T : unmanaged, IFloatingPointIeee754<T> =>
+        SgdSteps(p, [param], [grad], [momentumBuffer], [firstStep]);
 
     /// <summary>One SGD step on every parameter of a list as one op: the same bits as <see cref="SgdStep{T}"/> on
     /// each (parameters[i], grads[i], momentumBuffers[i], firstSteps[i]). Every argument is checked before any
     /// parameter is updated; a buffer that is written (a parameter or a momentum buffer) may appear only once in
-    /// the lists, since the updates may run in parallel. Empty parameters are skipped. <paramref name="momentumBuffers"/>
-    /// may be null, and its entries null, when momentum is 0.</summary>
+    /// the lists, since the updates may run in parallel. Empty parameters are skipped.
+    /// <paramref name="momentumBuffers"/> may be null, and its entries null, when momentum is 0.</summary>
     public void SgdSteps<T>(SgdParameters p, IReadOnlyList<DeviceBuffer<T>> parameters,
         IReadOnlyList<DeviceBuffer<T>> grads, IReadOnlyList<DeviceBuffer<T>?>? momentumBuffers,
         IReadOnlyList<bool> firstSteps) where T : unmanaged, IFloatingPointIeee754<T>
@@ -1151,7 +1132,8 @@ public abstract class Backend : IDisposable
             const string op = "SGD steps";
             p = p.Validated();
             int count = parameters.Count;
-            if (grads.Count != count || firstSteps.Count != count || (momentumBuffers is not null && momentumBuffers.Count != count))
+            if (grads.Count != count || firstSteps.Count != count ||
+                (momentumBuffers is not null && momentumBuffers.Count != count))
                 throw new ArgumentException(
                     $"{op}: {count} parameters, {grads.Count} gradients, {momentumBuffers?.Count ?? 0} momentum " +
                     $"buffers and {firstSteps.Count} first-step flags; every list needs one entry per parameter.",
@@ -1176,7 +1158,8 @@ public abstract class Backend : IDisposable
                             $"{op}: momentumBuffers[{i}] is a buffer already written by this step.",
                             nameof(momentumBuffers));
                 }
-                if (parameters[i].Length > 0) tensors.Add(new SgdTensor<T>(parameters[i], grads[i], buffer, firstSteps[i]));
+                if (parameters[i].Length > 0)
+                    tensors.Add(new SgdTensor<T>(parameters[i], grads[i], buffer, firstSteps[i]));
             }
             if (tensors.Count == 0) return;
             Starting(nameof(SgdSteps));
@@ -1205,11 +1188,6 @@ public abstract class Backend : IDisposable
             Finished(nameof(AdamStep));
         }
     }
-
-    /// <summary>One SGD step of validated parameters on a non-empty parameter; <paramref name="momentumBuffer"/> is
-    /// null exactly when momentum is 0.</summary>
-    protected abstract void SgdStepCore<T>(SgdParameters p, DeviceBuffer<T> param, DeviceBuffer<T> grad,
-        DeviceBuffer<T>? momentumBuffer, bool firstStep) where T : unmanaged, IFloatingPointIeee754<T>;
 
     /// <summary>One SGD step of validated parameters on validated, non-empty, distinct tensors (at least one);
     /// each momentum buffer is null exactly when momentum is 0.</summary>

@@ -1,6 +1,6 @@
 // SGD and Adam/AdamW with PyTorch's semantics (torch.optim.SGD, Adam, AdamW), in place; tasks are fixed chunks of
 // ChunkLength elements (Elementwise.cs), each element updated independently. SGD takes a list of tensors as one
-// parallel run over the chunks of them all (the one-tensor step is that run with a list of one).
+// parallel run over the chunks of them all.
 using System.Numerics;
 using System.Runtime.Intrinsics;
 
@@ -8,11 +8,6 @@ namespace Engine.Kernels.Cpu;
 
 public sealed unsafe partial class CpuBackend
 {
-    /// <inheritdoc/>
-    protected override void SgdStepCore<T>(SgdParameters p, DeviceBuffer<T> param, DeviceBuffer<T> grad,
-        DeviceBuffer<T>? momentumBuffer, bool firstStep) =>
-        SgdStepsCore(p, [new SgdTensor<T>(param, grad, momentumBuffer, firstStep)]);
-
     /// <inheritdoc/>
     protected override void SgdStepsCore<T>(SgdParameters p, IReadOnlyList<SgdTensor<T>> tensors)
     {

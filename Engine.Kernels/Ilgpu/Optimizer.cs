@@ -81,24 +81,20 @@ public static class OptimizerKernels
 public sealed partial class IlgpuBackend
 {
     /// <inheritdoc/>
-    protected override void SgdStepCore<T>(SgdParameters p, DeviceBuffer<T> param, DeviceBuffer<T> grad,
-        DeviceBuffer<T>? momentumBuffer, bool firstStep)
+    /// <remarks>One launch of the SgdStep kernel per tensor for now, queued back to back on the stream.</remarks>
+    protected override void SgdStepsCore<T>(SgdParameters p, IReadOnlyList<SgdTensor<T>> tensors)
     {
         var kernel = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>,
             SgdCoefficients<T>, int>>(nameof(OptimizerKernels.SgdStep),
             static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, SgdCoefficients<T>,
                 int>(OptimizerKernels.SgdStep));
-        int extent = StreamExtent(param.Length);
-        kernel(_accelerator.DefaultStream, extent, View(param), View(grad),
-            momentumBuffer is null ? View(grad) : View(momentumBuffer), new SgdCoefficients<T>(p, firstStep), extent);
-    }
-
-    /// <inheritdoc/>
-    /// <remarks>One launch per tensor for now (the same kernel as <see cref="SgdStepCore{T}"/>), queued back to back
-    /// on the stream.</remarks>
-    protected override void SgdStepsCore<T>(SgdParameters p, IReadOnlyList<SgdTensor<T>> tensors)
-    {
-        foreach (var t in tensors) SgdStepCore(p, t.Parameter, t.Grad, t.MomentumBuffer, t.FirstStep);
+        foreach (var t in tensors)
+        {
+            int extent = StreamExtent(t.Parameter.Length);
+            kernel(_accelerator.DefaultStream, extent, View(t.Parameter), View(t.Grad),
+                t.MomentumBuffer is null ? View(t.Grad) : View(t.MomentumBuffer),
+                new SgdCoefficients<T>(p, t.FirstStep), extent);
+        }
     }
 
     /// <inheritdoc/>
