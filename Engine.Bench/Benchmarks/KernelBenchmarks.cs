@@ -407,8 +407,7 @@ public class KernelBenchmarks
     [Benchmark, BenchmarkCategory("memory")]
     public void AdamResNet50()
     {
-        for (int i = 0; i < _params.Length; i++)
-            _backend.AdamStep(_adam, _adamSteps[i], _params[i], _grads[i], _momenta[i], _secondMoments[i], null);
+        _backend.AdamSteps(_adam, _adamSteps, _params, _grads, _momenta, _secondMoments, null);
         _backend.Synchronize();
     }
 
