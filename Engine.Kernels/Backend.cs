@@ -38,8 +38,9 @@
 //   device on every loss. A label outside the range still never indexes memory: that sample's loss and gradient
 //   row are NaN and it counts as not correct.
 // - optimizers: SgdParameters / AdamParameters .Validated(), Adam's step ≥ 1, the momentum (or AMSGrad) buffer
-//   present exactly when needed, all buffers as long as the parameter; the multi-tensor SgdSteps takes one entry per
-//   parameter in every list, and a buffer it writes (a parameter or a momentum buffer) only once.
+//   present exactly when needed, all buffers as long as the parameter, an Adam parameter's five buffers distinct;
+//   the multi-tensor SgdSteps and AdamSteps take one entry per parameter in every list, and a buffer they write (a
+//   parameter, a momentum buffer, an Adam moment) only once; AdamSteps's gradients are none of those.
 //
 // What every op returns for NaN and ±Inf (PyTorch's answer wherever PyTorch has one): NaN propagates through
 // ReLU (plain, fused into batch-norm and into the convolution epilogue; its gradient is 0 where the output is NaN
@@ -1172,20 +1173,75 @@ public abstract class Backend : IDisposable
     /// single-tensor semantics: g = grad + wd·param (Adam) or param ·= 1 − lr·wd (AdamW);
     /// m += (1 − beta1)·(g − m); v = beta2·v + (1 − beta2)·g²; with AMSGrad vmax = max(vmax, v) replaces v below;
     /// param −= lr / (1 − beta1^step) · m / (√v / √(1 − beta2^step) + eps). <paramref name="maxExpAvgSq"/> may be
-    /// null without AMSGrad.</summary>
+    /// null without AMSGrad. The list op <see cref="AdamSteps{T}"/> with a list of one, checked as it is.</summary>
     public void AdamStep<T>(AdamParameters p, int step, DeviceBuffer<T> param, DeviceBuffer<T> grad,
-        DeviceBuffer<T> expAvg,
-        DeviceBuffer<T> expAvgSq, DeviceBuffer<T>? maxExpAvgSq) where T : unmanaged, IFloatingPointIeee754<T>
+        DeviceBuffer<T> expAvg, DeviceBuffer<T> expAvgSq, DeviceBuffer<T>? maxExpAvgSq)
+        where T : unmanaged, IFloatingPointIeee754<T> =>
+        AdamSteps(p, [step], [param], [grad], [expAvg], [expAvgSq], [maxExpAvgSq]);
+
+    /// <summary>One Adam or AdamW step on every parameter of a list as one op: the same bits as
+    /// <see cref="AdamStep{T}"/> on each (steps[i], parameters[i], grads[i], expAvgs[i], expAvgSqs[i],
+    /// maxExpAvgSqs[i]); each parameter has its own step count (1-based), hence its own bias corrections. Every
+    /// argument is checked before any parameter is updated; a buffer that is written (a parameter or one of its
+    /// moments) may appear only once in the lists, and no gradient may be such a buffer, since the updates may run
+    /// in parallel. Empty parameters are skipped. <paramref name="maxExpAvgSqs"/> may be null, and its entries
+    /// null, without AMSGrad.</summary>
+    public void AdamSteps<T>(AdamParameters p, IReadOnlyList<int> steps, IReadOnlyList<DeviceBuffer<T>> parameters,
+        IReadOnlyList<DeviceBuffer<T>> grads, IReadOnlyList<DeviceBuffer<T>> expAvgs,
+        IReadOnlyList<DeviceBuffer<T>> expAvgSqs, IReadOnlyList<DeviceBuffer<T>?>? maxExpAvgSqs)
+        where T : unmanaged, IFloatingPointIeee754<T>
     {
+        ArgumentNullException.ThrowIfNull(steps);
+        ArgumentNullException.ThrowIfNull(parameters);
+        ArgumentNullException.ThrowIfNull(grads);
+        ArgumentNullException.ThrowIfNull(expAvgs);
+        ArgumentNullException.ThrowIfNull(expAvgSqs);
         lock (_gate)
         {
+            const string op = "Adam steps";
             p = p.Validated();
-            Validate.AdamBuffers(this, p, param, grad, expAvg, expAvgSq, maxExpAvgSq);
-            var coefficients = new AdamCoefficients<T>(p, step);
-            if (param.Length == 0) return;
-            Starting(nameof(AdamStep));
-            AdamStepCore(coefficients, param, grad, expAvg, expAvgSq, maxExpAvgSq);
-            Finished(nameof(AdamStep));
+            int count = parameters.Count;
+            string? unmatched = steps.Count != count ? nameof(steps)
+                : grads.Count != count ? nameof(grads)
+                : expAvgs.Count != count ? nameof(expAvgs)
+                : expAvgSqs.Count != count ? nameof(expAvgSqs)
+                : maxExpAvgSqs is not null && maxExpAvgSqs.Count != count ? nameof(maxExpAvgSqs)
+                : null;
+            if (unmatched is not null)
+                throw new ArgumentException(
+                    $"{op}: {count} parameters, {steps.Count} step counts, {grads.Count} gradients, " +
+                    $"{expAvgs.Count} first moments, {expAvgSqs.Count} second moments and " +
+                    $"{maxExpAvgSqs?.Count ?? 0} maxima of the second moment; every list needs one entry per " +
+                    $"parameter ({unmatched} does not).", unmatched);
+            var written = new HashSet<DeviceBuffer<T>>(ReferenceEqualityComparer.Instance);
+            void Written(DeviceBuffer<T>? buffer, string list, int i)
+            {
+                if (buffer is not null && !written.Add(buffer))
+                    throw new ArgumentException($"{op}: {list}[{i}] is a buffer already written by this step.", list);
+            }
+            var tensors = new List<AdamTensor<T>>(count);
+            for (int i = 0; i < count; i++)
+            {
+                var maxExpAvgSq = maxExpAvgSqs?[i];
+                Validate.AdamBuffers(this, op, p, i, parameters[i], grads[i], expAvgs[i], expAvgSqs[i], maxExpAvgSq);
+                if (steps[i] < 1)
+                    throw new ArgumentOutOfRangeException(nameof(steps),
+                        $"{op}: the step count starts at 1, got {steps[i]} for parameter {i}.");
+                Written(parameters[i], nameof(parameters), i);
+                Written(expAvgs[i], nameof(expAvgs), i);
+                Written(expAvgSqs[i], nameof(expAvgSqs), i);
+                Written(maxExpAvgSq, nameof(maxExpAvgSqs), i);
+                if (parameters[i].Length > 0)
+                    tensors.Add(new AdamTensor<T>(parameters[i], grads[i], expAvgs[i], expAvgSqs[i], maxExpAvgSq,
+                        new AdamCoefficients<T>(p, steps[i])));
+            }
+            for (int i = 0; i < count; i++)
+                if (written.Contains(grads[i]))
+                    throw new ArgumentException($"{op}: grads[{i}] is a buffer this step writes.", nameof(grads));
+            if (tensors.Count == 0) return;
+            Starting(nameof(AdamSteps));
+            AdamStepsCore(tensors);
+            Finished(nameof(AdamSteps));
         }
     }
 
@@ -1194,10 +1250,9 @@ public abstract class Backend : IDisposable
     protected abstract void SgdStepsCore<T>(SgdParameters p, IReadOnlyList<SgdTensor<T>> tensors)
         where T : unmanaged, IFloatingPointIeee754<T>;
 
-    /// <summary>One Adam step with the step's coefficients on a non-empty parameter; <paramref name="maxExpAvgSq"/>
-    /// is present exactly with AMSGrad.</summary>
-    protected abstract void AdamStepCore<T>(AdamCoefficients<T> coefficients, DeviceBuffer<T> param,
-        DeviceBuffer<T> grad, DeviceBuffer<T> expAvg, DeviceBuffer<T> expAvgSq, DeviceBuffer<T>? maxExpAvgSq)
+    /// <summary>One Adam step on validated, non-empty, distinct tensors (at least one), each with the coefficients of
+    /// its own step; each maximum of the second moment is present exactly with AMSGrad.</summary>
+    protected abstract void AdamStepsCore<T>(IReadOnlyList<AdamTensor<T>> tensors)
         where T : unmanaged, IFloatingPointIeee754<T>;
 }
 
@@ -1205,3 +1260,9 @@ public abstract class Backend : IDisposable
 /// (null when momentum is 0) and whether this is its first step with momentum.</summary>
 public readonly record struct SgdTensor<T>(DeviceBuffer<T> Parameter, DeviceBuffer<T> Grad,
     DeviceBuffer<T>? MomentumBuffer, bool FirstStep) where T : unmanaged;
+
+/// <summary>One parameter of <see cref="Backend.AdamSteps{T}"/>: the parameter, its gradient, its first and second
+/// moments, the maximum of its second moment (null without AMSGrad) and the coefficients of its step.</summary>
+public readonly record struct AdamTensor<T>(DeviceBuffer<T> Parameter, DeviceBuffer<T> Grad, DeviceBuffer<T> ExpAvg,
+    DeviceBuffer<T> ExpAvgSq, DeviceBuffer<T>? MaxExpAvgSq, AdamCoefficients<T> Coefficients)
+    where T : unmanaged, IFloatingPointIeee754<T>;

@@ -80,30 +80,33 @@ public static class Validate
                 throw new ArgumentException($"{op}: label {labels[i]} of sample {i} is outside [0, {classes}).");
     }
 
-    /// <summary>Checks the buffers of one Adam step: grad and both moments as long as param, the maximum of the
-    /// second moment present (and as long) exactly when AMSGrad is on.</summary>
-    internal static void AdamBuffers<T>(Backend backend, AdamParameters p, DeviceBuffer<T> param, DeviceBuffer<T> grad,
-        DeviceBuffer<T> expAvg, DeviceBuffer<T> expAvgSq, DeviceBuffer<T>? maxExpAvgSq) where T : unmanaged
+    /// <summary>Checks the buffers of parameter <paramref name="i"/> of an Adam step (named as entry i of the
+    /// op's lists): grad and both moments as long as param, the maximum of the second moment present (and as long)
+    /// exactly when AMSGrad is on, and the five buffers distinct.</summary>
+    internal static void AdamBuffers<T>(Backend backend, string op, AdamParameters p, int i, DeviceBuffer<T> param,
+        DeviceBuffer<T> grad, DeviceBuffer<T> expAvg, DeviceBuffer<T> expAvgSq, DeviceBuffer<T>? maxExpAvgSq)
+        where T : unmanaged
     {
-        const string op = "Adam step";
-        SameLength(backend, op, param, nameof(param), grad, nameof(grad), expAvg, nameof(expAvg));
-        Buffer(backend, op, nameof(expAvgSq), expAvgSq, param.Length);
+        SameLength(backend, op, param, $"parameters[{i}]", grad, $"grads[{i}]", expAvg, $"expAvgs[{i}]");
+        Buffer(backend, op, $"expAvgSqs[{i}]", expAvgSq, param.Length);
         if (p.Amsgrad)
         {
             if (maxExpAvgSq is null)
-                throw new ArgumentException($"{op}: AMSGrad needs a buffer for the maximum of the second moment.",
-                    nameof(maxExpAvgSq));
-            Buffer(backend, op, nameof(maxExpAvgSq), maxExpAvgSq, param.Length);
+                throw new ArgumentException(
+                    $"{op}: AMSGrad needs a buffer for the maximum of the second moment of parameter {i}.",
+                    "maxExpAvgSqs");
+            Buffer(backend, op, $"maxExpAvgSqs[{i}]", maxExpAvgSq, param.Length);
         }
         else if (maxExpAvgSq is not null)
-            throw new ArgumentException($"{op}: a maximum of the second moment was given but AMSGrad is off.",
-                nameof(maxExpAvgSq));
+            throw new ArgumentException(
+                $"{op}: a maximum of the second moment was given for parameter {i} but AMSGrad is off.",
+                "maxExpAvgSqs");
         DeviceBuffer<T>?[] buffers = [param, grad, expAvg, expAvgSq, maxExpAvgSq];
-        for (int i = 0; i < buffers.Length; i++)
-            for (int j = i + 1; j < buffers.Length; j++)
-                if (buffers[i] is not null && ReferenceEquals(buffers[i], buffers[j]))
-                    throw new ArgumentException($"{op}: param, grad, expAvg, expAvgSq and maxExpAvgSq must be " +
-                                                "distinct buffers.");
+        for (int a = 0; a < buffers.Length; a++)
+            for (int b = a + 1; b < buffers.Length; b++)
+                if (buffers[a] is not null && ReferenceEquals(buffers[a], buffers[b]))
+                    throw new ArgumentException($"{op}: the param, grad, expAvg, expAvgSq and maxExpAvgSq of " +
+                                                $"parameter {i} must be distinct buffers.", "parameters");
     }
 
     /// <summary>Checks that two buffers have the same number of elements.</summary>

@@ -15,6 +15,8 @@
 //   that the memory-bound rows are a fraction of
 //   SGD over ResNet-50  one step (momentum 0.9, weight decay 5e-4) over the 161 parameter tensors of ResNet-50
 //   (25.6 M floats), as Engine.Core's Sgd takes it: one SgdSteps op
+//   Adam over ResNet-50  one Adam step (lr 1e-3, weight decay 5e-4, step 10) over the same 161 tensors, as
+//   Engine.Core's Adam takes it: one AdamSteps op
 using System.Globalization;
 using BenchmarkDotNet.Attributes;
 using BenchmarkDotNet.Columns;
@@ -105,6 +107,9 @@ public readonly record struct KernelWork(string Shape, double Flops, double Byte
             nameof(KernelBenchmarks.SgdResNet50) =>
                 new($"{KernelBenchmarks.ResNet50Parameters.Count} tensors, {KernelBenchmarks.ResNet50Elements} params",
                     0, F * 5.0 * KernelBenchmarks.ResNet50Elements),
+            nameof(KernelBenchmarks.AdamResNet50) =>
+                new($"{KernelBenchmarks.ResNet50Parameters.Count} tensors, {KernelBenchmarks.ResNet50Elements} params",
+                    0, F * 7.0 * KernelBenchmarks.ResNet50Elements), // param, grad, m, v read; param, m, v written
             nameof(KernelBenchmarks.Sum) => new($"{n}", n, F * (double)n),
             _ => throw new ArgumentException($"No work formula for benchmark '{method}'."),
         };
@@ -143,12 +148,14 @@ public class KernelBenchmarks
     private DeviceBuffer<float> _mean = null!, _invStd = null!, _dgamma = null!, _dbeta = null!;
     private DeviceBuffer<float> _pooled = null!, _pooledGrad = null!, _shortcutOut = null!, _result = null!;
     private DeviceBuffer<float> _param = null!, _momentum = null!, _copySource = null!, _copyTarget = null!;
-    private DeviceBuffer<float>[] _params = [], _grads = [], _momenta = [];
+    private DeviceBuffer<float>[] _params = [], _grads = [], _momenta = [], _secondMoments = [];
     private bool[] _notFirstSteps = [];
     private DeviceBuffer<int> _argmax = null!;
     private PoolGeometry _pool;
     private ShortcutGeometry _shortcut;
     private readonly SgdParameters _sgd = new SgdParameters(0.01, Momentum: 0.9, WeightDecay: 5e-4).Validated();
+    private readonly AdamParameters _adam = new AdamParameters(1e-3, WeightDecay: 5e-4).Validated();
+    private int[] _adamSteps = [];
 
     private void Open()
     {
@@ -229,6 +236,15 @@ public class KernelBenchmarks
         _grads = lengths.Select((length, i) => Random(length, 400 + i)).ToArray();
         _momenta = lengths.Select((length, i) => Random(length, 700 + i)).ToArray();
         _notFirstSteps = new bool[lengths.Count];
+        _backend.Synchronize();
+    }
+
+    [GlobalSetup(Target = nameof(AdamResNet50))]
+    public void SetupAdamResNet50()
+    {
+        SetupResNet50();
+        _secondMoments = ResNet50Parameters.Select((length, i) => Random(length, 1000 + i, 0, 1)).ToArray();
+        _adamSteps = Enumerable.Repeat(10, ResNet50Parameters.Count).ToArray();
         _backend.Synchronize();
     }
 
@@ -385,6 +401,13 @@ public class KernelBenchmarks
     public void SgdResNet50()
     {
         _backend.SgdSteps(_sgd, _params, _grads, _momenta, _notFirstSteps);
+        _backend.Synchronize();
+    }
+
+    [Benchmark, BenchmarkCategory("memory")]
+    public void AdamResNet50()
+    {
+        _backend.AdamSteps(_adam, _adamSteps, _params, _grads, _momenta, _secondMoments, null);
         _backend.Synchronize();
     }
 

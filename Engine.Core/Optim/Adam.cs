@@ -1,7 +1,8 @@
 // Adam and AdamW — torch.optim.Adam's and torch.optim.AdamW's semantics (see Engine.Kernels' AdamStep): bias-
 // corrected first and second moments, optional AMSGrad, and weight decay either as an L2 term added to the gradient
 // (Adam) or decoupled, param ·= 1 − lr·wd before the update (AdamW). As in PyTorch, each parameter counts its own
-// steps (a parameter without a gradient does not advance), and its moments start at zero.
+// steps (a parameter without a gradient does not advance), and its moments start at zero. All parameters of a device
+// that have a gradient take their step in one AdamSteps op.
 using System.Numerics;
 using Engine.Kernels;
 
@@ -55,17 +56,33 @@ public class Adam<T> : Optimizer<T> where T : unmanaged, IFloatingPointIeee754<T
     }
 
     /// <inheritdoc/>
-    /// <remarks>One AdamStep per parameter: each has its own step count, so its own coefficients.</remarks>
+    /// <remarks>One AdamSteps op per backend over all its parameters that have a gradient (one op, unless the
+    /// parameters live on several devices); each parameter advances its own step count, so has its own
+    /// coefficients.</remarks>
     protected override void Update(IReadOnlyList<int> indices)
     {
-        foreach (int index in indices)
+        foreach (var group in indices.GroupBy(i => Parameters[i].Device))
         {
-            var parameter = Parameters[index];
-            CreateState(index);
-            int step = checked(StepCount(index) + 1);
-            parameter.Device.Backend.AdamStep(Hyper, step, parameter.Buffer, parameter.Grad!.Buffer,
-                _expAvg[index]!.Buffer, _expAvgSq[index]!.Buffer, _maxExpAvgSq[index]?.Buffer);
-            _steps[index] = step;
+            var steps = new List<int>();
+            var parameters = new List<DeviceBuffer<T>>();
+            var grads = new List<DeviceBuffer<T>>();
+            var expAvgs = new List<DeviceBuffer<T>>();
+            var expAvgSqs = new List<DeviceBuffer<T>>();
+            var maxExpAvgSqs = new List<DeviceBuffer<T>?>();
+            foreach (int index in group)
+            {
+                var parameter = Parameters[index];
+                CreateState(index);
+                steps.Add(checked(StepCount(index) + 1));
+                parameters.Add(parameter.Buffer);
+                grads.Add(parameter.Grad!.Buffer);
+                expAvgs.Add(_expAvg[index]!.Buffer);
+                expAvgSqs.Add(_expAvgSq[index]!.Buffer);
+                maxExpAvgSqs.Add(_maxExpAvgSq[index]?.Buffer);
+            }
+            group.Key.Backend.AdamSteps(Hyper, steps, parameters, grads, expAvgs, expAvgSqs, maxExpAvgSqs);
+            int k = 0;
+            foreach (int index in group) _steps[index] = steps[k++];
         }
     }
 

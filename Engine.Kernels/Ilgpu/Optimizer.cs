@@ -1,4 +1,5 @@
-// The optimizers with PyTorch's semantics, one parameter tensor per launch (grid-stride over its elements).
+// The optimizers with PyTorch's semantics, one parameter tensor per launch (grid-stride over its elements); the
+// multi-tensor SgdSteps and AdamSteps queue one launch per tensor.
 // SGD with momentum, dampening, Nesterov and weight decay (torch.optim.SGD):
 //   g = grad + wd·param
 //   buf = g (first step) | momentum·buf + (1 − dampening)·g;  g = buf, or g + momentum·buf with Nesterov
@@ -98,15 +99,19 @@ public sealed partial class IlgpuBackend
     }
 
     /// <inheritdoc/>
-    protected override void AdamStepCore<T>(AdamCoefficients<T> coefficients, DeviceBuffer<T> param,
-        DeviceBuffer<T> grad, DeviceBuffer<T> expAvg, DeviceBuffer<T> expAvgSq, DeviceBuffer<T>? maxExpAvgSq)
+    /// <remarks>One launch of the AdamStep kernel per tensor, with its own step's coefficients, queued back to back on
+    /// the stream.</remarks>
+    protected override void AdamStepsCore<T>(IReadOnlyList<AdamTensor<T>> tensors)
     {
         var kernel = Kernel<T, Action<AcceleratorStream, Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>,
             ArrayView<T>, AdamCoefficients<T>, int>>(nameof(OptimizerKernels.AdamStep),
             static a => a.LoadAutoGroupedKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>,
                 ArrayView<T>, AdamCoefficients<T>, int>(OptimizerKernels.AdamStep));
-        int extent = StreamExtent(param.Length);
-        kernel(_accelerator.DefaultStream, extent, View(param), View(grad), View(expAvg), View(expAvgSq),
-            View(maxExpAvgSq ?? expAvgSq), coefficients, extent);
+        foreach (var t in tensors)
+        {
+            int extent = StreamExtent(t.Parameter.Length);
+            kernel(_accelerator.DefaultStream, extent, View(t.Parameter), View(t.Grad), View(t.ExpAvg),
+                View(t.ExpAvgSq), View(t.MaxExpAvgSq ?? t.ExpAvgSq), t.Coefficients, extent);
+        }
     }
 }

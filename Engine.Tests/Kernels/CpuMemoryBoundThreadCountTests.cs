@@ -1,6 +1,6 @@
 // The CPU backend's blocked memory-bound passes give the same bits on 1, 2 and 3 threads: batch-norm forward and
 // backward with few channels (so a channel spans many tasks) and with one task per channel, max-pooling, and the
-// multi-tensor SGD step.
+// multi-tensor SGD and Adam (AMSGrad) steps.
 using Engine.Kernels;
 using Engine.Kernels.Cpu;
 using NUnit.Framework;
@@ -81,6 +81,14 @@ public sealed class CpuMemoryBoundThreadCountTests
             backend.SgdSteps(new SgdParameters(0.1, Momentum: 0.9, WeightDecay: 1e-3).Validated(), parameters, grads,
                 momenta, new bool[lengths.Length]);
             results.AddRange(parameters.Select((b, i) => ($"SGD parameter {i}", Read(b))));
+
+            var secondMoments = lengths.Select((l, i) => Buffer(l, 50 + i)).ToArray();
+            var maxima = lengths.Select((l, i) => Buffer(l, 60 + i)).ToArray();
+            foreach (var buffer in secondMoments.Concat(maxima)) backend.Relu(buffer, buffer); // moments ≥ 0
+            backend.AdamSteps(new AdamParameters(0.01, WeightDecay: 1e-2, Amsgrad: true), [1, 5, 2, 9], parameters,
+                grads, momenta, secondMoments, maxima);
+            results.AddRange(parameters.Select((b, i) => ($"Adam parameter {i}", Read(b))));
+            results.AddRange(maxima.Select((b, i) => ($"Adam maximum {i}", Read(b))));
             return results;
         }
         finally

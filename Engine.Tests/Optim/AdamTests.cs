@@ -1,7 +1,10 @@
 // Adam and AdamW on every backend: several steps in float64 against plain-loop float64 references written here
 // (PyTorch's single-tensor formulas), float32 against float64, per-parameter step counts (a parameter without a
 // gradient is untouched and starts its own bias correction later), the checkpoint state continuing bit-identically,
-// and bad hyper-parameters and buffers rejected on the host.
+// and bad hyper-parameters and buffers rejected on the host. The multi-tensor AdamSteps gives the bits of one
+// AdamStep per tensor (float32 and float64, lengths around the vector width and the CPU chunk, an empty tensor,
+// each tensor at its own step), Engine.Core's optimizer takes it once per step, and its list checks name the
+// argument.
 using Engine.Core;
 using Engine.Core.Optim;
 using Engine.Core.Serialization;
@@ -210,5 +213,213 @@ public sealed class AdamTests(string kind) : DeviceFixture(kind)
         Assert.Throws<ArgumentOutOfRangeException>(() => backend.AdamStep(p, 0, param, grad, m, v, null));
         Assert.Throws<ArgumentOutOfRangeException>(() =>
             backend.AdamStep(p with { Beta2 = 1 }, 1, param, grad, m, v, null));
+    }
+
+    private static IEnumerable<TestCaseData> ListCases()
+    {
+        foreach (bool float64 in new[] { false, true })
+        {
+            string type = float64 ? "float64" : "float32";
+            yield return new TestCaseData(new AdamParameters(0.05, 0.9, 0.99, 1e-8, 0.05), float64)
+                .SetArgDisplayNames($"adam wd {type}");
+            yield return new TestCaseData(new AdamParameters(0.05, 0.9, 0.99, 1e-8, 0.05, DecoupledWeightDecay: true),
+                float64).SetArgDisplayNames($"adamw {type}");
+            yield return new TestCaseData(new AdamParameters(0.05, 0.9, 0.99, 1e-8, 0, Amsgrad: true), float64)
+                .SetArgDisplayNames($"amsgrad {type}");
+            yield return new TestCaseData(new AdamParameters(0.05, 0, 0.5, 1e-3, 0.1, true, true), float64)
+                .SetArgDisplayNames($"adamw amsgrad beta1=0 {type}");
+        }
+    }
+
+    [TestCaseSource(nameof(ListCases))]
+    public void AdamStepsGiveTheBitsOfOneStepPerTensor(AdamParameters p, bool float64)
+    {
+        if (float64) AdamStepsMatchOneStepPerTensor<double>(p);
+        else AdamStepsMatchOneStepPerTensor<float>(p);
+    }
+
+    private void AdamStepsMatchOneStepPerTensor<T>(AdamParameters p)
+        where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
+    {
+        var backend = Device.Backend;
+        // Lengths around the vector widths and the CPU backend's chunk (2^15), and an empty one (skipped).
+        int[] lengths = [1, 7, 33, 40000, 0, 70001, 5];
+        var owned = new List<DeviceBuffer<T>>();
+        DeviceBuffer<T> Upload(int length, int seed, bool positive = false)
+        {
+            var random = new Random(seed);
+            var host = Enumerable.Range(0, length)
+                .Select(_ => T.CreateChecked(positive ? random.NextDouble() : random.NextDouble() * 2 - 1)).ToArray();
+            var buffer = backend.Allocate<T>(length);
+            buffer.CopyFromHost(host);
+            owned.Add(buffer);
+            return buffer;
+        }
+        T[] Download(DeviceBuffer<T>? buffer)
+        {
+            if (buffer is null) return [];
+            var host = new T[buffer.Length];
+            buffer.CopyToHost(host);
+            return host;
+        }
+        // Two copies of every state: one stepped as a list, one tensor by tensor; the moments start non-zero.
+        DeviceBuffer<T>[] State(int seed, bool positive = false) =>
+            lengths.Select((n, i) => Upload(n, seed + i, positive)).ToArray();
+        try
+        {
+            var grads = State(100);
+            var (together, alone) = (State(200), State(200));
+            var (mTogether, mAlone) = (State(300), State(300));
+            var (vTogether, vAlone) = (State(400, true), State(400, true));
+            var (maxTogether, maxAlone) = p.Amsgrad ? (State(500, true), State(500, true)) : (null, null);
+            var initial = together.Select(Download).ToArray();
+            int[] steps = lengths.Select((_, i) => 1 + 3 * i).ToArray(); // each tensor at its own step
+            for (int round = 0; round < 2; round++)
+            {
+                backend.AdamSteps(p, steps, together, grads, mTogether, vTogether, maxTogether);
+                for (int i = 0; i < lengths.Length; i++)
+                    backend.AdamStep(p, steps[i], alone[i], grads[i], mAlone[i], vAlone[i], maxAlone?[i]);
+                steps = steps.Select(s => s + 1).ToArray();
+            }
+            for (int i = 0; i < lengths.Length; i++)
+            {
+                Assert.That(Download(together[i]), Is.EqualTo(Download(alone[i])), $"parameter {i}");
+                Assert.That(Download(mTogether[i]), Is.EqualTo(Download(mAlone[i])), $"exp_avg {i}");
+                Assert.That(Download(vTogether[i]), Is.EqualTo(Download(vAlone[i])), $"exp_avg_sq {i}");
+                Assert.That(Download(maxTogether?[i]), Is.EqualTo(Download(maxAlone?[i])), $"max_exp_avg_sq {i}");
+                if (lengths[i] > 0)
+                    Assert.That(Download(together[i]), Is.Not.EqualTo(initial[i]), $"parameter {i} was updated");
+            }
+        }
+        finally
+        {
+            foreach (var buffer in owned) buffer.Dispose();
+        }
+    }
+
+    [Test]
+    public void AdamStepsRejectsMismatchedListsAndRepeatedBuffers()
+    {
+        var backend = Device.Backend;
+        var p = new AdamParameters(0.1);
+        var amsgrad = p with { Amsgrad = true };
+        var owned = new List<DeviceBuffer<float>>();
+        DeviceBuffer<float> Buffer(int length)
+        {
+            var buffer = backend.Allocate<float>(length);
+            buffer.CopyFromHost(Enumerable.Range(1, length).Select(v => (float)v).ToArray());
+            owned.Add(buffer);
+            return buffer;
+        }
+        var (a, b, ga, gb, ma, mb, va, vb, xa, xb) = (Buffer(3), Buffer(3), Buffer(3), Buffer(3), Buffer(3),
+            Buffer(3), Buffer(3), Buffer(3), Buffer(3), Buffer(3));
+        var shortBuffer = Buffer(2);
+        try
+        {
+            ArgumentException Refused(Action step) => Assert.Catch<ArgumentException>(() => step())!;
+            var cases = new (ArgumentException Error, string Name, string Message)[]
+            {
+                (Refused(() => backend.AdamSteps(p, [1, 1], [a, b], [ga], [ma, mb], [va, vb], null)), "grads",
+                    "every list needs one entry per parameter"),
+                (Refused(() => backend.AdamSteps(p, [1], [a, b], [ga, gb], [ma, mb], [va, vb], null)), "steps",
+                    "every list needs one entry per parameter"),
+                (Refused(() => backend.AdamSteps(amsgrad, [1, 1], [a, b], [ga, gb], [ma, mb], [va, vb], [xa])),
+                    "maxExpAvgSqs", "every list needs one entry per parameter"),
+                (Refused(() => backend.AdamSteps(p, [1, 1], [a, a], [ga, gb], [ma, mb], [va, vb], null)), "parameters",
+                    "parameters[1] is a buffer already written"),
+                (Refused(() => backend.AdamSteps(p, [1, 1], [a, b], [ga, gb], [ma, va], [va, vb], null)), "expAvgs",
+                    "expAvgs[1] is a buffer already written"),
+                (Refused(() => backend.AdamSteps(p, [1, 1], [a, b], [ga, gb], [ma, mb], [va, ma], null)), "expAvgSqs",
+                    "expAvgSqs[1] is a buffer already written"),
+                (Refused(() => backend.AdamSteps(amsgrad, [1, 1], [a, b], [ga, gb], [ma, mb], [va, vb], [xa, xa])),
+                    "maxExpAvgSqs", "maxExpAvgSqs[1] is a buffer already written"),
+                (Refused(() => backend.AdamSteps(p, [1, 1], [a, b], [ga, a], [ma, mb], [va, vb], null)), "grads",
+                    "grads[1] is a buffer this step writes"),
+                (Refused(() => backend.AdamSteps(p, [1, 1], [a, b], [ga, gb], [ma, mb], [va, vb], [null, xb])),
+                    "maxExpAvgSqs", "given for parameter 1 but AMSGrad is off"),
+                (Refused(() => backend.AdamSteps(amsgrad, [1, 1], [a, b], [ga, gb], [ma, mb], [va, vb], null)),
+                    "maxExpAvgSqs", "AMSGrad needs a buffer for the maximum of the second moment of parameter 0"),
+                (Refused(() => backend.AdamSteps(amsgrad, [1, 1], [a, b], [ga, gb], [ma, mb], [va, vb], [xa, null])),
+                    "maxExpAvgSqs", "AMSGrad needs a buffer for the maximum of the second moment of parameter 1"),
+                (Refused(() => backend.AdamSteps(p, [1, 1], [a, b], [ga, shortBuffer], [ma, mb], [va, vb], null)),
+                    "grads[1]", "2 elements"),
+                (Refused(() => backend.AdamSteps(p, [1, 1], [a, b], [ga, gb], [ma, mb], [va, b], null)), "parameters",
+                    "of parameter 1 must be distinct"),
+            };
+            foreach (var (error, name, message) in cases)
+            {
+                Assert.That(error, Is.TypeOf<ArgumentException>(), message);
+                Assert.That(error.ParamName, Is.EqualTo(name), message);
+                Assert.That(error.Message, Does.StartWith("Adam steps:").And.Contain(message));
+            }
+            var badStep = Assert.Throws<ArgumentOutOfRangeException>(() =>
+                backend.AdamSteps(p, [1, 0], [a, b], [ga, gb], [ma, mb], [va, vb], null))!;
+            Assert.That(badStep.ParamName, Is.EqualTo("steps"));
+            Assert.That(badStep.Message, Does.Contain("got 0 for parameter 1"));
+            foreach (var buffer in new[] { a, b, ma, mb, va, vb, xa, xb })
+            {
+                var host = new float[3];
+                buffer.CopyToHost(host);
+                Assert.That(host, Is.EqualTo(new[] { 1f, 2, 3 }), "nothing was updated");
+            }
+        }
+        finally
+        {
+            foreach (var buffer in owned) buffer.Dispose();
+        }
+    }
+
+    [TestCase(false)]
+    [TestCase(true)]
+    public void AdamOptimizerStepsLikeOneAdamStepPerParameter(bool amsgrad)
+    {
+        // Engine.Core's Adam takes every parameter with a gradient in one AdamSteps op, each at its own step count;
+        // the bits are those of one AdamStep per parameter.
+        var weights = Variable([9, 5], 60);
+        var bias = Variable([9], 61);
+        double[] w0 = weights.ToArray(), b0 = bias.ToArray();
+        var hyper = new AdamParameters(0.01, WeightDecay: 1e-2, Amsgrad: amsgrad, DecoupledWeightDecay: true);
+        using var adam = new AdamW<double>([weights, bias], 0.01, weightDecay: 1e-2, amsgrad: amsgrad);
+        var backend = Device.Backend;
+        var state = new List<DeviceBuffer<double>>();
+        DeviceBuffer<double> Upload(double[] values)
+        {
+            var buffer = backend.Allocate<double>(values.Length);
+            buffer.CopyFromHost(values);
+            state.Add(buffer);
+            return buffer;
+        }
+        try
+        {
+            var (expectedW, expectedB) = (Upload(w0), Upload(b0));
+            var (mW, mB, vW, vB) = (Upload(new double[w0.Length]), Upload(new double[b0.Length]),
+                Upload(new double[w0.Length]), Upload(new double[b0.Length]));
+            var (maxW, maxB) = amsgrad ? (Upload(new double[w0.Length]), Upload(new double[b0.Length])) : (null, null);
+            var x = Normal<double>([3, 5], 62);
+            for (int step = 1; step <= 3; step++)
+            {
+                adam.ZeroGrad();
+                // The bias has no gradient on the first step: it skips it and then runs one step behind.
+                var y = step == 1 ? x.Linear(weights) : x.Linear(weights, bias);
+                (y * y).Sum().Backward();
+                backend.AdamStep(hyper, step, expectedW, weights.Grad!.Buffer, mW, vW, maxW);
+                if (step > 1) backend.AdamStep(hyper, step - 1, expectedB, bias.Grad!.Buffer, mB, vB, maxB);
+                adam.Step();
+                Assert.That(weights.ToArray(), Is.EqualTo(Download(expectedW)), $"weights after step {step}");
+                Assert.That(bias.ToArray(), Is.EqualTo(Download(expectedB)), $"bias after step {step}");
+                Assert.That((adam.StepCount(0), adam.StepCount(1)), Is.EqualTo((step, step - 1)));
+            }
+        }
+        finally
+        {
+            foreach (var buffer in state) buffer.Dispose();
+        }
+
+        static double[] Download(DeviceBuffer<double> buffer)
+        {
+            var host = new double[buffer.Length];
+            buffer.CopyToHost(host);
+            return host;
+        }
     }
 }
