@@ -38,6 +38,11 @@ internal unsafe struct PatchMatrix
     /// <summary>True when a patch row is the source plane itself (1x1 kernel, stride 1, no padding).</summary>
     public bool IsPlane;
 
+    /// <summary>A 1x1 kernel at stride 1 without padding: the patch rows are the source planes, either way.</summary>
+    private static bool IsPointwise(ConvGeometry g) =>
+        g.KernelHeight == 1 && g.KernelWidth == 1 && g.StrideHeight == 1 && g.StrideWidth == 1 && g.PadTop == 0 &&
+        g.PadLeft == 0 && g.OutHeight == g.InHeight && g.OutWidth == g.InWidth;
+
     /// <summary>Patches of x for the forward pass and the weight gradient, over the input channels of
     /// <paramref name="group"/>.</summary>
     public static PatchMatrix OfInput(ConvGeometry g, float* x, int group) => new()
@@ -46,8 +51,7 @@ internal unsafe struct PatchMatrix
         Height = g.InHeight, Width = g.InWidth, GridHeight = g.OutHeight, GridWidth = g.OutWidth,
         MulY = g.StrideHeight, MulX = g.StrideWidth, BaseY = -g.PadTop, BaseX = -g.PadLeft, Direction = 1,
         DivY = 1, DivX = 1, DilationY = g.DilationHeight, DilationX = g.DilationWidth,
-        IsPlane = g.KernelHeight == 1 && g.KernelWidth == 1 && g.StrideHeight == 1 && g.StrideWidth == 1 &&
-                  g.PadTop == 0 && g.PadLeft == 0 && g.OutHeight == g.InHeight && g.OutWidth == g.InWidth,
+        IsPlane = IsPointwise(g),
     };
 
     /// <summary>Patches of dy for the data gradient (the transposed convolution over the input grid), over the
@@ -58,6 +62,7 @@ internal unsafe struct PatchMatrix
         Height = g.OutHeight, Width = g.OutWidth, GridHeight = g.InHeight, GridWidth = g.InWidth,
         MulY = 1, MulX = 1, BaseY = g.PadTop, BaseX = g.PadLeft, Direction = -1,
         DivY = g.StrideHeight, DivX = g.StrideWidth, DilationY = g.DilationHeight, DilationX = g.DilationWidth,
+        IsPlane = IsPointwise(g),
     };
 
     /// <summary>dst[t·step] = P[(ch, r, s)][pos0 + t] of image n, for t &lt; count.</summary>

@@ -81,7 +81,7 @@ internal unsafe struct ShiftedSource
             return;
         }
         int j = lo;
-        if (sw == 2)
+        if (sw == 2 && Avx512F.IsSupported)
         {
             var even = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
             // vector j … j + 15 reads row[iw0 + 2j … iw0 + 2j + 31]: inside the row while that end is < width.
@@ -92,69 +92,88 @@ internal unsafe struct ShiftedSource
                     .Store(d + j);
             }
         }
+        else if (sw == 2 && Avx2.IsSupported)
+        {
+            // The even elements of 16 floats: within each 128-bit lane, then the 64-bit quarters put in order.
+            for (; j + 8 <= hi && iw0 + 2 * j + 16 <= width; j += 8)
+            {
+                float* src = row + iw0 + 2 * j;
+                var lanes = Avx.Shuffle(Vector256.Load(src), Vector256.Load(src + 8), 0b10_00_10_00);
+                Avx2.Permute4x64(lanes.AsDouble(), 0b11_01_10_00).AsSingle().Store(d + j);
+            }
+        }
         for (; j < hi; j++) d[j] = row[iw0 + j * sw];
     }
 }
 
 /// <summary>out[n, k, p] = Σ over terms d of weight[k][d] · buffer_n[Offsets[d] + p] (+ bias[k]): task t builds the
-/// buffers of images [t·G, t·G + G) and computes all of their outputs, 8 channels × 3 pixel vectors at a time.</summary>
+/// buffers of images [g·G, g·G + G) for g = t / Parts and computes their outputs for the output-channel blocks of
+/// part t % Parts, a tile of channels × pixel vectors at a time (Parts &gt; 1 only when the images are too few to
+/// keep every thread busy: each part then builds the same buffers).</summary>
 internal unsafe struct DirectConvJob : IParallelJob
 {
     public ShiftedSource Source;
     public float* PackedWeight;
     public int* Offsets;
-    public int Depth, OutChannels, Positions, Batch, GroupImages;
+    public int Depth, OutChannels, Positions, Batch, GroupImages, Parts;
     public float* Output, Bias;
     public CpuBackend Backend;
 
     public void Execute(int task, int worker)
     {
-        int n0 = task * GroupImages, images = Math.Min(GroupImages, Batch - n0);
+        int n0 = task / Parts * GroupImages, images = Math.Min(GroupImages, Batch - n0), part = task % Parts;
+        int blocks = (OutChannels + DirectKernels.ChannelBlock - 1) / DirectKernels.ChannelBlock;
         long imageFloats = Source.ImageFloats;
         float* buffer = Backend.DirectSourceScratch(worker, images * imageFloats);
         for (int i = 0; i < images; i++) Source.Build(buffer + i * imageFloats, n0 + i);
         Tiles(buffer, imageFloats, images, Positions, PackedWeight, Offsets, Depth, OutChannels,
+            (int)((long)part * blocks / Parts), (int)((long)(part + 1) * blocks / Parts),
             Output + (long)n0 * OutChannels * Positions, Bias);
     }
 
-    /// <summary>out[i, k, p] = Σ_d weight[k][d] · buffer_i[Offsets[d] + p] (+ bias[k]) for images i &lt; images,
-    /// 8 channels × 3 pixel vectors at a time.</summary>
+    /// <summary>out[i, k, p] = Σ_d weight[k][d] · buffer_i[Offsets[d] + p] (+ bias[k]) for images i &lt; images and
+    /// the channels of blocks [firstBlock, endBlock), a tile of ChannelBlock channels × TileVectors pixel vectors at
+    /// a time (the vectors of a tile may lie in consecutive images).</summary>
     public static void Tiles(float* buffer, long imageFloats, int images, int positions, float* packedWeight,
-        int* offsets, int depth, int outChannels, float* output, float* bias)
+        int* offsets, int depth, int outChannels, int firstBlock, int endBlock, float* output, float* bias)
     {
-        int vectors = (positions + 15) / 16, slots = images * vectors;
-        int kBlocks = (outChannels + 7) / 8;
-        float* tile = stackalloc float[8 * 3 * 16 + 16];
+        int lanes = DirectKernels.Lanes, block = DirectKernels.ChannelBlock, tileVectors = DirectKernels.TileVectors;
+        int vectors = (positions + lanes - 1) / lanes, slots = images * vectors;
+        float* tile = stackalloc float[DirectKernels.MaxTileFloats + 16];
         tile = (float*)(((nint)tile + 63) & ~(nint)63);
-        float** bases = stackalloc float*[3];
-        int* image = stackalloc int[3];
-        int* pixel = stackalloc int[3];
-        for (int t0 = 0; t0 < slots; t0 += 3)
+        float** bases = stackalloc float*[DirectKernels.MaxTileVectors];
+        int* image = stackalloc int[DirectKernels.MaxTileVectors];
+        int* pixel = stackalloc int[DirectKernels.MaxTileVectors];
+        for (int t0 = 0; t0 < slots; t0 += tileVectors)
         {
-            int count = Math.Min(3, slots - t0);
-            for (int j = 0; j < 3; j++)
+            int count = Math.Min(tileVectors, slots - t0);
+            for (int j = 0; j < tileVectors; j++)
             {
                 int t = t0 + Math.Min(j, count - 1);
                 image[j] = t / vectors;
-                pixel[j] = t % vectors * 16;
+                pixel[j] = t % vectors * lanes;
                 bases[j] = buffer + image[j] * imageFloats + pixel[j];
             }
-            for (int kb = 0; kb < kBlocks; kb++)
+            for (int kb = firstBlock; kb < endBlock; kb++)
             {
-                DirectKernels.Forward8x3(packedWeight + (long)kb * depth * 8, offsets, depth, bases[0], bases[1],
-                    bases[2], tile);
-                int kEnd = Math.Min(8, outChannels - kb * 8);
+                DirectKernels.Forward(packedWeight + (long)kb * depth * block, offsets, depth, bases, tile);
+                int kEnd = Math.Min(block, outChannels - kb * block);
                 for (int j = 0; j < count; j++)
                 {
-                    int width = Math.Min(16, positions - pixel[j]);
+                    int width = Math.Min(lanes, positions - pixel[j]);
                     for (int i = 0; i < kEnd; i++)
                     {
-                        int k = kb * 8 + i;
+                        int k = kb * block + i;
                         float* dst = output + ((long)image[j] * outChannels + k) * positions + pixel[j];
-                        var v = Vector512.Load(tile + (i * 3 + j) * 16);
-                        if (bias != null) v += Vector512.Create(bias[k]);
-                        if (width == 16) v.Store(dst);
-                        else for (int l = 0; l < width; l++) dst[l] = v.GetElement(l);
+                        float* sum = tile + (i * tileVectors + j) * lanes;
+                        if (bias == null) PackedGemm.CopyRow(sum, dst, width);
+                        else
+                        {
+                            var b = Vector256.Create(bias[k]);
+                            int l = 0;
+                            for (; l + 8 <= width; l += 8) (Vector256.Load(sum + l) + b).Store(dst + l);
+                            for (; l < width; l++) dst[l] = sum[l] + bias[k];
+                        }
                     }
                 }
             }
@@ -174,7 +193,7 @@ internal unsafe struct DirectStridedDataJob : IParallelJob
     public ConvGeometry G;
     public float* OutputGradient, InputGradient;
     /// <summary>Per phase a·sw + b: first term, term count; per term: channel k, dr, dc; packed weights
-    /// [phase][cBlock][term][8] starting at PhaseWeights[phase].</summary>
+    /// [phase][cBlock][term][ChannelBlock] starting at PhaseWeights[phase].</summary>
     public int* PhaseFirst, PhaseCount, TermChannel, TermRow, TermColumn, Offsets;
     public long* PhaseWeights;
     public float* PackedWeight;
@@ -212,7 +231,8 @@ internal unsafe struct DirectStridedDataJob : IParallelJob
                 }
                 PackedGemm.ZeroRow(buffer + (long)terms * grid, (int)(bufferFloats - (long)terms * grid));
                 DirectConvJob.Tiles(buffer, bufferFloats, 1, grid, PackedWeight + PhaseWeights[phase],
-                    Offsets + first, terms, G.InChannels, result, null);
+                    Offsets + first, terms, G.InChannels, 0,
+                    (G.InChannels + DirectKernels.ChannelBlock - 1) / DirectKernels.ChannelBlock, result, null);
             }
             for (int c = 0; c < G.InChannels; c++)
             {
@@ -229,7 +249,8 @@ internal unsafe struct DirectStridedDataJob : IParallelJob
 }
 
 /// <summary>Partial weight gradients: task p sums images [p·N/P, (p+1)·N/P), in groups of GroupImages, into
-/// Partials[p][k][d] = Σ dy[n, k, pixel] · buffer_n[Offsets[d] + pixel].</summary>
+/// Partials[p][k][d] = Σ dy[n, k, pixel] · buffer_n[Offsets[d] + pixel], WeightChannels channels × 6 terms at a
+/// time.</summary>
 internal unsafe struct DirectWeightJob : IParallelJob
 {
     public ShiftedSource Source;
@@ -251,15 +272,16 @@ internal unsafe struct DirectWeightJob : IParallelJob
         {
             int images = Math.Min(GroupImages, n1 - g0);
             for (int i = 0; i < images; i++) Source.Build(buffer + i * imageFloats, g0 + i);
-            for (int k0 = 0; k0 < OutChannels; k0 += 4)
+            int channels = DirectKernels.WeightChannels;
+            for (int k0 = 0; k0 < OutChannels; k0 += channels)
             {
                 float* dy = OutputGradient + (long)g0 * OutChannels * positions;
-                int kCount = Math.Min(4, OutChannels - k0);
+                int kCount = Math.Min(channels, OutChannels - k0);
                 long o1 = Math.Min(1, kCount - 1) * positions, o2 = Math.Min(2, kCount - 1) * positions,
                     o3 = Math.Min(3, kCount - 1) * positions;
                 for (int d0 = 0; d0 < PaddedDepth; d0 += 6)
                 {
-                    DirectKernels.Weight4x6(dy + k0 * positions, o1, o2, o3, OutChannels * positions, images,
+                    DirectKernels.Weight(dy + k0 * positions, o1, o2, o3, OutChannels * positions, images,
                         buffer, imageFloats, Offsets + d0, Positions, sums);
                     int dCount = Math.Min(6, Depth - d0);
                     for (int i = 0; i < kCount; i++)
@@ -283,10 +305,10 @@ internal unsafe struct PartialSumJob : IParallelJob
         float* dst = Output + (long)task * RowLength;
         float* src = Partials + (long)task * RowLength;
         int j = 0;
-        for (; j + 16 <= RowLength; j += 16)
+        for (; j + 8 <= RowLength; j += 8)
         {
-            var sum = Vector512.Load(src + j);
-            for (int p = 1; p < Partitions; p++) sum += Vector512.Load(src + p * PartitionLength + j);
+            var sum = Vector256.Load(src + j);
+            for (int p = 1; p < Partitions; p++) sum += Vector256.Load(src + p * PartitionLength + j);
             sum.Store(dst + j);
         }
         for (; j < RowLength; j++)
@@ -298,13 +320,46 @@ internal unsafe struct PartialSumJob : IParallelJob
     }
 }
 
+/// <summary>The micro-kernels of the direct convolutions: 8 channels × 3 vectors of 16 (forward) and 4 channels × 6
+/// terms (weight gradient) with AVX-512; 6 channels × 2 vectors of 8 and 2 channels × 6 terms with AVX2+FMA (12 of
+/// the 16 ymm registers accumulate).</summary>
 internal static unsafe class DirectKernels
 {
-    public static bool IsSupported => Avx512F.IsSupported;
+    public static bool IsSupported => Avx512F.IsSupported || (Avx2.IsSupported && Fma.IsSupported);
+
+    /// <summary>Floats per vector: a pixel vector of the forward tile, a step of the weight gradient's sums.</summary>
+    public static int Lanes => Avx512F.IsSupported ? 16 : 8;
+
+    /// <summary>Output channels of a forward tile (the packed weights are blocks of this many).</summary>
+    public static int ChannelBlock => Avx512F.IsSupported ? 8 : 6;
+
+    /// <summary>Pixel vectors of a forward tile.</summary>
+    public static int TileVectors => Avx512F.IsSupported ? 3 : 2;
+
+    /// <summary>Output channels of a weight-gradient step (each with 6 depth terms).</summary>
+    public static int WeightChannels => Avx512F.IsSupported ? 4 : 2;
+
+    public const int MaxTileVectors = 3, MaxTileFloats = 8 * 3 * 16;
+
+    /// <summary>tile[(i·TileVectors + j)·Lanes + l] = Σ_d w[d·ChannelBlock + i] · bases[j][offsets[d] + l].</summary>
+    public static void Forward(float* w, int* offsets, int depth, float** bases, float* tile)
+    {
+        if (Avx512F.IsSupported) Forward8x3(w, offsets, depth, bases[0], bases[1], bases[2], tile);
+        else Forward6x2(w, offsets, depth, bases[0], bases[1], tile);
+    }
+
+    /// <summary>sums[i·6 + j] = Σ over images, output rows and pixel vectors of dy_i · x at offsets[j], for the
+    /// WeightChannels rows dy_i (row i at distance o_i from row 0); positions % Lanes = 0.</summary>
+    public static void Weight(float* dy, long o1, long o2, long o3, long dyImageStride, int images, float* x,
+        long xImageStride, int* offsets, int positions, float* sums)
+    {
+        if (Avx512F.IsSupported) Weight4x6(dy, o1, o2, o3, dyImageStride, images, x, xImageStride, offsets, positions, sums);
+        else Weight2x6(dy, o1, dyImageStride, images, x, xImageStride, offsets, positions, sums);
+    }
 
     /// <summary>tile[(i·3 + j)·16 + l] = Σ_d w[d·8 + i] · b_j[offsets[d] + l].</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Forward8x3(float* w, int* offsets, int depth, float* b0p, float* b1p, float* b2p, float* tile)
+    private static void Forward8x3(float* w, int* offsets, int depth, float* b0p, float* b1p, float* b2p, float* tile)
     {
         Vector512<float> c00 = default, c01 = default, c02 = default, c10 = default, c11 = default, c12 = default,
             c20 = default, c21 = default, c22 = default, c30 = default, c31 = default, c32 = default,
@@ -362,7 +417,7 @@ internal static unsafe class DirectKernels
     /// <summary>sums[i·6 + j] = Σ over images, output rows and 16-wide pixel vectors of dy_i · x at offsets[j],
     /// where dy_i is row k0 + i of dy (o1, o2, o3 its distances from row 0) and x the image's buffer; positions % 16 = 0.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Weight4x6(float* dy, long o1, long o2, long o3, long dyImageStride, int images, float* x,
+    private static void Weight4x6(float* dy, long o1, long o2, long o3, long dyImageStride, int images, float* x,
         long xImageStride, int* offsets, int positions, float* sums)
     {
         Vector512<float> c00 = default, c01 = default, c02 = default, c03 = default, c04 = default, c05 = default,
@@ -422,6 +477,85 @@ internal static unsafe class DirectKernels
         sums[18] = Vector512.Sum(c30); sums[19] = Vector512.Sum(c31); sums[20] = Vector512.Sum(c32);
         sums[21] = Vector512.Sum(c33); sums[22] = Vector512.Sum(c34); sums[23] = Vector512.Sum(c35);
     }
+
+    /// <summary>tile[(i·2 + j)·8 + l] = Σ_d w[d·6 + i] · b_j[offsets[d] + l].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Forward6x2(float* w, int* offsets, int depth, float* b0p, float* b1p, float* tile)
+    {
+        Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
+            c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        for (int d = 0; d < depth; d++, w += 6)
+        {
+            int o = offsets[d];
+            var b0 = Vector256.Load(b0p + o);
+            var b1 = Vector256.Load(b1p + o);
+            var a = Vector256.Create(w[0]);
+            c00 = Fma.MultiplyAdd(a, b0, c00);
+            c01 = Fma.MultiplyAdd(a, b1, c01);
+            a = Vector256.Create(w[1]);
+            c10 = Fma.MultiplyAdd(a, b0, c10);
+            c11 = Fma.MultiplyAdd(a, b1, c11);
+            a = Vector256.Create(w[2]);
+            c20 = Fma.MultiplyAdd(a, b0, c20);
+            c21 = Fma.MultiplyAdd(a, b1, c21);
+            a = Vector256.Create(w[3]);
+            c30 = Fma.MultiplyAdd(a, b0, c30);
+            c31 = Fma.MultiplyAdd(a, b1, c31);
+            a = Vector256.Create(w[4]);
+            c40 = Fma.MultiplyAdd(a, b0, c40);
+            c41 = Fma.MultiplyAdd(a, b1, c41);
+            a = Vector256.Create(w[5]);
+            c50 = Fma.MultiplyAdd(a, b0, c50);
+            c51 = Fma.MultiplyAdd(a, b1, c51);
+        }
+        c00.Store(tile); c01.Store(tile + 8);
+        c10.Store(tile + 16); c11.Store(tile + 24);
+        c20.Store(tile + 32); c21.Store(tile + 40);
+        c30.Store(tile + 48); c31.Store(tile + 56);
+        c40.Store(tile + 64); c41.Store(tile + 72);
+        c50.Store(tile + 80); c51.Store(tile + 88);
+    }
+
+    /// <summary>sums[i·6 + j] for the two rows dy (i = 0) and dy + o1 (i = 1), 8-wide: Weight4x6's AVX2 form.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Weight2x6(float* dy, long o1, long dyImageStride, int images, float* x, long xImageStride,
+        int* offsets, int positions, float* sums)
+    {
+        Vector256<float> c00 = default, c01 = default, c02 = default, c03 = default, c04 = default, c05 = default,
+            c10 = default, c11 = default, c12 = default, c13 = default, c14 = default, c15 = default;
+        int f0 = offsets[0], f1 = offsets[1], f2 = offsets[2], f3 = offsets[3], f4 = offsets[4], f5 = offsets[5];
+        for (int n = 0; n < images; n++, dy += dyImageStride, x += xImageStride)
+        {
+            for (int p = 0; p < positions; p += 8)
+            {
+                float* g = dy + p, xp = x + p;
+                var d0 = Vector256.Load(g);
+                var d1 = Vector256.Load(g + o1);
+                var b = Vector256.Load(xp + f0);
+                c00 = Fma.MultiplyAdd(d0, b, c00);
+                c10 = Fma.MultiplyAdd(d1, b, c10);
+                b = Vector256.Load(xp + f1);
+                c01 = Fma.MultiplyAdd(d0, b, c01);
+                c11 = Fma.MultiplyAdd(d1, b, c11);
+                b = Vector256.Load(xp + f2);
+                c02 = Fma.MultiplyAdd(d0, b, c02);
+                c12 = Fma.MultiplyAdd(d1, b, c12);
+                b = Vector256.Load(xp + f3);
+                c03 = Fma.MultiplyAdd(d0, b, c03);
+                c13 = Fma.MultiplyAdd(d1, b, c13);
+                b = Vector256.Load(xp + f4);
+                c04 = Fma.MultiplyAdd(d0, b, c04);
+                c14 = Fma.MultiplyAdd(d1, b, c14);
+                b = Vector256.Load(xp + f5);
+                c05 = Fma.MultiplyAdd(d0, b, c05);
+                c15 = Fma.MultiplyAdd(d1, b, c15);
+            }
+        }
+        sums[0] = Vector256.Sum(c00); sums[1] = Vector256.Sum(c01); sums[2] = Vector256.Sum(c02);
+        sums[3] = Vector256.Sum(c03); sums[4] = Vector256.Sum(c04); sums[5] = Vector256.Sum(c05);
+        sums[6] = Vector256.Sum(c10); sums[7] = Vector256.Sum(c11); sums[8] = Vector256.Sum(c12);
+        sums[9] = Vector256.Sum(c13); sums[10] = Vector256.Sum(c14); sums[11] = Vector256.Sum(c15);
+    }
 }
 
 public sealed unsafe partial class CpuBackend
@@ -452,64 +586,90 @@ public sealed unsafe partial class CpuBackend
         StrideH = 1, StrideW = 1, OriginY = g.KernelHeight - 1 - g.PadTop, OriginX = g.KernelWidth - 1 - g.PadLeft,
     };
 
+    /// <summary>With AVX2 the direct kernels beat the packed GEMM only where its packing is a large share of the
+    /// work, i.e. where the GEMM has few rows or a shallow depth (measured per ResNet-20 and ResNet-50 layer shape,
+    /// docs/performance.md); at or below this many, the direct path serves. With AVX-512 it serves every shape.</summary>
+    private const int NarrowGemmLimit = 64;
+
+    /// <summary>Whether a direct convolution pass serves a GEMM whose rows or depth, the smaller, is
+    /// <paramref name="narrowSide"/>.</summary>
+    private static bool DirectServes(long narrowSide) =>
+        DirectKernels.IsSupported && (Avx512F.IsSupported || narrowSide <= NarrowGemmLimit);
+
     private static bool UseDirectForward(ConvGeometry g) =>
-        DirectKernels.IsSupported && ForwardSource(g, null).ImageFloats <= DirectImageLimit;
+        DirectServes(Math.Min(g.OutChannels, (long)g.InChannels * g.KernelHeight * g.KernelWidth)) &&
+        ForwardSource(g, null).ImageFloats <= DirectImageLimit;
 
     private static bool UseDirectBackwardData(ConvGeometry g) =>
-        DirectKernels.IsSupported && g.StrideHeight == 1 && g.StrideWidth == 1 &&
-        DataSource(g, null).ImageFloats <= DirectImageLimit;
+        DirectServes(Math.Min(g.InChannels, (long)g.OutChannels * g.KernelHeight * g.KernelWidth)) &&
+        g.StrideHeight == 1 && g.StrideWidth == 1 && DataSource(g, null).ImageFloats <= DirectImageLimit;
 
     /// <summary>Strided backward data splits dx into stride² phases; beyond this many the GEMM path serves.</summary>
     private const int MaxStridePhases = 64;
 
     private static bool UseDirectStridedData(ConvGeometry g) =>
-        DirectKernels.IsSupported && (long)g.StrideHeight * g.StrideWidth <= MaxStridePhases && (long)g.OutChannels * g.KernelHeight * g.KernelWidth *
-        ((g.InHeight + g.StrideHeight - 1) / g.StrideHeight) * ((g.InWidth + g.StrideWidth - 1) / g.StrideWidth) <=
-        DirectImageLimit;
+        DirectServes(Math.Min(g.InChannels, (long)g.OutChannels * g.KernelHeight * g.KernelWidth)) &&
+        (long)g.StrideHeight * g.StrideWidth <= MaxStridePhases && (long)g.OutChannels * g.KernelHeight *
+        g.KernelWidth * ((g.InHeight + g.StrideHeight - 1) / g.StrideHeight) *
+        ((g.InWidth + g.StrideWidth - 1) / g.StrideWidth) <= DirectImageLimit;
 
+    /// <summary>The weight gradient's GEMM: K rows, N·OH·OW deep, C·R·S columns; what decides is the input
+    /// channels (measured).</summary>
     private static bool UseDirectBackwardWeight(ConvGeometry g) =>
-        DirectKernels.IsSupported && g.OutHeight * g.OutWidth % 16 == 0 &&
+        DirectServes(g.InChannels) && g.OutHeight * g.OutWidth % DirectKernels.Lanes == 0 &&
         ForwardSource(g, null).ImageFloats <= DirectImageLimit;
 
-    /// <summary>Images per task: enough pixel vectors that the 3-vector tiles waste little.</summary>
+    /// <summary>Images per task: enough pixel vectors that the tiles (TileVectors vectors each) waste little.</summary>
     private static int DirectGroup(int positions, int batch)
     {
-        int vectors = (positions + 15) / 16;
-        return vectors % 3 == 0 || vectors >= 24 ? 1 : Math.Min(3, batch);
+        int lanes = DirectKernels.Lanes, tileVectors = DirectKernels.TileVectors;
+        int vectors = (positions + lanes - 1) / lanes;
+        return vectors % tileVectors == 0 || vectors >= 8 * tileVectors ? 1 : Math.Min(tileVectors, batch);
+    }
+
+    /// <summary>Runs a direct convolution over images in groups of DirectGroup, each group's channel blocks split
+    /// into parts when the groups are fewer than two per thread (batch 1): parts of at least two blocks.</summary>
+    private void RunDirectConv(ShiftedSource source, float* packed, int* offsets, int depth, int outChannels,
+        int positions, int batch, float* output, float* bias)
+    {
+        int group = DirectGroup(positions, batch), groups = (batch + group - 1) / group;
+        int blocks = (outChannels + DirectKernels.ChannelBlock - 1) / DirectKernels.ChannelBlock;
+        int parts = Math.Clamp((2 * ThreadCount + groups - 1) / groups, 1, Math.Max(1, blocks / 2));
+        var job = new DirectConvJob
+        {
+            Source = source, PackedWeight = packed, Offsets = offsets, Depth = depth, OutChannels = outChannels,
+            Positions = positions, Batch = batch, GroupImages = group, Parts = parts, Output = output, Bias = bias,
+            Backend = this,
+        };
+        Parallel(groups * parts, ref job);
     }
 
     private void DirectForward(ConvGeometry g, float* x, float* w, float* bias, float* y)
     {
         int kernelArea = g.KernelHeight * g.KernelWidth, depth = g.InChannels * kernelArea;
-        int kBlocks = (g.OutChannels + 7) / 8;
+        int block = DirectKernels.ChannelBlock, kBlocks = (g.OutChannels + block - 1) / block;
         var source = ForwardSource(g, x);
-        var packed = (float*)WorkerScratch(0, DirectWeightSlot, (long)kBlocks * depth * 8 * sizeof(float));
+        var packed = (float*)WorkerScratch(0, DirectWeightSlot, (long)kBlocks * depth * block * sizeof(float));
         var offsets = (int*)WorkerScratch(0, DirectOffsetSlot, (long)depth * sizeof(int));
         for (int c = 0, d = 0; c < g.InChannels; c++)
         for (int r = 0; r < g.KernelHeight; r++)
         for (int s = 0; s < g.KernelWidth; s++, d++)
         {
             offsets[d] = source.Offset(c, r, s);
-            for (int k = 0; k < kBlocks * 8; k++)
-                packed[((long)(k / 8) * depth + d) * 8 + k % 8] =
+            for (int k = 0; k < kBlocks * block; k++)
+                packed[((long)(k / block) * depth + d) * block + k % block] =
                     k < g.OutChannels ? w[(long)k * depth + d] : 0f;
         }
-        int positions = g.OutHeight * g.OutWidth, group = DirectGroup(positions, g.Batch);
-        var job = new DirectConvJob
-        {
-            Source = source, PackedWeight = packed, Offsets = offsets, Depth = depth, OutChannels = g.OutChannels,
-            Positions = positions, Batch = g.Batch, GroupImages = group, Output = y, Bias = bias, Backend = this,
-        };
-        Parallel((g.Batch + group - 1) / group, ref job);
+        RunDirectConv(source, packed, offsets, depth, g.OutChannels, g.OutHeight * g.OutWidth, g.Batch, y, bias);
     }
 
     /// <summary>dx = the stride-1 forward convolution of dy with w flipped and its channels swapped.</summary>
     private void DirectBackwardData(ConvGeometry g, float* dy, float* w, float* dx)
     {
         int kernelArea = g.KernelHeight * g.KernelWidth, depth = g.OutChannels * kernelArea;
-        int cBlocks = (g.InChannels + 7) / 8;
+        int block = DirectKernels.ChannelBlock, cBlocks = (g.InChannels + block - 1) / block;
         var source = DataSource(g, dy);
-        var packed = (float*)WorkerScratch(0, DirectWeightSlot, (long)cBlocks * depth * 8 * sizeof(float));
+        var packed = (float*)WorkerScratch(0, DirectWeightSlot, (long)cBlocks * depth * block * sizeof(float));
         var offsets = (int*)WorkerScratch(0, DirectOffsetSlot, (long)depth * sizeof(int));
         for (int k = 0, d = 0; k < g.OutChannels; k++)
         for (int r = 0; r < g.KernelHeight; r++)
@@ -517,17 +677,11 @@ public sealed unsafe partial class CpuBackend
         {
             offsets[d] = source.Offset(k, r, s);
             int tap = (g.KernelHeight - 1 - r) * g.KernelWidth + g.KernelWidth - 1 - s;
-            for (int c = 0; c < cBlocks * 8; c++)
-                packed[((long)(c / 8) * depth + d) * 8 + c % 8] =
+            for (int c = 0; c < cBlocks * block; c++)
+                packed[((long)(c / block) * depth + d) * block + c % block] =
                     c < g.InChannels ? w[((long)k * g.InChannels + c) * kernelArea + tap] : 0f;
         }
-        int positions = g.InHeight * g.InWidth, group = DirectGroup(positions, g.Batch);
-        var job = new DirectConvJob
-        {
-            Source = source, PackedWeight = packed, Offsets = offsets, Depth = depth, OutChannels = g.InChannels,
-            Positions = positions, Batch = g.Batch, GroupImages = group, Output = dx, Bias = null, Backend = this,
-        };
-        Parallel((g.Batch + group - 1) / group, ref job);
+        RunDirectConv(source, packed, offsets, depth, g.InChannels, g.InHeight * g.InWidth, g.Batch, dx, null);
     }
 
     private void DirectBackwardWeight(ConvGeometry g, float* x, float* dy, float* dw)
@@ -566,12 +720,12 @@ public sealed unsafe partial class CpuBackend
     {
         int sh = g.StrideHeight, sw = g.StrideWidth, phases = sh * sw;
         int kernelArea = g.KernelHeight * g.KernelWidth, terms = g.OutChannels * kernelArea;
-        int cBlocks = (g.InChannels + 7) / 8;
+        int block = DirectKernels.ChannelBlock, cBlocks = (g.InChannels + block - 1) / block;
         var ints = (int*)WorkerScratch(0, DirectOffsetSlot, ((long)phases * 2 + (long)terms * 4) * sizeof(int));
         int* first = ints, count = ints + phases, channel = ints + 2 * phases, row = channel + terms,
             column = row + terms, offsets = column + terms;
         var phaseWeights = stackalloc long[MaxStridePhases];
-        var packed = (float*)WorkerScratch(0, DirectWeightSlot, (long)cBlocks * 8 * terms * sizeof(float));
+        var packed = (float*)WorkerScratch(0, DirectWeightSlot, (long)cBlocks * block * terms * sizeof(float));
         int next = 0;
         long weightPos = 0;
         for (int a = 0; a < sh; a++)
@@ -597,11 +751,11 @@ public sealed unsafe partial class CpuBackend
             {
                 int term = first[phase] + t, k = channel[term];
                 int r = a + g.PadTop - row[term] * sh, s = b + g.PadLeft - column[term] * sw;
-                for (int c = 0; c < cBlocks * 8; c++)
-                    packed[weightPos + ((long)(c / 8) * count[phase] + t) * 8 + c % 8] =
+                for (int c = 0; c < cBlocks * block; c++)
+                    packed[weightPos + ((long)(c / block) * count[phase] + t) * block + c % block] =
                         c < g.InChannels ? w[((long)k * g.InChannels + c) * kernelArea + r * g.KernelWidth + s] : 0f;
             }
-            weightPos += (long)cBlocks * 8 * count[phase];
+            weightPos += (long)cBlocks * block * count[phase];
         }
         var job = new DirectStridedDataJob
         {

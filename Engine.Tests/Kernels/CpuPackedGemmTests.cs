@@ -1,7 +1,9 @@
 // How the CPU backend's packed GEMM cuts its work (Engine.Kernels/Cpu/Gemm.cs): A packed once per call and shared
 // by every task, the rows split when the column panels are few (batch 1 on 7x7 maps), and a deep A packed in
-// phases of depth, here across the split-K slices of a weight gradient. Each cut is checked against the float64
-// reference and for the same bits on 1, 2 and 3 worker threads (who computes an element must never change how).
+// phases of depth, here across the split-K slices of a weight gradient; and how the direct convolutions
+// (DirectConvolution.cs) split one image's output channels over the threads. Each cut is checked against the
+// float64 reference and for the same bits on 1, 2 and 3 worker threads (who computes an element must never change
+// how).
 using Engine.Kernels;
 using Engine.Kernels.Cpu;
 using NUnit.Framework;
@@ -50,19 +52,23 @@ public sealed class CpuPackedGemmTests
         }
     }
 
-    /// <summary>Batch-1 ResNet-50 shapes where the panels are few: a 7x7 map (four panels of 16), stride 1 and a
-    /// strided 14x14 → 7x7 one (its data gradient runs one GEMM per image on a worker); all three passes.</summary>
-    [TestCase(512, 7, 512, 1)]
-    [TestCase(256, 14, 512, 2)]
-    public void Batch1ConvolutionMatchesTheReferenceWithTheSameBitsOnEveryThreadCount(int c, int size, int k,
-        int stride)
+    /// <summary>Few images: batch-1 ResNet-50 shapes where the GEMM's panels are few (a 7x7 map, four panels of 16,
+    /// stride 1, and a strided 14x14 → 7x7 one whose data gradient runs one GEMM per image on a worker), and narrow
+    /// shapes that the direct kernels serve with one image's (or two images') output channels split into parts
+    /// (40 and 24 channels: uneven blocks); all three passes.</summary>
+    [TestCase(1, 512, 7, 512, 1)]
+    [TestCase(1, 256, 14, 512, 2)]
+    [TestCase(1, 24, 8, 40, 1)]
+    [TestCase(2, 24, 9, 40, 2)]
+    public void FewImagesConvolutionMatchesTheReferenceWithTheSameBitsOnEveryThreadCount(int batch, int c, int size,
+        int k, int stride)
     {
-        var g = new ConvGeometry(1, c, size, size, k, 3, 3, stride, stride, 1, 1, 1, 1);
-        var r = new ReferenceOps.Conv(1, c, size, size, k, 3, 3, stride, stride, 1, 1, 1, 1);
+        var g = new ConvGeometry(batch, c, size, size, k, 3, 3, stride, stride, 1, 1, 1, 1);
+        var r = new ReferenceOps.Conv(batch, c, size, size, k, 3, 3, stride, stride, 1, 1, 1, 1);
         var random = new Random(c + size + k);
-        double[] x = Reference.RandomValues(random, c * size * size),
+        double[] x = Reference.RandomValues(random, batch * c * size * size),
             weights = Reference.RandomValues(random, k * c * 9);
-        double[] dy = Reference.RandomValues(random, k * r.OH * r.OW);
+        double[] dy = Reference.RandomValues(random, batch * k * r.OH * r.OW);
         var expected = (Y: ReferenceOps.ConvForward(r, x, weights, null),
             DX: ReferenceOps.ConvBackwardData(r, dy, weights), DW: ReferenceOps.ConvBackwardWeight(r, x, dy));
         (float[] Y, float[] DX, float[] DW)? first = null;
