@@ -11,12 +11,11 @@
 //   backward weight: dw (K × C·R·S)     = dy (K × N·OH·OW)         · patches of x, transposed (N·OH·OW × C·R·S)
 // Every output element is owned by one task and summed in a fixed order, so results are deterministic.
 // Forward's epilogue (y = conv + bias [+ residual], then ReLU: a folded conv → BN [→ add] → ReLU) runs in the
-// packed GEMM's tile store; the direct loops apply it per plane; the AVX-512 direct path, which stores conv + bias,
-// is followed by one pass of the same per-plane helper.
+// packed GEMM's and the vectorised direct path's tile stores; the plain direct loops apply it per plane.
 //
 // double (and float without AVX2+FMA) runs direct loops, one task per output plane, gathering (never
-// scattering) so that no two tasks touch one element. The AVX-512 direct convolutions (DirectConvolution.cs)
-// serve dense undilated shapes only.
+// scattering) so that no two tasks touch one element. The vectorised direct convolutions (DirectConvolution.cs)
+// serve dense undilated float shapes first: all of them with AVX-512, the narrow ones with AVX2.
 using System.Numerics;
 using System.Runtime.CompilerServices;
 
@@ -285,13 +284,8 @@ public sealed unsafe partial class CpuBackend
 
         if (typeof(T) == typeof(float) && g.IsDenseUndilated && UseDirectForward(g))
         {
-            DirectForward(g, (float*)Data(x), (float*)Data(w), (float*)biasData, (float*)Data(y));
-            if (residualData != null || relu)
-            {
-                var tail = new ResidualReluJob<T>
-                    { Y = Data(y), Residual = residualData, Relu = relu, Plane = g.OutHeight * g.OutWidth };
-                Parallel(g.Batch * g.OutChannels, ref tail);
-            }
+            DirectForward(g, (float*)Data(x), (float*)Data(w), (float*)biasData, (float*)Data(y),
+                (float*)residualData, relu);
             return;
         }
 
@@ -334,21 +328,6 @@ public sealed unsafe partial class CpuBackend
     {
         T floor = relu ? T.Zero : T.NegativeInfinity;
         for (int i = 0; i < count; i++) y[i] = T.Max(residual == null ? y[i] : y[i] + residual[i], floor);
-    }
-
-    /// <summary>The epilogue as a pass of its own over output plane <c>task</c>, after a convolution path that
-    /// stores conv + bias only (the AVX-512 direct convolutions).</summary>
-    private struct ResidualReluJob<T> : IParallelJob where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        public T* Y, Residual;
-        public int Plane;
-        public bool Relu;
-
-        public void Execute(int task, int worker)
-        {
-            long offset = (long)task * Plane;
-            AddResidualRelu(Y + offset, Residual == null ? null : Residual + offset, Plane, Relu);
-        }
     }
 
     /// <inheritdoc/>

@@ -1,5 +1,7 @@
-// Direct float convolutions with AVX-512 (the whole of ResNet-style 3x3/1x1 layers, any shape whose per-image
-// buffer fits DirectImageLimit), replacing im2col packing, which costs as much as the arithmetic at small C or K.
+// Direct float convolutions, replacing im2col packing, which costs as much as the arithmetic at small C or K: with
+// AVX-512 for the whole of ResNet-style 3x3/1x1 layers (any shape whose per-image buffer fits DirectImageLimit); with
+// AVX2+FMA for the narrow ones (at most NarrowGemmLimit channels on the GEMM's narrow side), the packed GEMM
+// (Convolution.cs) serving the rest. The micro-kernels' sizes below are AVX-512's; AVX2's are in DirectKernels.
 //
 // Each image is first copied, once per task, into a zero-padded buffer in the worker's scratch (L2-resident) laid
 // out so that every depth term (c, r, s) is a plane indexed by the output pixel p = oh·OW + ow (ShiftedSource):
@@ -106,7 +108,8 @@ internal unsafe struct ShiftedSource
     }
 }
 
-/// <summary>out[n, k, p] = Σ over terms d of weight[k][d] · buffer_n[Offsets[d] + p] (+ bias[k]): task t builds the
+/// <summary>out[n, k, p] = Σ over terms d of weight[k][d] · buffer_n[Offsets[d] + p] (+ bias[k], + residual, then
+/// ReLU when asked: the epilogue runs as each tile is stored): task t builds the
 /// buffers of images [g·G, g·G + G) for g = t / Parts and computes their outputs for the output-channel blocks of
 /// part t % Parts, a tile of channels × pixel vectors at a time (Parts &gt; 1 only when the images are too few to
 /// keep every thread busy: each part then builds the same buffers).</summary>
@@ -116,7 +119,8 @@ internal unsafe struct DirectConvJob : IParallelJob
     public float* PackedWeight;
     public int* Offsets;
     public int Depth, OutChannels, Positions, Batch, GroupImages, Parts;
-    public float* Output, Bias;
+    public float* Output, Bias, Residual;
+    public bool Relu;
     public CpuBackend Backend;
 
     public void Execute(int task, int worker)
@@ -128,22 +132,25 @@ internal unsafe struct DirectConvJob : IParallelJob
         for (int i = 0; i < images; i++) Source.Build(buffer + i * imageFloats, n0 + i);
         Tiles(buffer, imageFloats, images, Positions, PackedWeight, Offsets, Depth, OutChannels,
             (int)((long)part * blocks / Parts), (int)((long)(part + 1) * blocks / Parts),
-            Output + (long)n0 * OutChannels * Positions, Bias);
+            Output + (long)n0 * OutChannels * Positions, Bias,
+            Residual == null ? null : Residual + (long)n0 * OutChannels * Positions, Relu);
     }
 
-    /// <summary>out[i, k, p] = Σ_d weight[k][d] · buffer_i[Offsets[d] + p] (+ bias[k]) for images i &lt; images and
-    /// the channels of blocks [firstBlock, endBlock), a tile of ChannelBlock channels × TileVectors pixel vectors at
-    /// a time (the vectors of a tile may lie in consecutive images).</summary>
+    /// <summary>out[i, k, p] = Σ_d weight[k][d] · buffer_i[Offsets[d] + p] (+ bias[k], + residual at out's offset,
+    /// then ReLU) for images i &lt; images and the channels of blocks [firstBlock, endBlock), a tile of ChannelBlock
+    /// channels × TileVectors pixel vectors at a time (the vectors of a tile may lie in consecutive images).</summary>
     public static void Tiles(float* buffer, long imageFloats, int images, int positions, float* packedWeight,
-        int* offsets, int depth, int outChannels, int firstBlock, int endBlock, float* output, float* bias)
+        int* offsets, int depth, int outChannels, int firstBlock, int endBlock, float* output, float* bias,
+        float* residual, bool relu)
     {
+        var zero = Vector256<float>.Zero;
         int lanes = DirectKernels.Lanes, block = DirectKernels.ChannelBlock, tileVectors = DirectKernels.TileVectors;
         int vectors = (positions + lanes - 1) / lanes, slots = images * vectors;
         float* tile = stackalloc float[DirectKernels.MaxTileFloats + 16];
         tile = (float*)(((nint)tile + 63) & ~(nint)63);
-        float** bases = stackalloc float*[DirectKernels.MaxTileVectors];
-        int* image = stackalloc int[DirectKernels.MaxTileVectors];
-        int* pixel = stackalloc int[DirectKernels.MaxTileVectors];
+        float** bases = stackalloc float*[DirectKernels.TileVectors];
+        int* image = stackalloc int[DirectKernels.TileVectors];
+        int* pixel = stackalloc int[DirectKernels.TileVectors];
         for (int t0 = 0; t0 < slots; t0 += tileVectors)
         {
             int count = Math.Min(tileVectors, slots - t0);
@@ -166,13 +173,26 @@ internal unsafe struct DirectConvJob : IParallelJob
                         int k = kb * block + i;
                         float* dst = output + ((long)image[j] * outChannels + k) * positions + pixel[j];
                         float* sum = tile + (i * tileVectors + j) * lanes;
-                        if (bias == null) PackedGemm.CopyRow(sum, dst, width);
+                        float* add = residual == null ? null : residual + (dst - output);
+                        if (width == lanes)
+                        {
+                            var b = Vector256.Create(bias == null ? 0f : bias[k]);
+                            for (int l = 0; l < lanes; l += 8)
+                            {
+                                var v = Vector256.Load(sum + l);
+                                if (bias != null) v += b;
+                                if (add != null) v += Vector256.Load(add + l);
+                                (relu ? Vector256.Max(v, zero) : v).Store(dst + l);
+                            }
+                        }
                         else
                         {
-                            var b = Vector256.Create(bias[k]);
-                            int l = 0;
-                            for (; l + 8 <= width; l += 8) (Vector256.Load(sum + l) + b).Store(dst + l);
-                            for (; l < width; l++) dst[l] = sum[l] + bias[k];
+                            for (int l = 0; l < width; l++)
+                            {
+                                float v = bias == null ? sum[l] : sum[l] + bias[k];
+                                if (add != null) v += add[l];
+                                dst[l] = relu ? float.Max(v, 0f) : v;
+                            }
                         }
                     }
                 }
@@ -232,7 +252,8 @@ internal unsafe struct DirectStridedDataJob : IParallelJob
                 PackedGemm.ZeroRow(buffer + (long)terms * grid, (int)(bufferFloats - (long)terms * grid));
                 DirectConvJob.Tiles(buffer, bufferFloats, 1, grid, PackedWeight + PhaseWeights[phase],
                     Offsets + first, terms, G.InChannels, 0,
-                    (G.InChannels + DirectKernels.ChannelBlock - 1) / DirectKernels.ChannelBlock, result, null);
+                    (G.InChannels + DirectKernels.ChannelBlock - 1) / DirectKernels.ChannelBlock, result, null, null,
+                    false);
             }
             for (int c = 0; c < G.InChannels; c++)
             {
@@ -321,7 +342,7 @@ internal unsafe struct PartialSumJob : IParallelJob
 }
 
 /// <summary>The micro-kernels of the direct convolutions: 8 channels × 3 vectors of 16 (forward) and 4 channels × 6
-/// terms (weight gradient) with AVX-512; 6 channels × 2 vectors of 8 and 2 channels × 6 terms with AVX2+FMA (12 of
+/// terms (weight gradient) with AVX-512; 4 channels × 3 vectors of 8 and 2 channels × 6 terms with AVX2+FMA (12 of
 /// the 16 ymm registers accumulate).</summary>
 internal static unsafe class DirectKernels
 {
@@ -331,21 +352,21 @@ internal static unsafe class DirectKernels
     public static int Lanes => Avx512F.IsSupported ? 16 : 8;
 
     /// <summary>Output channels of a forward tile (the packed weights are blocks of this many).</summary>
-    public static int ChannelBlock => Avx512F.IsSupported ? 8 : 6;
+    public static int ChannelBlock => Avx512F.IsSupported ? 8 : 4;
 
     /// <summary>Pixel vectors of a forward tile.</summary>
-    public static int TileVectors => Avx512F.IsSupported ? 3 : 2;
+    public const int TileVectors = 3;
 
     /// <summary>Output channels of a weight-gradient step (each with 6 depth terms).</summary>
     public static int WeightChannels => Avx512F.IsSupported ? 4 : 2;
 
-    public const int MaxTileVectors = 3, MaxTileFloats = 8 * 3 * 16;
+    public const int MaxTileFloats = 8 * TileVectors * 16;
 
     /// <summary>tile[(i·TileVectors + j)·Lanes + l] = Σ_d w[d·ChannelBlock + i] · bases[j][offsets[d] + l].</summary>
     public static void Forward(float* w, int* offsets, int depth, float** bases, float* tile)
     {
         if (Avx512F.IsSupported) Forward8x3(w, offsets, depth, bases[0], bases[1], bases[2], tile);
-        else Forward6x2(w, offsets, depth, bases[0], bases[1], tile);
+        else Forward4x3(w, offsets, depth, bases[0], bases[1], bases[2], tile);
     }
 
     /// <summary>sums[i·6 + j] = Σ over images, output rows and pixel vectors of dy_i · x at offsets[j], for the
@@ -478,42 +499,40 @@ internal static unsafe class DirectKernels
         sums[21] = Vector512.Sum(c33); sums[22] = Vector512.Sum(c34); sums[23] = Vector512.Sum(c35);
     }
 
-    /// <summary>tile[(i·2 + j)·8 + l] = Σ_d w[d·6 + i] · b_j[offsets[d] + l].</summary>
+    /// <summary>tile[(i·3 + j)·8 + l] = Σ_d w[d·4 + i] · b_j[offsets[d] + l]: Forward8x3's AVX2 form (all 16 ymm
+    /// registers: 12 sums, 3 pixel vectors, 1 broadcast).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Forward6x2(float* w, int* offsets, int depth, float* b0p, float* b1p, float* tile)
+    private static void Forward4x3(float* w, int* offsets, int depth, float* b0p, float* b1p, float* b2p, float* tile)
     {
-        Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
-            c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
-        for (int d = 0; d < depth; d++, w += 6)
+        Vector256<float> c00 = default, c01 = default, c02 = default, c10 = default, c11 = default, c12 = default,
+            c20 = default, c21 = default, c22 = default, c30 = default, c31 = default, c32 = default;
+        for (int d = 0; d < depth; d++, w += 4)
         {
             int o = offsets[d];
             var b0 = Vector256.Load(b0p + o);
             var b1 = Vector256.Load(b1p + o);
+            var b2 = Vector256.Load(b2p + o);
             var a = Vector256.Create(w[0]);
             c00 = Fma.MultiplyAdd(a, b0, c00);
             c01 = Fma.MultiplyAdd(a, b1, c01);
+            c02 = Fma.MultiplyAdd(a, b2, c02);
             a = Vector256.Create(w[1]);
             c10 = Fma.MultiplyAdd(a, b0, c10);
             c11 = Fma.MultiplyAdd(a, b1, c11);
+            c12 = Fma.MultiplyAdd(a, b2, c12);
             a = Vector256.Create(w[2]);
             c20 = Fma.MultiplyAdd(a, b0, c20);
             c21 = Fma.MultiplyAdd(a, b1, c21);
+            c22 = Fma.MultiplyAdd(a, b2, c22);
             a = Vector256.Create(w[3]);
             c30 = Fma.MultiplyAdd(a, b0, c30);
             c31 = Fma.MultiplyAdd(a, b1, c31);
-            a = Vector256.Create(w[4]);
-            c40 = Fma.MultiplyAdd(a, b0, c40);
-            c41 = Fma.MultiplyAdd(a, b1, c41);
-            a = Vector256.Create(w[5]);
-            c50 = Fma.MultiplyAdd(a, b0, c50);
-            c51 = Fma.MultiplyAdd(a, b1, c51);
+            c32 = Fma.MultiplyAdd(a, b2, c32);
         }
-        c00.Store(tile); c01.Store(tile + 8);
-        c10.Store(tile + 16); c11.Store(tile + 24);
-        c20.Store(tile + 32); c21.Store(tile + 40);
-        c30.Store(tile + 48); c31.Store(tile + 56);
-        c40.Store(tile + 64); c41.Store(tile + 72);
-        c50.Store(tile + 80); c51.Store(tile + 88);
+        c00.Store(tile); c01.Store(tile + 8); c02.Store(tile + 16);
+        c10.Store(tile + 24); c11.Store(tile + 32); c12.Store(tile + 40);
+        c20.Store(tile + 48); c21.Store(tile + 56); c22.Store(tile + 64);
+        c30.Store(tile + 72); c31.Store(tile + 80); c32.Store(tile + 88);
     }
 
     /// <summary>sums[i·6 + j] for the two rows dy (i = 0) and dy + o1 (i = 1), 8-wide: Weight4x6's AVX2 form.</summary>
@@ -630,7 +649,7 @@ public sealed unsafe partial class CpuBackend
     /// <summary>Runs a direct convolution over images in groups of DirectGroup, each group's channel blocks split
     /// into parts when the groups are fewer than two per thread (batch 1): parts of at least two blocks.</summary>
     private void RunDirectConv(ShiftedSource source, float* packed, int* offsets, int depth, int outChannels,
-        int positions, int batch, float* output, float* bias)
+        int positions, int batch, float* output, float* bias, float* residual, bool relu)
     {
         int group = DirectGroup(positions, batch), groups = (batch + group - 1) / group;
         int blocks = (outChannels + DirectKernels.ChannelBlock - 1) / DirectKernels.ChannelBlock;
@@ -639,12 +658,12 @@ public sealed unsafe partial class CpuBackend
         {
             Source = source, PackedWeight = packed, Offsets = offsets, Depth = depth, OutChannels = outChannels,
             Positions = positions, Batch = batch, GroupImages = group, Parts = parts, Output = output, Bias = bias,
-            Backend = this,
+            Residual = residual, Relu = relu, Backend = this,
         };
         Parallel(groups * parts, ref job);
     }
 
-    private void DirectForward(ConvGeometry g, float* x, float* w, float* bias, float* y)
+    private void DirectForward(ConvGeometry g, float* x, float* w, float* bias, float* y, float* residual, bool relu)
     {
         int kernelArea = g.KernelHeight * g.KernelWidth, depth = g.InChannels * kernelArea;
         int block = DirectKernels.ChannelBlock, kBlocks = (g.OutChannels + block - 1) / block;
@@ -660,7 +679,8 @@ public sealed unsafe partial class CpuBackend
                 packed[((long)(k / block) * depth + d) * block + k % block] =
                     k < g.OutChannels ? w[(long)k * depth + d] : 0f;
         }
-        RunDirectConv(source, packed, offsets, depth, g.OutChannels, g.OutHeight * g.OutWidth, g.Batch, y, bias);
+        RunDirectConv(source, packed, offsets, depth, g.OutChannels, g.OutHeight * g.OutWidth, g.Batch, y, bias,
+            residual, relu);
     }
 
     /// <summary>dx = the stride-1 forward convolution of dy with w flipped and its channels swapped.</summary>
@@ -681,7 +701,8 @@ public sealed unsafe partial class CpuBackend
                 packed[((long)(c / block) * depth + d) * block + c % block] =
                     c < g.InChannels ? w[((long)k * g.InChannels + c) * kernelArea + tap] : 0f;
         }
-        RunDirectConv(source, packed, offsets, depth, g.InChannels, g.InHeight * g.InWidth, g.Batch, dx, null);
+        RunDirectConv(source, packed, offsets, depth, g.InChannels, g.InHeight * g.InWidth, g.Batch, dx, null, null,
+            false);
     }
 
     private void DirectBackwardWeight(ConvGeometry g, float* x, float* dy, float* dw)

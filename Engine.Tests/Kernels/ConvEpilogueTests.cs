@@ -1,7 +1,8 @@
 // The convolution epilogue (Backend.Conv2dForward's residual and relu: y = conv + bias [+ residual], then ReLU):
 // float32 on every backend against a float64 plain-loop reference, for every combination of bias, residual and
-// ReLU, on strided, padded, grouped and dilated shapes, on one deep enough for several depth blocks (and, at batch 1
-// with few output columns, the CPU engine's split-depth slices), and in float64 (the direct loops). The residual
+// ReLU, on strided, padded, grouped and dilated shapes (the CPU's vectorised direct path on the narrow ones), on one
+// deep enough for several depth blocks (and, at batch 1 with few output columns, the CPU engine's split-depth GEMM
+// slices), and in float64 (the direct loops). The residual
 // is a buffer of its own; the contract rejects one of the wrong length or one that is the output.
 using Engine.Core;
 using Engine.Core.Autograd;
@@ -19,7 +20,8 @@ public sealed class ConvEpilogueTests(string kind) : DeviceFixture(kind)
         new(2, 4, 6, 5, 6, 3, 3, 1, 1, 1, 1, 1, 1, Groups: 2),                      // grouped
         new(1, 4, 7, 9, 2, 2, 3, 1, 2, 0, 1, 3, 2, DilationH: 2, DilationW: 3, Groups: 2), // everything per axis
         new(2, 20, 9, 9, 13, 3, 3, 1, 1, 1, 1, 1, 1),                               // edge tiles, 2 depth blocks
-        new(1, 256, 4, 4, 8, 3, 3, 1, 1, 1, 1, 1, 1),                               // batch 1, deep: sliced depth
+        new(1, 256, 4, 4, 72, 3, 3, 1, 1, 1, 1, 1, 1),                              // batch 1, deep: sliced depth
+                                                                                    // (72 > 64 channels: AVX2's GEMM)
     ];
 
     private static IEnumerable<TestCaseData> Cases()
