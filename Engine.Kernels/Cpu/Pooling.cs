@@ -4,9 +4,11 @@
 //
 // Every op is one task per (n, c) plane. Each window's taps inside the input come from PoolGeometry.InputTaps, so
 // padding is skipped, never read. Max-pool forward is vectorised down the window's rows (Vector256 over the input
-// columns), then across the window's columns (Vector256 over the output columns). Backward gathers nothing across planes: each task zeroes its dx plane and adds
-// every dy of the plane to the cells of its window (max: its argmax) in output order, so overlapping windows sum
-// deterministically. argmax values are checked on the host before any write.
+// columns), then across the window's columns (Vector256 over the output columns). Backward gathers nothing across
+// planes: each task zeroes its dx plane and adds every dy of the plane to the cells of its window (max: its argmax)
+// in output order, so overlapping windows sum deterministically. Max-pool backward checks each plane's argmax in the
+// task that scatters it (Vector256, just before the scatter reads it again from the cache); an index outside its
+// plane throws after the run, naming the first, and dx is then unspecified (that plane is left unwritten).
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
@@ -27,15 +29,14 @@ public sealed unsafe partial class CpuBackend
     protected override void MaxPoolBackwardCore<T>(PoolGeometry g, DeviceBuffer<T> dy, DeviceBuffer<int> argmax,
         DeviceBuffer<T> dx)
     {
-        int planeSize = g.InHeight * g.InWidth;
+        long firstBad = long.MaxValue;
         int* indices = Data(argmax);
-        for (long o = 0; o < g.OutputLength; o++)
-            if ((uint)indices[o] >= (uint)planeSize)
-                throw new ArgumentException(
-                    $"max-pool backward: argmax[{o}] = {indices[o]} is outside the {g.InHeight}x{g.InWidth} plane.",
-                    nameof(argmax));
-        var job = new MaxPoolBackwardJob<T> { G = g, DY = Data(dy), Argmax = indices, DX = Data(dx) };
+        var job = new MaxPoolBackwardJob<T> { G = g, DY = Data(dy), Argmax = indices, DX = Data(dx), FirstBad = &firstBad };
         Parallel(g.Batch * g.Channels, ref job);
+        if (firstBad != long.MaxValue)
+            throw new ArgumentException(
+                $"max-pool backward: argmax[{firstBad}] = {indices[firstBad]} is outside the {g.InHeight}x{g.InWidth} " +
+                "plane.", nameof(argmax));
     }
 
     /// <inheritdoc/>
@@ -219,12 +220,18 @@ public sealed unsafe partial class CpuBackend
             sizeof(T) == sizeof(int) ? Unsafe.BitCast<T, int>(bits) : (int)Unsafe.BitCast<T, long>(bits);
     }
 
-    /// <summary>Plane <c>task</c>: dx = 0, then dx[argmax[o]] += dy[o] in output order.</summary>
+    /// <summary>Plane <c>task</c>: its argmax is checked first (Vector256, unsigned: a negative index fails too); a
+    /// plane with an index outside it is left unwritten and its first bad index goes to <see cref="FirstBad"/> (the
+    /// least over the planes). Then dx = 0 and dx[argmax[o]] += dy[o] in output order, from the argmax and dy the
+    /// check has just brought into the cache.</summary>
     private struct MaxPoolBackwardJob<T> : IParallelJob where T : unmanaged, IFloatingPointIeee754<T>
     {
         public PoolGeometry G;
         public T* DY, DX;
         public int* Argmax;
+        /// <summary>The least flat index (over the whole argmax) of an index outside its plane; long.MaxValue
+        /// while none.</summary>
+        public long* FirstBad;
 
         public void Execute(int task, int worker)
         {
@@ -232,8 +239,31 @@ public sealed unsafe partial class CpuBackend
             T* dx = DX + (long)task * planeSize;
             T* dy = DY + (long)task * outSize;
             int* argmax = Argmax + (long)task * outSize;
+            int bad = FirstOutside(argmax, outSize, (uint)planeSize);
+            if (bad >= 0)
+            {
+                long index = (long)task * outSize + bad, seen;
+                while (index < (seen = Volatile.Read(ref *FirstBad)) &&
+                       Interlocked.CompareExchange(ref *FirstBad, index, seen) != seen) { }
+                return;
+            }
             new Span<T>(dx, planeSize).Clear();
             for (int o = 0; o < outSize; o++) dx[argmax[o]] += dy[o];
+        }
+
+        /// <summary>The first o with (uint)indices[o] ≥ limit, or −1.</summary>
+        private static int FirstOutside(int* indices, int count, uint limit)
+        {
+            var bound = Vector256.Create(limit);
+            var outside = Vector256<uint>.Zero;
+            int o = 0;
+            for (; o + Vector256<uint>.Count <= count; o += Vector256<uint>.Count)
+                outside |= Vector256.GreaterThanOrEqual(Vector256.Load((uint*)indices + o), bound);
+            bool any = outside != Vector256<uint>.Zero;
+            for (; o < count; o++) any |= (uint)indices[o] >= limit;
+            if (!any) return -1;
+            for (o = 0; (uint)indices[o] < limit; o++) { }
+            return o;
         }
     }
 
