@@ -1,6 +1,7 @@
 // The memory-bound passes on shapes that exercise their blocking: batch-norm over channels cut into several blocks
 // (whole planes, and pieces of one long plane) against float64, forward and backward; max-pooling over general
-// geometries (dilation, uneven pads, ceil mode, stride above the window, ties) against a float64 row-major scan;
+// geometries (dilation, uneven pads, ceil mode, stride above the window, ties) against a float64 row-major scan,
+// and its backward against the float64 scatter and the bits of the float32 one in output order;
 // and the multi-tensor SGD step, bit-identical to one SgdStep per tensor. On every backend.
 using Engine.Core;
 using Engine.Core.Optim;
@@ -127,6 +128,25 @@ public sealed class MemoryBoundTests(string kind) : DeviceFixture(kind)
             argmax.CopyToHost(indices);
             Assert.That(indices, Is.EqualTo(expectedArgmax), "argmax");
             Assert.That(Reference.ToDouble(Download(y)), Is.EqualTo(expectedY), "y");
+
+            // Backward from that argmax: close to the float64 scatter, and the bits of the float32 one in output
+            // order from +0 (where windows overlap, several dy sum into one cell; with ties they pick the same).
+            var dys = Uniform((int)g.OutputLength, 7, -1, 1);
+            using var dy = Upload(dys);
+            using var dx = Upload(Enumerable.Repeat(float.NaN, length).ToArray()); // overwritten
+            Device.Backend.MaxPoolBackward(g, dy, argmax, dx);
+            var expectedDx = new double[length];
+            var orderedDx = new float[length];
+            int planeSize = g.InHeight * g.InWidth, outSize = g.OutHeight * g.OutWidth;
+            for (int o = 0; o < indices.Length; o++)
+            {
+                int i = o / outSize * planeSize + indices[o];
+                expectedDx[i] += dys[o];
+                orderedDx[i] += dys[o];
+            }
+            var actualDx = Download(dx);
+            Reference.AssertClose(expectedDx, Reference.ToDouble(actualDx), 1e-6, 1e-6, "dx");
+            Assert.That(actualDx, Is.EqualTo(orderedDx), "dx, summed in output order");
         }
     }
 
