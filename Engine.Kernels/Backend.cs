@@ -1171,7 +1171,8 @@ public abstract class Backend : IDisposable
 
     /// <summary>Step <paramref name="step"/> (1-based) of Adam or AdamW on one parameter, in place, with PyTorch's
     /// single-tensor semantics: g = grad + wd·param (Adam) or param ·= 1 − lr·wd (AdamW);
-    /// m += (1 − beta1)·(g − m); v = beta2·v + (1 − beta2)·g²; with AMSGrad vmax = max(vmax, v) replaces v below;
+    /// m += (1 − beta1)·(g − m); v = beta2·v + (1 − beta2)·g²; with AMSGrad vmax = max(vmax, v) replaces v below
+    /// (torch.maximum: a NaN in vmax or v gives NaN);
     /// param −= lr / (1 − beta1^step) · m / (√v / √(1 − beta2^step) + eps). <paramref name="maxExpAvgSq"/> may be
     /// null without AMSGrad. The list op <see cref="AdamSteps{T}"/> with a list of one, checked as it is.</summary>
     public void AdamStep<T>(AdamParameters p, int step, DeviceBuffer<T> param, DeviceBuffer<T> grad,
