@@ -2,7 +2,8 @@
 // (whole planes, and pieces of one long plane) against float64, forward and backward; max-pooling over general
 // geometries (dilation, uneven pads, ceil mode, stride above the window, ties) against a float64 row-major scan,
 // and its backward against the float64 scatter and the bits of the float32 one in output order;
-// and the multi-tensor SGD step, bit-identical to one SgdStep per tensor. On every backend.
+// and the multi-tensor SGD step, bit-identical to one SgdStep per tensor, its list checks (as AdamSteps': no
+// gradient may be a buffer the step writes). On every backend.
 using Engine.Core;
 using Engine.Core.Optim;
 using Engine.Kernels;
@@ -237,6 +238,7 @@ public sealed class MemoryBoundTests(string kind) : DeviceFixture(kind)
         using var b = Upload([4, 5, 6]);
         using var g = Upload([0.5f, 0.5f, 0.5f]);
         using var m = Upload([0, 0, 0]);
+        using var m2 = Upload([0, 0, 0]);
         using var shortBuffer = Upload([1, 2]);
         var errors = new[]
         {
@@ -245,13 +247,24 @@ public sealed class MemoryBoundTests(string kind) : DeviceFixture(kind)
             Assert.Throws<ArgumentException>(() => backend.SgdSteps(p, [a, b], [g, g], [m, m], [false, false]))!,
             Assert.Throws<ArgumentException>(() => backend.SgdSteps(p, [a], [g], null, [false]))!,
             Assert.Throws<ArgumentException>(() => backend.SgdSteps(p, [a], [shortBuffer], [m], [false]))!,
+            // A gradient that is a buffer the step writes: another parameter, a momentum buffer, its own parameter.
+            Assert.Throws<ArgumentException>(() => backend.SgdSteps(p, [a, b], [g, a], [m, m2], [false, false]))!,
+            Assert.Throws<ArgumentException>(() => backend.SgdSteps(p, [a], [m], [m], [false]))!,
+            Assert.Throws<ArgumentException>(() =>
+                backend.SgdSteps(p with { Momentum = 0 }, [a, b], [g, b], null, [false, false]))!,
         };
         Assert.That(errors[0].Message, Does.Contain("every list needs one entry per parameter"));
         Assert.That(errors[1].Message, Does.Contain("parameters[1] is a buffer already written"));
         Assert.That(errors[2].Message, Does.Contain("momentumBuffers[1] is a buffer already written"));
         Assert.That(errors[3].Message, Does.Contain("needs a momentum buffer for parameter 0"));
         Assert.That(errors[4].Message, Does.Contain("grads[0]"));
+        Assert.That(errors[5].Message, Does.StartWith("SGD steps:").And.Contain("grads[1] is a buffer this step writes"));
+        Assert.That(errors[6].Message, Does.Contain("grads[0] is a buffer this step writes"));
+        Assert.That(errors[7].Message, Does.Contain("grads[1] is a buffer this step writes"));
+        Assert.That(errors.Skip(5).Select(e => e.ParamName), Is.All.EqualTo("grads"));
         Assert.That(Download(a), Is.EqualTo(new[] { 1f, 2, 3 }), "nothing was updated");
+        Assert.That(Download(b), Is.EqualTo(new[] { 4f, 5, 6 }), "nothing was updated");
+        Assert.That(Download(m), Is.EqualTo(new[] { 0f, 0, 0 }), "nothing was updated");
     }
 
     [Test]
