@@ -2,16 +2,21 @@
 // per-side padding, dilation for max pooling, ceil mode), and global average pooling; x [N, C, H, W],
 // y [N, C, OH, OW] (global: y [N, C]).
 //
-// Every op is one task per (n, c) plane. Each window's taps inside the input come from PoolGeometry.InputTaps, so
+// Every task owns whole (n, c) planes: one, or (global average pooling, max-pool backward) about ChunkLength
+// elements of them. Each window's taps inside the input come from PoolGeometry.InputTaps, so
 // padding is skipped, never read. Max-pool forward is vectorised down the window's rows (Vector256 over the input
 // columns), then across the window's columns (Vector256 over the output columns). Backward gathers nothing across
-// planes: each task zeroes its dx plane and adds every dy of the plane to the cells of its window (max: its argmax)
-// in output order, so overlapping windows sum deterministically. Max-pool backward checks each plane's argmax in the
-// task that scatters it (Vector256, just before the scatter reads it again from the cache); an index outside its
-// plane throws after the run, naming the first, and dx is then unspecified (that plane is left unwritten).
+// planes: each plane's dx is zeroed and every dy of the plane added to the cells of its window (max: its argmax) in
+// output order, so overlapping windows sum deterministically. Max-pool backward takes about ChunkLength input
+// elements per task (whole planes); it builds each plane's dx in the worker's scratch and streams it out with
+// non-temporal stores (so dx is written once and never read from memory, as an in-place scatter's stores read it),
+// and checks each plane's argmax in the task just before its scatter reads it again from the cache; an index
+// outside its plane throws after the run, naming the first, and dx is then unspecified (that plane is left
+// unwritten).
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Engine.Kernels.Cpu;
 
@@ -31,8 +36,13 @@ public sealed unsafe partial class CpuBackend
     {
         long firstBad = long.MaxValue;
         int* indices = Data(argmax);
-        var job = new MaxPoolBackwardJob<T> { G = g, DY = Data(dy), Argmax = indices, DX = Data(dx), FirstBad = &firstBad };
-        Parallel(g.Batch * g.Channels, ref job);
+        int planes = g.Batch * g.Channels, planeSize = g.InHeight * g.InWidth;
+        var job = new MaxPoolBackwardJob<T>
+        {
+            G = g, DY = Data(dy), Argmax = indices, DX = Data(dx), FirstBad = &firstBad, Backend = this,
+            Planes = planes, PlanesPerTask = PlanesPerTask(planeSize),
+        };
+        Parallel(PlaneTasks(planes, planeSize), ref job);
         if (firstBad != long.MaxValue)
             throw new ArgumentException(
                 $"max-pool backward: argmax[{firstBad}] = {indices[firstBad]} is outside the {g.InHeight}x{g.InWidth} " +
@@ -220,10 +230,11 @@ public sealed unsafe partial class CpuBackend
             sizeof(T) == sizeof(int) ? Unsafe.BitCast<T, int>(bits) : (int)Unsafe.BitCast<T, long>(bits);
     }
 
-    /// <summary>Plane <c>task</c>: its argmax is checked first (Vector256, unsigned: a negative index fails too); a
-    /// plane with an index outside it is left unwritten and its first bad index goes to <see cref="FirstBad"/> (the
-    /// least over the planes). Then dx = 0 and dx[argmax[o]] += dy[o] in output order, from the argmax and dy the
-    /// check has just brought into the cache.</summary>
+    /// <summary>Planes <c>task</c>·PlanesPerTask … (about ChunkLength input elements), one by one: the plane's
+    /// argmax is checked first (Vector256, unsigned: a negative index fails too); a plane with an index outside it
+    /// is left unwritten and its first bad index goes to <see cref="FirstBad"/> (the least over the planes). Then
+    /// the plane's dx is built in the worker's scratch (zeroed, then dx[argmax[o]] += dy[o] in output order, in the
+    /// cache) and streamed to dx with non-temporal stores, so dx is written once and never read from memory.</summary>
     private struct MaxPoolBackwardJob<T> : IParallelJob where T : unmanaged, IFloatingPointIeee754<T>
     {
         public PoolGeometry G;
@@ -232,23 +243,42 @@ public sealed unsafe partial class CpuBackend
         /// <summary>The least flat index (over the whole argmax) of an index outside its plane; long.MaxValue
         /// while none.</summary>
         public long* FirstBad;
+        public CpuBackend Backend;
+        public int Planes, PlanesPerTask;
 
         public void Execute(int task, int worker)
         {
             int planeSize = G.InHeight * G.InWidth, outSize = G.OutHeight * G.OutWidth;
-            T* dx = DX + (long)task * planeSize;
-            T* dy = DY + (long)task * outSize;
-            int* argmax = Argmax + (long)task * outSize;
-            int bad = FirstOutside(argmax, outSize, (uint)planeSize);
-            if (bad >= 0)
+            var scratch = (T*)Backend.WorkerScratch(worker, PoolColumnsSlot, (long)planeSize * sizeof(T));
+            int end = Math.Min(Planes, (task + 1) * PlanesPerTask);
+            for (int plane = task * PlanesPerTask; plane < end; plane++)
             {
-                long index = (long)task * outSize + bad, seen;
-                while (index < (seen = Volatile.Read(ref *FirstBad)) &&
-                       Interlocked.CompareExchange(ref *FirstBad, index, seen) != seen) { }
-                return;
+                T* dy = DY + (long)plane * outSize;
+                int* argmax = Argmax + (long)plane * outSize;
+                int bad = FirstOutside(argmax, outSize, (uint)planeSize);
+                if (bad >= 0)
+                {
+                    long index = (long)plane * outSize + bad, seen;
+                    while (index < (seen = Volatile.Read(ref *FirstBad)) &&
+                           Interlocked.CompareExchange(ref *FirstBad, index, seen) != seen) { }
+                    continue;
+                }
+                new Span<T>(scratch, planeSize).Clear();
+                for (int o = 0; o < outSize; o++) scratch[argmax[o]] += dy[o];
+                Stream(scratch, DX + (long)plane * planeSize, planeSize);
             }
-            new Span<T>(dx, planeSize).Clear();
-            for (int o = 0; o < outSize; o++) dx[argmax[o]] += dy[o];
+            if (Sse.IsSupported) Sse.StoreFence(); // the streamed stores are visible before the task counts as done
+        }
+
+        /// <summary>target[0 … count) = source[0 … count): scalar up to target's first 32-byte boundary, then
+        /// Vector256 non-temporal stores, then the scalar tail.</summary>
+        private static void Stream(T* source, T* target, int count)
+        {
+            int i = 0;
+            while (i < count && ((nuint)(target + i) & 31) != 0) target[i] = source[i++];
+            for (; i + Vector256<T>.Count <= count; i += Vector256<T>.Count)
+                Vector256.Load(source + i).StoreAlignedNonTemporal(target + i);
+            for (; i < count; i++) target[i] = source[i];
         }
 
         /// <summary>The first o with (uint)indices[o] ≥ limit, or −1.</summary>

@@ -86,19 +86,24 @@ public sealed class CpuMemoryBoundThreadCountTests
                     results.Add(($"batch-norm {n}x{c}x{spatial} {name}", Read(buffer)));
             }
 
-            var g = PoolGeometry.Square(3, 2, 57, 61, 3, 2, 1).Validated();
-            var pooled = Buffer(g.OutputLength, 0);
-            var argmax = backend.Allocate<int>(g.OutputLength);
-            backend.MaxPoolForward(g, Buffer(g.InputLength, 8), pooled, argmax);
-            var indices = new int[g.OutputLength];
-            argmax.CopyToHost(indices);
-            results.Add(("max-pool y", Read(pooled)));
-            results.Add(("max-pool argmax", indices.Select(i => (float)i).ToArray()));
-            var pooledGrad = Buffer(g.OutputLength, 9);
-            var poolDx = Buffer(g.InputLength, 10); // overwritten
-            backend.MaxPoolBackward(g, pooledGrad, argmax, poolDx);
-            argmax.Dispose();
-            results.Add(("max-pool dx", Read(poolDx)));
+            // Max-pooling: 6 planes of 57x61 (one task), and 40 planes of 70x70 (tasks of 6 planes and a last of
+            // 4; every other plane starts off a 32-byte boundary, so dx's streamed stores have a head and a tail).
+            foreach (var g in new[] { PoolGeometry.Square(3, 2, 57, 61, 3, 2, 1).Validated(),
+                         PoolGeometry.Square(4, 10, 70, 70, 3, 2, 1).Validated() })
+            {
+                var pooled = Buffer(g.OutputLength, 0);
+                var argmax = backend.Allocate<int>(g.OutputLength);
+                backend.MaxPoolForward(g, Buffer(g.InputLength, 8), pooled, argmax);
+                var indices = new int[g.OutputLength];
+                argmax.CopyToHost(indices);
+                var pooledGrad = Buffer(g.OutputLength, 9);
+                var poolDx = Buffer(g.InputLength, 10); // overwritten
+                backend.MaxPoolBackward(g, pooledGrad, argmax, poolDx);
+                argmax.Dispose();
+                results.Add(($"max-pool {g.Channels} y", Read(pooled)));
+                results.Add(($"max-pool {g.Channels} argmax", indices.Select(i => (float)i).ToArray()));
+                results.Add(($"max-pool {g.Channels} dx", Read(poolDx)));
+            }
 
             int[] lengths = [3, 40000, 70001, 17];
             var parameters = lengths.Select((l, i) => Buffer(l, 20 + i)).ToArray();

@@ -95,7 +95,8 @@ public sealed class MemoryBoundTests(string kind) : DeviceFixture(kind)
     }
 
     /// <summary>Geometries beyond the square stem pool: uneven windows and pads, dilation, ceil mode, a stride
-    /// above the window, and widths that leave a scalar tail after the vector loop.</summary>
+    /// above the window, widths that leave a scalar tail after the vector loop, and planes enough for several
+    /// tasks.</summary>
     private static IEnumerable<PoolGeometry> Geometries() =>
     [
         PoolGeometry.Square(2, 3, 17, 19, 3, 2, 1),
@@ -103,6 +104,7 @@ public sealed class MemoryBoundTests(string kind) : DeviceFixture(kind)
         new(2, 2, 15, 23, 3, 3, 2, 2, 2, 0, 1, 1, DilationHeight: 2, DilationWidth: 3),
         new(1, 3, 10, 12, 3, 2, 2, 3, 1, 1, 0, 1, CeilMode: true),
         new(1, 1, 9, 40, 2, 2, 4, 5, 0, 0, 0, 0),
+        PoolGeometry.Square(2, 5, 70, 70, 3, 2, 1), // the CPU's backward: tasks of 6 planes, then 4
     ];
 
     [TestCaseSource(nameof(Geometries))]
