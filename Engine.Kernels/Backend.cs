@@ -1119,7 +1119,8 @@ public abstract class Backend : IDisposable
     /// <summary>One SGD step on every parameter of a list as one op: the same bits as <see cref="SgdStep{T}"/> on
     /// each (parameters[i], grads[i], momentumBuffers[i], firstSteps[i]). Every argument is checked before any
     /// parameter is updated; a buffer that is written (a parameter or a momentum buffer) may appear only once in
-    /// the lists, since the updates may run in parallel. Empty parameters are skipped.
+    /// the lists, and no gradient may be such a buffer, since the updates may run in parallel (the checks of
+    /// <see cref="AdamSteps{T}"/>). Empty parameters are skipped.
     /// <paramref name="momentumBuffers"/> may be null, and its entries null, when momentum is 0.</summary>
     public void SgdSteps<T>(SgdParameters p, IReadOnlyList<DeviceBuffer<T>> parameters,
         IReadOnlyList<DeviceBuffer<T>> grads, IReadOnlyList<DeviceBuffer<T>?>? momentumBuffers,
@@ -1162,6 +1163,9 @@ public abstract class Backend : IDisposable
                 if (parameters[i].Length > 0)
                     tensors.Add(new SgdTensor<T>(parameters[i], grads[i], buffer, firstSteps[i]));
             }
+            for (int i = 0; i < count; i++)
+                if (written.Contains(grads[i]))
+                    throw new ArgumentException($"{op}: grads[{i}] is a buffer this step writes.", nameof(grads));
             if (tensors.Count == 0) return;
             Starting(nameof(SgdSteps));
             SgdStepsCore(p, tensors);
@@ -1171,7 +1175,8 @@ public abstract class Backend : IDisposable
 
     /// <summary>Step <paramref name="step"/> (1-based) of Adam or AdamW on one parameter, in place, with PyTorch's
     /// single-tensor semantics: g = grad + wd·param (Adam) or param ·= 1 − lr·wd (AdamW);
-    /// m += (1 − beta1)·(g − m); v = beta2·v + (1 − beta2)·g²; with AMSGrad vmax = max(vmax, v) replaces v below;
+    /// m += (1 − beta1)·(g − m); v = beta2·v + (1 − beta2)·g²; with AMSGrad vmax = max(vmax, v) replaces v below
+    /// (torch.maximum: a NaN in vmax or v gives NaN);
     /// param −= lr / (1 − beta1^step) · m / (√v / √(1 − beta2^step) + eps). <paramref name="maxExpAvgSq"/> may be
     /// null without AMSGrad. The list op <see cref="AdamSteps{T}"/> with a list of one, checked as it is.</summary>
     public void AdamStep<T>(AdamParameters p, int step, DeviceBuffer<T> param, DeviceBuffer<T> grad,

@@ -13,6 +13,8 @@
 //   C → 2C), SGD step (momentum 0.9, weight decay 5e-4) and sum over the same element count
 //   copy  y = x over 2^26 floats (256 MB each way) at `large`, the activation count at `small`: the copy bandwidth
 //   that the memory-bound rows are a fraction of
+//   max-pool backward at the stem  ResNet-50's stem pool at batch 8, x [8, 64, 112, 112] → [8, 64, 56, 56], 3x3/2
+//   pad 1, at every size (a fixed shape: the pool of a real network, whose overlapping windows the scatter sums)
 //   SGD over ResNet-50  one step (momentum 0.9, weight decay 5e-4) over the 161 parameter tensors of ResNet-50
 //   (25.6 M floats), as Engine.Core's Sgd takes it: one SgdSteps op
 //   Adam over ResNet-50  one Adam step (lr 1e-3, weight decay 5e-4, step 10) over the same 161 tensors, as
@@ -99,6 +101,9 @@ public readonly record struct KernelWork(string Shape, double Flops, double Byte
                 new(act + " 3×3/2", 0, F * (double)(pool.InputLength + 2 * pool.OutputLength)),
             nameof(KernelBenchmarks.MaxPoolBackward) =>
                 new(act + " 3×3/2", 0, F * (double)(pool.InputLength + 2 * pool.OutputLength)),
+            nameof(KernelBenchmarks.MaxPoolBackwardStem) =>
+                new("8×64×112×112 3×3/2", 0,
+                    F * (double)(KernelBenchmarks.StemPool.InputLength + 2 * KernelBenchmarks.StemPool.OutputLength)),
             nameof(KernelBenchmarks.ShortcutForward) =>
                 new(act + $" → K{cut.OutChannels} /2", 0, F * (double)(kept + cut.OutputLength)),
             nameof(KernelBenchmarks.ShortcutBackward) =>
@@ -217,6 +222,24 @@ public class KernelBenchmarks
         using var model = Engine.Models.ModelRegistry.Create<float>("resnet50", device);
         return model.Parameters().Select(p => p.Shape.Length).ToArray();
     });
+
+    /// <summary>ResNet-50's stem max-pool at batch 8: 64×112×112 → 56×56, 3x3/2 pad 1.</summary>
+    public static PoolGeometry StemPool { get; } =
+        PoolGeometry.Square(8, 64, 112, 112, kernel: 3, stride: 2, padding: 1).Validated();
+
+    [GlobalSetup(Target = nameof(MaxPoolBackwardStem))]
+    public void SetupStemPool()
+    {
+        Open();
+        _pool = StemPool;
+        _x = Random(_pool.InputLength, 18);
+        _dx = Buffer<float>(_pool.InputLength);
+        _pooled = Buffer<float>(_pool.OutputLength);
+        _argmax = Buffer<int>(_pool.OutputLength);
+        _pooledGrad = Random(_pool.OutputLength, 19);
+        _backend.MaxPoolForward(_pool, _x, _pooled, _argmax); // a valid argmax
+        _backend.Synchronize();
+    }
 
     [GlobalSetup(Target = nameof(Copy))]
     public void SetupCopy()
@@ -371,6 +394,13 @@ public class KernelBenchmarks
 
     [Benchmark, BenchmarkCategory("memory")]
     public void MaxPoolBackward()
+    {
+        _backend.MaxPoolBackward(_pool, _pooledGrad, _argmax, _dx);
+        _backend.Synchronize();
+    }
+
+    [Benchmark, BenchmarkCategory("memory")]
+    public void MaxPoolBackwardStem()
     {
         _backend.MaxPoolBackward(_pool, _pooledGrad, _argmax, _dx);
         _backend.Synchronize();

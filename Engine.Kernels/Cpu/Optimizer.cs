@@ -186,7 +186,7 @@ public sealed unsafe partial class CpuBackend
                 v.Store(expAvgSq + i);
                 if (maxExpAvgSq != null)
                 {
-                    v = Vector256.Max(Vector256.Load(maxExpAvgSq + i), v);
+                    v = Vector256.Max(Vector256.Load(maxExpAvgSq + i), v); // IEEE maximum: a NaN in either wins
                     v.Store(maxExpAvgSq + i);
                 }
                 (p - stepSize * (m / (Vector256.Sqrt(v) / correction2 + epsilon))).Store(param + i);
@@ -203,7 +203,7 @@ public sealed unsafe partial class CpuBackend
                 expAvgSq[i] = v;
                 if (maxExpAvgSq != null)
                 {
-                    v = T.Max(maxExpAvgSq[i], v);
+                    v = T.Max(maxExpAvgSq[i], v); // as Vector256.Max: a NaN in either wins
                     maxExpAvgSq[i] = v;
                 }
                 param[i] = p - k.StepSize * (m / (T.Sqrt(v) / k.BiasCorrection2Sqrt + k.Epsilon));

@@ -2,14 +2,21 @@
 // per-side padding, dilation for max pooling, ceil mode), and global average pooling; x [N, C, H, W],
 // y [N, C, OH, OW] (global: y [N, C]).
 //
-// Every op is one task per (n, c) plane. Each window's taps inside the input come from PoolGeometry.InputTaps, so
+// Every task owns whole (n, c) planes: one, or (global average pooling, max-pool backward) about ChunkLength
+// elements of them. Each window's taps inside the input come from PoolGeometry.InputTaps, so
 // padding is skipped, never read. Max-pool forward is vectorised down the window's rows (Vector256 over the input
-// columns), then across the window's columns (Vector256 over the output columns). Backward gathers nothing across planes: each task zeroes its dx plane and adds
-// every dy of the plane to the cells of its window (max: its argmax) in output order, so overlapping windows sum
-// deterministically. argmax values are checked on the host before any write.
+// columns), then across the window's columns (Vector256 over the output columns). Backward gathers nothing across
+// planes: each plane's dx is zeroed and every dy of the plane added to the cells of its window (max: its argmax) in
+// output order, so overlapping windows sum deterministically. Max-pool backward takes about ChunkLength input
+// elements per task (whole planes); it builds each plane's dx in the worker's scratch and streams it out with
+// non-temporal stores (so dx is written once and never read from memory, as an in-place scatter's stores read it),
+// and checks each plane's argmax in the task just before its scatter reads it again from the cache; an index
+// outside its plane throws after the run, naming the first, and dx is then unspecified (that plane is left
+// unwritten).
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Engine.Kernels.Cpu;
 
@@ -27,15 +34,19 @@ public sealed unsafe partial class CpuBackend
     protected override void MaxPoolBackwardCore<T>(PoolGeometry g, DeviceBuffer<T> dy, DeviceBuffer<int> argmax,
         DeviceBuffer<T> dx)
     {
-        int planeSize = g.InHeight * g.InWidth;
+        long firstBad = long.MaxValue;
         int* indices = Data(argmax);
-        for (long o = 0; o < g.OutputLength; o++)
-            if ((uint)indices[o] >= (uint)planeSize)
-                throw new ArgumentException(
-                    $"max-pool backward: argmax[{o}] = {indices[o]} is outside the {g.InHeight}x{g.InWidth} plane.",
-                    nameof(argmax));
-        var job = new MaxPoolBackwardJob<T> { G = g, DY = Data(dy), Argmax = indices, DX = Data(dx) };
-        Parallel(g.Batch * g.Channels, ref job);
+        int planes = g.Batch * g.Channels, planeSize = g.InHeight * g.InWidth;
+        var job = new MaxPoolBackwardJob<T>
+        {
+            G = g, DY = Data(dy), Argmax = indices, DX = Data(dx), FirstBad = &firstBad, Backend = this,
+            Planes = planes, PlanesPerTask = PlanesPerTask(planeSize),
+        };
+        Parallel(PlaneTasks(planes, planeSize), ref job);
+        if (firstBad != long.MaxValue)
+            throw new ArgumentException(
+                $"max-pool backward: argmax[{firstBad}] = {indices[firstBad]} is outside the {g.InHeight}x{g.InWidth} " +
+                "plane.", nameof(argmax));
     }
 
     /// <inheritdoc/>
@@ -219,21 +230,70 @@ public sealed unsafe partial class CpuBackend
             sizeof(T) == sizeof(int) ? Unsafe.BitCast<T, int>(bits) : (int)Unsafe.BitCast<T, long>(bits);
     }
 
-    /// <summary>Plane <c>task</c>: dx = 0, then dx[argmax[o]] += dy[o] in output order.</summary>
+    /// <summary>Planes <c>task</c>·PlanesPerTask … (about ChunkLength input elements), one by one: the plane's
+    /// argmax is checked first (Vector256, unsigned: a negative index fails too); a plane with an index outside it
+    /// is left unwritten and its first bad index goes to <see cref="FirstBad"/> (the least over the planes). Then
+    /// the plane's dx is built in the worker's scratch (zeroed, then dx[argmax[o]] += dy[o] in output order, in the
+    /// cache) and streamed to dx with non-temporal stores, so dx is written once and never read from memory.</summary>
     private struct MaxPoolBackwardJob<T> : IParallelJob where T : unmanaged, IFloatingPointIeee754<T>
     {
         public PoolGeometry G;
         public T* DY, DX;
         public int* Argmax;
+        /// <summary>The least flat index (over the whole argmax) of an index outside its plane; long.MaxValue
+        /// while none.</summary>
+        public long* FirstBad;
+        public CpuBackend Backend;
+        public int Planes, PlanesPerTask;
 
         public void Execute(int task, int worker)
         {
             int planeSize = G.InHeight * G.InWidth, outSize = G.OutHeight * G.OutWidth;
-            T* dx = DX + (long)task * planeSize;
-            T* dy = DY + (long)task * outSize;
-            int* argmax = Argmax + (long)task * outSize;
-            new Span<T>(dx, planeSize).Clear();
-            for (int o = 0; o < outSize; o++) dx[argmax[o]] += dy[o];
+            var scratch = (T*)Backend.WorkerScratch(worker, PoolColumnsSlot, (long)planeSize * sizeof(T));
+            int end = Math.Min(Planes, (task + 1) * PlanesPerTask);
+            for (int plane = task * PlanesPerTask; plane < end; plane++)
+            {
+                T* dy = DY + (long)plane * outSize;
+                int* argmax = Argmax + (long)plane * outSize;
+                int bad = FirstOutside(argmax, outSize, (uint)planeSize);
+                if (bad >= 0)
+                {
+                    long index = (long)plane * outSize + bad, seen;
+                    while (index < (seen = Volatile.Read(ref *FirstBad)) &&
+                           Interlocked.CompareExchange(ref *FirstBad, index, seen) != seen) { }
+                    continue;
+                }
+                new Span<T>(scratch, planeSize).Clear();
+                for (int o = 0; o < outSize; o++) scratch[argmax[o]] += dy[o];
+                Stream(scratch, DX + (long)plane * planeSize, planeSize);
+            }
+            if (Sse.IsSupported) Sse.StoreFence(); // the streamed stores are visible before the task counts as done
+        }
+
+        /// <summary>target[0 … count) = source[0 … count): scalar up to target's first 32-byte boundary, then
+        /// Vector256 non-temporal stores, then the scalar tail.</summary>
+        private static void Stream(T* source, T* target, int count)
+        {
+            int i = 0;
+            while (i < count && ((nuint)(target + i) & 31) != 0) target[i] = source[i++];
+            for (; i + Vector256<T>.Count <= count; i += Vector256<T>.Count)
+                Vector256.Load(source + i).StoreAlignedNonTemporal(target + i);
+            for (; i < count; i++) target[i] = source[i];
+        }
+
+        /// <summary>The first o with (uint)indices[o] ≥ limit, or −1.</summary>
+        private static int FirstOutside(int* indices, int count, uint limit)
+        {
+            var bound = Vector256.Create(limit);
+            var outside = Vector256<uint>.Zero;
+            int o = 0;
+            for (; o + Vector256<uint>.Count <= count; o += Vector256<uint>.Count)
+                outside |= Vector256.GreaterThanOrEqual(Vector256.Load((uint*)indices + o), bound);
+            bool any = outside != Vector256<uint>.Zero;
+            for (; o < count; o++) any |= (uint)indices[o] >= limit;
+            if (!any) return -1;
+            for (o = 0; (uint)indices[o] < limit; o++) { }
+            return o;
         }
     }
 

@@ -6,7 +6,8 @@
 //   param −= lr·g
 // Adam and AdamW (torch.optim.Adam, AdamW; coefficients from AdamCoefficients):
 //   g = grad + wd·param (Adam) | param ·= 1 − lr·wd (AdamW)
-//   m += (1 − beta1)·(g − m);  v = beta2·v + (1 − beta2)·g²;  AMSGrad: vmax = max(vmax, v), used as v
+//   m += (1 − beta1)·(g − m);  v = beta2·v + (1 − beta2)·g²;  AMSGrad: vmax = max(vmax, v), used as v (torch.maximum: a NaN in either gives NaN, on
+//   every backend)
 //   param −= lr / (1 − beta1^t) · m / (√v / √(1 − beta2^t) + eps)
 using System.Numerics;
 using ILGPU;
@@ -71,7 +72,7 @@ public static class OptimizerKernels
             if (k.Amsgrad != 0)
             {
                 T max = maxExpAvgSq[i];
-                v = max > v ? max : v;
+                v = max > v || T.IsNaN(max) ? max : v; // torch.maximum: a NaN in either wins (v's by the compare)
                 maxExpAvgSq[i] = v;
             }
             param[i] = p - k.StepSize * (m / (T.Sqrt(v) / k.BiasCorrection2Sqrt + k.Epsilon));

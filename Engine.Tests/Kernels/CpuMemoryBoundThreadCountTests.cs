@@ -1,6 +1,7 @@
 // The CPU backend's blocked memory-bound passes give the same bits on 1, 2 and 3 threads: batch-norm forward and
-// backward with few channels (so a channel spans many tasks) and with one task per channel, max-pooling, and the
-// multi-tensor SGD and Adam (AMSGrad) steps.
+// backward with few channels (so a channel spans many tasks) and with one task per channel, max-pooling forward and
+// backward, and the multi-tensor SGD and Adam (AMSGrad) steps. Max-pool backward rejects an argmax outside its plane,
+// naming the first, wherever it lies in the plane (the checks' vector body or tail).
 using Engine.Kernels;
 using Engine.Kernels.Cpu;
 using NUnit.Framework;
@@ -19,6 +20,27 @@ public sealed class CpuMemoryBoundThreadCountTests
             Assert.That(results.Count, Is.EqualTo(reference.Count));
             for (int i = 0; i < results.Count; i++)
                 Assert.That(results[i].Values, Is.EqualTo(reference[i].Values), $"{results[i].Name}, {threads} threads");
+        }
+    }
+
+    [Test]
+    public void MaxPoolBackwardNamesTheFirstArgmaxOutsideItsPlane()
+    {
+        // 3 planes of 5x5 → 3x3 (9 outputs: a vector of 8 and a tail of 1 per plane).
+        var g = PoolGeometry.Square(1, 3, 5, 5, 3, 2, 1).Validated();
+        using var backend = new CpuBackend(2);
+        using var dy = backend.Allocate<float>(g.OutputLength);
+        using var dx = backend.Allocate<float>(g.InputLength);
+        using var argmax = backend.Allocate<int>(g.OutputLength);
+        dy.CopyFromHost(Enumerable.Repeat(1f, (int)g.OutputLength).ToArray());
+        foreach (var (bad, value) in new[] { (26, 25), (17, -1), (3, 25), (20, int.MinValue) })
+        {
+            var indices = new int[g.OutputLength]; // all 0: inside
+            indices[bad] = value;
+            if (bad != 26) indices[26] = 30; // a later one in another plane's tail is not the first
+            argmax.CopyFromHost(indices);
+            var error = Assert.Throws<ArgumentException>(() => backend.MaxPoolBackward(g, dy, argmax, dx))!;
+            Assert.That(error.Message, Does.Contain($"argmax[{bad}] = {value} is outside the 5x5 plane"));
         }
     }
 
@@ -64,15 +86,24 @@ public sealed class CpuMemoryBoundThreadCountTests
                     results.Add(($"batch-norm {n}x{c}x{spatial} {name}", Read(buffer)));
             }
 
-            var g = PoolGeometry.Square(3, 2, 57, 61, 3, 2, 1).Validated();
-            var pooled = Buffer(g.OutputLength, 0);
-            var argmax = backend.Allocate<int>(g.OutputLength);
-            backend.MaxPoolForward(g, Buffer(g.InputLength, 8), pooled, argmax);
-            var indices = new int[g.OutputLength];
-            argmax.CopyToHost(indices);
-            argmax.Dispose();
-            results.Add(("max-pool y", Read(pooled)));
-            results.Add(("max-pool argmax", indices.Select(i => (float)i).ToArray()));
+            // Max-pooling: 6 planes of 57x61 (one task), and 40 planes of 70x70 (tasks of 6 planes and a last of
+            // 4; every other plane starts off a 32-byte boundary, so dx's streamed stores have a head and a tail).
+            foreach (var g in new[] { PoolGeometry.Square(3, 2, 57, 61, 3, 2, 1).Validated(),
+                         PoolGeometry.Square(4, 10, 70, 70, 3, 2, 1).Validated() })
+            {
+                var pooled = Buffer(g.OutputLength, 0);
+                var argmax = backend.Allocate<int>(g.OutputLength);
+                backend.MaxPoolForward(g, Buffer(g.InputLength, 8), pooled, argmax);
+                var indices = new int[g.OutputLength];
+                argmax.CopyToHost(indices);
+                var pooledGrad = Buffer(g.OutputLength, 9);
+                var poolDx = Buffer(g.InputLength, 10); // overwritten
+                backend.MaxPoolBackward(g, pooledGrad, argmax, poolDx);
+                argmax.Dispose();
+                results.Add(($"max-pool {g.Channels} y", Read(pooled)));
+                results.Add(($"max-pool {g.Channels} argmax", indices.Select(i => (float)i).ToArray()));
+                results.Add(($"max-pool {g.Channels} dx", Read(poolDx)));
+            }
 
             int[] lengths = [3, 40000, 70001, 17];
             var parameters = lengths.Select((l, i) => Buffer(l, 20 + i)).ToArray();

@@ -1,7 +1,9 @@
 // The memory-bound passes on shapes that exercise their blocking: batch-norm over channels cut into several blocks
 // (whole planes, and pieces of one long plane) against float64, forward and backward; max-pooling over general
-// geometries (dilation, uneven pads, ceil mode, stride above the window, ties) against a float64 row-major scan;
-// and the multi-tensor SGD step, bit-identical to one SgdStep per tensor. On every backend.
+// geometries (dilation, uneven pads, ceil mode, stride above the window, ties) against a float64 row-major scan,
+// and its backward against the float64 scatter and the bits of the float32 one in output order;
+// and the multi-tensor SGD step, bit-identical to one SgdStep per tensor, its list checks (as AdamSteps': no
+// gradient may be a buffer the step writes). On every backend.
 using Engine.Core;
 using Engine.Core.Optim;
 using Engine.Kernels;
@@ -93,7 +95,8 @@ public sealed class MemoryBoundTests(string kind) : DeviceFixture(kind)
     }
 
     /// <summary>Geometries beyond the square stem pool: uneven windows and pads, dilation, ceil mode, a stride
-    /// above the window, and widths that leave a scalar tail after the vector loop.</summary>
+    /// above the window, widths that leave a scalar tail after the vector loop, and planes enough for several
+    /// tasks.</summary>
     private static IEnumerable<PoolGeometry> Geometries() =>
     [
         PoolGeometry.Square(2, 3, 17, 19, 3, 2, 1),
@@ -101,6 +104,7 @@ public sealed class MemoryBoundTests(string kind) : DeviceFixture(kind)
         new(2, 2, 15, 23, 3, 3, 2, 2, 2, 0, 1, 1, DilationHeight: 2, DilationWidth: 3),
         new(1, 3, 10, 12, 3, 2, 2, 3, 1, 1, 0, 1, CeilMode: true),
         new(1, 1, 9, 40, 2, 2, 4, 5, 0, 0, 0, 0),
+        PoolGeometry.Square(2, 5, 70, 70, 3, 2, 1), // the CPU's backward: tasks of 6 planes, then 4
     ];
 
     [TestCaseSource(nameof(Geometries))]
@@ -127,6 +131,25 @@ public sealed class MemoryBoundTests(string kind) : DeviceFixture(kind)
             argmax.CopyToHost(indices);
             Assert.That(indices, Is.EqualTo(expectedArgmax), "argmax");
             Assert.That(Reference.ToDouble(Download(y)), Is.EqualTo(expectedY), "y");
+
+            // Backward from that argmax: close to the float64 scatter, and the bits of the float32 one in output
+            // order from +0 (where windows overlap, several dy sum into one cell; with ties they pick the same).
+            var dys = Uniform((int)g.OutputLength, 7, -1, 1);
+            using var dy = Upload(dys);
+            using var dx = Upload(Enumerable.Repeat(float.NaN, length).ToArray()); // overwritten
+            Device.Backend.MaxPoolBackward(g, dy, argmax, dx);
+            var expectedDx = new double[length];
+            var orderedDx = new float[length];
+            int planeSize = g.InHeight * g.InWidth, outSize = g.OutHeight * g.OutWidth;
+            for (int o = 0; o < indices.Length; o++)
+            {
+                int i = o / outSize * planeSize + indices[o];
+                expectedDx[i] += dys[o];
+                orderedDx[i] += dys[o];
+            }
+            var actualDx = Download(dx);
+            Reference.AssertClose(expectedDx, Reference.ToDouble(actualDx), 1e-6, 1e-6, "dx");
+            Assert.That(actualDx, Is.EqualTo(orderedDx), "dx, summed in output order");
         }
     }
 
@@ -217,6 +240,7 @@ public sealed class MemoryBoundTests(string kind) : DeviceFixture(kind)
         using var b = Upload([4, 5, 6]);
         using var g = Upload([0.5f, 0.5f, 0.5f]);
         using var m = Upload([0, 0, 0]);
+        using var m2 = Upload([0, 0, 0]);
         using var shortBuffer = Upload([1, 2]);
         var errors = new[]
         {
@@ -225,13 +249,24 @@ public sealed class MemoryBoundTests(string kind) : DeviceFixture(kind)
             Assert.Throws<ArgumentException>(() => backend.SgdSteps(p, [a, b], [g, g], [m, m], [false, false]))!,
             Assert.Throws<ArgumentException>(() => backend.SgdSteps(p, [a], [g], null, [false]))!,
             Assert.Throws<ArgumentException>(() => backend.SgdSteps(p, [a], [shortBuffer], [m], [false]))!,
+            // A gradient that is a buffer the step writes: another parameter, a momentum buffer, its own parameter.
+            Assert.Throws<ArgumentException>(() => backend.SgdSteps(p, [a, b], [g, a], [m, m2], [false, false]))!,
+            Assert.Throws<ArgumentException>(() => backend.SgdSteps(p, [a], [m], [m], [false]))!,
+            Assert.Throws<ArgumentException>(() =>
+                backend.SgdSteps(p with { Momentum = 0 }, [a, b], [g, b], null, [false, false]))!,
         };
         Assert.That(errors[0].Message, Does.Contain("every list needs one entry per parameter"));
         Assert.That(errors[1].Message, Does.Contain("parameters[1] is a buffer already written"));
         Assert.That(errors[2].Message, Does.Contain("momentumBuffers[1] is a buffer already written"));
         Assert.That(errors[3].Message, Does.Contain("needs a momentum buffer for parameter 0"));
         Assert.That(errors[4].Message, Does.Contain("grads[0]"));
+        Assert.That(errors[5].Message, Does.StartWith("SGD steps:").And.Contain("grads[1] is a buffer this step writes"));
+        Assert.That(errors[6].Message, Does.Contain("grads[0] is a buffer this step writes"));
+        Assert.That(errors[7].Message, Does.Contain("grads[1] is a buffer this step writes"));
+        Assert.That(errors.Skip(5).Select(e => e.ParamName), Is.All.EqualTo("grads"));
         Assert.That(Download(a), Is.EqualTo(new[] { 1f, 2, 3 }), "nothing was updated");
+        Assert.That(Download(b), Is.EqualTo(new[] { 4f, 5, 6 }), "nothing was updated");
+        Assert.That(Download(m), Is.EqualTo(new[] { 0f, 0, 0 }), "nothing was updated");
     }
 
     [Test]

@@ -4,7 +4,7 @@
 // and bad hyper-parameters and buffers rejected on the host. The multi-tensor AdamSteps gives the bits of one
 // AdamStep per tensor (float32 and float64, lengths around the vector width and the CPU chunk, an empty tensor,
 // each tensor at its own step), Engine.Core's optimizer takes it once per step, and its list checks name the
-// argument.
+// argument. AMSGrad's maximum propagates a NaN (in the gradient or already in the maximum) as torch.maximum does.
 using Engine.Core;
 using Engine.Core.Optim;
 using Engine.Core.Serialization;
@@ -294,6 +294,74 @@ public sealed class AdamTests(string kind) : DeviceFixture(kind)
         finally
         {
             foreach (var buffer in owned) buffer.Dispose();
+        }
+    }
+
+    [TestCase(false)]
+    [TestCase(true)]
+    public void AmsgradMaximumPropagatesNaNAsTorchMaximum(bool float64)
+    {
+        if (float64) AmsgradPropagatesNaN<double>();
+        else AmsgradPropagatesNaN<float>();
+    }
+
+    /// <summary>torch.maximum semantics for AMSGrad's vmax = max(vmax, v): a NaN gradient (so v is NaN) in the vector
+    /// body and in the tail, and a NaN already in vmax with a finite v, give NaN in vmax and the parameter; every
+    /// other element has the bits of a run without the NaNs.</summary>
+    private void AmsgradPropagatesNaN<T>() where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
+    {
+        var backend = Device.Backend;
+        var p = new AdamParameters(0.05, 0.9, 0.99, 1e-8, 0.01, Amsgrad: true);
+        int[] nanGrad = [2, Length - 1], nanMax = [9, 34];
+        T[] Values(int seed, bool positive)
+        {
+            var random = new Random(seed);
+            return Enumerable.Range(0, Length)
+                .Select(_ => T.CreateChecked(positive ? random.NextDouble() : random.NextDouble() * 2 - 1)).ToArray();
+        }
+        T[] WithNaN(T[] values, int[] at)
+        {
+            var copy = (T[])values.Clone();
+            foreach (int i in at) copy[i] = T.NaN;
+            return copy;
+        }
+        (T[] Param, T[] ExpAvgSq, T[] Max) Step(T[] grad, T[] max)
+        {
+            var buffers = new[] { Values(1, false), grad, Values(3, false), Values(4, true), max }.Select(host =>
+            {
+                var buffer = backend.Allocate<T>(Length);
+                buffer.CopyFromHost(host);
+                return buffer;
+            }).ToArray();
+            try
+            {
+                backend.AdamSteps(p, [3], [buffers[0]], [buffers[1]], [buffers[2]], [buffers[3]], [buffers[4]]);
+                T[] Read(DeviceBuffer<T> buffer)
+                {
+                    var host = new T[Length];
+                    buffer.CopyToHost(host);
+                    return host;
+                }
+                return (Read(buffers[0]), Read(buffers[3]), Read(buffers[4]));
+            }
+            finally
+            {
+                foreach (var buffer in buffers) buffer.Dispose();
+            }
+        }
+
+        var (grads, maxima) = (Values(2, false), Values(5, true));
+        var clean = Step(grads, maxima);
+        var withNaN = Step(WithNaN(grads, nanGrad), WithNaN(maxima, nanMax));
+        for (int i = 0; i < Length; i++)
+        {
+            bool nan = nanGrad.Contains(i) || nanMax.Contains(i);
+            Assert.That(T.IsNaN(withNaN.Max[i]), Is.EqualTo(nan), $"max_exp_avg_sq[{i}]");
+            Assert.That(T.IsNaN(withNaN.Param[i]), Is.EqualTo(nan), $"param[{i}]");
+            Assert.That(T.IsNaN(withNaN.ExpAvgSq[i]), Is.EqualTo(nanGrad.Contains(i)), $"exp_avg_sq[{i}]");
+            if (nan) continue;
+            Assert.That(withNaN.Param[i], Is.EqualTo(clean.Param[i]), $"param[{i}] is unaffected");
+            Assert.That(withNaN.Max[i], Is.EqualTo(clean.Max[i]), $"max_exp_avg_sq[{i}] is unaffected");
         }
     }
 
