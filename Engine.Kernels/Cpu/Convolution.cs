@@ -17,7 +17,6 @@
 // scattering) so that no two tasks touch one element. The vectorised direct convolutions (DirectConvolution.cs)
 // serve dense undilated float shapes first: all of them with AVX-512, the narrow ones with AVX2.
 using System.Numerics;
-using System.Runtime.CompilerServices;
 
 namespace Engine.Kernels.Cpu;
 
@@ -64,14 +63,13 @@ internal unsafe struct PatchMatrix
         IsPlane = IsPointwise(g),
     };
 
-    /// <summary>dst[t·step] = P[(ch, r, s)][pos0 + t] of image n, for t &lt; count.</summary>
-    public readonly void Row(float* dst, int step, int n, int ch, int r, int s, int pos0, int count)
+    /// <summary>dst[t] = P[(ch, r, s)][pos0 + t] of image n, for t &lt; count.</summary>
+    public readonly void Row(float* dst, int n, int ch, int r, int s, int pos0, int count)
     {
         float* plane = Source + ((long)n * Channels + ch) * Height * Width;
         if (IsPlane)
         {
-            if (step == 1) PackedGemm.CopyRow(plane + pos0, dst, count);
-            else for (int t = 0; t < count; t++) dst[t * step] = plane[pos0 + t];
+            PackedGemm.CopyRow(plane + pos0, dst, count);
             return;
         }
 
@@ -81,62 +79,26 @@ internal unsafe struct PatchMatrix
         {
             int segment = Math.Min(GridWidth - x, count);
             int ty = y * MulY + rowOffset;
-            if (ty < 0 || ty % DivY != 0 || ty / DivY >= Height)
-                Zero(dst, step, segment);
-            else if (MulX == 1 && DivX == 1)
-                CopyClipped(plane + (long)(ty / DivY) * Width, x + columnOffset, dst, step, segment);
-            else
-                Gather(plane + (long)(ty / DivY) * Width, x, columnOffset, dst, step, segment);
-            dst += segment * step;
+            float* row = plane + (long)(ty / DivY) * Width;
+            if (ty < 0 || ty % DivY != 0 || ty / DivY >= Height) PackedGemm.ZeroRow(dst, segment);
+            else if (DivX == 1) ShiftedSource.FillRow(row, Width, x * MulX + columnOffset, MulX, segment, dst);
+            else GatherTransposed(row, x * MulX + columnOffset, dst, segment);
+            dst += segment;
             count -= segment;
             x = 0;
             y++;
         }
     }
 
-    /// <summary>dst[t·step] = row[tx + t], or 0 where tx + t is outside [0, Width).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private readonly void CopyClipped(float* row, int tx, float* dst, int step, int segment)
+    /// <summary>The transposed convolution's row (DivX &gt; 1): dst[t] = row[(tx + t) / DivX] where that divides
+    /// exactly and lies in [0, Width), else 0; the first valid element and its period are found once per segment,
+    /// never by a division per element.</summary>
+    private readonly void GatherTransposed(float* row, int tx, float* dst, int segment)
     {
-        int lo = Math.Clamp(-tx, 0, segment);
-        int hi = Math.Clamp(Width - tx, lo, segment);
-        if (step == 1)
-        {
-            PackedGemm.ZeroRow(dst, lo);
-            PackedGemm.CopyRow(row + tx + lo, dst + lo, hi - lo);
-            PackedGemm.ZeroRow(dst + hi, segment - hi);
-            return;
-        }
-        for (int t = 0; t < lo; t++) dst[t * step] = 0f;
-        for (int t = lo; t < hi; t++) dst[t * step] = row[tx + t];
-        for (int t = hi; t < segment; t++) dst[t * step] = 0f;
-    }
-
-    /// <summary>The strided (MulX &gt; 1) or dilated (DivX &gt; 1) form of CopyClipped: the valid range, or the
-    /// first valid element and its period, is found once per segment, never by a division per element.</summary>
-    private readonly void Gather(float* row, int x, int columnOffset, float* dst, int step, int segment)
-    {
-        int tx = x * MulX + columnOffset;
-        if (DivX == 1)
-        {
-            int lo = tx >= 0 ? 0 : Math.Min((-tx + MulX - 1) / MulX, segment);
-            int hi = tx >= Width ? lo : Math.Clamp((Width - tx + MulX - 1) / MulX, lo, segment);
-            for (int t = 0; t < lo; t++) dst[t * step] = 0f;
-            for (int t = lo; t < hi; t++) dst[t * step] = row[tx + t * MulX];
-            for (int t = hi; t < segment; t++) dst[t * step] = 0f;
-            return;
-        }
-
-        Zero(dst, step, segment);
+        PackedGemm.ZeroRow(dst, segment);
         int first = tx >= 0 ? (DivX - tx % DivX) % DivX : -tx;
         for (int t = first, source = (tx + first) / DivX; t < segment && source < Width; t += DivX, source++)
-            dst[t * step] = row[source];
-    }
-
-    private static void Zero(float* dst, int step, int count)
-    {
-        if (step == 1) PackedGemm.ZeroRow(dst, count);
-        else for (int t = 0; t < count; t++) dst[t * step] = 0f;
+            dst[t] = row[source];
     }
 }
 
@@ -161,7 +123,7 @@ internal unsafe struct ConvForwardOperands : IGemmOperands
         int ch = k0 / kernelArea, r = k0 % kernelArea / kernelWidth, s = k0 % kernelWidth;
         for (int kk = 0; kk < kc; kk++, dst += nr)
         {
-            patches.Row(dst, 1, n, ch, r, s, col0, cols);
+            patches.Row(dst, n, ch, r, s, col0, cols);
             PackedGemm.ZeroRow(dst + cols, nr - cols);
             if (++s == kernelWidth)
             {
@@ -253,7 +215,7 @@ internal unsafe struct ConvBackwardWeightOperands : IGemmOperands
             {
                 int n = (k0 + kk) / Positions, p = (k0 + kk) % Positions;
                 int segment = Math.Min(Positions - p, kc - kk);
-                Patches.Row(row + kk, 1, n, ch, r, s, p, segment);
+                Patches.Row(row + kk, n, ch, r, s, p, segment);
                 kk += segment;
             }
         }
