@@ -52,36 +52,44 @@ public sealed class CpuPackedGemmTests
         }
     }
 
-    /// <summary>Few images: batch-1 ResNet-50 shapes where the GEMM's panels are few (a 7x7 map, four panels of 16,
-    /// stride 1, and a strided 14x14 → 7x7 one whose data gradient runs one GEMM per image on a worker), and narrow
-    /// shapes that the direct kernels serve with one image's (or two images') output channels split into parts
-    /// (40 and 24 channels: uneven blocks); all three passes.</summary>
+    /// <summary>Batch-1 ResNet-50 shapes where the GEMM's panels are few (a 7x7 map, four panels of 16, stride 1,
+    /// and a strided 14x14 → 7x7 one whose data gradient runs one GEMM per image on a worker); narrow shapes that
+    /// the direct kernels serve with one image's (or two images') output channels split into parts (42 channels:
+    /// a last block of 2 with AVX2's blocks of 4 and AVX-512's of 8; 25 positions: tiles across two images); and
+    /// a batch of 20 on an 8x8 map, whose direct weight gradient sums two images per group. All three passes, the
+    /// forward with bias, residual and ReLU.</summary>
     [TestCase(1, 512, 7, 512, 1)]
     [TestCase(1, 256, 14, 512, 2)]
-    [TestCase(1, 24, 8, 40, 1)]
-    [TestCase(2, 24, 9, 40, 2)]
-    public void FewImagesConvolutionMatchesTheReferenceWithTheSameBitsOnEveryThreadCount(int batch, int c, int size,
-        int k, int stride)
+    [TestCase(1, 24, 8, 42, 1)]
+    [TestCase(2, 24, 9, 42, 2)]
+    [TestCase(20, 4, 8, 6, 1)]
+    public void ConvolutionMatchesTheReferenceWithTheSameBitsOnEveryThreadCount(int batch, int c, int size, int k,
+        int stride)
     {
         var g = new ConvGeometry(batch, c, size, size, k, 3, 3, stride, stride, 1, 1, 1, 1);
         var r = new ReferenceOps.Conv(batch, c, size, size, k, 3, 3, stride, stride, 1, 1, 1, 1);
         var random = new Random(c + size + k);
         double[] x = Reference.RandomValues(random, batch * c * size * size),
-            weights = Reference.RandomValues(random, k * c * 9);
-        double[] dy = Reference.RandomValues(random, batch * k * r.OH * r.OW);
-        var expected = (Y: ReferenceOps.ConvForward(r, x, weights, null),
-            DX: ReferenceOps.ConvBackwardData(r, dy, weights), DW: ReferenceOps.ConvBackwardWeight(r, x, dy));
+            weights = Reference.RandomValues(random, k * c * 9), bias = Reference.RandomValues(random, k);
+        double[] dy = Reference.RandomValues(random, batch * k * r.OH * r.OW),
+            residual = Reference.RandomValues(random, dy.Length);
+        var forward = ReferenceOps.ConvForward(r, x, weights, bias);
+        for (int i = 0; i < forward.Length; i++) forward[i] = Math.Max(forward[i] + residual[i], 0);
+        var expected = (Y: forward, DX: ReferenceOps.ConvBackwardData(r, dy, weights),
+            DW: ReferenceOps.ConvBackwardWeight(r, x, dy));
         (float[] Y, float[] DX, float[] DW)? first = null;
         foreach (int threads in ThreadCounts)
         {
             using var backend = new CpuBackend(threads);
             using var dx = Reference.UploadFloat(backend, x);
             using var dw = Reference.UploadFloat(backend, weights);
+            using var db = Reference.UploadFloat(backend, bias);
             using var ddy = Reference.UploadFloat(backend, dy);
+            using var dr = Reference.UploadFloat(backend, residual);
             using var y = backend.Allocate<float>(dy.Length);
             using var gradX = backend.Allocate<float>(x.Length);
             using var gradW = backend.Allocate<float>(weights.Length);
-            backend.Conv2dForward(g, dx, dw, null, y);
+            backend.Conv2dForward(g, dx, dw, db, y, dr, relu: true);
             backend.Conv2dBackwardData(g, ddy, dw, gradX);
             backend.Conv2dBackwardWeight(g, dx, ddy, gradW);
             var result = (Y: Download(y), DX: Download(gradX), DW: Download(gradW));

@@ -32,6 +32,19 @@ public sealed class ConvolutionTests(string kind) : DeviceFixture(kind)
         new(2, 3, 5, 5, 3, 3, 3, 1, 1, 1, 1, 1, 1, Groups: 3),                      // depthwise
         new(2, 3, 8, 7, 6, 3, 3, 2, 2, 2, 1, 2, 2, DilationH: 2, DilationW: 2, Groups: 3), // depthwise ×2, dilated, strided
         new(1, 4, 7, 9, 2, 2, 3, 1, 2, 0, 1, 3, 2, DilationH: 2, DilationW: 3, Groups: 2), // everything per axis
+        new(2, 8, 5, 6, 12, 1, 1, 1, 1, 0, 0, 0, 0, Groups: 2),                     // grouped 1x1: the CPU GEMM's
+                                                                                    // patch rows are planes, both ways
+    ];
+
+    /// <summary>Shapes at the edges of the CPU backend's vector paths: stride-2 rows of 10 and 18 outputs (the
+    /// even-element gathers of AVX2 and AVX-512, from both image edges), and the implicit GEMM that AVX2 keeps for
+    /// convolutions over 64 channels on both sides of the GEMM (a stride-2 forward, a 1x1 data gradient).</summary>
+    public static readonly Conv[] VectorPathEdges =
+    [
+        new(2, 3, 19, 19, 5, 3, 3, 2, 2, 1, 1, 1, 1),   // stride-2 rows of 10
+        new(1, 3, 35, 35, 4, 3, 3, 2, 2, 1, 1, 1, 1),   // stride-2 rows of 18
+        new(1, 8, 19, 19, 72, 3, 3, 2, 2, 1, 1, 1, 1),  // 72 filters at stride 2
+        new(1, 72, 4, 4, 80, 1, 1, 1, 1, 0, 0, 0, 0),   // 1x1, 72 → 80 channels
     ];
 
     private (Tensor<float> X, Tensor<float> W, Tensor<float> B) Inputs(Conv g, int seed) =>
@@ -46,6 +59,7 @@ public sealed class ConvolutionTests(string kind) : DeviceFixture(kind)
 
     [TestCaseSource(nameof(Geometries))]
     [TestCaseSource(nameof(DilatedAndGrouped))]
+    [TestCaseSource(nameof(VectorPathEdges))]
     public void Float32ForwardMatchesReference(Conv g)
     {
         var (x, w, b) = Inputs(g, 1);
@@ -61,6 +75,7 @@ public sealed class ConvolutionTests(string kind) : DeviceFixture(kind)
 
     [TestCaseSource(nameof(Geometries))]
     [TestCaseSource(nameof(DilatedAndGrouped))]
+    [TestCaseSource(nameof(VectorPathEdges))]
     public void Float32BackwardMatchesReference(Conv g)
     {
         var (x, w, b) = Inputs(g, 4);
@@ -143,9 +158,10 @@ public sealed class ConvolutionTests(string kind) : DeviceFixture(kind)
     [Test]
     public void DeepSingleImageBackwardDataMatchesReference()
     {
-        // Batch 1, a small image and a deep K·R·S: the CPU backend's GEMM path splits K here (its scratch for the
-        // permuted weights and for the split partials must not be shared).
-        var g = new Conv(1, 8, 6, 6, 256, 3, 3, 1, 1, 1, 1, 1, 1);
+        // Batch 1, a small image and a deep K·R·S: the CPU backend's GEMM path (two groups keep every CPU off the
+        // direct kernels) splits K here (its scratch for the packed weights and for the split partials must not be
+        // shared).
+        var g = new Conv(1, 16, 6, 6, 512, 3, 3, 1, 1, 1, 1, 1, 1, Groups: 2);
         var (x, w, _) = Inputs(g, 30);
         x.RequiresGrad = true;
         var dy = Normal<float>(g.OutputShape, 31);
