@@ -15,7 +15,8 @@
 //
 // double (and float without AVX2+FMA) runs direct loops, one task per output plane, gathering (never
 // scattering) so that no two tasks touch one element. The vectorised direct convolutions (DirectConvolution.cs)
-// serve dense undilated float shapes first: all of them with AVX-512, the narrow ones with AVX2.
+// serve dense undilated float shapes first (within their size limits): all of them with AVX-512, the narrow ones
+// with AVX2.
 using System.Numerics;
 
 namespace Engine.Kernels.Cpu;
@@ -37,7 +38,7 @@ internal unsafe struct PatchMatrix
     public bool IsPlane;
 
     /// <summary>A 1x1 kernel at stride 1 without padding: the patch rows are the source planes, either way.</summary>
-    private static bool IsPointwise(ConvGeometry g) =>
+    public static bool IsPointwise(ConvGeometry g) =>
         g.KernelHeight == 1 && g.KernelWidth == 1 && g.StrideHeight == 1 && g.StrideWidth == 1 && g.PadTop == 0 &&
         g.PadLeft == 0 && g.OutHeight == g.InHeight && g.OutWidth == g.InWidth;
 

@@ -5,7 +5,7 @@
 //
 // Each image is first copied, once per task, into a zero-padded buffer in the worker's scratch (L2-resident) laid
 // out so that every depth term (c, r, s) is a plane indexed by the output pixel p = oh·OW + ow (ShiftedSource):
-// 16 consecutive output pixels are one contiguous load, across row ends too. A depth term is then an offset into
+// a vector of consecutive output pixels is one contiguous load, across row ends too. A depth term is then an offset into
 // the buffer, and the micro-kernels read the image in place, never packing it:
 //   forward / stride-1 data gradient: 8 output channels × 3 vectors of 16 output pixels in 24 zmm accumulators;
 //     per term, 3 loads of the padded image, 8 broadcasts of the (packed, zero-padded) weights, 24 FMAs.
@@ -25,7 +25,7 @@ namespace Engine.Kernels.Cpu;
 /// <summary>
 /// One image of a source tensor copied, zero-padded, into a worker's scratch so that every depth term (c, r, s)
 /// of the convolution is a plane whose element p (p = oh·OW + ow, the output pixels in order) is the source value
-/// that output pixel p multiplies: 16 consecutive output pixels are one contiguous load, across row ends too.
+/// that output pixel p multiplies: a vector of consecutive output pixels is one contiguous load, across row ends too.
 /// Stride-1 rows: planes per (c, s), PR = OH + R − 1 rows of OW, term (c, r, s) starts r rows in (the r taps share a
 /// plane). Strided rows: planes per (c, r, s) of OH·OW (an im2col of the image).
 /// plane(c, r, s)[oh][ow] = source[n, c, oh·sh + r − OriginY, ow·sw + s − OriginX], zero outside the source.
@@ -606,28 +606,32 @@ public sealed unsafe partial class CpuBackend
     };
 
     /// <summary>With AVX2 the direct kernels beat the packed GEMM only where its packing is a large share of the
-    /// work, i.e. where the GEMM has few rows or a shallow depth (measured per ResNet-20 and ResNet-50 layer shape,
-    /// docs/performance.md); at or below this many, the direct path serves. With AVX-512 it serves every shape.</summary>
+    /// work: where the GEMM has few rows or a shallow depth, and the kernel is not pointwise (a 1x1 stride-1
+    /// convolution's patch rows are the source planes, copied as they are). Measured per ResNet-20 and ResNet-50
+    /// layer shape (docs/performance.md, "AVX2 direct convolutions"); at or below this many on the GEMM's narrow
+    /// side, the direct path serves. With AVX-512 it serves every shape (within DirectImageLimit and the other
+    /// limits below).</summary>
     private const int NarrowGemmLimit = 64;
 
-    /// <summary>Whether a direct convolution pass serves a GEMM whose rows or depth, the smaller, is
-    /// <paramref name="narrowSide"/>.</summary>
-    private static bool DirectServes(long narrowSide) =>
-        DirectKernels.IsSupported && (Avx512F.IsSupported || narrowSide <= NarrowGemmLimit);
+    /// <summary>Whether a direct convolution pass of <paramref name="g"/> serves a GEMM whose rows or depth, the
+    /// smaller, is <paramref name="narrowSide"/>.</summary>
+    private static bool DirectServes(ConvGeometry g, long narrowSide) =>
+        DirectKernels.IsSupported &&
+        (Avx512F.IsSupported || (narrowSide <= NarrowGemmLimit && !PatchMatrix.IsPointwise(g)));
 
     private static bool UseDirectForward(ConvGeometry g) =>
-        DirectServes(Math.Min(g.OutChannels, (long)g.InChannels * g.KernelHeight * g.KernelWidth)) &&
+        DirectServes(g, Math.Min(g.OutChannels, (long)g.InChannels * g.KernelHeight * g.KernelWidth)) &&
         ForwardSource(g, null).ImageFloats <= DirectImageLimit;
 
     private static bool UseDirectBackwardData(ConvGeometry g) =>
-        DirectServes(Math.Min(g.InChannels, (long)g.OutChannels * g.KernelHeight * g.KernelWidth)) &&
+        DirectServes(g, Math.Min(g.InChannels, (long)g.OutChannels * g.KernelHeight * g.KernelWidth)) &&
         g.StrideHeight == 1 && g.StrideWidth == 1 && DataSource(g, null).ImageFloats <= DirectImageLimit;
 
     /// <summary>Strided backward data splits dx into stride² phases; beyond this many the GEMM path serves.</summary>
     private const int MaxStridePhases = 64;
 
     private static bool UseDirectStridedData(ConvGeometry g) =>
-        DirectServes(Math.Min(g.InChannels, (long)g.OutChannels * g.KernelHeight * g.KernelWidth)) &&
+        DirectServes(g, Math.Min(g.InChannels, (long)g.OutChannels * g.KernelHeight * g.KernelWidth)) &&
         (long)g.StrideHeight * g.StrideWidth <= MaxStridePhases && (long)g.OutChannels * g.KernelHeight *
         g.KernelWidth * ((g.InHeight + g.StrideHeight - 1) / g.StrideHeight) *
         ((g.InWidth + g.StrideWidth - 1) / g.StrideWidth) <= DirectImageLimit;
@@ -635,7 +639,7 @@ public sealed unsafe partial class CpuBackend
     /// <summary>The weight gradient's GEMM: K rows, N·OH·OW deep, C·R·S columns; what decides is the input
     /// channels (measured).</summary>
     private static bool UseDirectBackwardWeight(ConvGeometry g) =>
-        DirectServes(g.InChannels) && g.OutHeight * g.OutWidth % DirectKernels.Lanes == 0 &&
+        DirectServes(g, g.InChannels) && g.OutHeight * g.OutWidth % DirectKernels.Lanes == 0 &&
         ForwardSource(g, null).ImageFloats <= DirectImageLimit;
 
     /// <summary>Images per task: enough pixel vectors that the tiles (TileVectors vectors each) waste little.</summary>
