@@ -38,6 +38,34 @@ public static class Reference
         return buffer;
     }
 
+    /// <summary>The float contents of <paramref name="buffer"/>.</summary>
+    public static float[] DownloadFloat(DeviceBuffer<float> buffer)
+    {
+        var values = new float[buffer.Length];
+        buffer.CopyToHost(values);
+        return values;
+    }
+
+    /// <summary>The three convolution passes of <paramref name="g"/> on <paramref name="backend"/>, on float
+    /// copies of the inputs: y = conv(x, w) + bias (+ residual, then ReLU when asked), dx from dy, dw from x and
+    /// dy.</summary>
+    public static (float[] Y, float[] DX, float[] DW) ConvPasses(Backend backend, ConvGeometry g, double[] x,
+        double[] weights, double[]? bias, double[] dy, double[]? residual = null, bool relu = false)
+    {
+        using var dx = UploadFloat(backend, x);
+        using var dw = UploadFloat(backend, weights);
+        using var db = bias is null ? null : UploadFloat(backend, bias);
+        using var ddy = UploadFloat(backend, dy);
+        using var dr = residual is null ? null : UploadFloat(backend, residual);
+        using var y = backend.Allocate<float>(dy.Length);
+        using var gradX = backend.Allocate<float>(x.Length);
+        using var gradW = backend.Allocate<float>(weights.Length);
+        backend.Conv2dForward(g, dx, dw, db, y, dr, relu);
+        backend.Conv2dBackwardData(g, ddy, dw, gradX);
+        backend.Conv2dBackwardWeight(g, dx, ddy, gradW);
+        return (DownloadFloat(y), DownloadFloat(gradX), DownloadFloat(gradW));
+    }
+
     /// <summary>Asserts |actual − expected| ≤ atol + rtol·|expected| element by element, naming the worst.</summary>
     public static void AssertClose(double[] expected, double[] actual, double atol, double rtol, string what)
     {

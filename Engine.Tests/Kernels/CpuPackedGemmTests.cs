@@ -44,7 +44,7 @@ public sealed class CpuPackedGemmTests
             using var db = Reference.UploadFloat(backend, b);
             using var dc = Reference.UploadFloat(backend, c);
             backend.Gemm(transposeA, transposeB, m, n, k, 0.5f, da, db, beta, dc);
-            var result = Download(dc);
+            var result = Reference.DownloadFloat(dc);
             Reference.AssertClose(expected, Reference.ToDouble(result), 2e-3, 1e-4,
                 $"C = 0.5·AB + {beta}·C, {m}×{n}×{k}, {threads} thread(s)");
             first ??= result;
@@ -81,18 +81,7 @@ public sealed class CpuPackedGemmTests
         foreach (int threads in ThreadCounts)
         {
             using var backend = new CpuBackend(threads);
-            using var dx = Reference.UploadFloat(backend, x);
-            using var dw = Reference.UploadFloat(backend, weights);
-            using var db = Reference.UploadFloat(backend, bias);
-            using var ddy = Reference.UploadFloat(backend, dy);
-            using var dr = Reference.UploadFloat(backend, residual);
-            using var y = backend.Allocate<float>(dy.Length);
-            using var gradX = backend.Allocate<float>(x.Length);
-            using var gradW = backend.Allocate<float>(weights.Length);
-            backend.Conv2dForward(g, dx, dw, db, y, dr, relu: true);
-            backend.Conv2dBackwardData(g, ddy, dw, gradX);
-            backend.Conv2dBackwardWeight(g, dx, ddy, gradW);
-            var result = (Y: Download(y), DX: Download(gradX), DW: Download(gradW));
+            var result = Reference.ConvPasses(backend, g, x, weights, bias, dy, residual, relu: true);
             string on = $"{r}, {threads} thread(s)";
             Reference.AssertClose(expected.Y, Reference.ToDouble(result.Y), 2e-3, 1e-4, $"y, {on}");
             Reference.AssertClose(expected.DX, Reference.ToDouble(result.DX), 2e-3, 1e-4, $"dx, {on}");
@@ -102,12 +91,5 @@ public sealed class CpuPackedGemmTests
             Assert.That(result.DX, Is.EqualTo(first.Value.DX), $"dx bits, {on}");
             Assert.That(result.DW, Is.EqualTo(first.Value.DW), $"dw bits, {on}");
         }
-    }
-
-    private static float[] Download(DeviceBuffer<float> buffer)
-    {
-        var values = new float[buffer.Length];
-        buffer.CopyToHost(values);
-        return values;
     }
 }

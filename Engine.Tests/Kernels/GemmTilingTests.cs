@@ -67,7 +67,8 @@ public sealed class GemmTilingTests
             using var db = Reference.UploadFloat(backend, b);
             using var dc = Reference.UploadFloat(backend, c);
             backend.Gemm(transposeA, transposeB, m, n, k, 0.5f, da, db, -2f, dc);
-            Reference.AssertClose(expected, Download(dc), 1e-4, 1e-4, $"{backend.Description}: C = 0.5·AB − 2C");
+            Reference.AssertClose(expected, Reference.ToDouble(Reference.DownloadFloat(dc)), 1e-4, 1e-4,
+                $"{backend.Description}: C = 0.5·AB − 2C");
         }
     }
 
@@ -86,29 +87,14 @@ public sealed class GemmTilingTests
         double[] dy = Reference.RandomValues(random, n * k * r.OH * r.OW);
         foreach (var backend in new Backend[] { _gpuShaped!, _default! })
         {
-            using var dx = Reference.UploadFloat(backend, x);
-            using var dw = Reference.UploadFloat(backend, weights);
-            using var db = Reference.UploadFloat(backend, bias);
-            using var ddy = Reference.UploadFloat(backend, dy);
-            using var y = backend.Allocate<float>(dy.Length);
-            using var gradX = backend.Allocate<float>(x.Length);
-            using var gradW = backend.Allocate<float>(weights.Length);
-            backend.Conv2dForward(g, dx, dw, db, y);
-            backend.Conv2dBackwardData(g, ddy, dw, gradX);
-            backend.Conv2dBackwardWeight(g, dx, ddy, gradW);
+            var (y, gradX, gradW) = Reference.ConvPasses(backend, g, x, weights, bias, dy);
             string on = $"{backend.Description}, {r}";
-            Reference.AssertClose(ReferenceOps.ConvForward(r, x, weights, bias), Download(y), 1e-4, 1e-4, $"y, {on}");
-            Reference.AssertClose(ReferenceOps.ConvBackwardData(r, dy, weights), Download(gradX), 1e-4, 1e-4,
-                $"dx, {on}");
-            Reference.AssertClose(ReferenceOps.ConvBackwardWeight(r, x, dy), Download(gradW), 1e-4, 1e-4,
+            Reference.AssertClose(ReferenceOps.ConvForward(r, x, weights, bias), Reference.ToDouble(y), 1e-4, 1e-4,
+                $"y, {on}");
+            Reference.AssertClose(ReferenceOps.ConvBackwardData(r, dy, weights), Reference.ToDouble(gradX), 1e-4,
+                1e-4, $"dx, {on}");
+            Reference.AssertClose(ReferenceOps.ConvBackwardWeight(r, x, dy), Reference.ToDouble(gradW), 1e-4, 1e-4,
                 $"dw, {on}");
         }
-    }
-
-    private static double[] Download(DeviceBuffer<float> buffer)
-    {
-        var values = new float[buffer.Length];
-        buffer.CopyToHost(values);
-        return Reference.ToDouble(values);
     }
 }

@@ -20,13 +20,6 @@ public sealed class MemoryBoundTests(string kind) : DeviceFixture(kind)
         return buffer;
     }
 
-    private static float[] Download(DeviceBuffer<float> buffer)
-    {
-        var host = new float[buffer.Length];
-        buffer.CopyToHost(host);
-        return host;
-    }
-
     private static float[] Uniform(int length, int seed, double low, double high)
     {
         var random = new Random(seed);
@@ -65,10 +58,10 @@ public sealed class MemoryBoundTests(string kind) : DeviceFixture(kind)
         var (expectedY, expectedMean, expectedVariance) = ReferenceLayers.BatchNormTrain(n, c, spatial,
             Reference.ToDouble(xs), Reference.ToDouble(gammas), Reference.ToDouble(betas), 1e-5);
         using var errors = Assert.EnterMultipleScope();
-        Reference.AssertClose(expectedY, Reference.ToDouble(Download(y)), 1e-4, 1e-4, "y");
-        Reference.AssertClose(expectedMean, Reference.ToDouble(Download(mean)), 1e-6, 1e-6, "mean");
+        Reference.AssertClose(expectedY, Reference.ToDouble(Reference.DownloadFloat(y)), 1e-4, 1e-4, "y");
+        Reference.AssertClose(expectedMean, Reference.ToDouble(Reference.DownloadFloat(mean)), 1e-6, 1e-6, "mean");
         Reference.AssertClose(expectedVariance.Select(v => 1 / Math.Sqrt(v + 1e-5)).ToArray(),
-            Reference.ToDouble(Download(invStd)), 1e-5, 1e-5, "1/std");
+            Reference.ToDouble(Reference.DownloadFloat(invStd)), 1e-5, 1e-5, "1/std");
 
         // dbeta = Σ dy, dgamma = Σ dy·x̂, dx = gamma/std · (dy − dbeta/m − x̂·dgamma/m), in float64.
         int m = n * spatial;
@@ -89,9 +82,9 @@ public sealed class MemoryBoundTests(string kind) : DeviceFixture(kind)
             expectedDx[i] = gammas[channel] / Math.Sqrt(expectedVariance[channel] + 1e-5) *
                             (dys[i] - expectedDbeta[channel] / m - Xhat(i, channel) * expectedDgamma[channel] / m);
         }
-        Reference.AssertClose(expectedDbeta, Reference.ToDouble(Download(dbeta)), 1e-3, 1e-4, "dbeta");
-        Reference.AssertClose(expectedDgamma, Reference.ToDouble(Download(dgamma)), 1e-3, 1e-4, "dgamma");
-        Reference.AssertClose(expectedDx, Reference.ToDouble(Download(dx)), 1e-4, 1e-3, "dx");
+        Reference.AssertClose(expectedDbeta, Reference.ToDouble(Reference.DownloadFloat(dbeta)), 1e-3, 1e-4, "dbeta");
+        Reference.AssertClose(expectedDgamma, Reference.ToDouble(Reference.DownloadFloat(dgamma)), 1e-3, 1e-4, "dgamma");
+        Reference.AssertClose(expectedDx, Reference.ToDouble(Reference.DownloadFloat(dx)), 1e-4, 1e-3, "dx");
     }
 
     /// <summary>Geometries beyond the square stem pool: uneven windows and pads, dilation, ceil mode, a stride
@@ -130,7 +123,7 @@ public sealed class MemoryBoundTests(string kind) : DeviceFixture(kind)
             var indices = new int[g.OutputLength];
             argmax.CopyToHost(indices);
             Assert.That(indices, Is.EqualTo(expectedArgmax), "argmax");
-            Assert.That(Reference.ToDouble(Download(y)), Is.EqualTo(expectedY), "y");
+            Assert.That(Reference.ToDouble(Reference.DownloadFloat(y)), Is.EqualTo(expectedY), "y");
 
             // Backward from that argmax: close to the float64 scatter, and the bits of the float32 one in output
             // order from +0 (where windows overlap, several dy sum into one cell; with ties they pick the same).
@@ -147,7 +140,7 @@ public sealed class MemoryBoundTests(string kind) : DeviceFixture(kind)
                 expectedDx[i] += dys[o];
                 orderedDx[i] += dys[o];
             }
-            var actualDx = Download(dx);
+            var actualDx = Reference.DownloadFloat(dx);
             Reference.AssertClose(expectedDx, Reference.ToDouble(actualDx), 1e-6, 1e-6, "dx");
             Assert.That(actualDx, Is.EqualTo(orderedDx), "dx, summed in output order");
         }
@@ -218,10 +211,10 @@ public sealed class MemoryBoundTests(string kind) : DeviceFixture(kind)
             }
             for (int i = 0; i < lengths.Length; i++)
             {
-                Assert.That(Download(together[i]), Is.EqualTo(Download(alone[i])), $"parameter {i}");
-                Assert.That(Download(togetherMomenta[i]), Is.EqualTo(Download(aloneMomenta[i])), $"momentum {i}");
+                Assert.That(Reference.DownloadFloat(together[i]), Is.EqualTo(Reference.DownloadFloat(alone[i])), $"parameter {i}");
+                Assert.That(Reference.DownloadFloat(togetherMomenta[i]), Is.EqualTo(Reference.DownloadFloat(aloneMomenta[i])), $"momentum {i}");
                 if (lengths[i] > 0)
-                    Assert.That(Download(together[i]), Is.Not.EqualTo(initial[i]), $"parameter {i} was updated");
+                    Assert.That(Reference.DownloadFloat(together[i]), Is.Not.EqualTo(initial[i]), $"parameter {i} was updated");
             }
         }
         finally
@@ -264,9 +257,9 @@ public sealed class MemoryBoundTests(string kind) : DeviceFixture(kind)
         Assert.That(errors[6].Message, Does.Contain("grads[0] is a buffer this step writes"));
         Assert.That(errors[7].Message, Does.Contain("grads[1] is a buffer this step writes"));
         Assert.That(errors.Skip(5).Select(e => e.ParamName), Is.All.EqualTo("grads"));
-        Assert.That(Download(a), Is.EqualTo(new[] { 1f, 2, 3 }), "nothing was updated");
-        Assert.That(Download(b), Is.EqualTo(new[] { 4f, 5, 6 }), "nothing was updated");
-        Assert.That(Download(m), Is.EqualTo(new[] { 0f, 0, 0 }), "nothing was updated");
+        Assert.That(Reference.DownloadFloat(a), Is.EqualTo(new[] { 1f, 2, 3 }), "nothing was updated");
+        Assert.That(Reference.DownloadFloat(b), Is.EqualTo(new[] { 4f, 5, 6 }), "nothing was updated");
+        Assert.That(Reference.DownloadFloat(m), Is.EqualTo(new[] { 0f, 0, 0 }), "nothing was updated");
     }
 
     [Test]
@@ -293,8 +286,8 @@ public sealed class MemoryBoundTests(string kind) : DeviceFixture(kind)
             Device.Backend.SgdStep(hyper, expectedW, weights.Grad!.Buffer, momentumW, firstStep: step == 0);
             Device.Backend.SgdStep(hyper, expectedB, bias.Grad!.Buffer, momentumB, firstStep: step == 0);
             sgd.Step();
-            Assert.That(weights.ToArray(), Is.EqualTo(Download(expectedW)), $"weights after step {step + 1}");
-            Assert.That(bias.ToArray(), Is.EqualTo(Download(expectedB)), $"bias after step {step + 1}");
+            Assert.That(weights.ToArray(), Is.EqualTo(Reference.DownloadFloat(expectedW)), $"weights after step {step + 1}");
+            Assert.That(bias.ToArray(), Is.EqualTo(Reference.DownloadFloat(expectedB)), $"bias after step {step + 1}");
         }
     }
 }
