@@ -78,10 +78,13 @@ public sealed class ResNet<T> : Module<T>, IOnnxExportable<T> where T : unmanage
     /// identity (torchvision's zero_init_residual).</param>
     /// <param name="inputChannels">Channels of the input images (3 for RGB).</param>
     /// <exception cref="ArgumentException"><paramref name="spec"/> names an ImageNet depth without a stage
-    /// layout.</exception>
+    /// layout, or <paramref name="zeroInitResidual"/> a plain network (it has no residual branch to zero).</exception>
     public ResNet(ResNetSpec spec, Device device, int seed = 0, int? classes = null, bool zeroInitResidual = false,
         int inputChannels = 3)
     {
+        if (zeroInitResidual && spec.Option == ShortcutOption.None)
+            throw new ArgumentException($"zero-init-residual needs residual blocks; {spec.Name} is a plain network " +
+                                        "(zeroing its blocks' last batch-norm would cut the signal).");
         Spec = spec;
         InputChannels = inputChannels;
         Classes = classes ?? spec.DefaultClasses;

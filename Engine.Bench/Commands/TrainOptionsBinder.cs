@@ -8,7 +8,7 @@ using Engine.Models.Training;
 namespace Engine.Bench.Commands;
 
 internal sealed class TrainOptionsBinder(int defaultEpochs = 5, int defaultTrainSubset = 0, int defaultTestSubset = 0,
-    int defaultBatch = 128, double defaultLearningRate = 0.1)
+    int defaultBatch = 128, double defaultLearningRate = 0.1, bool defaultZeroInitResidual = false)
 {
     public Option<string> Data { get; } = new("--data") { Description = $"Dataset: {string.Join(", ", DataSources.Kinds)}.", DefaultValueFactory = _ => "fashion-mnist" };
     public Option<string?> DataPath { get; } = new("--data-path") { Description = "Folder of the dataset files (Fashion-MNIST defaults to Debian's dataset-fashion-mnist)." };
@@ -27,6 +27,7 @@ internal sealed class TrainOptionsBinder(int defaultEpochs = 5, int defaultTrain
     public Option<double[]> Betas { get; } = new("--betas") { Description = "Adam's and AdamW's beta1 beta2.", DefaultValueFactory = _ => [0.9, 0.999], AllowMultipleArgumentsPerToken = true };
     public Option<double> Epsilon { get; } = new("--eps") { Description = "Adam's and AdamW's epsilon.", DefaultValueFactory = _ => 1e-8 };
     public Option<bool> Amsgrad { get; } = new("--amsgrad") { Description = "Adam's and AdamW's AMSGrad variant." };
+    public Option<bool> ZeroInitResidual { get; } = new("--zero-init-residual") { Description = "Start each residual block's last batch-norm gamma at 0 (torchvision's zero_init_residual); residual networks only.", DefaultValueFactory = _ => defaultZeroInitResidual };
     public Option<bool> NoAugment { get; } = new("--no-augment") { Description = "No padding, cropping or flipping." };
     public Option<string> Normalize { get; } = new("--normalize") { Description = "channel (mean/std) or pixel (per-pixel mean).", DefaultValueFactory = _ => "channel" };
     public Option<int> Seed { get; } = new("--seed") { DefaultValueFactory = _ => 0 };
@@ -40,7 +41,7 @@ internal sealed class TrainOptionsBinder(int defaultEpochs = 5, int defaultTrain
         foreach (var option in new Option[]
                  {
                      Data, DataPath, Epochs, Iterations, Batch, Schedule, Optimizer, LearningRate, Milestones,
-                     WarmupIterations, WarmupRate, Momentum, WeightDecay, Nesterov, Betas, Epsilon, Amsgrad, NoAugment,
+                     WarmupIterations, WarmupRate, Momentum, WeightDecay, Nesterov, Betas, Epsilon, Amsgrad, ZeroInitResidual, NoAugment,
                      Normalize, Seed, TrainSubset, TestSubset, Validation, Device,
                  })
             command.Options.Add(option);
@@ -73,6 +74,7 @@ internal sealed class TrainOptionsBinder(int defaultEpochs = 5, int defaultTrain
             Beta2 = betas[1],
             Epsilon = result.GetValue(Epsilon),
             Amsgrad = result.GetValue(Amsgrad),
+            ZeroInitResidual = result.GetValue(ZeroInitResidual),
             Augment = !result.GetValue(NoAugment),
             Normalize = result.GetValue(Normalize)!,
             Seed = result.GetValue(Seed),

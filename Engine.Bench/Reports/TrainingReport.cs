@@ -4,6 +4,7 @@ using System.Globalization;
 using System.Text;
 using Engine.Core.Serialization;
 using Engine.Models.Training;
+using ScottPlot;
 
 namespace Engine.Bench.Reports;
 
@@ -22,31 +23,54 @@ public static class TrainingReport
         AtomicFile.WriteAllText(path, text.ToString());
     }
 
-    /// <summary>Error (%) against iterations for each named run.</summary>
-    public static void SaveErrorCurves(string path, string title, IReadOnlyDictionary<string, IReadOnlyList<EpochRecord>> runs)
+    /// <summary>Error (%) against iterations for each named run, in one panel.</summary>
+    public static void SaveErrorCurves(string path, string title, IReadOnlyDictionary<string, IReadOnlyList<EpochRecord>> runs) =>
+        SaveErrorCurves(path, [new ErrorPanel(title, runs)]);
+
+    /// <summary>Panels side by side with one error axis (the paper's figure 6: plain networks left, residual
+    /// right); within a panel the runs take the palette's colours in order, so runs listed alike across panels
+    /// (20 layers, then 56) match in colour.</summary>
+    public static void SaveErrorCurves(string path, IReadOnlyList<ErrorPanel> panels)
     {
-        var plot = new ScottPlot.Plot();
-        var palette = new ScottPlot.Palettes.Category10();
-        int colour = 0;
-        foreach (var (name, history) in runs)
+        var plots = new List<Plot>();
+        double top = 0;
+        foreach (var panel in panels)
         {
-            if (history.Count == 0) continue;
-            var color = palette.GetColor(colour++);
-            double[] iterations = history.Select(r => (double)r.Iteration).ToArray();
-            var train = plot.Add.Scatter(iterations, history.Select(r => 100 * r.TrainError).ToArray(), color);
-            train.LinePattern = ScottPlot.LinePattern.Dashed;
-            train.LineWidth = 1;
-            train.MarkerSize = 0;
-            train.LegendText = $"{name} train";
-            var test = plot.Add.Scatter(iterations, history.Select(r => 100 * r.TestError).ToArray(), color);
-            test.LineWidth = 3;
-            test.MarkerSize = 4;
-            test.LegendText = $"{name} test";
+            var plot = new Plot();
+            var palette = new ScottPlot.Palettes.Category10();
+            int colour = 0;
+            foreach (var (name, history) in panel.Runs)
+            {
+                if (history.Count == 0) continue;
+                var color = palette.GetColor(colour++);
+                double[] iterations = history.Select(r => (double)r.Iteration).ToArray();
+                double[] trainErrors = history.Select(r => 100 * r.TrainError).ToArray();
+                double[] testErrors = history.Select(r => 100 * r.TestError).ToArray();
+                top = Math.Max(top, trainErrors.Concat(testErrors).Where(double.IsFinite).DefaultIfEmpty(0).Max());
+                var train = plot.Add.Scatter(iterations, trainErrors, color);
+                train.LinePattern = LinePattern.Dashed;
+                train.LineWidth = 1;
+                train.MarkerSize = 0;
+                train.LegendText = $"{name} train";
+                var test = plot.Add.Scatter(iterations, testErrors, color);
+                test.LineWidth = 3;
+                test.MarkerSize = 4;
+                test.LegendText = $"{name} test";
+            }
+            plot.Title(panel.Title);
+            plot.XLabel("iteration");
+            plot.YLabel("error (%)");
+            plot.ShowLegend(Edge.Right);
+            plots.Add(plot);
         }
-        plot.Title(title);
-        plot.XLabel("iteration");
-        plot.YLabel("error (%)");
-        plot.ShowLegend(ScottPlot.Edge.Right);
-        AtomicFile.Write(path, temporary => plot.SavePng(temporary, 1000, 560));
+        var figure = new Multiplot { Layout = new ScottPlot.MultiplotLayouts.Columns() };
+        figure.Reset(plots[0]);
+        foreach (var plot in plots.Skip(1)) figure.AddPlot(plot);
+        foreach (var plot in plots) plot.Axes.SetLimitsY(0, Math.Max(1, top * 1.05));
+        AtomicFile.Write(path, temporary => figure.SavePng(temporary, 1000 * panels.Count, 560));
     }
 }
+
+/// <summary>One panel of <see cref="TrainingReport.SaveErrorCurves(string, IReadOnlyList{ErrorPanel})"/>: its title
+/// and its runs' histories by name.</summary>
+public sealed record ErrorPanel(string Title, IReadOnlyDictionary<string, IReadOnlyList<EpochRecord>> Runs);

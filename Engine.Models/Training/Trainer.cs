@@ -93,6 +93,10 @@ public sealed record TrainOptions
     /// <summary>"channel" (per-channel mean and std) or "pixel" (the paper's per-pixel mean subtraction).</summary>
     public string Normalize { get; init; } = "channel";
 
+    /// <summary>Start every residual block's last batch-norm gamma at 0, so each block starts as the identity
+    /// (torchvision's zero_init_residual, Goyal et al. 2017); residual networks only.</summary>
+    public bool ZeroInitResidual { get; init; }
+
     /// <summary>Images per batch when evaluating (eval mode).</summary>
     public int EvaluationBatchSize { get; init; } = 500;
 
@@ -249,7 +253,7 @@ public sealed class Trainer : IDisposable
             options.Milestones, options.WarmupIterations, options.WarmupRate);
         _dataFingerprint = DataFingerprint(train, test);
         Model = ModelRegistry.Create<float>(options.Model, device, options.Seed, train.Classes,
-            inputChannels: train.Channels);
+            options.ZeroInitResidual, train.Channels);
         _parameterNames = Model.NamedParameters().Select(p => p.Name).ToArray();
         try
         {

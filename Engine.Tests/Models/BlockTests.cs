@@ -71,6 +71,11 @@ public sealed class BlockTests(string kind) : DeviceFixture(kind)
     }
 
     [Test]
+    public void ZeroInitResidualRefusesAPlainNetwork() =>
+        Assert.That(() => ModelRegistry.Create<float>("plain20", Device, zeroInitResidual: true),
+            Throws.ArgumentException.With.Message.Contains("plain20 is a plain network"));
+
+    [Test]
     public void ModelBuiltInsideAScopeKeepsItsParameters()
     {
         ResNet<float> model;
