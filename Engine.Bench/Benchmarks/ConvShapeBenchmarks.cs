@@ -95,7 +95,7 @@ public static class ConvShapeBenchmarks
         using (var built = ModelRegistry.Create<float>(model, device)) report = CostCounter.Count(built);
         var shapes = ConvShape.Of(report, batch);
         // Every shape's passes first, until the JIT has tiered the kernels up: timed from a cold start, the first
-        // shapes measured tier-0 code (ResNet-50's 7x7 stem forward: 15.9 ms warmed once, 3.8 ms fully compiled).
+        // shapes measured tier-0 code (ResNet-50's 7x7 stem forward: 14–16 ms warmed once, 3.2–3.6 ms fully compiled).
         long warmup = Stopwatch.GetTimestamp();
         for (int round = 0; round < WarmupRounds || Stopwatch.GetElapsedTime(warmup) < WarmupTime; round++)
             foreach (var shape in shapes) Time(device.Backend, shape, 1);

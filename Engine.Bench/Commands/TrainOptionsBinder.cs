@@ -27,7 +27,7 @@ internal sealed class TrainOptionsBinder(int defaultEpochs = 5, int defaultTrain
     public Option<double[]> Betas { get; } = new("--betas") { Description = "Adam's and AdamW's beta1 beta2.", DefaultValueFactory = _ => [0.9, 0.999], AllowMultipleArgumentsPerToken = true };
     public Option<double> Epsilon { get; } = new("--eps") { Description = "Adam's and AdamW's epsilon.", DefaultValueFactory = _ => 1e-8 };
     public Option<bool> Amsgrad { get; } = new("--amsgrad") { Description = "Adam's and AdamW's AMSGrad variant." };
-    public Option<bool> ZeroInitResidual { get; } = new("--zero-init-residual") { Description = "Start each residual block's last batch-norm gamma at 0 (torchvision's zero_init_residual); residual networks only.", DefaultValueFactory = _ => defaultZeroInitResidual };
+    public Option<bool> ZeroInitResidual { get; } = new("--zero-init-residual") { Description = $"Start each residual block's last batch-norm gamma at 0 (torchvision's zero_init_residual); residual networks only (default: {defaultZeroInitResidual.ToString().ToLowerInvariant()}; --zero-init-residual false turns it off).", DefaultValueFactory = _ => defaultZeroInitResidual };
     public Option<bool> NoAugment { get; } = new("--no-augment") { Description = "No padding, cropping or flipping." };
     public Option<string> Normalize { get; } = new("--normalize") { Description = "channel (mean/std) or pixel (per-pixel mean).", DefaultValueFactory = _ => "channel" };
     public Option<int> Seed { get; } = new("--seed") { DefaultValueFactory = _ => 0 };
@@ -41,8 +41,8 @@ internal sealed class TrainOptionsBinder(int defaultEpochs = 5, int defaultTrain
         foreach (var option in new Option[]
                  {
                      Data, DataPath, Epochs, Iterations, Batch, Schedule, Optimizer, LearningRate, Milestones,
-                     WarmupIterations, WarmupRate, Momentum, WeightDecay, Nesterov, Betas, Epsilon, Amsgrad, ZeroInitResidual, NoAugment,
-                     Normalize, Seed, TrainSubset, TestSubset, Validation, Device,
+                     WarmupIterations, WarmupRate, Momentum, WeightDecay, Nesterov, Betas, Epsilon, Amsgrad,
+                     ZeroInitResidual, NoAugment, Normalize, Seed, TrainSubset, TestSubset, Validation, Device,
                  })
             command.Options.Add(option);
     }

@@ -1,5 +1,5 @@
 // Training outputs: the per-epoch CSV and the paper-style error curves (thin dashed: training error, bold:
-// test error; one colour per model), written atomically.
+// test error; one colour per model; one panel, or panels side by side on one error axis from 0), written atomically.
 using System.Globalization;
 using System.Text;
 using Engine.Core.Serialization;
@@ -24,7 +24,8 @@ public static class TrainingReport
     }
 
     /// <summary>Error (%) against iterations for each named run, in one panel.</summary>
-    public static void SaveErrorCurves(string path, string title, IReadOnlyDictionary<string, IReadOnlyList<EpochRecord>> runs) =>
+    public static void SaveErrorCurves(string path, string title,
+        IReadOnlyList<(string Name, IReadOnlyList<EpochRecord> History)> runs) =>
         SaveErrorCurves(path, [new ErrorPanel(title, runs)]);
 
     /// <summary>Panels side by side with one error axis (the paper's figure 6: plain networks left, residual
@@ -32,6 +33,7 @@ public static class TrainingReport
     /// (20 layers, then 56) match in colour.</summary>
     public static void SaveErrorCurves(string path, IReadOnlyList<ErrorPanel> panels)
     {
+        ArgumentOutOfRangeException.ThrowIfZero(panels.Count, nameof(panels));
         var plots = new List<Plot>();
         double top = 0;
         foreach (var panel in panels)
@@ -72,5 +74,5 @@ public static class TrainingReport
 }
 
 /// <summary>One panel of <see cref="TrainingReport.SaveErrorCurves(string, IReadOnlyList{ErrorPanel})"/>: its title
-/// and its runs' histories by name.</summary>
-public sealed record ErrorPanel(string Title, IReadOnlyDictionary<string, IReadOnlyList<EpochRecord>> Runs);
+/// and its runs' histories by name, in the order they take the palette's colours.</summary>
+public sealed record ErrorPanel(string Title, IReadOnlyList<(string Name, IReadOnlyList<EpochRecord> History)> Runs);

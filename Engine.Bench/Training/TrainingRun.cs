@@ -95,8 +95,7 @@ internal static class TrainingRun
     private static void WriteReports(Trainer trainer, string label, OutputFolder output)
     {
         TrainingReport.WriteCsv(output.HistoryCsv, trainer.History);
-        TrainingReport.SaveErrorCurves(output.ErrorCurves, label,
-            new Dictionary<string, IReadOnlyList<EpochRecord>> { [label] = trainer.History });
+        TrainingReport.SaveErrorCurves(output.ErrorCurves, label, [(label, trainer.History)]);
     }
 
     /// <summary>Reports synchronously on the training thread.</summary>

@@ -194,8 +194,8 @@ public sealed class Trainer : IDisposable
     /// <param name="bucketBytes">Most bytes of one gradient bucket (PyTorch DDP's bucket_cap_mb): smaller buckets
     /// start sooner during backward, larger ones cost fewer collectives.</param>
     /// <exception cref="ArgumentException">The datasets' image shapes or class counts differ, or an option is
-    /// invalid (unknown model, optimizer or schedule, inapplicable optimizer options, a batch that the ranks cannot
-    /// share equally).</exception>
+    /// invalid (unknown model, optimizer or schedule, inapplicable optimizer options, zero-init-residual on a plain
+    /// network, a batch that the ranks cannot share equally).</exception>
     /// <exception cref="InvalidOperationException">The ranks differ in options, model or data (the message names
     /// the ranks).</exception>
     public Trainer(Device device, TrainOptions options, ImageDataset train, ImageDataset test,
@@ -227,6 +227,9 @@ public sealed class Trainer : IDisposable
             throw new ArgumentException("AMSGrad applies to adam and adamw, not to sgd.");
         if (options.Optimizer != "sgd" && options.Nesterov)
             throw new ArgumentException($"Nesterov momentum applies to sgd, not to {options.Optimizer}.");
+        if (options.ZeroInitResidual && ModelRegistry.Parse(options.Model).Option == ShortcutOption.None)
+            throw new ArgumentException($"Zero-init-residual applies to residual networks, not to {options.Model} " +
+                                        "(a plain network has no residual branch to zero).");
         _normalization = options.Normalize switch
         {
             "channel" => Normalization.PerChannel(train),
@@ -253,7 +256,7 @@ public sealed class Trainer : IDisposable
             options.Milestones, options.WarmupIterations, options.WarmupRate);
         _dataFingerprint = DataFingerprint(train, test);
         Model = ModelRegistry.Create<float>(options.Model, device, options.Seed, train.Classes,
-            options.ZeroInitResidual, train.Channels);
+            zeroInitResidual: options.ZeroInitResidual, inputChannels: train.Channels);
         _parameterNames = Model.NamedParameters().Select(p => p.Name).ToArray();
         try
         {

@@ -19,13 +19,13 @@ public sealed class DegradationCommandTests
         string folder = Path.Combine(Path.GetTempPath(), $"engine-degradation-{Guid.NewGuid():N}");
         try
         {
-            using (var run = BenchCli.Run("degradation", "--models", "plain20", "resnet20-a", "--data", "fashion-mnist",
+            using (var run = BenchCli.Run("degradation", "--models", "resnet20-a", "plain20", "--data", "fashion-mnist",
                        "--data-path", FashionMnistData.Folder, "--train-subset", "32", "--test-subset", "16",
                        "--batch", "16", "--epochs", "1", "--device", "cpu", "--out", folder))
                 Assert.That(run.ExitCode, Is.Zero, run.Transcript);
 
             string table = File.ReadAllText(Path.Combine(folder, "degradation.md"));
-            Assert.That(table, Does.Contain("| plain20 |").And.Contain("| resnet20-a |"), table);
+            Assert.That(table, Does.Contain("| resnet20-a |").And.Contain("| plain20 |"), table);
             byte[] png = File.ReadAllBytes(Path.Combine(folder, "degradation.png"));
             Assert.That(png.AsSpan(1, 3).ToArray(), Is.EqualTo("PNG"u8.ToArray()));
             Assert.That(BinaryPrimitives.ReadInt32BigEndian(png.AsSpan(16)), Is.EqualTo(2000), "two 1000-pixel panels");

@@ -1,6 +1,7 @@
 // The trainer with Adam and AdamW on the fast CPU backend, on small synthetic images: a resumed run reaches
 // bit-identical weights (moments, AMSGrad maxima and step counts checkpointed), a checkpoint of another optimizer
-// is refused naming both, and optimizer options that do not apply are rejected.
+// is refused naming both, and options that do not apply (optimizer options, zero-init on a plain network) are
+// rejected.
 using Engine.Core;
 using Engine.Core.Data;
 using Engine.Core.Serialization;
@@ -70,6 +71,9 @@ public sealed class OptimizerTrainingTests
             options with { Optimizer = "adamw", Nesterov = true }, train, test))!.Message, Does.Contain("Nesterov"));
         Assert.That(Assert.Throws<ArgumentOutOfRangeException>(() => new Trainer(_device!,
             options with { Optimizer = "adam", Beta2 = 1 }, train, test))!.Message, Does.Contain("beta2"));
+        Assert.That(Assert.Throws<ArgumentException>(() => new Trainer(_device!,
+            options with { Model = "plain20", ZeroInitResidual = true }, train, test))!.Message,
+            Does.Contain("Zero-init-residual").And.Contain("plain20"));
         Assert.That(TrainOptions.DefaultsFor("adamw"), Is.EqualTo((1e-3, 0.01)));
     }
 }
