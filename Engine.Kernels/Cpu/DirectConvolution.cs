@@ -143,7 +143,6 @@ internal unsafe struct DirectConvJob : IParallelJob
         int* offsets, int depth, int outChannels, int firstBlock, int endBlock, float* output, float* bias,
         float* residual, bool relu)
     {
-        var zero = Vector256<float>.Zero;
         int lanes = DirectKernels.Lanes, block = DirectKernels.ChannelBlock, tileVectors = DirectKernels.TileVectors;
         int vectors = (positions + lanes - 1) / lanes, slots = images * vectors;
         float* tile = stackalloc float[DirectKernels.MaxTileFloats + 16];
@@ -172,28 +171,8 @@ internal unsafe struct DirectConvJob : IParallelJob
                     {
                         int k = kb * block + i;
                         float* dst = output + ((long)image[j] * outChannels + k) * positions + pixel[j];
-                        float* sum = tile + (i * tileVectors + j) * lanes;
-                        float* add = residual == null ? null : residual + (dst - output);
-                        if (width == lanes)
-                        {
-                            var b = Vector256.Create(bias == null ? 0f : bias[k]);
-                            for (int l = 0; l < lanes; l += 8)
-                            {
-                                var v = Vector256.Load(sum + l);
-                                if (bias != null) v += b;
-                                if (add != null) v += Vector256.Load(add + l);
-                                (relu ? Vector256.Max(v, zero) : v).Store(dst + l);
-                            }
-                        }
-                        else
-                        {
-                            for (int l = 0; l < width; l++)
-                            {
-                                float v = bias == null ? sum[l] : sum[l] + bias[k];
-                                if (add != null) v += add[l];
-                                dst[l] = relu ? float.Max(v, 0f) : v;
-                            }
-                        }
+                        GemmOutput.EpilogueRow(tile + (i * tileVectors + j) * lanes, dst, bias == null ? 0f : bias[k],
+                            residual == null ? null : residual + (dst - output), relu, width);
                     }
                 }
             }

@@ -62,27 +62,35 @@ internal unsafe struct GemmOutput
     /// element offset <paramref name="offset"/> (whose row is <paramref name="row"/>).</summary>
     public readonly void ApplyEpilogue(long offset, int row, int rows, int cols)
     {
-        var floor = Vector256.Create(Relu ? 0f : float.NegativeInfinity);
-        float scalarFloor = Relu ? 0f : float.NegativeInfinity;
         for (int i = 0; i < rows; i++)
         {
             long start = offset + i * RowStride;
-            float* c = C + start, residual = Residual == null ? null : Residual + start;
-            var bias = Vector256.Create(Bias == null ? 0f : Bias[row + i]);
-            float scalarBias = Bias == null ? 0f : Bias[row + i];
-            int j = 0;
-            for (; j + 8 <= cols; j += 8)
-            {
-                var v = Vector256.Load(c + j) + bias;
-                if (residual != null) v += Vector256.Load(residual + j);
-                Vector256.Max(v, floor).Store(c + j);
-            }
-            for (; j < cols; j++)
-            {
-                float v = c[j] + scalarBias;
-                if (residual != null) v += residual[j];
-                c[j] = float.Max(v, scalarFloor);
-            }
+            EpilogueRow(C + start, C + start, Bias == null ? 0f : Bias[row + i],
+                Residual == null ? null : Residual + start, Relu, cols);
+        }
+    }
+
+    /// <summary>The convolution epilogue of one row, shared by the packed GEMM (in place) and the direct
+    /// convolutions (from their tile): destination[j] = sums[j] + bias (+ residual[j] when not null), then ReLU when
+    /// asked (NaN propagates).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void EpilogueRow(float* sums, float* destination, float bias, float* residual, bool relu, int count)
+    {
+        float floor = relu ? 0f : float.NegativeInfinity;
+        var biasVector = Vector256.Create(bias);
+        var floorVector = Vector256.Create(floor);
+        int j = 0;
+        for (; j + 8 <= count; j += 8)
+        {
+            var v = Vector256.Load(sums + j) + biasVector;
+            if (residual != null) v += Vector256.Load(residual + j);
+            Vector256.Max(v, floorVector).Store(destination + j);
+        }
+        for (; j < count; j++)
+        {
+            float v = sums[j] + bias;
+            if (residual != null) v += residual[j];
+            destination[j] = float.Max(v, floor);
         }
     }
 }
