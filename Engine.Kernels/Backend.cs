@@ -52,6 +52,10 @@
 // Gradient rule (as in llm.c): forward ops write their output (=); the autograd engine accumulates gradients
 // with Axpy (+=).
 //
+// Write versions: every op adds one to the Version of each buffer it outputs to (including an output that
+// aliases an input), and so does a copy from the host. A buffer's contents change only through its backend, so what
+// a backend derives from them (the CPU backend's packed convolution weights) stays valid while the version holds.
+//
 // Threads: a backend may be called from several threads. Every public op, Allocate, Synchronize and the buffer
 // copies run under one lock per backend, so a backend's scratch memory and kernel stream never serve two callers
 // at once; ops of different threads interleave, each whole. An observer (IBackendObserver) sees each op start and
@@ -61,8 +65,17 @@ using System.Numerics;
 namespace Engine.Kernels;
 
 /// <summary>A flat array of <typeparamref name="T"/> living on one backend.</summary>
-public abstract class DeviceBuffer<T> : IDisposable where T : unmanaged
+public abstract class DeviceBuffer<T> : IDisposable, IWrittenBuffer where T : unmanaged
 {
+    private long _version;
+
+    /// <summary>How many writes this buffer has had: each op that outputs to it and each copy from the host adds one
+    /// when it is issued (under the backend's lock). What a backend derives from a buffer's contents, such as the
+    /// CPU backend's packed convolution weights, is keyed on it.</summary>
+    public long Version => Volatile.Read(ref _version);
+
+    void IWrittenBuffer.MarkWritten() => Interlocked.Increment(ref _version);
+
     /// <summary>Number of elements.</summary>
     public abstract long Length { get; }
 
@@ -94,6 +107,13 @@ public abstract class DeviceBuffer<T> : IDisposable where T : unmanaged
 
     /// <summary>Releases the device memory; using the buffer afterwards is an error.</summary>
     public abstract void Dispose();
+}
+
+/// <summary>A buffer whose writes are counted (DeviceBuffer.Version).</summary>
+internal interface IWrittenBuffer
+{
+    /// <summary>Counts one write.</summary>
+    void MarkWritten();
 }
 
 /// <summary>Watches a backend's work: each op as it starts and finishes (by its method name, e.g. <c>Relu</c>),
@@ -192,6 +212,7 @@ public abstract class Backend : IDisposable
         {
             CheckHostCopy("copy from host", buffer, source.Length);
             _observer?.OnCopyFromHost(buffer.Length);
+            ((IWrittenBuffer)buffer).MarkWritten();
             buffer.CopyFromHostCore(source);
         }
     }
@@ -227,10 +248,12 @@ public abstract class Backend : IDisposable
     /// <summary>Releases the backend's resources; called once.</summary>
     protected abstract void DisposeCore();
 
-    /// <summary>An op has passed its checks: refuses a disposed backend and tells the observer.</summary>
-    private void Starting(string op)
+    /// <summary>An op has passed its checks: refuses a disposed backend, counts a write to each of its
+    /// <paramref name="outputs"/> (DeviceBuffer.Version) and tells the observer.</summary>
+    private void Starting(string op, params ReadOnlySpan<IWrittenBuffer?> outputs)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        foreach (var output in outputs) output?.MarkWritten();
         _observer?.OnOpStarting(op);
     }
 
@@ -287,7 +310,7 @@ public abstract class Backend : IDisposable
         {
             Validate.Owned(this, "fill", nameof(y), y);
             if (y.Length == 0) return;
-            Starting(nameof(Fill));
+            Starting(nameof(Fill), y);
             FillCore(y, value);
             Finished(nameof(Fill));
         }
@@ -302,7 +325,7 @@ public abstract class Backend : IDisposable
             Validate.Buffer(this, "broadcast scalar", nameof(scalar), scalar, 1);
             Validate.Owned(this, "broadcast scalar", nameof(y), y);
             if (y.Length == 0) return;
-            Starting(nameof(BroadcastScalar));
+            Starting(nameof(BroadcastScalar), y);
             BroadcastScalarCore(scalar, alpha, y);
             Finished(nameof(BroadcastScalar));
         }
@@ -317,7 +340,7 @@ public abstract class Backend : IDisposable
         {
             Validate.SameLength(this, op, x, nameof(x), y, nameof(y));
             if (y.Length == 0) return;
-            Starting(name);
+            Starting(name, y);
             MapCore(x, unary, y);
             Finished(name);
         }
@@ -332,7 +355,7 @@ public abstract class Backend : IDisposable
         {
             Validate.SameLength(this, op, a, nameof(a), b, nameof(b), y, nameof(y));
             if (y.Length == 0) return;
-            Starting(name);
+            Starting(name, y);
             ZipCore(a, b, binary, y);
             Finished(name);
         }
@@ -372,7 +395,7 @@ public abstract class Backend : IDisposable
             if (y.Length == 0) return;
             Span<StridedLayout> layouts = [layout];
             StridedLayout.Collapse(layouts);
-            Starting(nameof(StridedCopy));
+            Starting(nameof(StridedCopy), y);
             StridedCopyCore(layouts[0], x, y);
             Finished(nameof(StridedCopy));
         }
@@ -399,7 +422,7 @@ public abstract class Backend : IDisposable
             if (x.Length == 0) return;
             Span<StridedLayout> layouts = [layout];
             StridedLayout.Collapse(layouts);
-            Starting(nameof(StridedScatter));
+            Starting(nameof(StridedScatter), y);
             StridedScatterCore(x, layouts[0], y);
             Finished(nameof(StridedScatter));
         }
@@ -423,7 +446,7 @@ public abstract class Backend : IDisposable
             if (y.Length == 0) return;
             Span<StridedLayout> layouts = [aLayout, bLayout];
             StridedLayout.Collapse(layouts);
-            Starting(nameof(StridedZip));
+            Starting(nameof(StridedZip), y);
             StridedZipCore(layouts[0], a, layouts[1], b, op, y);
             Finished(nameof(StridedZip));
         }
@@ -444,7 +467,7 @@ public abstract class Backend : IDisposable
                 nameof(x), x, reads);
             CheckStridedOutput(op, kept.Length, y, x);
             if (y.Length == 0) return;
-            Starting(nameof(StridedSum));
+            Starting(nameof(StridedSum), y);
             if (reduced.Length == 0) FillCore(y, T.Zero);
             else
             {
@@ -523,7 +546,7 @@ public abstract class Backend : IDisposable
         {
             Validate.Owned(this, "sum", nameof(x), x);
             Validate.Buffer(this, "sum", nameof(result), result, 1);
-            Starting(nameof(Sum));
+            Starting(nameof(Sum), result);
             if (x.Length == 0) FillCore(result, T.Zero);
             else SumCore(x, alpha, result);
             Finished(nameof(Sum));
@@ -542,7 +565,7 @@ public abstract class Backend : IDisposable
             Validate.Buffer(this, op, nameof(x), x, (long)batch * channels * spatial);
             Validate.Buffer(this, op, nameof(result), result, channels);
             if (channels == 0) return;
-            Starting(nameof(SumPerChannel));
+            Starting(nameof(SumPerChannel), result);
             if (x.Length == 0) FillCore(result, T.Zero);
             else SumPerChannelCore(batch, channels, spatial, x, result);
             Finished(nameof(SumPerChannel));
@@ -560,7 +583,7 @@ public abstract class Backend : IDisposable
             Validate.Buffer(this, op, nameof(bias), bias, channels);
             Validate.Buffer(this, op, nameof(y), y, (long)batch * channels * spatial);
             if (y.Length == 0) return;
-            Starting(nameof(AddPerChannel));
+            Starting(nameof(AddPerChannel), y);
             AddPerChannelCore(batch, channels, spatial, bias, y);
             Finished(nameof(AddPerChannel));
         }
@@ -611,7 +634,7 @@ public abstract class Backend : IDisposable
                     throw new ArgumentException($"{op}: the residual must be a buffer of its own, not the output, " +
                                                 "the input or the filters.", nameof(residual));
             }
-            Starting(nameof(Conv2dForward));
+            Starting(nameof(Conv2dForward), y);
             Conv2dForwardCore(g, x, w, bias, y, residual, relu);
             Finished(nameof(Conv2dForward));
         }
@@ -628,7 +651,7 @@ public abstract class Backend : IDisposable
             Validate.Buffer(this, op, nameof(dy), dy, g.OutputLength);
             Validate.Buffer(this, op, nameof(w), w, g.WeightLength);
             Validate.Buffer(this, op, nameof(dx), dx, g.InputLength);
-            Starting(nameof(Conv2dBackwardData));
+            Starting(nameof(Conv2dBackwardData), dx);
             Conv2dBackwardDataCore(g, dy, w, dx);
             Finished(nameof(Conv2dBackwardData));
         }
@@ -645,7 +668,7 @@ public abstract class Backend : IDisposable
             Validate.Buffer(this, op, nameof(x), x, g.InputLength);
             Validate.Buffer(this, op, nameof(dy), dy, g.OutputLength);
             Validate.Buffer(this, op, nameof(dw), dw, g.WeightLength);
-            Starting(nameof(Conv2dBackwardWeight));
+            Starting(nameof(Conv2dBackwardWeight), dw);
             Conv2dBackwardWeightCore(g, x, dy, dw);
             Finished(nameof(Conv2dBackwardWeight));
         }
@@ -681,7 +704,7 @@ public abstract class Backend : IDisposable
             Validate.Buffer(this, op, nameof(b), b, (long)k * n);
             Validate.Buffer(this, op, nameof(c), c, (long)m * n);
             if (m == 0 || n == 0) return;
-            Starting(nameof(Gemm));
+            Starting(nameof(Gemm), c);
             if (k > 0) GemmCore(transposeA, transposeB, m, n, k, alpha, a, b, beta, c);
             else if (beta == T.Zero) FillCore(c, T.Zero);
             else MapCore(c, new ScaleOp<T>(beta), c);
@@ -728,7 +751,7 @@ public abstract class Backend : IDisposable
             Validate.Buffer(this, op, nameof(savedMean), savedMean, channels);
             Validate.Buffer(this, op, nameof(savedInvStd), savedInvStd, channels);
             if (residual is not null) Validate.Buffer(this, op, nameof(residual), residual, x.Length);
-            Starting(nameof(BatchNormForwardTraining));
+            Starting(nameof(BatchNormForwardTraining), y, runningMean, runningVar, savedMean, savedInvStd);
             BatchNormForwardTrainingCore(batch, channels, spatial, x, gamma, beta, runningMean, runningVar, momentum,
                 epsilon, y, savedMean, savedInvStd, relu, varianceUpdate, residual);
             Finished(nameof(BatchNormForwardTraining));
@@ -752,7 +775,7 @@ public abstract class Backend : IDisposable
             Validate.Buffer(this, op, nameof(runningMean), runningMean, channels);
             Validate.Buffer(this, op, nameof(runningVar), runningVar, channels);
             if (residual is not null) Validate.Buffer(this, op, nameof(residual), residual, x.Length);
-            Starting(nameof(BatchNormForwardInference));
+            Starting(nameof(BatchNormForwardInference), y);
             BatchNormForwardInferenceCore(batch, channels, spatial, x, gamma, beta, runningMean, runningVar, epsilon, y,
                 relu, residual);
             Finished(nameof(BatchNormForwardInference));
@@ -785,7 +808,7 @@ public abstract class Backend : IDisposable
             Validate.Buffer(this, op, nameof(dbeta), dbeta, channels);
             if (residualGradient is not null)
                 Validate.Buffer(this, op, nameof(residualGradient), residualGradient, x.Length);
-            Starting(nameof(BatchNormBackward));
+            Starting(nameof(BatchNormBackward), dx, dgamma, dbeta, residualGradient);
             BatchNormBackwardCore(batch, channels, spatial, x, dy, gamma, mean, invStd, batchStatistics, dx, dgamma,
                 dbeta, reluOutput, residualGradient);
             Finished(nameof(BatchNormBackward));
@@ -802,7 +825,7 @@ public abstract class Backend : IDisposable
             Validate.Epsilon(op, epsilon);
             Validate.SameLength(this, op, variance, nameof(variance), invStd, nameof(invStd));
             if (invStd.Length == 0) return;
-            Starting(nameof(InverseStandardDeviation));
+            Starting(nameof(InverseStandardDeviation), invStd);
             InverseStandardDeviationCore(variance, epsilon, invStd);
             Finished(nameof(InverseStandardDeviation));
         }
@@ -861,7 +884,7 @@ public abstract class Backend : IDisposable
             Validate.Buffer(this, op, nameof(x), x, g.InputLength);
             Validate.Buffer(this, op, nameof(y), y, g.OutputLength);
             Validate.Buffer(this, op, nameof(argmax), argmax, g.OutputLength);
-            Starting(nameof(MaxPoolForward));
+            Starting(nameof(MaxPoolForward), y, argmax);
             MaxPoolForwardCore(g, x, y, argmax);
             Finished(nameof(MaxPoolForward));
         }
@@ -878,7 +901,7 @@ public abstract class Backend : IDisposable
             Validate.Buffer(this, op, nameof(dy), dy, g.OutputLength);
             Validate.Buffer(this, op, nameof(argmax), argmax, g.OutputLength);
             Validate.Buffer(this, op, nameof(dx), dx, g.InputLength);
-            Starting(nameof(MaxPoolBackward));
+            Starting(nameof(MaxPoolBackward), dx);
             MaxPoolBackwardCore(g, dy, argmax, dx);
             Finished(nameof(MaxPoolBackward));
         }
@@ -897,7 +920,7 @@ public abstract class Backend : IDisposable
             g = g.ValidatedForAverage();
             Validate.Buffer(this, op, nameof(x), x, g.InputLength);
             Validate.Buffer(this, op, nameof(y), y, g.OutputLength);
-            Starting(nameof(AvgPoolForward));
+            Starting(nameof(AvgPoolForward), y);
             AvgPoolForwardCore(g, countIncludePad, x, y);
             Finished(nameof(AvgPoolForward));
         }
@@ -914,7 +937,7 @@ public abstract class Backend : IDisposable
             g = g.ValidatedForAverage();
             Validate.Buffer(this, op, nameof(dy), dy, g.OutputLength);
             Validate.Buffer(this, op, nameof(dx), dx, g.InputLength);
-            Starting(nameof(AvgPoolBackward));
+            Starting(nameof(AvgPoolBackward), dx);
             AvgPoolBackwardCore(g, countIncludePad, dy, dx);
             Finished(nameof(AvgPoolBackward));
         }
@@ -931,7 +954,7 @@ public abstract class Backend : IDisposable
             Validate.Buffer(this, op, nameof(x), x, (long)batch * channels * spatial);
             Validate.Buffer(this, op, nameof(y), y, (long)batch * channels);
             if (y.Length == 0) return;
-            Starting(nameof(GlobalAveragePoolForward));
+            Starting(nameof(GlobalAveragePoolForward), y);
             GlobalAveragePoolForwardCore(batch, channels, spatial, x, y);
             Finished(nameof(GlobalAveragePoolForward));
         }
@@ -949,7 +972,7 @@ public abstract class Backend : IDisposable
             Validate.Buffer(this, op, nameof(dy), dy, (long)batch * channels);
             Validate.Buffer(this, op, nameof(dx), dx, (long)batch * channels * spatial);
             if (dx.Length == 0) return;
-            Starting(nameof(GlobalAveragePoolBackward));
+            Starting(nameof(GlobalAveragePoolBackward), dx);
             GlobalAveragePoolBackwardCore(batch, channels, spatial, dy, dx);
             Finished(nameof(GlobalAveragePoolBackward));
         }
@@ -993,7 +1016,7 @@ public abstract class Backend : IDisposable
             Validate.Buffer(this, op, nameof(probabilities), probabilities, logits.Length);
             Validate.Buffer(this, op, nameof(losses), losses, batch);
             if (batch == 0) return;
-            Starting(nameof(SoftmaxCrossEntropyForward));
+            Starting(nameof(SoftmaxCrossEntropyForward), probabilities, losses);
             SoftmaxCrossEntropyForwardCore(batch, classes, logits, labels, probabilities, losses);
             Finished(nameof(SoftmaxCrossEntropyForward));
         }
@@ -1012,7 +1035,7 @@ public abstract class Backend : IDisposable
             Validate.Buffer(this, op, nameof(lossGrad), lossGrad, 1);
             Validate.Buffer(this, op, nameof(dlogits), dlogits, probabilities.Length);
             if (batch == 0) return;
-            Starting(nameof(SoftmaxCrossEntropyBackward));
+            Starting(nameof(SoftmaxCrossEntropyBackward), dlogits);
             SoftmaxCrossEntropyBackwardCore(batch, classes, probabilities, labels, lossGrad, alpha, dlogits);
             Finished(nameof(SoftmaxCrossEntropyBackward));
         }
@@ -1033,7 +1056,7 @@ public abstract class Backend : IDisposable
                     nameof(k));
             Validate.Buffer(this, op, nameof(correct), correct, batch);
             if (batch == 0) return;
-            Starting(nameof(TopKCorrect));
+            Starting(nameof(TopKCorrect), correct);
             TopKCorrectCore(batch, classes, k, logits, labels, correct);
             Finished(nameof(TopKCorrect));
         }
@@ -1076,7 +1099,7 @@ public abstract class Backend : IDisposable
             g = g.Validated();
             Validate.Buffer(this, op, nameof(x), x, g.InputLength);
             Validate.Buffer(this, op, nameof(y), y, g.OutputLength);
-            Starting(nameof(ShortcutForward));
+            Starting(nameof(ShortcutForward), y);
             ShortcutForwardCore(g, x, y);
             Finished(nameof(ShortcutForward));
         }
@@ -1092,7 +1115,7 @@ public abstract class Backend : IDisposable
             g = g.Validated();
             Validate.Buffer(this, op, nameof(dy), dy, g.OutputLength);
             Validate.Buffer(this, op, nameof(dx), dx, g.InputLength);
-            Starting(nameof(ShortcutBackward));
+            Starting(nameof(ShortcutBackward), dx);
             ShortcutBackwardCore(g, dy, dx);
             Finished(nameof(ShortcutBackward));
         }
@@ -1167,7 +1190,7 @@ public abstract class Backend : IDisposable
                 if (written.Contains(grads[i]))
                     throw new ArgumentException($"{op}: grads[{i}] is a buffer this step writes.", nameof(grads));
             if (tensors.Count == 0) return;
-            Starting(nameof(SgdSteps));
+            Starting(nameof(SgdSteps), [.. written]);
             SgdStepsCore(p, tensors);
             Finished(nameof(SgdSteps));
         }
@@ -1244,7 +1267,7 @@ public abstract class Backend : IDisposable
                 if (written.Contains(grads[i]))
                     throw new ArgumentException($"{op}: grads[{i}] is a buffer this step writes.", nameof(grads));
             if (tensors.Count == 0) return;
-            Starting(nameof(AdamSteps));
+            Starting(nameof(AdamSteps), [.. written]);
             AdamStepsCore(tensors);
             Finished(nameof(AdamSteps));
         }

@@ -139,8 +139,8 @@ internal unsafe struct ConvForwardOperands : IGemmOperands
     }
 }
 
-/// <summary>Backward data: A[c][(k, r, s)] = w[k, c, r, s], gathered from w while packing (A is packed once per
-/// call, in parallel); B = patches of dy over the input grid.</summary>
+/// <summary>Backward data: A[c][(k, r, s)] = w[k, c, r, s], gathered from w while packing (in parallel, or kept
+/// between calls: WeightPacks.cs); B = patches of dy over the input grid.</summary>
 internal unsafe struct ConvBackwardDataOperands : IGemmOperands
 {
     public float* Weight;
@@ -247,7 +247,7 @@ public sealed unsafe partial class CpuBackend
 
         if (typeof(T) == typeof(float) && g.IsDenseUndilated && UseDirectForward(g))
         {
-            DirectForward(g, (float*)Data(x), (float*)Data(w), (float*)biasData, (float*)Data(y),
+            DirectForward(g, (float*)Data(x), (DeviceBuffer<float>)(object)w, (float*)biasData, (float*)Data(y),
                 (float*)residualData, relu);
             return;
         }
@@ -267,6 +267,8 @@ public sealed unsafe partial class CpuBackend
                 // The GEMM's column groups are the images; this convolution group's rows are its K/G channels. The
                 // bias, residual and ReLU run in the GEMM's epilogue, on each tile as it is finished.
                 long groupOffset = (long)group * groupOut * positions;
+                var pack = new WeightPackKey(WeightPass.Forward, Direct: false, group, groupOut, depth,
+                    operands.KernelArea);
                 RunPackedGemm(operands, new GemmOutput
                 {
                     C = (float*)Data(y) + groupOffset, Rows = groupOut, Depth = depth,
@@ -274,7 +276,7 @@ public sealed unsafe partial class CpuBackend
                     RowStride = positions, Alpha = 1f, Beta = 0f,
                     Bias = biasData == null ? null : (float*)biasData + (long)group * groupOut,
                     Residual = residualData == null ? null : (float*)residualData + groupOffset, Relu = relu,
-                });
+                }, (DeviceBuffer<float>)(object)w, pack);
             }
             return;
         }
@@ -299,7 +301,7 @@ public sealed unsafe partial class CpuBackend
     {
         if (typeof(T) == typeof(float) && g.IsDenseUndilated && UseDirectBackwardData(g))
         {
-            DirectBackwardData(g, (float*)Data(dy), (float*)Data(w), (float*)Data(dx));
+            DirectBackwardData(g, (float*)Data(dy), (DeviceBuffer<float>)(object)w, (float*)Data(dx));
             return;
         }
 
@@ -335,7 +337,8 @@ public sealed unsafe partial class CpuBackend
                     C = (float*)Data(dx) + (long)group * groupIn * positions, Rows = groupIn, Depth = operands.Depth,
                     Groups = g.Batch, GroupColumns = positions, GroupStride = (long)g.InChannels * positions,
                     RowStride = positions, Alpha = 1f, Beta = 0f,
-                });
+                }, (DeviceBuffer<float>)(object)w, new WeightPackKey(WeightPass.BackwardData, Direct: false, group, groupIn, operands.Depth,
+                    kernelArea));
             }
             return;
         }

@@ -652,44 +652,32 @@ public sealed unsafe partial class CpuBackend
         Parallel(groups * parts, ref job);
     }
 
-    private void DirectForward(ConvGeometry g, float* x, float* w, float* bias, float* y, float* residual, bool relu)
+    private void DirectForward(ConvGeometry g, float* x, DeviceBuffer<float> w, float* bias, float* y,
+        float* residual, bool relu)
     {
         int kernelArea = g.KernelHeight * g.KernelWidth, depth = g.InChannels * kernelArea;
-        int block = DirectKernels.ChannelBlock, kBlocks = (g.OutChannels + block - 1) / block;
         var source = ForwardSource(g, x);
-        var packed = (float*)WorkerScratch(0, DirectWeightSlot, (long)kBlocks * depth * block * sizeof(float));
         var offsets = (int*)WorkerScratch(0, DirectOffsetSlot, (long)depth * sizeof(int));
         for (int c = 0, d = 0; c < g.InChannels; c++)
         for (int r = 0; r < g.KernelHeight; r++)
         for (int s = 0; s < g.KernelWidth; s++, d++)
-        {
             offsets[d] = source.Offset(c, r, s);
-            for (int k = 0; k < kBlocks * block; k++)
-                packed[((long)(k / block) * depth + d) * block + k % block] =
-                    k < g.OutChannels ? w[(long)k * depth + d] : 0f;
-        }
+        var packed = DirectWeights(w, WeightPass.Forward, g.OutChannels, depth, kernelArea);
         RunDirectConv(source, packed, offsets, depth, g.OutChannels, g.OutHeight * g.OutWidth, g.Batch, y, bias,
             residual, relu);
     }
 
     /// <summary>dx = the stride-1 forward convolution of dy with w flipped and its channels swapped.</summary>
-    private void DirectBackwardData(ConvGeometry g, float* dy, float* w, float* dx)
+    private void DirectBackwardData(ConvGeometry g, float* dy, DeviceBuffer<float> w, float* dx)
     {
         int kernelArea = g.KernelHeight * g.KernelWidth, depth = g.OutChannels * kernelArea;
-        int block = DirectKernels.ChannelBlock, cBlocks = (g.InChannels + block - 1) / block;
         var source = DataSource(g, dy);
-        var packed = (float*)WorkerScratch(0, DirectWeightSlot, (long)cBlocks * depth * block * sizeof(float));
         var offsets = (int*)WorkerScratch(0, DirectOffsetSlot, (long)depth * sizeof(int));
         for (int k = 0, d = 0; k < g.OutChannels; k++)
         for (int r = 0; r < g.KernelHeight; r++)
         for (int s = 0; s < g.KernelWidth; s++, d++)
-        {
             offsets[d] = source.Offset(k, r, s);
-            int tap = (g.KernelHeight - 1 - r) * g.KernelWidth + g.KernelWidth - 1 - s;
-            for (int c = 0; c < cBlocks * block; c++)
-                packed[((long)(c / block) * depth + d) * block + c % block] =
-                    c < g.InChannels ? w[((long)k * g.InChannels + c) * kernelArea + tap] : 0f;
-        }
+        var packed = DirectWeights(w, WeightPass.BackwardData, g.InChannels, depth, kernelArea);
         RunDirectConv(source, packed, offsets, depth, g.InChannels, g.InHeight * g.InWidth, g.Batch, dx, null, null,
             false);
     }

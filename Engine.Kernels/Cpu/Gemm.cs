@@ -2,7 +2,7 @@
 // float GEMM engine that Gemm and the convolutions (Convolution.cs) share.
 //
 // Engine (BLIS-style, vectorised along the rows of C):
-//   A is packed once per call, before the multiply: a parallel run packs every (row block of MC, depth block of
+//   A is packed once per call (convolution weights: kept between calls, WeightPacks.cs), before the multiply: a parallel run packs every (row block of MC, depth block of
 //   KC) piece into one shared area ([kc][MR] per MR rows), which every task then reads (a deep A, over the
 //   PackedABudget, goes in phases of depth: pack, multiply, next phase).
 //   columns of C are cut into panels of NR (a panel never crosses a column group: one image of a batched conv
@@ -451,13 +451,16 @@ public sealed unsafe partial class CpuBackend
     /// <summary>
     /// Runs one packed float GEMM over the pool (see the file header for the loop nest): per depth phase, A packed
     /// once into worker 0's PackedASlot by a parallel first run (pieces of RowBlock rows × one depth block, a pure
-    /// copy), then the multiply run, whose tasks share it. A single column group with few panels (a weight gradient:
+    /// copy), then the multiply run, whose tasks share it. When A is the <paramref name="weights"/> of a convolution
+    /// and fits one phase, its pack may be kept between calls (WeightPacks.cs) and the packing run skipped. A single
+    /// column group with few panels (a weight gradient:
     /// small C, deep K) also splits the depth into Slices fixed ranges; each (slice, chunk, row part) task writes its
     /// own partial C, and the slices are summed in order afterwards. The slice count depends on the shape only, never
     /// on the thread count, so the bits do not either (the chunks and row parts only decide who computes an element,
     /// not how).
     /// </summary>
-    private void RunPackedGemm<TOperands>(TOperands operands, GemmOutput output)
+    private void RunPackedGemm<TOperands>(TOperands operands, GemmOutput output,
+        DeviceBuffer<float>? weights = null, WeightPackKey weightPack = default)
         where TOperands : struct, IGemmOperands
     {
         var job = PlanPackedGemm(operands, output, ThreadCount, slicing: true);
@@ -466,9 +469,12 @@ public sealed unsafe partial class CpuBackend
             job.Partials = (float*)WorkerScratch(0, PartialsSlot, job.Slices * sliceLength * sizeof(float));
         for (int phaseStart = 0; phaseStart < output.Depth; phaseStart += job.PhaseDepth)
         {
-            var pack = job.StartPhase(phaseStart,
-                (float*)WorkerScratch(0, PackedASlot, job.PackedALength * sizeof(float)));
-            Parallel(pack.Pieces, ref pack);
+            var packedA = (float*)WorkerScratch(0, PackedASlot, job.PackedALength * sizeof(float));
+            bool ready = false;
+            if (weights is not null && job.PhaseDepth >= output.Depth)
+                packedA = WeightPack(weights, weightPack, job.PackedALength, packedA, out ready);
+            var pack = job.StartPhase(phaseStart, packedA);
+            if (!ready) Parallel(pack.Pieces, ref pack);
             Parallel(job.PhaseTasks, ref job);
         }
         if (job.Slices == 1) return;

@@ -1,7 +1,8 @@
 // The edge-case contract every backend keeps, with PyTorch's answers: NaN and ±∞ through ReLU (plain and fused
 // into batch-norm) and max-pooling, empty inputs, and bad arguments (strides, pads, windows, dilations, groups,
 // batch-norm momentum and epsilon, labels, top-k's k, devices) rejected on the host with one ArgumentException
-// that names the op once; top-k counts a row holding a NaN as not correct.
+// that names the op once; top-k counts a row holding a NaN as not correct; every op and host copy counts one write
+// on each buffer it outputs to (DeviceBuffer.Version) and none on its inputs.
 using Engine.Core;
 using Engine.Kernels;
 using NUnit.Framework;
@@ -366,6 +367,51 @@ public sealed class ContractTests(string kind) : DeviceFixture(kind)
         Assert.That(column.ToArray(), Is.EqualTo(new float[] { 20, 52, 84 }));
         backend.StridedSum(new StridedLayout([3], [4]), new StridedLayout([0], [1]), x.Buffer, 2f, column.Buffer);
         Assert.That(column.ToArray(), Is.EqualTo(new float[3]));
+    }
+
+    [Test]
+    public void EveryWriteCountsOnTheOutputsVersionAndNoneOnTheInputs()
+    {
+        var backend = Device.Backend;
+        var g = new ConvGeometry(2, 3, 6, 6, 4, 3, 3, 1, 1, 1, 1, 1, 1);
+        var pool = new PoolGeometry(2, 4, 6, 6, 2, 2, 2, 2, 0, 0, 0, 0);
+        using var x = backend.Allocate<float>(g.InputLength);
+        using var w = backend.Allocate<float>(g.WeightLength);
+        using var y = backend.Allocate<float>(g.OutputLength);
+        using var dw = backend.Allocate<float>(g.WeightLength);
+        using var pooled = backend.Allocate<float>(pool.OutputLength);
+        using var argmax = backend.Allocate<int>(pool.OutputLength);
+        using var momentum = backend.Allocate<float>(g.WeightLength);
+        using var empty = backend.Allocate<float>(0);
+        var buffers = new (string Name, Func<long> Version)[]
+        {
+            ("x", () => x.Version), ("w", () => w.Version), ("y", () => y.Version), ("dw", () => dw.Version),
+            ("pooled", () => pooled.Version), ("argmax", () => argmax.Version), ("momentum", () => momentum.Version),
+            ("empty", () => empty.Version),
+        };
+
+        void Writes(string op, Action action, params string[] outputs)
+        {
+            var before = buffers.Select(b => b.Version()).ToArray();
+            action();
+            for (int i = 0; i < buffers.Length; i++)
+                Assert.That(buffers[i].Version() - before[i], Is.EqualTo(outputs.Contains(buffers[i].Name) ? 1 : 0),
+                    $"{op}: writes to '{buffers[i].Name}'");
+        }
+
+        Assert.That(x.Version, Is.Zero, "a new buffer has had no write");
+        Writes("copy from host", () => x.CopyFromHost(Enumerable.Range(0, (int)x.Length).Select(i => i % 7 - 3f)
+            .ToArray()), "x");
+        Writes("fill", () => backend.Fill(w, 0.25f), "w");
+        Writes("conv2d forward", () => backend.Conv2dForward(g, x, w, null, y), "y");
+        Writes("conv2d backward weight", () => backend.Conv2dBackwardWeight(g, x, y, dw), "dw");
+        Writes("max-pool forward", () => backend.MaxPoolForward(pool, y, pooled, argmax), "pooled", "argmax");
+        Writes("axpy", () => backend.Axpy(0.5f, dw, w), "w");
+        Writes("relu in place", () => backend.Relu(y, y), "y");
+        Writes("SGD step with momentum", () => backend.SgdStep(new SgdParameters(0.1, Momentum: 0.9), w, dw, momentum,
+            firstStep: true), "w", "momentum");
+        Writes("fill of an empty buffer", () => backend.Fill(empty, 1f));
+        Writes("copy to host", () => y.CopyToHost(new float[y.Length]));
     }
 
     [Test]

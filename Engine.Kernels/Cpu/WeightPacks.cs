@@ -1,0 +1,138 @@
+// Packed convolution weights kept between calls. A convolution packs its weights before it multiplies (the packed
+// GEMM's A panels, or the direct kernels' channel blocks), a pass over every weight that reads with a stride of a
+// filter; inference packs the same weights on every call. A weight buffer keeps its packs, keyed by how they are
+// packed (WeightPackKey) and by the buffer's write version (DeviceBuffer.Version, counted by the backend contract on
+// every write): a pack is kept once the same weights at the same version are packed the same way a second time, and
+// serves until the version moves. Training writes each weight once a step and packs each version once per pass,
+// so it keeps nothing and spends no memory on this; inference keeps one pack per layer (about the weights' size).
+// A kept pack holds exactly what a fresh pack would (packing is a copy), so results do not change by a bit.
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace Engine.Kernels.Cpu;
+
+/// <summary>The convolution pass a pack of weights serves.</summary>
+internal enum WeightPass
+{
+    Forward,
+    BackwardData,
+}
+
+/// <summary>How a weight buffer is packed: the pass, the kernel that reads it (the direct convolutions or the packed
+/// GEMM), the convolution group, and the extents the layout depends on (packed rows, depth, taps per filter).</summary>
+internal readonly record struct WeightPackKey(WeightPass Pass, bool Direct, int Group, int Rows, int Depth,
+    int KernelArea);
+
+/// <summary>The packs kept for one weight buffer.</summary>
+internal sealed unsafe class WeightPacks
+{
+    private readonly Dictionary<WeightPackKey, Entry> _entries = [];
+
+    /// <summary>The version last packed under a key, and its kept pack once it has been packed twice.</summary>
+    private sealed class Entry
+    {
+        public long Version;
+        public float[]? Kept;
+    }
+
+    /// <summary>Where the weights at <paramref name="version"/>, packed as <paramref name="key"/>
+    /// (<paramref name="floats"/> floats), belong: a kept pack that already holds them (<paramref name="ready"/>),
+    /// else memory to pack them into, kept memory on the second packing at one version and
+    /// <paramref name="scratch"/> otherwise.</summary>
+    public float* Find(in WeightPackKey key, long version, long floats, float* scratch, out bool ready)
+    {
+        if (!_entries.TryGetValue(key, out var entry))
+            _entries[key] = entry = new Entry { Version = version };
+        else if (entry.Version != version)
+        {
+            entry.Version = version;
+            entry.Kept = null;
+        }
+        else if (entry.Kept is not null && entry.Kept.LongLength >= floats + 16)
+        {
+            ready = true;
+            return Aligned(entry.Kept);
+        }
+        else if (entry.Kept is null)
+        {
+            entry.Kept = GC.AllocateUninitializedArray<float>(checked((int)(floats + 16)), pinned: true);
+            ready = false;
+            return Aligned(entry.Kept);
+        }
+        ready = false;
+        return scratch;
+    }
+
+    /// <summary>The first 64-byte boundary inside a pinned array (16 floats of slack were allocated for it).</summary>
+    private static float* Aligned(float[] pinned) =>
+        (float*)(((nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(pinned)) + 63) & ~(nint)63);
+}
+
+public sealed unsafe partial class CpuBackend
+{
+    /// <summary>Where the weights of <paramref name="w"/> packed as <paramref name="key"/> (<paramref name="floats"/>
+    /// floats) belong: a kept pack that already holds them (<paramref name="ready"/>: skip packing), or memory to
+    /// pack them into (see WeightPacks.Find).</summary>
+    private static float* WeightPack<T>(DeviceBuffer<T> w, in WeightPackKey key, long floats, float* scratch,
+        out bool ready) where T : unmanaged
+    {
+        var buffer = (CpuBuffer<T>)w;
+        buffer.WeightPacks ??= new WeightPacks();
+        return buffer.WeightPacks.Find(key, w.Version, floats, scratch, out ready);
+    }
+
+    /// <summary>Block <c>task</c> of the direct kernels' packed weights, [block][Depth][ChannelBlock]: element j of
+    /// term d is the weight of channel task·ChannelBlock + j (0 past Channels). Forward: the channels are the output
+    /// channels and term d is w[k][d]. Backward data: the channels are the input channels and term d = (k, r, s) reads
+    /// w[k][c] at the flipped tap (R − 1 − r, S − 1 − s).</summary>
+    private struct DirectWeightPackJob : IParallelJob
+    {
+        public float* Weight, Packed;
+        public int Channels, Depth, KernelArea;
+        public WeightPass Pass;
+
+        public void Execute(int task, int worker)
+        {
+            int block = DirectKernels.ChannelBlock;
+            float* packed = Packed + (long)task * Depth * block;
+            for (int j = 0; j < block; j++)
+            {
+                int channel = task * block + j;
+                if (channel >= Channels)
+                {
+                    for (int d = 0; d < Depth; d++) packed[(long)d * block + j] = 0f;
+                    continue;
+                }
+                if (Pass == WeightPass.Forward)
+                {
+                    float* row = Weight + (long)channel * Depth;
+                    for (int d = 0; d < Depth; d++) packed[(long)d * block + j] = row[d];
+                    continue;
+                }
+                for (int d = 0; d < Depth; d++)
+                {
+                    int k = d / KernelArea, flippedTap = KernelArea - 1 - d % KernelArea;
+                    packed[(long)d * block + j] = Weight[((long)k * Channels + channel) * KernelArea + flippedTap];
+                }
+            }
+        }
+    }
+
+    /// <summary>The direct kernels' packed weights of <paramref name="w"/> for <paramref name="pass"/> over
+    /// <paramref name="channels"/> channel rows and <paramref name="depth"/> terms: kept, or packed now in parallel
+    /// (one task per channel block).</summary>
+    private float* DirectWeights(DeviceBuffer<float> w, WeightPass pass, int channels, int depth, int kernelArea)
+    {
+        int block = DirectKernels.ChannelBlock, blocks = (channels + block - 1) / block;
+        long floats = (long)blocks * depth * block;
+        var packed = WeightPack(w, new WeightPackKey(pass, Direct: true, Group: 0, channels, depth, kernelArea),
+            floats, (float*)WorkerScratch(0, DirectWeightSlot, floats * sizeof(float)), out bool ready);
+        if (ready) return packed;
+        var job = new DirectWeightPackJob
+        {
+            Weight = Data(w), Packed = packed, Channels = channels, Depth = depth, KernelArea = kernelArea, Pass = pass,
+        };
+        Parallel(blocks, ref job);
+        return packed;
+    }
+}

@@ -1,0 +1,91 @@
+// The CPU backend's kept weight packs (Engine.Kernels/Cpu/WeightPacks.cs): a convolution's packed weights are kept
+// once the same weights are packed twice and serve until the weight buffer is written. Each way of writing a
+// weight (a host copy, an SGD step, Axpy, Copy into it, Scale in place) must retire the kept pack: after it, both
+// passes that read the weights (forward and data gradient) match the float64 reference of the new weights and the
+// bits of a backend that never packed the old ones. Shapes: one for the direct kernels (narrow, 3x3) and two for
+// the packed GEMM (a pointwise layer, and a wide 3x3 one that AVX2 sends to the GEMM).
+using Engine.Kernels;
+using Engine.Kernels.Cpu;
+using NUnit.Framework;
+
+namespace Engine.Tests.Kernels;
+
+[NonParallelizable]
+public sealed class CpuWeightPackTests
+{
+    /// <summary>A way to write the weight buffer <c>w</c> between convolutions, given a second buffer <c>other</c>
+    /// as long as it.</summary>
+    public sealed record WeightWrite(string Name, Action<Backend, DeviceBuffer<float>, DeviceBuffer<float>> Apply)
+    {
+        public override string ToString() => Name;
+    }
+
+    private static readonly WeightWrite[] Writes =
+    [
+        new("copy from host", (_, w, other) => w.CopyFromHost(Reference.DownloadFloat(other))),
+        new("SGD step", (backend, w, other) =>
+            backend.SgdStep(new SgdParameters(0.5), w, other, null, firstStep: true)),
+        new("axpy", (backend, w, other) => backend.Axpy(-0.75f, other, w)),
+        new("copy", (backend, w, other) => backend.Copy(other, w)),
+        new("scale in place", (backend, w, _) => backend.Scale(w, -1.5f, w)),
+    ];
+
+    /// <summary>batch, C, size, K, kernel: direct (narrow 3x3), GEMM (1x1), GEMM with AVX2 (wide 3x3).</summary>
+    private static readonly int[][] Shapes = [[2, 16, 8, 24, 3], [1, 96, 7, 80, 1], [1, 96, 7, 80, 3]];
+
+    [Test]
+    public void AWriteToTheWeightsRetiresTheirKeptPack([ValueSource(nameof(Writes))] WeightWrite write,
+        [Values(0, 1, 2)] int shape)
+    {
+        int[] s = Shapes[shape];
+        int batch = s[0], c = s[1], size = s[2], k = s[3], kernel = s[4], pad = kernel / 2;
+        var g = new ConvGeometry(batch, c, size, size, k, kernel, kernel, 1, 1, pad, pad, pad, pad);
+        var r = new ReferenceOps.Conv(batch, c, size, size, k, kernel, kernel, 1, 1, pad, pad, pad, pad);
+        var random = new Random(shape * 7 + 1);
+        double[] x = Reference.RandomValues(random, batch * c * size * size),
+            weights = Reference.RandomValues(random, k * c * kernel * kernel),
+            other = Reference.RandomValues(random, weights.Length),
+            dy = Reference.RandomValues(random, batch * k * r.OH * r.OW);
+
+        using var backend = new CpuBackend(2);
+        using var dx = Reference.UploadFloat(backend, x);
+        using var w = Reference.UploadFloat(backend, weights);
+        using var otherW = Reference.UploadFloat(backend, other);
+        using var ddy = Reference.UploadFloat(backend, dy);
+        using var y = backend.Allocate<float>(dy.Length);
+        using var gradX = backend.Allocate<float>(x.Length);
+
+        (float[] Y, float[] DX) Passes()
+        {
+            backend.Conv2dForward(g, dx, w, null, y);
+            backend.Conv2dBackwardData(g, ddy, w, gradX);
+            return (Reference.DownloadFloat(y), Reference.DownloadFloat(gradX));
+        }
+
+        // Three calls at one version: the second keeps the packs, the third reads them; all give the same bits.
+        var first = Passes();
+        for (int call = 2; call <= 3; call++)
+        {
+            var again = Passes();
+            Assert.That(again.Y, Is.EqualTo(first.Y), $"y bits, call {call} at one weight version, {r}");
+            Assert.That(again.DX, Is.EqualTo(first.DX), $"dx bits, call {call} at one weight version, {r}");
+        }
+
+        long before = w.Version;
+        write.Apply(backend, w, otherW);
+        Assert.That(w.Version, Is.GreaterThan(before), "the write counts on the weights' version");
+        var written = Reference.ToDouble(Reference.DownloadFloat(w));
+        Assert.That(written, Is.Not.EqualTo(Reference.ToDouble(Reference.ToFloat(weights))), "the weights changed");
+
+        var after = Passes();
+        Reference.AssertClose(ReferenceOps.ConvForward(r, x, written, null), Reference.ToDouble(after.Y), 2e-3, 1e-4,
+            $"y after the write, {r}");
+        Reference.AssertClose(ReferenceOps.ConvBackwardData(r, dy, written), Reference.ToDouble(after.DX), 2e-3,
+            1e-4, $"dx after the write, {r}");
+
+        using var fresh = new CpuBackend(2);
+        var unpacked = Reference.ConvPasses(fresh, g, x, written, null, dy);
+        Assert.That(after.Y, Is.EqualTo(unpacked.Y), $"y bits against a backend that never packed the old weights");
+        Assert.That(after.DX, Is.EqualTo(unpacked.DX), $"dx bits against a backend that never packed the old weights");
+    }
+}
