@@ -8,6 +8,7 @@ using System.CommandLine;
 using System.Globalization;
 using Engine.Bench.Measurement;
 using Engine.Core;
+using Engine.Kernels.Cpu;
 using Engine.Kernels.Ilgpu;
 using Engine.Models;
 
@@ -90,6 +91,8 @@ internal static class StepCommand
             Console.WriteLine($"per step: {(double)(counted!.LaunchCount - start.Launches) / iterations:F1} kernel " +
                               $"launches, {(double)(counted.SynchronizationCount - start.Synchronizations) / iterations:F1} " +
                               "host synchronisations");
+        if (opened.Backend is CpuBackend cpu)
+            Console.WriteLine($"packed convolution weights kept between calls: {cpu.KeptWeightPackBytes / 1e6:F1} MB");
         Console.WriteLine($"{spec.Name} {mode.ToString().ToLowerInvariant()} batch {batch}: median " +
                           $"{timing.MedianMs:F1} ms (min {timing.MinMs:F1}, max {timing.MaxMs:F1}, " +
                           $"{timing.Iterations} iterations), {batch * 1000 / timing.MedianMs:F1} images/s");

@@ -332,13 +332,14 @@ public sealed unsafe partial class CpuBackend
                     InChannels = groupIn, KernelWidth = g.KernelWidth, KernelArea = kernelArea,
                     Patches = PatchMatrix.OfOutputGradient(g, (float*)Data(dy), group),
                 };
+                var pack = new WeightPackKey(WeightPass.BackwardData, Direct: false, group, groupIn, operands.Depth,
+                    kernelArea);
                 RunPackedGemm(operands, new GemmOutput
                 {
                     C = (float*)Data(dx) + (long)group * groupIn * positions, Rows = groupIn, Depth = operands.Depth,
                     Groups = g.Batch, GroupColumns = positions, GroupStride = (long)g.InChannels * positions,
                     RowStride = positions, Alpha = 1f, Beta = 0f,
-                }, (DeviceBuffer<float>)(object)w, new WeightPackKey(WeightPass.BackwardData, Direct: false, group, groupIn, operands.Depth,
-                    kernelArea));
+                }, (DeviceBuffer<float>)(object)w, pack);
             }
             return;
         }

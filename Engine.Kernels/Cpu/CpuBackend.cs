@@ -92,6 +92,9 @@ public sealed unsafe partial class CpuBackend : Backend
         private readonly CpuBackend _backend;
         private T* _data;
 
+        /// <summary>Packed convolution weights kept for this buffer (WeightPacks.cs); null until first packed.</summary>
+        public WeightPacks? WeightPacks;
+
         public CpuBuffer(CpuBackend backend, long length)
         {
             _backend = backend;
@@ -102,9 +105,6 @@ public sealed unsafe partial class CpuBackend : Backend
         ~CpuBuffer() => Release();
 
         public T* Data => _data;
-
-        /// <summary>Packed convolution weights kept for this buffer (WeightPacks.cs); null until first packed.</summary>
-        public WeightPacks? WeightPacks;
         public override long Length { get; }
         public override Backend Backend => _backend;
         public override bool IsDisposed => _data == null;
@@ -132,6 +132,7 @@ public sealed unsafe partial class CpuBackend : Backend
             if (_data == null) return;
             NativeMemory.AlignedFree(_data);
             _data = null;
+            WeightPacks?.Release();
             WeightPacks = null;
         }
     }

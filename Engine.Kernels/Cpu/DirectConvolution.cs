@@ -665,6 +665,7 @@ public sealed unsafe partial class CpuBackend
         var packed = DirectWeights(w, WeightPass.Forward, g.OutChannels, depth, kernelArea);
         RunDirectConv(source, packed, offsets, depth, g.OutChannels, g.OutHeight * g.OutWidth, g.Batch, y, bias,
             residual, relu);
+        GC.KeepAlive(w);   // its kept pack must outlive the run that reads it
     }
 
     /// <summary>dx = the stride-1 forward convolution of dy with w flipped and its channels swapped.</summary>
@@ -680,6 +681,7 @@ public sealed unsafe partial class CpuBackend
         var packed = DirectWeights(w, WeightPass.BackwardData, g.InChannels, depth, kernelArea);
         RunDirectConv(source, packed, offsets, depth, g.InChannels, g.InHeight * g.InWidth, g.Batch, dx, null, null,
             false);
+        GC.KeepAlive(w);   // its kept pack must outlive the run that reads it
     }
 
     private void DirectBackwardWeight(ConvGeometry g, float* x, float* dy, float* dw)

@@ -2,9 +2,10 @@
 // float GEMM engine that Gemm and the convolutions (Convolution.cs) share.
 //
 // Engine (BLIS-style, vectorised along the rows of C):
-//   A is packed once per call (convolution weights: kept between calls, WeightPacks.cs), before the multiply: a parallel run packs every (row block of MC, depth block of
+//   A is packed once per call, before the multiply: a parallel run packs every (row block of MC, depth block of
 //   KC) piece into one shared area ([kc][MR] per MR rows), which every task then reads (a deep A, over the
-//   PackedABudget, goes in phases of depth: pack, multiply, next phase).
+//   PackedABudget, goes in phases of depth: pack, multiply, next phase). A convolution's weights may instead keep
+//   their pack between calls (WeightPacks.cs).
 //   columns of C are cut into panels of NR (a panel never crosses a column group: one image of a batched conv
 //   output); a task owns up to MaxPanelsPerTask consecutive panels and a range of rows (all of them unless the
 //   panels are too few to keep every thread busy), so no two tasks write the same element, and each element is
@@ -452,10 +453,10 @@ public sealed unsafe partial class CpuBackend
     /// Runs one packed float GEMM over the pool (see the file header for the loop nest): per depth phase, A packed
     /// once into worker 0's PackedASlot by a parallel first run (pieces of RowBlock rows × one depth block, a pure
     /// copy), then the multiply run, whose tasks share it. When A is the <paramref name="weights"/> of a convolution
-    /// and fits one phase, its pack may be kept between calls (WeightPacks.cs) and the packing run skipped. A single
-    /// column group with few panels (a weight gradient:
-    /// small C, deep K) also splits the depth into Slices fixed ranges; each (slice, chunk, row part) task writes its
-    /// own partial C, and the slices are summed in order afterwards. The slice count depends on the shape only, never
+    /// and fits one phase, its pack may be kept between calls (WeightPacks.cs) and the packing run skipped. A
+    /// single column group with few panels (a weight gradient: small C, deep K) also splits the depth into Slices
+    /// fixed ranges; each (slice, chunk, row part) task writes its own partial C, and the slices are summed in order
+    /// afterwards. The slice count depends on the shape only, never
     /// on the thread count, so the bits do not either (the chunks and row parts only decide who computes an element,
     /// not how).
     /// </summary>
@@ -477,6 +478,7 @@ public sealed unsafe partial class CpuBackend
             if (!ready) Parallel(pack.Pieces, ref pack);
             Parallel(job.PhaseTasks, ref job);
         }
+        GC.KeepAlive(weights);   // its kept pack must outlive the runs that read it
         if (job.Slices == 1) return;
 
         var reduce = new SliceSumJob

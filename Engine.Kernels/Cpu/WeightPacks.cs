@@ -4,8 +4,11 @@
 // packed (WeightPackKey) and by the buffer's write version (DeviceBuffer.Version, counted by the backend contract on
 // every write): a pack is kept once the same weights at the same version are packed the same way a second time, and
 // serves until the version moves. Training writes each weight once a step and packs each version once per pass,
-// so it keeps nothing and spends no memory on this; inference keeps one pack per layer (about the weights' size).
-// A kept pack holds exactly what a fresh pack would (packing is a copy), so results do not change by a bit.
+// so it keeps nothing between steps; inference keeps one pack per layer (about the weights' size), and so does an
+// evaluation between training steps until the next step writes the weights and packs them again. A kept pack holds
+// exactly what a fresh pack would (packing is a copy), so results do not change by a bit. The version is counted
+// when an op starts, before it writes: an op whose output is its own weights (which no layer does) packs them into
+// scratch, as the first packing of the new version.
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
@@ -24,7 +27,7 @@ internal readonly record struct WeightPackKey(WeightPass Pass, bool Direct, int 
     int KernelArea);
 
 /// <summary>The packs kept for one weight buffer.</summary>
-internal sealed unsafe class WeightPacks
+internal sealed unsafe class WeightPacks(CpuBackend owner)
 {
     private readonly Dictionary<WeightPackKey, Entry> _entries = [];
 
@@ -38,29 +41,43 @@ internal sealed unsafe class WeightPacks
     /// <summary>Where the weights at <paramref name="version"/>, packed as <paramref name="key"/>
     /// (<paramref name="floats"/> floats), belong: a kept pack that already holds them (<paramref name="ready"/>),
     /// else memory to pack them into, kept memory on the second packing at one version and
-    /// <paramref name="scratch"/> otherwise.</summary>
+    /// <paramref name="scratch"/> otherwise (and for a pack too large for one array).</summary>
     public float* Find(in WeightPackKey key, long version, long floats, float* scratch, out bool ready)
     {
+        ready = false;
         if (!_entries.TryGetValue(key, out var entry))
-            _entries[key] = entry = new Entry { Version = version };
-        else if (entry.Version != version)
+        {
+            _entries[key] = new Entry { Version = version };
+            return scratch;
+        }
+        if (entry.Version != version)
         {
             entry.Version = version;
-            entry.Kept = null;
+            Drop(entry);
+            return scratch;
         }
-        else if (entry.Kept is not null && entry.Kept.LongLength >= floats + 16)
+        if (entry.Kept is not null)
         {
             ready = true;
             return Aligned(entry.Kept);
         }
-        else if (entry.Kept is null)
-        {
-            entry.Kept = GC.AllocateUninitializedArray<float>(checked((int)(floats + 16)), pinned: true);
-            ready = false;
-            return Aligned(entry.Kept);
-        }
-        ready = false;
-        return scratch;
+        if (floats + 16 > Array.MaxLength) return scratch;
+        entry.Kept = GC.AllocateUninitializedArray<float>((int)(floats + 16), pinned: true);
+        owner.CountKeptWeights(entry.Kept.LongLength);
+        return Aligned(entry.Kept);
+    }
+
+    /// <summary>Lets every kept pack go (the buffer is being released).</summary>
+    public void Release()
+    {
+        foreach (var entry in _entries.Values) Drop(entry);
+    }
+
+    private void Drop(Entry entry)
+    {
+        if (entry.Kept is null) return;
+        owner.CountKeptWeights(-entry.Kept.LongLength);
+        entry.Kept = null;
     }
 
     /// <summary>The first 64-byte boundary inside a pinned array (16 floats of slack were allocated for it).</summary>
@@ -70,15 +87,23 @@ internal sealed unsafe class WeightPacks
 
 public sealed unsafe partial class CpuBackend
 {
+    private long _keptWeightFloats;
+
+    /// <summary>Bytes of packed convolution weights kept between calls for this backend's buffers (WeightPacks.cs):
+    /// about the weights' size after repeated inference, 0 in training without evaluation.</summary>
+    public long KeptWeightPackBytes => Interlocked.Read(ref _keptWeightFloats) * sizeof(float);
+
+    internal void CountKeptWeights(long floats) => Interlocked.Add(ref _keptWeightFloats, floats);
+
     /// <summary>Where the weights of <paramref name="w"/> packed as <paramref name="key"/> (<paramref name="floats"/>
     /// floats) belong: a kept pack that already holds them (<paramref name="ready"/>: skip packing), or memory to
     /// pack them into (see WeightPacks.Find).</summary>
-    private static float* WeightPack<T>(DeviceBuffer<T> w, in WeightPackKey key, long floats, float* scratch,
+    private float* WeightPack<T>(DeviceBuffer<T> w, in WeightPackKey key, long floats, float* scratch,
         out bool ready) where T : unmanaged
     {
         var buffer = (CpuBuffer<T>)w;
-        buffer.WeightPacks ??= new WeightPacks();
-        return buffer.WeightPacks.Find(key, w.Version, floats, scratch, out ready);
+        var packs = buffer.WeightPacks ??= new WeightPacks(this);
+        return packs.Find(key, w.Version, floats, scratch, out ready);
     }
 
     /// <summary>Block <c>task</c> of the direct kernels' packed weights, [block][Depth][ChannelBlock]: element j of

@@ -375,43 +375,66 @@ public sealed class ContractTests(string kind) : DeviceFixture(kind)
         var backend = Device.Backend;
         var g = new ConvGeometry(2, 3, 6, 6, 4, 3, 3, 1, 1, 1, 1, 1, 1);
         var pool = new PoolGeometry(2, 4, 6, 6, 2, 2, 2, 2, 0, 0, 0, 0);
-        using var x = backend.Allocate<float>(g.InputLength);
-        using var w = backend.Allocate<float>(g.WeightLength);
-        using var y = backend.Allocate<float>(g.OutputLength);
-        using var dw = backend.Allocate<float>(g.WeightLength);
-        using var pooled = backend.Allocate<float>(pool.OutputLength);
-        using var argmax = backend.Allocate<int>(pool.OutputLength);
-        using var momentum = backend.Allocate<float>(g.WeightLength);
-        using var empty = backend.Allocate<float>(0);
-        var buffers = new (string Name, Func<long> Version)[]
+        int channels = g.OutChannels, spatial = g.OutHeight * g.OutWidth;
+        var floats = new Dictionary<string, DeviceBuffer<float>>
         {
-            ("x", () => x.Version), ("w", () => w.Version), ("y", () => y.Version), ("dw", () => dw.Version),
-            ("pooled", () => pooled.Version), ("argmax", () => argmax.Version), ("momentum", () => momentum.Version),
-            ("empty", () => empty.Version),
+            ["x"] = backend.Allocate<float>(g.InputLength), ["y"] = backend.Allocate<float>(g.OutputLength),
+            ["bn"] = backend.Allocate<float>(g.OutputLength), ["dbn"] = backend.Allocate<float>(g.OutputLength),
+            ["residual grad"] = backend.Allocate<float>(g.OutputLength),
+            ["pooled"] = backend.Allocate<float>(pool.OutputLength), ["empty"] = backend.Allocate<float>(0),
         };
-
-        void Writes(string op, Action action, params string[] outputs)
+        foreach (var name in new[] { "w", "dw", "momentum", "exp avg", "exp avg sq", "max exp avg sq" })
+            floats[name] = backend.Allocate<float>(g.WeightLength);
+        foreach (var name in new[] { "gamma", "beta", "running mean", "running var", "saved mean", "saved inv std",
+                     "dgamma", "dbeta" })
+            floats[name] = backend.Allocate<float>(channels);
+        using var argmax = backend.Allocate<int>(pool.OutputLength);
+        var f = floats;
+        try
         {
-            var before = buffers.Select(b => b.Version()).ToArray();
-            action();
-            for (int i = 0; i < buffers.Length; i++)
-                Assert.That(buffers[i].Version() - before[i], Is.EqualTo(outputs.Contains(buffers[i].Name) ? 1 : 0),
-                    $"{op}: writes to '{buffers[i].Name}'");
-        }
+            void Writes(string op, Action action, params string[] outputs)
+            {
+                var before = f.ToDictionary(b => b.Key, b => b.Value.Version);
+                long argmaxBefore = argmax.Version;
+                action();
+                foreach (var (name, buffer) in f)
+                    Assert.That(buffer.Version - before[name], Is.EqualTo(outputs.Contains(name) ? 1 : 0),
+                        $"{op}: writes to '{name}'");
+                Assert.That(argmax.Version - argmaxBefore, Is.EqualTo(outputs.Contains("argmax") ? 1 : 0),
+                    $"{op}: writes to 'argmax'");
+            }
 
-        Assert.That(x.Version, Is.Zero, "a new buffer has had no write");
-        Writes("copy from host", () => x.CopyFromHost(Enumerable.Range(0, (int)x.Length).Select(i => i % 7 - 3f)
-            .ToArray()), "x");
-        Writes("fill", () => backend.Fill(w, 0.25f), "w");
-        Writes("conv2d forward", () => backend.Conv2dForward(g, x, w, null, y), "y");
-        Writes("conv2d backward weight", () => backend.Conv2dBackwardWeight(g, x, y, dw), "dw");
-        Writes("max-pool forward", () => backend.MaxPoolForward(pool, y, pooled, argmax), "pooled", "argmax");
-        Writes("axpy", () => backend.Axpy(0.5f, dw, w), "w");
-        Writes("relu in place", () => backend.Relu(y, y), "y");
-        Writes("SGD step with momentum", () => backend.SgdStep(new SgdParameters(0.1, Momentum: 0.9), w, dw, momentum,
-            firstStep: true), "w", "momentum");
-        Writes("fill of an empty buffer", () => backend.Fill(empty, 1f));
-        Writes("copy to host", () => y.CopyToHost(new float[y.Length]));
+            Assert.That(f["x"].Version, Is.Zero, "a new buffer has had no write");
+            Writes("copy from host", () => f["x"].CopyFromHost(Enumerable.Range(0, (int)f["x"].Length)
+                .Select(i => i % 7 - 3f).ToArray()), "x");
+            foreach (var name in new[] { "w", "gamma", "beta", "running mean", "running var", "exp avg", "exp avg sq",
+                         "max exp avg sq" })
+                Writes("fill", () => backend.Fill(f[name], 0.25f), name);
+            Writes("conv2d forward", () => backend.Conv2dForward(g, f["x"], f["w"], null, f["y"]), "y");
+            Writes("conv2d backward weight", () => backend.Conv2dBackwardWeight(g, f["x"], f["y"], f["dw"]), "dw");
+            Writes("max-pool forward", () => backend.MaxPoolForward(pool, f["y"], f["pooled"], argmax), "pooled",
+                "argmax");
+            Writes("batch-norm forward (training)", () => backend.BatchNormForwardTraining(g.Batch, channels, spatial,
+                    f["y"], f["gamma"], f["beta"], f["running mean"], f["running var"], 0.1, 1e-5, f["bn"],
+                    f["saved mean"], f["saved inv std"], relu: true),
+                "bn", "running mean", "running var", "saved mean", "saved inv std");
+            Writes("batch-norm backward", () => backend.BatchNormBackward(g.Batch, channels, spatial, f["y"], f["bn"],
+                    f["gamma"], f["saved mean"], f["saved inv std"], true, f["dbn"], f["dgamma"], f["dbeta"], f["bn"],
+                    f["residual grad"]),
+                "dbn", "dgamma", "dbeta", "residual grad");
+            Writes("axpy", () => backend.Axpy(0.5f, f["dw"], f["w"]), "w");
+            Writes("relu in place", () => backend.Relu(f["y"], f["y"]), "y");
+            Writes("SGD step with momentum", () => backend.SgdStep(new SgdParameters(0.1, Momentum: 0.9), f["w"],
+                f["dw"], f["momentum"], firstStep: true), "w", "momentum");
+            Writes("AMSGrad step", () => backend.AdamStep(new AdamParameters(0.01, Amsgrad: true), 1, f["w"], f["dw"],
+                f["exp avg"], f["exp avg sq"], f["max exp avg sq"]), "w", "exp avg", "exp avg sq", "max exp avg sq");
+            Writes("fill of an empty buffer", () => backend.Fill(f["empty"], 1f));
+            Writes("copy to host", () => f["y"].CopyToHost(new float[f["y"].Length]));
+        }
+        finally
+        {
+            foreach (var buffer in floats.Values) buffer.Dispose();
+        }
     }
 
     [Test]

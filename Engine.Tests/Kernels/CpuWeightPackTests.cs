@@ -2,8 +2,10 @@
 // once the same weights are packed twice and serve until the weight buffer is written. Each way of writing a
 // weight (a host copy, an SGD step, Axpy, Copy into it, Scale in place) must retire the kept pack: after it, both
 // passes that read the weights (forward and data gradient) match the float64 reference of the new weights and the
-// bits of a backend that never packed the old ones. Shapes: one for the direct kernels (narrow, 3x3) and two for
-// the packed GEMM (a pointwise layer, and a wide 3x3 one that AVX2 sends to the GEMM).
+// bits of a backend that never packed the old ones, and the backend's kept bytes show the packs kept on the second
+// call, read on the third and let go by the write. Shapes: one for the direct kernels (narrow, 3x3) and three for
+// the packed GEMM (a pointwise layer and a wide 3x3 one, which AVX2 sends to the GEMM, and a grouped one, which
+// always goes there).
 using Engine.Kernels;
 using Engine.Kernels.Cpu;
 using NUnit.Framework;
@@ -30,20 +32,23 @@ public sealed class CpuWeightPackTests
         new("scale in place", (backend, w, _) => backend.Scale(w, -1.5f, w)),
     ];
 
-    /// <summary>batch, C, size, K, kernel: direct (narrow 3x3), GEMM (1x1), GEMM with AVX2 (wide 3x3).</summary>
-    private static readonly int[][] Shapes = [[2, 16, 8, 24, 3], [1, 96, 7, 80, 1], [1, 96, 7, 80, 3]];
+    /// <summary>batch, C, size, K, kernel, groups: direct (narrow 3x3), GEMM with AVX2 (1x1; wide 3x3), GEMM
+    /// (grouped).</summary>
+    private static readonly int[][] Shapes =
+        [[2, 16, 8, 24, 3, 1], [1, 96, 7, 80, 1, 1], [1, 96, 7, 80, 3, 1], [2, 32, 6, 48, 3, 2]];
 
     [Test]
     public void AWriteToTheWeightsRetiresTheirKeptPack([ValueSource(nameof(Writes))] WeightWrite write,
-        [Values(0, 1, 2)] int shape)
+        [Values(0, 1, 2, 3)] int shape)
     {
         int[] s = Shapes[shape];
-        int batch = s[0], c = s[1], size = s[2], k = s[3], kernel = s[4], pad = kernel / 2;
-        var g = new ConvGeometry(batch, c, size, size, k, kernel, kernel, 1, 1, pad, pad, pad, pad);
-        var r = new ReferenceOps.Conv(batch, c, size, size, k, kernel, kernel, 1, 1, pad, pad, pad, pad);
+        int batch = s[0], c = s[1], size = s[2], k = s[3], kernel = s[4], groups = s[5], pad = kernel / 2;
+        var g = new ConvGeometry(batch, c, size, size, k, kernel, kernel, 1, 1, pad, pad, pad, pad, Groups: groups);
+        var r = new ReferenceOps.Conv(batch, c, size, size, k, kernel, kernel, 1, 1, pad, pad, pad, pad,
+            Groups: groups);
         var random = new Random(shape * 7 + 1);
         double[] x = Reference.RandomValues(random, batch * c * size * size),
-            weights = Reference.RandomValues(random, k * c * kernel * kernel),
+            weights = Reference.RandomValues(random, k * c / groups * kernel * kernel),
             other = Reference.RandomValues(random, weights.Length),
             dy = Reference.RandomValues(random, batch * k * r.OH * r.OW);
 
@@ -64,12 +69,18 @@ public sealed class CpuWeightPackTests
 
         // Three calls at one version: the second keeps the packs, the third reads them; all give the same bits.
         var first = Passes();
+        Assert.That(backend.KeptWeightPackBytes, Is.Zero, "nothing kept after the first packing");
+        long kept = 0;
         for (int call = 2; call <= 3; call++)
         {
             var again = Passes();
             Assert.That(again.Y, Is.EqualTo(first.Y), $"y bits, call {call} at one weight version, {r}");
             Assert.That(again.DX, Is.EqualTo(first.DX), $"dx bits, call {call} at one weight version, {r}");
+            if (call == 2) kept = backend.KeptWeightPackBytes;
         }
+        Assert.That(kept, Is.GreaterThanOrEqualTo(2L * weights.Length * sizeof(float)),
+            "both passes' packs kept on the second call");
+        Assert.That(backend.KeptWeightPackBytes, Is.EqualTo(kept), "the third call reads the kept packs");
 
         long before = w.Version;
         write.Apply(backend, w, otherW);
@@ -78,6 +89,7 @@ public sealed class CpuWeightPackTests
         Assert.That(written, Is.Not.EqualTo(Reference.ToDouble(Reference.ToFloat(weights))), "the weights changed");
 
         var after = Passes();
+        Assert.That(backend.KeptWeightPackBytes, Is.Zero, "the write let the old packs go");
         Reference.AssertClose(ReferenceOps.ConvForward(r, x, written, null), Reference.ToDouble(after.Y), 2e-3, 1e-4,
             $"y after the write, {r}");
         Reference.AssertClose(ReferenceOps.ConvBackwardData(r, dy, written), Reference.ToDouble(after.DX), 2e-3,
