@@ -15,13 +15,16 @@ public sealed class CpuPackedGemmTests
 {
     private static readonly int[] ThreadCounts = [1, 2, 3];
 
-    /// <summary>m, n, k, transposes, beta: row parts on a thin C (two panels), and an A deeper than the packing
-    /// budget (600 × 8000 floats: two phases, the second starting inside a split-K slice).</summary>
+    /// <summary>m, n, k, transposes, beta: row parts on a thin C (two panels), narrow edge panels (49 and 35
+    /// columns: 1 or 3 past the last full panel with AVX2's 16, 17 or 3 with AVX-512's 32; an odd depth and a last
+    /// tile of 1 row), and an A deeper than the packing budget (600 × 8000 floats: two phases, the second starting
+    /// inside a split-K slice).</summary>
     private static readonly object[] Products =
     [
         new object[] { 1000, 20, 300, false, false, 0f },
         new object[] { 1000, 20, 300, true, true, -2f },
         new object[] { 97, 49, 1100, false, true, 0f },
+        new object[] { 61, 35, 517, false, true, 0.25f },
         new object[] { 600, 20, 8000, false, false, 0.5f },
         new object[] { 600, 20, 8000, true, false, 0f },
     ];
