@@ -613,7 +613,9 @@ public sealed unsafe partial class CpuBackend
     /// call matched the float64 reference and gave an image the same bits whatever its batch, yet in the
     /// synchronised batch-norm training of DataParallelTests (ResNet-20, augmented Fashion-MNIST, batch 16) the
     /// second step's gradients came out about 1 % away from the columns path's, and 2 ranks × 8 drifted 2e-4 from
-    /// 1 process × 16 in 4 steps (3.4e-7 with the columns path). The cause is not found.</summary>
+    /// 1 process × 16 in 4 steps (3.4e-7 with the columns path). The cause is not found; a change of rounding alone
+    /// in the columns path (an edge kernel summing even and odd depth steps apart) also drifted 5.3e-5 there, so the
+    /// test amplifies any change to this pass's rounding (docs/performance.md, "AVX2 direct convolutions").</summary>
     private static bool UseDirectStridedData(ConvGeometry g) =>
         Avx512F.IsSupported &&
         DirectServes(g, Math.Min(g.InChannels, (long)g.OutChannels * g.KernelHeight * g.KernelWidth)) &&

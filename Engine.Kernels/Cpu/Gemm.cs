@@ -16,10 +16,8 @@
 //         for each MR rows:            … the micro-kernel runs: MR×NR accumulators in registers, one k step is
 //                                      NR/16 vector loads of B, MR broadcasts of A, MR·NR/16 FMAs.
 //   Micro-tiles: 8x32 with AVX-512 (16 zmm accumulators), 6x16 with AVX2+FMA (12 ymm). Edges of C go through a
-//   tile in scratch; packed panels are zero-padded, so the micro-kernel never branches on shape. An edge panel of at
-//   most four columns (a 14x14 map's last four; with AVX2's 16-column panels also a 7x7 map's last one) takes
-//   NarrowEdge, vectorised down the rows, instead of a whole micro-tile. Packing that turns rows into columns goes
-//   through 8x8 register transposes.
+//   tile in scratch; packed panels are zero-padded, so the micro-kernel never branches on shape. Packing that
+//   turns rows into columns goes through 8x8 register transposes.
 //   A single column group with few panels (a weight gradient: small C, deep K) also splits K into slices whose
 //   partial C are summed in order afterwards; the slice count depends on the shape, never on the thread count.
 //   Operands are structs implementing IGemmOperands: plain matrices here, implicit im2col in Convolution.cs.
@@ -147,53 +145,6 @@ internal static unsafe class PackedGemm
     {
         if (Avx512F.IsSupported) MicroKernel8x32(a, b, kc, c, rowStride, alpha, beta);
         else MicroKernel6x16(a, b, kc, c, rowStride, alpha, beta);
-    }
-
-    /// <summary>Most columns of an edge panel that <see cref="NarrowEdge"/> computes instead of the micro-kernel.</summary>
-    public const int NarrowEdgeColumns = 4;
-
-    /// <summary>The product of an edge panel of at most NarrowEdgeColumns columns: edge[i·NR + j] = Σ_k a[k·MR + i] ·
-    /// b[k·NR + j] for i &lt; MR and j &lt; <paramref name="cols"/> (the rest of edge is left as it is). Vectorised
-    /// down the MR rows, one vector per column and two interleaved over k (even and odd k summed apart, then added),
-    /// so a panel of a few columns (a 7x7 map's 49th column) costs about a third of a full micro-tile, not all of
-    /// it. The panel's columns past <paramref name="cols"/> are packed zeros, so all four are computed.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void NarrowEdge(float* a, float* b, int kc, int cols, float* edge)
-    {
-        int mr = TileRows, nr = TileColumns;
-        var rows = Vector256.LessThan(Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7), Vector256.Create(mr)).AsSingle();
-        Vector256<float> e0 = default, e1 = default, e2 = default, e3 = default,
-            o0 = default, o1 = default, o2 = default, o3 = default;
-        int k = 0;
-        for (; k + 2 <= kc; k += 2, a += 2 * mr, b += 2 * nr)
-        {
-            var even = Avx.MaskLoad(a, rows);
-            var odd = Avx.MaskLoad(a + mr, rows);
-            e0 = Fma.MultiplyAdd(even, Vector256.Create(b[0]), e0);
-            e1 = Fma.MultiplyAdd(even, Vector256.Create(b[1]), e1);
-            e2 = Fma.MultiplyAdd(even, Vector256.Create(b[2]), e2);
-            e3 = Fma.MultiplyAdd(even, Vector256.Create(b[3]), e3);
-            o0 = Fma.MultiplyAdd(odd, Vector256.Create(b[nr]), o0);
-            o1 = Fma.MultiplyAdd(odd, Vector256.Create(b[nr + 1]), o1);
-            o2 = Fma.MultiplyAdd(odd, Vector256.Create(b[nr + 2]), o2);
-            o3 = Fma.MultiplyAdd(odd, Vector256.Create(b[nr + 3]), o3);
-        }
-        if (k < kc)
-        {
-            var even = Avx.MaskLoad(a, rows);
-            e0 = Fma.MultiplyAdd(even, Vector256.Create(b[0]), e0);
-            e1 = Fma.MultiplyAdd(even, Vector256.Create(b[1]), e1);
-            e2 = Fma.MultiplyAdd(even, Vector256.Create(b[2]), e2);
-            e3 = Fma.MultiplyAdd(even, Vector256.Create(b[3]), e3);
-        }
-        float* sums = stackalloc float[4 * 8];
-        (e0 + o0).Store(sums);
-        (e1 + o1).Store(sums + 8);
-        (e2 + o2).Store(sums + 16);
-        (e3 + o3).Store(sums + 24);
-        for (int i = 0; i < mr; i++)
-        for (int j = 0; j < cols; j++)
-            edge[i * nr + j] = sums[j * 8 + i];
     }
 
     /// <summary>The scalar form of the micro-kernel's store, for edge tiles: alpha·acc + beta·old, fused.</summary>
@@ -687,9 +638,7 @@ public sealed unsafe partial class CpuBackend
                                 if (finishes) Output.ApplyEpilogue(c - target, row0 + r, tileRows, cols);
                                 continue;
                             }
-                            if (cols <= PackedGemm.NarrowEdgeColumns)
-                                PackedGemm.NarrowEdge(tileA, panelB, kc, cols, edge);
-                            else PackedGemm.MicroKernel(tileA, panelB, kc, edge, nr, 1f, 0f);
+                            PackedGemm.MicroKernel(tileA, panelB, kc, edge, nr, 1f, 0f);
                             for (int i = 0; i < tileRows; i++)
                             for (int j = 0; j < cols; j++)
                             {

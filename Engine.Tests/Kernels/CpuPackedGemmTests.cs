@@ -15,10 +15,10 @@ public sealed class CpuPackedGemmTests
 {
     private static readonly int[] ThreadCounts = [1, 2, 3];
 
-    /// <summary>m, n, k, transposes, beta: row parts on a thin C (two panels), narrow edge panels (49 and 35
-    /// columns: 1 or 3 past the last full panel with AVX2's 16, 17 or 3 with AVX-512's 32; an odd depth and a last
-    /// tile of 1 row), and an A deeper than the packing budget (600 × 8000 floats: two phases, the second starting
-    /// inside a split-K slice).</summary>
+    /// <summary>m, n, k, transposes, beta: row parts on a thin C (two panels), edge panels of 1 and 3 columns (49
+    /// and 35 columns with AVX2's panels of 16; 17 and 3 with AVX-512's 32) with an odd depth and a last tile of 1
+    /// row, and an A deeper than the packing budget (600 × 8000 floats: two phases, the second starting inside a
+    /// split-K slice).</summary>
     private static readonly object[] Products =
     [
         new object[] { 1000, 20, 300, false, false, 0f },
