@@ -34,6 +34,9 @@ public enum ResNetFamily
 /// <param name="Option">The shortcut option of every block; None for a plain net.</param>
 public sealed record ResNetSpec(ResNetFamily Family, int Depth, ShortcutOption Option)
 {
+    /// <summary>True for a plain network (no shortcuts, the paper's "plain" baselines).</summary>
+    public bool IsPlain => Option == ShortcutOption.None;
+
     /// <summary>True for ImageNet nets of depth 50 and more (bottleneck blocks), false for basic blocks.</summary>
     public bool Bottleneck => Family == ResNetFamily.ImageNet && Depth >= 50;
 
@@ -59,7 +62,7 @@ public sealed record ResNetSpec(ResNetFamily Family, int Depth, ShortcutOption O
     public int DefaultClasses => Family == ResNetFamily.Cifar ? 10 : 1000;
 
     /// <summary>The canonical name: resnet20-a, plain56, resnet50-b.</summary>
-    public string Name => Option == ShortcutOption.None
+    public string Name => IsPlain
         ? $"plain{Depth}"
         : $"resnet{Depth}-{Option.ToString().ToLowerInvariant()}";
 }
@@ -82,7 +85,7 @@ public sealed class ResNet<T> : Module<T>, IOnnxExportable<T> where T : unmanage
     public ResNet(ResNetSpec spec, Device device, int seed = 0, int? classes = null, bool zeroInitResidual = false,
         int inputChannels = 3)
     {
-        if (zeroInitResidual && spec.Option == ShortcutOption.None)
+        if (zeroInitResidual && spec.IsPlain)
             throw new ArgumentException($"zero-init-residual needs residual blocks; {spec.Name} is a plain network " +
                                         "(zeroing its blocks' last batch-norm would cut the signal).");
         Spec = spec;

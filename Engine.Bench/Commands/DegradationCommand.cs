@@ -51,7 +51,7 @@ internal static class DegradationCommand
             foreach (string name in names)
             {
                 var options = binder.Options(result, name);
-                if (ModelRegistry.Parse(name).Option == ShortcutOption.None)
+                if (ModelRegistry.Parse(name).IsPlain)
                     options = options with { ZeroInitResidual = false }; // a plain network has no branch to zero
                 using var trainer = new Trainer(device, options, train, test);
                 using (outputs[name]) TrainingRun.Execute(trainer, name, outputs[name], result.GetValue(resume));

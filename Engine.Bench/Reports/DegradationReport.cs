@@ -17,7 +17,7 @@ public static class DegradationReport
     /// <summary>The runs grouped by kind, plain first, each kind's runs by depth (the order given among equal
     /// depths).</summary>
     public static IReadOnlyList<Kind> ByKind(IEnumerable<(string Name, IReadOnlyList<EpochRecord> History)> runs) =>
-        runs.GroupBy(run => ModelRegistry.Parse(run.Name).Option == ShortcutOption.None)
+        runs.GroupBy(run => ModelRegistry.Parse(run.Name).IsPlain)
             .OrderByDescending(kind => kind.Key)
             .Select(kind => new Kind(kind.Key ? "plain" : "residual", kind.OrderBy(run => Depth(run.Name)).ToList()))
             .ToList();

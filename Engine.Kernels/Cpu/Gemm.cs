@@ -456,9 +456,8 @@ public sealed unsafe partial class CpuBackend
     /// and fits one phase, its pack may be kept between calls (WeightPacks.cs) and the packing run skipped. A
     /// single column group with few panels (a weight gradient: small C, deep K) also splits the depth into Slices
     /// fixed ranges; each (slice, chunk, row part) task writes its own partial C, and the slices are summed in order
-    /// afterwards. The slice count depends on the shape only, never
-    /// on the thread count, so the bits do not either (the chunks and row parts only decide who computes an element,
-    /// not how).
+    /// afterwards. The slice count depends on the shape only, never on the thread count, so the bits do not either
+    /// (the chunks and row parts only decide who computes an element, not how).
     /// </summary>
     private void RunPackedGemm<TOperands>(TOperands operands, GemmOutput output,
         DeviceBuffer<float>? weights = null, WeightPackKey weightPack = default)

@@ -98,10 +98,10 @@ public sealed unsafe partial class CpuBackend
     /// <summary>Where the weights of <paramref name="w"/> packed as <paramref name="key"/> (<paramref name="floats"/>
     /// floats) belong: a kept pack that already holds them (<paramref name="ready"/>: skip packing), or memory to
     /// pack them into (see WeightPacks.Find).</summary>
-    private float* WeightPack<T>(DeviceBuffer<T> w, in WeightPackKey key, long floats, float* scratch,
-        out bool ready) where T : unmanaged
+    private float* WeightPack(DeviceBuffer<float> w, in WeightPackKey key, long floats, float* scratch,
+        out bool ready)
     {
-        var buffer = (CpuBuffer<T>)w;
+        var buffer = (CpuBuffer<float>)w;
         var packs = buffer.WeightPacks ??= new WeightPacks(this);
         return packs.Find(key, w.Version, floats, scratch, out ready);
     }

@@ -227,7 +227,7 @@ public sealed class Trainer : IDisposable
             throw new ArgumentException("AMSGrad applies to adam and adamw, not to sgd.");
         if (options.Optimizer != "sgd" && options.Nesterov)
             throw new ArgumentException($"Nesterov momentum applies to sgd, not to {options.Optimizer}.");
-        if (options.ZeroInitResidual && ModelRegistry.Parse(options.Model).Option == ShortcutOption.None)
+        if (options.ZeroInitResidual && ModelRegistry.Parse(options.Model).IsPlain)
             throw new ArgumentException($"Zero-init-residual applies to residual networks, not to {options.Model} " +
                                         "(a plain network has no residual branch to zero).");
         _normalization = options.Normalize switch
