@@ -64,10 +64,13 @@ internal unsafe struct PatchMatrix
         IsPlane = IsPointwise(g),
     };
 
+    /// <summary>Channel <paramref name="ch"/> of image <paramref name="n"/> of the source.</summary>
+    public readonly float* Plane(int n, int ch) => Source + ((long)n * Channels + ch) * Height * Width;
+
     /// <summary>dst[t] = P[(ch, r, s)][pos0 + t] of image n, for t &lt; count.</summary>
     public readonly void Row(float* dst, int n, int ch, int r, int s, int pos0, int count)
     {
-        float* plane = Source + ((long)n * Channels + ch) * Height * Width;
+        float* plane = Plane(n, ch);
         if (IsPlane)
         {
             PackedGemm.CopyRow(plane + pos0, dst, count);
@@ -76,6 +79,11 @@ internal unsafe struct PatchMatrix
 
         int y = pos0 / GridWidth, x = pos0 % GridWidth;
         int rowOffset = BaseY + Direction * r * DilationY, columnOffset = BaseX + Direction * s * DilationX;
+        if (DivY == 1 && DivX == 1)
+        {
+            UndividedRow(plane, dst, y, x, rowOffset, columnOffset, count);
+            return;
+        }
         while (count > 0)
         {
             int segment = Math.Min(GridWidth - x, count);
@@ -89,6 +97,34 @@ internal unsafe struct PatchMatrix
             x = 0;
             y++;
         }
+    }
+
+    /// <summary>Row's segments where nothing divides (the forward and weight-gradient patches, and the data
+    /// gradient's at stride 1): source row y·MulY + rowOffset, columns x·MulX + columnOffset on, no division per
+    /// segment.</summary>
+    private readonly void UndividedRow(float* plane, float* dst, int y, int x, int rowOffset, int columnOffset,
+        int count)
+    {
+        for (int ty = y * MulY + rowOffset; count > 0; ty += MulY, x = 0)
+        {
+            int segment = Math.Min(GridWidth - x, count);
+            float* row = plane + (long)ty * Width;
+            int tx = x * MulX + columnOffset;
+            if ((uint)ty >= (uint)Height) PackedGemm.ZeroRow(dst, segment);
+            else if (MulX == 1) ShiftedCopy(row, tx, dst, segment);
+            else ShiftedSource.FillRow(row, Width, tx, MulX, segment, dst);
+            dst += segment;
+            count -= segment;
+        }
+    }
+
+    /// <summary>dst[t] = row[tx + t] for t &lt; segment, zero where tx + t lies outside [0, Width).</summary>
+    private readonly void ShiftedCopy(float* row, int tx, float* dst, int segment)
+    {
+        int lo = Math.Clamp(-tx, 0, segment), hi = Math.Clamp(Width - tx, lo, segment);
+        PackedGemm.ZeroRow(dst, lo);
+        PackedGemm.CopyRow(row + tx + lo, dst + lo, hi - lo);
+        PackedGemm.ZeroRow(dst + hi, segment - hi);
     }
 
     /// <summary>The transposed convolution's row (DivX &gt; 1): dst[t] = row[(tx + t) / DivX] where that divides
@@ -114,18 +150,21 @@ internal unsafe struct ConvForwardOperands : IGemmOperands
         PackedGemm.PackRows(dst, Weight + (long)row0 * Depth + k0, Depth, rows, kc);
 
     public void PackB(float* dst, int group, int col0, int cols, int k0, int kc, float* work) =>
-        PackPatchRows(Patches, KernelWidth, KernelArea, dst, group, col0, cols, k0, kc);
+        PackPatchRows(Patches, KernelWidth, KernelArea, dst, group, col0, cols, k0, kc, work);
 
-    /// <summary>dst[kk·NR + j] = P[k0 + kk][col0 + j] of image n, zero for j ≥ cols.</summary>
+    /// <summary>The panels of P[k0 …][col0 … col0 + cols) of image n (IGemmOperands.PackB's layout): each patch
+    /// row is gathered whole into <paramref name="work"/> (or read in place when it is a plane), then spread.</summary>
     public static void PackPatchRows(in PatchMatrix patches, int kernelWidth, int kernelArea, float* dst, int n,
-        int col0, int cols, int k0, int kc)
+        int col0, int cols, int k0, int kc, float* work)
     {
         int nr = PackedGemm.TileColumns;
         int ch = k0 / kernelArea, r = k0 % kernelArea / kernelWidth, s = k0 % kernelWidth;
         for (int kk = 0; kk < kc; kk++, dst += nr)
         {
-            patches.Row(dst, n, ch, r, s, col0, cols);
-            PackedGemm.ZeroRow(dst + cols, nr - cols);
+            float* row = work;
+            if (patches.IsPlane) row = patches.Plane(n, ch) + col0;
+            else patches.Row(work, n, ch, r, s, col0, cols);
+            PackedGemm.SpreadRow(row, dst, cols, (long)kc * nr);
             if (++s == kernelWidth)
             {
                 s = 0;
@@ -166,7 +205,7 @@ internal unsafe struct ConvBackwardDataOperands : IGemmOperands
     }
 
     public void PackB(float* dst, int group, int col0, int cols, int k0, int kc, float* work) =>
-        ConvForwardOperands.PackPatchRows(Patches, KernelWidth, KernelArea, dst, group, col0, cols, k0, kc);
+        ConvForwardOperands.PackPatchRows(Patches, KernelWidth, KernelArea, dst, group, col0, cols, k0, kc, work);
 }
 
 /// <summary>Backward weight: A[k][(n, p)] = dy[n, k, p], B[(n, p)][(c, r, s)] = patches of x, transposed; the
@@ -200,6 +239,14 @@ internal unsafe struct ConvBackwardWeightOperands : IGemmOperands
     }
 
     public void PackB(float* dst, int group, int col0, int cols, int k0, int kc, float* work)
+    {
+        int nr = PackedGemm.TileColumns;
+        for (int j = 0; j < cols; j += nr, dst += (long)kc * nr)
+            PackPanel(dst, col0 + j, Math.Min(nr, cols - j), k0, kc, work);
+    }
+
+    /// <summary>One panel: dst[kk·NR + j] = patches of x, transposed, [k0 + kk][col0 + j], zero past cols.</summary>
+    private readonly void PackPanel(float* dst, int col0, int cols, int k0, int kc, float* work)
     {
         int nr = PackedGemm.TileColumns;
         for (int j = 0; j < nr; j++)

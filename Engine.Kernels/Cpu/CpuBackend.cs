@@ -75,9 +75,11 @@ public sealed unsafe partial class CpuBackend : Backend
 
     // Scratch slots: buffers one task needs at the same time. PartialsSlot of worker 0 belongs to the calling
     // thread, which sets it up before a run (per-chunk or per-slice partial sums) and reads it afterwards; so does
-    // PackedASlot of worker 0 (a GEMM's packed A, read by every task; a worker running a GEMM alone uses its own).
+    // PackedASlot and SharedBSlot of worker 0 (a GEMM's packed A, and its B when every row part reads it: read by
+    // every task; a worker running a GEMM alone uses its own).
     private const int PackedBSlot = 0, PackedASlot = 1, EdgeTileSlot = 2, PartialsSlot = 3, PackWorkSlot = 4,
-        ColumnsSlot = 5, DirectSourceSlot = 6, DirectWeightSlot = 7, DirectOffsetSlot = 8, PoolColumnsSlot = 9;
+        ColumnsSlot = 5, DirectSourceSlot = 6, DirectWeightSlot = 7, DirectOffsetSlot = 8, PoolColumnsSlot = 9,
+        SharedBSlot = 10;
 
     /// <summary>Scratch memory of one worker: at least <paramref name="bytes"/>, 64-byte aligned, kept for reuse.</summary>
     private void* WorkerScratch(int worker, int slot, long bytes) => _scratch[worker].Get(slot, bytes);
@@ -140,7 +142,7 @@ public sealed unsafe partial class CpuBackend : Backend
     /// <summary>A few growable native blocks owned by one worker.</summary>
     private sealed class Scratch : IDisposable
     {
-        private const int Slots = 10;
+        private const int Slots = 11;
         private readonly void*[] _blocks = new void*[Slots];
         private readonly long[] _sizes = new long[Slots];
 

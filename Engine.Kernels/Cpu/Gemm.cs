@@ -10,7 +10,9 @@
 //   output); a task owns up to MaxPanelsPerTask consecutive panels and a range of rows (all of them unless the
 //   panels are too few to keep every thread busy), so no two tasks write the same element, and each element is
 //   summed in the same order whoever runs it.
-//   for each depth block of KC:        pack the task's B panels, [kc][NR] each        (L2)
+//   for each depth block of KC:        pack the task's B panels, [kc][NR] each        (L2), in one sweep per
+//                                      column group (each row of B read as one segment); when the rows are
+//                                      split, B is packed once per phase, beside A, and every row part reads it
 //     for each row block of MC:        (the packed A block stays in L2)
 //       for each B panel:              the panel stays in L1 while …
 //         for each MR rows:            … the micro-kernel runs: MR×NR accumulators in registers, one k step is
@@ -40,7 +42,8 @@ internal unsafe interface IGemmOperands
     void PackA(float* dst, int row0, int rows, int k0, int kc, float* work);
 
     /// <summary>Depth [k0, k0 + kc) × columns [col0, col0 + cols) of column group <paramref name="group"/> of B
-    /// into dst[kk·NR + j]; columns ≥ cols are zero.</summary>
+    /// into ⌈cols / NR⌉ consecutive panels: dst[q·kc·NR + kk·NR + j] = B[k0 + kk][col0 + q·NR + j], zero past
+    /// cols. A run of panels is packed in one sweep, so each row of B is read once as a whole segment.</summary>
     void PackB(float* dst, int group, int col0, int cols, int k0, int kc, float* work);
 }
 
@@ -125,11 +128,20 @@ internal static unsafe class PackedGemm
     /// 9.4 MB); a deeper A (a weight gradient's dy over a large batch) is packed and used in phases of depth.</summary>
     public const long PackedABudget = 1 << 22;
 
+    /// <summary>Most floats of B packed once for every row part of a phase (16 MiB; more, and each row part packs
+    /// its own panels).</summary>
+    public const long SharedBBudget = 1 << 22;
+
     /// <summary>A single column group with fewer panels than this splits its depth into slices.</summary>
     public const int SlicingPanels = 32;
 
     /// <summary>Rows of KC floats in a packer's work buffer (rows gathered before a transposing pack).</summary>
     public const int PackWorkRows = 32;
+
+    /// <summary>Floats of a packer's work buffer for depth blocks of <paramref name="blockDepth"/>: PackWorkRows
+    /// rows of them, and at least one whole row of a task's panels (a B row gathered before it is spread).</summary>
+    public static long PackWorkFloats(int blockDepth) =>
+        Math.Max((long)PackWorkRows * blockDepth, MaxPanelsPerTask * TileColumns);
 
     /// <summary>Depth of each block: K split into equal blocks of at most KC.</summary>
     public static int BlockDepth(int depth)
@@ -341,12 +353,28 @@ internal static unsafe class PackedGemm
             dst[(long)kk * dstStride + r] = src[r * srcStride + kk];
     }
 
+    /// <summary>One row of B into a run of packed panels: dst[q·panelStride + j] = row[q·NR + j] for the
+    /// ⌈cols / NR⌉ panels, zero past cols.</summary>
+    public static void SpreadRow(float* row, float* dst, int cols, long panelStride)
+    {
+        int nr = TileColumns, j = 0;
+        for (; j + nr <= cols; j += nr, dst += panelStride) CopyRow(row + j, dst, nr);
+        if (j == cols) return;
+        CopyRow(row + j, dst, cols - j);
+        ZeroRow(dst + cols - j, nr - (cols - j));
+    }
+
     /// <summary>dst[0 … count) = src[0 … count).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void CopyRow(float* src, float* dst, int count)
     {
         int i = 0;
         for (; i + 8 <= count; i += 8) Vector256.Store(Vector256.Load(src + i), dst + i);
+        if (i + 4 <= count)
+        {
+            Vector128.Store(Vector128.Load(src + i), dst + i);
+            i += 4;
+        }
         for (; i < count; i++) dst[i] = src[i];
     }
 
@@ -356,6 +384,11 @@ internal static unsafe class PackedGemm
     {
         int i = 0;
         for (; i + 8 <= count; i += 8) Vector256<float>.Zero.Store(dst + i);
+        if (i + 4 <= count)
+        {
+            Vector128<float>.Zero.Store(dst + i);
+            i += 4;
+        }
         for (; i < count; i++) dst[i] = 0f;
     }
 }
@@ -389,13 +422,17 @@ internal unsafe struct MatrixOperands : IGemmOperands
         if (!TransposeB)
         {
             for (int kk = 0; kk < kc; kk++)
-            {
-                float* d = dst + kk * nr;
-                PackedGemm.CopyRow(B + (long)(k0 + kk) * N + col0, d, cols);
-                PackedGemm.ZeroRow(d + cols, nr - cols);
-            }
+                PackedGemm.SpreadRow(B + (long)(k0 + kk) * N + col0, dst + kk * nr, cols, (long)kc * nr);
             return;
         }
+        for (int j = 0; j < cols; j += nr, dst += (long)kc * nr)
+            PackTransposedPanel(dst, col0 + j, Math.Min(nr, cols - j), k0, kc);
+    }
+
+    /// <summary>One panel of a transposed B (stored n×k): dst[kk·NR + j] = B[col0 + j][k0 + kk], zero past cols.</summary>
+    private readonly void PackTransposedPanel(float* dst, int col0, int cols, int k0, int kc)
+    {
+        int nr = PackedGemm.TileColumns;
         if (cols == nr)
         {
             for (int j = 0; j < nr; j += 8)
@@ -473,8 +510,9 @@ public sealed unsafe partial class CpuBackend
             bool ready = false;
             if (weights is not null && job.PhaseDepth >= output.Depth)
                 packedA = WeightPack(weights, weightPack, job.PackedALength, packedA, out ready);
-            var pack = job.StartPhase(phaseStart, packedA);
-            if (!ready) Parallel(pack.Pieces, ref pack);
+            float* sharedB = job.SharesB ? (float*)WorkerScratch(0, SharedBSlot, job.SharedBLength * sizeof(float)) : null;
+            var pack = job.StartPhase(phaseStart, packedA, ready, sharedB);
+            if (pack.Pieces > 0) Parallel(pack.Pieces, ref pack);
             Parallel(job.PhaseTasks, ref job);
         }
         GC.KeepAlive(weights);   // its kept pack must outlive the runs that read it
@@ -485,8 +523,8 @@ public sealed unsafe partial class CpuBackend
         Parallel(output.Rows, ref reduce);
     }
 
-    /// <summary>The same GEMM run entirely by one worker, inside a task of another job (no slicing, no row split;
-    /// A packed into this worker's PackedASlot).</summary>
+    /// <summary>The same GEMM run entirely by one worker, inside a task of another job (no slicing; A, and B when
+    /// it is shared, packed into this worker's own slots).</summary>
     private void RunPackedGemmOnWorker<TOperands>(TOperands operands, GemmOutput output, int worker)
         where TOperands : struct, IGemmOperands
     {
@@ -494,7 +532,8 @@ public sealed unsafe partial class CpuBackend
         for (int phaseStart = 0; phaseStart < output.Depth; phaseStart += job.PhaseDepth)
         {
             var pack = job.StartPhase(phaseStart,
-                (float*)WorkerScratch(worker, PackedASlot, job.PackedALength * sizeof(float)));
+                (float*)WorkerScratch(worker, PackedASlot, job.PackedALength * sizeof(float)), packedAReady: false,
+                job.SharesB ? (float*)WorkerScratch(worker, SharedBSlot, job.SharedBLength * sizeof(float)) : null);
             for (int piece = 0; piece < pack.Pieces; piece++) pack.Execute(piece, worker);
             for (int task = 0; task < job.PhaseTasks; task++) job.Execute(task, worker);
         }
@@ -506,7 +545,8 @@ public sealed unsafe partial class CpuBackend
     /// blocks of BlockDepth; with slicing, a single column group with few panels takes Slices fixed ranges of blocks
     /// (shape only). Rows: when chunks × slices give fewer than four tasks per thread (batch 1 on
     /// 7x7 or 14x14 maps), the row tiles are also cut into RowParts ranges of at least four tiles, so every thread
-    /// gets an equal share. Phases: the depth blocks whose packed A fits in PackedABudget floats.
+    /// gets an equal share, and B is then packed once per phase for all of them (SharesB, within SharedBBudget).
+    /// Phases: the depth blocks whose packed A fits in PackedABudget floats.
     /// </summary>
     private PackedGemmJob<TOperands> PlanPackedGemm<TOperands>(TOperands operands, GemmOutput output, int threads,
         bool slicing) where TOperands : struct, IGemmOperands
@@ -535,20 +575,23 @@ public sealed unsafe partial class CpuBackend
         int tilesPerPart = (rowTiles + rowParts - 1) / rowParts;
         int blocksPerPhase = (int)Math.Clamp(PackedGemm.PackedABudget / ((long)rowTiles * mr * blockDepth), 1,
             depthBlocks);
+        rowParts = (rowTiles + tilesPerPart - 1) / tilesPerPart;
+        long sharedB = (long)chunks * panelsPerTask * blocksPerPhase * blockDepth * nr;
         return new PackedGemmJob<TOperands>
         {
             Operands = operands, Output = output, PanelsPerGroup = panelsPerGroup, Panels = panels,
-            PanelsPerTask = panelsPerTask, Chunks = chunks, RowParts = (rowTiles + tilesPerPart - 1) / tilesPerPart,
+            PanelsPerTask = panelsPerTask, Chunks = chunks, RowParts = rowParts,
             RowsPerPart = tilesPerPart * mr, PaddedRows = rowTiles * mr, BlockDepth = blockDepth,
             SliceDepth = blocksPerSlice * blockDepth, Slices = slices, PhaseDepth = blocksPerPhase * blockDepth,
-            Backend = this,
+            SharesB = rowParts > 1 && sharedB <= PackedGemm.SharedBBudget, Backend = this,
         };
     }
 
     /// <summary>
     /// One task of the multiply run of one phase: rows [part·RowsPerPart, …) of C over PanelsPerTask consecutive
     /// column panels, over the depth blocks of its slice that lie in the phase, reading A from the phase's packed A
-    /// (block at k0: PaddedRows × kc floats at (k0 − PhaseStart) · PaddedRows, MR-row tiles kc·MR apart).
+    /// (block at k0: PaddedRows × kc floats at (k0 − PhaseStart) · PaddedRows, MR-row tiles kc·MR apart) and B from
+    /// the phase's shared B when SharesB, else packing its panels itself.
     /// </summary>
     private struct PackedGemmJob<TOperands> : IParallelJob where TOperands : struct, IGemmOperands
     {
@@ -556,28 +599,57 @@ public sealed unsafe partial class CpuBackend
         public GemmOutput Output;
         public int PanelsPerGroup, Panels, PanelsPerTask, Chunks, RowParts, RowsPerPart, PaddedRows, BlockDepth;
         public int SliceDepth, Slices, PhaseDepth, PhaseStart, PhaseEnd, FirstSlice, PhaseTasks;
-        public float* PackedA, Partials;
+        public bool SharesB;
+        public float* PackedA, SharedB, Partials;
         public CpuBackend Backend;
 
         /// <summary>Floats of the packed A of one phase.</summary>
         public readonly long PackedALength => (long)PaddedRows * PhaseDepth;
 
+        /// <summary>Floats of the shared B of one phase: every chunk's panels for every depth block.</summary>
+        public readonly long SharedBLength => (long)Chunks * PanelsPerTask * PhaseDepth * PackedGemm.TileColumns;
+
+        /// <summary>Where chunk <paramref name="chunk"/>'s panels for the depth block at <paramref name="k0"/> lie in
+        /// the shared B.</summary>
+        public readonly float* SharedPanels(int chunk, int k0) =>
+            SharedB + ((long)(k0 - PhaseStart) / BlockDepth * Chunks + chunk) * PanelsPerTask * BlockDepth *
+            PackedGemm.TileColumns;
+
         /// <summary>Sets the phase that starts at depth <paramref name="phaseStart"/>, with its packed A in
-        /// <paramref name="packedA"/>, and returns the job that packs it.</summary>
-        public PackAJob<TOperands> StartPhase(int phaseStart, float* packedA)
+        /// <paramref name="packedA"/> (already there when <paramref name="packedAReady"/>) and its shared B in
+        /// <paramref name="sharedB"/> (null unless SharesB), and returns the job that packs them.</summary>
+        public PackPhaseJob<TOperands> StartPhase(int phaseStart, float* packedA, bool packedAReady, float* sharedB)
         {
             PhaseStart = phaseStart;
             PhaseEnd = Math.Min(Output.Depth, phaseStart + PhaseDepth);
             PackedA = packedA;
+            SharedB = sharedB;
             FirstSlice = PhaseStart / SliceDepth;
             PhaseTasks = ((PhaseEnd - 1) / SliceDepth - FirstSlice + 1) * Chunks * RowParts;
             int rowBlocks = (Output.Rows + PackedGemm.RowBlock - 1) / PackedGemm.RowBlock;
-            return new PackAJob<TOperands>
+            int blocks = (PhaseEnd - PhaseStart + BlockDepth - 1) / BlockDepth;
+            int aPieces = packedAReady ? 0 : rowBlocks * blocks;
+            return new PackPhaseJob<TOperands>
             {
-                Operands = Operands, Rows = Output.Rows, PaddedRows = PaddedRows, RowBlocks = rowBlocks,
-                BlockDepth = BlockDepth, PhaseStart = PhaseStart, PhaseEnd = PhaseEnd, PackedA = packedA,
-                Pieces = rowBlocks * ((PhaseEnd - PhaseStart + BlockDepth - 1) / BlockDepth), Backend = Backend,
+                Gemm = this, RowBlocks = rowBlocks, APieces = aPieces,
+                Pieces = aPieces + (sharedB == null ? 0 : Chunks * blocks),
             };
+        }
+
+        /// <summary>Packs the panels of chunk <paramref name="chunk"/> over depth [k0, k0 + kc) into
+        /// <paramref name="dst"/>, one run per column group.</summary>
+        public readonly void PackChunk(float* dst, int chunk, int k0, int kc, float* work)
+        {
+            int nr = PackedGemm.TileColumns;
+            int firstPanel = chunk * PanelsPerTask, panelCount = Math.Min(PanelsPerTask, Panels - firstPanel);
+            for (int p = 0; p < panelCount;)
+            {
+                var (group, col0, _) = Panel(firstPanel + p);
+                int run = Math.Min(panelCount - p, PanelsPerGroup - (firstPanel + p) % PanelsPerGroup);
+                Operands.PackB(dst + (long)p * kc * nr, group, col0, Math.Min(run * nr, Output.GroupColumns - col0),
+                    k0, kc, work);
+                p += run;
+            }
         }
 
         public void Execute(int task, int worker)
@@ -587,11 +659,11 @@ public sealed unsafe partial class CpuBackend
             int rowStart = part * RowsPerPart, rowEnd = Math.Min(Output.Rows, rowStart + RowsPerPart);
             int firstPanel = chunk * PanelsPerTask;
             int panelCount = Math.Min(PanelsPerTask, Panels - firstPanel);
-            var packedB = (float*)Backend.WorkerScratch(worker, PackedBSlot,
+            var packedB = SharedB != null ? null : (float*)Backend.WorkerScratch(worker, PackedBSlot,
                 (long)panelCount * BlockDepth * nr * sizeof(float));
             var edge = (float*)Backend.WorkerScratch(worker, EdgeTileSlot, mr * nr * sizeof(float));
             var work = (float*)Backend.WorkerScratch(worker, PackWorkSlot,
-                (long)PackedGemm.PackWorkRows * BlockDepth * sizeof(float));
+                PackedGemm.PackWorkFloats(BlockDepth) * sizeof(float));
 
             float* target = Output.C;
             long groupStride = Output.GroupStride, rowStride = Output.RowStride;
@@ -613,11 +685,8 @@ public sealed unsafe partial class CpuBackend
                 // The last depth block (of the last phase) finishes each tile's sums: the epilogue runs on the tile
                 // while it is hot.
                 bool finishes = Partials == null && k0 + kc == depthEnd && Output.HasEpilogue;
-                for (int p = 0; p < panelCount; p++)
-                {
-                    var (group, col0, cols) = Panel(firstPanel + p);
-                    Operands.PackB(packedB + (long)p * kc * nr, group, col0, cols, k0, kc, work);
-                }
+                if (SharedB != null) packedB = SharedPanels(chunk, k0);
+                else PackChunk(packedB, chunk, k0, kc, work);
 
                 for (int row0 = rowStart; row0 < rowEnd; row0 += PackedGemm.RowBlock)
                 {
@@ -659,25 +728,32 @@ public sealed unsafe partial class CpuBackend
         }
     }
 
-    /// <summary>The packing run of one phase: piece <c>task</c> packs RowBlock rows of A over one depth block into
-    /// the phase's packed A (a pure copy, so who packs a piece never changes a bit).</summary>
-    private struct PackAJob<TOperands> : IParallelJob where TOperands : struct, IGemmOperands
+    /// <summary>The packing run of one phase: pieces [0, APieces) each pack RowBlock rows of A over one depth block
+    /// into the phase's packed A, the rest one chunk's B panels over one depth block into the shared B. Pure copies,
+    /// so who packs a piece never changes a bit.</summary>
+    private struct PackPhaseJob<TOperands> : IParallelJob where TOperands : struct, IGemmOperands
     {
-        public TOperands Operands;
-        public int Rows, PaddedRows, RowBlocks, BlockDepth, PhaseStart, PhaseEnd, Pieces;
-        public float* PackedA;
-        public CpuBackend Backend;
+        public PackedGemmJob<TOperands> Gemm;
+        public int RowBlocks, APieces, Pieces;
 
         public void Execute(int task, int worker)
         {
-            int mr = PackedGemm.TileRows;
-            int k0 = PhaseStart + task / RowBlocks * BlockDepth, kc = Math.Min(BlockDepth, PhaseEnd - k0);
-            int row0 = task % RowBlocks * PackedGemm.RowBlock, rows = Math.Min(PackedGemm.RowBlock, Rows - row0);
-            var work = (float*)Backend.WorkerScratch(worker, PackWorkSlot,
-                (long)PackedGemm.PackWorkRows * BlockDepth * sizeof(float));
-            float* block = PackedA + (long)(k0 - PhaseStart) * PaddedRows;
+            int mr = PackedGemm.TileRows, blockDepth = Gemm.BlockDepth;
+            var work = (float*)Gemm.Backend.WorkerScratch(worker, PackWorkSlot,
+                PackedGemm.PackWorkFloats(blockDepth) * sizeof(float));
+            if (task >= APieces)
+            {
+                int piece = task - APieces, chunk = piece % Gemm.Chunks;
+                int b0 = Gemm.PhaseStart + piece / Gemm.Chunks * blockDepth;
+                Gemm.PackChunk(Gemm.SharedPanels(chunk, b0), chunk, b0, Math.Min(blockDepth, Gemm.PhaseEnd - b0), work);
+                return;
+            }
+            int k0 = Gemm.PhaseStart + task / RowBlocks * blockDepth, kc = Math.Min(blockDepth, Gemm.PhaseEnd - k0);
+            int row0 = task % RowBlocks * PackedGemm.RowBlock;
+            int rows = Math.Min(PackedGemm.RowBlock, Gemm.Output.Rows - row0);
+            float* block = Gemm.PackedA + (long)(k0 - Gemm.PhaseStart) * Gemm.PaddedRows;
             for (int r = 0; r < rows; r += mr)
-                Operands.PackA(block + (long)(row0 + r) * kc, row0 + r, Math.Min(mr, rows - r), k0, kc, work);
+                Gemm.Operands.PackA(block + (long)(row0 + r) * kc, row0 + r, Math.Min(mr, rows - r), k0, kc, work);
         }
     }
 

@@ -59,9 +59,12 @@ public sealed class CpuPackedGemmTests
     /// and a strided 14x14 → 7x7 one whose data gradient runs one GEMM per image on a worker); narrow shapes that
     /// the direct kernels serve with one image's (or two images') output channels split into parts (42 channels:
     /// a last block of 2 with AVX2's blocks of 4 and AVX-512's of 8; 25 positions: tiles across two images); and
-    /// a batch of 20 on an 8x8 map, whose direct weight gradient sums two images per group. All three passes, the
-    /// forward with bias, residual and ReLU.</summary>
+    /// a batch of 20 on an 8x8 map, whose direct weight gradient sums two images per group; and three 5x5 images
+    /// of 80 channels on AVX2's GEMM, where one task's panels span all three images (a run of a full and a 9-column
+    /// panel each) and its rows are split, so B is packed once for every row part. All three passes, the forward
+    /// with bias, residual and ReLU.</summary>
     [TestCase(1, 512, 7, 512, 1)]
+    [TestCase(3, 80, 5, 72, 1)]
     [TestCase(1, 256, 14, 512, 2)]
     [TestCase(1, 24, 8, 42, 1)]
     [TestCase(2, 24, 9, 42, 2)]
