@@ -5,9 +5,10 @@
 // taps: tap r sits r·d rows into the window. With G groups each pass runs once per group, on the group's slices
 // of the channels (C/G input, K/G output) and of w; G = 1 is one run over everything.
 //   forward:         y[n] (K × OH·OW)   = w (K × C·R·S)            · patches of x[n] (C·R·S × OH·OW)
-//   backward data:   dx[n] (C × H·W)    = w permuted (C × K·R·S)   · patches of dy[n] (K·R·S × H·W), the
-//                    transposed convolution: tap (r, s) reads dy at ((i + PadTop − r) / stride, …) where that
-//                    divides exactly (all of it at stride 1; a quarter at stride 2, the rest packed as zeros)
+//   backward data:   dx[n] (C × H·W)    = w permuted (C × K·R·S)   · patches of dy[n] (K·R·S × H·W) at stride 1,
+//                    the transposed convolution: tap (r, s) reads dy at (i + PadTop − r, …); strided, without
+//                    the transposed convolution's zeros: columns[n] (C·R·S × OH·OW) = wᵀ (C·R·S × K) · dy[n]
+//                    (K × OH·OW) over a chunk of images, then col2im adds each column into its plane of dx
 //   backward weight: dw (K × C·R·S)     = dy (K × N·OH·OW)         · patches of x, transposed (N·OH·OW × C·R·S)
 // Every output element is owned by one task and summed in a fixed order, so results are deterministic.
 // Forward's epilogue (y = conv + bias [+ residual], then ReLU: a folded conv → BN [→ add] → ReLU) runs in the
@@ -18,21 +19,22 @@
 // serve dense undilated float shapes first (within their size limits): all of them with AVX-512, the narrow ones
 // with AVX2.
 using System.Numerics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Engine.Kernels.Cpu;
 
 /// <summary>
 /// The implicit patch matrix of a convolution, rows (ch, r, s), columns the positions (y, x) of one image's grid:
-/// P[(ch, r, s)][(y, x)] = source[n, ch, ty / DivY, tx / DivX] with ty = y·MulY + BaseY + Direction·r·DilationY
-/// (and tx likewise), or 0 where ty is negative, not a multiple of DivY, or past the source. Channels is the
-/// source's full channel count (the image stride); a group's patches start Source at its first channel.
+/// P[(ch, r, s)][(y, x)] = source[n, ch, ty, tx] with ty = y·MulY + BaseY + Direction·r·DilationY (and tx
+/// likewise), or 0 where that lies outside the source. Channels is the source's full channel count (the image
+/// stride); a group's patches start Source at its first channel.
 /// </summary>
 internal unsafe struct PatchMatrix
 {
     public float* Source;
     public int Channels, Height, Width;
     public int GridHeight, GridWidth;
-    public int MulY, MulX, BaseY, BaseX, Direction, DivY, DivX, DilationY, DilationX;
+    public int MulY, MulX, BaseY, BaseX, Direction, DilationY, DilationX;
 
     /// <summary>True when a patch row is the source plane itself (1x1 kernel, stride 1, no padding).</summary>
     public bool IsPlane;
@@ -49,25 +51,24 @@ internal unsafe struct PatchMatrix
         Source = x + (long)group * g.GroupInChannels * g.InHeight * g.InWidth, Channels = g.InChannels,
         Height = g.InHeight, Width = g.InWidth, GridHeight = g.OutHeight, GridWidth = g.OutWidth,
         MulY = g.StrideHeight, MulX = g.StrideWidth, BaseY = -g.PadTop, BaseX = -g.PadLeft, Direction = 1,
-        DivY = 1, DivX = 1, DilationY = g.DilationHeight, DilationX = g.DilationWidth,
-        IsPlane = IsPointwise(g),
+        DilationY = g.DilationHeight, DilationX = g.DilationWidth, IsPlane = IsPointwise(g),
     };
 
-    /// <summary>Patches of dy for the data gradient (the transposed convolution over the input grid), over the
-    /// output channels of <paramref name="group"/>.</summary>
+    /// <summary>Patches of dy for the data gradient at stride 1 (the transposed convolution over the input grid),
+    /// over the output channels of <paramref name="group"/>.</summary>
     public static PatchMatrix OfOutputGradient(ConvGeometry g, float* dy, int group) => new()
     {
         Source = dy + (long)group * g.GroupOutChannels * g.OutHeight * g.OutWidth, Channels = g.OutChannels,
         Height = g.OutHeight, Width = g.OutWidth, GridHeight = g.InHeight, GridWidth = g.InWidth,
         MulY = 1, MulX = 1, BaseY = g.PadTop, BaseX = g.PadLeft, Direction = -1,
-        DivY = g.StrideHeight, DivX = g.StrideWidth, DilationY = g.DilationHeight, DilationX = g.DilationWidth,
-        IsPlane = IsPointwise(g),
+        DilationY = g.DilationHeight, DilationX = g.DilationWidth, IsPlane = IsPointwise(g),
     };
 
     /// <summary>Channel <paramref name="ch"/> of image <paramref name="n"/> of the source.</summary>
     public readonly float* Plane(int n, int ch) => Source + ((long)n * Channels + ch) * Height * Width;
 
-    /// <summary>dst[t] = P[(ch, r, s)][pos0 + t] of image n, for t &lt; count.</summary>
+    /// <summary>dst[t] = P[(ch, r, s)][pos0 + t] of image n, for t &lt; count: one segment per grid row, found
+    /// without a division per segment.</summary>
     public readonly void Row(float* dst, int n, int ch, int r, int s, int pos0, int count)
     {
         float* plane = Plane(n, ch);
@@ -78,34 +79,8 @@ internal unsafe struct PatchMatrix
         }
 
         int y = pos0 / GridWidth, x = pos0 % GridWidth;
-        int rowOffset = BaseY + Direction * r * DilationY, columnOffset = BaseX + Direction * s * DilationX;
-        if (DivY == 1 && DivX == 1)
-        {
-            UndividedRow(plane, dst, y, x, rowOffset, columnOffset, count);
-            return;
-        }
-        while (count > 0)
-        {
-            int segment = Math.Min(GridWidth - x, count);
-            int ty = y * MulY + rowOffset;
-            float* row = plane + (long)(ty / DivY) * Width;
-            if (ty < 0 || ty % DivY != 0 || ty / DivY >= Height) PackedGemm.ZeroRow(dst, segment);
-            else if (DivX == 1) ShiftedSource.FillRow(row, Width, x * MulX + columnOffset, MulX, segment, dst);
-            else GatherTransposed(row, x * MulX + columnOffset, dst, segment);
-            dst += segment;
-            count -= segment;
-            x = 0;
-            y++;
-        }
-    }
-
-    /// <summary>Row's segments where nothing divides (the forward and weight-gradient patches, and the data
-    /// gradient's at stride 1): source row y·MulY + rowOffset, columns x·MulX + columnOffset on, no division per
-    /// segment.</summary>
-    private readonly void UndividedRow(float* plane, float* dst, int y, int x, int rowOffset, int columnOffset,
-        int count)
-    {
-        for (int ty = y * MulY + rowOffset; count > 0; ty += MulY, x = 0)
+        int columnOffset = BaseX + Direction * s * DilationX;
+        for (int ty = y * MulY + BaseY + Direction * r * DilationY; count > 0; ty += MulY, x = 0)
         {
             int segment = Math.Min(GridWidth - x, count);
             float* row = plane + (long)ty * Width;
@@ -126,17 +101,6 @@ internal unsafe struct PatchMatrix
         PackedGemm.CopyRow(row + tx + lo, dst + lo, hi - lo);
         PackedGemm.ZeroRow(dst + hi, segment - hi);
     }
-
-    /// <summary>The transposed convolution's row (DivX &gt; 1): dst[t] = row[(tx + t) / DivX] where that divides
-    /// exactly and lies in [0, Width), else 0; the first valid element and its period are found once per segment,
-    /// never by a division per element.</summary>
-    private readonly void GatherTransposed(float* row, int tx, float* dst, int segment)
-    {
-        PackedGemm.ZeroRow(dst, segment);
-        int first = tx >= 0 ? (DivX - tx % DivX) % DivX : -tx;
-        for (int t = first, source = (tx + first) / DivX; t < segment && source < Width; t += DivX, source++)
-            dst[t] = row[source];
-    }
 }
 
 /// <summary>Forward: A = w (K × C·R·S), B = patches of x, one column group per image.</summary>
@@ -152,6 +116,12 @@ internal unsafe struct ConvForwardOperands : IGemmOperands
     public void PackB(float* dst, int group, int col0, int cols, int k0, int kc, float* work) =>
         PackPatchRows(Patches, KernelWidth, KernelArea, dst, group, col0, cols, k0, kc, work);
 
+    /// <summary>Planes read in place are prefetched this many channels ahead when the image is larger than
+    /// PrefetchImageFloats (past the L2, where each plane's segment would otherwise be a wait on memory).</summary>
+    private const int PrefetchChannels = 8;
+
+    private const long PrefetchImageFloats = 1 << 18;
+
     /// <summary>The panels of P[k0 …][col0 … col0 + cols) of image n (IGemmOperands.PackB's layout): each patch
     /// row is gathered whole into <paramref name="work"/> (or read in place when it is a plane), then spread.</summary>
     public static void PackPatchRows(in PatchMatrix patches, int kernelWidth, int kernelArea, float* dst, int n,
@@ -159,10 +129,17 @@ internal unsafe struct ConvForwardOperands : IGemmOperands
     {
         int nr = PackedGemm.TileColumns;
         int ch = k0 / kernelArea, r = k0 % kernelArea / kernelWidth, s = k0 % kernelWidth;
+        long planeFloats = (long)patches.Height * patches.Width;
+        bool prefetch = Sse.IsSupported && patches.IsPlane && patches.Channels * planeFloats > PrefetchImageFloats;
         for (int kk = 0; kk < kc; kk++, dst += nr)
         {
             float* row = work;
-            if (patches.IsPlane) row = patches.Plane(n, ch) + col0;
+            if (patches.IsPlane)
+            {
+                row = patches.Plane(n, ch) + col0;
+                if (prefetch && ch + PrefetchChannels < patches.Channels)
+                    for (int j = 0; j < cols; j += 16) Sse.Prefetch0(row + PrefetchChannels * planeFloats + j);
+            }
             else patches.Row(work, n, ch, r, s, col0, cols);
             PackedGemm.SpreadRow(row, dst, cols, (long)kc * nr);
             if (++s == kernelWidth)
@@ -360,9 +337,7 @@ public sealed unsafe partial class CpuBackend
 
         if (typeof(T) == typeof(float) && PackedGemm.IsSupported && (g.StrideHeight > 1 || g.StrideWidth > 1))
         {
-            var columns = new ColumnsBackwardDataJob
-                { G = g, DY = (float*)Data(dy), W = (float*)Data(w), DX = (float*)Data(dx), Backend = this };
-            Parallel(g.Batch, ref columns);
+            ColumnsBackwardData(g, (float*)Data(dy), (float*)Data(w), (float*)Data(dx));
             return;
         }
 
@@ -432,55 +407,73 @@ public sealed unsafe partial class CpuBackend
         Parallel(g.OutChannels * g.GroupInChannels, ref job);
     }
 
+    /// <summary>Most floats of patch gradients (columns) held at once by the strided data gradient (16 MiB); a
+    /// larger batch runs in chunks of images.</summary>
+    private const long ColumnsBudget = 1 << 22;
+
     /// <summary>
-    /// Strided data gradient of image <c>task</c>, without the zeros of the transposed convolution: per group, the
-    /// patch gradients columns = w_gᵀ (C/G·R·S × K/G) · dy[n]_g (K/G × OH·OW) on this worker, then col2im, which adds
-    /// each column entry into the group's channels of dx[n] in a fixed order.
+    /// Strided data gradient without the zeros of the transposed convolution, per group and chunk of images: the
+    /// patch gradients columns[n] = w_gᵀ (C/G·R·S × K/G) · dy[n]_g (K/G × OH·OW) as one GEMM whose column groups
+    /// are the images (w packed once per chunk; no depth slicing, so each image's columns are summed as a GEMM of that image
+    /// alone would sum them, whatever the batch), then col2im, one task per (image, channel), which adds each column
+    /// entry into its plane of dx in a fixed order.
     /// </summary>
-    private struct ColumnsBackwardDataJob : IParallelJob
+    private void ColumnsBackwardData(ConvGeometry g, float* dy, float* w, float* dx)
+    {
+        int positions = g.OutHeight * g.OutWidth, kernelArea = g.KernelHeight * g.KernelWidth;
+        int groupIn = g.GroupInChannels, groupOut = g.GroupOutChannels, rows = groupIn * kernelArea;
+        long imageColumns = (long)rows * positions;
+        int chunk = (int)Math.Clamp(ColumnsBudget / imageColumns, 1, g.Batch);
+        var columns = (float*)WorkerScratch(0, ColumnsSlot, chunk * imageColumns * sizeof(float));
+        for (int group = 0; group < g.Groups; group++)
+        for (int n0 = 0; n0 < g.Batch; n0 += chunk)
+        {
+            int images = Math.Min(chunk, g.Batch - n0);
+            var operands = new MatrixOperands
+            {
+                A = w + (long)group * groupOut * rows,
+                B = dy + ((long)n0 * g.OutChannels + (long)group * groupOut) * positions,
+                BGroupStride = (long)g.OutChannels * positions, M = rows, N = positions, K = groupOut,
+                TransposeA = true,
+            };
+            RunPackedGemm(operands, new GemmOutput
+            {
+                C = columns, Rows = rows, Depth = groupOut, Groups = images, GroupColumns = positions,
+                GroupStride = imageColumns, RowStride = positions, Alpha = 1f, Beta = 0f,
+            }, slicing: false);
+            var col2im = new Col2ImJob { G = g, Group = group, FirstImage = n0, Columns = columns, DX = dx };
+            Parallel(images * groupIn, ref col2im);
+        }
+    }
+
+    /// <summary>Plane (image FirstImage + task / C_g, channel task % C_g of group Group) of the strided data
+    /// gradient: zeroed, then each tap's column (c, r, s) added at its strided positions, taps in order.</summary>
+    private struct Col2ImJob : IParallelJob
     {
         public ConvGeometry G;
-        public float* DY, W, DX;
-        public CpuBackend Backend;
+        public int Group, FirstImage;
+        public float* Columns, DX;
 
         public void Execute(int task, int worker)
         {
             int positions = G.OutHeight * G.OutWidth, kernelArea = G.KernelHeight * G.KernelWidth;
-            int groupIn = G.GroupInChannels, groupOut = G.GroupOutChannels, rows = groupIn * kernelArea;
-            var columns = (float*)Backend.WorkerScratch(worker, ColumnsSlot, (long)rows * positions * sizeof(float));
+            int groupIn = G.GroupInChannels, image = task / groupIn, c = task % groupIn;
             int planeSize = G.InHeight * G.InWidth;
-            float* image = DX + (long)task * G.InChannels * planeSize;
-            new Span<float>(image, G.InChannels * planeSize).Clear();
-            for (int group = 0; group < G.Groups; group++)
+            float* plane = DX + ((long)(FirstImage + image) * G.InChannels + (long)Group * groupIn + c) * planeSize;
+            new Span<float>(plane, planeSize).Clear();
+            float* column = Columns + ((long)image * groupIn + c) * kernelArea * positions;
+            for (int r = 0; r < G.KernelHeight; r++)
+            for (int s = 0; s < G.KernelWidth; s++, column += positions)
             {
-                var operands = new MatrixOperands
+                for (int oh = 0; oh < G.OutHeight; oh++)
                 {
-                    A = W + (long)group * groupOut * rows,
-                    B = DY + ((long)task * G.OutChannels + (long)group * groupOut) * positions,
-                    M = rows, N = positions, K = groupOut, TransposeA = true,
-                };
-                Backend.RunPackedGemmOnWorker(operands, new GemmOutput
-                {
-                    C = columns, Rows = rows, Depth = groupOut, Groups = 1, GroupColumns = positions,
-                    RowStride = positions, Alpha = 1f, Beta = 0f,
-                }, worker);
-
-                float* groupImage = image + (long)group * groupIn * planeSize;
-                for (int row = 0; row < rows; row++)
-                {
-                    int c = row / kernelArea, r = row % kernelArea / G.KernelWidth, s = row % G.KernelWidth;
-                    float* plane = groupImage + (long)c * planeSize;
-                    float* column = columns + (long)row * positions;
-                    for (int oh = 0; oh < G.OutHeight; oh++)
-                    {
-                        int ih = oh * G.StrideHeight - G.PadTop + r * G.DilationHeight;
-                        if (ih < 0 || ih >= G.InHeight) continue;
-                        float* target = plane + ih * G.InWidth;
-                        float* source = column + oh * G.OutWidth;
-                        int iw = s * G.DilationWidth - G.PadLeft;
-                        for (int ow = 0; ow < G.OutWidth; ow++, iw += G.StrideWidth)
-                            if ((uint)iw < (uint)G.InWidth) target[iw] += source[ow];
-                    }
+                    int ih = oh * G.StrideHeight - G.PadTop + r * G.DilationHeight;
+                    if (ih < 0 || ih >= G.InHeight) continue;
+                    float* target = plane + ih * G.InWidth;
+                    float* source = column + oh * G.OutWidth;
+                    int iw = s * G.DilationWidth - G.PadLeft;
+                    for (int ow = 0; ow < G.OutWidth; ow++, iw += G.StrideWidth)
+                        if ((uint)iw < (uint)G.InWidth) target[iw] += source[ow];
                 }
             }
         }

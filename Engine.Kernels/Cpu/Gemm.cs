@@ -393,11 +393,13 @@ internal static unsafe class PackedGemm
     }
 }
 
-/// <summary>Plain row-major matrices: op(A) m×k (A stored k×m when transposed), op(B) k×n (B stored n×k).</summary>
+/// <summary>Plain row-major matrices: op(A) m×k (A stored k×m when transposed), op(B) k×n (B stored n×k); an
+/// untransposed B may have several column groups, group g's k×n at B + g·BGroupStride.</summary>
 internal unsafe struct MatrixOperands : IGemmOperands
 {
     public float* A, B;
     public int M, N, K;
+    public long BGroupStride;
     public bool TransposeA, TransposeB;
 
     public void PackA(float* dst, int row0, int rows, int k0, int kc, float* work)
@@ -421,8 +423,9 @@ internal unsafe struct MatrixOperands : IGemmOperands
         int nr = PackedGemm.TileColumns;
         if (!TransposeB)
         {
+            float* b = B + group * BGroupStride;
             for (int kk = 0; kk < kc; kk++)
-                PackedGemm.SpreadRow(B + (long)(k0 + kk) * N + col0, dst + kk * nr, cols, (long)kc * nr);
+                PackedGemm.SpreadRow(b + (long)(k0 + kk) * N + col0, dst + kk * nr, cols, (long)kc * nr);
             return;
         }
         for (int j = 0; j < cols; j += nr, dst += (long)kc * nr)
@@ -494,13 +497,14 @@ public sealed unsafe partial class CpuBackend
     /// single column group with few panels (a weight gradient: small C, deep K) also splits the depth into Slices
     /// fixed ranges; each (slice, chunk, row part) task writes its own partial C, and the slices are summed in order
     /// afterwards. The slice count depends on the shape only, never on the thread count, so the bits do not either
-    /// (the chunks and row parts only decide who computes an element, not how).
+    /// (the chunks and row parts only decide who computes an element, not how). Without <paramref name="slicing"/>,
+    /// each column group is summed as a GEMM of that group alone would sum it, whatever the number of groups.
     /// </summary>
     private void RunPackedGemm<TOperands>(TOperands operands, GemmOutput output,
-        DeviceBuffer<float>? weights = null, WeightPackKey weightPack = default)
+        DeviceBuffer<float>? weights = null, WeightPackKey weightPack = default, bool slicing = true)
         where TOperands : struct, IGemmOperands
     {
-        var job = PlanPackedGemm(operands, output, ThreadCount, slicing: true);
+        var job = PlanPackedGemm(operands, output, slicing);
         long sliceLength = (long)output.Rows * output.GroupColumns;
         if (job.Slices > 1)
             job.Partials = (float*)WorkerScratch(0, PartialsSlot, job.Slices * sliceLength * sizeof(float));
@@ -523,22 +527,6 @@ public sealed unsafe partial class CpuBackend
         Parallel(output.Rows, ref reduce);
     }
 
-    /// <summary>The same GEMM run entirely by one worker, inside a task of another job (no slicing; A, and B when
-    /// it is shared, packed into this worker's own slots).</summary>
-    private void RunPackedGemmOnWorker<TOperands>(TOperands operands, GemmOutput output, int worker)
-        where TOperands : struct, IGemmOperands
-    {
-        var job = PlanPackedGemm(operands, output, threads: 1, slicing: false);
-        for (int phaseStart = 0; phaseStart < output.Depth; phaseStart += job.PhaseDepth)
-        {
-            var pack = job.StartPhase(phaseStart,
-                (float*)WorkerScratch(worker, PackedASlot, job.PackedALength * sizeof(float)), packedAReady: false,
-                job.SharesB ? (float*)WorkerScratch(worker, SharedBSlot, job.SharedBLength * sizeof(float)) : null);
-            for (int piece = 0; piece < pack.Pieces; piece++) pack.Execute(piece, worker);
-            for (int task = 0; task < job.PhaseTasks; task++) job.Execute(task, worker);
-        }
-    }
-
     /// <summary>
     /// How one GEMM is cut. Columns: panels of NR, PanelsPerTask consecutive ones per chunk (about four chunks per
     /// thread; with few panels and enough rows, full chunks of MaxPanelsPerTask and the rows split instead). Depth:
@@ -548,9 +536,10 @@ public sealed unsafe partial class CpuBackend
     /// gets an equal share, and B is then packed once per phase for all of them (SharesB, within SharedBBudget).
     /// Phases: the depth blocks whose packed A fits in PackedABudget floats.
     /// </summary>
-    private PackedGemmJob<TOperands> PlanPackedGemm<TOperands>(TOperands operands, GemmOutput output, int threads,
+    private PackedGemmJob<TOperands> PlanPackedGemm<TOperands>(TOperands operands, GemmOutput output,
         bool slicing) where TOperands : struct, IGemmOperands
     {
+        int threads = ThreadCount;
         int mr = PackedGemm.TileRows, nr = PackedGemm.TileColumns;
         int panelsPerGroup = (output.GroupColumns + nr - 1) / nr;
         int panels = output.Groups * panelsPerGroup;

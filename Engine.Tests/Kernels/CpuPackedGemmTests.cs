@@ -1,9 +1,9 @@
 // How the CPU backend's packed GEMM cuts its work (Engine.Kernels/Cpu/Gemm.cs): A packed once per call and shared
 // by every task, the rows split when the column panels are few (batch 1 on 7x7 maps), and a deep A packed in
-// phases of depth, here across the split-K slices of a weight gradient; and how the direct convolutions
-// (DirectConvolution.cs) split one image's output channels over the threads. Each cut is checked against the
-// float64 reference and for the same bits on 1, 2 and 3 worker threads (who computes an element must never change
-// how).
+// phases of depth, here across the split-K slices of a weight gradient; the strided data gradient's GEMM over
+// chunks of images; and how the direct convolutions (DirectConvolution.cs) split one image's output channels
+// over the threads. Each cut is checked against the float64 reference and for the same bits on 1, 2 and 3
+// worker threads (who computes an element must never change how).
 using Engine.Kernels;
 using Engine.Kernels.Cpu;
 using NUnit.Framework;
@@ -56,7 +56,7 @@ public sealed class CpuPackedGemmTests
     }
 
     /// <summary>Batch-1 ResNet-50 shapes where the GEMM's panels are few (a 7x7 map, four panels of 16, stride 1,
-    /// and a strided 14x14 → 7x7 one whose data gradient runs one GEMM per image on a worker); narrow shapes that
+    /// and a strided 14x14 → 7x7 one, whose data gradient is the columns GEMM with one image); narrow shapes that
     /// the direct kernels serve with one image's (or two images') output channels split into parts (42 channels:
     /// a last block of 2 with AVX2's blocks of 4 and AVX-512's of 8; 25 positions: tiles across two images); and
     /// a batch of 20 on an 8x8 map, whose direct weight gradient sums two images per group; and three 5x5 images
@@ -96,6 +96,46 @@ public sealed class CpuPackedGemmTests
             Assert.That(result.Y, Is.EqualTo(first.Value.Y), $"y bits, {on}");
             Assert.That(result.DX, Is.EqualTo(first.Value.DX), $"dx bits, {on}");
             Assert.That(result.DW, Is.EqualTo(first.Value.DW), $"dw bits, {on}");
+        }
+    }
+
+    /// <summary>The strided data gradient runs one GEMM over a chunk of images and col2im per (image, channel):
+    /// five images of 128 channels on a 56x56 → 28x28 3x3/2 map hold 0.9 M floats of patch gradients each, so the
+    /// batch goes in two chunks (4 + 1) under the 16 MiB budget; with two groups, each group in turn (half the
+    /// columns: one chunk). Each image's dx must match the float64 reference and have the bits of that image's
+    /// gradient computed alone, on 1 and 2 threads.</summary>
+    [TestCase(1)]
+    [TestCase(2)]
+    public void StridedDataGradientOfABatchHasTheBitsOfEachImageAlone(int groups)
+    {
+        const int batch = 5, c = 128, size = 56, k = 16;
+        var r = new ReferenceOps.Conv(batch, c, size, size, k, 3, 3, 2, 2, 1, 1, 1, 1, Groups: groups);
+        var random = new Random(groups);
+        double[] weights = Reference.RandomValues(random, k * (c / groups) * 9),
+            dy = Reference.RandomValues(random, batch * k * r.OH * r.OW);
+        var expected = ReferenceOps.ConvBackwardData(r, dy, weights);
+        int imageIn = c * size * size, imageOut = k * r.OH * r.OW;
+        foreach (int threads in new[] { 1, 2 })
+        {
+            using var backend = new CpuBackend(threads);
+            var whole = DataGradient(backend, batch, groups, weights, dy);
+            Reference.AssertClose(expected, Reference.ToDouble(whole), 2e-3, 1e-4, $"dx, {r}, {threads} thread(s)");
+            for (int n = 0; n < batch; n++)
+            {
+                var alone = DataGradient(backend, 1, groups, weights, dy[(n * imageOut)..((n + 1) * imageOut)]);
+                Assert.That(whole[(n * imageIn)..((n + 1) * imageIn)], Is.EqualTo(alone),
+                    $"image {n} of {batch} against alone, {threads} thread(s)");
+            }
+        }
+
+        static float[] DataGradient(CpuBackend backend, int images, int groups, double[] weights, double[] dy)
+        {
+            var g = new ConvGeometry(images, c, size, size, k, 3, 3, 2, 2, 1, 1, 1, 1, Groups: groups);
+            using var w = Reference.UploadFloat(backend, weights);
+            using var gradient = Reference.UploadFloat(backend, dy);
+            using var dx = backend.Allocate<float>(g.InputLength);
+            backend.Conv2dBackwardData(g, gradient, w, dx);
+            return Reference.DownloadFloat(dx);
         }
     }
 }
