@@ -18,6 +18,7 @@
 // scattering) so that no two tasks touch one element. The vectorised direct convolutions (DirectConvolution.cs)
 // serve dense undilated float shapes first (within their size limits): all of them with AVX-512, the narrow ones
 // with AVX2.
+using System.Diagnostics;
 using System.Numerics;
 using System.Runtime.Intrinsics.X86;
 
@@ -113,8 +114,8 @@ internal unsafe struct ConvForwardOperands : IGemmOperands
     public void PackA(float* dst, int row0, int rows, int k0, int kc, float* work) =>
         PackedGemm.PackRows(dst, Weight + (long)row0 * Depth + k0, Depth, rows, kc);
 
-    public void PackB(float* dst, int group, int col0, int cols, int k0, int kc, float* work) =>
-        PackPatchRows(Patches, KernelWidth, KernelArea, dst, group, col0, cols, k0, kc, work);
+    public void PackB(float* dst, int group, int col0, int cols, int offset, int k0, int kc, float* work) =>
+        PackPatchRows(Patches, KernelWidth, KernelArea, dst, group, col0, cols, offset, k0, kc, work);
 
     /// <summary>Planes read in place are prefetched this many channels ahead when the image is larger than
     /// PrefetchImageFloats (past the L2, where each plane's segment would otherwise be a wait on memory).</summary>
@@ -125,7 +126,7 @@ internal unsafe struct ConvForwardOperands : IGemmOperands
     /// <summary>The panels of P[k0 …][col0 … col0 + cols) of image n (IGemmOperands.PackB's layout): each patch
     /// row is gathered whole into <paramref name="work"/> (or read in place when it is a plane), then spread.</summary>
     public static void PackPatchRows(in PatchMatrix patches, int kernelWidth, int kernelArea, float* dst, int n,
-        int col0, int cols, int k0, int kc, float* work)
+        int col0, int cols, int offset, int k0, int kc, float* work)
     {
         int nr = PackedGemm.TileColumns;
         int ch = k0 / kernelArea, r = k0 % kernelArea / kernelWidth, s = k0 % kernelWidth;
@@ -141,7 +142,7 @@ internal unsafe struct ConvForwardOperands : IGemmOperands
                     for (int j = 0; j < cols; j += 16) Sse.Prefetch0(row + PrefetchChannels * planeFloats + j);
             }
             else patches.Row(work, n, ch, r, s, col0, cols);
-            PackedGemm.SpreadRow(row, dst, cols, (long)kc * nr);
+            PackedGemm.SpreadRow(row, dst, cols, (long)kc * nr, offset);
             if (++s == kernelWidth)
             {
                 s = 0;
@@ -181,8 +182,9 @@ internal unsafe struct ConvBackwardDataOperands : IGemmOperands
         }
     }
 
-    public void PackB(float* dst, int group, int col0, int cols, int k0, int kc, float* work) =>
-        ConvForwardOperands.PackPatchRows(Patches, KernelWidth, KernelArea, dst, group, col0, cols, k0, kc, work);
+    public void PackB(float* dst, int group, int col0, int cols, int offset, int k0, int kc, float* work) =>
+        ConvForwardOperands.PackPatchRows(Patches, KernelWidth, KernelArea, dst, group, col0, cols, offset, k0, kc,
+            work);
 }
 
 /// <summary>Backward weight: A[k][(n, p)] = dy[n, k, p], B[(n, p)][(c, r, s)] = patches of x, transposed; the
@@ -215,8 +217,9 @@ internal unsafe struct ConvBackwardWeightOperands : IGemmOperands
         TransposeRows(work, kc, mr, dst);
     }
 
-    public void PackB(float* dst, int group, int col0, int cols, int k0, int kc, float* work)
+    public void PackB(float* dst, int group, int col0, int cols, int offset, int k0, int kc, float* work)
     {
+        Debug.Assert(offset == 0, "the weight gradient's B has one column group");
         int nr = PackedGemm.TileColumns;
         for (int j = 0; j < cols; j += nr, dst += (long)kc * nr)
             PackPanel(dst, col0 + j, Math.Min(nr, cols - j), k0, kc, work);

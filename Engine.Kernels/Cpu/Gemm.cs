@@ -6,10 +6,12 @@
 //   KC) piece into one shared area ([kc][MR] per MR rows), which every task then reads (a deep A, over the
 //   PackedABudget, goes in phases of depth: pack, multiply, next phase). A convolution's weights may instead keep
 //   their pack between calls (WeightPacks.cs).
-//   columns of C are cut into panels of NR (a panel never crosses a column group: one image of a batched conv
-//   output); a task owns up to MaxPanelsPerTask consecutive panels and a range of rows (all of them unless the
-//   panels are too few to keep every thread busy), so no two tasks write the same element, and each element is
-//   summed in the same order whoever runs it.
+//   columns of C, every column group's (one image of a batched conv output) one after another, are cut into
+//   panels of NR; a panel may span groups when a group's width is not a multiple of NR (7x7 maps: 49
+//   columns), and its tiles are then stored part by part through scratch. A task owns up to MaxPanelsPerTask
+//   consecutive panels and a range of rows (all of them unless the panels are too few to keep every thread busy),
+//   so no two tasks write the same element, and each element is summed in the same order whoever runs it and
+//   wherever its panel starts.
 //   for each depth block of KC:        pack the task's B panels, [kc][NR] each        (L2), in one sweep per
 //                                      column group (each row of B read as one segment); when the rows are
 //                                      split, B is packed once per phase, beside A, and every row part reads it
@@ -27,6 +29,7 @@
 //   depth block, while the tile is still in L1 (after the slice sum when the depth is sliced): no extra pass.
 //
 // double (and float on a CPU without AVX2+FMA) takes GenericGemm: per row of C, a row accumulator over k.
+using System.Diagnostics;
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
@@ -42,9 +45,12 @@ internal unsafe interface IGemmOperands
     void PackA(float* dst, int row0, int rows, int k0, int kc, float* work);
 
     /// <summary>Depth [k0, k0 + kc) × columns [col0, col0 + cols) of column group <paramref name="group"/> of B
-    /// into ⌈cols / NR⌉ consecutive panels: dst[q·kc·NR + kk·NR + j] = B[k0 + kk][col0 + q·NR + j], zero past
-    /// cols. A run of panels is packed in one sweep, so each row of B is read once as a whole segment.</summary>
-    void PackB(float* dst, int group, int col0, int cols, int k0, int kc, float* work);
+    /// into consecutive panels (kc·NR floats apart) from position <paramref name="offset"/> of the first:
+    /// column col0 + t goes to position offset + t, i.e. dst[q·kc·NR + kk·NR + j] = B[k0 + kk][col0 + q·NR + j −
+    /// offset]; the first panel's positions below offset are left as they are (another group's columns), the last
+    /// panel's past the columns are zero. A run of panels is packed in one sweep, so each row of B is read once as a
+    /// whole segment. Offset is 0 unless B has several column groups.</summary>
+    void PackB(float* dst, int group, int col0, int cols, int offset, int k0, int kc, float* work);
 }
 
 /// <summary>Where C lives: row i, column j of group g is C[g·GroupStride + i·RowStride + j]. The optional
@@ -162,6 +168,21 @@ internal static unsafe class PackedGemm
     /// <summary>The scalar form of the micro-kernel's store, for edge tiles: alpha·acc + beta·old, fused.</summary>
     public static float Combine(float acc, float alpha, float beta, float old) =>
         beta == 0f ? acc * alpha : MathF.FusedMultiplyAdd(old, beta, acc * alpha);
+
+    /// <summary>c[t] = Combine(sums[t], alpha, beta, c[t]) for t &lt; count, 8 at a time (the same bits).</summary>
+    public static void CombineRow(float* sums, float* c, int count, float alpha, float beta)
+    {
+        var va = Vector256.Create(alpha);
+        var vb = Vector256.Create(beta);
+        int t = 0;
+        for (; t + 8 <= count; t += 8)
+        {
+            var v = Vector256.Load(sums + t) * va;
+            if (beta != 0f) v = Fma.MultiplyAdd(Vector256.Load(c + t), vb, v);
+            v.Store(c + t);
+        }
+        for (; t < count; t++) c[t] = Combine(sums[t], alpha, beta, beta == 0f ? 0f : c[t]);
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void MicroKernel8x32(float* a, float* b, int kc, float* c, long rowStride, float alpha, float beta)
@@ -353,15 +374,19 @@ internal static unsafe class PackedGemm
             dst[(long)kk * dstStride + r] = src[r * srcStride + kk];
     }
 
-    /// <summary>One row of B into a run of packed panels: dst[q·panelStride + j] = row[q·NR + j] for the
-    /// ⌈cols / NR⌉ panels, zero past cols.</summary>
-    public static void SpreadRow(float* row, float* dst, int cols, long panelStride)
+    /// <summary>One row of B into a run of packed panels (panelStride apart) from position
+    /// <paramref name="offset"/> of the first: row[t] goes to position offset + t, the last panel's positions
+    /// past the row are zero.</summary>
+    public static void SpreadRow(float* row, float* dst, int cols, long panelStride, int offset)
     {
-        int nr = TileColumns, j = 0;
-        for (; j + nr <= cols; j += nr, dst += panelStride) CopyRow(row + j, dst, nr);
-        if (j == cols) return;
-        CopyRow(row + j, dst, cols - j);
-        ZeroRow(dst + cols - j, nr - (cols - j));
+        int nr = TileColumns;
+        for (int j = 0; j < cols; dst += panelStride, offset = 0)
+        {
+            int count = Math.Min(cols - j, nr - offset);
+            CopyRow(row + j, dst + offset, count);
+            j += count;
+            if (j == cols) ZeroRow(dst + offset + count, nr - offset - count);
+        }
     }
 
     /// <summary>dst[0 … count) = src[0 … count).</summary>
@@ -418,16 +443,17 @@ internal unsafe struct MatrixOperands : IGemmOperands
         PackedGemm.PackRows(dst, A + (long)row0 * K + k0, K, rows, kc);
     }
 
-    public void PackB(float* dst, int group, int col0, int cols, int k0, int kc, float* work)
+    public void PackB(float* dst, int group, int col0, int cols, int offset, int k0, int kc, float* work)
     {
         int nr = PackedGemm.TileColumns;
         if (!TransposeB)
         {
             float* b = B + group * BGroupStride;
             for (int kk = 0; kk < kc; kk++)
-                PackedGemm.SpreadRow(b + (long)(k0 + kk) * N + col0, dst + kk * nr, cols, (long)kc * nr);
+                PackedGemm.SpreadRow(b + (long)(k0 + kk) * N + col0, dst + kk * nr, cols, (long)kc * nr, offset);
             return;
         }
+        Debug.Assert(offset == 0, "a transposed B has one column group");
         for (int j = 0; j < cols; j += nr, dst += (long)kc * nr)
             PackTransposedPanel(dst, col0 + j, Math.Min(nr, cols - j), k0, kc);
     }
@@ -541,8 +567,7 @@ public sealed unsafe partial class CpuBackend
     {
         int threads = ThreadCount;
         int mr = PackedGemm.TileRows, nr = PackedGemm.TileColumns;
-        int panelsPerGroup = (output.GroupColumns + nr - 1) / nr;
-        int panels = output.Groups * panelsPerGroup;
+        int panels = (int)(((long)output.Groups * output.GroupColumns + nr - 1) / nr);
         int rowTiles = (output.Rows + mr - 1) / mr;
         // Few panels and rows to split: as few chunks as MaxPanelsPerTask allows, so each task streams A past many
         // columns (one panel per task reads A for 8 FLOPs a byte); else about four chunks per thread.
@@ -568,7 +593,7 @@ public sealed unsafe partial class CpuBackend
         long sharedB = (long)chunks * panelsPerTask * blocksPerPhase * blockDepth * nr;
         return new PackedGemmJob<TOperands>
         {
-            Operands = operands, Output = output, PanelsPerGroup = panelsPerGroup, Panels = panels,
+            Operands = operands, Output = output, Panels = panels,
             PanelsPerTask = panelsPerTask, Chunks = chunks, RowParts = rowParts,
             RowsPerPart = tilesPerPart * mr, PaddedRows = rowTiles * mr, BlockDepth = blockDepth,
             SliceDepth = blocksPerSlice * blockDepth, Slices = slices, PhaseDepth = blocksPerPhase * blockDepth,
@@ -586,7 +611,7 @@ public sealed unsafe partial class CpuBackend
     {
         public TOperands Operands;
         public GemmOutput Output;
-        public int PanelsPerGroup, Panels, PanelsPerTask, Chunks, RowParts, RowsPerPart, PaddedRows, BlockDepth;
+        public int Panels, PanelsPerTask, Chunks, RowParts, RowsPerPart, PaddedRows, BlockDepth;
         public int SliceDepth, Slices, PhaseDepth, PhaseStart, PhaseEnd, FirstSlice, PhaseTasks;
         public bool SharesB;
         public float* PackedA, SharedB, Partials;
@@ -630,16 +655,21 @@ public sealed unsafe partial class CpuBackend
         public readonly void PackChunk(float* dst, int chunk, int k0, int kc, float* work)
         {
             int nr = PackedGemm.TileColumns;
-            int firstPanel = chunk * PanelsPerTask, panelCount = Math.Min(PanelsPerTask, Panels - firstPanel);
-            for (int p = 0; p < panelCount;)
+            long start = (long)chunk * PanelsPerTask * nr;
+            long end = Math.Min(TotalColumns, start + (long)PanelsPerTask * nr);
+            for (long column = start; column < end;)
             {
-                var (group, col0, _) = Panel(firstPanel + p);
-                int run = Math.Min(panelCount - p, PanelsPerGroup - (firstPanel + p) % PanelsPerGroup);
-                Operands.PackB(dst + (long)p * kc * nr, group, col0, Math.Min(run * nr, Output.GroupColumns - col0),
-                    k0, kc, work);
-                p += run;
+                int group = (int)(column / Output.GroupColumns), col0 = (int)(column % Output.GroupColumns);
+                int cols = (int)Math.Min(end - column, Output.GroupColumns - col0);
+                long local = column - start;
+                Operands.PackB(dst + local / nr * kc * nr, group, col0, cols, (int)(local % nr), k0, kc, work);
+                column += cols;
             }
         }
+
+        /// <summary>Columns of C over every column group: a panel is NR consecutive ones, and may span groups
+        /// (images) when a group's width is not a multiple of NR.</summary>
+        private readonly long TotalColumns => (long)Output.Groups * Output.GroupColumns;
 
         public void Execute(int task, int worker)
         {
@@ -682,38 +712,38 @@ public sealed unsafe partial class CpuBackend
                     int rows = Math.Min(PackedGemm.RowBlock, rowEnd - row0);
                     for (int p = 0; p < panelCount; p++)
                     {
-                        var (group, col0, cols) = Panel(firstPanel + p);
+                        long column = (long)(firstPanel + p) * nr;
+                        int cols = (int)Math.Min(nr, TotalColumns - column);
+                        int group = (int)(column / Output.GroupColumns), col0 = (int)(column % Output.GroupColumns);
+                        bool oneGroup = col0 + cols <= Output.GroupColumns;
                         float* panelB = packedB + (long)p * kc * nr;
-                        float* c = target + group * groupStride + row0 * rowStride + col0;
-                        for (int r = 0; r < rows; r += mr, c += mr * rowStride)
+                        for (int r = 0; r < rows; r += mr)
                         {
                             int tileRows = Math.Min(mr, rows - r);
                             float* tileA = packedA + (long)(row0 + r) * kc;
-                            if (tileRows == mr && cols == nr)
+                            if (tileRows == mr && cols == nr && oneGroup)
                             {
+                                float* c = target + group * groupStride + (row0 + r) * rowStride + col0;
                                 PackedGemm.MicroKernel(tileA, panelB, kc, c, rowStride, alpha, beta);
                                 if (finishes) Output.ApplyEpilogue(c - target, row0 + r, tileRows, cols);
                                 continue;
                             }
+                            // An edge tile, or one across column groups: through scratch, each group's part stored
+                            // at its own place (the sums are the same chains either way).
                             PackedGemm.MicroKernel(tileA, panelB, kc, edge, nr, 1f, 0f);
-                            for (int i = 0; i < tileRows; i++)
-                            for (int j = 0; j < cols; j++)
+                            for (int j = 0, g = group, col = col0; j < cols; g++, col = 0)
                             {
-                                float* element = c + i * rowStride + j;
-                                *element = PackedGemm.Combine(edge[i * nr + j], alpha, beta, beta == 0f ? 0f : *element);
+                                int count = Math.Min(cols - j, Output.GroupColumns - col);
+                                float* c = target + g * groupStride + (row0 + r) * rowStride + col;
+                                for (int i = 0; i < tileRows; i++)
+                                    PackedGemm.CombineRow(edge + i * nr + j, c + i * rowStride, count, alpha, beta);
+                                if (finishes) Output.ApplyEpilogue(c - target, row0 + r, tileRows, count);
+                                j += count;
                             }
-                            if (finishes) Output.ApplyEpilogue(c - target, row0 + r, tileRows, cols);
                         }
                     }
                 }
             }
-        }
-
-        private readonly (int Group, int Col0, int Cols) Panel(int panel)
-        {
-            int group = panel / PanelsPerGroup;
-            int col0 = panel % PanelsPerGroup * PackedGemm.TileColumns;
-            return (group, col0, Math.Min(PackedGemm.TileColumns, Output.GroupColumns - col0));
         }
     }
 

@@ -60,9 +60,9 @@ public sealed class CpuPackedGemmTests
     /// the direct kernels serve with one image's (or two images') output channels split into parts (42 channels:
     /// a last block of 2 with AVX2's blocks of 4 and AVX-512's of 8; 25 positions: tiles across two images); and
     /// a batch of 20 on an 8x8 map, whose direct weight gradient sums two images per group; and three 5x5 images
-    /// of 80 channels on AVX2's GEMM, where one task's panels span all three images (a run of a full and a 9-column
-    /// panel each) and its rows are split, so B is packed once for every row part. All three passes, the forward
-    /// with bias, residual and ReLU.</summary>
+    /// of 80 channels on AVX2's GEMM, whose 75 columns make five panels of 16, two of them across images (9 + 7
+    /// and 2 + 14 columns), in one task whose rows are split, so B is packed once for every row part. All three
+    /// passes, the forward with bias, residual and ReLU.</summary>
     [TestCase(1, 512, 7, 512, 1)]
     [TestCase(3, 80, 5, 72, 1)]
     [TestCase(1, 256, 14, 512, 2)]
