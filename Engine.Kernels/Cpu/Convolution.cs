@@ -1,7 +1,7 @@
 // 2-D convolution, forward and both backward passes: x [N,C,H,W], w [K,C/G,R,S], bias [K], y [N,K,OH,OW].
 //
 // float runs as implicit GEMM on the packed engine (Gemm.cs): the patch (im2col) matrix is never stored, its
-// panels are gathered straight from the image while packing, one row segment at a time. Dilation d spreads the
+// panels are gathered straight from the image while packing, a patch row over a task's columns at a time. Dilation d spreads the
 // taps: tap r sits r·d rows into the window. With G groups each pass runs once per group, on the group's slices
 // of the channels (C/G input, K/G output) and of w; G = 1 is one run over everything.
 //   forward:         y[n] (K × OH·OW)   = w (K × C·R·S)            · patches of x[n] (C·R·S × OH·OW)
@@ -56,14 +56,18 @@ internal unsafe struct PatchMatrix
     };
 
     /// <summary>Patches of dy for the data gradient at stride 1 (the transposed convolution over the input grid),
-    /// over the output channels of <paramref name="group"/>.</summary>
-    public static PatchMatrix OfOutputGradient(ConvGeometry g, float* dy, int group) => new()
+    /// over the output channels of <paramref name="group"/>. A strided data gradient takes the columns path.</summary>
+    public static PatchMatrix OfOutputGradient(ConvGeometry g, float* dy, int group)
     {
-        Source = dy + (long)group * g.GroupOutChannels * g.OutHeight * g.OutWidth, Channels = g.OutChannels,
-        Height = g.OutHeight, Width = g.OutWidth, GridHeight = g.InHeight, GridWidth = g.InWidth,
-        MulY = 1, MulX = 1, BaseY = g.PadTop, BaseX = g.PadLeft, Direction = -1,
-        DilationY = g.DilationHeight, DilationX = g.DilationWidth, IsPlane = IsPointwise(g),
-    };
+        Debug.Assert(g.StrideHeight == 1 && g.StrideWidth == 1, "the transposed convolution's patches are stride 1");
+        return new PatchMatrix
+        {
+            Source = dy + (long)group * g.GroupOutChannels * g.OutHeight * g.OutWidth, Channels = g.OutChannels,
+            Height = g.OutHeight, Width = g.OutWidth, GridHeight = g.InHeight, GridWidth = g.InWidth,
+            MulY = 1, MulX = 1, BaseY = g.PadTop, BaseX = g.PadLeft, Direction = -1,
+            DilationY = g.DilationHeight, DilationX = g.DilationWidth, IsPlane = IsPointwise(g),
+        };
+    }
 
     /// <summary>Channel <paramref name="ch"/> of image <paramref name="n"/> of the source.</summary>
     public readonly float* Plane(int n, int ch) => Source + ((long)n * Channels + ch) * Height * Width;
@@ -138,7 +142,7 @@ internal unsafe struct ConvForwardOperands : IGemmOperands
             if (patches.IsPlane)
             {
                 row = patches.Plane(n, ch) + col0;
-                if (prefetch && ch + PrefetchChannels < patches.Channels)
+                if (prefetch && kk + PrefetchChannels < kc)
                     for (int j = 0; j < cols; j += 16) Sse.Prefetch0(row + PrefetchChannels * planeFloats + j);
             }
             else patches.Row(work, n, ch, r, s, col0, cols);
@@ -417,9 +421,9 @@ public sealed unsafe partial class CpuBackend
     /// <summary>
     /// Strided data gradient without the zeros of the transposed convolution, per group and chunk of images: the
     /// patch gradients columns[n] = w_gᵀ (C/G·R·S × K/G) · dy[n]_g (K/G × OH·OW) as one GEMM whose column groups
-    /// are the images (w packed once per chunk; no depth slicing, so each image's columns are summed as a GEMM of that image
-    /// alone would sum them, whatever the batch), then col2im, one task per (image, channel), which adds each column
-    /// entry into its plane of dx in a fixed order.
+    /// are the images (w packed once per chunk; no depth slicing, so each image's columns are summed as a GEMM of
+    /// that image alone would sum them, whatever the batch), then col2im, one task per (image, channel), which adds
+    /// each column entry into its plane of dx in a fixed order.
     /// </summary>
     private void ColumnsBackwardData(ConvGeometry g, float* dy, float* w, float* dx)
     {

@@ -178,7 +178,7 @@ internal static unsafe class PackedGemm
         for (; t + 8 <= count; t += 8)
         {
             var v = Vector256.Load(sums + t) * va;
-            if (beta != 0f) v = Fma.MultiplyAdd(Vector256.Load(c + t), vb, v);
+            if (beta != 0f) v = Vector256.FusedMultiplyAdd(Vector256.Load(c + t), vb, v);
             v.Store(c + t);
         }
         for (; t < count; t++) c[t] = Combine(sums[t], alpha, beta, beta == 0f ? 0f : c[t]);
@@ -458,7 +458,8 @@ internal unsafe struct MatrixOperands : IGemmOperands
             PackTransposedPanel(dst, col0 + j, Math.Min(nr, cols - j), k0, kc);
     }
 
-    /// <summary>One panel of a transposed B (stored n×k): dst[kk·NR + j] = B[col0 + j][k0 + kk], zero past cols.</summary>
+    /// <summary>One panel of a transposed B (stored n×k): dst[kk·NR + j] = B[col0 + j][k0 + kk], zero past
+    /// cols.</summary>
     private readonly void PackTransposedPanel(float* dst, int col0, int cols, int k0, int kc)
     {
         int nr = PackedGemm.TileColumns;
@@ -518,7 +519,8 @@ public sealed unsafe partial class CpuBackend
     /// <summary>
     /// Runs one packed float GEMM over the pool (see the file header for the loop nest): per depth phase, A packed
     /// once into worker 0's PackedASlot by a parallel first run (pieces of RowBlock rows × one depth block, a pure
-    /// copy), then the multiply run, whose tasks share it. When A is the <paramref name="weights"/> of a convolution
+    /// copy; the same run packs B into worker 0's SharedBSlot when the rows are split), then the multiply run,
+    /// whose tasks share them. When A is the <paramref name="weights"/> of a convolution
     /// and fits one phase, its pack may be kept between calls (WeightPacks.cs) and the packing run skipped. A
     /// single column group with few panels (a weight gradient: small C, deep K) also splits the depth into Slices
     /// fixed ranges; each (slice, chunk, row part) task writes its own partial C, and the slices are summed in order
@@ -540,7 +542,9 @@ public sealed unsafe partial class CpuBackend
             bool ready = false;
             if (weights is not null && job.PhaseDepth >= output.Depth)
                 packedA = WeightPack(weights, weightPack, job.PackedALength, packedA, out ready);
-            float* sharedB = job.SharesB ? (float*)WorkerScratch(0, SharedBSlot, job.SharedBLength * sizeof(float)) : null;
+            float* sharedB = job.SharesB
+                ? (float*)WorkerScratch(0, SharedBSlot, job.SharedBLength * sizeof(float))
+                : null;
             var pack = job.StartPhase(phaseStart, packedA, ready, sharedB);
             if (pack.Pieces > 0) Parallel(pack.Pieces, ref pack);
             Parallel(job.PhaseTasks, ref job);
@@ -604,8 +608,8 @@ public sealed unsafe partial class CpuBackend
     /// <summary>
     /// One task of the multiply run of one phase: rows [part·RowsPerPart, …) of C over PanelsPerTask consecutive
     /// column panels, over the depth blocks of its slice that lie in the phase, reading A from the phase's packed A
-    /// (block at k0: PaddedRows × kc floats at (k0 − PhaseStart) · PaddedRows, MR-row tiles kc·MR apart) and B from
-    /// the phase's shared B when SharesB, else packing its panels itself.
+    /// (block at k0: PaddedRows × kc floats at (k0 − PhaseStart) · PaddedRows, MR-row tiles kc·MR apart) and B
+    /// from the phase's shared B when SharesB, else packing its panels itself.
     /// </summary>
     private struct PackedGemmJob<TOperands> : IParallelJob where TOperands : struct, IGemmOperands
     {
@@ -681,7 +685,7 @@ public sealed unsafe partial class CpuBackend
             var packedB = SharedB != null ? null : (float*)Backend.WorkerScratch(worker, PackedBSlot,
                 (long)panelCount * BlockDepth * nr * sizeof(float));
             var edge = (float*)Backend.WorkerScratch(worker, EdgeTileSlot, mr * nr * sizeof(float));
-            var work = (float*)Backend.WorkerScratch(worker, PackWorkSlot,
+            var work = SharedB != null ? null : (float*)Backend.WorkerScratch(worker, PackWorkSlot,
                 PackedGemm.PackWorkFloats(BlockDepth) * sizeof(float));
 
             float* target = Output.C;

@@ -61,10 +61,12 @@ public sealed class CpuPackedGemmTests
     /// a last block of 2 with AVX2's blocks of 4 and AVX-512's of 8; 25 positions: tiles across two images); and
     /// a batch of 20 on an 8x8 map, whose direct weight gradient sums two images per group; and three 5x5 images
     /// of 80 channels on AVX2's GEMM, whose 75 columns make five panels of 16, two of them across images (9 + 7
-    /// and 2 + 14 columns), in one task whose rows are split, so B is packed once for every row part. All three
-    /// passes, the forward with bias, residual and ReLU.</summary>
+    /// and 2 + 14 columns), in one task whose rows are split, so B is packed once for every row part; and 17
+    /// images of a 2x2 map, four images to a panel. All three passes, the forward with bias, residual and
+    /// ReLU.</summary>
     [TestCase(1, 512, 7, 512, 1)]
     [TestCase(3, 80, 5, 72, 1)]
+    [TestCase(17, 80, 2, 72, 1)]
     [TestCase(1, 256, 14, 512, 2)]
     [TestCase(1, 24, 8, 42, 1)]
     [TestCase(2, 24, 9, 42, 2)]
@@ -100,26 +102,30 @@ public sealed class CpuPackedGemmTests
     }
 
     /// <summary>The strided data gradient runs one GEMM over a chunk of images and col2im per (image, channel):
-    /// five images of 128 channels on a 56x56 → 28x28 3x3/2 map hold 0.9 M floats of patch gradients each, so the
-    /// batch goes in two chunks (4 + 1) under the 16 MiB budget; with two groups, each group in turn (half the
-    /// columns: one chunk). Each image's dx must match the float64 reference and have the bits of that image's
-    /// gradient computed alone, on 1 and 2 threads.</summary>
+    /// five images of 128 channels on a 54x54 → 27x27 3x3/2 map hold 0.84 M floats of patch gradients each, so the
+    /// batch goes in two chunks (4 + 1) under the 16 MiB budget, and 729 columns an image put panels across
+    /// images; with two groups, each group in turn (half the columns: one chunk). Each image's dx must match the
+    /// float64 reference and have the bits of that image's gradient computed alone, on 1 and 2 threads alike.
+    /// </summary>
     [TestCase(1)]
     [TestCase(2)]
     public void StridedDataGradientOfABatchHasTheBitsOfEachImageAlone(int groups)
     {
-        const int batch = 5, c = 128, size = 56, k = 16;
+        const int batch = 5, c = 128, size = 54, k = 16;
         var r = new ReferenceOps.Conv(batch, c, size, size, k, 3, 3, 2, 2, 1, 1, 1, 1, Groups: groups);
         var random = new Random(groups);
         double[] weights = Reference.RandomValues(random, k * (c / groups) * 9),
             dy = Reference.RandomValues(random, batch * k * r.OH * r.OW);
         var expected = ReferenceOps.ConvBackwardData(r, dy, weights);
         int imageIn = c * size * size, imageOut = k * r.OH * r.OW;
+        float[]? first = null;
         foreach (int threads in new[] { 1, 2 })
         {
             using var backend = new CpuBackend(threads);
             var whole = DataGradient(backend, batch, groups, weights, dy);
             Reference.AssertClose(expected, Reference.ToDouble(whole), 2e-3, 1e-4, $"dx, {r}, {threads} thread(s)");
+            first ??= whole;
+            Assert.That(whole, Is.EqualTo(first), $"dx bits, {threads} thread(s) against 1");
             for (int n = 0; n < batch; n++)
             {
                 var alone = DataGradient(backend, 1, groups, weights, dy[(n * imageOut)..((n + 1) * imageOut)]);
