@@ -1,8 +1,8 @@
 // 2-D convolution, forward and both backward passes: x [N,C,H,W], w [K,C/G,R,S], bias [K], y [N,K,OH,OW].
 //
 // float runs as implicit GEMM on the packed engine (Gemm.cs): the patch (im2col) matrix is never stored, its
-// panels are gathered straight from the image while packing, a patch row over a task's columns at a time. Dilation d spreads the
-// taps: tap r sits r·d rows into the window. With G groups each pass runs once per group, on the group's slices
+// panels are gathered straight from the image while packing, a patch row over a task's columns at a time.
+// Dilation d spreads the taps: tap r sits r·d rows into the window. With G groups each pass runs once per group, on the group's slices
 // of the channels (C/G input, K/G output) and of w; G = 1 is one run over everything.
 //   forward:         y[n] (K × OH·OW)   = w (K × C·R·S)            · patches of x[n] (C·R·S × OH·OW)
 //   backward data:   dx[n] (C × H·W)    = w permuted (C × K·R·S)   · patches of dy[n] (K·R·S × H·W) at stride 1,
@@ -91,20 +91,10 @@ internal unsafe struct PatchMatrix
             float* row = plane + (long)ty * Width;
             int tx = x * MulX + columnOffset;
             if ((uint)ty >= (uint)Height) PackedGemm.ZeroRow(dst, segment);
-            else if (MulX == 1) ShiftedCopy(row, tx, dst, segment);
             else ShiftedSource.FillRow(row, Width, tx, MulX, segment, dst);
             dst += segment;
             count -= segment;
         }
-    }
-
-    /// <summary>dst[t] = row[tx + t] for t &lt; segment, zero where tx + t lies outside [0, Width).</summary>
-    private readonly void ShiftedCopy(float* row, int tx, float* dst, int segment)
-    {
-        int lo = Math.Clamp(-tx, 0, segment), hi = Math.Clamp(Width - tx, lo, segment);
-        PackedGemm.ZeroRow(dst, lo);
-        PackedGemm.CopyRow(row + tx + lo, dst + lo, hi - lo);
-        PackedGemm.ZeroRow(dst + hi, segment - hi);
     }
 }
 

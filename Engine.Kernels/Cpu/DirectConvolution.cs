@@ -73,8 +73,10 @@ internal unsafe struct ShiftedSource
     /// <summary>d[j] = row[iw0 + j·sw] for j &lt; ow, zero where that is outside [0, width).</summary>
     public static void FillRow(float* row, int width, int iw0, int sw, int ow, float* d)
     {
-        int lo = iw0 >= 0 ? 0 : Math.Min((-iw0 + sw - 1) / sw, ow);
-        int hi = iw0 >= width ? lo : Math.Clamp((width - iw0 + sw - 1) / sw, lo, ow);
+        // [lo, hi): the j that read inside the row (found without a division at stride 1).
+        int lo = sw == 1 ? Math.Clamp(-iw0, 0, ow) : iw0 >= 0 ? 0 : Math.Min((-iw0 + sw - 1) / sw, ow);
+        int hi = sw == 1 ? Math.Clamp(width - iw0, lo, ow)
+            : iw0 >= width ? lo : Math.Clamp((width - iw0 + sw - 1) / sw, lo, ow);
         PackedGemm.ZeroRow(d, lo);
         PackedGemm.ZeroRow(d + hi, ow - hi);
         if (sw == 1)

@@ -663,7 +663,7 @@ public sealed unsafe partial class CpuBackend
             long end = Math.Min(TotalColumns, start + (long)PanelsPerTask * nr);
             for (long column = start; column < end;)
             {
-                int group = (int)(column / Output.GroupColumns), col0 = (int)(column % Output.GroupColumns);
+                var (group, col0) = Locate(column);
                 int cols = (int)Math.Min(end - column, Output.GroupColumns - col0);
                 long local = column - start;
                 Operands.PackB(dst + local / nr * kc * nr, group, col0, cols, (int)(local % nr), k0, kc, work);
@@ -674,6 +674,11 @@ public sealed unsafe partial class CpuBackend
         /// <summary>Columns of C over every column group: a panel is NR consecutive ones, and may span groups
         /// (images) when a group's width is not a multiple of NR.</summary>
         private readonly long TotalColumns => (long)Output.Groups * Output.GroupColumns;
+
+        /// <summary>The column group and the column within it of column <paramref name="column"/> of all
+        /// groups'.</summary>
+        private readonly (int Group, int Column) Locate(long column) =>
+            ((int)(column / Output.GroupColumns), (int)(column % Output.GroupColumns));
 
         public void Execute(int task, int worker)
         {
@@ -718,7 +723,7 @@ public sealed unsafe partial class CpuBackend
                     {
                         long column = (long)(firstPanel + p) * nr;
                         int cols = (int)Math.Min(nr, TotalColumns - column);
-                        int group = (int)(column / Output.GroupColumns), col0 = (int)(column % Output.GroupColumns);
+                        var (group, col0) = Locate(column);
                         bool oneGroup = col0 + cols <= Output.GroupColumns;
                         float* panelB = packedB + (long)p * kc * nr;
                         for (int r = 0; r < rows; r += mr)
