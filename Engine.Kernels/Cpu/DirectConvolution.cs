@@ -59,6 +59,11 @@ internal unsafe struct ShiftedSource
             for (int s = 0; s < KernelWidth; s++)
             {
                 float* d = dst + Offset(c, r, s);
+                if (SharedRows && StrideW == 1 && Width == ow && Math.Abs(s - OriginX) < ow)
+                {
+                    ShiftPlane(plane, s - OriginX, d);
+                    continue;
+                }
                 for (int pr = 0; pr < rows; pr++, d += ow)
                 {
                     int ih = (SharedRows ? pr : pr * StrideH + r) - OriginY;
@@ -70,13 +75,34 @@ internal unsafe struct ShiftedSource
         PackedGemm.ZeroRow(dst + Planes * PlaneFloats, (int)(ImageFloats - Planes * PlaneFloats));
     }
 
+    /// <summary>The stride-1 plane of column shift <paramref name="sx"/> when source and output rows are equally
+    /// wide: d[pr·W + j] = plane[pr − OriginY][j + sx], which is one copy of the whole source plane displaced by
+    /// sx − OriginY·W, then the columns that wrapped into a neighbouring row zeroed, and the rows above and below
+    /// the source zeroed (each row copied alone costs a call per few floats on small maps).</summary>
+    private readonly void ShiftPlane(float* plane, int sx, float* d)
+    {
+        int rows = PlaneRows, w = Width;
+        int first = Math.Clamp(OriginY, 0, rows), end = Math.Clamp(OriginY + Height, first, rows);
+        PackedGemm.ZeroRow(d, first * w);
+        PackedGemm.ZeroRow(d + (long)end * w, (rows - end) * w);
+        if (end == first) return;
+        long from = (long)first * w + Math.Max(0, -sx), to = (long)end * w - Math.Max(0, sx);
+        PackedGemm.CopyRow(plane + from - (long)OriginY * w + sx, d + from, checked((int)(to - from)));
+        for (int pr = first; pr < end; pr++)
+        {
+            float* row = d + (long)pr * w;
+            if (sx < 0) PackedGemm.ZeroRow(row, -sx);
+            else if (sx > 0) PackedGemm.ZeroRow(row + w - sx, sx);
+        }
+    }
+
     /// <summary>d[j] = row[iw0 + j·sw] for j &lt; ow, zero where that is outside [0, width).</summary>
     public static void FillRow(float* row, int width, int iw0, int sw, int ow, float* d)
     {
-        // [lo, hi): the j that read inside the row (found without a division at stride 1).
-        int lo = sw == 1 ? Math.Clamp(-iw0, 0, ow) : iw0 >= 0 ? 0 : Math.Min((-iw0 + sw - 1) / sw, ow);
+        // [lo, hi): the j that read inside the row (found without a division at strides 1 and 2).
+        int lo = sw == 1 ? Math.Clamp(-iw0, 0, ow) : iw0 >= 0 ? 0 : Math.Min(CeilingDivide(-iw0, sw), ow);
         int hi = sw == 1 ? Math.Clamp(width - iw0, lo, ow)
-            : iw0 >= width ? lo : Math.Clamp((width - iw0 + sw - 1) / sw, lo, ow);
+            : iw0 >= width ? lo : Math.Clamp(CeilingDivide(width - iw0, sw), lo, ow);
         PackedGemm.ZeroRow(d, lo);
         PackedGemm.ZeroRow(d + hi, ow - hi);
         if (sw == 1)
@@ -98,16 +124,32 @@ internal unsafe struct ShiftedSource
         }
         else if (sw == 2 && Avx2.IsSupported)
         {
-            // The even elements of 16 floats: within each 128-bit lane, then the 64-bit quarters put in order.
-            for (; j + 8 <= hi && iw0 + 2 * j + 16 <= width; j += 8)
+            for (; j + 8 <= hi && iw0 + 2 * j + 16 <= width; j += 8) EveryOtherElement(row + iw0 + 2 * j, false, d + j);
+            // The rest as one vector ending at hi, overlapping what is done: its reads end inside the row
+            // (iw0 + 2·(hi − 1) < width), so when 16 floats from its start pass the row's end, the 16 floats one
+            // before it hold its elements at odd places.
+            int last = hi - 8, start = iw0 + 2 * last;
+            if (j < hi && last >= lo && (start + 16 <= width || start >= 1))
             {
-                float* src = row + iw0 + 2 * j;
-                var lanes = Avx.Shuffle(Vector256.Load(src), Vector256.Load(src + 8), 0b10_00_10_00);
-                Avx2.Permute4x64(lanes.AsDouble(), 0b11_01_10_00).AsSingle().Store(d + j);
+                EveryOtherElement(row + start - (start + 16 <= width ? 0 : 1), start + 16 > width, d + last);
+                j = hi;
             }
         }
         for (; j < hi; j++) d[j] = row[iw0 + j * sw];
     }
+
+    /// <summary>d[0 … 8) = the even (or, when <paramref name="odd"/>, the odd) elements of src[0 … 16): within each
+    /// 128-bit lane, then the 64-bit quarters put in order.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void EveryOtherElement(float* src, bool odd, float* d)
+    {
+        var lanes = odd ? Avx.Shuffle(Vector256.Load(src), Vector256.Load(src + 8), 0b11_01_11_01)
+            : Avx.Shuffle(Vector256.Load(src), Vector256.Load(src + 8), 0b10_00_10_00);
+        Avx2.Permute4x64(lanes.AsDouble(), 0b11_01_10_00).AsSingle().Store(d);
+    }
+
+    /// <summary>⌈v / divisor⌉ for v ≥ 0, divisor ≥ 1, with a shift for the common stride 2.</summary>
+    private static int CeilingDivide(int v, int divisor) => divisor == 2 ? (v + 1) >> 1 : (v + divisor - 1) / divisor;
 }
 
 /// <summary>out[n, k, p] = Σ over terms d of weight[k][d] · buffer_n[Offsets[d] + p] (+ bias[k], + residual, then
