@@ -204,10 +204,26 @@ internal unsafe struct DirectConvJob : IParallelJob
                 pixel[j] = t % vectors * lanes;
                 bases[j] = buffer + image[j] * imageFloats + pixel[j];
             }
+            bool whole = DirectKernels.StoresInPlace && count == tileVectors;
+            for (int j = 0; j < count; j++) whole &= pixel[j] + lanes <= positions;
             for (int kb = firstBlock; kb < endBlock; kb++)
             {
-                DirectKernels.Forward(packedWeight + (long)kb * depth * block, offsets, depth, bases, tile);
                 int kEnd = Math.Min(block, outChannels - kb * block);
+                if (whole && kEnd == block)
+                {
+                    var store = new DirectStore
+                    {
+                        Bias = bias == null ? null : bias + kb * block, Relu = relu, ChannelStride = positions,
+                        Residual = residual != null, ResidualOffset = residual == null ? 0 : residual - output,
+                    };
+                    for (int j = 0; j < tileVectors; j++)
+                        store.Outputs[j] = (long)(output + ((long)image[j] * outChannels + kb * block) * positions +
+                            pixel[j]);
+                    DirectKernels.Forward(packedWeight + (long)kb * depth * block, offsets, depth, bases, null,
+                        &store);
+                    continue;
+                }
+                DirectKernels.Forward(packedWeight + (long)kb * depth * block, offsets, depth, bases, tile, null);
                 for (int j = 0; j < count; j++)
                 {
                     int width = Math.Min(lanes, positions - pixel[j]);
@@ -367,6 +383,26 @@ internal unsafe struct PartialSumJob : IParallelJob
 /// <summary>The micro-kernels of the direct convolutions: 8 channels × 3 vectors of 16 (forward) and 4 channels × 6
 /// terms (weight gradient) with AVX-512; 4 channels × 3 vectors of 8 and 2 channels × 6 terms with AVX2+FMA (12 of
 /// the 16 ymm registers accumulate).</summary>
+/// <summary>Where a forward micro-kernel stores its tile itself, with the epilogue: output vector j of channel i at
+/// Outputs[j] + i·ChannelStride, plus Bias[i] (0 without a bias), plus the residual ResidualOffset floats on when
+/// Residual, then ReLU when asked (the same operations, in the same order, as GemmOutput.EpilogueRow).</summary>
+internal unsafe struct DirectStore
+{
+    public fixed long Outputs[DirectKernels.TileVectors];
+    public float* Bias;
+    public long ChannelStride, ResidualOffset;
+    public bool Residual, Relu;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public readonly void Put(Vector256<float> sums, int channel, int vector, Vector256<float> floor)
+    {
+        float* dst = (float*)Outputs[vector] + channel * ChannelStride;
+        var v = sums + Vector256.Create(Bias == null ? 0f : Bias[channel]);
+        if (Residual) v += Vector256.Load(dst + ResidualOffset);
+        Vector256.Max(v, floor).Store(dst);
+    }
+}
+
 internal static unsafe class DirectKernels
 {
     public static bool IsSupported => Avx512F.IsSupported || (Avx2.IsSupported && Fma.IsSupported);
@@ -385,11 +421,17 @@ internal static unsafe class DirectKernels
 
     public const int MaxTileFloats = 8 * TileVectors * 16;
 
-    /// <summary>tile[(i·TileVectors + j)·Lanes + l] = Σ_d w[d·ChannelBlock + i] · bases[j][offsets[d] + l].</summary>
-    public static void Forward(float* w, int* offsets, int depth, float** bases, float* tile)
+    /// <summary>Whether Forward can store its tile itself (AVX2: the tile's staging and the per-row epilogue cost
+    /// up to a quarter of a 16-channel layer's time).</summary>
+    public static bool StoresInPlace => !Avx512F.IsSupported;
+
+    /// <summary>tile[(i·TileVectors + j)·Lanes + l] = Σ_d w[d·ChannelBlock + i] · bases[j][offsets[d] + l]; or,
+    /// when <paramref name="tile"/> is null (StoresInPlace only), those sums stored through
+    /// <paramref name="store"/>.</summary>
+    public static void Forward(float* w, int* offsets, int depth, float** bases, float* tile, DirectStore* store)
     {
         if (Avx512F.IsSupported) Forward8x3(w, offsets, depth, bases[0], bases[1], bases[2], tile);
-        else Forward4x3(w, offsets, depth, bases[0], bases[1], bases[2], tile);
+        else Forward4x3(w, offsets, depth, bases[0], bases[1], bases[2], tile, store);
     }
 
     /// <summary>sums[i·6 + j] = Σ over images, output rows and pixel vectors of dy_i · x at offsets[j], for the
@@ -523,9 +565,11 @@ internal static unsafe class DirectKernels
     }
 
     /// <summary>tile[(i·3 + j)·8 + l] = Σ_d w[d·4 + i] · b_j[offsets[d] + l]: Forward8x3's AVX2 form (all 16 ymm
-    /// registers: 12 sums, 3 pixel vectors, 1 broadcast).</summary>
+    /// registers: 12 sums, 3 pixel vectors, 1 broadcast); stored through <paramref name="store"/> when
+    /// <paramref name="tile"/> is null.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Forward4x3(float* w, int* offsets, int depth, float* b0p, float* b1p, float* b2p, float* tile)
+    private static void Forward4x3(float* w, int* offsets, int depth, float* b0p, float* b1p, float* b2p, float* tile,
+        DirectStore* store)
     {
         Vector256<float> c00 = default, c01 = default, c02 = default, c10 = default, c11 = default, c12 = default,
             c20 = default, c21 = default, c22 = default, c30 = default, c31 = default, c32 = default;
@@ -551,6 +595,15 @@ internal static unsafe class DirectKernels
             c30 = Fma.MultiplyAdd(a, b0, c30);
             c31 = Fma.MultiplyAdd(a, b1, c31);
             c32 = Fma.MultiplyAdd(a, b2, c32);
+        }
+        if (tile == null)
+        {
+            var floor = Vector256.Create(store->Relu ? 0f : float.NegativeInfinity);
+            store->Put(c00, 0, 0, floor); store->Put(c01, 0, 1, floor); store->Put(c02, 0, 2, floor);
+            store->Put(c10, 1, 0, floor); store->Put(c11, 1, 1, floor); store->Put(c12, 1, 2, floor);
+            store->Put(c20, 2, 0, floor); store->Put(c21, 2, 1, floor); store->Put(c22, 2, 2, floor);
+            store->Put(c30, 3, 0, floor); store->Put(c31, 3, 1, floor); store->Put(c32, 3, 2, floor);
+            return;
         }
         c00.Store(tile); c01.Store(tile + 8); c02.Store(tile + 16);
         c10.Store(tile + 24); c11.Store(tile + 32); c12.Store(tile + 40);
