@@ -332,18 +332,20 @@ internal unsafe struct DirectWeightJob : IParallelJob
         {
             int images = Math.Min(GroupImages, n1 - g0);
             for (int i = 0; i < images; i++) Source.Build(buffer + i * imageFloats, g0 + i);
+            // Depth terms outer: a step's 6 planes of x stay in L1 while every channel's dy streams past them
+            // (with channels outer, the whole buffer of x streamed from L2 or beyond once per channel pair).
             int channels = DirectKernels.WeightChannels;
-            for (int k0 = 0; k0 < OutChannels; k0 += channels)
+            float* dy = OutputGradient + (long)g0 * OutChannels * positions;
+            for (int d0 = 0; d0 < PaddedDepth; d0 += 6)
             {
-                float* dy = OutputGradient + (long)g0 * OutChannels * positions;
-                int kCount = Math.Min(channels, OutChannels - k0);
-                long o1 = Math.Min(1, kCount - 1) * positions, o2 = Math.Min(2, kCount - 1) * positions,
-                    o3 = Math.Min(3, kCount - 1) * positions;
-                for (int d0 = 0; d0 < PaddedDepth; d0 += 6)
+                int dCount = Math.Min(6, Depth - d0);
+                for (int k0 = 0; k0 < OutChannels; k0 += channels)
                 {
+                    int kCount = Math.Min(channels, OutChannels - k0);
+                    long o1 = Math.Min(1, kCount - 1) * positions, o2 = Math.Min(2, kCount - 1) * positions,
+                        o3 = Math.Min(3, kCount - 1) * positions;
                     DirectKernels.Weight(dy + k0 * positions, o1, o2, o3, OutChannels * positions, images,
                         buffer, imageFloats, Offsets + d0, Positions, sums);
-                    int dCount = Math.Min(6, Depth - d0);
                     for (int i = 0; i < kCount; i++)
                     for (int j = 0; j < dCount; j++)
                         partial[(long)(k0 + i) * Depth + d0 + j] += sums[i * 6 + j];
@@ -380,9 +382,6 @@ internal unsafe struct PartialSumJob : IParallelJob
     }
 }
 
-/// <summary>The micro-kernels of the direct convolutions: 8 channels × 3 vectors of 16 (forward) and 4 channels × 6
-/// terms (weight gradient) with AVX-512; 4 channels × 3 vectors of 8 and 2 channels × 6 terms with AVX2+FMA (12 of
-/// the 16 ymm registers accumulate).</summary>
 /// <summary>Where a forward micro-kernel stores its tile itself, with the epilogue: output vector j of channel i at
 /// Outputs[j] + i·ChannelStride, plus Bias[i] (0 without a bias), plus the residual ResidualOffset floats on when
 /// Residual, then ReLU when asked (the same operations, in the same order, as GemmOutput.EpilogueRow).</summary>
@@ -403,6 +402,9 @@ internal unsafe struct DirectStore
     }
 }
 
+/// <summary>The micro-kernels of the direct convolutions: 8 channels × 3 vectors of 16 (forward) and 4 channels × 6
+/// terms (weight gradient) with AVX-512; 4 channels × 3 vectors of 8 and 2 channels × 6 terms with AVX2+FMA (12 of
+/// the 16 ymm registers accumulate).</summary>
 internal static unsafe class DirectKernels
 {
     public static bool IsSupported => Avx512F.IsSupported || (Avx2.IsSupported && Fma.IsSupported);
