@@ -453,9 +453,9 @@ internal static unsafe class DirectKernels
             c20 = default, c21 = default, c22 = default, c30 = default, c31 = default, c32 = default,
             c40 = default, c41 = default, c42 = default, c50 = default, c51 = default, c52 = default,
             c60 = default, c61 = default, c62 = default, c70 = default, c71 = default, c72 = default;
-        for (int d = 0; d < depth; d++, w += 8)
+        for (int* term = offsets, end = offsets + depth; term < end; term++, w += 8)
         {
-            int o = offsets[d];
+            long o = *term;
             var b0 = Vector512.Load(b0p + o);
             var b1 = Vector512.Load(b1p + o);
             var b2 = Vector512.Load(b2p + o);
@@ -512,13 +512,13 @@ internal static unsafe class DirectKernels
             c10 = default, c11 = default, c12 = default, c13 = default, c14 = default, c15 = default,
             c20 = default, c21 = default, c22 = default, c23 = default, c24 = default, c25 = default,
             c30 = default, c31 = default, c32 = default, c33 = default, c34 = default, c35 = default;
-        int f0 = offsets[0], f1 = offsets[1], f2 = offsets[2], f3 = offsets[3], f4 = offsets[4], f5 = offsets[5];
+        long f0 = offsets[0], f1 = offsets[1], f2 = offsets[2], f3 = offsets[3], f4 = offsets[4], f5 = offsets[5];
         for (int n = 0; n < images; n++, dy += dyImageStride, x += xImageStride)
         {
-            for (int p = 0; p < positions; p += 16)
+            float* g = dy, xp = x, end = dy + positions;
+            for (; g < end; g += 16, xp += 16)
             {
                 {
-                    float* g = dy + p, xp = x + p;
                     var d0 = Vector512.Load(g);
                     var d1 = Vector512.Load(g + o1);
                     var d2 = Vector512.Load(g + o2);
