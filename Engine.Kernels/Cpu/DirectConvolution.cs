@@ -194,15 +194,17 @@ internal unsafe struct DirectConvJob : IParallelJob
         float** bases = stackalloc float*[DirectKernels.TileVectors];
         int* image = stackalloc int[DirectKernels.TileVectors];
         int* pixel = stackalloc int[DirectKernels.TileVectors];
+        int slotImage = 0, slotVector = 0;   // slot t0's image and pixel vector, stepped without divisions
         for (int t0 = 0; t0 < slots; t0 += tileVectors)
         {
             int count = Math.Min(tileVectors, slots - t0);
             for (int j = 0; j < tileVectors; j++)
             {
-                int t = t0 + Math.Min(j, count - 1);
-                image[j] = t / vectors;
-                pixel[j] = t % vectors * lanes;
+                // Slots past the last repeat it (computed, never stored).
+                image[j] = j < count ? slotImage : image[j - 1];
+                pixel[j] = j < count ? slotVector * lanes : pixel[j - 1];
                 bases[j] = buffer + image[j] * imageFloats + pixel[j];
+                if (j < count && ++slotVector == vectors) (slotImage, slotVector) = (slotImage + 1, 0);
             }
             bool whole = DirectKernels.StoresInPlace && count == tileVectors;
             for (int j = 0; j < count; j++) whole &= pixel[j] + lanes <= positions;
