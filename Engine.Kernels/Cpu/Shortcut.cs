@@ -46,7 +46,7 @@ public sealed unsafe partial class CpuBackend
                 {
                     T* source = x + (long)i * stride * inWidth;
                     T* target = y + (long)i * outWidth;
-                    if (typeof(T) == typeof(float))   // the direct convolutions' strided row gather (vectors at stride 2)
+                    if (typeof(T) == typeof(float))   // the direct convolutions' row gather: vectors at stride 2
                         ShiftedSource.FillRow((float*)source, inWidth, 0, stride, outWidth, (float*)target);
                     else
                         for (int j = 0; j < outWidth; j++) target[j] = source[j * stride];
