@@ -2,8 +2,8 @@
 //
 // float runs as implicit GEMM on the packed engine (Gemm.cs): the patch (im2col) matrix is never stored, its
 // panels are gathered straight from the image while packing, a patch row over a task's columns at a time.
-// Dilation d spreads the taps: tap r sits r·d rows into the window. With G groups each pass runs once per group, on the group's slices
-// of the channels (C/G input, K/G output) and of w; G = 1 is one run over everything.
+// Dilation d spreads the taps: tap r sits r·d rows into the window. With G groups each pass runs once per group,
+// on the group's slices of the channels (C/G input, K/G output) and of w; G = 1 is one run over everything.
 //   forward:         y[n] (K × OH·OW)   = w (K × C·R·S)            · patches of x[n] (C·R·S × OH·OW)
 //   backward data:   dx[n] (C × H·W)    = w permuted (C × K·R·S)   · patches of dy[n] (K·R·S × H·W) at stride 1,
 //                    the transposed convolution: tap (r, s) reads dy at (i + PadTop − r, …); strided, without
