@@ -26,9 +26,10 @@ namespace Engine.Kernels.Cpu;
 /// One image of a source tensor copied, zero-padded, into a worker's scratch so that every depth term (c, r, s)
 /// of the convolution is a plane whose element p (p = oh·OW + ow, the output pixels in order) is the source value
 /// that output pixel p multiplies: a vector of consecutive output pixels is one contiguous load, across row ends too.
-/// Stride-1 rows: planes per (c, s), PR = OH + R − 1 rows of OW, term (c, r, s) starts r rows in (the r taps share a
-/// plane). Strided rows: planes per (c, r, s) of OH·OW (an im2col of the image).
-/// plane(c, r, s)[oh][ow] = source[n, c, oh·sh + r − OriginY, ow·sw + s − OriginX], zero outside the source.
+/// Taps r of one row phase φ = r mod sh share a plane per (c, φ, s): its row i holds source row i·sh + φ − OriginY,
+/// and tap r = φ + m·sh starts m rows in. So at stride 1 the R taps share one plane of OH + R − 1 rows per (c, s),
+/// and at stride 2 a 3-tall kernel has two planes per (c, s) instead of three.
+/// term(c, r, s)[oh][ow] = source[n, c, oh·sh + r − OriginY, ow·sw + s − OriginX], zero outside the source.
 /// </summary>
 internal unsafe struct ShiftedSource
 {
@@ -36,43 +37,115 @@ internal unsafe struct ShiftedSource
     public int Channels, Height, Width;
     public int OutHeight, OutWidth, KernelHeight, KernelWidth, StrideH, StrideW, OriginY, OriginX;
 
-    private readonly bool SharedRows => StrideH == 1;
-    private readonly int PlaneRows => SharedRows ? OutHeight + KernelHeight - 1 : OutHeight;
+    /// <summary>Row phases: planes per (c, s).</summary>
+    private readonly int Phases => Math.Min(StrideH, KernelHeight);
+
+    /// <summary>Rows that phase <paramref name="phase"/>'s taps read: OH plus one per further tap.</summary>
+    private readonly int PhaseRows(int phase) => OutHeight + (KernelHeight - phase + StrideH - 1) / StrideH - 1;
+
+    /// <summary>Rows of every plane: phase 0's, which has the most taps (other phases' extra rows are zero).</summary>
+    private readonly int PlaneRows => PhaseRows(0);
     private readonly long PlaneFloats => (long)PlaneRows * OutWidth;
-    private readonly long Planes => (long)Channels * KernelWidth * (SharedRows ? 1 : KernelHeight);
+    private readonly long Planes => (long)Channels * Phases * KernelWidth;
 
     /// <summary>Floats of one image's buffer, with slack for the last vector's overrun.</summary>
-    public readonly long ImageFloats => (Planes * PlaneFloats + 16 + 15) / 16 * 16;
+    public readonly long ImageFloats => WithSlack(Planes * PlaneFloats);
+
+    private static long WithSlack(long floats) => (floats + 16 + 15) / 16 * 16;
+
+    /// <summary>The size that chooses between the direct path and the GEMM (DirectImageLimit): the buffer at stride
+    /// 1; at larger strides the buffer with a plane per tap, C·R·S·OH·OW. With its row phases shared, the 7x7/2
+    /// stem's buffer (2.2 MB) would fit the limit, and its direct passes measured up to 1.5× slower than the GEMM at
+    /// batch 1 (faster at batch 8), so the strided shapes keep the choice they had before sharing.</summary>
+    public readonly long ChoiceFloats =>
+        StrideH == 1 ? ImageFloats : WithSlack((long)Channels * KernelHeight * KernelWidth * OutHeight * OutWidth);
 
     /// <summary>Where term (c, r, s) starts in the buffer: output pixel p reads buffer[Offset + p].</summary>
-    public readonly int Offset(int c, int r, int s) => checked((int)(SharedRows
-        ? ((long)c * KernelWidth + s) * PlaneFloats + (long)r * OutWidth
-        : (((long)c * KernelHeight + r) * KernelWidth + s) * PlaneFloats));
+    public readonly int Offset(int c, int r, int s) => checked((int)(
+        (((long)c * Phases + r % StrideH) * KernelWidth + s) * PlaneFloats + (long)(r / StrideH) * OutWidth));
+
+    /// <summary>Whether a 3-wide kernel's three column planes come from one pass over each source row, 8 outputs
+    /// at a time (ThreeColumns): padding 1, rows of a multiple of 8 outputs, read at stride 1 or 2 from a source
+    /// row exactly stride times as wide.</summary>
+    private readonly bool ThreeColumnRows => Avx2.IsSupported && KernelWidth == 3 && OriginX == 1 &&
+        OutWidth % 8 == 0 && (StrideW == 1 || StrideW == 2) && Width == OutWidth * StrideW;
 
     public readonly void Build(float* dst, int n)
     {
-        int rows = PlaneRows, ow = OutWidth;
+        int ow = OutWidth;
+        long planeFloats = PlaneFloats;
         for (int c = 0; c < Channels; c++)
         {
             float* plane = Source + ((long)n * Channels + c) * Height * Width;
-            for (int r = 0; r < (SharedRows ? 1 : KernelHeight); r++)
-            for (int s = 0; s < KernelWidth; s++)
+            for (int phase = 0; phase < Phases; phase++)
             {
-                float* d = dst + Offset(c, r, s);
-                if (SharedRows && StrideW == 1 && Width == ow && Math.Abs(s - OriginX) < ow)
+                int rows = PhaseRows(phase);
+                if (ThreeColumnRows)
                 {
-                    ShiftPlane(plane, s - OriginX, d);
+                    float* d0 = dst + Offset(c, phase, 0), d1 = d0 + planeFloats, d2 = d1 + planeFloats;
+                    for (int i = 0; i < PlaneRows; i++, d0 += ow, d1 += ow, d2 += ow)
+                    {
+                        int ih = i * StrideH + phase - OriginY;
+                        if (i < rows && (uint)ih < (uint)Height)
+                            ThreeColumns(plane + (long)ih * Width, ow, StrideW, d0, d1, d2);
+                        else
+                        {
+                            PackedGemm.ZeroRow(d0, ow);
+                            PackedGemm.ZeroRow(d1, ow);
+                            PackedGemm.ZeroRow(d2, ow);
+                        }
+                    }
                     continue;
                 }
-                for (int pr = 0; pr < rows; pr++, d += ow)
+                for (int s = 0; s < KernelWidth; s++)
                 {
-                    int ih = (SharedRows ? pr : pr * StrideH + r) - OriginY;
-                    if ((uint)ih >= (uint)Height) PackedGemm.ZeroRow(d, ow);
-                    else FillRow(plane + (long)ih * Width, Width, s - OriginX, StrideW, ow, d);
+                    float* d = dst + Offset(c, phase, s);
+                    if (StrideH == 1 && StrideW == 1 && Width == ow && Math.Abs(s - OriginX) < ow)
+                    {
+                        ShiftPlane(plane, s - OriginX, d);
+                        continue;
+                    }
+                    for (int i = 0; i < PlaneRows; i++, d += ow)
+                    {
+                        int ih = i * StrideH + phase - OriginY;
+                        if (i >= rows || (uint)ih >= (uint)Height) PackedGemm.ZeroRow(d, ow);
+                        else FillRow(plane + (long)ih * Width, Width, s - OriginX, StrideW, ow, d);
+                    }
                 }
             }
         }
-        PackedGemm.ZeroRow(dst + Planes * PlaneFloats, (int)(ImageFloats - Planes * PlaneFloats));
+        PackedGemm.ZeroRow(dst + Planes * planeFloats, (int)(ImageFloats - Planes * planeFloats));
+    }
+
+    /// <summary>The rows of columns s = 0, 1, 2 from one source row, for padding 1: d_s[j] = row[sw·j + s − 1],
+    /// zero outside the row (at j = 0 for s = 0; at the last j for s = 2 when sw = 1), 8 outputs at a time. The
+    /// source is read once: at stride 2 as its even (s = 1) and odd (s = 2) elements; s = 0 is the odd elements
+    /// (stride 2) or the row itself (stride 1) moved one place on, the vector before supplying lane 0.</summary>
+    private static void ThreeColumns(float* row, int ow, int sw, float* d0, float* d1, float* d2)
+    {
+        var toNext = Vector256.Create(7, 0, 1, 2, 3, 4, 5, 6);
+        var toPrevious = Vector256.Create(1, 2, 3, 4, 5, 6, 7, 7);
+        var carry = Vector256<float>.Zero;   // lane 0: the element before this vector's first (0 at the row start)
+        for (int j = 0; j < ow; j += 8)
+        {
+            Vector256<float> centre, after;
+            if (sw == 1)
+            {
+                centre = Vector256.Load(row + j);
+                after = j + 8 < ow ? Vector256.Load(row + j + 1)
+                    : Avx.Blend(Avx2.PermuteVar8x32(centre, toPrevious), Vector256<float>.Zero, 0b1000_0000);
+            }
+            else
+            {
+                centre = EveryOtherElement(row + 2 * j, false);
+                after = EveryOtherElement(row + 2 * j, true);
+            }
+            var moved = Avx2.PermuteVar8x32(sw == 1 ? centre : after, toNext);
+            Avx.Blend(moved, carry, 0b0000_0001).Store(d0 + j);
+            centre.Store(d1 + j);
+            after.Store(d2 + j);
+            carry = moved;
+        }
     }
 
     /// <summary>The stride-1 plane of column shift <paramref name="sx"/> when source and output rows are equally
@@ -124,28 +197,29 @@ internal unsafe struct ShiftedSource
         }
         else if (sw == 2 && Avx2.IsSupported)
         {
-            for (; j + 8 <= hi && iw0 + 2 * j + 16 <= width; j += 8) EveryOtherElement(row + iw0 + 2 * j, false, d + j);
+            for (; j + 8 <= hi && iw0 + 2 * j + 16 <= width; j += 8)
+                EveryOtherElement(row + iw0 + 2 * j, false).Store(d + j);
             // The rest as one vector ending at hi, overlapping what is done: its reads end inside the row
             // (iw0 + 2·(hi − 1) < width), so when 16 floats from its start pass the row's end, the 16 floats one
             // before it hold its elements at odd places.
             int last = hi - 8, start = iw0 + 2 * last;
             if (j < hi && last >= lo && (start + 16 <= width || start >= 1))
             {
-                EveryOtherElement(row + start - (start + 16 <= width ? 0 : 1), start + 16 > width, d + last);
+                EveryOtherElement(row + start - (start + 16 <= width ? 0 : 1), start + 16 > width).Store(d + last);
                 j = hi;
             }
         }
         for (; j < hi; j++) d[j] = row[iw0 + j * sw];
     }
 
-    /// <summary>d[0 … 8) = the even (or, when <paramref name="odd"/>, the odd) elements of src[0 … 16): within each
-    /// 128-bit lane, then the 64-bit quarters put in order.</summary>
+    /// <summary>The even (or, when <paramref name="odd"/>, the odd) elements of src[0 … 16): within each 128-bit
+    /// lane, then the 64-bit quarters put in order.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void EveryOtherElement(float* src, bool odd, float* d)
+    private static Vector256<float> EveryOtherElement(float* src, bool odd)
     {
         var lanes = odd ? Avx.Shuffle(Vector256.Load(src), Vector256.Load(src + 8), 0b11_01_11_01)
             : Avx.Shuffle(Vector256.Load(src), Vector256.Load(src + 8), 0b10_00_10_00);
-        Avx2.Permute4x64(lanes.AsDouble(), 0b11_01_10_00).AsSingle().Store(d);
+        return Avx2.Permute4x64(lanes.AsDouble(), 0b11_01_10_00).AsSingle();
     }
 
     /// <summary>⌈v / divisor⌉ for v ≥ 0, divisor ≥ 1, with a shift for the common stride 2.</summary>
@@ -716,7 +790,7 @@ public sealed unsafe partial class CpuBackend
 
     private static bool UseDirectForward(ConvGeometry g) =>
         DirectServes(g, Math.Min(g.OutChannels, (long)g.InChannels * g.KernelHeight * g.KernelWidth)) &&
-        ForwardSource(g, null).ImageFloats <= DirectImageLimit;
+        ForwardSource(g, null).ChoiceFloats <= DirectImageLimit;
 
     private static bool UseDirectBackwardData(ConvGeometry g) =>
         DirectServes(g, Math.Min(g.InChannels, (long)g.OutChannels * g.KernelHeight * g.KernelWidth)) &&
@@ -743,7 +817,7 @@ public sealed unsafe partial class CpuBackend
     /// channels (measured).</summary>
     private static bool UseDirectBackwardWeight(ConvGeometry g) =>
         DirectServes(g, g.InChannels) && g.OutHeight * g.OutWidth % DirectKernels.Lanes == 0 &&
-        ForwardSource(g, null).ImageFloats <= DirectImageLimit;
+        ForwardSource(g, null).ChoiceFloats <= DirectImageLimit;
 
     /// <summary>Images per task: enough pixel vectors that the tiles (TileVectors vectors each) waste little.</summary>
     private static int DirectGroup(int positions, int batch)
