@@ -28,6 +28,7 @@ public sealed class ConvolutionTests(string kind) : DeviceFixture(kind)
         new(2, 3, 7, 7, 4, 3, 3, 1, 1, 2, 2, 2, 2, DilationH: 2, DilationW: 2),      // dilation 2, same padding
         new(1, 2, 9, 6, 3, 3, 2, 2, 1, 1, 2, 0, 1, DilationH: 3, DilationW: 1),      // dilation 3 on one axis, 3x2
         new(2, 4, 5, 5, 6, 3, 3, 1, 1, 1, 1, 1, 1, Groups: 2),                      // 2 groups
+        new(2, 4, 6, 5, 6, 3, 3, 1, 1, 0, 2, 2, 0, Groups: 2),                      // 2 groups, padded below, left
         new(1, 8, 6, 5, 4, 3, 1, 2, 2, 1, 0, 0, 1, Groups: 4),                      // 4 groups, 3x1, stride 2
         new(2, 3, 5, 5, 3, 3, 3, 1, 1, 1, 1, 1, 1, Groups: 3),                      // depthwise
         new(2, 3, 8, 7, 6, 3, 3, 2, 2, 2, 1, 2, 2, DilationH: 2, DilationW: 2, Groups: 3), // depthwise ×2, dilated, strided
