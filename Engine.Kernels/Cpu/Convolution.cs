@@ -76,7 +76,7 @@ internal unsafe struct PatchMatrix
 
     /// <summary>dst[t] = P[(ch, r, s)][pos0 + t] of image n, for t &lt; count: one segment per grid row, found
     /// without a division per segment; or, where grid and source rows are equally wide at stride 1, one displaced
-    /// copy (DisplacedRow).</summary>
+    /// copy of the plane (ShiftedSource.DisplacedCopy).</summary>
     public readonly void Row(float* dst, int n, int ch, int r, int s, int pos0, int count)
     {
         float* plane = Plane(n, ch);
@@ -87,8 +87,8 @@ internal unsafe struct PatchMatrix
         }
         if (MulY == 1 && MulX == 1 && Width == GridWidth)
         {
-            DisplacedRow(plane, BaseY + Direction * r * DilationY, BaseX + Direction * s * DilationX, pos0, count,
-                dst);
+            ShiftedSource.DisplacedCopy(plane, Width, Height, BaseY + Direction * r * DilationY,
+                BaseX + Direction * s * DilationX, pos0, count, dst);
             return;
         }
 
@@ -103,32 +103,6 @@ internal unsafe struct PatchMatrix
             else ShiftedSource.FillRow(row, Width, tx, MulX, segment, dst);
             dst += segment;
             count -= segment;
-        }
-    }
-
-    /// <summary>Row's stride-1 form when grid and source rows are equally wide: P[p] = plane[p + dy·W + dx] wherever
-    /// source row y + dy exists and x + dx stays inside the row, else 0 — one copy of the positions whose source
-    /// row exists (and whose displaced index stays in the plane), then the |dx| columns per grid row that wrapped
-    /// into a neighbouring row zeroed (a call per grid row segment costs more than its copy on small maps).</summary>
-    private readonly void DisplacedRow(float* plane, int dy, int dx, int pos0, int count, float* dst)
-    {
-        long width = Width, shift = dy * width + dx, end = (long)pos0 + count;
-        long copyFrom = Math.Max(Math.Max(pos0, Math.Max(0, -dy) * width), -shift);
-        long copyTo = Math.Min(Math.Min(end, Math.Min(GridHeight, Height - dy) * width), (long)Height * width - shift);
-        if (copyTo <= copyFrom)
-        {
-            PackedGemm.ZeroRow(dst, count);
-            return;
-        }
-        PackedGemm.ZeroRow(dst, (int)(copyFrom - pos0));
-        PackedGemm.CopyRow(plane + copyFrom + shift, dst + (copyFrom - pos0), (int)(copyTo - copyFrom));
-        PackedGemm.ZeroRow(dst + (copyTo - pos0), (int)(end - copyTo));
-        if (dx == 0) return;
-        for (long rowStart = copyFrom - copyFrom % width; rowStart < copyTo; rowStart += width)
-        {
-            long zeroFrom = Math.Max(copyFrom, dx < 0 ? rowStart : rowStart + width - dx);
-            long zeroTo = Math.Min(copyTo, dx < 0 ? rowStart - dx : rowStart + width);
-            if (zeroTo > zeroFrom) PackedGemm.ZeroRow(dst + (zeroFrom - pos0), (int)(zeroTo - zeroFrom));
         }
     }
 }

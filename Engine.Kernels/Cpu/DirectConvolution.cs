@@ -100,9 +100,9 @@ internal unsafe struct ShiftedSource
                 for (int s = 0; s < KernelWidth; s++)
                 {
                     float* d = dst + Offset(c, phase, s);
-                    if (StrideH == 1 && StrideW == 1 && Width == ow && Math.Abs(s - OriginX) < ow)
+                    if (StrideH == 1 && StrideW == 1 && Width == ow)
                     {
-                        ShiftPlane(plane, s - OriginX, d);
+                        DisplacedCopy(plane, Width, Height, -OriginY, s - OriginX, 0, PlaneRows * ow, d);
                         continue;
                     }
                     for (int i = 0; i < PlaneRows; i++, d += ow)
@@ -148,24 +148,33 @@ internal unsafe struct ShiftedSource
         }
     }
 
-    /// <summary>The stride-1 plane of column shift <paramref name="sx"/> when source and output rows are equally
-    /// wide: d[pr·W + j] = plane[pr − OriginY][j + sx], which is one copy of the whole source plane displaced by
-    /// sx − OriginY·W, then the columns that wrapped into a neighbouring row zeroed, and the rows above and below
-    /// the source zeroed (each row copied alone costs a call per few floats on small maps).</summary>
-    private readonly void ShiftPlane(float* plane, int sx, float* d)
+    /// <summary>d[t] = plane[p + dy·W + dx] for p = pos0 + t, t &lt; count, over positions p = y·W + x of a grid as
+    /// wide as the plane (W = <paramref name="width"/>, <paramref name="height"/> rows): the source value wherever
+    /// row y + dy exists and x + dx stays inside the row, else 0. One copy of the positions whose source row exists
+    /// (and whose displaced index stays in the plane), then the |dx| columns per grid row that wrapped into a
+    /// neighbouring row zeroed: a call per row costs more than its copy on small maps. A stride-1 plane of the
+    /// image buffer, and a stride-1 patch row of the implicit GEMM (PatchMatrix.Row), are each one such copy.
+    /// </summary>
+    public static void DisplacedCopy(float* plane, int width, int height, int dy, int dx, int pos0, int count,
+        float* d)
     {
-        int rows = PlaneRows, w = Width;
-        int first = Math.Clamp(OriginY, 0, rows), end = Math.Clamp(OriginY + Height, first, rows);
-        PackedGemm.ZeroRow(d, first * w);
-        PackedGemm.ZeroRow(d + (long)end * w, (rows - end) * w);
-        if (end == first) return;
-        long from = (long)first * w + Math.Max(0, -sx), to = (long)end * w - Math.Max(0, sx);
-        PackedGemm.CopyRow(plane + from - (long)OriginY * w + sx, d + from, checked((int)(to - from)));
-        for (int pr = first; pr < end; pr++)
+        long w = width, shift = dy * w + dx, end = (long)pos0 + count;
+        long copyFrom = Math.Max(Math.Max(pos0, Math.Max(0, -dy) * w), -shift);
+        long copyTo = Math.Min(Math.Min(end, (height - (long)dy) * w), height * w - shift);
+        if (copyTo <= copyFrom)
         {
-            float* row = d + (long)pr * w;
-            if (sx < 0) PackedGemm.ZeroRow(row, -sx);
-            else if (sx > 0) PackedGemm.ZeroRow(row + w - sx, sx);
+            PackedGemm.ZeroRow(d, count);
+            return;
+        }
+        PackedGemm.ZeroRow(d, (int)(copyFrom - pos0));
+        PackedGemm.CopyRow(plane + copyFrom + shift, d + (copyFrom - pos0), (int)(copyTo - copyFrom));
+        PackedGemm.ZeroRow(d + (copyTo - pos0), (int)(end - copyTo));
+        if (dx == 0) return;
+        for (long rowStart = copyFrom - copyFrom % w; rowStart < copyTo; rowStart += w)
+        {
+            long zeroFrom = Math.Max(copyFrom, dx < 0 ? rowStart : rowStart + w - dx);
+            long zeroTo = Math.Min(copyTo, dx < 0 ? rowStart - dx : rowStart + w);
+            if (zeroTo > zeroFrom) PackedGemm.ZeroRow(d + (zeroFrom - pos0), (int)(zeroTo - zeroFrom));
         }
     }
 
