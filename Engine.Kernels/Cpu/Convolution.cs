@@ -198,26 +198,19 @@ internal unsafe struct ConvBackwardWeightOperands : IGemmOperands
     public int OutChannels, Positions, KernelWidth, KernelArea;
     public PatchMatrix Patches;
 
+    /// <summary>Each stretch of the depth within one image is rows of dy Positions apart, transposed as they
+    /// lie.</summary>
     public void PackA(float* dst, int row0, int rows, int k0, int kc, float* work)
     {
         int mr = PackedGemm.TileRows;
-        for (int r = 0; r < mr; r++)
+        for (int kk = 0; kk < kc;)
         {
-            float* row = work + r * kc;
-            if (r >= rows)
-            {
-                PackedGemm.ZeroRow(row, kc);
-                continue;
-            }
-            for (int kk = 0; kk < kc;)
-            {
-                int n = (k0 + kk) / Positions, p = (k0 + kk) % Positions;
-                int segment = Math.Min(Positions - p, kc - kk);
-                PackedGemm.CopyRow(OutputGradient + ((long)n * OutChannels + row0 + r) * Positions + p, row + kk, segment);
-                kk += segment;
-            }
+            int n = (k0 + kk) / Positions, p = (k0 + kk) % Positions;
+            int segment = Math.Min(Positions - p, kc - kk);
+            PackedGemm.TransposeRows(OutputGradient + ((long)n * OutChannels + row0) * Positions + p, Positions, rows,
+                dst + kk * mr, mr, segment);
+            kk += segment;
         }
-        TransposeRows(work, kc, mr, dst);
     }
 
     public void PackB(float* dst, int group, int col0, int cols, int offset, int k0, int kc, float* work)
@@ -228,42 +221,39 @@ internal unsafe struct ConvBackwardWeightOperands : IGemmOperands
             PackPanel(dst, col0 + j, Math.Min(nr, cols - j), k0, kc, work);
     }
 
-    /// <summary>One panel: dst[kk·NR + j] = patches of x, transposed, [k0 + kk][col0 + j], zero past cols.</summary>
+    /// <summary>One panel: dst[kk·NR + j] = patches of x, transposed, [k0 + kk][col0 + j], zero past cols. Patch
+    /// rows that are planes (a pointwise kernel) are transposed in place, a stretch of the depth within one image at
+    /// a time; others are gathered into <paramref name="work"/> first.</summary>
     private readonly void PackPanel(float* dst, int col0, int cols, int k0, int kc, float* work)
     {
         int nr = PackedGemm.TileColumns;
-        for (int j = 0; j < nr; j++)
+        if (Patches.IsPlane)
         {
-            float* row = work + j * kc;
-            if (j >= cols)
+            for (int kk = 0; kk < kc;)
             {
-                PackedGemm.ZeroRow(row, kc);
-                continue;
+                int n = (k0 + kk) / Positions, p = (k0 + kk) % Positions;
+                int segment = Math.Min(Positions - p, kc - kk);
+                for (int h = 0; h < nr; h += 8)
+                    PackedGemm.TransposeRows(Patches.Plane(n, col0 + h) + p, Positions, Math.Clamp(cols - h, 0, 8),
+                        dst + kk * nr + h, nr, segment);
+                kk += segment;
             }
+            return;
+        }
+        for (int j = 0; j < cols; j++)
+        {
             int column = col0 + j;
             int ch = column / KernelArea, r = column % KernelArea / KernelWidth, s = column % KernelWidth;
             for (int kk = 0; kk < kc;)
             {
                 int n = (k0 + kk) / Positions, p = (k0 + kk) % Positions;
                 int segment = Math.Min(Positions - p, kc - kk);
-                Patches.Row(row + kk, n, ch, r, s, p, segment);
+                Patches.Row(work + j * kc + kk, n, ch, r, s, p, segment);
                 kk += segment;
             }
         }
-        TransposeRows(work, kc, nr, dst);
-    }
-
-    /// <summary>dst[kk·width + r] = rows[r·kc + kk]: the gathered rows become a packed panel.</summary>
-    private static void TransposeRows(float* rows, int kc, int width, float* dst)
-    {
-        if (width % 8 == 0)
-        {
-            for (int r = 0; r < width; r += 8) PackedGemm.Transpose8(rows + r * kc, kc, dst + r, width, kc);
-            return;
-        }
-        for (int kk = 0; kk < kc; kk++)
-        for (int r = 0; r < width; r++)
-            dst[kk * width + r] = rows[r * kc + kk];
+        for (int h = 0; h < nr; h += 8)
+            PackedGemm.TransposeRows(work + h * kc, kc, Math.Clamp(cols - h, 0, 8), dst + h, nr, kc);
     }
 }
 

@@ -80,7 +80,7 @@ public sealed unsafe partial class CpuBackend : Backend
     // strided data gradient uses every worker's ColumnsSlot in its tasks: a different op, never nested).
     private const int PackedBSlot = 0, PackedASlot = 1, EdgeTileSlot = 2, PartialsSlot = 3, PackWorkSlot = 4,
         ColumnsSlot = 5, DirectSourceSlot = 6, DirectWeightSlot = 7, DirectOffsetSlot = 8, PoolColumnsSlot = 9,
-        SharedBSlot = 10;
+        SharedBSlot = 10, TaskASlot = 11;
 
     /// <summary>Scratch memory of one worker: at least <paramref name="bytes"/>, 64-byte aligned, kept for reuse.</summary>
     private void* WorkerScratch(int worker, int slot, long bytes) => _scratch[worker].Get(slot, bytes);
@@ -143,7 +143,7 @@ public sealed unsafe partial class CpuBackend : Backend
     /// <summary>A few growable native blocks owned by one worker.</summary>
     private sealed class Scratch : IDisposable
     {
-        private const int Slots = 11;
+        private const int Slots = 12;
         private readonly void*[] _blocks = new void*[Slots];
         private readonly long[] _sizes = new long[Slots];
 

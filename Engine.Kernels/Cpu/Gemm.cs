@@ -5,7 +5,9 @@
 //   A is packed once per call, before the multiply: a parallel run packs every (row block of MC, depth block of
 //   KC) piece into one shared area ([kc][MR] per MR rows), which every task then reads (a deep A, over the
 //   PackedABudget, goes in phases of depth: pack, multiply, next phase). A convolution's weights may instead keep
-//   their pack between calls (WeightPacks.cs).
+//   their pack between calls (WeightPacks.cs). When only one or two chunks of columns read A (a weight gradient's
+//   few panels over a deep dy), each task packs the A blocks it multiplies itself, into its L2, right before using
+//   them: no packing run, no pack written out and read back, and no phases.
 //   columns of C, every column group's (one image of a batched conv output) one after another, are cut into
 //   panels of NR; a panel may span groups when a group's width is not a multiple of NR (7x7 maps: 49
 //   columns), and its tiles are then stored part by part through scratch. A task owns up to MaxPanelsPerTask
@@ -137,6 +139,12 @@ internal static unsafe class PackedGemm
     /// <summary>Most floats of B packed once for every row part of a phase (16 MiB; more, and each row part packs
     /// its own panels).</summary>
     public const long SharedBBudget = 1 << 22;
+
+    /// <summary>Most tasks that read one piece of A for A to be packed by each of them, in its own L2, right before
+    /// it multiplies (instead of once, into memory, by a packing run before the multiply run): with one or two
+    /// chunks of columns (a weight gradient's few panels over a deep dy), reading the source again costs less
+    /// than writing the pack out and reading it back.</summary>
+    public const int MaxChunksPackingOwnA = 2;
 
     /// <summary>A single column group with fewer panels than this splits its depth into slices.</summary>
     public const int SlicingPanels = 32;
@@ -304,45 +312,31 @@ internal static unsafe class PackedGemm
 
     /// <summary>A panel from rows <paramref name="rowStride"/> apart: dst[kk·MR + r] = src[r·rowStride + kk],
     /// zero for r ≥ rows.</summary>
-    public static void PackRows(float* dst, float* src, long rowStride, int rows, int kc)
-    {
-        int mr = TileRows;
-        if (mr == 8 && rows == 8)
-        {
-            Transpose8(src, rowStride, dst, 8, kc);
-            return;
-        }
-        for (int r = 0; r < mr; r++)
-        {
-            float* d = dst + r;
-            if (r < rows)
-            {
-                float* row = src + r * rowStride;
-                for (int kk = 0; kk < kc; kk++) d[kk * mr] = row[kk];
-            }
-            else
-            {
-                for (int kk = 0; kk < kc; kk++) d[kk * mr] = 0f;
-            }
-        }
-    }
+    public static void PackRows(float* dst, float* src, long rowStride, int rows, int kc) =>
+        TransposeRows(src, srcStride: rowStride, rows, dst, dstStride: TileRows, kc);
 
-    /// <summary>Eight rows to eight columns: dst[kk·dstStride + r] = src[r·srcStride + kk] for r &lt; 8, kk &lt; kc,
-    /// in 8x8 register transposes (unpack, shuffle, lane permute).</summary>
-    public static void Transpose8(float* src, long srcStride, float* dst, int dstStride, int kc)
+    /// <summary>Up to eight rows to columns, in 8x8 register transposes (unpack, shuffle, lane permute):
+    /// dst[kk·dstStride + r] = src[r·srcStride + kk] for kk &lt; kc and r &lt; min(dstStride, 8), zero for r ≥
+    /// rows (those rows are never read). With dstStride ≥ 8 each column is 8 floats (a half of a 16-wide panel
+    /// leaves the other half as it is); with a narrower dstStride (AVX2's 6-row tiles) each column's 8-float
+    /// store runs into the next column, which is stored after it, and the last column stores dstStride floats
+    /// only.</summary>
+    public static void TransposeRows(float* src, long srcStride, int rows, float* dst, int dstStride, int kc)
     {
+        Debug.Assert(rows <= 8 && dstStride >= 4, "eight rows at most, into columns of at least four");
+        int width = Math.Min(dstStride, 8);
         int kk = 0;
         for (; kk + 8 <= kc; kk += 8)
         {
             float* s = src + kk;
-            var r0 = Vector256.Load(s);
-            var r1 = Vector256.Load(s + srcStride);
-            var r2 = Vector256.Load(s + 2 * srcStride);
-            var r3 = Vector256.Load(s + 3 * srcStride);
-            var r4 = Vector256.Load(s + 4 * srcStride);
-            var r5 = Vector256.Load(s + 5 * srcStride);
-            var r6 = Vector256.Load(s + 6 * srcStride);
-            var r7 = Vector256.Load(s + 7 * srcStride);
+            var r0 = LoadRow(s, srcStride, 0, rows);
+            var r1 = LoadRow(s, srcStride, 1, rows);
+            var r2 = LoadRow(s, srcStride, 2, rows);
+            var r3 = LoadRow(s, srcStride, 3, rows);
+            var r4 = LoadRow(s, srcStride, 4, rows);
+            var r5 = LoadRow(s, srcStride, 5, rows);
+            var r6 = LoadRow(s, srcStride, 6, rows);
+            var r7 = LoadRow(s, srcStride, 7, rows);
             var t0 = Avx.UnpackLow(r0, r1);
             var t1 = Avx.UnpackHigh(r0, r1);
             var t2 = Avx.UnpackLow(r2, r3);
@@ -360,18 +354,37 @@ internal static unsafe class PackedGemm
             var u6 = Avx.Shuffle(t5, t7, 0x44);
             var u7 = Avx.Shuffle(t5, t7, 0xEE);
             float* d = dst + (long)kk * dstStride;
-            Avx.Permute2x128(u0, u4, 0x20).Store(d);
-            Avx.Permute2x128(u1, u5, 0x20).Store(d + dstStride);
-            Avx.Permute2x128(u2, u6, 0x20).Store(d + 2 * dstStride);
-            Avx.Permute2x128(u3, u7, 0x20).Store(d + 3 * dstStride);
-            Avx.Permute2x128(u0, u4, 0x31).Store(d + 4 * dstStride);
-            Avx.Permute2x128(u1, u5, 0x31).Store(d + 5 * dstStride);
-            Avx.Permute2x128(u2, u6, 0x31).Store(d + 6 * dstStride);
-            Avx.Permute2x128(u3, u7, 0x31).Store(d + 7 * dstStride);
+            bool last = kk + 8 == kc;
+            StoreColumn(Avx.Permute2x128(u0, u4, 0x20), d, width, false);
+            StoreColumn(Avx.Permute2x128(u1, u5, 0x20), d + dstStride, width, false);
+            StoreColumn(Avx.Permute2x128(u2, u6, 0x20), d + 2 * dstStride, width, false);
+            StoreColumn(Avx.Permute2x128(u3, u7, 0x20), d + 3 * dstStride, width, false);
+            StoreColumn(Avx.Permute2x128(u0, u4, 0x31), d + 4 * dstStride, width, false);
+            StoreColumn(Avx.Permute2x128(u1, u5, 0x31), d + 5 * dstStride, width, false);
+            StoreColumn(Avx.Permute2x128(u2, u6, 0x31), d + 6 * dstStride, width, false);
+            StoreColumn(Avx.Permute2x128(u3, u7, 0x31), d + 7 * dstStride, width, last);
         }
         for (; kk < kc; kk++)
-        for (int r = 0; r < 8; r++)
-            dst[(long)kk * dstStride + r] = src[r * srcStride + kk];
+        for (int r = 0; r < width; r++)
+            dst[(long)kk * dstStride + r] = r < rows ? src[r * srcStride + kk] : 0f;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> LoadRow(float* src, long stride, int r, int rows) =>
+        r < rows ? Vector256.Load(src + r * stride) : Vector256<float>.Zero;
+
+    /// <summary>A column of <paramref name="width"/> floats: all 8 lanes, unless it is narrower and
+    /// <paramref name="exact"/> (the last column, which nothing follows).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreColumn(Vector256<float> column, float* dst, int width, bool exact)
+    {
+        if (width == 8 || !exact)
+        {
+            column.Store(dst);
+            return;
+        }
+        column.GetLower().Store(dst);
+        for (int r = 4; r < width; r++) dst[r] = column.GetElement(r);
     }
 
     /// <summary>One row of B into a run of packed panels (panelStride apart) from position
@@ -463,25 +476,8 @@ internal unsafe struct MatrixOperands : IGemmOperands
     private readonly void PackTransposedPanel(float* dst, int col0, int cols, int k0, int kc)
     {
         int nr = PackedGemm.TileColumns;
-        if (cols == nr)
-        {
-            for (int j = 0; j < nr; j += 8)
-                PackedGemm.Transpose8(B + (long)(col0 + j) * K + k0, K, dst + j, nr, kc);
-            return;
-        }
-        for (int j = 0; j < nr; j++)
-        {
-            float* d = dst + j;
-            if (j < cols)
-            {
-                float* src = B + (long)(col0 + j) * K + k0;
-                for (int kk = 0; kk < kc; kk++) d[kk * nr] = src[kk];
-            }
-            else
-            {
-                for (int kk = 0; kk < kc; kk++) d[kk * nr] = 0f;
-            }
-        }
+        for (int j = 0; j < nr; j += 8)
+            PackedGemm.TransposeRows(B + (long)(col0 + j) * K + k0, K, Math.Clamp(cols - j, 0, 8), dst + j, nr, kc);
     }
 }
 
@@ -520,7 +516,8 @@ public sealed unsafe partial class CpuBackend
     /// Runs one packed float GEMM over the pool (see the file header for the loop nest): per depth phase, A packed
     /// once into worker 0's PackedASlot by a parallel first run (pieces of RowBlock rows × one depth block, a pure
     /// copy; the same run packs B into worker 0's SharedBSlot when the rows are split), then the multiply run,
-    /// whose tasks share them. When A is the <paramref name="weights"/> of a convolution
+    /// whose tasks share them; or, when the plan has each task pack its own A (PacksOwnA), the multiply run
+    /// alone (after B's packing run when the rows are split). When A is the <paramref name="weights"/> of a convolution
     /// and fits one phase, its pack may be kept between calls (WeightPacks.cs) and the packing run skipped. A
     /// single column group with few panels (a weight gradient: small C, deep K) also splits the depth into Slices
     /// fixed ranges; each (slice, chunk, row part) task writes its own partial C, and the slices are summed in order
@@ -532,16 +529,20 @@ public sealed unsafe partial class CpuBackend
         DeviceBuffer<float>? weights = null, WeightPackKey weightPack = default, bool slicing = true)
         where TOperands : struct, IGemmOperands
     {
-        var job = PlanPackedGemm(operands, output, slicing);
+        var job = PlanPackedGemm(operands, output, slicing, aKept: weights is not null);
         long sliceLength = (long)output.Rows * output.GroupColumns;
         if (job.Slices > 1)
             job.Partials = (float*)WorkerScratch(0, PartialsSlot, job.Slices * sliceLength * sizeof(float));
         for (int phaseStart = 0; phaseStart < output.Depth; phaseStart += job.PhaseDepth)
         {
-            var packedA = (float*)WorkerScratch(0, PackedASlot, job.PackedALength * sizeof(float));
-            bool ready = false;
-            if (weights is not null && job.PhaseDepth >= output.Depth)
-                packedA = WeightPack(weights, weightPack, job.PackedALength, packedA, out ready);
+            float* packedA = null;
+            bool ready = job.PacksOwnA;
+            if (!job.PacksOwnA)
+            {
+                packedA = (float*)WorkerScratch(0, PackedASlot, job.PackedALength * sizeof(float));
+                if (weights is not null && job.PhaseDepth >= output.Depth)
+                    packedA = WeightPack(weights, weightPack, job.PackedALength, packedA, out ready);
+            }
             float* sharedB = job.SharesB
                 ? (float*)WorkerScratch(0, SharedBSlot, job.SharedBLength * sizeof(float))
                 : null;
@@ -564,10 +565,13 @@ public sealed unsafe partial class CpuBackend
     /// (shape only). Rows: when chunks × slices give fewer than four tasks per thread (batch 1 on
     /// 7x7 or 14x14 maps), the row tiles are also cut into RowParts ranges of at least four tiles, so every thread
     /// gets an equal share, and B is then packed once per phase for all of them (SharesB, within SharedBBudget).
-    /// Phases: the depth blocks whose packed A fits in PackedABudget floats.
+    /// A: packed by each task for itself (PacksOwnA) unless its pack is kept between calls or more than
+    /// MaxChunksPackingOwnA chunks read it. Phases: the depth blocks whose shared packed A fits in PackedABudget
+    /// floats (with PacksOwnA: the whole depth, or as much as the shared B's budget allows), ending with a slice
+    /// where a phase holds whole slices.
     /// </summary>
     private PackedGemmJob<TOperands> PlanPackedGemm<TOperands>(TOperands operands, GemmOutput output,
-        bool slicing) where TOperands : struct, IGemmOperands
+        bool slicing, bool aKept) where TOperands : struct, IGemmOperands
     {
         int threads = ThreadCount;
         int mr = PackedGemm.TileRows, nr = PackedGemm.TileColumns;
@@ -591,25 +595,31 @@ public sealed unsafe partial class CpuBackend
         int rowParts = Math.Clamp((4 * threads + chunks * slices - 1) / (chunks * slices), 1,
             Math.Max(1, rowTiles / PackedGemm.MinTilesPerRowPart));
         int tilesPerPart = (rowTiles + rowParts - 1) / rowParts;
-        int blocksPerPhase = (int)Math.Clamp(PackedGemm.PackedABudget / ((long)rowTiles * mr * blockDepth), 1,
-            depthBlocks);
         rowParts = (rowTiles + tilesPerPart - 1) / tilesPerPart;
-        long sharedB = (long)chunks * panelsPerTask * blocksPerPhase * blockDepth * nr;
+        bool ownA = !aKept && chunks <= PackedGemm.MaxChunksPackingOwnA;
+        long blockB = (long)chunks * panelsPerTask * blockDepth * nr;
+        int blocksPerPhase = ownA
+            ? rowParts > 1 ? (int)Math.Clamp(PackedGemm.SharedBBudget / blockB, 1, depthBlocks) : depthBlocks
+            : (int)Math.Clamp(PackedGemm.PackedABudget / ((long)rowTiles * mr * blockDepth), 1, depthBlocks);
+        // A phase ends where a slice does, so no slice's task is cut in two by the barrier between phases.
+        if (blocksPerPhase >= blocksPerSlice) blocksPerPhase = blocksPerPhase / blocksPerSlice * blocksPerSlice;
         return new PackedGemmJob<TOperands>
         {
             Operands = operands, Output = output, Panels = panels,
             PanelsPerTask = panelsPerTask, Chunks = chunks, RowParts = rowParts,
             RowsPerPart = tilesPerPart * mr, PaddedRows = rowTiles * mr, BlockDepth = blockDepth,
             SliceDepth = blocksPerSlice * blockDepth, Slices = slices, PhaseDepth = blocksPerPhase * blockDepth,
-            SharesB = rowParts > 1 && sharedB <= PackedGemm.SharedBBudget, Backend = this,
+            SharesB = rowParts > 1 && blockB * blocksPerPhase <= PackedGemm.SharedBBudget, PacksOwnA = ownA,
+            Backend = this,
         };
     }
 
     /// <summary>
     /// One task of the multiply run of one phase: rows [part·RowsPerPart, …) of C over PanelsPerTask consecutive
     /// column panels, over the depth blocks of its slice that lie in the phase, reading A from the phase's packed A
-    /// (block at k0: PaddedRows × kc floats at (k0 − PhaseStart) · PaddedRows, MR-row tiles kc·MR apart) and B
-    /// from the phase's shared B when SharesB, else packing its panels itself.
+    /// (block at k0: PaddedRows × kc floats at (k0 − PhaseStart) · PaddedRows, MR-row tiles kc·MR apart), or
+    /// packing each RowBlock rows of it into its worker's TaskASlot when PacksOwnA, and B from the phase's shared B
+    /// when SharesB, else packing its panels itself.
     /// </summary>
     private struct PackedGemmJob<TOperands> : IParallelJob where TOperands : struct, IGemmOperands
     {
@@ -617,7 +627,7 @@ public sealed unsafe partial class CpuBackend
         public GemmOutput Output;
         public int Panels, PanelsPerTask, Chunks, RowParts, RowsPerPart, PaddedRows, BlockDepth;
         public int SliceDepth, Slices, PhaseDepth, PhaseStart, PhaseEnd, FirstSlice, PhaseTasks;
-        public bool SharesB;
+        public bool SharesB, PacksOwnA;
         public float* PackedA, SharedB, Partials;
         public CpuBackend Backend;
 
@@ -690,8 +700,10 @@ public sealed unsafe partial class CpuBackend
             var packedB = SharedB != null ? null : (float*)Backend.WorkerScratch(worker, PackedBSlot,
                 (long)panelCount * BlockDepth * nr * sizeof(float));
             var edge = (float*)Backend.WorkerScratch(worker, EdgeTileSlot, mr * nr * sizeof(float));
-            var work = SharedB != null ? null : (float*)Backend.WorkerScratch(worker, PackWorkSlot,
+            var work = SharedB != null && !PacksOwnA ? null : (float*)Backend.WorkerScratch(worker, PackWorkSlot,
                 PackedGemm.PackWorkFloats(BlockDepth) * sizeof(float));
+            var ownA = !PacksOwnA ? null : (float*)Backend.WorkerScratch(worker, TaskASlot,
+                (long)PackedGemm.RowBlock * BlockDepth * sizeof(float));
 
             float* target = Output.C;
             long groupStride = Output.GroupStride, rowStride = Output.RowStride;
@@ -709,7 +721,7 @@ public sealed unsafe partial class CpuBackend
             {
                 int kc = Math.Min(BlockDepth, to - k0);
                 float beta = k0 == depthStart ? firstBeta : 1f;
-                float* packedA = PackedA + (long)(k0 - PhaseStart) * PaddedRows;
+                float* packedA = PacksOwnA ? null : PackedA + (long)(k0 - PhaseStart) * PaddedRows;
                 // The last depth block (of the last phase) finishes each tile's sums: the epilogue runs on the tile
                 // while it is hot.
                 bool finishes = Partials == null && k0 + kc == depthEnd && Output.HasEpilogue;
@@ -719,6 +731,12 @@ public sealed unsafe partial class CpuBackend
                 for (int row0 = rowStart; row0 < rowEnd; row0 += PackedGemm.RowBlock)
                 {
                     int rows = Math.Min(PackedGemm.RowBlock, rowEnd - row0);
+                    if (PacksOwnA)
+                    {
+                        for (int r = 0; r < rows; r += mr)
+                            Operands.PackA(ownA + (long)r * kc, row0 + r, Math.Min(mr, rows - r), k0, kc, work);
+                        packedA = ownA - (long)row0 * kc;
+                    }
                     for (int p = 0; p < panelCount; p++)
                     {
                         long column = (long)(firstPanel + p) * nr;

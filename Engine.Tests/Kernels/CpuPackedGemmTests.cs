@@ -1,6 +1,7 @@
 // How the CPU backend's packed GEMM cuts its work (Engine.Kernels/Cpu/Gemm.cs): A packed once per call and shared
-// by every task, the rows split when the column panels are few (batch 1 on 7x7 maps), and a deep A packed in
-// phases of depth, here across the split-K slices of a weight gradient; the strided data gradient's GEMM over
+// by every task, or by each task for itself when one or two chunks of columns read it, the rows split when the
+// column panels are few (batch 1 on 7x7 maps), and a deep A packed in phases of depth, here across the split-K
+// slices of a weight gradient; the strided data gradient's GEMM over
 // chunks of images; and how the direct convolutions (DirectConvolution.cs) split one image's output channels
 // over the threads. Each cut is checked against the float64 reference and for the same bits on 1, 2 and 3
 // worker threads (who computes an element must never change how).
@@ -15,10 +16,11 @@ public sealed class CpuPackedGemmTests
 {
     private static readonly int[] ThreadCounts = [1, 2, 3];
 
-    /// <summary>m, n, k, transposes, beta: row parts on a thin C (two panels), edge panels of 1 and 3 columns (49
-    /// and 35 columns with AVX2's panels of 16; 17 and 3 with AVX-512's 32) with an odd depth and a last tile of 1
-    /// row, and an A deeper than the packing budget (600 × 8000 floats: two phases, the second starting inside a
-    /// split-K slice).</summary>
+    /// <summary>m, n, k, transposes, beta: row parts on a thin C (two panels, A packed by each task), edge panels
+    /// of 1 and 3 columns (49 and 35 columns with AVX2's panels of 16; 17 and 3 with AVX-512's 32) with an odd depth
+    /// and a last tile of 1 row, a deep A over few panels (600 × 8000, packed by each task over its split-K slice),
+    /// and a deep A read by three chunks of AVX2's panels (300 × 14000 floats, over the packing budget: two phases,
+    /// each two split-K slices' blocks; two chunks with AVX-512, which pack A themselves).</summary>
     private static readonly object[] Products =
     [
         new object[] { 1000, 20, 300, false, false, 0f },
@@ -27,6 +29,7 @@ public sealed class CpuPackedGemmTests
         new object[] { 61, 35, 517, false, true, 0.25f },
         new object[] { 600, 20, 8000, false, false, 0.5f },
         new object[] { 600, 20, 8000, true, false, 0f },
+        new object[] { 300, 260, 14000, false, false, 0.5f },
     ];
 
     [TestCaseSource(nameof(Products))]
@@ -62,8 +65,9 @@ public sealed class CpuPackedGemmTests
     /// a batch of 20 on an 8x8 map, whose direct weight gradient sums two images per group; and three 5x5 images
     /// of 80 channels on AVX2's GEMM, whose 75 columns make five panels of 16, two of them across images (9 + 7
     /// and 2 + 14 columns), in one task whose rows are split, so B is packed once for every row part; and 17
-    /// images of a 2x2 map, four images to a panel. All three passes, the forward with bias, residual and
-    /// ReLU.</summary>
+    /// images of a 2x2 map, four images to a panel; and a pointwise (1x1) kernel over three 9x9 images, whose weight
+    /// gradient transposes dy and x in place in stretches of 81 positions (an image's) and into a last tile of 2
+    /// rows and a panel of 3 columns. All three passes, the forward with bias, residual and ReLU.</summary>
     [TestCase(1, 512, 7, 512, 1)]
     [TestCase(3, 80, 5, 72, 1)]
     [TestCase(17, 80, 2, 72, 1)]
@@ -71,14 +75,16 @@ public sealed class CpuPackedGemmTests
     [TestCase(1, 24, 8, 42, 1)]
     [TestCase(2, 24, 9, 42, 2)]
     [TestCase(20, 4, 8, 6, 1)]
+    [TestCase(3, 35, 9, 20, 1, 1)]
     public void ConvolutionMatchesTheReferenceWithTheSameBitsOnEveryThreadCount(int batch, int c, int size, int k,
-        int stride)
+        int stride, int kernel = 3)
     {
-        var g = new ConvGeometry(batch, c, size, size, k, 3, 3, stride, stride, 1, 1, 1, 1);
-        var r = new ReferenceOps.Conv(batch, c, size, size, k, 3, 3, stride, stride, 1, 1, 1, 1);
+        int pad = kernel / 2;
+        var g = new ConvGeometry(batch, c, size, size, k, kernel, kernel, stride, stride, pad, pad, pad, pad);
+        var r = new ReferenceOps.Conv(batch, c, size, size, k, kernel, kernel, stride, stride, pad, pad, pad, pad);
         var random = new Random(c + size + k);
         double[] x = Reference.RandomValues(random, batch * c * size * size),
-            weights = Reference.RandomValues(random, k * c * 9), bias = Reference.RandomValues(random, k);
+            weights = Reference.RandomValues(random, k * c * kernel * kernel), bias = Reference.RandomValues(random, k);
         double[] dy = Reference.RandomValues(random, batch * k * r.OH * r.OW),
             residual = Reference.RandomValues(random, dy.Length);
         var forward = ReferenceOps.ConvForward(r, x, weights, bias);
