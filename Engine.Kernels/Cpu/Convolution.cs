@@ -198,20 +198,10 @@ internal unsafe struct ConvBackwardWeightOperands : IGemmOperands
     public int OutChannels, Positions, KernelWidth, KernelArea;
     public PatchMatrix Patches;
 
-    /// <summary>Each stretch of the depth within one image is rows of dy Positions apart, transposed as they
-    /// lie.</summary>
-    public void PackA(float* dst, int row0, int rows, int k0, int kc, float* work)
-    {
-        int mr = PackedGemm.TileRows;
-        for (int kk = 0; kk < kc;)
-        {
-            int n = (k0 + kk) / Positions, p = (k0 + kk) % Positions;
-            int segment = Math.Min(Positions - p, kc - kk);
-            PackedGemm.TransposeRows(OutputGradient + ((long)n * OutChannels + row0) * Positions + p, Positions, rows,
-                dst + kk * mr, mr, segment);
-            kk += segment;
-        }
-    }
+    /// <summary>dy's rows transposed as they lie.</summary>
+    public void PackA(float* dst, int row0, int rows, int k0, int kc, float* work) =>
+        TransposeDepth(OutputGradient + (long)row0 * Positions, (long)OutChannels * Positions, rows, dst,
+            PackedGemm.TileRows, k0, kc);
 
     public void PackB(float* dst, int group, int col0, int cols, int offset, int k0, int kc, float* work)
     {
@@ -229,15 +219,9 @@ internal unsafe struct ConvBackwardWeightOperands : IGemmOperands
         int nr = PackedGemm.TileColumns;
         if (Patches.IsPlane)
         {
-            for (int kk = 0; kk < kc;)
-            {
-                int n = (k0 + kk) / Positions, p = (k0 + kk) % Positions;
-                int segment = Math.Min(Positions - p, kc - kk);
-                for (int h = 0; h < nr; h += 8)
-                    PackedGemm.TransposeRows(Patches.Plane(n, col0 + h) + p, Positions, Math.Clamp(cols - h, 0, 8),
-                        dst + kk * nr + h, nr, segment);
-                kk += segment;
-            }
+            for (int h = 0; h < nr; h += 8)
+                TransposeDepth(Patches.Plane(0, col0 + h), (long)Patches.Channels * Positions, Math.Clamp(cols - h, 0, 8),
+                    dst + h, nr, k0, kc);
             return;
         }
         for (int j = 0; j < cols; j++)
@@ -254,6 +238,22 @@ internal unsafe struct ConvBackwardWeightOperands : IGemmOperands
         }
         for (int h = 0; h < nr; h += 8)
             PackedGemm.TransposeRows(work + h * kc, kc, Math.Clamp(cols - h, 0, 8), dst + h, nr, kc);
+    }
+
+    /// <summary>dst[kk·dstStride + r] = row r at depth k0 + kk, for up to 8 rows Positions apart whose depth runs
+    /// over the images' positions (row r of image n at first + n·imageStride + r·Positions): transposed in place,
+    /// a stretch of the depth within one image at a time.</summary>
+    private readonly void TransposeDepth(float* first, long imageStride, int rows, float* dst, int dstStride, int k0,
+        int kc)
+    {
+        for (int kk = 0; kk < kc;)
+        {
+            int n = (k0 + kk) / Positions, p = (k0 + kk) % Positions;
+            int segment = Math.Min(Positions - p, kc - kk);
+            PackedGemm.TransposeRows(first + n * imageStride + p, Positions, rows, dst + kk * dstStride, dstStride,
+                segment);
+            kk += segment;
+        }
     }
 }
 
