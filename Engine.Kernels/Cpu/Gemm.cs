@@ -601,8 +601,10 @@ public sealed unsafe partial class CpuBackend
         int blocksPerPhase = ownA
             ? rowParts > 1 ? (int)Math.Clamp(PackedGemm.SharedBBudget / blockB, 1, depthBlocks) : depthBlocks
             : (int)Math.Clamp(PackedGemm.PackedABudget / ((long)rowTiles * mr * blockDepth), 1, depthBlocks);
-        // A phase ends where a slice does, so no slice's task is cut in two by the barrier between phases.
-        if (blocksPerPhase >= blocksPerSlice) blocksPerPhase = blocksPerPhase / blocksPerSlice * blocksPerSlice;
+        // When the depth goes in phases, a phase ends where a slice does, so no slice's task is cut in two by the
+        // barrier between phases. (A depth that fits one phase stays one: a kept weight pack needs the whole.)
+        if (blocksPerPhase < depthBlocks && blocksPerPhase >= blocksPerSlice)
+            blocksPerPhase = blocksPerPhase / blocksPerSlice * blocksPerSlice;
         return new PackedGemmJob<TOperands>
         {
             Operands = operands, Output = output, Panels = panels,

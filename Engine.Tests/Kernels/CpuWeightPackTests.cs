@@ -3,9 +3,10 @@
 // weight (a host copy, an SGD step, Axpy, Copy into it, Scale in place) must retire the kept pack: after it, both
 // passes that read the weights (forward and data gradient) match the float64 reference of the new weights and the
 // bits of a backend that never packed the old ones, and the backend's kept bytes show the packs kept on the second
-// call, read on the third and let go by the write. Shapes: one for the direct kernels (narrow, 3x3) and three for
-// the packed GEMM (a pointwise layer and a wide 3x3 one, which AVX2 sends to the GEMM, and a grouped one, which
-// always goes there).
+// call, read on the third and let go by the write. Shapes: one for the direct kernels (narrow, 3x3) and four for
+// the packed GEMM (a pointwise layer and two wide 3x3 ones, which AVX2 sends to the GEMM, and a grouped one, which
+// always goes there). The deep 3x3 one at batch 1 splits the forward's depth into slices that do not divide its
+// 18 depth blocks evenly, and its pack must still be kept whole.
 using Engine.Kernels;
 using Engine.Kernels.Cpu;
 using NUnit.Framework;
@@ -32,14 +33,14 @@ public sealed class CpuWeightPackTests
         new("scale in place", (backend, w, _) => backend.Scale(w, -1.5f, w)),
     ];
 
-    /// <summary>batch, C, size, K, kernel, groups: direct (narrow 3x3), GEMM with AVX2 (1x1; wide 3x3), GEMM
-    /// (grouped).</summary>
+    /// <summary>batch, C, size, K, kernel, groups: direct (narrow 3x3), GEMM with AVX2 (1x1; wide 3x3; deep 3x3,
+    /// depth sliced), GEMM (grouped).</summary>
     private static readonly int[][] Shapes =
-        [[2, 16, 8, 24, 3, 1], [1, 96, 7, 80, 1, 1], [1, 96, 7, 80, 3, 1], [2, 32, 6, 48, 3, 2]];
+        [[2, 16, 8, 24, 3, 1], [1, 96, 7, 80, 1, 1], [1, 96, 7, 80, 3, 1], [1, 512, 7, 80, 3, 1], [2, 32, 6, 48, 3, 2]];
 
     [Test]
     public void AWriteToTheWeightsRetiresTheirKeptPack([ValueSource(nameof(Writes))] WeightWrite write,
-        [Values(0, 1, 2, 3)] int shape)
+        [Values(0, 1, 2, 3, 4)] int shape)
     {
         int[] s = Shapes[shape];
         int batch = s[0], c = s[1], size = s[2], k = s[3], kernel = s[4], groups = s[5], pad = kernel / 2;
