@@ -236,42 +236,51 @@ internal unsafe struct ShiftedSource
 }
 
 /// <summary>out[n, k, p] = Σ over terms d of weight[k][d] · buffer_n[Offsets[d] + p] (+ bias[k], + residual, then
-/// ReLU when asked: the epilogue runs as each tile is stored): task t builds the
-/// buffers of images [g·G, g·G + G) for g = t / Parts and computes their outputs for the output-channel blocks of
-/// part t % Parts, a tile of channels × pixel vectors at a time (Parts &gt; 1 only when the images are too few to
-/// keep every thread busy: each part then builds the same buffers).</summary>
+/// ReLU when asked: the epilogue runs as each tile is stored): task t builds the buffers of images [g·G, g·G + G)
+/// for g = t / Parts and computes their outputs for one part of the work, a tile of channels × pixel vectors at a
+/// time. Parts &gt; 1 only when the images are too few to keep every thread busy: the work is then split into
+/// RowParts bands of PartRows output rows, each band's buffer built from its own rows of the source (Source has
+/// the band's height; each band moves its origin), and each band into ChannelParts ranges of output-channel blocks,
+/// which build the same buffer.</summary>
 internal unsafe struct DirectConvJob : IParallelJob
 {
     public ShiftedSource Source;
     public float* PackedWeight;
     public int* Offsets;
-    public int Depth, OutChannels, Positions, Batch, GroupImages, Parts;
+    public int Depth, OutChannels, OutHeight, Batch, GroupImages, RowParts, ChannelParts, PartRows;
     public float* Output, Bias, Residual;
     public bool Relu;
     public CpuBackend Backend;
 
     public void Execute(int task, int worker)
     {
-        int n0 = task / Parts * GroupImages, images = Math.Min(GroupImages, Batch - n0), part = task % Parts;
+        int parts = RowParts * ChannelParts, part = task % parts, band = part / ChannelParts;
+        int n0 = task / parts * GroupImages, images = Math.Min(GroupImages, Batch - n0);
+        int oh0 = band * PartRows, rows = Math.Min(PartRows, OutHeight - oh0);
         int blocks = (OutChannels + DirectKernels.ChannelBlock - 1) / DirectKernels.ChannelBlock;
-        long imageFloats = Source.ImageFloats;
+        int channelPart = part % ChannelParts, ow = Source.OutWidth;
+        var source = Source;
+        source.OriginY -= oh0 * Source.StrideH;
+        long imageFloats = source.ImageFloats, plane = (long)OutHeight * ow;
         float* buffer = Backend.DirectSourceScratch(worker, images * imageFloats);
-        for (int i = 0; i < images; i++) Source.Build(buffer + i * imageFloats, n0 + i);
-        Tiles(buffer, imageFloats, images, Positions, PackedWeight, Offsets, Depth, OutChannels,
-            (int)((long)part * blocks / Parts), (int)((long)(part + 1) * blocks / Parts),
-            Output + (long)n0 * OutChannels * Positions, Bias,
-            Residual == null ? null : Residual + (long)n0 * OutChannels * Positions, Relu);
+        for (int i = 0; i < images; i++) source.Build(buffer + i * imageFloats, n0 + i);
+        long first = (long)n0 * OutChannels * plane + (long)oh0 * ow;
+        Tiles(buffer, imageFloats, images, rows * ow, plane, PackedWeight, Offsets, Depth, OutChannels,
+            (int)((long)channelPart * blocks / ChannelParts), (int)((long)(channelPart + 1) * blocks / ChannelParts),
+            Output + first, Bias, Residual == null ? null : Residual + first, Relu);
     }
 
     /// <summary>How many tiles ahead the residual is prefetched.</summary>
     private const int ResidualAhead = 2;
 
     /// <summary>out[i, k, p] = Σ_d weight[k][d] · buffer_i[Offsets[d] + p] (+ bias[k], + residual at out's offset,
-    /// then ReLU) for images i &lt; images and the channels of blocks [firstBlock, endBlock), a tile of ChannelBlock
-    /// channels × TileVectors pixel vectors at a time (the vectors of a tile may lie in consecutive images).</summary>
-    public static void Tiles(float* buffer, long imageFloats, int images, int positions, float* packedWeight,
-        int* offsets, int depth, int outChannels, int firstBlock, int endBlock, float* output, float* bias,
-        float* residual, bool relu)
+    /// then ReLU) for images i &lt; images, pixels p &lt; positions and the channels of blocks [firstBlock,
+    /// endBlock), a tile of ChannelBlock channels × TileVectors pixel vectors at a time (the vectors of a tile may lie
+    /// in consecutive images); out's channels are <paramref name="plane"/> floats apart, its images
+    /// outChannels·plane.</summary>
+    public static void Tiles(float* buffer, long imageFloats, int images, int positions, long plane,
+        float* packedWeight, int* offsets, int depth, int outChannels, int firstBlock, int endBlock, float* output,
+        float* bias, float* residual, bool relu)
     {
         int lanes = DirectKernels.Lanes, block = DirectKernels.ChannelBlock, tileVectors = DirectKernels.TileVectors;
         int vectors = (positions + lanes - 1) / lanes, slots = images * vectors;
@@ -288,9 +297,9 @@ internal unsafe struct DirectConvJob : IParallelJob
         {
             if (residual != null && aheadImage < images)
             {
-                float* ahead = residual + (long)aheadImage * outChannels * positions + aheadVector * lanes;
+                float* ahead = residual + (long)aheadImage * outChannels * plane + aheadVector * lanes;
                 for (int k = firstBlock * block; k < Math.Min(endBlock * block, outChannels); k++)
-                    for (int f = 0; f < tileVectors * lanes; f += 16) Sse.Prefetch0(ahead + (long)k * positions + f);
+                    for (int f = 0; f < tileVectors * lanes; f += 16) Sse.Prefetch0(ahead + k * plane + f);
                 for (aheadVector += tileVectors; aheadVector >= vectors; aheadVector -= vectors) aheadImage++;
             }
             int count = Math.Min(tileVectors, slots - t0);
@@ -311,11 +320,11 @@ internal unsafe struct DirectConvJob : IParallelJob
                 {
                     var store = new DirectStore
                     {
-                        Bias = bias == null ? null : bias + kb * block, Relu = relu, ChannelStride = positions,
+                        Bias = bias == null ? null : bias + kb * block, Relu = relu, ChannelStride = plane,
                         Residual = residual != null, ResidualOffset = residual == null ? 0 : residual - output,
                     };
                     for (int j = 0; j < tileVectors; j++)
-                        store.Outputs[j] = (long)(output + ((long)image[j] * outChannels + kb * block) * positions +
+                        store.Outputs[j] = (long)(output + ((long)image[j] * outChannels + kb * block) * plane +
                             pixel[j]);
                     DirectKernels.Forward(packedWeight + (long)kb * depth * block, offsets, depth, bases, null,
                         &store);
@@ -328,7 +337,7 @@ internal unsafe struct DirectConvJob : IParallelJob
                     for (int i = 0; i < kEnd; i++)
                     {
                         int k = kb * block + i;
-                        float* dst = output + ((long)image[j] * outChannels + k) * positions + pixel[j];
+                        float* dst = output + ((long)image[j] * outChannels + k) * plane + pixel[j];
                         GemmOutput.EpilogueRow(tile + (i * tileVectors + j) * lanes, dst, bias == null ? 0f : bias[k],
                             residual == null ? null : residual + (dst - output), relu, width);
                     }
@@ -387,7 +396,7 @@ internal unsafe struct DirectStridedDataJob : IParallelJob
                     }
                 }
                 PackedGemm.ZeroRow(buffer + (long)terms * grid, (int)(bufferFloats - (long)terms * grid));
-                DirectConvJob.Tiles(buffer, bufferFloats, 1, grid, PackedWeight + PhaseWeights[phase],
+                DirectConvJob.Tiles(buffer, bufferFloats, 1, grid, grid, PackedWeight + PhaseWeights[phase],
                     Offsets + first, terms, G.InChannels, 0,
                     (G.InChannels + DirectKernels.ChannelBlock - 1) / DirectKernels.ChannelBlock, result, null, null,
                     false);
@@ -836,52 +845,57 @@ public sealed unsafe partial class CpuBackend
         return vectors % tileVectors == 0 || vectors >= 8 * tileVectors ? 1 : Math.Min(tileVectors, batch);
     }
 
-    /// <summary>Runs a direct convolution over images in groups of DirectGroup, each group's channel blocks split
-    /// into parts when the groups are fewer than two per thread (batch 1): parts of at least two blocks.</summary>
-    private void RunDirectConv(ShiftedSource source, float* packed, int* offsets, int depth, int outChannels,
-        int positions, int batch, float* output, float* bias, float* residual, bool relu)
+    /// <summary>Output rows a band of a direct convolution has at least when its images are split by rows.</summary>
+    private const int MinBandRows = 4;
+
+    /// <summary>Runs a direct convolution over images in groups of DirectGroup. When the groups are fewer than two
+    /// per thread (batch 1), each group's work is split into parts: bands of at least MinBandRows output rows, each
+    /// building only its rows of the buffer, and, where the rows are too few for enough bands, ranges of at least
+    /// two output-channel blocks that build the same band. Its terms are the source's (channel, r, s) in order.
+    /// </summary>
+    private void RunDirectConv(ShiftedSource source, float* packed, int outChannels, int batch, float* output,
+        float* bias, float* residual, bool relu)
     {
+        int outHeight = source.OutHeight, positions = outHeight * source.OutWidth;
         int group = DirectGroup(positions, batch), groups = (batch + group - 1) / group;
         int blocks = (outChannels + DirectKernels.ChannelBlock - 1) / DirectKernels.ChannelBlock;
-        int parts = Math.Clamp((2 * ThreadCount + groups - 1) / groups, 1, Math.Max(1, blocks / 2));
+        int parts = (2 * ThreadCount + groups - 1) / groups;
+        int rowParts = Math.Max(1, Math.Min(parts, outHeight / MinBandRows));
+        int channelParts = Math.Clamp((parts + rowParts - 1) / rowParts, 1, Math.Max(1, blocks / 2));
+        int partRows = (outHeight + rowParts - 1) / rowParts;
+        rowParts = (outHeight + partRows - 1) / partRows;   // no empty band
+        source.OutHeight = partRows;   // every band's buffer has the same layout, so one set of offsets serves
+        int kernelArea = source.KernelHeight * source.KernelWidth, depth = source.Channels * kernelArea;
+        var offsets = (int*)WorkerScratch(0, DirectOffsetSlot, (long)depth * sizeof(int));
+        for (int c = 0, d = 0; c < source.Channels; c++)
+        for (int r = 0; r < source.KernelHeight; r++)
+        for (int s = 0; s < source.KernelWidth; s++, d++)
+            offsets[d] = source.Offset(c, r, s);
         var job = new DirectConvJob
         {
             Source = source, PackedWeight = packed, Offsets = offsets, Depth = depth, OutChannels = outChannels,
-            Positions = positions, Batch = batch, GroupImages = group, Parts = parts, Output = output, Bias = bias,
-            Residual = residual, Relu = relu, Backend = this,
+            OutHeight = outHeight, Batch = batch, GroupImages = group, RowParts = rowParts,
+            ChannelParts = channelParts, PartRows = partRows, Output = output, Bias = bias, Residual = residual,
+            Relu = relu, Backend = this,
         };
-        Parallel(groups * parts, ref job);
+        Parallel(groups * rowParts * channelParts, ref job);
     }
 
     private void DirectForward(ConvGeometry g, float* x, DeviceBuffer<float> w, float* bias, float* y,
         float* residual, bool relu)
     {
-        int kernelArea = g.KernelHeight * g.KernelWidth, depth = g.InChannels * kernelArea;
-        var source = ForwardSource(g, x);
-        var offsets = (int*)WorkerScratch(0, DirectOffsetSlot, (long)depth * sizeof(int));
-        for (int c = 0, d = 0; c < g.InChannels; c++)
-        for (int r = 0; r < g.KernelHeight; r++)
-        for (int s = 0; s < g.KernelWidth; s++, d++)
-            offsets[d] = source.Offset(c, r, s);
-        var packed = DirectWeights(w, WeightPass.Forward, g.OutChannels, depth, kernelArea);
-        RunDirectConv(source, packed, offsets, depth, g.OutChannels, g.OutHeight * g.OutWidth, g.Batch, y, bias,
-            residual, relu);
+        var packed = DirectWeights(w, WeightPass.Forward, g.OutChannels, g.InChannels * g.KernelHeight *
+            g.KernelWidth, g.KernelHeight * g.KernelWidth);
+        RunDirectConv(ForwardSource(g, x), packed, g.OutChannels, g.Batch, y, bias, residual, relu);
         GC.KeepAlive(w);   // its kept pack must outlive the run that reads it
     }
 
     /// <summary>dx = the stride-1 forward convolution of dy with w flipped and its channels swapped.</summary>
     private void DirectBackwardData(ConvGeometry g, float* dy, DeviceBuffer<float> w, float* dx)
     {
-        int kernelArea = g.KernelHeight * g.KernelWidth, depth = g.OutChannels * kernelArea;
-        var source = DataSource(g, dy);
-        var offsets = (int*)WorkerScratch(0, DirectOffsetSlot, (long)depth * sizeof(int));
-        for (int k = 0, d = 0; k < g.OutChannels; k++)
-        for (int r = 0; r < g.KernelHeight; r++)
-        for (int s = 0; s < g.KernelWidth; s++, d++)
-            offsets[d] = source.Offset(k, r, s);
-        var packed = DirectWeights(w, WeightPass.BackwardData, g.InChannels, depth, kernelArea);
-        RunDirectConv(source, packed, offsets, depth, g.InChannels, g.InHeight * g.InWidth, g.Batch, dx, null, null,
-            false);
+        var packed = DirectWeights(w, WeightPass.BackwardData, g.InChannels, g.OutChannels * g.KernelHeight *
+            g.KernelWidth, g.KernelHeight * g.KernelWidth);
+        RunDirectConv(DataSource(g, dy), packed, g.InChannels, g.Batch, dx, null, null, false);
         GC.KeepAlive(w);   // its kept pack must outlive the run that reads it
     }
 

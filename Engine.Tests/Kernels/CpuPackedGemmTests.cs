@@ -2,8 +2,8 @@
 // by every task, or by each task for itself when one or two chunks of columns read it, the rows split when the
 // column panels are few (batch 1 on 7x7 maps), and a deep A packed in phases of depth, here across the split-K
 // slices of a weight gradient; the strided data gradient's GEMM over
-// chunks of images; and how the direct convolutions (DirectConvolution.cs) split one image's output channels
-// over the threads. Each cut is checked against the float64 reference and for the same bits on 1, 2 and 3
+// chunks of images; and how the direct convolutions (DirectConvolution.cs) split one image's output rows into
+// bands and its output channels over the threads. Each cut is checked against the float64 reference and for the same bits on 1, 2 and 3
 // worker threads (who computes an element must never change how).
 using Engine.Kernels;
 using Engine.Kernels.Cpu;
@@ -67,7 +67,11 @@ public sealed class CpuPackedGemmTests
     /// and 2 + 14 columns), in one task whose rows are split, so B is packed once for every row part; and 17
     /// images of a 2x2 map, four images to a panel; and a pointwise (1x1) kernel over three 9x9 images, whose weight
     /// gradient transposes dy and x in place in stretches of 81 positions (an image's) and into a last tile of 2
-    /// rows and a panel of 3 columns. All three passes, the forward with bias, residual and ReLU.</summary>
+    /// rows and a panel of 3 columns; and the direct kernels' bands of output rows at batch 1 and 2 (when images are
+    /// too few for the threads): a 13x13 map in bands of 5, 5 and 3 rows whose pixel counts end inside a vector,
+    /// the same for a group of two images whose tiles cross from one image to the next within a band, a stride-2
+    /// forward whose bands start at every other source row, and a 5x5 kernel's bands of 5, 5, 5 and 2 rows, each
+    /// building a halo of 4 rows. All three passes, the forward with bias, residual and ReLU.</summary>
     [TestCase(1, 512, 7, 512, 1)]
     [TestCase(3, 80, 5, 72, 1)]
     [TestCase(17, 80, 2, 72, 1)]
@@ -76,6 +80,10 @@ public sealed class CpuPackedGemmTests
     [TestCase(2, 24, 9, 42, 2)]
     [TestCase(20, 4, 8, 6, 1)]
     [TestCase(3, 35, 9, 20, 1, 1)]
+    [TestCase(1, 16, 13, 20, 1)]
+    [TestCase(2, 16, 13, 20, 1)]
+    [TestCase(1, 16, 26, 20, 2)]
+    [TestCase(1, 8, 17, 12, 1, 5)]
     public void ConvolutionMatchesTheReferenceWithTheSameBitsOnEveryThreadCount(int batch, int c, int size, int k,
         int stride, int kernel = 3)
     {
