@@ -224,7 +224,7 @@ internal unsafe struct ShiftedSource
     /// <summary>The even (or, when <paramref name="odd"/>, the odd) elements of src[0 … 16): within each 128-bit
     /// lane, then the 64-bit quarters put in order.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> EveryOtherElement(float* src, bool odd)
+    internal static Vector256<float> EveryOtherElement(float* src, bool odd)
     {
         var lanes = odd ? Avx.Shuffle(Vector256.Load(src), Vector256.Load(src + 8), 0b11_01_11_01)
             : Avx.Shuffle(Vector256.Load(src), Vector256.Load(src + 8), 0b10_00_10_00);

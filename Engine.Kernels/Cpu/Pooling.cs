@@ -5,7 +5,7 @@
 // Every task owns whole (n, c) planes: one, or (global average pooling, max-pool backward) about ChunkLength
 // elements of them. Each window's taps inside the input come from PoolGeometry.InputTaps, so
 // padding is skipped, never read. Max-pool forward is vectorised down the window's rows (Vector256 over the input
-// columns), then across the window's columns (Vector256 over the output columns). Backward gathers nothing across
+// columns), then across the window's columns (Vector256 over the output columns, each tap read at the stride). Backward gathers nothing across
 // planes: each plane's dx is zeroed and every dy of the plane added to the cells of its window (max: its argmax) in
 // output order, so overlapping windows sum deterministically. Max-pool backward takes about ChunkLength input
 // elements per task (whole planes); it builds each plane's dx in the worker's scratch and streams it out with
@@ -94,10 +94,12 @@ public sealed unsafe partial class CpuBackend
     /// <summary>
     /// Plane <c>task</c>: each output is the window maximum and argmax its flat index in the input plane; ties go to
     /// the first in row-major order, a NaN wins (the last NaN of the window, as PyTorch). Per output row, a Vector256
-    /// pass down the window's rows keeps every input column's maximum and the row it came from (rows in order: a
-    /// greater value or a NaN replaces); then the window's columns are gathered tap by tap and combined by Beats,
-    /// Vector256 over the output columns, which picks the same element as the row-major scan because a flat index
-    /// grows in row-major window order.
+    /// pass down the window's rows keeps every input column's maximum and the flat index it came from (rows in
+    /// order: a greater value or a NaN replaces), in a row of columns with the padding's columns on both sides (−∞ at
+    /// an index past every input, so a tap there never wins). Then each output vector combines its window's taps by
+    /// Beats, which picks the same element as the row-major scan because a flat index grows in row-major window
+    /// order: a tap is the column row read at the output stride (a load at stride 1, even elements of two loads at
+    /// stride 2, gathered otherwise), and the result is stored straight to y and argmax.
     /// </summary>
     private struct MaxPoolForwardJob<T> : IParallelJob where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -111,93 +113,130 @@ public sealed unsafe partial class CpuBackend
             // Locals, so the loops below keep the geometry in registers.
             int height = G.InHeight, width = G.InWidth, outHeight = G.OutHeight, outWidth = G.OutWidth;
             int dilationHeight = G.DilationHeight, dilationWidth = G.DilationWidth;
+            int kernelWidth = G.KernelWidth, strideWidth = G.StrideWidth, lanes = Vector256<T>.Count;
             T* plane = X + (long)task * height * width;
             long outOffset = (long)task * outHeight * outWidth;
             T* y = Y + outOffset;
             int* argmax = Argmax + outOffset;
-            // columnMax[w]: the maximum of column w over the window's rows; columnRow[w]: its row, as the bits of
-            // an integer of T's size (so the vector select moves it with the value). tapMax[q·OW + ow] and
-            // tapIndex[q·OW + ow]: tap q of output ow's window, its column maximum and flat index (bits again).
-            int kernelWidth = G.KernelWidth, strideWidth = G.StrideWidth, padLeft = G.PadLeft;
-            var columnMax = (T*)Backend.WorkerScratch(worker, PoolColumnsSlot,
-                2L * (width + (long)kernelWidth * outWidth) * sizeof(T));
-            T* columnRow = columnMax + width, tapMax = columnRow + width, tapIndex = tapMax + kernelWidth * outWidth;
+            // columnMax[w] (w from −PadLeft): column w's maximum over the window's rows, columnIndex[w] its flat
+            // index (as the bits of an integer of T's size, so the vector select moves it with the value). Past
+            // the input, as far as the last window's taps and a vector's reads at the stride reach, padding.
+            int lead = G.PadLeft, lastTap = (outWidth - 1) * strideWidth - lead + (kernelWidth - 1) * dilationWidth;
+            int span = lead + Math.Max(width, lastTap + 1) + (strideWidth + 1) * lanes;
+            var columnMax = (T*)Backend.WorkerScratch(worker, PoolColumnsSlot, 2L * span * sizeof(T));
+            T* columnIndex = columnMax + span;
+            new Span<T>(columnMax, span).Fill(T.NegativeInfinity);
+            new Span<T>(columnIndex, span).Fill(IndexBits(int.MaxValue));
+            columnMax += lead;
+            columnIndex += lead;
             for (int oh = 0; oh < outHeight; oh++)
             {
                 int h0 = oh * G.StrideHeight - G.PadTop;
                 var (rFirst, rEnd) = PoolGeometry.InputTaps(h0, G.KernelHeight, dilationHeight, height);
-                int firstRow = h0 + rFirst * dilationHeight;
-                new Span<T>(plane + (long)firstRow * width, width).CopyTo(new Span<T>(columnMax, width));
-                new Span<T>(columnRow, width).Fill(IndexBits(firstRow));
-                for (int r = rFirst + 1; r < rEnd; r++)
-                    KeepColumnMaxima(plane + (long)(h0 + r * dilationHeight) * width, h0 + r * dilationHeight,
-                        columnMax, columnRow, width);
+                for (int r = rFirst; r < rEnd; r++)
+                {
+                    int row = h0 + r * dilationHeight;
+                    KeepColumnMaxima(plane + (long)row * width, row * width, columnMax, columnIndex, width,
+                        first: r == rFirst);
+                }
 
-                // Gather the taps; one in the padding gets −∞ at an index past every input, so it never wins.
-                for (int q = 0; q < kernelWidth; q++)
-                {
-                    T* values = tapMax + q * outWidth, indices = tapIndex + q * outWidth;
-                    for (int ow = 0; ow < outWidth; ow++)
-                    {
-                        int w = ow * strideWidth - padLeft + q * dilationWidth;
-                        bool inside = (uint)w < (uint)width;
-                        values[ow] = inside ? columnMax[w] : T.NegativeInfinity;
-                        indices[ow] = IndexBits(inside ? IndexOf(columnRow[w]) * width + w : int.MaxValue);
-                    }
-                }
-                // Combine the taps in window order into tap 0, Vector256 over the output columns.
-                int o = 0;
-                for (; o + Vector256<T>.Count <= outWidth; o += Vector256<T>.Count)
-                {
-                    var best = Vector256.Load(tapMax + o);
-                    var bestIndex = Vector256.Load(tapIndex + o);
-                    for (int q = 1; q < kernelWidth; q++)
-                    {
-                        var v = Vector256.Load(tapMax + q * outWidth + o);
-                        var index = Vector256.Load(tapIndex + q * outWidth + o);
-                        var take = Beats(v, index, best, bestIndex);
-                        best = Vector256.ConditionalSelect(take, v, best);
-                        bestIndex = Vector256.ConditionalSelect(take, index, bestIndex);
-                    }
-                    best.Store(tapMax + o);
-                    bestIndex.Store(tapIndex + o);
-                }
-                for (; o < outWidth; o++)
-                    for (int q = 1; q < kernelWidth; q++)
-                        if (Beats(tapMax[q * outWidth + o], IndexOf(tapIndex[q * outWidth + o]), tapMax[o],
-                                IndexOf(tapIndex[o])))
-                        {
-                            tapMax[o] = tapMax[q * outWidth + o];
-                            tapIndex[o] = tapIndex[q * outWidth + o];
-                        }
-                for (o = 0; o < outWidth; o++)
-                {
-                    y[oh * outWidth + o] = tapMax[o];
-                    argmax[oh * outWidth + o] = IndexOf(tapIndex[o]);
-                }
+                // Combine the taps in window order, Vector256 over the output columns.
+                T* yRow = y + oh * outWidth;
+                int* argmaxRow = argmax + oh * outWidth;
+                if (strideWidth == 1) CombineTaps<ContiguousTaps>(yRow, argmaxRow, columnMax, columnIndex);
+                else if (strideWidth == 2 && Avx2.IsSupported)
+                    CombineTaps<EvenTaps>(yRow, argmaxRow, columnMax, columnIndex);
+                else CombineTaps<GatheredTaps>(yRow, argmaxRow, columnMax, columnIndex);
             }
         }
 
-        /// <summary>Where input row <paramref name="row"/> (at <paramref name="values"/>) holds a greater value or a
-        /// NaN, it replaces the column's maximum and row.</summary>
-        private static void KeepColumnMaxima(T* values, int row, T* columnMax, T* columnRow, int width)
+        /// <summary>One output row: each output's window taps (column maxima and their indices) combined in
+        /// window order by Beats, a vector of outputs at a time, each tap read by <typeparamref name="TTaps"/>.
+        /// </summary>
+        private readonly void CombineTaps<TTaps>(T* yRow, int* argmaxRow, T* columnMax, T* columnIndex)
+            where TTaps : struct, ITapReader
         {
-            var rowBits = Vector256.Create(IndexBits(row));
+            int outWidth = G.OutWidth, stride = G.StrideWidth, dilation = G.DilationWidth, taps = G.KernelWidth;
+            int lead = G.PadLeft, o = 0;
+            for (; o + Vector256<T>.Count <= outWidth; o += Vector256<T>.Count)
+            {
+                int w0 = o * stride - lead;
+                var best = TTaps.Read(columnMax + w0, stride);
+                var bestIndex = TTaps.Read(columnIndex + w0, stride);
+                for (int q = 1, w = w0 + dilation; q < taps; q++, w += dilation)
+                {
+                    var v = TTaps.Read(columnMax + w, stride);
+                    var index = TTaps.Read(columnIndex + w, stride);
+                    var take = Beats(v, index, best, bestIndex);
+                    best = Vector256.ConditionalSelect(take, v, best);
+                    bestIndex = Vector256.ConditionalSelect(take, index, bestIndex);
+                }
+                best.Store(yRow + o);
+                StoreIndices(bestIndex, argmaxRow + o);
+            }
+            for (; o < outWidth; o++)
+            {
+                int w0 = o * stride - lead;
+                T best = columnMax[w0];
+                int bestIndex = IndexOf(columnIndex[w0]);
+                for (int q = 1, w = w0 + dilation; q < taps; q++, w += dilation)
+                {
+                    int index = IndexOf(columnIndex[w]);
+                    if (Beats(columnMax[w], index, best, bestIndex)) (best, bestIndex) = (columnMax[w], index);
+                }
+                yRow[o] = best;
+                argmaxRow[o] = bestIndex;
+            }
+        }
+
+        /// <summary>Input row <paramref name="values"/>, whose first element has flat index
+        /// <paramref name="start"/>: the first row of a window sets each column's maximum and index; a later one
+        /// replaces them where it holds a greater value or a NaN.</summary>
+        private static void KeepColumnMaxima(T* values, int start, T* columnMax, T* columnIndex, int width,
+            bool first)
+        {
             int w = 0;
             for (; w + Vector256<T>.Count <= width; w += Vector256<T>.Count)
             {
                 var v = Vector256.Load(values + w);
+                var index = IndexVector(start + w);
+                if (first)
+                {
+                    v.Store(columnMax + w);
+                    index.Store(columnIndex + w);
+                    continue;
+                }
                 var best = Vector256.Load(columnMax + w);
                 var replace = Vector256.GreaterThan(v, best) | ~Vector256.Equals(v, v);
                 Vector256.ConditionalSelect(replace, v, best).Store(columnMax + w);
-                Vector256.ConditionalSelect(replace, rowBits, Vector256.Load(columnRow + w)).Store(columnRow + w);
+                Vector256.ConditionalSelect(replace, index, Vector256.Load(columnIndex + w)).Store(columnIndex + w);
             }
             for (; w < width; w++)
-                if (values[w] > columnMax[w] || T.IsNaN(values[w]))
+                if (first || values[w] > columnMax[w] || T.IsNaN(values[w]))
                 {
                     columnMax[w] = values[w];
-                    columnRow[w] = IndexBits(row);
+                    columnIndex[w] = IndexBits(start + w);
                 }
+        }
+
+        /// <summary>The flat indices start, start + 1, … as <see cref="IndexBits"/>.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static Vector256<T> IndexVector(int start) =>
+            sizeof(T) == sizeof(int)
+                ? (Vector256.Create(start) + Vector256<int>.Indices).As<int, T>()
+                : (Vector256.Create((long)start) + Vector256<long>.Indices).As<long, T>();
+
+        /// <summary>A vector of <see cref="IndexBits"/> stored as ints.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void StoreIndices(Vector256<T> indices, int* dst)
+        {
+            if (sizeof(T) == sizeof(int))
+            {
+                indices.As<T, int>().Store(dst);
+                return;
+            }
+            var wide = indices.As<T, long>();
+            for (int j = 0; j < Vector256<long>.Count; j++) dst[j] = (int)wide.GetElement(j);
         }
 
         /// <summary>True when (v, index) comes before (best, bestIndex) in the window's order: a NaN beats every
@@ -222,12 +261,48 @@ public sealed unsafe partial class CpuBackend
                 ? Vector256.GreaterThan(a.As<T, int>(), b.As<T, int>()).As<int, T>()
                 : Vector256.GreaterThan(a.As<T, long>(), b.As<T, long>()).As<long, T>();
 
-        /// <summary>An index (or row) carried in a T: the bits of an int (float) or a long (double).</summary>
+        /// <summary>An index carried in a T: the bits of an int (float) or a long (double).</summary>
         private static T IndexBits(int index) =>
             sizeof(T) == sizeof(int) ? Unsafe.BitCast<int, T>(index) : Unsafe.BitCast<long, T>(index);
 
         private static int IndexOf(T bits) =>
             sizeof(T) == sizeof(int) ? Unsafe.BitCast<T, int>(bits) : (int)Unsafe.BitCast<T, long>(bits);
+    }
+
+    /// <summary>Reads one window tap for a vector of consecutive outputs: src[0], src[stride], ….</summary>
+    private interface ITapReader
+    {
+        static abstract Vector256<T> Read<T>(T* src, int stride) where T : unmanaged;
+    }
+
+    /// <summary>Stride 1: one load.</summary>
+    private struct ContiguousTaps : ITapReader
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<T> Read<T>(T* src, int stride) where T : unmanaged => Vector256.Load(src);
+    }
+
+    /// <summary>Stride 2 (AVX2): the even elements of two loads.</summary>
+    private struct EvenTaps : ITapReader
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<T> Read<T>(T* src, int stride) where T : unmanaged =>
+            sizeof(T) == sizeof(float)
+                ? ShiftedSource.EveryOtherElement((float*)src, false).As<float, T>()
+                // Doubles: the first of each 128-bit pair from either load, then the quarters put in order.
+                : Avx2.Permute4x64(Avx.Shuffle(Vector256.Load((double*)src), Vector256.Load((double*)src + 4), 0),
+                    0b11_01_10_00).As<double, T>();
+    }
+
+    /// <summary>Any stride: element by element.</summary>
+    private struct GatheredTaps : ITapReader
+    {
+        public static Vector256<T> Read<T>(T* src, int stride) where T : unmanaged
+        {
+            T* gathered = stackalloc T[Vector256<T>.Count];
+            for (int j = 0; j < Vector256<T>.Count; j++) gathered[j] = src[j * stride];
+            return Vector256.Load(gathered);
+        }
     }
 
     /// <summary>Planes <c>task</c>·PlanesPerTask … (about ChunkLength input elements), one by one: the plane's

@@ -1,7 +1,8 @@
 // The memory-bound passes on shapes that exercise their blocking: batch-norm over channels cut into several blocks
 // (whole planes, and pieces of one long plane) against float64, forward and backward; max-pooling over general
 // geometries (dilation, uneven pads, ceil mode, stride above the window, ties) against a float64 row-major scan,
-// and its backward against the float64 scatter and the bits of the float32 one in output order;
+// in float32 and float64, and its backward against the float64 scatter and the bits of the float32 one in output
+// order;
 // and the multi-tensor SGD step, bit-identical to one SgdStep per tensor, its list checks (as AdamSteps': no
 // gradient may be a buffer the step writes). On every backend.
 using Engine.Core;
@@ -89,10 +90,14 @@ public sealed class MemoryBoundTests(string kind) : DeviceFixture(kind)
 
     /// <summary>Geometries beyond the square stem pool: uneven windows and pads, dilation, ceil mode, a stride
     /// above the window, widths that leave a scalar tail after the vector loop, and planes enough for several
-    /// tasks.</summary>
+    /// tasks; output rows of whole vectors and a tail (float32's 8 lanes, float64's 4) whose taps are read at
+    /// stride 1, at stride 2 with a dilated window, and gathered at stride 3.</summary>
     private static IEnumerable<PoolGeometry> Geometries() =>
     [
         PoolGeometry.Square(2, 3, 17, 19, 3, 2, 1),
+        new(1, 2, 6, 20, 3, 3, 1, 1, 1, 1, 1, 1),
+        new(1, 2, 9, 41, 3, 3, 2, 2, 1, 1, 2, 2, DilationWidth: 2),
+        new(1, 2, 7, 32, 2, 3, 1, 3, 0, 0, 1, 1),
         new(1, 2, 13, 21, 2, 3, 1, 2, 0, 1, 1, 2),
         new(2, 2, 15, 23, 3, 3, 2, 2, 2, 0, 1, 1, DilationHeight: 2, DilationWidth: 3),
         new(1, 3, 10, 12, 3, 2, 2, 3, 1, 1, 0, 1, CeilMode: true),
@@ -143,6 +148,33 @@ public sealed class MemoryBoundTests(string kind) : DeviceFixture(kind)
             var actualDx = Reference.DownloadFloat(dx);
             Reference.AssertClose(expectedDx, Reference.ToDouble(actualDx), 1e-6, 1e-6, "dx");
             Assert.That(actualDx, Is.EqualTo(orderedDx), "dx, summed in output order");
+        }
+    }
+
+    [TestCaseSource(nameof(Geometries))]
+    public void MaxPoolInFloat64MatchesTheRowMajorScan(PoolGeometry g)
+    {
+        g = g.Validated();
+        var random = new Random(9);
+        int length = (int)g.InputLength;
+        double[][] inputs =
+        [
+            Enumerable.Range(0, length).Select(_ => random.NextDouble() * 4 - 2).ToArray(),
+            Enumerable.Range(0, length).Select(_ => random.Next(7) == 0 ? double.NaN : random.Next(1, 4)).ToArray(),
+        ];
+        foreach (var xs in inputs)
+        {
+            using var x = Device.Backend.Allocate<double>(length);
+            x.CopyFromHost(xs);
+            using var y = Device.Backend.Allocate<double>(g.OutputLength);
+            using var argmax = Device.Backend.Allocate<int>(g.OutputLength);
+            Device.Backend.MaxPoolForward(g, x, y, argmax);
+            var (expectedY, expectedArgmax) = RowMajorMaxPool(g, xs);
+            var (actualY, indices) = (new double[g.OutputLength], new int[g.OutputLength]);
+            y.CopyToHost(actualY);
+            argmax.CopyToHost(indices);
+            Assert.That(indices, Is.EqualTo(expectedArgmax), "argmax");
+            Assert.That(actualY, Is.EqualTo(expectedY), "y");
         }
     }
 
