@@ -437,18 +437,21 @@ public sealed unsafe partial class CpuBackend
                 C = columns, Rows = rows, Depth = groupOut, Groups = images, GroupColumns = positions,
                 GroupStride = imageColumns, RowStride = positions, Alpha = 1f, Beta = 0f,
             }, slicing: false);
-            var col2im = new Col2ImJob { G = g, Group = group, FirstImage = n0, Columns = columns, DX = dx };
+            var col2im = new Col2ImJob
+                { G = g, Group = group, FirstImage = n0, Columns = columns, DX = dx, Backend = this };
             Parallel(images * groupIn, ref col2im);
         }
     }
 
     /// <summary>Plane (image FirstImage + task / C_g, channel task % C_g of group Group) of the strided data
-    /// gradient: zeroed, then each tap's column (c, r, s) added at its strided positions, taps in order.</summary>
+    /// gradient: zeroed, then each tap's column (c, r, s) added at its strided positions, taps in order; at stride
+    /// 2 (undilated) row by row instead (StrideTwoRows), with the same bits.</summary>
     private struct Col2ImJob : IParallelJob
     {
         public ConvGeometry G;
         public int Group, FirstImage;
         public float* Columns, DX;
+        public CpuBackend Backend;
 
         public void Execute(int task, int worker)
         {
@@ -456,8 +459,14 @@ public sealed unsafe partial class CpuBackend
             int groupIn = G.GroupInChannels, image = task / groupIn, c = task % groupIn;
             int planeSize = G.InHeight * G.InWidth;
             float* plane = DX + ((long)(FirstImage + image) * G.InChannels + (long)Group * groupIn + c) * planeSize;
-            new Span<float>(plane, planeSize).Clear();
             float* column = Columns + ((long)image * groupIn + c) * kernelArea * positions;
+            if (G.StrideHeight == 2 && G.StrideWidth == 2 && G.DilationHeight == 1 && G.DilationWidth == 1 &&
+                Avx.IsSupported)
+            {
+                StrideTwoRows(plane, column, worker);
+                return;
+            }
+            new Span<float>(plane, planeSize).Clear();
             for (int r = 0; r < G.KernelHeight; r++)
             for (int s = 0; s < G.KernelWidth; s++, column += positions)
             {
@@ -476,6 +485,64 @@ public sealed unsafe partial class CpuBackend
                         if ((uint)iw < (uint)G.InWidth) target[iw] += source[ow];
                 }
             }
+        }
+
+        /// <summary>The plane at stride 2, a row at a time: its even and odd columns are summed apart, in the
+        /// worker's PackWorkSlot (free between the GEMM's runs), from +0, adding each tap's column row that reaches
+        /// them (taps in (r, s) order, as the tap-by-tap scatter adds them: the same bits), a contiguous run at a
+        /// shift; then the two are interleaved into the row, which is written once.</summary>
+        private readonly void StrideTwoRows(float* plane, float* columns, int worker)
+        {
+            int outHeight = G.OutHeight, outWidth = G.OutWidth, height = G.InHeight, width = G.InWidth;
+            int kernelHeight = G.KernelHeight, kernelWidth = G.KernelWidth, positions = outHeight * outWidth;
+            int evenCount = (width + 1) / 2, oddCount = width / 2, oddStart = (evenCount + 7) & ~7;
+            var even = (float*)Backend.WorkerScratch(worker, PackWorkSlot, (oddStart + oddCount + 8) * sizeof(float));
+            float* odd = even + oddStart;
+            for (int ih = 0; ih < height; ih++, plane += width)
+            {
+                for (int k = 0; k < oddStart + oddCount; k += 8) Vector256<float>.Zero.Store(even + k);
+                // Taps r whose rows reach input row ih: ih = 2·oh − PadTop + r.
+                for (int r = (ih + G.PadTop) & 1; r < kernelHeight; r += 2)
+                {
+                    int oh = (ih + G.PadTop - r) / 2;
+                    if ((uint)oh >= (uint)outHeight) continue;
+                    for (int s = 0; s < kernelWidth; s++)
+                    {
+                        // Input column 2·ow − PadLeft + s = 2j + b: phase b, at j = ow + shift.
+                        int b = (s - G.PadLeft) & 1, shift = (s - G.PadLeft - b) / 2;
+                        float* phase = b == 0 ? even : odd;
+                        int lo = Math.Max(0, shift), hi = Math.Min(b == 0 ? evenCount : oddCount, outWidth + shift);
+                        float* source = columns + ((long)r * kernelWidth + s) * positions + (long)oh * outWidth;
+                        AddRow(source + lo - shift, phase + lo, hi - lo);
+                    }
+                }
+                int j = 0;
+                for (; j + 8 <= oddCount; j += 8)
+                {
+                    var e = Vector256.Load(even + j);
+                    var o = Vector256.Load(odd + j);
+                    var low = Avx.UnpackLow(e, o);     // e0 o0 e1 o1 | e4 o4 e5 o5
+                    var high = Avx.UnpackHigh(e, o);   // e2 o2 e3 o3 | e6 o6 e7 o7
+                    Avx.Permute2x128(low, high, 0x20).Store(plane + 2 * j);
+                    Avx.Permute2x128(low, high, 0x31).Store(plane + 2 * j + 8);
+                }
+                for (int iw = 2 * j; iw < width; iw++) plane[iw] = (iw & 1) == 0 ? even[iw >> 1] : odd[iw >> 1];
+            }
+        }
+
+        /// <summary>dst[i] += src[i] for i &lt; count. From 8 on, the last 8 are summed before the others are stored
+        /// and stored after them: where they overlap, both hold the same sum.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void AddRow(float* src, float* dst, int count)
+        {
+            if (count < 8)
+            {
+                for (int k = 0; k < count; k++) dst[k] += src[k];
+                return;
+            }
+            var last = Vector256.Load(dst + count - 8) + Vector256.Load(src + count - 8);
+            for (int i = 0; i + 8 < count; i += 8) (Vector256.Load(dst + i) + Vector256.Load(src + i)).Store(dst + i);
+            last.Store(dst + count - 8);
         }
     }
 
