@@ -30,12 +30,23 @@ namespace Engine.Kernels.Cpu;
 /// and tap r = φ + m·sh starts m rows in. So at stride 1 the R taps share one plane of OH + R − 1 rows per (c, s),
 /// and at stride 2 a 3-tall kernel has two planes per (c, s) instead of three.
 /// term(c, r, s)[oh][ow] = source[n, c, oh·sh + r − OriginY, ow·sw + s − OriginX], zero outside the source.
+/// With PaddedRows (stride 1, rows of whole vectors, for the kernels that take a vector's start per vector) each
+/// channel is instead one plane of the zero-padded source, OH + R − 1 rows of OW + S − 1: term (c, r, s) starts r
+/// rows and s places in, and output pixel p is read (p / OW)·RowPitch + p % OW on from it, so a vector never
+/// crosses a row end and the R·S taps of a channel share one plane, built from each source row once.
 /// </summary>
 internal unsafe struct ShiftedSource
 {
     public float* Source;
     public int Channels, Height, Width;
     public int OutHeight, OutWidth, KernelHeight, KernelWidth, StrideH, StrideW, OriginY, OriginX;
+    public bool PaddedRows;
+
+    /// <summary>Whether PaddedRows may be set: stride 1, and output rows of whole vectors.</summary>
+    public readonly bool CanPadRows => StrideH == 1 && StrideW == 1 && OutWidth % DirectKernels.Lanes == 0;
+
+    /// <summary>Floats from one buffer row to the next: a padded row with PaddedRows, else an output row.</summary>
+    public readonly int RowPitch => PaddedRows ? OutWidth + KernelWidth - 1 : OutWidth;
 
     /// <summary>Row phases: planes per (c, s).</summary>
     private readonly int Phases => Math.Min(StrideH, KernelHeight);
@@ -45,8 +56,8 @@ internal unsafe struct ShiftedSource
 
     /// <summary>Rows of every plane: phase 0's, which has the most taps (other phases' extra rows are zero).</summary>
     private readonly int PlaneRows => PhaseRows(0);
-    private readonly long PlaneFloats => (long)PlaneRows * OutWidth;
-    private readonly long Planes => (long)Channels * Phases * KernelWidth;
+    private readonly long PlaneFloats => (long)PlaneRows * RowPitch;
+    private readonly long Planes => PaddedRows ? Channels : (long)Channels * Phases * KernelWidth;
 
     /// <summary>Floats of one image's buffer, with slack for the last vector's overrun.</summary>
     public readonly long ImageFloats => WithSlack(Planes * PlaneFloats);
@@ -60,9 +71,11 @@ internal unsafe struct ShiftedSource
     public readonly long ChoiceFloats =>
         StrideH == 1 ? ImageFloats : WithSlack((long)Channels * KernelHeight * KernelWidth * OutHeight * OutWidth);
 
-    /// <summary>Where term (c, r, s) starts in the buffer: output pixel p reads buffer[Offset + p].</summary>
-    public readonly int Offset(int c, int r, int s) => checked((int)(
-        (((long)c * Phases + r % StrideH) * KernelWidth + s) * PlaneFloats + (long)(r / StrideH) * OutWidth));
+    /// <summary>Where term (c, r, s) starts in the buffer: output pixel p reads buffer[Offset + p], or with
+    /// PaddedRows buffer[Offset + (p / OW)·RowPitch + p % OW].</summary>
+    public readonly int Offset(int c, int r, int s) => checked((int)(PaddedRows
+        ? c * PlaneFloats + (long)r * RowPitch + s
+        : (((long)c * Phases + r % StrideH) * KernelWidth + s) * PlaneFloats + (long)(r / StrideH) * OutWidth));
 
     /// <summary>Whether a 3-wide kernel's three column planes come from one pass over each source row, 8 outputs
     /// at a time (ThreeColumns): padding 1, rows of a multiple of 8 outputs, read at stride 1 or 2 from a source
@@ -77,6 +90,17 @@ internal unsafe struct ShiftedSource
         for (int c = 0; c < Channels; c++)
         {
             float* plane = Source + ((long)n * Channels + c) * Height * Width;
+            if (PaddedRows)
+            {
+                float* d = dst + c * planeFloats;
+                for (int i = 0, pitch = RowPitch; i < PlaneRows; i++, d += pitch)
+                {
+                    int ih = i - OriginY;
+                    if ((uint)ih >= (uint)Height) PackedGemm.ZeroRow(d, pitch);
+                    else FillRow(plane + (long)ih * Width, Width, -OriginX, 1, pitch, d);
+                }
+                continue;
+            }
             for (int phase = 0; phase < Phases; phase++)
             {
                 int rows = PhaseRows(phase);
@@ -265,22 +289,25 @@ internal unsafe struct DirectConvJob : IParallelJob
         float* buffer = Backend.DirectSourceScratch(worker, images * imageFloats);
         for (int i = 0; i < images; i++) source.Build(buffer + i * imageFloats, n0 + i);
         long first = (long)n0 * OutChannels * plane + (long)oh0 * ow;
-        Tiles(buffer, imageFloats, images, rows * ow, plane, PackedWeight, Offsets, Depth, OutChannels,
-            (int)((long)channelPart * blocks / ChannelParts), (int)((long)(channelPart + 1) * blocks / ChannelParts),
+        Tiles(buffer, imageFloats, ow, source.RowPitch, images, rows * ow, plane, PackedWeight, Offsets, Depth,
+            OutChannels, (int)((long)channelPart * blocks / ChannelParts),
+            (int)((long)(channelPart + 1) * blocks / ChannelParts),
             Output + first, Bias, Residual == null ? null : Residual + first, Relu);
     }
 
     /// <summary>How many tiles ahead the residual is prefetched.</summary>
     private const int ResidualAhead = 2;
 
-    /// <summary>out[i, k, p] = Σ_d weight[k][d] · buffer_i[Offsets[d] + p] (+ bias[k], + residual at out's offset,
-    /// then ReLU) for images i &lt; images, pixels p &lt; positions and the channels of blocks [firstBlock,
-    /// endBlock), a tile of ChannelBlock channels × TileVectors pixel vectors at a time (the vectors of a tile may lie
-    /// in consecutive images); out's channels are <paramref name="plane"/> floats apart, its images
+    /// <summary>out[i, k, p] = Σ_d weight[k][d] · buffer_i[Offsets[d] + (p / W)·pitch + p % W] (+ bias[k],
+    /// + residual at out's offset, then ReLU) for images i &lt; images, pixels p &lt; positions and the channels of
+    /// blocks [firstBlock, endBlock), a tile of ChannelBlock channels × TileVectors pixel vectors at a time (the
+    /// vectors of a tile may lie in consecutive images), W = <paramref name="rowWidth"/> and pitch =
+    /// <paramref name="rowPitch"/>: equal (p itself), or the buffer's padded rows (ShiftedSource.PaddedRows, whose
+    /// output rows are whole vectors). Out's channels are <paramref name="plane"/> floats apart, its images
     /// outChannels·plane.</summary>
-    public static void Tiles(float* buffer, long imageFloats, int images, int positions, long plane,
-        float* packedWeight, int* offsets, int depth, int outChannels, int firstBlock, int endBlock, float* output,
-        float* bias, float* residual, bool relu)
+    public static void Tiles(float* buffer, long imageFloats, int rowWidth, int rowPitch, int images, int positions,
+        long plane, float* packedWeight, int* offsets, int depth, int outChannels, int firstBlock, int endBlock,
+        float* output, float* bias, float* residual, bool relu)
     {
         int lanes = DirectKernels.Lanes, block = DirectKernels.ChannelBlock, tileVectors = DirectKernels.TileVectors;
         int vectors = (positions + lanes - 1) / lanes, slots = images * vectors;
@@ -308,7 +335,8 @@ internal unsafe struct DirectConvJob : IParallelJob
                 // Slots past the last repeat it (computed, never stored).
                 image[j] = j < count ? slotImage : image[j - 1];
                 pixel[j] = j < count ? slotVector * lanes : pixel[j - 1];
-                bases[j] = buffer + image[j] * imageFloats + pixel[j];
+                bases[j] = buffer + image[j] * imageFloats + (long)(pixel[j] / rowWidth) * rowPitch +
+                    pixel[j] % rowWidth;
                 if (j < count && ++slotVector == vectors) (slotImage, slotVector) = (slotImage + 1, 0);
             }
             bool whole = DirectKernels.StoresInPlace && count == tileVectors;
@@ -396,8 +424,8 @@ internal unsafe struct DirectStridedDataJob : IParallelJob
                     }
                 }
                 PackedGemm.ZeroRow(buffer + (long)terms * grid, (int)(bufferFloats - (long)terms * grid));
-                DirectConvJob.Tiles(buffer, bufferFloats, 1, grid, grid, PackedWeight + PhaseWeights[phase],
-                    Offsets + first, terms, G.InChannels, 0,
+                DirectConvJob.Tiles(buffer, bufferFloats, grid, grid, 1, grid, grid,
+                    PackedWeight + PhaseWeights[phase], Offsets + first, terms, G.InChannels, 0,
                     (G.InChannels + DirectKernels.ChannelBlock - 1) / DirectKernels.ChannelBlock, result, null, null,
                     false);
             }
@@ -865,6 +893,7 @@ public sealed unsafe partial class CpuBackend
         int partRows = (outHeight + rowParts - 1) / rowParts;
         rowParts = (outHeight + partRows - 1) / partRows;   // no empty band
         source.OutHeight = partRows;   // every band's buffer has the same layout, so one set of offsets serves
+        source.PaddedRows = source.CanPadRows;
         int kernelArea = source.KernelHeight * source.KernelWidth, depth = source.Channels * kernelArea;
         var offsets = (int*)WorkerScratch(0, DirectOffsetSlot, (long)depth * sizeof(int));
         for (int c = 0, d = 0; c < source.Channels; c++)

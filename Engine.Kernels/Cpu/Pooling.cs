@@ -3,12 +3,12 @@
 // y [N, C, OH, OW] (global: y [N, C]).
 //
 // Every task owns whole (n, c) planes: one, or (global average pooling, max-pool backward) about ChunkLength
-// elements of them. Each window's taps inside the input come from PoolGeometry.InputTaps, so
-// padding is skipped, never read. Max-pool forward is vectorised down the window's rows (Vector256 over the input
-// columns), then across the window's columns (Vector256 over the output columns, each tap read at the stride). Backward gathers nothing across
-// planes: each plane's dx is zeroed and every dy of the plane added to the cells of its window (max: its argmax) in
-// output order, so overlapping windows sum deterministically. Max-pool backward takes about ChunkLength input
-// elements per task (whole planes); it builds each plane's dx in the worker's scratch and streams it out with
+// elements of them. Each window's taps inside the input come from PoolGeometry.InputTaps, so padding is skipped,
+// never read. Max-pool forward is vectorised down the window's rows (Vector256 over the input columns), then across
+// the window's columns (Vector256 over the output columns, each tap read at the stride). Backward gathers nothing
+// across planes: each plane's dx is zeroed and every dy of the plane added to the cells of its window (max: its
+// argmax) in output order, so overlapping windows sum deterministically. Max-pool backward takes about ChunkLength
+// input elements per task (whole planes); it builds each plane's dx in the worker's scratch and streams it out with
 // non-temporal stores (so dx is written once and never read from memory, as an in-place scatter's stores read it),
 // and checks each plane's argmax in the task just before its scatter reads it again from the cache; an index
 // outside its plane throws after the run, naming the first, and dx is then unspecified (that plane is left

@@ -71,7 +71,10 @@ public sealed class CpuPackedGemmTests
     /// too few for the threads): a 13x13 map in bands of 5, 5 and 3 rows whose pixel counts end inside a vector,
     /// the same for a group of two images whose tiles cross from one image to the next within a band, a stride-2
     /// forward whose bands start at every other source row, and a 5x5 kernel's bands of 5, 5, 5 and 2 rows, each
-    /// building a halo of 4 rows. All three passes, the forward with bias, residual and ReLU.</summary>
+    /// building a halo of 4 rows; and the image buffer's padded rows (output rows of whole vectors: one plane per
+    /// channel, each vector read at its row's start), with a 5x5 kernel in bands of 4 rows, and for three 8x8
+    /// images whose tiles cross from one image to the next in bands of 4 rows. All three passes, the forward with
+    /// bias, residual and ReLU.</summary>
     [TestCase(1, 512, 7, 512, 1)]
     [TestCase(3, 80, 5, 72, 1)]
     [TestCase(17, 80, 2, 72, 1)]
@@ -84,6 +87,8 @@ public sealed class CpuPackedGemmTests
     [TestCase(2, 16, 13, 20, 1)]
     [TestCase(1, 16, 26, 20, 2)]
     [TestCase(1, 8, 17, 12, 1, 5)]
+    [TestCase(1, 8, 16, 12, 1, 5)]
+    [TestCase(3, 16, 8, 20, 1)]
     public void ConvolutionMatchesTheReferenceWithTheSameBitsOnEveryThreadCount(int batch, int c, int size, int k,
         int stride, int kernel = 3)
     {
