@@ -5,8 +5,11 @@
 //
 // Each image is first copied, once per task, into a zero-padded buffer in the worker's scratch (L2-resident) laid
 // out so that every depth term (c, r, s) is a plane indexed by the output pixel p = oh·OW + ow (ShiftedSource):
-// a vector of consecutive output pixels is one contiguous load, across row ends too. A depth term is then an offset into
-// the buffer, and the micro-kernels read the image in place, never packing it:
+// a vector of consecutive output pixels is one contiguous load, across row ends too; or, at stride 1 with output
+// rows of whole vectors, as one padded plane per channel, each vector read at its row's start (PaddedRows). A
+// depth term is then an offset into the buffer, and the micro-kernels read the image in place, never packing it.
+// With the threads more than the images (batch 1), an image's outputs are split into bands of rows, each building
+// its own rows of the buffer:
 //   forward / stride-1 data gradient: 8 output channels × 3 vectors of 16 output pixels in 24 zmm accumulators;
 //     per term, 3 loads of the padded image, 8 broadcasts of the (packed, zero-padded) weights, 24 FMAs.
 //     The data gradient is the forward convolution of dy with the kernel flipped and its channels swapped.
