@@ -220,8 +220,8 @@ internal unsafe struct ConvBackwardWeightOperands : IGemmOperands
         if (Patches.IsPlane)
         {
             for (int h = 0; h < nr; h += 8)
-                TransposeDepth(Patches.Plane(0, col0 + h), (long)Patches.Channels * Positions, Math.Clamp(cols - h, 0, 8),
-                    dst + h, nr, k0, kc);
+                TransposeDepth(Patches.Plane(0, col0 + h), (long)Patches.Channels * Positions,
+                    Math.Clamp(cols - h, 0, 8), dst + h, nr, k0, kc);
             return;
         }
         for (int j = 0; j < cols; j++)
@@ -444,8 +444,8 @@ public sealed unsafe partial class CpuBackend
     }
 
     /// <summary>Plane (image FirstImage + task / C_g, channel task % C_g of group Group) of the strided data
-    /// gradient: zeroed, then each tap's column (c, r, s) added at its strided positions, taps in order; at stride
-    /// 2 (undilated) row by row instead (StrideTwoRows), with the same bits.</summary>
+    /// gradient: zeroed, then each tap's column (c, r, s) added at its strided positions, taps in order; at a
+    /// column stride of 2 row by row instead (StrideTwoRows), with the same bits.</summary>
     private struct Col2ImJob : IParallelJob
     {
         public ConvGeometry G;
@@ -460,8 +460,7 @@ public sealed unsafe partial class CpuBackend
             int planeSize = G.InHeight * G.InWidth;
             float* plane = DX + ((long)(FirstImage + image) * G.InChannels + (long)Group * groupIn + c) * planeSize;
             float* column = Columns + ((long)image * groupIn + c) * kernelArea * positions;
-            if (G.StrideHeight == 2 && G.StrideWidth == 2 && G.DilationHeight == 1 && G.DilationWidth == 1 &&
-                Avx.IsSupported)
+            if (G.StrideWidth == 2 && Avx.IsSupported)
             {
                 StrideTwoRows(plane, column, worker);
                 return;
@@ -478,38 +477,36 @@ public sealed unsafe partial class CpuBackend
                     float* source = column + oh * G.OutWidth;
                     int iw = s * G.DilationWidth - G.PadLeft, ow = 0;
                     for (; ow < G.OutWidth && iw < 0; ow++, iw += G.StrideWidth) { }   // left of the row
-                    if (G.StrideWidth == 2 && Avx.IsSupported)
-                        for (; ow + 8 <= G.OutWidth && iw + 16 <= G.InWidth; ow += 8, iw += 16)
-                            AddAtStrideTwo(source + ow, target + iw);
                     for (; ow < G.OutWidth; ow++, iw += G.StrideWidth)
                         if ((uint)iw < (uint)G.InWidth) target[iw] += source[ow];
                 }
             }
         }
 
-        /// <summary>The plane at stride 2, a row at a time: its even and odd columns are summed apart, in the
-        /// worker's PackWorkSlot (free between the GEMM's runs), from +0, adding each tap's column row that reaches
-        /// them (taps in (r, s) order, as the tap-by-tap scatter adds them: the same bits), a contiguous run at a
-        /// shift; then the two are interleaved into the row, which is written once.</summary>
+        /// <summary>The plane at a column stride of 2, a row at a time: its even and odd columns are summed apart,
+        /// in the worker's PackWorkSlot (free between the GEMM's runs), from +0, adding each tap's column row that
+        /// reaches them (taps in (r, s) order, as the tap-by-tap scatter adds them: the same bits), a contiguous
+        /// run at a shift; then the two are interleaved into the row, which is written once.</summary>
         private readonly void StrideTwoRows(float* plane, float* columns, int worker)
         {
             int outHeight = G.OutHeight, outWidth = G.OutWidth, height = G.InHeight, width = G.InWidth;
             int kernelHeight = G.KernelHeight, kernelWidth = G.KernelWidth, positions = outHeight * outWidth;
+            int strideHeight = G.StrideHeight, dilationHeight = G.DilationHeight, dilationWidth = G.DilationWidth;
             int evenCount = (width + 1) / 2, oddCount = width / 2, oddStart = (evenCount + 7) & ~7;
             var even = (float*)Backend.WorkerScratch(worker, PackWorkSlot, (oddStart + oddCount + 8) * sizeof(float));
             float* odd = even + oddStart;
             for (int ih = 0; ih < height; ih++, plane += width)
             {
                 for (int k = 0; k < oddStart + oddCount; k += 8) Vector256<float>.Zero.Store(even + k);
-                // Taps r whose rows reach input row ih: ih = 2·oh − PadTop + r.
-                for (int r = (ih + G.PadTop) & 1; r < kernelHeight; r += 2)
+                // Taps r whose rows reach input row ih: ih = oh·sh − PadTop + r·dh.
+                for (int r = 0; r < kernelHeight; r++)
                 {
-                    int oh = (ih + G.PadTop - r) / 2;
-                    if ((uint)oh >= (uint)outHeight) continue;
+                    int reach = ih + G.PadTop - r * dilationHeight, oh = reach / strideHeight;
+                    if (reach < 0 || reach != oh * strideHeight || oh >= outHeight) continue;
                     for (int s = 0; s < kernelWidth; s++)
                     {
-                        // Input column 2·ow − PadLeft + s = 2j + b: phase b, at j = ow + shift.
-                        int b = (s - G.PadLeft) & 1, shift = (s - G.PadLeft - b) / 2;
+                        // Input column 2·ow − PadLeft + s·dw = 2j + b: phase b, at j = ow + shift.
+                        int b = (s * dilationWidth - G.PadLeft) & 1, shift = (s * dilationWidth - G.PadLeft - b) / 2;
                         float* phase = b == 0 ? even : odd;
                         int lo = Math.Max(0, shift), hi = Math.Min(b == 0 ? evenCount : oddCount, outWidth + shift);
                         float* source = columns + ((long)r * kernelWidth + s) * positions + (long)oh * outWidth;
@@ -544,18 +541,6 @@ public sealed unsafe partial class CpuBackend
             for (int i = 0; i + 8 < count; i += 8) (Vector256.Load(dst + i) + Vector256.Load(src + i)).Store(dst + i);
             last.Store(dst + count - 8);
         }
-    }
-
-    /// <summary>target[2i] += source[i] for i &lt; 8, and + 0 at the odd places between: the same bits as the
-    /// scalar adds, since a plane summed from +0 never holds −0.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void AddAtStrideTwo(float* source, float* target)
-    {
-        var v = Vector256.Load(source);
-        var low = Avx.UnpackLow(v, Vector256<float>.Zero);    // v0 0 v1 0 | v4 0 v5 0
-        var high = Avx.UnpackHigh(v, Vector256<float>.Zero);  // v2 0 v3 0 | v6 0 v7 0
-        (Vector256.Load(target) + Avx.Permute2x128(low, high, 0x20)).Store(target);
-        (Vector256.Load(target + 8) + Avx.Permute2x128(low, high, 0x31)).Store(target + 8);
     }
 
     /// <summary>y[n, k] for plane task = n·K + k: each output is the sum over the taps (c, r, s) of k's group, then
