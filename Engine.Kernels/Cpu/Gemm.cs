@@ -22,8 +22,10 @@
 //         for each MR rows:            … the micro-kernel runs: MR×NR accumulators in registers, one k step is
 //                                      NR/16 vector loads of B, MR broadcasts of A, MR·NR/16 FMAs.
 //   Micro-tiles: 8x32 with AVX-512 (16 zmm accumulators), 6x16 with AVX2+FMA (12 ymm). Edges of C go through a
-//   tile in scratch; packed panels are zero-padded, so the micro-kernel never branches on shape. Packing that
-//   turns rows into columns goes through 8x8 register transposes.
+//   tile in scratch; packed panels are zero-padded, so the micro-kernel never branches on shape. With AVX2 a last
+//   panel of at most 4 columns (batch 1 on a 7x7 or 14x14 map) is summed along the rows instead, 3 to 8 tiles at a
+//   time (NarrowPanel), not over all 16 columns: the same sums. Packing that turns rows into columns goes through
+//   8x8 register transposes.
 //   A single column group with few panels (a weight gradient: small C, deep K) also splits K into slices whose
 //   partial C are summed in order afterwards; the slice count depends on the shape, never on the thread count.
 //   Operands are structs implementing IGemmOperands: plain matrices here, implicit im2col in Convolution.cs.
@@ -308,6 +310,129 @@ internal static unsafe class PackedGemm
         }
         lo.Store(c);
         hi.Store(c + 8);
+    }
+
+    /// <summary>Most columns a narrow last panel may have for NarrowPanel (AVX2 only; 0: none).</summary>
+    public static int NarrowColumns => Avx512F.IsSupported || !IsSupported ? 0 : 4;
+
+    /// <summary>Most MR-row tiles one NarrowPanel call sums.</summary>
+    public const int NarrowTiles = 8;
+
+    /// <summary>AVX2's MR and NR, and the floats of one tile of sums (NarrowPanel's layout).</summary>
+    private const int Rows2 = 6, Columns2 = 16, TileFloats2 = Rows2 * Columns2;
+
+    /// <summary>sums[(t·MR + i)·NR + j] = Σ_k a_t[k·MR + i] · b[k·NR + j] for tiles
+    /// t &lt; <paramref name="tiles"/> (a_t = a + t·kc·MR, consecutive packed tiles), rows i &lt; MR and columns
+    /// j &lt; NarrowColumns: a last panel of at most NarrowColumns columns (a 7x7 map's 49th column, a 14x14
+    /// map's last 4, at batch 1), which the micro-kernel would sum over all 16 columns. Vectors run along a tile's
+    /// rows instead (6 of 8 lanes), one accumulator per tile and column, each element summed in the same order as
+    /// the micro-kernel's (the same bits): one column over up to 8 tiles, or up to 4 columns over up to 3 tiles;
+    /// columns past the panel's (zero in the packed panel) and lanes past the tile's rows are computed and
+    /// dropped. AVX2 only.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void NarrowPanel(float* a, int tiles, float* b, int kc, int cols, float* sums)
+    {
+        Debug.Assert(tiles >= 1 && tiles <= NarrowTiles && cols >= 1 && cols <= NarrowColumns && kc >= 1);
+        if (cols == 1)
+        {
+            NarrowColumn(a, tiles, b, kc, sums);
+            return;
+        }
+        for (int t0 = 0; t0 < tiles; t0 += 3)
+            NarrowColumns4(a + (long)t0 * kc * Rows2, Math.Min(3, tiles - t0), b, kc, sums + t0 * TileFloats2);
+    }
+
+    /// <summary>Lanes 0–5 set: a packed tile's row of 6, read without running past it (the last row's next two
+    /// floats may lie past the packed block).</summary>
+    private static Vector256<float> TileRowMask => Vector256.Create(-1, -1, -1, -1, -1, -1, 0, 0).AsSingle();
+
+    /// <summary>Lane i &lt; MR of <paramref name="sum"/> to dst[i·NR]: a column of a tile of sums.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreTileColumn(Vector256<float> sum, float* dst)
+    {
+        for (int i = 0; i < Rows2; i++) dst[i * Columns2] = sum.GetElement(i);
+    }
+
+    /// <summary>NarrowPanel's first column over up to 8 tiles (tiles past <paramref name="tiles"/> repeat the
+    /// last: computed, never stored).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void NarrowColumn(float* a, int tiles, float* b, int kc, float* sums)
+    {
+        long tile = (long)kc * Rows2;
+        float* a0 = a, a1 = a + Math.Min(1, tiles - 1) * tile, a2 = a + Math.Min(2, tiles - 1) * tile,
+            a3 = a + Math.Min(3, tiles - 1) * tile, a4 = a + Math.Min(4, tiles - 1) * tile,
+            a5 = a + Math.Min(5, tiles - 1) * tile, a6 = a + Math.Min(6, tiles - 1) * tile,
+            a7 = a + Math.Min(7, tiles - 1) * tile;
+        var mask = TileRowMask;
+        Vector256<float> s0 = default, s1 = default, s2 = default, s3 = default, s4 = default, s5 = default,
+            s6 = default, s7 = default;
+        for (nint o = 0, end = (nint)kc * Rows2; o < end; o += Rows2, b += Columns2)
+        {
+            var x = Vector256.Create(*b);
+            s0 = Fma.MultiplyAdd(Avx.MaskLoad(a0 + o, mask), x, s0);
+            s1 = Fma.MultiplyAdd(Avx.MaskLoad(a1 + o, mask), x, s1);
+            s2 = Fma.MultiplyAdd(Avx.MaskLoad(a2 + o, mask), x, s2);
+            s3 = Fma.MultiplyAdd(Avx.MaskLoad(a3 + o, mask), x, s3);
+            s4 = Fma.MultiplyAdd(Avx.MaskLoad(a4 + o, mask), x, s4);
+            s5 = Fma.MultiplyAdd(Avx.MaskLoad(a5 + o, mask), x, s5);
+            s6 = Fma.MultiplyAdd(Avx.MaskLoad(a6 + o, mask), x, s6);
+            s7 = Fma.MultiplyAdd(Avx.MaskLoad(a7 + o, mask), x, s7);
+        }
+        StoreTileColumn(s0, sums);
+        if (tiles > 1) StoreTileColumn(s1, sums + TileFloats2);
+        if (tiles > 2) StoreTileColumn(s2, sums + 2 * TileFloats2);
+        if (tiles > 3) StoreTileColumn(s3, sums + 3 * TileFloats2);
+        if (tiles > 4) StoreTileColumn(s4, sums + 4 * TileFloats2);
+        if (tiles > 5) StoreTileColumn(s5, sums + 5 * TileFloats2);
+        if (tiles > 6) StoreTileColumn(s6, sums + 6 * TileFloats2);
+        if (tiles > 7) StoreTileColumn(s7, sums + 7 * TileFloats2);
+    }
+
+    /// <summary>NarrowPanel's first 4 columns over up to 3 tiles.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void NarrowColumns4(float* a, int tiles, float* b, int kc, float* sums)
+    {
+        long tile = (long)kc * Rows2;
+        float* a0 = a, a1 = a + Math.Min(1, tiles - 1) * tile, a2 = a + Math.Min(2, tiles - 1) * tile;
+        var mask = TileRowMask;
+        Vector256<float> s00 = default, s01 = default, s02 = default, s03 = default, s10 = default, s11 = default,
+            s12 = default, s13 = default, s20 = default, s21 = default, s22 = default, s23 = default;
+        for (nint o = 0, end = (nint)kc * Rows2; o < end; o += Rows2, b += Columns2)
+        {
+            var r0 = Avx.MaskLoad(a0 + o, mask);
+            var r1 = Avx.MaskLoad(a1 + o, mask);
+            var r2 = Avx.MaskLoad(a2 + o, mask);
+            var x = Vector256.Create(b[0]);
+            s00 = Fma.MultiplyAdd(r0, x, s00);
+            s10 = Fma.MultiplyAdd(r1, x, s10);
+            s20 = Fma.MultiplyAdd(r2, x, s20);
+            x = Vector256.Create(b[1]);
+            s01 = Fma.MultiplyAdd(r0, x, s01);
+            s11 = Fma.MultiplyAdd(r1, x, s11);
+            s21 = Fma.MultiplyAdd(r2, x, s21);
+            x = Vector256.Create(b[2]);
+            s02 = Fma.MultiplyAdd(r0, x, s02);
+            s12 = Fma.MultiplyAdd(r1, x, s12);
+            s22 = Fma.MultiplyAdd(r2, x, s22);
+            x = Vector256.Create(b[3]);
+            s03 = Fma.MultiplyAdd(r0, x, s03);
+            s13 = Fma.MultiplyAdd(r1, x, s13);
+            s23 = Fma.MultiplyAdd(r2, x, s23);
+        }
+        StoreTileColumn(s00, sums); StoreTileColumn(s01, sums + 1);
+        StoreTileColumn(s02, sums + 2); StoreTileColumn(s03, sums + 3);
+        if (tiles > 1)
+        {
+            float* t1 = sums + TileFloats2;
+            StoreTileColumn(s10, t1); StoreTileColumn(s11, t1 + 1);
+            StoreTileColumn(s12, t1 + 2); StoreTileColumn(s13, t1 + 3);
+        }
+        if (tiles > 2)
+        {
+            float* t2 = sums + 2 * TileFloats2;
+            StoreTileColumn(s20, t2); StoreTileColumn(s21, t2 + 1);
+            StoreTileColumn(s22, t2 + 2); StoreTileColumn(s23, t2 + 3);
+        }
     }
 
     /// <summary>A panel from rows <paramref name="rowStride"/> apart: dst[kk·MR + r] = src[r·rowStride + kk],
@@ -701,7 +826,8 @@ public sealed unsafe partial class CpuBackend
             int panelCount = Math.Min(PanelsPerTask, Panels - firstPanel);
             var packedB = SharedB != null ? null : (float*)Backend.WorkerScratch(worker, PackedBSlot,
                 (long)panelCount * BlockDepth * nr * sizeof(float));
-            var edge = (float*)Backend.WorkerScratch(worker, EdgeTileSlot, mr * nr * sizeof(float));
+            var edge = (float*)Backend.WorkerScratch(worker, EdgeTileSlot,
+                (PackedGemm.NarrowColumns > 0 ? PackedGemm.NarrowTiles : 1) * mr * nr * sizeof(float));
             var work = SharedB != null && !PacksOwnA ? null : (float*)Backend.WorkerScratch(worker, PackWorkSlot,
                 PackedGemm.PackWorkFloats(BlockDepth) * sizeof(float));
             var ownA = !PacksOwnA ? null : (float*)Backend.WorkerScratch(worker, TaskASlot,
@@ -746,6 +872,20 @@ public sealed unsafe partial class CpuBackend
                         var (group, col0) = Locate(column);
                         bool oneGroup = col0 + cols <= Output.GroupColumns;
                         float* panelB = packedB + (long)p * kc * nr;
+                        if (cols <= PackedGemm.NarrowColumns)
+                        {
+                            // A last panel of a few columns: summed along the rows, several tiles at a time.
+                            for (int r = 0; r < rows; r += mr * PackedGemm.NarrowTiles)
+                            {
+                                int tiles = Math.Min(PackedGemm.NarrowTiles, (rows - r + mr - 1) / mr);
+                                PackedGemm.NarrowPanel(packedA + (long)(row0 + r) * kc, tiles, panelB, kc, cols,
+                                    edge);
+                                for (int t = 0; t < tiles; t++)
+                                    StoreEdge(edge + t * mr * nr, target, group, col0, cols, row0 + r + t * mr,
+                                        Math.Min(mr, rows - r - t * mr), rowStride, alpha, beta, finishes);
+                            }
+                            continue;
+                        }
                         for (int r = 0; r < rows; r += mr)
                         {
                             int tileRows = Math.Min(mr, rows - r);
@@ -760,18 +900,30 @@ public sealed unsafe partial class CpuBackend
                             // An edge tile, or one across column groups: through scratch, each group's part stored
                             // at its own place (the sums are the same chains either way).
                             PackedGemm.MicroKernel(tileA, panelB, kc, edge, nr, 1f, 0f);
-                            for (int j = 0, g = group, col = col0; j < cols; g++, col = 0)
-                            {
-                                int count = Math.Min(cols - j, Output.GroupColumns - col);
-                                float* c = target + g * groupStride + (row0 + r) * rowStride + col;
-                                for (int i = 0; i < tileRows; i++)
-                                    PackedGemm.CombineRow(edge + i * nr + j, c + i * rowStride, count, alpha, beta);
-                                if (finishes) Output.ApplyEpilogue(c - target, row0 + r, tileRows, count);
-                                j += count;
-                            }
+                            StoreEdge(edge, target, group, col0, cols, row0 + r, tileRows, rowStride, alpha, beta,
+                                finishes);
                         }
                     }
                 }
+            }
+        }
+
+        /// <summary>An edge tile's sums (<paramref name="tileRows"/> rows of NR, <paramref name="cols"/> of them
+        /// C's) into C at <paramref name="row"/>, column <paramref name="col0"/> of <paramref name="group"/>, each
+        /// column group's part at its own place, combined with alpha and beta, then the epilogue when the sums are
+        /// final.</summary>
+        private readonly void StoreEdge(float* sums, float* target, int group, int col0, int cols, int row,
+            int tileRows, long rowStride, float alpha, float beta, bool finishes)
+        {
+            int nr = PackedGemm.TileColumns;
+            for (int j = 0, g = group, col = col0; j < cols; g++, col = 0)
+            {
+                int count = Math.Min(cols - j, Output.GroupColumns - col);
+                float* c = target + g * Output.GroupStride + row * rowStride + col;
+                for (int i = 0; i < tileRows; i++)
+                    PackedGemm.CombineRow(sums + i * nr + j, c + i * rowStride, count, alpha, beta);
+                if (finishes) Output.ApplyEpilogue(c - target, row, tileRows, count);
+                j += count;
             }
         }
     }

@@ -1,10 +1,10 @@
 // How the CPU backend's packed GEMM cuts its work (Engine.Kernels/Cpu/Gemm.cs): A packed once per call and shared
 // by every task, or by each task for itself when one or two chunks of columns read it, the rows split when the
 // column panels are few (batch 1 on 7x7 maps), and a deep A packed in phases of depth, here across the split-K
-// slices of a weight gradient; the strided data gradient's GEMM over
-// chunks of images; and how the direct convolutions (DirectConvolution.cs) split one image's output rows into
-// bands and its output channels over the threads. Each cut is checked against the float64 reference and for the same bits on 1, 2 and 3
-// worker threads (who computes an element must never change how).
+// slices of a weight gradient, and a last panel of a few columns summed along the rows; the strided data
+// gradient's GEMM over chunks of images; and how the direct convolutions (DirectConvolution.cs) split one image's
+// output rows into bands and its output channels over the threads. Each cut is checked against the float64
+// reference and for the same bits on 1, 2 and 3 worker threads (who computes an element must never change how).
 using Engine.Kernels;
 using Engine.Kernels.Cpu;
 using NUnit.Framework;
@@ -55,6 +55,42 @@ public sealed class CpuPackedGemmTests
                 $"C = 0.5·AB + {beta}·C, {m}×{n}×{k}, {threads} thread(s)");
             first ??= result;
             Assert.That(result, Is.EqualTo(first), $"bits with {threads} thread(s) against 1");
+        }
+    }
+
+    /// <summary>A last panel of a few columns (AVX2: 1, 3 and 4 of 16, summed along the rows over several tiles)
+    /// must give each element the bits the micro-kernel gives it in a whole panel: C of 49, 35 and 52 columns
+    /// against the same columns of a C of 64, 48 and 64 (the same panel count, so the same split-K slices), over 53
+    /// rows (nine tiles, the last of 5 rows), three depth blocks, with alpha and beta.</summary>
+    [TestCase(49, 64)]
+    [TestCase(35, 48)]
+    [TestCase(52, 64)]
+    public void NarrowLastPanelHasTheBitsOfAWholePanel(int narrow, int whole)
+    {
+        const int m = 53, k = 600;
+        var random = new Random(narrow);
+        double[] a = Reference.RandomValues(random, m * k), bWhole = Reference.RandomValues(random, k * whole),
+            cWhole = Reference.RandomValues(random, m * whole);
+        double[] bNarrow = new double[k * narrow], cNarrow = new double[m * narrow];
+        for (int i = 0; i < k; i++) Array.Copy(bWhole, i * whole, bNarrow, i * narrow, narrow);
+        for (int i = 0; i < m; i++) Array.Copy(cWhole, i * whole, cNarrow, i * narrow, narrow);
+        foreach (int threads in new[] { 1, 2 })
+        {
+            using var backend = new CpuBackend(threads);
+            var wide = Product(backend, whole, bWhole, cWhole);
+            var thin = Product(backend, narrow, bNarrow, cNarrow);
+            for (int i = 0; i < m; i++)
+                Assert.That(thin[(i * narrow)..((i + 1) * narrow)], Is.EqualTo(wide[(i * whole)..(i * whole + narrow)]),
+                    $"row {i} of C, {narrow} columns against {whole}, {threads} thread(s)");
+        }
+
+        float[] Product(CpuBackend backend, int n, double[] b, double[] c)
+        {
+            using var da = Reference.UploadFloat(backend, a);
+            using var db = Reference.UploadFloat(backend, b);
+            using var dc = Reference.UploadFloat(backend, c);
+            backend.Gemm(false, false, m, n, k, 0.5f, da, db, 0.25f, dc);
+            return Reference.DownloadFloat(dc);
         }
     }
 
