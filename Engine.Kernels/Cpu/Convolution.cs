@@ -265,6 +265,13 @@ public sealed unsafe partial class CpuBackend
     {
         T* biasData = bias is null ? null : Data(bias), residualData = residual is null ? null : Data(residual);
 
+        if (typeof(T) == typeof(float) && UseWinogradForward(g))
+        {
+            WinogradForward(g, (float*)Data(x), (DeviceBuffer<float>)(object)w, (float*)biasData, (float*)Data(y),
+                (float*)residualData, relu);
+            return;
+        }
+
         if (typeof(T) == typeof(float) && g.IsDenseUndilated && UseDirectForward(g))
         {
             DirectForward(g, (float*)Data(x), (DeviceBuffer<float>)(object)w, (float*)biasData, (float*)Data(y),
@@ -287,7 +294,7 @@ public sealed unsafe partial class CpuBackend
                 // The GEMM's column groups are the images; this convolution group's rows are its K/G channels. The
                 // bias, residual and ReLU run in the GEMM's epilogue, on each tile as it is finished.
                 long groupOffset = (long)group * groupOut * positions;
-                var pack = new WeightPackKey(WeightPass.Forward, Direct: false, group, groupOut, depth,
+                var pack = new WeightPackKey(WeightPass.Forward, WeightLayout.Gemm, group, groupOut, depth,
                     operands.KernelArea);
                 RunPackedGemm(operands, new GemmOutput
                 {
@@ -319,6 +326,12 @@ public sealed unsafe partial class CpuBackend
     protected override void Conv2dBackwardDataCore<T>(ConvGeometry g, DeviceBuffer<T> dy, DeviceBuffer<T> w,
         DeviceBuffer<T> dx)
     {
+        if (typeof(T) == typeof(float) && UseWinogradBackwardData(g))
+        {
+            WinogradBackwardData(g, (float*)Data(dy), (DeviceBuffer<float>)(object)w, (float*)Data(dx));
+            return;
+        }
+
         if (typeof(T) == typeof(float) && g.IsDenseUndilated && UseDirectBackwardData(g))
         {
             DirectBackwardData(g, (float*)Data(dy), (DeviceBuffer<float>)(object)w, (float*)Data(dx));
@@ -350,7 +363,7 @@ public sealed unsafe partial class CpuBackend
                     InChannels = groupIn, KernelWidth = g.KernelWidth, KernelArea = kernelArea,
                     Patches = PatchMatrix.OfOutputGradient(g, (float*)Data(dy), group),
                 };
-                var pack = new WeightPackKey(WeightPass.BackwardData, Direct: false, group, groupIn, operands.Depth,
+                var pack = new WeightPackKey(WeightPass.BackwardData, WeightLayout.Gemm, group, groupIn, operands.Depth,
                     kernelArea);
                 RunPackedGemm(operands, new GemmOutput
                 {

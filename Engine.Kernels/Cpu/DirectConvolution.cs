@@ -248,13 +248,17 @@ internal unsafe struct ShiftedSource
         for (; j < hi; j++) d[j] = row[iw0 + j * sw];
     }
 
-    /// <summary>The even (or, when <paramref name="odd"/>, the odd) elements of src[0 … 16): within each 128-bit
-    /// lane, then the 64-bit quarters put in order.</summary>
+    /// <summary>The even (or, when <paramref name="odd"/>, the odd) elements of src[0 … 16).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static Vector256<float> EveryOtherElement(float* src, bool odd)
+    internal static Vector256<float> EveryOtherElement(float* src, bool odd) => EveryOtherElement(src, src + 8, odd);
+
+    /// <summary>The even (or, when <paramref name="odd"/>, the odd) elements of low[0 … 8), then those of
+    /// high[0 … 8): within each 128-bit lane, then the 64-bit quarters put in order.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector256<float> EveryOtherElement(float* low, float* high, bool odd)
     {
-        var lanes = odd ? Avx.Shuffle(Vector256.Load(src), Vector256.Load(src + 8), 0b11_01_11_01)
-            : Avx.Shuffle(Vector256.Load(src), Vector256.Load(src + 8), 0b10_00_10_00);
+        var lanes = odd ? Avx.Shuffle(Vector256.Load(low), Vector256.Load(high), 0b11_01_11_01)
+            : Avx.Shuffle(Vector256.Load(low), Vector256.Load(high), 0b10_00_10_00);
         return Avx2.Permute4x64(lanes.AsDouble(), 0b11_01_10_00).AsSingle();
     }
 

@@ -21,9 +21,22 @@ internal enum WeightPass
     BackwardData,
 }
 
-/// <summary>How a weight buffer is packed: the pass, the kernel that reads it (the direct convolutions or the packed
-/// GEMM), the convolution group, and the extents the layout depends on (packed rows, depth, taps per filter).</summary>
-internal readonly record struct WeightPackKey(WeightPass Pass, bool Direct, int Group, int Rows, int Depth,
+/// <summary>The kernel that reads a pack of weights.</summary>
+internal enum WeightLayout
+{
+    /// <summary>The packed GEMM's A tiles (Gemm.cs).</summary>
+    Gemm,
+
+    /// <summary>The direct convolutions' channel blocks (DirectConvolution.cs).</summary>
+    Direct,
+
+    /// <summary>Winograd F(2x2, 3x3)'s transformed weights (Winograd.cs).</summary>
+    Winograd,
+}
+
+/// <summary>How a weight buffer is packed: the pass, the kernel that reads it, the convolution group, and the
+/// extents the layout depends on (packed rows, depth, taps per filter).</summary>
+internal readonly record struct WeightPackKey(WeightPass Pass, WeightLayout Layout, int Group, int Rows, int Depth,
     int KernelArea);
 
 /// <summary>The packs kept for one weight buffer.</summary>
@@ -150,7 +163,7 @@ public sealed unsafe partial class CpuBackend
     {
         int block = DirectKernels.ChannelBlock, blocks = (channels + block - 1) / block;
         long floats = (long)blocks * depth * block;
-        var packed = WeightPack(w, new WeightPackKey(pass, Direct: true, Group: 0, channels, depth, kernelArea),
+        var packed = WeightPack(w, new WeightPackKey(pass, WeightLayout.Direct, Group: 0, channels, depth, kernelArea),
             floats, (float*)WorkerScratch(0, DirectWeightSlot, floats * sizeof(float)), out bool ready);
         if (ready) return packed;
         var job = new DirectWeightPackJob

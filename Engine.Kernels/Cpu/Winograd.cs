@@ -1,0 +1,349 @@
+// Winograd F(2x2, 3x3) for the 3x3, stride-1 float convolutions (AVX2+FMA without AVX-512): the
+// forward pass and the stride-1 data gradient (the forward convolution of dy with the kernel flipped and its
+// channels swapped). Each 2x2 block of outputs (a tile) of an output channel k is
+//   y = Aᵀ · [ Σ_c (G·w[k, c]·Gᵀ) ⊙ (Bᵀ·d_c·B) ] · A,
+// d_c the 4x4 input patch under the tile in channel c: 16 multiplies per tile and channel pair where the direct
+// convolution has 36. The 16 elements ξ of the transformed tiles make 16 independent products
+// M_ξ[k][tile] = Σ_c U_ξ[k][c] · V_ξ[c][tile], run by the packed GEMM's micro-kernel (U packed as its A tiles,
+// V as its B panels). A task owns a band of tile rows of one image: it copies the band's input rows, zero-padded,
+// then goes through its tiles a block at a time (transform the inputs into V, the 16 products into M, transform
+// M back into outputs, with the epilogue: + bias, + residual, ReLU), so V and M stay in cache while U streams from
+// L2 or L3. Inputs are transformed 8 tiles at a time (a tile row's 16 + 2 input columns, split into even and odd
+// ones; on maps 7 or 8 wide, 4 tiles of each of two tile rows), outputs 8 tiles at a time likewise. Every output
+// element is computed the same way whatever block or task holds its tile, so the result does not depend on the
+// thread count. Used for 512 ≤ K·C ≤ 512² with both counts at least 16 (with 16 × 16 channels the transforms
+// cost more than the products save) and a tile row of nearly whole vectors of 8 tiles (at most an eighth of the
+// tiles computed and dropped: maps 7, 8, 13 to 16, 27 to 32, 55 to 64 … wide); other shapes keep the direct
+// kernels and the GEMM.
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace Engine.Kernels.Cpu;
+
+/// <summary>One Winograd F(2x2, 3x3) convolution over a batch: out[n, k, y, x] = Σ_c Σ_{r,s} U⁻¹-side weights
+/// applied to In[n, c, y + r − PadTop, x + s − PadLeft] (zero outside), through the transformed weights
+/// <see cref="Weights"/> (WinogradWeights), plus the epilogue. Tiles go 8 to a group: 8 tiles of one tile row,
+/// or with PairedRows (maps 7 or 8 wide: 4 tiles a row) 4 tiles of each of two tile rows. Task t: image
+/// t / Bands, group rows [b·BandRows, (b + 1)·BandRows) of band b = t % Bands.</summary>
+internal unsafe struct WinogradJob : IParallelJob
+{
+    /// <summary>Tiles of a transform vector: 8 tiles, 16 output columns.</summary>
+    private const int GroupTiles = 8;
+
+    public float* Input, Weights, Output, Bias, Residual;
+    public int Channels, Height, Width, OutChannels, OutHeight, OutWidth, PadTop, PadLeft;
+    public int TileRows, RowGroups, BandRows, Bands, BlockGroups;
+    public bool PairedRows, Relu;
+    public CpuBackend Backend;
+
+    /// <summary>Output channels rounded up to the micro-kernel's rows.</summary>
+    private readonly int PaddedOut => WinogradWeights.PaddedRows(OutChannels);
+
+    /// <summary>Floats of a band row in the input copy: 16 columns per group of a row, the 2 of the last tiles'
+    /// halo, and slack to a whole vector.</summary>
+    public readonly int Pitch => 16 * RowGroups + 8;
+
+    /// <summary>Tile rows of a group row: 2 with PairedRows, else 1.</summary>
+    public readonly int GroupRowTiles => PairedRows ? 2 : 1;
+
+    public void Execute(int task, int worker)
+    {
+        int step = GroupRowTiles, n = task / Bands, ty0 = task % Bands * BandRows * step;
+        int groupRows = (Math.Min(BandRows * step, TileRows - ty0) + step - 1) / step;
+        int rows = 2 * groupRows * step + 2, pitch = Pitch, tb = BlockGroups * GroupTiles;
+        int panels = (tb + 15) / 16, kp = PaddedOut, half = PairedRows ? 2 * pitch : GroupTiles;
+        float* band = Backend.WinogradScratch(worker, 0, (long)Channels * rows * pitch);
+        float* v = Backend.WinogradScratch(worker, 1, 16L * panels * Channels * 16);
+        float* m = Backend.WinogradScratch(worker, 2, 16L * kp * tb);
+        CopyBand(Input + (long)n * Channels * Height * Width, band, 2 * ty0 - PadTop, rows, pitch);
+        int groups = groupRows * RowGroups;
+        for (int q0 = 0; q0 < groups; q0 += BlockGroups)
+        {
+            int count = Math.Min(BlockGroups, groups - q0), blockPanels = (count * GroupTiles + 15) / 16;
+            for (int j = 0; j < count; j++)
+            {
+                int q = q0 + j, row = q / RowGroups, gx = q % RowGroups;
+                float* patch = band + (long)2 * row * step * pitch + 16 * gx;
+                float* dst = v + (long)(j / 2) * Channels * 16 + j % 2 * GroupTiles;
+                for (int c = 0; c < Channels; c++)
+                    TransformInput(patch + (long)c * rows * pitch, pitch, half, dst + c * 16,
+                        (long)panels * Channels * 16);
+            }
+            for (int xi = 0; xi < 16; xi++)
+            for (int p = 0; p < blockPanels; p++)
+            {
+                float* b = v + ((long)xi * panels + p) * Channels * 16;
+                for (int kt = 0; kt < kp; kt += 6)
+                    PackedGemm.MicroKernel(Weights + ((long)xi * kp + kt) * Channels, b, Channels,
+                        m + ((long)xi * kp + kt) * tb + p * 16, tb, 1f, 0f);
+            }
+            for (int j = 0; j < count; j++)
+            {
+                int q = q0 + j, ty = ty0 + q / RowGroups * step, gx = q % RowGroups;
+                StoreGroup(m + j * GroupTiles, tb, (long)kp * tb, n, 2 * ty, 16 * gx);
+            }
+        }
+    }
+
+    /// <summary>Rows [y0, y0 + rows) of every channel of one image into band[c][i][·], each row shifted right by
+    /// PadLeft and zero outside the image.</summary>
+    private readonly void CopyBand(float* image, float* band, int y0, int rows, int pitch)
+    {
+        for (int c = 0; c < Channels; c++)
+        for (int i = 0; i < rows; i++)
+        {
+            float* dst = band + ((long)c * rows + i) * pitch;
+            int y = y0 + i;
+            new Span<float>(dst, pitch).Clear();
+            if (y < 0 || y >= Height) continue;
+            int width = Math.Min(Width, pitch - PadLeft);
+            new ReadOnlySpan<float>(image + ((long)c * Height + y) * Width, width).CopyTo(
+                new Span<float>(dst + PadLeft, width));
+        }
+    }
+
+    /// <summary>Bᵀ·d·B for 8 tiles: d[i][j] = patch[i·pitch + 2t + j] for tile t &lt; 4 and
+    /// patch[half + i·pitch + 2(t − 4) + j] for the others (half = 8: one row of 8 tiles; twice the pitch: 4 tiles
+    /// of two tile rows); element ξ = 4a + b of the result goes to dst[ξ·xiStride + t].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void TransformInput(float* patch, int pitch, int half, float* dst, long xiStride)
+    {
+        // Each row's columns j = 0 … 3 of the 8 tiles, combined across the row (·B) as they are read.
+        Row(patch, half, out var r00, out var r01, out var r02, out var r03);
+        Row(patch + pitch, half, out var r10, out var r11, out var r12, out var r13);
+        Row(patch + 2 * pitch, half, out var r20, out var r21, out var r22, out var r23);
+        Row(patch + 3 * pitch, half, out var r30, out var r31, out var r32, out var r33);
+        // Bᵀ· down the columns: rows 0 − 2, 1 + 2, 2 − 1, 1 − 3.
+        Store(dst, xiStride, 0, r00 - r20, r01 - r21, r02 - r22, r03 - r23);
+        Store(dst, xiStride, 4, r10 + r20, r11 + r21, r12 + r22, r13 + r23);
+        Store(dst, xiStride, 8, r20 - r10, r21 - r11, r22 - r12, r23 - r13);
+        Store(dst, xiStride, 12, r10 - r30, r11 - r31, r12 - r32, r13 - r33);
+
+        static void Row(float* row, int half, out Vector256<float> c0, out Vector256<float> c1,
+            out Vector256<float> c2, out Vector256<float> c3)
+        {
+            var d0 = ShiftedSource.EveryOtherElement(row, row + half, false);
+            var d1 = ShiftedSource.EveryOtherElement(row, row + half, true);
+            var d2 = ShiftedSource.EveryOtherElement(row + 2, row + half + 2, false);
+            var d3 = ShiftedSource.EveryOtherElement(row + 2, row + half + 2, true);
+            (c0, c1, c2, c3) = (d0 - d2, d1 + d2, d2 - d1, d1 - d3);
+        }
+
+        static void Store(float* dst, long xiStride, int xi, Vector256<float> v0, Vector256<float> v1,
+            Vector256<float> v2, Vector256<float> v3)
+        {
+            v0.Store(dst + xi * xiStride);
+            v1.Store(dst + (xi + 1) * xiStride);
+            v2.Store(dst + (xi + 2) * xiStride);
+            v3.Store(dst + (xi + 3) * xiStride);
+        }
+    }
+
+    /// <summary>Aᵀ·M·A for the 8 tiles of a group of every output channel (M_ξ[k][t] at
+    /// m[ξ·xiStride + k·rowStride + t]) into image n, through the epilogue: rows y, y + 1 and columns x … x + 15, or with PairedRows columns
+    /// 0 … 7 of rows y, y + 1 (tiles 0–3) and y + 2, y + 3 (tiles 4–7); rows and columns past the output are
+    /// dropped.</summary>
+    private readonly void StoreGroup(float* m, int rowStride, long xiStride, int n, int y, int x)
+    {
+        float* pair = stackalloc float[32];
+        int y1 = PairedRows ? y + 2 : y, x1 = PairedRows ? x : x + GroupTiles;
+        for (int k = 0; k < OutChannels; k++)
+        {
+            float* mk = m + (long)k * rowStride;
+            // ·A across each row of M (columns 0 + 1 + 2 and 1 − 2 − 3), then Aᵀ· down the columns.
+            Across(mk, xiStride, 0, out var a0, out var b0);
+            Across(mk, xiStride, 4, out var a1, out var b1);
+            Across(mk, xiStride, 8, out var a2, out var b2);
+            Across(mk, xiStride, 12, out var a3, out var b3);
+            Interleave(a0 + a1 + a2, b0 + b1 + b2, pair);
+            Interleave(a1 - a2 - a3, b1 - b2 - b3, pair + 16);
+            long plane = ((long)n * OutChannels + k) * OutHeight * OutWidth;
+            float bias = Bias == null ? 0f : Bias[k];
+            StoreHalf(pair, plane, y, x, bias);
+            StoreHalf(pair + GroupTiles, plane, y1, x1, bias);
+        }
+
+        static void Across(float* mk, long xiStride, int xi, out Vector256<float> left, out Vector256<float> right)
+        {
+            var m0 = Vector256.Load(mk + xi * xiStride);
+            var m1 = Vector256.Load(mk + (xi + 1) * xiStride);
+            var m2 = Vector256.Load(mk + (xi + 2) * xiStride);
+            var m3 = Vector256.Load(mk + (xi + 3) * xiStride);
+            (left, right) = (m0 + m1 + m2, m1 - m2 - m3);
+        }
+
+        // Tile t's two outputs of a row at columns 2t and 2t + 1.
+        static void Interleave(Vector256<float> left, Vector256<float> right, float* dst)
+        {
+            var low = Avx.UnpackLow(left, right);
+            var high = Avx.UnpackHigh(left, right);
+            Avx.Permute2x128(low, high, 0x20).Store(dst);
+            Avx.Permute2x128(low, high, 0x31).Store(dst + 8);
+        }
+    }
+
+    /// <summary>The outputs of 4 tiles at columns x … x + 7 of rows y (from sums[0 … 8)) and y + 1 (from
+    /// sums[16 … 24)) of the output plane at <paramref name="plane"/>, through the epilogue, within the output.
+    /// </summary>
+    private readonly void StoreHalf(float* sums, long plane, int y, int x, float bias)
+    {
+        int count = Math.Min(GroupTiles, OutWidth - x);
+        for (int row = 0; row < 2 && count > 0 && y + row < OutHeight; row++)
+        {
+            long at = plane + (long)(y + row) * OutWidth + x;
+            GemmOutput.EpilogueRow(sums + 16 * row, Output + at, bias, Residual == null ? null : Residual + at, Relu,
+                count);
+        }
+    }
+}
+
+/// <summary>The transformed weights U of a Winograd F(2x2, 3x3) convolution, packed as the micro-kernel's A tiles:
+/// U[ξ][kt][c][i] = (G·g[kt + i, c]·Gᵀ)_ξ for output channel kt + i (0 past the channels), computed in float64
+/// and rounded once. g is the forward kernel, or for the data gradient the kernel flipped with its channels
+/// swapped.</summary>
+internal static unsafe class WinogradWeights
+{
+    /// <summary>Output channels rounded up to the micro-kernel's 6 rows.</summary>
+    public static int PaddedRows(int outChannels) => (outChannels + 5) / 6 * 6;
+
+    public static long Floats(int outChannels, int channels) => 16L * PaddedRows(outChannels) * channels;
+
+    /// <summary>Fills <paramref name="u"/> from w [K][C][3][3]: for the forward pass (out = K, in = C) or the data
+    /// gradient (out = C, in = K, taps flipped).</summary>
+    public static void Transform(float* w, int k, int c, bool dataGradient, float* u)
+    {
+        int outs = dataGradient ? c : k, ins = dataGradient ? k : c, rows = PaddedRows(outs);
+        new Span<float>(u, checked((int)Floats(outs, ins))).Clear();
+        var g = new double[3, 3];
+        var t = new double[4, 3];
+        for (int o = 0; o < outs; o++)
+        for (int i = 0; i < ins; i++)
+        {
+            float* taps = dataGradient ? w + ((long)i * c + o) * 9 : w + ((long)o * c + i) * 9;
+            for (int r = 0; r < 3; r++)
+            for (int s = 0; s < 3; s++)
+                g[r, s] = dataGradient ? taps[(2 - r) * 3 + 2 - s] : taps[r * 3 + s];
+            // G·g: rows g0, (g0 + g1 + g2)/2, (g0 − g1 + g2)/2, g2; then the same across the columns.
+            for (int s = 0; s < 3; s++)
+            {
+                t[0, s] = g[0, s];
+                t[1, s] = 0.5 * (g[0, s] + g[1, s] + g[2, s]);
+                t[2, s] = 0.5 * (g[0, s] - g[1, s] + g[2, s]);
+                t[3, s] = g[2, s];
+            }
+            int kt = o / 6 * 6, lane = o % 6;
+            for (int a = 0; a < 4; a++)
+            {
+                double u0 = t[a, 0], u1 = 0.5 * (t[a, 0] + t[a, 1] + t[a, 2]);
+                double u2 = 0.5 * (t[a, 0] - t[a, 1] + t[a, 2]), u3 = t[a, 2];
+                Put(4 * a, u0); Put(4 * a + 1, u1); Put(4 * a + 2, u2); Put(4 * a + 3, u3);
+            }
+
+            void Put(int xi, double value) => u[((long)xi * rows + kt) * ins + i * 6 + lane] = (float)value;
+        }
+    }
+}
+
+public sealed unsafe partial class CpuBackend
+{
+    /// <summary>A worker's buffers for a Winograd task: 0 the input band, 1 the transformed inputs, 2 the products.
+    /// </summary>
+    internal float* WinogradScratch(int worker, int buffer, long floats) => (float*)WorkerScratch(worker,
+        buffer switch { 0 => DirectSourceSlot, 1 => ColumnsSlot, _ => PackedBSlot }, floats * sizeof(float));
+
+    /// <summary>Channel products K·C served (U of 32 KiB to 16 MiB: 512 × 512 channels).</summary>
+    private const int WinogradMinChannelProduct = 512, WinogradMaxChannelProduct = 1 << 18;
+
+    /// <summary>Floats of a block's V and M together (160 KiB).</summary>
+    private const long WinogradBlockBudget = 40960;
+
+    /// <summary>Floats of a task's input band, at most (192 KiB), unless one tile row needs more.</summary>
+    private const long WinogradBandBudget = 49152;
+
+    /// <summary>Whether a 3x3 stride-1 convolution from <paramref name="ins"/> to <paramref name="outs"/> channels,
+    /// padded by <paramref name="padTop"/> and <paramref name="padLeft"/>, onto an output <paramref name="outWidth"/>
+    /// wide, takes Winograd F(2x2, 3x3): AVX2+FMA without AVX-512, at least 16 channels each side and a channel
+    /// product in range, pads of at most 2, and a tile row of 4 tiles (paired rows) or of nearly whole groups of 8.
+    /// </summary>
+    private static bool WinogradServes(ConvGeometry g, int ins, int outs, int padTop, int padLeft, int outWidth)
+    {
+        if (Avx512F.IsSupported || !Avx2.IsSupported || !Fma.IsSupported) return false;
+        if (!g.IsDenseUndilated || g.KernelHeight != 3 || g.KernelWidth != 3 || g.StrideHeight != 1 ||
+            g.StrideWidth != 1) return false;
+        long product = (long)ins * outs;
+        if (Math.Min(ins, outs) < 16 || product < WinogradMinChannelProduct || product > WinogradMaxChannelProduct)
+            return false;
+        if (padTop < 0 || padTop > 2 || padLeft < 0 || padLeft > 2) return false;
+        int tiles = (outWidth + 1) / 2, groups = (tiles + 7) / 8;
+        return tiles == 4 || tiles >= 7 * groups;
+    }
+
+    private static bool UseWinogradForward(ConvGeometry g) =>
+        WinogradServes(g, g.InChannels, g.OutChannels, g.PadTop, g.PadLeft, g.OutWidth);
+
+    private static bool UseWinogradBackwardData(ConvGeometry g) =>
+        WinogradServes(g, g.OutChannels, g.InChannels, 2 - g.PadTop, 2 - g.PadLeft, g.InWidth);
+
+    /// <summary>The transformed weights of <paramref name="w"/> for <paramref name="pass"/>: kept, or computed now.
+    /// </summary>
+    private float* WinogradWeightsOf(ConvGeometry g, DeviceBuffer<float> w, WeightPass pass)
+    {
+        bool data = pass == WeightPass.BackwardData;
+        int outs = data ? g.InChannels : g.OutChannels, ins = data ? g.OutChannels : g.InChannels;
+        long floats = WinogradWeights.Floats(outs, ins);
+        var u = WeightPack(w, new WeightPackKey(pass, WeightLayout.Winograd, Group: 0, outs, ins, KernelArea: 16),
+            floats, (float*)WorkerScratch(0, DirectWeightSlot, floats * sizeof(float)), out bool ready);
+        if (!ready) WinogradWeights.Transform(Data(w), g.OutChannels, g.InChannels, data, u);
+        return u;
+    }
+
+    /// <summary>out = the 3x3 stride-1 convolution of <paramref name="input"/> (ins × height × width per image) by
+    /// the transformed weights <paramref name="u"/>, padded by (padTop, padLeft), onto outs × outHeight × outWidth,
+    /// then the epilogue.</summary>
+    private void RunWinograd(int batch, float* input, int ins, int height, int width, float* u, int outs,
+        int outHeight, int outWidth, int padTop, int padLeft, float* output, float* bias, float* residual, bool relu)
+    {
+        int tileRows = (outHeight + 1) / 2, rowTiles = (outWidth + 1) / 2;
+        bool paired = rowTiles == 4;
+        int rowGroups = paired ? 1 : (rowTiles + 7) / 8, step = paired ? 2 : 1;
+        var job = new WinogradJob
+        {
+            Input = input, Weights = u, Output = output, Bias = bias, Residual = residual, Relu = relu,
+            Channels = ins, Height = height, Width = width, OutChannels = outs, OutHeight = outHeight,
+            OutWidth = outWidth, PadTop = padTop, PadLeft = padLeft, TileRows = tileRows, RowGroups = rowGroups,
+            PairedRows = paired, Backend = this,
+        };
+        // Bands of group rows whose input copy fits the budget, and at least two tasks per thread.
+        int groupRows = (tileRows + step - 1) / step;
+        long rowFloats = 2L * step * ins * job.Pitch;
+        int bandRows = (int)Math.Clamp((WinogradBandBudget - rowFloats) / rowFloats, 1, groupRows);
+        int wanted = (2 * ThreadCount + batch - 1) / batch;
+        bandRows = Math.Min(bandRows, (groupRows + wanted - 1) / wanted);
+        job.BandRows = bandRows;
+        job.Bands = (groupRows + bandRows - 1) / bandRows;
+        // Blocks of groups of 8 tiles whose V and M fit the budget: an even count (whole panels of 16), at least 2.
+        long perTile = 16L * (ins + WinogradWeights.PaddedRows(outs));
+        job.BlockGroups = Math.Max(2, (int)(WinogradBlockBudget / perTile / 8) / 2 * 2);
+        Parallel(batch * job.Bands, ref job);
+    }
+
+    private void WinogradForward(ConvGeometry g, float* x, DeviceBuffer<float> w, float* bias, float* y,
+        float* residual, bool relu)
+    {
+        var u = WinogradWeightsOf(g, w, WeightPass.Forward);
+        RunWinograd(g.Batch, x, g.InChannels, g.InHeight, g.InWidth, u, g.OutChannels, g.OutHeight, g.OutWidth,
+            g.PadTop, g.PadLeft, y, bias, residual, relu);
+        GC.KeepAlive(w);   // its kept transform must outlive the run that reads it
+    }
+
+    /// <summary>dx = the stride-1 forward convolution of dy with w flipped and its channels swapped, padded by
+    /// 2 − pad.</summary>
+    private void WinogradBackwardData(ConvGeometry g, float* dy, DeviceBuffer<float> w, float* dx)
+    {
+        var u = WinogradWeightsOf(g, w, WeightPass.BackwardData);
+        RunWinograd(g.Batch, dy, g.OutChannels, g.OutHeight, g.OutWidth, u, g.InChannels, g.InHeight, g.InWidth,
+            2 - g.PadTop, 2 - g.PadLeft, dx, null, null, false);
+        GC.KeepAlive(w);
+    }
+}

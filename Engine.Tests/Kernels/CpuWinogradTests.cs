@@ -1,0 +1,71 @@
+// The CPU backend's Winograd F(2x2, 3x3) convolutions (Engine.Kernels/Cpu/Winograd.cs: AVX2+FMA without
+// AVX-512; elsewhere the same cases check the direct kernels and the GEMM): the forward pass with bias, residual and
+// ReLU, and the stride-1 data gradient, against the float64 reference, with the same bits on 1, 2 and 3 threads
+// (bands of tile rows and blocks of tiles that differ with the thread count) and for each image of a batch alone.
+using Engine.Kernels;
+using Engine.Kernels.Cpu;
+using NUnit.Framework;
+
+namespace Engine.Tests.Kernels;
+
+[NonParallelizable]
+public sealed class CpuWinogradTests
+{
+    /// <summary>batch, C, H, W, K, pads (top, bottom, left, right): a 13x13 map (7 tiles a row: one group of 8 with a
+    /// tile dropped, and an odd last output row), 32 channels into 20 (a last micro-tile of 2 rows); a 28x28 map of
+    /// two groups a row; 16x16 unpadded (a 14x14 output; the data gradient padded by 2); a 30x30 map padded by 2
+    /// (32x32 out; the data gradient unpadded); uneven pads, 15 wide; and maps 7 or 8 wide, whose groups hold 4
+    /// tiles of each of two tile rows: 8x8, 7x7 (an odd last output row), 5 rows of 8 (3 tile rows: a last pair
+    /// with one), and 9x9 unpadded (a 7x7 output; its data gradient, 9 wide, takes another path).</summary>
+    private static readonly object[] Shapes =
+    [
+        new object[] { 2, 16, 13, 13, 32, 1, 1, 1, 1 },
+        new object[] { 1, 32, 28, 28, 20, 1, 1, 1, 1 },
+        new object[] { 3, 24, 16, 16, 40, 0, 0, 0, 0 },
+        new object[] { 1, 40, 30, 30, 16, 2, 2, 2, 2 },
+        new object[] { 2, 16, 14, 15, 48, 2, 0, 1, 0 },
+        new object[] { 2, 32, 8, 8, 24, 1, 1, 1, 1 },
+        new object[] { 1, 16, 7, 7, 48, 1, 1, 1, 1 },
+        new object[] { 2, 24, 5, 8, 32, 1, 1, 1, 1 },
+        new object[] { 3, 20, 9, 9, 32, 0, 0, 0, 0 },
+    ];
+
+    [TestCaseSource(nameof(Shapes))]
+    public void ForwardAndDataGradientMatchTheReferenceWithTheSameBitsOnEveryThreadCount(int batch, int c, int h,
+        int w, int k, int padTop, int padBottom, int padLeft, int padRight)
+    {
+        var g = new ConvGeometry(batch, c, h, w, k, 3, 3, 1, 1, padTop, padBottom, padLeft, padRight);
+        var r = new ReferenceOps.Conv(batch, c, h, w, k, 3, 3, 1, 1, padTop, padBottom, padLeft, padRight);
+        var random = new Random(c * 100 + h);
+        double[] x = Reference.RandomValues(random, batch * c * h * w),
+            weights = Reference.RandomValues(random, k * c * 9), bias = Reference.RandomValues(random, k);
+        double[] dy = Reference.RandomValues(random, batch * k * r.OH * r.OW),
+            residual = Reference.RandomValues(random, dy.Length);
+        var forward = ReferenceOps.ConvForward(r, x, weights, bias);
+        for (int i = 0; i < forward.Length; i++) forward[i] = Math.Max(forward[i] + residual[i], 0);
+        var dataGradient = ReferenceOps.ConvBackwardData(r, dy, weights);
+        (float[] Y, float[] DX)? first = null;
+        foreach (int threads in new[] { 1, 2, 3 })
+        {
+            using var backend = new CpuBackend(threads);
+            var result = Reference.ConvPasses(backend, g, x, weights, bias, dy, residual, relu: true);
+            string on = $"{r}, {threads} thread(s)";
+            Reference.AssertClose(forward, Reference.ToDouble(result.Y), 2e-3, 1e-4, $"y, {on}");
+            Reference.AssertClose(dataGradient, Reference.ToDouble(result.DX), 2e-3, 1e-4, $"dx, {on}");
+            first ??= (result.Y, result.DX);
+            Assert.That(result.Y, Is.EqualTo(first.Value.Y), $"y bits, {on}");
+            Assert.That(result.DX, Is.EqualTo(first.Value.DX), $"dx bits, {on}");
+            if (threads != 2 || batch == 1) continue;
+            int imageIn = c * h * w, imageOut = k * r.OH * r.OW;
+            var one = new ConvGeometry(1, c, h, w, k, 3, 3, 1, 1, padTop, padBottom, padLeft, padRight);
+            for (int n = 0; n < batch; n++)
+            {
+                var alone = Reference.ConvPasses(backend, one, x[(n * imageIn)..((n + 1) * imageIn)], weights, bias,
+                    dy[(n * imageOut)..((n + 1) * imageOut)], residual[(n * imageOut)..((n + 1) * imageOut)],
+                    relu: true);
+                Assert.That(result.Y[(n * imageOut)..((n + 1) * imageOut)], Is.EqualTo(alone.Y), $"y of image {n}");
+                Assert.That(result.DX[(n * imageIn)..((n + 1) * imageIn)], Is.EqualTo(alone.DX), $"dx of image {n}");
+            }
+        }
+    }
+}
