@@ -120,6 +120,7 @@ internal unsafe struct WinogradJob : IParallelJob
         Store(dst, xiStride, 8, r20 - r10, r21 - r11, r22 - r12, r23 - r13);
         Store(dst, xiStride, 12, r10 - r30, r11 - r31, r12 - r32, r13 - r33);
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         static void Row(float* row, int half, out Vector256<float> c0, out Vector256<float> c1,
             out Vector256<float> c2, out Vector256<float> c3)
         {
@@ -130,6 +131,7 @@ internal unsafe struct WinogradJob : IParallelJob
             (c0, c1, c2, c3) = (d0 - d2, d1 + d2, d2 - d1, d1 - d3);
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         static void Store(float* dst, long xiStride, int xi, Vector256<float> v0, Vector256<float> v1,
             Vector256<float> v2, Vector256<float> v3)
         {
@@ -164,6 +166,7 @@ internal unsafe struct WinogradJob : IParallelJob
             StoreHalf(pair + GroupTiles, plane, y1, x1, bias);
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         static void Across(float* mk, long xiStride, int xi, out Vector256<float> left, out Vector256<float> right)
         {
             var m0 = Vector256.Load(mk + xi * xiStride);
@@ -174,6 +177,7 @@ internal unsafe struct WinogradJob : IParallelJob
         }
 
         // Tile t's two outputs of a row at columns 2t and 2t + 1.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         static void Interleave(Vector256<float> left, Vector256<float> right, float* dst)
         {
             var low = Avx.UnpackLow(left, right);
@@ -186,6 +190,7 @@ internal unsafe struct WinogradJob : IParallelJob
     /// <summary>The outputs of 4 tiles at columns x … x + 7 of rows y (from sums[0 … 8)) and y + 1 (from
     /// sums[16 … 24)) of the output plane at <paramref name="plane"/>, through the epilogue, within the output.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private readonly void StoreHalf(float* sums, long plane, int y, int x, float bias)
     {
         int count = Math.Min(GroupTiles, OutWidth - x);
