@@ -23,7 +23,7 @@ namespace Engine.Kernels.Cpu;
 
 /// <summary>One Winograd F(2x2, 3x3) convolution over a batch: out[n, k, y, x] = Σ_c Σ_{r,s} U⁻¹-side weights
 /// applied to In[n, c, y + r − PadTop, x + s − PadLeft] (zero outside), through the transformed weights
-/// <see cref="Weights"/> (WinogradWeights), plus the epilogue. Tiles go 8 to a group: 8 tiles of one tile row,
+/// <see cref="Weights"/> (WinogradWeightsJob), plus the epilogue. Tiles go 8 to a group: 8 tiles of one tile row,
 /// or with PairedRows (maps 7 or 8 wide: 4 tiles a row) 4 tiles of each of two tile rows. Task t: image
 /// t / Bands, group rows [b·BandRows, (b + 1)·BandRows) of band b = t % Bands.</summary>
 internal unsafe struct WinogradJob : IParallelJob
@@ -38,7 +38,7 @@ internal unsafe struct WinogradJob : IParallelJob
     public CpuBackend Backend;
 
     /// <summary>Output channels rounded up to the micro-kernel's rows.</summary>
-    private readonly int PaddedOut => WinogradWeights.PaddedRows(OutChannels);
+    private readonly int PaddedOut => WinogradWeightsJob.PaddedRows(OutChannels);
 
     /// <summary>Floats of a band row in the input copy: 16 columns per group of a row, the 2 of the last tiles'
     /// halo, and slack to a whole vector.</summary>
@@ -143,9 +143,9 @@ internal unsafe struct WinogradJob : IParallelJob
     }
 
     /// <summary>Aᵀ·M·A for the 8 tiles of a group of every output channel (M_ξ[k][t] at
-    /// m[ξ·xiStride + k·rowStride + t]) into image n, through the epilogue: rows y, y + 1 and columns x … x + 15, or with PairedRows columns
-    /// 0 … 7 of rows y, y + 1 (tiles 0–3) and y + 2, y + 3 (tiles 4–7); rows and columns past the output are
-    /// dropped.</summary>
+    /// m[ξ·xiStride + k·rowStride + t]) into image n, through the epilogue: rows y, y + 1 and columns
+    /// x … x + 15, or with PairedRows columns 0 … 7 of rows y, y + 1 (tiles 0–3) and y + 2, y + 3 (tiles 4–7); rows
+    /// and columns past the output are dropped.</summary>
     private readonly void StoreGroup(float* m, int rowStride, long xiStride, int n, int y, int x)
     {
         float* pair = stackalloc float[32];
@@ -205,48 +205,66 @@ internal unsafe struct WinogradJob : IParallelJob
 
 /// <summary>The transformed weights U of a Winograd F(2x2, 3x3) convolution, packed as the micro-kernel's A tiles:
 /// U[ξ][kt][c][i] = (G·g[kt + i, c]·Gᵀ)_ξ for output channel kt + i (0 past the channels), computed in float64
-/// and rounded once. g is the forward kernel, or for the data gradient the kernel flipped with its channels
-/// swapped.</summary>
-internal static unsafe class WinogradWeights
+/// and rounded once. g is the forward kernel w [K][C][3][3], or for the data gradient the kernel flipped with its
+/// channels swapped (out = C, in = K). Task t fills the tile of output channels 6t … 6t + 5.</summary>
+internal unsafe struct WinogradWeightsJob : IParallelJob
 {
+    public float* Weight, Transformed;
+    public int OutChannels, Channels;
+    public bool DataGradient;
+
     /// <summary>Output channels rounded up to the micro-kernel's 6 rows.</summary>
     public static int PaddedRows(int outChannels) => (outChannels + 5) / 6 * 6;
 
     public static long Floats(int outChannels, int channels) => 16L * PaddedRows(outChannels) * channels;
 
-    /// <summary>Fills <paramref name="u"/> from w [K][C][3][3]: for the forward pass (out = K, in = C) or the data
-    /// gradient (out = C, in = K, taps flipped).</summary>
-    public static void Transform(float* w, int k, int c, bool dataGradient, float* u)
-    {
-        int outs = dataGradient ? c : k, ins = dataGradient ? k : c, rows = PaddedRows(outs);
-        new Span<float>(u, checked((int)Floats(outs, ins))).Clear();
-        var g = new double[3, 3];
-        var t = new double[4, 3];
-        for (int o = 0; o < outs; o++)
-        for (int i = 0; i < ins; i++)
-        {
-            float* taps = dataGradient ? w + ((long)i * c + o) * 9 : w + ((long)o * c + i) * 9;
-            for (int r = 0; r < 3; r++)
-            for (int s = 0; s < 3; s++)
-                g[r, s] = dataGradient ? taps[(2 - r) * 3 + 2 - s] : taps[r * 3 + s];
-            // G·g: rows g0, (g0 + g1 + g2)/2, (g0 − g1 + g2)/2, g2; then the same across the columns.
-            for (int s = 0; s < 3; s++)
-            {
-                t[0, s] = g[0, s];
-                t[1, s] = 0.5 * (g[0, s] + g[1, s] + g[2, s]);
-                t[2, s] = 0.5 * (g[0, s] - g[1, s] + g[2, s]);
-                t[3, s] = g[2, s];
-            }
-            int kt = o / 6 * 6, lane = o % 6;
-            for (int a = 0; a < 4; a++)
-            {
-                double u0 = t[a, 0], u1 = 0.5 * (t[a, 0] + t[a, 1] + t[a, 2]);
-                double u2 = 0.5 * (t[a, 0] - t[a, 1] + t[a, 2]), u3 = t[a, 2];
-                Put(4 * a, u0); Put(4 * a + 1, u1); Put(4 * a + 2, u2); Put(4 * a + 3, u3);
-            }
+    /// <summary>Output and input channels of the transform (the kernel's, swapped for the data gradient).</summary>
+    private readonly (int Outs, int Ins) Extents => DataGradient ? (Channels, OutChannels) : (OutChannels, Channels);
 
-            void Put(int xi, double value) => u[((long)xi * rows + kt) * ins + i * 6 + lane] = (float)value;
+    public readonly void Execute(int task, int worker)
+    {
+        var (outs, ins) = Extents;
+        int rows = PaddedRows(outs), kt = task * 6;
+        Span<double> t = stackalloc double[12];
+        for (int lane = 0; lane < 6; lane++)
+        {
+            int o = kt + lane;
+            for (int i = 0; i < ins; i++)
+            {
+                float* u = Transformed + (long)kt * ins + i * 6 + lane;
+                long xiStride = (long)rows * ins;
+                if (o >= outs)
+                {
+                    for (int xi = 0; xi < 16; xi++) u[xi * xiStride] = 0f;
+                    continue;
+                }
+                // g[r][s], flipped for the data gradient; G·g down the columns, then ·Gᵀ across the rows.
+                float* taps = Weight + (DataGradient ? ((long)i * Channels + o) * 9 + 8 : ((long)o * Channels + i) * 9);
+                int step = DataGradient ? -1 : 1;
+                for (int c = 0; c < 3; c++)
+                    Spread(taps[c * step], taps[(3 + c) * step], taps[(6 + c) * step], out t[c], out t[3 + c],
+                        out t[6 + c], out t[9 + c]);
+                for (int a = 0; a < 4; a++)
+                {
+                    Spread(t[3 * a], t[3 * a + 1], t[3 * a + 2], out double u0, out double u1, out double u2,
+                        out double u3);
+                    u[4 * a * xiStride] = (float)u0;
+                    u[(4 * a + 1) * xiStride] = (float)u1;
+                    u[(4 * a + 2) * xiStride] = (float)u2;
+                    u[(4 * a + 3) * xiStride] = (float)u3;
+                }
+            }
         }
+    }
+
+    /// <summary>G·(g0, g1, g2): g0, (g0 + g1 + g2)/2, (g0 − g1 + g2)/2, g2.</summary>
+    private static void Spread(double g0, double g1, double g2, out double x0, out double x1, out double x2,
+        out double x3)
+    {
+        x0 = g0;
+        x1 = 0.5 * (g0 + g1 + g2);
+        x2 = 0.5 * (g0 - g1 + g2);
+        x3 = g2;
     }
 }
 
@@ -296,10 +314,16 @@ public sealed unsafe partial class CpuBackend
     {
         bool data = pass == WeightPass.BackwardData;
         int outs = data ? g.InChannels : g.OutChannels, ins = data ? g.OutChannels : g.InChannels;
-        long floats = WinogradWeights.Floats(outs, ins);
+        long floats = WinogradWeightsJob.Floats(outs, ins);
         var u = WeightPack(w, new WeightPackKey(pass, WeightLayout.Winograd, Group: 0, outs, ins, KernelArea: 16),
             floats, (float*)WorkerScratch(0, DirectWeightSlot, floats * sizeof(float)), out bool ready);
-        if (!ready) WinogradWeights.Transform(Data(w), g.OutChannels, g.InChannels, data, u);
+        if (ready) return u;
+        var job = new WinogradWeightsJob
+        {
+            Weight = Data(w), Transformed = u, OutChannels = g.OutChannels, Channels = g.InChannels,
+            DataGradient = data,
+        };
+        Parallel(WinogradWeightsJob.PaddedRows(outs) / 6, ref job);
         return u;
     }
 
@@ -328,7 +352,7 @@ public sealed unsafe partial class CpuBackend
         job.BandRows = bandRows;
         job.Bands = (groupRows + bandRows - 1) / bandRows;
         // Blocks of groups of 8 tiles whose V and M fit the budget: an even count (whole panels of 16), at least 2.
-        long perTile = 16L * (ins + WinogradWeights.PaddedRows(outs));
+        long perTile = 16L * (ins + WinogradWeightsJob.PaddedRows(outs));
         job.BlockGroups = Math.Max(2, (int)(WinogradBlockBudget / perTile / 8) / 2 * 2);
         Parallel(batch * job.Bands, ref job);
     }
