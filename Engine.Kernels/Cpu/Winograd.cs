@@ -1,4 +1,4 @@
-// Winograd F(2x2, 3x3) for the 3x3, stride-1 float convolutions (AVX2+FMA without AVX-512): the
+// Winograd F(2x2, 3x3) for the 3x3, stride-1 float convolutions (AVX2+FMA, and AVX-512): the
 // forward pass and the stride-1 data gradient (the forward convolution of dy with the kernel flipped and its
 // channels swapped). Each 2x2 block of outputs (a tile) of an output channel k is
 //   y = Aᵀ · [ Σ_c (G·w[k, c]·Gᵀ) ⊙ (Bᵀ·d_c·B) ] · A,
@@ -12,9 +12,9 @@
 // ones; on maps 7 or 8 wide, 4 tiles of each of two tile rows), outputs 8 tiles at a time likewise. Every output
 // element is computed the same way whatever block or task holds its tile, so the result does not depend on the
 // thread count. Used for 512 ≤ K·C ≤ 512² with both counts at least 16 (with 16 × 16 channels the transforms
-// cost more than the products save) and a tile row of nearly whole vectors of 8 tiles (at most an eighth of the
-// tiles computed and dropped: maps 7, 8, 13 to 16, 27 to 32, 55 to 64 … wide); other shapes keep the direct
-// kernels and the GEMM.
+// cost more than the products save; with AVX-512 for 128² ≤ K·C ≤ 256² only) and a tile row of nearly whole
+// vectors of 8 tiles (at most an eighth of the tiles computed and dropped: maps 7, 8, 13 to 16, 27 to 32, 55 to
+// 64 … wide); other shapes keep the direct kernels and the GEMM.
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -51,32 +51,33 @@ internal unsafe struct WinogradJob : IParallelJob
     {
         int step = GroupRowTiles, n = task / Bands, ty0 = task % Bands * BandRows * step;
         int groupRows = (Math.Min(BandRows * step, TileRows - ty0) + step - 1) / step;
+        int mr = PackedGemm.TileRows, nr = PackedGemm.TileColumns, panelGroups = nr / GroupTiles;
         int rows = 2 * groupRows * step + 2, pitch = Pitch, tb = BlockGroups * GroupTiles;
-        int panels = (tb + 15) / 16, kp = PaddedOut, half = PairedRows ? 2 * pitch : GroupTiles;
+        int panels = (tb + nr - 1) / nr, kp = PaddedOut, half = PairedRows ? 2 * pitch : GroupTiles;
         float* band = Backend.WinogradScratch(worker, 0, (long)Channels * rows * pitch);
-        float* v = Backend.WinogradScratch(worker, 1, 16L * panels * Channels * 16);
+        float* v = Backend.WinogradScratch(worker, 1, 16L * panels * Channels * nr);
         float* m = Backend.WinogradScratch(worker, 2, 16L * kp * tb);
         CopyBand(Input + (long)n * Channels * Height * Width, band, 2 * ty0 - PadTop, rows, pitch);
         int groups = groupRows * RowGroups;
         for (int q0 = 0; q0 < groups; q0 += BlockGroups)
         {
-            int count = Math.Min(BlockGroups, groups - q0), blockPanels = (count * GroupTiles + 15) / 16;
+            int count = Math.Min(BlockGroups, groups - q0), blockPanels = (count * GroupTiles + nr - 1) / nr;
             for (int j = 0; j < count; j++)
             {
                 int q = q0 + j, row = q / RowGroups, gx = q % RowGroups;
                 float* patch = band + (long)2 * row * step * pitch + 16 * gx;
-                float* dst = v + (long)(j / 2) * Channels * 16 + j % 2 * GroupTiles;
+                float* dst = v + (long)(j / panelGroups) * Channels * nr + j % panelGroups * GroupTiles;
                 for (int c = 0; c < Channels; c++)
-                    TransformInput(patch + (long)c * rows * pitch, pitch, half, dst + c * 16,
-                        (long)panels * Channels * 16);
+                    TransformInput(patch + (long)c * rows * pitch, pitch, half, dst + c * nr,
+                        (long)panels * Channels * nr);
             }
             for (int xi = 0; xi < 16; xi++)
             for (int p = 0; p < blockPanels; p++)
             {
-                float* b = v + ((long)xi * panels + p) * Channels * 16;
-                for (int kt = 0; kt < kp; kt += 6)
+                float* b = v + ((long)xi * panels + p) * Channels * nr;
+                for (int kt = 0; kt < kp; kt += mr)
                     PackedGemm.MicroKernel(Weights + ((long)xi * kp + kt) * Channels, b, Channels,
-                        m + ((long)xi * kp + kt) * tb + p * 16, tb, 1f, 0f);
+                        m + ((long)xi * kp + kt) * tb + p * nr, tb, 1f, 0f);
             }
             for (int j = 0; j < count; j++)
             {
@@ -206,15 +207,17 @@ internal unsafe struct WinogradJob : IParallelJob
 /// <summary>The transformed weights U of a Winograd F(2x2, 3x3) convolution, packed as the micro-kernel's A tiles:
 /// U[ξ][kt][c][i] = (G·g[kt + i, c]·Gᵀ)_ξ for output channel kt + i (0 past the channels), computed in float64
 /// and rounded once. g is the forward kernel w [K][C][3][3], or for the data gradient the kernel flipped with its
-/// channels swapped (out = C, in = K). Task t fills the tile of output channels 6t … 6t + 5.</summary>
+/// channels swapped (out = C, in = K). Task t fills the tile of output channels mr·t … mr·t + mr − 1 (mr the
+/// micro-kernel's rows).</summary>
 internal unsafe struct WinogradWeightsJob : IParallelJob
 {
     public float* Weight, Transformed;
     public int OutChannels, Channels;
     public bool DataGradient;
 
-    /// <summary>Output channels rounded up to the micro-kernel's 6 rows.</summary>
-    public static int PaddedRows(int outChannels) => (outChannels + 5) / 6 * 6;
+    /// <summary>Output channels rounded up to the micro-kernel's rows (a task's tile).</summary>
+    public static int PaddedRows(int outChannels) =>
+        (outChannels + PackedGemm.TileRows - 1) / PackedGemm.TileRows * PackedGemm.TileRows;
 
     public static long Floats(int outChannels, int channels) => 16L * PaddedRows(outChannels) * channels;
 
@@ -224,14 +227,14 @@ internal unsafe struct WinogradWeightsJob : IParallelJob
     public readonly void Execute(int task, int worker)
     {
         var (outs, ins) = Extents;
-        int rows = PaddedRows(outs), kt = task * 6;
+        int rows = PaddedRows(outs), mr = PackedGemm.TileRows, kt = task * mr;
         Span<double> t = stackalloc double[12];
-        for (int lane = 0; lane < 6; lane++)
+        for (int lane = 0; lane < mr; lane++)
         {
             int o = kt + lane;
             for (int i = 0; i < ins; i++)
             {
-                float* u = Transformed + (long)kt * ins + i * 6 + lane;
+                float* u = Transformed + (long)kt * ins + i * mr + lane;
                 long xiStride = (long)rows * ins;
                 if (o >= outs)
                 {
@@ -275,8 +278,12 @@ public sealed unsafe partial class CpuBackend
     internal float* WinogradScratch(int worker, int buffer, long floats) => (float*)WorkerScratch(worker,
         buffer switch { 0 => DirectSourceSlot, 1 => ColumnsSlot, _ => PackedBSlot }, floats * sizeof(float));
 
-    /// <summary>Channel products K·C served (U of 32 KiB to 16 MiB: 512 × 512 channels).</summary>
-    private const int WinogradMinChannelProduct = 512, WinogradMaxChannelProduct = 1 << 18;
+    /// <summary>Channel products K·C served. With AVX2, 512 to 512² (U of 32 KiB to 16 MiB). With AVX-512 the
+    /// direct kernels run near the machine's peak where channels are few (32 and 64 channels: 20–25 % faster than
+    /// Winograd) and a task's block of tiles does not use U enough on 7x7 maps (512 channels: twice as slow), so
+    /// only 128² to 256², where Winograd is 4–38 % faster.</summary>
+    private static readonly int WinogradMinChannelProduct = Avx512F.IsSupported ? 1 << 14 : 512,
+        WinogradMaxChannelProduct = Avx512F.IsSupported ? 1 << 16 : 1 << 18;
 
     /// <summary>Floats of a block's V and M together (160 KiB).</summary>
     private const long WinogradBlockBudget = 40960;
@@ -286,12 +293,12 @@ public sealed unsafe partial class CpuBackend
 
     /// <summary>Whether a 3x3 stride-1 convolution from <paramref name="ins"/> to <paramref name="outs"/> channels,
     /// padded by <paramref name="padTop"/> and <paramref name="padLeft"/>, onto an output <paramref name="outWidth"/>
-    /// wide, takes Winograd F(2x2, 3x3): AVX2+FMA without AVX-512, at least 16 channels each side and a channel
+    /// wide, takes Winograd F(2x2, 3x3): AVX2+FMA (or AVX-512), at least 16 channels each side and a channel
     /// product in range, pads of at most 2, and a tile row of 4 tiles (paired rows) or of nearly whole groups of 8.
     /// </summary>
     private static bool WinogradServes(ConvGeometry g, int ins, int outs, int padTop, int padLeft, int outWidth)
     {
-        if (Avx512F.IsSupported || !Avx2.IsSupported || !Fma.IsSupported) return false;
+        if (!Avx2.IsSupported || !Fma.IsSupported) return false;
         if (!g.IsDenseUndilated || g.KernelHeight != 3 || g.KernelWidth != 3 || g.StrideHeight != 1 ||
             g.StrideWidth != 1) return false;
         long product = (long)ins * outs;
@@ -323,7 +330,7 @@ public sealed unsafe partial class CpuBackend
             Weight = Data(w), Transformed = u, OutChannels = g.OutChannels, Channels = g.InChannels,
             DataGradient = data,
         };
-        Parallel(WinogradWeightsJob.PaddedRows(outs) / 6, ref job);
+        Parallel(WinogradWeightsJob.PaddedRows(outs) / PackedGemm.TileRows, ref job);
         return u;
     }
 
@@ -351,9 +358,11 @@ public sealed unsafe partial class CpuBackend
         bandRows = Math.Min(bandRows, (groupRows + wanted - 1) / wanted);
         job.BandRows = bandRows;
         job.Bands = (groupRows + bandRows - 1) / bandRows;
-        // Blocks of groups of 8 tiles whose V and M fit the budget: an even count (whole panels of 16), at least 2.
+        // Blocks of groups of 8 tiles whose V and M fit the budget: whole panels of the micro-kernel's columns, at
+        // least one.
         long perTile = 16L * (ins + WinogradWeightsJob.PaddedRows(outs));
-        job.BlockGroups = Math.Max(2, (int)(WinogradBlockBudget / perTile / 8) / 2 * 2);
+        int panelGroups = PackedGemm.TileColumns / 8;
+        job.BlockGroups = Math.Max(1, (int)(WinogradBlockBudget / perTile / PackedGemm.TileColumns)) * panelGroups;
         Parallel(batch * job.Bands, ref job);
     }
 
