@@ -338,12 +338,6 @@ public sealed unsafe partial class CpuBackend
             return;
         }
 
-        if (typeof(T) == typeof(float) && g.IsDenseUndilated && UseDirectStridedData(g))
-        {
-            DirectStridedData(g, (float*)Data(dy), (float*)Data(w), (float*)Data(dx));
-            return;
-        }
-
         if (typeof(T) == typeof(float) && PackedGemm.IsSupported && (g.StrideHeight > 1 || g.StrideWidth > 1))
         {
             ColumnsBackwardData(g, (float*)Data(dy), (float*)Data(w), (float*)Data(dx));

@@ -12,9 +12,8 @@
 // its own rows of the buffer:
 //   forward / stride-1 data gradient: 8 output channels × 3 vectors of 16 output pixels in 24 zmm accumulators;
 //     per term, 3 loads of the padded image, 8 broadcasts of the (packed, zero-padded) weights, 24 FMAs.
-//     The data gradient is the forward convolution of dy with the kernel flipped and its channels swapped.
-//   strided data gradient: one output phase (a, b) of dx at a time, a stride-1 convolution over dy with only the
-//     taps that reach that phase (DirectStridedDataJob), its result written into dx's strided positions.
+//     The data gradient is the forward convolution of dy with the kernel flipped and its channels swapped; a
+//     strided one takes the GEMM's columns path (Convolution.cs).
 //   weight gradient: 4 output channels × 6 depth terms in 24 zmm accumulators, summed over every pixel vector of
 //     a group of images, then reduced across lanes; each task owns a fixed range of images (the ranges depend on
 //     the shape only) and writes its own partial dw, and the partials are summed in order afterwards.
@@ -312,7 +311,7 @@ internal unsafe struct DirectConvJob : IParallelJob
     /// <paramref name="rowPitch"/>: equal (p itself), or the buffer's padded rows (ShiftedSource.PaddedRows, whose
     /// output rows are whole vectors). Out's channels are <paramref name="plane"/> floats apart, its images
     /// outChannels·plane.</summary>
-    public static void Tiles(float* buffer, long imageFloats, int rowWidth, int rowPitch, int images, int positions,
+    private static void Tiles(float* buffer, long imageFloats, int rowWidth, int rowPitch, int images, int positions,
         long plane, float* packedWeight, int* offsets, int depth, int outChannels, int firstBlock, int endBlock,
         float* output, float* bias, float* residual, bool relu)
     {
@@ -376,74 +375,6 @@ internal unsafe struct DirectConvJob : IParallelJob
                         GemmOutput.EpilogueRow(tile + (i * tileVectors + j) * lanes, dst, bias == null ? 0f : bias[k],
                             residual == null ? null : residual + (dst - output), relu, width);
                     }
-                }
-            }
-        }
-    }
-}
-
-/// <summary>
-/// The strided data gradient, one output phase (a, b) at a time: dx[n, c, sh·i + a, sw·j + b] = Σ over the taps
-/// (r, s) with (a + PadTop − r) % sh = 0 and (b + PadLeft − s) % sw = 0 of w[k, c, r, s] · dy[n, k, i + dr, j + dc],
-/// dr = (a + PadTop − r) / sh (dc likewise): a stride-1 convolution over dy with those taps only, so none of the
-/// transposed convolution's zeros is multiplied. Its terms are planes of dy shifted by (dr, dc) over the phase grid;
-/// the phase result goes to scratch, then into dx's strided positions.
-/// </summary>
-internal unsafe struct DirectStridedDataJob : IParallelJob
-{
-    public ConvGeometry G;
-    public float* OutputGradient, InputGradient;
-    /// <summary>Per phase a·sw + b: first term, term count; per term: channel k, dr, dc; packed weights
-    /// [phase][cBlock][term][ChannelBlock] starting at PhaseWeights[phase].</summary>
-    public int* PhaseFirst, PhaseCount, TermChannel, TermRow, TermColumn, Offsets;
-    public long* PhaseWeights;
-    public float* PackedWeight;
-    public CpuBackend Backend;
-
-    public void Execute(int task, int worker)
-    {
-        int n = task, sh = G.StrideHeight, sw = G.StrideWidth;
-        int planeIn = G.InHeight * G.InWidth, planeOut = G.OutHeight * G.OutWidth;
-        float* dx = InputGradient + (long)n * G.InChannels * planeIn;
-        float* dy = OutputGradient + (long)n * G.OutChannels * planeOut;
-        for (int a = 0; a < sh; a++)
-        for (int b = 0; b < sw; b++)
-        {
-            int gh = (G.InHeight - a + sh - 1) / sh, gw = (G.InWidth - b + sw - 1) / sw;
-            if (gh <= 0 || gw <= 0) continue;
-            int phase = a * sw + b, first = PhaseFirst[phase], terms = PhaseCount[phase], grid = gh * gw;
-            float* result = Backend.DirectPhaseScratch(worker, (long)G.InChannels * grid);
-            if (terms == 0) new Span<float>(result, G.InChannels * grid).Clear();
-            else
-            {
-                long bufferFloats = ((long)terms * grid + 16 + 15) / 16 * 16;
-                float* buffer = Backend.DirectSourceScratch(worker, bufferFloats);
-                for (int t = 0; t < terms; t++)
-                {
-                    float* plane = dy + (long)TermChannel[first + t] * planeOut;
-                    float* d = buffer + (long)t * grid;
-                    int dr = TermRow[first + t], dc = TermColumn[first + t];
-                    for (int i = 0; i < gh; i++, d += gw)
-                    {
-                        int ih = i + dr;
-                        if ((uint)ih >= (uint)G.OutHeight) PackedGemm.ZeroRow(d, gw);
-                        else ShiftedSource.FillRow(plane + (long)ih * G.OutWidth, G.OutWidth, dc, 1, gw, d);
-                    }
-                }
-                PackedGemm.ZeroRow(buffer + (long)terms * grid, (int)(bufferFloats - (long)terms * grid));
-                DirectConvJob.Tiles(buffer, bufferFloats, grid, grid, 1, grid, grid,
-                    PackedWeight + PhaseWeights[phase], Offsets + first, terms, G.InChannels, 0,
-                    (G.InChannels + DirectKernels.ChannelBlock - 1) / DirectKernels.ChannelBlock, result, null, null,
-                    false);
-            }
-            for (int c = 0; c < G.InChannels; c++)
-            {
-                float* src = result + (long)c * grid;
-                float* plane = dx + (long)c * planeIn + a * G.InWidth + b;
-                for (int i = 0; i < gh; i++, src += gw)
-                {
-                    float* row = plane + (long)i * sh * G.InWidth;
-                    for (int j = 0; j < gw; j++) row[j * sw] = src[j];
                 }
             }
         }
@@ -805,10 +736,6 @@ public sealed unsafe partial class CpuBackend
     internal float* DirectSourceScratch(int worker, long floats) =>
         (float*)WorkerScratch(worker, DirectSourceSlot, floats * sizeof(float));
 
-    /// <summary>A worker's buffer for one phase of a strided data gradient.</summary>
-    internal float* DirectPhaseScratch(int worker, long floats) =>
-        (float*)WorkerScratch(worker, ColumnsSlot, floats * sizeof(float));
-
     /// <summary>Largest per-image buffer (floats) the direct convolutions use; bigger images take the GEMM path.</summary>
     private const long DirectImageLimit = 1 << 20;
 
@@ -848,23 +775,6 @@ public sealed unsafe partial class CpuBackend
     private static bool UseDirectBackwardData(ConvGeometry g) =>
         DirectServes(g, Math.Min(g.InChannels, (long)g.OutChannels * g.KernelHeight * g.KernelWidth)) &&
         g.StrideHeight == 1 && g.StrideWidth == 1 && DataSource(g, null).ImageFloats <= DirectImageLimit;
-
-    /// <summary>Strided backward data splits dx into stride² phases; beyond this many the GEMM path serves.</summary>
-    private const int MaxStridePhases = 64;
-
-    /// <summary>AVX-512 only: with AVX2 the strided data gradient stays on the GEMM's columns path. On AVX2 each
-    /// call matched the float64 reference and gave an image the same bits whatever its batch, yet in the
-    /// synchronised batch-norm training of DataParallelTests (ResNet-20, augmented Fashion-MNIST, batch 16) the
-    /// second step's gradients came out about 1 % away from the columns path's, and 2 ranks × 8 drifted 2e-4 from
-    /// 1 process × 16 in 4 steps (3.4e-7 with the columns path). The cause is not found; a change of rounding alone
-    /// in the columns path (an edge kernel summing even and odd depth steps apart) also drifted 5.3e-5 there, so the
-    /// test amplifies any change to this pass's rounding (docs/performance.md, "AVX2 direct convolutions").</summary>
-    private static bool UseDirectStridedData(ConvGeometry g) =>
-        Avx512F.IsSupported &&
-        DirectServes(g, Math.Min(g.InChannels, (long)g.OutChannels * g.KernelHeight * g.KernelWidth)) &&
-        (long)g.StrideHeight * g.StrideWidth <= MaxStridePhases && (long)g.OutChannels * g.KernelHeight *
-        g.KernelWidth * ((g.InHeight + g.StrideHeight - 1) / g.StrideHeight) *
-        ((g.InWidth + g.StrideWidth - 1) / g.StrideWidth) <= DirectImageLimit;
 
     /// <summary>The weight gradient's GEMM: K rows, N·OH·OW deep, C·R·S columns; what decides is the input
     /// channels (measured).</summary>
@@ -965,55 +875,5 @@ public sealed unsafe partial class CpuBackend
             PartitionLength = partitionLength,
         };
         Parallel(g.OutChannels, ref sum);
-    }
-
-    private void DirectStridedData(ConvGeometry g, float* dy, float* w, float* dx)
-    {
-        int sh = g.StrideHeight, sw = g.StrideWidth, phases = sh * sw;
-        int kernelArea = g.KernelHeight * g.KernelWidth, terms = g.OutChannels * kernelArea;
-        int block = DirectKernels.ChannelBlock, cBlocks = (g.InChannels + block - 1) / block;
-        var ints = (int*)WorkerScratch(0, DirectOffsetSlot, ((long)phases * 2 + (long)terms * 4) * sizeof(int));
-        int* first = ints, count = ints + phases, channel = ints + 2 * phases, row = channel + terms,
-            column = row + terms, offsets = column + terms;
-        var phaseWeights = stackalloc long[MaxStridePhases];
-        var packed = (float*)WorkerScratch(0, DirectWeightSlot, (long)cBlocks * block * terms * sizeof(float));
-        int next = 0;
-        long weightPos = 0;
-        for (int a = 0; a < sh; a++)
-        for (int b = 0; b < sw; b++)
-        {
-            int phase = a * sw + b, gh = (g.InHeight - a + sh - 1) / sh, gw = (g.InWidth - b + sw - 1) / sw;
-            first[phase] = next;
-            for (int k = 0; k < g.OutChannels; k++)
-            for (int r = 0; r < g.KernelHeight; r++)
-            for (int s = 0; s < g.KernelWidth; s++)
-            {
-                int ty = a + g.PadTop - r, tx = b + g.PadLeft - s;
-                if (((ty % sh) + sh) % sh != 0 || ((tx % sw) + sw) % sw != 0) continue;
-                channel[next] = k;
-                row[next] = (int)Math.Floor((double)ty / sh);
-                column[next] = (int)Math.Floor((double)tx / sw);
-                offsets[next] = (next - first[phase]) * Math.Max(gh, 0) * Math.Max(gw, 0);
-                next++;
-            }
-            count[phase] = next - first[phase];
-            phaseWeights[phase] = weightPos;
-            for (int t = 0; t < count[phase]; t++)
-            {
-                int term = first[phase] + t, k = channel[term];
-                int r = a + g.PadTop - row[term] * sh, s = b + g.PadLeft - column[term] * sw;
-                for (int c = 0; c < cBlocks * block; c++)
-                    packed[weightPos + ((long)(c / block) * count[phase] + t) * block + c % block] =
-                        c < g.InChannels ? w[((long)k * g.InChannels + c) * kernelArea + r * g.KernelWidth + s] : 0f;
-            }
-            weightPos += (long)cBlocks * block * count[phase];
-        }
-        var job = new DirectStridedDataJob
-        {
-            G = g, OutputGradient = dy, InputGradient = dx, PhaseFirst = first, PhaseCount = count,
-            TermChannel = channel, TermRow = row, TermColumn = column, Offsets = offsets,
-            PhaseWeights = phaseWeights, PackedWeight = packed, Backend = this,
-        };
-        Parallel(g.Batch, ref job);
     }
 }
