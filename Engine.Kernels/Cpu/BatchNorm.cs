@@ -2,13 +2,12 @@
 // running-statistics update as PyTorch, or with the biased variance as ONNX), inference forward, backward for both
 // modes, and 1/sqrt(var + eps).
 //
-// Work is cut into blocks of one channel, fixed by the shape alone (ChannelBlocks): a whole channel when there are
-// at least 8 channels of at most 2^20 elements — then one task runs both passes of its channel, the second finding
-// it in the cache — else about ChunkLength elements (whole planes when a plane is shorter, else pieces of one
-// plane), so a few large channels still fill every core. The statistics pass gives each block its mean and the sum
-// of squared deviations from that mean (two passes over the block while it sits in the cache, so never
-// x² − mean²); a channel's blocks are combined in order, in float64, by Chan's formula; the normalisation pass
-// writes y. Backward is two passes too (the sums must be complete before dx): each block's Σ dy and Σ dy·x̂ are
+// Work is cut into blocks fixed by the shape alone (ChannelBlocks): a plane (n, c), or a piece of ChunkLength
+// elements of a longer one; each task runs a stretch of consecutive blocks in memory order, so every pass reads and
+// writes contiguous memory (a channel's planes lie a whole image apart: walked channel by channel, a 32x32 map's
+// batch-norm ran at a third of the copy bandwidth). The statistics pass gives each block its mean and the sum of
+// squared deviations from that mean (two passes over the block while it sits in the cache, so never x² − mean²);
+// a channel's blocks are combined in order, in float64, by Chan's formula; the normalisation pass writes y. Backward is two passes too (the sums must be complete before dx): each block's Σ dy and Σ dy·x̂ are
 // added in order in float64, then dx is written. Combines run in a fixed order, so the result does not depend on
 // the thread count. The residual add and the ReLU that follow batch-norm in a ResNet block can be fused:
 // forward adds the residual and clamps as it writes; backward reads dy only where the output is positive and
@@ -31,10 +30,8 @@ public sealed unsafe partial class CpuBackend
         // The blocks' (mean, squared deviations), then each channel's (scale, shift) for the normalisation.
         var partials = (T*)WorkerScratch(0, PartialsSlot, (2L * blocks.Count + 2L * channels) * sizeof(T));
         T* scaleShift = partials + 2L * blocks.Count;
-        var job = new ChannelPassesJob<BlockStatisticsJob<T>, ChannelStatistics<T>, BlockNormalizeJob<T>>
-        {
-            First = new BlockStatisticsJob<T> { X = Data(x), Blocks = blocks, Partials = partials },
-            Finish = new ChannelStatistics<T>
+        RunChannelPasses(blocks, channels, new BlockStatisticsJob<T> { X = Data(x), Blocks = blocks, Partials = partials },
+            new ChannelStatistics<T>
             {
                 Partials = partials, Blocks = blocks, Mean = Data(savedMean), InvStd = Data(savedInvStd),
                 Gamma = Data(gamma), Beta = Data(beta), RunningMean = Data(runningMean),
@@ -42,13 +39,11 @@ public sealed unsafe partial class CpuBackend
                 Momentum = T.CreateTruncating(momentum),
                 UnbiasedRunningVariance = varianceUpdate == RunningVarianceUpdate.Unbiased,
             },
-            Second = new BlockNormalizeJob<T>
+            new BlockNormalizeJob<T>
             {
                 X = Data(x), Residual = residual is null ? null : Data(residual), Y = Data(y),
                 ScaleShift = scaleShift, Blocks = blocks, Relu = relu,
-            },
-        };
-        RunChannelPasses(blocks, channels, ref job);
+            });
     }
 
     /// <summary>A channel's step between the two passes over its blocks: it combines the first pass's partials.
@@ -58,40 +53,46 @@ public sealed unsafe partial class CpuBackend
         void Combine(int c);
     }
 
-    /// <summary>The two passes of a batch-norm op over the channel blocks with each channel's combine between them
-    /// (statistics, combine, normalisation; or gradient sums, combine, dx). Run as one job, task c is channel c
-    /// whole — for channels that are one block each, so the second pass finds the channel in the cache.</summary>
-    private struct ChannelPassesJob<TFirst, TCombine, TSecond> : IParallelJob
-        where TFirst : struct, IParallelJob where TCombine : struct, IChannelCombine
-        where TSecond : struct, IParallelJob
+    /// <summary>Channel c's combine, as task c.</summary>
+    private struct ChannelCombineJob<TCombine> : IParallelJob where TCombine : struct, IChannelCombine
     {
-        public TFirst First;
         public TCombine Finish;
-        public TSecond Second;
+
+        public readonly void Execute(int task, int worker) => Finish.Combine(task);
+    }
+
+    /// <summary>A per-block job run over the blocks in memory order: task t runs stretch t of
+    /// <see cref="ChannelBlocks.StretchBlocks"/> consecutive blocks.</summary>
+    private struct BlockStretchJob<TBlock> : IParallelJob where TBlock : struct, IParallelJob
+    {
+        public TBlock Block;
+        public ChannelBlocks Blocks;
 
         public void Execute(int task, int worker)
         {
-            First.Execute(task, worker);
-            Finish.Combine(task);
-            Second.Execute(task, worker);
+            int end = (int)Math.Min(Blocks.Count, (long)(task + 1) * Blocks.StretchBlocks);
+            for (int m = task * Blocks.StretchBlocks; m < end; m++) Block.Execute(Blocks.BlockAt(m), worker);
         }
     }
 
-    /// <summary>Runs <paramref name="job"/>: one task per channel when channels are one block each, else the first
-    /// pass over every block, the combines in channel order, then the second pass.</summary>
-    private void RunChannelPasses<TFirst, TCombine, TSecond>(ChannelBlocks blocks, int channels,
-        ref ChannelPassesJob<TFirst, TCombine, TSecond> job)
+    /// <summary>Runs <paramref name="block"/> over every block, in stretches of memory order.</summary>
+    private void RunBlocks<TBlock>(ChannelBlocks blocks, TBlock block) where TBlock : struct, IParallelJob
+    {
+        var job = new BlockStretchJob<TBlock> { Block = block, Blocks = blocks };
+        Parallel(blocks.Stretches, ref job);
+    }
+
+    /// <summary>The two passes of a batch-norm op over the blocks, with every channel's combine between them
+    /// (statistics, combine, normalisation; or gradient sums, combine, dx).</summary>
+    private void RunChannelPasses<TFirst, TCombine, TSecond>(ChannelBlocks blocks, int channels, TFirst first,
+        TCombine finish, TSecond second)
         where TFirst : struct, IParallelJob where TCombine : struct, IChannelCombine
         where TSecond : struct, IParallelJob
     {
-        if (blocks.PerChannel == 1)
-        {
-            Parallel(channels, ref job);
-            return;
-        }
-        Parallel(blocks.Count, ref job.First);
-        for (int c = 0; c < channels; c++) job.Finish.Combine(c);
-        Parallel(blocks.Count, ref job.Second);
+        RunBlocks(blocks, first);
+        var combine = new ChannelCombineJob<TCombine> { Finish = finish };
+        Parallel(channels, ref combine);
+        RunBlocks(blocks, second);
     }
 
     /// <summary>A channel's statistics from its blocks' partials: Chan's combine in order, in float64, then the
@@ -156,29 +157,26 @@ public sealed unsafe partial class CpuBackend
         var partials = (T*)WorkerScratch(0, PartialsSlot, (2L * blocks.Count + 3L * channels) * sizeof(T));
         T* coefficients = partials + 2L * blocks.Count;
         T* means = Data(mean), invStds = Data(invStd);
-        var job = new ChannelPassesJob<BlockGradientSumsJob<T>, ChannelGradients<T>, BlockInputGradientJob<T>>
-        {
-            First = new BlockGradientSumsJob<T>
+        RunChannelPasses(blocks, channels,
+            new BlockGradientSumsJob<T>
             {
                 X = Data(x), DY = Data(dy), ReluOutput = reluOutput is null ? null : Data(reluOutput),
                 ResidualGradient = residualGradient is null ? null : Data(residualGradient), Mean = means,
                 InvStd = invStds, Blocks = blocks, Partials = partials,
             },
-            Finish = new ChannelGradients<T>
+            new ChannelGradients<T>
             {
                 Partials = partials, Blocks = blocks, Gamma = Data(gamma), InvStd = invStds, DGamma = Data(dgamma),
                 DBeta = Data(dbeta), Coefficients = coefficients, BatchStatistics = batchStatistics,
             },
-            Second = new BlockInputGradientJob<T>
+            new BlockInputGradientJob<T>
             {
                 X = Data(x), DY = residualGradient is null ? Data(dy) : Data(residualGradient),
                 // The residual's gradient is dy already masked: read it instead of dy and the output.
                 ReluOutput = reluOutput is null || residualGradient is not null ? null : Data(reluOutput),
                 Mean = means, InvStd = invStds, Coefficients = coefficients, DX = Data(dx), Blocks = blocks,
                 BatchStatistics = batchStatistics,
-            },
-        };
-        RunChannelPasses(blocks, channels, ref job);
+            });
     }
 
     /// <summary>A channel's Σ dy and Σ dy·x̂ from its blocks' partials, added in order in float64: dbeta, dgamma,
@@ -216,78 +214,71 @@ public sealed unsafe partial class CpuBackend
         for (long c = 0; c < variance.Length; c++) result[c] = T.One / T.Sqrt(v[c] + eps);
     }
 
-    /// <summary>y = x·scale + shift (+ residual), clamped at 0 when <paramref name="relu"/>, one task per block;
-    /// <paramref name="scaleShift"/> holds (scale, shift) per channel.</summary>
+    /// <summary>y = x·scale + shift (+ residual), clamped at 0 when <paramref name="relu"/>, over the blocks in
+    /// memory order; <paramref name="scaleShift"/> holds (scale, shift) per channel.</summary>
     private void Normalize<T>(ChannelBlocks blocks, DeviceBuffer<T> x, DeviceBuffer<T>? residual, DeviceBuffer<T> y,
         T* scaleShift, bool relu) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var job = new BlockNormalizeJob<T>
+        RunBlocks(blocks, new BlockNormalizeJob<T>
         {
             X = Data(x), Residual = residual is null ? null : Data(residual), Y = Data(y), ScaleShift = scaleShift,
             Blocks = blocks, Relu = relu,
-        };
-        Parallel(blocks.Count, ref job);
+        });
     }
 
     /// <summary>
-    /// The blocks of one channel of [N, C, HW], fixed by the shape (the same for every thread count): the whole
-    /// channel when there are enough channels and each is small enough; else, when a plane is at most ChunkLength
-    /// elements, PlanesPerBlock consecutive whole planes (the last block may hold fewer); otherwise one piece of
-    /// ChunkLength elements of one plane (the last piece of a plane may be shorter). Task t is block t % PerChannel
-    /// of channel t / PerChannel.
+    /// The blocks of [N, C, HW], fixed by the shape (the same for every thread count): a whole plane (n, c), or for
+    /// a plane longer than ChunkLength, pieces of ChunkLength elements (the last piece of a plane may be shorter).
+    /// Block b of channel c, numbered c·PerChannel + b (its partials' place, so a channel's blocks are combined in
+    /// order), is piece b % PiecesPerPlane of plane n = b / PiecesPerPlane. The blocks run in memory order, in
+    /// stretches of about ChunkLength elements.
     /// </summary>
     private readonly struct ChannelBlocks
     {
-        public readonly int Batch, Channels, Spatial, PlanesPerBlock, PiecesPerPlane, PerChannel;
+        public readonly int Batch, Channels, Spatial, PiecesPerPlane, PerChannel, StretchBlocks;
 
         public ChannelBlocks(int batch, int channels, int spatial)
         {
             Batch = batch;
             Channels = channels;
             Spatial = spatial;
-            bool wholeChannels = channels >= WholeChannelsFrom && (long)batch * spatial <= WholeChannelLimit;
-            PlanesPerBlock = wholeChannels ? batch : Math.Max(1, ChunkLength / spatial);
-            PiecesPerPlane = wholeChannels ? 1 : (spatial + ChunkLength - 1) / ChunkLength;
-            PerChannel = PiecesPerPlane > 1 ? batch * PiecesPerPlane : (batch + PlanesPerBlock - 1) / PlanesPerBlock;
+            int blockLength = Math.Clamp(spatial, 1, ChunkLength);
+            PiecesPerPlane = Math.Max(1, (spatial + ChunkLength - 1) / ChunkLength);
+            PerChannel = batch * PiecesPerPlane;
+            StretchBlocks = ChunkLength / blockLength;
         }
 
-        /// <summary>Channels from which a channel of at most <see cref="WholeChannelLimit"/> elements is one block
-        /// (enough tasks for the cores; both passes then run in one task, the second in the cache).</summary>
-        private const int WholeChannelsFrom = 8;
-
-        /// <summary>The largest channel kept as one block: 2^20 elements (4 MB of float per tensor).</summary>
-        private const long WholeChannelLimit = 1 << 20;
-
-        /// <summary>Blocks of all channels: the task count.</summary>
+        /// <summary>Blocks of all channels.</summary>
         public int Count => Channels * PerChannel;
 
-        /// <summary>Block <paramref name="b"/> of a channel: its first plane, plane count, and the element range
-        /// [offset, offset + length) inside each of those planes.</summary>
-        public (int FirstPlane, int Planes, int Offset, int Length) Range(int b)
+        /// <summary>Stretches of blocks in memory order: the task count.</summary>
+        public int Stretches => (Count + StretchBlocks - 1) / StretchBlocks;
+
+        /// <summary>The number c·PerChannel + b of the block at place <paramref name="m"/> in memory order.</summary>
+        public int BlockAt(int m)
         {
-            if (PiecesPerPlane > 1)
-            {
-                int piece = b % PiecesPerPlane, offset = piece * ChunkLength;
-                return (b / PiecesPerPlane, 1, offset, Math.Min(ChunkLength, Spatial - offset));
-            }
-            int first = b * PlanesPerBlock;
-            return (first, Math.Min(PlanesPerBlock, Batch - first), 0, Spatial);
+            int plane = m / PiecesPerPlane, n = plane / Channels, c = plane % Channels;
+            return c * PerChannel + n * PiecesPerPlane + m % PiecesPerPlane;
         }
 
-        /// <summary>Elements of block <paramref name="b"/>.</summary>
-        public long Length(int b)
+        /// <summary>Block <paramref name="b"/> of a channel: its plane n and the element range [offset, offset +
+        /// length) inside that plane.</summary>
+        public (int Plane, int Offset, int Length) Range(int b)
         {
-            var (_, planes, _, length) = Range(b);
-            return (long)planes * length;
+            int offset = b % PiecesPerPlane * ChunkLength;
+            return (b / PiecesPerPlane, offset, Math.Min(ChunkLength, Spatial - offset));
         }
+
+        /// <summary>Elements of block <paramref name="b"/> of a channel.</summary>
+        public long Length(int b) => Range(b).Length;
 
         /// <summary>Offset in [N, C, HW] of the block's elements in plane <paramref name="n"/> of channel
         /// <paramref name="c"/>.</summary>
         public long Offset(int n, int c, int offset) => ((long)n * Channels + c) * Spatial + offset;
     }
 
-    /// <summary>Block <c>task</c>: partials[2·task] = the block's mean, partials[2·task + 1] = Σ (x − that mean)²,
-    /// both pairwise (Reduction.cs); the second pass finds the block in the cache.</summary>
+    /// <summary>Block <c>task</c> (c·PerChannel + b): partials[2·task] = the block's mean, partials[2·task + 1] =
+    /// Σ (x − that mean)², both pairwise (Reduction.cs); the second pass finds the block in the cache.</summary>
     private struct BlockStatisticsJob<T> : IParallelJob where T : unmanaged, IFloatingPointIeee754<T>
     {
         public T* X, Partials;
@@ -295,20 +286,11 @@ public sealed unsafe partial class CpuBackend
 
         public void Execute(int task, int worker)
         {
-            T mean = BlockSum(task, new PlainValues<T>()) / T.CreateTruncating(Blocks.Length(task % Blocks.PerChannel));
+            var (n, offset, length) = Blocks.Range(task % Blocks.PerChannel);
+            T* xs = X + Blocks.Offset(n, task / Blocks.PerChannel, offset);
+            T mean = PairwiseSum(xs, length, new PlainValues<T>()) / T.CreateTruncating(length);
             Partials[2L * task] = mean;
-            Partials[2L * task + 1] = BlockSum(task, new SquaredDeviations<T> { Mean = mean });
-        }
-
-        /// <summary>The pairwise sum of the values over block <paramref name="task"/>: within its piece of a plane,
-        /// or within each plane and pairwise over its planes.</summary>
-        private readonly T BlockSum<TValues>(int task, TValues values) where TValues : struct, IBlockValues<T>
-        {
-            int c = task / Blocks.PerChannel;
-            var (first, planes, offset, length) = Blocks.Range(task % Blocks.PerChannel);
-            return planes == 1
-                ? PairwiseSum(X + Blocks.Offset(first, c, offset), length, values)
-                : ChannelSum(X, first, planes, Blocks.Channels, Blocks.Spatial, c, values);
+            Partials[2L * task + 1] = PairwiseSum(xs, length, new SquaredDeviations<T> { Mean = mean });
         }
     }
 
@@ -323,30 +305,27 @@ public sealed unsafe partial class CpuBackend
         public void Execute(int task, int worker)
         {
             int c = task / Blocks.PerChannel;
-            var (first, planes, offset, length) = Blocks.Range(task % Blocks.PerChannel);
+            var (n, offset, length) = Blocks.Range(task % Blocks.PerChannel);
             T scale = ScaleShift[2 * c], shift = ScaleShift[2 * c + 1];
             var vScale = Vector256.Create(scale);
             var vShift = Vector256.Create(shift);
             var floor = Relu ? Vector256<T>.Zero : Vector256.Create(T.NegativeInfinity);
             T scalarFloor = Relu ? T.Zero : T.NegativeInfinity;
-            for (int n = first; n < first + planes; n++)
+            long at = Blocks.Offset(n, c, offset);
+            T* xs = X + at, ys = Y + at;
+            int i = 0;
+            if (Residual is null)
             {
-                long at = Blocks.Offset(n, c, offset);
-                T* xs = X + at, ys = Y + at;
-                int i = 0;
-                if (Residual is null)
-                {
-                    for (; i + Vector256<T>.Count <= length; i += Vector256<T>.Count)
-                        Vector256.Max(Vector256.Load(xs + i) * vScale + vShift, floor).Store(ys + i);
-                    for (; i < length; i++) ys[i] = T.Max(xs[i] * scale + shift, scalarFloor);
-                    continue;
-                }
-                T* rs = Residual + at;
                 for (; i + Vector256<T>.Count <= length; i += Vector256<T>.Count)
-                    Vector256.Max(Vector256.Load(xs + i) * vScale + vShift + Vector256.Load(rs + i), floor)
-                        .Store(ys + i);
-                for (; i < length; i++) ys[i] = T.Max(xs[i] * scale + shift + rs[i], scalarFloor);
+                    Vector256.Max(Vector256.Load(xs + i) * vScale + vShift, floor).Store(ys + i);
+                for (; i < length; i++) ys[i] = T.Max(xs[i] * scale + shift, scalarFloor);
+                return;
             }
+            T* rs = Residual + at;
+            for (; i + Vector256<T>.Count <= length; i += Vector256<T>.Count)
+                Vector256.Max(Vector256.Load(xs + i) * vScale + vShift + Vector256.Load(rs + i), floor)
+                    .Store(ys + i);
+            for (; i < length; i++) ys[i] = T.Max(xs[i] * scale + shift + rs[i], scalarFloor);
         }
     }
 
@@ -368,37 +347,31 @@ public sealed unsafe partial class CpuBackend
         public void Execute(int task, int worker)
         {
             int c = task / Blocks.PerChannel;
-            var (first, planes, offset, length) = Blocks.Range(task % Blocks.PerChannel);
+            var (n, offset, length) = Blocks.Range(task % Blocks.PerChannel);
             T mean = Mean[c], invStd = InvStd[c];
             var vm = Vector256.Create(mean);
             var vs = Vector256.Create(invStd);
-            T sumDy = T.Zero, sumDyXhat = T.Zero;
-            for (int n = first; n < first + planes; n++)
+            long at = Blocks.Offset(n, c, offset);
+            T* xs = X + at, dys = DY + at;
+            T* mask = ReluOutput is null ? null : ReluOutput + at;
+            T* drs = ResidualGradient is null ? null : ResidualGradient + at;
+            var accDy = Vector256<T>.Zero;
+            var accDyXhat = Vector256<T>.Zero;
+            int i = 0;
+            for (; i + Vector256<T>.Count <= length; i += Vector256<T>.Count)
             {
-                long at = Blocks.Offset(n, c, offset);
-                T* xs = X + at, dys = DY + at;
-                T* mask = ReluOutput is null ? null : ReluOutput + at;
-                T* drs = ResidualGradient is null ? null : ResidualGradient + at;
-                var accDy = Vector256<T>.Zero;
-                var accDyXhat = Vector256<T>.Zero;
-                int i = 0;
-                for (; i + Vector256<T>.Count <= length; i += Vector256<T>.Count)
-                {
-                    var dy = Masked(Vector256.Load(dys + i), mask, i);
-                    if (drs is not null) dy.Store(drs + i);
-                    accDy += dy;
-                    accDyXhat += dy * ((Vector256.Load(xs + i) - vm) * vs);
-                }
-                T planeDy = Vector256.Sum(accDy), planeDyXhat = Vector256.Sum(accDyXhat);
-                for (; i < length; i++)
-                {
-                    T dy = Masked(dys[i], mask, i);
-                    if (drs is not null) drs[i] = dy;
-                    planeDy += dy;
-                    planeDyXhat += dy * ((xs[i] - mean) * invStd);
-                }
-                sumDy += planeDy;
-                sumDyXhat += planeDyXhat;
+                var dy = Masked(Vector256.Load(dys + i), mask, i);
+                if (drs is not null) dy.Store(drs + i);
+                accDy += dy;
+                accDyXhat += dy * ((Vector256.Load(xs + i) - vm) * vs);
+            }
+            T sumDy = Vector256.Sum(accDy), sumDyXhat = Vector256.Sum(accDyXhat);
+            for (; i < length; i++)
+            {
+                T dy = Masked(dys[i], mask, i);
+                if (drs is not null) drs[i] = dy;
+                sumDy += dy;
+                sumDyXhat += dy * ((xs[i] - mean) * invStd);
             }
             Partials[2L * task] = sumDy;
             Partials[2L * task + 1] = sumDyXhat;
@@ -417,7 +390,7 @@ public sealed unsafe partial class CpuBackend
         public void Execute(int task, int worker)
         {
             int c = task / Blocks.PerChannel;
-            var (first, planes, offset, length) = Blocks.Range(task % Blocks.PerChannel);
+            var (n, offset, length) = Blocks.Range(task % Blocks.PerChannel);
             T mean = Mean[c], invStd = InvStd[c];
             T scale = Coefficients[3 * c], meanDy = Coefficients[3 * c + 1], meanDyXhat = Coefficients[3 * c + 2];
             var vm = Vector256.Create(mean);
@@ -425,24 +398,21 @@ public sealed unsafe partial class CpuBackend
             var vScale = Vector256.Create(scale);
             var vMeanDy = Vector256.Create(meanDy);
             var vMeanDyXhat = Vector256.Create(meanDyXhat);
-            for (int n = first; n < first + planes; n++)
+            long at = Blocks.Offset(n, c, offset);
+            T* xs = X + at, dxs = DX + at, dys = DY + at;
+            T* mask = ReluOutput is null ? null : ReluOutput + at;
+            int i = 0;
+            for (; i + Vector256<T>.Count <= length; i += Vector256<T>.Count)
             {
-                long at = Blocks.Offset(n, c, offset);
-                T* xs = X + at, dxs = DX + at, dys = DY + at;
-                T* mask = ReluOutput is null ? null : ReluOutput + at;
-                int i = 0;
-                for (; i + Vector256<T>.Count <= length; i += Vector256<T>.Count)
-                {
-                    var g = Masked(Vector256.Load(dys + i), mask, i);
-                    if (BatchStatistics) g = g - vMeanDy - (Vector256.Load(xs + i) - vm) * vs * vMeanDyXhat;
-                    (g * vScale).Store(dxs + i);
-                }
-                for (; i < length; i++)
-                {
-                    T g = Masked(dys[i], mask, i);
-                    if (BatchStatistics) g = g - meanDy - (xs[i] - mean) * invStd * meanDyXhat;
-                    dxs[i] = g * scale;
-                }
+                var g = Masked(Vector256.Load(dys + i), mask, i);
+                if (BatchStatistics) g = g - vMeanDy - (Vector256.Load(xs + i) - vm) * vs * vMeanDyXhat;
+                (g * vScale).Store(dxs + i);
+            }
+            for (; i < length; i++)
+            {
+                T g = Masked(dys[i], mask, i);
+                if (BatchStatistics) g = g - meanDy - (xs[i] - mean) * invStd * meanDyXhat;
+                dxs[i] = g * scale;
             }
         }
     }
