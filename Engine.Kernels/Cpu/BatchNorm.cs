@@ -7,8 +7,9 @@
 // writes contiguous memory (a channel's planes lie a whole image apart: walked channel by channel, a 32x32 map's
 // batch-norm ran at a third of the copy bandwidth). The statistics pass gives each block its mean and the sum of
 // squared deviations from that mean (two passes over the block while it sits in the cache, so never x² − mean²);
-// a channel's blocks are combined in order, in float64, by Chan's formula; the normalisation pass writes y. Backward is two passes too (the sums must be complete before dx): each block's Σ dy and Σ dy·x̂ are
-// added in order in float64, then dx is written. Combines run in a fixed order, so the result does not depend on
+// a channel's blocks are combined in order, in float64, by Chan's formula; the normalisation pass writes y.
+// Backward is two passes too (the sums must be complete before dx): each block's Σ dy and Σ dy·x̂ are added in
+// order in float64, then dx is written. Combines run in a fixed order, so the result does not depend on
 // the thread count. The residual add and the ReLU that follow batch-norm in a ResNet block can be fused:
 // forward adds the residual and clamps as it writes; backward reads dy only where the output is positive and
 // writes that masked dy as the residual's gradient in its first pass, which the second pass then reads instead of
@@ -30,7 +31,8 @@ public sealed unsafe partial class CpuBackend
         // The blocks' (mean, squared deviations), then each channel's (scale, shift) for the normalisation.
         var partials = (T*)WorkerScratch(0, PartialsSlot, (2L * blocks.Count + 2L * channels) * sizeof(T));
         T* scaleShift = partials + 2L * blocks.Count;
-        RunChannelPasses(blocks, channels, new BlockStatisticsJob<T> { X = Data(x), Blocks = blocks, Partials = partials },
+        RunChannelPasses(blocks, channels,
+            new BlockStatisticsJob<T> { X = Data(x), Blocks = blocks, Partials = partials },
             new ChannelStatistics<T>
             {
                 Partials = partials, Blocks = blocks, Mean = Data(savedMean), InvStd = Data(savedInvStd),

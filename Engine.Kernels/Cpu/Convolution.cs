@@ -522,14 +522,7 @@ public sealed unsafe partial class CpuBackend
                 }
                 int j = 0;
                 for (; j + 8 <= oddCount; j += 8)
-                {
-                    var e = Vector256.Load(even + j);
-                    var o = Vector256.Load(odd + j);
-                    var low = Avx.UnpackLow(e, o);     // e0 o0 e1 o1 | e4 o4 e5 o5
-                    var high = Avx.UnpackHigh(e, o);   // e2 o2 e3 o3 | e6 o6 e7 o7
-                    Avx.Permute2x128(low, high, 0x20).Store(plane + 2 * j);
-                    Avx.Permute2x128(low, high, 0x31).Store(plane + 2 * j + 8);
-                }
+                    ShiftedSource.Interleave(Vector256.Load(even + j), Vector256.Load(odd + j), plane + 2 * j);
                 for (int iw = 2 * j; iw < width; iw++) plane[iw] = (iw & 1) == 0 ? even[iw >> 1] : odd[iw >> 1];
             }
         }

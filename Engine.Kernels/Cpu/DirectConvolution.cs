@@ -261,6 +261,16 @@ internal unsafe struct ShiftedSource
         return Avx2.Permute4x64(lanes.AsDouble(), 0b11_01_10_00).AsSingle();
     }
 
+    /// <summary>EveryOtherElement's inverse: dst[2i] = even[i] and dst[2i + 1] = odd[i] for i &lt; 8.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void Interleave(Vector256<float> even, Vector256<float> odd, float* dst)
+    {
+        var low = Avx.UnpackLow(even, odd);     // e0 o0 e1 o1 | e4 o4 e5 o5
+        var high = Avx.UnpackHigh(even, odd);   // e2 o2 e3 o3 | e6 o6 e7 o7
+        Avx.Permute2x128(low, high, 0x20).Store(dst);
+        Avx.Permute2x128(low, high, 0x31).Store(dst + 8);
+    }
+
     /// <summary>⌈v / divisor⌉ for v ≥ 0, divisor ≥ 1, with a shift for the common stride 2.</summary>
     private static int CeilingDivide(int v, int divisor) => divisor == 2 ? (v + 1) >> 1 : (v + divisor - 1) / divisor;
 }

@@ -65,14 +65,13 @@ public sealed unsafe partial class CpuBackend
 
     /// <summary>Σ over the batch of the plane sums of channel <paramref name="channel"/> in [N, C, HW],
     /// pairwise over images and within each plane.</summary>
-    internal static T ChannelSum<T, TValues>(T* x, int firstImage, int images, int channels, int spatial,
-        int channel, TValues values) where T : unmanaged, IFloatingPointIeee754<T> where TValues : struct, IBlockValues<T>
+    private static T ChannelSum<T>(T* x, int firstImage, int images, int channels, int spatial, int channel)
+        where T : unmanaged, IFloatingPointIeee754<T>
     {
-        if (images == 1)
-            return PairwiseSum(x + ((long)firstImage * channels + channel) * spatial, spatial, values);
+        if (images == 1) return Sum(x + ((long)firstImage * channels + channel) * spatial, spatial);
         int half = images / 2;
-        return ChannelSum(x, firstImage, half, channels, spatial, channel, values) +
-               ChannelSum(x, firstImage + half, images - half, channels, spatial, channel, values);
+        return ChannelSum(x, firstImage, half, channels, spatial, channel) +
+               ChannelSum(x, firstImage + half, images - half, channels, spatial, channel);
     }
 
     private static T PairwiseSum<T, TValues>(T* x, long n, TValues values)
@@ -161,7 +160,7 @@ public sealed unsafe partial class CpuBackend
 
         public void Execute(int task, int worker)
         {
-            Result[task] = ChannelSum(X, 0, Batch, Channels, Spatial, task, new PlainValues<T>());
+            Result[task] = ChannelSum(X, 0, Batch, Channels, Spatial, task);
         }
     }
 

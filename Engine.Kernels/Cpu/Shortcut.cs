@@ -89,18 +89,10 @@ public sealed unsafe partial class CpuBackend
                 int j = 0;
                 if (typeof(T) == typeof(float) && stride == 2 && Avx2.IsSupported)
                     for (; j + 8 <= outWidth && 2 * j + 16 <= inWidth; j += 8)
-                        InterleaveWithZeros(Vector256.Load((float*)source + j), (float*)target + 2 * j);
+                        ShiftedSource.Interleave(Vector256.Load((float*)source + j), Vector256<float>.Zero,
+                            (float*)target + 2 * j);
                 for (; j < outWidth; j++) target[j * stride] = source[j];
             }
         }
-    }
-
-    /// <summary>dst[0 … 15] = v0, 0, v1, 0, …, v7, 0.</summary>
-    private static void InterleaveWithZeros(Vector256<float> v, float* dst)
-    {
-        var low = Avx.UnpackLow(v, Vector256<float>.Zero);    // v0 0 v1 0 | v4 0 v5 0
-        var high = Avx.UnpackHigh(v, Vector256<float>.Zero);  // v2 0 v3 0 | v6 0 v7 0
-        Avx.Permute2x128(low, high, 0x20).Store(dst);
-        Avx.Permute2x128(low, high, 0x31).Store(dst + 8);
     }
 }

@@ -159,8 +159,8 @@ internal unsafe struct WinogradJob : IParallelJob
             Across(mk, xiStride, 4, out var a1, out var b1);
             Across(mk, xiStride, 8, out var a2, out var b2);
             Across(mk, xiStride, 12, out var a3, out var b3);
-            Interleave(a0 + a1 + a2, b0 + b1 + b2, pair);
-            Interleave(a1 - a2 - a3, b1 - b2 - b3, pair + 16);
+            ShiftedSource.Interleave(a0 + a1 + a2, b0 + b1 + b2, pair);
+            ShiftedSource.Interleave(a1 - a2 - a3, b1 - b2 - b3, pair + 16);
             long plane = ((long)n * OutChannels + k) * OutHeight * OutWidth;
             float bias = Bias == null ? 0f : Bias[k];
             StoreHalf(pair, plane, y, x, bias);
@@ -177,15 +177,6 @@ internal unsafe struct WinogradJob : IParallelJob
             (left, right) = (m0 + m1 + m2, m1 - m2 - m3);
         }
 
-        // Tile t's two outputs of a row at columns 2t and 2t + 1.
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        static void Interleave(Vector256<float> left, Vector256<float> right, float* dst)
-        {
-            var low = Avx.UnpackLow(left, right);
-            var high = Avx.UnpackHigh(left, right);
-            Avx.Permute2x128(low, high, 0x20).Store(dst);
-            Avx.Permute2x128(low, high, 0x31).Store(dst + 8);
-        }
     }
 
     /// <summary>The outputs of 4 tiles at columns x … x + 7 of rows y (from sums[0 … 8)) and y + 1 (from
