@@ -11,7 +11,8 @@
 // With the threads more than the images (batch 1), an image's outputs are split into bands of rows, each building
 // its own rows of the buffer:
 //   forward / stride-1 data gradient: 8 output channels × 3 vectors of 16 output pixels in 24 zmm accumulators;
-//     per term, 3 loads of the padded image, 8 broadcasts of the (packed, zero-padded) weights, 24 FMAs.
+//     per term, 3 loads of the padded image, 8 broadcasts of the (packed, zero-padded) weights, 24 FMAs; the last
+//     tile of an image group or band, when it has fewer vectors, 8 × 2 or 8 × 1.
 //     The data gradient is the forward convolution of dy with the kernel flipped and its channels swapped; a
 //     strided one takes the GEMM's columns path (Convolution.cs).
 //   weight gradient: 4 output channels × 6 depth terms in 24 zmm accumulators, summed over every pixel vector of
@@ -348,7 +349,8 @@ internal unsafe struct DirectConvJob : IParallelJob
             int count = Math.Min(tileVectors, slots - t0);
             for (int j = 0; j < tileVectors; j++)
             {
-                // Slots past the last repeat it (computed, never stored).
+                // Slots past the last repeat it: AVX2's kernel computes them (never stored), AVX-512 runs a
+                // kernel of fewer vectors (a 7x7 map's 4 vectors take 4 vector passes instead of 6).
                 image[j] = j < count ? slotImage : image[j - 1];
                 pixel[j] = j < count ? slotVector * lanes : pixel[j - 1];
                 bases[j] = buffer + image[j] * imageFloats + (long)(pixel[j] / rowWidth) * rowPitch +
@@ -370,11 +372,12 @@ internal unsafe struct DirectConvJob : IParallelJob
                     for (int j = 0; j < tileVectors; j++)
                         store.Outputs[j] = (long)(output + ((long)image[j] * outChannels + kb * block) * plane +
                             pixel[j]);
-                    DirectKernels.Forward(packedWeight + (long)kb * depth * block, offsets, depth, bases, null,
-                        &store);
+                    DirectKernels.Forward(packedWeight + (long)kb * depth * block, offsets, depth, bases,
+                        tileVectors, null, &store);
                     continue;
                 }
-                DirectKernels.Forward(packedWeight + (long)kb * depth * block, offsets, depth, bases, tile, null);
+                DirectKernels.Forward(packedWeight + (long)kb * depth * block, offsets, depth, bases, count, tile,
+                    null);
                 for (int j = 0; j < count; j++)
                 {
                     int width = Math.Min(lanes, positions - pixel[j]);
@@ -510,13 +513,16 @@ internal static unsafe class DirectKernels
     /// of a 16- to 64-channel pass).</summary>
     public static bool StoresInPlace => !Avx512F.IsSupported;
 
-    /// <summary>tile[(i·TileVectors + j)·Lanes + l] = Σ_d w[d·ChannelBlock + i] · bases[j][offsets[d] + l]; or,
-    /// when <paramref name="tile"/> is null (StoresInPlace only), those sums stored through
-    /// <paramref name="store"/>.</summary>
-    public static void Forward(float* w, int* offsets, int depth, float** bases, float* tile, DirectStore* store)
+    /// <summary>tile[(i·TileVectors + j)·Lanes + l] = Σ_d w[d·ChannelBlock + i] · bases[j][offsets[d] + l] for
+    /// j &lt; <paramref name="vectors"/> (AVX2: for every j); or, when <paramref name="tile"/> is null
+    /// (StoresInPlace only), those sums stored through <paramref name="store"/>.</summary>
+    public static void Forward(float* w, int* offsets, int depth, float** bases, int vectors, float* tile,
+        DirectStore* store)
     {
-        if (Avx512F.IsSupported) Forward8x3(w, offsets, depth, bases[0], bases[1], bases[2], tile);
-        else Forward4x3(w, offsets, depth, bases[0], bases[1], bases[2], tile, store);
+        if (!Avx512F.IsSupported) Forward4x3(w, offsets, depth, bases[0], bases[1], bases[2], tile, store);
+        else if (vectors == 3) Forward8x3(w, offsets, depth, bases[0], bases[1], bases[2], tile);
+        else if (vectors == 2) Forward8x2(w, offsets, depth, bases[0], bases[1], tile);
+        else Forward8x1(w, offsets, depth, bases[0], tile);
     }
 
     /// <summary>sums[i·6 + j] = Σ over images, output rows and pixel vectors of dy_i · x at offsets[j], for the
@@ -585,6 +591,88 @@ internal static unsafe class DirectKernels
         c70.Store(tile + 336); c71.Store(tile + 352); c72.Store(tile + 368);
     }
 
+    /// <summary>The sums of the lanes of a, b, c and d, in that order: each vector's halves added down to four
+    /// lanes, then the four vectors' lanes pairwise (a few shuffles where a whole-vector sum per accumulator costs
+    /// about 24 instructions, a third of a 16-vector weight-gradient step).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<float> SumEach(Vector512<float> a, Vector512<float> b, Vector512<float> c,
+        Vector512<float> d) =>
+        SumEach(a.GetLower() + a.GetUpper(), b.GetLower() + b.GetUpper(), c.GetLower() + c.GetUpper(),
+            d.GetLower() + d.GetUpper());
+
+    /// <inheritdoc cref="SumEach(Vector512{float}, Vector512{float}, Vector512{float}, Vector512{float})"/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<float> SumEach(Vector256<float> a, Vector256<float> b, Vector256<float> c,
+        Vector256<float> d) =>
+        Sse3.HorizontalAdd(Sse3.HorizontalAdd(a.GetLower() + a.GetUpper(), b.GetLower() + b.GetUpper()),
+            Sse3.HorizontalAdd(c.GetLower() + c.GetUpper(), d.GetLower() + d.GetUpper()));
+
+    /// <summary>Forward8x3's first two vectors: tile[(i·3 + j)·16 + l] = Σ_d w[d·8 + i] · b_j[offsets[d] + l] for
+    /// j &lt; 2 (a tile's last pixel vectors, summed in the same order).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Forward8x2(float* w, int* offsets, int depth, float* b0p, float* b1p, float* tile)
+    {
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
+            c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default,
+            c60 = default, c61 = default, c70 = default, c71 = default;
+        for (int* term = offsets, end = offsets + depth; term < end; term++, w += 8)
+        {
+            long o = *term;
+            var b0 = Vector512.Load(b0p + o);
+            var b1 = Vector512.Load(b1p + o);
+            var a = Vector512.Create(w[0]);
+            c00 = Avx512F.FusedMultiplyAdd(a, b0, c00);
+            c01 = Avx512F.FusedMultiplyAdd(a, b1, c01);
+            a = Vector512.Create(w[1]);
+            c10 = Avx512F.FusedMultiplyAdd(a, b0, c10);
+            c11 = Avx512F.FusedMultiplyAdd(a, b1, c11);
+            a = Vector512.Create(w[2]);
+            c20 = Avx512F.FusedMultiplyAdd(a, b0, c20);
+            c21 = Avx512F.FusedMultiplyAdd(a, b1, c21);
+            a = Vector512.Create(w[3]);
+            c30 = Avx512F.FusedMultiplyAdd(a, b0, c30);
+            c31 = Avx512F.FusedMultiplyAdd(a, b1, c31);
+            a = Vector512.Create(w[4]);
+            c40 = Avx512F.FusedMultiplyAdd(a, b0, c40);
+            c41 = Avx512F.FusedMultiplyAdd(a, b1, c41);
+            a = Vector512.Create(w[5]);
+            c50 = Avx512F.FusedMultiplyAdd(a, b0, c50);
+            c51 = Avx512F.FusedMultiplyAdd(a, b1, c51);
+            a = Vector512.Create(w[6]);
+            c60 = Avx512F.FusedMultiplyAdd(a, b0, c60);
+            c61 = Avx512F.FusedMultiplyAdd(a, b1, c61);
+            a = Vector512.Create(w[7]);
+            c70 = Avx512F.FusedMultiplyAdd(a, b0, c70);
+            c71 = Avx512F.FusedMultiplyAdd(a, b1, c71);
+        }
+        c00.Store(tile); c01.Store(tile + 16); c10.Store(tile + 48); c11.Store(tile + 64);
+        c20.Store(tile + 96); c21.Store(tile + 112); c30.Store(tile + 144); c31.Store(tile + 160);
+        c40.Store(tile + 192); c41.Store(tile + 208); c50.Store(tile + 240); c51.Store(tile + 256);
+        c60.Store(tile + 288); c61.Store(tile + 304); c70.Store(tile + 336); c71.Store(tile + 352);
+    }
+
+    /// <summary>Forward8x3's first vector: tile[i·3·16 + l] = Σ_d w[d·8 + i] · b_0[offsets[d] + l].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Forward8x1(float* w, int* offsets, int depth, float* b0p, float* tile)
+    {
+        Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default,
+            c6 = default, c7 = default;
+        for (int* term = offsets, end = offsets + depth; term < end; term++, w += 8)
+        {
+            var b = Vector512.Load(b0p + *term);
+            c0 = Avx512F.FusedMultiplyAdd(Vector512.Create(w[0]), b, c0);
+            c1 = Avx512F.FusedMultiplyAdd(Vector512.Create(w[1]), b, c1);
+            c2 = Avx512F.FusedMultiplyAdd(Vector512.Create(w[2]), b, c2);
+            c3 = Avx512F.FusedMultiplyAdd(Vector512.Create(w[3]), b, c3);
+            c4 = Avx512F.FusedMultiplyAdd(Vector512.Create(w[4]), b, c4);
+            c5 = Avx512F.FusedMultiplyAdd(Vector512.Create(w[5]), b, c5);
+            c6 = Avx512F.FusedMultiplyAdd(Vector512.Create(w[6]), b, c6);
+            c7 = Avx512F.FusedMultiplyAdd(Vector512.Create(w[7]), b, c7);
+        }
+        c0.Store(tile); c1.Store(tile + 48); c2.Store(tile + 96); c3.Store(tile + 144);
+        c4.Store(tile + 192); c5.Store(tile + 240); c6.Store(tile + 288); c7.Store(tile + 336);
+    }
+
     /// <summary>sums[i·6 + j] = Σ over images, output rows and 16-wide pixel vectors of dy_i · x at offsets[j],
     /// where dy_i is row k0 + i of dy (o1, o2, o3 its distances from row 0) and x the image's buffer; positions % 16 = 0.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -639,14 +727,9 @@ internal static unsafe class DirectKernels
                 }
             }
         }
-        sums[0] = Vector512.Sum(c00); sums[1] = Vector512.Sum(c01); sums[2] = Vector512.Sum(c02);
-        sums[3] = Vector512.Sum(c03); sums[4] = Vector512.Sum(c04); sums[5] = Vector512.Sum(c05);
-        sums[6] = Vector512.Sum(c10); sums[7] = Vector512.Sum(c11); sums[8] = Vector512.Sum(c12);
-        sums[9] = Vector512.Sum(c13); sums[10] = Vector512.Sum(c14); sums[11] = Vector512.Sum(c15);
-        sums[12] = Vector512.Sum(c20); sums[13] = Vector512.Sum(c21); sums[14] = Vector512.Sum(c22);
-        sums[15] = Vector512.Sum(c23); sums[16] = Vector512.Sum(c24); sums[17] = Vector512.Sum(c25);
-        sums[18] = Vector512.Sum(c30); sums[19] = Vector512.Sum(c31); sums[20] = Vector512.Sum(c32);
-        sums[21] = Vector512.Sum(c33); sums[22] = Vector512.Sum(c34); sums[23] = Vector512.Sum(c35);
+        SumEach(c00, c01, c02, c03).Store(sums); SumEach(c04, c05, c10, c11).Store(sums + 4);
+        SumEach(c12, c13, c14, c15).Store(sums + 8); SumEach(c20, c21, c22, c23).Store(sums + 12);
+        SumEach(c24, c25, c30, c31).Store(sums + 16); SumEach(c32, c33, c34, c35).Store(sums + 20);
     }
 
     /// <summary>tile[(i·3 + j)·8 + l] = Σ_d w[d·4 + i] · b_j[offsets[d] + l]: Forward8x3's AVX2 form (all 16 ymm
@@ -733,10 +816,8 @@ internal static unsafe class DirectKernels
                 c15 = Fma.MultiplyAdd(d1, b, c15);
             }
         }
-        sums[0] = Vector256.Sum(c00); sums[1] = Vector256.Sum(c01); sums[2] = Vector256.Sum(c02);
-        sums[3] = Vector256.Sum(c03); sums[4] = Vector256.Sum(c04); sums[5] = Vector256.Sum(c05);
-        sums[6] = Vector256.Sum(c10); sums[7] = Vector256.Sum(c11); sums[8] = Vector256.Sum(c12);
-        sums[9] = Vector256.Sum(c13); sums[10] = Vector256.Sum(c14); sums[11] = Vector256.Sum(c15);
+        SumEach(c00, c01, c02, c03).Store(sums); SumEach(c04, c05, c10, c11).Store(sums + 4);
+        SumEach(c12, c13, c14, c15).Store(sums + 8);
     }
 }
 
@@ -803,6 +884,22 @@ public sealed unsafe partial class CpuBackend
     /// <summary>Output rows a band of a direct convolution has at least when its images are split by rows.</summary>
     private const int MinBandRows = 4;
 
+    /// <summary>Of 1 to <paramref name="most"/> bands of rows, the count whose bands have the fewest pixel vectors
+    /// in all (a band's last vector is partly padding), the most bands on a tie: 14x14 maps in 3 bands of 5, 5 and
+    /// 4 rows have 14 vectors, in 1 band 13.</summary>
+    private static int FewestVectorBands(int outHeight, int outWidth, int most)
+    {
+        int best = most, bestVectors = int.MaxValue;
+        for (int bands = most; bands >= 1; bands--)
+        {
+            int rows = (outHeight + bands - 1) / bands, vectors = 0;
+            for (int oh = 0; oh < outHeight; oh += rows)
+                vectors += (Math.Min(rows, outHeight - oh) * outWidth + DirectKernels.Lanes - 1) / DirectKernels.Lanes;
+            if (vectors < bestVectors) (best, bestVectors) = (bands, vectors);
+        }
+        return best;
+    }
+
     /// <summary>Runs a direct convolution over images in groups of DirectGroup. When the groups are fewer than two
     /// per thread (batch 1), each group's work is split into parts: bands of at least MinBandRows output rows, each
     /// building only its rows of the buffer, and, where the rows are too few for enough bands, ranges of at least
@@ -815,7 +912,7 @@ public sealed unsafe partial class CpuBackend
         int group = DirectGroup(positions, batch), groups = (batch + group - 1) / group;
         int blocks = (outChannels + DirectKernels.ChannelBlock - 1) / DirectKernels.ChannelBlock;
         int parts = (2 * ThreadCount + groups - 1) / groups;
-        int rowParts = Math.Max(1, Math.Min(parts, outHeight / MinBandRows));
+        int rowParts = FewestVectorBands(outHeight, source.OutWidth, Math.Max(1, Math.Min(parts, outHeight / MinBandRows)));
         int channelParts = Math.Clamp((parts + rowParts - 1) / rowParts, 1, Math.Max(1, blocks / 2));
         int partRows = (outHeight + rowParts - 1) / rowParts;
         rowParts = (outHeight + partRows - 1) / partRows;   // no empty band
