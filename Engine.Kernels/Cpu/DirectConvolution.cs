@@ -884,18 +884,28 @@ public sealed unsafe partial class CpuBackend
     /// <summary>Output rows a band of a direct convolution has at least when its images are split by rows.</summary>
     private const int MinBandRows = 4;
 
-    /// <summary>Of 1 to <paramref name="most"/> bands of rows, the count whose bands have the fewest pixel vectors
-    /// in all (a band's last vector is partly padding), the most bands on a tie: 14x14 maps in 3 bands of 5, 5 and
-    /// 4 rows have 14 vectors, in 1 band 13.</summary>
-    private static int FewestVectorBands(int outHeight, int outWidth, int most)
+    /// <summary>A built buffer float's cost in 16-wide FMAs (copy or gather, in a part's L2), for choosing bands.</summary>
+    private const double BuildCostInFmas = 0.5;
+
+    /// <summary>Of 1 to <paramref name="most"/> bands of rows, the count that costs least, the most bands on a tie:
+    /// the tiles' FMAs (a band's last vector is partly padding: 14x14 maps in 3 bands of 5, 5 and 4 rows have 14
+    /// vectors, in 1 band 13) plus the buffer floats built, which fewer bands build again for each range of output
+    /// channels that shares a band (128×56×56 3x3/2 in 1 band: 4 copies of 2.4 MB).</summary>
+    private static int CheapestBands(ShiftedSource source, int most, int parts, int blocks, int outChannels)
     {
-        int best = most, bestVectors = int.MaxValue;
+        int outHeight = source.OutHeight, depth = source.Channels * source.KernelHeight * source.KernelWidth;
+        source.PaddedRows = source.CanPadRows;
+        double imageFloats = source.ImageFloats, bestCost = double.MaxValue;
+        int best = most;
         for (int bands = most; bands >= 1; bands--)
         {
-            int rows = (outHeight + bands - 1) / bands, vectors = 0;
-            for (int oh = 0; oh < outHeight; oh += rows)
-                vectors += (Math.Min(rows, outHeight - oh) * outWidth + DirectKernels.Lanes - 1) / DirectKernels.Lanes;
-            if (vectors < bestVectors) (best, bestVectors) = (bands, vectors);
+            int rows = (outHeight + bands - 1) / bands, vectors = 0, built = 0;
+            for (int oh = 0; oh < outHeight; oh += rows, built++)
+                vectors += (Math.Min(rows, outHeight - oh) * source.OutWidth + DirectKernels.Lanes - 1) /
+                    DirectKernels.Lanes;
+            int channelParts = Math.Clamp((parts + built - 1) / built, 1, Math.Max(1, blocks / 2));
+            double cost = (double)vectors * depth * outChannels + BuildCostInFmas * channelParts * imageFloats;
+            if (cost < bestCost) (best, bestCost) = (bands, cost);
         }
         return best;
     }
@@ -912,7 +922,8 @@ public sealed unsafe partial class CpuBackend
         int group = DirectGroup(positions, batch), groups = (batch + group - 1) / group;
         int blocks = (outChannels + DirectKernels.ChannelBlock - 1) / DirectKernels.ChannelBlock;
         int parts = (2 * ThreadCount + groups - 1) / groups;
-        int rowParts = FewestVectorBands(outHeight, source.OutWidth, Math.Max(1, Math.Min(parts, outHeight / MinBandRows)));
+        int rowParts = CheapestBands(source, Math.Max(1, Math.Min(parts, outHeight / MinBandRows)), parts, blocks,
+            outChannels);
         int channelParts = Math.Clamp((parts + rowParts - 1) / rowParts, 1, Math.Max(1, blocks / 2));
         int partRows = (outHeight + rowParts - 1) / rowParts;
         rowParts = (outHeight + partRows - 1) / partRows;   // no empty band
