@@ -357,7 +357,9 @@ internal unsafe struct DirectConvJob : IParallelJob
                     pixel[j] % rowWidth;
                 if (j < count && ++slotVector == vectors) (slotImage, slotVector) = (slotImage + 1, 0);
             }
-            bool whole = DirectKernels.StoresInPlace && count == tileVectors;
+            // A whole tile (every vector inside the map, every channel of the block) is stored by the kernel,
+            // with the epilogue, straight from its accumulators; the rest go through the staging tile.
+            bool whole = count == tileVectors;
             for (int j = 0; j < count; j++) whole &= pixel[j] + lanes <= positions;
             for (int kb = firstBlock; kb < endBlock; kb++)
             {
@@ -486,6 +488,16 @@ internal unsafe struct DirectStore
         if (Residual) v += Vector256.Load(dst + ResidualOffset);
         Vector256.Max(v, floor).Store(dst);
     }
+
+    /// <inheritdoc cref="Put(Vector256{float}, int, int, Vector256{float})"/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public readonly void Put(Vector512<float> sums, int channel, int vector, Vector512<float> floor)
+    {
+        float* dst = (float*)Outputs[vector] + channel * ChannelStride;
+        var v = sums + Vector512.Create(Bias == null ? 0f : Bias[channel]);
+        if (Residual) v += Vector512.Load(dst + ResidualOffset);
+        Vector512.Max(v, floor).Store(dst);
+    }
 }
 
 /// <summary>The micro-kernels of the direct convolutions: 8 channels × 3 vectors of 16 (forward) and 4 channels × 6
@@ -509,18 +521,14 @@ internal static unsafe class DirectKernels
 
     public const int MaxTileFloats = 8 * TileVectors * 16;
 
-    /// <summary>Whether Forward can store its tile itself (AVX2: no staging tile and 12 epilogue calls a tile, 1–8 %
-    /// of a 16- to 64-channel pass).</summary>
-    public static bool StoresInPlace => !Avx512F.IsSupported;
-
     /// <summary>tile[(i·TileVectors + j)·Lanes + l] = Σ_d w[d·ChannelBlock + i] · bases[j][offsets[d] + l] for
-    /// j &lt; <paramref name="vectors"/> (AVX2: for every j); or, when <paramref name="tile"/> is null
-    /// (StoresInPlace only), those sums stored through <paramref name="store"/>.</summary>
+    /// j &lt; <paramref name="vectors"/> (AVX2: for every j); or, when <paramref name="tile"/> is null (a whole
+    /// tile of TileVectors vectors), those sums stored through <paramref name="store"/>.</summary>
     public static void Forward(float* w, int* offsets, int depth, float** bases, int vectors, float* tile,
         DirectStore* store)
     {
         if (!Avx512F.IsSupported) Forward4x3(w, offsets, depth, bases[0], bases[1], bases[2], tile, store);
-        else if (vectors == 3) Forward8x3(w, offsets, depth, bases[0], bases[1], bases[2], tile);
+        else if (vectors == 3) Forward8x3(w, offsets, depth, bases[0], bases[1], bases[2], tile, store);
         else if (vectors == 2) Forward8x2(w, offsets, depth, bases[0], bases[1], tile);
         else Forward8x1(w, offsets, depth, bases[0], tile);
     }
@@ -543,7 +551,8 @@ internal static unsafe class DirectKernels
     /// <summary>tile[(i·3 + j)·16 + l] = Σ_d w[d·8 + i] · b_j[offsets[d] + l]; the weights prefetched
     /// WeightPrefetchFloats ahead (a prefetch never faults, past the end either).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Forward8x3(float* w, int* offsets, int depth, float* b0p, float* b1p, float* b2p, float* tile)
+    private static void Forward8x3(float* w, int* offsets, int depth, float* b0p, float* b1p, float* b2p, float* tile,
+        DirectStore* store)
     {
         Vector512<float> c00 = default, c01 = default, c02 = default, c10 = default, c11 = default, c12 = default,
             c20 = default, c21 = default, c22 = default, c30 = default, c31 = default, c32 = default,
@@ -588,6 +597,19 @@ internal static unsafe class DirectKernels
             c70 = Avx512F.FusedMultiplyAdd(a, b0, c70);
             c71 = Avx512F.FusedMultiplyAdd(a, b1, c71);
             c72 = Avx512F.FusedMultiplyAdd(a, b2, c72);
+        }
+        if (tile == null)
+        {
+            var floor = Vector512.Create(store->Relu ? 0f : float.NegativeInfinity);
+            store->Put(c00, 0, 0, floor); store->Put(c01, 0, 1, floor); store->Put(c02, 0, 2, floor);
+            store->Put(c10, 1, 0, floor); store->Put(c11, 1, 1, floor); store->Put(c12, 1, 2, floor);
+            store->Put(c20, 2, 0, floor); store->Put(c21, 2, 1, floor); store->Put(c22, 2, 2, floor);
+            store->Put(c30, 3, 0, floor); store->Put(c31, 3, 1, floor); store->Put(c32, 3, 2, floor);
+            store->Put(c40, 4, 0, floor); store->Put(c41, 4, 1, floor); store->Put(c42, 4, 2, floor);
+            store->Put(c50, 5, 0, floor); store->Put(c51, 5, 1, floor); store->Put(c52, 5, 2, floor);
+            store->Put(c60, 6, 0, floor); store->Put(c61, 6, 1, floor); store->Put(c62, 6, 2, floor);
+            store->Put(c70, 7, 0, floor); store->Put(c71, 7, 1, floor); store->Put(c72, 7, 2, floor);
+            return;
         }
         c00.Store(tile); c01.Store(tile + 16); c02.Store(tile + 32);
         c10.Store(tile + 48); c11.Store(tile + 64); c12.Store(tile + 80);
