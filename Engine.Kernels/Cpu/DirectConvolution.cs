@@ -917,6 +917,11 @@ public sealed unsafe partial class CpuBackend
     /// <summary>A built buffer float's cost in 16-wide FMAs (copy or gather, in a part's L2), for choosing bands.</summary>
     private const double BuildCostInFmas = 0.5;
 
+    /// <summary>Ranges of output-channel blocks per band, so that <paramref name="bands"/> bands make about
+    /// <paramref name="parts"/> parts: at least one, and at least two blocks a range.</summary>
+    private static int ChannelParts(int parts, int bands, int blocks) =>
+        Math.Clamp((parts + bands - 1) / bands, 1, Math.Max(1, blocks / 2));
+
     /// <summary>Of 1 to <paramref name="most"/> bands of rows, the count that costs least, the most bands on a tie:
     /// the tiles' FMAs (a band's last vector is partly padding: 14x14 maps in 3 bands of 5, 5 and 4 rows have 14
     /// vectors, in 1 band 13) plus the buffer floats built, which fewer bands build again for each range of output
@@ -933,8 +938,8 @@ public sealed unsafe partial class CpuBackend
             for (int oh = 0; oh < outHeight; oh += rows, built++)
                 vectors += (Math.Min(rows, outHeight - oh) * source.OutWidth + DirectKernels.Lanes - 1) /
                     DirectKernels.Lanes;
-            int channelParts = Math.Clamp((parts + built - 1) / built, 1, Math.Max(1, blocks / 2));
-            double cost = (double)vectors * depth * outChannels + BuildCostInFmas * channelParts * imageFloats;
+            double cost = (double)vectors * depth * outChannels +
+                BuildCostInFmas * ChannelParts(parts, built, blocks) * imageFloats;
             if (cost < bestCost) (best, bestCost) = (bands, cost);
         }
         return best;
@@ -954,7 +959,7 @@ public sealed unsafe partial class CpuBackend
         int parts = (2 * ThreadCount + groups - 1) / groups;
         int rowParts = CheapestBands(source, Math.Max(1, Math.Min(parts, outHeight / MinBandRows)), parts, blocks,
             outChannels);
-        int channelParts = Math.Clamp((parts + rowParts - 1) / rowParts, 1, Math.Max(1, blocks / 2));
+        int channelParts = ChannelParts(parts, rowParts, blocks);
         int partRows = (outHeight + rowParts - 1) / rowParts;
         rowParts = (outHeight + partRows - 1) / partRows;   // no empty band
         source.OutHeight = partRows;   // every band's buffer has the same layout, so one set of offsets serves
