@@ -396,25 +396,33 @@ internal unsafe struct DirectConvJob : IParallelJob
     }
 }
 
-/// <summary>Partial weight gradients: task p sums images [p·N/P, (p+1)·N/P), in groups of GroupImages, into
-/// Partials[p][k][d] = Σ dy[n, k, pixel] · buffer_n[Offsets[d] + pixel], WeightChannels channels × 6 terms at a
-/// time.</summary>
+/// <summary>Partial weight gradients: task p sums images [p·N/P, (p+1)·N/P), in groups of GroupImages, into its
+/// partial, WeightChannels channels × 6 terms at a time, laid out by those steps (DirectWeightJob.Step): the
+/// 6 terms from d0 of channel k, Σ dy[n, k, pixel] · buffer_n[Offsets[d] + pixel], at Step(d0, k). Consecutive steps
+/// over the channels are consecutive in memory, so each step's kernel adds its sums to the floats after the last
+/// step's; a step past the last channel or term sums padding that the reduction skips.</summary>
 internal unsafe struct DirectWeightJob : IParallelJob
 {
     public ShiftedSource Source;
     public int* Offsets;
-    public int Depth, PaddedDepth, OutChannels, Positions, Batch, Partitions, GroupImages;
+    public int PaddedDepth, PaddedChannels, OutChannels, Positions, Batch, Partitions, GroupImages;
     public float* OutputGradient, Partials;
     public CpuBackend Backend;
+
+    /// <summary>Where the 6 terms from d0 (a multiple of 6) of channel k start in a partial.</summary>
+    public static long Step(int d0, int k, int paddedChannels) => (long)d0 * paddedChannels + 6L * k;
+
+    /// <summary>Floats of one partial.</summary>
+    public static long PartialFloats(int paddedDepth, int paddedChannels) => (long)paddedDepth * paddedChannels;
 
     public void Execute(int task, int worker)
     {
         int n0 = (int)((long)task * Batch / Partitions), n1 = (int)((long)(task + 1) * Batch / Partitions);
-        float* partial = Partials + (long)task * OutChannels * Depth;
-        new Span<float>(partial, OutChannels * Depth).Clear();
+        long partialFloats = PartialFloats(PaddedDepth, PaddedChannels);
+        float* partial = Partials + task * partialFloats;
+        new Span<float>(partial, checked((int)partialFloats)).Clear();
         long imageFloats = Source.ImageFloats;
         float* buffer = Backend.DirectSourceScratch(worker, GroupImages * imageFloats);
-        float* sums = stackalloc float[24];
         long positions = Positions;
         for (int g0 = n0; g0 < n1; g0 += GroupImages)
         {
@@ -425,47 +433,48 @@ internal unsafe struct DirectWeightJob : IParallelJob
             int channels = DirectKernels.WeightChannels;
             float* dy = OutputGradient + (long)g0 * OutChannels * positions;
             for (int d0 = 0; d0 < PaddedDepth; d0 += 6)
+            for (int k0 = 0; k0 < OutChannels; k0 += channels)
             {
-                int dCount = Math.Min(6, Depth - d0);
-                for (int k0 = 0; k0 < OutChannels; k0 += channels)
-                {
-                    int kCount = Math.Min(channels, OutChannels - k0);
-                    long o1 = Math.Min(1, kCount - 1) * positions, o2 = Math.Min(2, kCount - 1) * positions,
-                        o3 = Math.Min(3, kCount - 1) * positions;
-                    DirectKernels.Weight(dy + k0 * positions, o1, o2, o3, OutChannels * positions, images,
-                        buffer, imageFloats, Offsets + d0, Positions, sums);
-                    for (int i = 0; i < kCount; i++)
-                    for (int j = 0; j < dCount; j++)
-                        partial[(long)(k0 + i) * Depth + d0 + j] += sums[i * 6 + j];
-                }
+                int kCount = Math.Min(channels, OutChannels - k0);
+                long o1 = Math.Min(1, kCount - 1) * positions, o2 = Math.Min(2, kCount - 1) * positions,
+                    o3 = Math.Min(3, kCount - 1) * positions;
+                DirectKernels.Weight(dy + k0 * positions, o1, o2, o3, OutChannels * positions, images,
+                    buffer, imageFloats, Offsets + d0, Positions, partial + Step(d0, k0, PaddedChannels));
             }
         }
     }
 }
 
-/// <summary>dw[k][d] = Σ over partitions p, in order, of Partials[p][k][d]; task k.</summary>
+/// <summary>dw[k][d] = Σ over partitions p, in order, of partial p's term d of channel k (DirectWeightJob.Step);
+/// task k.</summary>
 internal unsafe struct PartialSumJob : IParallelJob
 {
     public float* Partials, Output;
-    public int Partitions, RowLength;
+    public int Partitions, Depth, PaddedChannels;
     public long PartitionLength;
 
     public void Execute(int task, int worker)
     {
-        float* dst = Output + (long)task * RowLength;
-        float* src = Partials + (long)task * RowLength;
-        int j = 0;
-        for (; j + 8 <= RowLength; j += 8)
+        float* dst = Output + (long)task * Depth;
+        float* sum = stackalloc float[6];
+        for (int d0 = 0; d0 < Depth; d0 += 6)
         {
-            var sum = Vector256.Load(src + j);
-            for (int p = 1; p < Partitions; p++) sum += Vector256.Load(src + p * PartitionLength + j);
-            sum.Store(dst + j);
-        }
-        for (; j < RowLength; j++)
-        {
-            float sum = src[j];
-            for (int p = 1; p < Partitions; p++) sum += src[p * PartitionLength + j];
-            dst[j] = sum;
+            // A step's 6 floats are summed as a vector of 4 and two scalars (the next step's floats are not
+            // read: the last step of the last partial ends the buffer).
+            float* src = Partials + DirectWeightJob.Step(d0, task, PaddedChannels);
+            var head = Vector128.Load(src);
+            float tail0 = src[4], tail1 = src[5];
+            for (int p = 1; p < Partitions; p++)
+            {
+                float* other = src + p * PartitionLength;
+                head += Vector128.Load(other);
+                tail0 += other[4];
+                tail1 += other[5];
+            }
+            head.Store(sum);
+            sum[4] = tail0;
+            sum[5] = tail1;
+            for (int j = 0; j < Math.Min(6, Depth - d0); j++) dst[d0 + j] = sum[j];
         }
     }
 }
@@ -533,7 +542,7 @@ internal static unsafe class DirectKernels
         else Forward8x1(w, offsets, depth, bases[0], tile);
     }
 
-    /// <summary>sums[i·6 + j] = Σ over images, output rows and pixel vectors of dy_i · x at offsets[j], for the
+    /// <summary>sums[i·6 + j] += Σ over images, output rows and pixel vectors of dy_i · x at offsets[j], for the
     /// WeightChannels rows dy_i (row i at distance o_i from row 0); positions % Lanes = 0.</summary>
     public static void Weight(float* dy, long o1, long o2, long o3, long dyImageStride, int images, float* x,
         long xImageStride, int* offsets, int positions, float* sums)
@@ -621,6 +630,10 @@ internal static unsafe class DirectKernels
         c70.Store(tile + 336); c71.Store(tile + 352); c72.Store(tile + 368);
     }
 
+    /// <summary>sums[0..4) += v.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void AddTo(float* sums, Vector128<float> v) => (Vector128.Load(sums) + v).Store(sums);
+
     /// <summary>The sums of the lanes of a, b, c and d, in that order: each vector's halves added down to four
     /// lanes, then the four vectors' lanes pairwise (a few shuffles where a whole-vector sum per accumulator costs
     /// about 24 instructions, a third of a 16-vector weight-gradient step).</summary>
@@ -703,7 +716,7 @@ internal static unsafe class DirectKernels
         c4.Store(tile + 192); c5.Store(tile + 240); c6.Store(tile + 288); c7.Store(tile + 336);
     }
 
-    /// <summary>sums[i·6 + j] = Σ over images, output rows and 16-wide pixel vectors of dy_i · x at offsets[j],
+    /// <summary>sums[i·6 + j] += Σ over images, output rows and 16-wide pixel vectors of dy_i · x at offsets[j],
     /// where dy_i is row k0 + i of dy (o1, o2, o3 its distances from row 0) and x the image's buffer; positions % 16 = 0.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Weight4x6(float* dy, long o1, long o2, long o3, long dyImageStride, int images, float* x,
@@ -757,9 +770,9 @@ internal static unsafe class DirectKernels
                 }
             }
         }
-        SumEach(c00, c01, c02, c03).Store(sums); SumEach(c04, c05, c10, c11).Store(sums + 4);
-        SumEach(c12, c13, c14, c15).Store(sums + 8); SumEach(c20, c21, c22, c23).Store(sums + 12);
-        SumEach(c24, c25, c30, c31).Store(sums + 16); SumEach(c32, c33, c34, c35).Store(sums + 20);
+        AddTo(sums, SumEach(c00, c01, c02, c03)); AddTo(sums + 4, SumEach(c04, c05, c10, c11));
+        AddTo(sums + 8, SumEach(c12, c13, c14, c15)); AddTo(sums + 12, SumEach(c20, c21, c22, c23));
+        AddTo(sums + 16, SumEach(c24, c25, c30, c31)); AddTo(sums + 20, SumEach(c32, c33, c34, c35));
     }
 
     /// <summary>tile[(i·3 + j)·8 + l] = Σ_d w[d·4 + i] · b_j[offsets[d] + l]: Forward8x3's AVX2 form (all 16 ymm
@@ -809,7 +822,8 @@ internal static unsafe class DirectKernels
         c30.Store(tile + 72); c31.Store(tile + 80); c32.Store(tile + 88);
     }
 
-    /// <summary>sums[i·6 + j] for the two rows dy (i = 0) and dy + o1 (i = 1), 8-wide: Weight4x6's AVX2 form.</summary>
+    /// <summary>sums[i·6 + j] += the sums for the two rows dy (i = 0) and dy + o1 (i = 1), 8-wide: Weight4x6's AVX2
+    /// form.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Weight2x6(float* dy, long o1, long dyImageStride, int images, float* x, long xImageStride,
         int* offsets, int positions, float* sums)
@@ -846,8 +860,8 @@ internal static unsafe class DirectKernels
                 c15 = Fma.MultiplyAdd(d1, b, c15);
             }
         }
-        SumEach(c00, c01, c02, c03).Store(sums); SumEach(c04, c05, c10, c11).Store(sums + 4);
-        SumEach(c12, c13, c14, c15).Store(sums + 8);
+        AddTo(sums, SumEach(c00, c01, c02, c03)); AddTo(sums + 4, SumEach(c04, c05, c10, c11));
+        AddTo(sums + 8, SumEach(c12, c13, c14, c15));
     }
 }
 
@@ -1013,19 +1027,21 @@ public sealed unsafe partial class CpuBackend
         int positions = g.OutHeight * g.OutWidth;
         int partitions = Math.Min(g.Batch, 16);
         int group = Math.Clamp(1024 / positions, 1, (g.Batch + partitions - 1) / partitions);
-        long partitionLength = (long)g.OutChannels * depth;
+        int channels = DirectKernels.WeightChannels;
+        int paddedChannels = (g.OutChannels + channels - 1) / channels * channels;
+        long partitionLength = DirectWeightJob.PartialFloats(paddedDepth, paddedChannels);
         var partials = (float*)WorkerScratch(0, PartialsSlot, partitions * partitionLength * sizeof(float));
         var job = new DirectWeightJob
         {
-            Source = source, Offsets = offsets, Depth = depth, PaddedDepth = paddedDepth,
+            Source = source, Offsets = offsets, PaddedDepth = paddedDepth, PaddedChannels = paddedChannels,
             OutChannels = g.OutChannels, Positions = positions, Batch = g.Batch, Partitions = partitions,
             GroupImages = group, OutputGradient = dy, Partials = partials, Backend = this,
         };
         Parallel(partitions, ref job);
         var sum = new PartialSumJob
         {
-            Partials = partials, Output = dw, Partitions = partitions, RowLength = depth,
-            PartitionLength = partitionLength,
+            Partials = partials, Output = dw, Partitions = partitions, Depth = depth,
+            PaddedChannels = paddedChannels, PartitionLength = partitionLength,
         };
         Parallel(g.OutChannels, ref sum);
     }
