@@ -446,22 +446,22 @@ internal unsafe struct DirectWeightJob : IParallelJob
 }
 
 /// <summary>dw[k][d] = Σ over partitions p, in order, of partial p's term d of channel k (DirectWeightJob.Step);
-/// task k.</summary>
+/// task t: the terms [6t, 6t + 6) of every channel, read from each partial as one run.</summary>
 internal unsafe struct PartialSumJob : IParallelJob
 {
     public float* Partials, Output;
-    public int Partitions, Depth, PaddedChannels;
+    public int Partitions, Depth, OutChannels, PaddedChannels;
     public long PartitionLength;
 
     public void Execute(int task, int worker)
     {
-        float* dst = Output + (long)task * Depth;
+        int d0 = 6 * task;
         float* sum = stackalloc float[6];
-        for (int d0 = 0; d0 < Depth; d0 += 6)
+        for (int k = 0; k < OutChannels; k++)
         {
             // A step's 6 floats are summed as a vector of 4 and two scalars (the next step's floats are not
             // read: the last step of the last partial ends the buffer).
-            float* src = Partials + DirectWeightJob.Step(d0, task, PaddedChannels);
+            float* src = Partials + DirectWeightJob.Step(d0, k, PaddedChannels), dst = Output + (long)k * Depth;
             var head = Vector128.Load(src);
             float tail0 = src[4], tail1 = src[5];
             for (int p = 1; p < Partitions; p++)
@@ -1040,9 +1040,9 @@ public sealed unsafe partial class CpuBackend
         Parallel(partitions, ref job);
         var sum = new PartialSumJob
         {
-            Partials = partials, Output = dw, Partitions = partitions, Depth = depth,
+            Partials = partials, Output = dw, Partitions = partitions, Depth = depth, OutChannels = g.OutChannels,
             PaddedChannels = paddedChannels, PartitionLength = partitionLength,
         };
-        Parallel(g.OutChannels, ref sum);
+        Parallel(paddedDepth / 6, ref sum);
     }
 }
