@@ -478,6 +478,7 @@ public sealed unsafe partial class CpuBackend
             int planeSize = G.InHeight * G.InWidth;
             float* plane = DX + ((long)(FirstImage + image) * G.InChannels + (long)Group * groupIn + c) * planeSize;
             float* column = Columns + ((long)image * groupIn + c) * kernelArea * positions;
+            Prefetch(column, (long)kernelArea * positions);
             if (G.StrideWidth == 2 && Avx.IsSupported)
             {
                 StrideTwoRows(plane, column, worker);
@@ -499,6 +500,21 @@ public sealed unsafe partial class CpuBackend
                         if ((uint)iw < (uint)G.InWidth) target[iw] += source[ow];
                 }
             }
+        }
+
+        /// <summary>Requests the plane's columns, one block of R·S rows written by the GEMM, all at once: col2im reads
+        /// them a few floats from each row at a time, a pattern the hardware prefetchers do not follow (its first loads
+        /// waited on L3 or memory: 3-28 % of the strided data gradient, same process, on ResNet-20's and ResNet-50's
+        /// 3x3/2 layers). Into L1 up to 24 KiB, beside the plane's writes; larger blocks into L2.</summary>
+        private static void Prefetch(float* columns, long floats)
+        {
+            if (!Sse.IsSupported) return;
+            byte* first = (byte*)columns;
+            long bytes = floats * sizeof(float);
+            if (bytes <= 24 * 1024)
+                for (long offset = 0; offset < bytes; offset += 64) Sse.Prefetch0(first + offset);
+            else
+                for (long offset = 0; offset < bytes; offset += 64) Sse.Prefetch1(first + offset);
         }
 
         /// <summary>The plane at a column stride of 2, a row at a time: its even and odd columns are summed apart,
