@@ -8,7 +8,8 @@
 //   backward data:   dx[n] (C × H·W)    = w permuted (C × K·R·S)   · patches of dy[n] (K·R·S × H·W) at stride 1,
 //                    the transposed convolution: tap (r, s) reads dy at (i + PadTop − r, …); strided, without
 //                    the transposed convolution's zeros: columns[n] (C·R·S × OH·OW) = wᵀ (C·R·S × K) · dy[n]
-//                    (K × OH·OW) over a chunk of images, then col2im adds each column into its plane of dx
+//                    (K × OH·OW), a block of input channels and a run of images at a time in a task's cache,
+//                    then col2im adds each column into its plane of dx
 //   backward weight: dw (K × C·R·S)     = dy (K × N·OH·OW)         · patches of x, transposed (N·OH·OW × C·R·S)
 // Every output element is owned by one task and summed in a fixed order, so results are deterministic.
 // Forward's epilogue (y = conv + bias [+ residual], then ReLU: a folded conv → BN [→ add] → ReLU) runs in the
@@ -410,83 +411,208 @@ public sealed unsafe partial class CpuBackend
         Parallel(g.OutChannels * g.GroupInChannels, ref job);
     }
 
-    /// <summary>Most floats of patch gradients (columns) held at once by the strided data gradient (16 MiB); a
-    /// larger batch runs in chunks of images.</summary>
-    private const long ColumnsBudget = 1 << 22;
+    /// <summary>Floats of patch gradients (columns) a task of the strided data gradient holds at once (128 KiB,
+    /// in its L2 beside its packed dy).</summary>
+    private const int ColumnsBlockFloats = 1 << 15;
 
-    /// <summary>Floats of columns a chunk of the strided data gradient aims at (4 MiB), so that col2im reads them
-    /// back from cache rather than memory: CIFAR's 3x3/2 layers at batch 128 measured 29-32 % faster than in
-    /// chunks of ColumnsBudget, where col2im spent most of its time waiting on its first loads.</summary>
-    private const long ColumnsCacheBudget = 1 << 20;
-
-    /// <summary>Fewest GEMM columns (images × OH·OW) a chunk has when the batch allows, however large its columns:
-    /// with fewer, the GEMM's panels are too few (ResNet-50's 512×14×14 3x3/2 at batch 8 measured 1.4× slower in
-    /// chunks of 4 images than of 8).</summary>
-    private const int MinChunkColumns = 4096;
+    /// <summary>Fewest micro-tile panels of columns a task of the strided data gradient multiplies where the batch
+    /// allows: small maps take several images a task, so that their columns fill whole panels (ResNet-50's 7x7
+    /// maps, 49 columns an image, would leave 15 of 64 columns empty alone).</summary>
+    private const int MinColumnPanels = 8;
 
     /// <summary>
-    /// Strided data gradient without the zeros of the transposed convolution, per group and chunk of images: the
-    /// patch gradients columns[n] = w_gᵀ (C/G·R·S × K/G) · dy[n]_g (K/G × OH·OW) as one GEMM whose column groups
-    /// are the images (w packed once per chunk; no depth slicing, so each image's columns are summed as a GEMM of
-    /// that image alone would sum them, whatever the batch), then col2im, one task per (image, channel), which adds
-    /// each column entry into its plane of dx in a fixed order.
+    /// Strided data gradient without the zeros of the transposed convolution, per run of images and block of input
+    /// channels (of one group): the block's patch gradients columns = w_gᵀ[block's C·R·S rows] (× K/G) ·
+    /// dy[images]_g (K/G × images·OH·OW), by the packed GEMM's micro-kernel into the task's scratch (wᵀ packed once
+    /// per call, dy once per task), then col2im from there into the block's planes of dx, while the columns are
+    /// still in cache. Depth blocks, micro-tiles and sums are the packed GEMM's (no slicing), so each column entry
+    /// is summed as a GEMM of that image alone would sum it, and col2im adds the entries into each plane in a fixed
+    /// order: the result does not depend on the batch, the blocks or the threads.
     /// </summary>
     private void ColumnsBackwardData(ConvGeometry g, float* dy, float* w, float* dx)
     {
         int positions = g.OutHeight * g.OutWidth, kernelArea = g.KernelHeight * g.KernelWidth;
         int groupIn = g.GroupInChannels, groupOut = g.GroupOutChannels, rows = groupIn * kernelArea;
-        long imageColumns = (long)rows * positions;
-        int chunk = (int)Math.Clamp(Math.Max(ColumnsCacheBudget / imageColumns, MinChunkColumns / positions), 1,
-            Math.Max(1, Math.Min(g.Batch, ColumnsBudget / imageColumns)));
-        var columns = (float*)WorkerScratch(0, ColumnsSlot, chunk * imageColumns * sizeof(float));
-        for (int group = 0; group < g.Groups; group++)
-        for (int n0 = 0; n0 < g.Batch; n0 += chunk)
+        int mr = PackedGemm.TileRows, nr = PackedGemm.TileColumns;
+        int images = Math.Clamp(MinColumnPanels * nr / positions, 1, g.Batch);
+        int runs = (g.Batch + images - 1) / images, width = (images * positions + nr - 1) / nr * nr;
+        // Parts of a run's blocks, for enough tasks (batch 1); the blocks a multiple of them, so parts are equal.
+        int parts = Math.Min(groupIn, (2 * ThreadCount + runs * g.Groups - 1) / (runs * g.Groups));
+        int blocks = (int)(((long)rows * width + ColumnsBlockFloats - 1) / ColumnsBlockFloats);
+        blocks = (blocks + parts - 1) / parts * parts;
+        int blockChannels = (groupIn + Math.Min(blocks, groupIn) - 1) / Math.Min(blocks, groupIn);
+        blocks = (groupIn + blockChannels - 1) / blockChannels;   // no empty block
+        int blockTileRows = (blockChannels * kernelArea + mr - 1) / mr * mr;
+        var packedA = (float*)WorkerScratch(0, PackedASlot,
+            (long)g.Groups * blocks * blockTileRows * groupOut * sizeof(float));
+        var pack = new ColumnsPackJob
         {
-            int images = Math.Min(chunk, g.Batch - n0);
-            var operands = new MatrixOperands
-            {
-                A = w + (long)group * groupOut * rows,
-                B = dy + ((long)n0 * g.OutChannels + (long)group * groupOut) * positions,
-                BGroupStride = (long)g.OutChannels * positions, M = rows, N = positions, K = groupOut,
-                TransposeA = true,
-            };
-            RunPackedGemm(operands, new GemmOutput
-            {
-                C = columns, Rows = rows, Depth = groupOut, Groups = images, GroupColumns = positions,
-                GroupStride = imageColumns, RowStride = positions, Alpha = 1f, Beta = 0f,
-            }, slicing: false);
-            var col2im = new Col2ImJob
-                { G = g, Group = group, FirstImage = n0, Columns = columns, DX = dx, Backend = this };
-            Parallel(images * groupIn, ref col2im);
-        }
+            W = w, PackedA = packedA, Rows = rows, GroupOut = groupOut, KernelArea = kernelArea, Blocks = blocks,
+            BlockChannels = blockChannels, GroupIn = groupIn, BlockTileRows = blockTileRows, Backend = this,
+        };
+        Parallel(g.Groups * blocks, ref pack);
+        var job = new ColumnsBackwardDataJob
+        {
+            G = g, DY = dy, DX = dx, PackedA = packedA, Blocks = blocks, BlockChannels = blockChannels,
+            BlockTileRows = blockTileRows, Images = images, Runs = runs, Parts = Math.Min(blocks, parts),
+            Width = width, Backend = this,
+        };
+        Parallel(g.Groups * runs * job.Parts, ref job);
     }
 
-    /// <summary>Plane (image FirstImage + task / C_g, channel task % C_g of group Group) of the strided data
-    /// gradient: zeroed, then each tap's column (c, r, s) added at its strided positions, taps in order; at a
-    /// column stride of 2 row by row instead (StrideTwoRows), with the same bits.</summary>
-    private struct Col2ImJob : IParallelJob
+    /// <summary>wᵀ's rows of each block of input channels (task: group · Blocks + block), packed as the GEMM packs
+    /// its A: per depth block from k0 (BlockDepth of K/G), [row tile][kc][MR] from k0 · BlockTileRows.</summary>
+    private struct ColumnsPackJob : IParallelJob
     {
-        public ConvGeometry G;
-        public int Group, FirstImage;
-        public float* Columns, DX;
+        public float* W, PackedA;
+        public int Rows, GroupOut, GroupIn, KernelArea, Blocks, BlockChannels, BlockTileRows;
         public CpuBackend Backend;
 
         public void Execute(int task, int worker)
         {
+            int group = task / Blocks, block = task % Blocks, mr = PackedGemm.TileRows;
+            int c0 = block * BlockChannels, row0 = c0 * KernelArea;
+            int blockRows = (Math.Min(GroupIn, c0 + BlockChannels) - c0) * KernelArea;
+            var operands = new MatrixOperands
+                { A = W + (long)group * GroupOut * Rows, M = Rows, K = GroupOut, TransposeA = true };
+            float* dst = PackedA + (long)task * BlockTileRows * GroupOut;
+            int depthBlock = PackedGemm.BlockDepth(GroupOut);
+            var work = (float*)Backend.WorkerScratch(worker, PackWorkSlot,
+                PackedGemm.PackWorkFloats(depthBlock) * sizeof(float));
+            for (int k0 = 0; k0 < GroupOut; k0 += depthBlock)
+            {
+                int kc = Math.Min(depthBlock, GroupOut - k0);
+                operands.PackATiles(dst + (long)k0 * BlockTileRows, row0, blockRows, BlockTileRows / mr, k0, kc,
+                    work);
+            }
+        }
+    }
+
+    /// <summary>Task (group, run of Images images, part): the run's dy_g packed into the worker's B panels, the
+    /// images one after another (Width columns in all), then for each block of input channels of the part, its
+    /// columns into the worker's scratch (Width floats a row) and col2im into its planes of dx.</summary>
+    private struct ColumnsBackwardDataJob : IParallelJob
+    {
+        public ConvGeometry G;
+        public float* DY, DX, PackedA;
+        public int Blocks, BlockChannels, BlockTileRows, Images, Runs, Parts, Width;
+        public CpuBackend Backend;
+
+        public void Execute(int task, int worker)
+        {
+            int part = task % Parts, run = task / Parts % Runs, group = task / Parts / Runs;
+            int n0 = run * Images, images = Math.Min(Images, G.Batch - n0);
             int positions = G.OutHeight * G.OutWidth, kernelArea = G.KernelHeight * G.KernelWidth;
-            int groupIn = G.GroupInChannels, image = task / groupIn, c = task % groupIn;
+            int groupIn = G.GroupInChannels, groupOut = G.GroupOutChannels;
+            int nr = PackedGemm.TileColumns, depthBlock = PackedGemm.BlockDepth(groupOut);
+            var dyOperands = new MatrixOperands
+            {
+                B = DY + (long)group * groupOut * positions, BGroupStride = (long)G.OutChannels * positions,
+                N = positions, K = groupOut,
+            };
+            var packedB = (float*)Backend.WorkerScratch(worker, PackedBSlot, (long)groupOut * Width * sizeof(float));
+            var work = (float*)Backend.WorkerScratch(worker, PackWorkSlot,
+                PackedGemm.PackWorkFloats(depthBlock) * sizeof(float));
+            int columnsUsed = images * positions;
+            for (int k0 = 0; k0 < groupOut; k0 += depthBlock)
+            {
+                int kc = Math.Min(depthBlock, groupOut - k0);
+                float* panels = packedB + (long)k0 * Width;
+                for (int i = 0; i < images; i++)
+                {
+                    int local = i * positions;
+                    dyOperands.PackB(panels + (long)(local / nr) * kc * nr, n0 + i, 0, positions, local % nr, k0, kc,
+                        work);
+                }
+            }
+            var columns = (float*)Backend.WorkerScratch(worker, ColumnsSlot,
+                (long)BlockTileRows * Width * sizeof(float));
+            var col2im = new Col2Im
+            {
+                G = G, ColumnStride = Width,
+                Phases = (float*)Backend.WorkerScratch(worker, EdgeTileSlot, Col2Im.PhaseFloats(G.InWidth) * sizeof(float)),
+            };
             int planeSize = G.InHeight * G.InWidth;
-            float* plane = DX + ((long)(FirstImage + image) * G.InChannels + (long)Group * groupIn + c) * planeSize;
-            float* column = Columns + ((long)image * groupIn + c) * kernelArea * positions;
-            Prefetch(column, (long)kernelArea * positions);
+            for (int block = part * Blocks / Parts; block < (part + 1) * Blocks / Parts; block++)
+            {
+                float* a = PackedA + ((long)group * Blocks + block) * BlockTileRows * groupOut;
+                for (int k0 = 0; k0 < groupOut; k0 += depthBlock)
+                {
+                    int kc = Math.Min(depthBlock, groupOut - k0);
+                    float* aBlock = a + (long)k0 * BlockTileRows, bBlock = packedB + (long)k0 * Width;
+                    MultiplyBlock(aBlock, bBlock, kc, columns, columnsUsed, k0 == 0 ? 0f : 1f);
+                }
+                int c0 = block * BlockChannels, c1 = Math.Min(groupIn, c0 + BlockChannels);
+                for (int i = 0; i < images; i++)
+                {
+                    float* plane = DX + ((long)(n0 + i) * G.InChannels + (long)group * groupIn + c0) * planeSize;
+                    for (int c = c0; c < c1; c++, plane += planeSize)
+                        col2im.Plane(plane, columns + (long)(c - c0) * kernelArea * Width + (long)i * positions);
+                }
+            }
+        }
+
+        /// <summary>columns (BlockTileRows × Width) = a·b + beta·columns for one depth block of kc, tile by tile:
+        /// the operand streamed past the other's tiles is the smaller (the packed dy's panels when the block's rows
+        /// outweigh them, as on ResNet-50's 7x7 maps; else the block's packed rows), the other's tile staying in
+        /// L1. Only the panels that hold any of the <paramref name="used"/> columns are computed; a last one of at
+        /// most NarrowColumns used columns (AVX2: a 7x7 map's 49th column at batch 1) is summed along the rows
+        /// (PackedGemm.NarrowPanel: the same sums), its other columns left as they are.</summary>
+        private readonly void MultiplyBlock(float* a, float* b, int kc, float* columns, int used, float beta)
+        {
+            int mr = PackedGemm.TileRows, nr = PackedGemm.TileColumns;
+            int usedWidth = (used + nr - 1) / nr * nr, lastCols = used - (usedWidth - nr);
+            int wholeWidth = lastCols <= PackedGemm.NarrowColumns ? usedWidth - nr : usedWidth;
+            if ((long)BlockTileRows > Width)
+            {
+                for (int r = 0; r < BlockTileRows; r += mr)
+                for (int q = 0; q < wholeWidth; q += nr)
+                    PackedGemm.MicroKernel(a + (long)r * kc, b + (long)q * kc, kc, columns + (long)r * Width + q,
+                        Width, 1f, beta);
+            }
+            else
+            {
+                for (int q = 0; q < wholeWidth; q += nr)
+                for (int r = 0; r < BlockTileRows; r += mr)
+                    PackedGemm.MicroKernel(a + (long)r * kc, b + (long)q * kc, kc, columns + (long)r * Width + q,
+                        Width, 1f, beta);
+            }
+            if (wholeWidth == usedWidth) return;
+            float* sums = stackalloc float[PackedGemm.NarrowTiles * mr * nr];
+            for (int r = 0; r < BlockTileRows; r += mr * PackedGemm.NarrowTiles)
+            {
+                int tiles = Math.Min(PackedGemm.NarrowTiles, (BlockTileRows - r) / mr);
+                PackedGemm.NarrowPanel(a + (long)r * kc, tiles, b + (long)wholeWidth * kc, kc, lastCols, sums);
+                for (int i = 0; i < tiles * mr; i++)
+                    PackedGemm.CombineRow(sums + i * nr, columns + (long)(r + i) * Width + wholeWidth, lastCols, 1f,
+                        beta);
+            }
+        }
+    }
+
+    /// <summary>col2im of one plane of the strided data gradient from its R·S rows of columns (ColumnStride floats
+    /// apart): zeroed, then each tap's column (r, s) added at its strided positions, taps in order; at a column
+    /// stride of 2 row by row instead (StrideTwoRows), with the same bits.</summary>
+    private readonly struct Col2Im
+    {
+        public ConvGeometry G { get; init; }
+        public long ColumnStride { get; init; }
+
+        /// <summary>StrideTwoRows' sums of a row's even and odd columns: PhaseFloats(G.InWidth) floats.</summary>
+        public float* Phases { get; init; }
+
+        public static int PhaseFloats(int width) => (((width + 1) / 2 + 7) & ~7) + width / 2 + 8;
+
+        public void Plane(float* plane, float* column)
+        {
             if (G.StrideWidth == 2 && Avx.IsSupported)
             {
-                StrideTwoRows(plane, column, worker);
+                StrideTwoRows(plane, column);
                 return;
             }
-            new Span<float>(plane, planeSize).Clear();
+            new Span<float>(plane, G.InHeight * G.InWidth).Clear();
             for (int r = 0; r < G.KernelHeight; r++)
-            for (int s = 0; s < G.KernelWidth; s++, column += positions)
+            for (int s = 0; s < G.KernelWidth; s++, column += ColumnStride)
             {
                 for (int oh = 0; oh < G.OutHeight; oh++)
                 {
@@ -502,33 +628,17 @@ public sealed unsafe partial class CpuBackend
             }
         }
 
-        /// <summary>Requests the plane's columns, one block of R·S rows written by the GEMM, all at once: col2im reads
-        /// them a few floats from each row at a time, a pattern the hardware prefetchers do not follow (its first loads
-        /// waited on L3 or memory: 3-28 % of the strided data gradient, same process, on ResNet-20's and ResNet-50's
-        /// 3x3/2 layers). Into L1 up to 24 KiB, beside the plane's writes; larger blocks into L2.</summary>
-        private static void Prefetch(float* columns, long floats)
-        {
-            if (!Sse.IsSupported) return;
-            byte* first = (byte*)columns;
-            long bytes = floats * sizeof(float);
-            if (bytes <= 24 * 1024)
-                for (long offset = 0; offset < bytes; offset += 64) Sse.Prefetch0(first + offset);
-            else
-                for (long offset = 0; offset < bytes; offset += 64) Sse.Prefetch1(first + offset);
-        }
-
         /// <summary>The plane at a column stride of 2, a row at a time: its even and odd columns are summed apart,
-        /// in the worker's PackWorkSlot (free between the GEMM's runs), from +0, adding each tap's column row that
+        /// in Phases, from +0, adding each tap's column row that
         /// reaches them (taps in (r, s) order, as the tap-by-tap scatter adds them: the same bits), a contiguous
         /// run at a shift; then the two are interleaved into the row, which is written once.</summary>
-        private readonly void StrideTwoRows(float* plane, float* columns, int worker)
+        private readonly void StrideTwoRows(float* plane, float* columns)
         {
             int outHeight = G.OutHeight, outWidth = G.OutWidth, height = G.InHeight, width = G.InWidth;
-            int kernelHeight = G.KernelHeight, kernelWidth = G.KernelWidth, positions = outHeight * outWidth;
+            int kernelHeight = G.KernelHeight, kernelWidth = G.KernelWidth;
             int strideHeight = G.StrideHeight, dilationHeight = G.DilationHeight, dilationWidth = G.DilationWidth;
             int evenCount = (width + 1) / 2, oddCount = width / 2, oddStart = (evenCount + 7) & ~7;
-            var even = (float*)Backend.WorkerScratch(worker, PackWorkSlot, (oddStart + oddCount + 8) * sizeof(float));
-            float* odd = even + oddStart;
+            float* even = Phases, odd = even + oddStart;
             for (int ih = 0; ih < height; ih++, plane += width)
             {
                 for (int k = 0; k < oddStart + oddCount; k += 8) Vector256<float>.Zero.Store(even + k);
@@ -543,7 +653,7 @@ public sealed unsafe partial class CpuBackend
                         int b = (s * dilationWidth - G.PadLeft) & 1, shift = (s * dilationWidth - G.PadLeft - b) / 2;
                         float* phase = b == 0 ? even : odd;
                         int lo = Math.Max(0, shift), hi = Math.Min(b == 0 ? evenCount : oddCount, outWidth + shift);
-                        float* source = columns + ((long)r * kernelWidth + s) * positions + (long)oh * outWidth;
+                        float* source = columns + ((long)r * kernelWidth + s) * ColumnStride + (long)oh * outWidth;
                         AddRow(source + lo - shift, phase + lo, hi - lo);
                     }
                 }

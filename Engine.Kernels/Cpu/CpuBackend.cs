@@ -76,8 +76,8 @@ public sealed unsafe partial class CpuBackend : Backend
     // Scratch slots: buffers one task needs at the same time. PartialsSlot of worker 0 belongs to the calling
     // thread, which sets it up before a run (per-chunk or per-slice partial sums) and reads it afterwards; so do
     // PackedASlot and SharedBSlot of worker 0 (a GEMM's packed A, and its B when every row part reads it: read by
-    // every task), and ColumnsSlot of worker 0 during a strided data gradient's GEMM and col2im runs (Winograd
-    // uses every worker's ColumnsSlot in its tasks: a different op, never nested).
+    // every task; a strided data gradient's packed wᵀ in PackedASlot too). ColumnsSlot holds a task's columns (the
+    // strided data gradient, Winograd): a different op each, never nested.
     private const int PackedBSlot = 0, PackedASlot = 1, EdgeTileSlot = 2, PartialsSlot = 3, PackWorkSlot = 4,
         ColumnsSlot = 5, DirectSourceSlot = 6, DirectWeightSlot = 7, DirectOffsetSlot = 8, PoolColumnsSlot = 9,
         SharedBSlot = 10, TaskASlot = 11;

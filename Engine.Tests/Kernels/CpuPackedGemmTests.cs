@@ -2,7 +2,7 @@
 // by every task, or by each task for itself when one or two chunks of columns read it, the rows split when the
 // column panels are few (batch 1 on 7x7 maps), and a deep A packed in phases of depth, here across the split-K
 // slices of a weight gradient, and a last panel of a few columns summed along the rows; the strided data
-// gradient's GEMM over chunks of images; and how the direct convolutions (DirectConvolution.cs) split one image's
+// gradient's products over runs of images and blocks of channels; and how the direct convolutions (DirectConvolution.cs) split one image's
 // output rows into bands and its output channels over the threads. Each cut is checked against the float64
 // reference and for the same bits on 1, 2 and 3 worker threads (who computes an element must never change how).
 using Engine.Kernels;
@@ -156,17 +156,17 @@ public sealed class CpuPackedGemmTests
         }
     }
 
-    /// <summary>The strided data gradient runs one GEMM over a chunk of images and col2im per (image, channel):
-    /// five images of 128 channels on a 54x54 → 27x27 3x3/2 map hold 0.84 M floats of patch gradients each, so the
-    /// batch goes in two chunks (4 + 1) under the 16 MiB budget, and 729 columns an image put panels across
-    /// images; with two groups, each group in turn (half the columns: one chunk). Each image's dx must match the
-    /// float64 reference and have the bits of that image's gradient computed alone, on 1 and 2 threads alike.
-    /// </summary>
+    /// <summary>The strided data gradient multiplies a run of images' columns a block of input channels at a time
+    /// and runs col2im from them: five images of 64 channels on a 14x14 → 7x7 3x3/2 map, 49 columns an image, go
+    /// two images a run with AVX2 (2 + 2 + 1: a short last run; 98 columns, a last panel of 2 summed along the
+    /// rows) and five with AVX-512, in blocks of channels; 272 output channels make two depth blocks (one
+    /// with two groups). Each image's dx must match the float64 reference and have the bits of that image's
+    /// gradient computed alone, on 1 and 2 threads alike.</summary>
     [TestCase(1)]
     [TestCase(2)]
     public void StridedDataGradientOfABatchHasTheBitsOfEachImageAlone(int groups)
     {
-        const int batch = 5, c = 128, size = 54, k = 16;
+        const int batch = 5, c = 64, size = 14, k = 272;
         var r = new ReferenceOps.Conv(batch, c, size, size, k, 3, 3, 2, 2, 1, 1, 1, 1, Groups: groups);
         var random = new Random(groups);
         double[] weights = Reference.RandomValues(random, k * (c / groups) * 9),
