@@ -423,9 +423,9 @@ public sealed unsafe partial class CpuBackend
     /// <summary>
     /// Strided data gradient without the zeros of the transposed convolution, per run of images and block of input
     /// channels (of one group): the block's patch gradients columns = w_gᵀ[block's C·R·S rows] (× K/G) ·
-    /// dy[images]_g (K/G × images·OH·OW), by the packed GEMM's micro-kernel into the task's scratch (wᵀ packed once
-    /// per call, dy once per task), then col2im from there into the block's planes of dx, while the columns are
-    /// still in cache. Depth blocks, micro-tiles and sums are the packed GEMM's (no slicing), so each column entry
+    /// dy[images]_g (K/G × images·OH·OW), by the packed GEMM's micro-kernel into the task's scratch (wᵀ packed
+    /// once per call, dy once per task), then col2im from there into the block's planes of dx, while the columns
+    /// are still in cache. Depth blocks, micro-tiles and sums are the packed GEMM's (no slicing), so each column entry
     /// is summed as a GEMM of that image alone would sum it, and col2im adds the entries into each plane in a fixed
     /// order: the result does not depend on the batch, the blocks or the threads.
     /// </summary>
@@ -530,7 +530,8 @@ public sealed unsafe partial class CpuBackend
             var col2im = new Col2Im
             {
                 G = G, ColumnStride = Width,
-                Phases = (float*)Backend.WorkerScratch(worker, EdgeTileSlot, Col2Im.PhaseFloats(G.InWidth) * sizeof(float)),
+                Phases = (float*)Backend.WorkerScratch(worker, EdgeTileSlot,
+                    Col2Im.PhaseFloats(G.InWidth) * sizeof(float)),
             };
             int planeSize = G.InHeight * G.InWidth;
             for (int block = part * Blocks / Parts; block < (part + 1) * Blocks / Parts; block++)

@@ -2,9 +2,10 @@
 // by every task, or by each task for itself when one or two chunks of columns read it, the rows split when the
 // column panels are few (batch 1 on 7x7 maps), and a deep A packed in phases of depth, here across the split-K
 // slices of a weight gradient, and a last panel of a few columns summed along the rows; the strided data
-// gradient's products over runs of images and blocks of channels; and how the direct convolutions (DirectConvolution.cs) split one image's
-// output rows into bands and its output channels over the threads. Each cut is checked against the float64
-// reference and for the same bits on 1, 2 and 3 worker threads (who computes an element must never change how).
+// gradient's products over runs of images and blocks of channels; and how the direct convolutions
+// (DirectConvolution.cs) split one image's output rows into bands and its output channels over the threads. Each
+// cut is checked against the float64 reference and for the same bits on 1, 2 and 3 worker threads (who computes an
+// element must never change how).
 using Engine.Kernels;
 using Engine.Kernels.Cpu;
 using NUnit.Framework;
