@@ -448,7 +448,7 @@ public sealed unsafe partial class CpuBackend
         var pack = new ColumnsPackJob
         {
             W = w, PackedA = packedA, Rows = rows, GroupOut = groupOut, KernelArea = kernelArea, Blocks = blocks,
-            BlockChannels = blockChannels, GroupIn = groupIn, BlockTileRows = blockTileRows, Backend = this,
+            BlockChannels = blockChannels, GroupIn = groupIn, BlockTileRows = blockTileRows,
         };
         Parallel(g.Groups * blocks, ref pack);
         var job = new ColumnsBackwardDataJob
@@ -466,7 +466,6 @@ public sealed unsafe partial class CpuBackend
     {
         public float* W, PackedA;
         public int Rows, GroupOut, GroupIn, KernelArea, Blocks, BlockChannels, BlockTileRows;
-        public CpuBackend Backend;
 
         public void Execute(int task, int worker)
         {
@@ -477,14 +476,9 @@ public sealed unsafe partial class CpuBackend
                 { A = W + (long)group * GroupOut * Rows, M = Rows, K = GroupOut, TransposeA = true };
             float* dst = PackedA + (long)task * BlockTileRows * GroupOut;
             int depthBlock = PackedGemm.BlockDepth(GroupOut);
-            var work = (float*)Backend.WorkerScratch(worker, PackWorkSlot,
-                PackedGemm.PackWorkFloats(depthBlock) * sizeof(float));
             for (int k0 = 0; k0 < GroupOut; k0 += depthBlock)
-            {
-                int kc = Math.Min(depthBlock, GroupOut - k0);
-                operands.PackATiles(dst + (long)k0 * BlockTileRows, row0, blockRows, BlockTileRows / mr, k0, kc,
-                    work);
-            }
+                operands.PackTransposedATiles(dst + (long)k0 * BlockTileRows, row0, blockRows, BlockTileRows / mr, k0,
+                    Math.Min(depthBlock, GroupOut - k0));
         }
     }
 
@@ -630,9 +624,9 @@ public sealed unsafe partial class CpuBackend
         }
 
         /// <summary>The plane at a column stride of 2, a row at a time: its even and odd columns are summed apart,
-        /// in Phases, from +0, adding each tap's column row that
-        /// reaches them (taps in (r, s) order, as the tap-by-tap scatter adds them: the same bits), a contiguous
-        /// run at a shift; then the two are interleaved into the row, which is written once.</summary>
+        /// in Phases, from +0, adding each tap's column row that reaches them (taps in (r, s) order, as the
+        /// tap-by-tap scatter adds them: the same bits), a contiguous run at a shift; then the two are interleaved
+        /// into the row, which is written once.</summary>
         private readonly void StrideTwoRows(float* plane, float* columns)
         {
             int outHeight = G.OutHeight, outWidth = G.OutWidth, height = G.InHeight, width = G.InWidth;

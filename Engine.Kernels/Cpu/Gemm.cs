@@ -581,20 +581,14 @@ internal unsafe struct MatrixOperands : IGemmOperands
         PackedGemm.PackRows(dst, A + (long)row0 * K + k0, K, rows, kc);
     }
 
-    /// <summary>PackA of the tiles of rows [row0, row0 + rows), tile t at dst + t·kc·MR, up to
-    /// <paramref name="tiles"/> tiles (those past the rows zero). A transposed A (k×m) is read a row of k at a
-    /// time across every tile: tile by tile, each of kc rows would be a new cache line and, m floats apart, a new
-    /// page (ResNet-50's 512×4608 wᵀ: its packing took half of a batch-1 strided data gradient).</summary>
-    public void PackATiles(float* dst, int row0, int rows, int tiles, int k0, int kc, float* work)
+    /// <summary>PackA of a transposed A (k×m) for the tiles of rows [row0, row0 + rows), tile t at dst + t·kc·MR,
+    /// <paramref name="tiles"/> tiles (those past the rows zero), read a row of k at a time across every tile: tile
+    /// by tile, each of kc rows would be a new cache line and, m floats apart, a new page (ResNet-50's 512×4608 wᵀ:
+    /// its packing took half of a batch-1 strided data gradient).</summary>
+    public void PackTransposedATiles(float* dst, int row0, int rows, int tiles, int k0, int kc)
     {
+        Debug.Assert(TransposeA, "A stored k×m");
         int mr = PackedGemm.TileRows;
-        if (!TransposeA)
-        {
-            for (int t = 0; t < tiles; t++)
-                PackA(dst + (long)t * kc * mr, row0 + Math.Min(t * mr, rows), Math.Clamp(rows - t * mr, 0, mr), k0,
-                    kc, work);
-            return;
-        }
         for (int kk = 0; kk < kc; kk++)
         {
             float* src = A + (long)(k0 + kk) * M + row0, d = dst + kk * mr;
