@@ -24,16 +24,18 @@ namespace Engine.Kernels.Cpu;
 /// <summary>One Winograd F(2x2, 3x3) convolution over a batch: out[n, k, y, x] = Σ_c Σ_{r,s} U⁻¹-side weights
 /// applied to In[n, c, y + r − PadTop, x + s − PadLeft] (zero outside), through the transformed weights
 /// <see cref="Weights"/> (WinogradWeightsJob), plus the epilogue. Tiles go 8 to a group: 8 tiles of one tile row,
-/// or with PairedRows (maps 7 or 8 wide: 4 tiles a row) 4 tiles of each of two tile rows. Task t: image
-/// t / Bands, group rows [b·BandRows, (b + 1)·BandRows) of band b = t % Bands.</summary>
+/// or with PairedRows (maps 7 or 8 wide: 4 tiles a row) 4 tiles of each of two tile rows. Task t: output rows
+/// [p·PartRows, (p + 1)·PartRows) of the transformed weights for part p = t % Parts, then, of r = t / Parts, group
+/// rows [b·BandRows, (b + 1)·BandRows) of band b = r % Bands of the run of Images images r / Bands (whole images
+/// when a run holds more than one).</summary>
 internal unsafe struct WinogradJob : IParallelJob
 {
     /// <summary>Tiles of a transform vector: 8 tiles, 16 output columns.</summary>
     private const int GroupTiles = 8;
 
     public float* Input, Weights, Output, Bias, Residual;
-    public int Channels, Height, Width, OutChannels, OutHeight, OutWidth, PadTop, PadLeft;
-    public int TileRows, RowGroups, BandRows, Bands, BlockGroups;
+    public int Batch, Channels, Height, Width, OutChannels, OutHeight, OutWidth, PadTop, PadLeft;
+    public int TileRows, RowGroups, BandRows, Bands, Images, PartRows, Parts, BlockGroups;
     public bool PairedRows, Relu;
     public CpuBackend Backend;
 
@@ -49,40 +51,47 @@ internal unsafe struct WinogradJob : IParallelJob
 
     public void Execute(int task, int worker)
     {
-        int step = GroupRowTiles, n = task / Bands, ty0 = task % Bands * BandRows * step;
+        int step = GroupRowTiles, part = task % Parts, run = task / Parts / Bands;
+        int n0 = run * Images, images = Math.Min(Images, Batch - n0), ty0 = task / Parts % Bands * BandRows * step;
         int groupRows = (Math.Min(BandRows * step, TileRows - ty0) + step - 1) / step;
         int mr = PackedGemm.TileRows, nr = PackedGemm.TileColumns, panelGroups = nr / GroupTiles;
-        int rows = 2 * groupRows * step + 2, pitch = Pitch, tb = BlockGroups * GroupTiles;
-        int panels = (tb + nr - 1) / nr, kp = PaddedOut, half = PairedRows ? 2 * pitch : GroupTiles;
-        float* band = Backend.WinogradScratch(worker, 0, (long)Channels * rows * pitch);
+        int rows = 2 * groupRows * step + 2, pitch = Pitch, panels = (BlockGroups * GroupTiles + nr - 1) / nr;
+        int tb = panels * nr, kp = PaddedOut, half = PairedRows ? 2 * pitch : GroupTiles;
+        int k0 = part * PartRows, partRows = Math.Min(PartRows, kp - k0);
+        long bandFloats = (long)Channels * rows * pitch;
+        float* band = Backend.WinogradScratch(worker, 0, images * bandFloats);
         float* v = Backend.WinogradScratch(worker, 1, 16L * panels * Channels * nr);
-        float* m = Backend.WinogradScratch(worker, 2, 16L * kp * tb);
-        CopyBand(Input + (long)n * Channels * Height * Width, band, 2 * ty0 - PadTop, rows, pitch);
-        int groups = groupRows * RowGroups;
+        float* m = Backend.WinogradScratch(worker, 2, 16L * PartRows * tb);
+        for (int i = 0; i < images; i++)
+            CopyBand(Input + (long)(n0 + i) * Channels * Height * Width, band + i * bandFloats, 2 * ty0 - PadTop,
+                rows, pitch);
+        int bandGroups = groupRows * RowGroups, groups = images * bandGroups;
         for (int q0 = 0; q0 < groups; q0 += BlockGroups)
         {
             int count = Math.Min(BlockGroups, groups - q0), blockPanels = (count * GroupTiles + nr - 1) / nr;
             for (int j = 0; j < count; j++)
             {
-                int q = q0 + j, row = q / RowGroups, gx = q % RowGroups;
-                float* patch = band + (long)2 * row * step * pitch + 16 * gx;
+                int q = q0 + j, local = q % bandGroups, row = local / RowGroups, gx = local % RowGroups;
+                float* patch = band + q / bandGroups * bandFloats + (long)2 * row * step * pitch + 16 * gx;
                 float* dst = v + (long)(j / panelGroups) * Channels * nr + j % panelGroups * GroupTiles;
                 for (int c = 0; c < Channels; c++)
                     TransformInput(patch + (long)c * rows * pitch, pitch, half, dst + c * nr,
                         (long)panels * Channels * nr);
             }
+            // A tile of U stays in L1 while it meets every panel of the block.
             for (int xi = 0; xi < 16; xi++)
-            for (int p = 0; p < blockPanels; p++)
+            for (int kt = 0; kt < partRows; kt += mr)
             {
-                float* b = v + ((long)xi * panels + p) * Channels * nr;
-                for (int kt = 0; kt < kp; kt += mr)
-                    PackedGemm.MicroKernel(Weights + ((long)xi * kp + kt) * Channels, b, Channels,
-                        m + ((long)xi * kp + kt) * tb + p * nr, tb, 1f, 0f);
+                float* a = Weights + ((long)xi * kp + k0 + kt) * Channels;
+                for (int p = 0; p < blockPanels; p++)
+                    PackedGemm.MicroKernel(a, v + ((long)xi * panels + p) * Channels * nr, Channels,
+                        m + ((long)xi * PartRows + kt) * tb + p * nr, tb, 1f, 0f);
             }
             for (int j = 0; j < count; j++)
             {
-                int q = q0 + j, ty = ty0 + q / RowGroups * step, gx = q % RowGroups;
-                StoreGroup(m + j * GroupTiles, tb, (long)kp * tb, n, 2 * ty, 16 * gx);
+                int q = q0 + j, local = q % bandGroups, ty = ty0 + local / RowGroups * step, gx = local % RowGroups;
+                StoreGroup(m + j * GroupTiles, tb, (long)PartRows * tb, n0 + q / bandGroups, 2 * ty, 16 * gx, k0,
+                    Math.Min(k0 + partRows, OutChannels));
             }
         }
     }
@@ -143,17 +152,17 @@ internal unsafe struct WinogradJob : IParallelJob
         }
     }
 
-    /// <summary>Aᵀ·M·A for the 8 tiles of a group of every output channel (M_ξ[k][t] at
-    /// m[ξ·xiStride + k·rowStride + t]) into image n, through the epilogue: rows y, y + 1 and columns
+    /// <summary>Aᵀ·M·A for the 8 tiles of a group of output channels [k0, k1) (M_ξ[k][t] at
+    /// m[ξ·xiStride + (k − k0)·rowStride + t]) into image n, through the epilogue: rows y, y + 1 and columns
     /// x … x + 15, or with PairedRows columns 0 … 7 of rows y, y + 1 (tiles 0–3) and y + 2, y + 3 (tiles 4–7); rows
     /// and columns past the output are dropped.</summary>
-    private readonly void StoreGroup(float* m, int rowStride, long xiStride, int n, int y, int x)
+    private readonly void StoreGroup(float* m, int rowStride, long xiStride, int n, int y, int x, int k0, int k1)
     {
         float* pair = stackalloc float[32];
         int y1 = PairedRows ? y + 2 : y, x1 = PairedRows ? x : x + GroupTiles;
-        for (int k = 0; k < OutChannels; k++)
+        for (int k = k0; k < k1; k++)
         {
-            float* mk = m + (long)k * rowStride;
+            float* mk = m + (long)(k - k0) * rowStride;
             // ·A across each row of M (columns 0 + 1 + 2 and 1 − 2 − 3), then Aᵀ· down the columns.
             Across(mk, xiStride, 0, out var a0, out var b0);
             Across(mk, xiStride, 4, out var a1, out var b1);
@@ -279,6 +288,12 @@ public sealed unsafe partial class CpuBackend
     /// <summary>Floats of a block's V and M together (160 KiB).</summary>
     private const long WinogradBlockBudget = 40960;
 
+    /// <summary>Floats of U beyond which it is taken to stream from L3 or memory (2 MiB).</summary>
+    private const long WinogradResidentWeights = 1 << 19;
+
+    /// <summary>Floats of a block's V_ξ when U streams (128 KiB).</summary>
+    private const long WinogradPanelBudget = 32768;
+
     /// <summary>Floats of a task's input band, at most (192 KiB), unless one tile row needs more.</summary>
     private const long WinogradBandBudget = 49152;
 
@@ -334,27 +349,50 @@ public sealed unsafe partial class CpuBackend
         int tileRows = (outHeight + 1) / 2, rowTiles = (outWidth + 1) / 2;
         bool paired = rowTiles == 4;
         int rowGroups = paired ? 1 : (rowTiles + 7) / 8, step = paired ? 2 : 1;
+        int groupRows = (tileRows + step - 1) / step, imageGroups = groupRows * rowGroups;
+        int mr = PackedGemm.TileRows, nr = PackedGemm.TileColumns, panelGroups = nr / 8;
+        int kp = WinogradWeightsJob.PaddedRows(outs);
         var job = new WinogradJob
         {
             Input = input, Weights = u, Output = output, Bias = bias, Residual = residual, Relu = relu,
-            Channels = ins, Height = height, Width = width, OutChannels = outs, OutHeight = outHeight,
+            Batch = batch, Channels = ins, Height = height, Width = width, OutChannels = outs, OutHeight = outHeight,
             OutWidth = outWidth, PadTop = padTop, PadLeft = padLeft, TileRows = tileRows, RowGroups = rowGroups,
-            PairedRows = paired, Backend = this,
+            PairedRows = paired, Images = 1, PartRows = kp, Parts = 1, Backend = this,
         };
-        // Bands of group rows whose input copy fits the budget, and at least two tasks per thread.
-        int groupRows = (tileRows + step - 1) / step;
-        long rowFloats = 2L * step * ins * job.Pitch;
-        int bandRows = (int)Math.Clamp((WinogradBandBudget - rowFloats) / rowFloats, 1, groupRows);
-        int wanted = (2 * ThreadCount + batch - 1) / batch;
-        bandRows = Math.Min(bandRows, (groupRows + wanted - 1) / wanted);
-        job.BandRows = bandRows;
-        job.Bands = (groupRows + bandRows - 1) / bandRows;
-        // Blocks of groups of 8 tiles whose V and M fit the budget: whole panels of the micro-kernel's columns, at
-        // least one.
-        long perTile = 16L * (ins + WinogradWeightsJob.PaddedRows(outs));
-        int panelGroups = PackedGemm.TileColumns / 8;
-        job.BlockGroups = Math.Max(1, (int)(WinogradBlockBudget / perTile / PackedGemm.TileColumns)) * panelGroups;
-        Parallel(batch * job.Bands, ref job);
+        // When U streams from L3 or memory, a task takes a run of whole images, as many as make a block whose V_ξ
+        // fits the panel budget, so that each tile of U meets many panels and no panel is left half empty; the
+        // output channels are split into parts when the runs are fewer than two per thread. Each part repeats the
+        // input copy and transform, which pays only where an image is under two panels of tiles.
+        int runGroups = Math.Max(1, (int)(WinogradPanelBudget / ins / nr)) * panelGroups;
+        int runImages = Math.Clamp(runGroups / imageGroups, 1, batch), runs = (batch + runImages - 1) / runImages;
+        int parts = Math.Max(1, (2 * ThreadCount + runs - 1) / runs);
+        int tasks;
+        if (16L * kp * ins > WinogradResidentWeights && (parts == 1 || imageGroups < 2 * panelGroups))
+        {
+            job.Images = (batch + runs - 1) / runs;
+            job.BandRows = groupRows;
+            job.Bands = 1;
+            job.BlockGroups = Math.Min(runGroups, job.Images * imageGroups);
+            job.PartRows = (kp / mr + parts - 1) / parts * mr;
+            job.Parts = (kp + job.PartRows - 1) / job.PartRows;
+            tasks = runs * job.Parts;
+        }
+        else
+        {
+            // Bands of group rows whose input copy fits the budget, and at least two tasks per thread.
+            long rowFloats = 2L * step * ins * job.Pitch;
+            int bandRows = (int)Math.Clamp((WinogradBandBudget - rowFloats) / rowFloats, 1, groupRows);
+            int wanted = (2 * ThreadCount + batch - 1) / batch;
+            bandRows = Math.Min(bandRows, (groupRows + wanted - 1) / wanted);
+            job.BandRows = bandRows;
+            job.Bands = (groupRows + bandRows - 1) / bandRows;
+            // Blocks of groups of 8 tiles whose V and M fit the budget: whole panels of the micro-kernel's columns,
+            // at least one.
+            long perTile = 16L * (ins + kp);
+            job.BlockGroups = Math.Max(1, (int)(WinogradBlockBudget / perTile / nr)) * panelGroups;
+            tasks = batch * job.Bands;
+        }
+        Parallel(tasks, ref job);
     }
 
     private void WinogradForward(ConvGeometry g, float* x, DeviceBuffer<float> w, float* bias, float* y,

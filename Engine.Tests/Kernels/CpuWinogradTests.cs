@@ -1,7 +1,8 @@
 // The CPU backend's Winograd F(2x2, 3x3) convolutions (Engine.Kernels/Cpu/Winograd.cs: AVX2+FMA or AVX-512;
 // on other machines the same cases check the direct kernels and the GEMM): the forward pass with bias, residual and
 // ReLU, and the stride-1 data gradient, against the float64 reference, with the same bits on 1, 2 and 3 threads
-// (bands of tile rows and blocks of tiles that differ with the thread count) and for each image of a batch alone.
+// (bands of tile rows, runs of images, parts of the output channels and blocks of tiles that differ with the thread
+// count) and for each image of a batch alone.
 using Engine.Kernels;
 using Engine.Kernels.Cpu;
 using NUnit.Framework;
@@ -18,7 +19,10 @@ public sealed class CpuWinogradTests
     /// padded by 2 (32x32 out; the data gradient unpadded); uneven pads, 15 wide; and maps 7 or 8 wide, whose
     /// groups hold 4 tiles of each of two tile rows: 8x8, 7x7 (an odd last output row), 5 rows of 8 (3 tile rows: a
     /// last pair with one), and 9x9 unpadded (a 7x7 output; its data gradient, 9 wide, takes another path). Two
-    /// with few channels (Winograd with AVX2 only, in blocks of several panels; the direct kernels with AVX-512).
+    /// with few channels (Winograd with AVX2 only, in blocks of several panels; the direct kernels with AVX-512). Two
+    /// whose transformed weights stream (over 2 MiB): 5 images of 7x7 in one run, its output channels split in
+    /// parts; 5 images of 14x14 in a run of 3 (a block ending in half a panel with AVX2) and a run of 2 with one
+    /// thread (bands on more threads).
     /// </summary>
     private static readonly object[] Shapes =
     [
@@ -33,6 +37,8 @@ public sealed class CpuWinogradTests
         new object[] { 3, 130, 9, 9, 128, 0, 0, 0, 0 },
         new object[] { 2, 16, 13, 13, 32, 1, 1, 1, 1 },
         new object[] { 2, 32, 8, 8, 24, 1, 1, 1, 1 },
+        new object[] { 5, 196, 7, 7, 202, 1, 1, 1, 1 },
+        new object[] { 5, 184, 14, 14, 184, 1, 1, 1, 1 },
     ];
 
     [TestCaseSource(nameof(Shapes))]
