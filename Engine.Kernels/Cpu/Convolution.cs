@@ -378,6 +378,12 @@ public sealed unsafe partial class CpuBackend
     protected override void Conv2dBackwardWeightCore<T>(ConvGeometry g, DeviceBuffer<T> x, DeviceBuffer<T> dy,
         DeviceBuffer<T> dw)
     {
+        if (typeof(T) == typeof(float) && UseWinogradBackwardWeight(g))
+        {
+            WinogradBackwardWeight(g, (float*)Data(x), (float*)Data(dy), (float*)Data(dw));
+            return;
+        }
+
         if (typeof(T) == typeof(float) && g.IsDenseUndilated && UseDirectBackwardWeight(g))
         {
             DirectBackwardWeight(g, (float*)Data(x), (float*)Data(dy), (float*)Data(dw));

@@ -1,6 +1,6 @@
 // Winograd F(2x2, 3x3) for the 3x3, stride-1 float convolutions (AVX2+FMA, and AVX-512): the
-// forward pass and the stride-1 data gradient (the forward convolution of dy with the kernel flipped and its
-// channels swapped). Each 2x2 block of outputs (a tile) of an output channel k is
+// forward pass, the stride-1 data gradient (the forward convolution of dy with the kernel flipped and its
+// channels swapped) and, with AVX2, the weight gradient (the same transforms transposed: WinogradWeightJob). Each 2x2 block of outputs (a tile) of an output channel k is
 //   y = Aᵀ · [ Σ_c (G·w[k, c]·Gᵀ) ⊙ (Bᵀ·d_c·B) ] · A,
 // d_c the 4x4 input patch under the tile in channel c: 16 multiplies per tile and channel pair where the direct
 // convolution has 36. The 16 elements ξ of the transformed tiles make 16 independent products
@@ -98,18 +98,24 @@ internal unsafe struct WinogradJob : IParallelJob
 
     /// <summary>Rows [y0, y0 + rows) of every channel of one image into band[c][i][·], each row shifted right by
     /// PadLeft and zero outside the image.</summary>
-    private readonly void CopyBand(float* image, float* band, int y0, int rows, int pitch)
+    private readonly void CopyBand(float* image, float* band, int y0, int rows, int pitch) =>
+        CopyPlanes(image, Channels, Height, Width, y0, PadLeft, band, rows, pitch);
+
+    /// <summary>Rows [y0, y0 + rows) of <paramref name="planes"/> planes (height × width each) into
+    /// dst[p][i][·], rows <paramref name="pitch"/> floats apart, each shifted right by x0 and zero outside the plane.
+    /// </summary>
+    internal static void CopyPlanes(float* src, int planes, int height, int width, int y0, int x0, float* dst,
+        int rows, int pitch)
     {
-        for (int c = 0; c < Channels; c++)
+        int count = Math.Min(width, pitch - x0);
+        for (int p = 0; p < planes; p++)
         for (int i = 0; i < rows; i++)
         {
-            float* dst = band + ((long)c * rows + i) * pitch;
+            float* row = dst + ((long)p * rows + i) * pitch;
             int y = y0 + i;
-            new Span<float>(dst, pitch).Clear();
-            if (y < 0 || y >= Height) continue;
-            int width = Math.Min(Width, pitch - PadLeft);
-            new ReadOnlySpan<float>(image + ((long)c * Height + y) * Width, width).CopyTo(
-                new Span<float>(dst + PadLeft, width));
+            new Span<float>(row, pitch).Clear();
+            if (y < 0 || y >= height) continue;
+            new ReadOnlySpan<float>(src + ((long)p * height + y) * width, count).CopyTo(new Span<float>(row + x0, count));
         }
     }
 
@@ -117,7 +123,7 @@ internal unsafe struct WinogradJob : IParallelJob
     /// patch[half + i·pitch + 2(t − 4) + j] for the others (half = 8: one row of 8 tiles; twice the pitch: 4 tiles
     /// of two tile rows); element ξ = 4a + b of the result goes to dst[ξ·xiStride + t].</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void TransformInput(float* patch, int pitch, int half, float* dst, long xiStride)
+    internal static void TransformInput(float* patch, int pitch, int half, float* dst, long xiStride)
     {
         // Each row's columns j = 0 … 3 of the 8 tiles, combined across the row (·B) as they are read.
         Row(patch, half, out var r00, out var r01, out var r02, out var r03);
@@ -204,6 +210,167 @@ internal unsafe struct WinogradJob : IParallelJob
     }
 }
 
+/// <summary>Partial weight gradients of a Winograd F(2x2, 3x3) convolution, the forward's transforms transposed:
+/// dw[k, c] = Gᵀ·S[k, c]·G, S_ξ[k][c] = Σ over images and tiles of Z_ξ[k][tile] · V_ξ[c][tile], with V = Bᵀ·d·B the
+/// forward's input transform and Z = A·dY·Aᵀ that of the tile's 2x2 output gradient (0 past the output). The 16
+/// products run on the packed GEMM's micro-kernel, the tiles as its depth: Z packed as its A tiles, V as its B
+/// panels, 8 tiles and 8 channels at a time through a register transpose. Task t sums partition t / Parts of the
+/// images (fixed by the shape, so the sums do not depend on the thread count) into its partial S, rows
+/// [p·PartRows, (p + 1)·PartRows) for part p = t % Parts, a block of BlockGroups groups of 8 tiles at a time.</summary>
+internal unsafe struct WinogradWeightJob : IParallelJob
+{
+    private const int GroupTiles = 8;
+
+    public float* Input, OutputGradient, Partials;
+    public int Batch, Channels, Height, Width, OutChannels, OutHeight, OutWidth, PadTop, PadLeft;
+    public int TileRows, RowGroups, Partitions, PartRows, Parts, BlockGroups;
+    public bool PairedRows;
+    public CpuBackend Backend;
+
+    /// <summary>Input channels rounded up to the micro-kernel's columns (S's row length).</summary>
+    public static int PaddedChannels(int channels) =>
+        (channels + PackedGemm.TileColumns - 1) / PackedGemm.TileColumns * PackedGemm.TileColumns;
+
+    /// <summary>Floats of a band row: 16 columns per group of a row, the halo and slack to a whole vector.</summary>
+    public readonly int Pitch => 16 * RowGroups + 8;
+
+    public void Execute(int task, int worker)
+    {
+        int part = task % Parts, partition = task / Parts;
+        int n0 = (int)((long)partition * Batch / Partitions), n1 = (int)((long)(partition + 1) * Batch / Partitions);
+        int step = PairedRows ? 2 : 1, groupRows = (TileRows + step - 1) / step, imageGroups = groupRows * RowGroups;
+        int mr = PackedGemm.TileRows, nr = PackedGemm.TileColumns, kp = WinogradWeightsJob.PaddedRows(OutChannels);
+        int cp = PaddedChannels(Channels), panels = cp / nr, tb = BlockGroups * GroupTiles;
+        int k0 = part * PartRows, partRows = Math.Min(PartRows, kp - k0), kValid = Math.Min(partRows, OutChannels - k0);
+        int pitch = Pitch, rows = 2 * groupRows * step + 2, dyRows = 2 * groupRows * step;
+        int half = PairedRows ? 2 * pitch : GroupTiles;
+        float* xBand = Backend.WinogradScratch(worker, 0, (long)Channels * rows * pitch);
+        float* dyBand = Backend.WinogradScratch(worker, 3, (long)kValid * dyRows * pitch);
+        float* v = Backend.WinogradScratch(worker, 1, 16L * cp * tb);
+        float* z = Backend.WinogradScratch(worker, 2, 16L * partRows * tb);
+        float* stage = stackalloc float[16 * 64];
+        float* sums = Partials + (long)partition * 16 * kp * cp;
+        int groups = (n1 - n0) * imageGroups, loaded = -1;
+        for (int q0 = 0; q0 < groups; q0 += BlockGroups)
+        {
+            int count = Math.Min(BlockGroups, groups - q0), depth = count * GroupTiles;
+            for (int j = 0; j < count; j++)
+            {
+                int q = q0 + j, image = n0 + q / imageGroups, local = q % imageGroups;
+                if (image != loaded)
+                {
+                    WinogradJob.CopyPlanes(Input + (long)image * Channels * Height * Width, Channels, Height, Width,
+                        -PadTop, PadLeft, xBand, rows, pitch);
+                    WinogradJob.CopyPlanes(OutputGradient + ((long)image * OutChannels + k0) * OutHeight * OutWidth,
+                        kValid, OutHeight, OutWidth, 0, 0, dyBand, dyRows, pitch);
+                    loaded = image;
+                }
+                long at = (long)2 * (local / RowGroups) * step * pitch + 16 * (local % RowGroups);
+                for (int c0 = 0; c0 < cp; c0 += 8)
+                {
+                    int valid = Math.Clamp(Channels - c0, 0, 8);
+                    for (int c = 0; c < valid; c++)
+                        WinogradJob.TransformInput(xBand + (long)(c0 + c) * rows * pitch + at, pitch, half,
+                            stage + c * 8, 64);
+                    float* dst = v + ((long)(c0 / nr) * tb + j * GroupTiles) * nr + c0 % nr;
+                    for (int xi = 0; xi < 16; xi++)
+                        PackedGemm.TransposeRows(stage + xi * 64, 8, valid, dst + (long)xi * cp * tb, nr, GroupTiles);
+                }
+                for (int t = 0; t < partRows; t += mr)
+                {
+                    int valid = Math.Clamp(kValid - t, 0, mr);
+                    for (int k = 0; k < valid; k++)
+                        TransformOutputGradient(dyBand + (long)(t + k) * dyRows * pitch + at, pitch, half,
+                            stage + k * 8, 64);
+                    float* dst = z + ((long)t * tb + j * GroupTiles * mr);
+                    for (int xi = 0; xi < 16; xi++)
+                        PackedGemm.TransposeRows(stage + xi * 64, 8, valid, dst + (long)xi * partRows * tb, mr,
+                            GroupTiles);
+                }
+            }
+            // A panel of V stays in L1 while every tile of Z in the part meets it.
+            float beta = q0 == 0 ? 0f : 1f;
+            for (int xi = 0; xi < 16; xi++)
+            for (int p = 0; p < panels; p++)
+            {
+                float* b = v + ((long)xi * panels + p) * tb * nr;
+                for (int t = 0; t < partRows; t += mr)
+                    PackedGemm.MicroKernel(z + ((long)xi * partRows + t) * tb, b, depth,
+                        sums + ((long)xi * kp + k0 + t) * cp + p * nr, cp, 1f, beta);
+            }
+        }
+    }
+
+    /// <summary>A·dY·Aᵀ for 8 tiles: dY[p][q] = patch[p·pitch + 2t + q] for tile t &lt; 4 and
+    /// patch[half + p·pitch + 2(t − 4) + q] for the others (as TransformInput); element ξ = 4a + b of the result
+    /// goes to dst[ξ·xiStride + t].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void TransformOutputGradient(float* patch, int pitch, int half, float* dst, long xiStride)
+    {
+        var y00 = ShiftedSource.EveryOtherElement(patch, patch + half, false);
+        var y01 = ShiftedSource.EveryOtherElement(patch, patch + half, true);
+        var y10 = ShiftedSource.EveryOtherElement(patch + pitch, patch + pitch + half, false);
+        var y11 = ShiftedSource.EveryOtherElement(patch + pitch, patch + pitch + half, true);
+        // A· down the columns: rows 0, 0 + 1, 0 − 1, −1; then ·Aᵀ across each row likewise.
+        Row(dst, xiStride, 0, y00, y01);
+        Row(dst, xiStride, 4, y00 + y10, y01 + y11);
+        Row(dst, xiStride, 8, y00 - y10, y01 - y11);
+        Row(dst, xiStride, 12, -y10, -y11);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        static void Row(float* dst, long xiStride, int xi, Vector256<float> left, Vector256<float> right)
+        {
+            left.Store(dst + xi * xiStride);
+            (left + right).Store(dst + (xi + 1) * xiStride);
+            (left - right).Store(dst + (xi + 2) * xiStride);
+            (-right).Store(dst + (xi + 3) * xiStride);
+        }
+    }
+}
+
+/// <summary>dw[k, c] = Gᵀ·S[k, c]·G for output channel k = task, S the partitions' partials added in order, 8 input
+/// channels at a time.</summary>
+internal unsafe struct WinogradWeightSumJob : IParallelJob
+{
+    public float* Partials, Weight;
+    public int OutChannels, Channels, Partitions;
+
+    public readonly void Execute(int k, int worker)
+    {
+        int kp = WinogradWeightsJob.PaddedRows(OutChannels), cp = WinogradWeightJob.PaddedChannels(Channels);
+        long xiStride = (long)kp * cp, partitionStride = 16 * xiStride;
+        float* taps = stackalloc float[9 * 8];
+        var s = stackalloc Vector256<float>[16];
+        var h = Vector256.Create(0.5f);
+        for (int c0 = 0; c0 < Channels; c0 += 8)
+        {
+            float* at = Partials + (long)k * cp + c0;
+            for (int xi = 0; xi < 16; xi++)
+            {
+                var sum = Vector256.Load(at + xi * xiStride);
+                for (int p = 1; p < Partitions; p++) sum += Vector256.Load(at + p * partitionStride + xi * xiStride);
+                s[xi] = sum;
+            }
+            // Gᵀ· down the columns (rows 0 + ½(1 + 2), ½(1 − 2), ½(1 + 2) + 3), then ·G across each row.
+            for (int b = 0; b < 4; b++)
+            {
+                var mid = h * (s[4 + b] + s[8 + b]);
+                (s[b], s[4 + b], s[8 + b]) = (s[b] + mid, h * (s[4 + b] - s[8 + b]), mid + s[12 + b]);
+            }
+            for (int r = 0; r < 3; r++)
+            {
+                var mid = h * (s[4 * r + 1] + s[4 * r + 2]);
+                (s[4 * r] + mid).Store(taps + (3 * r) * 8);
+                (h * (s[4 * r + 1] - s[4 * r + 2])).Store(taps + (3 * r + 1) * 8);
+                (mid + s[4 * r + 3]).Store(taps + (3 * r + 2) * 8);
+            }
+            for (int l = 0; l < Math.Min(8, Channels - c0); l++)
+            for (int tap = 0; tap < 9; tap++)
+                Weight[((long)k * Channels + c0 + l) * 9 + tap] = taps[tap * 8 + l];
+        }
+    }
+}
+
 /// <summary>The transformed weights U of a Winograd F(2x2, 3x3) convolution, packed as the micro-kernel's A tiles:
 /// U[ξ][kt][c][i] = (G·g[kt + i, c]·Gᵀ)_ξ for output channel kt + i (0 past the channels), computed in float64
 /// and rounded once. g is the forward kernel w [K][C][3][3], or for the data gradient the kernel flipped with its
@@ -273,10 +440,11 @@ internal unsafe struct WinogradWeightsJob : IParallelJob
 
 public sealed unsafe partial class CpuBackend
 {
-    /// <summary>A worker's buffers for a Winograd task: 0 the input band, 1 the transformed inputs, 2 the products.
+    /// <summary>A worker's buffers for a Winograd task: 0 the input band, 1 the transformed inputs, 2 the products (or
+    /// the weight gradient's transformed output gradient), 3 the weight gradient's output-gradient band.
     /// </summary>
     internal float* WinogradScratch(int worker, int buffer, long floats) => (float*)WorkerScratch(worker,
-        buffer switch { 0 => DirectSourceSlot, 1 => ColumnsSlot, _ => PackedBSlot }, floats * sizeof(float));
+        buffer switch { 0 => DirectSourceSlot, 1 => ColumnsSlot, 2 => PackedBSlot, _ => EdgeTileSlot }, floats * sizeof(float));
 
     /// <summary>Channel products K·C served. With AVX2, 512 to 512² (U of 32 KiB to 16 MiB). With AVX-512 the
     /// direct kernels run near the machine's peak where channels are few (32 and 64 channels: 20–25 % faster than
@@ -412,5 +580,56 @@ public sealed unsafe partial class CpuBackend
         RunWinograd(g.Batch, dy, g.OutChannels, g.OutHeight, g.OutWidth, u, g.InChannels, g.InHeight, g.InWidth,
             2 - g.PadTop, 2 - g.PadLeft, dx, null, null, false);
         GC.KeepAlive(w);
+    }
+
+    /// <summary>Floats of the weight gradient's partial sums S, all partitions together, at most (8 MiB), unless one
+    /// partition needs more.</summary>
+    private const long WinogradPartialBudget = 1 << 21;
+
+    /// <summary>Most partitions of the images for the weight gradient.</summary>
+    private const int WinogradMaxPartitions = 16;
+
+    /// <summary>Floats of a weight-gradient block's V and Z (all output channels, so that the blocks and the sums
+    /// do not depend on the parts) together (1 MiB), within 8 to 16 groups of 8 tiles.
+    /// </summary>
+    private const long WinogradWeightBlockBudget = 1 << 18;
+
+    /// <summary>The weight gradient through Winograd where it measured faster than the direct kernels: with AVX2
+    /// (with AVX-512 it was not measured against them), on the shapes the forward takes, for 64² to 256² channel
+    /// pairs (32² ran level; 512² on 7x7 maps and a single image, where the parts repeat the input transform,
+    /// slower) and 4 images or more.</summary>
+    private static bool UseWinogradBackwardWeight(ConvGeometry g) =>
+        !Avx512F.IsSupported && g.Batch >= 4 && (long)g.InChannels * g.OutChannels is >= 1 << 12 and <= 1 << 16 &&
+        WinogradServes(g, g.InChannels, g.OutChannels, g.PadTop, g.PadLeft, g.OutWidth);
+
+    private void WinogradBackwardWeight(ConvGeometry g, float* x, float* dy, float* dw)
+    {
+        int tileRows = (g.OutHeight + 1) / 2, rowTiles = (g.OutWidth + 1) / 2;
+        bool paired = rowTiles == 4;
+        int mr = PackedGemm.TileRows, kp = WinogradWeightsJob.PaddedRows(g.OutChannels);
+        int cp = WinogradWeightJob.PaddedChannels(g.InChannels);
+        long partialFloats = 16L * kp * cp;
+        int partitions = (int)Math.Clamp(WinogradPartialBudget / partialFloats, 1,
+            Math.Min(g.Batch, WinogradMaxPartitions));
+        int parts = Math.Max(1, (2 * ThreadCount + partitions - 1) / partitions);
+        int partRows = (kp / mr + parts - 1) / parts * mr;
+        parts = (kp + partRows - 1) / partRows;
+        var job = new WinogradWeightJob
+        {
+            Input = x, OutputGradient = dy,
+            Partials = (float*)WorkerScratch(0, PartialsSlot, partitions * partialFloats * sizeof(float)),
+            Batch = g.Batch, Channels = g.InChannels, Height = g.InHeight, Width = g.InWidth,
+            OutChannels = g.OutChannels, OutHeight = g.OutHeight, OutWidth = g.OutWidth, PadTop = g.PadTop,
+            PadLeft = g.PadLeft, TileRows = tileRows, RowGroups = paired ? 1 : (rowTiles + 7) / 8,
+            Partitions = partitions, PartRows = partRows, Parts = parts, PairedRows = paired, Backend = this,
+            BlockGroups = (int)Math.Clamp(WinogradWeightBlockBudget / (16L * (cp + kp) * 8), 8, 16),
+        };
+        Parallel(partitions * parts, ref job);
+        var sum = new WinogradWeightSumJob
+        {
+            Partials = job.Partials, Weight = dw, OutChannels = g.OutChannels, Channels = g.InChannels,
+            Partitions = partitions,
+        };
+        Parallel(g.OutChannels, ref sum);
     }
 }

@@ -1,6 +1,7 @@
 // The CPU backend's Winograd F(2x2, 3x3) convolutions (Engine.Kernels/Cpu/Winograd.cs: AVX2+FMA or AVX-512;
 // on other machines the same cases check the direct kernels and the GEMM): the forward pass with bias, residual and
-// ReLU, and the stride-1 data gradient, against the float64 reference, with the same bits on 1, 2 and 3 threads
+// ReLU, the stride-1 data gradient and the weight gradient (Winograd with AVX2 from 4 images: the 16x16 unpadded,
+// 8x8 and streamed cases), against the float64 reference, with the same bits on 1, 2 and 3 threads
 // (bands of tile rows, runs of images, parts of the output channels and blocks of tiles that differ with the thread
 // count) and for each image of a batch alone.
 using Engine.Kernels;
@@ -15,23 +16,23 @@ public sealed class CpuWinogradTests
     /// <summary>batch, C, H, W, K, pads (top, bottom, left, right), with channel products that take Winograd with
     /// AVX2 and with AVX-512 (128² to 256²) and channel counts that leave a last micro-tile of fewer rows on both
     /// (6 and 8 rows): a 13x13 map (7 tiles a row: one group of 8 with a tile dropped, and an odd last output row);
-    /// a 28x28 map of two groups a row; 16x16 unpadded (a 14x14 output; the data gradient padded by 2); a 30x30 map
-    /// padded by 2 (32x32 out; the data gradient unpadded); uneven pads, 15 wide; and maps 7 or 8 wide, whose
-    /// groups hold 4 tiles of each of two tile rows: 8x8, 7x7 (an odd last output row), 5 rows of 8 (3 tile rows: a
-    /// last pair with one), and 9x9 unpadded (a 7x7 output; its data gradient, 9 wide, takes another path). Two
-    /// with few channels (Winograd with AVX2 only, in blocks of several panels; the direct kernels with AVX-512). Two
-    /// whose transformed weights stream (over 2 MiB): 5 images of 7x7 in one run, its output channels split in
-    /// parts; 5 images of 14x14 in a run of 3 (a block ending in half a panel with AVX2) and a run of 2 with one
-    /// thread (bands on more threads).
+    /// a 28x28 map of two groups a row; 16x16 unpadded (a 14x14 output, a tile of each group dropped; the data
+    /// gradient padded by 2); a 30x30 map padded by 2 (32x32 out; the data gradient unpadded); uneven pads, 15
+    /// wide; and maps 7 or 8 wide, whose groups hold 4 tiles of each of two tile rows: 8x8, 7x7 (an odd last output
+    /// row), 5 rows of 8 (3 tile rows: a last pair with one), and 9x9 unpadded (a 7x7 output; its data gradient, 9
+    /// wide, takes another path). Two with few channels (Winograd with AVX2 only, in blocks of several panels; the
+    /// direct kernels with AVX-512). Two whose transformed weights stream (over 2 MiB): 5 images of 7x7 in one run,
+    /// its output channels split in parts; 5 images of 14x14 in a run of 3 (a block ending in half a panel with
+    /// AVX2) and a run of 2 with one thread (bands on more threads).
     /// </summary>
     private static readonly object[] Shapes =
     [
         new object[] { 2, 128, 13, 13, 130, 1, 1, 1, 1 },
         new object[] { 1, 136, 28, 28, 122, 1, 1, 1, 1 },
-        new object[] { 3, 120, 16, 16, 140, 0, 0, 0, 0 },
+        new object[] { 4, 120, 16, 16, 140, 0, 0, 0, 0 },
         new object[] { 1, 140, 30, 30, 118, 2, 2, 2, 2 },
         new object[] { 2, 128, 14, 15, 130, 2, 0, 1, 0 },
-        new object[] { 2, 128, 8, 8, 132, 1, 1, 1, 1 },
+        new object[] { 4, 128, 8, 8, 132, 1, 1, 1, 1 },
         new object[] { 1, 120, 7, 7, 140, 1, 1, 1, 1 },
         new object[] { 2, 128, 5, 8, 128, 1, 1, 1, 1 },
         new object[] { 3, 130, 9, 9, 128, 0, 0, 0, 0 },
@@ -55,7 +56,8 @@ public sealed class CpuWinogradTests
         var forward = ReferenceOps.ConvForward(r, x, weights, bias);
         for (int i = 0; i < forward.Length; i++) forward[i] = Math.Max(forward[i] + residual[i], 0);
         var dataGradient = ReferenceOps.ConvBackwardData(r, dy, weights);
-        (float[] Y, float[] DX)? first = null;
+        var weightGradient = ReferenceOps.ConvBackwardWeight(r, x, dy);
+        (float[] Y, float[] DX, float[] DW)? first = null;
         foreach (int threads in new[] { 1, 2, 3 })
         {
             using var backend = new CpuBackend(threads);
@@ -63,9 +65,11 @@ public sealed class CpuWinogradTests
             string on = $"{r}, {threads} thread(s)";
             Reference.AssertClose(forward, Reference.ToDouble(result.Y), 2e-3, 1e-4, $"y, {on}");
             Reference.AssertClose(dataGradient, Reference.ToDouble(result.DX), 2e-3, 1e-4, $"dx, {on}");
-            first ??= (result.Y, result.DX);
+            Reference.AssertClose(weightGradient, Reference.ToDouble(result.DW), 2e-3, 1e-4, $"dw, {on}");
+            first ??= (result.Y, result.DX, result.DW);
             Assert.That(result.Y, Is.EqualTo(first.Value.Y), $"y bits, {on}");
             Assert.That(result.DX, Is.EqualTo(first.Value.DX), $"dx bits, {on}");
+            Assert.That(result.DW, Is.EqualTo(first.Value.DW), $"dw bits, {on}");
             if (threads != 2 || batch == 1) continue;
             int imageIn = c * h * w, imageOut = k * r.OH * r.OW;
             var one = new ConvGeometry(1, c, h, w, k, 3, 3, 1, 1, padTop, padBottom, padLeft, padRight);
