@@ -333,7 +333,9 @@ internal unsafe struct DirectConvJob : IParallelJob
         float** bases = stackalloc float*[DirectKernels.TileVectors];
         int* image = stackalloc int[DirectKernels.TileVectors];
         int* pixel = stackalloc int[DirectKernels.TileVectors];
-        int slotImage = 0, slotVector = 0;   // slot t0's image and pixel vector, stepped without divisions
+        // Slot t0's image, pixel vector and (row, column) in the buffer, stepped without divisions.
+        int slotImage = 0, slotVector = 0, slotRow = 0, slotColumn = 0;
+        long blockBytes = (long)block * plane * sizeof(float);
         // The residual is read as the tiles are stored: its lines for the tile two ahead are prefetched (16
         // channel planes read 96 bytes at a time are more streams than the hardware prefetchers follow).
         int aheadImage = ResidualAhead * tileVectors / vectors, aheadVector = ResidualAhead * tileVectors % vectors;
@@ -351,31 +353,41 @@ internal unsafe struct DirectConvJob : IParallelJob
             {
                 // Slots past the last repeat it: AVX2's kernel computes them (never stored), AVX-512 runs a
                 // kernel of fewer vectors (a 7x7 map's 4 vectors take 4 vector passes instead of 6).
-                image[j] = j < count ? slotImage : image[j - 1];
-                pixel[j] = j < count ? slotVector * lanes : pixel[j - 1];
-                bases[j] = buffer + image[j] * imageFloats + (long)(pixel[j] / rowWidth) * rowPitch +
-                    pixel[j] % rowWidth;
-                if (j < count && ++slotVector == vectors) (slotImage, slotVector) = (slotImage + 1, 0);
+                if (j < count)
+                {
+                    image[j] = slotImage;
+                    pixel[j] = slotVector * lanes;
+                    bases[j] = buffer + slotImage * imageFloats + (long)slotRow * rowPitch + slotColumn;
+                    if (++slotVector == vectors) (slotImage, slotVector, slotRow, slotColumn) = (slotImage + 1, 0, 0, 0);
+                    else for (slotColumn += lanes; slotColumn >= rowWidth; slotColumn -= rowWidth) slotRow++;
+                    continue;
+                }
+                image[j] = image[j - 1];
+                pixel[j] = pixel[j - 1];
+                bases[j] = bases[j - 1];
             }
             // A whole tile (every vector inside the map, every channel of the block) is stored by the kernel,
-            // with the epilogue, straight from its accumulators; the rest go through the staging tile.
+            // with the epilogue, straight from its accumulators; the rest go through the staging tile. The
+            // store's outputs and bias move on a block at a time.
             bool whole = count == tileVectors;
             for (int j = 0; j < count; j++) whole &= pixel[j] + lanes <= positions;
+            var store = new DirectStore
+            {
+                Bias = bias == null ? null : bias + firstBlock * block, Relu = relu, ChannelStride = plane,
+                Residual = residual != null, ResidualOffset = residual == null ? 0 : residual - output,
+            };
+            for (int j = 0; j < tileVectors; j++)
+                store.Outputs[j] = (long)(output + ((long)image[j] * outChannels + firstBlock * block) * plane +
+                    pixel[j]);
             for (int kb = firstBlock; kb < endBlock; kb++)
             {
                 int kEnd = Math.Min(block, outChannels - kb * block);
                 if (whole && kEnd == block)
                 {
-                    var store = new DirectStore
-                    {
-                        Bias = bias == null ? null : bias + kb * block, Relu = relu, ChannelStride = plane,
-                        Residual = residual != null, ResidualOffset = residual == null ? 0 : residual - output,
-                    };
-                    for (int j = 0; j < tileVectors; j++)
-                        store.Outputs[j] = (long)(output + ((long)image[j] * outChannels + kb * block) * plane +
-                            pixel[j]);
                     DirectKernels.Forward(packedWeight + (long)kb * depth * block, offsets, depth, bases,
                         tileVectors, null, &store);
+                    for (int j = 0; j < tileVectors; j++) store.Outputs[j] += blockBytes;
+                    if (store.Bias != null) store.Bias += block;
                     continue;
                 }
                 DirectKernels.Forward(packedWeight + (long)kb * depth * block, offsets, depth, bases, count, tile,
