@@ -358,7 +358,8 @@ internal unsafe struct DirectConvJob : IParallelJob
                     image[j] = slotImage;
                     pixel[j] = slotVector * lanes;
                     bases[j] = buffer + slotImage * imageFloats + (long)slotRow * rowPitch + slotColumn;
-                    if (++slotVector == vectors) (slotImage, slotVector, slotRow, slotColumn) = (slotImage + 1, 0, 0, 0);
+                    if (++slotVector == vectors)
+                        (slotImage, slotVector, slotRow, slotColumn) = (slotImage + 1, 0, 0, 0);
                     else for (slotColumn += lanes; slotColumn >= rowWidth; slotColumn -= rowWidth) slotRow++;
                     continue;
                 }

@@ -1,14 +1,15 @@
 // Winograd F(2x2, 3x3) for the 3x3, stride-1 float convolutions (AVX2+FMA, and AVX-512): the
 // forward pass, the stride-1 data gradient (the forward convolution of dy with the kernel flipped and its
-// channels swapped) and, with AVX2, the weight gradient (the same transforms transposed: WinogradWeightJob). Each 2x2 block of outputs (a tile) of an output channel k is
+// channels swapped) and, with AVX2, the weight gradient (the same transforms transposed: WinogradWeightJob). Each
+// 2x2 block of outputs (a tile) of an output channel k is
 //   y = Aᵀ · [ Σ_c (G·w[k, c]·Gᵀ) ⊙ (Bᵀ·d_c·B) ] · A,
 // d_c the 4x4 input patch under the tile in channel c: 16 multiplies per tile and channel pair where the direct
 // convolution has 36. The 16 elements ξ of the transformed tiles make 16 independent products
 // M_ξ[k][tile] = Σ_c U_ξ[k][c] · V_ξ[c][tile], run by the packed GEMM's micro-kernel (U packed as its A tiles,
-// V as its B panels). A task owns a band of tile rows of one image: it copies the band's input rows, zero-padded,
-// then goes through its tiles a block at a time (transform the inputs into V, the 16 products into M, transform
-// M back into outputs, with the epilogue: + bias, + residual, ReLU), so V and M stay in cache while U streams from
-// L2 or L3. Inputs are transformed 8 tiles at a time (a tile row's 16 + 2 input columns, split into even and odd
+// V as its B panels). A task owns a band of tile rows of one image, or, where U is too large for L2, a run of whole
+// images and a part of the output channels: it copies its input rows, zero-padded, then goes through its tiles a
+// block at a time (transform the inputs into V, the 16 products into M, transform M back into outputs, with the
+// epilogue: + bias, + residual, ReLU), so V and M stay in cache while U streams from L2 or L3. Inputs are transformed 8 tiles at a time (a tile row's 16 + 2 input columns, split into even and odd
 // ones; on maps 7 or 8 wide, 4 tiles of each of two tile rows), outputs 8 tiles at a time likewise. Every output
 // element is computed the same way whatever block or task holds its tile, so the result does not depend on the
 // thread count. Used for 512 ≤ K·C ≤ 512² with both counts at least 16 (with 16 × 16 channels the transforms
@@ -115,7 +116,8 @@ internal unsafe struct WinogradJob : IParallelJob
             int y = y0 + i;
             new Span<float>(row, pitch).Clear();
             if (y < 0 || y >= height) continue;
-            new ReadOnlySpan<float>(src + ((long)p * height + y) * width, count).CopyTo(new Span<float>(row + x0, count));
+            new ReadOnlySpan<float>(src + ((long)p * height + y) * width, count)
+                .CopyTo(new Span<float>(row + x0, count));
         }
     }
 
@@ -444,7 +446,8 @@ public sealed unsafe partial class CpuBackend
     /// the weight gradient's transformed output gradient), 3 the weight gradient's output-gradient band.
     /// </summary>
     internal float* WinogradScratch(int worker, int buffer, long floats) => (float*)WorkerScratch(worker,
-        buffer switch { 0 => DirectSourceSlot, 1 => ColumnsSlot, 2 => PackedBSlot, _ => EdgeTileSlot }, floats * sizeof(float));
+        buffer switch { 0 => DirectSourceSlot, 1 => ColumnsSlot, 2 => PackedBSlot, _ => EdgeTileSlot },
+        floats * sizeof(float));
 
     /// <summary>Channel products K·C served. With AVX2, 512 to 512² (U of 32 KiB to 16 MiB). With AVX-512 the
     /// direct kernels run near the machine's peak where channels are few (32 and 64 channels: 20–25 % faster than
