@@ -4,18 +4,18 @@
 // 2x2 block of outputs (a tile) of an output channel k is
 //   y = Aᵀ · [ Σ_c (G·w[k, c]·Gᵀ) ⊙ (Bᵀ·d_c·B) ] · A,
 // d_c the 4x4 input patch under the tile in channel c: 16 multiplies per tile and channel pair where the direct
-// convolution has 36. The 16 elements ξ of the transformed tiles make 16 independent products
-// M_ξ[k][tile] = Σ_c U_ξ[k][c] · V_ξ[c][tile], run by the packed GEMM's micro-kernel (U packed as its A tiles,
-// V as its B panels). A task owns a band of tile rows of one image, or, where U is too large for L2, a run of whole
-// images and a part of the output channels: it copies its input rows, zero-padded, then goes through its tiles a
-// block at a time (transform the inputs into V, the 16 products into M, transform M back into outputs, with the
-// epilogue: + bias, + residual, ReLU), so V and M stay in cache while U streams from L2 or L3. Inputs are transformed 8 tiles at a time (a tile row's 16 + 2 input columns, split into even and odd
-// ones; on maps 7 or 8 wide, 4 tiles of each of two tile rows), outputs 8 tiles at a time likewise. Every output
-// element is computed the same way whatever block or task holds its tile, so the result does not depend on the
-// thread count. Used for 512 ≤ K·C ≤ 512² with both counts at least 16 (with 16 × 16 channels the transforms
-// cost more than the products save; with AVX-512 for 128² ≤ K·C ≤ 256² only) and a tile row of nearly whole
-// vectors of 8 tiles (at most an eighth of the tiles computed and dropped: maps 7, 8, 13 to 16, 27 to 32, 55 to
-// 64 … wide); other shapes keep the direct kernels and the GEMM.
+// convolution has 36. The 16 elements ξ of the transformed tiles make 16 independent products M_ξ[k][tile] = Σ_c
+// U_ξ[k][c] · V_ξ[c][tile], run by the packed GEMM's micro-kernel (U packed as its A tiles, V as its B panels). A task
+// owns a band of tile rows of one image, or, where U is too large for L2, a run of whole images and a part of the
+// output channels: it copies its input rows, zero-padded, then goes through its tiles a block at a time (transform the
+// inputs into V, the 16 products into M, transform M back into outputs, with the epilogue: + bias, + residual, ReLU),
+// so V and M stay in cache while U streams from L2 or L3. Inputs are transformed 8 tiles at a time (a tile row's 16 + 2
+// input columns, split into even and odd ones; on maps 7 or 8 wide, 4 tiles of each of two tile rows), outputs 8 tiles
+// at a time likewise. Every output element is computed the same way whatever block or task holds its tile, so the
+// result does not depend on the thread count. Used for 512 ≤ K·C ≤ 512² with both counts at least 16 (with 16 × 16
+// channels the transforms cost more than the products save; with AVX-512 for 128² ≤ K·C ≤ 256² only) and a tile row of
+// nearly whole vectors of 8 tiles (at most an eighth of the tiles computed and dropped: maps 7, 8, 13 to 16, 27 to 32,
+// 55 to 64 … wide); other shapes keep the direct kernels and the GEMM.
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -511,18 +511,34 @@ public sealed unsafe partial class CpuBackend
         return u;
     }
 
+    /// <summary>The tiles of an output outHeight × outWidth: tile rows, groups of 8 tiles a tile row (1 when paired),
+    /// and whether a group pairs 4 tiles of two tile rows (4 tiles a row: maps 7 or 8 wide).</summary>
+    private static (int TileRows, int RowGroups, bool Paired) WinogradTiling(int outHeight, int outWidth)
+    {
+        int rowTiles = (outWidth + 1) / 2;
+        bool paired = rowTiles == 4;
+        return ((outHeight + 1) / 2, paired ? 1 : (rowTiles + 7) / 8, paired);
+    }
+
+    /// <summary>paddedRows output channels (whole micro-tiles) split into about <paramref name="wanted"/> parts of
+    /// whole micro-tiles: the rows of a part and the parts.</summary>
+    private static (int PartRows, int Parts) OutputChannelParts(int paddedRows, int wanted)
+    {
+        int mr = PackedGemm.TileRows, parts = Math.Max(1, wanted);
+        int partRows = (paddedRows / mr + parts - 1) / parts * mr;
+        return (partRows, (paddedRows + partRows - 1) / partRows);
+    }
+
     /// <summary>out = the 3x3 stride-1 convolution of <paramref name="input"/> (ins × height × width per image) by
     /// the transformed weights <paramref name="u"/>, padded by (padTop, padLeft), onto outs × outHeight × outWidth,
     /// then the epilogue.</summary>
     private void RunWinograd(int batch, float* input, int ins, int height, int width, float* u, int outs,
         int outHeight, int outWidth, int padTop, int padLeft, float* output, float* bias, float* residual, bool relu)
     {
-        int tileRows = (outHeight + 1) / 2, rowTiles = (outWidth + 1) / 2;
-        bool paired = rowTiles == 4;
-        int rowGroups = paired ? 1 : (rowTiles + 7) / 8, step = paired ? 2 : 1;
+        var (tileRows, rowGroups, paired) = WinogradTiling(outHeight, outWidth);
+        int step = paired ? 2 : 1;
         int groupRows = (tileRows + step - 1) / step, imageGroups = groupRows * rowGroups;
-        int mr = PackedGemm.TileRows, nr = PackedGemm.TileColumns, panelGroups = nr / 8;
-        int kp = WinogradWeightsJob.PaddedRows(outs);
+        int nr = PackedGemm.TileColumns, panelGroups = nr / 8, kp = WinogradWeightsJob.PaddedRows(outs);
         var job = new WinogradJob
         {
             Input = input, Weights = u, Output = output, Bias = bias, Residual = residual, Relu = relu,
@@ -544,8 +560,7 @@ public sealed unsafe partial class CpuBackend
             job.BandRows = groupRows;
             job.Bands = 1;
             job.BlockGroups = Math.Min(runGroups, job.Images * imageGroups);
-            job.PartRows = (kp / mr + parts - 1) / parts * mr;
-            job.Parts = (kp + job.PartRows - 1) / job.PartRows;
+            (job.PartRows, job.Parts) = OutputChannelParts(kp, parts);
             tasks = runs * job.Parts;
         }
         else
@@ -607,23 +622,20 @@ public sealed unsafe partial class CpuBackend
 
     private void WinogradBackwardWeight(ConvGeometry g, float* x, float* dy, float* dw)
     {
-        int tileRows = (g.OutHeight + 1) / 2, rowTiles = (g.OutWidth + 1) / 2;
-        bool paired = rowTiles == 4;
-        int mr = PackedGemm.TileRows, kp = WinogradWeightsJob.PaddedRows(g.OutChannels);
+        var (tileRows, rowGroups, paired) = WinogradTiling(g.OutHeight, g.OutWidth);
+        int kp = WinogradWeightsJob.PaddedRows(g.OutChannels);
         int cp = WinogradWeightJob.PaddedChannels(g.InChannels);
         long partialFloats = 16L * kp * cp;
         int partitions = (int)Math.Clamp(WinogradPartialBudget / partialFloats, 1,
             Math.Min(g.Batch, WinogradMaxPartitions));
-        int parts = Math.Max(1, (2 * ThreadCount + partitions - 1) / partitions);
-        int partRows = (kp / mr + parts - 1) / parts * mr;
-        parts = (kp + partRows - 1) / partRows;
+        var (partRows, parts) = OutputChannelParts(kp, (2 * ThreadCount + partitions - 1) / partitions);
         var job = new WinogradWeightJob
         {
             Input = x, OutputGradient = dy,
             Partials = (float*)WorkerScratch(0, PartialsSlot, partitions * partialFloats * sizeof(float)),
             Batch = g.Batch, Channels = g.InChannels, Height = g.InHeight, Width = g.InWidth,
             OutChannels = g.OutChannels, OutHeight = g.OutHeight, OutWidth = g.OutWidth, PadTop = g.PadTop,
-            PadLeft = g.PadLeft, TileRows = tileRows, RowGroups = paired ? 1 : (rowTiles + 7) / 8,
+            PadLeft = g.PadLeft, TileRows = tileRows, RowGroups = rowGroups,
             Partitions = partitions, PartRows = partRows, Parts = parts, PairedRows = paired, Backend = this,
             BlockGroups = (int)Math.Clamp(WinogradWeightBlockBudget / (16L * (cp + kp) * 8), 8, 16),
         };
