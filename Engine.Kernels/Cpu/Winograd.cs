@@ -449,12 +449,14 @@ public sealed unsafe partial class CpuBackend
         buffer switch { 0 => DirectSourceSlot, 1 => ColumnsSlot, 2 => PackedBSlot, _ => EdgeTileSlot },
         floats * sizeof(float));
 
-    /// <summary>Channel products K·C served. With AVX2, 512 to 512² (U of 32 KiB to 16 MiB). With AVX-512 the
-    /// direct kernels run near the machine's peak where channels are few (32 and 64 channels: 20–25 % faster than
-    /// Winograd) and a task's block of tiles does not use U enough on 7x7 maps (512 channels: twice as slow), so
-    /// only 128² to 256², where Winograd is 4–38 % faster.</summary>
-    private static readonly int WinogradMinChannelProduct = Avx512F.IsSupported ? 1 << 14 : 512,
-        WinogradMaxChannelProduct = Avx512F.IsSupported ? 1 << 16 : 1 << 18;
+    /// <summary>Channel products K·C the forward and the data gradient serve at <paramref name="batch"/> images.
+    /// With AVX2, 512 to 512² (U of 32 KiB to 16 MiB). With AVX-512 the direct kernels run near the machine's peak
+    /// where channels are few (32 and 64 channels: 20–25 % faster than Winograd), so from 128²; up to 512² from two
+    /// images, where a run of images uses each tile of U on enough panels (512×7×7 at batch 2, 4 and 8: 14–31 %
+    /// faster than direct), and to 256² for a single image (512² slower by 20–30 %: it streams 16 MiB of U for 16
+    /// tiles). So on AVX-512 a 512² layer gives an image alone other bits than the same image in a batch.</summary>
+    private static (long Min, long Max) WinogradChannelProducts(int batch) =>
+        !Avx512F.IsSupported ? (512, 1 << 18) : (1 << 14, batch >= 2 ? 1 << 18 : 1 << 16);
 
     /// <summary>Floats of a block's V and M together (160 KiB).</summary>
     private const long WinogradBlockBudget = 40960;
@@ -471,15 +473,16 @@ public sealed unsafe partial class CpuBackend
     /// <summary>Whether a 3x3 stride-1 convolution from <paramref name="ins"/> to <paramref name="outs"/> channels,
     /// padded by <paramref name="padTop"/> and <paramref name="padLeft"/>, onto an output <paramref name="outWidth"/>
     /// wide, takes Winograd F(2x2, 3x3): AVX2+FMA (or AVX-512), at least 16 channels each side and a channel
-    /// product in range, pads of at most 2, and a tile row of 4 tiles (paired rows) or of nearly whole groups of 8.
+    /// product within <paramref name="products"/>, pads of at most 2, and a tile row of 4 tiles (paired rows) or of nearly whole groups of 8.
     /// </summary>
-    private static bool WinogradServes(ConvGeometry g, int ins, int outs, int padTop, int padLeft, int outWidth)
+    private static bool WinogradServes(ConvGeometry g, int ins, int outs, int padTop, int padLeft, int outWidth,
+        (long Min, long Max) products)
     {
         if (!Avx2.IsSupported || !Fma.IsSupported) return false;
         if (!g.IsDenseUndilated || g.KernelHeight != 3 || g.KernelWidth != 3 || g.StrideHeight != 1 ||
             g.StrideWidth != 1) return false;
         long product = (long)ins * outs;
-        if (Math.Min(ins, outs) < 16 || product < WinogradMinChannelProduct || product > WinogradMaxChannelProduct)
+        if (Math.Min(ins, outs) < 16 || product < products.Min || product > products.Max)
             return false;
         if (padTop < 0 || padTop > 2 || padLeft < 0 || padLeft > 2) return false;
         int tiles = (outWidth + 1) / 2, groups = (tiles + 7) / 8;
@@ -487,10 +490,12 @@ public sealed unsafe partial class CpuBackend
     }
 
     private static bool UseWinogradForward(ConvGeometry g) =>
-        WinogradServes(g, g.InChannels, g.OutChannels, g.PadTop, g.PadLeft, g.OutWidth);
+        WinogradServes(g, g.InChannels, g.OutChannels, g.PadTop, g.PadLeft, g.OutWidth,
+            WinogradChannelProducts(g.Batch));
 
     private static bool UseWinogradBackwardData(ConvGeometry g) =>
-        WinogradServes(g, g.OutChannels, g.InChannels, 2 - g.PadTop, 2 - g.PadLeft, g.InWidth);
+        WinogradServes(g, g.OutChannels, g.InChannels, 2 - g.PadTop, 2 - g.PadLeft, g.InWidth,
+            WinogradChannelProducts(g.Batch));
 
     /// <summary>The transformed weights of <paramref name="w"/> for <paramref name="pass"/>: kept, or computed now.
     /// </summary>
@@ -612,13 +617,13 @@ public sealed unsafe partial class CpuBackend
     /// </summary>
     private const long WinogradWeightBlockBudget = 1 << 18;
 
-    /// <summary>The weight gradient through Winograd where it measured faster than the direct kernels: with AVX2
-    /// (with AVX-512 it was not measured against them), on the shapes the forward takes, for 64² to 256² channel
-    /// pairs (32² ran level; 512² on 7x7 maps and a single image, where the parts repeat the input transform,
-    /// slower) and 4 images or more.</summary>
+    /// <summary>The weight gradient through Winograd where it measured faster than the direct kernels, with AVX2
+    /// and AVX-512 alike: on the shapes the forward takes, for 64² to 256² channel pairs (32² ran level; 512² on 7x7
+    /// maps slower, on AVX-512 by 45–70 %), and 4 images or more. On AVX-512, batch 8: 64×56×56 7.5 → 5.7 ms,
+    /// 128×28×28 6.6 → 4.9; 64×8×8 at batch 128 2.5 → 2.1; 256×14×14 level at batch 8, 12.3 → 10.7 at 16.</summary>
     private static bool UseWinogradBackwardWeight(ConvGeometry g) =>
-        !Avx512F.IsSupported && g.Batch >= 4 && (long)g.InChannels * g.OutChannels is >= 1 << 12 and <= 1 << 16 &&
-        WinogradServes(g, g.InChannels, g.OutChannels, g.PadTop, g.PadLeft, g.OutWidth);
+        g.Batch >= 4 && WinogradServes(g, g.InChannels, g.OutChannels, g.PadTop, g.PadLeft, g.OutWidth,
+            (1 << 12, 1 << 16));
 
     private void WinogradBackwardWeight(ConvGeometry g, float* x, float* dy, float* dw)
     {

@@ -1,6 +1,6 @@
 // The CPU backend's Winograd F(2x2, 3x3) convolutions (Engine.Kernels/Cpu/Winograd.cs: AVX2+FMA or AVX-512;
 // on other machines the same cases check the direct kernels and the GEMM): the forward pass with bias, residual and
-// ReLU, the stride-1 data gradient and the weight gradient (Winograd with AVX2 from 4 images: the 16x16 unpadded,
+// ReLU, the stride-1 data gradient and the weight gradient (Winograd from 4 images: the 16x16 unpadded,
 // 8x8 and streamed cases), against the float64 reference, with the same bits on 1, 2 and 3 threads
 // (bands of tile rows, runs of images, parts of the output channels and blocks of tiles that differ with the thread
 // count) and for each image of a batch alone.
