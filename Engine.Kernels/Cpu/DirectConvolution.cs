@@ -81,10 +81,11 @@ internal unsafe struct ShiftedSource
         : (((long)c * Phases + r % StrideH) * KernelWidth + s) * PlaneFloats + (long)(r / StrideH) * OutWidth));
 
     /// <summary>Whether a 3-wide kernel's three column planes come from one pass over each source row, 8 outputs
-    /// at a time (ThreeColumns): padding 1, rows of a multiple of 8 outputs, read at stride 1 or 2 from a source
-    /// row exactly stride times as wide.</summary>
+    /// at a time (ThreeColumns): padding 1, rows of a multiple of 8 outputs (of any width at stride 2 with AVX-512,
+    /// 16 at a time), read at stride 1 or 2 from a source row exactly stride times as wide.</summary>
     private readonly bool ThreeColumnRows => Avx2.IsSupported && KernelWidth == 3 && OriginX == 1 &&
-        OutWidth % 8 == 0 && (StrideW == 1 || StrideW == 2) && Width == OutWidth * StrideW;
+        (OutWidth % 8 == 0 || StrideW == 2 && Avx512F.IsSupported) && (StrideW == 1 || StrideW == 2) &&
+        Width == OutWidth * StrideW;
 
     public readonly void Build(float* dst, int n)
     {
@@ -144,12 +145,27 @@ internal unsafe struct ShiftedSource
         PackedGemm.ZeroRow(dst + Planes * planeFloats, (int)(ImageFloats - Planes * planeFloats));
     }
 
+    /// <summary>A mask of the first <paramref name="count"/> of 16 float lanes (none for count ≤ 0).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> FirstLanes(int count) => Vector512.LessThan(
+        Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), Vector512.Create(count)).AsSingle();
+
+    /// <summary>src[0 … 16) where the lane is below <paramref name="count"/>, else 0; nothing beyond is read.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> MaskedLoad(float* src, int count) =>
+        Avx512F.MaskLoad(src, FirstLanes(count), Vector512<float>.Zero);
+
     /// <summary>The rows of columns s = 0, 1, 2 from one source row, for padding 1: d_s[j] = row[sw·j + s − 1],
     /// zero outside the row (at j = 0 for s = 0; at the last j for s = 2 when sw = 1), 8 outputs at a time. The
     /// source is read once: at stride 2 as its even (s = 1) and odd (s = 2) elements; s = 0 is the odd elements
     /// (stride 2) or the row itself (stride 1) moved one place on, the vector before supplying lane 0.</summary>
     private static void ThreeColumns(float* row, int ow, int sw, float* d0, float* d1, float* d2)
     {
+        if (sw == 2 && Avx512F.IsSupported)
+        {
+            ThreeColumnsStrideTwo(row, ow, d0, d1, d2);
+            return;
+        }
         var toNext = Vector256.Create(7, 0, 1, 2, 3, 4, 5, 6);
         var toPrevious = Vector256.Create(1, 2, 3, 4, 5, 6, 7, 7);
         var carry = Vector256<float>.Zero;   // lane 0: the element before this vector's first (0 at the row start)
@@ -172,6 +188,43 @@ internal unsafe struct ShiftedSource
             centre.Store(d1 + j);
             after.Store(d2 + j);
             carry = moved;
+        }
+    }
+
+    /// <summary>ThreeColumns at stride 2 with AVX-512, for any <paramref name="ow"/> (the row 2·ow wide): 16
+    /// outputs at a time, the row's last vector loaded and stored masked (7x7 and 14x14 outputs: one vector a row).
+    /// </summary>
+    private static void ThreeColumnsStrideTwo(float* row, int ow, float* d0, float* d1, float* d2)
+    {
+        var even = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        var odd = even + Vector512<int>.One;
+        var toNext = Vector512.Create(16, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14);
+        var last = Vector512.Create(15);
+        var carry = Vector512<float>.Zero;   // lane 0: the element before this vector's first (0 at the row start)
+        for (int j = 0; j < ow; j += 16)
+        {
+            float* src = row + 2 * j;
+            int count = Math.Min(16, ow - j);
+            Vector512<float> low, high;
+            if (count == 16) (low, high) = (Vector512.Load(src), Vector512.Load(src + 16));
+            else (low, high) = (MaskedLoad(src, 2 * count), MaskedLoad(src + 16, 2 * count - 16));
+            var centre = Avx512F.PermuteVar16x32x2(low, even, high);
+            var after = Avx512F.PermuteVar16x32x2(low, odd, high);
+            var moved = Avx512F.PermuteVar16x32x2(after, toNext, carry);
+            if (count == 16)
+            {
+                moved.Store(d0 + j);
+                centre.Store(d1 + j);
+                after.Store(d2 + j);
+            }
+            else
+            {
+                var mask = FirstLanes(count);
+                Avx512F.MaskStore(d0 + j, mask, moved);
+                Avx512F.MaskStore(d1 + j, mask, centre);
+                Avx512F.MaskStore(d2 + j, mask, after);
+            }
+            carry = Avx512F.PermuteVar16x32(after, last);
         }
     }
 
@@ -223,12 +276,17 @@ internal unsafe struct ShiftedSource
         if (sw == 2 && Avx512F.IsSupported)
         {
             var even = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-            // vector j … j + 15 reads row[iw0 + 2j … iw0 + 2j + 31]: inside the row while that end is < width.
-            for (; j + 16 <= hi && iw0 + 2 * j + 32 <= width; j += 16)
+            // vector j … j + 15 reads row[iw0 + 2j … iw0 + 2j + 31]: whole while that end is inside the row, else
+            // its loads and its store masked to the row and to hi (a 7- or 14-wide output row is one such vector).
+            for (; j < hi; j += 16)
             {
                 float* src = row + iw0 + 2 * j;
-                Avx512F.PermuteVar16x32x2(Vector512.Load(src), even, Vector512.Load(src + 16))
-                    .Store(d + j);
+                int count = Math.Min(16, hi - j), reads = width - (iw0 + 2 * j);
+                if (count == 16 && reads >= 32)
+                    Avx512F.PermuteVar16x32x2(Vector512.Load(src), even, Vector512.Load(src + 16)).Store(d + j);
+                else
+                    Avx512F.MaskStore(d + j, FirstLanes(count), Avx512F.PermuteVar16x32x2(
+                        MaskedLoad(src, reads), even, MaskedLoad(src + 16, reads - 16)));
             }
         }
         else if (sw == 2 && Avx2.IsSupported)

@@ -41,8 +41,9 @@ public sealed class ConvolutionTests(string kind) : DeviceFixture(kind)
     /// even-element gathers of AVX2 and AVX-512, from both image edges; from an even width, AVX2's last gather
     /// reads the odd elements of the floats one before), a map one pixel wide (the direct kernels' shifted planes
     /// copied whole where the shift stays inside a row, row by row where it does not), rows of 8 and 16 outputs at
-    /// strides 1 and 2 (the direct kernels' three column planes filled in one pass over each source row, the
-    /// element before a vector carried from the one before it), and the implicit GEMM that AVX2 keeps for
+    /// strides 1 and 2 and of 10 and 18 at stride 2 with AVX-512 (the direct kernels' three column planes filled
+    /// in one pass over each source row, the element before a vector carried from the one before it, a row's last
+    /// vector masked), and the implicit GEMM that AVX2 keeps for
     /// convolutions over 64 channels on both sides of the GEMM (a stride-2 forward, a 1x1 data gradient), and a
     /// 1x1 that narrows 72 channels to 16 (its weight gradient on AVX2's direct kernels).</summary>
     public static readonly Conv[] VectorPathEdges =
@@ -54,6 +55,7 @@ public sealed class ConvolutionTests(string kind) : DeviceFixture(kind)
         new(2, 3, 16, 16, 5, 3, 3, 1, 1, 1, 1, 1, 1),   // rows of 16, stride 1
         new(1, 2, 8, 8, 3, 3, 3, 1, 1, 1, 1, 1, 1),     // rows of one vector, stride 1
         new(2, 3, 16, 32, 5, 3, 3, 2, 2, 1, 1, 1, 1),   // rows of 16 from rows of 32, stride 2
+        new(1, 3, 6, 36, 4, 3, 3, 2, 2, 1, 1, 1, 1),    // rows of 18 from rows of 36: AVX-512's a vector and 2
         new(1, 8, 19, 19, 72, 3, 3, 2, 2, 1, 1, 1, 1),  // 72 filters at stride 2
         new(1, 72, 4, 4, 80, 1, 1, 1, 1, 0, 0, 0, 0),   // 1x1, 72 → 80 channels
         new(2, 72, 4, 4, 16, 1, 1, 1, 1, 0, 0, 0, 0),   // 1x1, 72 → 16: the direct weight gradient with AVX2
