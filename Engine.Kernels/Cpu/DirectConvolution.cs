@@ -476,7 +476,8 @@ internal unsafe struct DirectWeightJob : IParallelJob
 {
     public ShiftedSource Source;
     public int* Offsets;
-    public int PaddedDepth, PaddedChannels, OutChannels, Positions, Batch, Partitions, GroupImages;
+    public int PaddedDepth, PaddedChannels, OutChannels, Positions, RowFloats, RowSkip, Batch, Partitions,
+        GroupImages;
     public float* OutputGradient, Partials;
     public CpuBackend Backend;
 
@@ -510,7 +511,8 @@ internal unsafe struct DirectWeightJob : IParallelJob
                 long o1 = Math.Min(1, kCount - 1) * positions, o2 = Math.Min(2, kCount - 1) * positions,
                     o3 = Math.Min(3, kCount - 1) * positions;
                 DirectKernels.Weight(dy + k0 * positions, o1, o2, o3, OutChannels * positions, images,
-                    buffer, imageFloats, Offsets + d0, Positions, partial + Step(d0, k0, PaddedChannels));
+                    buffer, imageFloats, Offsets + d0, Positions, RowFloats, RowSkip,
+                    partial + Step(d0, k0, PaddedChannels));
             }
         }
     }
@@ -614,12 +616,16 @@ internal static unsafe class DirectKernels
     }
 
     /// <summary>sums[i·6 + j] += Σ over images, output rows and pixel vectors of dy_i · x at offsets[j], for the
-    /// WeightChannels rows dy_i (row i at distance o_i from row 0); positions % Lanes = 0.</summary>
+    /// WeightChannels rows dy_i (row i at distance o_i from row 0); positions % Lanes = 0. x's pixels come in rows
+    /// of <paramref name="rowFloats"/> (a multiple of Lanes), each followed by <paramref name="rowSkip"/> floats
+    /// that no output pixel reads (a padded buffer row's pad; none when a row is all the positions).</summary>
     public static void Weight(float* dy, long o1, long o2, long o3, long dyImageStride, int images, float* x,
-        long xImageStride, int* offsets, int positions, float* sums)
+        long xImageStride, int* offsets, int positions, int rowFloats, int rowSkip, float* sums)
     {
-        if (Avx512F.IsSupported) Weight4x6(dy, o1, o2, o3, dyImageStride, images, x, xImageStride, offsets, positions, sums);
-        else Weight2x6(dy, o1, dyImageStride, images, x, xImageStride, offsets, positions, sums);
+        if (Avx512F.IsSupported)
+            Weight4x6(dy, o1, o2, o3, dyImageStride, images, x, xImageStride, offsets, positions, rowFloats, rowSkip,
+                sums);
+        else Weight2x6(dy, o1, dyImageStride, images, x, xImageStride, offsets, positions, rowFloats, rowSkip, sums);
     }
 
     /// <summary>How far ahead of its term Forward8x3 prefetches the packed weights: 80 terms, about 1,000 cycles.
@@ -791,7 +797,7 @@ internal static unsafe class DirectKernels
     /// where dy_i is row k0 + i of dy (o1, o2, o3 its distances from row 0) and x the image's buffer; positions % 16 = 0.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Weight4x6(float* dy, long o1, long o2, long o3, long dyImageStride, int images, float* x,
-        long xImageStride, int* offsets, int positions, float* sums)
+        long xImageStride, int* offsets, int positions, int rowFloats, int rowSkip, float* sums)
     {
         Vector512<float> c00 = default, c01 = default, c02 = default, c03 = default, c04 = default, c05 = default,
             c10 = default, c11 = default, c12 = default, c13 = default, c14 = default, c15 = default,
@@ -800,8 +806,8 @@ internal static unsafe class DirectKernels
         long f0 = offsets[0], f1 = offsets[1], f2 = offsets[2], f3 = offsets[3], f4 = offsets[4], f5 = offsets[5];
         for (int n = 0; n < images; n++, dy += dyImageStride, x += xImageStride)
         {
-            float* g = dy, xp = x, end = dy + positions;
-            for (; g < end; g += 16, xp += 16)
+            for (float* g = dy, xp = x, end = dy + positions; g < end; xp += rowSkip)
+            for (float* rowEnd = g + rowFloats; g < rowEnd; g += 16, xp += 16)
             {
                 {
                     var d0 = Vector512.Load(g);
@@ -897,7 +903,7 @@ internal static unsafe class DirectKernels
     /// form.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Weight2x6(float* dy, long o1, long dyImageStride, int images, float* x, long xImageStride,
-        int* offsets, int positions, float* sums)
+        int* offsets, int positions, int rowFloats, int rowSkip, float* sums)
     {
         Vector256<float> c00 = default, c01 = default, c02 = default, c03 = default, c04 = default, c05 = default,
             c10 = default, c11 = default, c12 = default, c13 = default, c14 = default, c15 = default;
@@ -906,8 +912,8 @@ internal static unsafe class DirectKernels
         long f0 = offsets[0], f1 = offsets[1], f2 = offsets[2], f3 = offsets[3], f4 = offsets[4], f5 = offsets[5];
         for (int n = 0; n < images; n++, dy += dyImageStride, x += xImageStride)
         {
-            float* g = dy, xp = x, end = dy + positions;
-            for (; g < end; g += 8, xp += 8)
+            for (float* g = dy, xp = x, end = dy + positions; g < end; xp += rowSkip)
+            for (float* rowEnd = g + rowFloats; g < rowEnd; g += 8, xp += 8)
             {
                 var d0 = Vector256.Load(g);
                 var d1 = Vector256.Load(g + o1);
@@ -1092,6 +1098,7 @@ public sealed unsafe partial class CpuBackend
         int kernelArea = g.KernelHeight * g.KernelWidth, depth = g.InChannels * kernelArea;
         int paddedDepth = (depth + 5) / 6 * 6;
         var source = ForwardSource(g, x);
+        source.PaddedRows = source.CanPadRows;
         var offsets = (int*)WorkerScratch(0, DirectOffsetSlot, (long)paddedDepth * sizeof(int));
         for (int c = 0, d = 0; c < g.InChannels; c++)
         for (int r = 0; r < g.KernelHeight; r++)
@@ -1110,6 +1117,7 @@ public sealed unsafe partial class CpuBackend
         {
             Source = source, Offsets = offsets, PaddedDepth = paddedDepth, PaddedChannels = paddedChannels,
             OutChannels = g.OutChannels, Positions = positions, Batch = g.Batch, Partitions = partitions,
+            RowFloats = source.PaddedRows ? g.OutWidth : positions, RowSkip = source.RowPitch - g.OutWidth,
             GroupImages = group, OutputGradient = dy, Partials = partials, Backend = this,
         };
         Parallel(partitions, ref job);
