@@ -350,7 +350,7 @@ internal unsafe struct DirectConvJob : IParallelJob
     public int* Offsets;
     public int Depth, OutChannels, OutHeight, Batch, GroupImages, RowParts, ChannelParts, PartRows;
     public float* Output, Bias, Residual;
-    public bool Relu, DepthSteps;
+    public bool Relu;
     public CpuBackend Backend;
 
     public void Execute(int task, int worker)
@@ -366,15 +366,10 @@ internal unsafe struct DirectConvJob : IParallelJob
         float* buffer = Backend.DirectSourceScratch(worker, images * imageFloats);
         for (int i = 0; i < images; i++) source.Build(buffer + i * imageFloats, n0 + i);
         long first = (long)n0 * OutChannels * plane + (long)oh0 * ow;
-        int firstBlock = (int)((long)channelPart * blocks / ChannelParts);
-        int endBlock = (int)((long)(channelPart + 1) * blocks / ChannelParts);
-        // A whole tile's running sums for every block of the part, between the steps of a deep depth.
-        float* stepSums = DepthSteps
-            ? Backend.DirectStepScratch(worker, (long)(endBlock - firstBlock) * DirectKernels.MaxTileFloats)
-            : null;
         Tiles(buffer, imageFloats, ow, source.RowPitch, images, rows * ow, plane, PackedWeight, Offsets, Depth,
-            OutChannels, firstBlock, endBlock, Output + first, Bias, Residual == null ? null : Residual + first, Relu,
-            stepSums);
+            OutChannels, (int)((long)channelPart * blocks / ChannelParts),
+            (int)((long)(channelPart + 1) * blocks / ChannelParts),
+            Output + first, Bias, Residual == null ? null : Residual + first, Relu);
     }
 
     /// <summary>How many tiles ahead the residual is prefetched.</summary>
@@ -389,7 +384,7 @@ internal unsafe struct DirectConvJob : IParallelJob
     /// outChannels·plane.</summary>
     private static void Tiles(float* buffer, long imageFloats, int rowWidth, int rowPitch, int images, int positions,
         long plane, float* packedWeight, int* offsets, int depth, int outChannels, int firstBlock, int endBlock,
-        float* output, float* bias, float* residual, bool relu, float* stepSums)
+        float* output, float* bias, float* residual, bool relu)
     {
         int lanes = DirectKernels.Lanes, block = DirectKernels.ChannelBlock, tileVectors = DirectKernels.TileVectors;
         int vectors = (positions + lanes - 1) / lanes, slots = images * vectors;
@@ -445,24 +440,6 @@ internal unsafe struct DirectConvJob : IParallelJob
             for (int j = 0; j < tileVectors; j++)
                 store.Outputs[j] = (long)(output + ((long)image[j] * outChannels + firstBlock * block) * plane +
                     pixel[j]);
-            if (whole && stepSums != null && endBlock * block <= outChannels)
-            {
-                // The depth in steps, each step over every block: the tile's pixels for a step stay in L1.
-                for (int d0 = 0; d0 < depth; d0 += DirectKernels.DepthStep)
-                {
-                    int terms = Math.Min(DirectKernels.DepthStep, depth - d0);
-                    bool last = d0 + terms == depth;
-                    var stepStore = store;
-                    for (int kb = firstBlock; kb < endBlock; kb++)
-                    {
-                        float* sums = stepSums + (long)(kb - firstBlock) * DirectKernels.MaxTileFloats;
-                        DirectKernels.ForwardStep(packedWeight + ((long)kb * depth + d0) * block, offsets + d0, terms,
-                            bases, d0 == 0 ? null : sums, last ? null : sums, &stepStore);
-                        if (last) stepStore.Advance(blockBytes, block);
-                    }
-                }
-                continue;
-            }
             for (int kb = firstBlock; kb < endBlock; kb++)
             {
                 int kEnd = Math.Min(block, outChannels - kb * block);
@@ -470,7 +447,8 @@ internal unsafe struct DirectConvJob : IParallelJob
                 {
                     DirectKernels.Forward(packedWeight + (long)kb * depth * block, offsets, depth, bases,
                         tileVectors, null, &store);
-                    store.Advance(blockBytes, block);
+                    for (int j = 0; j < tileVectors; j++) store.Outputs[j] += blockBytes;
+                    if (store.Bias != null) store.Bias += block;
                     continue;
                 }
                 DirectKernels.Forward(packedWeight + (long)kb * depth * block, offsets, depth, bases, count, tile,
@@ -586,14 +564,6 @@ internal unsafe struct DirectStore
     public long ChannelStride, ResidualOffset;
     public bool Residual, Relu;
 
-    /// <summary>On to the next block of <paramref name="channels"/> output channels, <paramref name="bytes"/>
-    /// further on in the output.</summary>
-    public void Advance(long bytes, int channels)
-    {
-        for (int j = 0; j < DirectKernels.TileVectors; j++) Outputs[j] += bytes;
-        if (Bias != null) Bias += channels;
-    }
-
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public readonly void Put(Vector256<float> sums, int channel, int vector, Vector256<float> floor)
     {
@@ -642,31 +612,10 @@ internal static unsafe class DirectKernels
         DirectStore* store)
     {
         if (!Avx512F.IsSupported) Forward4x3(w, offsets, depth, bases[0], bases[1], bases[2], tile, store);
-        else if (vectors == 3) Forward8x3(w, offsets, depth, bases[0], bases[1], bases[2], tile, store, null);
+        else if (vectors == 3) Forward8x3(w, offsets, depth, bases[0], bases[1], bases[2], tile, store);
         else if (vectors == 2) Forward8x2(w, offsets, depth, bases[0], bases[1], tile);
         else Forward8x1(w, offsets, depth, bases[0], tile);
     }
-
-    /// <summary>Terms a whole AVX-512 tile takes at a time over a deep depth (ForwardStep): its pixels for 128
-    /// terms (24 KiB of a 1x1's buffer) stay in L1 while every block of output channels passes over them.</summary>
-    public const int DepthStep = 128;
-
-    /// <summary>Whether a whole tile's depth is taken in DepthStep steps: with AVX-512, for a pointwise layer
-    /// (<paramref name="kernelArea"/> 1) deeper than one step whose images are split into parts (fewer than two
-    /// groups a thread, batch 1). Measured at batch 1: 256×56×56 → 64 0.42 → 0.37 ms, 512×28×28 → 128 0.40 → 0.33,
-    /// 256×56×56 → 512 at stride 2 0.81 → 0.65, 1024×14×14 → 256 0.37 → 0.34, the other pointwise layers of
-    /// ResNet-50 level; at batch 8, and for 3x3 layers (whose 9 taps share their pixels), level or 1–3 % slower.
-    /// </summary>
-    public static bool InDepthSteps(int depth, int kernelArea, bool parts) =>
-        Avx512F.IsSupported && kernelArea == 1 && parts && depth > DepthStep;
-
-    /// <summary>With AVX-512, a whole tile over <paramref name="depth"/> of its terms: Forward's sums, added on to
-    /// <paramref name="sums"/> (a tile's layout; none when null), written to <paramref name="tile"/> (which may be
-    /// sums) or, when tile is null, stored through <paramref name="store"/>. The sums carried between steps are the
-    /// running sums themselves, so a depth taken in steps gives the bits of one pass.</summary>
-    public static void ForwardStep(float* w, int* offsets, int depth, float** bases, float* sums, float* tile,
-        DirectStore* store) =>
-        Forward8x3(w, offsets, depth, bases[0], bases[1], bases[2], tile, store, sums);
 
     /// <summary>sums[i·6 + j] += Σ over images, output rows and pixel vectors of dy_i · x at offsets[j], for the
     /// WeightChannels rows dy_i (row i at distance o_i from row 0); positions % Lanes = 0. x's pixels come in rows
@@ -687,28 +636,16 @@ internal static unsafe class DirectKernels
     /// floats about half that, and a training step at batch 128, whose weights stay in cache, the same time.</summary>
     private const int WeightPrefetchFloats = 640;
 
-    /// <summary>tile[(i·3 + j)·16 + l] = Σ_d w[d·8 + i] · b_j[offsets[d] + l], added on to the sums in
-    /// <paramref name="sums"/> (same layout) when it is not null; the weights prefetched WeightPrefetchFloats ahead
-    /// (a prefetch never faults, past the end either).</summary>
+    /// <summary>tile[(i·3 + j)·16 + l] = Σ_d w[d·8 + i] · b_j[offsets[d] + l]; the weights prefetched
+    /// WeightPrefetchFloats ahead (a prefetch never faults, past the end either).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Forward8x3(float* w, int* offsets, int depth, float* b0p, float* b1p, float* b2p, float* tile,
-        DirectStore* store, float* sums)
+        DirectStore* store)
     {
         Vector512<float> c00 = default, c01 = default, c02 = default, c10 = default, c11 = default, c12 = default,
             c20 = default, c21 = default, c22 = default, c30 = default, c31 = default, c32 = default,
             c40 = default, c41 = default, c42 = default, c50 = default, c51 = default, c52 = default,
             c60 = default, c61 = default, c62 = default, c70 = default, c71 = default, c72 = default;
-        if (sums != null)
-        {
-            c00 = Vector512.Load(sums); c01 = Vector512.Load(sums + 16); c02 = Vector512.Load(sums + 32);
-            c10 = Vector512.Load(sums + 48); c11 = Vector512.Load(sums + 64); c12 = Vector512.Load(sums + 80);
-            c20 = Vector512.Load(sums + 96); c21 = Vector512.Load(sums + 112); c22 = Vector512.Load(sums + 128);
-            c30 = Vector512.Load(sums + 144); c31 = Vector512.Load(sums + 160); c32 = Vector512.Load(sums + 176);
-            c40 = Vector512.Load(sums + 192); c41 = Vector512.Load(sums + 208); c42 = Vector512.Load(sums + 224);
-            c50 = Vector512.Load(sums + 240); c51 = Vector512.Load(sums + 256); c52 = Vector512.Load(sums + 272);
-            c60 = Vector512.Load(sums + 288); c61 = Vector512.Load(sums + 304); c62 = Vector512.Load(sums + 320);
-            c70 = Vector512.Load(sums + 336); c71 = Vector512.Load(sums + 352); c72 = Vector512.Load(sums + 368);
-        }
         for (int* term = offsets, end = offsets + depth; term < end; term++, w += 8)
         {
             long o = *term;
@@ -1013,11 +950,6 @@ public sealed unsafe partial class CpuBackend
     internal float* DirectSourceScratch(int worker, long floats) =>
         (float*)WorkerScratch(worker, DirectSourceSlot, floats * sizeof(float));
 
-    /// <summary>A worker's running sums of whole tiles between the depth steps of a direct forward (the GEMM's and
-    /// Winograd's slot, which a direct convolution does not use).</summary>
-    internal float* DirectStepScratch(int worker, long floats) =>
-        (float*)WorkerScratch(worker, EdgeTileSlot, floats * sizeof(float));
-
     /// <summary>Largest per-image buffer (floats) the direct convolutions use; bigger images take the GEMM path.</summary>
     private const long DirectImageLimit = 1 << 20;
 
@@ -1140,7 +1072,7 @@ public sealed unsafe partial class CpuBackend
             Source = source, PackedWeight = packed, Offsets = offsets, Depth = depth, OutChannels = outChannels,
             OutHeight = outHeight, Batch = batch, GroupImages = group, RowParts = rowParts,
             ChannelParts = channelParts, PartRows = partRows, Output = output, Bias = bias, Residual = residual,
-            Relu = relu, Backend = this, DepthSteps = DirectKernels.InDepthSteps(depth, kernelArea, parts > 1),
+            Relu = relu, Backend = this,
         };
         Parallel(groups * rowParts * channelParts, ref job);
     }
