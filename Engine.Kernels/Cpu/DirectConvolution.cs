@@ -279,17 +279,12 @@ internal unsafe struct ShiftedSource
         if (sw == 2 && Avx512F.IsSupported)
         {
             var even = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-            // vector j … j + 15 reads row[iw0 + 2j … iw0 + 2j + 31]: whole while that end is inside the row, else
-            // its loads and its store masked to the row and to hi (a 7- or 14-wide output row is one such vector).
-            for (; j < hi; j += 16)
+            // vector j … j + 15 reads row[iw0 + 2j … iw0 + 2j + 31]: inside the row while that end is < width.
+            for (; j + 16 <= hi && iw0 + 2 * j + 32 <= width; j += 16)
             {
                 float* src = row + iw0 + 2 * j;
-                int count = Math.Min(16, hi - j), reads = width - (iw0 + 2 * j);
-                if (count == 16 && reads >= 32)
-                    Avx512F.PermuteVar16x32x2(Vector512.Load(src), even, Vector512.Load(src + 16)).Store(d + j);
-                else
-                    Avx512F.MaskStore(d + j, FirstLanes(count), Avx512F.PermuteVar16x32x2(
-                        MaskedLoad(src, reads), even, MaskedLoad(src + 16, reads - 16)));
+                Avx512F.PermuteVar16x32x2(Vector512.Load(src), even, Vector512.Load(src + 16))
+                    .Store(d + j);
             }
         }
         else if (sw == 2 && Avx2.IsSupported)
