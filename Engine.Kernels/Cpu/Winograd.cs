@@ -473,8 +473,8 @@ public sealed unsafe partial class CpuBackend
     /// <summary>Whether a 3x3 stride-1 convolution from <paramref name="ins"/> to <paramref name="outs"/> channels,
     /// padded by <paramref name="padTop"/> and <paramref name="padLeft"/>, onto an output <paramref name="outWidth"/>
     /// wide, takes Winograd F(2x2, 3x3): AVX2+FMA (or AVX-512), at least 16 channels each side and a channel
-    /// product within <paramref name="products"/>, pads of at most 2, and a tile row of 4 tiles (paired rows) or of nearly whole groups of 8.
-    /// </summary>
+    /// product within <paramref name="products"/>, pads of at most 2, and a tile row of 4 tiles (paired rows) or of
+    /// nearly whole groups of 8.</summary>
     private static bool WinogradServes(ConvGeometry g, int ins, int outs, int padTop, int padLeft, int outWidth,
         (long Min, long Max) products)
     {
