@@ -32,7 +32,7 @@ public sealed unsafe partial class CpuBackend
         var partials = (T*)WorkerScratch(0, PartialsSlot, (2L * blocks.Count + 2L * channels) * sizeof(T));
         T* scaleShift = partials + 2L * blocks.Count;
         RunChannelPasses(blocks, channels,
-            new BlockStatisticsJob<T> { X = Data(x), Blocks = blocks, Partials = partials },
+            new BlockStatisticsJob<T> { X = Data(x), Partials = partials },
             new ChannelStatistics<T>
             {
                 Partials = partials, Blocks = blocks, Mean = Data(savedMean), InvStd = Data(savedInvStd),
@@ -44,7 +44,7 @@ public sealed unsafe partial class CpuBackend
             new BlockNormalizeJob<T>
             {
                 X = Data(x), Residual = residual is null ? null : Data(residual), Y = Data(y),
-                ScaleShift = scaleShift, Blocks = blocks, Relu = relu,
+                ScaleShift = scaleShift, Relu = relu,
             });
     }
 
@@ -63,22 +63,45 @@ public sealed unsafe partial class CpuBackend
         public readonly void Execute(int task, int worker) => Finish.Combine(task);
     }
 
+    /// <summary>The work on one block.</summary>
+    private interface IBlockJob
+    {
+        /// <summary>Block number <paramref name="block"/> (c·PerChannel + b, its partials' place), of channel
+        /// <paramref name="c"/>, whose <paramref name="length"/> elements start at <paramref name="at"/> in
+        /// [N, C, HW].</summary>
+        void Run(int block, int c, long at, int length);
+    }
+
     /// <summary>A per-block job run over the blocks in memory order: task t runs stretch t of
-    /// <see cref="ChannelBlocks.StretchBlocks"/> consecutive blocks.</summary>
-    private struct BlockStretchJob<TBlock> : IParallelJob where TBlock : struct, IParallelJob
+    /// <see cref="ChannelBlocks.StretchBlocks"/> consecutive blocks, its first block's place found by division and
+    /// the rest stepped (a division per block cost as much as the work on ResNet-20's 8x8 planes).</summary>
+    private struct BlockStretchJob<TBlock> : IParallelJob where TBlock : struct, IBlockJob
     {
         public TBlock Block;
         public ChannelBlocks Blocks;
 
         public void Execute(int task, int worker)
         {
-            int end = (int)Math.Min(Blocks.Count, (long)(task + 1) * Blocks.StretchBlocks);
-            for (int m = task * Blocks.StretchBlocks; m < end; m++) Block.Execute(Blocks.BlockAt(m), worker);
+            int m = task * Blocks.StretchBlocks, end = (int)Math.Min(Blocks.Count, (long)m + Blocks.StretchBlocks);
+            int pieces = Blocks.PiecesPerPlane, plane = m / pieces, piece = m % pieces;
+            int n = plane / Blocks.Channels, c = plane % Blocks.Channels;
+            long at = (long)plane * Blocks.Spatial + piece * ChunkLength;
+            for (; m < end; m++)
+            {
+                int length = Math.Min(ChunkLength, Blocks.Spatial - piece * ChunkLength);
+                Block.Run(c * Blocks.PerChannel + n * pieces + piece, c, at, length);
+                at += length;
+                if (++piece < pieces) continue;
+                piece = 0;
+                if (++c < Blocks.Channels) continue;
+                c = 0;
+                n++;
+            }
         }
     }
 
     /// <summary>Runs <paramref name="block"/> over every block, in stretches of memory order.</summary>
-    private void RunBlocks<TBlock>(ChannelBlocks blocks, TBlock block) where TBlock : struct, IParallelJob
+    private void RunBlocks<TBlock>(ChannelBlocks blocks, TBlock block) where TBlock : struct, IBlockJob
     {
         var job = new BlockStretchJob<TBlock> { Block = block, Blocks = blocks };
         Parallel(blocks.Stretches, ref job);
@@ -88,8 +111,8 @@ public sealed unsafe partial class CpuBackend
     /// (statistics, combine, normalisation; or gradient sums, combine, dx).</summary>
     private void RunChannelPasses<TFirst, TCombine, TSecond>(ChannelBlocks blocks, int channels, TFirst first,
         TCombine finish, TSecond second)
-        where TFirst : struct, IParallelJob where TCombine : struct, IChannelCombine
-        where TSecond : struct, IParallelJob
+        where TFirst : struct, IBlockJob where TCombine : struct, IChannelCombine
+        where TSecond : struct, IBlockJob
     {
         RunBlocks(blocks, first);
         var combine = new ChannelCombineJob<TCombine> { Finish = finish };
@@ -164,7 +187,7 @@ public sealed unsafe partial class CpuBackend
             {
                 X = Data(x), DY = Data(dy), ReluOutput = reluOutput is null ? null : Data(reluOutput),
                 ResidualGradient = residualGradient is null ? null : Data(residualGradient), Mean = means,
-                InvStd = invStds, Blocks = blocks, Partials = partials,
+                InvStd = invStds, Partials = partials,
             },
             new ChannelGradients<T>
             {
@@ -176,7 +199,7 @@ public sealed unsafe partial class CpuBackend
                 X = Data(x), DY = residualGradient is null ? Data(dy) : Data(residualGradient),
                 // The residual's gradient is dy already masked: read it instead of dy and the output.
                 ReluOutput = reluOutput is null || residualGradient is not null ? null : Data(reluOutput),
-                Mean = means, InvStd = invStds, Coefficients = coefficients, DX = Data(dx), Blocks = blocks,
+                Mean = means, InvStd = invStds, Coefficients = coefficients, DX = Data(dx),
                 BatchStatistics = batchStatistics,
             });
     }
@@ -224,7 +247,7 @@ public sealed unsafe partial class CpuBackend
         RunBlocks(blocks, new BlockNormalizeJob<T>
         {
             X = Data(x), Residual = residual is null ? null : Data(residual), Y = Data(y), ScaleShift = scaleShift,
-            Blocks = blocks, Relu = relu,
+            Relu = relu,
         });
     }
 
@@ -256,64 +279,39 @@ public sealed unsafe partial class CpuBackend
         /// <summary>Stretches of blocks in memory order: the task count.</summary>
         public int Stretches => (Count + StretchBlocks - 1) / StretchBlocks;
 
-        /// <summary>The number c·PerChannel + b of the block at place <paramref name="m"/> in memory order.</summary>
-        public int BlockAt(int m)
-        {
-            int plane = m / PiecesPerPlane, n = plane / Channels, c = plane % Channels;
-            return c * PerChannel + n * PiecesPerPlane + m % PiecesPerPlane;
-        }
-
-        /// <summary>Block <paramref name="b"/> of a channel: its plane n and the element range [offset, offset +
-        /// length) inside that plane.</summary>
-        public (int Plane, int Offset, int Length) Range(int b)
-        {
-            int offset = b % PiecesPerPlane * ChunkLength;
-            return (b / PiecesPerPlane, offset, Math.Min(ChunkLength, Spatial - offset));
-        }
-
         /// <summary>Elements of block <paramref name="b"/> of a channel.</summary>
-        public long Length(int b) => Range(b).Length;
-
-        /// <summary>Offset in [N, C, HW] of the block's elements in plane <paramref name="n"/> of channel
-        /// <paramref name="c"/>.</summary>
-        public long Offset(int n, int c, int offset) => ((long)n * Channels + c) * Spatial + offset;
+        public long Length(int b) => Math.Min(ChunkLength, Spatial - b % PiecesPerPlane * ChunkLength);
     }
 
-    /// <summary>Block <c>task</c> (c·PerChannel + b): partials[2·task] = the block's mean, partials[2·task + 1] =
+    /// <summary>Block <c>block</c> (c·PerChannel + b): partials[2·block] = its mean, partials[2·block + 1] =
     /// Σ (x − that mean)², both pairwise (Reduction.cs); the second pass finds the block in the cache.</summary>
-    private struct BlockStatisticsJob<T> : IParallelJob where T : unmanaged, IFloatingPointIeee754<T>
+    private struct BlockStatisticsJob<T> : IBlockJob where T : unmanaged, IFloatingPointIeee754<T>
     {
         public T* X, Partials;
-        public ChannelBlocks Blocks;
 
-        public void Execute(int task, int worker)
+        public void Run(int block, int c, long at, int length)
         {
-            var (n, offset, length) = Blocks.Range(task % Blocks.PerChannel);
-            T* xs = X + Blocks.Offset(n, task / Blocks.PerChannel, offset);
+            T* xs = X + at;
             T mean = PairwiseSum(xs, length, new PlainValues<T>()) / T.CreateTruncating(length);
-            Partials[2L * task] = mean;
-            Partials[2L * task + 1] = PairwiseSum(xs, length, new SquaredDeviations<T> { Mean = mean });
+            Partials[2L * block] = mean;
+            Partials[2L * block + 1] = PairwiseSum(xs, length, new SquaredDeviations<T> { Mean = mean });
         }
     }
 
-    /// <summary>Block <c>task</c>: y = max(x·scale + shift (+ residual), floor), floor 0 with the fused ReLU and
+    /// <summary>A block: y = max(x·scale + shift (+ residual), floor), floor 0 with the fused ReLU and
     /// −∞ without (so NaN propagates either way).</summary>
-    private struct BlockNormalizeJob<T> : IParallelJob where T : unmanaged, IFloatingPointIeee754<T>
+    private struct BlockNormalizeJob<T> : IBlockJob where T : unmanaged, IFloatingPointIeee754<T>
     {
         public T* X, Residual, Y, ScaleShift;
-        public ChannelBlocks Blocks;
         public bool Relu;
 
-        public void Execute(int task, int worker)
+        public void Run(int block, int c, long at, int length)
         {
-            int c = task / Blocks.PerChannel;
-            var (n, offset, length) = Blocks.Range(task % Blocks.PerChannel);
             T scale = ScaleShift[2 * c], shift = ScaleShift[2 * c + 1];
             var vScale = Vector256.Create(scale);
             var vShift = Vector256.Create(shift);
             var floor = Relu ? Vector256<T>.Zero : Vector256.Create(T.NegativeInfinity);
             T scalarFloor = Relu ? T.Zero : T.NegativeInfinity;
-            long at = Blocks.Offset(n, c, offset);
             T* xs = X + at, ys = Y + at;
             int i = 0;
             if (Residual is null)
@@ -338,22 +336,18 @@ public sealed unsafe partial class CpuBackend
     private static T Masked<T>(T dy, T* reluOutput, long i) where T : unmanaged, IFloatingPointIeee754<T> =>
         reluOutput is null || reluOutput[i] > T.Zero ? dy : T.Zero;
 
-    /// <summary>Block <c>task</c>: partials[2·task] = Σ dy, partials[2·task + 1] = Σ dy · x̂ with
+    /// <summary>Block <c>block</c>: partials[2·block] = Σ dy, partials[2·block + 1] = Σ dy · x̂ with
     /// x̂ = (x − mean) · invStd; dy is masked by the fused ReLU and, with a fused residual, written as its
     /// gradient.</summary>
-    private struct BlockGradientSumsJob<T> : IParallelJob where T : unmanaged, IFloatingPointIeee754<T>
+    private struct BlockGradientSumsJob<T> : IBlockJob where T : unmanaged, IFloatingPointIeee754<T>
     {
         public T* X, DY, ReluOutput, ResidualGradient, Mean, InvStd, Partials;
-        public ChannelBlocks Blocks;
 
-        public void Execute(int task, int worker)
+        public void Run(int block, int c, long at, int length)
         {
-            int c = task / Blocks.PerChannel;
-            var (n, offset, length) = Blocks.Range(task % Blocks.PerChannel);
             T mean = Mean[c], invStd = InvStd[c];
             var vm = Vector256.Create(mean);
             var vs = Vector256.Create(invStd);
-            long at = Blocks.Offset(n, c, offset);
             T* xs = X + at, dys = DY + at;
             T* mask = ReluOutput is null ? null : ReluOutput + at;
             T* drs = ResidualGradient is null ? null : ResidualGradient + at;
@@ -375,24 +369,21 @@ public sealed unsafe partial class CpuBackend
                 sumDy += dy;
                 sumDyXhat += dy * ((xs[i] - mean) * invStd);
             }
-            Partials[2L * task] = sumDy;
-            Partials[2L * task + 1] = sumDyXhat;
+            Partials[2L * block] = sumDy;
+            Partials[2L * block + 1] = sumDyXhat;
         }
     }
 
-    /// <summary>Block <c>task</c>: dx = (dy − meanDy − x̂ · meanDyXhat) · gamma · invStd with batch statistics,
+    /// <summary>A block: dx = (dy − meanDy − x̂ · meanDyXhat) · gamma · invStd with batch statistics,
     /// dx = dy · gamma · invStd without (then x is not read: a NaN input gets the gradient its mask gives);
     /// coefficients holds (gamma·invStd, meanDy, meanDyXhat) per channel.</summary>
-    private struct BlockInputGradientJob<T> : IParallelJob where T : unmanaged, IFloatingPointIeee754<T>
+    private struct BlockInputGradientJob<T> : IBlockJob where T : unmanaged, IFloatingPointIeee754<T>
     {
         public T* X, DY, ReluOutput, Mean, InvStd, Coefficients, DX;
-        public ChannelBlocks Blocks;
         public bool BatchStatistics;
 
-        public void Execute(int task, int worker)
+        public void Run(int block, int c, long at, int length)
         {
-            int c = task / Blocks.PerChannel;
-            var (n, offset, length) = Blocks.Range(task % Blocks.PerChannel);
             T mean = Mean[c], invStd = InvStd[c];
             T scale = Coefficients[3 * c], meanDy = Coefficients[3 * c + 1], meanDyXhat = Coefficients[3 * c + 2];
             var vm = Vector256.Create(mean);
@@ -400,7 +391,6 @@ public sealed unsafe partial class CpuBackend
             var vScale = Vector256.Create(scale);
             var vMeanDy = Vector256.Create(meanDy);
             var vMeanDyXhat = Vector256.Create(meanDyXhat);
-            long at = Blocks.Offset(n, c, offset);
             T* xs = X + at, dxs = DX + at, dys = DY + at;
             T* mask = ReluOutput is null ? null : ReluOutput + at;
             int i = 0;
