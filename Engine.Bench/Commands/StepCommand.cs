@@ -1,9 +1,11 @@
-// `step --model NAME --batch N --mode train|infer [--device D] [--iters K] [--warmup W] [--image-size S]
-// [--profile] [--count-launches] [--no-fold]`: times forward (infer) or a full training step (forward, loss,
-// backward, SGD) and prints the median as its last line, `median_ms=<number>`. Infer times the model folded for
-// inference (ResNet.FuseForInference: batch-norms folded into the convolutions, ReLUs and residual adds in their
-// epilogues); --no-fold times the unfolded eval-mode model instead. --count-launches (ILGPU devices) also prints the
-// kernel launches and host synchronisations per step, counted by the backend after the warm-up.
+// `step --model NAME --batch N --mode train|infer [--device D] [--iters K] [--warmup W] [--warmup-time T]
+// [--image-size S] [--profile] [--count-launches] [--no-fold]`: times forward (infer) or a full training step
+// (forward, loss, backward, SGD), after at least W untimed iterations lasting at least T seconds (2 and 2: the JIT
+// has optimised the hot code by then), and prints the median as its last line, `median_ms=<number>`. Infer times
+// the model folded for inference (ResNet.FuseForInference: batch-norms folded into the convolutions, ReLUs and
+// residual adds in their epilogues); --no-fold times the unfolded eval-mode model instead. --count-launches (ILGPU
+// devices) also prints the kernel launches and host synchronisations per step, counted by the backend after the
+// warm-up.
 using System.CommandLine;
 using System.Globalization;
 using Engine.Bench.Measurement;
@@ -22,7 +24,16 @@ internal static class StepCommand
         var batch = new Option<int>("--batch") { Description = "Batch size.", DefaultValueFactory = _ => 128 };
         var mode = new Option<StepMode>("--mode") { Description = "infer or train.", DefaultValueFactory = _ => StepMode.Train };
         var iterations = new Option<int>("--iters") { Description = "Timed iterations.", DefaultValueFactory = _ => 10 };
-        var warmup = new Option<int>("--warmup") { Description = "Untimed iterations first.", DefaultValueFactory = _ => 2 };
+        var warmup = new Option<int>("--warmup")
+        {
+            Description = "Untimed iterations first, at least.", DefaultValueFactory = _ => 2,
+        };
+        var warmupTime = new Option<double>("--warmup-time")
+        {
+            Description = "Seconds of untimed iterations first, at least (the JIT optimises hot code after about 30 " +
+                          "calls and a delay).",
+            DefaultValueFactory = _ => 2,
+        };
         var profile = new Option<bool>("--profile") { Description = "Also print the time per op family (synchronising after each op)." };
         var countLaunches = new Option<bool>("--count-launches")
         {
@@ -39,22 +50,22 @@ internal static class StepCommand
         };
         var device = CommonOptions.Device();
         var command = new Command("step", "Times inference or one training step of a model.")
-            { model, batch, mode, iterations, warmup, profile, countLaunches, imageSize, noFold, device };
+            { model, batch, mode, iterations, warmup, warmupTime, profile, countLaunches, imageSize, noFold, device };
         command.SetAction(result => Run(result.GetValue(model)!, result.GetValue(batch), result.GetValue(mode),
-            result.GetValue(iterations), result.GetValue(warmup), result.GetValue(profile),
+            result.GetValue(iterations), result.GetValue(warmup), result.GetValue(warmupTime), result.GetValue(profile),
             result.GetValue(countLaunches), result.GetValue(imageSize), result.GetValue(noFold),
             result.GetValue(device)));
         return command;
     }
 
-    private static int Run(string modelName, int batch, StepMode mode, int iterations, int warmup, bool profile,
-        bool countLaunches, int? imageSize, bool noFold, string? deviceName)
+    private static int Run(string modelName, int batch, StepMode mode, int iterations, int warmup, double warmupTime,
+        bool profile, bool countLaunches, int? imageSize, bool noFold, string? deviceName)
     {
         if (noFold && mode != StepMode.Infer)
             throw new ArgumentException("--no-fold applies to --mode infer only (training needs the batch-norms).");
-        if (batch < 1 || iterations < 1 || warmup < 0)
-            throw new ArgumentException($"--batch and --iters must be at least 1 and --warmup at least 0 " +
-                                        $"(got {batch}, {iterations}, {warmup}).");
+        if (batch < 1 || iterations < 1 || warmup < 0 || !(warmupTime >= 0))
+            throw new ArgumentException($"--batch and --iters must be at least 1, --warmup and --warmup-time at " +
+                                        $"least 0 (got {batch}, {iterations}, {warmup}, {warmupTime}).");
         if (imageSize is < 1)
             throw new ArgumentException($"--image-size must be at least 1 (got {imageSize}).");
         var spec = ModelRegistry.Parse(modelName);
@@ -77,15 +88,13 @@ internal static class StepCommand
                   "epilogues); --no-fold times the unfolded one"
                 : "infer: unfolded eval-mode model (--no-fold)");
         int size = imageSize ?? spec.InputSize;
-        int untilCounted = warmup;
         (long Launches, long Synchronizations) start = (0, 0);
-        if (countLaunches && warmup == 0) start = (counted!.LaunchCount, counted.SynchronizationCount);
-        var timing = StepTimer.Time(folded ?? (Engine.Core.Modules.Module<float>)model, [batch, 3, size, size], mode, warmup, iterations, () =>
-        {
-            if (--untilCounted != 0) return;
-            profiler?.Reset();
-            if (countLaunches) start = (counted!.LaunchCount, counted.SynchronizationCount);
-        });
+        var timing = StepTimer.Time(folded ?? (Engine.Core.Modules.Module<float>)model, [batch, 3, size, size], mode,
+            warmup, iterations, warmupTime: TimeSpan.FromSeconds(warmupTime), onTimed: () =>
+            {
+                profiler?.Reset();
+                if (countLaunches) start = (counted!.LaunchCount, counted.SynchronizationCount);
+            });
         if (profiler is not null) PrintProfile(profiler, iterations);
         if (countLaunches)
             Console.WriteLine($"per step: {(double)(counted!.LaunchCount - start.Launches) / iterations:F1} kernel " +

@@ -1,6 +1,8 @@
 // Times inference (forward under no-grad, eval mode) and training steps (forward, cross-entropy, backward, SGD
-// with momentum) of any module on random inputs: warm-up iterations first, then the median of the timed ones.
-// Every iteration runs in its own TensorScope and ends with a device synchronisation.
+// with momentum) of any module on random inputs: warm-up iterations first (a count, and optionally a time: the JIT
+// replaces a method's quick first code with optimised code only after about 30 calls and a delay, so a count of two
+// leaves part of the timed iterations on the quick code), then the median of the timed ones. Every iteration runs
+// in its own TensorScope and ends with a device synchronisation.
 using System.Diagnostics;
 using Engine.Core;
 using Engine.Core.Autograd;
@@ -30,10 +32,12 @@ public sealed record StepTiming(double MedianMs, double MinMs, double MaxMs, int
 public static class StepTimer
 {
     /// <summary>Times <paramref name="mode"/> steps of <paramref name="model"/> on inputs of
-    /// <paramref name="inputShape"/>. Training uses labels in [0, classes) when the output is [N, classes], and a
-    /// sum of the output otherwise (a block on its own).</summary>
+    /// <paramref name="inputShape"/>, after at least <paramref name="warmup"/> untimed iterations that last at least
+    /// <paramref name="warmupTime"/>; <paramref name="onIteration"/> after every iteration, <paramref name="onTimed"/>
+    /// before the first timed one. Training uses labels in [0, classes) when the output is [N, classes], and a sum
+    /// of the output otherwise (a block on its own).</summary>
     public static StepTiming Time(Module<float> model, Shape inputShape, StepMode mode, int warmup, int iterations,
-        Action? onIteration = null)
+        Action? onIteration = null, TimeSpan warmupTime = default, Action? onTimed = null)
     {
         var device = model.Parameters().First().Device;
         using var input = Tensor.RandomNormal<float>(inputShape, seed: 1, device: device);
@@ -41,9 +45,24 @@ public static class StepTimer
         using var sgd = new Sgd<float>(model.Parameters(), learningRate: 0.01, momentum: 0.9, weightDecay: 1e-4);
         model.Train(mode == StepMode.Train);
         var samples = new List<double>();
-        for (int i = 0; i < warmup + iterations; i++)
+        var warming = Stopwatch.StartNew();
+        for (int untimed = 0; untimed < warmup || warming.Elapsed < warmupTime; untimed++)
+        {
+            Step();
+            onIteration?.Invoke();
+        }
+        onTimed?.Invoke();
+        for (int i = 0; i < iterations; i++)
         {
             var clock = Stopwatch.StartNew();
+            Step();
+            samples.Add(clock.Elapsed.TotalMilliseconds);
+            onIteration?.Invoke();
+        }
+        return StepTiming.From(samples);
+
+        void Step()
+        {
             using (TensorScope.Begin())
             {
                 if (mode == StepMode.Infer)
@@ -63,9 +82,6 @@ public static class StepTimer
                 }
                 device.Synchronize();
             }
-            if (i >= warmup) samples.Add(clock.Elapsed.TotalMilliseconds);
-            onIteration?.Invoke();
         }
-        return StepTiming.From(samples);
     }
 }
