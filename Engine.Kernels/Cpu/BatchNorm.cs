@@ -88,7 +88,7 @@ public sealed unsafe partial class CpuBackend
             long at = (long)plane * Blocks.Spatial + piece * ChunkLength;
             for (; m < end; m++)
             {
-                int length = Math.Min(ChunkLength, Blocks.Spatial - piece * ChunkLength);
+                int length = Blocks.PieceLength(piece);
                 Block.Run(c * Blocks.PerChannel + n * pieces + piece, c, at, length);
                 at += length;
                 if (++piece < pieces) continue;
@@ -280,7 +280,10 @@ public sealed unsafe partial class CpuBackend
         public int Stretches => (Count + StretchBlocks - 1) / StretchBlocks;
 
         /// <summary>Elements of block <paramref name="b"/> of a channel.</summary>
-        public long Length(int b) => Math.Min(ChunkLength, Spatial - b % PiecesPerPlane * ChunkLength);
+        public long Length(int b) => PieceLength(b % PiecesPerPlane);
+
+        /// <summary>Elements of piece <paramref name="piece"/> of a plane.</summary>
+        public int PieceLength(int piece) => Math.Min(ChunkLength, Spatial - piece * ChunkLength);
     }
 
     /// <summary>Block <c>block</c> (c·PerChannel + b): partials[2·block] = its mean, partials[2·block + 1] =

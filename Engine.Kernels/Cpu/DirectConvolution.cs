@@ -474,8 +474,7 @@ internal unsafe struct DirectWeightJob : IParallelJob
 {
     public ShiftedSource Source;
     public int* Offsets;
-    public int PaddedDepth, PaddedChannels, OutChannels, Positions, RowFloats, RowSkip, Batch, Partitions,
-        GroupImages;
+    public int PaddedDepth, PaddedChannels, OutChannels, Positions, Batch, Partitions, GroupImages;
     public float* OutputGradient, Partials;
     public CpuBackend Backend;
 
@@ -494,6 +493,8 @@ internal unsafe struct DirectWeightJob : IParallelJob
         long imageFloats = Source.ImageFloats;
         float* buffer = Backend.DirectSourceScratch(worker, GroupImages * imageFloats);
         long positions = Positions;
+        // x's pixels come in rows: the padded buffer's output rows, or one row of every position.
+        int rowFloats = Source.PaddedRows ? Source.OutWidth : Positions;
         for (int g0 = n0; g0 < n1; g0 += GroupImages)
         {
             int images = Math.Min(GroupImages, n1 - g0);
@@ -509,7 +510,7 @@ internal unsafe struct DirectWeightJob : IParallelJob
                 long o1 = Math.Min(1, kCount - 1) * positions, o2 = Math.Min(2, kCount - 1) * positions,
                     o3 = Math.Min(3, kCount - 1) * positions;
                 DirectKernels.Weight(dy + k0 * positions, o1, o2, o3, OutChannels * positions, images,
-                    buffer, imageFloats, Offsets + d0, Positions, RowFloats, RowSkip,
+                    buffer, imageFloats, Offsets + d0, Positions, rowFloats, Source.RowPitch - Source.OutWidth,
                     partial + Step(d0, k0, PaddedChannels));
             }
         }
@@ -1115,7 +1116,6 @@ public sealed unsafe partial class CpuBackend
         {
             Source = source, Offsets = offsets, PaddedDepth = paddedDepth, PaddedChannels = paddedChannels,
             OutChannels = g.OutChannels, Positions = positions, Batch = g.Batch, Partitions = partitions,
-            RowFloats = source.PaddedRows ? g.OutWidth : positions, RowSkip = source.RowPitch - g.OutWidth,
             GroupImages = group, OutputGradient = dy, Partials = partials, Backend = this,
         };
         Parallel(partitions, ref job);
