@@ -77,7 +77,8 @@ public sealed unsafe partial class CpuBackend : Backend
     // thread, which sets it up before a run (per-chunk or per-slice partial sums) and reads it afterwards; so do
     // PackedASlot and SharedBSlot of worker 0 (a GEMM's packed A, and its B when every row part reads it: read by
     // every task; a strided data gradient's packed wᵀ in PackedASlot too). ColumnsSlot holds a task's columns (the
-    // strided data gradient, Winograd): a different op each, never nested.
+    // strided data gradient, Winograd) or its phases' outputs (the direct stride-2 data gradient): a different op
+    // each, never nested.
     private const int PackedBSlot = 0, PackedASlot = 1, EdgeTileSlot = 2, PartialsSlot = 3, PackWorkSlot = 4,
         ColumnsSlot = 5, DirectSourceSlot = 6, DirectWeightSlot = 7, DirectOffsetSlot = 8, PoolColumnsSlot = 9,
         SharedBSlot = 10, TaskASlot = 11;

@@ -30,6 +30,10 @@ internal enum WeightLayout
     /// <summary>The direct convolutions' channel blocks (DirectConvolution.cs).</summary>
     Direct,
 
+    /// <summary>The direct convolutions' channel blocks of each phase of a stride-2 data gradient in turn
+    /// (DirectConvolution.cs, DirectPhase).</summary>
+    DirectPhases,
+
     /// <summary>Winograd F(2x2, 3x3)'s transformed weights (Winograd.cs).</summary>
     Winograd,
 }
@@ -119,58 +123,68 @@ public sealed unsafe partial class CpuBackend
         return packs.Find(key, w.Version, floats, scratch, out ready);
     }
 
-    /// <summary>Block <c>task</c> of the direct kernels' packed weights, [block][Depth][ChannelBlock]: element j of
-    /// term d is the weight of channel task·ChannelBlock + j (0 past Channels). Forward: the channels are the output
-    /// channels and term d is w[k][d]. Backward data: the channels are the input channels and term d = (k, r, s) reads
-    /// w[k][c] at the flipped tap (R − 1 − r, S − 1 − s).</summary>
+    /// <summary>Block <c>task % Blocks</c> of phase <c>task / Blocks</c>'s packed weights, [block][Depth][ChannelBlock]
+    /// from the phase's PackedWeight: element j of term d = (g, t), the phase's t-th tap (DirectPhase.KernelTaps) of
+    /// source channel g, is w[channel·ChannelStride + g·GroupStride + KernelTaps[t]] for channel block·ChannelBlock + j
+    /// (0 past Channels). Forward: the channels are the output channels, g the input channels (strides C·R·S and R·S).
+    /// Backward data: the channels are the input channels, g the output channels (strides R·S and C·R·S), and the taps
+    /// flipped (stride 1) or a phase's (stride 2).</summary>
     private struct DirectWeightPackJob : IParallelJob
     {
-        public float* Weight, Packed;
-        public int Channels, Depth, KernelArea;
-        public WeightPass Pass;
+        public float* Weight;
+        public DirectPhase* Phases;
+        public int Channels, SourceChannels, Blocks;
+        public long ChannelStride, GroupStride;
 
         public void Execute(int task, int worker)
         {
             int block = DirectKernels.ChannelBlock;
-            float* packed = Packed + (long)task * Depth * block;
+            ref var phase = ref Phases[task / Blocks];
+            int taps = phase.Taps, depth = SourceChannels * taps;
+            float* packed = phase.PackedWeight + (long)(task % Blocks) * depth * block;
             for (int j = 0; j < block; j++)
             {
-                int channel = task * block + j;
+                int channel = task % Blocks * block + j;
                 if (channel >= Channels)
                 {
-                    for (int d = 0; d < Depth; d++) packed[(long)d * block + j] = 0f;
+                    for (int d = 0; d < depth; d++) packed[(long)d * block + j] = 0f;
                     continue;
                 }
-                if (Pass == WeightPass.Forward)
-                {
-                    float* row = Weight + (long)channel * Depth;
-                    for (int d = 0; d < Depth; d++) packed[(long)d * block + j] = row[d];
-                    continue;
-                }
-                for (int d = 0; d < Depth; d++)
-                {
-                    int k = d / KernelArea, flippedTap = KernelArea - 1 - d % KernelArea;
-                    packed[(long)d * block + j] = Weight[((long)k * Channels + channel) * KernelArea + flippedTap];
-                }
+                float* source = Weight + channel * ChannelStride;
+                for (int g = 0, d = 0; g < SourceChannels; g++, source += GroupStride)
+                for (int t = 0; t < taps; t++, d++)
+                    packed[(long)d * block + j] = source[phase.KernelTaps[t]];
             }
         }
     }
 
     /// <summary>The direct kernels' packed weights of <paramref name="w"/> for <paramref name="pass"/> over
-    /// <paramref name="channels"/> channel rows and <paramref name="depth"/> terms: kept, or packed now in parallel
-    /// (one task per channel block).</summary>
-    private float* DirectWeights(DeviceBuffer<float> w, WeightPass pass, int channels, int depth, int kernelArea)
+    /// <paramref name="channels"/> channel rows and <paramref name="sourceChannels"/> channels of the source, for
+    /// each of the <paramref name="count"/> phases in turn (one phase: the Direct layout; more: DirectPhases), each
+    /// phase's PackedWeight set: kept, or packed now in parallel (one task per phase and channel block).</summary>
+    private void DirectWeights(DeviceBuffer<float> w, WeightPass pass, int channels, int sourceChannels,
+        int kernelArea, DirectPhase* phases, int count)
     {
-        int block = DirectKernels.ChannelBlock, blocks = (channels + block - 1) / block;
+        int block = DirectKernels.ChannelBlock, blocks = (channels + block - 1) / block, depth = 0;
+        for (int p = 0; p < count; p++) depth += sourceChannels * phases[p].Taps;
         long floats = (long)blocks * depth * block;
-        var packed = WeightPack(w, new WeightPackKey(pass, WeightLayout.Direct, Group: 0, channels, depth, kernelArea),
-            floats, (float*)WorkerScratch(0, DirectWeightSlot, floats * sizeof(float)), out bool ready);
-        if (ready) return packed;
+        var key = new WeightPackKey(pass, count == 1 ? WeightLayout.Direct : WeightLayout.DirectPhases, Group: 0,
+            channels, depth, kernelArea);
+        var packed = WeightPack(w, key, floats, (float*)WorkerScratch(0, DirectWeightSlot, floats * sizeof(float)),
+            out bool ready);
+        for (int p = 0; p < count; p++)
+        {
+            phases[p].PackedWeight = packed;
+            packed += (long)blocks * sourceChannels * phases[p].Taps * block;
+        }
+        if (ready) return;
+        bool forward = pass == WeightPass.Forward;
         var job = new DirectWeightPackJob
         {
-            Weight = Data(w), Packed = packed, Channels = channels, Depth = depth, KernelArea = kernelArea, Pass = pass,
+            Weight = Data(w), Phases = phases, Channels = channels, SourceChannels = sourceChannels, Blocks = blocks,
+            ChannelStride = forward ? (long)sourceChannels * kernelArea : kernelArea,
+            GroupStride = forward ? kernelArea : (long)channels * kernelArea,
         };
-        Parallel(blocks, ref job);
-        return packed;
+        Parallel(count * blocks, ref job);
     }
 }

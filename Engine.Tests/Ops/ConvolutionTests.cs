@@ -44,8 +44,11 @@ public sealed class ConvolutionTests(string kind) : DeviceFixture(kind)
     /// strides 1 and 2 and of 10 and 18 at stride 2 with AVX-512 (the direct kernels' three column planes filled
     /// in one pass over each source row, the element before a vector carried from the one before it, a row's last
     /// vector masked), and the implicit GEMM that AVX2 keeps for
-    /// convolutions over 64 channels on both sides of the GEMM (a stride-2 forward, a 1x1 data gradient), and a
-    /// 1x1 that narrows 72 channels to 16 (its weight gradient on AVX2's direct kernels).</summary>
+    /// convolutions over 64 channels on both sides of the GEMM (a stride-2 forward, a 1x1 data gradient), a
+    /// 1x1 that narrows 72 channels to 16 (its weight gradient on AVX2's direct kernels), AVX-512's padded rows
+    /// copied from a source row of 18 (its last vector masked), and stride-2 data
+    /// gradients from inputs twice the output (AVX-512's phases: 1x1, 3x3, 4x4 and 5x5 kernels, one-sided padding,
+    /// rows of 7 interleaved masked, a batch-1 map split into bands).</summary>
     public static readonly Conv[] VectorPathEdges =
     [
         new(2, 3, 19, 19, 5, 3, 3, 2, 2, 1, 1, 1, 1),   // stride-2 rows of 10
@@ -59,6 +62,13 @@ public sealed class ConvolutionTests(string kind) : DeviceFixture(kind)
         new(1, 8, 19, 19, 72, 3, 3, 2, 2, 1, 1, 1, 1),  // 72 filters at stride 2
         new(1, 72, 4, 4, 80, 1, 1, 1, 1, 0, 0, 0, 0),   // 1x1, 72 → 80 channels
         new(2, 72, 4, 4, 16, 1, 1, 1, 1, 0, 0, 0, 0),   // 1x1, 72 → 16: the direct weight gradient with AVX2
+        new(1, 2, 18, 18, 3, 3, 3, 1, 1, 0, 0, 0, 0),   // rows of 16 from rows of 18: a padded row's masked tail
+        new(2, 6, 8, 8, 7, 1, 1, 2, 2, 0, 0, 0, 0),     // 1x1/2 from twice its size: odd rows and columns get 0
+        new(1, 5, 14, 14, 9, 3, 3, 2, 2, 1, 1, 1, 1),   // 3x3/2 to rows of 7: phases interleaved masked
+        new(1, 4, 32, 12, 3, 3, 3, 2, 2, 1, 1, 1, 1),   // batch 1, 16 rows of 6: the phases in bands
+        new(2, 3, 12, 10, 5, 4, 4, 2, 2, 1, 1, 1, 1),   // 4x4/2: every phase 2x2 taps of a 3x3 window
+        new(2, 3, 10, 10, 4, 5, 5, 2, 2, 2, 2, 2, 2),   // 5x5/2: phases of 9, 6, 6 and 4 taps
+        new(2, 3, 8, 8, 4, 3, 3, 2, 2, 0, 1, 0, 1),     // 3x3/2 padded below and right only
     ];
 
     private (Tensor<float> X, Tensor<float> W, Tensor<float> B) Inputs(Conv g, int seed) =>
