@@ -90,11 +90,15 @@ internal unsafe struct ShiftedSource
         (OutWidth % 8 == 0 || StrideW == 2 && Avx512F.IsSupported) && (StrideW == 1 || StrideW == 2) &&
         Width == OutWidth * StrideW;
 
-    public readonly void Build(float* dst, int n)
+    public readonly void Build(float* dst, int n) => Build(dst, n, 0, Channels);
+
+    /// <summary>Builds the planes of channels [<paramref name="firstChannel"/>, <paramref name="endChannel"/>) of
+    /// image <paramref name="n"/> where the whole buffer has them (and the slack after the last channel's).</summary>
+    public readonly void Build(float* dst, int n, int firstChannel, int endChannel)
     {
         int ow = OutWidth;
         long planeFloats = PlaneFloats;
-        for (int c = 0; c < Channels; c++)
+        for (int c = firstChannel; c < endChannel; c++)
         {
             float* plane = Source + ((long)n * Channels + c) * Height * Width;
             if (PaddedRows)
@@ -147,7 +151,8 @@ internal unsafe struct ShiftedSource
                 }
             }
         }
-        PackedGemm.ZeroRow(dst + Planes * planeFloats, (int)(ImageFloats - Planes * planeFloats));
+        if (endChannel == Channels)
+            PackedGemm.ZeroRow(dst + Planes * planeFloats, (int)(ImageFloats - Planes * planeFloats));
     }
 
     /// <summary>A mask of the first <paramref name="count"/> of 16 float lanes (none for count ≤ 0).</summary>
@@ -563,16 +568,18 @@ internal unsafe struct DirectConvJob : IParallelJob
     }
 }
 
-/// <summary>Partial weight gradients: task p sums images [p·N/P, (p+1)·N/P), in groups of GroupImages, into its
+/// <summary>Partial weight gradients: partition p sums images [p·N/P, (p+1)·N/P), in groups of GroupImages, into its
 /// partial, WeightChannels channels × 6 terms at a time, laid out by those steps (DirectWeightJob.Step): the
 /// 6 terms from d0 of channel k, Σ dy[n, k, pixel] · buffer_n[Offsets[d] + pixel], at Step(d0, k). Consecutive steps
 /// over the channels are consecutive in memory, so each step's kernel adds its sums to the floats after the last
-/// step's; a step past the last channel or term sums padding that the reduction skips.</summary>
+/// step's; a step past the last channel or term sums padding that the reduction skips. Task t serves partition
+/// t / DepthParts, its steps of depth part t % DepthParts (more than one where the images are too few to keep every
+/// thread busy: batch 1), building only the channels of x those steps read.</summary>
 internal unsafe struct DirectWeightJob : IParallelJob
 {
     public ShiftedSource Source;
     public int* Offsets;
-    public int PaddedDepth, PaddedChannels, OutChannels, Positions, Batch, Partitions, GroupImages;
+    public int PaddedDepth, PaddedChannels, OutChannels, Positions, Batch, Partitions, DepthParts, GroupImages;
     public float* OutputGradient, Partials;
     public CpuBackend Backend;
 
@@ -584,10 +591,15 @@ internal unsafe struct DirectWeightJob : IParallelJob
 
     public void Execute(int task, int worker)
     {
-        int n0 = (int)((long)task * Batch / Partitions), n1 = (int)((long)(task + 1) * Batch / Partitions);
-        long partialFloats = PartialFloats(PaddedDepth, PaddedChannels);
-        float* partial = Partials + task * partialFloats;
-        new Span<float>(partial, checked((int)partialFloats)).Clear();
+        int partition = task / DepthParts, part = task % DepthParts, steps = PaddedDepth / 6;
+        int n0 = (int)((long)partition * Batch / Partitions), n1 = (int)((long)(partition + 1) * Batch / Partitions);
+        int first = 6 * (int)((long)part * steps / DepthParts), end = 6 * (int)((long)(part + 1) * steps / DepthParts);
+        float* partial = Partials + partition * PartialFloats(PaddedDepth, PaddedChannels);
+        new Span<float>(partial + Step(first, 0, PaddedChannels), checked((end - first) * PaddedChannels)).Clear();
+        // The channels of x whose terms the steps read (padding terms read the last term's plane).
+        int kernelArea = Source.KernelHeight * Source.KernelWidth, depth = Source.Channels * kernelArea;
+        int firstChannel = Math.Min(first, depth - 1) / kernelArea;
+        int endChannel = (Math.Min(end, depth) - 1) / kernelArea + 1;
         long imageFloats = Source.ImageFloats;
         float* buffer = Backend.DirectSourceScratch(worker, GroupImages * imageFloats);
         long positions = Positions;
@@ -596,12 +608,12 @@ internal unsafe struct DirectWeightJob : IParallelJob
         for (int g0 = n0; g0 < n1; g0 += GroupImages)
         {
             int images = Math.Min(GroupImages, n1 - g0);
-            for (int i = 0; i < images; i++) Source.Build(buffer + i * imageFloats, g0 + i);
+            for (int i = 0; i < images; i++) Source.Build(buffer + i * imageFloats, g0 + i, firstChannel, endChannel);
             // Depth terms outer: a step's 6 planes of x stay in L1 while every channel's dy streams past them
             // (with channels outer, the whole buffer of x streamed from L2 or beyond once per channel pair).
             int channels = DirectKernels.WeightChannels;
             float* dy = OutputGradient + (long)g0 * OutChannels * positions;
-            for (int d0 = 0; d0 < PaddedDepth; d0 += 6)
+            for (int d0 = first; d0 < end; d0 += 6)
             for (int k0 = 0; k0 < OutChannels; k0 += channels)
             {
                 int kCount = Math.Min(channels, OutChannels - k0);
@@ -1299,10 +1311,11 @@ public sealed unsafe partial class CpuBackend
         for (int r = 0; r < g.KernelHeight; r++)
         for (int s = 0; s < g.KernelWidth; s++, d++)
             offsets[d] = source.Offset(c, r, s);
-        for (int d = depth; d < paddedDepth; d++) offsets[d] = 0;
+        for (int d = depth; d < paddedDepth; d++) offsets[d] = offsets[depth - 1];
 
         int positions = g.OutHeight * g.OutWidth;
         int partitions = Math.Min(g.Batch, 16);
+        int depthParts = Math.Min((2 * ThreadCount + partitions - 1) / partitions, paddedDepth / 6);
         int group = Math.Clamp(1024 / positions, 1, (g.Batch + partitions - 1) / partitions);
         int channels = DirectKernels.WeightChannels;
         int paddedChannels = (g.OutChannels + channels - 1) / channels * channels;
@@ -1312,9 +1325,9 @@ public sealed unsafe partial class CpuBackend
         {
             Source = source, Offsets = offsets, PaddedDepth = paddedDepth, PaddedChannels = paddedChannels,
             OutChannels = g.OutChannels, Positions = positions, Batch = g.Batch, Partitions = partitions,
-            GroupImages = group, OutputGradient = dy, Partials = partials, Backend = this,
+            DepthParts = depthParts, GroupImages = group, OutputGradient = dy, Partials = partials, Backend = this,
         };
-        Parallel(partitions, ref job);
+        Parallel(partitions * depthParts, ref job);
         var sum = new PartialSumJob
         {
             Partials = partials, Output = dw, Partitions = partitions, Depth = depth, OutChannels = g.OutChannels,
