@@ -526,6 +526,16 @@ internal unsafe struct DirectConvJob : IParallelJob
                 pixel[j] = pixel[j - 1];
                 bases[j] = bases[j - 1];
             }
+            // A last vector of a few pixels (a 7x7 map's 49th, a 14x14 map's last 4) goes a pixel at a time, the
+            // channels in the lanes, where the 16-lane kernel would spend a whole vector pass per block on it.
+            int few = count == 1 ? positions - pixel[0] : lanes;
+            if (Avx512F.IsSupported && few <= DirectKernels.PixelTileLimit)
+            {
+                FewPixels(bases[0], few, packedWeight, offsets, depth, outChannels, firstBlock, endBlock,
+                    output + (long)image[0] * outChannels * plane + pixel[0], plane, tile, bias,
+                    residual == null ? null : residual + (long)image[0] * outChannels * plane + pixel[0], relu);
+                continue;
+            }
             // A whole tile (every vector inside the map, every channel of the block) is stored by the kernel,
             // with the epilogue, straight from its accumulators; the rest go through the staging tile. The
             // store's outputs and bias move on a block at a time.
@@ -562,6 +572,31 @@ internal unsafe struct DirectConvJob : IParallelJob
                         GemmOutput.EpilogueRow(tile + (i * tileVectors + j) * lanes, dst, bias == null ? 0f : bias[k],
                             residual == null ? null : residual + (dst - output), relu, width);
                     }
+                }
+            }
+        }
+    }
+
+    /// <summary>Tiles' outputs for the <paramref name="few"/> pixels from <paramref name="source"/> (one image's,
+    /// in a row): out[k][q] for q &lt; few and the channels of blocks [firstBlock, endBlock), with the epilogue, 8
+    /// blocks at a time (DirectKernels.ForwardPixel), the same bits as the 16-lane kernels.</summary>
+    private static void FewPixels(float* source, int few, float* packedWeight, int* offsets, int depth,
+        int outChannels, int firstBlock, int endBlock, float* output, long plane, float* sums, float* bias,
+        float* residual, bool relu)
+    {
+        int block = DirectKernels.ChannelBlock;
+        for (int kb = firstBlock; kb < endBlock; kb += 8)
+        {
+            int blocks = Math.Min(8, endBlock - kb), channels = Math.Min(blocks * block, outChannels - kb * block);
+            for (int q = 0; q < few; q++)
+            {
+                DirectKernels.ForwardPixel(packedWeight + (long)kb * depth * block, (long)depth * block, blocks,
+                    offsets, depth, source + q, sums);
+                for (int i = 0; i < channels; i++)
+                {
+                    long at = (long)(kb * block + i) * plane + q;
+                    GemmOutput.EpilogueRow(sums + i, output + at, bias == null ? 0f : bias[kb * block + i],
+                        residual == null ? null : residual + at, relu, 1);
                 }
             }
         }
@@ -900,6 +935,40 @@ internal static unsafe class DirectKernels
         }
         c0.Store(tile); c1.Store(tile + 48); c2.Store(tile + 96); c3.Store(tile + 144);
         c4.Store(tile + 192); c5.Store(tile + 240); c6.Store(tile + 288); c7.Store(tile + 336);
+    }
+
+    /// <summary>Most pixels a tile's last vector may hold for ForwardPixel to serve them.</summary>
+    public const int PixelTileLimit = 4;
+
+    /// <summary>One output pixel's sums for up to 8 channel blocks at once, 8 channels in the lanes: sums[j·8 + i] =
+    /// Σ_d w[j·blockStride + d·8 + i] · b[offsets[d]] for blocks j &lt; <paramref name="blocks"/>, each an 8-lane
+    /// chain of FMAs in the order of Forward8x*'s, so with the same bits. Per term a block costs one 8-lane FMA
+    /// where Forward8x1 spends eight 16-lane ones on its vector, whatever number of its pixels are outputs.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void ForwardPixel(float* w, long blockStride, int blocks, int* offsets, int depth, float* b,
+        float* sums)
+    {
+        // Blocks past the last repeat it (computed, never read).
+        float* w0 = w, w1 = w + Math.Min(1, blocks - 1) * blockStride, w2 = w + Math.Min(2, blocks - 1) * blockStride,
+            w3 = w + Math.Min(3, blocks - 1) * blockStride, w4 = w + Math.Min(4, blocks - 1) * blockStride,
+            w5 = w + Math.Min(5, blocks - 1) * blockStride, w6 = w + Math.Min(6, blocks - 1) * blockStride,
+            w7 = w + Math.Min(7, blocks - 1) * blockStride;
+        Vector256<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default,
+            c6 = default, c7 = default;
+        for (long d = 0, at = 0; d < depth; d++, at += 8)
+        {
+            var x = Vector256.Create(b[offsets[d]]);
+            c0 = Fma.MultiplyAdd(Vector256.Load(w0 + at), x, c0);
+            c1 = Fma.MultiplyAdd(Vector256.Load(w1 + at), x, c1);
+            c2 = Fma.MultiplyAdd(Vector256.Load(w2 + at), x, c2);
+            c3 = Fma.MultiplyAdd(Vector256.Load(w3 + at), x, c3);
+            c4 = Fma.MultiplyAdd(Vector256.Load(w4 + at), x, c4);
+            c5 = Fma.MultiplyAdd(Vector256.Load(w5 + at), x, c5);
+            c6 = Fma.MultiplyAdd(Vector256.Load(w6 + at), x, c6);
+            c7 = Fma.MultiplyAdd(Vector256.Load(w7 + at), x, c7);
+        }
+        c0.Store(sums); c1.Store(sums + 8); c2.Store(sums + 16); c3.Store(sums + 24);
+        c4.Store(sums + 32); c5.Store(sums + 40); c6.Store(sums + 48); c7.Store(sums + 56);
     }
 
     /// <summary>sums[i·6 + j] += Σ over images, output rows and 16-wide pixel vectors of dy_i · x at offsets[j],

@@ -96,7 +96,9 @@ public sealed class CpuPackedGemmTests
     }
 
     /// <summary>Batch-1 ResNet-50 shapes where the GEMM's panels are few (a 7x7 map, four panels of 16, stride 1,
-    /// and a strided 14x14 → 7x7 one, whose data gradient is the columns GEMM with one image); narrow shapes that
+    /// and a strided 14x14 → 7x7 one, whose data gradient is the columns GEMM with one image, with AVX-512 the
+    /// direct kernels' phases; with AVX-512 the 49th pixel of each 7x7 map, 3·16 + 1, goes a pixel at a time, the
+    /// channels in the lanes); narrow shapes that
     /// the direct kernels serve with one image's (or two images') output channels split into parts (42 channels:
     /// a last block of 2 with AVX2's blocks of 4 and AVX-512's of 8; 25 positions: tiles across two images); and
     /// a batch of 20 on an 8x8 map, whose direct weight gradient sums two images per group; and three 5x5 images
