@@ -142,11 +142,15 @@ internal unsafe struct ShiftedSource
                         DisplacedCopy(plane, Width, Height, -OriginY, s - OriginX, 0, PlaneRows * ow, d);
                         continue;
                     }
+                    // Stride-2 rows that read inside the source row (1x1/2 layers) take AVX-512's masked form.
+                    int iw0 = s - OriginX;
+                    bool evenColumns = Avx512F.IsSupported && StrideW == 2 && iw0 >= 0 && iw0 + 2 * (ow - 1) < Width;
                     for (int i = 0; i < PlaneRows; i++, d += ow)
                     {
                         int ih = i * StrideH + phase - OriginY;
                         if (i >= rows || (uint)ih >= (uint)Height) PackedGemm.ZeroRow(d, ow);
-                        else FillRow(plane + (long)ih * Width, Width, s - OriginX, StrideW, ow, d);
+                        else if (evenColumns) EvenColumns(plane + (long)ih * Width + iw0, ow, Width - iw0, d);
+                        else FillRow(plane + (long)ih * Width, Width, iw0, StrideW, ow, d);
                     }
                 }
             }
@@ -287,6 +291,25 @@ internal unsafe struct ShiftedSource
             Avx512F.MaskStore(d + origin + j, mask, Avx512F.MaskLoad(row + j, mask, Vector512<float>.Zero));
         }
         PackedGemm.ZeroRow(d + origin + width, pitch - origin - width);
+    }
+
+    /// <summary>d[j] = src[2j] for j &lt; ow, where src[2·(ow − 1)] still lies inside the row's
+    /// <paramref name="available"/> floats: 16 outputs at a time, the row's last vector loaded and stored masked.
+    /// The 1x1/2 layers' rows of 28, 14 and 7 outputs went partly or wholly element by element in FillRow (a third
+    /// of a 128×28×28 → 256 forward in perf). In the per-shape table, forwards at batch 8 0.48–0.50 → 0.36–0.47 ms
+    /// (rows of 14 and 7; 56 → 28 level), ResNet-50's at batch 1 0.71–0.74 → 0.59–0.66 ms.</summary>
+    private static void EvenColumns(float* src, int ow, int available, float* d)
+    {
+        var even = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        for (int j = 0; j < ow; j += 16, src += 32)
+        {
+            int reads = available - 2 * j;
+            var low = reads >= 16 ? Vector512.Load(src) : MaskedLoad(src, reads);
+            var high = reads >= 32 ? Vector512.Load(src + 16) : MaskedLoad(src + 16, reads - 16);
+            var gathered = Avx512F.PermuteVar16x32x2(low, even, high);
+            if (j + 16 <= ow) gathered.Store(d + j);
+            else Avx512F.MaskStore(d + j, FirstLanes(ow - j), gathered);
+        }
     }
 
     /// <summary>d[j] = row[iw0 + j·sw] for j &lt; ow, zero where that is outside [0, width).</summary>
