@@ -1207,12 +1207,18 @@ public sealed unsafe partial class CpuBackend
         g.OutHeight * g.OutWidth % DirectKernels.Lanes == 0 &&
         ForwardSource(g, null).ChoiceFloats <= DirectImageLimit;
 
-    /// <summary>Images per task: enough pixel vectors that the tiles (TileVectors vectors each) waste little.</summary>
+    /// <summary>Images per task: enough pixel vectors that the tiles (TileVectors vectors each) waste little. With
+    /// AVX-512 an image whose last tile is one vector of a few pixels goes alone, that vector a pixel at a time
+    /// (DirectConvJob.FewPixels): a 7x7 map's 49 pixels then cost 3 vector passes and a pixel, where in groups of 3
+    /// images every fourth vector held one pixel.</summary>
     private static int DirectGroup(int positions, int batch)
     {
         int lanes = DirectKernels.Lanes, tileVectors = DirectKernels.TileVectors;
-        int vectors = (positions + lanes - 1) / lanes;
-        return vectors % tileVectors == 0 || vectors >= 8 * tileVectors ? 1 : Math.Min(tileVectors, batch);
+        int vectors = (positions + lanes - 1) / lanes, lastPixels = positions - (vectors - 1) * lanes;
+        bool fewPixelsLast = Avx512F.IsSupported && vectors % tileVectors == 1 &&
+            lastPixels <= DirectKernels.PixelTileLimit;
+        return vectors % tileVectors == 0 || vectors >= 8 * tileVectors || fewPixelsLast
+            ? 1 : Math.Min(tileVectors, batch);
     }
 
     /// <summary>Output rows a band of a direct convolution has at least when its images are split by rows.</summary>

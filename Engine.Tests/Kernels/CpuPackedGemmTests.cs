@@ -112,8 +112,9 @@ public sealed class CpuPackedGemmTests
     /// forward whose bands start at every other source row, and a 5x5 kernel's bands of 5, 5, 5 and 2 rows, each
     /// building a halo of 4 rows; and the image buffer's padded rows (output rows of whole vectors: one plane per
     /// channel, each vector read at its row's start), with a 5x5 kernel in bands of 4 rows, and for three 8x8
-    /// images whose tiles cross from one image to the next in bands of 4 rows. All three passes, the forward with
-    /// bias, residual and ReLU.</summary>
+    /// images whose tiles cross from one image to the next in bands of 4 rows; and four 7x7 images, which AVX-512
+    /// takes one a task, each image's 49th pixel alone. All three passes, the forward with bias, residual and ReLU.
+    /// </summary>
     [TestCase(1, 512, 7, 512, 1)]
     [TestCase(3, 80, 5, 72, 1)]
     [TestCase(17, 80, 2, 72, 1)]
@@ -128,6 +129,7 @@ public sealed class CpuPackedGemmTests
     [TestCase(1, 8, 17, 12, 1, 5)]
     [TestCase(1, 8, 16, 12, 1, 5)]
     [TestCase(3, 16, 8, 20, 1)]
+    [TestCase(4, 24, 7, 20, 1)]
     public void ConvolutionMatchesTheReferenceWithTheSameBitsOnEveryThreadCount(int batch, int c, int size, int k,
         int stride, int kernel = 3)
     {
