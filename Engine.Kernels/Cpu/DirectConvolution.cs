@@ -12,13 +12,15 @@
 // its own rows of the buffer:
 //   forward / stride-1 data gradient: 8 output channels × 3 vectors of 16 output pixels in 24 zmm accumulators;
 //     per term, 3 loads of the padded image, 8 broadcasts of the (packed, zero-padded) weights, 24 FMAs; the last
-//     tile of an image group or band, when it has fewer vectors, 8 × 2 or 8 × 1.
+//     tile of an image group or band, when it has fewer vectors, 8 × 2 or 8 × 1; a last vector of at most 4
+//     pixels (7x7 and 14x14 maps) a pixel at a time, 8 blocks of 8 channels in 8-lane chains (ForwardPixel).
 //     The data gradient is the forward convolution of dy with the kernel flipped and its channels swapped; at
 //     stride 2 (AVX-512, input twice the output) up to four such convolutions, one per parity of dx's rows and
 //     columns, interleaved into dx (PhasedBackwardData); other strided ones take the GEMM's columns path.
 //   weight gradient: 4 output channels × 6 depth terms in 24 zmm accumulators, summed over every pixel vector of
 //     a group of images, then reduced across lanes; each task owns a fixed range of images (the ranges depend on
-//     the shape only) and writes its own partial dw, and the partials are summed in order afterwards.
+//     the shape only; with fewer images than threads, a range of depth steps of one) and writes its own partial
+//     dw, and the partials are summed in order afterwards.
 // Every output element is summed in a fixed order whichever thread runs it, so results are deterministic.
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
@@ -1234,8 +1236,9 @@ public sealed unsafe partial class CpuBackend
 
     /// <summary>Of 1 to <paramref name="most"/> bands of rows, the count that costs least, the most bands on a tie:
     /// the tiles' FMAs (<paramref name="depth"/> terms a vector and output channel; a band's last vector is partly
-    /// padding: 14x14 maps in 3 bands of 5, 5 and 4 rows have 14 vectors, in 1 band 13) plus the buffer floats built, which fewer bands build again for each range of output
-    /// channels that shares a band (128×56×56 3x3/2 in 1 band: 4 copies of 2.4 MB).</summary>
+    /// padding: 14x14 maps in 3 bands of 5, 5 and 4 rows have 14 vectors, in 1 band 13) plus the buffer floats
+    /// built, which fewer bands build again for each range of output channels that shares a band (128×56×56 3x3/2
+    /// in 1 band: 4 copies of 2.4 MB).</summary>
     private static int CheapestBands(ShiftedSource source, int depth, int most, int parts, int blocks,
         int outChannels)
     {
@@ -1312,7 +1315,7 @@ public sealed unsafe partial class CpuBackend
             phase.WindowRows[t] = t / source.KernelWidth;
             phase.WindowColumns[t] = t % source.KernelWidth;
         }
-        DirectWeights(w, pass, outChannels, source.Channels, kernelArea, &phase, 1);
+        DirectWeights(w, pass, WeightLayout.Direct, outChannels, source.Channels, kernelArea, &phase, 1);
         RunDirectConv(source, &phase, 1, false, outChannels, batch, output, bias, residual, relu);
         GC.KeepAlive(w);   // its kept pack must outlive the run that reads it
     }
@@ -1393,7 +1396,8 @@ public sealed unsafe partial class CpuBackend
             }
             if (phase.Taps > 0) phases[count++] = phase;
         }
-        DirectWeights(w, WeightPass.BackwardData, g.InChannels, g.OutChannels, kernelArea, phases, count);
+        DirectWeights(w, WeightPass.BackwardData, WeightLayout.DirectPhases, g.InChannels, g.OutChannels, kernelArea,
+            phases, count);
         RunDirectConv(source, phases, count, true, g.InChannels, g.Batch, dx, null, null, false);
         GC.KeepAlive(w);   // its kept pack must outlive the run that reads it
     }

@@ -160,16 +160,16 @@ public sealed unsafe partial class CpuBackend
 
     /// <summary>The direct kernels' packed weights of <paramref name="w"/> for <paramref name="pass"/> over
     /// <paramref name="channels"/> channel rows and <paramref name="sourceChannels"/> channels of the source, for
-    /// each of the <paramref name="count"/> phases in turn (one phase: the Direct layout; more: DirectPhases), each
-    /// phase's PackedWeight set: kept, or packed now in parallel (one task per phase and channel block).</summary>
-    private void DirectWeights(DeviceBuffer<float> w, WeightPass pass, int channels, int sourceChannels,
-        int kernelArea, DirectPhase* phases, int count)
+    /// each of the <paramref name="count"/> phases in turn (<paramref name="layout"/>: Direct for a whole kernel,
+    /// DirectPhases for a stride-2 data gradient's), each phase's PackedWeight set: kept, or packed now in parallel
+    /// (one task per phase and channel block).</summary>
+    private void DirectWeights(DeviceBuffer<float> w, WeightPass pass, WeightLayout layout, int channels,
+        int sourceChannels, int kernelArea, DirectPhase* phases, int count)
     {
         int block = DirectKernels.ChannelBlock, blocks = (channels + block - 1) / block, depth = 0;
         for (int p = 0; p < count; p++) depth += sourceChannels * phases[p].Taps;
         long floats = (long)blocks * depth * block;
-        var key = new WeightPackKey(pass, count == 1 ? WeightLayout.Direct : WeightLayout.DirectPhases, Group: 0,
-            channels, depth, kernelArea);
+        var key = new WeightPackKey(pass, layout, Group: 0, channels, depth, kernelArea);
         var packed = WeightPack(w, key, floats, (float*)WorkerScratch(0, DirectWeightSlot, floats * sizeof(float)),
             out bool ready);
         for (int p = 0; p < count; p++)
