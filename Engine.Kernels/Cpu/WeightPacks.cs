@@ -166,8 +166,8 @@ public sealed unsafe partial class CpuBackend
     private void DirectWeights(DeviceBuffer<float> w, WeightPass pass, WeightLayout layout, int channels,
         int sourceChannels, int kernelArea, DirectPhase* phases, int count)
     {
-        int block = DirectKernels.ChannelBlock, blocks = (channels + block - 1) / block, depth = 0;
-        for (int p = 0; p < count; p++) depth += sourceChannels * phases[p].Taps;
+        int block = DirectKernels.ChannelBlock, blocks = (channels + block - 1) / block;
+        int depth = DirectPhase.Depth(phases, count, sourceChannels);
         long floats = (long)blocks * depth * block;
         var key = new WeightPackKey(pass, layout, Group: 0, channels, depth, kernelArea);
         var packed = WeightPack(w, key, floats, (float*)WorkerScratch(0, DirectWeightSlot, floats * sizeof(float)),
