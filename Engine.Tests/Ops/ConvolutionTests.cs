@@ -48,7 +48,8 @@ public sealed class ConvolutionTests(string kind) : DeviceFixture(kind)
     /// 1x1 that narrows 72 channels to 16 (its weight gradient on AVX2's direct kernels), AVX-512's padded rows
     /// copied from a source row of 18 (its last vector masked), and stride-2 data
     /// gradients from inputs twice the output (AVX-512's phases: 1x1, 3x3, 4x4 and 5x5 kernels, one-sided padding,
-    /// rows of 7 interleaved masked, a batch-1 map split into bands).</summary>
+    /// rows of 7 interleaved masked, a batch-1 map split into bands), and weight gradients over maps cut into
+    /// uneven chunks (padded rows, and vectors) with dw's rows summed by two tasks.</summary>
     public static readonly Conv[] VectorPathEdges =
     [
         new(2, 3, 19, 19, 5, 3, 3, 2, 2, 1, 1, 1, 1),   // stride-2 rows of 10
@@ -69,6 +70,8 @@ public sealed class ConvolutionTests(string kind) : DeviceFixture(kind)
         new(2, 3, 12, 10, 5, 4, 4, 2, 2, 1, 1, 1, 1),   // 4x4/2: every phase 2x2 taps of a 3x3 window
         new(2, 3, 10, 10, 4, 5, 5, 2, 2, 2, 2, 2, 2),   // 5x5/2: phases of 9, 6, 6 and 4 taps
         new(2, 3, 8, 8, 4, 3, 3, 2, 2, 0, 1, 0, 1),     // 3x3/2 padded below and right only
+        new(1, 3, 33, 32, 20, 3, 3, 1, 1, 1, 1, 1, 1),  // weight gradient over 1056 pixels: chunks of 17 and 16 rows
+        new(2, 2, 36, 36, 5, 3, 3, 1, 1, 1, 1, 1, 1),   // and over 1296: chunks of 41 and 40 vectors of 16
     ];
 
     private (Tensor<float> X, Tensor<float> W, Tensor<float> B) Inputs(Conv g, int seed) =>
