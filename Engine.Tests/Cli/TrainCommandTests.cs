@@ -88,7 +88,11 @@ public sealed class TrainCommandTests
     public void ASecondRunOnTheSameFolderStopsNamingTheFirstAndAKilledRunLeavesNoLock()
     {
         string folder = Path.Combine(_root, "locked");
-        using (var first = BenchCli.Start(Train(folder)))
+        // The first run must still hold the folder when the second looks, so it is given epochs it never finishes
+        // (it is killed below): its two epochs had ended before the second process reached the lock.
+        string[] endless = Train(folder);
+        endless[Array.IndexOf(endless, "--epochs") + 1] = "1000";
+        using (var first = BenchCli.Start(endless))
         {
             first.WaitForLine("data:"); // the folder is taken before the data line
             using (var second = BenchCli.Run(Train(folder)))
