@@ -374,10 +374,9 @@ internal unsafe struct WinogradWeightSumJob : IParallelJob
 }
 
 /// <summary>The transformed weights U of a Winograd F(2x2, 3x3) convolution, packed as the micro-kernel's A tiles:
-/// U[ξ][kt][c][i] = (G·g[kt + i, c]·Gᵀ)_ξ for output channel kt + i (0 past the channels), computed in float64
-/// and rounded once. g is the forward kernel w [K][C][3][3], or for the data gradient the kernel flipped with its
-/// channels swapped (out = C, in = K). Task t fills the tile of output channels mr·t … mr·t + mr − 1 (mr the
-/// micro-kernel's rows).</summary>
+/// U[ξ][kt][c][i] = (G·g[kt + i, c]·Gᵀ)_ξ for output channel kt + i (0 past the channels), in float32. g is the
+/// forward kernel w [K][C][3][3], or for the data gradient the kernel flipped with its channels swapped (out = C,
+/// in = K). Task t fills the tile of output channels mr·t … mr·t + mr − 1 (mr the micro-kernel's rows).</summary>
 internal unsafe struct WinogradWeightsJob : IParallelJob
 {
     public float* Weight, Transformed;
@@ -399,52 +398,50 @@ internal unsafe struct WinogradWeightsJob : IParallelJob
         int rows = PaddedRows(outs), mr = PackedGemm.TileRows, kt = task * mr;
         long xiStride = (long)rows * ins;
         // Lane l is output channel kt + l: its 9 taps are gathered (0 past the last channel, whose rows of U are
-        // zero), transformed in float64 on two halves of 4 lanes and rounded once to float32; for each ξ the
-        // tile's mr floats are one store. A lane at a time, in scalar float64, this took 13 % of a ResNet-18
-        // training step at batch 8, whose weights change every step.
+        // zero) and transformed 8 lanes at a time; for each ξ the tile's mr floats are one store. A lane at a time,
+        // in scalar float64, this took 13 % of a ResNet-18 training step at batch 8, whose weights change every
+        // step; in float64 on two halves of 4 lanes, still 6-9 %.
         var lane = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7);
         var read = Vector256.LessThan(lane, Vector256.Create(Math.Min(mr, outs - kt))).AsSingle();
         var write = Vector256.LessThan(lane, Vector256.Create(mr)).AsSingle();
         // g[r][s] of lane l at taps + l·laneStride + step·(3r + s): flipped for the data gradient.
         var laneOffsets = lane * (DataGradient ? 9 : 9 * Channels);
         int step = DataGradient ? -1 : 1;
-        var g = stackalloc Vector256<float>[9];
-        var t = stackalloc Vector256<double>[12];
-        var u = stackalloc Vector256<double>[32];
         for (int i = 0; i < ins; i++)
         {
             float* taps = Weight + (DataGradient ? ((long)i * Channels + kt) * 9 + 8 : ((long)kt * Channels + i) * 9);
-            for (int j = 0; j < 9; j++)
-                g[j] = Avx2.GatherMaskVector256(Vector256<float>.Zero, taps + step * j, laneOffsets, read, 4);
-            for (int half = 0; half < 2; half++)
-            {
-                // G·g down the columns, then ·Gᵀ across the rows.
-                for (int c = 0; c < 3; c++)
-                    Spread(Half(g[c], half), Half(g[3 + c], half), Half(g[6 + c], half), out t[c], out t[3 + c],
-                        out t[6 + c], out t[9 + c]);
-                for (int a = 0; a < 4; a++)
-                    Spread(t[3 * a], t[3 * a + 1], t[3 * a + 2], out u[16 * half + 4 * a],
-                        out u[16 * half + 4 * a + 1], out u[16 * half + 4 * a + 2], out u[16 * half + 4 * a + 3]);
-            }
+            Vector256<float> Tap(int r, int s) =>
+                Avx2.GatherMaskVector256(Vector256<float>.Zero, taps + step * (3 * r + s), laneOffsets, read, 4);
+            // G·g down the columns (t_a,s = (G·g)[a][s]), then ·Gᵀ across each row a: U[4a + b].
+            var (t00, t10, t20, t30) = Spread(Tap(0, 0), Tap(1, 0), Tap(2, 0));
+            var (t01, t11, t21, t31) = Spread(Tap(0, 1), Tap(1, 1), Tap(2, 1));
+            var (t02, t12, t22, t32) = Spread(Tap(0, 2), Tap(1, 2), Tap(2, 2));
             float* tile = Transformed + (long)kt * ins + (long)i * mr;
-            for (int xi = 0; xi < 16; xi++)
-                Avx.MaskStore(tile + xi * xiStride, write, Vector256.Narrow(u[xi], u[16 + xi]));
+            StoreRow(tile, xiStride, write, Spread(t00, t01, t02));
+            StoreRow(tile + 4 * xiStride, xiStride, write, Spread(t10, t11, t12));
+            StoreRow(tile + 8 * xiStride, xiStride, write, Spread(t20, t21, t22));
+            StoreRow(tile + 12 * xiStride, xiStride, write, Spread(t30, t31, t32));
         }
     }
 
-    /// <summary>Lanes 4·half … 4·half + 3 of <paramref name="v"/>, widened to float64.</summary>
-    private static Vector256<double> Half(Vector256<float> v, int half) =>
-        half == 0 ? Vector256.WidenLower(v) : Vector256.WidenUpper(v);
-
     /// <summary>G·(g0, g1, g2): g0, (g0 + g1 + g2)/2, (g0 − g1 + g2)/2, g2, lane by lane.</summary>
-    private static void Spread(Vector256<double> g0, Vector256<double> g1, Vector256<double> g2,
-        out Vector256<double> x0, out Vector256<double> x1, out Vector256<double> x2, out Vector256<double> x3)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector256<float>, Vector256<float>, Vector256<float>, Vector256<float>) Spread(
+        Vector256<float> g0, Vector256<float> g1, Vector256<float> g2)
     {
-        var half = Vector256.Create(0.5);
-        x0 = g0;
-        x1 = half * (g0 + g1 + g2);
-        x2 = half * (g0 - g1 + g2);
-        x3 = g2;
+        var half = Vector256.Create(0.5f);
+        return (g0, half * (g0 + g1 + g2), half * (g0 - g1 + g2), g2);
+    }
+
+    /// <summary>The 4 elements of one row of the transform, xiStride floats apart, the tile's lanes of each.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreRow(float* at, long xiStride, Vector256<float> lanes,
+        (Vector256<float> U0, Vector256<float> U1, Vector256<float> U2, Vector256<float> U3) row)
+    {
+        Avx.MaskStore(at, lanes, row.U0);
+        Avx.MaskStore(at + xiStride, lanes, row.U1);
+        Avx.MaskStore(at + 2 * xiStride, lanes, row.U2);
+        Avx.MaskStore(at + 3 * xiStride, lanes, row.U3);
     }
 }
 
