@@ -688,11 +688,11 @@ internal unsafe struct DirectWeightJob : IParallelJob
         {
             int images = Math.Min(GroupImages, n1 - g0);
             for (int i = 0; i < images; i++) Source.Build(buffer + i * imageFloats, g0 + i, firstChannel, endChannel);
-            // Depth terms outer: a step's 6 planes of x stay in L1 while every channel's dy streams past them
-            // (with channels outer, the whole buffer of x streamed from L2 or beyond once per channel pair).
+            // A chunk at a time through every step, depth terms outer: a step's 6 planes of the chunk's x stay in
+            // L1 while every channel's rows of dy stream past them from L2 (with channels outer, the whole buffer
+            // of x streamed from L2 or beyond once per channel pair).
             int channels = DirectKernels.WeightChannels;
             float* dy = OutputGradient + (long)g0 * OutChannels * positions;
-            // A chunk at a time through every step: the chunk's x planes stay in L1 and dy's rows in L2.
             for (int u0 = 0; u0 < units; u0 += chunkUnits)
             {
                 int pixels = (Math.Min(units, u0 + chunkUnits) - u0) * unit;
@@ -744,12 +744,13 @@ internal unsafe struct PartialSumJob : IParallelJob
                     tail0 += other[4];
                     tail1 += other[5];
                 }
-                // The row's last step may hold fewer than 6 terms.
-                float* sum = d0 + 6 <= Depth ? dst + d0 : last;
+                // The row's last step may hold fewer than 6 terms: it is staged and its terms copied.
+                bool whole = d0 + 6 <= Depth;
+                float* sum = whole ? dst + d0 : last;
                 head.Store(sum);
                 sum[4] = tail0;
                 sum[5] = tail1;
-                for (int j = 0; sum == last && j < Depth - d0; j++) dst[d0 + j] = last[j];
+                if (!whole) new ReadOnlySpan<float>(last, Depth - d0).CopyTo(new Span<float>(dst + d0, Depth - d0));
             }
         }
     }

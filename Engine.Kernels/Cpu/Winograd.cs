@@ -404,7 +404,7 @@ internal unsafe struct WinogradWeightsJob : IParallelJob
         var lane = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7);
         var read = Vector256.LessThan(lane, Vector256.Create(Math.Min(mr, outs - kt))).AsSingle();
         var write = Vector256.LessThan(lane, Vector256.Create(mr)).AsSingle();
-        // g[r][s] of lane l at taps + l·laneStride + step·(3r + s): flipped for the data gradient.
+        // g[r][s] of lane l at taps + laneOffsets[l] + step·(3r + s): flipped for the data gradient.
         var laneOffsets = lane * (DataGradient ? 9 : 9 * Channels);
         int step = DataGradient ? -1 : 1;
         for (int i = 0; i < ins; i++)
