@@ -6,16 +6,17 @@
 // d_c the 4x4 input patch under the tile in channel c: 16 multiplies per tile and channel pair where the direct
 // convolution has 36. The 16 elements ξ of the transformed tiles make 16 independent products M_ξ[k][tile] = Σ_c
 // U_ξ[k][c] · V_ξ[c][tile], run by the packed GEMM's micro-kernel (U packed as its A tiles, V as its B panels). A task
-// owns a band of tile rows of one image, or, where U is too large for L2, a run of whole images and a part of the
-// output channels: it copies its input rows, zero-padded, then goes through its tiles a block at a time (transform the
-// inputs into V, the 16 products into M, transform M back into outputs, with the epilogue: + bias, + residual, ReLU),
-// so V and M stay in cache while U streams from L2 or L3. Inputs are transformed 8 tiles at a time (a tile row's 16 + 2
-// input columns, split into even and odd ones; on maps 7 or 8 wide, 4 tiles of each of two tile rows), outputs 8 tiles
-// at a time likewise. Every output element is computed the same way whatever block or task holds its tile, so the
-// result does not depend on the thread count. Used for 512 ≤ K·C ≤ 512² with both counts at least 16 (with 16 × 16
-// channels the transforms cost more than the products save; with AVX-512 for 128² ≤ K·C ≤ 256² only) and a tile row of
-// nearly whole vectors of 8 tiles (at most an eighth of the tiles computed and dropped: maps 7, 8, 13 to 16, 27 to 32,
-// 55 to 64 … wide); other shapes keep the direct kernels and the GEMM.
+// owns a band of tile rows of one image, or a run of whole images (where an image has too few tiles to fill the
+// micro-kernel's panels), or, where U is too large for L2, a run of whole images and a part of the output channels: it
+// copies its input rows, zero-padded, then goes through its tiles a block at a time (transform the inputs into V, the
+// 16 products into M, transform M back into outputs, with the epilogue: + bias, + residual, ReLU), so V and M stay in
+// cache while U streams from L2 or L3. Inputs are transformed 8 tiles at a time (a tile row's 16 + 2 input columns,
+// split into even and odd ones; on maps 7 or 8 wide, 4 tiles of each of two tile rows), outputs 8 tiles at a time
+// likewise. Every output element is computed the same way whatever block or task holds its tile, so the result does not
+// depend on the thread count. Used for 512 ≤ K·C ≤ 512² with both counts at least 16 (with 16 × 16 channels the
+// transforms cost more than the products save; with AVX-512 from 32², and to 256² for one image: see
+// WinogradChannelProducts) and a tile row of nearly whole vectors of 8 tiles (at most an eighth of the tiles computed
+// and dropped: maps 7, 8, 13 to 16, 27 to 32, 55 to 64 … wide); other shapes keep the direct kernels and the GEMM.
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -33,6 +34,12 @@ internal unsafe struct WinogradJob : IParallelJob
 {
     /// <summary>Tiles of a transform vector: 8 tiles, 16 output columns.</summary>
     private const int GroupTiles = 8;
+
+    /// <summary>Floats (one cache line) between the end of one element's plane of V or M and the start of the next:
+    /// the 16 planes are whole kilobytes long, so without it the transforms' 16 loads or stores of a tile group,
+    /// one a plane, all fall in one set of L1 (its 12 ways thrash: the transforms took half the time on 32
+    /// channels, and the 128–512-channel layers ran 6–10 % slower).</summary>
+    private const int PlaneSkew = 16;
 
     public float* Input, Weights, Output, Bias, Residual;
     public int Batch, Channels, Height, Width, OutChannels, OutHeight, OutWidth, PadTop, PadLeft;
@@ -61,8 +68,9 @@ internal unsafe struct WinogradJob : IParallelJob
         int k0 = part * PartRows, partRows = Math.Min(PartRows, kp - k0);
         long bandFloats = (long)Channels * rows * pitch;
         float* band = Backend.WinogradScratch(worker, 0, images * bandFloats);
-        float* v = Backend.WinogradScratch(worker, 1, 16L * panels * Channels * nr);
-        float* m = Backend.WinogradScratch(worker, 2, 16L * PartRows * tb);
+        long vPlane = (long)panels * Channels * nr + PlaneSkew, mPlane = (long)PartRows * tb + PlaneSkew;
+        float* v = Backend.WinogradScratch(worker, 1, 16 * vPlane);
+        float* m = Backend.WinogradScratch(worker, 2, 16 * mPlane);
         for (int i = 0; i < images; i++)
             CopyBand(Input + (long)(n0 + i) * Channels * Height * Width, band + i * bandFloats, 2 * ty0 - PadTop,
                 rows, pitch);
@@ -76,8 +84,7 @@ internal unsafe struct WinogradJob : IParallelJob
                 float* patch = band + q / bandGroups * bandFloats + (long)2 * row * step * pitch + 16 * gx;
                 float* dst = v + (long)(j / panelGroups) * Channels * nr + j % panelGroups * GroupTiles;
                 for (int c = 0; c < Channels; c++)
-                    TransformInput(patch + (long)c * rows * pitch, pitch, half, dst + c * nr,
-                        (long)panels * Channels * nr);
+                    TransformInput(patch + (long)c * rows * pitch, pitch, half, dst + c * nr, vPlane);
             }
             // A tile of U stays in L1 while it meets every panel of the block.
             for (int xi = 0; xi < 16; xi++)
@@ -85,13 +92,13 @@ internal unsafe struct WinogradJob : IParallelJob
             {
                 float* a = Weights + ((long)xi * kp + k0 + kt) * Channels;
                 for (int p = 0; p < blockPanels; p++)
-                    PackedGemm.MicroKernel(a, v + ((long)xi * panels + p) * Channels * nr, Channels,
-                        m + ((long)xi * PartRows + kt) * tb + p * nr, tb, 1f, 0f);
+                    PackedGemm.MicroKernel(a, v + xi * vPlane + (long)p * Channels * nr, Channels,
+                        m + xi * mPlane + (long)kt * tb + p * nr, tb, 1f, 0f);
             }
             for (int j = 0; j < count; j++)
             {
                 int q = q0 + j, local = q % bandGroups, ty = ty0 + local / RowGroups * step, gx = local % RowGroups;
-                StoreGroup(m + j * GroupTiles, tb, (long)PartRows * tb, n0 + q / bandGroups, 2 * ty, 16 * gx, k0,
+                StoreGroup(m + j * GroupTiles, tb, mPlane, n0 + q / bandGroups, 2 * ty, 16 * gx, k0,
                     Math.Min(k0 + partRows, OutChannels));
             }
         }
@@ -455,13 +462,15 @@ public sealed unsafe partial class CpuBackend
         floats * sizeof(float));
 
     /// <summary>Channel products K·C the forward and the data gradient serve at <paramref name="batch"/> images.
-    /// With AVX2, 512 to 512² (U of 32 KiB to 16 MiB). With AVX-512 the direct kernels run near the machine's peak
-    /// where channels are few (32 and 64 channels: 20–25 % faster than Winograd), so from 128²; up to 512² from two
-    /// images, where a run of images uses each tile of U on enough panels (512×7×7 at batch 2, 4 and 8: 14–31 %
-    /// faster than direct), and to 256² for a single image (512² slower by 20–30 %: it streams 16 MiB of U for 16
-    /// tiles). So on AVX-512 a 512² layer gives an image alone other bits than the same image in a batch.</summary>
+    /// With AVX2, 512 to 512² (U of 32 KiB to 16 MiB). With AVX-512 from 32² when a batch fills the panels
+    /// (32×16×16 at batch 8 and 128: 5–13 % faster than direct; 64×8×8 at batch 8 and 128: 30–40 %; 64×56×56 at
+    /// batch 8: 24 %), from 64² for a single image (32×16×16 alone: 7 % slower); 16² stays direct (16×32×32 at
+    /// batch 128: 25 % slower, the transforms cost as much as the products). Up to 512² from two images, where a
+    /// run of images uses each tile of U on enough panels (512×7×7 at batch 2, 4 and 8: 14–31 % faster than
+    /// direct), and to 256² for a single image (512² slower by 15–20 %: it streams 16 MiB of U for 16 tiles). So
+    /// on AVX-512 a 32² or 512² layer gives an image alone other bits than the same image in a batch.</summary>
     private static (long Min, long Max) WinogradChannelProducts(int batch) =>
-        !Avx512F.IsSupported ? (512, 1 << 18) : (1 << 14, batch >= 2 ? 1 << 18 : 1 << 16);
+        !Avx512F.IsSupported ? (512, 1 << 18) : batch >= 2 ? (1 << 10, 1 << 18) : (1 << 12, 1 << 16);
 
     /// <summary>Floats of a block's V and M together (160 KiB).</summary>
     private const long WinogradBlockBudget = 40960;
@@ -583,10 +592,13 @@ public sealed unsafe partial class CpuBackend
             job.BandRows = bandRows;
             job.Bands = (groupRows + bandRows - 1) / bandRows;
             // Blocks of groups of 8 tiles whose V and M fit the budget: whole panels of the micro-kernel's columns,
-            // at least one.
+            // at least one. Where an image has fewer groups than a block (maps 7 or 8 wide: 2 groups, half a panel),
+            // a task takes a run of whole images, as many as fill the block while every thread keeps two tasks.
             long perTile = 16L * (ins + kp);
             job.BlockGroups = Math.Max(1, (int)(WinogradBlockBudget / perTile / nr)) * panelGroups;
-            tasks = batch * job.Bands;
+            if (job.Bands == 1 && imageGroups < job.BlockGroups)
+                job.Images = Math.Clamp(Math.Min(job.BlockGroups / imageGroups, batch / (2 * ThreadCount)), 1, batch);
+            tasks = (batch + job.Images - 1) / job.Images * job.Bands;
         }
         Parallel(tasks, ref job);
     }

@@ -13,16 +13,17 @@ namespace Engine.Tests.Kernels;
 [NonParallelizable]
 public sealed class CpuWinogradTests
 {
-    /// <summary>batch, C, H, W, K, pads (top, bottom, left, right), with channel products that take Winograd with
-    /// AVX2 and with AVX-512 (128² to 256²) and channel counts that leave a last micro-tile of fewer rows on both
-    /// (6 and 8 rows): a 13x13 map (7 tiles a row: one group of 8 with a tile dropped, and an odd last output row);
-    /// a 28x28 map of two groups a row; 16x16 unpadded (a 14x14 output, a tile of each group dropped; the data
-    /// gradient padded by 2); a 30x30 map padded by 2 (32x32 out; the data gradient unpadded); uneven pads, 15
-    /// wide; and maps 7 or 8 wide, whose groups hold 4 tiles of each of two tile rows: 8x8, 7x7 (an odd last output
-    /// row), 5 rows of 8 (3 tile rows: a last pair with one), and 9x9 unpadded (a 7x7 output; its data gradient, 9
-    /// wide, takes another path). Two with few channels (Winograd with AVX2 only, in blocks of several panels; the
-    /// direct kernels with AVX-512). Two whose transformed weights stream (over 2 MiB): 5 images of 7x7 in one run,
-    /// its output channels split in parts; 5 images of 14x14 in a run of 3 (a block ending in half a panel with
+    /// <summary>batch, C, H, W, K, pads (top, bottom, left, right), with channel products that take Winograd with AVX2
+    /// and with AVX-512 (128² to 256²) and channel counts that leave a last micro-tile of fewer rows on both (6 and 8
+    /// rows): a 13x13 map (7 tiles a row: one group of 8 with a tile dropped, and an odd last output row); a 28x28 map
+    /// of two groups a row; 16x16 unpadded (a 14x14 output, a tile of each group dropped; the data gradient padded by
+    /// 2); a 30x30 map padded by 2 (32x32 out; the data gradient unpadded); uneven pads, 15 wide; and maps 7 or 8 wide,
+    /// whose groups hold 4 tiles of each of two tile rows: 8x8, 7x7 (an odd last output row), 5 rows of 8 (3 tile rows:
+    /// a last pair with one), and 9x9 unpadded (a 7x7 output; its data gradient, 9 wide, takes another path). Two with
+    /// few channels (Winograd with AVX2 only, in blocks of several panels; the direct kernels with AVX-512). Two of 64
+    /// to 72 channels on maps 8 and 7 wide, whose images are too small to fill a panel, so that a task takes a run of
+    /// images (of 2 or 1, with the thread count). Two whose transformed weights stream (over 2 MiB): 5 images of 7x7 in
+    /// one run, its output channels split in parts; 5 images of 14x14 in a run of 3 (a block ending in half a panel with
     /// AVX2) and a run of 2 with one thread (bands on more threads).
     /// </summary>
     private static readonly object[] Shapes =
@@ -38,6 +39,8 @@ public sealed class CpuWinogradTests
         new object[] { 3, 130, 9, 9, 128, 0, 0, 0, 0 },
         new object[] { 2, 16, 13, 13, 32, 1, 1, 1, 1 },
         new object[] { 2, 32, 8, 8, 24, 1, 1, 1, 1 },
+        new object[] { 8, 64, 8, 8, 72, 1, 1, 1, 1 },
+        new object[] { 6, 72, 7, 7, 64, 1, 1, 1, 1 },
         new object[] { 5, 196, 7, 7, 202, 1, 1, 1, 1 },
         new object[] { 5, 184, 14, 14, 184, 1, 1, 1, 1 },
     ];
