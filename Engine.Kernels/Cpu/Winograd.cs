@@ -1,38 +1,42 @@
-// Winograd F(2x2, 3x3) for the 3x3, stride-1 float convolutions (AVX2+FMA, and AVX-512): the
-// forward pass, the stride-1 data gradient (the forward convolution of dy with the kernel flipped and its
-// channels swapped) and, with AVX2, the weight gradient (the same transforms transposed: WinogradWeightJob). Each
-// 2x2 block of outputs (a tile) of an output channel k is
+// Winograd F(2x2, 3x3) and, with AVX-512, F(4x4, 3x3) for the 3x3, stride-1 float convolutions (AVX2+FMA, and
+// AVX-512): the forward pass, the stride-1 data gradient (the forward convolution of dy with the kernel flipped and
+// its channels swapped) and, F(2x2, 3x3) only, the weight gradient (the same transforms transposed:
+// WinogradWeightJob). Each m×m block of outputs (a tile, m = 2 or 4) of an output channel k is
 //   y = Aᵀ · [ Σ_c (G·w[k, c]·Gᵀ) ⊙ (Bᵀ·d_c·B) ] · A,
-// d_c the 4x4 input patch under the tile in channel c: 16 multiplies per tile and channel pair where the direct
-// convolution has 36. The 16 elements ξ of the transformed tiles make 16 independent products M_ξ[k][tile] = Σ_c
-// U_ξ[k][c] · V_ξ[c][tile], run by the packed GEMM's micro-kernel (U packed as its A tiles, V as its B panels). A task
+// d_c the (m + 2)² input patch under the tile in channel c: 16 multiplies per tile of 4 outputs and channel pair, or 36
+// per tile of 16, where the direct convolution has 36 or 144. The (m + 2)² elements ξ of the transformed tiles make as
+// many independent products M_ξ[k][tile] = Σ_c U_ξ[k][c] · V_ξ[c][tile], run by the packed GEMM's micro-kernel (U
+// packed as its A tiles, V as its B panels). A task
 // owns a band of tile rows of one image, or a run of whole images (where an image has too few tiles to fill the
 // micro-kernel's panels), or, where U is too large for L2, a run of whole images and a part of the output channels: it
 // copies its input rows, zero-padded, then goes through its tiles a block at a time (transform the inputs into V, the
 // 16 products into M, transform M back into outputs, with the epilogue: + bias, + residual, ReLU), so V and M stay in
-// cache while U streams from L2 or L3. Inputs are transformed 8 tiles at a time (a tile row's 16 + 2 input columns,
-// split into even and odd ones; on maps 7 or 8 wide, 4 tiles of each of two tile rows), outputs 8 tiles at a time
-// likewise. Every output element is computed the same way whatever block or task holds its tile, so the result does not
-// depend on the thread count. Used for 512 ≤ K·C ≤ 512² with both counts at least 16 (with 16 × 16 channels the
-// transforms cost more than the products save; with AVX-512 from 32², and to 256² for one image: see
-// WinogradChannelProducts) and a tile row of nearly whole vectors of 8 tiles (at most an eighth of the tiles computed
-// and dropped: maps 7, 8, 13 to 16, 27 to 32, 55 to 64 … wide); other shapes keep the direct kernels and the GEMM.
+// cache while U streams from L2 or L3. Inputs are transformed 8 tiles at a time (a tile row's 8m + 2 input columns,
+// split into even and odd ones for m = 2, into 4 phases by a two-register permute for m = 4; where a row has 4 tiles,
+// 4 tiles of each of two tile rows), outputs 8 tiles at a time likewise. Every output element is computed the same way
+// whatever block or task holds its tile, so the result does not depend on the thread count. F(2x2, 3x3) serves
+// 512 ≤ K·C ≤ 512² with both counts at least 16 (with 16 × 16 channels the transforms cost more than the products
+// save; with AVX-512 from 32², and to 256² for one image: see WinogradChannelProducts) and a tile row of nearly whole
+// vectors of 8 tiles (at most an eighth of the tiles computed and dropped: maps 7, 8, 13 to 16, 27 to 32, 55 to 64 …
+// wide). F(4x4, 3x3) takes over on AVX-512 for 16² ≤ K·C ≤ 512² where its tiles waste at most an eighth of the outputs
+// (maps 15 or 16, 27 to 32, 53 to 64 … wide whose heights are nearly whole tiles too: WinogradTile). Other shapes keep
+// the direct kernels and the GEMM.
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
 namespace Engine.Kernels.Cpu;
 
-/// <summary>One Winograd F(2x2, 3x3) convolution over a batch: out[n, k, y, x] = Σ_c Σ_{r,s} U⁻¹-side weights
-/// applied to In[n, c, y + r − PadTop, x + s − PadLeft] (zero outside), through the transformed weights
-/// <see cref="Weights"/> (WinogradWeightsJob), plus the epilogue. Tiles go 8 to a group: 8 tiles of one tile row,
-/// or with PairedRows (maps 7 or 8 wide: 4 tiles a row) 4 tiles of each of two tile rows. Task t: output rows
+/// <summary>One Winograd F(Tile×Tile, 3x3) convolution over a batch (Tile 2, or 4 with AVX-512): out[n, k, y, x] =
+/// Σ_c Σ_{r,s} U⁻¹-side weights applied to In[n, c, y + r − PadTop, x + s − PadLeft] (zero outside), through the
+/// transformed weights <see cref="Weights"/> (WinogradWeightsJob), plus the epilogue. Tiles go 8 to a group: 8 tiles
+/// of one tile row, or with PairedRows (4 tiles a row) 4 tiles of each of two tile rows. Task t: output rows
 /// [p·PartRows, (p + 1)·PartRows) of the transformed weights for part p = t % Parts, then, of r = t / Parts, group
 /// rows [b·BandRows, (b + 1)·BandRows) of band b = r % Bands of the run of Images images r / Bands (whole images
 /// when a run holds more than one).</summary>
 internal unsafe struct WinogradJob : IParallelJob
 {
-    /// <summary>Tiles of a transform vector: 8 tiles, 16 output columns.</summary>
+    /// <summary>Tiles of a transform vector: 8 tiles, 8·Tile output columns.</summary>
     private const int GroupTiles = 8;
 
     /// <summary>Floats (one cache line) between the end of one element's plane of V or M and the start of the next.
@@ -44,16 +48,19 @@ internal unsafe struct WinogradJob : IParallelJob
 
     public float* Input, Weights, Output, Bias, Residual;
     public int Batch, Channels, Height, Width, OutChannels, OutHeight, OutWidth, PadTop, PadLeft;
-    public int TileRows, RowGroups, BandRows, Bands, Images, PartRows, Parts, BlockGroups;
+    public int Tile, TileRows, RowGroups, BandRows, Bands, Images, PartRows, Parts, BlockGroups;
     public bool PairedRows, Relu;
     public CpuBackend Backend;
 
     /// <summary>Output channels rounded up to the micro-kernel's rows.</summary>
     private readonly int PaddedOut => WinogradWeightsJob.PaddedRows(OutChannels);
 
-    /// <summary>Floats of a band row in the input copy: 16 columns per group of a row, the 2 of the last tiles'
-    /// halo, and slack to a whole vector.</summary>
-    public readonly int Pitch => 16 * RowGroups + 8;
+    /// <summary>Floats of a band row in the input copy: a group's columns (8 tiles) per group of a row, the 2 of the
+    /// last tiles' halo, and slack to a whole vector.</summary>
+    public readonly int Pitch => GroupTiles * Tile * RowGroups + 8;
+
+    /// <summary>Elements ξ of a transformed tile: (Tile + 2)².</summary>
+    public readonly int Planes => WinogradWeightsJob.PlanesOf(Tile);
 
     /// <summary>Tile rows of a group row: 2 with PairedRows, else 1.</summary>
     public readonly int GroupRowTiles => PairedRows ? 2 : 1;
@@ -64,16 +71,17 @@ internal unsafe struct WinogradJob : IParallelJob
         int n0 = run * Images, images = Math.Min(Images, Batch - n0), ty0 = task / Parts % Bands * BandRows * step;
         int groupRows = (Math.Min(BandRows * step, TileRows - ty0) + step - 1) / step;
         int mr = PackedGemm.TileRows, nr = PackedGemm.TileColumns, panelGroups = nr / GroupTiles;
-        int rows = 2 * groupRows * step + 2, pitch = Pitch, panels = (BlockGroups * GroupTiles + nr - 1) / nr;
-        int tb = panels * nr, kp = PaddedOut, half = PairedRows ? 2 * pitch : GroupTiles;
+        int tile = Tile, planes = Planes, groupColumns = GroupTiles * tile;
+        int rows = tile * groupRows * step + 2, pitch = Pitch, panels = (BlockGroups * GroupTiles + nr - 1) / nr;
+        int tb = panels * nr, kp = PaddedOut, half = PairedRows ? tile * pitch : GroupTiles * tile / 2;
         int k0 = part * PartRows, partRows = Math.Min(PartRows, kp - k0);
         long bandFloats = (long)Channels * rows * pitch;
         float* band = Backend.WinogradScratch(worker, 0, images * bandFloats);
         long vPlane = (long)panels * Channels * nr + PlaneSkew, mPlane = (long)PartRows * tb + PlaneSkew;
-        float* v = Backend.WinogradScratch(worker, 1, 16 * vPlane);
-        float* m = Backend.WinogradScratch(worker, 2, 16 * mPlane);
+        float* v = Backend.WinogradScratch(worker, 1, planes * vPlane);
+        float* m = Backend.WinogradScratch(worker, 2, planes * mPlane);
         for (int i = 0; i < images; i++)
-            CopyBand(Input + (long)(n0 + i) * Channels * Height * Width, band + i * bandFloats, 2 * ty0 - PadTop,
+            CopyBand(Input + (long)(n0 + i) * Channels * Height * Width, band + i * bandFloats, tile * ty0 - PadTop,
                 rows, pitch);
         int bandGroups = groupRows * RowGroups, groups = images * bandGroups;
         for (int q0 = 0; q0 < groups; q0 += BlockGroups)
@@ -82,13 +90,17 @@ internal unsafe struct WinogradJob : IParallelJob
             for (int j = 0; j < count; j++)
             {
                 int q = q0 + j, local = q % bandGroups, row = local / RowGroups, gx = local % RowGroups;
-                float* patch = band + q / bandGroups * bandFloats + (long)2 * row * step * pitch + 16 * gx;
+                float* patch = band + q / bandGroups * bandFloats + (long)tile * row * step * pitch +
+                    groupColumns * gx;
                 float* dst = v + (long)(j / panelGroups) * Channels * nr + j % panelGroups * GroupTiles;
-                for (int c = 0; c < Channels; c++)
-                    TransformInput(patch + (long)c * rows * pitch, pitch, half, dst + c * nr, vPlane);
+                for (int c = 0; c < Channels; c++, patch += (long)rows * pitch)
+                {
+                    if (tile == 4) Winograd4.TransformInput(patch, pitch, half, dst + c * nr, vPlane);
+                    else TransformInput(patch, pitch, half, dst + c * nr, vPlane);
+                }
             }
             // A tile of U stays in L1 while it meets every panel of the block.
-            for (int xi = 0; xi < 16; xi++)
+            for (int xi = 0; xi < planes; xi++)
             for (int kt = 0; kt < partRows; kt += mr)
             {
                 float* a = Weights + ((long)xi * kp + k0 + kt) * Channels;
@@ -99,8 +111,9 @@ internal unsafe struct WinogradJob : IParallelJob
             for (int j = 0; j < count; j++)
             {
                 int q = q0 + j, local = q % bandGroups, ty = ty0 + local / RowGroups * step, gx = local % RowGroups;
-                StoreGroup(m + j * GroupTiles, tb, mPlane, n0 + q / bandGroups, 2 * ty, 16 * gx, k0,
-                    Math.Min(k0 + partRows, OutChannels));
+                int n = n0 + q / bandGroups, k1 = Math.Min(k0 + partRows, OutChannels);
+                if (tile == 4) StoreGroup4(m + j * GroupTiles, tb, mPlane, n, 4 * ty, groupColumns * gx, k0, k1);
+                else StoreGroup(m + j * GroupTiles, tb, mPlane, n, 2 * ty, groupColumns * gx, k0, k1);
             }
         }
     }
@@ -204,6 +217,48 @@ internal unsafe struct WinogradJob : IParallelJob
 
     }
 
+    /// <summary>Aᵀ·M·A for the 8 tiles of a group of F(4x4, 3x3) for output channels [k0, k1) (M_ξ[k][t] at
+    /// m[ξ·xiStride + (k − k0)·rowStride + t]) into image n, through the epilogue: rows y … y + 3 and columns
+    /// x … x + 31, or with PairedRows columns 0 … 15 of rows y … y + 3 (tiles 0–3) and y + 4 … y + 7 (tiles 4–7);
+    /// rows and columns past the output are dropped.</summary>
+    private readonly void StoreGroup4(float* m, int rowStride, long xiStride, int n, int y, int x, int k0, int k1)
+    {
+        float* row = stackalloc float[32];
+        var across = stackalloc Vector256<float>[24];
+        var outputs = stackalloc Vector256<float>[16];
+        int width = PairedRows ? 16 : 32, count = Math.Min(width, OutWidth - x);
+        for (int k = k0; k < k1; k++)
+        {
+            float* mk = m + (long)(k - k0) * rowStride;
+            // ·A across each row a of M into across[4a + j], then Aᵀ· down each column j into outputs[4i + j].
+            for (int a = 0; a < 6; a++)
+            {
+                float* at = mk + 6 * a * xiStride;
+                Winograd4.OutputCombine(Vector256.Load(at), Vector256.Load(at + xiStride),
+                    Vector256.Load(at + 2 * xiStride), Vector256.Load(at + 3 * xiStride),
+                    Vector256.Load(at + 4 * xiStride), Vector256.Load(at + 5 * xiStride), across + 4 * a, 1);
+            }
+            for (int j = 0; j < 4; j++)
+                Winograd4.OutputCombine(across[j], across[4 + j], across[8 + j], across[12 + j], across[16 + j],
+                    across[20 + j], outputs + j, 4);
+            long plane = ((long)n * OutChannels + k) * OutHeight * OutWidth;
+            float bias = Bias == null ? 0f : Bias[k];
+            for (int i = 0; i < 4 && y + i < OutHeight; i++)
+            {
+                Winograd4.InterleaveColumns(outputs[4 * i], outputs[4 * i + 1], outputs[4 * i + 2],
+                    outputs[4 * i + 3], row);
+                for (int half = 0; half < 32 / width; half++)
+                {
+                    int outY = y + i + 4 * half;
+                    if (outY >= OutHeight) break;
+                    long at = plane + (long)outY * OutWidth + x;
+                    GemmOutput.EpilogueRow(row + half * width, Output + at, bias,
+                        Residual == null ? null : Residual + at, Relu, count);
+                }
+            }
+        }
+    }
+
     /// <summary>The outputs of 4 tiles at columns x … x + 7 of rows y (from sums[0 … 8)) and y + 1 (from
     /// sums[16 … 24)) of the output plane at <paramref name="plane"/>, through the epilogue, within the output.
     /// </summary>
@@ -217,6 +272,116 @@ internal unsafe struct WinogradJob : IParallelJob
             GemmOutput.EpilogueRow(sums + 16 * row, Output + at, bias, Residual == null ? null : Residual + at, Relu,
                 count);
         }
+    }
+}
+
+/// <summary>Winograd F(4x4, 3x3)'s transforms on 8 tiles of a tile row (AVX-512: 8 tiles in a ymm vector, lane t the
+/// tile 4t … 4t + 3 columns on), with the points 0, ±1, ±2 and ∞:
+///   Bᵀ = [4 0 −5 0 1 0; 0 −4 −4 1 1 0; 0 4 −4 −1 1 0; 0 −2 −1 2 1 0; 0 2 −1 −2 1 0; 0 4 0 −5 0 1],
+///   G = [1/4 0 0; −1/6 −1/6 −1/6; −1/6 1/6 −1/6; 1/24 1/12 1/6; 1/24 −1/12 1/6; 0 0 1],
+///   Aᵀ = [1 1 1 1 1 0; 0 1 −1 2 −2 0; 0 1 1 4 4 0; 0 1 −1 8 −8 1].</summary>
+internal static unsafe class Winograd4
+{
+    /// <summary>Column j of 4 tiles from each of two 16-float vectors (lane t: column 4t + j of the first for
+    /// t &lt; 4, 4(t − 4) + j of the second), in the low 8 lanes.</summary>
+    private static Vector512<int> Columns(int j) =>
+        Vector512.Create(j, j + 4, j + 8, j + 12, j + 16, j + 20, j + 24, j + 28, 0, 0, 0, 0, 0, 0, 0, 0);
+
+    /// <summary>Bᵀ·(d0 … d5), stored at dst, dst + stride, …, dst + 5·stride.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void InputCombine(Vector256<float> d0, Vector256<float> d1, Vector256<float> d2,
+        Vector256<float> d3, Vector256<float> d4, Vector256<float> d5, float* dst, long stride)
+    {
+        var four = Vector256.Create(4f);
+        var two = Vector256.Create(2f);
+        var minusFive = Vector256.Create(-5f);
+        var t1 = Fma.MultiplyAddNegated(four, d2, d4);
+        var t2 = Fma.MultiplyAddNegated(four, d1, d3);
+        var t3 = d4 - d2;
+        var t4 = d3 - d1;
+        Fma.MultiplyAdd(four, d0, Fma.MultiplyAdd(minusFive, d2, d4)).Store(dst);
+        (t1 + t2).Store(dst + stride);
+        (t1 - t2).Store(dst + 2 * stride);
+        Fma.MultiplyAdd(two, t4, t3).Store(dst + 3 * stride);
+        Fma.MultiplyAddNegated(two, t4, t3).Store(dst + 4 * stride);
+        Fma.MultiplyAdd(four, d1, Fma.MultiplyAdd(minusFive, d3, d5)).Store(dst + 5 * stride);
+    }
+
+    /// <summary>Bᵀ·d·B for 8 tiles: d[i][j] = patch[i·pitch + 4t + j] for tile t &lt; 4 and
+    /// patch[second + i·pitch + 4(t − 4) + j] for the others (second = 16: one row of 8 tiles; 4 pitches: 4 tiles of
+    /// two tile rows); element ξ = 6a + b of the result goes to dst[ξ·xiStride + t]. Reads 20 columns from each
+    /// of the two starts, on 6 rows.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void TransformInput(float* patch, int pitch, int second, float* dst, long xiStride)
+    {
+        // ·B across each row into rows[i][b] (a vector of 8 tiles each), then Bᵀ· down each column b.
+        var rows = stackalloc Vector256<float>[36];
+        Vector512<int> c0 = Columns(0), c1 = Columns(1), c2 = Columns(2), c3 = Columns(3);
+        for (int i = 0; i < 6; i++)
+        {
+            float* row = patch + (long)i * pitch;
+            Vector512<float> low = Vector512.Load(row), high = Vector512.Load(row + second);
+            Vector512<float> shiftedLow = Vector512.Load(row + 4), shiftedHigh = Vector512.Load(row + second + 4);
+            InputCombine(Avx512F.PermuteVar16x32x2(low, c0, high).GetLower(),
+                Avx512F.PermuteVar16x32x2(low, c1, high).GetLower(),
+                Avx512F.PermuteVar16x32x2(low, c2, high).GetLower(),
+                Avx512F.PermuteVar16x32x2(low, c3, high).GetLower(),
+                Avx512F.PermuteVar16x32x2(shiftedLow, c0, shiftedHigh).GetLower(),
+                Avx512F.PermuteVar16x32x2(shiftedLow, c1, shiftedHigh).GetLower(), (float*)(rows + 6 * i), 8);
+        }
+        for (int b = 0; b < 6; b++)
+            InputCombine(rows[b], rows[6 + b], rows[12 + b], rows[18 + b], rows[24 + b], rows[30 + b],
+                dst + b * xiStride, 6 * xiStride);
+    }
+
+    /// <summary>Aᵀ·(m0 … m5): 4 vectors at dst, dst + stride, dst + 2·stride, dst + 3·stride.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void OutputCombine(Vector256<float> m0, Vector256<float> m1, Vector256<float> m2,
+        Vector256<float> m3, Vector256<float> m4, Vector256<float> m5, Vector256<float>* dst, int stride)
+    {
+        Vector256<float> sum12 = m1 + m2, difference12 = m1 - m2, sum34 = m3 + m4, difference34 = m3 - m4;
+        dst[0] = m0 + sum12 + sum34;
+        dst[stride] = Fma.MultiplyAdd(Vector256.Create(2f), difference34, difference12);
+        dst[2 * stride] = Fma.MultiplyAdd(Vector256.Create(4f), sum34, sum12);
+        dst[3 * stride] = Fma.MultiplyAdd(Vector256.Create(8f), difference34, difference12) + m5;
+    }
+
+    /// <summary>An output row of 8 tiles, its column j of tile t in lane t of yj, as 32 consecutive outputs at dst
+    /// (output 4t + j).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void InterleaveColumns(Vector256<float> y0, Vector256<float> y1, Vector256<float> y2,
+        Vector256<float> y3, float* dst)
+    {
+        var low01 = Avx.UnpackLow(y0, y1);      // tiles 0, 1 | 4, 5: columns 0, 1 of each
+        var high01 = Avx.UnpackHigh(y0, y1);    // tiles 2, 3 | 6, 7
+        var low23 = Avx.UnpackLow(y2, y3);
+        var high23 = Avx.UnpackHigh(y2, y3);
+        var t04 = Avx.UnpackLow(low01.AsDouble(), low23.AsDouble()).AsSingle();     // tile 0 | tile 4
+        var t15 = Avx.UnpackHigh(low01.AsDouble(), low23.AsDouble()).AsSingle();    // tile 1 | tile 5
+        var t26 = Avx.UnpackLow(high01.AsDouble(), high23.AsDouble()).AsSingle();   // tile 2 | tile 6
+        var t37 = Avx.UnpackHigh(high01.AsDouble(), high23.AsDouble()).AsSingle();  // tile 3 | tile 7
+        Avx.Permute2x128(t04, t15, 0x20).Store(dst);
+        Avx.Permute2x128(t26, t37, 0x20).Store(dst + 8);
+        Avx.Permute2x128(t04, t15, 0x31).Store(dst + 16);
+        Avx.Permute2x128(t26, t37, 0x31).Store(dst + 24);
+    }
+
+    /// <summary>G·(g0, g1, g2), lane by lane.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Spread(Vector256<float> g0, Vector256<float> g1, Vector256<float> g2, Vector256<float>* dst,
+        int stride)
+    {
+        var sixth = Vector256.Create(1f / 6f);
+        var outer = (g0 + g2) * Vector256.Create(-1f / 6f);
+        var middle = g1 * sixth;
+        var side = Fma.MultiplyAdd(g0, Vector256.Create(1f / 24f), g2 * sixth);
+        var twelfth = g1 * Vector256.Create(1f / 12f);
+        dst[0] = g0 * Vector256.Create(0.25f);
+        dst[stride] = outer - middle;
+        dst[2 * stride] = outer + middle;
+        dst[3 * stride] = side + twelfth;
+        dst[4 * stride] = side - twelfth;
+        dst[5 * stride] = g2;
     }
 }
 
@@ -381,21 +546,25 @@ internal unsafe struct WinogradWeightSumJob : IParallelJob
     }
 }
 
-/// <summary>The transformed weights U of a Winograd F(2x2, 3x3) convolution, packed as the micro-kernel's A tiles:
-/// U[ξ][kt][c][i] = (G·g[kt + i, c]·Gᵀ)_ξ for output channel kt + i (0 past the channels), in float32. g is the
+/// <summary>The transformed weights U of a Winograd F(Tile×Tile, 3x3) convolution, packed as the micro-kernel's A
+/// tiles: U[ξ][kt][c][i] = (G·g[kt + i, c]·Gᵀ)_ξ for output channel kt + i (0 past the channels), in float32. g is the
 /// forward kernel w [K][C][3][3], or for the data gradient the kernel flipped with its channels swapped (out = C,
 /// in = K). Task t fills the tile of output channels mr·t … mr·t + mr − 1 (mr the micro-kernel's rows).</summary>
 internal unsafe struct WinogradWeightsJob : IParallelJob
 {
     public float* Weight, Transformed;
-    public int OutChannels, Channels;
+    public int OutChannels, Channels, Tile;
     public bool DataGradient;
+
+    /// <summary>Elements ξ of a transformed tile of F(tile × tile, 3x3): (tile + 2)².</summary>
+    public static int PlanesOf(int tile) => (tile + 2) * (tile + 2);
 
     /// <summary>Output channels rounded up to the micro-kernel's rows (a task's tile).</summary>
     public static int PaddedRows(int outChannels) =>
         (outChannels + PackedGemm.TileRows - 1) / PackedGemm.TileRows * PackedGemm.TileRows;
 
-    public static long Floats(int outChannels, int channels) => 16L * PaddedRows(outChannels) * channels;
+    public static long Floats(int outChannels, int channels, int tile) =>
+        (long)PlanesOf(tile) * PaddedRows(outChannels) * channels;
 
     /// <summary>Output and input channels of the transform (the kernel's, swapped for the data gradient).</summary>
     private readonly (int Outs, int Ins) Extents => DataGradient ? (Channels, OutChannels) : (OutChannels, Channels);
@@ -415,12 +584,26 @@ internal unsafe struct WinogradWeightsJob : IParallelJob
         // g[r][s] of lane l at taps + laneOffsets[l] + step·(3r + s): flipped for the data gradient.
         var laneOffsets = lane * (DataGradient ? 9 : 9 * Channels);
         int step = DataGradient ? -1 : 1;
+        var spread = stackalloc Vector256<float>[18];
+        var row = stackalloc Vector256<float>[6];
         for (int i = 0; i < ins; i++)
         {
             float* taps = Weight + (DataGradient ? ((long)i * Channels + kt) * 9 + 8 : ((long)kt * Channels + i) * 9);
             if (DataGradient && i + FetchAhead < ins) Fetch(taps - 8 + FetchAhead * 9L * Channels);
             Vector256<float> Tap(int r, int s) =>
                 Avx2.GatherMaskVector256(Vector256<float>.Zero, taps + step * (3 * r + s), laneOffsets, read, 4);
+            if (Tile == 4)
+            {
+                // G·g down the columns into spread[3a + s], then ·Gᵀ across each row a: U[6a + b].
+                for (int s = 0; s < 3; s++) Winograd4.Spread(Tap(0, s), Tap(1, s), Tap(2, s), spread + s, 3);
+                float* tile4 = Transformed + (long)kt * ins + (long)i * mr;
+                for (int a = 0; a < 6; a++)
+                {
+                    Winograd4.Spread(spread[3 * a], spread[3 * a + 1], spread[3 * a + 2], row, 1);
+                    for (int b = 0; b < 6; b++) Avx.MaskStore(tile4 + (6 * a + b) * xiStride, write, row[b]);
+                }
+                continue;
+            }
             // G·g down the columns (t_a,s = (G·g)[a][s]), then ·Gᵀ across each row a: U[4a + b].
             var (t00, t10, t20, t30) = Spread(Tap(0, 0), Tap(1, 0), Tap(2, 0));
             var (t01, t11, t21, t31) = Spread(Tap(0, 1), Tap(1, 1), Tap(2, 1));
@@ -503,11 +686,11 @@ public sealed unsafe partial class CpuBackend
 
     /// <summary>Whether a 3x3 stride-1 convolution from <paramref name="ins"/> to <paramref name="outs"/> channels,
     /// padded by <paramref name="padTop"/> and <paramref name="padLeft"/>, onto an output <paramref name="outWidth"/>
-    /// wide, takes Winograd F(2x2, 3x3): AVX2+FMA (or AVX-512), at least 16 channels each side and a channel
+    /// wide, may take Winograd F(tile×tile, 3x3): AVX2+FMA (or AVX-512), at least 16 channels each side and a channel
     /// product within <paramref name="products"/>, pads of at most 2, and a tile row of 4 tiles (paired rows) or of
     /// nearly whole groups of 8.</summary>
     private static bool WinogradServes(ConvGeometry g, int ins, int outs, int padTop, int padLeft, int outWidth,
-        (long Min, long Max) products)
+        (long Min, long Max) products, int tile = 2)
     {
         if (!Avx2.IsSupported || !Fma.IsSupported) return false;
         if (!g.IsDenseUndilated || g.KernelHeight != 3 || g.KernelWidth != 3 || g.StrideHeight != 1 ||
@@ -516,44 +699,67 @@ public sealed unsafe partial class CpuBackend
         if (Math.Min(ins, outs) < 16 || product < products.Min || product > products.Max)
             return false;
         if (padTop < 0 || padTop > 2 || padLeft < 0 || padLeft > 2) return false;
-        int tiles = (outWidth + 1) / 2, groups = (tiles + 7) / 8;
+        int tiles = (outWidth + tile - 1) / tile, groups = (tiles + 7) / 8;
         return tiles == 4 || tiles >= 7 * groups;
+    }
+
+    /// <summary>Channel products K·C that take F(4x4, 3x3) on AVX-512, at any batch: 16² to 512². Against F(2x2,
+    /// 3x3) or the direct kernels, batch 8: 64×56×56 3.57 → 2.70 ms, 128×28×28 3.47 → 2.70, 256×28×28 10.2 → 8.9;
+    /// batch 128: 16×32×32 1.83 → 1.65 (where F(2x2, 3x3) is slower than direct), 32×16×16 1.21 → 1.05; one image:
+    /// 64×56×56 0.47 → 0.30, 512×28×28 10.8 → 5.6 (direct).</summary>
+    private static readonly (long Min, long Max) Winograd4ChannelProducts = (1 << 8, 1 << 18);
+
+    /// <summary>The tile of the Winograd convolution a layer runs: 4 (F(4x4, 3x3)) with AVX-512 where its channel
+    /// products are within Winograd4ChannelProducts and its tiles of 4 (8 to a group) compute at most 8/7 of its
+    /// outputs (14×14 would compute 16×16, and ran 13–20 % slower than F(2x2, 3x3)), else 2.</summary>
+    private static int WinogradTile(ConvGeometry g, int ins, int outs, int padTop, int padLeft, int outWidth,
+        int outHeight)
+    {
+        if (!Avx512F.IsSupported ||
+            !WinogradServes(g, ins, outs, padTop, padLeft, outWidth, Winograd4ChannelProducts, tile: 4)) return 2;
+        var (tileRows, rowGroups, paired) = WinogradTiling(outHeight, outWidth, 4);
+        long computed = 4L * tileRows * (paired ? 16 : 32 * rowGroups);
+        return 7 * computed <= 8L * outHeight * outWidth ? 4 : 2;
     }
 
     private static bool UseWinogradForward(ConvGeometry g) =>
         WinogradServes(g, g.InChannels, g.OutChannels, g.PadTop, g.PadLeft, g.OutWidth,
-            WinogradChannelProducts(g.Batch));
+            WinogradChannelProducts(g.Batch)) ||
+        WinogradTile(g, g.InChannels, g.OutChannels, g.PadTop, g.PadLeft, g.OutWidth, g.OutHeight) == 4;
 
     private static bool UseWinogradBackwardData(ConvGeometry g) =>
         WinogradServes(g, g.OutChannels, g.InChannels, 2 - g.PadTop, 2 - g.PadLeft, g.InWidth,
-            WinogradChannelProducts(g.Batch));
+            WinogradChannelProducts(g.Batch)) ||
+        WinogradTile(g, g.OutChannels, g.InChannels, 2 - g.PadTop, 2 - g.PadLeft, g.InWidth, g.InHeight) == 4;
 
     /// <summary>The transformed weights of <paramref name="w"/> for <paramref name="pass"/>: kept, or computed now.
     /// </summary>
-    private float* WinogradWeightsOf(ConvGeometry g, DeviceBuffer<float> w, WeightPass pass)
+    private float* WinogradWeightsOf(ConvGeometry g, DeviceBuffer<float> w, WeightPass pass, int tile)
     {
         bool data = pass == WeightPass.BackwardData;
         int outs = data ? g.InChannels : g.OutChannels, ins = data ? g.OutChannels : g.InChannels;
-        long floats = WinogradWeightsJob.Floats(outs, ins);
-        var u = WeightPack(w, new WeightPackKey(pass, WeightLayout.Winograd, Group: 0, outs, ins, KernelArea: 16),
-            floats, (float*)WorkerScratch(0, DirectWeightSlot, floats * sizeof(float)), out bool ready);
+        long floats = WinogradWeightsJob.Floats(outs, ins, tile);
+        var key = new WeightPackKey(pass, WeightLayout.Winograd, Group: 0, outs, ins,
+            KernelArea: WinogradWeightsJob.PlanesOf(tile));
+        var u = WeightPack(w, key, floats, (float*)WorkerScratch(0, DirectWeightSlot, floats * sizeof(float)),
+            out bool ready);
         if (ready) return u;
         var job = new WinogradWeightsJob
         {
-            Weight = Data(w), Transformed = u, OutChannels = g.OutChannels, Channels = g.InChannels,
+            Weight = Data(w), Transformed = u, OutChannels = g.OutChannels, Channels = g.InChannels, Tile = tile,
             DataGradient = data,
         };
         Parallel(WinogradWeightsJob.PaddedRows(outs) / PackedGemm.TileRows, ref job);
         return u;
     }
 
-    /// <summary>The tiles of an output outHeight × outWidth: tile rows, groups of 8 tiles a tile row (1 when paired),
-    /// and whether a group pairs 4 tiles of two tile rows (4 tiles a row: maps 7 or 8 wide).</summary>
-    private static (int TileRows, int RowGroups, bool Paired) WinogradTiling(int outHeight, int outWidth)
+    /// <summary>The tiles (tile × tile outputs) of an output outHeight × outWidth: tile rows, groups of 8 tiles a tile
+    /// row (1 when paired), and whether a group pairs 4 tiles of two tile rows (4 tiles a row).</summary>
+    private static (int TileRows, int RowGroups, bool Paired) WinogradTiling(int outHeight, int outWidth, int tile)
     {
-        int rowTiles = (outWidth + 1) / 2;
+        int rowTiles = (outWidth + tile - 1) / tile;
         bool paired = rowTiles == 4;
-        return ((outHeight + 1) / 2, paired ? 1 : (rowTiles + 7) / 8, paired);
+        return ((outHeight + tile - 1) / tile, paired ? 1 : (rowTiles + 7) / 8, paired);
     }
 
     /// <summary>paddedRows output channels (whole micro-tiles) split into about <paramref name="wanted"/> parts of
@@ -568,10 +774,11 @@ public sealed unsafe partial class CpuBackend
     /// <summary>out = the 3x3 stride-1 convolution of <paramref name="input"/> (ins × height × width per image) by
     /// the transformed weights <paramref name="u"/>, padded by (padTop, padLeft), onto outs × outHeight × outWidth,
     /// then the epilogue.</summary>
-    private void RunWinograd(int batch, float* input, int ins, int height, int width, float* u, int outs,
+    private void RunWinograd(int tile, int batch, float* input, int ins, int height, int width, float* u, int outs,
         int outHeight, int outWidth, int padTop, int padLeft, float* output, float* bias, float* residual, bool relu)
     {
-        var (tileRows, rowGroups, paired) = WinogradTiling(outHeight, outWidth);
+        var (tileRows, rowGroups, paired) = WinogradTiling(outHeight, outWidth, tile);
+        int planes = WinogradWeightsJob.PlanesOf(tile);
         int step = paired ? 2 : 1;
         int groupRows = (tileRows + step - 1) / step, imageGroups = groupRows * rowGroups;
         int nr = PackedGemm.TileColumns, panelGroups = nr / 8, kp = WinogradWeightsJob.PaddedRows(outs);
@@ -579,8 +786,8 @@ public sealed unsafe partial class CpuBackend
         {
             Input = input, Weights = u, Output = output, Bias = bias, Residual = residual, Relu = relu,
             Batch = batch, Channels = ins, Height = height, Width = width, OutChannels = outs, OutHeight = outHeight,
-            OutWidth = outWidth, PadTop = padTop, PadLeft = padLeft, TileRows = tileRows, RowGroups = rowGroups,
-            PairedRows = paired, Images = 1, PartRows = kp, Parts = 1, Backend = this,
+            OutWidth = outWidth, PadTop = padTop, PadLeft = padLeft, Tile = tile, TileRows = tileRows,
+            RowGroups = rowGroups, PairedRows = paired, Images = 1, PartRows = kp, Parts = 1, Backend = this,
         };
         // When U streams from L3 or memory, a task takes a run of whole images, as many as make a block whose V_ξ
         // fits the panel budget, so that each tile of U meets many panels and no panel is left half empty; the
@@ -590,7 +797,7 @@ public sealed unsafe partial class CpuBackend
         int runImages = Math.Clamp(runGroups / imageGroups, 1, batch), runs = (batch + runImages - 1) / runImages;
         int parts = Math.Max(1, (2 * ThreadCount + runs - 1) / runs);
         int tasks;
-        if (16L * kp * ins > WinogradResidentWeights && (parts == 1 || imageGroups < 2 * panelGroups))
+        if ((long)planes * kp * ins > WinogradResidentWeights && (parts == 1 || imageGroups < 2 * panelGroups))
         {
             job.Images = (batch + runs - 1) / runs;
             job.BandRows = groupRows;
@@ -602,8 +809,11 @@ public sealed unsafe partial class CpuBackend
         else
         {
             // Bands of group rows whose input copy fits the budget, and at least two tasks per thread.
-            long rowFloats = 2L * step * ins * job.Pitch;
+            long rowFloats = (long)tile * step * ins * job.Pitch;
             int bandRows = (int)Math.Clamp((WinogradBandBudget - rowFloats) / rowFloats, 1, groupRows);
+            // At least a panel's groups: F(4x4, 3x3)'s input rows are twice as long, and one tile row a band left
+            // 64×56×56's blocks half a panel (4.0 ms a batch of 8 instead of 2.7).
+            bandRows = Math.Clamp(Math.Max(bandRows, (panelGroups + rowGroups - 1) / rowGroups), 1, groupRows);
             int wanted = (2 * ThreadCount + batch - 1) / batch;
             bandRows = Math.Min(bandRows, (groupRows + wanted - 1) / wanted);
             job.BandRows = bandRows;
@@ -611,7 +821,7 @@ public sealed unsafe partial class CpuBackend
             // Blocks of groups of 8 tiles whose V and M fit the budget: whole panels of the micro-kernel's columns,
             // at least one. Where an image has fewer groups than a block (maps 7 or 8 wide: 2 groups, half a panel),
             // a task takes a run of whole images, as many as fill the block while every thread keeps two tasks.
-            long perTile = 16L * (ins + kp);
+            long perTile = (long)planes * (ins + kp);
             job.BlockGroups = Math.Max(1, (int)(WinogradBlockBudget / perTile / nr)) * panelGroups;
             if (job.Bands == 1 && imageGroups < job.BlockGroups)
                 job.Images = Math.Clamp(Math.Min(job.BlockGroups / imageGroups, batch / (2 * ThreadCount)), 1, batch);
@@ -623,8 +833,9 @@ public sealed unsafe partial class CpuBackend
     private void WinogradForward(ConvGeometry g, float* x, DeviceBuffer<float> w, float* bias, float* y,
         float* residual, bool relu)
     {
-        var u = WinogradWeightsOf(g, w, WeightPass.Forward);
-        RunWinograd(g.Batch, x, g.InChannels, g.InHeight, g.InWidth, u, g.OutChannels, g.OutHeight, g.OutWidth,
+        int tile = WinogradTile(g, g.InChannels, g.OutChannels, g.PadTop, g.PadLeft, g.OutWidth, g.OutHeight);
+        var u = WinogradWeightsOf(g, w, WeightPass.Forward, tile);
+        RunWinograd(tile, g.Batch, x, g.InChannels, g.InHeight, g.InWidth, u, g.OutChannels, g.OutHeight, g.OutWidth,
             g.PadTop, g.PadLeft, y, bias, residual, relu);
         GC.KeepAlive(w);   // its kept transform must outlive the run that reads it
     }
@@ -633,8 +844,9 @@ public sealed unsafe partial class CpuBackend
     /// 2 − pad.</summary>
     private void WinogradBackwardData(ConvGeometry g, float* dy, DeviceBuffer<float> w, float* dx)
     {
-        var u = WinogradWeightsOf(g, w, WeightPass.BackwardData);
-        RunWinograd(g.Batch, dy, g.OutChannels, g.OutHeight, g.OutWidth, u, g.InChannels, g.InHeight, g.InWidth,
+        int tile = WinogradTile(g, g.OutChannels, g.InChannels, 2 - g.PadTop, 2 - g.PadLeft, g.InWidth, g.InHeight);
+        var u = WinogradWeightsOf(g, w, WeightPass.BackwardData, tile);
+        RunWinograd(tile, g.Batch, dy, g.OutChannels, g.OutHeight, g.OutWidth, u, g.InChannels, g.InHeight, g.InWidth,
             2 - g.PadTop, 2 - g.PadLeft, dx, null, null, false);
         GC.KeepAlive(w);
     }
@@ -661,7 +873,7 @@ public sealed unsafe partial class CpuBackend
 
     private void WinogradBackwardWeight(ConvGeometry g, float* x, float* dy, float* dw)
     {
-        var (tileRows, rowGroups, paired) = WinogradTiling(g.OutHeight, g.OutWidth);
+        var (tileRows, rowGroups, paired) = WinogradTiling(g.OutHeight, g.OutWidth, tile: 2);
         int kp = WinogradWeightsJob.PaddedRows(g.OutChannels);
         int cp = WinogradWeightJob.PaddedChannels(g.InChannels);
         long partialFloats = 16L * kp * cp;

@@ -1,4 +1,5 @@
-// The CPU backend's Winograd F(2x2, 3x3) convolutions (Engine.Kernels/Cpu/Winograd.cs: AVX2+FMA or AVX-512;
+// The CPU backend's Winograd F(2x2, 3x3) and F(4x4, 3x3) convolutions (Engine.Kernels/Cpu/Winograd.cs: AVX2+FMA or
+// AVX-512, F(4x4, 3x3) on AVX-512 only;
 // on other machines the same cases check the direct kernels and the GEMM): the forward pass with bias, residual and
 // ReLU, the stride-1 data gradient and the weight gradient (Winograd from 4 images: the 16x16 unpadded,
 // 8x8 and streamed cases), against the float64 reference, with the same bits on 1, 2 and 3 threads
@@ -24,7 +25,11 @@ public sealed class CpuWinogradTests
     /// to 72 channels on maps 8 and 7 wide, whose images are too small to fill a panel, so that a task takes a run of
     /// images (of 2 or 1, with the thread count). Two whose transformed weights stream (over 2 MiB): 5 images of 7x7 in
     /// one run, its output channels split in parts; 5 images of 14x14 in a run of 3 (a block ending in half a panel with
-    /// AVX2) and a run of 2 with one thread (bands on more threads).
+    /// AVX2) and a run of 2 with one thread (bands on more threads). On AVX-512 the 28x28 map, the 30x30 map's passes
+    /// (32 wide out, 30 wide back: the last tiles' columns and rows dropped) and the 16x16 map's data gradient take
+    /// F(4x4, 3x3) (the first with its transformed weights streaming), and three more shapes are for it: 60x60, two
+    /// groups of 8 tiles of 4 a row (the last one dropped) in bands of tile rows; 12x16, 4 tiles a row in pairs of
+    /// tile rows, the last pair with one; and 16 channels on 32x32 (F(2x2, 3x3) leaves them to the direct kernels).
     /// </summary>
     private static readonly object[] Shapes =
     [
@@ -43,6 +48,9 @@ public sealed class CpuWinogradTests
         new object[] { 6, 72, 7, 7, 64, 1, 1, 1, 1 },
         new object[] { 5, 196, 7, 7, 202, 1, 1, 1, 1 },
         new object[] { 5, 184, 14, 14, 184, 1, 1, 1, 1 },
+        new object[] { 1, 16, 60, 60, 24, 1, 1, 1, 1 },
+        new object[] { 2, 40, 12, 16, 36, 1, 1, 1, 1 },
+        new object[] { 3, 16, 32, 32, 16, 1, 1, 1, 1 },
     ];
 
     [TestCaseSource(nameof(Shapes))]
