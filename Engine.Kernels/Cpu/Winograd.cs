@@ -83,6 +83,8 @@ internal unsafe struct WinogradJob : IParallelJob
         for (int i = 0; i < images; i++)
             CopyBand(Input + (long)(n0 + i) * Channels * Height * Width, band + i * bandFloats, tile * ty0 - PadTop,
                 rows, pitch);
+        float* transformRows = stackalloc float[Winograd4.TransformFloats + 16];
+        transformRows = Winograd4.CacheLineAligned(transformRows);
         int bandGroups = groupRows * RowGroups, groups = images * bandGroups;
         for (int q0 = 0; q0 < groups; q0 += BlockGroups)
         {
@@ -95,7 +97,7 @@ internal unsafe struct WinogradJob : IParallelJob
                 float* dst = v + (long)(j / panelGroups) * Channels * nr + j % panelGroups * GroupTiles;
                 for (int c = 0; c < Channels; c++, patch += (long)rows * pitch)
                 {
-                    if (tile == 4) Winograd4.TransformInput(patch, pitch, half, dst + c * nr, vPlane);
+                    if (tile == 4) Winograd4.TransformInput(patch, pitch, half, dst + c * nr, vPlane, transformRows);
                     else TransformInput(patch, pitch, half, dst + c * nr, vPlane);
                 }
             }
@@ -187,7 +189,8 @@ internal unsafe struct WinogradJob : IParallelJob
     /// and columns past the output are dropped.</summary>
     private readonly void StoreGroup(float* m, int rowStride, long xiStride, int n, int y, int x, int k0, int k1)
     {
-        float* pair = stackalloc float[32];
+        float* pair = stackalloc float[32 + 16];
+        pair = Winograd4.CacheLineAligned(pair);
         int y1 = PairedRows ? y + 2 : y, x1 = PairedRows ? x : x + GroupTiles;
         for (int k = k0; k < k1; k++)
         {
@@ -223,9 +226,11 @@ internal unsafe struct WinogradJob : IParallelJob
     /// rows and columns past the output are dropped.</summary>
     private readonly void StoreGroup4(float* m, int rowStride, long xiStride, int n, int y, int x, int k0, int k1)
     {
-        float* row = stackalloc float[32];
-        var across = stackalloc Vector256<float>[24];
-        var outputs = stackalloc Vector256<float>[16];
+        float* buffer = stackalloc float[32 + 40 * 8 + 16];
+        buffer = Winograd4.CacheLineAligned(buffer);
+        float* row = buffer;
+        var across = (Vector256<float>*)(buffer + 32);
+        var outputs = across + 24;
         int width = PairedRows ? 16 : 32, count = Math.Min(width, OutWidth - x);
         for (int k = k0; k < k1; k++)
         {
@@ -282,6 +287,14 @@ internal unsafe struct WinogradJob : IParallelJob
 ///   Aᵀ = [1 1 1 1 1 0; 0 1 −1 2 −2 0; 0 1 1 4 4 0; 0 1 −1 8 −8 1].</summary>
 internal static unsafe class Winograd4
 {
+    /// <summary>Floats of TransformInput's scratch: the 6 × 6 vectors of its rows transformed.</summary>
+    public const int TransformFloats = 36 * 8;
+
+    /// <summary>The first 64-byte boundary at or after <paramref name="buffer"/> (a stack buffer allocated 16 floats
+    /// longer): vectors in a buffer the stack left 16 bytes off a line straddle two lines, and a process ran 30–60 %
+    /// slower for it than another whose stack fell on a line.</summary>
+    public static float* CacheLineAligned(float* buffer) => (float*)(((nint)buffer + 63) & ~(nint)63);
+
     /// <summary>Column j of 4 tiles from each of two 16-float vectors (lane t: column 4t + j of the first for
     /// t &lt; 4, 4(t − 4) + j of the second), in the low 8 lanes.</summary>
     private static Vector512<int> Columns(int j) =>
@@ -310,12 +323,12 @@ internal static unsafe class Winograd4
     /// <summary>Bᵀ·d·B for 8 tiles: d[i][j] = patch[i·pitch + 4t + j] for tile t &lt; 4 and
     /// patch[second + i·pitch + 4(t − 4) + j] for the others (second = 16: one row of 8 tiles; 4 pitches: 4 tiles of
     /// two tile rows); element ξ = 6a + b of the result goes to dst[ξ·xiStride + t]. Reads 20 columns from each
-    /// of the two starts, on 6 rows.</summary>
+    /// of the two starts, on 6 rows; scratch holds TransformFloats, 64-byte aligned.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void TransformInput(float* patch, int pitch, int second, float* dst, long xiStride)
+    public static void TransformInput(float* patch, int pitch, int second, float* dst, long xiStride, float* scratch)
     {
-        // ·B across each row into rows[i][b] (a vector of 8 tiles each), then Bᵀ· down each column b.
-        var rows = stackalloc Vector256<float>[36];
+        // ·B across each row into rows[i][b] (a vector of 8 tiles each, in scratch), then Bᵀ· down each column b.
+        var rows = (Vector256<float>*)scratch;
         Vector512<int> c0 = Columns(0), c1 = Columns(1), c2 = Columns(2), c3 = Columns(3);
         for (int i = 0; i < 6; i++)
         {
@@ -584,8 +597,9 @@ internal unsafe struct WinogradWeightsJob : IParallelJob
         // g[r][s] of lane l at taps + laneOffsets[l] + step·(3r + s): flipped for the data gradient.
         var laneOffsets = lane * (DataGradient ? 9 : 9 * Channels);
         int step = DataGradient ? -1 : 1;
-        var spread = stackalloc Vector256<float>[18];
-        var row = stackalloc Vector256<float>[6];
+        float* buffer = stackalloc float[24 * 8 + 16];
+        var spread = (Vector256<float>*)Winograd4.CacheLineAligned(buffer);
+        var row = spread + 18;
         for (int i = 0; i < ins; i++)
         {
             float* taps = Weight + (DataGradient ? ((long)i * Channels + kt) * 9 + 8 : ((long)kt * Channels + i) * 9);
@@ -797,7 +811,11 @@ public sealed unsafe partial class CpuBackend
         int runImages = Math.Clamp(runGroups / imageGroups, 1, batch), runs = (batch + runImages - 1) / runImages;
         int parts = Math.Max(1, (2 * ThreadCount + runs - 1) / runs);
         int tasks;
-        if ((long)planes * kp * ins > WinogradResidentWeights && (parts == 1 || imageGroups < 2 * panelGroups))
+        // U is taken to stream by its F(2x2, 3x3) size from two images: F(4x4, 3x3)'s, 2.25 times larger, still
+        // runs best in bands there (128×28×28 at batch 2 and 8: 0.88 → 0.60 and 2.7 → 2.3 ms, the runs' parts of
+        // the output channels having each repeated the input transform); a single image goes by its own size.
+        long weightFloats = (batch == 1 ? planes : 16L) * kp * ins;
+        if (weightFloats > WinogradResidentWeights && (parts == 1 || imageGroups < 2 * panelGroups))
         {
             job.Images = (batch + runs - 1) / runs;
             job.BandRows = groupRows;
