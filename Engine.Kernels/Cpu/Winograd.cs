@@ -18,7 +18,7 @@
 // 512 ≤ K·C ≤ 512² with both counts at least 16 (with 16 × 16 channels the transforms cost more than the products
 // save; with AVX-512 from 32², and to 256² for one image: see WinogradChannelProducts) and a tile row of nearly whole
 // vectors of 8 tiles (at most an eighth of the tiles computed and dropped: maps 7, 8, 13 to 16, 27 to 32, 55 to 64 …
-// wide). F(4x4, 3x3) takes over on AVX-512 for 16² ≤ K·C ≤ 512² where its tiles waste at most an eighth of the outputs
+// wide). F(4x4, 3x3) takes over on AVX-512 for 32² ≤ K·C ≤ 512² where its tiles waste at most an eighth of the outputs
 // (maps 15 or 16, 27 to 32, 53 to 64 … wide whose heights are nearly whole tiles too: WinogradTile). Other shapes keep
 // the direct kernels and the GEMM.
 using System.Runtime.CompilerServices;
@@ -717,11 +717,12 @@ public sealed unsafe partial class CpuBackend
         return tiles == 4 || tiles >= 7 * groups;
     }
 
-    /// <summary>Channel products K·C that take F(4x4, 3x3) on AVX-512, at any batch: 16² to 512². Against F(2x2,
+    /// <summary>Channel products K·C that take F(4x4, 3x3) on AVX-512, at any batch: 32² to 512². Against F(2x2,
     /// 3x3) or the direct kernels, batch 8: 64×56×56 3.57 → 2.70 ms, 128×28×28 3.47 → 2.70, 256×28×28 10.2 → 8.9;
-    /// batch 128: 16×32×32 1.83 → 1.65 (where F(2x2, 3x3) is slower than direct), 32×16×16 1.21 → 1.05; one image:
-    /// 64×56×56 0.47 → 0.30, 512×28×28 10.8 → 5.6 (direct).</summary>
-    private static readonly (long Min, long Max) Winograd4ChannelProducts = (1 << 8, 1 << 18);
+    /// batch 128: 32×16×16 1.21 → 1.05; one image: 64×56×56 0.47 → 0.30, 512×28×28 10.8 → 5.6 (direct). 16² stays
+    /// direct: 16×32×32 at batch 128 ran 8–12 % faster back to back, but its data gradient in a ResNet-20 training
+    /// step 10 % slower (the step 2–4 % slower), its transforms costing as much as its products.</summary>
+    private static readonly (long Min, long Max) Winograd4ChannelProducts = (1 << 10, 1 << 18);
 
     /// <summary>The tile of the Winograd convolution a layer runs: 4 (F(4x4, 3x3)) with AVX-512 where its channel
     /// products are within Winograd4ChannelProducts and its tiles of 4 (8 to a group) compute at most 8/7 of its

@@ -29,7 +29,7 @@ public sealed class CpuWinogradTests
     /// (32 wide out, 30 wide back: the last tiles' columns and rows dropped) and the 16x16 map's data gradient take
     /// F(4x4, 3x3) (the first with its transformed weights streaming), and three more shapes are for it: 60x60, two
     /// groups of 8 tiles of 4 a row (the last one dropped) in bands of tile rows; 12x16, 4 tiles a row in pairs of
-    /// tile rows, the last pair with one; and 16 channels on 32x32 (F(2x2, 3x3) leaves them to the direct kernels).
+    /// tile rows, the last pair with one; and 32 × 36 channels on 32x32, a block of one panel.
     /// </summary>
     private static readonly object[] Shapes =
     [
@@ -48,9 +48,9 @@ public sealed class CpuWinogradTests
         new object[] { 6, 72, 7, 7, 64, 1, 1, 1, 1 },
         new object[] { 5, 196, 7, 7, 202, 1, 1, 1, 1 },
         new object[] { 5, 184, 14, 14, 184, 1, 1, 1, 1 },
-        new object[] { 1, 16, 60, 60, 24, 1, 1, 1, 1 },
+        new object[] { 1, 32, 60, 60, 40, 1, 1, 1, 1 },
         new object[] { 2, 40, 12, 16, 36, 1, 1, 1, 1 },
-        new object[] { 3, 16, 32, 32, 16, 1, 1, 1, 1 },
+        new object[] { 3, 32, 32, 32, 36, 1, 1, 1, 1 },
     ];
 
     [TestCaseSource(nameof(Shapes))]
