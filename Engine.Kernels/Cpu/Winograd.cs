@@ -1,26 +1,26 @@
 // Winograd F(2x2, 3x3) and, with AVX-512, F(4x4, 3x3) for the 3x3, stride-1 float convolutions (AVX2+FMA, and
 // AVX-512): the forward pass, the stride-1 data gradient (the forward convolution of dy with the kernel flipped and
-// its channels swapped) and, F(2x2, 3x3) only, the weight gradient (the same transforms transposed:
-// WinogradWeightJob). Each m×m block of outputs (a tile, m = 2 or 4) of an output channel k is
+// its channels swapped) and the weight gradient (the same transforms transposed: WinogradWeightJob). Each m×m block
+// of outputs (a tile, m = 2 or 4) of an output channel k is
 //   y = Aᵀ · [ Σ_c (G·w[k, c]·Gᵀ) ⊙ (Bᵀ·d_c·B) ] · A,
-// d_c the (m + 2)² input patch under the tile in channel c: 16 multiplies per tile of 4 outputs and channel pair, or 36
-// per tile of 16, where the direct convolution has 36 or 144. The (m + 2)² elements ξ of the transformed tiles make as
-// many independent products M_ξ[k][tile] = Σ_c U_ξ[k][c] · V_ξ[c][tile], run by the packed GEMM's micro-kernel (U
-// packed as its A tiles, V as its B panels). A task
-// owns a band of tile rows of one image, or a run of whole images (where an image has too few tiles to fill the
-// micro-kernel's panels), or, where U is too large for L2, a run of whole images and a part of the output channels: it
-// copies its input rows, zero-padded, then goes through its tiles a block at a time (transform the inputs into V, the
-// 16 products into M, transform M back into outputs, with the epilogue: + bias, + residual, ReLU), so V and M stay in
-// cache while U streams from L2 or L3. Inputs are transformed 8 tiles at a time (a tile row's 8m + 2 input columns,
-// split into even and odd ones for m = 2, into 4 phases by a two-register permute for m = 4; where a row has 4 tiles,
-// 4 tiles of each of two tile rows), outputs 8 tiles at a time likewise. Every output element is computed the same way
-// whatever block or task holds its tile, so the result does not depend on the thread count. F(2x2, 3x3) serves
-// 512 ≤ K·C ≤ 512² with both counts at least 16 (with 16 × 16 channels the transforms cost more than the products
-// save; with AVX-512 from 32², and to 256² for one image: see WinogradChannelProducts) and a tile row of nearly whole
-// vectors of 8 tiles (at most an eighth of the tiles computed and dropped: maps 7, 8, 13 to 16, 27 to 32, 55 to 64 …
-// wide). F(4x4, 3x3) takes over on AVX-512 for 32² ≤ K·C ≤ 512² where its tiles waste at most an eighth of the outputs
-// (maps 15 or 16, 27 to 32, 53 to 64 … wide whose heights are nearly whole tiles too: WinogradTile). Other shapes keep
-// the direct kernels and the GEMM.
+// d_c the (m + 2)² input patch under the tile in channel c: 16 multiplies per tile of 4 outputs and channel pair, or
+// 36 per tile of 16, where the direct convolution has 36 or 144. The (m + 2)² elements ξ of the transformed tiles
+// make as many independent products M_ξ[k][tile] = Σ_c U_ξ[k][c] · V_ξ[c][tile], run by the packed GEMM's
+// micro-kernel (U packed as its A tiles, V as its B panels). A task owns a band of tile rows of one image, or a run
+// of whole images (where an image has too few tiles to fill the micro-kernel's panels), or, where U is too large for
+// L2, a run of whole images and a part of the output channels: it copies its input rows, zero-padded, then goes
+// through its tiles a block at a time (transform the inputs into V, the products into M, transform M back into
+// outputs, with the epilogue: + bias, + residual, ReLU), so V and M stay in cache while U streams from L2 or L3.
+// Inputs are transformed 8 tiles at a time (a tile row's 8m + 2 input columns, split into even and odd ones for
+// m = 2, into 4 phases by a two-register permute for m = 4; where a row has 4 tiles, 4 tiles of each of two tile
+// rows), outputs 8 tiles at a time likewise. Every output element is computed the same way whatever block or task
+// holds its tile, so the result does not depend on the thread count. F(2x2, 3x3) serves 512 ≤ K·C ≤ 512² with both
+// counts at least 16 (with 16 × 16 channels the transforms cost more than the products save; with AVX-512 from 32²,
+// and to 256² for one image: see WinogradChannelProducts) and a tile row of nearly whole vectors of 8 tiles (at most
+// an eighth of the tiles computed and dropped: maps 7, 8, 13 to 16, 27 to 32, 55 to 64 … wide). F(4x4, 3x3) takes
+// over on AVX-512 for 32² ≤ K·C ≤ 512² where its tiles waste at most an eighth of the outputs (maps 15 or 16, 27 to
+// 32, 53 to 64 … wide whose heights are nearly whole tiles too: WinogradTile). Other shapes keep the direct kernels
+// and the GEMM.
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -379,6 +379,57 @@ internal static unsafe class Winograd4
         Avx.Permute2x128(t26, t37, 0x31).Store(dst + 24);
     }
 
+    /// <summary>A·(d0 … d3) (A = (Aᵀ)ᵀ, 6 × 4), stored at dst, dst + stride, …, dst + 5·stride.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void GradientCombine(Vector256<float> d0, Vector256<float> d1, Vector256<float> d2,
+        Vector256<float> d3, float* dst, long stride)
+    {
+        Vector256<float> even = d0 + d2, odd = d1 + d3;
+        var evenFour = Fma.MultiplyAdd(Vector256.Create(4f), d2, d0);
+        var oddEight = Vector256.Create(2f) * Fma.MultiplyAdd(Vector256.Create(4f), d3, d1);
+        d0.Store(dst);
+        (even + odd).Store(dst + stride);
+        (even - odd).Store(dst + 2 * stride);
+        (evenFour + oddEight).Store(dst + 3 * stride);
+        (evenFour - oddEight).Store(dst + 4 * stride);
+        d3.Store(dst + 5 * stride);
+    }
+
+    /// <summary>A·dY·Aᵀ for 8 tiles, the weight gradient's transform of the 4x4 output gradients: dY[i][j] as
+    /// TransformInput's d (4 rows, 16 columns from each start; 0 past the output); element ξ = 6a + b of the result
+    /// goes to dst[ξ·xiStride + t].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void TransformOutputGradient(float* patch, int pitch, int second, float* dst, long xiStride)
+    {
+        var rows = stackalloc Vector256<float>[24];
+        Vector512<int> c0 = Columns(0), c1 = Columns(1), c2 = Columns(2), c3 = Columns(3);
+        for (int i = 0; i < 4; i++)
+        {
+            float* row = patch + (long)i * pitch;
+            Vector512<float> low = Vector512.Load(row), high = Vector512.Load(row + second);
+            GradientCombine(Avx512F.PermuteVar16x32x2(low, c0, high).GetLower(),
+                Avx512F.PermuteVar16x32x2(low, c1, high).GetLower(),
+                Avx512F.PermuteVar16x32x2(low, c2, high).GetLower(),
+                Avx512F.PermuteVar16x32x2(low, c3, high).GetLower(), (float*)(rows + 6 * i), 8);
+        }
+        for (int b = 0; b < 6; b++)
+            GradientCombine(rows[b], rows[6 + b], rows[12 + b], rows[18 + b], dst + b * xiStride, 6 * xiStride);
+    }
+
+    /// <summary>Gᵀ·(s0 … s5) (Gᵀ = [1/4 −1/6 −1/6 1/24 1/24 0; 0 −1/6 1/6 1/12 −1/12 0; 0 −1/6 −1/6 1/6 1/6 1]),
+    /// lane by lane, into dst[0 … 2].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void WeightCombine(Vector256<float> s0, Vector256<float> s1, Vector256<float> s2,
+        Vector256<float> s3, Vector256<float> s4, Vector256<float> s5, Vector256<float>* dst)
+    {
+        Vector256<float> sum12 = s1 + s2, difference12 = s1 - s2, sum34 = s3 + s4, difference34 = s3 - s4;
+        var sixth = Vector256.Create(1f / 6f);
+        dst[0] = Fma.MultiplyAdd(s0, Vector256.Create(0.25f),
+            Fma.MultiplyAdd(sum34, Vector256.Create(1f / 24f), -(sum12 * sixth)));
+        dst[1] = Fma.MultiplyAdd(difference34, Vector256.Create(1f / 12f), -(difference12 * sixth));
+        dst[2] = Fma.MultiplyAdd(sum34 - sum12, sixth, s5);
+    }
+
     /// <summary>G·(g0, g1, g2), lane by lane.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Spread(Vector256<float> g0, Vector256<float> g1, Vector256<float> g2, Vector256<float>* dst,
@@ -398,12 +449,12 @@ internal static unsafe class Winograd4
     }
 }
 
-/// <summary>Partial weight gradients of a Winograd F(2x2, 3x3) convolution, the forward's transforms transposed:
-/// dw[k, c] = Gᵀ·S[k, c]·G, S_ξ[k][c] = Σ over images and tiles of Z_ξ[k][tile] · V_ξ[c][tile], with V = Bᵀ·d·B the
-/// forward's input transform and Z = A·dY·Aᵀ that of the tile's 2x2 output gradient (0 past the output). The 16
-/// products run on the packed GEMM's micro-kernel, the tiles as its depth: Z packed as its A tiles, V as its B
-/// panels, 8 tiles and 8 channels at a time through a register transpose. Task t sums partition t / Parts of the
-/// images (fixed by the shape, so the sums do not depend on the thread count) into its partial S, rows
+/// <summary>Partial weight gradients of a Winograd F(Tile×Tile, 3x3) convolution, the forward's transforms
+/// transposed: dw[k, c] = Gᵀ·S[k, c]·G, S_ξ[k][c] = Σ over images and tiles of Z_ξ[k][tile] · V_ξ[c][tile], with
+/// V = Bᵀ·d·B the forward's input transform and Z = A·dY·Aᵀ that of the tile's output gradient (0 past the
+/// output). The 16 or 36 products run on the packed GEMM's micro-kernel, the tiles as its depth: Z packed as its A
+/// tiles, V as its B panels, 8 tiles and 8 channels at a time through a register transpose. Task t sums partition
+/// t / Parts of the images (fixed by the shape, so the sums do not depend on the thread count) into its partial S, rows
 /// [p·PartRows, (p + 1)·PartRows) for part p = t % Parts, a block of BlockGroups groups of 8 tiles at a time.</summary>
 internal unsafe struct WinogradWeightJob : IParallelJob
 {
@@ -411,7 +462,7 @@ internal unsafe struct WinogradWeightJob : IParallelJob
 
     public float* Input, OutputGradient, Partials;
     public int Batch, Channels, Height, Width, OutChannels, OutHeight, OutWidth, PadTop, PadLeft;
-    public int TileRows, RowGroups, Partitions, PartRows, Parts, BlockGroups;
+    public int Tile, TileRows, RowGroups, Partitions, PartRows, Parts, BlockGroups;
     public bool PairedRows;
     public CpuBackend Backend;
 
@@ -419,8 +470,9 @@ internal unsafe struct WinogradWeightJob : IParallelJob
     public static int PaddedChannels(int channels) =>
         (channels + PackedGemm.TileColumns - 1) / PackedGemm.TileColumns * PackedGemm.TileColumns;
 
-    /// <summary>Floats of a band row: 16 columns per group of a row, the halo and slack to a whole vector.</summary>
-    public readonly int Pitch => 16 * RowGroups + 8;
+    /// <summary>Floats of a band row: a group's columns per group of a row, the halo and slack to a whole vector.
+    /// </summary>
+    public readonly int Pitch => GroupTiles * Tile * RowGroups + 8;
 
     public void Execute(int task, int worker)
     {
@@ -430,14 +482,17 @@ internal unsafe struct WinogradWeightJob : IParallelJob
         int mr = PackedGemm.TileRows, nr = PackedGemm.TileColumns, kp = WinogradWeightsJob.PaddedRows(OutChannels);
         int cp = PaddedChannels(Channels), panels = cp / nr, tb = BlockGroups * GroupTiles;
         int k0 = part * PartRows, partRows = Math.Min(PartRows, kp - k0), kValid = Math.Min(partRows, OutChannels - k0);
-        int pitch = Pitch, rows = 2 * groupRows * step + 2, dyRows = 2 * groupRows * step;
-        int half = PairedRows ? 2 * pitch : GroupTiles;
+        int tile = Tile, planes = WinogradWeightsJob.PlanesOf(tile), groupColumns = GroupTiles * tile;
+        int pitch = Pitch, rows = tile * groupRows * step + 2, dyRows = tile * groupRows * step;
+        int half = PairedRows ? tile * pitch : GroupTiles * tile / 2;
         float* xBand = Backend.WinogradScratch(worker, 0, (long)Channels * rows * pitch);
         float* dyBand = Backend.WinogradScratch(worker, 3, (long)kValid * dyRows * pitch);
-        float* v = Backend.WinogradScratch(worker, 1, 16L * cp * tb);
-        float* z = Backend.WinogradScratch(worker, 2, 16L * partRows * tb);
-        float* stage = stackalloc float[16 * 64];
-        float* sums = Partials + (long)partition * 16 * kp * cp;
+        float* v = Backend.WinogradScratch(worker, 1, (long)planes * cp * tb);
+        float* z = Backend.WinogradScratch(worker, 2, (long)planes * partRows * tb);
+        float* stage = stackalloc float[36 * 64 + Winograd4.TransformFloats + 16];
+        stage = Winograd4.CacheLineAligned(stage);
+        float* transformRows = stage + 36 * 64;
+        float* sums = Partials + (long)partition * planes * kp * cp;
         int groups = (n1 - n0) * imageGroups, loaded = -1;
         for (int q0 = 0; q0 < groups; q0 += BlockGroups)
         {
@@ -453,32 +508,38 @@ internal unsafe struct WinogradWeightJob : IParallelJob
                         kValid, OutHeight, OutWidth, 0, 0, dyBand, dyRows, pitch);
                     loaded = image;
                 }
-                long at = (long)2 * (local / RowGroups) * step * pitch + 16 * (local % RowGroups);
+                long at = (long)tile * (local / RowGroups) * step * pitch + groupColumns * (local % RowGroups);
                 for (int c0 = 0; c0 < cp; c0 += 8)
                 {
                     int valid = Math.Clamp(Channels - c0, 0, 8);
                     for (int c = 0; c < valid; c++)
-                        WinogradJob.TransformInput(xBand + (long)(c0 + c) * rows * pitch + at, pitch, half,
-                            stage + c * 8, 64);
+                    {
+                        float* patch = xBand + (long)(c0 + c) * rows * pitch + at;
+                        if (tile == 4) Winograd4.TransformInput(patch, pitch, half, stage + c * 8, 64, transformRows);
+                        else WinogradJob.TransformInput(patch, pitch, half, stage + c * 8, 64);
+                    }
                     float* dst = v + ((long)(c0 / nr) * tb + j * GroupTiles) * nr + c0 % nr;
-                    for (int xi = 0; xi < 16; xi++)
+                    for (int xi = 0; xi < planes; xi++)
                         PackedGemm.TransposeRows(stage + xi * 64, 8, valid, dst + (long)xi * cp * tb, nr, GroupTiles);
                 }
                 for (int t = 0; t < partRows; t += mr)
                 {
                     int valid = Math.Clamp(kValid - t, 0, mr);
                     for (int k = 0; k < valid; k++)
-                        TransformOutputGradient(dyBand + (long)(t + k) * dyRows * pitch + at, pitch, half,
-                            stage + k * 8, 64);
+                    {
+                        float* patch = dyBand + (long)(t + k) * dyRows * pitch + at;
+                        if (tile == 4) Winograd4.TransformOutputGradient(patch, pitch, half, stage + k * 8, 64);
+                        else TransformOutputGradient(patch, pitch, half, stage + k * 8, 64);
+                    }
                     float* dst = z + ((long)t * tb + j * GroupTiles * mr);
-                    for (int xi = 0; xi < 16; xi++)
+                    for (int xi = 0; xi < planes; xi++)
                         PackedGemm.TransposeRows(stage + xi * 64, 8, valid, dst + (long)xi * partRows * tb, mr,
                             GroupTiles);
                 }
             }
             // A panel of V stays in L1 while every tile of Z in the part meets it.
             float beta = q0 == 0 ? 0f : 1f;
-            for (int xi = 0; xi < 16; xi++)
+            for (int xi = 0; xi < planes; xi++)
             for (int p = 0; p < panels; p++)
             {
                 float* b = v + ((long)xi * panels + p) * tb * nr;
@@ -521,40 +582,67 @@ internal unsafe struct WinogradWeightJob : IParallelJob
 internal unsafe struct WinogradWeightSumJob : IParallelJob
 {
     public float* Partials, Weight;
-    public int OutChannels, Channels, Partitions;
+    public int OutChannels, Channels, Partitions, Tile;
 
     public readonly void Execute(int k, int worker)
     {
         int kp = WinogradWeightsJob.PaddedRows(OutChannels), cp = WinogradWeightJob.PaddedChannels(Channels);
-        long xiStride = (long)kp * cp, partitionStride = 16 * xiStride;
+        int planes = WinogradWeightsJob.PlanesOf(Tile);
+        long xiStride = (long)kp * cp, partitionStride = planes * xiStride;
         float* taps = stackalloc float[9 * 8];
-        var s = stackalloc Vector256<float>[16];
-        var h = Vector256.Create(0.5f);
+        var s = stackalloc Vector256<float>[36];
         for (int c0 = 0; c0 < Channels; c0 += 8)
         {
             float* at = Partials + (long)k * cp + c0;
-            for (int xi = 0; xi < 16; xi++)
+            for (int xi = 0; xi < planes; xi++)
             {
                 var sum = Vector256.Load(at + xi * xiStride);
                 for (int p = 1; p < Partitions; p++) sum += Vector256.Load(at + p * partitionStride + xi * xiStride);
                 s[xi] = sum;
             }
-            // Gᵀ· down the columns (rows 0 + ½(1 + 2), ½(1 − 2), ½(1 + 2) + 3), then ·G across each row.
-            for (int b = 0; b < 4; b++)
-            {
-                var mid = h * (s[4 + b] + s[8 + b]);
-                (s[b], s[4 + b], s[8 + b]) = (s[b] + mid, h * (s[4 + b] - s[8 + b]), mid + s[12 + b]);
-            }
-            for (int r = 0; r < 3; r++)
-            {
-                var mid = h * (s[4 * r + 1] + s[4 * r + 2]);
-                (s[4 * r] + mid).Store(taps + (3 * r) * 8);
-                (h * (s[4 * r + 1] - s[4 * r + 2])).Store(taps + (3 * r + 1) * 8);
-                (mid + s[4 * r + 3]).Store(taps + (3 * r + 2) * 8);
-            }
+            if (Tile == 4) Combine4(s, taps);
+            else Combine2(s, taps);
             for (int l = 0; l < Math.Min(8, Channels - c0); l++)
             for (int tap = 0; tap < 9; tap++)
                 Weight[((long)k * Channels + c0 + l) * 9 + tap] = taps[tap * 8 + l];
+        }
+    }
+
+    /// <summary>Gᵀ·S·G of F(2x2, 3x3) for 8 lanes: S_ξ in s[ξ] (overwritten), the 9 taps to taps[tap·8 + lane].
+    /// </summary>
+    private static void Combine2(Vector256<float>* s, float* taps)
+    {
+        var h = Vector256.Create(0.5f);
+        // Gᵀ· down the columns (rows 0 + ½(1 + 2), ½(1 − 2), ½(1 + 2) + 3), then ·G across each row.
+        for (int b = 0; b < 4; b++)
+        {
+            var mid = h * (s[4 + b] + s[8 + b]);
+            (s[b], s[4 + b], s[8 + b]) = (s[b] + mid, h * (s[4 + b] - s[8 + b]), mid + s[12 + b]);
+        }
+        for (int r = 0; r < 3; r++)
+        {
+            var mid = h * (s[4 * r + 1] + s[4 * r + 2]);
+            (s[4 * r] + mid).Store(taps + (3 * r) * 8);
+            (h * (s[4 * r + 1] - s[4 * r + 2])).Store(taps + (3 * r + 1) * 8);
+            (mid + s[4 * r + 3]).Store(taps + (3 * r + 2) * 8);
+        }
+    }
+
+    /// <summary>Gᵀ·S·G of F(4x4, 3x3) for 8 lanes, as Combine2 (36 elements ξ).</summary>
+    private static void Combine4(Vector256<float>* s, float* taps)
+    {
+        var column = stackalloc Vector256<float>[3];
+        // Gᵀ· down each column b into s[6r + b] (r < 3), then ·G across each row r.
+        for (int b = 0; b < 6; b++)
+        {
+            Winograd4.WeightCombine(s[b], s[6 + b], s[12 + b], s[18 + b], s[24 + b], s[30 + b], column);
+            (s[b], s[6 + b], s[12 + b]) = (column[0], column[1], column[2]);
+        }
+        for (int r = 0; r < 3; r++)
+        {
+            Winograd4.WeightCombine(s[6 * r], s[6 * r + 1], s[6 * r + 2], s[6 * r + 3], s[6 * r + 4], s[6 * r + 5],
+                column);
+            for (int q = 0; q < 3; q++) column[q].Store(taps + (3 * r + q) * 8);
         }
     }
 }
@@ -885,17 +973,22 @@ public sealed unsafe partial class CpuBackend
     /// <summary>The weight gradient through Winograd where it measured faster than the direct kernels, with AVX2
     /// and AVX-512 alike: on the shapes the forward takes, for 64² to 256² channel pairs (32² ran level; 512² on 7x7
     /// maps slower, on AVX-512 by 45–70 %), and 4 images or more. On AVX-512, batch 8: 64×56×56 7.5 → 5.7 ms,
-    /// 128×28×28 6.6 → 4.9; 64×8×8 at batch 128 2.5 → 2.1; 256×14×14 level at batch 8, 12.3 → 10.7 at 16.</summary>
+    /// 128×28×28 6.6 → 4.9; 64×8×8 at batch 128 2.5 → 2.1; 256×14×14 level at batch 8, 12.3 → 10.7 at 16. Where
+    /// the forward takes F(4x4, 3x3), so does the weight gradient, from 32² channel pairs: against F(2x2, 3x3) at
+    /// batch 8, 64×56×56 4.9 → 3.5–3.8 ms, 128×28×28 4.2 → 3.7–3.9, 256×28×28 19.0 → 14.2; against the direct
+    /// kernels at batch 128, 32×16×16 1.95 → 1.80–1.87, 32×32×32 7.3–7.6 → 6.0–6.2.</summary>
     private static bool UseWinogradBackwardWeight(ConvGeometry g) =>
-        g.Batch >= 4 && WinogradServes(g, g.InChannels, g.OutChannels, g.PadTop, g.PadLeft, g.OutWidth,
-            (1 << 12, 1 << 16));
+        g.Batch >= 4 && (long)g.InChannels * g.OutChannels <= 1 << 16 &&
+        (WinogradServes(g, g.InChannels, g.OutChannels, g.PadTop, g.PadLeft, g.OutWidth, (1 << 12, 1 << 16)) ||
+         WinogradTile(g, g.InChannels, g.OutChannels, g.PadTop, g.PadLeft, g.OutWidth, g.OutHeight) == 4);
 
     private void WinogradBackwardWeight(ConvGeometry g, float* x, float* dy, float* dw)
     {
-        var (tileRows, rowGroups, paired) = WinogradTiling(g.OutHeight, g.OutWidth, tile: 2);
-        int kp = WinogradWeightsJob.PaddedRows(g.OutChannels);
+        int tile = WinogradTile(g, g.InChannels, g.OutChannels, g.PadTop, g.PadLeft, g.OutWidth, g.OutHeight);
+        var (tileRows, rowGroups, paired) = WinogradTiling(g.OutHeight, g.OutWidth, tile);
+        int kp = WinogradWeightsJob.PaddedRows(g.OutChannels), planes = WinogradWeightsJob.PlanesOf(tile);
         int cp = WinogradWeightJob.PaddedChannels(g.InChannels);
-        long partialFloats = 16L * kp * cp;
+        long partialFloats = (long)planes * kp * cp;
         int partitions = (int)Math.Clamp(WinogradPartialBudget / partialFloats, 1,
             Math.Min(g.Batch, WinogradMaxPartitions));
         var (partRows, parts) = OutputChannelParts(kp, (2 * ThreadCount + partitions - 1) / partitions);
@@ -905,15 +998,15 @@ public sealed unsafe partial class CpuBackend
             Partials = (float*)WorkerScratch(0, PartialsSlot, partitions * partialFloats * sizeof(float)),
             Batch = g.Batch, Channels = g.InChannels, Height = g.InHeight, Width = g.InWidth,
             OutChannels = g.OutChannels, OutHeight = g.OutHeight, OutWidth = g.OutWidth, PadTop = g.PadTop,
-            PadLeft = g.PadLeft, TileRows = tileRows, RowGroups = rowGroups,
+            PadLeft = g.PadLeft, Tile = tile, TileRows = tileRows, RowGroups = rowGroups,
             Partitions = partitions, PartRows = partRows, Parts = parts, PairedRows = paired, Backend = this,
-            BlockGroups = (int)Math.Clamp(WinogradWeightBlockBudget / (16L * (cp + kp) * 8), 8, 16),
+            BlockGroups = (int)Math.Clamp(WinogradWeightBlockBudget / ((long)planes * (cp + kp) * 8), 8, 16),
         };
         Parallel(partitions * parts, ref job);
         var sum = new WinogradWeightSumJob
         {
             Partials = job.Partials, Weight = dw, OutChannels = g.OutChannels, Channels = g.InChannels,
-            Partitions = partitions,
+            Partitions = partitions, Tile = tile,
         };
         Parallel(g.OutChannels, ref sum);
     }
