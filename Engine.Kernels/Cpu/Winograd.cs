@@ -397,11 +397,12 @@ internal static unsafe class Winograd4
 
     /// <summary>A·dY·Aᵀ for 8 tiles, the weight gradient's transform of the 4x4 output gradients: dY[i][j] as
     /// TransformInput's d (4 rows, 16 columns from each start; 0 past the output); element ξ = 6a + b of the result
-    /// goes to dst[ξ·xiStride + t].</summary>
+    /// goes to dst[ξ·xiStride + t]; scratch as TransformInput's.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void TransformOutputGradient(float* patch, int pitch, int second, float* dst, long xiStride)
+    public static void TransformOutputGradient(float* patch, int pitch, int second, float* dst, long xiStride,
+        float* scratch)
     {
-        var rows = stackalloc Vector256<float>[24];
+        var rows = (Vector256<float>*)scratch;
         Vector512<int> c0 = Columns(0), c1 = Columns(1), c2 = Columns(2), c3 = Columns(3);
         for (int i = 0; i < 4; i++)
         {
@@ -528,7 +529,8 @@ internal unsafe struct WinogradWeightJob : IParallelJob
                     for (int k = 0; k < valid; k++)
                     {
                         float* patch = dyBand + (long)(t + k) * dyRows * pitch + at;
-                        if (tile == 4) Winograd4.TransformOutputGradient(patch, pitch, half, stage + k * 8, 64);
+                        if (tile == 4)
+                            Winograd4.TransformOutputGradient(patch, pitch, half, stage + k * 8, 64, transformRows);
                         else TransformOutputGradient(patch, pitch, half, stage + k * 8, 64);
                     }
                     float* dst = z + ((long)t * tb + j * GroupTiles * mr);
