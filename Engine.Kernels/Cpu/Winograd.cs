@@ -57,7 +57,14 @@ internal unsafe struct WinogradJob : IParallelJob
 
     /// <summary>Floats of a band row in the input copy: a group's columns (8 tiles) per group of a row, the 2 of the
     /// last tiles' halo, and slack to a whole vector.</summary>
-    public readonly int Pitch => GroupTiles * Tile * RowGroups + 8;
+    public readonly int Pitch => PitchOf(Tile, RowGroups);
+
+    /// <summary>Floats of a band row for tiles of <paramref name="tile"/> outputs a side, groups of 8 tiles.</summary>
+    internal static int PitchOf(int tile, int rowGroups) => GroupTiles * tile * rowGroups + 8;
+
+    /// <summary>Floats from a group's first tile to its fifth in a band whose rows are <paramref name="pitch"/>
+    /// apart: 4 tiles along the row, or with <paramref name="paired"/> rows a tile row down.</summary>
+    internal static int SecondHalf(int tile, int pitch, bool paired) => paired ? tile * pitch : GroupTiles / 2 * tile;
 
     /// <summary>Elements ξ of a transformed tile: (Tile + 2)².</summary>
     public readonly int Planes => WinogradWeightsJob.PlanesOf(Tile);
@@ -73,7 +80,7 @@ internal unsafe struct WinogradJob : IParallelJob
         int mr = PackedGemm.TileRows, nr = PackedGemm.TileColumns, panelGroups = nr / GroupTiles;
         int tile = Tile, planes = Planes, groupColumns = GroupTiles * tile;
         int rows = tile * groupRows * step + 2, pitch = Pitch, panels = (BlockGroups * GroupTiles + nr - 1) / nr;
-        int tb = panels * nr, kp = PaddedOut, half = PairedRows ? tile * pitch : GroupTiles * tile / 2;
+        int tb = panels * nr, kp = PaddedOut, half = SecondHalf(tile, pitch, PairedRows);
         int k0 = part * PartRows, partRows = Math.Min(PartRows, kp - k0);
         long bandFloats = (long)Channels * rows * pitch;
         float* band = Backend.WinogradScratch(worker, 0, images * bandFloats);
@@ -471,9 +478,8 @@ internal unsafe struct WinogradWeightJob : IParallelJob
     public static int PaddedChannels(int channels) =>
         (channels + PackedGemm.TileColumns - 1) / PackedGemm.TileColumns * PackedGemm.TileColumns;
 
-    /// <summary>Floats of a band row: a group's columns per group of a row, the halo and slack to a whole vector.
-    /// </summary>
-    public readonly int Pitch => GroupTiles * Tile * RowGroups + 8;
+    /// <summary>Floats of a band row, as the forward's.</summary>
+    public readonly int Pitch => WinogradJob.PitchOf(Tile, RowGroups);
 
     public void Execute(int task, int worker)
     {
@@ -485,7 +491,7 @@ internal unsafe struct WinogradWeightJob : IParallelJob
         int k0 = part * PartRows, partRows = Math.Min(PartRows, kp - k0), kValid = Math.Min(partRows, OutChannels - k0);
         int tile = Tile, planes = WinogradWeightsJob.PlanesOf(tile), groupColumns = GroupTiles * tile;
         int pitch = Pitch, rows = tile * groupRows * step + 2, dyRows = tile * groupRows * step;
-        int half = PairedRows ? tile * pitch : GroupTiles * tile / 2;
+        int half = WinogradJob.SecondHalf(tile, pitch, PairedRows);
         float* xBand = Backend.WinogradScratch(worker, 0, (long)Channels * rows * pitch);
         float* dyBand = Backend.WinogradScratch(worker, 3, (long)kValid * dyRows * pitch);
         float* v = Backend.WinogradScratch(worker, 1, (long)planes * cp * tb);
@@ -814,28 +820,41 @@ public sealed unsafe partial class CpuBackend
     /// step 10 % slower (the step 2–4 % slower), its transforms costing as much as its products.</summary>
     private static readonly (long Min, long Max) Winograd4ChannelProducts = (1 << 10, 1 << 18);
 
-    /// <summary>The tile of the Winograd convolution a layer runs: 4 (F(4x4, 3x3)) with AVX-512 where its channel
-    /// products are within Winograd4ChannelProducts and its tiles of 4 (8 to a group) compute at most 8/7 of its
-    /// outputs (14×14 would compute 16×16, and ran 13–20 % slower than F(2x2, 3x3)), else 2.</summary>
-    private static int WinogradTile(ConvGeometry g, int ins, int outs, int padTop, int padLeft, int outWidth,
-        int outHeight)
+    /// <summary>Whether F(4x4, 3x3) serves: AVX-512, channel products within Winograd4ChannelProducts (at most
+    /// <paramref name="maxProduct"/>), and tiles of 4 (8 to a group) that compute at most 8/7 of the outputs (14×14
+    /// would compute 16×16, and ran 13–20 % slower than F(2x2, 3x3)).</summary>
+    private static bool Winograd4Serves(ConvGeometry g, int ins, int outs, int padTop, int padLeft, int outWidth,
+        int outHeight, long maxProduct)
     {
-        if (!Avx512F.IsSupported ||
-            !WinogradServes(g, ins, outs, padTop, padLeft, outWidth, Winograd4ChannelProducts, tile: 4)) return 2;
+        var products = (Winograd4ChannelProducts.Min, Math.Min(maxProduct, Winograd4ChannelProducts.Max));
+        if (!Avx512F.IsSupported || !WinogradServes(g, ins, outs, padTop, padLeft, outWidth, products, tile: 4))
+            return false;
         var (tileRows, rowGroups, paired) = WinogradTiling(outHeight, outWidth, 4);
         long computed = 4L * tileRows * (paired ? 16 : 32 * rowGroups);
-        return 7 * computed <= 8L * outHeight * outWidth ? 4 : 2;
+        return 7 * computed <= 8L * outHeight * outWidth;
     }
 
-    private static bool UseWinogradForward(ConvGeometry g) =>
-        WinogradServes(g, g.InChannels, g.OutChannels, g.PadTop, g.PadLeft, g.OutWidth,
-            WinogradChannelProducts(g.Batch)) ||
-        WinogradTile(g, g.InChannels, g.OutChannels, g.PadTop, g.PadLeft, g.OutWidth, g.OutHeight) == 4;
+    /// <summary>The Winograd tile a pass of <paramref name="ins"/> to <paramref name="outs"/> channels onto an output
+    /// outHeight × outWidth runs: 4 where F(4x4, 3x3) serves (channel products up to <paramref name="max4"/>), 2 where
+    /// F(2x2, 3x3) serves for <paramref name="products"/>, 0 for neither.</summary>
+    private static int WinogradTileOf(ConvGeometry g, int ins, int outs, int padTop, int padLeft, int outWidth,
+        int outHeight, (long Min, long Max) products, long max4) =>
+        Winograd4Serves(g, ins, outs, padTop, padLeft, outWidth, outHeight, max4) ? 4 :
+        WinogradServes(g, ins, outs, padTop, padLeft, outWidth, products) ? 2 : 0;
 
-    private static bool UseWinogradBackwardData(ConvGeometry g) =>
-        WinogradServes(g, g.OutChannels, g.InChannels, 2 - g.PadTop, 2 - g.PadLeft, g.InWidth,
-            WinogradChannelProducts(g.Batch)) ||
-        WinogradTile(g, g.OutChannels, g.InChannels, 2 - g.PadTop, 2 - g.PadLeft, g.InWidth, g.InHeight) == 4;
+    private static int ForwardWinogradTile(ConvGeometry g) =>
+        WinogradTileOf(g, g.InChannels, g.OutChannels, g.PadTop, g.PadLeft, g.OutWidth, g.OutHeight,
+            WinogradChannelProducts(g.Batch), long.MaxValue);
+
+    /// <summary>The data gradient's Winograd tile: the forward convolution of dy (K channels) onto dx, padded by
+    /// 2 − pad.</summary>
+    private static int BackwardDataWinogradTile(ConvGeometry g) =>
+        WinogradTileOf(g, g.OutChannels, g.InChannels, 2 - g.PadTop, 2 - g.PadLeft, g.InWidth, g.InHeight,
+            WinogradChannelProducts(g.Batch), long.MaxValue);
+
+    private static bool UseWinogradForward(ConvGeometry g) => ForwardWinogradTile(g) != 0;
+
+    private static bool UseWinogradBackwardData(ConvGeometry g) => BackwardDataWinogradTile(g) != 0;
 
     /// <summary>The transformed weights of <paramref name="w"/> for <paramref name="pass"/>: kept, or computed now.
     /// </summary>
@@ -942,7 +961,7 @@ public sealed unsafe partial class CpuBackend
     private void WinogradForward(ConvGeometry g, float* x, DeviceBuffer<float> w, float* bias, float* y,
         float* residual, bool relu)
     {
-        int tile = WinogradTile(g, g.InChannels, g.OutChannels, g.PadTop, g.PadLeft, g.OutWidth, g.OutHeight);
+        int tile = ForwardWinogradTile(g);
         var u = WinogradWeightsOf(g, w, WeightPass.Forward, tile);
         RunWinograd(tile, g.Batch, x, g.InChannels, g.InHeight, g.InWidth, u, g.OutChannels, g.OutHeight, g.OutWidth,
             g.PadTop, g.PadLeft, y, bias, residual, relu);
@@ -953,7 +972,7 @@ public sealed unsafe partial class CpuBackend
     /// 2 − pad.</summary>
     private void WinogradBackwardData(ConvGeometry g, float* dy, DeviceBuffer<float> w, float* dx)
     {
-        int tile = WinogradTile(g, g.OutChannels, g.InChannels, 2 - g.PadTop, 2 - g.PadLeft, g.InWidth, g.InHeight);
+        int tile = BackwardDataWinogradTile(g);
         var u = WinogradWeightsOf(g, w, WeightPass.BackwardData, tile);
         RunWinograd(tile, g.Batch, dy, g.OutChannels, g.OutHeight, g.OutWidth, u, g.InChannels, g.InHeight, g.InWidth,
             2 - g.PadTop, 2 - g.PadLeft, dx, null, null, false);
@@ -979,14 +998,15 @@ public sealed unsafe partial class CpuBackend
     /// the forward takes F(4x4, 3x3), so does the weight gradient, from 32² channel pairs: against F(2x2, 3x3) at
     /// batch 8, 64×56×56 4.9 → 3.5–3.8 ms, 128×28×28 4.2 → 3.7–3.9, 256×28×28 19.0 → 14.2; against the direct
     /// kernels at batch 128, 32×16×16 1.95 → 1.80–1.87, 32×32×32 7.3–7.6 → 6.0–6.2.</summary>
-    private static bool UseWinogradBackwardWeight(ConvGeometry g) =>
-        g.Batch >= 4 && (long)g.InChannels * g.OutChannels <= 1 << 16 &&
-        (WinogradServes(g, g.InChannels, g.OutChannels, g.PadTop, g.PadLeft, g.OutWidth, (1 << 12, 1 << 16)) ||
-         WinogradTile(g, g.InChannels, g.OutChannels, g.PadTop, g.PadLeft, g.OutWidth, g.OutHeight) == 4);
+    private static int BackwardWeightWinogradTile(ConvGeometry g) => g.Batch < 4 ? 0 :
+        WinogradTileOf(g, g.InChannels, g.OutChannels, g.PadTop, g.PadLeft, g.OutWidth, g.OutHeight,
+            (1 << 12, 1 << 16), 1 << 16);
+
+    private static bool UseWinogradBackwardWeight(ConvGeometry g) => BackwardWeightWinogradTile(g) != 0;
 
     private void WinogradBackwardWeight(ConvGeometry g, float* x, float* dy, float* dw)
     {
-        int tile = WinogradTile(g, g.InChannels, g.OutChannels, g.PadTop, g.PadLeft, g.OutWidth, g.OutHeight);
+        int tile = BackwardWeightWinogradTile(g);
         var (tileRows, rowGroups, paired) = WinogradTiling(g.OutHeight, g.OutWidth, tile);
         int kp = WinogradWeightsJob.PaddedRows(g.OutChannels), planes = WinogradWeightsJob.PlanesOf(tile);
         int cp = WinogradWeightJob.PaddedChannels(g.InChannels);
