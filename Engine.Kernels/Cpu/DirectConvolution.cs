@@ -302,7 +302,7 @@ internal unsafe struct ShiftedSource
     /// The 1x1/2 layers' rows of 28, 14 and 7 outputs went partly or wholly element by element in FillRow (a third
     /// of a 128×28×28 → 256 forward in perf). In the per-shape table, forwards at batch 8 0.48–0.50 → 0.36–0.47 ms
     /// (rows of 14 and 7; 56 → 28 level), ResNet-50's at batch 1 0.71–0.74 → 0.59–0.66 ms.</summary>
-    private static void EvenColumns(float* src, int ow, int available, float* d)
+    internal static void EvenColumns(float* src, int ow, int available, float* d)
     {
         var even = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
         for (int j = 0; j < ow; j += 16, src += 32)

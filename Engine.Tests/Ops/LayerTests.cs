@@ -224,13 +224,17 @@ public sealed class LayerTests(string kind) : DeviceFixture(kind)
     }
 
     /// <summary>The forward against the reference, the float32 backward against its adjoint (dy placed at the
-    /// subsampled positions, zeros elsewhere: rows 33 and 34 wide hold whole vectors of 8 outputs and a rest), and
-    /// a float64 gradient check.</summary>
+    /// subsampled positions, zeros elsewhere: rows 33 and 34 wide hold whole vectors of 8 outputs and a rest; rows
+    /// 16 wide give outputs 8 wide, two rows a vector, with an odd last row at 13 rows; rows 24 wide a rest of 12),
+    /// and a float64 gradient check.</summary>
     [TestCase(2, 3, 5, 5, 8, 2)]
     [TestCase(1, 16, 7, 7, 32, 2)]
     [TestCase(2, 4, 4, 4, 4, 1)]
     [TestCase(2, 4, 5, 34, 8, 2)]
     [TestCase(1, 3, 3, 33, 5, 2)]
+    [TestCase(2, 4, 16, 16, 8, 2)]
+    [TestCase(1, 4, 13, 16, 8, 2)]
+    [TestCase(2, 2, 6, 24, 4, 2)]
     public void ShortcutMatchesReferenceAndPassesGradientCheck(int n, int c, int h, int w, int k, int stride)
     {
         var x = Normal<float>([n, c, h, w], 18);
