@@ -110,7 +110,7 @@ internal unsafe struct ShiftedSource
                 {
                     int ih = i - OriginY;
                     if ((uint)ih >= (uint)Height) PackedGemm.ZeroRow(d, pitch);
-                    else if (Avx512F.IsSupported && OriginX >= 0 && OriginX + Width <= pitch)
+                    else if (Avx512F.IsSupported && OriginX >= 0 && OriginX + Width <= pitch && pitch >= 8)
                         PaddedRow(plane + (long)ih * Width, Width, OriginX, pitch, d);
                     else FillRow(plane + (long)ih * Width, Width, -OriginX, 1, pitch, d);
                 }
@@ -278,23 +278,30 @@ internal unsafe struct ShiftedSource
     }
 
     /// <summary>FillRow at stride 1 with AVX-512 for a source row that lies inside its padded row (0 ≤ origin,
-    /// origin + width ≤ pitch): d[origin + j] = row[j], zero around it, the row copied in 16-float vectors read from
-    /// its start (aligned, where the source's rows are whole vectors), the last masked. With the padded rows of 32x32
-    /// and 16x16 maps (34 and 18 floats) the stride-1 forward and data gradient ran 5–6 % faster than with FillRow;
-    /// vectors of the padded row, each a masked load from one float before the source row, were 6–8 % slower than
-    /// FillRow.</summary>
+    /// origin + width ≤ pitch, pitch ≥ 8): the padded row zeroed by whole vectors (the last overlapping the one
+    /// before), then the source row copied over it at origin, 16 and 8 floats at a time. Zero fills of the one or
+    /// two floats either side (a call each) and a masked last vector cost more than the copy on short rows: against
+    /// them, at batch 128, the Winograd layers' band copies made 32×16×16 and 64×8×8 forward, data and weight
+    /// gradients 7–10 % faster (64×56×56 and 128×28×28 at batch 8 1–4 %), 16×32×32's direct passes level. With the
+    /// padded rows of 32x32 and 16x16 maps (34 and 18 floats) the stride-1 forward and data gradient ran 5–6 %
+    /// faster than with FillRow; vectors of the padded row, each a masked load from one float before the source
+    /// row, were 6–8 % slower than FillRow.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void PaddedRow(float* row, int width, int origin, int pitch, float* d)
+    internal static void PaddedRow(float* row, int width, int origin, int pitch, float* d)
     {
-        PackedGemm.ZeroRow(d, origin);
+        int z = 0;
+        for (; z + 16 <= pitch; z += 16) Vector512<float>.Zero.Store(d + z);
+        if (z < pitch) Vector256<float>.Zero.Store(d + pitch - 8);
+        if (z + 8 < pitch) Vector256<float>.Zero.Store(d + z);
+        d += origin;
         int j = 0;
-        for (; j + 16 <= width; j += 16) Vector512.Load(row + j).Store(d + origin + j);
-        if (j < width)
+        for (; j + 16 <= width; j += 16) Vector512.Load(row + j).Store(d + j);
+        if (j + 8 <= width)
         {
-            var mask = FirstLanes(width - j);
-            Avx512F.MaskStore(d + origin + j, mask, Avx512F.MaskLoad(row + j, mask, Vector512<float>.Zero));
+            Vector256.Load(row + j).Store(d + j);
+            j += 8;
         }
-        PackedGemm.ZeroRow(d + origin + width, pitch - origin - width);
+        for (; j < width; j++) d[j] = row[j];
     }
 
     /// <summary>d[j] = src[2j] for j &lt; ow, where src[2·(ow − 1)] still lies inside the row's

@@ -133,21 +133,27 @@ internal unsafe struct WinogradJob : IParallelJob
         CopyPlanes(image, Channels, Height, Width, y0, PadLeft, band, rows, pitch);
 
     /// <summary>Rows [y0, y0 + rows) of <paramref name="planes"/> planes (height × width each) into
-    /// dst[p][i][·], rows <paramref name="pitch"/> floats apart, each shifted right by x0 and zero outside the plane.
-    /// </summary>
+    /// dst[p][i][·], rows <paramref name="pitch"/> floats apart, each shifted right by x0 and zero outside the plane;
+    /// with AVX-512 a row at a time by ShiftedSource.PaddedRow (a clear and a copy call a row cost as much as the
+    /// copy itself on 8- to 32-float rows).</summary>
     internal static void CopyPlanes(float* src, int planes, int height, int width, int y0, int x0, float* dst,
         int rows, int pitch)
     {
         int count = Math.Min(width, pitch - x0);
+        bool padded = Avx512F.IsSupported && x0 >= 0 && pitch >= 8;
         for (int p = 0; p < planes; p++)
         for (int i = 0; i < rows; i++)
         {
-            float* row = dst + ((long)p * rows + i) * pitch;
+            float* row = dst + ((long)p * rows + i) * pitch, source = src + ((long)p * height + y0 + i) * width;
             int y = y0 + i;
+            if (padded && y >= 0 && y < height)
+            {
+                ShiftedSource.PaddedRow(source, count, x0, pitch, row);
+                continue;
+            }
             new Span<float>(row, pitch).Clear();
             if (y < 0 || y >= height) continue;
-            new ReadOnlySpan<float>(src + ((long)p * height + y) * width, count)
-                .CopyTo(new Span<float>(row + x0, count));
+            new ReadOnlySpan<float>(source, count).CopyTo(new Span<float>(row + x0, count));
         }
     }
 
