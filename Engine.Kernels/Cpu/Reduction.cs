@@ -6,7 +6,8 @@
 // Per-channel sums are one task per channel.
 //
 // Accurate for any length: every sum here is pairwise — runs of at most PairwiseBlock elements are summed by the
-// vector loop (16 accumulators, so no accumulator adds more than PairwiseBlock / 16 values), and longer runs are
+// vector loop (4 vectors of accumulators, so no accumulator adds more than PairwiseBlock / 32 float values; with
+// one, the squared deviations of batch-norm's statistics ran at an add's latency a vector), and longer runs are
 // split in two halves whose sums are added — and a channel's planes are added pairwise over the batch too, so the
 // float32 rounding error grows with log(n), not n (a long sequential run stalls once its sum outgrows the addends).
 using System.Numerics;
@@ -104,14 +105,26 @@ public sealed unsafe partial class CpuBackend
         public readonly T Block(T* x, long n)
         {
             var vm = Vector256.Create(Mean);
-            var acc = Vector256<T>.Zero;
+            Vector256<T> acc0 = Vector256<T>.Zero, acc1 = acc0, acc2 = acc0, acc3 = acc0;
             long i = 0;
-            for (; i + Vector256<T>.Count <= n; i += Vector256<T>.Count)
+            int width = Vector256<T>.Count;
+            for (; i + 4 * width <= n; i += 4 * width)
+            {
+                var d0 = Vector256.Load(x + i) - vm;
+                var d1 = Vector256.Load(x + i + width) - vm;
+                var d2 = Vector256.Load(x + i + 2 * width) - vm;
+                var d3 = Vector256.Load(x + i + 3 * width) - vm;
+                acc0 += d0 * d0;
+                acc1 += d1 * d1;
+                acc2 += d2 * d2;
+                acc3 += d3 * d3;
+            }
+            for (; i + width <= n; i += width)
             {
                 var d = Vector256.Load(x + i) - vm;
-                acc += d * d;
+                acc0 += d * d;
             }
-            T sum = Vector256.Sum(acc);
+            T sum = Vector256.Sum((acc0 + acc1) + (acc2 + acc3));
             for (; i < n; i++) sum += (x[i] - Mean) * (x[i] - Mean);
             return sum;
         }
@@ -120,21 +133,18 @@ public sealed unsafe partial class CpuBackend
     /// <summary>Sum of a short run x[0 … n−1] by the vector loop, always in the same order.</summary>
     private static T BlockSum<T>(T* x, long n) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var acc0 = Vector256<T>.Zero;
-        var acc1 = Vector256<T>.Zero;
+        Vector256<T> acc0 = Vector256<T>.Zero, acc1 = acc0, acc2 = acc0, acc3 = acc0;
         long i = 0;
         int width = Vector256<T>.Count;
-        for (; i + 2 * width <= n; i += 2 * width)
+        for (; i + 4 * width <= n; i += 4 * width)
         {
             acc0 += Vector256.Load(x + i);
             acc1 += Vector256.Load(x + i + width);
+            acc2 += Vector256.Load(x + i + 2 * width);
+            acc3 += Vector256.Load(x + i + 3 * width);
         }
-        if (i + width <= n)
-        {
-            acc0 += Vector256.Load(x + i);
-            i += width;
-        }
-        T sum = Vector256.Sum(acc0 + acc1);
+        for (; i + width <= n; i += width) acc0 += Vector256.Load(x + i);
+        T sum = Vector256.Sum((acc0 + acc1) + (acc2 + acc3));
         for (; i < n; i++) sum += x[i];
         return sum;
     }
