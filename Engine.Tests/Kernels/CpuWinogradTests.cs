@@ -30,7 +30,9 @@ public sealed class CpuWinogradTests
     /// F(4x4, 3x3) (the first with its transformed weights streaming), and three more shapes are for it: 60x60, two
     /// groups of 8 tiles of 4 a row (the last one dropped) in bands of tile rows; 12x16, 4 tiles a row in pairs of
     /// tile rows, the last pair with one; and 32 × 36 channels on 32x32, a block of one panel, whose weight gradient
-    /// (from 4 images) takes it too, as do two more: 28x28, a row of 7 tiles, and 16x16, pairs of tile rows.
+    /// (from 4 images) takes it too, as do two more: 28x28, a row of 7 tiles, and 16x16, pairs of tile rows. Its
+    /// forward takes it from 16 × 16 channels, its gradients keep the direct kernels: 32x32 (ResNet-20's first stage)
+    /// and 16 × 20 channels on 16x16 (pairs of tile rows).
     /// </summary>
     private static readonly object[] Shapes =
     [
@@ -54,6 +56,8 @@ public sealed class CpuWinogradTests
         new object[] { 4, 32, 32, 32, 36, 1, 1, 1, 1 },
         new object[] { 4, 64, 28, 28, 72, 1, 1, 1, 1 },
         new object[] { 4, 72, 16, 16, 64, 1, 1, 1, 1 },
+        new object[] { 2, 16, 32, 32, 16, 1, 1, 1, 1 },
+        new object[] { 3, 16, 16, 16, 20, 1, 1, 1, 1 },
     ];
 
     [TestCaseSource(nameof(Shapes))]
