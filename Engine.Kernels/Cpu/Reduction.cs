@@ -78,23 +78,26 @@ public sealed unsafe partial class CpuBackend
     private static T PairwiseSum<T, TValues>(T* x, long n, TValues values)
         where T : unmanaged, IFloatingPointIeee754<T> where TValues : struct, IBlockValues<T>
     {
-        if (n <= PairwiseBlock) return values.Block(x, n);
+        if (n <= PairwiseBlock) return BlockSum(x, n, values);
         long half = n / 2 / PairwiseBlock * PairwiseBlock; // whole blocks on the left keep the vector loads aligned
         if (half == 0) half = n / 2;
         return PairwiseSum(x, half, values) + PairwiseSum(x + half, n - half, values);
     }
 
-    /// <summary>What a pairwise sum adds up over one block of at most <see cref="PairwiseBlock"/> elements.</summary>
+    /// <summary>What a pairwise sum adds up: a value of each element, a vector or one at a time.</summary>
     internal interface IBlockValues<T> where T : unmanaged, IFloatingPointIeee754<T>
     {
-        /// <summary>The sum over x[0 … n−1] of the values, in a fixed order.</summary>
-        T Block(T* x, long n);
+        Vector256<T> Of(Vector256<T> x);
+
+        T Of(T x);
     }
 
     /// <summary>The elements themselves.</summary>
     internal struct PlainValues<T> : IBlockValues<T> where T : unmanaged, IFloatingPointIeee754<T>
     {
-        public readonly T Block(T* x, long n) => BlockSum(x, n);
+        public readonly Vector256<T> Of(Vector256<T> x) => x;
+
+        public readonly T Of(T x) => x;
     }
 
     /// <summary>(x − Mean)², the terms of a variance.</summary>
@@ -102,50 +105,32 @@ public sealed unsafe partial class CpuBackend
     {
         public T Mean;
 
-        public readonly T Block(T* x, long n)
+        public readonly Vector256<T> Of(Vector256<T> x)
         {
-            var vm = Vector256.Create(Mean);
-            Vector256<T> acc0 = Vector256<T>.Zero, acc1 = acc0, acc2 = acc0, acc3 = acc0;
-            long i = 0;
-            int width = Vector256<T>.Count;
-            for (; i + 4 * width <= n; i += 4 * width)
-            {
-                var d0 = Vector256.Load(x + i) - vm;
-                var d1 = Vector256.Load(x + i + width) - vm;
-                var d2 = Vector256.Load(x + i + 2 * width) - vm;
-                var d3 = Vector256.Load(x + i + 3 * width) - vm;
-                acc0 += d0 * d0;
-                acc1 += d1 * d1;
-                acc2 += d2 * d2;
-                acc3 += d3 * d3;
-            }
-            for (; i + width <= n; i += width)
-            {
-                var d = Vector256.Load(x + i) - vm;
-                acc0 += d * d;
-            }
-            T sum = Vector256.Sum((acc0 + acc1) + (acc2 + acc3));
-            for (; i < n; i++) sum += (x[i] - Mean) * (x[i] - Mean);
-            return sum;
+            var d = x - Vector256.Create(Mean);
+            return d * d;
         }
+
+        public readonly T Of(T x) => (x - Mean) * (x - Mean);
     }
 
-    /// <summary>Sum of a short run x[0 … n−1] by the vector loop, always in the same order.</summary>
-    private static T BlockSum<T>(T* x, long n) where T : unmanaged, IFloatingPointIeee754<T>
+    /// <summary>Sum of the values of a short run x[0 … n−1] by the vector loop, always in the same order.</summary>
+    private static T BlockSum<T, TValues>(T* x, long n, TValues values)
+        where T : unmanaged, IFloatingPointIeee754<T> where TValues : struct, IBlockValues<T>
     {
         Vector256<T> acc0 = Vector256<T>.Zero, acc1 = acc0, acc2 = acc0, acc3 = acc0;
         long i = 0;
         int width = Vector256<T>.Count;
         for (; i + 4 * width <= n; i += 4 * width)
         {
-            acc0 += Vector256.Load(x + i);
-            acc1 += Vector256.Load(x + i + width);
-            acc2 += Vector256.Load(x + i + 2 * width);
-            acc3 += Vector256.Load(x + i + 3 * width);
+            acc0 += values.Of(Vector256.Load(x + i));
+            acc1 += values.Of(Vector256.Load(x + i + width));
+            acc2 += values.Of(Vector256.Load(x + i + 2 * width));
+            acc3 += values.Of(Vector256.Load(x + i + 3 * width));
         }
-        for (; i + width <= n; i += width) acc0 += Vector256.Load(x + i);
+        for (; i + width <= n; i += width) acc0 += values.Of(Vector256.Load(x + i));
         T sum = Vector256.Sum((acc0 + acc1) + (acc2 + acc3));
-        for (; i < n; i++) sum += x[i];
+        for (; i < n; i++) sum += values.Of(x[i]);
         return sum;
     }
 

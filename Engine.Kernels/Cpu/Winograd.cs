@@ -39,12 +39,13 @@ internal unsafe struct WinogradJob : IParallelJob
     /// <summary>Tiles of a transform vector: 8 tiles, 8·Tile output columns.</summary>
     private const int GroupTiles = 8;
 
-    /// <summary>Floats (one cache line) between the end of one element's plane of V or M and the start of the next.
-    /// A plane is channels × 128 bytes a panel of V, output channels × 128 bytes a panel of M: from 32 channels a
-    /// multiple of 4 KiB, so without it the transforms' 16 loads or stores of a tile group, one a plane, all fall
-    /// in one set of L1 and thrash its 12 ways (32×16×16 at batch 128 took 2.33 ms instead of 1.59, its
-    /// transforms half the time; the 128–512-channel layers ran 6–10 % slower).</summary>
-    private const int PlaneSkew = 16;
+    /// <summary>Floats (one cache line) between the end of one element's plane of V or M (and of U and of the weight
+    /// gradient's sums S) and the start of the next. A plane is channels × 128 bytes a panel of V, output channels ×
+    /// 128 bytes a panel of M: from 32 channels a multiple of 4 KiB, so without it the transforms' 16 loads or
+    /// stores of a tile group, one a plane, all fall in one set of L1 and thrash its 12 ways (32×16×16 at batch 128
+    /// took 2.33 ms instead of 1.59, its transforms half the time; the 128–512-channel layers ran 6–10 % slower).
+    /// </summary>
+    internal const int PlaneSkew = 16;
 
     public float* Input, Weights, Output, Bias, Residual;
     public int Batch, Channels, Height, Width, OutChannels, OutHeight, OutWidth, PadTop, PadLeft;
@@ -485,11 +486,12 @@ internal unsafe struct WinogradWeightJob : IParallelJob
     public static int PaddedChannels(int channels) =>
         (channels + PackedGemm.TileColumns - 1) / PackedGemm.TileColumns * PackedGemm.TileColumns;
 
-    /// <summary>Floats from one element's plane of a partition's sums S to the next: kp rows of cp, then a cache
-    /// line, so that the final sum's 16 or 36 loads of a channel (one a plane) do not all fall in one set of L1 (the
-    /// planes are a power of two apart). Same process: ResNet-20's 64×8×8 and 32×16×16 weight gradients at batch
-    /// 128 (16 partitions) 1.97 → 1.88 and 2.13 → 1.99 ms; 256×14×14 at batch 8 (2 partitions) level.</summary>
-    public static long PartialPlaneFloats(int kp, int cp) => (long)kp * cp + 16;
+    /// <summary>Floats from one element's plane of a partition's sums S to the next: kp rows of cp, then
+    /// WinogradJob.PlaneSkew, so that the final sum's 16 or 36 loads of a channel (one a plane) do not all fall in
+    /// one set of L1 (the planes are a power of two apart). Same process: ResNet-20's 64×8×8 and 32×16×16 weight
+    /// gradients at batch 128 (16 partitions) 1.97 → 1.88 and 2.13 → 1.99 ms; 256×14×14 at batch 8 (2 partitions)
+    /// level.</summary>
+    public static long PartialPlaneFloats(int kp, int cp) => (long)kp * cp + WinogradJob.PlaneSkew;
 
     /// <summary>Floats of a band row, as the forward's.</summary>
     public readonly int Pitch => WinogradJob.PitchOf(Tile, RowGroups);
@@ -685,14 +687,12 @@ internal unsafe struct WinogradWeightsJob : IParallelJob
     public static int PaddedRows(int outChannels) =>
         (outChannels + PackedGemm.TileRows - 1) / PackedGemm.TileRows * PackedGemm.TileRows;
 
-    /// <summary>Floats from one element's plane of U to the next: its rows, then a cache line, so that the 16 or 36
-    /// stores of a tile do not all fall in one set of L1 (planes of 128² channels are 64 KiB apart: 128×28×28 at batch
-    /// 8 with its weights changed took 2.72 → 2.52 ms forward and data gradient alike, 256² 3.6 → 3.5).</summary>
+    /// <summary>Floats from one element's plane of U to the next: its rows, then WinogradJob.PlaneSkew, so that the
+    /// 16 or 36 stores of a tile do not all fall in one set of L1 (planes of 128² channels are 64 KiB apart:
+    /// 128×28×28 at batch 8 with its weights changed took 2.72 → 2.52 ms forward and data gradient alike, 256²
+    /// 3.6 → 3.5).</summary>
     public static long PlaneFloats(int outChannels, int channels) =>
-        (long)PaddedRows(outChannels) * channels + PlaneSkew;
-
-    /// <summary>Floats of one cache line.</summary>
-    private const int PlaneSkew = 16;
+        (long)PaddedRows(outChannels) * channels + WinogradJob.PlaneSkew;
 
     public static long Floats(int outChannels, int channels, int tile) =>
         PlanesOf(tile) * PlaneFloats(outChannels, channels);
