@@ -103,7 +103,8 @@ public sealed unsafe partial class CpuBackend
 
         /// <summary>Zeroes the plane, then places dy at the subsampled positions; a float row at stride 2 is
         /// written whole, dy interleaved with zeros (with AVX-512 and rows twice as wide as dy's, every row is
-        /// written once, in order: dy interleaved with zeros, then a row of zeros).</summary>
+        /// written once: the even rows spread by the phased data gradient's interleave, the odd rows zeroed).
+        /// </summary>
         private readonly void BackwardPlane(int plane)
         {
             int inWidth = G.InWidth, inPlane = G.InHeight * inWidth, outWidth = G.OutWidth, stride = G.Stride;
@@ -112,7 +113,8 @@ public sealed unsafe partial class CpuBackend
             T* dy = Y + ((long)n * G.OutChannels + c + G.PadFront) * G.OutHeight * outWidth;
             if (typeof(T) == typeof(float) && stride == 2 && inWidth == 2 * outWidth && Avx512F.IsSupported)
             {
-                InterleaveWithZeros((float*)dy, G.InHeight, outWidth, (float*)dx);
+                DirectConvJob.InterleaveRows((float*)dy, null, outWidth, G.OutHeight, (float*)dx);
+                for (int i = 1; i < G.InHeight; i += 2) PackedGemm.ZeroRow((float*)dx + (long)i * inWidth, inWidth);
                 return;
             }
             new Span<T>(dx, inPlane).Clear();
@@ -126,39 +128,6 @@ public sealed unsafe partial class CpuBackend
                         ShiftedSource.Interleave(Vector256.Load((float*)source + j), Vector256<float>.Zero,
                             (float*)target + 2 * j);
                 for (; j < outWidth; j++) target[j * stride] = source[j];
-            }
-        }
-
-        /// <summary>dx[2i][2j] = dy[i][j] and zero elsewhere, over dx's <paramref name="height"/> rows of
-        /// 2·<paramref name="width"/> floats: 16 of dy at a time spread over 32 of dx, a row's last vectors masked.
-        /// </summary>
-        private static void InterleaveWithZeros(float* dy, int height, int width, float* dx)
-        {
-            var low = Vector512.Create(0, 16, 1, 16, 2, 16, 3, 16, 4, 16, 5, 16, 6, 16, 7, 16);
-            var high = low + Vector512.Create(8, 0, 8, 0, 8, 0, 8, 0, 8, 0, 8, 0, 8, 0, 8, 0);
-            int whole = width & ~15, rest = width - whole;
-            var restMask = ShiftedSource.FirstLanes(rest);
-            var firstMask = ShiftedSource.FirstLanes(2 * rest);
-            var secondMask = ShiftedSource.FirstLanes(2 * rest - 16);
-            for (int i = 0; i < height; i++, dx += 2 * width)
-            {
-                float* source = dy + (long)i / 2 * width;
-                bool zeros = i % 2 == 1;
-                for (int j = 0; j < whole; j += 16)
-                {
-                    var values = zeros ? Vector512<float>.Zero : Vector512.Load(source + j);
-                    Avx512F.PermuteVar16x32x2(values, low, Vector512<float>.Zero).Store(dx + 2 * j);
-                    Avx512F.PermuteVar16x32x2(values, high, Vector512<float>.Zero).Store(dx + 2 * j + 16);
-                }
-                if (rest == 0) continue;
-                var last = zeros ? Vector512<float>.Zero
-                    : Avx512F.MaskLoad(source + whole, restMask, Vector512<float>.Zero);
-                var first = Avx512F.PermuteVar16x32x2(last, low, Vector512<float>.Zero);
-                if (rest >= 8) first.Store(dx + 2 * whole);   // a masked store costs more on some cores
-                else Avx512F.MaskStore(dx + 2 * whole, firstMask, first);
-                if (rest > 8)
-                    Avx512F.MaskStore(dx + 2 * whole + 16, secondMask,
-                        Avx512F.PermuteVar16x32x2(last, high, Vector512<float>.Zero));
             }
         }
     }
