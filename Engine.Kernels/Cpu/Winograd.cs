@@ -705,25 +705,28 @@ internal unsafe struct WinogradWeightsJob : IParallelJob
         var (outs, ins) = Extents;
         int mr = PackedGemm.TileRows, kt = task * mr;
         long xiStride = PlaneFloats(outs, ins);
-        // Lane l is output channel kt + l: its 9 taps are gathered (0 past the last channel, whose rows of U are
+        // Lane l is output channel kt + l: its 9 taps are loaded (0 past the last channel, whose rows of U are
         // zero) and transformed 8 lanes at a time; for each ξ the tile's mr floats are one store. A lane at a time,
         // in scalar float64, this took 13 % of a ResNet-18 training step at batch 8, whose weights change every
-        // step; in float64 on two halves of 4 lanes, still 6-9 %.
+        // step; in float64 on two halves of 4 lanes, still 6-9 %; with the taps gathered, 5 %.
         var lane = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7);
-        var read = Vector256.LessThan(lane, Vector256.Create(Math.Min(mr, outs - kt))).AsSingle();
+        int filters = Math.Min(mr, outs - kt);
+        var read = Vector256.LessThan(lane, Vector256.Create(filters)).AsSingle();
         var write = Vector256.LessThan(lane, Vector256.Create(mr)).AsSingle();
-        // g[r][s] of lane l at taps + laneOffsets[l] + step·(3r + s): flipped for the data gradient.
-        var laneOffsets = lane * (DataGradient ? 9 : 9 * Channels);
-        int step = DataGradient ? -1 : 1;
-        float* buffer = stackalloc float[24 * 8 + 16];
+        // Lane l's filter at first + l·filterStride, g[r][s] its tap 3r + s (8 − 3r − s for the data gradient's
+        // flipped kernel).
+        long filterStride = DataGradient ? 9 : 9L * Channels;
+        bool flipped = DataGradient;
+        float* buffer = stackalloc float[33 * 8 + 16];
         var spread = (Vector256<float>*)Winograd4.CacheLineAligned(buffer);
         var row = spread + 18;
+        var taps = spread + 24;
         for (int i = 0; i < ins; i++)
         {
-            float* taps = Weight + (DataGradient ? ((long)i * Channels + kt) * 9 + 8 : ((long)kt * Channels + i) * 9);
-            if (DataGradient && i + FetchAhead < ins) Fetch(taps - 8 + FetchAhead * 9L * Channels);
-            Vector256<float> Tap(int r, int s) =>
-                Avx2.GatherMaskVector256(Vector256<float>.Zero, taps + step * (3 * r + s), laneOffsets, read, 4);
+            float* first = Weight + (DataGradient ? (long)i * Channels + kt : (long)kt * Channels + i) * 9;
+            if (DataGradient && i + FetchAhead < ins) Fetch(first + FetchAhead * 9L * Channels);
+            FilterTaps(first, filterStride, filters, read, taps);
+            Vector256<float> Tap(int r, int s) => taps[flipped ? 8 - 3 * r - s : 3 * r + s];
             if (Tile == 4)
             {
                 // G·g down the columns into spread[3a + s], then ·Gᵀ across each row a: U[6a + b].
@@ -748,12 +751,66 @@ internal unsafe struct WinogradWeightsJob : IParallelJob
         }
     }
 
-    /// <summary>Output channels ahead whose taps the data gradient's transform fetches into L1 before it gathers
+    /// <summary>Output channels ahead whose taps the data gradient's transform fetches into L1 before it loads
     /// them. Its 8 lanes' filters are one run of 72 floats, but each output channel's run is a filter row
-    /// (9·Channels floats) after the last, a jump the gathers leave the hardware to discover: fetched two ahead,
-    /// 512² at batch 8 with its weights changed took 7.2 → 5.1 ms for the transform and the data gradient,
-    /// 256² 4.1 → 3.9.</summary>
+    /// (9·Channels floats) after the last, a jump left to the hardware to discover: fetched two ahead, 512² at
+    /// batch 8 with its weights changed took 7.2 → 5.1 ms for the transform and the data gradient, 256² 4.1 → 3.9
+    /// (measured when the taps were gathered).</summary>
     private const int FetchAhead = 2;
+
+    /// <summary>The 9 taps of 8 filters (filter l's 9 floats at first + l·stride; from <paramref name="count"/> on
+    /// none, read as 0 through <paramref name="lanes"/>) as 9 vectors over the filters, taps[t][l]: taps 0 to 7 as
+    /// one load a filter and an 8x8 transpose, tap 8 as the last column of the transpose of taps 1 to 8. With each
+    /// tap gathered instead, the 26 transforms of a ResNet-18 training step at batch 8 (its weights change every
+    /// step) took 11.1 ms a step where these loads take 9.5 (medians of 6 alternated rounds in one process).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void FilterTaps(float* first, long stride, int count, Vector256<float> lanes,
+        Vector256<float>* taps)
+    {
+        // Filters from count on read filter 0's taps (then masked to 0).
+        long s1 = count > 1 ? stride : 0, s2 = count > 2 ? 2 * stride : 0, s3 = count > 3 ? 3 * stride : 0,
+            s4 = count > 4 ? 4 * stride : 0, s5 = count > 5 ? 5 * stride : 0, s6 = count > 6 ? 6 * stride : 0,
+            s7 = count > 7 ? 7 * stride : 0;
+        var r0 = Vector256.Load(first);
+        var r1 = Vector256.Load(first + s1);
+        var r2 = Vector256.Load(first + s2);
+        var r3 = Vector256.Load(first + s3);
+        var r4 = Vector256.Load(first + s4);
+        var r5 = Vector256.Load(first + s5);
+        var r6 = Vector256.Load(first + s6);
+        var r7 = Vector256.Load(first + s7);
+        var t0 = Avx.UnpackLow(r0, r1);
+        var t1 = Avx.UnpackHigh(r0, r1);
+        var t2 = Avx.UnpackLow(r2, r3);
+        var t3 = Avx.UnpackHigh(r2, r3);
+        var t4 = Avx.UnpackLow(r4, r5);
+        var t5 = Avx.UnpackHigh(r4, r5);
+        var t6 = Avx.UnpackLow(r6, r7);
+        var t7 = Avx.UnpackHigh(r6, r7);
+        var u0 = Avx.Shuffle(t0, t2, 0x44);
+        var u1 = Avx.Shuffle(t0, t2, 0xEE);
+        var u2 = Avx.Shuffle(t1, t3, 0x44);
+        var u3 = Avx.Shuffle(t1, t3, 0xEE);
+        var u4 = Avx.Shuffle(t4, t6, 0x44);
+        var u5 = Avx.Shuffle(t4, t6, 0xEE);
+        var u6 = Avx.Shuffle(t5, t7, 0x44);
+        var u7 = Avx.Shuffle(t5, t7, 0xEE);
+        taps[0] = Avx.Permute2x128(u0, u4, 0x20) & lanes;
+        taps[1] = Avx.Permute2x128(u1, u5, 0x20) & lanes;
+        taps[2] = Avx.Permute2x128(u2, u6, 0x20) & lanes;
+        taps[3] = Avx.Permute2x128(u3, u7, 0x20) & lanes;
+        taps[4] = Avx.Permute2x128(u0, u4, 0x31) & lanes;
+        taps[5] = Avx.Permute2x128(u1, u5, 0x31) & lanes;
+        taps[6] = Avx.Permute2x128(u2, u6, 0x31) & lanes;
+        taps[7] = Avx.Permute2x128(u3, u7, 0x31) & lanes;
+        float* next = first + 1;
+        var h0 = Avx.UnpackHigh(Vector256.Load(next), Vector256.Load(next + s1));
+        var h1 = Avx.UnpackHigh(Vector256.Load(next + s2), Vector256.Load(next + s3));
+        var h2 = Avx.UnpackHigh(Vector256.Load(next + s4), Vector256.Load(next + s5));
+        var h3 = Avx.UnpackHigh(Vector256.Load(next + s6), Vector256.Load(next + s7));
+        taps[8] = Avx.Permute2x128(Avx.Shuffle(h0, h1, 0xEE), Avx.Shuffle(h2, h3, 0xEE), 0x31) & lanes;
+    }
 
     /// <summary>The 72 floats (up to 6 cache lines) at <paramref name="run"/> into L1.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
