@@ -450,8 +450,12 @@ internal static unsafe class PackedGemm
     {
         Debug.Assert(rows <= 8 && dstStride >= 4, "eight rows at most, into columns of at least four");
         int width = Math.Min(dstStride, 8);
+        // Blocks of 8 columns; where kc is at least 8 but no multiple of it, the last block is the 8 columns that end
+        // at kc, its first ones stored again with the same values (with the rest a column at a time, the data
+        // gradient's weight packs, 9 columns a filter, took half as long again: 256×14×14 → 512 3x3/2 0.71 → 0.49
+        // ms).
         int kk = 0;
-        for (; kk + 8 <= kc; kk += 8)
+        while (kc >= 8)
         {
             float* s = src + kk;
             var r0 = LoadRow(s, srcStride, 0, rows);
@@ -474,6 +478,8 @@ internal static unsafe class PackedGemm
             StoreColumn(c5, d + 5 * dstStride, width, false);
             StoreColumn(c6, d + 6 * dstStride, width, false);
             StoreColumn(c7, d + 7 * dstStride, width, last);
+            if (last) return;
+            kk = Math.Min(kk + 8, kc - 8);
         }
         for (; kk < kc; kk++)
         for (int r = 0; r < width; r++)

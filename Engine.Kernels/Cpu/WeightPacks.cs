@@ -132,7 +132,7 @@ public sealed unsafe partial class CpuBackend
     /// C·R·S), the taps flipped (stride 1) or a phase's (stride 2): for each g the block's filters are transposed
     /// once (R·S taps × the channels) and each phase's taps copied from it. Element by element, a channel at a
     /// time, ResNet-18's 256×14×14 → 512 3x3/2 packed in 0.92 / 1.64 ms forward / data gradient (its data gradient
-    /// a task per phase and block), against 0.45 / 0.76 so, a cost a training step pays for every direct layer.
+    /// a task per phase and block), against 0.45 / 0.49 so, a cost a training step pays for every direct layer.
     /// </summary>
     private struct DirectWeightPackJob : IParallelJob
     {

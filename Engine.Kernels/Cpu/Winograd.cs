@@ -711,10 +711,11 @@ internal unsafe struct WinogradWeightsJob : IParallelJob
         // step; in float64 on two halves of 4 lanes, still 6-9 %; with the taps gathered, 5 %.
         var lane = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7);
         int filters = Math.Min(mr, outs - kt);
-        var read = Vector256.LessThan(lane, Vector256.Create(filters)).AsSingle();
         var write = Vector256.LessThan(lane, Vector256.Create(mr)).AsSingle();
         // Lane l's filter at first + l·filterStride, g[r][s] its tap 3r + s (8 − 3r − s for the data gradient's
-        // flipped kernel).
+        // flipped kernel): the 8 filters' 9 taps transposed, taps[t][l] (0 past the last channel). Gathering each
+        // tap instead made the 26 transforms of a ResNet-18 training step at batch 8 (its weights change every
+        // step) 11.1 ms a step where transposed they took 9.5 (medians of 6 alternated rounds in one process).
         long filterStride = DataGradient ? 9 : 9L * Channels;
         bool flipped = DataGradient;
         float* buffer = stackalloc float[33 * 8 + 16];
@@ -725,7 +726,7 @@ internal unsafe struct WinogradWeightsJob : IParallelJob
         {
             float* first = Weight + (DataGradient ? (long)i * Channels + kt : (long)kt * Channels + i) * 9;
             if (DataGradient && i + FetchAhead < ins) Fetch(first + FetchAhead * 9L * Channels);
-            FilterTaps(first, filterStride, filters, read, taps);
+            PackedGemm.TransposeRows(first, filterStride, filters, (float*)taps, 8, 9);
             Vector256<float> Tap(int r, int s) => taps[flipped ? 8 - 3 * r - s : 3 * r + s];
             if (Tile == 4)
             {
@@ -757,46 +758,6 @@ internal unsafe struct WinogradWeightsJob : IParallelJob
     /// batch 8 with its weights changed took 7.2 → 5.1 ms for the transform and the data gradient, 256² 4.1 → 3.9
     /// (measured when the taps were gathered).</summary>
     private const int FetchAhead = 2;
-
-    /// <summary>The 9 taps of 8 filters (filter l's 9 floats at first + l·stride; from <paramref name="count"/> on
-    /// none, read as 0 through <paramref name="lanes"/>) as 9 vectors over the filters, taps[t][l]: taps 0 to 7 as
-    /// one load a filter and an 8x8 transpose, tap 8 as the last column of the transpose of taps 1 to 8. With each
-    /// tap gathered instead, the 26 transforms of a ResNet-18 training step at batch 8 (its weights change every
-    /// step) took 11.1 ms a step where these loads take 9.5 (medians of 6 alternated rounds in one process).
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void FilterTaps(float* first, long stride, int count, Vector256<float> lanes,
-        Vector256<float>* taps)
-    {
-        // Filters from count on read filter 0's taps (then masked to 0).
-        long s1 = count > 1 ? stride : 0, s2 = count > 2 ? 2 * stride : 0, s3 = count > 3 ? 3 * stride : 0,
-            s4 = count > 4 ? 4 * stride : 0, s5 = count > 5 ? 5 * stride : 0, s6 = count > 6 ? 6 * stride : 0,
-            s7 = count > 7 ? 7 * stride : 0;
-        var r0 = Vector256.Load(first);
-        var r1 = Vector256.Load(first + s1);
-        var r2 = Vector256.Load(first + s2);
-        var r3 = Vector256.Load(first + s3);
-        var r4 = Vector256.Load(first + s4);
-        var r5 = Vector256.Load(first + s5);
-        var r6 = Vector256.Load(first + s6);
-        var r7 = Vector256.Load(first + s7);
-        PackedGemm.Transpose8x8(r0, r1, r2, r3, r4, r5, r6, r7, out var c0, out var c1, out var c2, out var c3,
-            out var c4, out var c5, out var c6, out var c7);
-        taps[0] = c0 & lanes;
-        taps[1] = c1 & lanes;
-        taps[2] = c2 & lanes;
-        taps[3] = c3 & lanes;
-        taps[4] = c4 & lanes;
-        taps[5] = c5 & lanes;
-        taps[6] = c6 & lanes;
-        taps[7] = c7 & lanes;
-        float* next = first + 1;
-        var h0 = Avx.UnpackHigh(Vector256.Load(next), Vector256.Load(next + s1));
-        var h1 = Avx.UnpackHigh(Vector256.Load(next + s2), Vector256.Load(next + s3));
-        var h2 = Avx.UnpackHigh(Vector256.Load(next + s4), Vector256.Load(next + s5));
-        var h3 = Avx.UnpackHigh(Vector256.Load(next + s6), Vector256.Load(next + s7));
-        taps[8] = Avx.Permute2x128(Avx.Shuffle(h0, h1, 0xEE), Avx.Shuffle(h2, h3, 0xEE), 0x31) & lanes;
-    }
 
     /// <summary>The 72 floats (up to 6 cache lines) at <paramref name="run"/> into L1.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
