@@ -489,7 +489,7 @@ internal static unsafe class PackedGemm
     /// <summary>The columns of the 8x8 matrix whose rows are r0 … r7, c_i[r] = r_r[i]: unpack, shuffle, lane
     /// permute (24 instructions).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Transpose8x8(Vector256<float> r0, Vector256<float> r1, Vector256<float> r2,
+    private static void Transpose8x8(Vector256<float> r0, Vector256<float> r1, Vector256<float> r2,
         Vector256<float> r3, Vector256<float> r4, Vector256<float> r5, Vector256<float> r6, Vector256<float> r7,
         out Vector256<float> c0, out Vector256<float> c1, out Vector256<float> c2, out Vector256<float> c3,
         out Vector256<float> c4, out Vector256<float> c5, out Vector256<float> c6, out Vector256<float> c7)
