@@ -2,9 +2,11 @@
 // its own — forward, backward data, backward weight — at a chosen batch, with GFLOP/s per shape and the total
 // weighted by how many layers share the shape. The Stopwatch median of a few calls after warm-up rounds over every
 // shape (the shapes are large enough that BenchmarkDotNet's statistics add nothing but minutes); every call ends with
-// Synchronize.
+// Synchronize. With --training the weights are written before every call, untimed, as an optimizer step writes them
+// between a training step's passes, so each forward and data gradient packs or transforms them again (as training
+// does; without it the backend may keep them packed from the call before, as inference does).
 //
-//   dotnet Engine.Bench.dll kernels --device cpu --conv-shapes resnet50 --batch 1 [--iters 5]
+//   dotnet Engine.Bench.dll kernels --device cpu --conv-shapes resnet50 --batch 1 [--iters 5] [--training]
 using System.Diagnostics;
 using System.Globalization;
 using Engine.Core;
@@ -42,39 +44,48 @@ public readonly record struct ConvPassTimes(double Forward, double BackwardData,
 public static class ConvShapeBenchmarks
 {
     /// <summary>Median milliseconds of each pass of <paramref name="shape"/> over <paramref name="iterations"/>
-    /// calls after one warm-up, on random non-zero float inputs.</summary>
-    public static ConvPassTimes Time(Backend backend, ConvShape shape, int iterations)
+    /// calls after one warm-up, on random non-zero float inputs; with <paramref name="training"/> the weights
+    /// written (the same values) before every call, untimed.</summary>
+    public static ConvPassTimes Time(Backend backend, ConvShape shape, int iterations, bool training = false)
     {
         var g = shape.Geometry;
         var random = new Random(1);
-        DeviceBuffer<float> Filled(long length)
+        float[] RandomValues(long length)
         {
             var host = new float[length];
             for (long i = 0; i < length; i++) host[i] = (float)(random.NextDouble() * 2 - 1);
-            var buffer = backend.Allocate<float>(length);
+            return host;
+        }
+        DeviceBuffer<float> Filled(float[] host)
+        {
+            var buffer = backend.Allocate<float>(host.LongLength);
             buffer.CopyFromHost(host);
             return buffer;
         }
 
-        using var x = Filled(g.InputLength);
-        using var w = Filled(g.WeightLength);
-        using var dy = Filled(g.OutputLength);
+        var weights = RandomValues(g.WeightLength);
+        using var x = Filled(RandomValues(g.InputLength));
+        using var w = Filled(weights);
+        using var dy = Filled(RandomValues(g.OutputLength));
         using var y = backend.Allocate<float>(g.OutputLength);
         using var dx = backend.Allocate<float>(g.InputLength);
         using var dw = backend.Allocate<float>(g.WeightLength);
+        Action? step = training ? () => w.CopyFromHost(weights) : null;
         return new ConvPassTimes(
-            Median(backend, iterations, () => backend.Conv2dForward(g, x, w, null, y)),
-            Median(backend, iterations, () => backend.Conv2dBackwardData(g, dy, w, dx)),
-            Median(backend, iterations, () => backend.Conv2dBackwardWeight(g, x, dy, dw)));
+            Median(backend, iterations, () => backend.Conv2dForward(g, x, w, null, y), step),
+            Median(backend, iterations, () => backend.Conv2dBackwardData(g, dy, w, dx), step),
+            Median(backend, iterations, () => backend.Conv2dBackwardWeight(g, x, dy, dw), step));
     }
 
-    private static double Median(Backend backend, int iterations, Action pass)
+    private static double Median(Backend backend, int iterations, Action pass, Action? beforeEach)
     {
         pass();
         backend.Synchronize();
         var times = new double[iterations];
         for (int i = 0; i < iterations; i++)
         {
+            beforeEach?.Invoke();
+            backend.Synchronize();
             long start = Stopwatch.GetTimestamp();
             pass();
             backend.Synchronize();
@@ -86,8 +97,9 @@ public static class ConvShapeBenchmarks
 
     /// <summary>Times every distinct convolution of <paramref name="model"/> at <paramref name="batch"/> on
     /// <paramref name="device"/> and prints a Markdown table: per shape the median time and GFLOP/s of each pass,
-    /// then the totals over all the model's layers (each shape counted once per layer that has it); 0.</summary>
-    public static int Run(Device device, string model, int batch, int iterations)
+    /// then the totals over all the model's layers (each shape counted once per layer that has it); with
+    /// <paramref name="training"/> the weights written before every call; 0.</summary>
+    public static int Run(Device device, string model, int batch, int iterations, bool training = false)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(batch, 1, "--batch");
         ArgumentOutOfRangeException.ThrowIfLessThan(iterations, 1, "--iters");
@@ -98,9 +110,11 @@ public static class ConvShapeBenchmarks
         // shapes measured tier-0 code (ResNet-50's 7x7 stem forward: 14–16 ms warmed once, 3.2–3.6 ms fully compiled).
         long warmup = Stopwatch.GetTimestamp();
         for (int round = 0; round < WarmupRounds || Stopwatch.GetElapsedTime(warmup) < WarmupTime; round++)
-            foreach (var shape in shapes) Time(device.Backend, shape, 1);
+            foreach (var shape in shapes) Time(device.Backend, shape, 1, training);
         Console.WriteLine($"{report.Model}, batch {batch}, float32; median of {iterations} calls after every shape " +
-                          $"ran {WarmupRounds}+ rounds ({WarmupTime.TotalSeconds:F0}+ s); {DateTime.UtcNow:yyyy-MM-dd}");
+                          $"ran {WarmupRounds}+ rounds ({WarmupTime.TotalSeconds:F0}+ s)" +
+                          (training ? "; weights written before every call, as in training" : "") +
+                          $"; {DateTime.UtcNow:yyyy-MM-dd}");
         Console.WriteLine();
         Console.WriteLine("| shape (C×H×W → K, R×S/stride) | layers | GFLOP/pass | forward ms | GFLOP/s | " +
                           "backward data ms | GFLOP/s | backward weight ms | GFLOP/s |");
@@ -108,7 +122,7 @@ public static class ConvShapeBenchmarks
         double flops = 0, forward = 0, data = 0, weight = 0;
         foreach (var shape in shapes)
         {
-            var t = Time(device.Backend, shape, iterations);
+            var t = Time(device.Backend, shape, iterations, training);
             var g = shape.Geometry;
             Console.WriteLine($"| {g.InChannels}×{g.InHeight}×{g.InWidth} → {g.OutChannels}, " +
                               $"{g.KernelHeight}×{g.KernelWidth}/{g.StrideHeight} | {shape.Layers} | " +

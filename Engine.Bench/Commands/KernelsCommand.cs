@@ -67,19 +67,27 @@ internal static class KernelsCommand
             Description = "Timed calls per pass with --conv-shapes (the median is reported).",
             DefaultValueFactory = _ => 5,
         };
+        var training = new Option<bool>("--training")
+        {
+            Description = "With --conv-shapes: write the weights before every timed call (untimed), as an optimizer " +
+                          "step does in training, so that each pass packs or transforms them again.",
+        };
         var command = new Command("kernels", "Kernel microbenchmarks (GFLOP/s, GB/s), per-shape convolution " +
                                              "timings of a model, or PTX inspection.")
         {
-            device, size, filter, ptx, convShapes, batch, iterations,
+            device, size, filter, ptx, convShapes, batch, iterations, training,
         };
         command.SetAction(result =>
         {
             string? ptxFolder = result.GetValue(ptx);
             if (ptxFolder is not null) CommonOptions.RequireWritableFolder(ptxFolder, "--ptx");
+            if (result.GetValue(training) && result.GetValue(convShapes) is null)
+                throw new ArgumentException("--training applies to --conv-shapes only.");
             if (result.GetValue(convShapes) is { } model)
             {
                 using var shapeDevice = CommonOptions.OpenDevice(result.GetValue(device));
-                return ConvShapeBenchmarks.Run(shapeDevice, model, result.GetValue(batch), result.GetValue(iterations));
+                return ConvShapeBenchmarks.Run(shapeDevice, model, result.GetValue(batch), result.GetValue(iterations),
+                    result.GetValue(training));
             }
             return ptxFolder is not null
                 ? PtxReport.Run(ptxFolder)

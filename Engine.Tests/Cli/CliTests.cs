@@ -59,6 +59,21 @@ public sealed class CliTests : TempFolderFixture
             "--no-fold applies to --mode infer only");
 
     [Test]
+    public void KernelsTrainingWithoutConvShapesIsRefused() =>
+        AssertOneLineError(Run("kernels", "--training", "--device", "cpu"),
+            "--training applies to --conv-shapes only");
+
+    [Test]
+    public void ConvShapesWithTrainingTimesEveryShapeWithItsWeightsWrittenBeforeEachCall()
+    {
+        var result = Run("kernels", "--conv-shapes", "resnet20-a", "--batch", "2", "--iters", "1", "--training",
+            "--device", "cpu");
+        Assert.That(result.ExitCode, Is.Zero, result.Stderr);
+        Assert.That(result.Stdout, Does.Contain("weights written before every call, as in training"));
+        Assert.That(result.Stdout, Does.Contain("| all 19 layers |"));
+    }
+
+    [Test]
     public void KernelsFilterThatMatchesNothingFailsBeforeBenchmarking() =>
         AssertOneLineError(Run("kernels", "--filter", "NoSuch", "--device", "cpu"),
             "--filter NoSuch matches no benchmark; the benchmarks are ConvForward");
