@@ -715,7 +715,10 @@ internal unsafe struct WinogradWeightsJob : IParallelJob
         // Lane l's filter at first + l·filterStride, g[r][s] its tap 3r + s (8 − 3r − s for the data gradient's
         // flipped kernel): the 8 filters' 9 taps transposed, taps[t][l] (0 past the last channel). Gathering each
         // tap instead made the 26 transforms of a ResNet-18 training step at batch 8 (its weights change every
-        // step) 11.1 ms a step where transposed they took 9.5 (medians of 6 alternated rounds in one process).
+        // step) 11.1 ms a step where transposed they took 9.5 (medians of 6 alternated rounds in one process). The
+        // gathers had needed the data gradient's filters fetched two output channels ahead (each channel's run of
+        // 72 floats a filter row after the last); the loads do not (512² at batch 8, weights changed each call, with
+        // and without the fetches: 4.95 / 4.97 vs 5.03 / 4.97 ms).
         long filterStride = DataGradient ? 9 : 9L * Channels;
         bool flipped = DataGradient;
         float* buffer = stackalloc float[33 * 8 + 16];
@@ -725,7 +728,6 @@ internal unsafe struct WinogradWeightsJob : IParallelJob
         for (int i = 0; i < ins; i++)
         {
             float* first = Weight + (DataGradient ? (long)i * Channels + kt : (long)kt * Channels + i) * 9;
-            if (DataGradient && i + FetchAhead < ins) Fetch(first + FetchAhead * 9L * Channels);
             PackedGemm.TransposeRows(first, filterStride, filters, (float*)taps, 8, 9);
             Vector256<float> Tap(int r, int s) => taps[flipped ? 8 - 3 * r - s : 3 * r + s];
             if (Tile == 4)
@@ -750,21 +752,6 @@ internal unsafe struct WinogradWeightsJob : IParallelJob
             StoreRow(tile + 8 * xiStride, xiStride, write, Spread(t20, t21, t22));
             StoreRow(tile + 12 * xiStride, xiStride, write, Spread(t30, t31, t32));
         }
-    }
-
-    /// <summary>Output channels ahead whose taps the data gradient's transform fetches into L1 before it loads
-    /// them. Its 8 lanes' filters are one run of 72 floats, but each output channel's run is a filter row
-    /// (9·Channels floats) after the last, a jump left to the hardware to discover: fetched two ahead, 512² at
-    /// batch 8 with its weights changed took 7.2 → 5.1 ms for the transform and the data gradient, 256² 4.1 → 3.9
-    /// (measured when the taps were gathered).</summary>
-    private const int FetchAhead = 2;
-
-    /// <summary>The 72 floats (up to 6 cache lines) at <paramref name="run"/> into L1.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Fetch(float* run)
-    {
-        for (int l = 0; l < 72; l += 16) Sse.Prefetch0(run + l);
-        Sse.Prefetch0(run + 71);
     }
 
     /// <summary>G·(g0, g1, g2): g0, (g0 + g1 + g2)/2, (g0 − g1 + g2)/2, g2, lane by lane.</summary>
