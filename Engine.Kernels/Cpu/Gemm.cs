@@ -175,6 +175,60 @@ internal static unsafe class PackedGemm
         else MicroKernel6x16(a, b, kc, c, rowStride, alpha, beta);
     }
 
+    /// <summary>c[8×32] (rows rowStride apart) = a·b with AVX-512, b packed [kc][32] and a read from 8x8 blocks
+    /// blockStride floats apart: a[i][k] at a[(k / 8)·blockStride + 8i + k % 8], kc a multiple of 8. So the
+    /// micro-kernel's A tiles of one matrix serve its transpose: a block of 8 rows × 8 depths is, read this way, the
+    /// block of 8 depths × 8 rows of the transpose (Winograd's data gradient reads the forward's transformed weights
+    /// so). The sums run over k in order, as MicroKernel's.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void MicroKernelTransposedA(float* a, long blockStride, float* b, int kc, float* c, long rowStride)
+    {
+        Debug.Assert(Avx512F.IsSupported && kc % 8 == 0, "8x8 blocks of A need AVX-512's 8-row tiles");
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default,
+            c20 = default, c21 = default, c30 = default, c31 = default,
+            c40 = default, c41 = default, c50 = default, c51 = default,
+            c60 = default, c61 = default, c70 = default, c71 = default;
+        for (int k0 = 0; k0 < kc; k0 += 8, a += blockStride)
+        for (int j = 0; j < 8; j++, b += 32)
+        {
+            var b0 = Avx512F.LoadAlignedVector512(b);
+            var b1 = Avx512F.LoadAlignedVector512(b + 16);
+            var x = Vector512.Create(a[j]);
+            c00 = Avx512F.FusedMultiplyAdd(x, b0, c00);
+            c01 = Avx512F.FusedMultiplyAdd(x, b1, c01);
+            x = Vector512.Create(a[8 + j]);
+            c10 = Avx512F.FusedMultiplyAdd(x, b0, c10);
+            c11 = Avx512F.FusedMultiplyAdd(x, b1, c11);
+            x = Vector512.Create(a[16 + j]);
+            c20 = Avx512F.FusedMultiplyAdd(x, b0, c20);
+            c21 = Avx512F.FusedMultiplyAdd(x, b1, c21);
+            x = Vector512.Create(a[24 + j]);
+            c30 = Avx512F.FusedMultiplyAdd(x, b0, c30);
+            c31 = Avx512F.FusedMultiplyAdd(x, b1, c31);
+            x = Vector512.Create(a[32 + j]);
+            c40 = Avx512F.FusedMultiplyAdd(x, b0, c40);
+            c41 = Avx512F.FusedMultiplyAdd(x, b1, c41);
+            x = Vector512.Create(a[40 + j]);
+            c50 = Avx512F.FusedMultiplyAdd(x, b0, c50);
+            c51 = Avx512F.FusedMultiplyAdd(x, b1, c51);
+            x = Vector512.Create(a[48 + j]);
+            c60 = Avx512F.FusedMultiplyAdd(x, b0, c60);
+            c61 = Avx512F.FusedMultiplyAdd(x, b1, c61);
+            x = Vector512.Create(a[56 + j]);
+            c70 = Avx512F.FusedMultiplyAdd(x, b0, c70);
+            c71 = Avx512F.FusedMultiplyAdd(x, b1, c71);
+        }
+        var one = Vector512.Create(1f);
+        Store(c, c00, c01, one, default, false);
+        Store(c + rowStride, c10, c11, one, default, false);
+        Store(c + 2 * rowStride, c20, c21, one, default, false);
+        Store(c + 3 * rowStride, c30, c31, one, default, false);
+        Store(c + 4 * rowStride, c40, c41, one, default, false);
+        Store(c + 5 * rowStride, c50, c51, one, default, false);
+        Store(c + 6 * rowStride, c60, c61, one, default, false);
+        Store(c + 7 * rowStride, c70, c71, one, default, false);
+    }
+
     /// <summary>The scalar form of the micro-kernel's store, for edge tiles: alpha·acc + beta·old, fused.</summary>
     public static float Combine(float acc, float alpha, float beta, float old) =>
         beta == 0f ? acc * alpha : MathF.FusedMultiplyAdd(old, beta, acc * alpha);

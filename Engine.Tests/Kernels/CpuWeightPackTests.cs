@@ -6,7 +6,8 @@
 // call, read on the third and let go by the write. Shapes: one for the direct kernels (narrow, 3x3) and four for
 // the packed GEMM (a pointwise layer and two wide 3x3 ones, which AVX2 sends to the GEMM, and a grouped one, which
 // always goes there). The deep 3x3 one at batch 1 splits the forward's depth into slices that do not divide its
-// 18 depth blocks evenly, and its pack must still be kept whole.
+// 18 depth blocks evenly, and its pack must still be kept whole. A layer whose data gradient reads the forward's
+// Winograd transform keeps it from the first packing, and every write must repack it in place.
 using Engine.Kernels;
 using Engine.Kernels.Cpu;
 using NUnit.Framework;
@@ -100,5 +101,62 @@ public sealed class CpuWeightPackTests
         var unpacked = Reference.ConvPasses(fresh, g, x, written, null, dy);
         Assert.That(after.Y, Is.EqualTo(unpacked.Y), $"y bits against a backend that never packed the old weights");
         Assert.That(after.DX, Is.EqualTo(unpacked.DX), $"dx bits against a backend that never packed the old weights");
+    }
+
+    /// <summary>A layer whose data gradient reads the forward's Winograd transform (256² channels on 7x7 with
+    /// AVX-512) keeps that transform from the first forward, and each write packs the new weights into the same
+    /// memory: the forward and the data gradient after the write match the float64 reference of the new weights and
+    /// the bits of a backend that never saw the old ones (a stale transform would give the old weights' results).
+    /// Elsewhere nothing is kept after one packing.</summary>
+    [Test]
+    public void AForwardTransformKeptForTheDataGradientFollowsEveryWrite(
+        [ValueSource(nameof(Writes))] WeightWrite write)
+    {
+        const int batch = 2, c = 256, size = 7, k = 256;
+        var g = new ConvGeometry(batch, c, size, size, k, 3, 3, 1, 1, 1, 1, 1, 1);
+        var r = new ReferenceOps.Conv(batch, c, size, size, k, 3, 3, 1, 1, 1, 1, 1, 1);
+        var random = new Random(11);
+        double[] x = Reference.RandomValues(random, batch * c * size * size),
+            weights = Reference.RandomValues(random, k * c * 9),
+            other = Reference.RandomValues(random, weights.Length),
+            dy = Reference.RandomValues(random, batch * k * r.OH * r.OW);
+
+        using var backend = new CpuBackend(2);
+        using var dx = Reference.UploadFloat(backend, x);
+        using var w = Reference.UploadFloat(backend, weights);
+        using var otherW = Reference.UploadFloat(backend, other);
+        using var ddy = Reference.UploadFloat(backend, dy);
+        using var y = backend.Allocate<float>(dy.Length);
+        using var gradX = backend.Allocate<float>(x.Length);
+
+        (float[] Y, float[] DX) Passes()
+        {
+            backend.Conv2dForward(g, dx, w, null, y);
+            backend.Conv2dBackwardData(g, ddy, w, gradX);
+            return (Reference.DownloadFloat(y), Reference.DownloadFloat(gradX));
+        }
+
+        var first = Passes();
+        long kept = backend.KeptWeightPackBytes;
+        // F(2x2, 3x3)'s transform: 16 planes of 256 × 256, each a cache line longer, and 16 floats of slack.
+        long transform = (16L * (k * c + 16) + 16) * sizeof(float);
+        Assert.That(kept, Is.EqualTo(System.Runtime.Intrinsics.X86.Avx512F.IsSupported ? transform : 0),
+            "the forward's transform kept from the first packing (AVX-512 only)");
+        Reference.AssertClose(ReferenceOps.ConvBackwardData(r, dy, weights), Reference.ToDouble(first.DX), 2e-3,
+            1e-4, $"dx before the write, {r}");
+
+        write.Apply(backend, w, otherW);
+        var written = Reference.ToDouble(Reference.DownloadFloat(w));
+        var after = Passes();
+        Assert.That(backend.KeptWeightPackBytes, Is.EqualTo(kept), "the new weights packed into the same memory");
+        Reference.AssertClose(ReferenceOps.ConvForward(r, x, written, null), Reference.ToDouble(after.Y), 2e-3, 1e-4,
+            $"y after the write, {r}");
+        Reference.AssertClose(ReferenceOps.ConvBackwardData(r, dy, written), Reference.ToDouble(after.DX), 2e-3,
+            1e-4, $"dx after the write, {r}");
+
+        using var fresh = new CpuBackend(2);
+        var unpacked = Reference.ConvPasses(fresh, g, x, written, null, dy);
+        Assert.That(after.Y, Is.EqualTo(unpacked.Y), "y bits against a backend that never packed the old weights");
+        Assert.That(after.DX, Is.EqualTo(unpacked.DX), "dx bits against a backend that never packed the old weights");
     }
 }
