@@ -164,8 +164,8 @@ internal static unsafe class PackedGemm
     /// gradient's images × positions): half the passes over C, each of which reads and writes it, against B panels
     /// of up to 64 KiB, past L1. Weight gradients at batch 8 (depth 1568 and 6272): 128×28×28 → 256 3x3/2 5 % faster,
     /// its 1x1/2 13 %, 64×56×56 → 128 1x1/2 8 %, ResNet-50's 512×28×28 → 1024 1x1/2 11 % and 1024×14×14 → 256 7 %;
-    /// GEMMs 512×512×2048 and 2048³ 11 and 6 % faster, 256×4096×4096 3 % slower; 2·KC from 2·KC up made the small
-    /// 256×14×14 → 512 1x1/2 (depth 392) 23 % slower.</summary>
+    /// GEMMs 512×512×2048 and 2048³ 11 and 6 % faster, 256×4096×4096 3 % slower. Blocks of up to 2·KC at every depth
+    /// made 256×14×14 → 512 1x1/2 (depth 392: one block, so no split-K slices) 23 % slower.</summary>
     public static int BlockDepth(int depth)
     {
         int limit = depth > 4 * DepthBlock ? 2 * DepthBlock : DepthBlock;
