@@ -1013,7 +1013,8 @@ public sealed unsafe partial class CpuBackend
         float* residual, bool relu)
     {
         int tile = ForwardWinogradTile(g);
-        var u = WinogradWeightsOf(g, w, WeightPass.Forward, tile, keepFirst: DataGradientReadsForwardWeights(g));
+        var u = WinogradWeightsOf(g, w, WeightPass.Forward, tile,
+            keepFirst: DataGradientReadsForwardWeights(g) && y != Data(w));
         RunWinograd(tile, g.Batch, x, g.InChannels, g.InHeight, g.InWidth, u, g.OutChannels, g.OutHeight, g.OutWidth,
             g.PadTop, g.PadLeft, y, bias, residual, relu);
         GC.KeepAlive(w);   // its kept transform must outlive the run that reads it
@@ -1026,7 +1027,8 @@ public sealed unsafe partial class CpuBackend
     /// transform writes 16.8 MB, 0.85–1.0 ms a pass at batch 8. Read so, 512×7×7's data gradient at batch 8 took
     /// 3.40 ms where its own transform, kept, took 4.00 (weights written before each call: 4.77 vs 5.45, the forward's
     /// transform done instead); 256×14×14 level; 64×8×8 at batch 128 2–3 % slower, so smaller layers keep their
-    /// own.</summary>
+    /// own. A pass whose output is its own weights (which no layer does) neither keeps nor reads the kept transform:
+    /// its first packing of the new version reads the weights before it writes them (WeightPacks.cs).</summary>
     private static bool DataGradientReadsForwardWeights(ConvGeometry g) =>
         Avx512F.IsSupported && g.InChannels % 8 == 0 && g.OutChannels % 8 == 0 &&
         (long)g.InChannels * g.OutChannels >= 1 << 16 && ForwardWinogradTile(g) == 2 &&
@@ -1037,7 +1039,7 @@ public sealed unsafe partial class CpuBackend
     private void WinogradBackwardData(ConvGeometry g, float* dy, DeviceBuffer<float> w, float* dx)
     {
         int tile = BackwardDataWinogradTile(g);
-        bool forwardWeights = DataGradientReadsForwardWeights(g);
+        bool forwardWeights = DataGradientReadsForwardWeights(g) && dx != Data(w);
         var u = forwardWeights ? WinogradWeightsOf(g, w, WeightPass.Forward, tile, keepFirst: true)
             : WinogradWeightsOf(g, w, WeightPass.BackwardData, tile);
         RunWinograd(tile, g.Batch, dy, g.OutChannels, g.OutHeight, g.OutWidth, u, g.InChannels, g.InHeight, g.InWidth,

@@ -6,7 +6,7 @@
 // call, read on the third and let go by the write. Shapes: one for the direct kernels (narrow, 3x3) and four for
 // the packed GEMM (a pointwise layer and two wide 3x3 ones, which AVX2 sends to the GEMM, and a grouped one, which
 // always goes there). The deep 3x3 one at batch 1 splits the forward's depth into slices that do not divide its
-// 18 depth blocks evenly, and its pack must still be kept whole. A layer whose data gradient reads the forward's
+// 9 depth blocks evenly, and its pack must still be kept whole. A layer whose data gradient reads the forward's
 // Winograd transform keeps it from the first packing, and every write must repack it in place.
 using Engine.Kernels;
 using Engine.Kernels.Cpu;

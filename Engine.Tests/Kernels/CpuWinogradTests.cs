@@ -23,10 +23,11 @@ public sealed class CpuWinogradTests
     /// a last pair with one), and 9x9 unpadded (a 7x7 output; its data gradient, 9 wide, takes another path). Two with
     /// few channels (Winograd with AVX2 only, in blocks of several panels; the direct kernels with AVX-512). Two of 64
     /// to 72 channels on maps 8 and 7 wide, whose images are too small to fill a panel, so that a task takes a run of
-    /// images (of 2 or 1, with the thread count). Two whose transformed weights stream (over 2 MiB): 9 images of 7x7 in
-    /// runs of 4, 4 and 1 (a run holds at most half of 8 or more images), the output channels split in parts from two
-    /// threads; 5 images of 14x14 in one run, the output channels in parts (a block ending in half a panel with AVX2).
-    /// On AVX-512 the 28x28 map, the 30x30 map's passes
+    /// images (of 2 or 1, with the thread count). Three whose transformed weights stream (over 2 MiB): 11 images of
+    /// 7x7 in runs of 4, 4 and 3 (a run holds at most half of 8 or more images), the output channels split in parts
+    /// from two threads; 5 images of 14x14 in one run, the output channels in parts (a block ending in half a panel
+    /// with AVX2); and 256 × 256 channels on 7x7, whose data gradient reads the forward's transformed weights on
+    /// AVX-512 (planes swapped, tiles read transposed). On AVX-512 the 28x28 map, the 30x30 map's passes
     /// (32 wide out, 30 wide back: the last tiles' columns and rows dropped) and the 16x16 map's data gradient take
     /// F(4x4, 3x3) (the first with its transformed weights streaming), and three more shapes are for it: 60x60, two
     /// groups of 8 tiles of 4 a row (the last one dropped) in bands of tile rows; 12x16, 4 tiles a row in pairs of
@@ -50,8 +51,9 @@ public sealed class CpuWinogradTests
         new object[] { 2, 32, 8, 8, 24, 1, 1, 1, 1 },
         new object[] { 8, 64, 8, 8, 72, 1, 1, 1, 1 },
         new object[] { 6, 72, 7, 7, 64, 1, 1, 1, 1 },
-        new object[] { 9, 196, 7, 7, 202, 1, 1, 1, 1 },
+        new object[] { 11, 196, 7, 7, 202, 1, 1, 1, 1 },
         new object[] { 5, 184, 14, 14, 184, 1, 1, 1, 1 },
+        new object[] { 2, 256, 7, 7, 256, 1, 1, 1, 1 },
         new object[] { 1, 32, 60, 60, 40, 1, 1, 1, 1 },
         new object[] { 2, 40, 12, 16, 36, 1, 1, 1, 1 },
         new object[] { 4, 32, 32, 32, 36, 1, 1, 1, 1 },
