@@ -45,62 +45,35 @@ public sealed class CpuWeightPackTests
     {
         int[] s = Shapes[shape];
         int batch = s[0], c = s[1], size = s[2], k = s[3], kernel = s[4], groups = s[5], pad = kernel / 2;
-        var g = new ConvGeometry(batch, c, size, size, k, kernel, kernel, 1, 1, pad, pad, pad, pad, Groups: groups);
-        var r = new ReferenceOps.Conv(batch, c, size, size, k, kernel, kernel, 1, 1, pad, pad, pad, pad,
-            Groups: groups);
-        var random = new Random(shape * 7 + 1);
-        double[] x = Reference.RandomValues(random, batch * c * size * size),
-            weights = Reference.RandomValues(random, k * c / groups * kernel * kernel),
-            other = Reference.RandomValues(random, weights.Length),
-            dy = Reference.RandomValues(random, batch * k * r.OH * r.OW);
-
-        using var backend = new CpuBackend(2);
-        using var dx = Reference.UploadFloat(backend, x);
-        using var w = Reference.UploadFloat(backend, weights);
-        using var otherW = Reference.UploadFloat(backend, other);
-        using var ddy = Reference.UploadFloat(backend, dy);
-        using var y = backend.Allocate<float>(dy.Length);
-        using var gradX = backend.Allocate<float>(x.Length);
-
-        (float[] Y, float[] DX) Passes()
-        {
-            backend.Conv2dForward(g, dx, w, null, y);
-            backend.Conv2dBackwardData(g, ddy, w, gradX);
-            return (Reference.DownloadFloat(y), Reference.DownloadFloat(gradX));
-        }
+        using var conv = new PackedConv(new ConvGeometry(batch, c, size, size, k, kernel, kernel, 1, 1, pad, pad, pad,
+            pad, Groups: groups), seed: shape * 7 + 1);
+        var backend = conv.Backend;
 
         // Three calls at one version: the second keeps the packs, the third reads them; all give the same bits.
-        var first = Passes();
+        var first = conv.Passes();
         Assert.That(backend.KeptWeightPackBytes, Is.Zero, "nothing kept after the first packing");
         long kept = 0;
         for (int call = 2; call <= 3; call++)
         {
-            var again = Passes();
-            Assert.That(again.Y, Is.EqualTo(first.Y), $"y bits, call {call} at one weight version, {r}");
-            Assert.That(again.DX, Is.EqualTo(first.DX), $"dx bits, call {call} at one weight version, {r}");
+            var again = conv.Passes();
+            Assert.That(again.Y, Is.EqualTo(first.Y), $"y bits, call {call} at one weight version, {conv.R}");
+            Assert.That(again.DX, Is.EqualTo(first.DX), $"dx bits, call {call} at one weight version, {conv.R}");
             if (call == 2) kept = backend.KeptWeightPackBytes;
         }
-        Assert.That(kept, Is.GreaterThanOrEqualTo(2L * weights.Length * sizeof(float)),
+        Assert.That(kept, Is.GreaterThanOrEqualTo(2L * conv.Weights.Length * sizeof(float)),
             "both passes' packs kept on the second call");
         Assert.That(backend.KeptWeightPackBytes, Is.EqualTo(kept), "the third call reads the kept packs");
 
-        long before = w.Version;
-        write.Apply(backend, w, otherW);
-        Assert.That(w.Version, Is.GreaterThan(before), "the write counts on the weights' version");
-        var written = Reference.ToDouble(Reference.DownloadFloat(w));
-        Assert.That(written, Is.Not.EqualTo(Reference.ToDouble(Reference.ToFloat(weights))), "the weights changed");
+        long before = conv.W.Version;
+        write.Apply(backend, conv.W, conv.Other);
+        Assert.That(conv.W.Version, Is.GreaterThan(before), "the write counts on the weights' version");
+        var written = Reference.ToDouble(Reference.DownloadFloat(conv.W));
+        Assert.That(written, Is.Not.EqualTo(Reference.ToDouble(Reference.ToFloat(conv.Weights))),
+            "the weights changed");
 
-        var after = Passes();
+        var after = conv.Passes();
         Assert.That(backend.KeptWeightPackBytes, Is.Zero, "the write let the old packs go");
-        Reference.AssertClose(ReferenceOps.ConvForward(r, x, written, null), Reference.ToDouble(after.Y), 2e-3, 1e-4,
-            $"y after the write, {r}");
-        Reference.AssertClose(ReferenceOps.ConvBackwardData(r, dy, written), Reference.ToDouble(after.DX), 2e-3,
-            1e-4, $"dx after the write, {r}");
-
-        using var fresh = new CpuBackend(2);
-        var unpacked = Reference.ConvPasses(fresh, g, x, written, null, dy);
-        Assert.That(after.Y, Is.EqualTo(unpacked.Y), $"y bits against a backend that never packed the old weights");
-        Assert.That(after.DX, Is.EqualTo(unpacked.DX), $"dx bits against a backend that never packed the old weights");
+        conv.AssertPassesOf(written, after);
     }
 
     /// <summary>A layer whose data gradient reads the forward's Winograd transform (256² channels on 7x7 with
@@ -112,51 +85,83 @@ public sealed class CpuWeightPackTests
     public void AForwardTransformKeptForTheDataGradientFollowsEveryWrite(
         [ValueSource(nameof(Writes))] WeightWrite write)
     {
-        const int batch = 2, c = 256, size = 7, k = 256;
-        var g = new ConvGeometry(batch, c, size, size, k, 3, 3, 1, 1, 1, 1, 1, 1);
-        var r = new ReferenceOps.Conv(batch, c, size, size, k, 3, 3, 1, 1, 1, 1, 1, 1);
-        var random = new Random(11);
-        double[] x = Reference.RandomValues(random, batch * c * size * size),
-            weights = Reference.RandomValues(random, k * c * 9),
-            other = Reference.RandomValues(random, weights.Length),
-            dy = Reference.RandomValues(random, batch * k * r.OH * r.OW);
+        const int c = 256, k = 256;
+        using var conv = new PackedConv(new ConvGeometry(2, c, 7, 7, k, 3, 3, 1, 1, 1, 1, 1, 1), seed: 11);
+        var backend = conv.Backend;
 
-        using var backend = new CpuBackend(2);
-        using var dx = Reference.UploadFloat(backend, x);
-        using var w = Reference.UploadFloat(backend, weights);
-        using var otherW = Reference.UploadFloat(backend, other);
-        using var ddy = Reference.UploadFloat(backend, dy);
-        using var y = backend.Allocate<float>(dy.Length);
-        using var gradX = backend.Allocate<float>(x.Length);
-
-        (float[] Y, float[] DX) Passes()
-        {
-            backend.Conv2dForward(g, dx, w, null, y);
-            backend.Conv2dBackwardData(g, ddy, w, gradX);
-            return (Reference.DownloadFloat(y), Reference.DownloadFloat(gradX));
-        }
-
-        var first = Passes();
+        var first = conv.Passes();
         long kept = backend.KeptWeightPackBytes;
         // F(2x2, 3x3)'s transform: 16 planes of 256 × 256, each a cache line longer, and 16 floats of slack.
         long transform = (16L * (k * c + 16) + 16) * sizeof(float);
         Assert.That(kept, Is.EqualTo(System.Runtime.Intrinsics.X86.Avx512F.IsSupported ? transform : 0),
             "the forward's transform kept from the first packing (AVX-512 only)");
-        Reference.AssertClose(ReferenceOps.ConvBackwardData(r, dy, weights), Reference.ToDouble(first.DX), 2e-3,
-            1e-4, $"dx before the write, {r}");
+        conv.AssertPassesOf(conv.Weights, first);
 
-        write.Apply(backend, w, otherW);
-        var written = Reference.ToDouble(Reference.DownloadFloat(w));
-        var after = Passes();
+        write.Apply(backend, conv.W, conv.Other);
+        var written = Reference.ToDouble(Reference.DownloadFloat(conv.W));
+        var after = conv.Passes();
         Assert.That(backend.KeptWeightPackBytes, Is.EqualTo(kept), "the new weights packed into the same memory");
-        Reference.AssertClose(ReferenceOps.ConvForward(r, x, written, null), Reference.ToDouble(after.Y), 2e-3, 1e-4,
-            $"y after the write, {r}");
-        Reference.AssertClose(ReferenceOps.ConvBackwardData(r, dy, written), Reference.ToDouble(after.DX), 2e-3,
-            1e-4, $"dx after the write, {r}");
+        conv.AssertPassesOf(written, after);
+    }
 
-        using var fresh = new CpuBackend(2);
-        var unpacked = Reference.ConvPasses(fresh, g, x, written, null, dy);
-        Assert.That(after.Y, Is.EqualTo(unpacked.Y), "y bits against a backend that never packed the old weights");
-        Assert.That(after.DX, Is.EqualTo(unpacked.DX), "dx bits against a backend that never packed the old weights");
+    /// <summary>One convolution on a 2-thread CPU backend with random non-zero operands: its weights W, a second
+    /// buffer as long (Other, for the writes), and the two passes that read W.</summary>
+    private sealed class PackedConv : IDisposable
+    {
+        public readonly CpuBackend Backend = new(2);
+        public readonly ReferenceOps.Conv R;
+        public readonly double[] Weights;
+        public readonly DeviceBuffer<float> W, Other;
+        private readonly ConvGeometry _g;
+        private readonly double[] _x, _dy;
+        private readonly DeviceBuffer<float> _input, _outputGradient, _output, _inputGradient;
+
+        public PackedConv(ConvGeometry g, int seed)
+        {
+            _g = g;
+            R = new ReferenceOps.Conv(g.Batch, g.InChannels, g.InHeight, g.InWidth, g.OutChannels, g.KernelHeight,
+                g.KernelWidth, 1, 1, g.PadTop, g.PadBottom, g.PadLeft, g.PadRight, Groups: g.Groups);
+            var random = new Random(seed);
+            _x = Reference.RandomValues(random, (int)g.InputLength);
+            Weights = Reference.RandomValues(random, (int)g.WeightLength);
+            var other = Reference.RandomValues(random, Weights.Length);
+            _dy = Reference.RandomValues(random, (int)g.OutputLength);
+            _input = Reference.UploadFloat(Backend, _x);
+            W = Reference.UploadFloat(Backend, Weights);
+            Other = Reference.UploadFloat(Backend, other);
+            _outputGradient = Reference.UploadFloat(Backend, _dy);
+            _output = Backend.Allocate<float>(_dy.Length);
+            _inputGradient = Backend.Allocate<float>(_x.Length);
+        }
+
+        /// <summary>The forward and the data gradient with the weights as they are now.</summary>
+        public (float[] Y, float[] DX) Passes()
+        {
+            Backend.Conv2dForward(_g, _input, W, null, _output);
+            Backend.Conv2dBackwardData(_g, _outputGradient, W, _inputGradient);
+            return (Reference.DownloadFloat(_output), Reference.DownloadFloat(_inputGradient));
+        }
+
+        /// <summary>Passes that must be those of <paramref name="weights"/>: the float64 reference's, and the bits of
+        /// a backend that never packed other weights.</summary>
+        public void AssertPassesOf(double[] weights, (float[] Y, float[] DX) passes)
+        {
+            Reference.AssertClose(ReferenceOps.ConvForward(R, _x, weights, null), Reference.ToDouble(passes.Y), 2e-3,
+                1e-4, $"y, {R}");
+            Reference.AssertClose(ReferenceOps.ConvBackwardData(R, _dy, weights), Reference.ToDouble(passes.DX),
+                2e-3, 1e-4, $"dx, {R}");
+            using var fresh = new CpuBackend(2);
+            var unpacked = Reference.ConvPasses(fresh, _g, _x, weights, null, _dy);
+            Assert.That(passes.Y, Is.EqualTo(unpacked.Y), "y bits against a backend that never packed other weights");
+            Assert.That(passes.DX, Is.EqualTo(unpacked.DX),
+                "dx bits against a backend that never packed other weights");
+        }
+
+        public void Dispose()
+        {
+            foreach (var buffer in new[] { _input, W, Other, _outputGradient, _output, _inputGradient })
+                buffer.Dispose();
+            Backend.Dispose();
+        }
     }
 }
