@@ -75,7 +75,12 @@ internal static class MpiJob
     private static string? FindOnPath(string program) =>
         (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries)
         .Select(folder => Path.Combine(folder, program))
-        .FirstOrDefault(File.Exists);
+        .FirstOrDefault(Runnable);
+
+    /// <summary>A file at <paramref name="path"/> that a link, if it is one, leads to: a link left dangling by a
+    /// removed package (an alternatives entry) counts as absent, as File.Exists alone would not.</summary>
+    private static bool Runnable(string path) =>
+        File.Exists(path) && (new FileInfo(path).ResolveLinkTarget(returnFinalTarget: true)?.Exists ?? true);
 
     /// <summary>Whether a test process itself runs under mpirun (then the "not started by mpirun" check cannot be
     /// exercised in process).</summary>
