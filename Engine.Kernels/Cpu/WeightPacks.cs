@@ -10,7 +10,8 @@
 // size), and so does an evaluation between training steps until the next step writes the weights and packs them
 // again. A kept pack holds exactly what a fresh pack would (packing is a copy), so results do not change by a bit.
 // The version is counted when an op starts, before it writes: an op whose output is its own weights (which no layer
-// does) packs them into scratch, as the first packing of the new version.
+// does) packs them into scratch, as the first packing of the new version, and asks for no pack kept from its first
+// packing (its callers check that: Winograd.cs).
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
