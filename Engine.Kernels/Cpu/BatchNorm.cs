@@ -16,7 +16,9 @@
 // writes that masked dy as the residual's gradient in its first pass, which the second pass then reads instead of
 // dy and the output.
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Engine.Kernels.Cpu;
 
@@ -45,7 +47,7 @@ public sealed unsafe partial class CpuBackend
             new BlockNormalizeJob<T>
             {
                 X = Data(x), Residual = residual is null ? null : Data(residual), Y = Data(y),
-                ScaleShift = scaleShift, Relu = relu,
+                ScaleShift = scaleShift, Relu = relu, Streaming = Streams(x.Length, sizeof(T)),
             });
     }
 
@@ -103,6 +105,7 @@ public sealed unsafe partial class CpuBackend
                 c = 0;
                 n++;
             }
+            if (Sse.IsSupported) Sse.StoreFence(); // a block job's streamed stores are visible before the task is done
         }
     }
 
@@ -201,7 +204,7 @@ public sealed unsafe partial class CpuBackend
             {
                 X = Data(x), DY = Data(dy), ReluOutput = reluOutput is null ? null : Data(reluOutput),
                 ResidualGradient = residualGradient is null ? null : Data(residualGradient), Mean = means,
-                InvStd = invStds, Partials = partials,
+                InvStd = invStds, Partials = partials, Streaming = Streams(x.Length, sizeof(T)),
             },
             new ChannelGradients<T>
             {
@@ -214,7 +217,7 @@ public sealed unsafe partial class CpuBackend
                 // The residual's gradient is dy already masked: read it instead of dy and the output.
                 ReluOutput = reluOutput is null || residualGradient is not null ? null : Data(reluOutput),
                 Mean = means, InvStd = invStds, Coefficients = coefficients, DX = Data(dx),
-                BatchStatistics = batchStatistics,
+                BatchStatistics = batchStatistics, Streaming = Streams(x.Length, sizeof(T)),
             });
     }
 
@@ -261,7 +264,7 @@ public sealed unsafe partial class CpuBackend
         RunBlocks(blocks, new BlockNormalizeJob<T>
         {
             X = Data(x), Residual = residual is null ? null : Data(residual), Y = Data(y), ScaleShift = scaleShift,
-            Relu = relu,
+            Relu = relu, Streaming = Streams(x.Length, sizeof(T)),
         });
     }
 
@@ -320,7 +323,7 @@ public sealed unsafe partial class CpuBackend
     private struct BlockNormalizeJob<T> : IBlockJob where T : unmanaged, IFloatingPointIeee754<T>
     {
         public T* X, Residual, Y, ScaleShift;
-        public bool Relu;
+        public bool Relu, Streaming;
 
         public void Run(int block, int c, long at, int length)
         {
@@ -329,22 +332,39 @@ public sealed unsafe partial class CpuBackend
             var vShift = Vector256.Create(shift);
             var floor = Relu ? Vector256<T>.Zero : Vector256.Create(T.NegativeInfinity);
             T scalarFloor = Relu ? T.Zero : T.NegativeInfinity;
-            T* xs = X + at, ys = Y + at;
+            T* xs = X + at, ys = Y + at, rs = Residual is null ? null : Residual + at;
             int i = 0;
-            if (Residual is null)
+            if (Streaming && WholeLines(ys, length))
             {
-                for (; i + Vector256<T>.Count <= length; i += Vector256<T>.Count)
-                    Vector256.Max(Vector256.Load(xs + i) * vScale + vShift, floor).Store(ys + i);
-                for (; i < length; i++) ys[i] = T.Max(xs[i] * scale + shift, scalarFloor);
+                for (; i < length; i += Vector256<T>.Count)
+                    Normalized(xs, rs, i, vScale, vShift, floor).StoreAlignedNonTemporal(ys + i);
                 return;
             }
-            T* rs = Residual + at;
             for (; i + Vector256<T>.Count <= length; i += Vector256<T>.Count)
-                Vector256.Max(Vector256.Load(xs + i) * vScale + vShift + Vector256.Load(rs + i), floor)
-                    .Store(ys + i);
-            for (; i < length; i++) ys[i] = T.Max(xs[i] * scale + shift + rs[i], scalarFloor);
+                Normalized(xs, rs, i, vScale, vShift, floor).Store(ys + i);
+            for (; i < length; i++)
+            {
+                T v = xs[i] * scale + shift;
+                if (rs is not null) v += rs[i];
+                ys[i] = T.Max(v, scalarFloor);
+            }
         }
     }
+
+    /// <summary>max(x·scale + shift (+ residual), floor) at element i.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<T> Normalized<T>(T* xs, T* rs, int i, Vector256<T> scale, Vector256<T> shift,
+        Vector256<T> floor) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var v = Vector256.Load(xs + i) * scale + shift;
+        if (rs is not null) v += Vector256.Load(rs + i);
+        return Vector256.Max(v, floor);
+    }
+
+    /// <summary>Whether a block's <paramref name="length"/> elements at <paramref name="start"/> are whole cache lines,
+    /// to be written in non-temporal stores (CpuBackend.StreamedOutputBytes; the block stretch fences).</summary>
+    private static bool WholeLines<T>(T* start, int length) where T : unmanaged =>
+        ((nint)start & 63) == 0 && length % (64 / sizeof(T)) == 0;
 
     /// <summary>dy, or 0 where the fused ReLU's output is not positive.</summary>
     private static Vector256<T> Masked<T>(Vector256<T> dy, T* reluOutput, long i) where T : unmanaged, IFloatingPointIeee754<T> =>
@@ -359,6 +379,7 @@ public sealed unsafe partial class CpuBackend
     private struct BlockGradientSumsJob<T> : IBlockJob where T : unmanaged, IFloatingPointIeee754<T>
     {
         public T* X, DY, ReluOutput, ResidualGradient, Mean, InvStd, Partials;
+        public bool Streaming;
 
         public void Run(int block, int c, long at, int length)
         {
@@ -371,10 +392,12 @@ public sealed unsafe partial class CpuBackend
             var accDy = Vector256<T>.Zero;
             var accDyXhat = Vector256<T>.Zero;
             int i = 0;
+            bool stream = Streaming && drs is not null && WholeLines(drs, length);
             for (; i + Vector256<T>.Count <= length; i += Vector256<T>.Count)
             {
                 var dy = Masked(Vector256.Load(dys + i), mask, i);
-                if (drs is not null) dy.Store(drs + i);
+                if (stream) dy.StoreAlignedNonTemporal(drs + i);
+                else if (drs is not null) dy.Store(drs + i);
                 accDy += dy;
                 accDyXhat += dy * ((Vector256.Load(xs + i) - vm) * vs);
             }
@@ -397,7 +420,7 @@ public sealed unsafe partial class CpuBackend
     private struct BlockInputGradientJob<T> : IBlockJob where T : unmanaged, IFloatingPointIeee754<T>
     {
         public T* X, DY, ReluOutput, Mean, InvStd, Coefficients, DX;
-        public bool BatchStatistics;
+        public bool BatchStatistics, Streaming;
 
         public void Run(int block, int c, long at, int length)
         {
@@ -411,11 +434,13 @@ public sealed unsafe partial class CpuBackend
             T* xs = X + at, dxs = DX + at, dys = DY + at;
             T* mask = ReluOutput is null ? null : ReluOutput + at;
             int i = 0;
+            bool stream = Streaming && WholeLines(dxs, length);
             for (; i + Vector256<T>.Count <= length; i += Vector256<T>.Count)
             {
                 var g = Masked(Vector256.Load(dys + i), mask, i);
                 if (BatchStatistics) g = g - vMeanDy - (Vector256.Load(xs + i) - vm) * vs * vMeanDyXhat;
-                (g * vScale).Store(dxs + i);
+                if (stream) (g * vScale).StoreAlignedNonTemporal(dxs + i);
+                else (g * vScale).Store(dxs + i);
             }
             for (; i < length; i++)
             {

@@ -70,6 +70,17 @@ public sealed unsafe partial class CpuBackend : Backend
         foreach (var scratch in _scratch) scratch.Dispose();
     }
 
+    /// <summary>Outputs of at least this many bytes (2 MiB: more than two cores' L2 hold) are written in
+    /// non-temporal stores where an op writes whole cache lines (Winograd's output transform, batch-norm's y, dx and
+    /// residual gradient): they would reach memory before their reader came anyway, and streamed they skip the read
+    /// that fetches each line before it is written. ResNet-20 at batch 128 (outputs of 2, 4 and 8 MiB), in one
+    /// process: training 105.6 → 100.3 ms a step, inference 30.3 → 29.0 ms.</summary>
+    internal const long StreamedOutputBytes = 2 << 20;
+
+    /// <summary>Whether an output of <paramref name="elements"/> values of <paramref name="elementSize"/> bytes is
+    /// written past the caches (<see cref="StreamedOutputBytes"/>).</summary>
+    private static bool Streams(long elements, int elementSize) => elements * elementSize >= StreamedOutputBytes;
+
     /// <summary>The memory behind a buffer already validated as owned by this backend.</summary>
     private static T* Data<T>(DeviceBuffer<T> buffer) where T : unmanaged => ((CpuBuffer<T>)buffer).Data;
 

@@ -85,16 +85,29 @@ internal unsafe struct GemmOutput
         }
     }
 
-    /// <summary>The convolution epilogue of one row, shared by the packed GEMM (in place) and the direct
-    /// convolutions (from their tile): destination[j] = sums[j] + bias (+ residual[j] when not null), then ReLU when
-    /// asked (NaN propagates).</summary>
+    /// <summary>The convolution epilogue of one row, shared by the packed GEMM (in place), the direct convolutions
+    /// (from their tile) and Winograd's output transform: destination[j] = sums[j] + bias (+ residual[j] when not
+    /// null), then ReLU when asked (NaN propagates). With <paramref name="stream"/>, a row of whole cache lines (its
+    /// start 64-byte aligned, a multiple of 16 floats) goes past the caches in non-temporal stores (the caller fences
+    /// before its task ends); other rows are stored as usual, so a row never mixes the two.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void EpilogueRow(float* sums, float* destination, float bias, float* residual, bool relu, int count)
+    public static void EpilogueRow(float* sums, float* destination, float bias, float* residual, bool relu, int count,
+        bool stream = false)
     {
         float floor = relu ? 0f : float.NegativeInfinity;
         var biasVector = Vector256.Create(bias);
         var floorVector = Vector256.Create(floor);
         int j = 0;
+        if (stream && ((nint)destination & 63) == 0 && count % 16 == 0)
+        {
+            for (; j < count; j += 8)
+            {
+                var v = Vector256.Load(sums + j) + biasVector;
+                if (residual != null) v += Vector256.Load(residual + j);
+                Vector256.Max(v, floorVector).StoreAlignedNonTemporal(destination + j);
+            }
+            return;
+        }
         for (; j + 8 <= count; j += 8)
         {
             var v = Vector256.Load(sums + j) + biasVector;

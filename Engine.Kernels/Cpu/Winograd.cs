@@ -52,6 +52,10 @@ internal unsafe struct WinogradJob : IParallelJob
     public int Tile, TileRows, RowGroups, BandRows, Bands, Images, PartRows, Parts, BlockGroups;
     public bool PairedRows, Relu;
 
+    /// <summary>Rows of whole cache lines go to the output in non-temporal stores (CpuBackend.StreamedOutputBytes),
+    /// fenced before the task ends.</summary>
+    public bool Streaming;
+
     /// <summary>Weights holds the forward's transformed weights of F(2x2, 3x3), read for the data gradient: its
     /// element ξ = 4a + b is the forward's element 4·p(a) + p(b), p swapping 0 and 3 (G·J = P·G for the kernel
     /// flipped by J, P that swap), each plane's tiles read transposed (PackedGemm.MicroKernelTransposedA); both
@@ -143,6 +147,7 @@ internal unsafe struct WinogradJob : IParallelJob
                 else StoreGroup(m + j * GroupTiles, tb, mPlane, n, 2 * ty, groupColumns * gx, k0, k1);
             }
         }
+        if (Streaming) Sse.StoreFence(); // the streamed stores are visible before the task counts as done
     }
 
     /// <summary>The forward's element of F(2x2, 3x3) that holds element ξ of the flipped kernel's transform.
@@ -225,12 +230,14 @@ internal unsafe struct WinogradJob : IParallelJob
     /// <summary>Aᵀ·M·A for the 8 tiles of a group of output channels [k0, k1) (M_ξ[k][t] at
     /// m[ξ·xiStride + (k − k0)·rowStride + t]) into image n, through the epilogue: rows y, y + 1 and columns
     /// x … x + 15, or with PairedRows columns 0 … 7 of rows y, y + 1 (tiles 0–3) and y + 2, y + 3 (tiles 4–7); rows
-    /// and columns past the output are dropped.</summary>
+    /// and columns past the output are dropped. A streamed 8-wide map's 4 rows, 32 consecutive outputs, are stored
+    /// as one row of two cache lines.</summary>
     private readonly void StoreGroup(float* m, int rowStride, long xiStride, int n, int y, int x, int k0, int k1)
     {
-        float* pair = stackalloc float[32 + 16];
+        float* pair = stackalloc float[64 + 16];
         pair = Winograd4.CacheLineAligned(pair);
-        int y1 = PairedRows ? y + 2 : y, x1 = PairedRows ? x : x + GroupTiles;
+        float* rows = pair + 32;
+        bool consecutive = PairedRows && Streaming && OutWidth == 8;
         for (int k = k0; k < k1; k++)
         {
             float* mk = m + (long)(k - k0) * rowStride;
@@ -243,8 +250,27 @@ internal unsafe struct WinogradJob : IParallelJob
             ShiftedSource.Interleave(a1 - a2 - a3, b1 - b2 - b3, pair + 16);
             long plane = ((long)n * OutChannels + k) * OutHeight * OutWidth;
             float bias = Bias == null ? 0f : Bias[k];
-            StoreHalf(pair, plane, y, x, bias);
-            StoreHalf(pair + GroupTiles, plane, y1, x1, bias);
+            if (!PairedRows)
+            {
+                StoreRows(pair, plane, y, x, 2 * GroupTiles, 1, bias);
+                StoreRows(pair + 2 * GroupTiles, plane, y + 1, x, 2 * GroupTiles, 1, bias);
+            }
+            else if (consecutive)
+            {
+                Vector256.Load(pair).Store(rows);
+                Vector256.Load(pair + 16).Store(rows + 8);
+                Vector256.Load(pair + 8).Store(rows + 16);
+                Vector256.Load(pair + 24).Store(rows + 24);
+                StoreRows(rows, plane, y, 0, GroupTiles, 4, bias);
+            }
+            else
+            {
+                // Tiles 0–3 hold rows y, y + 1, tiles 4–7 rows y + 2, y + 3.
+                StoreRows(pair, plane, y, x, GroupTiles, 1, bias);
+                StoreRows(pair + 2 * GroupTiles, plane, y + 1, x, GroupTiles, 1, bias);
+                StoreRows(pair + GroupTiles, plane, y + 2, x, GroupTiles, 1, bias);
+                StoreRows(pair + 3 * GroupTiles, plane, y + 3, x, GroupTiles, 1, bias);
+            }
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -297,25 +323,23 @@ internal unsafe struct WinogradJob : IParallelJob
                     if (outY >= OutHeight) break;
                     long at = plane + (long)outY * OutWidth + x;
                     GemmOutput.EpilogueRow(row + half * width, Output + at, bias,
-                        Residual == null ? null : Residual + at, Relu, count);
+                        Residual == null ? null : Residual + at, Relu, count, Streaming);
                 }
             }
         }
     }
 
-    /// <summary>The outputs of 4 tiles at columns x … x + 7 of rows y (from sums[0 … 8)) and y + 1 (from
-    /// sums[16 … 24)) of the output plane at <paramref name="plane"/>, through the epilogue, within the output.
-    /// </summary>
+    /// <summary>Rows y … y + rows − 1 of columns x … x + width − 1 (those within the output) from consecutive
+    /// sums, through the epilogue; more than one row only where they are consecutive in the plane (width =
+    /// OutWidth).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private readonly void StoreHalf(float* sums, long plane, int y, int x, float bias)
+    private readonly void StoreRows(float* sums, long plane, int y, int x, int width, int rows, float bias)
     {
-        int count = Math.Min(GroupTiles, OutWidth - x);
-        for (int row = 0; row < 2 && count > 0 && y + row < OutHeight; row++)
-        {
-            long at = plane + (long)(y + row) * OutWidth + x;
-            GemmOutput.EpilogueRow(sums + 16 * row, Output + at, bias, Residual == null ? null : Residual + at, Relu,
-                count);
-        }
+        int count = Math.Min(width, OutWidth - x) * Math.Min(rows, OutHeight - y);
+        if (count <= 0) return;
+        long at = plane + (long)y * OutWidth + x;
+        GemmOutput.EpilogueRow(sums, Output + at, bias, Residual == null ? null : Residual + at, Relu, count,
+            Streaming);
     }
 }
 
@@ -960,6 +984,7 @@ public sealed unsafe partial class CpuBackend
             OutWidth = outWidth, PadTop = padTop, PadLeft = padLeft, Tile = tile, TileRows = tileRows,
             RowGroups = rowGroups, PairedRows = paired, Images = 1, PartRows = kp, Parts = 1, Backend = this,
             ForwardWeights = forwardWeights,
+            Streaming = Streams((long)batch * outs * outHeight * outWidth, sizeof(float)),
         };
         // When U streams from L3 or memory, a task takes a run of whole images, as many as make a block whose V_ξ
         // fits the panel budget, so that each tile of U meets many panels and no panel is left half empty; the

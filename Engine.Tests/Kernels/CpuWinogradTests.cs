@@ -34,7 +34,10 @@ public sealed class CpuWinogradTests
     /// tile rows, the last pair with one; and 32 × 36 channels on 32x32, a block of one panel, whose weight gradient
     /// (from 4 images) takes it too, as do two more: 28x28, a row of 7 tiles, and 16x16, pairs of tile rows. Its
     /// forward takes it from 16 × 16 channels, its gradients keep the direct kernels: 32x32 (ResNet-20's first stage)
-    /// and 16 × 20 channels on 16x16 (pairs of tile rows).
+    /// and 16 × 20 channels on 16x16 (pairs of tile rows). Three write outputs of 2 MiB, whose rows of whole cache
+    /// lines go past the caches (CpuBackend.StreamedOutputBytes), each image checked against itself alone, which
+    /// stores as usual: 32 channels on 32x32 (F(4x4, 3x3) rows of 32 both ways) and on 16x16 (pairs of tile rows,
+    /// rows of 16), and 64 channels on 8x8, whose F(2x2, 3x3) passes write their 4 rows of 8 as one.
     /// </summary>
     private static readonly object[] Shapes =
     [
@@ -61,6 +64,9 @@ public sealed class CpuWinogradTests
         new object[] { 4, 72, 16, 16, 64, 1, 1, 1, 1 },
         new object[] { 2, 16, 32, 32, 16, 1, 1, 1, 1 },
         new object[] { 3, 16, 16, 16, 20, 1, 1, 1, 1 },
+        new object[] { 16, 32, 32, 32, 32, 1, 1, 1, 1 },
+        new object[] { 64, 32, 16, 16, 32, 1, 1, 1, 1 },
+        new object[] { 128, 64, 8, 8, 64, 1, 1, 1, 1 },
     ];
 
     [TestCaseSource(nameof(Shapes))]

@@ -1,5 +1,7 @@
 // The memory-bound passes on shapes that exercise their blocking: batch-norm over channels cut into several blocks
-// (whole planes, and pieces of one long plane) against float64, forward and backward; max-pooling over general
+// (whole planes, and pieces of one long plane) against float64, forward and backward, plain and with the residual
+// add and ReLU fused (and over 2 MiB, where the CPU writes y, dx and the residual's gradient past the caches);
+// max-pooling over general
 // geometries (dilation, uneven pads, ceil mode, stride above the window, ties) against a float64 row-major scan,
 // in float32 and float64, and its backward against the float64 scatter and the bits of the float32 one in output
 // order;
@@ -28,21 +30,26 @@ public sealed class MemoryBoundTests(string kind) : DeviceFixture(kind)
     }
 
     // 70 images of 30×30: several blocks of whole planes per channel; 2 images of 200×200: pieces of one plane;
-    // 9 channels: one block (one task) per channel.
-    [TestCase(70, 2, 900)]
-    [TestCase(6, 9, 300)]
-    [TestCase(2, 1, 40000)]
-    [TestCase(5, 3, 7)]
-    public void Float32BatchNormOverManyBlocksMatchesReference(int n, int c, int spatial)
+    // 9 channels: one block (one task) per channel; 64 images of 9 channels of 32×32: 2.25 MiB, over the CPU's
+    // CpuBackend.StreamedOutputBytes.
+    [TestCase(70, 2, 900, false)]
+    [TestCase(6, 9, 300, false)]
+    [TestCase(2, 1, 40000, false)]
+    [TestCase(5, 3, 7, false)]
+    [TestCase(70, 2, 900, true)]
+    [TestCase(64, 9, 1024, false)]
+    [TestCase(64, 9, 1024, true)]
+    public void Float32BatchNormOverManyBlocksMatchesReference(int n, int c, int spatial, bool fused)
     {
         var backend = Device.Backend;
         int length = n * c * spatial;
         float[] xs = Uniform(length, 1, 2, 6), dys = Uniform(length, 2, -1, 1), gammas = Uniform(c, 3, 0.5, 1.5),
-            betas = Uniform(c, 4, -1, 1);
+            betas = Uniform(c, 4, -1, 1), residuals = Uniform(length, 5, -1.5, 1.5);
         using var x = Upload(xs);
         using var dy = Upload(dys);
         using var gamma = Upload(gammas);
         using var beta = Upload(betas);
+        using var residual = Upload(residuals);
         using var runningMean = Upload(new float[c]);
         using var runningVar = Upload(Enumerable.Repeat(1f, c).ToArray());
         using var y = backend.Allocate<float>(length);
@@ -51,15 +58,26 @@ public sealed class MemoryBoundTests(string kind) : DeviceFixture(kind)
         using var dx = backend.Allocate<float>(length);
         using var dgamma = backend.Allocate<float>(c);
         using var dbeta = backend.Allocate<float>(c);
+        using var residualGradient = backend.Allocate<float>(length);
         backend.BatchNormForwardTraining(n, c, spatial, x, gamma, beta, runningMean, runningVar, 0.1, 1e-5, y, mean,
-            invStd, relu: false);
+            invStd, relu: fused, residual: fused ? residual : null);
         backend.BatchNormBackward(n, c, spatial, x, dy, gamma, mean, invStd, batchStatistics: true, dx, dgamma,
-            dbeta, reluOutput: null);
+            dbeta, reluOutput: fused ? y : null, residualGradient: fused ? residualGradient : null);
 
         var (expectedY, expectedMean, expectedVariance) = ReferenceLayers.BatchNormTrain(n, c, spatial,
             Reference.ToDouble(xs), Reference.ToDouble(gammas), Reference.ToDouble(betas), 1e-5);
+        // Fused: y = max(bn(x) + residual, 0), and the gradient that reaches batch-norm (and the residual) is dy
+        // where y > 0 (the float32 y decides the mask, as it does on the device).
+        var downloadedY = Reference.DownloadFloat(y);
+        if (fused)
+        {
+            for (int i = 0; i < length; i++) expectedY[i] = Math.Max(expectedY[i] + residuals[i], 0);
+            for (int i = 0; i < length; i++) dys[i] = downloadedY[i] > 0 ? dys[i] : 0;
+        }
         using var errors = Assert.EnterMultipleScope();
-        Reference.AssertClose(expectedY, Reference.ToDouble(Reference.DownloadFloat(y)), 1e-4, 1e-4, "y");
+        if (fused)
+            Assert.That(Reference.DownloadFloat(residualGradient), Is.EqualTo(dys), "the residual's gradient");
+        Reference.AssertClose(expectedY, Reference.ToDouble(downloadedY), 1e-4, 1e-4, "y");
         Reference.AssertClose(expectedMean, Reference.ToDouble(Reference.DownloadFloat(mean)), 1e-6, 1e-6, "mean");
         Reference.AssertClose(expectedVariance.Select(v => 1 / Math.Sqrt(v + 1e-5)).ToArray(),
             Reference.ToDouble(Reference.DownloadFloat(invStd)), 1e-5, 1e-5, "1/std");
