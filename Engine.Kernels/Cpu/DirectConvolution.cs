@@ -94,12 +94,33 @@ internal unsafe struct ShiftedSource
 
     public readonly void Build(float* dst, int n) => Build(dst, n, 0, Channels);
 
+    /// <summary>Floats of a source that a copy of whole planes asks for ahead of the row it copies (4 KiB). The
+    /// copies read a layer's input, which comes from memory (its writer streamed it there, or it was written long
+    /// before, as a weight gradient's x was); with the hardware's prefetch alone Winograd's copies took a sixth of
+    /// ResNet-20's Winograd time. ResNet-20 batch 128 in one process, alternated with no prefetch: 2 and 4 KiB
+    /// ahead 27.0 → 26.1 ms inference (Winograd's copies), training 105.3 → 100.8 ms; the direct passes' builds
+    /// besides, training 103.1 → 100.7 ms of convolutions (16×32×32's data and weight gradients 5 % faster, the
+    /// stride-2 ones 3–20 %). Fetching each line once, a row 4 KiB ahead in the copy's order, took 28.4 ms where
+    /// this took 27.7 (inference).</summary>
+    private const int FetchAheadFloats = 1024;
+
+    /// <summary>Prefetches the source <see cref="FetchAheadFloats"/> past a row of <paramref name="count"/> floats at
+    /// <paramref name="row"/>, a line at a time (and the line after it, wherever the row starts within a line).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void FetchAhead(float* row, int count)
+    {
+        for (int q = 0; q <= count; q += 16) Sse.Prefetch0(row + FetchAheadFloats + q);
+    }
+
     /// <summary>Builds the planes of channels [<paramref name="firstChannel"/>, <paramref name="endChannel"/>) of
-    /// image <paramref name="n"/> where the whole buffer has them (and the slack after the last channel's).</summary>
+    /// image <paramref name="n"/> where the whole buffer has them (and the slack after the last channel's). Where
+    /// the buffer takes the planes' rows from the first to the last, the source ahead of each is fetched.</summary>
     public readonly void Build(float* dst, int n, int firstChannel, int endChannel)
     {
         int ow = OutWidth;
         long planeFloats = PlaneFloats;
+        bool prefetch = Sse.IsSupported && OriginY >= 0 && PlaneRows * StrideH - OriginY >= Height;
         for (int c = firstChannel; c < endChannel; c++)
         {
             float* plane = Source + ((long)n * Channels + c) * Height * Width;
@@ -111,7 +132,10 @@ internal unsafe struct ShiftedSource
                     int ih = i - OriginY;
                     if ((uint)ih >= (uint)Height) PackedGemm.ZeroRow(d, pitch);
                     else if (Avx512F.IsSupported && OriginX >= 0 && OriginX + Width <= pitch && pitch >= 8)
+                    {
+                        if (prefetch) FetchAhead(plane + (long)ih * Width, Width);
                         PaddedRow(plane + (long)ih * Width, Width, OriginX, pitch, d);
+                    }
                     else FillRow(plane + (long)ih * Width, Width, -OriginX, 1, pitch, d);
                 }
                 continue;
@@ -126,7 +150,10 @@ internal unsafe struct ShiftedSource
                     {
                         int ih = i * StrideH + phase - OriginY;
                         if (i < rows && (uint)ih < (uint)Height)
+                        {
+                            if (prefetch) FetchAhead(plane + (long)ih * Width, Width);
                             ThreeColumns(plane + (long)ih * Width, ow, StrideW, d0, d1, d2);
+                        }
                         else
                         {
                             PackedGemm.ZeroRow(d0, ow);

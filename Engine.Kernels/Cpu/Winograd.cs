@@ -163,20 +163,12 @@ internal unsafe struct WinogradJob : IParallelJob
     private readonly void CopyBand(float* image, float* band, int y0, int rows, int pitch) =>
         CopyPlanes(image, Channels, Height, Width, y0, PadLeft, band, rows, pitch);
 
-    /// <summary>Floats of the source that CopyPlanes asks for ahead of the row it copies (4 KiB), where it copies
-    /// whole planes, one after another. The copy reads the layer's input, which comes from memory (its writer
-    /// streamed it there, or it was written long before, as the weight gradient's x was); with the hardware's
-    /// prefetch alone the copies took a sixth of ResNet-20's Winograd time. ResNet-20 batch 128 in one process,
-    /// alternated with no prefetch: 2 and 4 KiB ahead 27.0 → 26.1 ms inference, 4 KiB 27.7 → 27.1 and 29.1 → 27.7;
-    /// training 105.3 → 100.8 ms. Fetching each line once, a row 4 KiB ahead in the copy's order (a band's
-    /// rows, then the next plane's), took 28.4 ms in that last run.</summary>
-    private const int CopyPrefetchFloats = 1024;
-
     /// <summary>Rows [y0, y0 + rows) of <paramref name="planes"/> planes (height × width each) into
     /// dst[p][i][·], rows <paramref name="pitch"/> floats apart, each shifted right by x0 and zero outside the plane;
     /// with AVX-512 a row at a time by ShiftedSource.PaddedRow (a clear and a copy call a row cost as much as the
-    /// copy itself on 8- to 32-float rows). Where the rows cover the planes, the source CopyPrefetchFloats past
-    /// each row is fetched as the row is copied (a band of a larger map would fetch other bands' rows).</summary>
+    /// copy itself on 8- to 32-float rows). Where the rows cover the planes, the source ahead of each row is fetched
+    /// as the row is copied (ShiftedSource.FetchAhead; a band of a larger map would fetch other bands' rows).
+    /// </summary>
     internal static void CopyPlanes(float* src, int planes, int height, int width, int y0, int x0, float* dst,
         int rows, int pitch)
     {
@@ -188,8 +180,7 @@ internal unsafe struct WinogradJob : IParallelJob
         {
             float* row = dst + ((long)p * rows + i) * pitch, source = src + ((long)p * height + y0 + i) * width;
             int y = y0 + i;
-            if (prefetch && y >= 0 && y < height)
-                for (int q = 0; q <= count; q += 16) Sse.Prefetch0(source + CopyPrefetchFloats + q);
+            if (prefetch && y >= 0 && y < height) ShiftedSource.FetchAhead(source, count);
             if (padded && y >= 0 && y < height)
             {
                 ShiftedSource.PaddedRow(source, count, x0, pitch, row);
