@@ -319,44 +319,103 @@ internal unsafe struct WinogradJob : IParallelJob
     /// <summary>Aᵀ·M·A for the 8 tiles of a group of F(4x4, 3x3) for output channels [k0, k1) (M_ξ[k][t] at
     /// m[ξ·xiStride + (k − k0)·rowStride + t]) into image n, through the epilogue: rows y … y + 3 and columns
     /// x … x + 31, or with PairedRows columns 0 … 15 of rows y … y + 3 (tiles 0–3) and y + 4 … y + 7 (tiles 4–7);
-    /// rows and columns past the output are dropped.</summary>
+    /// rows and columns past the output are dropped. A channel's 36 elements, the 24 vectors across and the 16
+    /// outputs stay in registers (through stack arrays, their stores and loads had made this a fifth of ResNet-20's
+    /// inference).</summary>
     private readonly void StoreGroup4(float* m, int rowStride, long xiStride, int n, int y, int x, int k0, int k1)
     {
-        float* buffer = stackalloc float[32 + 40 * 8 + 16];
-        buffer = Winograd4.CacheLineAligned(buffer);
-        float* row = buffer;
-        var across = (Vector256<float>*)(buffer + 32);
-        var outputs = across + 24;
-        int width = PairedRows ? 16 : 32, count = Math.Min(width, OutWidth - x);
+        float* staging = stackalloc float[32 + 16];
+        staging = Winograd4.CacheLineAligned(staging);
         for (int k = k0; k < k1; k++)
         {
             float* mk = m + (long)(k - k0) * rowStride;
-            // ·A across each row a of M into across[4a + j], then Aᵀ· down each column j into outputs[4i + j].
-            for (int a = 0; a < 6; a++)
-            {
-                float* at = mk + 6 * a * xiStride;
-                Winograd4.OutputCombine(Vector256.Load(at), Vector256.Load(at + xiStride),
-                    Vector256.Load(at + 2 * xiStride), Vector256.Load(at + 3 * xiStride),
-                    Vector256.Load(at + 4 * xiStride), Vector256.Load(at + 5 * xiStride), across + 4 * a, 1);
-            }
-            for (int j = 0; j < 4; j++)
-                Winograd4.OutputCombine(across[j], across[4 + j], across[8 + j], across[12 + j], across[16 + j],
-                    across[20 + j], outputs + j, 4);
+            // ·A across each row a of M into (ra0 … ra3), then Aᵀ· down each column j into output row i's oij.
+            Across(mk, xiStride, 0, out var r00, out var r01, out var r02, out var r03);
+            Across(mk, xiStride, 1, out var r10, out var r11, out var r12, out var r13);
+            Across(mk, xiStride, 2, out var r20, out var r21, out var r22, out var r23);
+            Across(mk, xiStride, 3, out var r30, out var r31, out var r32, out var r33);
+            Across(mk, xiStride, 4, out var r40, out var r41, out var r42, out var r43);
+            Across(mk, xiStride, 5, out var r50, out var r51, out var r52, out var r53);
+            Winograd4.OutputCombine(r00, r10, r20, r30, r40, r50, out var o00, out var o10, out var o20, out var o30);
+            Winograd4.OutputCombine(r01, r11, r21, r31, r41, r51, out var o01, out var o11, out var o21, out var o31);
+            Winograd4.OutputCombine(r02, r12, r22, r32, r42, r52, out var o02, out var o12, out var o22, out var o32);
+            Winograd4.OutputCombine(r03, r13, r23, r33, r43, r53, out var o03, out var o13, out var o23, out var o33);
             long plane = ((long)n * OutChannels + k) * OutHeight * OutWidth;
             float bias = Bias == null ? 0f : Bias[k];
-            for (int i = 0; i < 4 && y + i < OutHeight; i++)
-            {
-                Winograd4.InterleaveColumns(outputs[4 * i], outputs[4 * i + 1], outputs[4 * i + 2],
-                    outputs[4 * i + 3], row);
-                for (int half = 0; half < 32 / width; half++)
-                {
-                    int outY = y + i + 4 * half;
-                    if (outY >= OutHeight) break;
-                    long at = plane + (long)outY * OutWidth + x;
-                    GemmOutput.EpilogueRow(row + half * width, Output + at, bias,
-                        Residual == null ? null : Residual + at, Relu, count, Streaming);
-                }
-            }
+            StoreRow4(o00, o01, o02, o03, plane, y, x, bias, staging);
+            StoreRow4(o10, o11, o12, o13, plane, y + 1, x, bias, staging);
+            StoreRow4(o20, o21, o22, o23, plane, y + 2, x, bias, staging);
+            StoreRow4(o30, o31, o32, o33, plane, y + 3, x, bias, staging);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        static void Across(float* mk, long xiStride, int a, out Vector256<float> r0, out Vector256<float> r1,
+            out Vector256<float> r2, out Vector256<float> r3)
+        {
+            float* at = mk + 6 * a * xiStride;
+            Winograd4.OutputCombine(Vector256.Load(at), Vector256.Load(at + xiStride),
+                Vector256.Load(at + 2 * xiStride), Vector256.Load(at + 3 * xiStride),
+                Vector256.Load(at + 4 * xiStride), Vector256.Load(at + 5 * xiStride), out r0, out r1, out r2, out r3);
+        }
+    }
+
+    /// <summary>Row i of a group's F(4x4, 3x3) outputs (column j of tile t in lane t of yj) through the epilogue:
+    /// 32 outputs at row y, column x, or with PairedRows 16 at row y (tiles 0–3) and 16 at row y + 4 (tiles 4–7);
+    /// rows past the output are dropped, and a row that ends past it goes through <paramref name="staging"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private readonly void StoreRow4(Vector256<float> y0, Vector256<float> y1, Vector256<float> y2,
+        Vector256<float> y3, long plane, int y, int x, float bias, float* staging)
+    {
+        if (y >= OutHeight) return;
+        Winograd4.InterleaveColumns(y0, y1, y2, y3, out var v0, out var v1, out var v2, out var v3);
+        if (!PairedRows)
+        {
+            StoreOutputs(v0, v1, v2, v3, 32, plane + (long)y * OutWidth + x, Math.Min(32, OutWidth - x), bias,
+                staging);
+            return;
+        }
+        int count = Math.Min(16, OutWidth - x);
+        StoreOutputs(v0, v1, v0, v1, 16, plane + (long)y * OutWidth + x, count, bias, staging);
+        if (y + 4 < OutHeight)
+            StoreOutputs(v2, v3, v2, v3, 16, plane + (long)(y + 4) * OutWidth + x, count, bias, staging);
+    }
+
+    /// <summary>The first <paramref name="width"/> (16 or 32) of the consecutive outputs v0 … v3 at element
+    /// <paramref name="at"/> through the epilogue (as GemmOutput.EpilogueRow: + bias, + residual, ReLU), the first
+    /// <paramref name="count"/> of them stored: a whole row straight from the registers (in non-temporal stores when
+    /// Streaming and it starts a cache line), a part through <paramref name="staging"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private readonly void StoreOutputs(Vector256<float> v0, Vector256<float> v1, Vector256<float> v2,
+        Vector256<float> v3, int width, long at, int count, float bias, float* staging)
+    {
+        float* residual = Residual == null ? null : Residual + at, dst = Output + at;
+        if (count < width)
+        {
+            v0.Store(staging);
+            v1.Store(staging + 8);
+            v2.Store(staging + 16);
+            v3.Store(staging + 24);
+            GemmOutput.EpilogueRow(staging, dst, bias, residual, Relu, count, Streaming);
+            return;
+        }
+        var biasVector = Vector256.Create(bias);
+        var floor = Vector256.Create(Relu ? 0f : float.NegativeInfinity);
+        bool stream = Streaming && ((nint)dst & 63) == 0;
+        Put(v0, 0);
+        Put(v1, 8);
+        if (width == 16) return;
+        Put(v2, 16);
+        Put(v3, 24);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        void Put(Vector256<float> v, int offset)
+        {
+            v += biasVector;
+            if (residual != null) v += Vector256.Load(residual + offset);
+            v = Vector256.Max(v, floor);
+            if (stream) v.StoreAlignedNonTemporal(dst + offset);
+            else v.Store(dst + offset);
         }
     }
 
@@ -441,23 +500,25 @@ internal static unsafe class Winograd4
                 dst + b * xiStride, 6 * xiStride);
     }
 
-    /// <summary>Aᵀ·(m0 … m5): 4 vectors at dst, dst + stride, dst + 2·stride, dst + 3·stride.</summary>
+    /// <summary>Aᵀ·(m0 … m5): the 4 vectors o0 … o3.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void OutputCombine(Vector256<float> m0, Vector256<float> m1, Vector256<float> m2,
-        Vector256<float> m3, Vector256<float> m4, Vector256<float> m5, Vector256<float>* dst, int stride)
+        Vector256<float> m3, Vector256<float> m4, Vector256<float> m5, out Vector256<float> o0,
+        out Vector256<float> o1, out Vector256<float> o2, out Vector256<float> o3)
     {
         Vector256<float> sum12 = m1 + m2, difference12 = m1 - m2, sum34 = m3 + m4, difference34 = m3 - m4;
-        dst[0] = m0 + sum12 + sum34;
-        dst[stride] = Fma.MultiplyAdd(Vector256.Create(2f), difference34, difference12);
-        dst[2 * stride] = Fma.MultiplyAdd(Vector256.Create(4f), sum34, sum12);
-        dst[3 * stride] = Fma.MultiplyAdd(Vector256.Create(8f), difference34, difference12) + m5;
+        o0 = m0 + sum12 + sum34;
+        o1 = Fma.MultiplyAdd(Vector256.Create(2f), difference34, difference12);
+        o2 = Fma.MultiplyAdd(Vector256.Create(4f), sum34, sum12);
+        o3 = Fma.MultiplyAdd(Vector256.Create(8f), difference34, difference12) + m5;
     }
 
-    /// <summary>An output row of 8 tiles, its column j of tile t in lane t of yj, as 32 consecutive outputs at dst
-    /// (output 4t + j).</summary>
+    /// <summary>An output row of 8 tiles, its column j of tile t in lane t of yj, as 32 consecutive outputs
+    /// (output 4t + j) in v0 … v3.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void InterleaveColumns(Vector256<float> y0, Vector256<float> y1, Vector256<float> y2,
-        Vector256<float> y3, float* dst)
+        Vector256<float> y3, out Vector256<float> v0, out Vector256<float> v1, out Vector256<float> v2,
+        out Vector256<float> v3)
     {
         var low01 = Avx.UnpackLow(y0, y1);      // tiles 0, 1 | 4, 5: columns 0, 1 of each
         var high01 = Avx.UnpackHigh(y0, y1);    // tiles 2, 3 | 6, 7
@@ -467,10 +528,10 @@ internal static unsafe class Winograd4
         var t15 = Avx.UnpackHigh(low01.AsDouble(), low23.AsDouble()).AsSingle();    // tile 1 | tile 5
         var t26 = Avx.UnpackLow(high01.AsDouble(), high23.AsDouble()).AsSingle();   // tile 2 | tile 6
         var t37 = Avx.UnpackHigh(high01.AsDouble(), high23.AsDouble()).AsSingle();  // tile 3 | tile 7
-        Avx.Permute2x128(t04, t15, 0x20).Store(dst);
-        Avx.Permute2x128(t26, t37, 0x20).Store(dst + 8);
-        Avx.Permute2x128(t04, t15, 0x31).Store(dst + 16);
-        Avx.Permute2x128(t26, t37, 0x31).Store(dst + 24);
+        v0 = Avx.Permute2x128(t04, t15, 0x20);
+        v1 = Avx.Permute2x128(t26, t37, 0x20);
+        v2 = Avx.Permute2x128(t04, t15, 0x31);
+        v3 = Avx.Permute2x128(t26, t37, 0x31);
     }
 
     /// <summary>A·(d0 … d3) (A = (Aᵀ)ᵀ, 6 × 4), stored at dst, dst + stride, …, dst + 5·stride.</summary>
