@@ -411,10 +411,20 @@ internal unsafe struct ShiftedSource
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static void Interleave(Vector256<float> even, Vector256<float> odd, float* dst)
     {
+        Interleave(even, odd, out var first, out var second);
+        first.Store(dst);
+        second.Store(dst + 8);
+    }
+
+    /// <summary>(e0 o0 … e3 o3, e4 o4 … e7 o7): even and odd interleaved, in two vectors.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void Interleave(Vector256<float> even, Vector256<float> odd, out Vector256<float> first,
+        out Vector256<float> second)
+    {
         var low = Avx.UnpackLow(even, odd);     // e0 o0 e1 o1 | e4 o4 e5 o5
         var high = Avx.UnpackHigh(even, odd);   // e2 o2 e3 o3 | e6 o6 e7 o7
-        Avx.Permute2x128(low, high, 0x20).Store(dst);
-        Avx.Permute2x128(low, high, 0x31).Store(dst + 8);
+        first = Avx.Permute2x128(low, high, 0x20);
+        second = Avx.Permute2x128(low, high, 0x31);
     }
 
     /// <summary>⌈v / divisor⌉ for v ≥ 0, divisor ≥ 1, with a shift for the common stride 2.</summary>

@@ -261,46 +261,44 @@ internal unsafe struct WinogradJob : IParallelJob
     /// <summary>Aᵀ·M·A for the 8 tiles of a group of output channels [k0, k1) (M_ξ[k][t] at
     /// m[ξ·xiStride + (k − k0)·rowStride + t]) into image n, through the epilogue: rows y, y + 1 and columns
     /// x … x + 15, or with PairedRows columns 0 … 7 of rows y, y + 1 (tiles 0–3) and y + 2, y + 3 (tiles 4–7); rows
-    /// and columns past the output are dropped. A streamed 8-wide map's 4 rows, 32 consecutive outputs, are stored
-    /// as one row of two cache lines.</summary>
+    /// and columns past the output are dropped. An 8-wide map's 4 rows, 32 consecutive outputs, are stored as one
+    /// row (of two cache lines, when streamed). The vectors stay in registers, as StoreGroup4's.</summary>
     private readonly void StoreGroup(float* m, int rowStride, long xiStride, int n, int y, int x, int k0, int k1)
     {
-        float* pair = stackalloc float[64 + 16];
-        pair = Winograd4.CacheLineAligned(pair);
-        float* rows = pair + 32;
-        bool consecutive = PairedRows && Streaming && OutWidth == 8;
+        float* staging = stackalloc float[32 + 16];
+        staging = Winograd4.CacheLineAligned(staging);
         for (int k = k0; k < k1; k++)
         {
             float* mk = m + (long)(k - k0) * rowStride;
-            // ·A across each row of M (columns 0 + 1 + 2 and 1 − 2 − 3), then Aᵀ· down the columns.
+            // ·A across each row of M (columns 0 + 1 + 2 and 1 − 2 − 3), then Aᵀ· down the columns: output rows 0
+            // (v0, v1) and 1 (v2, v3) of the 8 tiles, 16 consecutive outputs each.
             Across(mk, xiStride, 0, out var a0, out var b0);
             Across(mk, xiStride, 4, out var a1, out var b1);
             Across(mk, xiStride, 8, out var a2, out var b2);
             Across(mk, xiStride, 12, out var a3, out var b3);
-            ShiftedSource.Interleave(a0 + a1 + a2, b0 + b1 + b2, pair);
-            ShiftedSource.Interleave(a1 - a2 - a3, b1 - b2 - b3, pair + 16);
+            ShiftedSource.Interleave(a0 + a1 + a2, b0 + b1 + b2, out var v0, out var v1);
+            ShiftedSource.Interleave(a1 - a2 - a3, b1 - b2 - b3, out var v2, out var v3);
             long plane = ((long)n * OutChannels + k) * OutHeight * OutWidth;
             float bias = Bias == null ? 0f : Bias[k];
             if (!PairedRows)
             {
-                StoreRows(pair, plane, y, x, 2 * GroupTiles, 1, bias);
-                StoreRows(pair + 2 * GroupTiles, plane, y + 1, x, 2 * GroupTiles, 1, bias);
+                if (y >= OutHeight) continue;
+                int count = Math.Min(16, OutWidth - x);
+                StoreOutputs(v0, v1, v0, v1, 16, plane + (long)y * OutWidth + x, count, bias, staging);
+                if (y + 1 < OutHeight)
+                    StoreOutputs(v2, v3, v2, v3, 16, plane + (long)(y + 1) * OutWidth + x, count, bias, staging);
             }
-            else if (consecutive)
-            {
-                Vector256.Load(pair).Store(rows);
-                Vector256.Load(pair + 16).Store(rows + 8);
-                Vector256.Load(pair + 8).Store(rows + 16);
-                Vector256.Load(pair + 24).Store(rows + 24);
-                StoreRows(rows, plane, y, 0, GroupTiles, 4, bias);
-            }
+            else if (OutWidth == 8)
+                // Tiles 0–3 hold rows y (v0), y + 1 (v2), tiles 4–7 rows y + 2 (v1), y + 3 (v3).
+                StoreOutputs(v0, v2, v1, v3, 32, plane + (long)y * 8, 8 * Math.Min(4, OutHeight - y), bias, staging);
             else
             {
-                // Tiles 0–3 hold rows y, y + 1, tiles 4–7 rows y + 2, y + 3.
-                StoreRows(pair, plane, y, x, GroupTiles, 1, bias);
-                StoreRows(pair + 2 * GroupTiles, plane, y + 1, x, GroupTiles, 1, bias);
-                StoreRows(pair + GroupTiles, plane, y + 2, x, GroupTiles, 1, bias);
-                StoreRows(pair + 3 * GroupTiles, plane, y + 3, x, GroupTiles, 1, bias);
+                int count = Math.Min(8, OutWidth - x);
+                for (int i = 0; i < 4 && y + i < OutHeight; i++)
+                {
+                    var row = i switch { 0 => v0, 1 => v2, 2 => v1, _ => v3 };
+                    StoreOutputs(row, row, row, row, 8, plane + (long)(y + i) * OutWidth + x, count, bias, staging);
+                }
             }
         }
 
@@ -381,7 +379,7 @@ internal unsafe struct WinogradJob : IParallelJob
             StoreOutputs(v2, v3, v2, v3, 16, plane + (long)(y + 4) * OutWidth + x, count, bias, staging);
     }
 
-    /// <summary>The first <paramref name="width"/> (16 or 32) of the consecutive outputs v0 … v3 at element
+    /// <summary>The first <paramref name="width"/> (8, 16 or 32) of the consecutive outputs v0 … v3 at element
     /// <paramref name="at"/> through the epilogue (as GemmOutput.EpilogueRow: + bias, + residual, ReLU), the first
     /// <paramref name="count"/> of them stored: a whole row straight from the registers (in non-temporal stores when
     /// Streaming and it starts a cache line), a part through <paramref name="staging"/>.</summary>
@@ -401,8 +399,9 @@ internal unsafe struct WinogradJob : IParallelJob
         }
         var biasVector = Vector256.Create(bias);
         var floor = Vector256.Create(Relu ? 0f : float.NegativeInfinity);
-        bool stream = Streaming && ((nint)dst & 63) == 0;
+        bool stream = Streaming && ((nint)dst & 63) == 0 && width >= 16;
         Put(v0, 0);
+        if (width == 8) return;
         Put(v1, 8);
         if (width == 16) return;
         Put(v2, 16);
@@ -417,19 +416,6 @@ internal unsafe struct WinogradJob : IParallelJob
             if (stream) v.StoreAlignedNonTemporal(dst + offset);
             else v.Store(dst + offset);
         }
-    }
-
-    /// <summary>Rows y … y + rows − 1 of columns x … x + width − 1 (those within the output) from consecutive
-    /// sums, through the epilogue; more than one row only where they are consecutive in the plane (width =
-    /// OutWidth).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private readonly void StoreRows(float* sums, long plane, int y, int x, int width, int rows, float bias)
-    {
-        int count = Math.Min(width, OutWidth - x) * Math.Min(rows, OutHeight - y);
-        if (count <= 0) return;
-        long at = plane + (long)y * OutWidth + x;
-        GemmOutput.EpilogueRow(sums, Output + at, bias, Residual == null ? null : Residual + at, Relu, count,
-            Streaming);
     }
 }
 
