@@ -18,9 +18,10 @@
 // counts at least 16 (with 16 × 16 channels the transforms cost more than the products save; with AVX-512 from 32²,
 // and to 256² for one image: see WinogradChannelProducts) and a tile row of nearly whole vectors of 8 tiles (at most
 // an eighth of the tiles computed and dropped: maps 7, 8, 13 to 16, 27 to 32, 55 to 64 … wide). F(4x4, 3x3) takes
-// over on AVX-512 for 32² ≤ K·C ≤ 512² (the forward from 16²) where its tiles waste at most an eighth of the outputs
-// (maps 15 or 16, 27 to 32, 53 to 64 … wide whose heights are nearly whole tiles too: WinogradTileOf). Other shapes
-// keep the direct kernels and the GEMM.
+// over on AVX-512 for 16² ≤ K·C ≤ 512² (the weight gradient 32² to 256²) where its tiles waste at most an eighth of
+// the outputs (maps 15 or 16, 27 to 32, 53 to 64 … wide whose heights are nearly whole tiles too: WinogradTileOf).
+// Other shapes keep the direct kernels and the GEMM. Outputs of 2 MiB or more go to memory in non-temporal stores
+// (CpuBackend.StreamedOutputBytes), and the input copies fetch their source ahead (ShiftedSource.FetchAhead).
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -955,18 +956,19 @@ public sealed unsafe partial class CpuBackend
         return tiles == 4 || tiles >= 7 * groups;
     }
 
-    /// <summary>Channel products K·C whose data gradient (and, from 4 images and to 256², weight gradient) takes
-    /// F(4x4, 3x3) on AVX-512, at any batch: 32² to 512². Against F(2x2, 3x3) or the direct kernels, batch 8:
-    /// 64×56×56 3.57 → 2.70 ms, 128×28×28 3.47 → 2.70, 256×28×28 10.2 → 8.9; batch 128: 32×16×16 1.21 → 1.05; one
-    /// image: 64×56×56 0.47 → 0.30, 512×28×28 10.8 → 5.6 (direct). 16² stays direct for the gradients: its data
-    /// gradient ran 10 % slower in a ResNet-20 training step, its weight gradient 1.8 → 2.9 ms.</summary>
-    private static readonly (long Min, long Max) Winograd4ChannelProducts = (1 << 10, 1 << 18);
+    /// <summary>Channel products K·C whose forward and data gradient take F(4x4, 3x3) on AVX-512, at any batch: 16²
+    /// to 512². Against F(2x2, 3x3) or the direct kernels, batch 8: 64×56×56 3.57 → 2.70 ms, 128×28×28 3.47 → 2.70,
+    /// 256×28×28 10.2 → 8.9; batch 128: 32×16×16 1.21 → 1.05; one image: 64×56×56 0.47 → 0.30, 512×28×28 10.8 → 5.6
+    /// (direct). 16×32×32 → 16 (ResNet-20's first stage) in one process, against the direct kernels: forward at
+    /// batch 128 1.66 → 1.26 ms, batch 8 0.099 → 0.073, one image level; data gradient (once the copies fetched
+    /// ahead and the output transform kept its vectors in registers; it had run 10 % slower in a training step)
+    /// 1.79 → 1.22 ms at batch 128, 0.453 → 0.281 at 32, 0.177 → 0.158 at 8, 0.017 → 0.015 for one image, and
+    /// 11.95 → 7.64 ms a ResNet-20 training step (99.1 → 95.1 ms the step).</summary>
+    private static readonly (long Min, long Max) Winograd4ChannelProducts = (1 << 8, 1 << 18);
 
-    /// <summary>The forward's F(4x4, 3x3) channel products: from 16² (ResNet-20's first stage). 16×32×32 → 16 in the
-    /// same process, against the direct kernels: batch 128 1.66 → 1.26 ms, batch 8 0.099 → 0.073, one image level;
-    /// ResNet-20 inference 26.2 → 25.0 ms and its training step 97.4 → 96.0 (medians of 6 alternated rounds).
-    /// </summary>
-    private static readonly (long Min, long Max) Winograd4ForwardChannelProducts = (1 << 8, 1 << 18);
+    /// <summary>Channel products whose weight gradient takes F(4x4, 3x3) (from 4 images): 32² to 256². 16² stays
+    /// direct: 16×32×32 at batch 128 1.99 → 2.60 ms, at batch 8 0.185 → 0.255 through F(4x4, 3x3).</summary>
+    private static readonly (long Min, long Max) Winograd4WeightGradientProducts = (1 << 10, 1 << 16);
 
     /// <summary>Whether F(4x4, 3x3) serves for <paramref name="products"/>: AVX-512, and tiles of 4 (8 to a group)
     /// that compute at most 8/7 of the outputs (14×14 would compute 16×16, and ran 13–20 % slower than F(2x2, 3x3)).
@@ -991,7 +993,7 @@ public sealed unsafe partial class CpuBackend
 
     private static int ForwardWinogradTile(ConvGeometry g) =>
         WinogradTileOf(g, g.InChannels, g.OutChannels, g.PadTop, g.PadLeft, g.OutWidth, g.OutHeight,
-            WinogradChannelProducts(g.Batch), Winograd4ForwardChannelProducts);
+            WinogradChannelProducts(g.Batch), Winograd4ChannelProducts);
 
     /// <summary>The data gradient's Winograd tile: the forward convolution of dy (K channels) onto dx, padded by
     /// 2 − pad.</summary>
@@ -1171,7 +1173,7 @@ public sealed unsafe partial class CpuBackend
     /// kernels at batch 128, 32×16×16 1.95 → 1.80–1.87, 32×32×32 7.3–7.6 → 6.0–6.2.</summary>
     private static int BackwardWeightWinogradTile(ConvGeometry g) => g.Batch < 4 ? 0 :
         WinogradTileOf(g, g.InChannels, g.OutChannels, g.PadTop, g.PadLeft, g.OutWidth, g.OutHeight,
-            (1 << 12, 1 << 16), (Winograd4ChannelProducts.Min, 1 << 16));
+            (1 << 12, 1 << 16), Winograd4WeightGradientProducts);
 
     private static bool UseWinogradBackwardWeight(ConvGeometry g) => BackwardWeightWinogradTile(g) != 0;
 

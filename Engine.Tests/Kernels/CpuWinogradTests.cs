@@ -33,8 +33,8 @@ public sealed class CpuWinogradTests
     /// groups of 8 tiles of 4 a row (the last one dropped) in bands of tile rows; 12x16, 4 tiles a row in pairs of
     /// tile rows, the last pair with one; and 32 × 36 channels on 32x32, a block of one panel, whose weight gradient
     /// (from 4 images) takes it too, as do two more: 28x28, a row of 7 tiles, and 16x16, pairs of tile rows. Its
-    /// forward takes it from 16 × 16 channels, its gradients keep the direct kernels: 32x32 (ResNet-20's first stage)
-    /// and 16 × 20 channels on 16x16 (pairs of tile rows). Three write outputs of 2 MiB, whose rows of whole cache
+    /// forward and data gradient take it from 16 × 16 channels, its weight gradient keeps the direct kernels: 32x32
+    /// (ResNet-20's first stage) and 16 × 20 channels on 16x16 (pairs of tile rows). Three write outputs of 2 MiB, whose rows of whole cache
     /// lines go past the caches (CpuBackend.StreamedOutputBytes), each image checked against itself alone, which
     /// stores as usual: 32 channels on 32x32 (F(4x4, 3x3) rows of 32 both ways) and on 16x16 (pairs of tile rows,
     /// rows of 16), and 64 channels on 8x8, whose F(2x2, 3x3) passes write their 4 rows of 8 as one.
