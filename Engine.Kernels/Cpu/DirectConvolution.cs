@@ -819,9 +819,8 @@ internal unsafe struct DirectStore
     public readonly void Put(Vector256<float> sums, int channel, int vector, Vector256<float> floor)
     {
         float* dst = (float*)Outputs[vector] + channel * ChannelStride;
-        var v = sums + Vector256.Create(Bias == null ? 0f : Bias[channel]);
-        if (Residual) v += Vector256.Load(dst + ResidualOffset);
-        Vector256.Max(v, floor).Store(dst);
+        GemmOutput.Epilogue(sums, Vector256.Create(Bias == null ? 0f : Bias[channel]),
+            Residual ? dst + ResidualOffset : null, floor).Store(dst);
     }
 
     /// <inheritdoc cref="Put(Vector256{float}, int, int, Vector256{float})"/>

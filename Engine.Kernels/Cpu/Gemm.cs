@@ -97,22 +97,14 @@ internal unsafe struct GemmOutput
         float floor = relu ? 0f : float.NegativeInfinity;
         var biasVector = Vector256.Create(bias);
         var floorVector = Vector256.Create(floor);
+        bool streamed = stream && ((nint)destination & 63) == 0 && count % 16 == 0;
         int j = 0;
-        if (stream && ((nint)destination & 63) == 0 && count % 16 == 0)
-        {
-            for (; j < count; j += 8)
-            {
-                var v = Vector256.Load(sums + j) + biasVector;
-                if (residual != null) v += Vector256.Load(residual + j);
-                Vector256.Max(v, floorVector).StoreAlignedNonTemporal(destination + j);
-            }
-            return;
-        }
         for (; j + 8 <= count; j += 8)
         {
-            var v = Vector256.Load(sums + j) + biasVector;
-            if (residual != null) v += Vector256.Load(residual + j);
-            Vector256.Max(v, floorVector).Store(destination + j);
+            var v = Epilogue(Vector256.Load(sums + j), biasVector, residual == null ? null : residual + j,
+                floorVector);
+            if (streamed) v.StoreAlignedNonTemporal(destination + j);
+            else v.Store(destination + j);
         }
         for (; j < count; j++)
         {
@@ -120,6 +112,17 @@ internal unsafe struct GemmOutput
             if (residual != null) v += residual[j];
             destination[j] = float.Max(v, floor);
         }
+    }
+
+    /// <summary>The epilogue of 8 sums: v + bias (+ the 8 residuals at <paramref name="residual"/> when not null),
+    /// then max with <paramref name="floor"/> (0 for ReLU, −∞ without).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Epilogue(Vector256<float> v, Vector256<float> bias, float* residual,
+        Vector256<float> floor)
+    {
+        v += bias;
+        if (residual != null) v += Vector256.Load(residual);
+        return Vector256.Max(v, floor);
     }
 }
 

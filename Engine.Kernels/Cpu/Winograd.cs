@@ -283,7 +283,6 @@ internal unsafe struct WinogradJob : IParallelJob
             float bias = Bias == null ? 0f : Bias[k];
             if (!PairedRows)
             {
-                if (y >= OutHeight) continue;
                 int count = Math.Min(16, OutWidth - x);
                 StoreOutputs(v0, v1, v0, v1, 16, plane + (long)y * OutWidth + x, count, bias, staging);
                 if (y + 1 < OutHeight)
@@ -411,9 +410,7 @@ internal unsafe struct WinogradJob : IParallelJob
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         void Put(Vector256<float> v, int offset)
         {
-            v += biasVector;
-            if (residual != null) v += Vector256.Load(residual + offset);
-            v = Vector256.Max(v, floor);
+            v = GemmOutput.Epilogue(v, biasVector, residual == null ? null : residual + offset, floor);
             if (stream) v.StoreAlignedNonTemporal(dst + offset);
             else v.Store(dst + offset);
         }
