@@ -113,7 +113,10 @@ public sealed class CpuPackedGemmTests
     /// building a halo of 4 rows; and the image buffer's padded rows (output rows of whole vectors: one plane per
     /// channel, each vector read at its row's start), with a 5x5 kernel in bands of 4 rows, and for three 8x8
     /// images whose tiles cross from one image to the next in bands of 4 rows; and four 7x7 images, which AVX-512
-    /// takes one a task, each image's 49th pixel alone. All three passes, the forward with bias, residual and ReLU.
+    /// takes one a task, each image's 49th pixel alone; and layers of 3 or 4 channels, which AVX-512's direct kernels
+    /// take in narrow tiles (4 channels × 6 vectors): a 7x7/2 stem's data gradient onto 3 channels (its phases, in
+    /// bands at batch 1), a 3-channel 3x3 layer's data gradient and a 4-channel one's forward. All three passes, the
+    /// forward with bias, residual and ReLU.
     /// </summary>
     [TestCase(1, 512, 7, 512, 1)]
     [TestCase(3, 80, 5, 72, 1)]
@@ -130,6 +133,8 @@ public sealed class CpuPackedGemmTests
     [TestCase(1, 8, 16, 12, 1, 5)]
     [TestCase(3, 16, 8, 20, 1)]
     [TestCase(4, 24, 7, 20, 1)]
+    [TestCase(1, 3, 32, 16, 2, 7)]
+    [TestCase(2, 3, 20, 4, 1)]
     public void ConvolutionMatchesTheReferenceWithTheSameBitsOnEveryThreadCount(int batch, int c, int size, int k,
         int stride, int kernel = 3)
     {
