@@ -577,7 +577,8 @@ internal unsafe struct DirectConvJob : IParallelJob
 
     /// <summary>out[i, k, p] = Σ_d weight[k][d] · buffer_i[Offsets[d] + (p / W)·pitch + p % W] (+ bias[k],
     /// + residual at out's offset, then ReLU) for images i &lt; images, pixels p &lt; positions and the channels of
-    /// blocks [firstBlock, endBlock), a tile of ChannelBlock channels × TileVectors pixel vectors at a time (the
+    /// blocks [firstBlock, endBlock), a tile of ChannelBlock channels × TileVectors pixel vectors at a time (with
+    /// AVX-512, for a part whose one block holds at most 4 channels, narrow tiles of 4 × NarrowTileVectors; the
     /// vectors of a tile may lie in consecutive images), W = <paramref name="rowWidth"/> and pitch =
     /// <paramref name="rowPitch"/>: equal (p itself), or the buffer's padded rows (ShiftedSource.PaddedRows, whose
     /// output rows are whole vectors). Out's channels are <paramref name="plane"/> floats apart, its images
@@ -867,9 +868,9 @@ internal unsafe struct DirectStore
     }
 }
 
-/// <summary>The micro-kernels of the direct convolutions: 8 channels × 3 vectors of 16 (forward) and 4 channels × 6
-/// terms (weight gradient) with AVX-512; 4 channels × 3 vectors of 8 and 2 channels × 6 terms with AVX2+FMA (12 of
-/// the 16 ymm registers accumulate).</summary>
+/// <summary>The micro-kernels of the direct convolutions: 8 channels × 3 vectors of 16 (forward; 4 × 6 for blocks of
+/// a few channels) and 4 channels × 6 terms (weight gradient) with AVX-512; 4 channels × 3 vectors of 8 and 2
+/// channels × 6 terms with AVX2+FMA (12 of the 16 ymm registers accumulate).</summary>
 internal static unsafe class DirectKernels
 {
     public static bool IsSupported => Avx512F.IsSupported || (Avx2.IsSupported && Fma.IsSupported);
