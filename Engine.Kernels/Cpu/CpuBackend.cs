@@ -104,6 +104,11 @@ public sealed unsafe partial class CpuBackend : Backend
     /// <summary>Memory of a <see cref="CpuBackend"/>: native, 64-byte aligned, released on Dispose.</summary>
     private sealed class CpuBuffer<T> : DeviceBuffer<T> where T : unmanaged
     {
+        /// <summary>Bytes allocated past the last element, never written: a 512-bit load that starts at an element
+        /// stays inside the allocation. The direct convolutions read a pointwise layer's input in place, and a
+        /// tile's last vector may pass the tensor's end (its lanes there are never stored).</summary>
+        private const int VectorOverrunBytes = 64;
+
         private readonly CpuBackend _backend;
         private T* _data;
 
@@ -114,7 +119,7 @@ public sealed unsafe partial class CpuBackend : Backend
         {
             _backend = backend;
             Length = length;
-            _data = (T*)NativeMemory.AlignedAlloc((nuint)Math.Max(length * sizeof(T), 1), 64);
+            _data = (T*)NativeMemory.AlignedAlloc((nuint)(length * sizeof(T) + VectorOverrunBytes), 64);
         }
 
         ~CpuBuffer() => Release();

@@ -48,6 +48,12 @@ internal unsafe struct ShiftedSource
     public int OutHeight, OutWidth, KernelHeight, KernelWidth, StrideH, StrideW, OriginY, OriginX;
     public bool PaddedRows;
 
+    /// <summary>Whether the buffer would be the source itself: a 1x1 kernel at stride 1 without padding over a source
+    /// as large as the output (its planes in the buffer's layout, whether padded rows or not). A direct convolution
+    /// then reads the source in place (DirectConvJob.InPlace).</summary>
+    public readonly bool IsIdentity => KernelHeight == 1 && KernelWidth == 1 && StrideH == 1 && StrideW == 1 &&
+        OriginY == 0 && OriginX == 0 && Height == OutHeight && Width == OutWidth;
+
     /// <summary>Whether PaddedRows may be set: stride 1, and output rows of whole vectors.</summary>
     public readonly bool CanPadRows => StrideH == 1 && StrideW == 1 && OutWidth % DirectKernels.Lanes == 0;
 
@@ -487,6 +493,13 @@ internal unsafe struct DirectConvJob : IParallelJob
     public int PhaseCount, OutChannels, OutHeight, Batch, GroupImages, RowParts, ChannelParts, PartRows;
     public float* Output, Bias, Residual;
     public bool Relu, Interleaved;
+
+    /// <summary>Read the source in place (ShiftedSource.IsIdentity) instead of building its buffer: a band starts at
+    /// its first row, the offsets are the source's planes. A tile's last vector may read past a band's or an image's
+    /// pixels, into the next rows or past the tensor's end (CpuBuffer's VectorOverrunBytes): those lanes are never
+    /// stored.</summary>
+    public bool InPlace;
+
     public CpuBackend Backend;
 
     public void Execute(int task, int worker)
@@ -501,8 +514,17 @@ internal unsafe struct DirectConvJob : IParallelJob
         var source = Source;
         source.OriginY -= oh0 * Source.StrideH;
         long imageFloats = source.ImageFloats, plane = (long)OutHeight * ow;
-        float* buffer = Backend.DirectSourceScratch(worker, images * imageFloats);
-        for (int i = 0; i < images; i++) source.Build(buffer + i * imageFloats, n0 + i);
+        float* buffer;
+        if (InPlace)
+        {
+            imageFloats = source.Channels * plane;
+            buffer = source.Source + n0 * imageFloats + (long)oh0 * ow;
+        }
+        else
+        {
+            buffer = Backend.DirectSourceScratch(worker, images * imageFloats);
+            for (int i = 0; i < images; i++) source.Build(buffer + i * imageFloats, n0 + i);
+        }
         if (!Interleaved)
         {
             long first = (long)n0 * OutChannels * plane + (long)oh0 * ow;
@@ -1428,7 +1450,7 @@ public sealed unsafe partial class CpuBackend
     /// the tiles' FMAs (<paramref name="depth"/> terms a vector and output channel; a band's last vector is partly
     /// padding: 14x14 maps in 3 bands of 5, 5 and 4 rows have 14 vectors, in 1 band 13) plus the buffer floats
     /// built, which fewer bands build again for each range of output channels that shares a band (128×56×56 3x3/2
-    /// in 1 band: 4 copies of 2.4 MB).</summary>
+    /// in 1 band: 4 copies of 2.4 MB); none where the source is read in place.</summary>
     private static int CheapestBands(ShiftedSource source, int depth, int most, int parts, int blocks,
         int outChannels)
     {
@@ -1443,7 +1465,7 @@ public sealed unsafe partial class CpuBackend
                 vectors += (Math.Min(rows, outHeight - oh) * source.OutWidth + DirectKernels.Lanes - 1) /
                     DirectKernels.Lanes;
             double cost = (double)vectors * depth * outChannels +
-                BuildCostInFmas * ChannelParts(parts, built, blocks) * imageFloats;
+                (source.IsIdentity ? 0 : BuildCostInFmas * ChannelParts(parts, built, blocks) * imageFloats);
             if (cost < bestCost) (best, bestCost) = (bands, cost);
         }
         return best;
@@ -1468,7 +1490,9 @@ public sealed unsafe partial class CpuBackend
         int channelParts = ChannelParts(parts, rowParts, blocks);
         int partRows = (outHeight + rowParts - 1) / rowParts;
         rowParts = (outHeight + partRows - 1) / partRows;   // no empty band
-        source.OutHeight = partRows;   // every band's buffer has the same layout, so one set of offsets serves
+        // Every band's buffer has the same layout, so one set of offsets serves; read in place, the source's.
+        bool inPlace = !interleaved && source.IsIdentity;
+        if (!inPlace) source.OutHeight = partRows;
         source.PaddedRows = source.CanPadRows;
         var offsets = (int*)WorkerScratch(0, DirectOffsetSlot, (long)depth * sizeof(int));
         for (int p = 0; p < count; p++)
@@ -1479,11 +1503,13 @@ public sealed unsafe partial class CpuBackend
             for (int t = 0; t < phase.Taps; t++)
                 *offsets++ = source.Offset(c, phase.WindowRows[t], phase.WindowColumns[t]);
         }
+        source.OutHeight = partRows;
         var job = new DirectConvJob
         {
             Source = source, Phases = phases, PhaseCount = count, OutChannels = outChannels, OutHeight = outHeight,
             Batch = batch, GroupImages = group, RowParts = rowParts, ChannelParts = channelParts, PartRows = partRows,
             Output = output, Bias = bias, Residual = residual, Relu = relu, Interleaved = interleaved, Backend = this,
+            InPlace = inPlace,
         };
         Parallel(groups * rowParts * channelParts, ref job);
     }

@@ -115,7 +115,9 @@ public sealed class CpuPackedGemmTests
     /// images whose tiles cross from one image to the next in bands of 4 rows; and four 7x7 images, which AVX-512
     /// takes one a task, each image's 49th pixel alone; and layers of 3 or 4 channels, which AVX-512's direct kernels
     /// take in narrow tiles (4 channels × 6 vectors): a 7x7/2 stem's data gradient onto 3 channels (its phases, in
-    /// bands at batch 1), a 3-channel 3x3 layer's data gradient and a 4-channel one's forward. All three passes, the
+    /// bands at batch 1), a 3-channel 3x3 layer's data gradient and a 4-channel one's forward; and pointwise layers
+    /// that the direct kernels read in place, a 13x13 map at batch 1 in bands of 5, 5 and 3 rows (the last vector of
+    /// every band reaching past it, the last band's past the tensor) and two 7x7 images. All three passes, the
     /// forward with bias, residual and ReLU.
     /// </summary>
     [TestCase(1, 512, 7, 512, 1)]
@@ -135,6 +137,8 @@ public sealed class CpuPackedGemmTests
     [TestCase(4, 24, 7, 20, 1)]
     [TestCase(1, 3, 32, 16, 2, 7)]
     [TestCase(2, 3, 20, 4, 1)]
+    [TestCase(1, 16, 13, 20, 1, 1)]
+    [TestCase(2, 40, 7, 12, 1, 1)]
     public void ConvolutionMatchesTheReferenceWithTheSameBitsOnEveryThreadCount(int batch, int c, int size, int k,
         int stride, int kernel = 3)
     {
