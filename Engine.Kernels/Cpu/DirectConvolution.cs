@@ -50,7 +50,7 @@ internal unsafe struct ShiftedSource
 
     /// <summary>Whether the buffer would be the source itself: a 1x1 kernel at stride 1 without padding over a source
     /// as large as the output (its planes in the buffer's layout, whether padded rows or not). A direct convolution
-    /// then reads the source in place (DirectConvJob.InPlace).</summary>
+    /// then reads the source in place (DirectConvJob.InPlace; the weight gradient's DirectWeightJob too).</summary>
     public readonly bool IsIdentity => KernelHeight == 1 && KernelWidth == 1 && StrideH == 1 && StrideW == 1 &&
         OriginY == 0 && OriginX == 0 && Height == OutHeight && Width == OutWidth;
 
@@ -780,8 +780,10 @@ internal unsafe struct DirectWeightJob : IParallelJob
         int kernelArea = Source.KernelHeight * Source.KernelWidth, depth = Source.Channels * kernelArea;
         int firstChannel = Math.Min(first, depth - 1) / kernelArea;
         int endChannel = (Math.Min(end, depth) - 1) / kernelArea + 1;
-        long imageFloats = Source.ImageFloats;
-        float* buffer = Backend.DirectSourceScratch(worker, GroupImages * imageFloats);
+        // A pointwise layer's x is read in place (ShiftedSource.IsIdentity; its positions are whole vectors).
+        bool inPlace = Source.IsIdentity;
+        long imageFloats = inPlace ? (long)Source.Channels * Positions : Source.ImageFloats;
+        float* buffer = inPlace ? null : Backend.DirectSourceScratch(worker, GroupImages * imageFloats);
         long positions = Positions;
         // x's pixels come in rows: the padded buffer's output rows (RowPitch floats apart), or one row of every
         // position. A map of more than PixelRun pixels is cut into even chunks of whole rows, or of whole vectors
@@ -792,7 +794,10 @@ internal unsafe struct DirectWeightJob : IParallelJob
         for (int g0 = n0; g0 < n1; g0 += GroupImages)
         {
             int images = Math.Min(GroupImages, n1 - g0);
-            for (int i = 0; i < images; i++) Source.Build(buffer + i * imageFloats, g0 + i, firstChannel, endChannel);
+            if (inPlace) buffer = Source.Source + g0 * imageFloats;
+            else
+                for (int i = 0; i < images; i++)
+                    Source.Build(buffer + i * imageFloats, g0 + i, firstChannel, endChannel);
             // A chunk at a time through every step, depth terms outer: a step's 6 planes of the chunk's x stay in
             // L1 while every channel's rows of dy stream past them from L2 (with channels outer, the whole buffer
             // of x streamed from L2 or beyond once per channel pair).
