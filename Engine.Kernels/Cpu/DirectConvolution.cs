@@ -1406,15 +1406,21 @@ public sealed unsafe partial class CpuBackend
         DirectServes(g, Math.Min(g.OutChannels, (long)g.InChannels * g.KernelHeight * g.KernelWidth)) &&
         ForwardSource(g, null).ChoiceFloats <= DirectImageLimit;
 
-    /// <summary>Stride 1, or with AVX-512 stride 2 from an input twice the output each way (PhasedBackwardData),
-    /// whose buffer of dy is measured as built, in padded rows: the 7x7/2 stem's is 0.85 M floats so (3.3 M with a
-    /// plane per tap column), and its data gradient at batch 1 runs directly in 0.86 ms where the columns path took
-    /// 1.47 (level at batch 8, 7.3 ms).</summary>
+    /// <summary>Images below which a stride-2 data gradient runs directly if its buffer of dy fits DirectImageLimit as
+    /// built, in padded rows (the 7x7/2 stem's: 0.85 M floats, 3.3 M with a plane per tap column). The stem's data
+    /// gradient, in one process: batch 1 0.90 ms directly against 1.45 by the columns path (3 channel blocks for 2
+    /// threads), batch 2 1.86 / 2.53, batch 4 level, batch 8 7.5 / 6.6 (the columns path's tasks, an image each,
+    /// then fill the threads).</summary>
+    private const int PhasedBuiltBatchLimit = 4;
+
+    /// <summary>Stride 1, or with AVX-512 stride 2 from an input twice the output each way (PhasedBackwardData).
+    /// </summary>
     private static bool UseDirectBackwardData(ConvGeometry g) =>
         DirectServes(g, Math.Min(g.InChannels, (long)g.OutChannels * g.KernelHeight * g.KernelWidth)) &&
         (g.StrideHeight == 1 && g.StrideWidth == 1 && DataSource(g, null).ImageFloats <= DirectImageLimit ||
             Avx512F.IsSupported && g.StrideHeight == 2 && g.StrideWidth == 2 && g.InHeight == 2 * g.OutHeight &&
-            g.InWidth == 2 * g.OutWidth && PhasedSource(g, null).BuiltImageFloats <= DirectImageLimit);
+            g.InWidth == 2 * g.OutWidth && (PhasedSource(g, null).ImageFloats <= DirectImageLimit ||
+                g.Batch < PhasedBuiltBatchLimit && PhasedSource(g, null).BuiltImageFloats <= DirectImageLimit));
 
     /// <summary>The weight gradient's GEMM: K rows, N·OH·OW deep, C·R·S columns; what decides is the input
     /// channels (measured), and with AVX2 a pointwise layer that narrows the channels four times or more takes the
