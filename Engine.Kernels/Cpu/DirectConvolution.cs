@@ -1501,9 +1501,9 @@ public sealed unsafe partial class CpuBackend
         int channelParts = ChannelParts(parts, rowParts, blocks);
         int partRows = (outHeight + rowParts - 1) / rowParts;
         rowParts = (outHeight + partRows - 1) / partRows;   // no empty band
-        // Every band's buffer has the same layout, so one set of offsets serves; read in place, the source's.
+        // Every band's buffer has the same layout, so one set of offsets serves (read in place: the source's own).
         bool inPlace = !interleaved && source.IsIdentity;
-        if (!inPlace) source.OutHeight = partRows;
+        source.OutHeight = inPlace ? outHeight : partRows;
         source.PaddedRows = source.CanPadRows;
         var offsets = (int*)WorkerScratch(0, DirectOffsetSlot, (long)depth * sizeof(int));
         for (int p = 0; p < count; p++)
@@ -1514,7 +1514,6 @@ public sealed unsafe partial class CpuBackend
             for (int t = 0; t < phase.Taps; t++)
                 *offsets++ = source.Offset(c, phase.WindowRows[t], phase.WindowColumns[t]);
         }
-        source.OutHeight = partRows;
         var job = new DirectConvJob
         {
             Source = source, Phases = phases, PhaseCount = count, OutChannels = outChannels, OutHeight = outHeight,
