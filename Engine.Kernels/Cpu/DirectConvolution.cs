@@ -889,9 +889,8 @@ internal unsafe struct DirectStore
     public readonly void Put(Vector512<float> sums, int channel, int vector, Vector512<float> floor)
     {
         float* dst = (float*)Outputs[vector] + channel * ChannelStride;
-        var v = sums + Vector512.Create(Bias == null ? 0f : Bias[channel]);
-        if (Residual) v += Vector512.Load(dst + ResidualOffset);
-        Vector512.Max(v, floor).Store(dst);
+        GemmOutput.Epilogue(sums, Vector512.Create(Bias == null ? 0f : Bias[channel]),
+            Residual ? dst + ResidualOffset : null, floor).Store(dst);
     }
 }
 
@@ -1466,8 +1465,7 @@ public sealed unsafe partial class CpuBackend
         int outChannels)
     {
         int outHeight = source.OutHeight;
-        source.PaddedRows = source.CanPadRows;
-        double imageFloats = source.ImageFloats, bestCost = double.MaxValue;
+        double imageFloats = source.BuiltImageFloats, bestCost = double.MaxValue;
         int best = most;
         for (int bands = most; bands >= 1; bands--)
         {
@@ -1502,7 +1500,7 @@ public sealed unsafe partial class CpuBackend
         int partRows = (outHeight + rowParts - 1) / rowParts;
         rowParts = (outHeight + partRows - 1) / partRows;   // no empty band
         // Every band's buffer has the same layout, so one set of offsets serves (read in place: the source's own).
-        bool inPlace = !interleaved && source.IsIdentity;
+        bool inPlace = source.IsIdentity;
         source.OutHeight = inPlace ? outHeight : partRows;
         source.PaddedRows = source.CanPadRows;
         var offsets = (int*)WorkerScratch(0, DirectOffsetSlot, (long)depth * sizeof(int));

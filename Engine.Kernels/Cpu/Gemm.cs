@@ -114,8 +114,8 @@ internal unsafe struct GemmOutput
         }
     }
 
-    /// <summary>The epilogue of 8 sums: v + bias (+ the 8 residuals at <paramref name="residual"/> when not null),
-    /// then max with <paramref name="floor"/> (0 for ReLU, −∞ without).</summary>
+    /// <summary>The epilogue of a vector of sums: v + bias (+ as many residuals at <paramref name="residual"/> when
+    /// not null), then max with <paramref name="floor"/> (0 for ReLU, −∞ without).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Epilogue(Vector256<float> v, Vector256<float> bias, float* residual,
         Vector256<float> floor)
@@ -123,6 +123,16 @@ internal unsafe struct GemmOutput
         v += bias;
         if (residual != null) v += Vector256.Load(residual);
         return Vector256.Max(v, floor);
+    }
+
+    /// <inheritdoc cref="Epilogue(Vector256{float}, Vector256{float}, float*, Vector256{float})"/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Epilogue(Vector512<float> v, Vector512<float> bias, float* residual,
+        Vector512<float> floor)
+    {
+        v += bias;
+        if (residual != null) v += Vector512.Load(residual);
+        return Vector512.Max(v, floor);
     }
 }
 

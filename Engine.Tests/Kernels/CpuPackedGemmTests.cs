@@ -118,7 +118,8 @@ public sealed class CpuPackedGemmTests
     /// bands at batch 1), a 3-channel 3x3 layer's data gradient and a 4-channel one's forward; and pointwise layers
     /// that the direct kernels read in place, a 13x13 map at batch 1 in bands of 5, 5 and 3 rows (the last vector of
     /// every band reaching past it, the last band's past the tensor), two 7x7 images and three 8x8 ones (whose
-    /// weight gradient the direct kernels take, x read in place). All three passes, the forward with bias, residual
+    /// weight gradient the direct kernels take, x read in place), and 1x1/2 layers whose data gradient's phase reads
+    /// dy in place (a 13x13 dy at batch 1 in bands, three 7x7 ones). All three passes, the forward with bias, residual
     /// and ReLU.
     /// </summary>
     [TestCase(1, 512, 7, 512, 1)]
@@ -141,6 +142,8 @@ public sealed class CpuPackedGemmTests
     [TestCase(1, 16, 13, 20, 1, 1)]
     [TestCase(2, 40, 7, 12, 1, 1)]
     [TestCase(3, 24, 8, 20, 1, 1)]
+    [TestCase(1, 16, 26, 20, 2, 1)]
+    [TestCase(3, 24, 14, 40, 2, 1)]
     public void ConvolutionMatchesTheReferenceWithTheSameBitsOnEveryThreadCount(int batch, int c, int size, int k,
         int stride, int kernel = 3)
     {
