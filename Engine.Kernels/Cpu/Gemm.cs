@@ -532,9 +532,12 @@ internal static unsafe class PackedGemm
     /// rows (those rows are never read). With dstStride ≥ 8 each column is 8 floats (a half of a 16-wide panel
     /// leaves the other half as it is); with a narrower dstStride (AVX2's 6-row tiles) each column's 8-float
     /// store runs into the next column, which is stored after it, and the last column stores dstStride floats
-    /// only.</summary>
-    public static void TransposeRows(float* src, long srcStride, int rows, float* dst, int dstStride, int kc)
+    /// only. <paramref name="streamed"/> (dstStride 8, dst 32-byte aligned) stores the columns past the caches, for
+    /// packs the caller fences (Sse.StoreFence) before they are read.</summary>
+    public static void TransposeRows(float* src, long srcStride, int rows, float* dst, int dstStride, int kc,
+        bool streamed = false)
     {
+        Debug.Assert(!streamed || dstStride == 8 && ((nint)dst & 31) == 0, "streamed: 8-float columns, aligned");
         Debug.Assert(rows <= 8 && dstStride >= 4, "eight rows at most, into columns of at least four");
         int width = Math.Min(dstStride, 8);
         // Blocks of 8 columns; where kc is at least 8 but no multiple of it, the last block is the 8 columns that end
@@ -557,6 +560,20 @@ internal static unsafe class PackedGemm
                 out var c5, out var c6, out var c7);
             float* d = dst + (long)kk * dstStride;
             bool last = kk + 8 == kc;
+            if (streamed)
+            {
+                Avx.StoreAlignedNonTemporal(d, c0);
+                Avx.StoreAlignedNonTemporal(d + 8, c1);
+                Avx.StoreAlignedNonTemporal(d + 16, c2);
+                Avx.StoreAlignedNonTemporal(d + 24, c3);
+                Avx.StoreAlignedNonTemporal(d + 32, c4);
+                Avx.StoreAlignedNonTemporal(d + 40, c5);
+                Avx.StoreAlignedNonTemporal(d + 48, c6);
+                Avx.StoreAlignedNonTemporal(d + 56, c7);
+                if (last) return;
+                kk = Math.Min(kk + 8, kc - 8);
+                continue;
+            }
             StoreColumn(c0, d, width, false);
             StoreColumn(c1, d + dstStride, width, false);
             StoreColumn(c2, d + 2 * dstStride, width, false);
