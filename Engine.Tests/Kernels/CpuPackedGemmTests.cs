@@ -113,9 +113,10 @@ public sealed class CpuPackedGemmTests
     /// building a halo of 4 rows; and the image buffer's padded rows (output rows of whole vectors: one plane per
     /// channel, each vector read at its row's start), with a 5x5 kernel in bands of 4 rows, and for three 8x8
     /// images whose tiles cross from one image to the next in bands of 4 rows; and four 7x7 images, which AVX-512
-    /// takes one a task, each image's 49th pixel alone; and layers of 3 or 4 channels, which AVX-512's direct kernels
-    /// take in narrow tiles (4 channels × 6 vectors): a 7x7/2 stem's data gradient onto 3 channels (its phases, in
-    /// bands at batch 1), a 3-channel 3x3 layer's data gradient and a 4-channel one's forward; and pointwise layers
+    /// takes one a task, each image's 49th pixel alone; and layers of 4 channels or fewer, which AVX-512's direct
+    /// kernels take in narrow tiles (4 channels × 6 vectors): a 7x7/2 stem's data gradient onto 3 channels (its
+    /// phases, in bands at batch 1), a 3-channel 3x3 layer's data gradient, a 4-channel one's forward and a
+    /// 2-channel one's; and pointwise layers
     /// that the direct kernels read in place, a 13x13 map at batch 1 in bands of 5, 5 and 3 rows (the last vector of
     /// every band reaching past it, the last band's past the tensor), two 7x7 images and three 8x8 ones (whose
     /// weight gradient the direct kernels take, x read in place), and 1x1/2 layers whose data gradient's phase reads
@@ -139,6 +140,7 @@ public sealed class CpuPackedGemmTests
     [TestCase(4, 24, 7, 20, 1)]
     [TestCase(1, 3, 32, 16, 2, 7)]
     [TestCase(2, 3, 20, 4, 1)]
+    [TestCase(2, 5, 16, 2, 1)]
     [TestCase(1, 16, 13, 20, 1, 1)]
     [TestCase(2, 40, 7, 12, 1, 1)]
     [TestCase(3, 24, 8, 20, 1, 1)]
