@@ -560,28 +560,14 @@ internal static unsafe class PackedGemm
                 out var c5, out var c6, out var c7);
             float* d = dst + (long)kk * dstStride;
             bool last = kk + 8 == kc;
-            if (streamed)
-            {
-                Avx.StoreAlignedNonTemporal(d, c0);
-                Avx.StoreAlignedNonTemporal(d + 8, c1);
-                Avx.StoreAlignedNonTemporal(d + 16, c2);
-                Avx.StoreAlignedNonTemporal(d + 24, c3);
-                Avx.StoreAlignedNonTemporal(d + 32, c4);
-                Avx.StoreAlignedNonTemporal(d + 40, c5);
-                Avx.StoreAlignedNonTemporal(d + 48, c6);
-                Avx.StoreAlignedNonTemporal(d + 56, c7);
-                if (last) return;
-                kk = Math.Min(kk + 8, kc - 8);
-                continue;
-            }
-            StoreColumn(c0, d, width, false);
-            StoreColumn(c1, d + dstStride, width, false);
-            StoreColumn(c2, d + 2 * dstStride, width, false);
-            StoreColumn(c3, d + 3 * dstStride, width, false);
-            StoreColumn(c4, d + 4 * dstStride, width, false);
-            StoreColumn(c5, d + 5 * dstStride, width, false);
-            StoreColumn(c6, d + 6 * dstStride, width, false);
-            StoreColumn(c7, d + 7 * dstStride, width, last);
+            StoreColumn(c0, d, width, false, streamed);
+            StoreColumn(c1, d + dstStride, width, false, streamed);
+            StoreColumn(c2, d + 2 * dstStride, width, false, streamed);
+            StoreColumn(c3, d + 3 * dstStride, width, false, streamed);
+            StoreColumn(c4, d + 4 * dstStride, width, false, streamed);
+            StoreColumn(c5, d + 5 * dstStride, width, false, streamed);
+            StoreColumn(c6, d + 6 * dstStride, width, false, streamed);
+            StoreColumn(c7, d + 7 * dstStride, width, last, streamed);
             if (last) return;
             kk = Math.Min(kk + 8, kc - 8);
         }
@@ -629,17 +615,18 @@ internal static unsafe class PackedGemm
         r < rows ? Vector256.Load(src + r * stride) : Vector256<float>.Zero;
 
     /// <summary>A column of <paramref name="width"/> floats: all 8 lanes, unless it is narrower and
-    /// <paramref name="exact"/> (the last column, which nothing follows).</summary>
+    /// <paramref name="exact"/> (the last column, which nothing follows); <paramref name="streamed"/>, all 8 past the
+    /// caches (TransposeRows).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StoreColumn(Vector256<float> column, float* dst, int width, bool exact)
+    private static void StoreColumn(Vector256<float> column, float* dst, int width, bool exact, bool streamed)
     {
-        if (width == 8 || !exact)
+        if (streamed) Avx.StoreAlignedNonTemporal(dst, column);
+        else if (width == 8 || !exact) column.Store(dst);
+        else
         {
-            column.Store(dst);
-            return;
+            column.GetLower().Store(dst);
+            for (int r = 4; r < width; r++) dst[r] = column.GetElement(r);
         }
-        column.GetLower().Store(dst);
-        for (int r = 4; r < width; r++) dst[r] = column.GetElement(r);
     }
 
     /// <summary>One row of B into a run of packed panels (panelStride apart) from position
