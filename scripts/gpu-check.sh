@@ -7,8 +7,8 @@
 #
 # Needs the build archive .gpu/engine.tar.gz (see docs/gpu.md for the publish command; it is unpacked into a
 # temporary folder for the run) and, for the PyTorch side, python3 with torch. Every step has its own time limit so
-# one slow step cannot eat the whole budget: the limits add up to about 8 minutes. A dry run on the CPU backend
-# (`cpu --dry`) rehearses every step in about a minute.
+# one slow step cannot eat the whole budget: the limits add up to 10 minutes (a device call's longest). A dry run on
+# the CPU backend (`cpu --dry`) rehearses every step in about a minute.
 set -uo pipefail
 out=${1:?usage: gpu-check.sh OUT_DIR [DEVICE] [--dry]}
 device=${2:-cuda}
@@ -30,10 +30,11 @@ tests="$apps/engine/Engine.Tests"  # the test suite's runner
 step() { # step NAME SECONDS COMMAND...
   local name=$1 limit=$2; shift 2
   echo "=== $name (limit ${limit}s): $*"
-  local start=$(date +%s.%N)
+  local start=$(date +%s%N)
   timeout "$limit" "$@" > "$out/$name.txt" 2>&1
   local rc=$?
-  echo "=== $name: exit $rc in $(echo "$(date +%s.%N) - $start" | bc) s"
+  local ms=$(( ($(date +%s%N) - start) / 1000000 ))
+  echo "=== $name: exit $rc in $((ms / 1000)).$(printf %03d $((ms % 1000))) s"
   tail -n 5 "$out/$name.txt"
   echo "$name,$rc" >> "$out/steps.csv"
 }
@@ -48,17 +49,17 @@ else
   cifar_batch=128; r50_batch=32; iters=20; size=large; selftest_filter=""
 fi
 
-step selftest 100 "$tests" --device "$device" ${selftest_filter:+--filter "$selftest_filter"}
-step kernels 80 "$bin" kernels --device "$device" --size "$size"
+step selftest 150 "$tests" --device "$device" ${selftest_filter:+--filter "$selftest_filter"}
+step kernels 170 "$bin" kernels --device "$device" --size "$size"
 for mode in infer train; do
   step "resnet20-a-$mode" 30 "$bin" step --model resnet20-a --batch "$cifar_batch" --mode "$mode" --iters "$iters" --device "$device"
   step "resnet50-$mode" 40 "$bin" step --model resnet50 --batch "$r50_batch" --mode "$mode" --iters "$iters" --device "$device"
 done
-step shortcuts 80 "$bin" shortcuts --device "$device" --iters "$iters" --warmup 1 --out "$out/shortcuts" \
+step shortcuts 60 "$bin" shortcuts --device "$device" --iters "$iters" --warmup 1 --out "$out/shortcuts" \
   $( [ "$dry" = "--dry" ] && echo "--cifar-batch 4 --block-batch 1 --imagenet-batch 0" )
 if python3 -c "import torch" 2>/dev/null; then
-  step torch-fp32 45 python3 "$here/scripts/torch_bench.py" --tf32 off --cifar-batch "$cifar_batch" --r50-batch "$r50_batch" --iters "$iters"
-  step torch-default 45 python3 "$here/scripts/torch_bench.py" --tf32 default --cifar-batch "$cifar_batch" --r50-batch "$r50_batch" --iters "$iters"
+  step torch-fp32 40 python3 "$here/scripts/torch_bench.py" --tf32 off --cifar-batch "$cifar_batch" --r50-batch "$r50_batch" --iters "$iters"
+  step torch-default 40 python3 "$here/scripts/torch_bench.py" --tf32 default --cifar-batch "$cifar_batch" --r50-batch "$r50_batch" --iters "$iters"
 else
   echo "python3 with torch not found: PyTorch side skipped" | tee "$out/torch-skipped.txt"
 fi
