@@ -49,11 +49,12 @@ else
   cifar_batch=128; r50_batch=32; iters=20; size=large; selftest_filter=""
 fi
 
-step selftest 150 "$tests" --device "$device" ${selftest_filter:+--filter "$selftest_filter"}
-step kernels 170 "$bin" kernels --device "$device" --size "$size"
+step selftest 120 "$tests" --device "$device" ${selftest_filter:+--filter "$selftest_filter"}
+step kernels 160 "$bin" kernels --device "$device" --size "$size"
+step conv-shapes 60 "$bin" kernels --conv-shapes resnet50 --batch "$r50_batch" --iters 10 --device "$device"
 for mode in infer train; do
-  step "resnet20-a-$mode" 30 "$bin" step --model resnet20-a --batch "$cifar_batch" --mode "$mode" --iters "$iters" --device "$device"
-  step "resnet50-$mode" 40 "$bin" step --model resnet50 --batch "$r50_batch" --mode "$mode" --iters "$iters" --device "$device"
+  step "resnet20-a-$mode" 20 "$bin" step --model resnet20-a --batch "$cifar_batch" --mode "$mode" --iters "$iters" --device "$device"
+  step "resnet50-$mode" 30 "$bin" step --model resnet50 --batch "$r50_batch" --mode "$mode" --iters "$iters" --device "$device"
 done
 step shortcuts 60 "$bin" shortcuts --device "$device" --iters "$iters" --warmup 1 --out "$out/shortcuts" \
   $( [ "$dry" = "--dry" ] && echo "--cifar-batch 4 --block-batch 1 --imagenet-batch 0" )
