@@ -7,8 +7,9 @@
 #
 # Needs the build archive .gpu/engine.tar.gz (see docs/gpu.md for the publish command; it is unpacked into a
 # temporary folder for the run) and, for the PyTorch side, python3 with torch. Every step has its own time limit so
-# one slow step cannot eat the whole budget: the limits add up to 10 minutes (a device call's longest). A dry run on
-# the CPU backend (`cpu --dry`) rehearses every step in about a minute.
+# one slow step cannot eat the whole budget: the limits add up to 530 s, inside a device call's 10 minutes with the
+# unpacking and the packing of the results. A dry run on the CPU backend (`cpu --dry`) rehearses every step in about
+# a minute.
 set -uo pipefail
 out=${1:?usage: gpu-check.sh OUT_DIR [DEVICE] [--dry]}
 device=${2:-cuda}
@@ -31,7 +32,7 @@ step() { # step NAME SECONDS COMMAND...
   local name=$1 limit=$2; shift 2
   echo "=== $name (limit ${limit}s): $*"
   local start=$(date +%s%N)
-  timeout "$limit" "$@" > "$out/$name.txt" 2>&1
+  timeout -k 10 "$limit" "$@" > "$out/$name.txt" 2>&1
   local rc=$?
   local ms=$(( ($(date +%s%N) - start) / 1000000 ))
   echo "=== $name: exit $rc in $((ms / 1000)).$(printf %03d $((ms % 1000))) s"
@@ -49,18 +50,18 @@ else
   cifar_batch=128; r50_batch=32; iters=20; size=large; selftest_filter=""
 fi
 
-step selftest 120 "$tests" --device "$device" ${selftest_filter:+--filter "$selftest_filter"}
+step selftest 100 "$tests" --device "$device" ${selftest_filter:+--filter "$selftest_filter"}
 step kernels 160 "$bin" kernels --device "$device" --size "$size"
-step conv-shapes 60 "$bin" kernels --conv-shapes resnet50 --batch "$r50_batch" --iters 10 --device "$device"
+step conv-shapes 50 "$bin" kernels --conv-shapes resnet50 --batch "$r50_batch" --iters 10 --device "$device"
 for mode in infer train; do
   step "resnet20-a-$mode" 20 "$bin" step --model resnet20-a --batch "$cifar_batch" --mode "$mode" --iters "$iters" --device "$device"
   step "resnet50-$mode" 30 "$bin" step --model resnet50 --batch "$r50_batch" --mode "$mode" --iters "$iters" --device "$device"
 done
-step shortcuts 60 "$bin" shortcuts --device "$device" --iters "$iters" --warmup 1 --out "$out/shortcuts" \
+step shortcuts 50 "$bin" shortcuts --device "$device" --iters "$iters" --warmup 1 --out "$out/shortcuts" \
   $( [ "$dry" = "--dry" ] && echo "--cifar-batch 4 --block-batch 1 --imagenet-batch 0" )
 if python3 -c "import torch" 2>/dev/null; then
-  step torch-fp32 40 python3 "$here/scripts/torch_bench.py" --tf32 off --cifar-batch "$cifar_batch" --r50-batch "$r50_batch" --iters "$iters"
-  step torch-default 40 python3 "$here/scripts/torch_bench.py" --tf32 default --cifar-batch "$cifar_batch" --r50-batch "$r50_batch" --iters "$iters"
+  step torch-fp32 35 python3 "$here/scripts/torch_bench.py" --tf32 off --cifar-batch "$cifar_batch" --r50-batch "$r50_batch" --iters "$iters"
+  step torch-default 35 python3 "$here/scripts/torch_bench.py" --tf32 default --cifar-batch "$cifar_batch" --r50-batch "$r50_batch" --iters "$iters"
 else
   echo "python3 with torch not found: PyTorch side skipped" | tee "$out/torch-skipped.txt"
 fi

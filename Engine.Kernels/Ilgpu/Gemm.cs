@@ -292,38 +292,48 @@ public readonly record struct GemmTiling(int GroupX, int GroupY)
     /// <summary>Columns of C per block, 8·GY.</summary>
     public int Columns => GemmTile<float>.Size * GroupY;
 
-    /// <summary>K is split only into ranges at least this deep.</summary>
+    /// <summary>K is split only into ranges at least this deep (all but the last range of a split).</summary>
     public const int MinimumSplitDepth = 512;
 
     /// <summary>The most ranges K is split into.</summary>
     public const int MaxSplits = 256;
 
+    /// <summary>Full groups of the device per multiprocessor that split-K fills the grid up to.</summary>
+    public const int GroupsPerMultiprocessor = 2;
+
+    /// <summary>Blocks of the grid along m (rows of C).</summary>
+    public int RowBlocks(int m) => (m + Rows - 1) / Rows;
+
+    /// <summary>Blocks of the grid along n (columns of C).</summary>
+    public int ColumnBlocks(int n) => (n + Columns - 1) / Columns;
+
     /// <summary>
-    /// The tile for an m × n × k product on a device allowing <paramref name="maxGroupThreads"/> threads per group
-    /// with <paramref name="multiprocessors"/> multiprocessors. Each side starts at the smallest power of two (8 to
-    /// 128) that covers its extent — a 16-channel convolution gets 16 columns, not 128 — then the larger side is
-    /// halved while the group exceeds the device's (or 256) threads, and while the grid, even with K split as far
-    /// as <see cref="MaxSplitsFor"/> allows, would leave multiprocessors idle and the block is larger than 32 × 32.
-    /// So: 128 × 128 for large products on a GPU, 64 × 64 where 128 × 128 tiles are too few and K too shallow to
-    /// split, down to 32 × 32 or thin tiles (128 × 16) for small channel counts, and 16 × 8 on ILGPU's 2-thread
-    /// CPU device; a weight gradient (a small K×CRS product over N·OH·OW pixels) keeps its covering tile and is
-    /// split instead, since a tile of fewer threads than a warp leaves most of the device's lanes idle.
+    /// The tile and K's splits for an m × n × k product on a device allowing <paramref name="maxGroupThreads"/>
+    /// threads per group with <paramref name="multiprocessors"/> multiprocessors.
+    /// <para>The tile: each side starts at the smallest power of two (8 to 128) that covers its extent — a 16-channel
+    /// convolution gets 16 columns, not 128 — then the larger side is halved while the group exceeds the device's
+    /// (or 256) threads, and while the grid, even with K split as far as <see cref="MaxSplitsFor"/> allows, would
+    /// leave multiprocessors idle and the block is larger than 32 × 32. So: 128 × 128 for large products on a GPU,
+    /// 64 × 64 where 128 × 128 tiles are too few and K too shallow to split, down to 32 × 32 or thin tiles
+    /// (128 × 16) for small channel counts, and 8 × 16 on ILGPU's 2-thread CPU device; a weight gradient (a small
+    /// K×CRS product over N·OH·OW pixels) keeps its covering tile and is split instead: shrinking it below a warp
+    /// left most of a GPU's lanes idle.</para>
+    /// <para>The splits: enough that the groups hold as many threads as <see cref="GroupsPerMultiprocessor"/> full
+    /// groups on every multiprocessor, within <see cref="MaxSplitsFor"/>.</para>
     /// </summary>
-    public static GemmTiling Choose(int m, int n, int k, int maxGroupThreads, int multiprocessors)
+    public static GemmPlan Plan(int m, int n, int k, int maxGroupThreads, int multiprocessors)
     {
         int budget = ThreadBudget(maxGroupThreads);
-        int gx = Cover(m), gy = Cover(n);
-        while (gx * gy > budget)
-        {
-            if (gx >= gy) gx /= 2;
-            else gy /= 2;
-        }
-        while (gx * gy > 16 && Blocks(m, gx) * Blocks(n, gy) * MaxSplitsFor(k) < multiprocessors)
-        {
-            if (gx >= gy) gx /= 2;
-            else gy /= 2;
-        }
-        return new GemmTiling(gx, gy);
+        var tiling = new GemmTiling(Cover(m), Cover(n));
+        while (tiling.Threads > budget) tiling = tiling.Halved();
+        while (tiling.Threads > 16 &&
+               (long)tiling.RowBlocks(m) * tiling.ColumnBlocks(n) * MaxSplitsFor(k) < multiprocessors)
+            tiling = tiling.Halved();
+
+        long threads = (long)tiling.RowBlocks(m) * tiling.ColumnBlocks(n) * tiling.Threads;
+        long wanted = (long)GroupsPerMultiprocessor * budget * multiprocessors;
+        int splits = (int)Math.Clamp((wanted + threads - 1) / threads, 1, MaxSplitsFor(k));
+        return new GemmPlan(tiling, splits);
 
         static int Cover(int extent)
         {
@@ -331,39 +341,37 @@ public readonly record struct GemmTiling(int GroupX, int GroupY)
             while (g < 16 && GemmTile<float>.Size * g < extent) g *= 2;
             return g;
         }
-
-        static long Blocks(int extent, int g) => (extent + GemmTile<float>.Size * g - 1) / (GemmTile<float>.Size * g);
     }
 
-    /// <summary>The most ranges a K of <paramref name="k"/> depths may be split into: each at least
+    /// <summary>Threads of a group.</summary>
+    public int Threads => GroupX * GroupY;
+
+    /// <summary>The tile with its larger side halved (its rows when square).</summary>
+    private GemmTiling Halved() => GroupX >= GroupY ? new(GroupX / 2, GroupY) : new(GroupX, GroupY / 2);
+
+    /// <summary>The most ranges a K of <paramref name="k"/> depths may be split into: each but the last at least
     /// <see cref="MinimumSplitDepth"/> deep, at most <see cref="MaxSplits"/>.</summary>
     public static int MaxSplitsFor(int k) => Math.Clamp(k / MinimumSplitDepth, 1, MaxSplits);
 
     /// <summary>Threads of the largest group on a device allowing <paramref name="maxGroupThreads"/>: the greatest
     /// power of two up to that and <see cref="MaxThreads"/>.</summary>
-    public static int ThreadBudget(int maxGroupThreads)
+    private static int ThreadBudget(int maxGroupThreads)
     {
         int budget = 1;
         while (budget * 2 <= Math.Min(MaxThreads, maxGroupThreads)) budget *= 2;
         return budget;
     }
-
-    /// <summary>Splits of K for an m × n × k product with this tile: enough that the groups hold twice as many
-    /// threads as <paramref name="multiprocessors"/> full groups of the device (two full groups per multiprocessor),
-    /// within <see cref="MaxSplitsFor"/>.</summary>
-    public int Splits(int m, int n, int k, int maxGroupThreads, int multiprocessors)
-    {
-        long tiles = (long)((m + Rows - 1) / Rows) * ((n + Columns - 1) / Columns);
-        long threads = tiles * GroupX * GroupY, wanted = 2L * ThreadBudget(maxGroupThreads) * multiprocessors;
-        return (int)Math.Clamp((wanted + threads - 1) / threads, 1, MaxSplitsFor(k));
-    }
 }
+
+/// <summary>How a GEMM launches: its block tile and the ranges K is split into (1: not split).</summary>
+public readonly record struct GemmPlan(GemmTiling Tiling, int Splits);
 
 public sealed partial class IlgpuBackend
 {
-    /// <summary>The tile <see cref="LaunchGemm{T,TA,TB,TC}"/> uses for an m × n × k product on this device.</summary>
-    public GemmTiling GemmTilingFor(int m, int n, int k) =>
-        GemmTiling.Choose(m, n, k, MaxGroupSize, _accelerator.NumMultiprocessors);
+    /// <summary>The tile and splits <see cref="LaunchGemm{T,TA,TB,TC}"/> uses for an m × n × k product on this
+    /// device.</summary>
+    public GemmPlan GemmPlanFor(int m, int n, int k) =>
+        GemmTiling.Plan(m, n, k, MaxGroupSize, _accelerator.NumMultiprocessors);
 
     /// <summary>Launches <see cref="GemmKernels.Tiled{T,TA,TB,TC}"/> for an m×n×k product, split along K (then
     /// summed by <see cref="GemmKernels.SumSplits{T,TC}"/>) when C alone would leave the device idle.</summary>
@@ -374,10 +382,9 @@ public sealed partial class IlgpuBackend
         where TC : struct, IMatrixStore<T>
     {
         if (m == 0 || n == 0) return;
-        var tiling = GemmTilingFor(m, n, k);
-        int tilesM = (m + tiling.Rows - 1) / tiling.Rows, tilesN = (n + tiling.Columns - 1) / tiling.Columns;
+        var (tiling, splits) = GemmPlanFor(m, n, k);
+        int tilesM = tiling.RowBlocks(m), tilesN = tiling.ColumnBlocks(n);
         int depth = GemmTile<T>.Depth;
-        int splits = tiling.Splits(m, n, k, MaxGroupSize, _accelerator.NumMultiprocessors);
         int kPerSplit = ((k + splits - 1) / splits + depth - 1) / depth * depth;
         splits = (k + kPerSplit - 1) / kPerSplit;
         var config = new KernelConfig(new Index3D(tilesM, tilesN, splits), new Index3D(tiling.GroupX, tiling.GroupY, 1),

@@ -30,46 +30,53 @@ public sealed class GemmTilingTests
     }
 
     [TestCase(2048, 2048, 2048, 256, 132, 16, 16, TestName = "large product on a GPU: 128 × 128")]
-    [TestCase(1000, 1000, 500, 256, 132, 8, 8, TestName = "64 × 128-tiles would leave SMs idle, K too shallow to split: 64 × 64")]
+    [TestCase(1000, 1000, 500, 256, 132, 8, 8,
+        TestName = "64 × 128-tiles would leave SMs idle, K too shallow to split: 64 × 64")]
     [TestCase(1000, 1000, 4608, 256, 132, 16, 16, TestName = "K deep enough to split instead: 128 × 128")]
     [TestCase(8192, 64, 576, 256, 132, 4, 8, TestName = "CIFAR stage 3 forward on 132 SMs: 32 × 64")]
     [TestCase(131072, 16, 144, 256, 132, 16, 2, TestName = "16 channels: a thin 128 × 16 tile")]
-    [TestCase(64, 576, 32768, 256, 132, 8, 16, TestName = "weight gradient 64 × 576 over 32768 pixels: 64 × 128, split")]
+    [TestCase(64, 576, 32768, 256, 132, 8, 16,
+        TestName = "weight gradient 64 × 576 over 32768 pixels: 64 × 128, split")]
     [TestCase(16, 144, 131072, 256, 132, 2, 16, TestName = "16-filter weight gradient: a warp's 16 × 128, split")]
     [TestCase(20, 12, 5, 256, 132, 4, 2, TestName = "tiny product: 32 × 16")]
     [TestCase(64, 64, 64, 2, 1, 1, 2, TestName = "ILGPU's 2-thread CPU device: 8 × 16")]
     [TestCase(1000, 1000, 1000, 1024, 1, 16, 16, TestName = "never more than 256 threads")]
     public void ChoosesTheTile(int m, int n, int k, int maxThreads, int multiprocessors, int groupX, int groupY) =>
-        Assert.That(GemmTiling.Choose(m, n, k, maxThreads, multiprocessors),
+        Assert.That(GemmTiling.Plan(m, n, k, maxThreads, multiprocessors).Tiling,
             Is.EqualTo(new GemmTiling(groupX, groupY)));
 
+    /// <summary>Splits on an H200's 132 multiprocessors (256-thread groups): enough groups for 2 × 256 threads per
+    /// multiprocessor, 67,584 in all.</summary>
     [TestCase(64, 576, 32768, 64, TestName = "five 64 × 128 tiles: 106 splits wanted, 64 allowed (512 deep)")]
     [TestCase(16, 144, 131072, 256, TestName = "two 32-thread tiles: capped at 256 splits")]
     [TestCase(1568, 512, 4608, 6, TestName = "ResNet-50 stage 4 forward at batch 32: 52 tiles, 6 splits")]
+    [TestCase(1000, 1000, 4608, 5, TestName = "64 tiles of 128 × 128: 5 splits")]
     [TestCase(32768, 64, 576, 1, TestName = "K shallower than two splits: none")]
-    public void SplitsFillTwoFullGroupsPerMultiprocessor(int m, int n, int k, int splits)
-    {
-        var tiling = GemmTiling.Choose(m, n, k, 256, 132);
-        Assert.That(tiling.Splits(m, n, k, 256, 132), Is.EqualTo(splits));
-    }
+    public void SplitsFillTwoFullGroupsPerMultiprocessor(int m, int n, int k, int splits) =>
+        Assert.That(GemmTiling.Plan(m, n, k, H200Threads, H200Multiprocessors).Splits, Is.EqualTo(splits));
 
-    /// <summary>m, n, k, transposes, and the tile the GPU-shaped device (one multiprocessor) picks.</summary>
+    private const int H200Threads = 256, H200Multiprocessors = 132;
+
+    /// <summary>m, n, k, transposes, and the tile and splits the GPU-shaped device (one multiprocessor)
+    /// picks.</summary>
     private static readonly object[] Products =
     [
-        new object[] { 130, 131, 19, false, false, 128, 128 }, // ragged in m, n and k; B unaligned (n = 131)
-        new object[] { 129, 132, 24, false, false, 128, 128 }, // aligned A and B: vector loads, ragged m
-        new object[] { 60, 52, 13, true, true, 64, 64 },       // both transposed, k not a multiple of 4
-        new object[] { 64, 36, 20, true, false, 64, 64 },      // A transposed and aligned (m = 64)
-        new object[] { 20, 12, 5, false, true, 32, 16 },       // the small tile
-        new object[] { 3, 70, 9, false, false, 8, 128 },       // a single row
-        new object[] { 20, 12, 1100, false, true, 32, 16 },    // K split in two (ranges of 552 and 548)
+        new object[] { 130, 131, 19, false, false, 128, 128, 1 }, // ragged in m, n and k; B unaligned (n = 131)
+        new object[] { 129, 132, 24, false, false, 128, 128, 1 }, // aligned A and B: vector loads, ragged m
+        new object[] { 60, 52, 13, true, true, 64, 64, 1 },       // both transposed, k not a multiple of 4
+        new object[] { 64, 36, 20, true, false, 64, 64, 1 },      // A transposed and aligned (m = 64)
+        new object[] { 20, 12, 5, false, true, 32, 16, 1 },       // the small tile
+        new object[] { 3, 70, 9, false, false, 8, 128, 1 },       // a single row
+        new object[] { 20, 12, 1100, false, true, 32, 16, 2 },    // K split in two (ranges of 552 and 548)
     ];
 
     [TestCaseSource(nameof(Products))]
-    public void GemmMatchesTheReference(int m, int n, int k, bool transposeA, bool transposeB, int rows, int columns)
+    public void GemmMatchesTheReference(int m, int n, int k, bool transposeA, bool transposeB, int rows, int columns,
+        int splits)
     {
-        var tiling = _gpuShaped!.GemmTilingFor(m, n, k);
-        Assert.That((tiling.Rows, tiling.Columns), Is.EqualTo((rows, columns)), "tile on the GPU-shaped device");
+        var (tiling, split) = _gpuShaped!.GemmPlanFor(m, n, k);
+        Assert.That((tiling.Rows, tiling.Columns, split), Is.EqualTo((rows, columns, splits)),
+            "tile and splits on the GPU-shaped device");
         var random = new Random(m * 1000 + n * 10 + k);
         double[] a = Reference.RandomValues(random, m * k),
             b = Reference.RandomValues(random, k * n),
@@ -89,13 +96,16 @@ public sealed class GemmTilingTests
 
     /// <summary>A CIFAR stage's shape (16 channels, 8 × 8: 128 × 16 tiles forward), a strided, padded, ragged one
     /// and one whose weight gradient splits its pixels; all three passes against the reference.</summary>
-    [TestCase(2, 16, 8, 8, 16, 1, 1)]
-    [TestCase(3, 5, 9, 7, 6, 2, 1)]
-    [TestCase(4, 4, 16, 16, 8, 1, 1)] // the weight gradient's 1024 pixels split in two
-    public void ConvolutionPassesMatchTheReference(int n, int c, int h, int w, int k, int stride, int pad)
+    [TestCase(2, 16, 8, 8, 16, 1, 1, 1)]
+    [TestCase(3, 5, 9, 7, 6, 2, 1, 1)]
+    [TestCase(4, 4, 16, 16, 8, 1, 1, 2)] // the weight gradient's 1024 pixels split in two
+    public void ConvolutionPassesMatchTheReference(int n, int c, int h, int w, int k, int stride, int pad,
+        int weightGradientSplits)
     {
         var g = new ConvGeometry(n, c, h, w, k, 3, 3, stride, stride, pad, pad, pad, pad);
         var r = new ReferenceOps.Conv(n, c, h, w, k, 3, 3, stride, stride, pad, pad, pad, pad);
+        Assert.That(_gpuShaped!.GemmPlanFor(k, c * 9, n * r.OH * r.OW).Splits, Is.EqualTo(weightGradientSplits),
+            "weight gradient's splits on the GPU-shaped device");
         var random = new Random(n + c + h + w + k);
         double[] x = Reference.RandomValues(random, n * c * h * w),
             weights = Reference.RandomValues(random, k * c * 9),
