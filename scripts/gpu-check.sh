@@ -5,7 +5,7 @@
 #   scripts/gpu-check.sh OUT_DIR [DEVICE]          DEVICE defaults to cuda
 #   scripts/gpu-check.sh OUT_DIR cpu --dry         a fast rehearsal on a machine without a GPU
 #
-# Needs the build archive .gpu/engine.tar.gz (see docs/gpu.md for the publish command; it is unpacked into a
+# Needs the build archive .gpu/engine.tar.gz (scripts/gpu-publish.sh makes it; it is unpacked into a
 # temporary folder for the run) and, for the PyTorch side, python3 with torch. Every step has its own time limit so
 # one slow step cannot eat the whole budget: the limits add up to 530 s, inside a device call's 10 minutes with the
 # unpacking and the packing of the results. A dry run on the CPU backend (`cpu --dry`) rehearses every step in about
@@ -19,7 +19,7 @@ archive="$here/.gpu/engine.tar.gz"
 mkdir -p "$out"
 exec > >(tee -a "$out/gpu-check.log") 2>&1
 if [ ! -f "$archive" ]; then
-  echo "error: $archive not found: publish the build first (docs/gpu.md)."
+  echo "error: $archive not found: make it first with scripts/gpu-publish.sh (docs/gpu.md)."
   exit 2
 fi
 apps=$(mktemp -d)
