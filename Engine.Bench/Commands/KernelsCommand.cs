@@ -188,11 +188,12 @@ public static class PtxReport
         Type im2Col = typeof(Im2ColLoader<float>), rowMajor = typeof(RowMajorLoader<float>),
             gather = typeof(OutputGradientGatherLoader<float>), weights = typeof(WeightByInputChannelLoader<float>),
             pixels = typeof(PixelMatrixLoader<float>), pixelStore = typeof(PixelMatrixStore<float>),
+            phaseStore = typeof(PhasePixelStore<float>),
             scaled = typeof(ScaledRowMajorStore<float>), split = typeof(SplitPartialStore<float>);
         return
         [
             ("conv-forward", Tiled(im2Col, rowMajor, pixelStore)),
-            ("conv-backward-data", Tiled(gather, weights, pixelStore)),
+            ("conv-backward-data", Tiled(gather, weights, phaseStore)),
             ("conv-backward-weight", Tiled(pixels, im2Col, scaled)),
             ("gemm", Tiled(rowMajor, rowMajor, scaled)),
             ("conv-forward-split", Tiled(im2Col, rowMajor, split)),

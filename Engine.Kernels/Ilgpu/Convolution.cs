@@ -2,13 +2,18 @@
 // y [N,K,OH,OW]. Nothing is materialised: loaders gather matrix elements straight from the NCHW tensors.
 //
 //   forward          y (P×K)   = im2col(x) (P×CRS)  · wᵀ (CRS×K)        P = N·OH·OW output pixels
-//   backward data    dx (Q×C)  = gather(dy) (Q×KRS) · w' (KRS×C)        Q = N·H·W input pixels
+//   backward data    dx (Q×C)  = gather(dy) (Q×KT) · w' (KT×C)          one GEMM per stride phase, below
 //   backward weight  dw (K×CRS) = dyᵀ (K×P)          · im2col(x) (P×CRS)
 //
 // Rows of the pixel matrices run along the innermost (W) axis, so consecutive threads of a stage copy gather
-// neighbouring pixels and the stores write consecutive addresses. The backward-data gather maps input pixel (h, w) and tap (r, s) to the
-// output pixel ((h + padTop − r·dh)/stride, (w + padLeft − s·dw)/stride) when that division is exact and in range
-// (dh, dw the dilations).
+// neighbouring pixels and the stores write consecutive addresses.
+//
+// Backward data by stride phase: tap (r, s) reaches input pixel (h, w) from output pixel ((h + padTop − r·dh)/sh,
+// (w + padLeft − s·dw)/sw) only when both divisions are exact, which depends on h mod sh and w mod sw alone. So the
+// input pixels split into sh·sw phases (h = ph + i·sh, w = pw + j·sw), and each phase is a dense, stride-1 gather
+// over only the T taps that reach it: output pixel (i + a, j + b) with a, b fixed per tap. A strided convolution
+// computes no zero products and divides nothing (a stride-1 convolution is one phase with every tap); a phase that no
+// tap reaches (1x1/2: three of four) is zero.
 //
 // Groups: one GEMM per group over views that start at the group's first channel (of x, y, dy, dx and bias) and
 // first filter (of w, dw), with C and K above read as C/G and K/G while the tensors keep their full channel
@@ -50,10 +55,11 @@ public readonly struct ConvShape(ConvGeometry g)
 
 /// <summary>One column of a convolution's gathered matrix, precomputed on the host (one table per geometry and
 /// pass) so the gathers never divide a column index: for im2col's tap (c, r, s), <see cref="Offset"/> =
-/// c·H·W + r·dh·W + s·dw, <see cref="Row"/> = r·dh, <see cref="Column"/> = s·dw; for the backward-data gather's
-/// (k, r, s), <see cref="Offset"/> = k·OH·OW, <see cref="Row"/> = padTop − r·dh, <see cref="Column"/> = padLeft −
-/// s·dw. 16 bytes, so a kernel reads an entry as one vector.</summary>
-public readonly struct ConvTap(int offset, int row, int column)
+/// c·H·W + r·dh·W + s·dw, <see cref="Row"/> = r·dh, <see cref="Column"/> = s·dw; for a backward-data phase's
+/// (k, r, s), <see cref="Offset"/> = k·OH·OW, <see cref="Row"/> = (ph + padTop − r·dh)/sh, <see cref="Column"/> =
+/// (pw + padLeft − s·dw)/sw (exact), <see cref="Filter"/> the offset of w[k, 0, r, s]. 16 bytes, so a kernel reads
+/// an entry as one vector.</summary>
+public readonly struct ConvTap(int offset, int row, int column, int filter = 0)
 {
     /// <summary>Element offset of the column's plane (and, for im2col, of the tap inside the window).</summary>
     public readonly int Offset = offset;
@@ -64,8 +70,18 @@ public readonly struct ConvTap(int offset, int row, int column)
     /// <summary>Column shift of the tap.</summary>
     public readonly int Column = column;
 
-    /// <summary>Pads the entry to 16 bytes (one vector load); always zero.</summary>
-    public readonly int Padding = 0;
+    /// <summary>Backward data: the element offset of w[k, 0, r, s] (input channel c adds c·R·S); im2col:
+    /// zero.</summary>
+    public readonly int Filter = filter;
+}
+
+/// <summary>One stride phase of the backward-data pass: the input pixels (<see cref="Row"/> + i·<see
+/// cref="StrideH"/>, <see cref="Column"/> + j·<see cref="StrideW"/>) for i &lt; <see cref="Rows"/>, j &lt; <see
+/// cref="Columns"/> of each image.</summary>
+public readonly record struct StridePhase(int Row, int Column, int Rows, int Columns, int StrideH, int StrideW)
+{
+    /// <summary>The phase's pixels in one image.</summary>
+    public int Pixels => Rows * Columns;
 }
 
 /// <summary>im2col(x): pixel (n, oh, ow) × tap (c, r, s), zero in the padding; the pixel is the outer index
@@ -190,15 +206,36 @@ public readonly struct PixelMatrixStore<T>(ArrayView<T> data, ArrayView<T> bias,
     }
 }
 
-/// <summary>Backward-data gather (A): outer = input pixel (n, h, w), depth = (k, r, s) → dy at the output pixel
-/// whose window puts tap (r, s) on (h, w), or zero. Quads run along (k, r, s), taken from <paramref name="taps"/>;
-/// the pixel is located once per thread; a strided convolution divides by its stride per element.</summary>
-public readonly struct OutputGradientGatherLoader<T>(ArrayView<T> dy, ArrayView<ConvTap> taps, ConvShape s)
-    : IMatrixLoader<T> where T : unmanaged, IFloatingPointIeee754<T>
+/// <summary>Writes a (phase pixels × channels) product into its phase's pixels of an NCHW tensor of <paramref
+/// name="channels"/> channels and H×W images (no epilogue).</summary>
+public readonly struct PhasePixelStore<T>(ArrayView<T> data, int channels, int height, int width, StridePhase phase)
+    : IMatrixStore<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private readonly ArrayView<T> _data = data;
+    private readonly int _channels = channels, _height = height, _width = width;
+    private readonly StridePhase _phase = phase;
+
+    /// <inheritdoc/>
+    public void Store(int row, int col, T value)
+    {
+        int j = row % _phase.Columns, rest = row / _phase.Columns;
+        int i = rest % _phase.Rows, image = rest / _phase.Rows;
+        int h = _phase.Row + i * _phase.StrideH, w = _phase.Column + j * _phase.StrideW;
+        _data[((image * _channels + col) * _height + h) * _width + w] = value;
+    }
+}
+
+/// <summary>Backward-data gather (A) of one stride phase: outer = the phase's input pixel (n, i, j), depth = its
+/// taps (k, r, s) → dy at output pixel (i + tap.Row, j + tap.Column) of channel k, or zero outside dy. Quads run
+/// along the taps, taken from <paramref name="taps"/> (the phase's slice of the table); the pixel is located once
+/// per thread.</summary>
+public readonly struct OutputGradientGatherLoader<T>(ArrayView<T> dy, ArrayView<ConvTap> taps, ConvShape s,
+    StridePhase phase) : IMatrixLoader<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     private readonly ArrayView<T> _dy = dy;
     private readonly ArrayView<ConvTap> _taps = taps;
     private readonly ConvShape _s = s;
+    private readonly StridePhase _phase = phase;
 
     /// <inheritdoc/>
     public bool QuadAlongDepth => true;
@@ -206,9 +243,9 @@ public readonly struct OutputGradientGatherLoader<T>(ArrayView<T> dy, ArrayView<
     /// <inheritdoc/>
     public OuterOrigin Locate(int outer)
     {
-        int w = outer % _s.W, rest = outer / _s.W;
-        int h = rest % _s.H, image = rest / _s.H;
-        return new OuterOrigin(image * _s.K * _s.OH * _s.OW, h, w);
+        int j = outer % _phase.Columns, rest = outer / _phase.Columns;
+        int i = rest % _phase.Rows, image = rest / _phase.Rows;
+        return new OuterOrigin(image * _s.K * _s.OH * _s.OW, i, j);
     }
 
     /// <inheritdoc/>
@@ -223,25 +260,22 @@ public readonly struct OutputGradientGatherLoader<T>(ArrayView<T> dy, ArrayView<
         return quad;
     }
 
-    private T Tap(int origin, int h, int w, int column)
+    private T Tap(int origin, int i, int j, int column)
     {
         var t = _taps[column];
-        int ohScaled = h + t.Row, owScaled = w + t.Column;
-        if (ohScaled < 0 || owScaled < 0) return T.Zero;
-        int oh = _s.StrideH == 1 ? ohScaled : ohScaled / _s.StrideH;
-        int ow = _s.StrideW == 1 ? owScaled : owScaled / _s.StrideW;
-        if (oh * _s.StrideH != ohScaled || ow * _s.StrideW != owScaled || oh >= _s.OH || ow >= _s.OW)
-            return T.Zero;
-        return _dy[origin + t.Offset + oh * _s.OW + ow];
+        int oh = i + t.Row, ow = j + t.Column;
+        return (uint)oh < (uint)_s.OH && (uint)ow < (uint)_s.OW ? _dy[origin + t.Offset + oh * _s.OW + ow] : T.Zero;
     }
 }
 
-/// <summary>w [K, C/G, R, S] read as the backward-data B: outer = input channel c, depth = (k, r, s). Quads run
-/// along the channels (4 loads R·S apart): one depth decomposition per four elements.</summary>
-public readonly struct WeightByInputChannelLoader<T>(ArrayView<T> w, ConvShape s) : IMatrixLoader<T>
-    where T : unmanaged, IFloatingPointIeee754<T>
+/// <summary>w [K, C/G, R, S] read as a backward-data phase's B: outer = input channel c, depth = the phase's tap
+/// (k, r, s), whose w[k, 0, r, s] the tap table holds. Quads run along the channels (4 loads R·S apart): one table
+/// read per four elements.</summary>
+public readonly struct WeightByInputChannelLoader<T>(ArrayView<T> w, ArrayView<ConvTap> taps, ConvShape s)
+    : IMatrixLoader<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     private readonly ArrayView<T> _w = w;
+    private readonly ArrayView<ConvTap> _taps = taps;
     private readonly ConvShape _s = s;
 
     /// <inheritdoc/>
@@ -255,8 +289,7 @@ public readonly struct WeightByInputChannelLoader<T>(ArrayView<T> w, ConvShape s
     {
         var quad = default(Quad<T>);
         if (depth >= depthEnd) return quad;
-        int area = _s.R * _s.S, filter = depth / area;
-        int first = (filter * _s.GroupC + outer) * area + depth - filter * area;
+        int area = _s.R * _s.S, first = _taps[depth].Filter + outer * area;
         if (outer < outerEnd) quad.X = _w[first];
         if (outer + 1 < outerEnd) quad.Y = _w[first + area];
         if (outer + 2 < outerEnd) quad.Z = _w[first + 2 * area];
@@ -267,28 +300,72 @@ public readonly struct WeightByInputChannelLoader<T>(ArrayView<T> w, ConvShape s
 
 public sealed partial class IlgpuBackend
 {
-    /// <summary>Tap tables by (gather?, geometry), uploaded once per geometry and kept for the backend's life.</summary>
-    private readonly Dictionary<(bool Gather, ConvGeometry Geometry), MemoryBuffer1D<ConvTap, Stride1D.Dense>>
-        _tapTables = new();
+    /// <summary>im2col tap tables by geometry, uploaded once per geometry and kept for the backend's life.</summary>
+    private readonly Dictionary<ConvGeometry, MemoryBuffer1D<ConvTap, Stride1D.Dense>> _tapTables = new();
 
-    /// <summary>The <see cref="ConvTap"/> table of <paramref name="g"/>: im2col's C/G·R·S taps, or (gather) the
-    /// backward-data gather's K/G·R·S columns.</summary>
-    private ArrayView<ConvTap> TapTable(ConvGeometry g, bool gather)
+    /// <summary>Backward-data phase plans by geometry, likewise.</summary>
+    private readonly Dictionary<ConvGeometry, DataGradientPlan> _dataGradientPlans = new();
+
+    /// <summary>The backward-data passes of one geometry: its stride phases with input pixels, each with its slice
+    /// (first entry, entries) of one uploaded table of (k, r, s) taps; <see cref="Uncovered"/> when some phase's
+    /// pixels are reached by no tap (their gradient is zero).</summary>
+    private sealed record DataGradientPlan(MemoryBuffer1D<ConvTap, Stride1D.Dense> Table,
+        (StridePhase Phase, int First, int Entries)[] Phases, bool Uncovered);
+
+    /// <summary>The im2col <see cref="ConvTap"/> table of <paramref name="g"/>: its C/G·R·S taps.</summary>
+    private ArrayView<ConvTap> TapTable(ConvGeometry g)
     {
-        if (_tapTables.TryGetValue((gather, g), out var table)) return table.View;
+        if (_tapTables.TryGetValue(g, out var table)) return table.View;
         int area = g.KernelHeight * g.KernelWidth;
-        var entries = new ConvTap[(gather ? g.GroupOutChannels : g.GroupInChannels) * area];
+        var entries = new ConvTap[g.GroupInChannels * area];
         for (int column = 0; column < entries.Length; column++)
         {
-            int channel = column / area, r = column % area / g.KernelWidth, s = column % g.KernelWidth;
-            int row = r * g.DilationHeight, col = s * g.DilationWidth;
-            entries[column] = gather
-                ? new ConvTap(channel * g.OutHeight * g.OutWidth, g.PadTop - row, g.PadLeft - col)
-                : new ConvTap((channel * g.InHeight + row) * g.InWidth + col, row, col);
+            int channel = column / area, row = column % area / g.KernelWidth * g.DilationHeight;
+            int col = column % g.KernelWidth * g.DilationWidth;
+            entries[column] = new ConvTap((channel * g.InHeight + row) * g.InWidth + col, row, col);
         }
         table = _accelerator.Allocate1D(entries);
-        _tapTables[(gather, g)] = table;
+        _tapTables[g] = table;
         return table.View;
+    }
+
+    /// <summary>The stride phases of <paramref name="g"/>'s backward data (module header): for phase (ph, pw), the
+    /// taps with (ph + padTop − r·dh) and (pw + padLeft − s·dw) divisible by the strides, for every filter
+    /// k.</summary>
+    private DataGradientPlan DataGradientPhases(ConvGeometry g)
+    {
+        if (_dataGradientPlans.TryGetValue(g, out var plan)) return plan;
+        int sh = g.StrideHeight, sw = g.StrideWidth, area = g.KernelHeight * g.KernelWidth;
+        var entries = new List<ConvTap>();
+        var phases = new List<(StridePhase, int, int)>();
+        bool uncovered = false;
+        for (int ph = 0; ph < Math.Min(sh, g.InHeight); ph++)
+        for (int pw = 0; pw < Math.Min(sw, g.InWidth); pw++)
+        {
+            var taps = new List<(int R, int S)>();
+            for (int r = 0; r < g.KernelHeight; r++)
+            for (int s = 0; s < g.KernelWidth; s++)
+                if (RowShift(r) % sh == 0 && ColumnShift(s) % sw == 0) taps.Add((r, s));
+            if (taps.Count == 0)
+            {
+                uncovered = true;
+                continue;
+            }
+            int first = entries.Count;
+            for (int k = 0; k < g.GroupOutChannels; k++)
+                foreach (var (r, s) in taps)
+                    entries.Add(new ConvTap(k * g.OutHeight * g.OutWidth, RowShift(r) / sh, ColumnShift(s) / sw,
+                        k * g.GroupInChannels * area + r * g.KernelWidth + s));
+            var phase = new StridePhase(ph, pw, (g.InHeight - ph + sh - 1) / sh, (g.InWidth - pw + sw - 1) / sw, sh,
+                sw);
+            phases.Add((phase, first, entries.Count - first));
+
+            int RowShift(int r) => ph + g.PadTop - r * g.DilationHeight;
+            int ColumnShift(int s) => pw + g.PadLeft - s * g.DilationWidth;
+        }
+        plan = new DataGradientPlan(_accelerator.Allocate1D(entries.ToArray()), [.. phases], uncovered);
+        _dataGradientPlans[g] = plan;
+        return plan;
     }
 
     /// <inheritdoc/>
@@ -296,7 +373,7 @@ public sealed partial class IlgpuBackend
         DeviceBuffer<T>? bias, DeviceBuffer<T> y, DeviceBuffer<T>? residual, bool relu)
     {
         var s = new ConvShape(g);
-        var taps = TapTable(g, gather: false);
+        var taps = TapTable(g);
         int depth = g.GroupInChannels * g.KernelHeight * g.KernelWidth, pixels = g.OutHeight * g.OutWidth;
         int groupOut = g.GroupOutChannels;
         for (int group = 0; group < g.Groups; group++)
@@ -321,18 +398,23 @@ public sealed partial class IlgpuBackend
         DeviceBuffer<T> dx)
     {
         var s = new ConvShape(g);
-        var taps = TapTable(g, gather: true);
-        int pixels = g.InHeight * g.InWidth, kernelArea = g.KernelHeight * g.KernelWidth;
-        int groupIn = g.GroupInChannels, groupOut = g.GroupOutChannels;
+        var plan = DataGradientPhases(g);
+        if (plan.Uncovered) View(dx).MemSetToZero(_accelerator.DefaultStream);
+        int kernelArea = g.KernelHeight * g.KernelWidth, groupIn = g.GroupInChannels, groupOut = g.GroupOutChannels;
         for (int group = 0; group < g.Groups; group++)
         {
-            var dxGroup = From(View(dx), (long)group * groupIn * pixels);
-            LaunchGemm<T, OutputGradientGatherLoader<T>, WeightByInputChannelLoader<T>, PixelMatrixStore<T>>(
-                new OutputGradientGatherLoader<T>(
-                    From(View(dy), (long)group * groupOut * g.OutHeight * g.OutWidth), taps, s),
-                new WeightByInputChannelLoader<T>(From(View(w), (long)group * groupOut * groupIn * kernelArea), s),
-                PixelMatrixStore<T>.Plain(dxGroup, g.InChannels, pixels),
-                g.Batch * pixels, groupIn, groupOut * kernelArea);
+            var dyGroup = From(View(dy), (long)group * groupOut * g.OutHeight * g.OutWidth);
+            var wGroup = From(View(w), (long)group * groupOut * groupIn * kernelArea);
+            var dxGroup = From(View(dx), (long)group * groupIn * g.InHeight * g.InWidth);
+            foreach (var (phase, first, entries) in plan.Phases)
+            {
+                var taps = plan.Table.View.SubView(first, entries);
+                LaunchGemm<T, OutputGradientGatherLoader<T>, WeightByInputChannelLoader<T>, PhasePixelStore<T>>(
+                    new OutputGradientGatherLoader<T>(dyGroup, taps, s, phase),
+                    new WeightByInputChannelLoader<T>(wGroup, taps, s),
+                    new PhasePixelStore<T>(dxGroup, g.InChannels, g.InHeight, g.InWidth, phase),
+                    g.Batch * phase.Pixels, groupIn, entries);
+            }
         }
     }
 
@@ -341,7 +423,7 @@ public sealed partial class IlgpuBackend
         DeviceBuffer<T> dw)
     {
         var s = new ConvShape(g);
-        var taps = TapTable(g, gather: false);
+        var taps = TapTable(g);
         int depth = g.GroupInChannels * g.KernelHeight * g.KernelWidth, pixels = g.OutHeight * g.OutWidth;
         int groupOut = g.GroupOutChannels;
         for (int group = 0; group < g.Groups; group++)

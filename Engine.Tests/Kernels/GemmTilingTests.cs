@@ -94,18 +94,25 @@ public sealed class GemmTilingTests
         }
     }
 
-    /// <summary>A CIFAR stage's shape (16 channels, 8 × 8: 128 × 16 tiles forward), a strided, padded, ragged one
-    /// and one whose weight gradient splits its pixels; all three passes against the reference.</summary>
-    [TestCase(2, 16, 8, 8, 16, 1, 1, 1)]
-    [TestCase(3, 5, 9, 7, 6, 2, 1, 1)]
-    [TestCase(4, 4, 16, 16, 8, 1, 1, 2)] // the weight gradient's 1024 pixels split in two
+    /// <summary>A CIFAR stage's shape (16 channels, 8 × 8: 128 × 16 tiles forward), a strided, padded, ragged one,
+    /// one whose weight gradient splits its pixels and a strided one whose data gradient splits its deepest stride
+    /// phase; all three passes against the reference.</summary>
+    [TestCase(2, 16, 8, 8, 16, 1, 1, 1, 1)]
+    [TestCase(3, 5, 9, 7, 6, 2, 1, 1, 1)]
+    [TestCase(4, 4, 16, 16, 8, 1, 1, 2, 1)] // the weight gradient's 1024 pixels split in two
+    [TestCase(1, 4, 6, 6, 256, 2, 1, 1, 2)] // the odd rows' and columns' phase: 4 taps × 256 filters split in two
     public void ConvolutionPassesMatchTheReference(int n, int c, int h, int w, int k, int stride, int pad,
-        int weightGradientSplits)
+        int weightGradientSplits, int dataGradientSplits)
     {
         var g = new ConvGeometry(n, c, h, w, k, 3, 3, stride, stride, pad, pad, pad, pad);
         var r = new ReferenceOps.Conv(n, c, h, w, k, 3, 3, stride, stride, pad, pad, pad, pad);
         Assert.That(_gpuShaped!.GemmPlanFor(k, c * 9, n * r.OH * r.OW).Splits, Is.EqualTo(weightGradientSplits),
             "weight gradient's splits on the GPU-shaped device");
+        // The data gradient's deepest stride phase: every tap at stride 1; at stride 2 with padding 1, the odd rows
+        // and columns, reached by 2 × 2 taps.
+        var (phasePixels, phaseTaps) = stride == 1 ? (n * h * w, 9) : (n * (h / 2) * (w / 2), 4);
+        Assert.That(_gpuShaped.GemmPlanFor(phasePixels, c, k * phaseTaps).Splits, Is.EqualTo(dataGradientSplits),
+            "data gradient's splits on the GPU-shaped device");
         var random = new Random(n + c + h + w + k);
         double[] x = Reference.RandomValues(random, n * c * h * w),
             weights = Reference.RandomValues(random, k * c * 9),
