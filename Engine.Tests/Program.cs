@@ -108,6 +108,7 @@ internal static class Program
                 {
                     Failed++;
                     output.WriteLine($"FAIL  {result.FullName}: {result.Message}");
+                    WriteStack(result.StackTrace);
                 }
                 return;
             }
@@ -120,6 +121,7 @@ internal static class Program
                 case TestStatus.Failed:
                     Failed++;
                     output.WriteLine($"FAIL  {result.FullName}: {result.Message?.Trim()}");
+                    WriteStack(result.StackTrace);
                     break;
                 default:
                     Skipped++;
@@ -127,6 +129,16 @@ internal static class Program
                     break;
             }
         }
+
+        /// <summary>The failure's innermost frames, indented under its FAIL line: on a GPU machine they are all there
+        /// is to find the op that failed.</summary>
+        private void WriteStack(string? stackTrace)
+        {
+            var frames = (stackTrace ?? "").Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            foreach (var frame in frames.Take(StackFrames)) output.WriteLine($"      {frame.Trim()}");
+        }
+
+        private const int StackFrames = 12;
 
         public void TestOutput(TestOutput output)
         {

@@ -163,10 +163,11 @@ public static class BatchNormKernels
     /// <summary>y = (x − mean[c])·invStd[c]·gamma[c] + beta[c] (+ residual) (then ReLU), grid-stride over units.
     /// Without batch statistics <paramref name="statistic"/> is the running variance and invStd = 1/sqrt(it + eps);
     /// with them it is the saved invStd.</summary>
-    public static void Normalize<T>(Index1D thread, ArrayView<T> x, ArrayView<T> residual, ArrayView<T> mean,
+    public static void Normalize<T>(Index1D launchIndex, ArrayView<T> x, ArrayView<T> residual, ArrayView<T> mean,
         ArrayView<T> statistic, ArrayView<T> gamma, ArrayView<T> beta, ArrayView<T> y, BatchNormShape s, T epsilon)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        int thread = KernelIndex.Global;
         var walk = new TensorWalk(thread, s);
         T floor = s.Relu ? T.Zero : T.NegativeInfinity;
         bool add = s.Residual;
@@ -246,10 +247,11 @@ public static class BatchNormKernels
 
     /// <summary>dx per unit, grid-stride: g is the residual's gradient when it was written (dy already masked),
     /// else dy masked by the fused ReLU; the batch-statistics terms are added in training mode.</summary>
-    public static void InputGradient<T>(Index1D thread, ArrayView<T> x, ArrayView<T> dy, ArrayView<T> reluOutput,
+    public static void InputGradient<T>(Index1D launchIndex, ArrayView<T> x, ArrayView<T> dy, ArrayView<T> reluOutput,
         ArrayView<T> gamma, ArrayView<T> mean, ArrayView<T> invStd, ArrayView<T> dgamma, ArrayView<T> dbeta,
         ArrayView<T> dx, BatchNormShape s, T inverseCount) where T : unmanaged, IFloatingPointIeee754<T>
     {
+        int thread = KernelIndex.Global;
         var walk = new TensorWalk(thread, s);
         bool masked = s.Relu && !s.Residual, batchStatistics = s.BatchStatistics;
         var xq = x.Cast<Quad<T>>();
@@ -295,9 +297,11 @@ public static class BatchNormKernels
     }
 
     /// <summary>invStd[c] = 1 / sqrt(variance[c] + eps).</summary>
-    public static void InverseStandardDeviation<T>(Index1D c, ArrayView<T> variance, ArrayView<T> invStd, T epsilon)
+    public static void InverseStandardDeviation<T>(Index1D launchIndex, ArrayView<T> variance, ArrayView<T> invStd,
+        T epsilon)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        int c = KernelIndex.Global;
         invStd[c] = T.One / T.Sqrt(variance[c] + epsilon);
     }
 

@@ -16,16 +16,19 @@ namespace Engine.Kernels.Ilgpu;
 public static class ElementwiseKernels
 {
     /// <summary>y[i] = value.</summary>
-    public static void Fill<T>(Index1D thread, ArrayView<T> y, T value, int stride) where T : unmanaged, IFloatingPointIeee754<T>
+    public static void Fill<T>(Index1D launchIndex, ArrayView<T> y, T value, int stride)
+        where T : unmanaged, IFloatingPointIeee754<T>
     {
+        int thread = KernelIndex.Global;
         for (long i = thread; i < y.Length; i += stride)
             y[i] = value;
     }
 
     /// <summary>y[i] = op(x[i]), by quads, then the tail.</summary>
-    public static void Unary<T, TOp>(Index1D thread, ArrayView<T> x, ArrayView<T> y, TOp op, int stride)
+    public static void Unary<T, TOp>(Index1D launchIndex, ArrayView<T> x, ArrayView<T> y, TOp op, int stride)
         where T : unmanaged, IFloatingPointIeee754<T> where TOp : struct, IUnaryOp<T>
     {
+        int thread = KernelIndex.Global;
         long quads = y.Length >> 2;
         var xq = x.Cast<Quad<T>>();
         var yq = y.Cast<Quad<T>>();
@@ -39,9 +42,10 @@ public static class ElementwiseKernels
     }
 
     /// <summary>y[i] = op(a[i], b[i]), by quads, then the tail; y may alias a or b.</summary>
-    public static void Binary<T, TOp>(Index1D thread, ArrayView<T> a, ArrayView<T> b, ArrayView<T> y, TOp op,
+    public static void Binary<T, TOp>(Index1D launchIndex, ArrayView<T> a, ArrayView<T> b, ArrayView<T> y, TOp op,
         int stride) where T : unmanaged, IFloatingPointIeee754<T> where TOp : struct, IBinaryOp<T>
     {
+        int thread = KernelIndex.Global;
         long quads = y.Length >> 2;
         var aq = a.Cast<Quad<T>>();
         var bq = b.Cast<Quad<T>>();
@@ -59,17 +63,19 @@ public static class ElementwiseKernels
     }
 
     /// <summary>y[n, c, hw] += bias[c].</summary>
-    public static void AddPerChannel<T>(Index1D thread, ArrayView<T> bias, ArrayView<T> y, int channels, int spatial,
-        int stride) where T : unmanaged, IFloatingPointIeee754<T>
+    public static void AddPerChannel<T>(Index1D launchIndex, ArrayView<T> bias, ArrayView<T> y, int channels,
+        int spatial, int stride) where T : unmanaged, IFloatingPointIeee754<T>
     {
+        int thread = KernelIndex.Global;
         for (long i = thread; i < y.Length; i += stride)
             y[i] += bias[(int)(i / spatial % channels)];
     }
 
     /// <summary>y[i] = alpha * scalar[0].</summary>
-    public static void BroadcastScalar<T>(Index1D thread, ArrayView<T> scalar, ArrayView<T> y, T alpha, int stride)
+    public static void BroadcastScalar<T>(Index1D launchIndex, ArrayView<T> scalar, ArrayView<T> y, T alpha, int stride)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        int thread = KernelIndex.Global;
         T value = alpha * scalar[0];
         for (long i = thread; i < y.Length; i += stride)
             y[i] = value;

@@ -266,9 +266,10 @@ public static class GemmKernels
         tile.Cast<Quad<T>>().AsAligned(16);
 
     /// <summary>C[row, col] = Σ_split partials[split][row][col], added in split order; grid-stride over m·n.</summary>
-    public static void SumSplits<T, TC>(Index1D thread, ArrayView<T> partials, TC c, int m, int n, int splits,
+    public static void SumSplits<T, TC>(Index1D launchIndex, ArrayView<T> partials, TC c, int m, int n, int splits,
         int stride) where T : unmanaged, IFloatingPointIeee754<T> where TC : struct, IMatrixStore<T>
     {
+        int thread = KernelIndex.Global;
         long count = (long)m * n;
         for (long i = thread; i < count; i += stride)
         {

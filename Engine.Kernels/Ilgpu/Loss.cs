@@ -19,10 +19,11 @@ public static class LossKernels
 {
     /// <summary>Per sample: probabilities[n, :] = softmax(logits[n, :]) and losses[n] = −log p[n, labels[n]], with the
     /// row maximum subtracted before exp (log-sum-exp), as torch.nn.functional.cross_entropy.</summary>
-    public static void SoftmaxCrossEntropyForward<T>(Index1D thread, ArrayView<T> logits, ArrayView<int> labels,
+    public static void SoftmaxCrossEntropyForward<T>(Index1D launchIndex, ArrayView<T> logits, ArrayView<int> labels,
         ArrayView<T> probabilities, ArrayView<T> losses, int classes, int stride)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        int thread = KernelIndex.Global;
         for (long sample = thread; sample < losses.Length; sample += stride)
         {
             long row = sample * classes;
@@ -44,10 +45,11 @@ public static class LossKernels
 
     /// <summary>Per logit: dlogits[n, j] = (p[n, j] − [j = labels[n]]) · alpha · lossGrad[0]; NaN for a sample whose
     /// label is outside [0, classes).</summary>
-    public static void SoftmaxCrossEntropyBackward<T>(Index1D thread, ArrayView<T> probabilities,
+    public static void SoftmaxCrossEntropyBackward<T>(Index1D launchIndex, ArrayView<T> probabilities,
         ArrayView<int> labels, ArrayView<T> lossGrad, T alpha, ArrayView<T> dlogits, int classes, int stride)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        int thread = KernelIndex.Global;
         T scale = alpha * lossGrad[0];
         for (long i = thread; i < dlogits.Length; i += stride)
         {
@@ -62,9 +64,10 @@ public static class LossKernels
     /// <summary>correct[i] = 1 when fewer than k classes rank above the label (a class ranks above when its
     /// logit is larger, or equal with a lower index); 0 for a row holding a NaN and for a label outside
     /// [0, classes).</summary>
-    public static void TopKCorrect<T>(Index1D thread, ArrayView<T> logits, ArrayView<int> labels,
+    public static void TopKCorrect<T>(Index1D launchIndex, ArrayView<T> logits, ArrayView<int> labels,
         ArrayView<int> correct, int classes, int k, int stride) where T : unmanaged, IFloatingPointIeee754<T>
     {
+        int thread = KernelIndex.Global;
         for (long sample = thread; sample < correct.Length; sample += stride)
         {
             long row = sample * classes;

@@ -37,10 +37,11 @@ public readonly struct SgdCoefficients<T>(SgdParameters p, bool firstStep) where
 /// <summary>The optimizer kernels: one thread per parameter element.</summary>
 public static class OptimizerKernels
 {
-    /// <summary>One SGD step of element <paramref name="thread"/> (torch.optim.SGD's update).</summary>
-    public static void SgdStep<T>(Index1D thread, ArrayView<T> param, ArrayView<T> grad, ArrayView<T> buffer,
+    /// <summary>One SGD step of the elements of this thread (KernelIndex.Global) (torch.optim.SGD's update).</summary>
+    public static void SgdStep<T>(Index1D launchIndex, ArrayView<T> param, ArrayView<T> grad, ArrayView<T> buffer,
         SgdCoefficients<T> k, int stride) where T : unmanaged, IFloatingPointIeee754<T>
     {
+        int thread = KernelIndex.Global;
         for (long i = thread; i < param.Length; i += stride)
         {
             T g = grad[i] + k.WeightDecay * param[i];
@@ -54,11 +55,12 @@ public static class OptimizerKernels
         }
     }
 
-    /// <summary>One Adam/AdamW step of element <paramref name="thread"/> (torch.optim.Adam/AdamW's update).</summary>
-    public static void AdamStep<T>(Index1D thread, ArrayView<T> param, ArrayView<T> grad, ArrayView<T> expAvg,
+    /// <summary>One Adam/AdamW step of the elements of this thread (KernelIndex.Global) (torch.optim.Adam/AdamW's update).</summary>
+    public static void AdamStep<T>(Index1D launchIndex, ArrayView<T> param, ArrayView<T> grad, ArrayView<T> expAvg,
         ArrayView<T> expAvgSq, ArrayView<T> maxExpAvgSq, AdamCoefficients<T> k, int stride)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        int thread = KernelIndex.Global;
         for (long i = thread; i < param.Length; i += stride)
         {
             T p = param[i];

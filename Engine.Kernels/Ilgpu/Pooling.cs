@@ -268,9 +268,10 @@ public static class PoolingKernels
     }
 
     /// <summary>y[p] = mean of x[p·HW … p·HW + HW − 1] for each (n, c) plane p.</summary>
-    public static void GlobalAverageForward<T>(Index1D thread, ArrayView<T> x, ArrayView<T> y, int spatial,
+    public static void GlobalAverageForward<T>(Index1D launchIndex, ArrayView<T> x, ArrayView<T> y, int spatial,
         T inverseSpatial, int stride) where T : unmanaged, IFloatingPointIeee754<T>
     {
+        int thread = KernelIndex.Global;
         for (long p = thread; p < y.Length; p += stride)
         {
             T sum = ReductionKernels.BlockedSum<T, ViewValues<T>>(new ViewValues<T>(x), p * spatial, 1, spatial);
@@ -279,9 +280,10 @@ public static class PoolingKernels
     }
 
     /// <summary>dx[p·HW + i] = dy[p] · inverseSpatial for each (n, c) plane p.</summary>
-    public static void GlobalAverageBackward<T>(Index1D thread, ArrayView<T> dy, ArrayView<T> dx, int spatial,
+    public static void GlobalAverageBackward<T>(Index1D launchIndex, ArrayView<T> dy, ArrayView<T> dx, int spatial,
         T inverseSpatial, int stride) where T : unmanaged, IFloatingPointIeee754<T>
     {
+        int thread = KernelIndex.Global;
         for (long i = thread; i < dx.Length; i += stride)
             dx[i] = dy[i / spatial] * inverseSpatial;
     }

@@ -28,9 +28,10 @@ namespace Engine.Kernels.Ilgpu;
 public static class ReductionKernels
 {
     /// <summary>partial[t] = alpha * sum over i ≡ t (mod partial.Length) of x[i].</summary>
-    public static void StridedSum<T>(Index1D thread, ArrayView<T> x, ArrayView<T> partial, T alpha)
+    public static void StridedSum<T>(Index1D launchIndex, ArrayView<T> x, ArrayView<T> partial, T alpha)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        int thread = KernelIndex.Global;
         long stride = partial.Length;
         T sum = T.Zero;
         for (long i = thread; i < x.Length; i += stride)

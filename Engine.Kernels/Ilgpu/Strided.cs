@@ -16,34 +16,38 @@ namespace Engine.Kernels.Ilgpu;
 public static class StridedKernels
 {
     /// <summary>y[i] = x[layout.Offset(i)].</summary>
-    public static void Copy<T>(Index1D thread, ArrayView<T> x, ArrayView<T> y, StridedLayout layout, int stride)
+    public static void Copy<T>(Index1D launchIndex, ArrayView<T> x, ArrayView<T> y, StridedLayout layout, int stride)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        int thread = KernelIndex.Global;
         for (int i = thread; i < y.IntLength; i += stride)
             y[i] = x[layout.Offset(i)];
     }
 
     /// <summary>y[layout.Offset(i)] = x[i].</summary>
-    public static void Scatter<T>(Index1D thread, ArrayView<T> x, ArrayView<T> y, StridedLayout layout, int stride)
+    public static void Scatter<T>(Index1D launchIndex, ArrayView<T> x, ArrayView<T> y, StridedLayout layout, int stride)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        int thread = KernelIndex.Global;
         for (int i = thread; i < x.IntLength; i += stride)
             y[layout.Offset(i)] = x[i];
     }
 
     /// <summary>y[i] = op(a[aLayout.Offset(i)], b[bLayout.Offset(i)]).</summary>
-    public static void Zip<T, TOp>(Index1D thread, ArrayView<T> a, ArrayView<T> b, ArrayView<T> y,
+    public static void Zip<T, TOp>(Index1D launchIndex, ArrayView<T> a, ArrayView<T> b, ArrayView<T> y,
         StridedLayout aLayout, StridedLayout bLayout, TOp op, int stride)
         where T : unmanaged, IFloatingPointIeee754<T> where TOp : struct, IBinaryOp<T>
     {
+        int thread = KernelIndex.Global;
         for (int i = thread; i < y.IntLength; i += stride)
             y[i] = op.Apply(a[aLayout.Offset(i)], b[bLayout.Offset(i)]);
     }
 
     /// <summary>y[j] = alpha · Σ_r x[kept.Offset(j) + reduced.Offset(r)], r = 0, 1, … in order.</summary>
-    public static void Sum<T>(Index1D thread, ArrayView<T> x, ArrayView<T> y, StridedLayout kept,
+    public static void Sum<T>(Index1D launchIndex, ArrayView<T> x, ArrayView<T> y, StridedLayout kept,
         StridedLayout reduced, int reducedLength, T alpha, int stride) where T : unmanaged, IFloatingPointIeee754<T>
     {
+        int thread = KernelIndex.Global;
         for (int j = thread; j < y.IntLength; j += stride)
         {
             int origin = kept.Offset(j);

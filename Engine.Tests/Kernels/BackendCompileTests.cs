@@ -2,6 +2,8 @@
 // ILGPU's PTX backend (CUDA, sm_90) and its OpenCL C backend — without a GPU. A kernel that only the CPU
 // accelerator accepts fails here, in CI, instead of on the first GPU.
 using System.Reflection;
+using System.Text.RegularExpressions;
+using Engine.Bench.Commands;
 using Engine.Kernels;
 using Engine.Kernels.Ilgpu;
 using ILGPU;
@@ -44,7 +46,7 @@ public sealed class BackendCompileTests
     [
         [typeof(RowMajorLoader<>), typeof(RowMajorLoader<>), typeof(ScaledRowMajorStore<>)],
         [typeof(Im2ColLoader<>), typeof(RowMajorLoader<>), typeof(PixelMatrixStore<>)],
-        [typeof(OutputGradientGatherLoader<>), typeof(WeightByInputChannelLoader<>), typeof(PixelMatrixStore<>)],
+        [typeof(OutputGradientGatherLoader<>), typeof(WeightByInputChannelLoader<>), typeof(PhasePixelStore<>)],
         [typeof(PixelMatrixLoader<>), typeof(Im2ColLoader<>), typeof(ScaledRowMajorStore<>)],
         [typeof(RowMajorLoader<>), typeof(RowMajorLoader<>), typeof(SplitPartialStore<>)],
         [typeof(Im2ColLoader<>), typeof(RowMajorLoader<>), typeof(SplitPartialStore<>)],
@@ -122,6 +124,22 @@ public sealed class BackendCompileTests
         using var backend = new CLBackend(context, capabilities, CLDeviceVendor.Nvidia, CLCVersion.CL20);
         var compiled = (CLCompiledKernel)backend.Compile(EntryPoint(method), KernelSpecialization.Empty);
         Assert.That(compiled.Source, Does.Contain("kernel"));
+    }
+
+    /// <summary>Grid-stride kernels whose every branch depends on the thread (a strided sum's partial, elementwise
+    /// quads and tails): at O2 each conditional branch must be a plain <c>bra</c>. A <c>bra.uni</c> there (ILGPU's
+    /// reading of an implicitly grouped kernel's index parameter, KernelIndex.cs) lets a warp leave a loop together
+    /// although its threads' trip counts differ.</summary>
+    [TestCase("sum")]
+    [TestCase("add")]
+    [TestCase("relu")]
+    public void ThreadDependentBranchesAreNotMarkedUniform(string kernel)
+    {
+        string ptx = PtxReport.Compile(PtxReport.Kernels().Single(k => k.Name == kernel).Method);
+        var branches = Regex.Matches(ptx, @"@!?%p\d+\s+bra(\.uni)?\s");
+        Assert.That(branches, Is.Not.Empty, "conditional branches");
+        Assert.That(branches.Where(b => b.Groups[1].Success).Select(b => b.Value.Trim()), Is.Empty,
+            $"{kernel}: conditional branches marked uniform");
     }
 
     [Test]
