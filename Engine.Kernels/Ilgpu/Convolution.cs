@@ -363,6 +363,7 @@ public sealed partial class IlgpuBackend
             int RowShift(int r) => ph + g.PadTop - r * g.DilationHeight;
             int ColumnShift(int s) => pw + g.PadLeft - s * g.DilationWidth;
         }
+        if (entries.Count == 0) entries.Add(default); // every input pixel uncovered: a table is never read
         plan = new DataGradientPlan(_accelerator.Allocate1D(entries.ToArray()), [.. phases], uncovered);
         _dataGradientPlans[g] = plan;
         return plan;

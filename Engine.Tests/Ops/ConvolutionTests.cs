@@ -21,6 +21,7 @@ public sealed class ConvolutionTests(string kind) : DeviceFixture(kind)
         new(2, 6, 5, 5, 7, 1, 1, 2, 2, 0, 0, 0, 0),   // 1x1 stride-2 projection
         new(1, 4, 6, 5, 3, 1, 1, 1, 1, 0, 0, 0, 0),   // 1x1 stride 1, non-square
         new(2, 3, 5, 6, 2, 3, 3, 2, 1, 0, 1, 2, 0),   // asymmetric padding and strides
+        new(1, 2, 1, 1, 3, 1, 1, 2, 2, 1, 1, 1, 1),   // every tap in the padding: no input pixel reached
     ];
 
     public static readonly Conv[] DilatedAndGrouped =
