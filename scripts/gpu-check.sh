@@ -57,7 +57,8 @@ else
 fi
 
 selftest() { # selftest SECONDS: every part at once, each under the limit; exit 1 when any part failed or stopped
-  local limit=$1 pids=() part=0 rc=0
+  local limit=$1 pids=() part=0 rc=0 filter code start=$(date +%s)
+  rm -f "$out"/selftest-*.txt
   for filter in "${selftest_parts[@]}"; do
     part=$((part + 1))
     timeout -k 10 "$limit" "$tests" --device "$device" --filter "$filter" > "$out/selftest-$part.txt" 2>&1 &
@@ -67,10 +68,12 @@ selftest() { # selftest SECONDS: every part at once, each under the limit; exit 
   for pid in "${pids[@]}"; do
     part=$((part + 1))
     wait "$pid"
-    local code=$?
+    code=$?
     [ "$code" -eq 0 ] || rc=1
+    echo "selftest-$part,$code" >> "$out/steps.csv"
     echo "part $part (${selftest_parts[part - 1]}): exit $code, $(grep '^selftest ' "$out/selftest-$part.txt")"
   done
+  echo "all parts done in $(($(date +%s) - start)) s"
   grep -h '^FAIL' "$out"/selftest-*.txt | head -n 20
   return $rc
 }

@@ -2,7 +2,7 @@
 // y [N,K,OH,OW]. Nothing is materialised: loaders gather matrix elements straight from the NCHW tensors.
 //
 //   forward          y (P×K)   = im2col(x) (P×CRS)  · wᵀ (CRS×K)        P = N·OH·OW output pixels
-//   backward data    dx (Q×C)  = gather(dy) (Q×KT) · w' (KT×C)          one GEMM per stride phase, below
+//   backward data    dx (Qp×C) = gather(dy) (Qp×KT) · w' (KT×C)        per stride phase (below): Qp its pixels
 //   backward weight  dw (K×CRS) = dyᵀ (K×P)          · im2col(x) (P×CRS)
 //
 // Rows of the pixel matrices run along the innermost (W) axis, so consecutive threads of a stage copy gather
@@ -21,8 +21,9 @@
 //
 // The gathers never divide a column index: each pass's columns (taps (c, r, s), or the backward-data gather's
 // (k, r, s)) come from a small ConvTap table built on the host once per geometry, with the dilation and padding
-// folded in. The pixel of a row (forward, backward data) is decomposed once per thread (IMatrixLoader.Locate); the
-// weight gradient's pixels, its reduction axis, once per four gathered elements.
+// folded in. The pixel of a row (forward, backward data) is decomposed once per thread (IMatrixLoader.Locate), and
+// again per stored element by the stores (PhasePixelStore: four divisions, outside the K loop); the weight
+// gradient's pixels, its reduction axis, once per four gathered elements.
 //
 // Forward's epilogue (+ bias, + residual, ReLU: a convolution with its batch-norm folded in) runs in the store,
 // where each output element is written once with its final sum (after the split-K sum when K is split).
@@ -39,18 +40,12 @@ public readonly struct ConvShape(ConvGeometry g)
     /// image strides).</summary>
     public readonly int C = g.InChannels, H = g.InHeight, W = g.InWidth, K = g.OutChannels;
 
-    /// <summary>Input channels of one group, C/G: the second extent of w.</summary>
-    public readonly int GroupC = g.GroupInChannels;
-
     /// <summary>Filter rows R and columns S; output rows OH and columns OW.</summary>
     public readonly int R = g.KernelHeight, S = g.KernelWidth, OH = g.OutHeight, OW = g.OutWidth;
 
     /// <summary>Strides, and the zero rows above and columns left of the input (the far sides follow from OH and
     /// OW).</summary>
     public readonly int StrideH = g.StrideHeight, StrideW = g.StrideWidth, PadTop = g.PadTop, PadLeft = g.PadLeft;
-
-    /// <summary>Rows and columns between neighbouring filter taps (folded into the ConvTap tables).</summary>
-    public readonly int DilationH = g.DilationHeight, DilationW = g.DilationWidth;
 }
 
 /// <summary>One column of a convolution's gathered matrix, precomputed on the host (one table per geometry and
@@ -300,7 +295,8 @@ public readonly struct WeightByInputChannelLoader<T>(ArrayView<T> w, ArrayView<C
 
 public sealed partial class IlgpuBackend
 {
-    /// <summary>im2col tap tables by geometry, uploaded once per geometry and kept for the backend's life.</summary>
+    /// <summary>im2col tap tables by geometry (batch 1: the tables do not depend on the batch), uploaded once per
+    /// geometry and kept for the backend's life.</summary>
     private readonly Dictionary<ConvGeometry, MemoryBuffer1D<ConvTap, Stride1D.Dense>> _tapTables = new();
 
     /// <summary>Backward-data phase plans by geometry, likewise.</summary>
@@ -315,6 +311,7 @@ public sealed partial class IlgpuBackend
     /// <summary>The im2col <see cref="ConvTap"/> table of <paramref name="g"/>: its C/G·R·S taps.</summary>
     private ArrayView<ConvTap> TapTable(ConvGeometry g)
     {
+        g = g with { Batch = 1 };
         if (_tapTables.TryGetValue(g, out var table)) return table.View;
         int area = g.KernelHeight * g.KernelWidth;
         var entries = new ConvTap[g.GroupInChannels * area];
@@ -334,6 +331,7 @@ public sealed partial class IlgpuBackend
     /// k.</summary>
     private DataGradientPlan DataGradientPhases(ConvGeometry g)
     {
+        g = g with { Batch = 1 };
         if (_dataGradientPlans.TryGetValue(g, out var plan)) return plan;
         int sh = g.StrideHeight, sw = g.StrideWidth, area = g.KernelHeight * g.KernelWidth;
         var entries = new List<ConvTap>();

@@ -55,7 +55,8 @@ public static class OptimizerKernels
         }
     }
 
-    /// <summary>One Adam/AdamW step of the elements of this thread (KernelIndex.Global) (torch.optim.Adam/AdamW's update).</summary>
+    /// <summary>One Adam/AdamW step of the elements of this thread (KernelIndex.Global) (torch.optim.Adam/AdamW's
+    /// update).</summary>
     public static void AdamStep<T>(Index1D launchIndex, ArrayView<T> param, ArrayView<T> grad, ArrayView<T> expAvg,
         ArrayView<T> expAvgSq, ArrayView<T> maxExpAvgSq, AdamCoefficients<T> k, int stride)
         where T : unmanaged, IFloatingPointIeee754<T>
