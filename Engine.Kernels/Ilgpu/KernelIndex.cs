@@ -6,7 +6,8 @@
 // their bounds: on an H200, StridedSum's first pass over 33 elements (two partial sums of 17 and 16 elements) read
 // past its input and failed with an illegal address. The same index read from Grid.GlobalIndex is known to differ
 // per thread, so its branches are plain `bra`. Every implicitly grouped kernel takes its index from here and
-// leaves its Index1D parameter (the launch's extent guard, which ILGPU checks before the body) unread.
+// leaves its Index1D parameter (the launch's extent guard, which ILGPU checks before the body) unread, as
+// BackendCompileTests.ImplicitlyGroupedKernelsNeverReadTheirIndexParameter checks in the IL.
 using ILGPU;
 
 namespace Engine.Kernels.Ilgpu;

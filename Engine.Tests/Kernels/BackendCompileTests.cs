@@ -2,6 +2,7 @@
 // ILGPU's PTX backend (CUDA, sm_90) and its OpenCL C backend — without a GPU. A kernel that only the CPU
 // accelerator accepts fails here, in CI, instead of on the first GPU.
 using System.Reflection;
+using System.Reflection.Emit;
 using System.Text.RegularExpressions;
 using Engine.Bench.Commands;
 using Engine.Kernels;
@@ -141,6 +142,55 @@ public sealed class BackendCompileTests
         Assert.That(branches.Where(b => b.Groups[1].Success).Select(b => b.Value.Trim()), Is.Empty,
             $"{kernel}: conditional branches marked uniform");
     }
+
+    /// <summary>Every implicitly grouped kernel (Index1D first) leaves that parameter unread and takes its index from
+    /// KernelIndex (KernelIndex.cs): read from the IL, so a kernel added later cannot bring the uniform-branch bug
+    /// back unnoticed.</summary>
+    [Test]
+    public void ImplicitlyGroupedKernelsNeverReadTheirIndexParameter()
+    {
+        var kernels = typeof(IlgpuBackend).Assembly.GetTypes()
+            .Where(t => t.Namespace == typeof(IlgpuBackend).Namespace && t.Name.EndsWith("Kernels"))
+            .SelectMany(t => t.GetMethods(BindingFlags.Public | BindingFlags.Static))
+            .Where(m => m.GetParameters() is [{ ParameterType: var first }, ..] && first == typeof(Index1D))
+            .ToList();
+        Assert.That(kernels, Has.Count.GreaterThan(15), "implicitly grouped kernels found");
+        Assert.That(kernels.Where(ReadsArgumentZero).Select(m => $"{m.DeclaringType!.Name}.{m.Name}"), Is.Empty);
+    }
+
+    /// <summary>Whether <paramref name="method"/>'s IL loads argument 0 (or its address), decoded opcode by opcode
+    /// so that operand bytes are never taken for instructions.</summary>
+    private static bool ReadsArgumentZero(MethodInfo method)
+    {
+        byte[] il = method.GetMethodBody()!.GetILAsByteArray()!;
+        for (int at = 0; at < il.Length;)
+        {
+            var op = il[at] == 0xFE ? TwoByteOpCodes[il[at + 1]] : OneByteOpCodes[il[at]];
+            at += op.Size;
+            if (op == OpCodes.Ldarg_0) return true;
+            if ((op == OpCodes.Ldarg_S || op == OpCodes.Ldarga_S) && il[at] == 0) return true;
+            if ((op == OpCodes.Ldarg || op == OpCodes.Ldarga) && BitConverter.ToUInt16(il, at) == 0) return true;
+            at += op.OperandType switch
+            {
+                OperandType.InlineNone => 0,
+                OperandType.ShortInlineBrTarget or OperandType.ShortInlineI or OperandType.ShortInlineVar => 1,
+                OperandType.InlineVar => 2,
+                OperandType.InlineI8 or OperandType.InlineR => 8,
+                OperandType.InlineSwitch => 4 + 4 * BitConverter.ToInt32(il, at),
+                _ => 4,
+            };
+        }
+        return false;
+    }
+
+    private static readonly Dictionary<byte, OpCode> OneByteOpCodes = AllOpCodes().Where(o => o.Size == 1)
+        .ToDictionary(o => (byte)o.Value);
+
+    private static readonly Dictionary<byte, OpCode> TwoByteOpCodes = AllOpCodes().Where(o => o.Size == 2)
+        .ToDictionary(o => (byte)(o.Value & 0xFF));
+
+    private static IEnumerable<OpCode> AllOpCodes() =>
+        typeof(OpCodes).GetFields(BindingFlags.Public | BindingFlags.Static).Select(f => (OpCode)f.GetValue(null)!);
 
     [Test]
     public void EveryKernelClassIsCovered()
