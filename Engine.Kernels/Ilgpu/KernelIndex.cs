@@ -1,4 +1,5 @@
-// The thread index of an implicitly grouped kernel (one launched with an Index1D extent), read from the grid.
+// The thread index of an implicitly grouped kernel (one launched with an Index1D extent), read from the grid, and
+// the row of a row-grouped kernel (several rows per group).
 //
 // ILGPU 1.5.3 at O2 takes such a kernel's Index1D parameter for a value that every thread of a warp shares: each
 // branch that depends on it is emitted as `bra.uni` (PTX's promise that the warp's threads all go the same way).
@@ -18,4 +19,9 @@ public static class KernelIndex
     /// <summary>The index ILGPU passes as the kernel's Index1D parameter: block index × block size + thread
     /// index.</summary>
     public static int Global => Grid.GlobalIndex.X;
+
+    /// <summary>This thread's row in a row-grouped launch (<see cref="IlgpuBackend.RowConfig"/>): each group holds
+    /// Group.DimY rows of Group.DimX lanes; the last group's rows may pass the tensor's (the kernel returns
+    /// there).</summary>
+    public static int Row => Grid.IdxX * Group.DimY + Group.IdxY;
 }

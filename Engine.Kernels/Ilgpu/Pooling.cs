@@ -2,15 +2,15 @@
 // per-side padding, dilation for max pooling, ceil mode; ResNet's stem is 3x3/2 pad 1) and global average pool
 // (x [N, C, HW] → y [N, C]).
 //
-// Forward: one group per output row (n, c, oh), its threads striding along the row; each output reads its window's
-// taps inside the input (rows from PoolGeometry.InputTaps once per row; columns skip the padding), so padding is
-// never read. Max: ties go to the first element in row-major window order, a NaN wins (the window's last NaN, as
-// PyTorch); argmax stores the winner's flat index within its (n, c) plane. Average: the sum over the input cells /
-// the window's divisor (PoolGeometry.AverageCount). Backward is a gather, not a scatter: one group per input row,
-// each input element summing dy over the (few) windows that cover it (max: that chose it) in output order, so
-// overlapping windows need no atomics and the result is reproducible. The row is decomposed once per thread with
-// 32-bit indices (the geometry keeps every tensor under 2^31 elements); columns, pointers and the covering windows'
-// quotients advance as loop variables, so no element pays a division.
+// Forward: a row of lanes per output row (n, c, oh; several rows per group), striding along the row; each output
+// reads its window's taps inside the input (rows from PoolGeometry.InputTaps once per row; columns skip the
+// padding), so padding is never read. Max: ties go to the first element in row-major window order, a NaN wins (the
+// window's last NaN, as PyTorch); argmax stores the winner's flat index within its (n, c) plane. Average: the sum
+// over the input cells / the window's divisor (PoolGeometry.AverageCount). Backward is a gather, not a scatter: a
+// row of lanes per input row, each input element summing dy over the (few) windows that cover it (max: that chose
+// it) in output order, so overlapping windows need no atomics and the result is reproducible. The row is decomposed
+// once per thread with 32-bit indices (the geometry keeps every tensor under 2^31 elements); columns, pointers and
+// the covering windows' quotients advance as loop variables, so no element pays a division.
 using System.Numerics;
 using ILGPU;
 using ILGPU.Runtime;
@@ -29,9 +29,12 @@ public readonly struct PoolShape(PoolGeometry g)
 
     /// <summary>Padding per side.</summary>
     public readonly int PadTop = g.PadTop, PadBottom = g.PadBottom, PadLeft = g.PadLeft, PadRight = g.PadRight;
+
+    /// <summary>(n, c) planes: N·C.</summary>
+    public readonly int Planes = checked(g.Batch * g.Channels);
 }
 
-/// <summary>A backward thread's step along its input row (its group's size) divided by the horizontal stride on the
+/// <summary>A backward thread's step along its input row (its row's lanes) divided by the horizontal stride on the
 /// host, so the covering windows advance without a division.</summary>
 public readonly struct ColumnStep(int step, int stride)
 {
@@ -42,17 +45,18 @@ public readonly struct ColumnStep(int step, int stride)
     public readonly int Remainder = step % stride;
 }
 
-/// <summary>The max-pool and average-pool kernels (one group per row of their output, whose threads stride along
-/// the row) and the global-average-pool kernels (grid-stride) over NCHW tensors.</summary>
+/// <summary>The max-pool and average-pool kernels (a row of lanes per row of their output, striding along the
+/// row) and the global-average-pool kernels (grid-stride) over NCHW tensors.</summary>
 public static class PoolingKernels
 {
-    /// <summary>Row r = (n·C + c)·OH + oh of y (one group each): y[o] = the maximum of o's window (padding skipped,
-    /// the first maximum in row-major window order wins, a NaN wins over any number) and argmax[o] = its flat index
-    /// h·W + w within the (n, c) plane.</summary>
+    /// <summary>Row r = (n·C + c)·OH + oh of y (one row of lanes each): y[o] = the maximum of o's window (padding
+    /// skipped, the first maximum in row-major window order wins, a NaN wins over any number) and argmax[o] = its
+    /// flat index h·W + w within the (n, c) plane.</summary>
     public static void MaxForward<T>(ArrayView<T> x, ArrayView<T> y, ArrayView<int> argmax, PoolShape s)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int row = Grid.IdxX;
+        int row = KernelIndex.Row;
+        if (row >= s.Planes * s.OH) return;
         int oh = row % s.OH, planeStart = row / s.OH * s.H * s.W;
         int h0 = oh * s.SH - s.PadTop;
         var (rFirst, rEnd) = PoolGeometry.InputTaps(h0, s.KH, s.DH, s.H);
@@ -86,12 +90,13 @@ public static class PoolingKernels
         }
     }
 
-    /// <summary>Row r = (n·C + c)·H + h of dx (one group each): dx[i] = Σ dy[o] over the windows o that cover input
-    /// element i and chose it, in output order: a gather, so overlapping windows need no atomics.</summary>
+    /// <summary>Row r = (n·C + c)·H + h of dx (one row of lanes each): dx[i] = Σ dy[o] over the windows o that cover
+    /// input element i and chose it, in output order: a gather, so overlapping windows need no atomics.</summary>
     public static void MaxBackward<T>(ArrayView<T> dy, ArrayView<int> argmax, ArrayView<T> dx, PoolShape s,
         ColumnStep step) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int row = Grid.IdxX;
+        int row = KernelIndex.Row;
+        if (row >= s.Planes * s.H) return;
         int h = row % s.H, outPlaneStart = row / s.H * s.OH * s.OW;
         var (ohFirst, ohLast) = CoveringWindows(h, s.PadTop, (s.KH - 1) * s.DH + 1, s.SH, s.OH);
         var columns = new CoveringColumns(Group.IdxX, s.PadLeft, (s.KW - 1) * s.DW + 1, s.SW, step);
@@ -118,13 +123,14 @@ public static class PoolingKernels
         }
     }
 
-    /// <summary>Row r = (n·C + c)·OH + oh of y (one group each): y[o] = the sum of o's input cells (row-major) /
-    /// its divisor (PoolGeometry.AverageCount per axis; <paramref name="countIncludePad"/> ≠ 0 counts padding
-    /// cells).</summary>
+    /// <summary>Row r = (n·C + c)·OH + oh of y (one row of lanes each): y[o] = the sum of o's input cells
+    /// (row-major) / its divisor (PoolGeometry.AverageCount per axis; <paramref name="countIncludePad"/> ≠ 0 counts
+    /// padding cells).</summary>
     public static void AverageForward<T>(ArrayView<T> x, ArrayView<T> y, PoolShape s, int countIncludePad)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int row = Grid.IdxX;
+        int row = KernelIndex.Row;
+        if (row >= s.Planes * s.OH) return;
         // oh from the quotient rather than a remainder: the quotient feeds a loop variable (source), which keeps
         // the one division before the loop; what the loop recomputes from it is multiplication alone.
         int plane = row / s.OH, oh = row - plane * s.OH, planeStart = plane * s.H * s.W;
@@ -145,12 +151,13 @@ public static class PoolingKernels
         }
     }
 
-    /// <summary>Row r = (n·C + c)·H + h of dx (one group each): dx[i] = Σ dy[o] / divisor(o) over the windows o
-    /// that cover input element i, in output order.</summary>
+    /// <summary>Row r = (n·C + c)·H + h of dx (one row of lanes each): dx[i] = Σ dy[o] / divisor(o) over the
+    /// windows o that cover input element i, in output order.</summary>
     public static void AverageBackward<T>(ArrayView<T> dy, ArrayView<T> dx, PoolShape s, int countIncludePad,
         ColumnStep step) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int row = Grid.IdxX;
+        int row = KernelIndex.Row;
+        if (row >= s.Planes * s.H) return;
         int h = row % s.H, outPlaneStart = row / s.H * s.OH * s.OW;
         var (ohFirst, ohLast) = CoveringWindows(h, s.PadTop, s.KH, s.SH, s.OH);
         var columns = new CoveringColumns(Group.IdxX, s.PadLeft, s.KW, s.SW, step);

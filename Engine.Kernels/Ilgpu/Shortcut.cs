@@ -1,8 +1,8 @@
 // The paper's option-A shortcut as one fused kernel each way: x [N, C, H, W] → y [N, K, OH, OW] with
 // OH = ⌈H / stride⌉: y[n, k, i, j] = x[n, k − PadFront, i·stride, j·stride] for the input's channels, 0 for the
 // K − C extra ones. Backward: dx[n, c, h, w] = dy[n, c + PadFront, h/stride, w/stride] where h and w are
-// multiples of the stride, else 0. Both are gathers over their output, one group per output row, so every element
-// is written and no element pays an index division.
+// multiples of the stride, else 0. Both are gathers over their output, a row of lanes per output row (several rows
+// per group), so every element is written and no element pays an index division.
 using System.Numerics;
 using ILGPU;
 using ILGPU.Runtime;
@@ -18,19 +18,23 @@ public readonly struct ShortcutShape(ShortcutGeometry g)
     /// <summary>Output rows OH and columns OW, the subsampling stride, and the zero channels before the
     /// input's.</summary>
     public readonly int OH = g.OutHeight, OW = g.OutWidth, Stride = g.Stride, PadFront = g.PadFront;
+
+    /// <summary>Images N.</summary>
+    public readonly int Batch = g.Batch;
 }
 
-/// <summary>The option-A shortcut kernels: one group per row of their output, whose threads stride along the row;
-/// every element is written. The row is decomposed once per group (32-bit: the geometry keeps tensors under 2^31
-/// elements), so no element pays a division.</summary>
+/// <summary>The option-A shortcut kernels: a row of lanes per row of their output (RowConfig), striding along the
+/// row; every element is written. The row is decomposed once per thread (32-bit: the geometry keeps tensors under
+/// 2^31 elements), so no element pays a division.</summary>
 public static class ShortcutKernels
 {
-    /// <summary>Row r = (n·K + k)·OH + i of y (one group each): y[n, k, i, j] = x[n, k − PadFront, i·Stride,
+    /// <summary>Row r = (n·K + k)·OH + i of y (one row of lanes each): y[n, k, i, j] = x[n, k − PadFront, i·Stride,
     /// j·Stride] for the input's channels, 0 for the others.</summary>
     public static void Forward<T>(ArrayView<T> x, ArrayView<T> y, ShortcutShape s)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int row = Grid.IdxX;
+        int row = KernelIndex.Row;
+        if (row >= s.Batch * s.K * s.OH) return;
         int i = row % s.OH, plane = row / s.OH;
         int k = plane % s.K, image = plane / s.K;
         int c = k - s.PadFront;
@@ -45,13 +49,14 @@ public static class ShortcutKernels
         for (; target < end; target += Group.DimX, source += Group.DimX * s.Stride) y[target] = x[source];
     }
 
-    /// <summary>Row r = (n·C + c)·H + h of dx (one group each): dx[n, c, h, j·Stride] = dy[n, c + PadFront,
+    /// <summary>Row r = (n·C + c)·H + h of dx (one row of lanes each): dx[n, c, h, j·Stride] = dy[n, c + PadFront,
     /// h / Stride, j] on rows h that are multiples of the stride, 0 everywhere else. Each thread writes the
     /// Stride elements of its output column j, so no column is divided.</summary>
     public static void Backward<T>(ArrayView<T> dy, ArrayView<T> dx, ShortcutShape s)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int row = Grid.IdxX;
+        int row = KernelIndex.Row;
+        if (row >= s.Batch * s.C * s.H) return;
         int h = row % s.H, plane = row / s.H;
         int c = plane % s.C, image = plane / s.C;
         int i = h / s.Stride;
@@ -73,13 +78,18 @@ public static class ShortcutKernels
 
 public sealed partial class IlgpuBackend
 {
-    /// <summary>One group per output row, as many threads as the row has (a power of two, at least one warp where
-    /// the device allows, at most 256).</summary>
-    private KernelConfig RowConfig(int rows, int width)
+    /// <summary>A row of lanes per row of the output, as many lanes as the row has elements (a power of two, at most
+    /// the group), and as many rows per group as fill min(256, MaxNumThreadsPerGroup) threads: group (lanes,
+    /// rows per group), grid ⌈rows / rows per group⌉ (<see cref="KernelIndex.Row"/>). Narrow rows share a group
+    /// rather than each idling most of a group of their own: one group per row of 16 made a grid of 262,144
+    /// one-warp groups, bound by the rate at which the device starts groups.</summary>
+    internal KernelConfig RowConfig(int rows, int width)
     {
-        int group = Math.Min(_accelerator.WarpSize, MaxGroupSize);
-        while (group < width && group * 2 <= Math.Min(256, MaxGroupSize)) group *= 2;
-        return new KernelConfig(new Index3D(rows, 1, 1), new Index3D(group, 1, 1));
+        int threads = Math.Min(256, MaxGroupSize), lanes = 1;
+        while (lanes < width && lanes * 2 <= threads) lanes *= 2;
+        int rowsPerGroup = threads / lanes;
+        return new KernelConfig(new Index3D(checked((rows + rowsPerGroup - 1) / rowsPerGroup), 1, 1),
+            new Index3D(lanes, rowsPerGroup, 1));
     }
 
     /// <inheritdoc/>

@@ -125,7 +125,8 @@ public sealed class GpuShapedGroupTests
     [Test]
     public void ShortcutRowGroupsAgree()
     {
-        // Rows of 5 (odd width, ragged last column pair) in 32-thread row groups; 3 → 8 channels, stride 2.
+        // Rows of 5 (odd width, ragged last column pair), 8 lanes each, 32 rows per group (the backward's last group
+        // partly past the rows); 3 → 8 channels, stride 2.
         var (x1, x2) = Pair([2, 3, 7, 9], 31);
         x1.RequiresGrad = x2.RequiresGrad = true;
         var y1 = x1.ZeroPadShortcut(8, 2);
