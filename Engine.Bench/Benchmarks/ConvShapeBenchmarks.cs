@@ -11,6 +11,7 @@ using System.Diagnostics;
 using System.Globalization;
 using Engine.Core;
 using Engine.Kernels;
+using Engine.Kernels.Ilgpu;
 using Engine.Models;
 
 namespace Engine.Bench.Benchmarks;
@@ -150,7 +151,20 @@ public static class ConvShapeBenchmarks
         Console.WriteLine($"| all {layers} layers | | {Format(flops / 1e9, "F3")} | " +
                           $"{Format(forward, "F1")} | {Rate(flops, forward)} | {Format(data, "F1")} | " +
                           $"{Rate(flops, data)} | {Format(weight, "F1")} | {Rate(flops, weight)} |");
+        if (device.Backend is IlgpuBackend { IlgpuKind: IlgpuKind.Cuda } cuda) PrintKernelResources(cuda);
         return 0;
+    }
+
+    /// <summary>The loaded kernels' registers, spills and occupancy on a CUDA device (what ptxas made of them).
+    /// </summary>
+    private static void PrintKernelResources(IlgpuBackend backend)
+    {
+        Console.WriteLine();
+        Console.WriteLine("| kernel | registers | local bytes | static shared bytes | groups of 256 per SM |");
+        Console.WriteLine("|---|---|---|---|---|");
+        foreach (var k in backend.LoadedKernelResources())
+            Console.WriteLine($"| {k.Kernel} | {k.Registers} | {k.LocalBytes} | {k.StaticSharedBytes} | " +
+                              $"{k.GroupsOf256PerMultiprocessor} |");
     }
 
     /// <summary>Warm-up rounds over every shape before timing: at least this many, and at least WarmupTime.</summary>
