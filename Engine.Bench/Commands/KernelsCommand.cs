@@ -224,6 +224,8 @@ public static class PtxReport
         ("shortcut-backward", Generic(typeof(ShortcutKernels), nameof(ShortcutKernels.Backward))),
         ("sgd-step", Generic(typeof(OptimizerKernels), nameof(OptimizerKernels.SgdStep))),
         ("sum", Generic(typeof(ReductionKernels), nameof(ReductionKernels.StridedSum))),
+        ("sum-splits", Generic(typeof(GemmKernels), nameof(GemmKernels.SumSplits), typeof(float),
+            typeof(ScaledRowMajorStore<float>))),
     ];
 
     /// <summary>The PTX of <paramref name="method"/>, from a fresh context (a failed compile can poison one).</summary>

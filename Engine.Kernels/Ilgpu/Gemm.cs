@@ -265,7 +265,9 @@ public static class GemmKernels
     private static ArrayView<Quad<T>> Quads<T>(ArrayView<T> tile) where T : unmanaged =>
         tile.Cast<Quad<T>>().AsAligned(16);
 
-    /// <summary>C[row, col] = Σ_split partials[split][row][col], added in split order; grid-stride over m·n.</summary>
+    /// <summary>C[row, col] = Σ_split partials[split][row][col], added in split order; grid-stride over m·n. Eight
+    /// partials are loaded before they are added (ILGPU does not unroll the loop): a split product has few outputs,
+    /// so few threads, and one load at a time left each thread waiting out a memory latency per split.</summary>
     public static void SumSplits<T, TC>(Index1D launchIndex, ArrayView<T> partials, TC c, int m, int n, int splits,
         int stride) where T : unmanaged, IFloatingPointIeee754<T> where TC : struct, IMatrixStore<T>
     {
@@ -274,7 +276,17 @@ public static class GemmKernels
         for (long i = thread; i < count; i += stride)
         {
             T sum = T.Zero;
-            for (int split = 0; split < splits; split++) sum += partials[split * count + i];
+            long index = i;
+            int split = 0;
+            for (; split + 8 <= splits; split += 8, index += 8 * count)
+            {
+                T p0 = partials[index], p1 = partials[index + count], p2 = partials[index + 2 * count],
+                    p3 = partials[index + 3 * count], p4 = partials[index + 4 * count],
+                    p5 = partials[index + 5 * count], p6 = partials[index + 6 * count],
+                    p7 = partials[index + 7 * count];
+                sum = sum + p0 + p1 + p2 + p3 + p4 + p5 + p6 + p7;
+            }
+            for (; split < splits; split++, index += count) sum += partials[index];
             c.Store((int)(i / n), (int)(i % n), sum);
         }
     }
@@ -294,10 +306,10 @@ public readonly record struct GemmTiling(int GroupX, int GroupY)
     public int Columns => GemmTile<float>.Size * GroupY;
 
     /// <summary>K is split only into ranges at least this deep (all but the last range of a split).</summary>
-    public const int MinimumSplitDepth = 512;
+    public const int MinimumSplitDepth = 128;
 
     /// <summary>The most ranges K is split into.</summary>
-    public const int MaxSplits = 256;
+    public const int MaxSplits = 512;
 
     /// <summary>Full groups of the device per multiprocessor that split-K fills the grid up to.</summary>
     public const int GroupsPerMultiprocessor = 2;

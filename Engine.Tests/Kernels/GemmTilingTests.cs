@@ -30,10 +30,10 @@ public sealed class GemmTilingTests
     }
 
     [TestCase(2048, 2048, 2048, 256, 132, 16, 16, TestName = "large product on a GPU: 128 × 128")]
-    [TestCase(1000, 1000, 500, 256, 132, 8, 8,
+    [TestCase(1000, 1000, 200, 256, 132, 8, 8,
         TestName = "64 × 128-tiles would leave SMs idle, K too shallow to split: 64 × 64")]
-    [TestCase(1000, 1000, 4608, 256, 132, 16, 16, TestName = "K deep enough to split instead: 128 × 128")]
-    [TestCase(8192, 64, 576, 256, 132, 4, 8, TestName = "CIFAR stage 3 forward on 132 SMs: 32 × 64")]
+    [TestCase(1000, 1000, 500, 256, 132, 16, 16, TestName = "K deep enough to split instead: 128 × 128")]
+    [TestCase(8192, 64, 576, 256, 132, 16, 8, TestName = "CIFAR stage 3 forward on 132 SMs: 128 × 64, split")]
     [TestCase(131072, 16, 144, 256, 132, 16, 2, TestName = "16 channels: a thin 128 × 16 tile")]
     [TestCase(64, 576, 32768, 256, 132, 8, 16,
         TestName = "weight gradient 64 × 576 over 32768 pixels: 64 × 128, split")]
@@ -47,11 +47,13 @@ public sealed class GemmTilingTests
 
     /// <summary>Splits on an H200's 132 multiprocessors (256-thread groups): enough groups for 2 × 256 threads per
     /// multiprocessor, 67,584 in all.</summary>
-    [TestCase(64, 576, 32768, 64, TestName = "five 64 × 128 tiles: 106 splits wanted, 64 allowed (512 deep)")]
-    [TestCase(16, 144, 131072, 256, TestName = "two 32-thread tiles: capped at 256 splits")]
+    [TestCase(64, 576, 32768, 106, TestName = "five 64 × 128 tiles: 106 splits wanted, 256 allowed (128 deep)")]
+    [TestCase(16, 144, 32768, 256, TestName = "two 32-thread tiles, 32768 deep: 256 ranges of 128")]
+    [TestCase(16, 144, 131072, 512, TestName = "two 32-thread tiles, 131072 deep: capped at 512 splits")]
+    [TestCase(8192, 64, 576, 4, TestName = "CIFAR stage 3 forward at batch 128: 64 tiles of 128 threads, 4 splits")]
     [TestCase(1568, 512, 4608, 6, TestName = "ResNet-50 stage 4 forward at batch 32: 52 tiles, 6 splits")]
     [TestCase(1000, 1000, 4608, 5, TestName = "64 tiles of 128 × 128: 5 splits")]
-    [TestCase(32768, 64, 576, 1, TestName = "K shallower than two splits: none")]
+    [TestCase(131072, 16, 144, 1, TestName = "K shallower than two splits: none")]
     public void SplitsFillTwoFullGroupsPerMultiprocessor(int m, int n, int k, int splits) =>
         Assert.That(GemmTiling.Plan(m, n, k, H200Threads, H200Multiprocessors).Splits, Is.EqualTo(splits));
 
@@ -67,7 +69,7 @@ public sealed class GemmTilingTests
         new object[] { 64, 36, 20, true, false, 64, 64, 1 },      // A transposed and aligned (m = 64)
         new object[] { 20, 12, 5, false, true, 32, 16, 1 },       // the small tile
         new object[] { 3, 70, 9, false, false, 8, 128, 1 },       // a single row
-        new object[] { 20, 12, 1100, false, true, 32, 16, 2 },    // K split in two (ranges of 552 and 548)
+        new object[] { 20, 12, 1100, false, true, 32, 16, 8 },    // K split 8 ways (7 ranges of 144, one of 92)
     ];
 
     [TestCaseSource(nameof(Products))]
@@ -99,8 +101,8 @@ public sealed class GemmTilingTests
     /// phase; all three passes against the reference.</summary>
     [TestCase(2, 16, 8, 8, 16, 1, 1, 1, 1)]
     [TestCase(3, 5, 9, 7, 6, 2, 1, 1, 1)]
-    [TestCase(4, 4, 16, 16, 8, 1, 1, 2, 1)] // the weight gradient's 1024 pixels split in two
-    [TestCase(1, 4, 6, 6, 256, 2, 1, 1, 2)] // the odd rows' and columns' phase: 4 taps × 256 filters split in two
+    [TestCase(4, 4, 16, 16, 8, 1, 1, 8, 1)] // the weight gradient's 1024 pixels split 8 ways
+    [TestCase(1, 4, 6, 6, 256, 2, 1, 1, 8)] // the odd rows' and columns' phase: 4 taps × 256 filters split 8 ways
     public void ConvolutionPassesMatchTheReference(int n, int c, int h, int w, int k, int stride, int pad,
         int weightGradientSplits, int dataGradientSplits)
     {
