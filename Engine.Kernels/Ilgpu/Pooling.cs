@@ -66,9 +66,11 @@ public static class PoolingKernels
         int source = planeStart + w0;
         for (; target < end; target += Group.DimX, w0 += Group.DimX * s.SW, source += Group.DimX * s.SW)
         {
-            int best = 0;
+            // best < 0 until the window's first tap: a flag of its own (a bool set to true in the loop) was taken for
+            // warp-uniform by ILGPU 1.5.3 at O2 and branched on with bra.uni, though threads whose windows start in
+            // the padding reach their first tap later than the others.
+            int best = -1;
             T bestValue = T.Zero;
-            bool found = false;
             for (int r = rFirst; r < rEnd; r++)
             {
                 int rowStart = (h0 + r * s.DH) * s.W;
@@ -77,11 +79,10 @@ public static class PoolingKernels
                 {
                     if (w0 + offset < 0) continue;
                     T value = x[source + rowStart + offset];
-                    if (!found || value > bestValue || T.IsNaN(value))
+                    if (best < 0 || value > bestValue || T.IsNaN(value))
                     {
                         best = rowStart + w0 + offset;
                         bestValue = value;
-                        found = true;
                     }
                 }
             }

@@ -100,10 +100,23 @@ public sealed class BackendCompileTests
         using var backend = new PTXBackend(context, CudaArchitecture.SM_90, CudaInstructionSet.ISA_80, null!);
         var compiled = (PTXCompiledKernel)backend.Compile(EntryPoint(method), KernelSpecialization.Empty);
         Assert.That(compiled.PTXAssembly, Does.Contain(".entry"));
+        Assert.That(UniformBranchesOnCarriedFlags(compiled.PTXAssembly), Is.Empty,
+            "bra.uni on a flag carried through a loop (mov.pred): threads may set it at different iterations");
         // float32 kernels keep everything in registers; in float64, ILGPU.Algorithms' software exp/log use
         // local temporaries, which is acceptable off the fast path.
         if (method.GetGenericArguments().FirstOrDefault() == typeof(float))
             Assert.That(compiled.PTXAssembly, Does.Not.Contain(".local"), "spilled to local memory");
+    }
+
+    /// <summary>The predicates that the PTX branches on with <c>bra.uni</c> (a promise that all active threads of
+    /// the warp agree) although a <c>mov.pred</c> assigns them: a flag carried through a loop, which ILGPU 1.5.3 at
+    /// O2 took for uniform when every value it was set to was a constant. In max-pool's forward, a window's "first
+    /// tap found" flag, set later by threads whose windows start in the padding, was branched on so.</summary>
+    private static IEnumerable<string> UniformBranchesOnCarriedFlags(string ptx)
+    {
+        var carried = Regex.Matches(ptx, @"mov\.pred\s+(%p\d+),").Select(m => m.Groups[1].Value).ToHashSet();
+        return Regex.Matches(ptx, @"@!?(%p\d+)\s+bra\.uni\s").Select(m => m.Groups[1].Value).Where(carried.Contains)
+            .Distinct();
     }
 
     /// <summary>The kernels the backend launches on OpenCL: all but the warp-shuffle group sums (OpenCL devices need
