@@ -307,7 +307,7 @@ public sealed partial class IlgpuBackend
             nameof(PoolingKernels.AverageForward),
             static a => a.LoadKernel<ArrayView<T>, ArrayView<T>, PoolShape, int>(PoolingKernels.AverageForward));
         var s = new PoolShape(g);
-        kernel(_accelerator.DefaultStream, RowConfig(checked(g.Batch * g.Channels * s.OH), s.OW), View(x), View(y),
+        kernel(_accelerator.DefaultStream, RowConfig(checked(s.Planes * s.OH), s.OW), View(x), View(y),
             s, countIncludePad ? 1 : 0);
     }
 
@@ -320,7 +320,7 @@ public sealed partial class IlgpuBackend
             static a => a.LoadKernel<ArrayView<T>, ArrayView<T>, PoolShape, int, ColumnStep>(
                 PoolingKernels.AverageBackward));
         var s = new PoolShape(g);
-        var config = RowConfig(checked(g.Batch * g.Channels * s.H), s.W);
+        var config = RowConfig(checked(s.Planes * s.H), s.W);
         kernel(_accelerator.DefaultStream, config, View(dy), View(dx), s, countIncludePad ? 1 : 0,
             new ColumnStep(config.GroupDim.X, s.SW));
     }
@@ -333,7 +333,7 @@ public sealed partial class IlgpuBackend
             PoolShape>>(nameof(PoolingKernels.MaxForward),
             static a => a.LoadKernel<ArrayView<T>, ArrayView<T>, ArrayView<int>, PoolShape>(PoolingKernels.MaxForward));
         var s = new PoolShape(g);
-        kernel(_accelerator.DefaultStream, RowConfig(checked(g.Batch * g.Channels * s.OH), s.OW), View(x), View(y),
+        kernel(_accelerator.DefaultStream, RowConfig(checked(s.Planes * s.OH), s.OW), View(x), View(y),
             View(argmax), s);
     }
 
@@ -346,7 +346,7 @@ public sealed partial class IlgpuBackend
             static a => a.LoadKernel<ArrayView<T>, ArrayView<int>, ArrayView<T>, PoolShape, ColumnStep>(
                 PoolingKernels.MaxBackward));
         var s = new PoolShape(g);
-        var config = RowConfig(checked(g.Batch * g.Channels * s.H), s.W);
+        var config = RowConfig(checked(s.Planes * s.H), s.W);
         kernel(_accelerator.DefaultStream, config, View(dy), View(argmax), View(dx), s,
             new ColumnStep(config.GroupDim.X, s.SW));
     }

@@ -83,7 +83,7 @@ public sealed partial class IlgpuBackend
     /// rows per group), grid ⌈rows / rows per group⌉ (<see cref="KernelIndex.Row"/>). Narrow rows share a group
     /// rather than each idling most of a group of their own: one group per row of 16 made a grid of 262,144
     /// one-warp groups, bound by the rate at which the device starts groups.</summary>
-    internal KernelConfig RowConfig(int rows, int width)
+    private KernelConfig RowConfig(int rows, int width)
     {
         int threads = Math.Min(256, MaxGroupSize), lanes = 1;
         while (lanes < width && lanes * 2 <= threads) lanes *= 2;

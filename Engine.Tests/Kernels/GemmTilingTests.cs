@@ -1,4 +1,4 @@
-// The tiled GEMM's tile choice (GemmTiling.Choose) and every tile shape it picks, run in float32 against the float64
+// The tiled GEMM's tile choice (GemmTiling.Plan) and every tile shape it picks, run in float32 against the float64
 // reference on a CPU accelerator shaped like a GPU (256-thread groups) and on the default 2-thread one: extents that
 // are not multiples of the block tile, of the 8-deep K stage or of the 4-element quads, every transpose, aligned
 // operands (vector loads) and unaligned ones (scalar), and the convolution passes on a CIFAR stage's shape. Sizes
@@ -70,6 +70,7 @@ public sealed class GemmTilingTests
         new object[] { 20, 12, 5, false, true, 32, 16, 1 },       // the small tile
         new object[] { 3, 70, 9, false, false, 8, 128, 1 },       // a single row
         new object[] { 20, 12, 1100, false, true, 32, 16, 8 },    // K split 8 ways (7 ranges of 144, one of 92)
+        new object[] { 20, 12, 1500, false, true, 32, 16, 11 },   // 11 splits: the sum's eight-wide step and its rest
     ];
 
     [TestCaseSource(nameof(Products))]
