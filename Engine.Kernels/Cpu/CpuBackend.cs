@@ -197,9 +197,10 @@ internal interface IParallelJob
 
 /// <summary>
 /// Persistent worker threads (one fewer than <c>threads</c>: the caller works too). A run publishes a job and a
-/// task count, wakes the helpers, and every thread claims task indices from one shared counter until none are left;
-/// the caller returns once every helper is done. Runs are serialised, and so are the backend's ops (Backend's lock),
-/// so the per-worker scratch memory never serves two ops at once.
+/// task count, wakes the helpers, and every thread claims runs of consecutive task indices from one shared counter
+/// until none are left (one task a claim unless the tasks are many; see GrainsPerThread); the caller returns once
+/// every helper is done. Runs are serialised, and so are the backend's ops (Backend's lock), so the per-worker
+/// scratch memory never serves two ops at once.
 /// Nothing is allocated per run: the job is a struct on the caller's stack, reached through a pointer.
 /// </summary>
 internal sealed unsafe class WorkerPool : IDisposable
@@ -209,10 +210,21 @@ internal sealed unsafe class WorkerPool : IDisposable
     private readonly object _gate = new();
     private delegate*<void*, int, int, void> _body;
     private void* _job;
-    private int _taskCount;
-    private int _nextTask;
-    private int _busyHelpers;
+    private int _taskCount, _grain;
+    private Counters _counters;
     private volatile bool _stopping;
+
+    /// <summary>The counters every thread writes during a run, each on a cache line of its own. On the line of the
+    /// run's job, body and task count, which every task reads, each claim moved that line to the claiming core and
+    /// the other core's next reads missed.</summary>
+    [StructLayout(LayoutKind.Explicit, Size = 3 * CacheLine)]
+    private struct Counters
+    {
+        [FieldOffset(CacheLine)] public int NextTask;
+        [FieldOffset(2 * CacheLine)] public int BusyHelpers;
+    }
+
+    private const int CacheLine = 64;
 
     public WorkerPool(int threads)
     {
@@ -242,12 +254,13 @@ internal sealed unsafe class WorkerPool : IDisposable
             _body = &Execute<TJob>;
             _job = Unsafe.AsPointer(ref job);
             _taskCount = taskCount;
-            _nextTask = 0;
-            Volatile.Write(ref _busyHelpers, helpers);
+            _grain = Math.Max(1, taskCount / (GrainsPerThread * ThreadCount));
+            _counters.NextTask = 0;
+            Volatile.Write(ref _counters.BusyHelpers, helpers);
             _wake.Release(helpers);
             Work(0);
             var spin = new SpinWait();
-            while (Volatile.Read(ref _busyHelpers) != 0) spin.SpinOnce(sleep1Threshold: -1);
+            while (Volatile.Read(ref _counters.BusyHelpers) != 0) spin.SpinOnce(sleep1Threshold: -1);
             _job = null;
         }
     }
@@ -255,11 +268,17 @@ internal sealed unsafe class WorkerPool : IDisposable
     private static void Execute<TJob>(void* job, int task, int worker) where TJob : struct, IParallelJob =>
         Unsafe.AsRef<TJob>(job).Execute(task, worker);
 
+    /// <summary>Claims of consecutive tasks each thread makes at least, when the tasks are many: a claim moves the
+    /// counter's cache line between cores, which cost more than a small task (a 32×32 plane's max-pool) itself.
+    /// </summary>
+    private const int GrainsPerThread = 16;
+
     private void Work(int worker)
     {
-        int task;
-        while ((task = Interlocked.Increment(ref _nextTask) - 1) < _taskCount)
-            _body(_job, task, worker);
+        int grain = _grain, count = _taskCount, first;
+        while ((first = Interlocked.Add(ref _counters.NextTask, grain) - grain) < count)
+            for (int task = first, end = Math.Min(first + grain, count); task < end; task++)
+                _body(_job, task, worker);
     }
 
     private void HelperLoop(object? id)
@@ -270,7 +289,7 @@ internal sealed unsafe class WorkerPool : IDisposable
             _wake.Wait();
             if (_stopping) return;
             Work(worker);
-            Interlocked.Decrement(ref _busyHelpers);
+            Interlocked.Decrement(ref _counters.BusyHelpers);
         }
     }
 
