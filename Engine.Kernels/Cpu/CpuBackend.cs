@@ -268,17 +268,25 @@ internal sealed unsafe class WorkerPool : IDisposable
     private static void Execute<TJob>(void* job, int task, int worker) where TJob : struct, IParallelJob =>
         Unsafe.AsRef<TJob>(job).Execute(task, worker);
 
-    /// <summary>Claims of consecutive tasks each thread makes at least, when the tasks are many: a claim moves the
-    /// counter's cache line between cores, which cost more than a small task (a 32×32 plane's max-pool) itself.
-    /// </summary>
-    private const int GrainsPerThread = 16;
+    /// <summary>Claims per thread, on average, when the tasks are many: a claim takes taskCount / (64 · threads)
+    /// consecutive tasks, so a run has 64 · threads claims or more. One task a claim moved the counter's cache line
+    /// between cores for every task, which cost more than a small task (a 32×32 plane's max-pool) itself; with
+    /// fewer than 128 tasks a thread (a convolution's images at batch 128) a claim is still one task, so the last
+    /// thread never waits for more than one.</summary>
+    private const int GrainsPerThread = 64;
 
+    /// <summary>Claims runs of tasks until none are left. The body and job are read once: a task reads nothing of
+    /// the pool.</summary>
     private void Work(int worker)
     {
+        var body = _body;
+        void* job = _job;
         int grain = _grain, count = _taskCount, first;
-        while ((first = Interlocked.Add(ref _counters.NextTask, grain) - grain) < count)
-            for (int task = first, end = Math.Min(first + grain, count); task < end; task++)
-                _body(_job, task, worker);
+        // Unsigned: every thread adds one grain past the end at most once, so the counter stays far from
+        // wrapping; compared unsigned, even a wrapped one would end the loop.
+        while ((uint)(first = Interlocked.Add(ref _counters.NextTask, grain) - grain) < (uint)count)
+            for (int task = first, end = count - first > grain ? first + grain : count; task < end; task++)
+                body(job, task, worker);
     }
 
     private void HelperLoop(object? id)

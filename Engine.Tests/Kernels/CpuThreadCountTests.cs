@@ -1,7 +1,7 @@
 // The CPU backend with any number of worker threads: one worker (a 1-core machine, where the pool has no helper
-// threads) must start, run and shut down cleanly, and every thread count must give bit-identical results.
+// threads) must start, run and shut down cleanly, every thread count must give bit-identical results, and the
+// worker pool must run every task exactly once.
 using Engine.Core;
-using Engine.Kernels;
 using Engine.Kernels.Cpu;
 using Engine.Models;
 using NUnit.Framework;
@@ -22,36 +22,28 @@ public sealed class CpuThreadCountTests
         }
     }
 
-    /// <summary>601 planes, one task each: with 2 and 3 threads the pool hands out runs of consecutive tasks
-    /// (601 / (16 · threads) a claim, the last run shorter); every plane must be pooled exactly once.</summary>
+    /// <summary>The worker pool runs every task exactly once, whatever the threads and the task count: one task a
+    /// claim, and runs of consecutive tasks (taskCount / (64 · threads) a claim) with a shorter last run.</summary>
     [Test]
-    public void ManySmallTasksRunOnceEachInRunsOfConsecutiveTasks()
+    public void WorkerPoolRunsEveryTaskOnce()
     {
-        var g = PoolGeometry.Square(1, 601, 8, 8, kernel: 2, stride: 2, padding: 0);
-        var random = new Random(5);
-        var input = new float[g.InputLength];
-        for (int i = 0; i < input.Length; i++) input[i] = (float)random.NextDouble() - 0.5f;
-        var expected = new float[g.OutputLength];
-        for (int o = 0; o < expected.Length; o++)
+        foreach (int threads in new[] { 1, 2, 3, 4 })
         {
-            int plane = o / 16, oh = o % 16 / 4, ow = o % 4;
-            expected[o] = float.NegativeInfinity;
-            for (int r = 0; r < 2; r++)
-            for (int c = 0; c < 2; c++)
-                expected[o] = Math.Max(expected[o], input[plane * 64 + (2 * oh + r) * 8 + 2 * ow + c]);
+            using var pool = new WorkerPool(threads);
+            foreach (int tasks in new[] { 1, 2, 3, 5, 127 * threads, 128 * threads, 128 * threads + 1, 1000, 8199 })
+            {
+                var job = new CountingJob { Runs = new int[tasks] };
+                pool.Run(tasks, ref job);
+                Assert.That(job.Runs, Is.All.EqualTo(1), $"{tasks} tasks on {threads} thread(s)");
+            }
         }
-        foreach (int threads in new[] { 1, 2, 3 })
-        {
-            using var backend = new CpuBackend(threads);
-            using var x = backend.Allocate<float>(g.InputLength);
-            using var y = backend.Allocate<float>(g.OutputLength);
-            using var argmax = backend.Allocate<int>(g.OutputLength);
-            x.CopyFromHost(input);
-            backend.MaxPoolForward(g, x, y, argmax);
-            var output = new float[g.OutputLength];
-            y.CopyToHost(output);
-            Assert.That(output, Is.EqualTo(expected), $"{threads} thread(s)");
-        }
+    }
+
+    private struct CountingJob : IParallelJob
+    {
+        public int[] Runs;
+
+        public void Execute(int task, int worker) => Interlocked.Increment(ref Runs[task]);
     }
 
     [Test]
