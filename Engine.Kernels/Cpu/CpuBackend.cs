@@ -210,7 +210,7 @@ internal sealed unsafe class WorkerPool : IDisposable
     private readonly object _gate = new();
     private delegate*<void*, int, int, void> _body;
     private void* _job;
-    private int _taskCount, _grain;
+    private int _taskCount;
     private Counters _counters;
     private volatile bool _stopping;
 
@@ -254,7 +254,6 @@ internal sealed unsafe class WorkerPool : IDisposable
             _body = &Execute<TJob>;
             _job = Unsafe.AsPointer(ref job);
             _taskCount = taskCount;
-            _grain = Math.Max(1, taskCount / (GrainsPerThread * ThreadCount));
             _counters.NextTask = 0;
             Volatile.Write(ref _counters.BusyHelpers, helpers);
             _wake.Release(helpers);
@@ -281,7 +280,7 @@ internal sealed unsafe class WorkerPool : IDisposable
     {
         var body = _body;
         void* job = _job;
-        int grain = _grain, count = _taskCount, first;
+        int count = _taskCount, grain = Math.Max(1, count / (GrainsPerThread * ThreadCount)), first;
         // Unsigned: every thread adds one grain past the end at most once, so the counter stays far from
         // wrapping; compared unsigned, even a wrapped one would end the loop.
         while ((uint)(first = Interlocked.Add(ref _counters.NextTask, grain) - grain) < (uint)count)
