@@ -924,17 +924,22 @@ public sealed unsafe partial class CpuBackend
             return new PackPhaseJob<TOperands>
             {
                 Gemm = this, RowBlocks = rowBlocks, APieces = aPieces,
-                Pieces = aPieces + (sharedB == null ? 0 : Chunks * blocks),
+                Pieces = aPieces + (sharedB == null ? 0 : Panels * blocks),
             };
         }
 
         /// <summary>Packs the panels of chunk <paramref name="chunk"/> over depth [k0, k0 + kc) into
         /// <paramref name="dst"/>, one run per column group.</summary>
-        public readonly void PackChunk(float* dst, int chunk, int k0, int kc, float* work)
+        public readonly void PackChunk(float* dst, int chunk, int k0, int kc, float* work) =>
+            PackPanels(dst, chunk * PanelsPerTask, PanelsPerTask, k0, kc, work);
+
+        /// <summary>Packs <paramref name="count"/> panels from panel <paramref name="first"/> over depth
+        /// [k0, k0 + kc) into <paramref name="dst"/>, one run per column group.</summary>
+        private readonly void PackPanels(float* dst, int first, int count, int k0, int kc, float* work)
         {
             int nr = PackedGemm.TileColumns;
-            long start = (long)chunk * PanelsPerTask * nr;
-            long end = Math.Min(TotalColumns, start + (long)PanelsPerTask * nr);
+            long start = (long)first * nr;
+            long end = Math.Min(TotalColumns, start + (long)count * nr);
             for (long column = start; column < end;)
             {
                 var (group, col0) = Locate(column);
@@ -943,6 +948,16 @@ public sealed unsafe partial class CpuBackend
                 Operands.PackB(dst + local / nr * kc * nr, group, col0, cols, (int)(local % nr), k0, kc, work);
                 column += cols;
             }
+        }
+
+        /// <summary>Packs piece <paramref name="piece"/> of the phase's shared B: one panel of one depth block, so
+        /// that the few chunks of a GEMM whose rows are split (a weight gradient at batch 1) still pack on every
+        /// thread.</summary>
+        public readonly void PackSharedPanel(int piece, float* work)
+        {
+            int panel = piece % Panels, chunk = panel / PanelsPerTask, inChunk = panel % PanelsPerTask;
+            int k0 = PhaseStart + piece / Panels * BlockDepth, kc = Math.Min(BlockDepth, PhaseEnd - k0);
+            PackPanels(SharedPanels(chunk, k0) + (long)inChunk * kc * PackedGemm.TileColumns, panel, 1, k0, kc, work);
         }
 
         /// <summary>Columns of C over every column group: a panel is NR consecutive ones, and may span groups
@@ -1080,9 +1095,7 @@ public sealed unsafe partial class CpuBackend
                 PackedGemm.PackWorkFloats(blockDepth) * sizeof(float));
             if (task >= APieces)
             {
-                int piece = task - APieces, chunk = piece % Gemm.Chunks;
-                int b0 = Gemm.PhaseStart + piece / Gemm.Chunks * blockDepth;
-                Gemm.PackChunk(Gemm.SharedPanels(chunk, b0), chunk, b0, Math.Min(blockDepth, Gemm.PhaseEnd - b0), work);
+                Gemm.PackSharedPanel(task - APieces, work);
                 return;
             }
             int k0 = Gemm.PhaseStart + task / RowBlocks * blockDepth, kc = Math.Min(blockDepth, Gemm.PhaseEnd - k0);
