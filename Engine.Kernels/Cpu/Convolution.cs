@@ -1,7 +1,8 @@
 // 2-D convolution, forward and both backward passes: x [N,C,H,W], w [K,C/G,R,S], bias [K], y [N,K,OH,OW].
 //
 // float runs as implicit GEMM on the packed engine (Gemm.cs): the patch (im2col) matrix is never stored, its
-// panels are gathered straight from the image while packing, a patch row over a task's columns at a time.
+// panels are gathered straight from the image while packing, a patch row over a task's columns at a time (the
+// weight gradient's strided or padded patches: eight columns per depth, in one AVX2 gather).
 // Dilation d spreads the taps: tap r sits r·d rows into the window. With G groups each pass runs once per group,
 // on the group's slices of the channels (C/G input, K/G output) and of w; G = 1 is one run over everything.
 //   forward:         y[n] (K × OH·OW)   = w (K × C·R·S)            · patches of x[n] (C·R·S × OH·OW)
@@ -104,6 +105,59 @@ internal unsafe struct PatchMatrix
             else ShiftedSource.FillRow(row, Width, tx, MulX, segment, dst);
             dst += segment;
             count -= segment;
+        }
+    }
+
+    /// <summary>dst[kk·dstStride + l] = P[(ch, r, s) of column col0 + l][k0 + kk] for kk &lt; kc and l &lt; 8, zero
+    /// for l ≥ <paramref name="columns"/>, where the depth runs over every image's positions: a patch row per lane,
+    /// each depth's 8 values in one masked AVX2 gather (lanes outside the source, or past the columns, gather
+    /// nothing and read 0). Rows of a strided or padded patch matrix cost a call per grid row otherwise (gathered,
+    /// then transposed): a 7x7 grid's rows are 7 floats.</summary>
+    public readonly void GatherColumns(float* dst, int dstStride, int col0, int columns, int kernelWidth,
+        int kernelArea, int k0, int kc)
+    {
+        Debug.Assert(Avx2.IsSupported && columns <= 8, "eight lanes of AVX2");
+        int plane = Height * Width, positions = GridHeight * GridWidth;
+        Debug.Assert((long)Channels * plane <= int.MaxValue, "an image's offsets fit an int");
+        // Per lane: where its tap starts (the grid position's offset added per depth), and its tap's row and
+        // column within the window; a lane past the columns gets a row far outside the source.
+        var start = stackalloc int[8];
+        var tapRow = stackalloc int[8];
+        var tapColumn = stackalloc int[8];
+        for (int l = 0; l < 8; l++)
+        {
+            int column = col0 + Math.Min(l, Math.Max(columns - 1, 0));
+            int ch = column / kernelArea, r = column % kernelArea / kernelWidth, s = column % kernelWidth;
+            tapRow[l] = l < columns ? BaseY + Direction * r * DilationY : int.MinValue / 2;
+            tapColumn[l] = BaseX + Direction * s * DilationX;
+            start[l] = l < columns ? ch * plane + tapRow[l] * Width + tapColumn[l] : 0;
+        }
+        var starts = Vector256.Load(start);
+        var rows = Vector256.Load(tapRow);
+        var cols = Vector256.Load(tapColumn);
+        var lastRow = Vector256.Create(Height - 1);
+        var lastColumn = Vector256.Create(Width - 1);
+        int n = k0 / positions, p = k0 % positions, y = p / GridWidth, x = p % GridWidth;
+        float* image = Source + (long)n * Channels * plane;
+        for (int kk = 0; kk < kc; kk++)
+        {
+            int gy = y * MulY, gx = x * MulX;
+            var iy = rows + Vector256.Create(gy);
+            var ix = cols + Vector256.Create(gx);
+            // A lane reads when 0 ≤ iy < Height and 0 ≤ ix < Width: no sign bit in any of the four.
+            var outside = iy | (lastRow - iy) | ix | (lastColumn - ix);
+            var index = starts + Vector256.Create(gy * Width + gx);
+            Avx2.GatherMaskVector256(Vector256<float>.Zero, image, index, (~outside).AsSingle(), 4)
+                .Store(dst + (long)kk * dstStride);
+            if (++x == GridWidth)
+            {
+                x = 0;
+                if (++y == GridHeight)
+                {
+                    y = 0;
+                    image += (long)Channels * plane;
+                }
+            }
         }
     }
 }
@@ -223,6 +277,13 @@ internal unsafe struct ConvBackwardWeightOperands : IGemmOperands
             for (int h = 0; h < nr; h += 8)
                 TransposeDepth(Patches.Plane(0, col0 + h), (long)Patches.Channels * Positions,
                     Math.Clamp(cols - h, 0, 8), dst + h, nr, k0, kc);
+            return;
+        }
+        if (Avx2.IsSupported)
+        {
+            for (int h = 0; h < nr; h += 8)
+                Patches.GatherColumns(dst + h, nr, col0 + h, Math.Clamp(cols - h, 0, 8), KernelWidth, KernelArea, k0,
+                    kc);
             return;
         }
         for (int j = 0; j < cols; j++)
