@@ -263,43 +263,25 @@ internal unsafe struct ConvBackwardWeightOperands : IGemmOperands
         Debug.Assert(offset == 0, "the weight gradient's B has one column group");
         int nr = PackedGemm.TileColumns;
         for (int j = 0; j < cols; j += nr, dst += (long)kc * nr)
-            PackPanel(dst, col0 + j, Math.Min(nr, cols - j), k0, kc, work);
+            PackPanel(dst, col0 + j, Math.Min(nr, cols - j), k0, kc);
     }
 
     /// <summary>One panel: dst[kk·NR + j] = patches of x, transposed, [k0 + kk][col0 + j], zero past cols. Patch
     /// rows that are planes (a pointwise kernel) are transposed in place, a stretch of the depth within one image at
-    /// a time; others are gathered into <paramref name="work"/> first.</summary>
-    private readonly void PackPanel(float* dst, int col0, int cols, int k0, int kc, float* work)
+    /// a time; others are gathered eight columns at a time (PatchMatrix.GatherColumns; the packed GEMM runs only
+    /// where AVX2 does).</summary>
+    private readonly void PackPanel(float* dst, int col0, int cols, int k0, int kc)
     {
         int nr = PackedGemm.TileColumns;
-        if (Patches.IsPlane)
+        for (int h = 0; h < nr; h += 8)
         {
-            for (int h = 0; h < nr; h += 8)
+            if (Patches.IsPlane)
                 TransposeDepth(Patches.Plane(0, col0 + h), (long)Patches.Channels * Positions,
                     Math.Clamp(cols - h, 0, 8), dst + h, nr, k0, kc);
-            return;
-        }
-        if (Avx2.IsSupported)
-        {
-            for (int h = 0; h < nr; h += 8)
+            else
                 Patches.GatherColumns(dst + h, nr, col0 + h, Math.Clamp(cols - h, 0, 8), KernelWidth, KernelArea, k0,
                     kc);
-            return;
         }
-        for (int j = 0; j < cols; j++)
-        {
-            int column = col0 + j;
-            int ch = column / KernelArea, r = column % KernelArea / KernelWidth, s = column % KernelWidth;
-            for (int kk = 0; kk < kc;)
-            {
-                int n = (k0 + kk) / Positions, p = (k0 + kk) % Positions;
-                int segment = Math.Min(Positions - p, kc - kk);
-                Patches.Row(work + j * kc + kk, n, ch, r, s, p, segment);
-                kk += segment;
-            }
-        }
-        for (int h = 0; h < nr; h += 8)
-            PackedGemm.TransposeRows(work + h * kc, kc, Math.Clamp(cols - h, 0, 8), dst + h, nr, kc);
     }
 
     /// <summary>dst[kk·dstStride + r] = row r at depth k0 + kk, for up to 8 rows Positions apart whose depth runs
