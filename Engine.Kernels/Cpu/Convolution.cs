@@ -172,6 +172,8 @@ internal unsafe struct ConvForwardOperands : IGemmOperands
     public void PackA(float* dst, int row0, int rows, int k0, int kc, float* work) =>
         PackedGemm.PackRows(dst, Weight + (long)row0 * Depth + k0, Depth, rows, kc);
 
+    public readonly ARows RowsOfA(int row0) => default;
+
     public void PackB(float* dst, int group, int col0, int cols, int offset, int k0, int kc, float* work) =>
         PackPatchRows(Patches, KernelWidth, KernelArea, dst, group, col0, cols, offset, k0, kc, work);
 
@@ -243,6 +245,8 @@ internal unsafe struct ConvBackwardDataOperands : IGemmOperands
     public void PackB(float* dst, int group, int col0, int cols, int offset, int k0, int kc, float* work) =>
         ConvForwardOperands.PackPatchRows(Patches, KernelWidth, KernelArea, dst, group, col0, cols, offset, k0, kc,
             work);
+
+    public readonly ARows RowsOfA(int row0) => default;
 }
 
 /// <summary>Backward weight: A[k][(n, p)] = dy[n, k, p], B[(n, p)][(c, r, s)] = patches of x, transposed; the
@@ -257,6 +261,14 @@ internal unsafe struct ConvBackwardWeightOperands : IGemmOperands
     public void PackA(float* dst, int row0, int rows, int k0, int kc, float* work) =>
         TransposeDepth(OutputGradient + (long)row0 * Positions, (long)OutChannels * Positions, rows, dst,
             PackedGemm.TileRows, k0, kc);
+
+    /// <summary>dy's rows as they lie: a channel's positions in each image, the images OutChannels planes
+    /// apart.</summary>
+    public readonly ARows RowsOfA(int row0) => new()
+    {
+        First = OutputGradient + (long)row0 * Positions, RowStride = Positions,
+        RunStride = (long)OutChannels * Positions, Run = Positions,
+    };
 
     public void PackB(float* dst, int group, int col0, int cols, int offset, int k0, int kc, float* work)
     {

@@ -7,7 +7,9 @@
 //   PackedABudget, goes in phases of depth: pack, multiply, next phase). A convolution's weights may instead keep
 //   their pack between calls (WeightPacks.cs). When only one or two chunks of columns read A (a weight gradient's
 //   few panels over a deep dy), each task packs the A blocks it multiplies itself, into its L2, right before using
-//   them: no packing run, no pack written out and read back, and no phases.
+//   them: no packing run, no pack written out and read back, and no phases. A weight gradient's dy is not packed
+//   at all with AVX-512 when every tile is whole: the micro-kernel reads its rows in place (ARows, the same sums),
+//   and with two panels a thread or more each task takes one panel, packed in its own cache.
 //   columns of C, every column group's (one image of a batched conv output) one after another, are cut into
 //   panels of NR; a panel may span groups when a group's width is not a multiple of NR (7x7 maps: 49
 //   columns), and its tiles are then stored part by part through scratch. A task owns up to MaxPanelsPerTask
@@ -56,6 +58,22 @@ internal unsafe interface IGemmOperands
     /// panel's past the columns are zero. A run of panels is packed in one sweep, so each row of B is read once as a
     /// whole segment. Offset is 0 unless B has several column groups.</summary>
     void PackB(float* dst, int group, int col0, int cols, int offset, int k0, int kc, float* work);
+
+    /// <summary>Where A's rows from <paramref name="row0"/> lie when the micro-kernel may read them as they are
+    /// (ARows.InPlace), instead of packing them.</summary>
+    ARows RowsOfA(int row0);
+}
+
+/// <summary>Rows of A read in place: row i at depth k lies at First + i·RowStride + (k / Run)·RunStride + k % Run
+/// (a weight gradient's dy: a row is a channel, contiguous over one image's positions, the next image's a
+/// RunStride further). The default (First null) means A is packed.</summary>
+internal unsafe struct ARows
+{
+    public float* First;
+    public long RowStride, RunStride;
+    public int Run;
+
+    public readonly bool InPlace => First != null;
 }
 
 /// <summary>Where C lives: row i, column j of group g is C[g·GroupStride + i·RowStride + j]. The optional
@@ -160,6 +178,11 @@ internal static unsafe class PackedGemm
 
     /// <summary>Fewest MR-row tiles in one row part when a GEMM with few panels also splits its rows.</summary>
     public const int MinTilesPerRowPart = 4;
+
+    /// <summary>Shortest run of A's depth (ARows.Run) that the micro-kernel reads in place: eight rows of short runs
+    /// do not stream (ResNet-50's 7x7 maps at batch 1, 49 floats a run: 512×7×7 → 2048 1x1's weight gradient took
+    /// 0.47 ms in place, 0.31 with A packed).</summary>
+    public const int MinInPlaceRun = 128;
 
     /// <summary>Floats of packed A held at once (16 MiB): every ResNet weight matrix fits whole (512 × 4608 is
     /// 9.4 MB); a deeper A (a weight gradient's dy over a large batch) is packed and used in phases of depth.</summary>
@@ -316,6 +339,68 @@ internal static unsafe class PackedGemm
             x = Vector512.Create(a[7]);
             c70 = Avx512F.FusedMultiplyAdd(x, b0, c70);
             c71 = Avx512F.FusedMultiplyAdd(x, b1, c71);
+        }
+        var va = Vector512.Create(alpha);
+        var vb = Vector512.Create(beta);
+        bool read = beta != 0f;
+        Store(c, c00, c01, va, vb, read);
+        Store(c + rowStride, c10, c11, va, vb, read);
+        Store(c + 2 * rowStride, c20, c21, va, vb, read);
+        Store(c + 3 * rowStride, c30, c31, va, vb, read);
+        Store(c + 4 * rowStride, c40, c41, va, vb, read);
+        Store(c + 5 * rowStride, c50, c51, va, vb, read);
+        Store(c + 6 * rowStride, c60, c61, va, vb, read);
+        Store(c + 7 * rowStride, c70, c71, va, vb, read);
+    }
+
+    /// <summary>MicroKernel8x32 with A's 8 rows read in place (<paramref name="rows"/>) over depths [k0, k0 + kc),
+    /// a run of the depth at a time: the same products summed over k in the same order as from a packed A, so the
+    /// same bits, without the pack (a weight gradient's dy, transposed: as many floats as x's patches for a 1x1/2
+    /// layer, twice as many as its B). AVX-512 only.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void MicroKernelInPlace(ARows rows, int k0, float* b, int kc, float* c, long rowStride, float alpha,
+        float beta)
+    {
+        Debug.Assert(Avx512F.IsSupported && rows.InPlace, "AVX-512's 8-row tiles over rows in place");
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default,
+            c20 = default, c21 = default, c30 = default, c31 = default,
+            c40 = default, c41 = default, c50 = default, c51 = default,
+            c60 = default, c61 = default, c70 = default, c71 = default;
+        long l1 = rows.RowStride, l2 = 2 * l1, l3 = 3 * l1, l4 = 4 * l1, l5 = 5 * l1, l6 = 6 * l1, l7 = 7 * l1;
+        int run = k0 / rows.Run, at = k0 % rows.Run;
+        for (int left = kc; left > 0; run++, at = 0)
+        {
+            int count = Math.Min(rows.Run - at, left);
+            left -= count;
+            for (float* a = rows.First + run * rows.RunStride + at, end = a + count; a < end; a++, b += 32)
+            {
+                var b0 = Avx512F.LoadAlignedVector512(b);
+                var b1 = Avx512F.LoadAlignedVector512(b + 16);
+                var x = Vector512.Create(a[0]);
+                c00 = Avx512F.FusedMultiplyAdd(x, b0, c00);
+                c01 = Avx512F.FusedMultiplyAdd(x, b1, c01);
+                x = Vector512.Create(a[l1]);
+                c10 = Avx512F.FusedMultiplyAdd(x, b0, c10);
+                c11 = Avx512F.FusedMultiplyAdd(x, b1, c11);
+                x = Vector512.Create(a[l2]);
+                c20 = Avx512F.FusedMultiplyAdd(x, b0, c20);
+                c21 = Avx512F.FusedMultiplyAdd(x, b1, c21);
+                x = Vector512.Create(a[l3]);
+                c30 = Avx512F.FusedMultiplyAdd(x, b0, c30);
+                c31 = Avx512F.FusedMultiplyAdd(x, b1, c31);
+                x = Vector512.Create(a[l4]);
+                c40 = Avx512F.FusedMultiplyAdd(x, b0, c40);
+                c41 = Avx512F.FusedMultiplyAdd(x, b1, c41);
+                x = Vector512.Create(a[l5]);
+                c50 = Avx512F.FusedMultiplyAdd(x, b0, c50);
+                c51 = Avx512F.FusedMultiplyAdd(x, b1, c51);
+                x = Vector512.Create(a[l6]);
+                c60 = Avx512F.FusedMultiplyAdd(x, b0, c60);
+                c61 = Avx512F.FusedMultiplyAdd(x, b1, c61);
+                x = Vector512.Create(a[l7]);
+                c70 = Avx512F.FusedMultiplyAdd(x, b0, c70);
+                c71 = Avx512F.FusedMultiplyAdd(x, b1, c71);
+            }
         }
         var va = Vector512.Create(alpha);
         var vb = Vector512.Create(beta);
@@ -682,6 +767,8 @@ internal unsafe struct MatrixOperands : IGemmOperands
     public long BGroupStride;
     public bool TransposeA, TransposeB;
 
+    public readonly ARows RowsOfA(int row0) => default;
+
     public void PackA(float* dst, int row0, int rows, int k0, int kc, float* work)
     {
         int mr = PackedGemm.TileRows;
@@ -798,8 +885,8 @@ public sealed unsafe partial class CpuBackend
         for (int phaseStart = 0; phaseStart < output.Depth; phaseStart += job.PhaseDepth)
         {
             float* packedA = null;
-            bool ready = job.PacksOwnA;
-            if (!job.PacksOwnA)
+            bool ready = job.PacksOwnA || job.ReadsAInPlace;
+            if (!ready)
             {
                 packedA = (float*)WorkerScratch(0, PackedASlot, job.PackedALength * sizeof(float));
                 if (weights is not null && job.PhaseDepth >= output.Depth)
@@ -827,7 +914,9 @@ public sealed unsafe partial class CpuBackend
     /// (shape only). Rows: when chunks × slices give fewer than four tasks per thread (batch 1 on
     /// 7x7 or 14x14 maps), the row tiles are also cut into RowParts ranges of at least four tiles, so every thread
     /// gets an equal share, and B is then packed once per phase for all of them (SharesB, within SharedBBudget).
-    /// A: packed by each task for itself (PacksOwnA) unless its pack is kept between calls or more than
+    /// With A read in place (ARows; AVX-512, whole tiles) and at least two panels a thread: one panel a task, rows
+    /// whole, so each task packs its B in its own cache. A, unless read in place:
+    /// packed by each task for itself (PacksOwnA) unless its pack is kept between calls or more than
     /// MaxChunksPackingOwnA chunks read it. Phases: the depth blocks whose shared packed A fits in PackedABudget
     /// floats (with PacksOwnA: the whole depth, or as much as the shared B's budget allows), ending with a slice
     /// where a phase holds whole slices.
@@ -856,11 +945,21 @@ public sealed unsafe partial class CpuBackend
 
         int rowParts = Math.Clamp((4 * threads + chunks * slices - 1) / (chunks * slices), 1,
             Math.Max(1, rowTiles / PackedGemm.MinTilesPerRowPart));
+        // Where the rows would be split (few panels), B would be packed once for every row part: written by one
+        // core and read by both, its lines went back and forth between the caches on every call (a batch-8 weight
+        // gradient's gathers took twice as long on two threads as on one). With A read in place instead (AVX-512,
+        // whole tiles, rows that stream) and two panels a thread or more, each task takes one panel over every
+        // row and packs it in its own cache.
+        var rowsOfA = operands.RowsOfA(0);
+        bool aInPlace = rowParts > 1 && panels >= 2 * threads && Avx512F.IsSupported && rowsOfA.InPlace &&
+            rowsOfA.Run >= PackedGemm.MinInPlaceRun && output.Rows % mr == 0 && output.Groups == 1 &&
+            output.GroupColumns % nr == 0;
+        if (aInPlace) (panelsPerTask, chunks, rowParts) = (1, panels, 1);
         int tilesPerPart = (rowTiles + rowParts - 1) / rowParts;
         rowParts = (rowTiles + tilesPerPart - 1) / tilesPerPart;
-        bool ownA = !aKept && chunks <= PackedGemm.MaxChunksPackingOwnA;
+        bool ownA = !aKept && !aInPlace && chunks <= PackedGemm.MaxChunksPackingOwnA;
         long blockB = (long)chunks * panelsPerTask * blockDepth * nr;
-        int blocksPerPhase = ownA
+        int blocksPerPhase = ownA || aInPlace
             ? rowParts > 1 ? (int)Math.Clamp(PackedGemm.SharedBBudget / blockB, 1, depthBlocks) : depthBlocks
             : (int)Math.Clamp(PackedGemm.PackedABudget / ((long)rowTiles * mr * blockDepth), 1, depthBlocks);
         // When the depth goes in phases, a phase ends where a slice does, so no slice's task is cut in two by the
@@ -874,7 +973,7 @@ public sealed unsafe partial class CpuBackend
             RowsPerPart = tilesPerPart * mr, PaddedRows = rowTiles * mr, BlockDepth = blockDepth,
             SliceDepth = blocksPerSlice * blockDepth, Slices = slices, PhaseDepth = blocksPerPhase * blockDepth,
             SharesB = rowParts > 1 && blockB * blocksPerPhase <= PackedGemm.SharedBBudget, PacksOwnA = ownA,
-            Backend = this,
+            ReadsAInPlace = aInPlace, Backend = this,
         };
     }
 
@@ -891,7 +990,7 @@ public sealed unsafe partial class CpuBackend
         public GemmOutput Output;
         public int Panels, PanelsPerTask, Chunks, RowParts, RowsPerPart, PaddedRows, BlockDepth;
         public int SliceDepth, Slices, PhaseDepth, PhaseStart, PhaseEnd, FirstSlice, PhaseTasks;
-        public bool SharesB, PacksOwnA;
+        public bool SharesB, PacksOwnA, ReadsAInPlace;
         public float* PackedA, SharedB, Partials;
         public CpuBackend Backend;
 
@@ -1045,7 +1144,10 @@ public sealed unsafe partial class CpuBackend
                             if (tileRows == mr && cols == nr && oneGroup)
                             {
                                 float* c = target + group * groupStride + (row0 + r) * rowStride + col0;
-                                PackedGemm.MicroKernel(tileA, panelB, kc, c, rowStride, alpha, beta);
+                                if (ReadsAInPlace)
+                                    PackedGemm.MicroKernelInPlace(Operands.RowsOfA(row0 + r), k0, panelB, kc, c,
+                                        rowStride, alpha, beta);
+                                else PackedGemm.MicroKernel(tileA, panelB, kc, c, rowStride, alpha, beta);
                                 if (finishes) Output.ApplyEpilogue(c - target, row0 + r, tileRows, cols);
                                 continue;
                             }

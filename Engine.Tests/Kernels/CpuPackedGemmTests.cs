@@ -120,8 +120,10 @@ public sealed class CpuPackedGemmTests
     /// that the direct kernels read in place, a 13x13 map at batch 1 in bands of 5, 5 and 3 rows (the last vector of
     /// every band reaching past it, the last band's past the tensor), two 7x7 images and three 8x8 ones (whose
     /// weight gradient the direct kernels take, x read in place), and 1x1/2 layers whose data gradient's phase reads
-    /// dy in place (a 13x13 dy at batch 1 in bands, three 7x7 ones). All three passes, the forward with bias, residual
-    /// and ReLU.
+    /// dy in place (a 13x13 dy at batch 1 in bands, three 7x7 ones); and weight gradients whose GEMM reads dy's rows
+    /// in place (AVX-512, a task per panel), depth blocks running across images of 13x13 positions: 9 panels
+    /// (in place on 1 to 3 threads), and 9 panels over 22 images in two split-K slices (packed on one thread, in
+    /// place on more: the same bits). All three passes, the forward with bias, residual and ReLU.
     /// </summary>
     [TestCase(1, 512, 7, 512, 1)]
     [TestCase(3, 80, 5, 72, 1)]
@@ -146,6 +148,8 @@ public sealed class CpuPackedGemmTests
     [TestCase(3, 24, 8, 20, 1, 1)]
     [TestCase(1, 16, 26, 20, 2, 1)]
     [TestCase(3, 24, 14, 40, 2, 1)]
+    [TestCase(3, 32, 26, 64, 2)]
+    [TestCase(22, 32, 26, 64, 2)]
     public void ConvolutionMatchesTheReferenceWithTheSameBitsOnEveryThreadCount(int batch, int c, int size, int k,
         int stride, int kernel = 3)
     {
