@@ -179,11 +179,6 @@ internal static unsafe class PackedGemm
     /// <summary>Fewest MR-row tiles in one row part when a GEMM with few panels also splits its rows.</summary>
     public const int MinTilesPerRowPart = 4;
 
-    /// <summary>Shortest run of A's depth (ARows.Run) that the micro-kernel reads in place: eight rows of short runs
-    /// do not stream (ResNet-50's 7x7 maps at batch 1, 49 floats a run: 512×7×7 → 2048 1x1's weight gradient took
-    /// 0.47 ms in place, 0.31 with A packed).</summary>
-    public const int MinInPlaceRun = 128;
-
     /// <summary>Floats of packed A held at once (16 MiB): every ResNet weight matrix fits whole (512 × 4608 is
     /// 9.4 MB); a deeper A (a weight gradient's dy over a large batch) is packed and used in phases of depth.</summary>
     public const long PackedABudget = 1 << 22;
@@ -948,12 +943,10 @@ public sealed unsafe partial class CpuBackend
         // Where the rows would be split (few panels), B would be packed once for every row part: written by one
         // core and read by both, its lines went back and forth between the caches on every call (a batch-8 weight
         // gradient's gathers took twice as long on two threads as on one). With A read in place instead (AVX-512,
-        // whole tiles, rows that stream) and two panels a thread or more, each task takes one panel over every
-        // row and packs it in its own cache.
-        var rowsOfA = operands.RowsOfA(0);
-        bool aInPlace = rowParts > 1 && panels >= 2 * threads && Avx512F.IsSupported && rowsOfA.InPlace &&
-            rowsOfA.Run >= PackedGemm.MinInPlaceRun && output.Rows % mr == 0 && output.Groups == 1 &&
-            output.GroupColumns % nr == 0;
+        // whole tiles) and two panels a thread or more, each task takes one panel over every row and packs it in
+        // its own cache.
+        bool aInPlace = rowParts > 1 && panels >= 2 * threads && Avx512F.IsSupported && operands.RowsOfA(0).InPlace &&
+            output.Rows % mr == 0 && output.Groups == 1 && output.GroupColumns % nr == 0;
         if (aInPlace) (panelsPerTask, chunks, rowParts) = (1, panels, 1);
         int tilesPerPart = (rowTiles + rowParts - 1) / rowParts;
         rowParts = (rowTiles + tilesPerPart - 1) / tilesPerPart;
