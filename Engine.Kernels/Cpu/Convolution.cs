@@ -2,7 +2,8 @@
 //
 // float runs as implicit GEMM on the packed engine (Gemm.cs): the patch (im2col) matrix is never stored, its
 // panels are gathered straight from the image while packing, a patch row over a task's columns at a time (the
-// weight gradient's strided or padded patches: eight columns per depth, in one AVX2 gather).
+// weight gradient's strided or padded patches over grids of short rows: eight columns per depth, in one AVX2
+// gather).
 // Dilation d spreads the taps: tap r sits r·d rows into the window. With G groups each pass runs once per group,
 // on the group's slices of the channels (C/G input, K/G output) and of w; G = 1 is one run over everything.
 //   forward:         y[n] (K × OH·OW)   = w (K × C·R·S)            · patches of x[n] (C·R·S × OH·OW)
@@ -275,26 +276,50 @@ internal unsafe struct ConvBackwardWeightOperands : IGemmOperands
         Debug.Assert(offset == 0, "the weight gradient's B has one column group");
         int nr = PackedGemm.TileColumns;
         for (int j = 0; j < cols; j += nr, dst += (long)kc * nr)
-            PackPanel(dst, col0 + j, Math.Min(nr, cols - j), k0, kc);
+            PackPanel(dst, col0 + j, Math.Min(nr, cols - j), k0, kc, work);
     }
 
     /// <summary>One panel: dst[kk·NR + j] = patches of x, transposed, [k0 + kk][col0 + j], zero past cols. Patch
     /// rows that are planes (a pointwise kernel) are transposed in place, a stretch of the depth within one image at
-    /// a time; others are gathered eight columns at a time (PatchMatrix.GatherColumns; the packed GEMM runs only
-    /// where AVX2 does).</summary>
-    private readonly void PackPanel(float* dst, int col0, int cols, int k0, int kc)
+    /// a time; rows of a grid narrower than GatherBelowWidth are gathered eight columns at a time
+    /// (PatchMatrix.GatherColumns); others are copied into <paramref name="work"/> a grid row at a time, then
+    /// transposed.</summary>
+    private readonly void PackPanel(float* dst, int col0, int cols, int k0, int kc, float* work)
     {
         int nr = PackedGemm.TileColumns;
-        for (int h = 0; h < nr; h += 8)
+        if (Patches.IsPlane || Patches.GridWidth < GatherBelowWidth)
         {
-            if (Patches.IsPlane)
-                TransposeDepth(Patches.Plane(0, col0 + h), (long)Patches.Channels * Positions,
-                    Math.Clamp(cols - h, 0, 8), dst + h, nr, k0, kc);
-            else
-                Patches.GatherColumns(dst + h, nr, col0 + h, Math.Clamp(cols - h, 0, 8), KernelWidth, KernelArea, k0,
-                    kc);
+            for (int h = 0; h < nr; h += 8)
+            {
+                if (Patches.IsPlane)
+                    TransposeDepth(Patches.Plane(0, col0 + h), (long)Patches.Channels * Positions,
+                        Math.Clamp(cols - h, 0, 8), dst + h, nr, k0, kc);
+                else
+                    Patches.GatherColumns(dst + h, nr, col0 + h, Math.Clamp(cols - h, 0, 8), KernelWidth, KernelArea,
+                        k0, kc);
+            }
+            return;
         }
+        for (int j = 0; j < cols; j++)
+        {
+            int column = col0 + j;
+            int ch = column / KernelArea, r = column % KernelArea / KernelWidth, s = column % KernelWidth;
+            for (int kk = 0; kk < kc;)
+            {
+                int n = (k0 + kk) / Positions, p = (k0 + kk) % Positions;
+                int segment = Math.Min(Positions - p, kc - kk);
+                Patches.Row(work + j * kc + kk, n, ch, r, s, p, segment);
+                kk += segment;
+            }
+        }
+        for (int h = 0; h < nr; h += 8)
+            PackedGemm.TransposeRows(work + h * kc, kc, Math.Clamp(cols - h, 0, 8), dst + h, nr, kc);
     }
+
+    /// <summary>Grid rows narrower than this are gathered (a 7x7 or 14x14 map's rows of 7 or 14 floats cost a
+    /// copy call each otherwise); wider ones are copied whole. With AVX2's GEMM, the 7x7/2 stem's weight gradient
+    /// (rows of 112) at batch 8 took 16.5–16.7 ms copied and 20.1–20.8 ms gathered (AVX-512 takes it direct).</summary>
+    private const int GatherBelowWidth = 16;
 
     /// <summary>dst[kk·dstStride + r] = row r at depth k0 + kk, for up to 8 rows Positions apart whose depth runs
     /// over the images' positions (row r of image n at first + n·imageStride + r·Positions): transposed in place,
