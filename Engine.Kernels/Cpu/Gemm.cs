@@ -179,6 +179,12 @@ internal static unsafe class PackedGemm
     /// <summary>Fewest MR-row tiles in one row part when a GEMM with few panels also splits its rows.</summary>
     public const int MinTilesPerRowPart = 4;
 
+    /// <summary>Shortest run of A's depth (ARows.Run) that the micro-kernel reads in place. ResNet-50's 7x7 maps at
+    /// batch 1 (runs of 49) ran slower in place in the per-shape tables, three times over (512×7×7 → 2048 1x1's
+    /// weight gradient 0.31 → 0.47–0.53 ms, 1024×14×14 → 2048 1x1/2's 0.64–0.67 → 1.2–1.3 ms), though a loop
+    /// timing the weight gradients alone, plans alternated call by call, had them level or faster.</summary>
+    public const int MinInPlaceRun = 128;
+
     /// <summary>Floats of packed A held at once (16 MiB): every ResNet weight matrix fits whole (512 × 4608 is
     /// 9.4 MB); a deeper A (a weight gradient's dy over a large batch) is packed and used in phases of depth.</summary>
     public const long PackedABudget = 1 << 22;
@@ -943,10 +949,12 @@ public sealed unsafe partial class CpuBackend
         // Where the rows would be split (few panels), B would be packed once for every row part: written by one
         // core and read by both, its lines went back and forth between the caches on every call (a batch-8 weight
         // gradient's gathers took twice as long on two threads as on one). With A read in place instead (AVX-512,
-        // whole tiles) and two panels a thread or more, each task takes one panel over every row and packs it in
-        // its own cache.
-        bool aInPlace = rowParts > 1 && panels >= 2 * threads && Avx512F.IsSupported && operands.RowsOfA(0).InPlace &&
-            output.Rows % mr == 0 && output.Groups == 1 && output.GroupColumns % nr == 0;
+        // whole tiles, runs of MinInPlaceRun) and two panels a thread or more, each task takes one panel over every
+        // row and packs it in its own cache.
+        var rowsOfA = operands.RowsOfA(0);
+        bool aInPlace = rowParts > 1 && panels >= 2 * threads && Avx512F.IsSupported && rowsOfA.InPlace &&
+            rowsOfA.Run >= PackedGemm.MinInPlaceRun && output.Rows % mr == 0 && output.Groups == 1 &&
+            output.GroupColumns % nr == 0;
         if (aInPlace) (panelsPerTask, chunks, rowParts) = (1, panels, 1);
         int tilesPerPart = (rowTiles + rowParts - 1) / rowParts;
         rowParts = (rowTiles + tilesPerPart - 1) / tilesPerPart;
