@@ -281,13 +281,15 @@ internal unsafe struct ConvBackwardWeightOperands : IGemmOperands
 
     /// <summary>One panel: dst[kk·NR + j] = patches of x, transposed, [k0 + kk][col0 + j], zero past cols. Patch
     /// rows that are planes (a pointwise kernel) are transposed in place, a stretch of the depth within one image at
-    /// a time; rows of a grid narrower than GatherBelowWidth are gathered eight columns at a time
-    /// (PatchMatrix.GatherColumns); others are copied into <paramref name="work"/> a grid row at a time, then
-    /// transposed.</summary>
+    /// a time; strided rows of a grid narrower than GatherBelowWidth are gathered eight columns at a time
+    /// (PatchMatrix.GatherColumns); others are copied into <paramref name="work"/> (a grid row at a time, or at
+    /// stride 1 one displaced copy of the plane), then transposed.</summary>
     private readonly void PackPanel(float* dst, int col0, int cols, int k0, int kc, float* work)
     {
         int nr = PackedGemm.TileColumns;
-        if (Patches.IsPlane || Patches.GridWidth < GatherBelowWidth)
+        bool gathered = !Patches.IsPlane && Patches.GridWidth < GatherBelowWidth &&
+            (Patches.MulY != 1 || Patches.MulX != 1);
+        if (Patches.IsPlane || gathered)
         {
             for (int h = 0; h < nr; h += 8)
             {
@@ -316,9 +318,10 @@ internal unsafe struct ConvBackwardWeightOperands : IGemmOperands
             PackedGemm.TransposeRows(work + h * kc, kc, Math.Clamp(cols - h, 0, 8), dst + h, nr, kc);
     }
 
-    /// <summary>Grid rows narrower than this are gathered (a 7x7 or 14x14 map's rows of 7 or 14 floats cost a
-    /// copy call each otherwise); wider ones are copied whole. With AVX2's GEMM, the 7x7/2 stem's weight gradient
-    /// (rows of 112) at batch 8 took 16.5–16.7 ms copied and 20.1–20.8 ms gathered (AVX-512 takes it direct).</summary>
+    /// <summary>Strided grid rows narrower than this are gathered (a 7x7 or 14x14 map's rows of 7 or 14 floats cost
+    /// a copy call each otherwise); wider ones are copied whole. With AVX2's GEMM, the 7x7/2 stem's weight gradient
+    /// (rows of 112) at batch 8 took 16.5–16.7 ms copied and 20.1–20.8 ms gathered (AVX-512 takes it direct). At
+    /// stride 1 a plane is one displaced copy: 256×14×14 → 256 3x3's weight gradient ran 5 % slower gathered.</summary>
     private const int GatherBelowWidth = 16;
 
     /// <summary>dst[kk·dstStride + r] = row r at depth k0 + kk, for up to 8 rows Positions apart whose depth runs

@@ -185,6 +185,11 @@ internal static unsafe class PackedGemm
     /// timing the weight gradients alone, plans alternated call by call, had them level or faster.</summary>
     public const int MinInPlaceRun = 128;
 
+    /// <summary>Most rows of A read in place: a task per panel reads every row. ResNet-50's weight gradients at batch
+    /// 1 onto 512 and 1024 channels ran slower so in the per-shape tables (1024×14×14 → 512 1x1 0.66 → 0.71 ms,
+    /// 512×28×28 → 1024 1x1/2 0.66 → 0.71), those onto 256 faster (1024×14×14 → 256 1x1 0.40 → 0.36).</summary>
+    public const int MaxInPlaceRows = 256;
+
     /// <summary>Floats of packed A held at once (16 MiB): every ResNet weight matrix fits whole (512 × 4608 is
     /// 9.4 MB); a deeper A (a weight gradient's dy over a large batch) is packed and used in phases of depth.</summary>
     public const long PackedABudget = 1 << 22;
@@ -949,12 +954,12 @@ public sealed unsafe partial class CpuBackend
         // Where the rows would be split (few panels), B would be packed once for every row part: written by one
         // core and read by both, its lines went back and forth between the caches on every call (a batch-8 weight
         // gradient's gathers took twice as long on two threads as on one). With A read in place instead (AVX-512,
-        // whole tiles, runs of MinInPlaceRun) and two panels a thread or more, each task takes one panel over every
-        // row and packs it in its own cache.
+        // whole tiles, runs of MinInPlaceRun, up to MaxInPlaceRows rows) and two panels a thread or more, each task
+        // takes one panel over every row and packs it in its own cache.
         var rowsOfA = operands.RowsOfA(0);
         bool aInPlace = rowParts > 1 && panels >= 2 * threads && Avx512F.IsSupported && rowsOfA.InPlace &&
-            rowsOfA.Run >= PackedGemm.MinInPlaceRun && output.Rows % mr == 0 && output.Groups == 1 &&
-            output.GroupColumns % nr == 0;
+            rowsOfA.Run >= PackedGemm.MinInPlaceRun && output.Rows <= PackedGemm.MaxInPlaceRows &&
+            output.Rows % mr == 0 && output.Groups == 1 && output.GroupColumns % nr == 0;
         if (aInPlace) (panelsPerTask, chunks, rowParts) = (1, panels, 1);
         int tilesPerPart = (rowTiles + rowParts - 1) / rowParts;
         rowParts = (rowTiles + tilesPerPart - 1) / tilesPerPart;
