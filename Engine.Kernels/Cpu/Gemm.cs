@@ -7,9 +7,10 @@
 //   PackedABudget, goes in phases of depth: pack, multiply, next phase). A convolution's weights may instead keep
 //   their pack between calls (WeightPacks.cs). When only one or two chunks of columns read A (a weight gradient's
 //   few panels over a deep dy), each task packs the A blocks it multiplies itself, into its L2, right before using
-//   them: no packing run, no pack written out and read back, and no phases. A weight gradient's dy is not packed
-//   at all with AVX-512 when every tile is whole: the micro-kernel reads its rows in place (ARows, the same sums),
-//   and with two panels a thread or more each task takes one panel, packed in its own cache.
+//   them: no packing run, no pack written out and read back, and no phases. Where a weight gradient's rows would
+//   be split (few panels), with AVX-512, dy is not packed at all: a micro-kernel reads its rows in place (ARows,
+//   the same sums) and each task takes one panel over every row, packing it in its own cache (whole tiles, two
+//   panels a thread or more, MinInPlaceRun, MaxInPlaceRows).
 //   columns of C, every column group's (one image of a batched conv output) one after another, are cut into
 //   panels of NR; a panel may span groups when a group's width is not a multiple of NR (7x7 maps: 49
 //   columns), and its tiles are then stored part by part through scratch. A task owns up to MaxPanelsPerTask
@@ -362,7 +363,10 @@ internal static unsafe class PackedGemm
     /// <summary>MicroKernel8x32 with A's 8 rows read in place (<paramref name="rows"/>) over depths [k0, k0 + kc),
     /// a run of the depth at a time: the same products summed over k in the same order as from a packed A, so the
     /// same bits, without the pack (a weight gradient's dy, transposed: as many floats as x's patches for a 1x1/2
-    /// layer, twice as many as its B). AVX-512 only.</summary>
+    /// layer, twice as many as its B). AVX-512 only. A separate kernel: MicroKernel8x32 written as this one with a
+    /// packed A's strides (rows 1 apart, depths 8, one run) had the same inner loop in the JIT's output, but the
+    /// 3x3 stride-1 weight gradients, which call the micro-kernel most often, ran 20–66 % slower (256×14×14 → 256 at
+    /// batch 8 4.6 → 7.3 ms): the strides and runs cost per call.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void MicroKernelInPlace(ARows rows, int k0, float* b, int kc, float* c, long rowStride, float alpha,
         float beta)
@@ -920,8 +924,9 @@ public sealed unsafe partial class CpuBackend
     /// (shape only). Rows: when chunks × slices give fewer than four tasks per thread (batch 1 on
     /// 7x7 or 14x14 maps), the row tiles are also cut into RowParts ranges of at least four tiles, so every thread
     /// gets an equal share, and B is then packed once per phase for all of them (SharesB, within SharedBBudget).
-    /// With A read in place (ARows; AVX-512, whole tiles) and at least two panels a thread: one panel a task, rows
-    /// whole, so each task packs its B in its own cache. A, unless read in place:
+    /// Where the rows would be split and A may be read in place (ARows; AVX-512, whole tiles, at least two panels a
+    /// thread, MinInPlaceRun, MaxInPlaceRows): one panel a task over every row, so each task packs its B in its own
+    /// cache. A, unless read in place:
     /// packed by each task for itself (PacksOwnA) unless its pack is kept between calls or more than
     /// MaxChunksPackingOwnA chunks read it. Phases: the depth blocks whose shared packed A fits in PackedABudget
     /// floats (with PacksOwnA: the whole depth, or as much as the shared B's budget allows), ending with a slice
