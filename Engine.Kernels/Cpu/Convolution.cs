@@ -121,17 +121,22 @@ internal unsafe struct PatchMatrix
         int plane = Height * Width, positions = GridHeight * GridWidth;
         Debug.Assert((long)Channels * plane <= int.MaxValue, "an image's offsets fit an int");
         // Per lane: where its tap starts (the grid position's offset added per depth), and its tap's row and
-        // column within the window; a lane past the columns gets a row far outside the source.
+        // column within the window; a lane past the columns gets a row far outside the source (and reads nothing).
         var start = stackalloc int[8];
         var tapRow = stackalloc int[8];
         var tapColumn = stackalloc int[8];
         for (int l = 0; l < 8; l++)
         {
-            int column = col0 + Math.Min(l, Math.Max(columns - 1, 0));
+            if (l >= columns)
+            {
+                (start[l], tapRow[l], tapColumn[l]) = (0, int.MinValue / 2, 0);
+                continue;
+            }
+            int column = col0 + l;
             int ch = column / kernelArea, r = column % kernelArea / kernelWidth, s = column % kernelWidth;
-            tapRow[l] = l < columns ? BaseY + Direction * r * DilationY : int.MinValue / 2;
+            tapRow[l] = BaseY + Direction * r * DilationY;
             tapColumn[l] = BaseX + Direction * s * DilationX;
-            start[l] = l < columns ? ch * plane + tapRow[l] * Width + tapColumn[l] : 0;
+            start[l] = ch * plane + tapRow[l] * Width + tapColumn[l];
         }
         var starts = Vector256.Load(start);
         var rows = Vector256.Load(tapRow);
