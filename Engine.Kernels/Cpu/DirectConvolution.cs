@@ -748,13 +748,13 @@ internal unsafe struct DirectConvJob : IParallelJob
 /// 6 terms from d0 of channel k, Σ dy[n, k, pixel] · buffer_n[Offsets[d] + pixel], at Step(d0, k). Consecutive steps
 /// over the channels are consecutive in memory, so each step's kernel adds its sums to the floats after the last
 /// step's; a step past the last channel or term sums padding that the reduction skips. Task t serves partition
-/// t / DepthParts, its steps of depth part t % DepthParts (more than one where the images are too few to keep every
-/// thread busy: batch 1), building only the channels of x those steps read.</summary>
+/// t / CallParts, its share t % CallParts of the kernel calls (more than one share where the images are too few to
+/// keep every thread busy: batch 1), building only the channels of x those calls read.</summary>
 internal unsafe struct DirectWeightJob : IParallelJob
 {
     public ShiftedSource Source;
     public int* Offsets;
-    public int PaddedDepth, PaddedChannels, OutChannels, Positions, Batch, Partitions, DepthParts, GroupImages;
+    public int PaddedDepth, PaddedChannels, OutChannels, Positions, Batch, Partitions, CallParts, GroupImages;
     public float* OutputGradient, Partials;
     public CpuBackend Backend;
 
@@ -771,11 +771,17 @@ internal unsafe struct DirectWeightJob : IParallelJob
 
     public void Execute(int task, int worker)
     {
-        int partition = task / DepthParts, part = task % DepthParts, steps = PaddedDepth / 6;
+        int partition = task / CallParts, part = task % CallParts, channels = DirectKernels.WeightChannels;
         int n0 = (int)((long)partition * Batch / Partitions), n1 = (int)((long)(partition + 1) * Batch / Partitions);
-        int first = 6 * (int)((long)part * steps / DepthParts), end = 6 * (int)((long)(part + 1) * steps / DepthParts);
+        // The part's kernel calls: an even share of the (step, block of channels) pairs, steps outer, so that parts
+        // are even where the steps do not share out evenly (a batch-1 64×56×56 → 128 1x1/2 layer's 11 steps took 5
+        // and 6 on the two threads; in even shares, one a thread, 52.6 → 47.7 µs). A step shared by two parts has
+        // its planes built by both.
+        int blocks = PaddedChannels / channels, calls = PaddedDepth / 6 * blocks;
+        int call0 = (int)((long)part * calls / CallParts), call1 = (int)((long)(part + 1) * calls / CallParts);
+        int first = 6 * (call0 / blocks), end = 6 * ((call1 - 1) / blocks + 1);
         float* partial = Partials + partition * PartialFloats(PaddedDepth, PaddedChannels);
-        new Span<float>(partial + Step(first, 0, PaddedChannels), checked((end - first) * PaddedChannels)).Clear();
+        new Span<float>(partial + (long)call0 * 6 * channels, checked((call1 - call0) * 6 * channels)).Clear();
         // The channels of x whose terms the steps read (padding terms read the last term's plane).
         int kernelArea = Source.KernelHeight * Source.KernelWidth, depth = Source.Channels * kernelArea;
         int firstChannel = Math.Min(first, depth - 1) / kernelArea;
@@ -801,14 +807,15 @@ internal unsafe struct DirectWeightJob : IParallelJob
             // A chunk at a time through every step, depth terms outer: a step's 6 planes of the chunk's x stay in
             // L1 while every channel's rows of dy stream past them from L2 (with channels outer, the whole buffer
             // of x streamed from L2 or beyond once per channel pair).
-            int channels = DirectKernels.WeightChannels;
             float* dy = OutputGradient + (long)g0 * OutChannels * positions;
             for (int u0 = 0; u0 < units; u0 += chunkUnits)
             {
                 int pixels = (Math.Min(units, u0 + chunkUnits) - u0) * unit;
                 float* dyChunk = dy + (long)u0 * unit, xChunk = buffer + u0 * unitFloats;
                 for (int d0 = first; d0 < end; d0 += 6)
-                for (int k0 = 0; k0 < OutChannels; k0 += channels)
+                for (int k0 = d0 == first ? call0 % blocks * channels : 0,
+                     k1 = d0 + 6 == end ? Math.Min(OutChannels, ((call1 - 1) % blocks + 1) * channels) : OutChannels;
+                     k0 < k1; k0 += channels)
                 {
                     int kCount = Math.Min(channels, OutChannels - k0);
                     long o1 = Math.Min(1, kCount - 1) * positions, o2 = Math.Min(2, kCount - 1) * positions,
@@ -1498,8 +1505,7 @@ public sealed unsafe partial class CpuBackend
         int depth = DirectPhase.Depth(phases, count, source.Channels);
         int group = DirectGroup(positions, batch), groups = (batch + group - 1) / group;
         int blocks = (outChannels + DirectKernels.ChannelBlock - 1) / DirectKernels.ChannelBlock;
-        int parts = Math.Min((2 * ThreadCount + groups - 1) / groups, ThreadCount / GreatestCommonDivisor(groups,
-            ThreadCount));
+        int parts = EvenParts(groups);
         int rowParts = CheapestBands(source, depth, Math.Max(1, Math.Min(parts, outHeight / MinBandRows)), parts,
             blocks, outChannels);
         int channelParts = ChannelParts(parts, rowParts, blocks);
@@ -1527,6 +1533,12 @@ public sealed unsafe partial class CpuBackend
         };
         Parallel(groups * rowParts * channelParts, ref job);
     }
+
+    /// <summary>Parts to cut each of <paramref name="units"/> units of work into (images, groups of images): the
+    /// fewest that share the units' parts evenly among the threads, and no more than two a thread (batch 1: one a
+    /// thread; batch 2 on two threads: one an image).</summary>
+    private int EvenParts(int units) =>
+        Math.Min((2 * ThreadCount + units - 1) / units, ThreadCount / GreatestCommonDivisor(units, ThreadCount));
 
     private static int GreatestCommonDivisor(int a, int b)
     {
@@ -1653,19 +1665,19 @@ public sealed unsafe partial class CpuBackend
 
         int positions = g.OutHeight * g.OutWidth;
         int partitions = Math.Min(g.Batch, 16);
-        int depthParts = Math.Min((2 * ThreadCount + partitions - 1) / partitions, paddedDepth / 6);
-        int group = Math.Clamp(DirectWeightJob.PixelRun / positions, 1, (g.Batch + partitions - 1) / partitions);
         int channels = DirectKernels.WeightChannels;
         int paddedChannels = (g.OutChannels + channels - 1) / channels * channels;
+        int callParts = Math.Min(EvenParts(partitions), paddedDepth / 6 * (paddedChannels / channels));
+        int group = Math.Clamp(DirectWeightJob.PixelRun / positions, 1, (g.Batch + partitions - 1) / partitions);
         long partitionLength = DirectWeightJob.PartialFloats(paddedDepth, paddedChannels);
         var partials = (float*)WorkerScratch(0, PartialsSlot, partitions * partitionLength * sizeof(float));
         var job = new DirectWeightJob
         {
             Source = source, Offsets = offsets, PaddedDepth = paddedDepth, PaddedChannels = paddedChannels,
             OutChannels = g.OutChannels, Positions = positions, Batch = g.Batch, Partitions = partitions,
-            DepthParts = depthParts, GroupImages = group, OutputGradient = dy, Partials = partials, Backend = this,
+            CallParts = callParts, GroupImages = group, OutputGradient = dy, Partials = partials, Backend = this,
         };
-        Parallel(partitions * depthParts, ref job);
+        Parallel(partitions * callParts, ref job);
         var sum = new PartialSumJob
         {
             Partials = partials, Output = dw, Partitions = partitions, Depth = depth, OutChannels = g.OutChannels,

@@ -71,7 +71,8 @@ public sealed class ConvolutionTests(string kind) : DeviceFixture(kind)
         new(2, 3, 12, 10, 5, 4, 4, 2, 2, 1, 1, 1, 1),   // 4x4/2: every phase 2x2 taps of a 3x3 window
         new(2, 3, 10, 10, 4, 5, 5, 2, 2, 2, 2, 2, 2),   // 5x5/2: phases of 9, 6, 6 and 4 taps
         new(2, 3, 8, 8, 4, 3, 3, 2, 2, 0, 1, 0, 1),     // 3x3/2 padded below and right only
-        new(1, 3, 33, 32, 20, 3, 3, 1, 1, 1, 1, 1, 1),  // weight gradient over 1056 pixels: chunks of 17 and 16 rows
+        new(1, 3, 33, 32, 20, 3, 3, 1, 1, 1, 1, 1, 1),  // weight gradient over 1056 pixels: chunks of 17 and 16 rows,
+                                                        // a step's channel blocks shared by two tasks
         new(2, 2, 36, 36, 5, 3, 3, 1, 1, 1, 1, 1, 1),   // and over 1296: chunks of 41 and 40 vectors of 16
     ];
 
