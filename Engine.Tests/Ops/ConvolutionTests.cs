@@ -50,7 +50,7 @@ public sealed class ConvolutionTests(string kind) : DeviceFixture(kind)
     /// copied from a source row of 18 (its last vector masked), and stride-2 data
     /// gradients from inputs twice the output (AVX-512's phases: 1x1, 3x3, 4x4 and 5x5 kernels, one-sided padding,
     /// rows of 7 interleaved masked, a batch-1 map split into bands), and weight gradients over maps cut into
-    /// uneven chunks (padded rows, and vectors) with dw's rows summed by two tasks.</summary>
+    /// uneven chunks (padded rows, and vectors) with dw's rows summed by two tasks, and dy's rows in runs of channels.</summary>
     public static readonly Conv[] VectorPathEdges =
     [
         new(2, 3, 19, 19, 5, 3, 3, 2, 2, 1, 1, 1, 1),   // stride-2 rows of 10
@@ -74,6 +74,7 @@ public sealed class ConvolutionTests(string kind) : DeviceFixture(kind)
         new(1, 3, 33, 32, 20, 3, 3, 1, 1, 1, 1, 1, 1),  // weight gradient over 1056 pixels: chunks of 17 and 16 rows,
                                                         // a step's channel blocks shared by two tasks
         new(2, 2, 36, 36, 5, 3, 3, 1, 1, 1, 1, 1, 1),   // and over 1296: chunks of 41 and 40 vectors of 16
+        new(1, 6, 8, 8, 136, 1, 1, 2, 2, 0, 0, 0, 0),   // onto 136 channels: dy's rows in runs of 128 and 8
     ];
 
     private (Tensor<float> X, Tensor<float> W, Tensor<float> B) Inputs(Conv g, int seed) =>
