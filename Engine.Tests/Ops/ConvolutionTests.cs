@@ -50,7 +50,8 @@ public sealed class ConvolutionTests(string kind) : DeviceFixture(kind)
     /// copied from a source row of 18 (its last vector masked), and stride-2 data
     /// gradients from inputs twice the output (AVX-512's phases: 1x1, 3x3, 4x4 and 5x5 kernels, one-sided padding,
     /// rows of 7 interleaved masked, a batch-1 map split into bands), and weight gradients over maps cut into
-    /// uneven chunks (padded rows, and vectors) with dw's rows summed by two tasks, and dy's rows in runs of channels.</summary>
+    /// uneven chunks (padded rows, and vectors) with dw's rows summed by two tasks, and dy's rows in runs of
+    /// channels.</summary>
     public static readonly Conv[] VectorPathEdges =
     [
         new(2, 3, 19, 19, 5, 3, 3, 2, 2, 1, 1, 1, 1),   // stride-2 rows of 10
