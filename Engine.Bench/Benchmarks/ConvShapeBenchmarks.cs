@@ -6,11 +6,15 @@
 // between a training step's passes, so each forward and data gradient packs or transforms them again (as training
 // does; without it the backend may keep them packed from the call before, as inference does).
 //
+// On the CPU backend the table ends with the float32 FMA peak of its threads, measured before and after it
+// (FmaPeak), and the passes below 60 % of that peak.
+//
 //   dotnet Engine.Bench.dll kernels --device cpu --conv-shapes resnet50 --batch 1 [--iters 5] [--training]
 using System.Diagnostics;
 using System.Globalization;
 using Engine.Core;
 using Engine.Kernels;
+using Engine.Kernels.Cpu;
 using Engine.Kernels.Ilgpu;
 using Engine.Models;
 
@@ -123,6 +127,7 @@ public static class ConvShapeBenchmarks
         long warmup = Stopwatch.GetTimestamp();
         for (int round = 0; round < WarmupRounds || Stopwatch.GetElapsedTime(warmup) < WarmupTime; round++)
             foreach (var shape in shapes) Time(device.Backend, shape, 1, training);
+        double? peakBefore = CpuPeak(device.Backend);
         Console.WriteLine($"{report.Model}, batch {batch}, float32; median of {iterations} calls after every shape " +
                           $"ran {WarmupRounds}+ rounds ({WarmupTime.TotalSeconds:F0}+ s)" +
                           (training ? "; weights written before every call, as in training" : "") +
@@ -132,12 +137,17 @@ public static class ConvShapeBenchmarks
                           "backward data ms | GFLOP/s | backward weight ms | GFLOP/s |");
         Console.WriteLine("|---|---|---|---|---|---|---|---|---|");
         double flops = 0, forward = 0, data = 0, weight = 0;
+        var slowest = new List<(string Pass, double Rate)>();
         foreach (var shape in shapes)
         {
             var t = Time(device.Backend, shape, iterations, training);
             var g = shape.Geometry;
-            Console.WriteLine($"| {g.InChannels}×{g.InHeight}×{g.InWidth} → {g.OutChannels}, " +
-                              $"{g.KernelHeight}×{g.KernelWidth}/{g.StrideHeight} | {shape.Layers} | " +
+            string name = $"{g.InChannels}×{g.InHeight}×{g.InWidth} → {g.OutChannels}, " +
+                          $"{g.KernelHeight}×{g.KernelWidth}/{g.StrideHeight}";
+            slowest.Add(($"{name} forward", shape.Flops / t.Forward / 1e6));
+            slowest.Add(($"{name} backward data", shape.Flops / t.BackwardData / 1e6));
+            slowest.Add(($"{name} backward weight", shape.Flops / t.BackwardWeight / 1e6));
+            Console.WriteLine($"| {name} | {shape.Layers} | " +
                               $"{Format(shape.Flops / 1e9, "F3")} | {Format(t.Forward, "F2")} | " +
                               $"{Rate(shape.Flops, t.Forward)} | {Format(t.BackwardData, "F2")} | " +
                               $"{Rate(shape.Flops, t.BackwardData)} | {Format(t.BackwardWeight, "F2")} | " +
@@ -151,8 +161,33 @@ public static class ConvShapeBenchmarks
         Console.WriteLine($"| all {layers} layers | | {Format(flops / 1e9, "F3")} | " +
                           $"{Format(forward, "F1")} | {Rate(flops, forward)} | {Format(data, "F1")} | " +
                           $"{Rate(flops, data)} | {Format(weight, "F1")} | {Rate(flops, weight)} |");
+        if (peakBefore is double before && CpuPeak(device.Backend) is double after)
+            PrintShareOfPeak(before, after, slowest);
         if (device.Backend is IlgpuBackend { IlgpuKind: IlgpuKind.Cuda } cuda) PrintKernelResources(cuda);
         return 0;
+    }
+
+    /// <summary>The float32 FMA peak of the CPU backend's threads now (FmaPeak), in GFLOP/s; null on other backends
+    /// and on a CPU without FMA.</summary>
+    private static double? CpuPeak(Backend backend) =>
+        backend is CpuBackend cpu && FmaPeak.IsSupported ? FmaPeak.Measure(cpu.ThreadCount) : null;
+
+    /// <summary>A pass's share of the peak that counts as near the machine's limit.</summary>
+    private const double TargetShareOfPeak = 0.6;
+
+    /// <summary>The FMA peak measured before and after the table, and the passes below TargetShareOfPeak of the
+    /// lower one (the host's speed drifts: a share against a peak of the same minutes holds in any hour).</summary>
+    private static void PrintShareOfPeak(double before, double after, List<(string Pass, double Rate)> passes)
+    {
+        double peak = Math.Min(before, after), target = TargetShareOfPeak * peak;
+        var below = passes.Where(p => p.Rate < target).OrderBy(p => p.Rate)
+            .Select(p => $"{p.Pass} {Format(p.Rate, "F0")} ({Format(100 * p.Rate / peak, "F0")} %)").ToList();
+        Console.WriteLine();
+        Console.WriteLine($"float32 FMA peak of the backend's threads, measured before and after the table: " +
+                          $"{Format(before, "F0")} and {Format(after, "F0")} GFLOP/s; the slowest pass " +
+                          $"{Format(100 * passes.Min(p => p.Rate) / peak, "F0")} % of the lower. Passes below " +
+                          $"{Format(100 * TargetShareOfPeak, "F0")} % of it ({Format(target, "F0")} GFLOP/s): " +
+                          (below.Count == 0 ? "none." : string.Join("; ", below) + "."));
     }
 
     /// <summary>The loaded kernels' registers, spills and occupancy on a CUDA device (what ptxas made of them).

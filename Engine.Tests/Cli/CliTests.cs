@@ -1,6 +1,8 @@
 // The command-line program run as a process (the Engine.Bench build of the same configuration): every failure is
 // one line on stderr and exit code 2, never a stack trace or a help page, and outputs and inputs are checked
 // before a device is opened or anything is measured.
+using System.Runtime.Intrinsics.X86;
+using System.Text.RegularExpressions;
 using NUnit.Framework;
 
 namespace Engine.Tests.Cli;
@@ -71,6 +73,14 @@ public sealed class CliTests : TempFolderFixture
         Assert.That(result.ExitCode, Is.Zero, result.Stderr);
         Assert.That(result.Stdout, Does.Contain("weights written before every call, as in training"));
         Assert.That(result.Stdout, Does.Contain("| all 19 layers |"));
+        if (!Fma.IsSupported) return;
+        // The table ends with the FMA peak of the backend's threads, before and after, and the passes under 60 %.
+        var peak = Regex.Match(result.Stdout,
+            @"float32 FMA peak of the backend's threads, measured before and after the table: (\d+) and (\d+) GFLOP/s");
+        Assert.That(peak.Success, result.Stdout);
+        Assert.That(int.Parse(peak.Groups[1].Value), Is.Positive);
+        Assert.That(int.Parse(peak.Groups[2].Value), Is.Positive);
+        Assert.That(result.Stdout, Does.Match(@"Passes below 60 % of it \(\d+ GFLOP/s\): (none|.+ \(\d+ %\))\."));
     }
 
     [Test]
