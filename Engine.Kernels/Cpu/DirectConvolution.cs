@@ -627,7 +627,12 @@ internal unsafe struct DirectConvJob : IParallelJob
         bool narrow = Avx512F.IsSupported && endBlock - firstBlock == 1 &&
             outChannels - firstBlock * block <= DirectKernels.NarrowChannels;
         int tileVectors = narrow ? DirectKernels.NarrowTileVectors : staged;
-        int vectors = (positions + lanes - 1) / lanes, slots = images * vectors;
+        int vectors = (positions + lanes - 1) / lanes, few = positions - (vectors - 1) * lanes;
+        // A map whose last tile would be one vector of a few pixels (a 7x7 map's 49th, a 14x14 map's last 4) has
+        // those pixels of every image computed after the tiles, a pixel at a time with the channels in the lanes
+        // (FewPixels), where the 16-lane kernel would spend a whole vector pass per block on them.
+        bool fewLast = Avx512F.IsSupported && FewPixelsLast(vectors, few, tileVectors);
+        int fullVectors = fewLast ? vectors - 1 : vectors, slots = images * fullVectors;
         float* tile = stackalloc float[DirectKernels.MaxTileFloats + 16];
         tile = (float*)(((nint)tile + 63) & ~(nint)63);
         float** bases = stackalloc float*[DirectKernels.NarrowTileVectors];
@@ -658,7 +663,7 @@ internal unsafe struct DirectConvJob : IParallelJob
                     image[j] = slotImage;
                     pixel[j] = slotVector * lanes;
                     bases[j] = buffer + slotImage * imageFloats + (long)slotRow * rowPitch + slotColumn;
-                    if (++slotVector == vectors)
+                    if (++slotVector == fullVectors)
                         (slotImage, slotVector, slotRow, slotColumn) = (slotImage + 1, 0, 0, 0);
                     else for (slotColumn += lanes; slotColumn >= rowWidth; slotColumn -= rowWidth) slotRow++;
                     continue;
@@ -666,16 +671,6 @@ internal unsafe struct DirectConvJob : IParallelJob
                 image[j] = image[j - 1];
                 pixel[j] = pixel[j - 1];
                 bases[j] = bases[j - 1];
-            }
-            // A last vector of a few pixels (a 7x7 map's 49th, a 14x14 map's last 4) goes a pixel at a time, the
-            // channels in the lanes, where the 16-lane kernel would spend a whole vector pass per block on it.
-            int few = count == 1 ? positions - pixel[0] : lanes;
-            if (Avx512F.IsSupported && few <= DirectKernels.PixelTileLimit)
-            {
-                FewPixels(bases[0], few, packedWeight, offsets, depth, outChannels, firstBlock, endBlock,
-                    output + (long)image[0] * outChannels * plane + pixel[0], plane, tile, bias,
-                    residual == null ? null : residual + (long)image[0] * outChannels * plane + pixel[0], relu);
-                continue;
             }
             // A whole tile (every vector inside the map, every channel of the block) is stored by the kernel,
             // with the epilogue, straight from its accumulators; the rest go through the staging tile. The
@@ -728,28 +723,58 @@ internal unsafe struct DirectConvJob : IParallelJob
                 }
             }
         }
+        if (!fewLast) return;
+        // The last vector's pixels, at (row, column) of the buffer's rows.
+        int last = (vectors - 1) * lanes;
+        long at = (long)(last / rowWidth) * rowPitch + last % rowWidth;
+        FewPixels(buffer + at, imageFloats, images, few, packedWeight, offsets, depth, outChannels, firstBlock,
+            endBlock, output + last, plane, tile, bias, residual == null ? null : residual + last, relu);
     }
 
-    /// <summary>Tiles' outputs for the <paramref name="few"/> pixels from <paramref name="source"/> (one image's,
-    /// in a row): out[k][q] for q &lt; few and the channels of blocks [firstBlock, endBlock), with the epilogue, 8
-    /// blocks at a time (DirectKernels.ForwardPixel), the same bits as the 16-lane kernels.</summary>
-    private static void FewPixels(float* source, int few, float* packedWeight, int* offsets, int depth,
-        int outChannels, int firstBlock, int endBlock, float* output, long plane, float* sums, float* bias,
-        float* residual, bool relu)
+    /// <summary>Whether a map of <paramref name="vectors"/> pixel vectors, the last of <paramref name="few"/>
+    /// pixels, leaves its last vector to FewPixels: it would make a tile of its own, and holds few pixels.</summary>
+    internal static bool FewPixelsLast(int vectors, int few, int tileVectors) =>
+        vectors % tileVectors == 1 && few <= DirectKernels.PixelTileLimit;
+
+    /// <summary>Tiles' outputs for the <paramref name="few"/> pixels of each of <paramref name="images"/> images
+    /// from <paramref name="source"/> (image i's imageFloats·i on, in a row): out[i][k][q] for q &lt; few and the
+    /// channels of blocks [firstBlock, endBlock), with the epilogue, the same bits as the 16-lane kernels. Up to
+    /// 4 pixels (of any images) share a pass over 4 blocks' weights (DirectKernels.ForwardPixels): with a pass
+    /// per pixel, the last pixel of 1024×14×14 → 2048 1x1/2's 7x7 data gradient streamed its 8 MB of weights once
+    /// an image, a ninth of the pass's time at batch 8. A lone pixel takes 8 blocks a pass
+    /// (DirectKernels.ForwardPixel).</summary>
+    private static void FewPixels(float* source, long imageFloats, int images, int few, float* packedWeight,
+        int* offsets, int depth, int outChannels, int firstBlock, int endBlock, float* output, long plane,
+        float* sums, float* bias, float* residual, bool relu)
     {
-        int block = DirectKernels.ChannelBlock;
-        for (int kb = firstBlock; kb < endBlock; kb += 8)
+        int block = DirectKernels.ChannelBlock, pixels = images * few;
+        int blocksAPass = pixels == 1 ? 8 : DirectKernels.PixelBlocks;
+        var sources = stackalloc float*[DirectKernels.PixelsAPass];
+        var outputs = stackalloc long[DirectKernels.PixelsAPass];
+        for (int kb = firstBlock; kb < endBlock; kb += blocksAPass)
         {
-            int blocks = Math.Min(8, endBlock - kb), channels = Math.Min(blocks * block, outChannels - kb * block);
-            for (int q = 0; q < few; q++)
+            int blocks = Math.Min(blocksAPass, endBlock - kb);
+            int channels = Math.Min(blocks * block, outChannels - kb * block);
+            float* weights = packedWeight + (long)kb * depth * block;
+            for (int p0 = 0; p0 < pixels; p0 += DirectKernels.PixelsAPass)
             {
-                DirectKernels.ForwardPixel(packedWeight + (long)kb * depth * block, (long)depth * block, blocks,
-                    offsets, depth, source + q, sums);
+                int count = Math.Min(DirectKernels.PixelsAPass, pixels - p0);
+                for (int j = 0; j < DirectKernels.PixelsAPass; j++)
+                {
+                    int p = p0 + Math.Min(j, count - 1), image = p / few, q = p % few;
+                    sources[j] = source + image * imageFloats + q;
+                    outputs[j] = (long)image * outChannels * plane + q;
+                }
+                if (pixels == 1)
+                    DirectKernels.ForwardPixel(weights, (long)depth * block, blocks, offsets, depth, sources[0], sums);
+                else
+                    DirectKernels.ForwardPixels(weights, (long)depth * block, blocks, offsets, depth, sources, sums);
+                for (int j = 0; j < count; j++)
                 for (int i = 0; i < channels; i++)
                 {
-                    long at = (long)(kb * block + i) * plane + q;
-                    GemmOutput.EpilogueRow(sums + i, output + at, bias == null ? 0f : bias[kb * block + i],
-                        residual == null ? null : residual + at, relu, 1);
+                    long at = outputs[j] + (long)(kb * block + i) * plane;
+                    GemmOutput.EpilogueRow(sums + j * DirectKernels.PixelBlocks * block + i, output + at,
+                        bias == null ? 0f : bias[kb * block + i], residual == null ? null : residual + at, relu, 1);
                 }
             }
         }
@@ -1239,6 +1264,59 @@ internal static unsafe class DirectKernels
         c4.Store(sums + 32); c5.Store(sums + 40); c6.Store(sums + 48); c7.Store(sums + 56);
     }
 
+    /// <summary>Pixels that DirectKernels.ForwardPixels sums at once, and the channel blocks it takes.</summary>
+    public const int PixelsAPass = 4, PixelBlocks = 4;
+
+    /// <summary>Four output pixels' sums for up to 4 channel blocks, 8 channels in the lanes: sums[(p·4 + j)·8 + i] =
+    /// Σ_d w[j·blockStride + d·8 + i] · b_p[offsets[d]] for pixels p &lt; 4 and blocks j &lt; <paramref name="blocks"/>
+    /// (16 chains of FMAs, each in ForwardPixel's order, so with the same bits): a pass over the blocks' weights
+    /// serves four pixels (of one image or several).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void ForwardPixels(float* w, long blockStride, int blocks, int* offsets, int depth, float** b,
+        float* sums)
+    {
+        // Blocks past the last repeat it (computed, never read).
+        float* w0 = w, w1 = w + Math.Min(1, blocks - 1) * blockStride, w2 = w + Math.Min(2, blocks - 1) * blockStride,
+            w3 = w + Math.Min(3, blocks - 1) * blockStride;
+        float* b0 = b[0], b1 = b[1], b2 = b[2], b3 = b[3];
+        Vector256<float> c00 = default, c01 = default, c02 = default, c03 = default,
+            c10 = default, c11 = default, c12 = default, c13 = default,
+            c20 = default, c21 = default, c22 = default, c23 = default,
+            c30 = default, c31 = default, c32 = default, c33 = default;
+        for (long d = 0, at = 0; d < depth; d++, at += 8)
+        {
+            long o = offsets[d];
+            var v0 = Vector256.Load(w0 + at);
+            var v1 = Vector256.Load(w1 + at);
+            var v2 = Vector256.Load(w2 + at);
+            var v3 = Vector256.Load(w3 + at);
+            var x = Vector256.Create(b0[o]);
+            c00 = Fma.MultiplyAdd(v0, x, c00);
+            c01 = Fma.MultiplyAdd(v1, x, c01);
+            c02 = Fma.MultiplyAdd(v2, x, c02);
+            c03 = Fma.MultiplyAdd(v3, x, c03);
+            x = Vector256.Create(b1[o]);
+            c10 = Fma.MultiplyAdd(v0, x, c10);
+            c11 = Fma.MultiplyAdd(v1, x, c11);
+            c12 = Fma.MultiplyAdd(v2, x, c12);
+            c13 = Fma.MultiplyAdd(v3, x, c13);
+            x = Vector256.Create(b2[o]);
+            c20 = Fma.MultiplyAdd(v0, x, c20);
+            c21 = Fma.MultiplyAdd(v1, x, c21);
+            c22 = Fma.MultiplyAdd(v2, x, c22);
+            c23 = Fma.MultiplyAdd(v3, x, c23);
+            x = Vector256.Create(b3[o]);
+            c30 = Fma.MultiplyAdd(v0, x, c30);
+            c31 = Fma.MultiplyAdd(v1, x, c31);
+            c32 = Fma.MultiplyAdd(v2, x, c32);
+            c33 = Fma.MultiplyAdd(v3, x, c33);
+        }
+        c00.Store(sums); c01.Store(sums + 8); c02.Store(sums + 16); c03.Store(sums + 24);
+        c10.Store(sums + 32); c11.Store(sums + 40); c12.Store(sums + 48); c13.Store(sums + 56);
+        c20.Store(sums + 64); c21.Store(sums + 72); c22.Store(sums + 80); c23.Store(sums + 88);
+        c30.Store(sums + 96); c31.Store(sums + 104); c32.Store(sums + 112); c33.Store(sums + 120);
+    }
+
     /// <summary>sums[i·6 + j] += Σ over images, output rows and 16-wide pixel vectors of dy_i · x at offsets[j],
     /// where dy_i is row k0 + i of dy (o1, o2, o3 its distances from row 0) and x the image's buffer; positions % 16 = 0.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -1460,18 +1538,24 @@ public sealed unsafe partial class CpuBackend
         g.OutHeight * g.OutWidth % DirectKernels.Lanes == 0 &&
         ForwardSource(g, null).ChoiceFloats <= DirectImageLimit;
 
+    /// <summary>Images a task takes where each image's last vector holds a few pixels (FewPixelsLast): their last
+    /// pixels share passes over the weights, 4 at a time. In one process, batch 8, against one image a task: the
+    /// data gradients of 256×14×14 → 512 1x1/2 329 → 301 µs and 1024×14×14 → 2048 1x1/2 4.85 → 4.72 ms, the
+    /// forwards of 512×7×7 → 2048 2.32 → 2.20 ms and 2048×7×7 → 512 2.28 → 2.16 (8 images: level with 4; 3:
+    /// between).</summary>
+    private const int FewPixelImages = 4;
+
     /// <summary>Images per task: enough pixel vectors that the tiles (TileVectors vectors each) waste little. With
-    /// AVX-512 an image whose last tile is one vector of a few pixels goes alone, that vector a pixel at a time
-    /// (DirectConvJob.FewPixels): a 7x7 map's 49 pixels then cost 3 vector passes and a pixel, where in groups of 3
-    /// images every fourth vector held one pixel.</summary>
+    /// AVX-512 a map whose last tile would be one vector of a few pixels leaves that vector to a pixel at a time
+    /// (DirectConvJob.FewPixels), FewPixelImages images a task: a 7x7 map's 49 pixels then cost 3 vector passes and
+    /// a pixel, where in groups of 3 images every fourth vector held one pixel.</summary>
     private static int DirectGroup(int positions, int batch)
     {
         int lanes = DirectKernels.Lanes, tileVectors = DirectKernels.TileVectors;
         int vectors = (positions + lanes - 1) / lanes, lastPixels = positions - (vectors - 1) * lanes;
-        bool fewPixelsLast = Avx512F.IsSupported && vectors % tileVectors == 1 &&
-            lastPixels <= DirectKernels.PixelTileLimit;
-        return vectors % tileVectors == 0 || vectors >= 8 * tileVectors || fewPixelsLast
-            ? 1 : Math.Min(tileVectors, batch);
+        if (Avx512F.IsSupported && DirectConvJob.FewPixelsLast(vectors, lastPixels, tileVectors))
+            return Math.Min(FewPixelImages, batch);
+        return vectors % tileVectors == 0 || vectors >= 8 * tileVectors ? 1 : Math.Min(tileVectors, batch);
     }
 
     /// <summary>Output rows a band of a direct convolution has at least when its images are split by rows.</summary>

@@ -76,6 +76,9 @@ public sealed class ConvolutionTests(string kind) : DeviceFixture(kind)
                                                         // a step's channel blocks shared by two tasks
         new(2, 2, 36, 36, 5, 3, 3, 1, 1, 1, 1, 1, 1),   // and over 1296: chunks of 41 and 40 vectors of 16
         new(1, 6, 8, 8, 136, 1, 1, 2, 2, 0, 0, 0, 0),   // onto 136 channels: dy's rows in runs of 128 and 8
+        new(5, 16, 7, 7, 20, 1, 1, 1, 1, 0, 0, 0, 0),   // 7x7 maps, 5 images: each image's 49th pixel in passes of 4
+        new(3, 8, 14, 14, 12, 1, 1, 1, 1, 0, 0, 0, 0),  // 14x14 maps: last vectors of 4 pixels, 12 of them a group
+        new(5, 20, 14, 14, 16, 1, 1, 2, 2, 0, 0, 0, 0), // 1x1/2 to 7x7: the data gradient's phase grids the same way
     ];
 
     private (Tensor<float> X, Tensor<float> W, Tensor<float> B) Inputs(Conv g, int seed) =>
