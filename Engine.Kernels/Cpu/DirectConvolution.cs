@@ -1542,19 +1542,25 @@ public sealed unsafe partial class CpuBackend
     /// pixels share passes over the weights, 4 at a time. In one process, batch 8, against one image a task: the
     /// data gradients of 256×14×14 → 512 1x1/2 329 → 301 µs and 1024×14×14 → 2048 1x1/2 4.85 → 4.72 ms, the
     /// forwards of 512×7×7 → 2048 2.32 → 2.20 ms and 2048×7×7 → 512 2.28 → 2.16 (8 images: level with 4; 3:
-    /// between).</summary>
+    /// between). As many as have their buffers in FewPixelGroupBytes.</summary>
     private const int FewPixelImages = 4;
+
+    /// <summary>Bytes of built buffers a task of FewPixelImages images holds at most (a core's L2). 4 images a task
+    /// of 256×28×28 → 256 3x3/2 (1.3 MB of buffer an image) took its batch-8 forward 5.02 → 5.75 ms in one
+    /// process; 1024×14×14 → 2048 1x1/2's (0.2 MB an image) 4.96 → 4.64.</summary>
+    private const long FewPixelGroupBytes = 1 << 20;
 
     /// <summary>Images per task: enough pixel vectors that the tiles (TileVectors vectors each) waste little. With
     /// AVX-512 a map whose last tile would be one vector of a few pixels leaves that vector to a pixel at a time
     /// (DirectConvJob.FewPixels), FewPixelImages images a task: a 7x7 map's 49 pixels then cost 3 vector passes and
-    /// a pixel, where in groups of 3 images every fourth vector held one pixel.</summary>
-    private static int DirectGroup(int positions, int batch)
+    /// a pixel, where in groups of 3 images every fourth vector held one pixel. <paramref name="imageBytes"/>: an
+    /// image's built buffer (0 read in place).</summary>
+    private static int DirectGroup(int positions, int batch, long imageBytes)
     {
         int lanes = DirectKernels.Lanes, tileVectors = DirectKernels.TileVectors;
         int vectors = (positions + lanes - 1) / lanes, lastPixels = positions - (vectors - 1) * lanes;
         if (Avx512F.IsSupported && DirectConvJob.FewPixelsLast(vectors, lastPixels, tileVectors))
-            return Math.Min(FewPixelImages, batch);
+            return (int)Math.Clamp(FewPixelGroupBytes / Math.Max(1, imageBytes), 1, Math.Min(FewPixelImages, batch));
         return vectors % tileVectors == 0 || vectors >= 8 * tileVectors ? 1 : Math.Min(tileVectors, batch);
     }
 
@@ -1609,7 +1615,8 @@ public sealed unsafe partial class CpuBackend
     {
         int outHeight = source.OutHeight, positions = outHeight * source.OutWidth;
         int depth = DirectPhase.Depth(phases, count, source.Channels);
-        int group = DirectGroup(positions, batch), groups = (batch + group - 1) / group;
+        int group = DirectGroup(positions, batch, source.IsIdentity ? 0 : source.BuiltImageFloats * sizeof(float));
+        int groups = (batch + group - 1) / group;
         int blocks = (outChannels + DirectKernels.ChannelBlock - 1) / DirectKernels.ChannelBlock;
         int parts = EvenParts(groups);
         int rowParts = CheapestBands(source, depth, Math.Max(1, Math.Min(parts, outHeight / MinBandRows)), parts,
