@@ -137,16 +137,16 @@ public static class ConvShapeBenchmarks
                           "backward data ms | GFLOP/s | backward weight ms | GFLOP/s |");
         Console.WriteLine("|---|---|---|---|---|---|---|---|---|");
         double flops = 0, forward = 0, data = 0, weight = 0;
-        var slowest = new List<(string Pass, double Rate)>();
+        var passes = new List<(string Pass, double Rate)>();
         foreach (var shape in shapes)
         {
             var t = Time(device.Backend, shape, iterations, training);
             var g = shape.Geometry;
             string name = $"{g.InChannels}×{g.InHeight}×{g.InWidth} → {g.OutChannels}, " +
                           $"{g.KernelHeight}×{g.KernelWidth}/{g.StrideHeight}";
-            slowest.Add(($"{name} forward", shape.Flops / t.Forward / 1e6));
-            slowest.Add(($"{name} backward data", shape.Flops / t.BackwardData / 1e6));
-            slowest.Add(($"{name} backward weight", shape.Flops / t.BackwardWeight / 1e6));
+            passes.Add(($"{name} forward", shape.Flops / t.Forward / 1e6));
+            passes.Add(($"{name} backward data", shape.Flops / t.BackwardData / 1e6));
+            passes.Add(($"{name} backward weight", shape.Flops / t.BackwardWeight / 1e6));
             Console.WriteLine($"| {name} | {shape.Layers} | " +
                               $"{Format(shape.Flops / 1e9, "F3")} | {Format(t.Forward, "F2")} | " +
                               $"{Rate(shape.Flops, t.Forward)} | {Format(t.BackwardData, "F2")} | " +
@@ -162,7 +162,7 @@ public static class ConvShapeBenchmarks
                           $"{Format(forward, "F1")} | {Rate(flops, forward)} | {Format(data, "F1")} | " +
                           $"{Rate(flops, data)} | {Format(weight, "F1")} | {Rate(flops, weight)} |");
         if (peakBefore is double before && CpuPeak(device.Backend) is double after)
-            PrintShareOfPeak(before, after, slowest);
+            PrintShareOfPeak(before, after, passes);
         if (device.Backend is IlgpuBackend { IlgpuKind: IlgpuKind.Cuda } cuda) PrintKernelResources(cuda);
         return 0;
     }

@@ -631,7 +631,7 @@ internal unsafe struct DirectConvJob : IParallelJob
         // A map whose last tile would be one vector of a few pixels (a 7x7 map's 49th, a 14x14 map's last 4) has
         // those pixels of every image computed after the tiles, a pixel at a time with the channels in the lanes
         // (FewPixels), where the 16-lane kernel would spend a whole vector pass per block on them.
-        bool fewLast = Avx512F.IsSupported && FewPixelsLast(vectors, few, tileVectors);
+        bool fewLast = FewPixelsLast(vectors, few, tileVectors);
         int fullVectors = fewLast ? vectors - 1 : vectors, slots = images * fullVectors;
         float* tile = stackalloc float[DirectKernels.MaxTileFloats + 16];
         tile = (float*)(((nint)tile + 63) & ~(nint)63);
@@ -732,17 +732,18 @@ internal unsafe struct DirectConvJob : IParallelJob
     }
 
     /// <summary>Whether a map of <paramref name="vectors"/> pixel vectors, the last of <paramref name="few"/>
-    /// pixels, leaves its last vector to FewPixels: it would make a tile of its own, and holds few pixels.</summary>
+    /// pixels, leaves its last vector to FewPixels (AVX-512): it would make a tile of its own, and holds few
+    /// pixels.</summary>
     internal static bool FewPixelsLast(int vectors, int few, int tileVectors) =>
-        vectors % tileVectors == 1 && few <= DirectKernels.PixelTileLimit;
+        Avx512F.IsSupported && vectors % tileVectors == 1 && few <= DirectKernels.PixelTileLimit;
 
     /// <summary>Tiles' outputs for the <paramref name="few"/> pixels of each of <paramref name="images"/> images
     /// from <paramref name="source"/> (image i's imageFloats·i on, in a row): out[i][k][q] for q &lt; few and the
     /// channels of blocks [firstBlock, endBlock), with the epilogue, the same bits as the 16-lane kernels. Up to
     /// 4 pixels (of any images) share a pass over 4 blocks' weights (DirectKernels.ForwardPixels): with a pass
     /// per pixel, the last pixel of 1024×14×14 → 2048 1x1/2's 7x7 data gradient streamed its 8 MB of weights once
-    /// an image, a ninth of the pass's time at batch 8. A lone pixel takes 8 blocks a pass
-    /// (DirectKernels.ForwardPixel).</summary>
+    /// an image, a ninth of the pass's time at batch 8. A lone pixel (batch 1 on a 7x7 map) takes 8 blocks a pass
+    /// (DirectKernels.ForwardPixel): through ForwardPixels, 512×7×7 → 2048's forward went 309 → 319 µs.</summary>
     private static void FewPixels(float* source, long imageFloats, int images, int few, float* packedWeight,
         int* offsets, int depth, int outChannels, int firstBlock, int endBlock, float* output, long plane,
         float* sums, float* bias, float* residual, bool relu)
@@ -1230,7 +1231,7 @@ internal static unsafe class DirectKernels
         c4.Store(tile + 192); c5.Store(tile + 240); c6.Store(tile + 288); c7.Store(tile + 336);
     }
 
-    /// <summary>Most pixels a tile's last vector may hold for ForwardPixel to serve them.</summary>
+    /// <summary>Most pixels a map's last vector may hold for FewPixels to serve them a pixel at a time.</summary>
     public const int PixelTileLimit = 4;
 
     /// <summary>One output pixel's sums for up to 8 channel blocks at once, 8 channels in the lanes: sums[j·8 + i] =
@@ -1559,7 +1560,7 @@ public sealed unsafe partial class CpuBackend
     {
         int lanes = DirectKernels.Lanes, tileVectors = DirectKernels.TileVectors;
         int vectors = (positions + lanes - 1) / lanes, lastPixels = positions - (vectors - 1) * lanes;
-        if (Avx512F.IsSupported && DirectConvJob.FewPixelsLast(vectors, lastPixels, tileVectors))
+        if (DirectConvJob.FewPixelsLast(vectors, lastPixels, tileVectors))
             return (int)Math.Clamp(FewPixelGroupBytes / Math.Max(1, imageBytes), 1, Math.Min(FewPixelImages, batch));
         return vectors % tileVectors == 0 || vectors >= 8 * tileVectors ? 1 : Math.Min(tileVectors, batch);
     }
