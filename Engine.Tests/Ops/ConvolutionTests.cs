@@ -51,7 +51,7 @@ public sealed class ConvolutionTests(string kind) : DeviceFixture(kind)
     /// gradients from inputs twice the output (AVX-512's phases: 1x1, 3x3, 4x4 and 5x5 kernels, one-sided padding,
     /// rows of 7 interleaved masked, a batch-1 map split into bands), and weight gradients over maps cut into
     /// uneven chunks (padded rows, and vectors) with dw's rows summed by two tasks, and dy's rows in runs of
-    /// channels.</summary>
+    /// channels, and the weight gradient's GEMM packing strided patch rows from partway along a grid row.</summary>
     public static readonly Conv[] VectorPathEdges =
     [
         new(2, 3, 19, 19, 5, 3, 3, 2, 2, 1, 1, 1, 1),   // stride-2 rows of 10
@@ -79,6 +79,9 @@ public sealed class ConvolutionTests(string kind) : DeviceFixture(kind)
         new(5, 16, 7, 7, 20, 1, 1, 1, 1, 0, 0, 0, 0),   // 7x7 maps, 5 images: each image's 49th pixel in passes of 4
         new(3, 8, 14, 14, 12, 1, 1, 1, 1, 0, 0, 0, 0),  // 14x14 maps: last vectors of 4 pixels, 12 of them a group
         new(5, 20, 14, 14, 16, 1, 1, 2, 2, 0, 0, 0, 0), // 1x1/2 to 7x7: the data gradient's phase grids the same way
+        new(3, 4, 25, 25, 6, 3, 3, 2, 2, 1, 1, 1, 1),   // 3x3/2 to rows of 13 over a depth of 3·169 in blocks of 254:
+                                                        // AVX-512's strided patch rows from mid-row, the last tap
+                                                        // past an odd width
     ];
 
     private (Tensor<float> X, Tensor<float> W, Tensor<float> B) Inputs(Conv g, int seed) =>
