@@ -51,7 +51,8 @@ public sealed class ConvolutionTests(string kind) : DeviceFixture(kind)
     /// gradients from inputs twice the output (AVX-512's phases: 1x1, 3x3, 4x4 and 5x5 kernels, one-sided padding,
     /// rows of 7 interleaved masked, a batch-1 map split into bands), and weight gradients over maps cut into
     /// uneven chunks (padded rows, and vectors) with dw's rows summed by two tasks, and dy's rows in runs of
-    /// channels, and the weight gradient's GEMM packing strided patch rows from partway along a grid row.</summary>
+    /// channels, and the weight gradient's GEMM packing strided patch rows from partway along a grid row, and a 1x1
+    /// data gradient's weights packed several channel blocks a task.</summary>
     public static readonly Conv[] VectorPathEdges =
     [
         new(2, 3, 19, 19, 5, 3, 3, 2, 2, 1, 1, 1, 1),   // stride-2 rows of 10
@@ -82,6 +83,8 @@ public sealed class ConvolutionTests(string kind) : DeviceFixture(kind)
         new(3, 4, 25, 25, 6, 3, 3, 2, 2, 1, 1, 1, 1),   // 3x3/2 to rows of 13 over a depth of 3·169 in blocks of 254:
                                                         // AVX-512's strided patch rows from mid-row, the last tap
                                                         // past an odd width
+        new(2, 140, 3, 3, 16, 1, 1, 1, 1, 0, 0, 0, 0),  // 1x1 data gradient onto 140 channels: its weights packed
+                                                        // 2 blocks of 8 a task, the last block of 4
     ];
 
     private (Tensor<float> X, Tensor<float> W, Tensor<float> B) Inputs(Conv g, int seed) =>
