@@ -10,8 +10,8 @@
 //   backward data:   dx[n] (C × H·W)    = w permuted (C × K·R·S)   · patches of dy[n] (K·R·S × H·W) at stride 1,
 //                    the transposed convolution: tap (r, s) reads dy at (i + PadTop − r, …); strided, without
 //                    the transposed convolution's zeros: columns[n] (C·R·S × OH·OW) = wᵀ (C·R·S × K) · dy[n]
-//                    (K × OH·OW), a block of input channels and a run of images at a time in a task's cache,
-//                    then col2im adds each column into its plane of dx
+//                    (K × OH·OW), a block of input channels and a run of images (or a band of one image's
+//                    output rows) at a time in a task's cache, then col2im adds each column into its plane of dx
 //   backward weight: dw (K × C·R·S)     = dy (K × N·OH·OW)         · patches of x, transposed (N·OH·OW × C·R·S)
 // Every output element is owned by one task and summed in a fixed order, so results are deterministic.
 // Forward's epilogue (y = conv + bias [+ residual], then ReLU: a folded conv → BN [→ add] → ReLU) runs in the
@@ -564,6 +564,13 @@ public sealed unsafe partial class CpuBackend
     /// in its L2 beside its packed dy).</summary>
     private const int ColumnsBlockFloats = 1 << 15;
 
+    /// <summary>Floats of columns a band of the strided data gradient holds where one channel's columns of an image
+    /// are more than ColumnsBlockFloats (the 7x7/2 stem's: 49 rows × 12544, in three blocks of a channel, columns
+    /// and col2im went through memory). 512 KiB, its next band's dy fetched while it multiplies: in one process,
+    /// the stem's data gradient at batch 8 7.93 → 7.38 ms (bands of 1 MiB: 7.44; of 256 KiB: 9.30), 7.18 with the
+    /// fetch; batch 4 3.88 → 3.56 → 3.46.</summary>
+    private const long BandFloats = 1 << 17;
+
     /// <summary>Fewest micro-tile panels of columns a task of the strided data gradient multiplies where the batch
     /// allows: small maps take several images a task, so that their columns fill whole panels (ResNet-50's 7x7
     /// maps, 49 columns an image, would leave 15 of 64 columns empty alone).</summary>
@@ -576,7 +583,8 @@ public sealed unsafe partial class CpuBackend
     /// once per call, dy once per task), then col2im from there into the block's planes of dx, while the columns
     /// are still in cache. Depth blocks, micro-tiles and sums are the packed GEMM's (no slicing), so each column entry
     /// is summed as a GEMM of that image alone would sum it, and col2im adds the entries into each plane in a fixed
-    /// order: the result does not depend on the batch, the blocks or the threads.
+    /// order: the result does not depend on the batch, the blocks or the threads. An image whose columns outgrow the
+    /// cache even a channel at a time goes in bands of output rows (ExecuteBands), with the same sums.
     /// </summary>
     private void ColumnsBackwardData(ConvGeometry g, float* dy, float* w, float* dx)
     {
@@ -589,6 +597,19 @@ public sealed unsafe partial class CpuBackend
         int parts = Math.Min(groupIn, (2 * ThreadCount + runs * g.Groups - 1) / (runs * g.Groups));
         int blocks = (int)(((long)rows * width + ColumnsBlockFloats - 1) / ColumnsBlockFloats);
         blocks = (blocks + parts - 1) / parts * parts;
+        // An image whose one channel's columns are past the budget (the 7x7/2 stem's 49 × 12544) goes in bands of
+        // output rows instead, every channel one block.
+        int bandRows = 0, heldRows = 0;
+        if ((long)kernelArea * width > ColumnsBlockFloats && g.StrideWidth == 2 && Avx.IsSupported &&
+            images == 1 && parts == 1 && g.Groups == 1)
+        {
+            int tileRows = (rows + mr - 1) / mr * mr;
+            heldRows = Math.Min(g.OutHeight, ((g.KernelHeight - 1) * g.DilationHeight + g.StrideHeight - 1) /
+                g.StrideHeight);
+            bandRows = (int)Math.Clamp(BandFloats / ((long)tileRows * g.OutWidth) - heldRows, 1, g.OutHeight);
+            width = ((heldRows + bandRows) * g.OutWidth + nr - 1) / nr * nr + nr;
+            blocks = 1;
+        }
         int blockChannels = (groupIn + Math.Min(blocks, groupIn) - 1) / Math.Min(blocks, groupIn);
         blocks = (groupIn + blockChannels - 1) / blockChannels;   // no empty block
         int blockTileRows = (blockChannels * kernelArea + mr - 1) / mr * mr;
@@ -604,7 +625,7 @@ public sealed unsafe partial class CpuBackend
         {
             G = g, DY = dy, DX = dx, PackedA = packedA, Blocks = blocks, BlockChannels = blockChannels,
             BlockTileRows = blockTileRows, Images = images, Runs = runs, Parts = Math.Min(blocks, parts),
-            Width = width, Backend = this,
+            Width = width, BandRows = bandRows, HeldRows = heldRows, Backend = this,
         };
         Parallel(g.Groups * runs * job.Parts, ref job);
     }
@@ -638,11 +659,16 @@ public sealed unsafe partial class CpuBackend
     {
         public ConvGeometry G;
         public float* DY, DX, PackedA;
-        public int Blocks, BlockChannels, BlockTileRows, Images, Runs, Parts, Width;
+        public int Blocks, BlockChannels, BlockTileRows, Images, Runs, Parts, Width, BandRows, HeldRows;
         public CpuBackend Backend;
 
         public void Execute(int task, int worker)
         {
+            if (BandRows > 0)
+            {
+                ExecuteBands(task, worker);
+                return;
+            }
             int part = task % Parts, run = task / Parts % Runs, group = task / Parts / Runs;
             int n0 = run * Images, images = Math.Min(Images, G.Batch - n0);
             int positions = G.OutHeight * G.OutWidth, kernelArea = G.KernelHeight * G.KernelWidth;
@@ -693,6 +719,63 @@ public sealed unsafe partial class CpuBackend
                     for (int c = c0; c < c1; c++, plane += planeSize)
                         col2im.Plane(plane, columns + (long)(c - c0) * kernelArea * Width + (long)i * positions);
                 }
+            }
+        }
+
+        /// <summary>Task (image) in bands of BandRows output rows, every channel one block: each band's dy packed,
+        /// its columns multiplied after the HeldRows rows kept from the band before, then the rows of dx that no
+        /// later band reaches written whole (Col2Im.StrideTwoRows over them: the same sums in the same order as over
+        /// the whole plane), and the last HeldRows rows' columns moved to the front.</summary>
+        private readonly void ExecuteBands(int task, int worker)
+        {
+            int n = task, outWidth = G.OutWidth, kernelArea = G.KernelHeight * G.KernelWidth;
+            int groupOut = G.OutChannels, depthBlock = PackedGemm.BlockDepth(groupOut);
+            var dyOperands = new MatrixOperands
+                { B = DY, BGroupStride = (long)G.OutChannels * G.OutHeight * outWidth, N = G.OutHeight * outWidth,
+                  K = groupOut };
+            var packedB = (float*)Backend.WorkerScratch(worker, PackedBSlot, (long)groupOut * Width * sizeof(float));
+            var work = (float*)Backend.WorkerScratch(worker, PackWorkSlot,
+                PackedGemm.PackWorkFloats(depthBlock) * sizeof(float));
+            var columns = (float*)Backend.WorkerScratch(worker, ColumnsSlot,
+                (long)BlockTileRows * Width * sizeof(float));
+            var col2im = new Col2Im
+            {
+                G = G, ColumnStride = Width,
+                Phases = (float*)Backend.WorkerScratch(worker, EdgeTileSlot,
+                    Col2Im.PhaseFloats(G.InWidth) * sizeof(float)),
+            };
+            int planeSize = G.InHeight * G.InWidth, rows = G.InChannels * kernelArea, held = 0, doneRows = 0;
+            for (int y0 = 0; y0 < G.OutHeight; y0 += BandRows)
+            {
+                int y1 = Math.Min(G.OutHeight, y0 + BandRows), used = (y1 - y0) * outWidth;
+                if (y1 < G.OutHeight)
+                {
+                    int next = (Math.Min(G.OutHeight, y1 + BandRows) - y1) * outWidth;
+                    float* ahead = DY + n * dyOperands.BGroupStride + (long)y1 * outWidth;
+                    for (int k = 0; k < groupOut; k++, ahead += dyOperands.N)
+                        for (int f = 0; f < next; f += 16) Sse.Prefetch1(ahead + f);
+                }
+                for (int k0 = 0; k0 < groupOut; k0 += depthBlock)
+                {
+                    int kc = Math.Min(depthBlock, groupOut - k0);
+                    float* panels = packedB + (long)k0 * Width;
+                    dyOperands.PackB(panels, n, y0 * outWidth, used, 0, k0, kc, work);
+                    MultiplyBlock(PackedA + (long)k0 * BlockTileRows, panels, kc, columns + held * outWidth, used,
+                        k0 == 0 ? 0f : 1f);
+                }
+                // Rows of dx whose last source row (r = 0) is in this band, all when it is the last.
+                int endRow = y1 == G.OutHeight ? G.InHeight
+                    : Math.Clamp(y1 * G.StrideHeight - G.PadTop, doneRows, G.InHeight);
+                float* plane = DX + (long)n * G.InChannels * planeSize;
+                for (int c = 0; c < G.InChannels; c++, plane += planeSize)
+                    col2im.StrideTwoRows(plane, columns + (long)c * kernelArea * Width, doneRows, endRow, y0 - held);
+                doneRows = endRow;
+                int keep = Math.Min(HeldRows, y1 - (y0 - held));
+                long from = (long)(y1 - keep - (y0 - held)) * outWidth;
+                for (int r = 0; r < rows && y1 < G.OutHeight; r++)
+                    Buffer.MemoryCopy(columns + r * (long)Width + from, columns + r * (long)Width,
+                        (long)keep * outWidth * sizeof(float), (long)keep * outWidth * sizeof(float));
+                held = keep;
             }
         }
 
@@ -751,7 +834,7 @@ public sealed unsafe partial class CpuBackend
         {
             if (G.StrideWidth == 2 && Avx.IsSupported)
             {
-                StrideTwoRows(plane, column);
+                StrideTwoRows(plane, column, 0, G.InHeight, 0);
                 return;
             }
             new Span<float>(plane, G.InHeight * G.InWidth).Clear();
@@ -775,15 +858,17 @@ public sealed unsafe partial class CpuBackend
         /// <summary>The plane at a column stride of 2, a row at a time: its even and odd columns are summed apart,
         /// in Phases, from +0, adding each tap's column row that reaches them (taps in (r, s) order, as the
         /// tap-by-tap scatter adds them: the same bits), a contiguous run at a shift; then the two are interleaved
-        /// into the row, which is written once.</summary>
-        private readonly void StrideTwoRows(float* plane, float* columns)
+        /// into the row, which is written once. Rows [<paramref name="firstRow"/>, <paramref name="endRow"/>), from
+        /// columns that start at output row <paramref name="baseRow"/>.</summary>
+        public readonly void StrideTwoRows(float* plane, float* columns, int firstRow, int endRow, int baseRow)
         {
-            int outHeight = G.OutHeight, outWidth = G.OutWidth, height = G.InHeight, width = G.InWidth;
+            int outHeight = G.OutHeight, outWidth = G.OutWidth, width = G.InWidth;
             int kernelHeight = G.KernelHeight, kernelWidth = G.KernelWidth;
             int strideHeight = G.StrideHeight, dilationHeight = G.DilationHeight, dilationWidth = G.DilationWidth;
             int evenCount = (width + 1) / 2, oddCount = width / 2, oddStart = (evenCount + 7) & ~7;
             float* even = Phases, odd = even + oddStart;
-            for (int ih = 0; ih < height; ih++, plane += width)
+            plane += (long)firstRow * width;
+            for (int ih = firstRow; ih < endRow; ih++, plane += width)
             {
                 for (int k = 0; k < oddStart + oddCount; k += 8) Vector256<float>.Zero.Store(even + k);
                 // Taps r whose rows reach input row ih: ih = oh·sh − PadTop + r·dh.
@@ -797,7 +882,8 @@ public sealed unsafe partial class CpuBackend
                         int b = (s * dilationWidth - G.PadLeft) & 1, shift = (s * dilationWidth - G.PadLeft - b) / 2;
                         float* phase = b == 0 ? even : odd;
                         int lo = Math.Max(0, shift), hi = Math.Min(b == 0 ? evenCount : oddCount, outWidth + shift);
-                        float* source = columns + ((long)r * kernelWidth + s) * ColumnStride + (long)oh * outWidth;
+                        float* source = columns + ((long)r * kernelWidth + s) * ColumnStride +
+                            (long)(oh - baseRow) * outWidth;
                         AddRow(source + lo - shift, phase + lo, hi - lo);
                     }
                 }

@@ -52,7 +52,8 @@ public sealed class ConvolutionTests(string kind) : DeviceFixture(kind)
     /// rows of 7 interleaved masked, a batch-1 map split into bands), and weight gradients over maps cut into
     /// uneven chunks (padded rows, and vectors) with dw's rows summed by two tasks, and dy's rows in runs of
     /// channels, and the weight gradient's GEMM packing strided patch rows from partway along a grid row, and a 1x1
-    /// data gradient's weights packed several channel blocks a task.</summary>
+    /// data gradient's weights packed several channel blocks a task, and a strided data gradient in bands of rows.
+    /// </summary>
     public static readonly Conv[] VectorPathEdges =
     [
         new(2, 3, 19, 19, 5, 3, 3, 2, 2, 1, 1, 1, 1),   // stride-2 rows of 10
@@ -85,6 +86,8 @@ public sealed class ConvolutionTests(string kind) : DeviceFixture(kind)
                                                         // past an odd width
         new(2, 140, 3, 3, 16, 1, 1, 1, 1, 0, 0, 0, 0),  // 1x1 data gradient onto 140 channels: its weights packed
                                                         // 2 blocks of 8 a task, the last block of 4
+        new(4, 3, 75, 75, 4, 7, 7, 2, 2, 3, 3, 3, 3),   // 7x7/2 data gradient of 38 rows of 38: two bands of output
+                                                        // rows, the second after 3 rows held from the first
     ];
 
     private (Tensor<float> X, Tensor<float> W, Tensor<float> B) Inputs(Conv g, int seed) =>
