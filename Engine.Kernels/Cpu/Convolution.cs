@@ -694,14 +694,8 @@ public sealed unsafe partial class CpuBackend
                         work);
                 }
             }
-            var columns = (float*)Backend.WorkerScratch(worker, ColumnsSlot,
-                (long)BlockTileRows * Width * sizeof(float));
-            var col2im = new Col2Im
-            {
-                G = G, ColumnStride = Width,
-                Phases = (float*)Backend.WorkerScratch(worker, EdgeTileSlot,
-                    Col2Im.PhaseFloats(G.InWidth) * sizeof(float)),
-            };
+            var columns = Columns(worker);
+            var col2im = Col2ImOf(worker);
             int planeSize = G.InHeight * G.InWidth;
             for (int block = part * Blocks / Parts; block < (part + 1) * Blocks / Parts; block++)
             {
@@ -722,6 +716,17 @@ public sealed unsafe partial class CpuBackend
             }
         }
 
+        /// <summary>The worker's columns: BlockTileRows rows of Width floats.</summary>
+        private readonly float* Columns(int worker) =>
+            (float*)Backend.WorkerScratch(worker, ColumnsSlot, (long)BlockTileRows * Width * sizeof(float));
+
+        /// <summary>col2im over the columns' rows (Width floats apart), with the worker's row phases.</summary>
+        private readonly Col2Im Col2ImOf(int worker) => new()
+        {
+            G = G, ColumnStride = Width,
+            Phases = (float*)Backend.WorkerScratch(worker, EdgeTileSlot, Col2Im.PhaseFloats(G.InWidth) * sizeof(float)),
+        };
+
         /// <summary>Task (image) in bands of BandRows output rows, every channel one block: each band's dy packed,
         /// its columns multiplied after the HeldRows rows kept from the band before, then the rows of dx that no
         /// later band reaches written whole (Col2Im.StrideTwoRows over them: the same sums in the same order as over
@@ -736,14 +741,8 @@ public sealed unsafe partial class CpuBackend
             var packedB = (float*)Backend.WorkerScratch(worker, PackedBSlot, (long)groupOut * Width * sizeof(float));
             var work = (float*)Backend.WorkerScratch(worker, PackWorkSlot,
                 PackedGemm.PackWorkFloats(depthBlock) * sizeof(float));
-            var columns = (float*)Backend.WorkerScratch(worker, ColumnsSlot,
-                (long)BlockTileRows * Width * sizeof(float));
-            var col2im = new Col2Im
-            {
-                G = G, ColumnStride = Width,
-                Phases = (float*)Backend.WorkerScratch(worker, EdgeTileSlot,
-                    Col2Im.PhaseFloats(G.InWidth) * sizeof(float)),
-            };
+            var columns = Columns(worker);
+            var col2im = Col2ImOf(worker);
             int planeSize = G.InHeight * G.InWidth, rows = G.InChannels * kernelArea, held = 0, doneRows = 0;
             for (int y0 = 0; y0 < G.OutHeight; y0 += BandRows)
             {

@@ -144,18 +144,18 @@ public sealed unsafe partial class CpuBackend
     /// <summary>Block <c>b</c> of every phase's packed weights, [block][Depth][ChannelBlock] from the phase's
     /// PackedWeight, for the BlocksPerTask blocks of a task: element j of term d = (g, t), the phase's t-th tap
     /// (DirectPhase.KernelTaps) of source channel g, is w[channel·ChannelStride + g·GroupStride + KernelTaps[t]] for
-    /// channel b·ChannelBlock + j (0 past Channels). Forward (Whole: one phase, every tap in order): the channels are the output channels, g the input
-    /// channels (strides C·R·S and R·S), so a channel's row of weights is its terms in order and the block is 8 rows
-    /// transposed. Backward data: the channels are the input channels, g the output channels (strides R·S and
-    /// C·R·S), the taps flipped (stride 1) or a phase's (stride 2): for each g the block's filters are transposed
-    /// once (R·S taps × the channels) and each phase's taps copied from it. Element by element, a channel at a
-    /// time, ResNet-18's 256×14×14 → 512 3x3/2 packed in 0.92 / 1.64 ms forward / data gradient (its data gradient
-    /// a task per phase and block), against 0.45 / 0.49 so, a cost a training step pays for every direct layer.
-    /// With AVX-512 (blocks of 8 channels, 32 bytes a term) the packs are stored past the caches and fenced at the
-    /// end of each task. Training packs the weights anew on every pass, into memory that a different layer's pack
+    /// channel b·ChannelBlock + j (0 past Channels). Forward (Whole: one phase, every tap in order): the channels are
+    /// the output channels, g the input channels (strides C·R·S and R·S), so a channel's row of weights is its terms in
+    /// order and the block is 8 rows transposed. Backward data: the channels are the input channels, g the output
+    /// channels (strides R·S and C·R·S), the taps flipped (stride 1) or a phase's (stride 2): for each g the block's
+    /// filters are transposed once (R·S taps × the channels) and each phase's taps copied from it. Element by element,
+    /// a channel at a time, ResNet-18's 256×14×14 → 512 3x3/2 packed in 0.92 / 1.64 ms forward / data gradient (its
+    /// data gradient a task per phase and block), against 0.45 / 0.49 so, a cost a training step pays for every direct
+    /// layer. With AVX-512 (blocks of 8 channels, 32 bytes a term) the packs are stored past the caches and fenced at
+    /// the end of each task. Training packs the weights anew on every pass, into memory that a different layer's pack
     /// left in the other core's cache or in memory, and storing through the caches first fetched each line: in one
-    /// process, a pass of ResNet-18's 256×14×14 → 512 3x3/2 at batch 8 took 2.77 → 2.53 ms forward and
-    /// 2.94 → 2.70 ms data gradient (2.40 / 2.52 with the pack kept), its 1x1/2 layer 0.38 → 0.35 and 0.38 → 0.32.
+    /// process, a pass of ResNet-18's 256×14×14 → 512 3x3/2 at batch 8 took 2.77 → 2.53 ms forward and 2.94 → 2.70 ms
+    /// data gradient (2.40 / 2.52 with the pack kept), its 1x1/2 layer 0.38 → 0.35 and 0.38 → 0.32.
     /// </summary>
     private struct DirectWeightPackJob : IParallelJob
     {
