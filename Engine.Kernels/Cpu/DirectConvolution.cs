@@ -610,23 +610,25 @@ internal unsafe struct DirectConvJob : IParallelJob
     /// <summary>How many tiles ahead the residual is prefetched.</summary>
     private const int ResidualAhead = 2;
 
-    /// <summary>out[i, k, p] = Σ_d weight[k][d] · buffer_i[Offsets[d] + (p / W)·pitch + p % W] (+ bias[k],
-    /// + residual at out's offset, then ReLU) for images i &lt; images, pixels p &lt; positions and the channels of
-    /// blocks [firstBlock, endBlock), a tile of ChannelBlock channels × TileVectors pixel vectors at a time (with
-    /// AVX-512, for a part whose one block holds at most 4 channels, narrow tiles of 4 × NarrowTileVectors; the
-    /// vectors of a tile may lie in consecutive images), W = <paramref name="rowWidth"/> and pitch =
-    /// <paramref name="rowPitch"/>: equal (p itself), or the buffer's padded rows (ShiftedSource.PaddedRows, whose
-    /// output rows are whole vectors). Out's channels are <paramref name="plane"/> floats apart, its images
-    /// outChannels·plane.</summary>
+    /// <summary>out[i, k, p] = Σ_d weight[k][d] · buffer_i[Offsets[d] + (p / W)·pitch + p % W] (+ bias[k], + residual
+    /// at out's offset, then ReLU) for images i &lt; images, pixels p &lt; positions and the channels of blocks
+    /// [firstBlock, endBlock), a tile of ChannelBlock channels × TileVectors pixel vectors at a time (with AVX-512, for
+    /// a part whose one block holds at most 4 channels, narrow tiles of 4 × NarrowTileVectors, of 3 channels 3 ×
+    /// ThreeChannelTileVectors; the vectors of a tile may lie in consecutive images), W = <paramref name="rowWidth"/>
+    /// and pitch = <paramref name="rowPitch"/>: equal (p itself), or the buffer's padded rows
+    /// (ShiftedSource.PaddedRows, whose output rows are whole vectors). Out's channels are <paramref name="plane"/>
+    /// floats apart, its images outChannels·plane.</summary>
     private static void Tiles(float* buffer, long imageFloats, int rowWidth, int rowPitch, int images, int positions,
         long plane, float* packedWeight, int* offsets, int depth, int outChannels, int firstBlock, int endBlock,
         float* output, float* bias, float* residual, bool relu)
     {
         int lanes = DirectKernels.Lanes, block = DirectKernels.ChannelBlock, staged = DirectKernels.TileVectors;
-        // A part of one block of a few channels takes narrow tiles (Forward4x6).
+        // A part of one block of a few channels takes narrow tiles (Forward4x6; of 3 channels, Forward3x8).
         bool narrow = Avx512F.IsSupported && endBlock - firstBlock == 1 &&
             outChannels - firstBlock * block <= DirectKernels.NarrowChannels;
-        int tileVectors = narrow ? DirectKernels.NarrowTileVectors : staged;
+        bool three = narrow && outChannels - firstBlock * block == 3;
+        int tileVectors = three ? DirectKernels.ThreeChannelTileVectors
+            : narrow ? DirectKernels.NarrowTileVectors : staged;
         int vectors = (positions + lanes - 1) / lanes, few = positions - (vectors - 1) * lanes;
         // A map whose last tile would be one vector of a few pixels (a 7x7 map's 49th, a 14x14 map's last 4) has
         // those pixels of every image computed after the tiles, a pixel at a time with the channels in the lanes
@@ -635,9 +637,9 @@ internal unsafe struct DirectConvJob : IParallelJob
         int fullVectors = fewLast ? vectors - 1 : vectors, slots = images * fullVectors;
         float* tile = stackalloc float[DirectKernels.MaxTileFloats + 16];
         tile = (float*)(((nint)tile + 63) & ~(nint)63);
-        float** bases = stackalloc float*[DirectKernels.NarrowTileVectors];
-        int* image = stackalloc int[DirectKernels.NarrowTileVectors];
-        int* pixel = stackalloc int[DirectKernels.NarrowTileVectors];
+        float** bases = stackalloc float*[DirectKernels.ThreeChannelTileVectors];
+        int* image = stackalloc int[DirectKernels.ThreeChannelTileVectors];
+        int* pixel = stackalloc int[DirectKernels.ThreeChannelTileVectors];
         // Slot t0's image, pixel vector and (row, column) in the buffer, stepped without divisions.
         int slotImage = 0, slotVector = 0, slotRow = 0, slotColumn = 0;
         long blockBytes = (long)block * plane * sizeof(float);
@@ -688,6 +690,11 @@ internal unsafe struct DirectConvJob : IParallelJob
             for (int kb = firstBlock; kb < endBlock; kb++)
             {
                 int kEnd = Math.Min(block, outChannels - kb * block);
+                if (whole && three)
+                {
+                    DirectKernels.Forward3x8(packedWeight + (long)kb * depth * block, offsets, depth, bases, &store);
+                    continue;
+                }
                 if (whole && narrow)
                 {
                     DirectKernels.Forward4x6(packedWeight + (long)kb * depth * block, offsets, depth, bases, &store,
@@ -926,7 +933,7 @@ internal unsafe struct PartialSumJob : IParallelJob
 /// Residual, then ReLU when asked (the same operations, in the same order, as GemmOutput.EpilogueRow).</summary>
 internal unsafe struct DirectStore
 {
-    public fixed long Outputs[DirectKernels.NarrowTileVectors];
+    public fixed long Outputs[DirectKernels.ThreeChannelTileVectors];
     public float* Bias;
     public long ChannelStride, ResidualOffset;
     public bool Residual, Relu;
@@ -949,9 +956,9 @@ internal unsafe struct DirectStore
     }
 }
 
-/// <summary>The micro-kernels of the direct convolutions: 8 channels × 3 vectors of 16 (forward; 4 × 6 for blocks of
-/// a few channels) and 4 channels × 6 terms (weight gradient) with AVX-512; 4 channels × 3 vectors of 8 and 2
-/// channels × 6 terms with AVX2+FMA (12 of the 16 ymm registers accumulate).</summary>
+/// <summary>The micro-kernels of the direct convolutions: 8 channels × 3 vectors of 16 (forward; 4 × 6 for blocks of a
+/// few channels, 3 × 8 for blocks of 3) and 4 channels × 6 terms (weight gradient) with AVX-512; 4 channels × 3 vectors
+/// of 8 and 2 channels × 6 terms with AVX2+FMA (12 of the 16 ymm registers accumulate).</summary>
 internal static unsafe class DirectKernels
 {
     public static bool IsSupported => Avx512F.IsSupported || (Avx2.IsSupported && Fma.IsSupported);
@@ -970,6 +977,9 @@ internal static unsafe class DirectKernels
 
     /// <summary>Most channels of a narrow tile.</summary>
     public const int NarrowChannels = 4;
+
+    /// <summary>Pixel vectors of a narrow tile of 3 channels (Forward3x8, AVX-512).</summary>
+    public const int ThreeChannelTileVectors = 8;
 
     /// <summary>Output channels of a weight-gradient step (each with 6 depth terms).</summary>
     public static int WeightChannels => Avx512F.IsSupported ? 4 : 2;
@@ -1207,6 +1217,67 @@ internal static unsafe class DirectKernels
         if (channels < 4) return;
         store->Put(c30, 3, 0, floor); store->Put(c31, 3, 1, floor); store->Put(c32, 3, 2, floor);
         store->Put(c33, 3, 3, floor); store->Put(c34, 3, 4, floor); store->Put(c35, 3, 5, floor);
+    }
+
+    /// <summary>The sums of Forward8x3 for the first 3 channels of a packed block and 8 pixel vectors (bases[0 … 8)),
+    /// stored through <paramref name="store"/>: the data gradient onto a 3-channel image (the stems'), where
+    /// Forward4x6 spent a quarter of its FMAs on the block's padding. Each pixel vector is loaded into one register
+    /// and taken by the 3 channels' FMAs at once (24 accumulators, 3 weights, 1 vector: 28 of the 32 registers).
+    /// Batch 1 in one process, against Forward4x6: the 7x7/2 stem's data gradient 1114 → 932 µs; CIFAR's 16 → 3
+    /// 3x3 at batch 128 751 → 667. Each sum is the same chain of FMAs as Forward8x3's, so with the same bits.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Forward3x8(float* w, int* offsets, int depth, float** bases, DirectStore* store)
+    {
+        float* b0p = bases[0], b1p = bases[1], b2p = bases[2], b3p = bases[3], b4p = bases[4], b5p = bases[5],
+            b6p = bases[6], b7p = bases[7];
+        Vector512<float> c00 = default, c01 = default, c02 = default, c03 = default, c04 = default, c05 = default,
+            c06 = default, c07 = default,
+            c10 = default, c11 = default, c12 = default, c13 = default, c14 = default, c15 = default,
+            c16 = default, c17 = default,
+            c20 = default, c21 = default, c22 = default, c23 = default, c24 = default, c25 = default,
+            c26 = default, c27 = default;
+        for (int* term = offsets, end = offsets + depth; term < end; term++, w += 8)
+        {
+            long o = *term;
+            var a0 = Vector512.Create(w[0]);
+            var a1 = Vector512.Create(w[1]);
+            var a2 = Vector512.Create(w[2]);
+            var b = Vector512.Load(b0p + o);
+            c00 = Avx512F.FusedMultiplyAdd(a0, b, c00); c10 = Avx512F.FusedMultiplyAdd(a1, b, c10);
+            c20 = Avx512F.FusedMultiplyAdd(a2, b, c20);
+            b = Vector512.Load(b1p + o);
+            c01 = Avx512F.FusedMultiplyAdd(a0, b, c01); c11 = Avx512F.FusedMultiplyAdd(a1, b, c11);
+            c21 = Avx512F.FusedMultiplyAdd(a2, b, c21);
+            b = Vector512.Load(b2p + o);
+            c02 = Avx512F.FusedMultiplyAdd(a0, b, c02); c12 = Avx512F.FusedMultiplyAdd(a1, b, c12);
+            c22 = Avx512F.FusedMultiplyAdd(a2, b, c22);
+            b = Vector512.Load(b3p + o);
+            c03 = Avx512F.FusedMultiplyAdd(a0, b, c03); c13 = Avx512F.FusedMultiplyAdd(a1, b, c13);
+            c23 = Avx512F.FusedMultiplyAdd(a2, b, c23);
+            b = Vector512.Load(b4p + o);
+            c04 = Avx512F.FusedMultiplyAdd(a0, b, c04); c14 = Avx512F.FusedMultiplyAdd(a1, b, c14);
+            c24 = Avx512F.FusedMultiplyAdd(a2, b, c24);
+            b = Vector512.Load(b5p + o);
+            c05 = Avx512F.FusedMultiplyAdd(a0, b, c05); c15 = Avx512F.FusedMultiplyAdd(a1, b, c15);
+            c25 = Avx512F.FusedMultiplyAdd(a2, b, c25);
+            b = Vector512.Load(b6p + o);
+            c06 = Avx512F.FusedMultiplyAdd(a0, b, c06); c16 = Avx512F.FusedMultiplyAdd(a1, b, c16);
+            c26 = Avx512F.FusedMultiplyAdd(a2, b, c26);
+            b = Vector512.Load(b7p + o);
+            c07 = Avx512F.FusedMultiplyAdd(a0, b, c07); c17 = Avx512F.FusedMultiplyAdd(a1, b, c17);
+            c27 = Avx512F.FusedMultiplyAdd(a2, b, c27);
+        }
+        var floor = Vector512.Create(store->Relu ? 0f : float.NegativeInfinity);
+        store->Put(c00, 0, 0, floor); store->Put(c01, 0, 1, floor); store->Put(c02, 0, 2, floor);
+        store->Put(c03, 0, 3, floor); store->Put(c04, 0, 4, floor); store->Put(c05, 0, 5, floor);
+        store->Put(c06, 0, 6, floor); store->Put(c07, 0, 7, floor);
+        store->Put(c10, 1, 0, floor); store->Put(c11, 1, 1, floor); store->Put(c12, 1, 2, floor);
+        store->Put(c13, 1, 3, floor); store->Put(c14, 1, 4, floor); store->Put(c15, 1, 5, floor);
+        store->Put(c16, 1, 6, floor); store->Put(c17, 1, 7, floor);
+        store->Put(c20, 2, 0, floor); store->Put(c21, 2, 1, floor); store->Put(c22, 2, 2, floor);
+        store->Put(c23, 2, 3, floor); store->Put(c24, 2, 4, floor); store->Put(c25, 2, 5, floor);
+        store->Put(c26, 2, 6, floor); store->Put(c27, 2, 7, floor);
     }
 
     /// <summary>Forward8x3's first vector: tile[i·3·16 + l] = Σ_d w[d·8 + i] · b_0[offsets[d] + l].</summary>
@@ -1568,8 +1639,15 @@ public sealed unsafe partial class CpuBackend
     /// <summary>Output rows a band of a direct convolution has at least when its images are split by rows.</summary>
     private const int MinBandRows = 4;
 
-    /// <summary>A built buffer float's cost in 16-wide FMAs (copy or gather, in a part's L2), for choosing bands.</summary>
+    /// <summary>A built buffer float's cost in 16-wide FMAs (a copy, in a part's L2), for choosing bands.</summary>
     private const double BuildCostInFmas = 0.5;
+
+    /// <summary>BuildCostInFmas of a buffer gathered at stride 2 (a float a cycle: 128×28×28 → 256 1x1/2's build
+    /// was 6 of its 47 µs at batch 1). Batch 1 in one process, against 0.5, with 2 threads: the 1x1/2 layers
+    /// 128×28×28 → 256 forward 47.3 → 41.2 µs and 256×56×56 → 512 615 → 590, 256×28×28 → 256 3x3/2 679 → 671
+    /// (two bands of rows in place of two ranges of channels that each built the whole buffer); batch 2 and 4
+    /// of 128×28×28 → 256 93 → 80 and 197 → 171 µs; the rest level.</summary>
+    private const double StridedBuildCostInFmas = 2;
 
     /// <summary>Ranges of output-channel blocks per band, so that <paramref name="bands"/> bands make about
     /// <paramref name="parts"/> parts: at least one, and at least two blocks a range.</summary>
@@ -1586,6 +1664,7 @@ public sealed unsafe partial class CpuBackend
     {
         int outHeight = source.OutHeight;
         double imageFloats = source.BuiltImageFloats, bestCost = double.MaxValue;
+        double buildCost = source.StrideW == 1 ? BuildCostInFmas : StridedBuildCostInFmas;
         int best = most;
         for (int bands = most; bands >= 1; bands--)
         {
@@ -1594,7 +1673,7 @@ public sealed unsafe partial class CpuBackend
                 vectors += (Math.Min(rows, outHeight - oh) * source.OutWidth + DirectKernels.Lanes - 1) /
                     DirectKernels.Lanes;
             double cost = (double)vectors * depth * outChannels +
-                (source.IsIdentity ? 0 : BuildCostInFmas * ChannelParts(parts, built, blocks) * imageFloats);
+                (source.IsIdentity ? 0 : buildCost * ChannelParts(parts, built, blocks) * imageFloats);
             if (cost < bestCost) (best, bestCost) = (bands, cost);
         }
         return best;

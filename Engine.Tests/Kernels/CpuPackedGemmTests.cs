@@ -95,35 +95,33 @@ public sealed class CpuPackedGemmTests
         }
     }
 
-    /// <summary>Batch-1 ResNet-50 shapes where the GEMM's panels are few (a 7x7 map, four panels of 16, stride 1,
-    /// and a strided 14x14 → 7x7 one, whose data gradient is the columns GEMM with one image, with AVX-512 the
-    /// direct kernels' phases; with AVX-512 the 49th pixel of each 7x7 map, 3·16 + 1, goes a pixel at a time, the
-    /// channels in the lanes); narrow shapes that
-    /// the direct kernels serve with one image's (or two images') output channels split into parts (42 channels:
-    /// a last block of 2 with AVX2's blocks of 4 and AVX-512's of 8; 25 positions: tiles across two images); and
-    /// a batch of 20 on an 8x8 map, whose direct weight gradient sums two images per group; and three 5x5 images
-    /// of 80 channels on AVX2's GEMM, whose 75 columns make five panels of 16, two of them across images (9 + 7
-    /// and 2 + 14 columns), in one task whose rows are split, so B is packed once for every row part; and 17
-    /// images of a 2x2 map, four images to a panel; and a pointwise (1x1) kernel over three 9x9 images, whose weight
-    /// gradient transposes dy and x in place in stretches of 81 positions (an image's) and into a last tile of 2
-    /// rows and a panel of 3 columns; and the direct kernels' bands of output rows at batch 1 and 2 (when images are
-    /// too few for the threads): a 13x13 map in bands of 5, 5 and 3 rows whose pixel counts end inside a vector,
-    /// the same for a group of two images whose tiles cross from one image to the next within a band, a stride-2
-    /// forward whose bands start at every other source row, and a 5x5 kernel's bands of 5, 5, 5 and 2 rows, each
-    /// building a halo of 4 rows; and the image buffer's padded rows (output rows of whole vectors: one plane per
-    /// channel, each vector read at its row's start), with a 5x5 kernel in bands of 4 rows, and for three 8x8
-    /// images whose tiles cross from one image to the next in bands of 4 rows; and four 7x7 images, which AVX-512
-    /// takes one a task, each image's 49th pixel alone; and layers of 4 channels or fewer, which AVX-512's direct
-    /// kernels take in narrow tiles (4 channels × 6 vectors): a 7x7/2 stem's data gradient onto 3 channels (its
-    /// phases, in bands at batch 1), a 3-channel 3x3 layer's data gradient, a 4-channel one's forward and a
-    /// 2-channel one's; and pointwise layers
-    /// that the direct kernels read in place, a 13x13 map at batch 1 in bands of 5, 5 and 3 rows (the last vector of
-    /// every band reaching past it, the last band's past the tensor), two 7x7 images and three 8x8 ones (whose
-    /// weight gradient the direct kernels take, x read in place), and 1x1/2 layers whose data gradient's phase reads
-    /// dy in place (a 13x13 dy at batch 1 in bands, three 7x7 ones); and weight gradients whose GEMM reads dy's rows
-    /// in place (AVX-512, a task per panel), depth blocks running across images of 13x13 positions: 9 panels
-    /// (in place on 1 to 3 threads), and 9 panels over 22 images in two split-K slices (packed on one thread, in
-    /// place on more: the same bits). All three passes, the forward with bias, residual and ReLU.
+    /// <summary>Batch-1 ResNet-50 shapes where the GEMM's panels are few (a 7x7 map, four panels of 16, stride 1, and a
+    /// strided 14x14 → 7x7 one, whose data gradient is the columns GEMM with one image, with AVX-512 the direct
+    /// kernels' phases; with AVX-512 the 49th pixel of each 7x7 map, 3·16 + 1, goes a pixel at a time, the channels in
+    /// the lanes); narrow shapes that the direct kernels serve with one image's (or two images') output channels split
+    /// into parts (42 channels: a last block of 2 with AVX2's blocks of 4 and AVX-512's of 8; 25 positions: tiles
+    /// across two images); and a batch of 20 on an 8x8 map, whose direct weight gradient sums two images per group; and
+    /// three 5x5 images of 80 channels on AVX2's GEMM, whose 75 columns make five panels of 16, two of them across
+    /// images (9 + 7 and 2 + 14 columns), in one task whose rows are split, so B is packed once for every row part; and
+    /// 17 images of a 2x2 map, four images to a panel; and a pointwise (1x1) kernel over three 9x9 images, whose weight
+    /// gradient transposes dy and x in place in stretches of 81 positions (an image's) and into a last tile of 2 rows
+    /// and a panel of 3 columns; and the direct kernels' bands of output rows at batch 1 and 2 (when images are too few
+    /// for the threads): a 13x13 map in bands of 5, 5 and 3 rows whose pixel counts end inside a vector, the same for a
+    /// group of two images whose tiles cross from one image to the next within a band, a stride-2 forward whose bands
+    /// start at every other source row, and a 5x5 kernel's bands of 5, 5, 5 and 2 rows, each building a halo of 4 rows;
+    /// and the image buffer's padded rows (output rows of whole vectors: one plane per channel, each vector read at its
+    /// row's start), with a 5x5 kernel in bands of 4 rows, and for three 8x8 images whose tiles cross from one image to
+    /// the next in bands of 4 rows; and four 7x7 images, which AVX-512 takes one a task, each image's 49th pixel alone;
+    /// and layers of 4 channels or fewer, which AVX-512's direct kernels take in narrow tiles (4 channels × 6 vectors):
+    /// a 7x7/2 stem's data gradient onto 3 channels (its phases, in bands at batch 1, in tiles of 3 channels × 8
+    /// vectors), a 3-channel 3x3 layer's data gradient, a 4-channel one's forward and a 2-channel one's; and pointwise
+    /// layers that the direct kernels read in place, a 13x13 map at batch 1 in bands of 5, 5 and 3 rows (the last
+    /// vector of every band reaching past it, the last band's past the tensor), two 7x7 images and three 8x8 ones
+    /// (whose weight gradient the direct kernels take, x read in place), and 1x1/2 layers whose data gradient's phase
+    /// reads dy in place (a 13x13 dy at batch 1 in bands, three 7x7 ones); and weight gradients whose GEMM reads dy's
+    /// rows in place (AVX-512, a task per panel), depth blocks running across images of 13x13 positions: 9 panels (in
+    /// place on 1 to 3 threads), and 9 panels over 22 images in two split-K slices (packed on one thread, in place on
+    /// more: the same bits). All three passes, the forward with bias, residual and ReLU.
     /// </summary>
     [TestCase(1, 512, 7, 512, 1)]
     [TestCase(3, 80, 5, 72, 1)]
