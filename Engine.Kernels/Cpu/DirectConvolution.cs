@@ -902,15 +902,23 @@ internal unsafe struct DirectWeightJob : IParallelJob
             int d0 = 6 * (call / blocks), k0 = call % blocks * channels, terms = Math.Min(6, Depth - d0);
             float* sums = partial + Step(d0, k0, PaddedChannels), row = Output + (long)k0 * Depth + d0;
             for (int i = 0, count = Math.Min(channels, OutChannels - k0); i < count; i++, sums += 6, row += Depth)
-            {
-                if (terms == 6)
-                {
-                    Vector128.Load(sums).Store(row);
-                    *(ulong*)(row + 4) = *(ulong*)(sums + 4);
-                }
-                else for (int j = 0; j < terms; j++) row[j] = sums[j];
-            }
+                StoreStep(row, Vector128.Load(sums), sums[4], sums[5], terms);
         }
+    }
+
+    /// <summary>row[j] = a step's term j for j &lt; <paramref name="terms"/>: <paramref name="head"/>'s 4, then t4
+    /// and t5 (a row's last step may hold fewer than 6; nothing past them is written).</summary>
+    public static void StoreStep(float* row, Vector128<float> head, float t4, float t5, int terms)
+    {
+        if (terms == 6)
+        {
+            head.Store(row);
+            row[4] = t4;
+            row[5] = t5;
+            return;
+        }
+        for (int j = 0; j < Math.Min(4, terms); j++) row[j] = head.GetElement(j);
+        if (terms == 5) row[4] = t4;
     }
 }
 
@@ -929,7 +937,6 @@ internal unsafe struct PartialSumJob : IParallelJob
 
     public readonly void Execute(int task, int worker)
     {
-        float* last = stackalloc float[6];
         for (int k = task * ChannelsPerTask, k1 = Math.Min(OutChannels, k + ChannelsPerTask); k < k1; k++)
         {
             float* dst = Output + (long)k * Depth;
@@ -947,13 +954,7 @@ internal unsafe struct PartialSumJob : IParallelJob
                     tail0 += other[4];
                     tail1 += other[5];
                 }
-                // The row's last step may hold fewer than 6 terms: it is staged and its terms copied.
-                bool whole = d0 + 6 <= Depth;
-                float* sum = whole ? dst + d0 : last;
-                head.Store(sum);
-                sum[4] = tail0;
-                sum[5] = tail1;
-                if (!whole) new ReadOnlySpan<float>(last, Depth - d0).CopyTo(new Span<float>(dst + d0, Depth - d0));
+                DirectWeightJob.StoreStep(dst + d0, head, tail0, tail1, Math.Min(6, Depth - d0));
             }
         }
     }
