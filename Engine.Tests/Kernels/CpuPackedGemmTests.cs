@@ -123,8 +123,9 @@ public sealed class CpuPackedGemmTests
     /// place on 1 to 3 threads), and 9 panels over 22 images in two split-K slices (packed on one thread, in place on
     /// more: the same bits); and direct weight gradients of 11 terms a row (a last step of 5 of its 6), written by each
     /// task at batch 1 and summed over three images' partials; and 48 small 3-channel images of 20x20 (16 KB buffers,
-    /// 25 vectors, a last tile of one), three a task on 1 and 2 threads (tiles across images) and one on 3. All
-    /// three passes, the forward with bias, residual and ReLU.
+    /// 25 vectors, a last tile of one), three a task on 1 and 2 threads (tiles across images) and one on 3, whose
+    /// weight gradient's kernel calls each sum three images (DirectWeightJob.LongPixelRun). All three passes, the
+    /// forward with bias, residual and ReLU.
     /// </summary>
     [TestCase(1, 512, 7, 512, 1)]
     [TestCase(3, 80, 5, 72, 1)]
