@@ -81,6 +81,12 @@ public sealed class CliTests : TempFolderFixture
         Assert.That(int.Parse(peak.Groups[1].Value), Is.Positive);
         Assert.That(int.Parse(peak.Groups[2].Value), Is.Positive);
         Assert.That(result.Stdout, Does.Match(@"Passes below 60 % of it \(\d+ GFLOP/s\): (none|.+ \(\d+ %\))\."));
+        // The stem's data gradient, which training never computes, is named apart from that verdict.
+        var verdict = result.Stdout[result.Stdout.IndexOf("Passes below", StringComparison.Ordinal)..];
+        Assert.That(verdict, Does.Match(@"Apart, the data gradient of the layer that takes the network's input, " +
+            @"which no training step computes: 3×32×32 → 16, 3×3/1 backward data \d+ \(\d+ %\)\."));
+        Assert.That(verdict[..verdict.IndexOf("Apart", StringComparison.Ordinal)],
+            Does.Not.Contain("3×32×32 → 16, 3×3/1 backward data"));
     }
 
     [Test]
