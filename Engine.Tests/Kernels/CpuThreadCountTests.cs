@@ -39,6 +39,43 @@ public sealed class CpuThreadCountTests
         }
     }
 
+    /// <summary>Runs started while the helpers spin for their next one, at about the time they stop spinning, and
+    /// after they sleep (WorkerPool.HelperSpin, 0.2 ms; none where the threads outnumber the cores) run every task
+    /// once and end: a helper that sleeps, or reads its start count as it goes to sleep, misses no run.</summary>
+    [Test]
+    public void WorkerPoolRunsWhetherItsHelpersSpinOrSleep()
+    {
+        var runs = Task.Run(() =>
+        {
+            foreach (int threads in new[] { 2, 3 })
+            {
+                using var pool = new WorkerPool(threads);
+                var random = new Random(threads);
+                for (int run = 0; run < 300; run++)
+                {
+                    switch (random.Next(3))
+                    {
+                        case 1:
+                            var gap = System.Diagnostics.Stopwatch.StartNew();
+                            double microseconds = 100 + 200 * random.NextDouble();
+                            while (gap.Elapsed.TotalMicroseconds < microseconds) Thread.SpinWait(1);
+                            break;
+                        case 2:
+                            Thread.Sleep(1);
+                            break;
+                    }
+                    var job = new CountingJob { Runs = new int[threads] };
+                    pool.Run(threads, ref job);
+                    if (job.Runs.Any(count => count != 1))
+                        return $"run {run} on {threads} threads: {string.Join(", ", job.Runs)}";
+                }
+            }
+            return null;
+        });
+        Assert.That(runs.Wait(TimeSpan.FromSeconds(60)), Is.True, "a run never ended: a helper missed its start");
+        Assert.That(runs.Result, Is.Null);
+    }
+
     private struct CountingJob : IParallelJob
     {
         public int[] Runs;
