@@ -202,9 +202,9 @@ internal interface IParallelJob
 /// counter until none are left (one task a claim unless the tasks are many; see GrainsPerThread); the caller returns
 /// once every helper is done. Runs are serialised, and so are the backend's ops (Backend's lock), so the per-worker
 /// scratch memory never serves two ops at once.
-/// A helper waits for its next run spinning on a start counter of its own for HelperSpin, then asleep on its own
-/// semaphore; the caller waits for the helpers spinning too (SpinWait's backoff and yields, and the semaphore's, let
-/// each end of a run go unnoticed for about a microsecond).
+/// A helper waits for its next run on a start counter of its own, awake for HelperSpinTicks, then asleep on its own
+/// semaphore; the caller waits for the helpers spinning too, and both yield their core after TightSpinTicks
+/// (SpinWait's backoff and yields, and the semaphore's, let each end of a run go unnoticed for about a microsecond).
 /// Nothing is allocated per run: the job is a struct on the caller's stack, reached through a pointer.
 /// </summary>
 internal sealed unsafe class WorkerPool : IDisposable
@@ -241,15 +241,19 @@ internal sealed unsafe class WorkerPool : IDisposable
 
     private const int CacheLine = 64;
 
-    /// <summary>How long a helper spins for its next run before it sleeps: 0.2 ms, the gaps between a network's ops
-    /// (a woken helper started 1–2 µs late, a batch-1 convolution's 45 µs run and its gaps took 2.7 µs more than a
-    /// core's half of the work). None where the threads are more than the cores: a spinning helper would hold a core
-    /// that another needs.</summary>
-    private static readonly TimeSpan HelperSpin = TimeSpan.FromMilliseconds(0.2);
+    /// <summary>How long a helper waits awake for its next run before it sleeps: 0.2 ms, the gaps between a network's
+    /// ops (a woken helper started 1–2 µs late, a batch-1 convolution's 45 µs run and its gaps took 2.7 µs more than a
+    /// core's half of the work). After TightSpinTicks it yields its core between checks, to any thread that needs it;
+    /// where the threads (of all of the job's processes on this machine, LocalProcesses) are more than the cores it
+    /// sleeps at once.</summary>
+    private static readonly long HelperSpinTicks = Stopwatch.Frequency / 5_000;
 
-    /// <summary>Spins of the caller waiting for its helpers after which it also yields its core (a helper that
-    /// shares the core runs on).</summary>
-    private const int CallerSpinsBeforeYield = 1 << 14;
+    /// <summary>How long a waiting thread spins before it also yields its core between checks: 20 µs (a yield here
+    /// takes 1.7 µs; a spin, 80 ns).</summary>
+    private static readonly long TightSpinTicks = Stopwatch.Frequency / 50_000;
+
+    /// <summary>Spins between a waiting thread's looks at the clock.</summary>
+    private const int SpinsPerClockRead = 16;
 
     public WorkerPool(int threads)
     {
@@ -257,8 +261,7 @@ internal sealed unsafe class WorkerPool : IDisposable
         _helpers = new Thread[ThreadCount - 1];
         _wakes = new SemaphoreSlim[_helpers.Length];
         _lines = new HelperLine[_helpers.Length];
-        _spinTicks = ThreadCount <= Environment.ProcessorCount
-            ? (long)(HelperSpin.TotalSeconds * Stopwatch.Frequency) : 0;
+        _spinTicks = ThreadCount * LocalProcesses() <= Environment.ProcessorCount ? HelperSpinTicks : 0;
         for (int i = 0; i < _helpers.Length; i++)
         {
             _wakes[i] = new SemaphoreSlim(0);
@@ -268,6 +271,16 @@ internal sealed unsafe class WorkerPool : IDisposable
     }
 
     public int ThreadCount { get; }
+
+    /// <summary>This job's processes on this machine, whose threads share its cores: the local ranks an MPI launcher
+    /// names (Open MPI's OMPI_COMM_WORLD_LOCAL_SIZE, MPICH's MPI_LOCALNRANKS), else 1. Two ranks of two threads on
+    /// two cores ran the MPI tests 38–39 → 42–43 s with helpers awake between runs.</summary>
+    private static int LocalProcesses()
+    {
+        foreach (var name in new[] { "OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS" })
+            if (int.TryParse(Environment.GetEnvironmentVariable(name), out int ranks) && ranks > 1) return ranks;
+        return 1;
+    }
 
     public void Run<TJob>(int taskCount, ref TJob job) where TJob : struct, IParallelJob
     {
@@ -288,9 +301,13 @@ internal sealed unsafe class WorkerPool : IDisposable
             Volatile.Write(ref _counters.BusyHelpers, helpers);
             for (int i = 0; i < helpers; i++) Start(i);
             Work(0);
-            for (int spins = 0; Volatile.Read(ref _counters.BusyHelpers) != 0; spins++)
-                if (spins < CallerSpinsBeforeYield) Thread.SpinWait(1);
-                else Thread.Yield();
+            long yieldFrom = 0;
+            for (int spins = 1; Volatile.Read(ref _counters.BusyHelpers) != 0; spins++)
+            {
+                if (spins % SpinsPerClockRead != 0) Thread.SpinWait(1);
+                else if (yieldFrom == 0) yieldFrom = Stopwatch.GetTimestamp() + TightSpinTicks;
+                else if (Stopwatch.GetTimestamp() >= yieldFrom) Thread.Yield();
+            }
             _job = null;
         }
     }
@@ -343,25 +360,32 @@ internal sealed unsafe class WorkerPool : IDisposable
     }
 
     /// <summary>Waits until helper <paramref name="index"/>'s start count differs from <paramref name="seen"/>
-    /// and returns it: spinning for HelperSpin, then asleep until Start wakes it (a wake that finds the count
-    /// unchanged starts the wait over).</summary>
+    /// and returns it: awake for HelperSpinTicks (spinning, then yielding), then asleep until Start wakes it (a wake
+    /// that finds the count unchanged starts the wait over).</summary>
     private int AwaitStart(int index, int seen)
     {
         ref var line = ref _lines[index];
-        long spinEnd = Stopwatch.GetTimestamp() + _spinTicks;
+        long start = Stopwatch.GetTimestamp();
         for (int spins = 1; ; spins++)
         {
             int starts = Volatile.Read(ref line.Starts);
             if (starts != seen) return starts;
-            if ((spins & 63) != 0 || Stopwatch.GetTimestamp() < spinEnd)
+            if (spins % SpinsPerClockRead != 0)
             {
                 Thread.SpinWait(1);
+                continue;
+            }
+            long awake = Stopwatch.GetTimestamp() - start;
+            if (awake < Math.Min(TightSpinTicks, _spinTicks)) continue;
+            if (awake < _spinTicks)
+            {
+                Thread.Yield();
                 continue;
             }
             Interlocked.Exchange(ref line.Sleeping, 1);
             if (Volatile.Read(ref line.Starts) == seen) _wakes[index].Wait();
             Volatile.Write(ref line.Sleeping, 0);
-            spinEnd = Stopwatch.GetTimestamp() + _spinTicks;
+            start = Stopwatch.GetTimestamp();
         }
     }
 

@@ -40,7 +40,7 @@ public sealed class CpuThreadCountTests
     }
 
     /// <summary>Runs started while the helpers spin for their next one, at about the time they stop spinning, and
-    /// after they sleep (WorkerPool.HelperSpin, 0.2 ms; none where the threads outnumber the cores) run every task
+    /// after they sleep (WorkerPool.HelperSpinTicks, 0.2 ms; none where the threads outnumber the cores) run every task
     /// once and end: a helper that sleeps, or reads its start count as it goes to sleep, misses no run.</summary>
     [Test]
     public void WorkerPoolRunsWhetherItsHelpersSpinOrSleep()
