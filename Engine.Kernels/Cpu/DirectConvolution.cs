@@ -1616,7 +1616,6 @@ internal static unsafe class DirectKernels
             .Store(sums + 16);
     }
 
-
     /// <summary>tile[(i·3 + j)·8 + l] = Σ_d w[d·4 + i] · b_j[offsets[d] + l]: Forward8x3's AVX2 form (all 16 ymm
     /// registers: 12 sums, 3 pixel vectors, 1 broadcast); stored through <paramref name="store"/> when
     /// <paramref name="tile"/> is null.</summary>

@@ -1,6 +1,7 @@
 // The CPU backend with any number of worker threads: one worker (a 1-core machine, where the pool has no helper
 // threads) must start, run and shut down cleanly, every thread count must give bit-identical results, and the
 // worker pool must run every task exactly once.
+using System.Diagnostics;
 using Engine.Core;
 using Engine.Kernels.Cpu;
 using Engine.Models;
@@ -56,7 +57,7 @@ public sealed class CpuThreadCountTests
                     switch (random.Next(3))
                     {
                         case 1:
-                            var gap = System.Diagnostics.Stopwatch.StartNew();
+                            var gap = Stopwatch.StartNew();
                             double microseconds = 100 + 200 * random.NextDouble();
                             while (gap.Elapsed.TotalMicroseconds < microseconds) Thread.SpinWait(1);
                             break;
