@@ -142,7 +142,9 @@ internal unsafe struct ShiftedSource
         int ow = OutWidth, planeRows = PlaneRows;
         long planeFloats = PlaneFloats;
         bool prefetch = Sse.IsSupported && OriginY >= 0 && planeRows * StrideH - OriginY >= Height;
-        bool sixteen = Avx512F.IsSupported && StrideW == 2 && (ow == 16 || ow == 8);
+        // Stride-2 rows of 16 outputs, or of 8 in pairs, are built 16 outputs a call (SixteenColumnsStrideTwo).
+        bool rowOfSixteen = Avx512F.IsSupported && StrideW == 2 && ow == 16;
+        bool rowsOfEight = Avx512F.IsSupported && StrideW == 2 && ow == 8;
         for (int c = firstChannel; c < endChannel; c++)
         {
             float* plane = Source + ((long)n * Channels + c) * Height * Width;
@@ -175,8 +177,8 @@ internal unsafe struct ShiftedSource
                         {
                             float* row = plane + (long)ih * Width;
                             if (prefetch) FetchAhead(row, Width);
-                            if (sixteen && ow == 16) SixteenColumnsStrideTwo(row, 16, false, d0, d1, d2);
-                            else if (sixteen && i + 1 < rows && (uint)(ih + StrideH) < (uint)Height)
+                            if (rowOfSixteen) SixteenColumnsStrideTwo(row, 16, false, d0, d1, d2);
+                            else if (rowsOfEight && i + 1 < rows && (uint)(ih + StrideH) < (uint)Height)
                             {
                                 if (prefetch) FetchAhead(row + StrideH * Width, Width);
                                 SixteenColumnsStrideTwo(row, StrideH * Width, true, d0, d1, d2);
@@ -302,8 +304,9 @@ internal unsafe struct ShiftedSource
 
     /// <summary>ThreeColumns at stride 2 with AVX-512, for rows that are not whole 8-float vectors (the row 2·ow
     /// wide): 16 outputs at a time, the row's last vector loaded and stored masked (7x7 and 14x14 outputs: one
-    /// vector a row). Rows of whole 8-float vectors keep the AVX2 form: with 8 outputs a row (16×16 → 8×8) the
-    /// masked stores made 32×16×16 → 64 3x3/2 20 % slower, forward and weight gradient.</summary>
+    /// vector a row). Rows of whole 8-float vectors keep the AVX2 form where SixteenColumnsStrideTwo does not take
+    /// them: with 8 outputs a row (16×16 → 8×8) this one's masked stores made 32×16×16 → 64 3x3/2 20 % slower,
+    /// forward and weight gradient.</summary>
     private static void ThreeColumnsStrideTwo(float* row, int ow, float* d0, float* d1, float* d2)
     {
         var even = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
