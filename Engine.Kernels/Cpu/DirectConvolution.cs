@@ -820,7 +820,7 @@ internal unsafe struct DirectConvJob : IParallelJob
     /// and stores as Tiles' loop, with its bookkeeping in a few registers (that loop spills most of its locals to the
     /// stack). ResNet-20's 27-term 3×32×32 → 16 forward at batch 128, one thread: 516 µs in all, 97 with the kernels
     /// emptied (44 of them the buffers' builds), here 75; in one process, alternated, with both threads 293–305 →
-    /// 264–272 µs. Deeper layers (144 terms or more), 1x1/2 and the 7x7/2 stem level.</summary>
+    /// 264–272 µs. Layers of 64 terms or more level.</summary>
     private static int WholeTiles(float* buffer, long imageFloats, int rowWidth, int rowPitch, int slots,
         int fullVectors, long plane, float* packedWeight, int* offsets, int depth, int outChannels, int firstBlock,
         int endBlock, float* output, float* bias, bool relu)
@@ -1172,9 +1172,6 @@ internal unsafe struct DirectStore
     }
 }
 
-/// <summary>The micro-kernels of the direct convolutions: 8 channels × 3 vectors of 16 (forward; 4 × 6 for blocks of a
-/// few channels, 3 × 8 for blocks of 3) and 4 channels × 6 terms (weight gradient) with AVX-512; 4 channels × 3 vectors
-/// of 8 and 2 channels × 6 terms with AVX2+FMA (12 of the 16 ymm registers accumulate).</summary>
 /// <summary>The depth terms a weight-gradient step sums (DirectKernels.Weight4x6, specialised per type): all 6, or the
 /// first 3 of a depth's last step.</summary>
 internal interface IStepTerms
@@ -1192,6 +1189,9 @@ internal struct ThreeTerms : IStepTerms
     public static bool Six => false;
 }
 
+/// <summary>The micro-kernels of the direct convolutions: 8 channels × 3 vectors of 16 (forward; 4 × 6 for blocks of a
+/// few channels, 3 × 8 for blocks of 3) and 4 channels × 6 terms (weight gradient) with AVX-512; 4 channels × 3 vectors
+/// of 8 and 2 channels × 6 terms with AVX2+FMA (12 of the 16 ymm registers accumulate).</summary>
 internal static unsafe class DirectKernels
 {
     public static bool IsSupported => Avx512F.IsSupported || (Avx2.IsSupported && Fma.IsSupported);
@@ -1234,9 +1234,9 @@ internal static unsafe class DirectKernels
     /// <summary>sums[i·6 + j] += Σ over images, output rows and pixel vectors of dy_i · x at offsets[j], for the
     /// WeightChannels rows dy_i (row i at distance o_i from row 0); positions % Lanes = 0. x's pixels come in rows
     /// of <paramref name="rowFloats"/> (a multiple of Lanes), each followed by <paramref name="rowSkip"/> floats
-    /// that no output pixel reads (a padded buffer row's pad; none when a row is all the positions). A step whose
-    /// real terms are <paramref name="terms"/> ≤ 3 (a depth's last, C·R·S mod 6 ≤ 3) sums those alone with AVX-512,
-    /// half the work, the padding terms' sums left as they are (the reduction skips them): ResNet-20's 27-term
+    /// that no output pixel reads (a padded buffer row's pad; none when a row is all the positions). A step of
+    /// <paramref name="terms"/> ≤ 3 real terms (a depth's last where C·R·S mod 6 is 1, 2 or 3) sums those alone with
+    /// AVX-512, half the work, the padding terms' sums left as they are (the reduction skips them): ResNet-20's 27-term
     /// 3×32×32 → 16 weight gradient at batch 128, in one process, alternated, 276–286 → 263–267 µs; the 147-term
     /// 7x7/2 stem's at batch 8 2 % faster.</summary>
     public static void Weight(float* dy, long o1, long o2, long o3, long dyImageStride, int images, float* x,
