@@ -710,13 +710,14 @@ internal unsafe struct DirectConvJob : IParallelJob
         // The residual is read as the tiles are stored: its lines for the tile two ahead are prefetched (16
         // channel planes read 96 bytes at a time are more streams than the hardware prefetchers follow).
         int aheadImage = ResidualAhead * tileVectors / vectors, aheadVector = ResidualAhead * tileVectors % vectors;
-        // Without a residual, on maps of whole vectors and in blocks of full channel blocks, every tile but a last
-        // one of fewer vectors runs in WholeTiles; the rest below.
+        // Without a residual, on maps of whole vectors and in full channel blocks (or a narrow part's one block),
+        // every tile but a last one of fewer vectors runs in WholeTiles; the rest below.
         int done = 0;
-        if (!narrow && residual == null && positions % lanes == 0 && endBlock * block <= outChannels)
+        if (residual == null && positions % lanes == 0 && (narrow || endBlock * block <= outChannels))
         {
-            done = WholeTiles(buffer, imageFloats, rowWidth, rowPitch, slots, fullVectors, plane, packedWeight, offsets,
-                depth, outChannels, firstBlock, endBlock, output, bias, relu);
+            done = WholeTiles(buffer, imageFloats, rowWidth, rowPitch, slots, fullVectors, tileVectors,
+                narrow ? outChannels - firstBlock * block : 0, plane, packedWeight, offsets, depth, outChannels,
+                firstBlock, endBlock, output, bias, relu);
             slotImage = done / fullVectors;
             slotVector = done % fullVectors;
             slotRow = slotVector * lanes / rowWidth;
@@ -814,19 +815,21 @@ internal unsafe struct DirectConvJob : IParallelJob
             endBlock, output + last, plane, tile, bias, residual == null ? null : residual + last, relu);
     }
 
-    /// <summary>Tiles' whole tiles, TileVectors vectors of every channel of blocks [firstBlock, endBlock), over the
-    /// first slots of the images (as many as make whole tiles; their count returned), where the map is whole vectors,
-    /// the blocks full and there is no residual: each stored by the kernel, with bias and ReLU. The same tiles, sums
-    /// and stores as Tiles' loop, with its bookkeeping in a few registers (that loop spills most of its locals to the
-    /// stack). ResNet-20's 27-term 3×32×32 → 16 forward at batch 128, one thread: 516 µs in all, 97 with the kernels
-    /// emptied (44 of them the buffers' builds), here 75; in one process, alternated, with both threads 293–305 →
-    /// 264–272 µs. Layers of 64 terms or more level.</summary>
+    /// <summary>Tiles' whole tiles, <paramref name="tileVectors"/> vectors of every channel of blocks [firstBlock,
+    /// endBlock), over the first slots of the images (as many as make whole tiles; their count returned), where the
+    /// map is whole vectors, the blocks full (or, <paramref name="narrowChannels"/> > 0, a part's one block of that
+    /// many channels, in narrow tiles) and there is no residual: each stored by the kernel, with bias and ReLU. The
+    /// same tiles, sums and stores as Tiles' loop, with its bookkeeping in a few registers (that loop spills most of
+    /// its locals to the stack). ResNet-20's 27-term 3×32×32 → 16 forward at batch 128, one thread: 516 µs in all, 97
+    /// with the kernels emptied (44 of them the buffers' builds), here 75; in one process, alternated, with both
+    /// threads 293–305 → 264–272 µs; its 3-channel data gradient (narrow tiles) 385–388 → 374–377. Layers of 64 terms
+    /// or more level.</summary>
     private static int WholeTiles(float* buffer, long imageFloats, int rowWidth, int rowPitch, int slots,
-        int fullVectors, long plane, float* packedWeight, int* offsets, int depth, int outChannels, int firstBlock,
-        int endBlock, float* output, float* bias, bool relu)
+        int fullVectors, int tileVectors, int narrowChannels, long plane, float* packedWeight, int* offsets, int depth,
+        int outChannels, int firstBlock, int endBlock, float* output, float* bias, bool relu)
     {
-        int lanes = DirectKernels.Lanes, block = DirectKernels.ChannelBlock, tileVectors = DirectKernels.TileVectors;
-        float** bases = stackalloc float*[DirectKernels.TileVectors];
+        int lanes = DirectKernels.Lanes, block = DirectKernels.ChannelBlock;
+        float** bases = stackalloc float*[DirectKernels.ThreeChannelTileVectors];
         long blockBytes = block * plane * sizeof(float), weightFloats = (long)depth * block;
         var store = new DirectStore { Relu = relu, ChannelStride = plane };
         float* firstBias = bias == null ? null : bias + firstBlock * block;
@@ -851,7 +854,10 @@ internal unsafe struct DirectConvJob : IParallelJob
             }
             store.Bias = firstBias;
             float* weights = packedWeight + firstBlock * weightFloats;
-            for (int kb = firstBlock; kb < endBlock; kb++, weights += weightFloats)
+            if (narrowChannels == 3) DirectKernels.Forward3x8(weights, offsets, depth, bases, &store);
+            else if (narrowChannels > 0)
+                DirectKernels.Forward4x6(weights, offsets, depth, bases, &store, narrowChannels);
+            else for (int kb = firstBlock; kb < endBlock; kb++, weights += weightFloats)
             {
                 DirectKernels.Forward(weights, offsets, depth, bases, tileVectors, null, &store);
                 for (int j = 0; j < tileVectors; j++) store.Outputs[j] += blockBytes;
