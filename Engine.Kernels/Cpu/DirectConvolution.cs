@@ -1241,10 +1241,10 @@ internal static unsafe class DirectKernels
     /// WeightChannels rows dy_i (row i at distance o_i from row 0); positions % Lanes = 0. x's pixels come in rows
     /// of <paramref name="rowFloats"/> (a multiple of Lanes), each followed by <paramref name="rowSkip"/> floats
     /// that no output pixel reads (a padded buffer row's pad; none when a row is all the positions). A step of
-    /// <paramref name="terms"/> ≤ 3 real terms (a depth's last where C·R·S mod 6 is 1, 2 or 3) sums those alone with
-    /// AVX-512, half the work, the padding terms' sums left as they are (the reduction skips them): ResNet-20's 27-term
-    /// 3×32×32 → 16 weight gradient at batch 128, in one process, alternated, 276–286 → 263–267 µs; the 147-term
-    /// 7x7/2 stem's at batch 8 2 % faster.</summary>
+    /// <paramref name="terms"/> ≤ 3 real terms (a depth's last where C·R·S mod 6 is 1, 2 or 3) sums those alone, half
+    /// the work, the padding terms' sums left as they are (the reduction skips them): ResNet-20's 27-term 3×32×32 → 16
+    /// weight gradient at batch 128, in one process, alternated, 276–286 → 263–267 µs (AVX2: 490–503 → 456–476); the
+    /// 147-term 7x7/2 stem's at batch 8 2 % faster.</summary>
     public static void Weight(float* dy, long o1, long o2, long o3, long dyImageStride, int images, float* x,
         long xImageStride, int* offsets, int positions, int rowFloats, int rowSkip, float* sums, int terms)
     {
@@ -1254,7 +1254,12 @@ internal static unsafe class DirectKernels
         else if (Avx512F.IsSupported)
             Weight4x6<SixTerms>(dy, o1, o2, o3, dyImageStride, images, x, xImageStride, offsets, positions,
                 rowFloats, rowSkip, sums);
-        else Weight2x6(dy, o1, dyImageStride, images, x, xImageStride, offsets, positions, rowFloats, rowSkip, sums);
+        else if (terms <= 3)
+            Weight2x6<ThreeTerms>(dy, o1, dyImageStride, images, x, xImageStride, offsets, positions, rowFloats,
+                rowSkip, sums);
+        else
+            Weight2x6<SixTerms>(dy, o1, dyImageStride, images, x, xImageStride, offsets, positions, rowFloats,
+                rowSkip, sums);
     }
 
     /// <summary>How far ahead of its term Forward8x3 prefetches the packed weights: 80 terms, about 1,000 cycles.
@@ -1806,16 +1811,18 @@ internal static unsafe class DirectKernels
     }
 
     /// <summary>sums[i·6 + j] += the sums for the two rows dy (i = 0) and dy + o1 (i = 1), 8-wide: Weight4x6's AVX2
-    /// form.</summary>
+    /// form (for j &lt; 3 alone with <typeparamref name="TTerms"/> = ThreeTerms).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Weight2x6(float* dy, long o1, long dyImageStride, int images, float* x, long xImageStride,
-        int* offsets, int positions, int rowFloats, int rowSkip, float* sums)
+    private static void Weight2x6<TTerms>(float* dy, long o1, long dyImageStride, int images, float* x,
+        long xImageStride, int* offsets, int positions, int rowFloats, int rowSkip, float* sums)
+        where TTerms : struct, IStepTerms
     {
         Vector256<float> c00 = default, c01 = default, c02 = default, c03 = default, c04 = default, c05 = default,
             c10 = default, c11 = default, c12 = default, c13 = default, c14 = default, c15 = default;
         // Long offsets and stepped pointers: no sign extension or index arithmetic per load (the loop's integer
         // work otherwise rivals its 12 fused multiply-adds for the core's issue slots).
-        long f0 = offsets[0], f1 = offsets[1], f2 = offsets[2], f3 = offsets[3], f4 = offsets[4], f5 = offsets[5];
+        long f0 = offsets[0], f1 = offsets[1], f2 = offsets[2];
+        long f3 = TTerms.Six ? offsets[3] : 0, f4 = TTerms.Six ? offsets[4] : 0, f5 = TTerms.Six ? offsets[5] : 0;
         for (int n = 0; n < images; n++, dy += dyImageStride, x += xImageStride)
         {
             for (float* g = dy, xp = x, end = dy + positions; g < end; xp += rowSkip)
@@ -1832,6 +1839,7 @@ internal static unsafe class DirectKernels
                 b = Vector256.Load(xp + f2);
                 c02 = Fma.MultiplyAdd(d0, b, c02);
                 c12 = Fma.MultiplyAdd(d1, b, c12);
+                if (!TTerms.Six) continue;
                 b = Vector256.Load(xp + f3);
                 c03 = Fma.MultiplyAdd(d0, b, c03);
                 c13 = Fma.MultiplyAdd(d1, b, c13);
