@@ -17,10 +17,10 @@
 //     The data gradient is the forward convolution of dy with the kernel flipped and its channels swapped; at
 //     stride 2 (AVX-512, input twice the output) up to four such convolutions, one per parity of dx's rows and
 //     columns, interleaved into dx (PhasedBackwardData); other strided ones take the GEMM's columns path.
-//   weight gradient: 4 output channels × 6 depth terms in 24 zmm accumulators, summed over every pixel vector of
-//     a group of images, then reduced across lanes; each task owns a fixed range of images (the ranges depend on
-//     the shape only; with fewer images than threads, a range of depth steps of one) and writes its own partial
-//     dw, and the partials are summed in order afterwards.
+//   weight gradient: 4 output channels × 6 depth terms in 24 zmm accumulators (× 3 for a depth's last step of 3
+//     terms or fewer), summed over every pixel vector of a group of images, then reduced across lanes; each task
+//     owns a fixed range of images (the ranges depend on the shape only; with fewer images than threads, a range
+//     of depth steps of one) and writes its own partial dw, and the partials are summed in order afterwards.
 // Every output element is summed in a fixed order whichever thread runs it, so results are deterministic.
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
