@@ -767,23 +767,10 @@ internal unsafe struct DirectConvJob : IParallelJob
             for (int kb = firstBlock; kb < endBlock; kb++)
             {
                 int kEnd = Math.Min(block, outChannels - kb * block);
-                if (whole && three)
+                if (whole && (narrow || kEnd == block))
                 {
-                    DirectKernels.Forward3x8(packedWeight + (long)kb * depth * block, offsets, depth, bases, &store);
-                    continue;
-                }
-                if (whole && narrow)
-                {
-                    DirectKernels.Forward4x6(packedWeight + (long)kb * depth * block, offsets, depth, bases, &store,
-                        kEnd);
-                    continue;
-                }
-                if (whole && kEnd == block)
-                {
-                    DirectKernels.Forward(packedWeight + (long)kb * depth * block, offsets, depth, bases,
-                        tileVectors, null, &store);
-                    for (int j = 0; j < tileVectors; j++) store.Outputs[j] += blockBytes;
-                    if (store.Bias != null) store.Bias += block;
+                    WholeBlock(packedWeight + (long)kb * depth * block, offsets, depth, bases, tileVectors,
+                        narrow ? kEnd : 0, blockBytes, &store);
                     continue;
                 }
                 // The rest through the staging tile, up to TileVectors vectors a kernel call.
@@ -854,17 +841,27 @@ internal unsafe struct DirectConvJob : IParallelJob
             }
             store.Bias = firstBias;
             float* weights = packedWeight + firstBlock * weightFloats;
-            if (narrowChannels == 3) DirectKernels.Forward3x8(weights, offsets, depth, bases, &store);
-            else if (narrowChannels > 0)
-                DirectKernels.Forward4x6(weights, offsets, depth, bases, &store, narrowChannels);
-            else for (int kb = firstBlock; kb < endBlock; kb++, weights += weightFloats)
-            {
-                DirectKernels.Forward(weights, offsets, depth, bases, tileVectors, null, &store);
-                for (int j = 0; j < tileVectors; j++) store.Outputs[j] += blockBytes;
-                if (store.Bias != null) store.Bias += block;
-            }
+            for (int kb = firstBlock; kb < endBlock; kb++, weights += weightFloats)
+                WholeBlock(weights, offsets, depth, bases, tileVectors, narrowChannels, blockBytes, &store);
         }
         return done;
+    }
+
+    /// <summary>One channel block of a whole tile, stored by the kernel through <paramref name="store"/>: a narrow
+    /// block of <paramref name="narrowChannels"/> (3: Forward3x8, up to 4: Forward4x6), or (0) a full block of
+    /// ChannelBlock channels, after which the store's outputs and bias move on a block.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void WholeBlock(float* weights, int* offsets, int depth, float** bases, int tileVectors,
+        int narrowChannels, long blockBytes, DirectStore* store)
+    {
+        if (narrowChannels == 3) DirectKernels.Forward3x8(weights, offsets, depth, bases, store);
+        else if (narrowChannels > 0) DirectKernels.Forward4x6(weights, offsets, depth, bases, store, narrowChannels);
+        else
+        {
+            DirectKernels.Forward(weights, offsets, depth, bases, tileVectors, null, store);
+            for (int j = 0; j < tileVectors; j++) store->Outputs[j] += blockBytes;
+            if (store->Bias != null) store->Bias += DirectKernels.ChannelBlock;
+        }
     }
 
     /// <summary>Whether a map of <paramref name="vectors"/> pixel vectors, the last of <paramref name="few"/>
@@ -1698,8 +1695,7 @@ internal static unsafe class DirectKernels
             c10 = default, c11 = default, c12 = default, c13 = default, c14 = default, c15 = default,
             c20 = default, c21 = default, c22 = default, c23 = default, c24 = default, c25 = default,
             c30 = default, c31 = default, c32 = default, c33 = default, c34 = default, c35 = default;
-        long f0 = offsets[0], f1 = offsets[1], f2 = offsets[2];
-        long f3 = TTerms.Six ? offsets[3] : 0, f4 = TTerms.Six ? offsets[4] : 0, f5 = TTerms.Six ? offsets[5] : 0;
+        long f0 = offsets[0], f1 = offsets[1], f2 = offsets[2], f3 = offsets[3], f4 = offsets[4], f5 = offsets[5];
         for (int n = 0; n < images; n++, dy += dyImageStride, x += xImageStride)
         {
             for (float* g = dy, xp = x, end = dy + positions; g < end; xp += rowSkip)
@@ -1821,8 +1817,7 @@ internal static unsafe class DirectKernels
             c10 = default, c11 = default, c12 = default, c13 = default, c14 = default, c15 = default;
         // Long offsets and stepped pointers: no sign extension or index arithmetic per load (the loop's integer
         // work otherwise rivals its 12 fused multiply-adds for the core's issue slots).
-        long f0 = offsets[0], f1 = offsets[1], f2 = offsets[2];
-        long f3 = TTerms.Six ? offsets[3] : 0, f4 = TTerms.Six ? offsets[4] : 0, f5 = TTerms.Six ? offsets[5] : 0;
+        long f0 = offsets[0], f1 = offsets[1], f2 = offsets[2], f3 = offsets[3], f4 = offsets[4], f5 = offsets[5];
         for (int n = 0; n < images; n++, dy += dyImageStride, x += xImageStride)
         {
             for (float* g = dy, xp = x, end = dy + positions; g < end; xp += rowSkip)
