@@ -8,7 +8,8 @@
 //
 // On the CPU backend the table ends with the float32 FMA peak of its threads, measured before and after it
 // (FmaPeak), and the passes below 60 % of that peak; the data gradient of the layer that takes the network's input,
-// which no training step computes (the input needs no gradient), is timed and named apart.
+// which no training step computes (the input needs no gradient), is timed and named apart. Beside the peak, a cache
+// line's round trip between two threads (CoreRoundTrip), which tells on which placement of the cores the table ran.
 //
 //   dotnet Engine.Bench.dll kernels --device cpu --conv-shapes resnet50 --batch 1 [--iters 5] [--training]
 using System.Diagnostics;
@@ -135,6 +136,7 @@ public static class ConvShapeBenchmarks
         for (int round = 0; round < WarmupRounds || Stopwatch.GetElapsedTime(warmup) < WarmupTime; round++)
             foreach (var shape in shapes) Time(device.Backend, shape, 1, training);
         double? peakBefore = CpuPeak(device.Backend);
+        double? roundTripBefore = CpuRoundTrip(device.Backend);
         Console.WriteLine($"{report.Model}, batch {batch}, float32; median of {iterations} calls after every shape " +
                           $"ran {WarmupRounds}+ rounds ({WarmupTime.TotalSeconds:F0}+ s)" +
                           (training ? "; weights written before every call, as in training" : "") +
@@ -169,7 +171,7 @@ public static class ConvShapeBenchmarks
                           $"{Format(forward, "F1")} | {Rate(flops, forward)} | {Format(data, "F1")} | " +
                           $"{Rate(flops, data)} | {Format(weight, "F1")} | {Rate(flops, weight)} |");
         if (peakBefore is double before && CpuPeak(device.Backend) is double after)
-            PrintShareOfPeak(before, after, passes);
+            PrintShareOfPeak(before, after, passes, roundTripBefore, CpuRoundTrip(device.Backend));
         if (device.Backend is IlgpuBackend { IlgpuKind: IlgpuKind.Cuda } cuda) PrintKernelResources(cuda);
         return 0;
     }
@@ -179,13 +181,18 @@ public static class ConvShapeBenchmarks
     private static double? CpuPeak(Backend backend) =>
         backend is CpuBackend cpu && FmaPeak.IsSupported ? FmaPeak.Measure(cpu.ThreadCount) : null;
 
+    /// <summary>A cache line's round trip between two threads now (CoreRoundTrip), in nanoseconds, where the CPU
+    /// backend runs; null on other backends and on one core.</summary>
+    private static double? CpuRoundTrip(Backend backend) => backend is CpuBackend ? CoreRoundTrip.Measure() : null;
+
     /// <summary>A pass's share of the peak that counts as near the machine's limit.</summary>
     private const double TargetShareOfPeak = 0.6;
 
     /// <summary>The FMA peak measured before and after the table, and the passes below TargetShareOfPeak of the
-    /// lower one (the host's speed drifts: a share against a peak of the same minutes holds in any hour).</summary>
+    /// lower one (the host's speed drifts: a share against a peak of the same minutes holds in any hour); then the
+    /// cache line's round trips, where measured.</summary>
     private static void PrintShareOfPeak(double before, double after,
-        List<(string Pass, double Rate, bool Untrained)> passes)
+        List<(string Pass, double Rate, bool Untrained)> passes, double? roundTripBefore, double? roundTripAfter)
     {
         double peak = Math.Min(before, after), target = TargetShareOfPeak * peak;
         string Share(double rate) => $"{Format(rate, "F0")} ({Format(100 * rate / peak, "F0")} %)";
@@ -201,6 +208,11 @@ public static class ConvShapeBenchmarks
                           (below.Count == 0 ? "none." : string.Join("; ", below) + ".") +
                           (untrained.Count == 0 ? "" : " Apart, the data gradient of the layer that takes the " +
                               $"network's input, which no training step computes: {string.Join("; ", untrained)}."));
+        if (roundTripBefore is double first && roundTripAfter is double last)
+            Console.WriteLine($"A cache line's round trip between two threads, before and after the table: " +
+                              $"{Format(first, "F0")} and {Format(last, "F0")} ns (several times longer where the " +
+                              "two cores share no cache, which slows the passes whose threads read each other's " +
+                              "writes).");
     }
 
     /// <summary>The loaded kernels' registers, spills and occupancy on a CUDA device (what ptxas made of them).
