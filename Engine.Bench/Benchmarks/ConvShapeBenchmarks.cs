@@ -171,7 +171,12 @@ public static class ConvShapeBenchmarks
                           $"{Format(forward, "F1")} | {Rate(flops, forward)} | {Format(data, "F1")} | " +
                           $"{Rate(flops, data)} | {Format(weight, "F1")} | {Rate(flops, weight)} |");
         if (peakBefore is double before && CpuPeak(device.Backend) is double after)
-            PrintShareOfPeak(before, after, passes, roundTripBefore, CpuRoundTrip(device.Backend));
+            PrintShareOfPeak(before, after, passes);
+        if (roundTripBefore is double first && CpuRoundTrip(device.Backend) is double last)
+            Console.WriteLine($"A cache line's round trip between two threads, before and after the table: " +
+                              $"{Format(first, "F0")} and {Format(last, "F0")} ns (several times longer where the " +
+                              "two cores share no cache, which slows the passes whose threads read each other's " +
+                              "writes).");
         if (device.Backend is IlgpuBackend { IlgpuKind: IlgpuKind.Cuda } cuda) PrintKernelResources(cuda);
         return 0;
     }
@@ -189,10 +194,9 @@ public static class ConvShapeBenchmarks
     private const double TargetShareOfPeak = 0.6;
 
     /// <summary>The FMA peak measured before and after the table, and the passes below TargetShareOfPeak of the
-    /// lower one (the host's speed drifts: a share against a peak of the same minutes holds in any hour); then the
-    /// cache line's round trips, where measured.</summary>
+    /// lower one (the host's speed drifts: a share against a peak of the same minutes holds in any hour).</summary>
     private static void PrintShareOfPeak(double before, double after,
-        List<(string Pass, double Rate, bool Untrained)> passes, double? roundTripBefore, double? roundTripAfter)
+        List<(string Pass, double Rate, bool Untrained)> passes)
     {
         double peak = Math.Min(before, after), target = TargetShareOfPeak * peak;
         string Share(double rate) => $"{Format(rate, "F0")} ({Format(100 * rate / peak, "F0")} %)";
@@ -208,11 +212,6 @@ public static class ConvShapeBenchmarks
                           (below.Count == 0 ? "none." : string.Join("; ", below) + ".") +
                           (untrained.Count == 0 ? "" : " Apart, the data gradient of the layer that takes the " +
                               $"network's input, which no training step computes: {string.Join("; ", untrained)}."));
-        if (roundTripBefore is double first && roundTripAfter is double last)
-            Console.WriteLine($"A cache line's round trip between two threads, before and after the table: " +
-                              $"{Format(first, "F0")} and {Format(last, "F0")} ns (several times longer where the " +
-                              "two cores share no cache, which slows the passes whose threads read each other's " +
-                              "writes).");
     }
 
     /// <summary>The loaded kernels' registers, spills and occupancy on a CUDA device (what ptxas made of them).
