@@ -606,18 +606,15 @@ internal unsafe struct WinogradWeightJob : IParallelJob
     public bool PairedRows;
     public CpuBackend Backend;
 
-    /// <summary>Fetch each tile of the sums ahead of its micro-kernel: a part's sums of 1 MiB or more
-    /// (FetchesSums) are read and written once per block from L3, and a tile's lines, read only after its
-    /// products, had stalled the kernel. In one process, alternated, classified by the cores' placement (their
-    /// round trip): at batch 8, 128×28×28 (F(4x4, 3x3), 1.2 MB a part) 2.52 → 2.17 ms where the two cores share no
+    /// <summary>Whether each tile of a part's sums (planes × partRows × cp floats) is fetched ahead of its
+    /// micro-kernel: sums of 1 MiB or more are read and written once per block from L3, and a tile's lines, read
+    /// only after its products, had stalled the kernel. In one process, alternated, classified by the cores'
+    /// placement (their round trip): at batch 8, 128×28×28 (F(4x4, 3x3), 1.2 MB a part) 2.52 → 2.17 ms where the two cores share no
     /// cache, 256×14×14 (F(2x2, 3x3), 2 MB) 3.38–3.63 → 3.20–3.26, both level (+1 %) where they do; ResNet-18's
     /// training step at batch 8 in the far placement 155.6 → 153.3 and 159.6 → 157.8 ms. Smaller parts (64×56×56's
     /// 590 KB, ResNet-20's layers at batch 128) ran 0.5–1 % slower fetched, so they are not. (The GEMM's weight
     /// gradients, fetched alike, did not move: their far cost lies elsewhere.)</summary>
-    public bool FetchSums;
-
-    /// <summary>Whether a part's sums (planes × partRows × cp floats) are large enough to fetch ahead.</summary>
-    public static bool FetchesSums(int planes, int partRows, int cp) => (long)planes * partRows * cp >= 1 << 18;
+    private static bool FetchesSums(int planes, int partRows, int cp) => (long)planes * partRows * cp >= 1 << 18;
 
     /// <summary>Prefetches the tile of the sums at <paramref name="tile"/> (the micro-kernel's rows,
     /// <paramref name="cp"/> floats apart, of its columns: whole cache lines); none for null.</summary>
@@ -712,6 +709,7 @@ internal unsafe struct WinogradWeightJob : IParallelJob
             // fetched while the tile is summed.
             float beta = q0 == 0 ? 0f : 1f;
             long plane = PartialPlaneFloats(kp, cp);
+            bool fetchSums = FetchesSums(planes, PartRows, cp);
             for (int xi = 0; xi < planes; xi++)
             for (int p = 0; p < panels; p++)
             {
@@ -719,7 +717,7 @@ internal unsafe struct WinogradWeightJob : IParallelJob
                 for (int t = 0; t < partRows; t += mr)
                 {
                     float* c = sums + xi * plane + (long)(k0 + t) * cp + p * nr;
-                    if (FetchSums)
+                    if (fetchSums)
                         FetchTile(t + mr < partRows ? c + mr * cp
                             : p + 1 < panels ? c - (long)t * cp + nr
                             : xi + 1 < planes ? c - (long)t * cp - p * nr + plane : null, cp);
@@ -1225,7 +1223,6 @@ public sealed unsafe partial class CpuBackend
             PadLeft = g.PadLeft, Tile = tile, TileRows = tileRows, RowGroups = rowGroups,
             Partitions = partitions, PartRows = partRows, Parts = parts, PairedRows = paired, Backend = this,
             BlockGroups = (int)Math.Clamp(WinogradWeightBlockBudget / ((long)planes * (cp + kp) * 8), 8, 16),
-            FetchSums = WinogradWeightJob.FetchesSums(planes, partRows, cp),
         };
         Parallel(partitions * parts, ref job);
         var sum = new WinogradWeightSumJob
