@@ -607,13 +607,13 @@ internal unsafe struct WinogradWeightJob : IParallelJob
     public CpuBackend Backend;
 
     /// <summary>Whether each tile of a part's sums (planes × partRows × cp floats) is fetched ahead of its
-    /// micro-kernel: sums of 1 MiB or more are read and written once per block from L3, and a tile's lines, read
-    /// only after its products, had stalled the kernel. In one process, alternated, classified by the cores'
-    /// placement (their round trip): at batch 8, 128×28×28 (F(4x4, 3x3), 1.2 MB a part) 2.52 → 2.17 ms where the two cores share no
-    /// cache, 256×14×14 (F(2x2, 3x3), 2 MB) 3.38–3.63 → 3.20–3.26, both level (+1 %) where they do; ResNet-18's
-    /// training step at batch 8 in the far placement 155.6 → 153.3 and 159.6 → 157.8 ms. Smaller parts (64×56×56's
-    /// 590 KB, ResNet-20's layers at batch 128) ran 0.5–1 % slower fetched, so they are not. (The GEMM's weight
-    /// gradients, fetched alike, did not move: their far cost lies elsewhere.)</summary>
+    /// micro-kernel: sums of 1 MiB or more are read and written once per block from L3, and a tile's lines, read only
+    /// after its products, had stalled the kernel. In one process, alternated, classified by the cores' placement
+    /// (their round trip): at batch 8, 128×28×28 (F(4x4, 3x3), 1.2 MB a part) 2.52 → 2.17 ms where the two cores share
+    /// no cache, 256×14×14 (F(2x2, 3x3), 2 MB) 3.38–3.63 → 3.20–3.26, both level (+1 %) where they do; ResNet-18's
+    /// training step at batch 8 in the far placement 155.6 → 153.3 and 159.6 → 157.8 ms. Smaller parts (64×56×56's 590
+    /// KB, ResNet-20's layers at batch 128) ran 0.5–1 % slower fetched, so they are not. (The GEMM's weight gradients,
+    /// fetched alike, did not move: their far cost lies elsewhere.)</summary>
     private static bool FetchesSums(int planes, int partRows, int cp) => (long)planes * partRows * cp >= 1 << 18;
 
     /// <summary>Prefetches the tile of the sums at <paramref name="tile"/> (the micro-kernel's rows,
